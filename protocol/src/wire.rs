@@ -1,0 +1,416 @@
+//! Wire messages of the `chorus/1` protocol.
+//!
+//! # Spec
+//!
+//! **Goals.** Move sealed chunks and manifests between any two Chorus nodes (origin, super-node,
+//! client) and carry tracker announces and peer queries, over QUIC, with every input bounded
+//! and every chunk verifiable against its id. **Non-goals:** carrying content keys (those only
+//! travel from the origin to a licensed client over HTTPS), catalog and account traffic (HTTP).
+//!
+//! **Connection.** QUIC with ALPN [`ALPN`] (`chorus/1`). Both ends present a self-signed
+//! certificate for their ed25519 node key; the dialer checks the server's key against the node
+//! id it meant to reach, and the server learns the client's node id from its certificate.
+//!
+//! **Message flow.** One bidirectional stream per request. The requester writes one
+//! [`Request`] frame and finishes its send side; the responder writes zero or more
+//! [`Response`] frames and finishes. Frames are a 4-byte big-endian length and a bincode body
+//! (see [`crate::codec`]).
+//!
+//! | request | responses |
+//! |---|---|
+//! | `ChunkRange` | one `Chunk` or `ChunkMissing` per index, in order, then `End`; or one `Error` |
+//! | `Manifest` | `Manifest`, or `Error` |
+//! | `Announce` | `AnnounceAck`, or `Error` |
+//! | `PeerQuery` | `PeerList`, or `Error` |
+//! | `Ping` | `Pong` |
+//!
+//! **Limits.** Frame body ≤ [`crate::codec::FRAME_BYTES_MAX`]; a range asks for at most
+//! [`RANGE_CHUNKS_MAX`] chunks; announces carry at most [`ANNOUNCE_RENDITIONS_MAX`] renditions
+//! and [`NODE_ADDRS_MAX`] addresses; peer lists at most [`PEER_LIST_MAX`] peers; error
+//! messages at most [`ERROR_MESSAGE_BYTES_MAX`] bytes. Anything larger is a protocol error.
+//!
+//! **Verification.** A sender checks a chunk against its id before sending it; a receiver
+//! checks it against the manifest before using or storing it. License tokens are checked by
+//! whoever serves a chunk or answers a peer query.
+//!
+//! **Errors.** [`ErrorCode`] values and their names are stable; new codes are only appended.
+
+use std::net::SocketAddr;
+
+use crate::codec::{CodecError, Validate};
+use crate::content::{CHUNK_BYTES_MAX, TAG_BYTES};
+use crate::ids::{NodeId, Region, RenditionId};
+use crate::license::{LicenseError, LicenseToken};
+use crate::manifest::SignedManifest;
+
+/// The versioned QUIC application protocol id.
+pub const ALPN: &[u8] = b"chorus/1";
+/// Most chunks one range request may ask for (4 MiB at 16 KiB chunks).
+pub const RANGE_CHUNKS_MAX: u32 = 256;
+/// Most renditions in one announce.
+pub const ANNOUNCE_RENDITIONS_MAX: usize = 1024;
+/// Most addresses a node advertises.
+pub const NODE_ADDRS_MAX: usize = 8;
+/// Most peers in one peer list.
+pub const PEER_LIST_MAX: usize = 50;
+/// Longest error message text, in bytes.
+pub const ERROR_MESSAGE_BYTES_MAX: usize = 512;
+/// Largest chunk payload in a [`Response::Chunk`].
+pub const CHUNK_PAYLOAD_BYTES_MAX: usize = CHUNK_BYTES_MAX as usize + TAG_BYTES;
+
+/// How urgent a request is; servers serve lower values first.
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, bincode::Encode, bincode::Decode,
+)]
+pub enum Priority {
+    /// Needed for the track playing now.
+    Playing,
+    /// The next track in the queue.
+    Prefetch,
+    /// Offline download in the background.
+    OfflineSync,
+}
+
+/// What kind of node announces itself.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, bincode::Encode, bincode::Decode)]
+pub enum NodeRole {
+    /// A listener's client.
+    Client,
+    /// An always-on super-node.
+    SuperNode,
+    /// An origin server.
+    Origin,
+}
+
+/// Ask for chunks `first .. first + count` of a rendition.
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct ChunkRangeRequest {
+    /// The rendition.
+    pub rendition: RenditionId,
+    /// First chunk index.
+    pub first: u32,
+    /// Number of chunks, 1..=[`RANGE_CHUNKS_MAX`].
+    pub count: u32,
+    /// Urgency.
+    pub priority: Priority,
+    /// A token bound to the requesting node that covers the rendition.
+    pub license: LicenseToken,
+}
+
+/// Ask for the signed manifest of a rendition.
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct ManifestRequest {
+    /// The rendition.
+    pub rendition: RenditionId,
+    /// A token bound to the requesting node that covers the rendition.
+    pub license: LicenseToken,
+}
+
+/// Tell a tracker what this node holds (soft state: repeat before the ack's TTL runs out).
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct Announce {
+    /// The node's region.
+    pub region: Region,
+    /// What kind of node it is.
+    pub role: NodeRole,
+    /// Where it accepts QUIC connections (empty when it only dials out).
+    pub addrs: Vec<SocketAddr>,
+    /// Renditions it holds in full and serves.
+    pub renditions: Vec<RenditionId>,
+    /// Upload capacity it has to spare, in kbit/s.
+    pub upload_spare_kbps: u32,
+    /// A token bound to the announcing node (role token for super-nodes).
+    pub credential: LicenseToken,
+}
+
+/// Ask a tracker who holds a rendition.
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct PeerQuery {
+    /// The rendition.
+    pub rendition: RenditionId,
+    /// Most peers wanted, 1..=[`PEER_LIST_MAX`].
+    pub want: u16,
+    /// A token bound to the asking node that covers the rendition.
+    pub license: LicenseToken,
+}
+
+/// One peer in a peer list.
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct PeerInfo {
+    /// The peer's node id (the dialer checks it in the TLS handshake).
+    pub node: NodeId,
+    /// Where to reach it.
+    pub addrs: Vec<SocketAddr>,
+    /// Its region.
+    pub region: Region,
+    /// What kind of node it is.
+    pub role: NodeRole,
+    /// Spare upload capacity it announced, in kbit/s.
+    pub upload_spare_kbps: u32,
+}
+
+/// A tracker's answer to a [`PeerQuery`].
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct PeerList {
+    /// The rendition asked about.
+    pub rendition: RenditionId,
+    /// Peers, best first.
+    pub peers: Vec<PeerInfo>,
+}
+
+/// Stable error codes. The numeric value (declaration order) and the name never change; new
+/// codes are appended at the end.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, bincode::Encode, bincode::Decode)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The request is malformed or breaks a limit.
+    BadRequest,
+    /// The license token's signature is not the origin's.
+    LicenseForged,
+    /// The license token has expired (or is not valid yet).
+    LicenseExpired,
+    /// The license token is bound to another node.
+    LicenseWrongNode,
+    /// The license token does not cover the rendition.
+    LicenseNotCovered,
+    /// The region rules forbid this.
+    NotInRegion,
+    /// The rendition or chunk is not known here.
+    NotFound,
+    /// Too busy: retry later or elsewhere.
+    Overloaded,
+    /// Something failed on the server; details are in its log.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The stable snake_case name, as logged and shown in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::LicenseForged => "license_forged",
+            ErrorCode::LicenseExpired => "license_expired",
+            ErrorCode::LicenseWrongNode => "license_wrong_node",
+            ErrorCode::LicenseNotCovered => "license_not_covered",
+            ErrorCode::NotInRegion => "not_in_region",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// An error answer: a stable code and a human message.
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
+pub struct WireError {
+    /// Stable code.
+    pub code: ErrorCode,
+    /// Human-readable detail, at most [`ERROR_MESSAGE_BYTES_MAX`] bytes.
+    pub message: String,
+}
+
+impl WireError {
+    /// An error with `message` cut to [`ERROR_MESSAGE_BYTES_MAX`] bytes at a char boundary.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        let mut message = message.into();
+        if message.len() > ERROR_MESSAGE_BYTES_MAX {
+            let mut end = ERROR_MESSAGE_BYTES_MAX;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+        }
+        Self { code, message }
+    }
+}
+
+impl From<&LicenseError> for WireError {
+    fn from(error: &LicenseError) -> Self {
+        let code = match error {
+            LicenseError::Malformed(_) => ErrorCode::BadRequest,
+            LicenseError::Forged => ErrorCode::LicenseForged,
+            LicenseError::Expired { .. } | LicenseError::NotYetValid => ErrorCode::LicenseExpired,
+            LicenseError::WrongNode { .. } => ErrorCode::LicenseWrongNode,
+            LicenseError::NotCovered(_) => ErrorCode::LicenseNotCovered,
+        };
+        WireError::new(code, error.to_string())
+    }
+}
+
+/// Every request a node can receive.
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub enum Request {
+    /// Chunks of a rendition.
+    ChunkRange(ChunkRangeRequest),
+    /// A rendition's signed manifest.
+    Manifest(ManifestRequest),
+    /// Tracker: I hold these.
+    Announce(Announce),
+    /// Tracker: who holds this?
+    PeerQuery(PeerQuery),
+    /// Liveness and round-trip measurement.
+    Ping {
+        /// Echoed in the pong.
+        nonce: u64,
+    },
+}
+
+/// Every response frame a node can send.
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub enum Response {
+    /// One sealed chunk.
+    Chunk {
+        /// Its index in the rendition.
+        index: u32,
+        /// Its ciphertext; hashes to the manifest's chunk id at `index`.
+        data: Vec<u8>,
+    },
+    /// The responder does not hold this chunk; ask elsewhere.
+    ChunkMissing {
+        /// The index.
+        index: u32,
+    },
+    /// A signed manifest.
+    Manifest(SignedManifest),
+    /// Announce accepted; announce again within `ttl_ms`.
+    AnnounceAck {
+        /// How long the tracker keeps the announce.
+        ttl_ms: u32,
+    },
+    /// Peers holding a rendition.
+    PeerList(PeerList),
+    /// Answer to a ping.
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
+    /// The request failed.
+    Error(WireError),
+    /// No more frames for this request.
+    End,
+}
+
+fn check(condition: bool, what: &'static str) -> Result<(), CodecError> {
+    if condition { Ok(()) } else { Err(CodecError::Invalid(what)) }
+}
+
+fn check_addrs(addrs: &[SocketAddr]) -> Result<(), CodecError> {
+    check(addrs.len() <= NODE_ADDRS_MAX, "too many addresses")
+}
+
+impl Validate for Request {
+    fn validate(&self) -> Result<(), CodecError> {
+        match self {
+            Request::ChunkRange(request) => {
+                check((1..=RANGE_CHUNKS_MAX).contains(&request.count), "range count out of bounds")?;
+                check(request.first.checked_add(request.count).is_some(), "range overflows")?;
+                request.license.validate()
+            }
+            Request::Manifest(request) => request.license.validate(),
+            Request::Announce(announce) => {
+                check(announce.region.is_valid(), "announce region is not a region code")?;
+                check_addrs(&announce.addrs)?;
+                check(announce.renditions.len() <= ANNOUNCE_RENDITIONS_MAX, "too many renditions")?;
+                announce.credential.validate()
+            }
+            Request::PeerQuery(query) => {
+                check((1..=PEER_LIST_MAX as u16).contains(&query.want), "want out of bounds")?;
+                query.license.validate()
+            }
+            Request::Ping { .. } => Ok(()),
+        }
+    }
+}
+
+impl Validate for Response {
+    fn validate(&self) -> Result<(), CodecError> {
+        match self {
+            Response::Chunk { data, .. } => {
+                check(data.len() <= CHUNK_PAYLOAD_BYTES_MAX, "chunk payload too large")?;
+                check(data.len() >= TAG_BYTES, "chunk payload shorter than its tag")
+            }
+            Response::Manifest(manifest) => manifest.validate(),
+            Response::PeerList(list) => {
+                check(list.peers.len() <= PEER_LIST_MAX, "peer list too long")?;
+                for peer in &list.peers {
+                    check(peer.region.is_valid(), "peer region is not a region code")?;
+                    check_addrs(&peer.addrs)?;
+                }
+                Ok(())
+            }
+            Response::Error(error) => {
+                check(error.message.len() <= ERROR_MESSAGE_BYTES_MAX, "error message too long")
+            }
+            Response::ChunkMissing { .. }
+            | Response::AnnounceAck { .. }
+            | Response::Pong { .. }
+            | Response::End => Ok(()),
+        }
+    }
+}
+
+/// Encodes the frame header and message prefix of `Response::Chunk { index, data }` for a
+/// payload of `payload_len` bytes, so a server can write the payload straight from its store
+/// without copying it into an encode buffer. `prefix ++ payload` is byte-for-byte the frame
+/// [`crate::codec::encode_frame`] would produce (a test pins this).
+pub fn chunk_frame_prefix(index: u32, payload_len: usize) -> Result<Vec<u8>, CodecError> {
+    check(payload_len <= CHUNK_PAYLOAD_BYTES_MAX, "chunk payload too large")?;
+    check(payload_len >= TAG_BYTES, "chunk payload shorter than its tag")?;
+    let mut body_prefix = Vec::with_capacity(16);
+    // Variant tag of Response::Chunk (0), then the index, then the byte length, all varints.
+    varint(0, &mut body_prefix);
+    varint(u64::from(index), &mut body_prefix);
+    varint(payload_len as u64, &mut body_prefix);
+    let mut out = Vec::with_capacity(crate::codec::FRAME_HEADER_BYTES + body_prefix.len());
+    out.extend_from_slice(&crate::codec::frame_header(body_prefix.len() + payload_len)?);
+    out.extend_from_slice(&body_prefix);
+    Ok(out)
+}
+
+/// bincode 2's unsigned varint: < 251 in one byte, else a marker byte and little-endian bytes.
+fn varint(value: u64, out: &mut Vec<u8>) {
+    match value {
+        0..=250 => out.push(value as u8),
+        251..=0xFFFF => {
+            out.push(251);
+            out.extend_from_slice(&(value as u16).to_le_bytes());
+        }
+        0x1_0000..=0xFFFF_FFFF => {
+            out.push(252);
+            out.extend_from_slice(&(value as u32).to_le_bytes());
+        }
+        _ => {
+            out.push(253);
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec;
+
+    #[test]
+    fn chunk_prefix_matches_codec() {
+        for (index, len) in [(0u32, 16usize), (250, 251), (70_000, 16 * 1024 + 16), (u32::MAX, 1 << 20)] {
+            let data = vec![0xAB; len];
+            let mut expected = Vec::new();
+            codec::encode_frame(&Response::Chunk { index, data: data.clone() }, &mut expected)
+                .unwrap();
+            let mut actual = chunk_frame_prefix(index, len).unwrap();
+            actual.extend_from_slice(&data);
+            assert_eq!(actual, expected, "index {index} len {len}");
+        }
+        assert!(chunk_frame_prefix(0, CHUNK_PAYLOAD_BYTES_MAX + 1).is_err());
+    }
+
+    #[test]
+    fn error_messages_are_capped_at_char_boundaries() {
+        let error = WireError::new(ErrorCode::Internal, "é".repeat(400));
+        assert!(error.message.len() <= ERROR_MESSAGE_BYTES_MAX);
+        assert!(Response::Error(error).validate().is_ok());
+        assert_eq!(ErrorCode::LicenseWrongNode.as_str(), "license_wrong_node");
+    }
+}
