@@ -1,0 +1,134 @@
+//! Deterministic sample values shared by the protocol's integration tests.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use protocol::content::{self, ChunkCipher, ContentKey, SealLabel};
+use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope, LicenseToken};
+use protocol::manifest::{MANIFEST_VERSION, ManifestBody, SignedManifest};
+use protocol::wire::*;
+use protocol::{AccountId, Codec, Identity, NodeId, Quality, RenditionId, TrackId, UnixMillis};
+
+pub fn origin() -> Identity {
+    Identity::from_secret_bytes(&[0x11; 32])
+}
+
+pub fn client() -> Identity {
+    Identity::from_secret_bytes(&[0x22; 32])
+}
+
+pub fn manifest() -> SignedManifest {
+    let origin = origin();
+    let track = TrackId([0x33; 16]);
+    let cipher = ChunkCipher::new(&ContentKey([0x44; 32]), SealLabel { track, quality: Quality::Normal });
+    let audio: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+    let (chunks, _) = content::seal_rendition(&cipher, &audio, 2048).unwrap();
+    let body = ManifestBody {
+        version: MANIFEST_VERSION,
+        origin: origin.node_id(),
+        track,
+        quality: Quality::Normal,
+        codec: Codec::Vorbis,
+        bitrate_bps: 160_000,
+        sample_rate_hz: 44_100,
+        channels: 2,
+        duration_ms: 250,
+        chunk_bytes: 2048,
+        plaintext_bytes: audio.len() as u64,
+        chunks,
+    };
+    SignedManifest::sign(&origin, &body).unwrap()
+}
+
+pub fn license() -> LicenseToken {
+    let origin = origin();
+    let claims = LicenseClaims {
+        version: LICENSE_VERSION,
+        issuer: origin.node_id(),
+        account: AccountId([0x55; 16]),
+        node: client().node_id(),
+        region: "SE".parse().unwrap(),
+        scope: LicenseScope::Play { renditions: vec![manifest().rendition_id()] },
+        issued_at: UnixMillis(1_700_000_000_000),
+        expires_at: UnixMillis(1_700_000_000_000 + 3_600_000),
+        offline: false,
+    };
+    LicenseToken::issue(&origin, &claims).unwrap()
+}
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+pub fn peer() -> PeerInfo {
+    PeerInfo {
+        node: NodeId([0x66; 32]),
+        addrs: vec![addr("192.0.2.7:4433"), addr("[2001:db8::7]:4433")],
+        region: "DE".parse().unwrap(),
+        role: NodeRole::SuperNode,
+        upload_spare_kbps: 50_000,
+    }
+}
+
+/// One sample of every request variant, named for its golden file.
+pub fn requests() -> Vec<(&'static str, Request)> {
+    let rendition = manifest().rendition_id();
+    vec![
+        (
+            "request_chunk_range",
+            Request::ChunkRange(ChunkRangeRequest {
+                rendition,
+                first: 3,
+                count: 16,
+                priority: Priority::Playing,
+                license: license(),
+            }),
+        ),
+        ("request_manifest", Request::Manifest(ManifestRequest { rendition, license: license() })),
+        (
+            "request_announce",
+            Request::Announce(Announce {
+                region: "SE".parse().unwrap(),
+                role: NodeRole::Client,
+                addrs: vec![addr("198.51.100.2:9000")],
+                renditions: vec![rendition, RenditionId([0x77; 32])],
+                upload_spare_kbps: 2_000,
+                credential: license(),
+            }),
+        ),
+        (
+            "request_peer_query",
+            Request::PeerQuery(PeerQuery { rendition, want: 10, license: license() }),
+        ),
+        ("request_ping", Request::Ping { nonce: 0xDEAD_BEEF }),
+    ]
+}
+
+/// One sample of every response variant (and every error code), named for its golden file.
+pub fn responses() -> Vec<(&'static str, Response)> {
+    let rendition = manifest().rendition_id();
+    let mut out = vec![
+        ("response_chunk", Response::Chunk { index: 300, data: vec![0xC5; 64] }),
+        ("response_chunk_missing", Response::ChunkMissing { index: 9 }),
+        ("response_manifest", Response::Manifest(manifest())),
+        ("response_announce_ack", Response::AnnounceAck { ttl_ms: 90_000 }),
+        ("response_peer_list", Response::PeerList(PeerList { rendition, peers: vec![peer()] })),
+        ("response_pong", Response::Pong { nonce: 0xDEAD_BEEF }),
+        ("response_end", Response::End),
+    ];
+    let codes = [
+        ("response_error_bad_request", ErrorCode::BadRequest),
+        ("response_error_license_forged", ErrorCode::LicenseForged),
+        ("response_error_license_expired", ErrorCode::LicenseExpired),
+        ("response_error_license_wrong_node", ErrorCode::LicenseWrongNode),
+        ("response_error_license_not_covered", ErrorCode::LicenseNotCovered),
+        ("response_error_not_in_region", ErrorCode::NotInRegion),
+        ("response_error_not_found", ErrorCode::NotFound),
+        ("response_error_overloaded", ErrorCode::Overloaded),
+        ("response_error_internal", ErrorCode::Internal),
+    ];
+    for (name, code) in codes {
+        out.push((name, Response::Error(WireError::new(code, code.as_str()))));
+    }
+    out
+}

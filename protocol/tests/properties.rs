@@ -1,0 +1,215 @@
+//! Property tests: round trips of every message, and no input — random or a mangled valid
+//! frame — makes a decoder panic.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use proptest::prelude::*;
+use protocol::codec::{self, FrameDecoder};
+use protocol::wire::*;
+use protocol::{LicenseToken, NodeId, Region, RenditionId, SignedManifest, UnixMillis};
+
+fn rendition() -> impl Strategy<Value = RenditionId> {
+    any::<[u8; 32]>().prop_map(RenditionId)
+}
+
+fn region() -> impl Strategy<Value = Region> {
+    (b'A'..=b'Z', b'A'..=b'Z').prop_map(|(a, b)| Region::new([a, b]).unwrap())
+}
+
+fn addrs() -> impl Strategy<Value = Vec<SocketAddr>> {
+    // Flow info and scope ids are local to a host and not carried on the wire.
+    let addr = (any::<std::net::IpAddr>(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::new(ip, port));
+    prop::collection::vec(addr, 0..=NODE_ADDRS_MAX)
+}
+
+fn token() -> impl Strategy<Value = LicenseToken> {
+    (prop::collection::vec(any::<u8>(), 0..300), any::<[u8; 32]>(), any::<[u8; 32]>())
+        .prop_map(|(claims, a, b)| {
+            let mut signature = [0u8; 64];
+            signature[..32].copy_from_slice(&a);
+            signature[32..].copy_from_slice(&b);
+            LicenseToken { claims, signature }
+        })
+}
+
+fn priority() -> impl Strategy<Value = Priority> {
+    prop_oneof![Just(Priority::Playing), Just(Priority::Prefetch), Just(Priority::OfflineSync)]
+}
+
+fn role() -> impl Strategy<Value = NodeRole> {
+    prop_oneof![Just(NodeRole::Client), Just(NodeRole::SuperNode), Just(NodeRole::Origin)]
+}
+
+fn request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        (rendition(), 0u32..1_000_000, 1..=RANGE_CHUNKS_MAX, priority(), token()).prop_map(
+            |(rendition, first, count, priority, license)| Request::ChunkRange(ChunkRangeRequest {
+                rendition,
+                first,
+                count,
+                priority,
+                license
+            })
+        ),
+        (rendition(), token())
+            .prop_map(|(rendition, license)| Request::Manifest(ManifestRequest { rendition, license })),
+        (region(), role(), addrs(), prop::collection::vec(rendition(), 0..20), any::<u32>(), token())
+            .prop_map(|(region, role, addrs, renditions, upload_spare_kbps, credential)| {
+                Request::Announce(Announce { region, role, addrs, renditions, upload_spare_kbps, credential })
+            }),
+        (rendition(), 1..=PEER_LIST_MAX as u16, token())
+            .prop_map(|(rendition, want, license)| Request::PeerQuery(PeerQuery { rendition, want, license })),
+        any::<u64>().prop_map(|nonce| Request::Ping { nonce }),
+    ]
+}
+
+fn peer() -> impl Strategy<Value = PeerInfo> {
+    (any::<[u8; 32]>(), addrs(), region(), role(), any::<u32>()).prop_map(
+        |(node, addrs, region, role, upload_spare_kbps)| PeerInfo {
+            node: NodeId(node),
+            addrs,
+            region,
+            role,
+            upload_spare_kbps,
+        },
+    )
+}
+
+fn error_code() -> impl Strategy<Value = ErrorCode> {
+    prop_oneof![
+        Just(ErrorCode::BadRequest),
+        Just(ErrorCode::LicenseForged),
+        Just(ErrorCode::LicenseExpired),
+        Just(ErrorCode::LicenseWrongNode),
+        Just(ErrorCode::LicenseNotCovered),
+        Just(ErrorCode::NotInRegion),
+        Just(ErrorCode::NotFound),
+        Just(ErrorCode::Overloaded),
+        Just(ErrorCode::Internal),
+    ]
+}
+
+fn response() -> impl Strategy<Value = Response> {
+    prop_oneof![
+        (any::<u32>(), prop::collection::vec(any::<u8>(), 16..2000))
+            .prop_map(|(index, data)| Response::Chunk { index, data }),
+        any::<u32>().prop_map(|index| Response::ChunkMissing { index }),
+        (prop::collection::vec(any::<u8>(), 0..500), any::<[u8; 32]>()).prop_map(|(body, half)| {
+            let mut signature = [0u8; 64];
+            signature[..32].copy_from_slice(&half);
+            Response::Manifest(SignedManifest { body, signature })
+        }),
+        any::<u32>().prop_map(|ttl_ms| Response::AnnounceAck { ttl_ms }),
+        (rendition(), prop::collection::vec(peer(), 0..=PEER_LIST_MAX))
+            .prop_map(|(rendition, peers)| Response::PeerList(PeerList { rendition, peers })),
+        any::<u64>().prop_map(|nonce| Response::Pong { nonce }),
+        (error_code(), ".{0,80}").prop_map(|(code, message)| Response::Error(WireError::new(code, message))),
+        Just(Response::End),
+    ]
+}
+
+/// Everything a node decodes from the network must survive `bytes` without panicking.
+fn decode_everything(bytes: &[u8]) {
+    let _ = codec::decode::<Request>(bytes);
+    let _ = codec::decode::<Response>(bytes);
+    let _ = FrameDecoder::new().push(bytes);
+    if let Ok(token) = LicenseToken::from_bytes(bytes) {
+        let origin = common::origin().node_id();
+        let _ = token.verify(&origin, &common::client().node_id(), UnixMillis(1_700_000_000_000));
+    }
+    if let Ok(manifest) = codec::decode::<SignedManifest>(bytes) {
+        let _ = manifest.verify(&common::origin().node_id());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn requests_round_trip(request in request()) {
+        let mut frame = Vec::new();
+        codec::encode_frame(&request, &mut frame).unwrap();
+        let frames = FrameDecoder::new().push(&frame).unwrap();
+        prop_assert_eq!(frames.len(), 1);
+        prop_assert_eq!(codec::decode::<Request>(&frames[0]).unwrap(), request);
+    }
+
+    #[test]
+    fn responses_round_trip(response in response()) {
+        let bytes = codec::encode(&response).unwrap();
+        prop_assert_eq!(codec::decode::<Response>(&bytes).unwrap(), response);
+    }
+
+    #[test]
+    fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..4096)) {
+        decode_everything(&bytes);
+    }
+
+    #[test]
+    fn mangled_valid_frames_never_panic(
+        pick in any::<prop::sample::Index>(),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut samples: Vec<Vec<u8>> = common::requests().iter().map(|(_, r)| codec::encode(r).unwrap()).collect();
+        samples.extend(common::responses().iter().map(|(_, r)| codec::encode(r).unwrap()));
+        samples.push(common::license().to_bytes().unwrap());
+        samples.push(codec::encode(&common::manifest()).unwrap());
+        let mut bytes = pick.get(&samples).clone();
+        for (at, value) in flips {
+            let at = at.index(bytes.len());
+            bytes[at] ^= value;
+        }
+        decode_everything(&bytes);
+        bytes.truncate(cut.index(bytes.len() + 1));
+        decode_everything(&bytes);
+    }
+}
+
+#[test]
+fn truncated_and_trailing_bytes_are_typed_errors() {
+    for (name, request) in common::requests() {
+        let bytes = codec::encode(&request).unwrap();
+        for len in 0..bytes.len() {
+            let error = codec::decode::<Request>(&bytes[..len]).unwrap_err();
+            assert!(
+                matches!(error, codec::CodecError::Truncated | codec::CodecError::Malformed(_) | codec::CodecError::Invalid(_)),
+                "{name} cut at {len}: {error:?}"
+            );
+        }
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(codec::decode::<Request>(&long), Err(codec::CodecError::TrailingBytes(1)));
+    }
+}
+
+#[test]
+fn oversized_and_over_limit_messages_are_refused() {
+    let too_big = vec![0u8; codec::FRAME_BYTES_MAX + 1];
+    assert!(matches!(codec::decode::<Request>(&too_big), Err(codec::CodecError::TooLarge { .. })));
+    let chunk = Response::Chunk { index: 0, data: vec![0; CHUNK_PAYLOAD_BYTES_MAX + 1] };
+    assert!(matches!(codec::encode(&chunk), Err(codec::CodecError::Invalid(_))));
+    let mut long_list = PeerList { rendition: RenditionId([0; 32]), peers: vec![common::peer(); PEER_LIST_MAX + 1] };
+    assert!(codec::encode(&Response::PeerList(long_list.clone())).is_err());
+    long_list.peers.truncate(PEER_LIST_MAX);
+    assert!(codec::encode(&Response::PeerList(long_list)).is_ok());
+    // A range of zero chunks, or one that overflows u32, is refused on both sides.
+    let license = common::license();
+    for (first, count) in [(0, 0), (u32::MAX, 2), (0, RANGE_CHUNKS_MAX + 1)] {
+        let request = Request::ChunkRange(ChunkRangeRequest {
+            rendition: RenditionId([0; 32]), first, count, priority: Priority::Playing, license: license.clone(),
+        });
+        assert!(codec::encode(&request).is_err(), "{first}+{count}");
+    }
+}
+
+#[test]
+fn a_tiny_frame_claiming_a_huge_vector_is_refused() {
+    // Response::Chunk with a declared 1 GiB payload in a 12-byte body.
+    let mut body = vec![0u8, 0u8, 252];
+    body.extend_from_slice(&(1u32 << 30).to_le_bytes());
+    body.extend_from_slice(&[0; 5]);
+    assert!(codec::decode::<Response>(&body).is_err());
+}
