@@ -60,7 +60,10 @@ pub fn encode<T: bincode::Encode + Validate>(message: &T) -> Result<Vec<u8>, Cod
     let bytes = bincode::encode_to_vec(message, config())
         .map_err(|error| CodecError::Malformed(error.to_string()))?;
     if bytes.len() > FRAME_BYTES_MAX {
-        return Err(CodecError::TooLarge { len: bytes.len(), max: FRAME_BYTES_MAX });
+        return Err(CodecError::TooLarge {
+            len: bytes.len(),
+            max: FRAME_BYTES_MAX,
+        });
     }
     Ok(bytes)
 }
@@ -68,7 +71,10 @@ pub fn encode<T: bincode::Encode + Validate>(message: &T) -> Result<Vec<u8>, Cod
 /// Decodes exactly one `T` from all of `bytes` and checks its limits.
 pub fn decode<T: bincode::Decode<()> + Validate>(bytes: &[u8]) -> Result<T, CodecError> {
     if bytes.len() > FRAME_BYTES_MAX {
-        return Err(CodecError::TooLarge { len: bytes.len(), max: FRAME_BYTES_MAX });
+        return Err(CodecError::TooLarge {
+            len: bytes.len(),
+            max: FRAME_BYTES_MAX,
+        });
     }
     let (message, used): (T, usize) =
         bincode::decode_from_slice(bytes, config()).map_err(map_decode_error)?;
@@ -83,7 +89,10 @@ fn map_decode_error(error: bincode::error::DecodeError) -> CodecError {
     use bincode::error::DecodeError;
     match error {
         DecodeError::UnexpectedEnd { .. } => CodecError::Truncated,
-        DecodeError::LimitExceeded => CodecError::TooLarge { len: usize::MAX, max: FRAME_BYTES_MAX },
+        DecodeError::LimitExceeded => CodecError::TooLarge {
+            len: usize::MAX,
+            max: FRAME_BYTES_MAX,
+        },
         other => CodecError::Malformed(other.to_string()),
     }
 }
@@ -102,7 +111,10 @@ pub fn encode_frame<T: bincode::Encode + Validate>(
 /// The length prefix for a body of `body_len` bytes.
 pub fn frame_header(body_len: usize) -> Result<[u8; FRAME_HEADER_BYTES], CodecError> {
     if body_len > FRAME_BYTES_MAX {
-        return Err(CodecError::TooLarge { len: body_len, max: FRAME_BYTES_MAX });
+        return Err(CodecError::TooLarge {
+            len: body_len,
+            max: FRAME_BYTES_MAX,
+        });
     }
     // FRAME_BYTES_MAX < u32::MAX, so the cast is lossless.
     Ok((body_len as u32).to_be_bytes())
@@ -112,7 +124,10 @@ pub fn frame_header(body_len: usize) -> Result<[u8; FRAME_HEADER_BYTES], CodecEr
 pub fn frame_body_len(header: [u8; FRAME_HEADER_BYTES]) -> Result<usize, CodecError> {
     let len = u32::from_be_bytes(header) as usize;
     if len > FRAME_BYTES_MAX {
-        return Err(CodecError::TooLarge { len, max: FRAME_BYTES_MAX });
+        return Err(CodecError::TooLarge {
+            len,
+            max: FRAME_BYTES_MAX,
+        });
     }
     Ok(len)
 }
@@ -201,7 +216,10 @@ mod tests {
             let mut decoder = FrameDecoder::new();
             let mut frames = decoder.push(&stream[..split]).unwrap();
             frames.extend(decoder.push(&stream[split..]).unwrap());
-            assert_eq!(frames, vec![b"abc".to_vec(), vec![], b"0123456789".to_vec()]);
+            assert_eq!(
+                frames,
+                vec![b"abc".to_vec(), vec![], b"0123456789".to_vec()]
+            );
             assert_eq!(decoder.buffered(), 0);
         }
     }
@@ -210,7 +228,10 @@ mod tests {
     fn oversized_header_is_rejected_before_buffering() {
         let mut decoder = FrameDecoder::new();
         let header = ((FRAME_BYTES_MAX + 1) as u32).to_be_bytes();
-        assert!(matches!(decoder.push(&header), Err(CodecError::TooLarge { .. })));
+        assert!(matches!(
+            decoder.push(&header),
+            Err(CodecError::TooLarge { .. })
+        ));
         assert!(decoder.buffered() <= FRAME_HEADER_BYTES);
         assert!(frame_header(FRAME_BYTES_MAX + 1).is_err());
     }

@@ -30,8 +30,18 @@ pub const TAG_BYTES: usize = 16;
 
 /// Encoding quality of a rendition (API.md: `low` / `normal` / `high`).
 #[derive(
-    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize,
-    bincode::Encode, bincode::Decode,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Debug,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
+    bincode::Decode,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Quality {
@@ -67,7 +77,15 @@ impl Quality {
 
 /// Audio codec of a rendition. Every variant is one that stock ffmpeg decodes.
 #[derive(
-    Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize, bincode::Encode,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Debug,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
     bincode::Decode,
 )]
 #[serde(rename_all = "snake_case")]
@@ -233,7 +251,10 @@ pub fn verify_chunk(expected: &ChunkId, ciphertext: &[u8]) -> Result<(), Content
     if actual == *expected {
         Ok(())
     } else {
-        Err(ContentError::HashMismatch { expected: *expected, actual })
+        Err(ContentError::HashMismatch {
+            expected: *expected,
+            actual,
+        })
     }
 }
 
@@ -272,7 +293,10 @@ mod tests {
     fn cipher(track: u8, quality: Quality) -> ChunkCipher {
         ChunkCipher::new(
             &ContentKey([9; 32]),
-            SealLabel { track: TrackId([track; 16]), quality },
+            SealLabel {
+                track: TrackId([track; 16]),
+                quality,
+            },
         )
     }
 
@@ -290,17 +314,37 @@ mod tests {
         let c = cipher(1, Quality::Normal);
         let (id, sealed) = c.seal(3, b"some audio");
         assert_eq!(c.open(4, &id, &sealed), Err(ContentError::Tampered));
-        assert_eq!(cipher(2, Quality::Normal).open(3, &id, &sealed), Err(ContentError::Tampered));
-        assert_eq!(cipher(1, Quality::High).open(3, &id, &sealed), Err(ContentError::Tampered));
-        let other_key =
-            ChunkCipher::new(&ContentKey([8; 32]), SealLabel { track: TrackId([1; 16]), quality: Quality::Normal });
+        assert_eq!(
+            cipher(2, Quality::Normal).open(3, &id, &sealed),
+            Err(ContentError::Tampered)
+        );
+        assert_eq!(
+            cipher(1, Quality::High).open(3, &id, &sealed),
+            Err(ContentError::Tampered)
+        );
+        let other_key = ChunkCipher::new(
+            &ContentKey([8; 32]),
+            SealLabel {
+                track: TrackId([1; 16]),
+                quality: Quality::Normal,
+            },
+        );
         assert_eq!(other_key.open(3, &id, &sealed), Err(ContentError::Tampered));
         let mut bad = sealed.clone();
         bad[0] ^= 1;
-        assert!(matches!(c.open(3, &id, &bad), Err(ContentError::HashMismatch { .. })));
+        assert!(matches!(
+            c.open(3, &id, &bad),
+            Err(ContentError::HashMismatch { .. })
+        ));
         // Tampered bytes under a matching (attacker-chosen) id still fail the AEAD.
-        assert_eq!(c.open(3, &ChunkId::of(&bad), &bad), Err(ContentError::Tampered));
-        assert_eq!(c.open(3, &ChunkId::of(b"short"), b"short"), Err(ContentError::Truncated(5)));
+        assert_eq!(
+            c.open(3, &ChunkId::of(&bad), &bad),
+            Err(ContentError::Tampered)
+        );
+        assert_eq!(
+            c.open(3, &ChunkId::of(b"short"), b"short"),
+            Err(ContentError::Truncated(5))
+        );
     }
 
     #[test]
@@ -315,6 +359,9 @@ mod tests {
             joined.extend(c.open(i as u32, id, chunk).unwrap());
         }
         assert_eq!(joined, data);
-        assert_eq!(seal_rendition(&c, &data, 10), Err(ContentError::ChunkSize(10)));
+        assert_eq!(
+            seal_rendition(&c, &data, 10),
+            Err(ContentError::ChunkSize(10))
+        );
     }
 }

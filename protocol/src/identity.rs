@@ -29,19 +29,25 @@ pub struct Identity {
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the secret.
-        f.debug_struct("Identity").field("node_id", &self.node_id()).finish()
+        f.debug_struct("Identity")
+            .field("node_id", &self.node_id())
+            .finish()
     }
 }
 
 impl Identity {
     /// A fresh identity from the given random source (seeded in tests and simulations).
     pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
-        Self { signing: SigningKey::generate(rng) }
+        Self {
+            signing: SigningKey::generate(rng),
+        }
     }
 
     /// Rebuilds an identity from its 32-byte secret.
     pub fn from_secret_bytes(secret: &[u8; 32]) -> Self {
-        Self { signing: SigningKey::from_bytes(secret) }
+        Self {
+            signing: SigningKey::from_bytes(secret),
+        }
     }
 
     /// The 32-byte secret, to persist. Zeroed on drop.

@@ -30,7 +30,10 @@ pub enum IdParseError {
 
 fn parse_hex<const N: usize>(text: &str) -> Result<[u8; N], IdParseError> {
     if text.len() != N * 2 {
-        return Err(IdParseError::Length { expected: N * 2, got: text.len() });
+        return Err(IdParseError::Length {
+            expected: N * 2,
+            got: text.len(),
+        });
     }
     let mut out = [0u8; N];
     hex::decode_to_slice(text, &mut out).map_err(|_| IdParseError::NotHex)?;
@@ -118,7 +121,16 @@ impl ChunkId {
 
 /// An ISO 3166-1 alpha-2 region code such as `SE` or `US`.
 #[derive(
-    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, bincode::Encode,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
     bincode::Decode,
 )]
 pub struct Region([u8; 2]);
@@ -148,7 +160,10 @@ impl Region {
 impl FromStr for Region {
     type Err = IdParseError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bytes: [u8; 2] = text.as_bytes().try_into().map_err(|_| IdParseError::Region)?;
+        let bytes: [u8; 2] = text
+            .as_bytes()
+            .try_into()
+            .map_err(|_| IdParseError::Region)?;
         Self::new(bytes)
     }
 }
@@ -168,8 +183,18 @@ impl fmt::Debug for Region {
 /// Milliseconds since the Unix epoch. Policy code takes this as an argument; only drivers read
 /// the clock.
 #[derive(
-    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize,
-    bincode::Encode, bincode::Decode,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Debug,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
+    bincode::Decode,
 )]
 pub struct UnixMillis(pub u64);
 
@@ -192,9 +217,15 @@ mod tests {
         assert_eq!(text.parse::<ChunkId>().unwrap(), id);
         assert_eq!(
             "abc".parse::<ChunkId>(),
-            Err(IdParseError::Length { expected: 64, got: 3 })
+            Err(IdParseError::Length {
+                expected: 64,
+                got: 3
+            })
         );
-        assert_eq!("zz".repeat(16).parse::<TrackId>(), Err(IdParseError::NotHex));
+        assert_eq!(
+            "zz".repeat(16).parse::<TrackId>(),
+            Err(IdParseError::NotHex)
+        );
     }
 
     #[test]

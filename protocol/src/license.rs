@@ -186,10 +186,16 @@ impl LicenseToken {
             return Err(LicenseError::NotYetValid);
         }
         if now >= claims.expires_at {
-            return Err(LicenseError::Expired { expires_at: claims.expires_at, now });
+            return Err(LicenseError::Expired {
+                expires_at: claims.expires_at,
+                now,
+            });
         }
         if claims.node != *presenter {
-            return Err(LicenseError::WrongNode { bound: claims.node, presenter: *presenter });
+            return Err(LicenseError::WrongNode {
+                bound: claims.node,
+                presenter: *presenter,
+            });
         }
         Ok(claims)
     }
@@ -232,7 +238,9 @@ mod tests {
             account: AccountId([1; 16]),
             node,
             region: "SE".parse().unwrap(),
-            scope: LicenseScope::Play { renditions: vec![RenditionId([4; 32])] },
+            scope: LicenseScope::Play {
+                renditions: vec![RenditionId([4; 32])],
+            },
             issued_at: UnixMillis(1_000_000),
             expires_at: UnixMillis(1_000_000 + 3_600_000),
             offline: false,
@@ -263,7 +271,10 @@ mod tests {
             token.verify(&o, &c, UnixMillis(1_000_000 + 3_600_000)),
             Err(LicenseError::Expired { .. })
         ));
-        assert_eq!(token.verify(&o, &c, UnixMillis(0)), Err(LicenseError::NotYetValid));
+        assert_eq!(
+            token.verify(&o, &c, UnixMillis(0)),
+            Err(LicenseError::NotYetValid)
+        );
         // Forged: signed by someone else, or claims altered after signing.
         let forged = LicenseToken::issue(&thief, &claims(&thief, c)).unwrap();
         assert_eq!(forged.verify(&o, &c, now), Err(LicenseError::Forged));
@@ -272,7 +283,10 @@ mod tests {
         altered.claims[last] ^= 1;
         assert_eq!(altered.verify(&o, &c, now), Err(LicenseError::Forged));
         // Round trip through bytes.
-        assert_eq!(LicenseToken::from_bytes(&token.to_bytes().unwrap()).unwrap(), token);
+        assert_eq!(
+            LicenseToken::from_bytes(&token.to_bytes().unwrap()).unwrap(),
+            token
+        );
     }
 
     #[test]
@@ -283,9 +297,17 @@ mod tests {
         assert!(role.permits(&RenditionId([9; 32])));
         let mut long = role.clone();
         long.expires_at = UnixMillis(long.issued_at.0 + LICENSE_LIFETIME_MS_MAX + 1);
-        assert!(matches!(LicenseToken::issue(&origin, &long), Err(LicenseError::Malformed(_))));
+        assert!(matches!(
+            LicenseToken::issue(&origin, &long),
+            Err(LicenseError::Malformed(_))
+        ));
         let mut many = role;
-        many.scope = LicenseScope::Play { renditions: vec![RenditionId([0; 32]); 65] };
-        assert!(matches!(LicenseToken::issue(&origin, &many), Err(LicenseError::Malformed(_))));
+        many.scope = LicenseScope::Play {
+            renditions: vec![RenditionId([0; 32]); 65],
+        };
+        assert!(matches!(
+            LicenseToken::issue(&origin, &many),
+            Err(LicenseError::Malformed(_))
+        ));
     }
 }

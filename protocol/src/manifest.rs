@@ -91,7 +91,9 @@ impl Validate for ManifestBody {
         }
         let expected = self.plaintext_bytes.div_ceil(u64::from(self.chunk_bytes));
         if expected != self.chunks.len() as u64 {
-            return Err(CodecError::Invalid("chunk count does not match plaintext length"));
+            return Err(CodecError::Invalid(
+                "chunk count does not match plaintext length",
+            ));
         }
         Ok(())
     }
@@ -111,7 +113,8 @@ impl ManifestBody {
 
     /// Ciphertext length of chunk `index` (plaintext + tag), or `None` past the end.
     pub fn chunk_ciphertext_len(&self, index: u32) -> Option<u32> {
-        self.chunk_plaintext_len(index).map(|len| len + TAG_BYTES as u32)
+        self.chunk_plaintext_len(index)
+            .map(|len| len + TAG_BYTES as u32)
     }
 }
 
@@ -126,7 +129,12 @@ pub struct SignedManifest {
 
 impl core::fmt::Debug for SignedManifest {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "SignedManifest({:?}, {} bytes)", self.rendition_id(), self.body.len())
+        write!(
+            f,
+            "SignedManifest({:?}, {} bytes)",
+            self.rendition_id(),
+            self.body.len()
+        )
     }
 }
 
@@ -151,7 +159,10 @@ impl SignedManifest {
     /// Encodes and signs `body` with the origin key. The body's `origin` must be that key.
     pub fn sign(origin: &Identity, body: &ManifestBody) -> Result<Self, ManifestError> {
         if body.origin != origin.node_id() {
-            return Err(ManifestError::WrongOrigin { expected: origin.node_id(), found: body.origin });
+            return Err(ManifestError::WrongOrigin {
+                expected: origin.node_id(),
+                found: body.origin,
+            });
         }
         let body = codec::encode(body)?;
         let signature = origin.sign(&signed_message(&body));
@@ -168,9 +179,16 @@ impl SignedManifest {
         identity::verify_signature(origin, &signed_message(&self.body), &self.signature)?;
         let body: ManifestBody = codec::decode(&self.body)?;
         if body.origin != *origin {
-            return Err(ManifestError::WrongOrigin { expected: *origin, found: body.origin });
+            return Err(ManifestError::WrongOrigin {
+                expected: *origin,
+                found: body.origin,
+            });
         }
-        Ok(Manifest { id: self.rendition_id(), body, signed: self.clone() })
+        Ok(Manifest {
+            id: self.rendition_id(),
+            body,
+            signed: self.clone(),
+        })
     }
 
     /// [`SignedManifest::verify`], and checks that this is the manifest of `rendition`.
@@ -181,7 +199,10 @@ impl SignedManifest {
     ) -> Result<Manifest, ManifestError> {
         let actual = self.rendition_id();
         if actual != *rendition {
-            return Err(ManifestError::WrongRendition { expected: *rendition, actual });
+            return Err(ManifestError::WrongRendition {
+                expected: *rendition,
+                actual,
+            });
         }
         self.verify(origin)
     }
@@ -227,7 +248,13 @@ mod tests {
 
     pub(crate) fn sample(origin: &Identity) -> (ManifestBody, Vec<Vec<u8>>) {
         let track = TrackId([5; 16]);
-        let cipher = ChunkCipher::new(&ContentKey([1; 32]), SealLabel { track, quality: Quality::Low });
+        let cipher = ChunkCipher::new(
+            &ContentKey([1; 32]),
+            SealLabel {
+                track,
+                quality: Quality::Low,
+            },
+        );
         let audio = vec![7u8; 40_000];
         let (chunks, sealed) = content::seal_rendition(&cipher, &audio, 16 * 1024).unwrap();
         let body = ManifestBody {
@@ -254,22 +281,33 @@ mod tests {
         let other = Identity::generate(&mut rng);
         let (body, sealed) = sample(&origin);
         let signed = SignedManifest::sign(&origin, &body).unwrap();
-        let manifest = signed.verify_for(&origin.node_id(), &signed.rendition_id()).unwrap();
+        let manifest = signed
+            .verify_for(&origin.node_id(), &signed.rendition_id())
+            .unwrap();
         assert_eq!(manifest.body(), &body);
         assert_eq!(manifest.chunk_count(), 3);
         assert_eq!(body.chunk_ciphertext_len(2), Some(40_000 - 32_768 + 16));
         assert_eq!(sealed[2].len(), 40_000 - 32_768 + 16);
         assert_eq!(body.chunk_plaintext_len(3), None);
 
-        assert!(matches!(signed.verify(&other.node_id()), Err(ManifestError::Signature(_))));
+        assert!(matches!(
+            signed.verify(&other.node_id()),
+            Err(ManifestError::Signature(_))
+        ));
         let mut tampered = signed.clone();
         tampered.body[40] ^= 1;
-        assert!(matches!(tampered.verify(&origin.node_id()), Err(ManifestError::Signature(_))));
+        assert!(matches!(
+            tampered.verify(&origin.node_id()),
+            Err(ManifestError::Signature(_))
+        ));
         assert!(matches!(
             signed.verify_for(&origin.node_id(), &RenditionId([0; 32])),
             Err(ManifestError::WrongRendition { .. })
         ));
-        assert!(matches!(SignedManifest::sign(&other, &body), Err(ManifestError::WrongOrigin { .. })));
+        assert!(matches!(
+            SignedManifest::sign(&other, &body),
+            Err(ManifestError::WrongOrigin { .. })
+        ));
     }
 
     #[test]
@@ -277,9 +315,15 @@ mod tests {
         let origin = Identity::from_secret_bytes(&[3; 32]);
         let (mut body, _) = sample(&origin);
         body.plaintext_bytes += 100_000;
-        assert!(matches!(SignedManifest::sign(&origin, &body), Err(ManifestError::Codec(_))));
+        assert!(matches!(
+            SignedManifest::sign(&origin, &body),
+            Err(ManifestError::Codec(_))
+        ));
         let (mut body, _) = sample(&origin);
         body.chunk_bytes = 3;
-        assert!(matches!(SignedManifest::sign(&origin, &body), Err(ManifestError::Codec(_))));
+        assert!(matches!(
+            SignedManifest::sign(&origin, &body),
+            Err(ManifestError::Codec(_))
+        ));
     }
 }

@@ -292,7 +292,11 @@ pub enum Response {
 }
 
 fn check(condition: bool, what: &'static str) -> Result<(), CodecError> {
-    if condition { Ok(()) } else { Err(CodecError::Invalid(what)) }
+    if condition {
+        Ok(())
+    } else {
+        Err(CodecError::Invalid(what))
+    }
 }
 
 fn check_addrs(addrs: &[SocketAddr]) -> Result<(), CodecError> {
@@ -303,19 +307,34 @@ impl Validate for Request {
     fn validate(&self) -> Result<(), CodecError> {
         match self {
             Request::ChunkRange(request) => {
-                check((1..=RANGE_CHUNKS_MAX).contains(&request.count), "range count out of bounds")?;
-                check(request.first.checked_add(request.count).is_some(), "range overflows")?;
+                check(
+                    (1..=RANGE_CHUNKS_MAX).contains(&request.count),
+                    "range count out of bounds",
+                )?;
+                check(
+                    request.first.checked_add(request.count).is_some(),
+                    "range overflows",
+                )?;
                 request.license.validate()
             }
             Request::Manifest(request) => request.license.validate(),
             Request::Announce(announce) => {
-                check(announce.region.is_valid(), "announce region is not a region code")?;
+                check(
+                    announce.region.is_valid(),
+                    "announce region is not a region code",
+                )?;
                 check_addrs(&announce.addrs)?;
-                check(announce.renditions.len() <= ANNOUNCE_RENDITIONS_MAX, "too many renditions")?;
+                check(
+                    announce.renditions.len() <= ANNOUNCE_RENDITIONS_MAX,
+                    "too many renditions",
+                )?;
                 announce.credential.validate()
             }
             Request::PeerQuery(query) => {
-                check((1..=PEER_LIST_MAX as u16).contains(&query.want), "want out of bounds")?;
+                check(
+                    (1..=PEER_LIST_MAX as u16).contains(&query.want),
+                    "want out of bounds",
+                )?;
                 query.license.validate()
             }
             Request::Ping { .. } => Ok(()),
@@ -327,8 +346,14 @@ impl Validate for Response {
     fn validate(&self) -> Result<(), CodecError> {
         match self {
             Response::Chunk { data, .. } => {
-                check(data.len() <= CHUNK_PAYLOAD_BYTES_MAX, "chunk payload too large")?;
-                check(data.len() >= TAG_BYTES, "chunk payload shorter than its tag")
+                check(
+                    data.len() <= CHUNK_PAYLOAD_BYTES_MAX,
+                    "chunk payload too large",
+                )?;
+                check(
+                    data.len() >= TAG_BYTES,
+                    "chunk payload shorter than its tag",
+                )
             }
             Response::Manifest(manifest) => manifest.validate(),
             Response::PeerList(list) => {
@@ -339,9 +364,10 @@ impl Validate for Response {
                 }
                 Ok(())
             }
-            Response::Error(error) => {
-                check(error.message.len() <= ERROR_MESSAGE_BYTES_MAX, "error message too long")
-            }
+            Response::Error(error) => check(
+                error.message.len() <= ERROR_MESSAGE_BYTES_MAX,
+                "error message too long",
+            ),
             Response::ChunkMissing { .. }
             | Response::AnnounceAck { .. }
             | Response::Pong { .. }
@@ -355,15 +381,23 @@ impl Validate for Response {
 /// without copying it into an encode buffer. `prefix ++ payload` is byte-for-byte the frame
 /// [`crate::codec::encode_frame`] would produce (a test pins this).
 pub fn chunk_frame_prefix(index: u32, payload_len: usize) -> Result<Vec<u8>, CodecError> {
-    check(payload_len <= CHUNK_PAYLOAD_BYTES_MAX, "chunk payload too large")?;
-    check(payload_len >= TAG_BYTES, "chunk payload shorter than its tag")?;
+    check(
+        payload_len <= CHUNK_PAYLOAD_BYTES_MAX,
+        "chunk payload too large",
+    )?;
+    check(
+        payload_len >= TAG_BYTES,
+        "chunk payload shorter than its tag",
+    )?;
     let mut body_prefix = Vec::with_capacity(16);
     // Variant tag of Response::Chunk (0), then the index, then the byte length, all varints.
     varint(0, &mut body_prefix);
     varint(u64::from(index), &mut body_prefix);
     varint(payload_len as u64, &mut body_prefix);
     let mut out = Vec::with_capacity(crate::codec::FRAME_HEADER_BYTES + body_prefix.len());
-    out.extend_from_slice(&crate::codec::frame_header(body_prefix.len() + payload_len)?);
+    out.extend_from_slice(&crate::codec::frame_header(
+        body_prefix.len() + payload_len,
+    )?);
     out.extend_from_slice(&body_prefix);
     Ok(out)
 }
@@ -394,11 +428,22 @@ mod tests {
 
     #[test]
     fn chunk_prefix_matches_codec() {
-        for (index, len) in [(0u32, 16usize), (250, 251), (70_000, 16 * 1024 + 16), (u32::MAX, 1 << 20)] {
+        for (index, len) in [
+            (0u32, 16usize),
+            (250, 251),
+            (70_000, 16 * 1024 + 16),
+            (u32::MAX, 1 << 20),
+        ] {
             let data = vec![0xAB; len];
             let mut expected = Vec::new();
-            codec::encode_frame(&Response::Chunk { index, data: data.clone() }, &mut expected)
-                .unwrap();
+            codec::encode_frame(
+                &Response::Chunk {
+                    index,
+                    data: data.clone(),
+                },
+                &mut expected,
+            )
+            .unwrap();
             let mut actual = chunk_frame_prefix(index, len).unwrap();
             actual.extend_from_slice(&data);
             assert_eq!(actual, expected, "index {index} len {len}");

@@ -40,7 +40,7 @@ static ALLOCATOR: Recording = Recording;
 fn liars() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for marker_and_len in [
-        vec![252u8, 0xFF, 0xFF, 0xFF, 0x7F],               // u32 length ~2^31
+        vec![252u8, 0xFF, 0xFF, 0xFF, 0x7F], // u32 length ~2^31
         vec![253u8, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F], // u64 length ~2^60
     ] {
         // Response::Chunk { index: 0, data: <huge> }
@@ -70,10 +70,18 @@ fn lying_lengths_allocate_at_most_the_frame_cap() {
         assert!(codec::decode::<Response>(&body).is_err());
         assert!(codec::decode::<SignedManifest>(&body).is_err());
         let largest = LARGEST.load(Ordering::Relaxed);
-        assert!(largest <= FRAME_BYTES_MAX, "a {}-byte body allocated {largest} bytes", body.len());
+        assert!(
+            largest <= FRAME_BYTES_MAX,
+            "a {}-byte body allocated {largest} bytes",
+            body.len()
+        );
     }
     // A frame header claiming 4 GiB is refused before any body is buffered.
     LARGEST.store(0, Ordering::Relaxed);
-    assert!(FrameDecoder::new().push(&[0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3]).is_err());
+    assert!(
+        FrameDecoder::new()
+            .push(&[0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3])
+            .is_err()
+    );
     assert!(LARGEST.load(Ordering::Relaxed) <= 64);
 }

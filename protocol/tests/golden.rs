@@ -31,12 +31,19 @@ where
     // And the stored bytes decode back to the same value.
     let bytes = hex::decode(stored.split_whitespace().collect::<String>()).unwrap();
     let body = &bytes[codec::FRAME_HEADER_BYTES..];
-    assert_eq!(&codec::decode::<T>(body).unwrap(), value, "{name} decodes differently");
+    assert_eq!(
+        &codec::decode::<T>(body).unwrap(),
+        value,
+        "{name} decodes differently"
+    );
 }
 
 /// 32 bytes of hex per line, so diffs of golden files are readable.
 fn hex_lines(bytes: &[u8]) -> String {
-    bytes.chunks(32).map(|line| hex::encode(line) + "\n").collect()
+    bytes
+        .chunks(32)
+        .map(|line| hex::encode(line) + "\n")
+        .collect()
 }
 
 #[test]
@@ -64,13 +71,24 @@ fn every_golden_file_is_checked() {
     let mut expected: Vec<String> = common::requests()
         .into_iter()
         .map(|(name, _)| name.to_string())
-        .chain(common::responses().into_iter().map(|(name, _)| name.to_string()))
+        .chain(
+            common::responses()
+                .into_iter()
+                .map(|(name, _)| name.to_string()),
+        )
         .chain(["license_token".to_string(), "signed_manifest".to_string()])
         .collect();
     expected.sort();
     let mut found: Vec<String> = std::fs::read_dir(golden_dir())
         .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().trim_end_matches(".hex").to_string())
+        .map(|entry| {
+            entry
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .trim_end_matches(".hex")
+                .to_string()
+        })
         .collect();
     found.sort();
     assert_eq!(found, expected, "golden files and samples disagree");

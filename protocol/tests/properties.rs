@@ -20,12 +20,17 @@ fn region() -> impl Strategy<Value = Region> {
 
 fn addrs() -> impl Strategy<Value = Vec<SocketAddr>> {
     // Flow info and scope ids are local to a host and not carried on the wire.
-    let addr = (any::<std::net::IpAddr>(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::new(ip, port));
+    let addr =
+        (any::<std::net::IpAddr>(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::new(ip, port));
     prop::collection::vec(addr, 0..=NODE_ADDRS_MAX)
 }
 
 fn token() -> impl Strategy<Value = LicenseToken> {
-    (prop::collection::vec(any::<u8>(), 0..300), any::<[u8; 32]>(), any::<[u8; 32]>())
+    (
+        prop::collection::vec(any::<u8>(), 0..300),
+        any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
+    )
         .prop_map(|(claims, a, b)| {
             let mut signature = [0u8; 64];
             signature[..32].copy_from_slice(&a);
@@ -35,32 +40,71 @@ fn token() -> impl Strategy<Value = LicenseToken> {
 }
 
 fn priority() -> impl Strategy<Value = Priority> {
-    prop_oneof![Just(Priority::Playing), Just(Priority::Prefetch), Just(Priority::OfflineSync)]
+    prop_oneof![
+        Just(Priority::Playing),
+        Just(Priority::Prefetch),
+        Just(Priority::OfflineSync)
+    ]
 }
 
 fn role() -> impl Strategy<Value = NodeRole> {
-    prop_oneof![Just(NodeRole::Client), Just(NodeRole::SuperNode), Just(NodeRole::Origin)]
+    prop_oneof![
+        Just(NodeRole::Client),
+        Just(NodeRole::SuperNode),
+        Just(NodeRole::Origin)
+    ]
 }
 
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
-        (rendition(), 0u32..1_000_000, 1..=RANGE_CHUNKS_MAX, priority(), token()).prop_map(
-            |(rendition, first, count, priority, license)| Request::ChunkRange(ChunkRangeRequest {
+        (
+            rendition(),
+            0u32..1_000_000,
+            1..=RANGE_CHUNKS_MAX,
+            priority(),
+            token()
+        )
+            .prop_map(
+                |(rendition, first, count, priority, license)| Request::ChunkRange(
+                    ChunkRangeRequest {
+                        rendition,
+                        first,
+                        count,
+                        priority,
+                        license
+                    }
+                )
+            ),
+        (rendition(), token()).prop_map(|(rendition, license)| Request::Manifest(
+            ManifestRequest { rendition, license }
+        )),
+        (
+            region(),
+            role(),
+            addrs(),
+            prop::collection::vec(rendition(), 0..20),
+            any::<u32>(),
+            token()
+        )
+            .prop_map(
+                |(region, role, addrs, renditions, upload_spare_kbps, credential)| {
+                    Request::Announce(Announce {
+                        region,
+                        role,
+                        addrs,
+                        renditions,
+                        upload_spare_kbps,
+                        credential,
+                    })
+                }
+            ),
+        (rendition(), 1..=PEER_LIST_MAX as u16, token()).prop_map(|(rendition, want, license)| {
+            Request::PeerQuery(PeerQuery {
                 rendition,
-                first,
-                count,
-                priority,
-                license
+                want,
+                license,
             })
-        ),
-        (rendition(), token())
-            .prop_map(|(rendition, license)| Request::Manifest(ManifestRequest { rendition, license })),
-        (region(), role(), addrs(), prop::collection::vec(rendition(), 0..20), any::<u32>(), token())
-            .prop_map(|(region, role, addrs, renditions, upload_spare_kbps, credential)| {
-                Request::Announce(Announce { region, role, addrs, renditions, upload_spare_kbps, credential })
-            }),
-        (rendition(), 1..=PEER_LIST_MAX as u16, token())
-            .prop_map(|(rendition, want, license)| Request::PeerQuery(PeerQuery { rendition, want, license })),
+        }),
         any::<u64>().prop_map(|nonce| Request::Ping { nonce }),
     ]
 }
@@ -96,16 +140,24 @@ fn response() -> impl Strategy<Value = Response> {
         (any::<u32>(), prop::collection::vec(any::<u8>(), 16..2000))
             .prop_map(|(index, data)| Response::Chunk { index, data }),
         any::<u32>().prop_map(|index| Response::ChunkMissing { index }),
-        (prop::collection::vec(any::<u8>(), 0..500), any::<[u8; 32]>()).prop_map(|(body, half)| {
-            let mut signature = [0u8; 64];
-            signature[..32].copy_from_slice(&half);
-            Response::Manifest(SignedManifest { body, signature })
-        }),
+        (
+            prop::collection::vec(any::<u8>(), 0..500),
+            any::<[u8; 32]>()
+        )
+            .prop_map(|(body, half)| {
+                let mut signature = [0u8; 64];
+                signature[..32].copy_from_slice(&half);
+                Response::Manifest(SignedManifest { body, signature })
+            }),
         any::<u32>().prop_map(|ttl_ms| Response::AnnounceAck { ttl_ms }),
-        (rendition(), prop::collection::vec(peer(), 0..=PEER_LIST_MAX))
+        (
+            rendition(),
+            prop::collection::vec(peer(), 0..=PEER_LIST_MAX)
+        )
             .prop_map(|(rendition, peers)| Response::PeerList(PeerList { rendition, peers })),
         any::<u64>().prop_map(|nonce| Response::Pong { nonce }),
-        (error_code(), ".{0,80}").prop_map(|(code, message)| Response::Error(WireError::new(code, message))),
+        (error_code(), ".{0,80}")
+            .prop_map(|(code, message)| Response::Error(WireError::new(code, message))),
         Just(Response::End),
     ]
 }
@@ -117,7 +169,11 @@ fn decode_everything(bytes: &[u8]) {
     let _ = FrameDecoder::new().push(bytes);
     if let Ok(token) = LicenseToken::from_bytes(bytes) {
         let origin = common::origin().node_id();
-        let _ = token.verify(&origin, &common::client().node_id(), UnixMillis(1_700_000_000_000));
+        let _ = token.verify(
+            &origin,
+            &common::client().node_id(),
+            UnixMillis(1_700_000_000_000),
+        );
     }
     if let Ok(manifest) = codec::decode::<SignedManifest>(bytes) {
         let _ = manifest.verify(&common::origin().node_id());
@@ -175,23 +231,43 @@ fn truncated_and_trailing_bytes_are_typed_errors() {
         for len in 0..bytes.len() {
             let error = codec::decode::<Request>(&bytes[..len]).unwrap_err();
             assert!(
-                matches!(error, codec::CodecError::Truncated | codec::CodecError::Malformed(_) | codec::CodecError::Invalid(_)),
+                matches!(
+                    error,
+                    codec::CodecError::Truncated
+                        | codec::CodecError::Malformed(_)
+                        | codec::CodecError::Invalid(_)
+                ),
                 "{name} cut at {len}: {error:?}"
             );
         }
         let mut long = bytes.clone();
         long.push(0);
-        assert_eq!(codec::decode::<Request>(&long), Err(codec::CodecError::TrailingBytes(1)));
+        assert_eq!(
+            codec::decode::<Request>(&long),
+            Err(codec::CodecError::TrailingBytes(1))
+        );
     }
 }
 
 #[test]
 fn oversized_and_over_limit_messages_are_refused() {
     let too_big = vec![0u8; codec::FRAME_BYTES_MAX + 1];
-    assert!(matches!(codec::decode::<Request>(&too_big), Err(codec::CodecError::TooLarge { .. })));
-    let chunk = Response::Chunk { index: 0, data: vec![0; CHUNK_PAYLOAD_BYTES_MAX + 1] };
-    assert!(matches!(codec::encode(&chunk), Err(codec::CodecError::Invalid(_))));
-    let mut long_list = PeerList { rendition: RenditionId([0; 32]), peers: vec![common::peer(); PEER_LIST_MAX + 1] };
+    assert!(matches!(
+        codec::decode::<Request>(&too_big),
+        Err(codec::CodecError::TooLarge { .. })
+    ));
+    let chunk = Response::Chunk {
+        index: 0,
+        data: vec![0; CHUNK_PAYLOAD_BYTES_MAX + 1],
+    };
+    assert!(matches!(
+        codec::encode(&chunk),
+        Err(codec::CodecError::Invalid(_))
+    ));
+    let mut long_list = PeerList {
+        rendition: RenditionId([0; 32]),
+        peers: vec![common::peer(); PEER_LIST_MAX + 1],
+    };
     assert!(codec::encode(&Response::PeerList(long_list.clone())).is_err());
     long_list.peers.truncate(PEER_LIST_MAX);
     assert!(codec::encode(&Response::PeerList(long_list)).is_ok());
@@ -199,7 +275,11 @@ fn oversized_and_over_limit_messages_are_refused() {
     let license = common::license();
     for (first, count) in [(0, 0), (u32::MAX, 2), (0, RANGE_CHUNKS_MAX + 1)] {
         let request = Request::ChunkRange(ChunkRangeRequest {
-            rendition: RenditionId([0; 32]), first, count, priority: Priority::Playing, license: license.clone(),
+            rendition: RenditionId([0; 32]),
+            first,
+            count,
+            priority: Priority::Playing,
+            license: license.clone(),
         });
         assert!(codec::encode(&request).is_err(), "{first}+{count}");
     }

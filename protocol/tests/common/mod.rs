@@ -20,7 +20,13 @@ pub fn client() -> Identity {
 pub fn manifest() -> SignedManifest {
     let origin = origin();
     let track = TrackId([0x33; 16]);
-    let cipher = ChunkCipher::new(&ContentKey([0x44; 32]), SealLabel { track, quality: Quality::Normal });
+    let cipher = ChunkCipher::new(
+        &ContentKey([0x44; 32]),
+        SealLabel {
+            track,
+            quality: Quality::Normal,
+        },
+    );
     let audio: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
     let (chunks, _) = content::seal_rendition(&cipher, &audio, 2048).unwrap();
     let body = ManifestBody {
@@ -48,7 +54,9 @@ pub fn license() -> LicenseToken {
         account: AccountId([0x55; 16]),
         node: client().node_id(),
         region: "SE".parse().unwrap(),
-        scope: LicenseScope::Play { renditions: vec![manifest().rendition_id()] },
+        scope: LicenseScope::Play {
+            renditions: vec![manifest().rendition_id()],
+        },
         issued_at: UnixMillis(1_700_000_000_000),
         expires_at: UnixMillis(1_700_000_000_000 + 3_600_000),
         offline: false,
@@ -84,7 +92,13 @@ pub fn requests() -> Vec<(&'static str, Request)> {
                 license: license(),
             }),
         ),
-        ("request_manifest", Request::Manifest(ManifestRequest { rendition, license: license() })),
+        (
+            "request_manifest",
+            Request::Manifest(ManifestRequest {
+                rendition,
+                license: license(),
+            }),
+        ),
         (
             "request_announce",
             Request::Announce(Announce {
@@ -98,7 +112,11 @@ pub fn requests() -> Vec<(&'static str, Request)> {
         ),
         (
             "request_peer_query",
-            Request::PeerQuery(PeerQuery { rendition, want: 10, license: license() }),
+            Request::PeerQuery(PeerQuery {
+                rendition,
+                want: 10,
+                license: license(),
+            }),
         ),
         ("request_ping", Request::Ping { nonce: 0xDEAD_BEEF }),
     ]
@@ -108,11 +126,29 @@ pub fn requests() -> Vec<(&'static str, Request)> {
 pub fn responses() -> Vec<(&'static str, Response)> {
     let rendition = manifest().rendition_id();
     let mut out = vec![
-        ("response_chunk", Response::Chunk { index: 300, data: vec![0xC5; 64] }),
-        ("response_chunk_missing", Response::ChunkMissing { index: 9 }),
+        (
+            "response_chunk",
+            Response::Chunk {
+                index: 300,
+                data: vec![0xC5; 64],
+            },
+        ),
+        (
+            "response_chunk_missing",
+            Response::ChunkMissing { index: 9 },
+        ),
         ("response_manifest", Response::Manifest(manifest())),
-        ("response_announce_ack", Response::AnnounceAck { ttl_ms: 90_000 }),
-        ("response_peer_list", Response::PeerList(PeerList { rendition, peers: vec![peer()] })),
+        (
+            "response_announce_ack",
+            Response::AnnounceAck { ttl_ms: 90_000 },
+        ),
+        (
+            "response_peer_list",
+            Response::PeerList(PeerList {
+                rendition,
+                peers: vec![peer()],
+            }),
+        ),
         ("response_pong", Response::Pong { nonce: 0xDEAD_BEEF }),
         ("response_end", Response::End),
     ];
@@ -120,8 +156,14 @@ pub fn responses() -> Vec<(&'static str, Response)> {
         ("response_error_bad_request", ErrorCode::BadRequest),
         ("response_error_license_forged", ErrorCode::LicenseForged),
         ("response_error_license_expired", ErrorCode::LicenseExpired),
-        ("response_error_license_wrong_node", ErrorCode::LicenseWrongNode),
-        ("response_error_license_not_covered", ErrorCode::LicenseNotCovered),
+        (
+            "response_error_license_wrong_node",
+            ErrorCode::LicenseWrongNode,
+        ),
+        (
+            "response_error_license_not_covered",
+            ErrorCode::LicenseNotCovered,
+        ),
         ("response_error_not_in_region", ErrorCode::NotInRegion),
         ("response_error_not_found", ErrorCode::NotFound),
         ("response_error_overloaded", ErrorCode::Overloaded),

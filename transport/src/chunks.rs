@@ -1,0 +1,382 @@
+//! The chunk protocol over `chorus/1`: serving sealed chunks and manifests to licensed peers,
+//! and fetching verified ranges of them.
+//!
+//! The serving side checks, for every request: the license token is signed by the trusted
+//! origin, current, bound to the node id the connection authenticated, and covers the
+//! rendition; the range lies within the rendition; each chunk still hashes to its id before
+//! it is sent (a corrupt stored chunk is reported missing, never sent). The fetching side
+//! checks every chunk against the manifest before handing it out.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use protocol::content::verify_chunk;
+use protocol::wire::{
+    ChunkRangeRequest, ErrorCode, ManifestRequest, Priority, RANGE_CHUNKS_MAX, Request, Response,
+    WireError,
+};
+use protocol::{
+    ChunkId, LicenseClaims, LicenseToken, Manifest, NodeId, RenditionId, SignedManifest, UnixMillis,
+};
+
+use crate::{Peer, Responder, Service, TransportError};
+
+/// Where a server's sealed chunks and manifests come from (a disk store, a cache, memory).
+pub trait ChunkSource: Send + Sync + 'static {
+    /// The signed manifest of `rendition`, if held.
+    fn manifest(&self, rendition: &RenditionId) -> Option<SignedManifest>;
+    /// Number of chunks of `rendition`, if its manifest is held.
+    fn chunk_count(&self, rendition: &RenditionId) -> Option<u32>;
+    /// Chunk `index` of `rendition` with the id it must hash to, if held.
+    fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)>;
+}
+
+/// Reads the wall clock. Drivers read time; the cores below them take it as an argument.
+pub type Clock = Arc<dyn Fn() -> UnixMillis + Send + Sync>;
+
+/// The system clock as a [`Clock`].
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        UnixMillis(since_epoch.as_millis() as u64)
+    })
+}
+
+/// Verified tokens remembered per service, so a warm connection pays for one signature check
+/// per token rather than per request. At most this many entries (~200 bytes each).
+pub const LICENSE_CACHE_ENTRIES_MAX: usize = 4096;
+
+/// Serves a [`ChunkSource`] to peers holding valid licenses issued by `issuer`.
+pub struct ChunkService<S> {
+    source: S,
+    issuer: NodeId,
+    clock: Clock,
+    verified: Mutex<HashMap<[u8; 32], LicenseClaims>>,
+}
+
+impl<S> std::fmt::Debug for ChunkService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkService")
+            .field("issuer", &self.issuer)
+            .finish()
+    }
+}
+
+impl<S: ChunkSource> ChunkService<S> {
+    /// A service over `source` trusting licenses signed by `issuer` (the origin's node id).
+    pub fn new(source: S, issuer: NodeId, clock: Clock) -> Self {
+        Self {
+            source,
+            issuer,
+            clock,
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The source served.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// Checks `license` for `presenter` and `rendition` at the current time.
+    pub fn authorize(
+        &self,
+        presenter: &NodeId,
+        rendition: &RenditionId,
+        license: &LicenseToken,
+    ) -> Result<(), WireError> {
+        let now = (self.clock)();
+        let key = cache_key(presenter, license);
+        let cached = self.lock_cache().get(&key).cloned();
+        let claims = match cached {
+            Some(claims) if now < claims.expires_at => claims,
+            _ => {
+                let claims = license
+                    .verify(&self.issuer, presenter, now)
+                    .map_err(|error| WireError::from(&error))?;
+                let mut cache = self.lock_cache();
+                if cache.len() >= LICENSE_CACHE_ENTRIES_MAX {
+                    cache.clear();
+                }
+                cache.insert(key, claims.clone());
+                claims
+            }
+        };
+        if !claims.permits(rendition) {
+            let error = protocol::LicenseError::NotCovered(*rendition);
+            return Err(WireError::from(&error));
+        }
+        Ok(())
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], LicenseClaims>> {
+        self.verified
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    async fn serve_range(
+        &self,
+        peer: NodeId,
+        request: ChunkRangeRequest,
+        responder: &mut Responder,
+    ) -> Result<(), TransportError> {
+        if let Err(error) = self.authorize(&peer, &request.rendition, &request.license) {
+            return responder.send(&Response::Error(error)).await;
+        }
+        let Some(count) = self.source.chunk_count(&request.rendition) else {
+            return responder
+                .send_error(ErrorCode::NotFound, "rendition not held here")
+                .await;
+        };
+        // The codec guarantees first + count does not overflow.
+        if request.first + request.count > count {
+            return responder
+                .send_error(ErrorCode::BadRequest, "range past the last chunk")
+                .await;
+        }
+        responder.set_priority(request.priority);
+        for index in request.first..request.first + request.count {
+            match self.source.chunk(&request.rendition, index) {
+                Some((id, data)) if verify_chunk(&id, &data).is_ok() => {
+                    responder.send_chunk(index, data).await?;
+                }
+                Some(_) => {
+                    tracing::warn!(rendition = %request.rendition, index, "stored chunk fails its hash; not sent");
+                    responder.send(&Response::ChunkMissing { index }).await?;
+                }
+                None => responder.send(&Response::ChunkMissing { index }).await?,
+            }
+        }
+        responder.send(&Response::End).await
+    }
+
+    async fn serve_manifest(
+        &self,
+        peer: NodeId,
+        request: ManifestRequest,
+        responder: &mut Responder,
+    ) -> Result<(), TransportError> {
+        if let Err(error) = self.authorize(&peer, &request.rendition, &request.license) {
+            return responder.send(&Response::Error(error)).await;
+        }
+        match self.source.manifest(&request.rendition) {
+            Some(manifest) => responder.send(&Response::Manifest(manifest)).await,
+            None => {
+                responder
+                    .send_error(ErrorCode::NotFound, "rendition not held here")
+                    .await
+            }
+        }
+    }
+}
+
+fn cache_key(presenter: &NodeId, license: &LicenseToken) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(presenter.as_bytes());
+    hasher.update(&license.signature);
+    hasher.update(&license.claims);
+    *hasher.finalize().as_bytes()
+}
+
+impl<S: ChunkSource> Service for ChunkService<S> {
+    async fn handle(
+        &self,
+        peer: NodeId,
+        request: Request,
+        responder: &mut Responder,
+    ) -> Result<(), TransportError> {
+        match request {
+            Request::ChunkRange(range) => self.serve_range(peer, range, responder).await,
+            Request::Manifest(manifest) => self.serve_manifest(peer, manifest, responder).await,
+            Request::Ping { nonce } => responder.send(&Response::Pong { nonce }).await,
+            Request::Announce(_) | Request::PeerQuery(_) => {
+                responder
+                    .send_error(ErrorCode::BadRequest, "this node is not a tracker")
+                    .await
+            }
+        }
+    }
+}
+
+/// One answer in a fetched range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RangeItem {
+    /// A chunk that matched the manifest.
+    Chunk {
+        /// Its index.
+        index: u32,
+        /// Its ciphertext.
+        data: Vec<u8>,
+    },
+    /// The peer does not hold this chunk.
+    Missing {
+        /// Its index.
+        index: u32,
+    },
+}
+
+/// Fetches chunks `first .. first + count` of `manifest`'s rendition from `peer`, verifying
+/// each against the manifest. Fails on the first chunk that does not match, on answers out of
+/// order, and on remote errors.
+pub async fn fetch_range(
+    peer: &Peer,
+    manifest: &Manifest,
+    first: u32,
+    count: u32,
+    priority: Priority,
+    license: &LicenseToken,
+) -> Result<Vec<RangeItem>, TransportError> {
+    if count == 0
+        || count > RANGE_CHUNKS_MAX
+        || first.saturating_add(count) > manifest.chunk_count()
+    {
+        return Err(TransportError::Protocol("range outside the rendition"));
+    }
+    let request = Request::ChunkRange(ChunkRangeRequest {
+        rendition: manifest.id(),
+        first,
+        count,
+        priority,
+        license: license.clone(),
+    });
+    let mut stream = peer.request(&request).await?;
+    let mut items = Vec::with_capacity(count as usize);
+    let mut expected = first;
+    loop {
+        let response = stream
+            .next()
+            .await?
+            .ok_or(TransportError::Protocol("range ended early"))?;
+        match response {
+            Response::Chunk { index, data } if index == expected => {
+                let id = manifest
+                    .chunk_id(index)
+                    .ok_or(TransportError::Protocol("chunk index"))?;
+                verify_chunk(id, &data)?;
+                items.push(RangeItem::Chunk { index, data });
+            }
+            Response::ChunkMissing { index } if index == expected => {
+                items.push(RangeItem::Missing { index });
+            }
+            Response::End if expected == first + count => return Ok(items),
+            Response::Error(error) => return Err(TransportError::Remote(error)),
+            _ => return Err(TransportError::Protocol("unexpected answer in a range")),
+        }
+        expected += 1;
+        if expected > first + count {
+            return Err(TransportError::Protocol("more chunks than asked for"));
+        }
+    }
+}
+
+/// Fetches and verifies the manifest of `rendition` from `peer`.
+pub async fn fetch_manifest(
+    peer: &Peer,
+    origin: &NodeId,
+    rendition: &RenditionId,
+    license: &LicenseToken,
+) -> Result<Manifest, TransportError> {
+    let request = Request::Manifest(ManifestRequest {
+        rendition: *rendition,
+        license: license.clone(),
+    });
+    match peer.request_one(&request).await? {
+        Response::Manifest(signed) => signed
+            .verify_for(origin, rendition)
+            .map_err(|_| TransportError::Protocol("manifest does not verify")),
+        _ => Err(TransportError::Protocol("expected a manifest")),
+    }
+}
+
+/// A [`ChunkSource`] held in memory: for benchmarks, tests and small caches.
+#[derive(Debug, Default)]
+pub struct MemoryChunkSource {
+    renditions: RwLock<HashMap<RenditionId, StoredRendition>>,
+}
+
+#[derive(Debug)]
+struct StoredRendition {
+    manifest: SignedManifest,
+    ids: Vec<ChunkId>,
+    chunks: Vec<Option<Bytes>>,
+}
+
+impl MemoryChunkSource {
+    /// An empty source.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores a rendition; `chunks[i]` is chunk *i*'s ciphertext or `None` if not held.
+    /// Chunks that do not match the manifest are refused.
+    pub fn insert(
+        &self,
+        manifest: &Manifest,
+        chunks: Vec<Option<Bytes>>,
+    ) -> Result<(), TransportError> {
+        if chunks.len() != manifest.chunk_count() as usize {
+            return Err(TransportError::Protocol(
+                "chunk list does not match the manifest",
+            ));
+        }
+        for (id, chunk) in manifest.body().chunks.iter().zip(&chunks) {
+            if let Some(data) = chunk {
+                verify_chunk(id, data)?;
+            }
+        }
+        let stored = StoredRendition {
+            manifest: manifest.signed().clone(),
+            ids: manifest.body().chunks.clone(),
+            chunks,
+        };
+        self.renditions
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .insert(manifest.id(), stored);
+        Ok(())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<RenditionId, StoredRendition>> {
+        self.renditions
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+impl ChunkSource for MemoryChunkSource {
+    fn manifest(&self, rendition: &RenditionId) -> Option<SignedManifest> {
+        self.read()
+            .get(rendition)
+            .map(|stored| stored.manifest.clone())
+    }
+
+    fn chunk_count(&self, rendition: &RenditionId) -> Option<u32> {
+        self.read()
+            .get(rendition)
+            .map(|stored| stored.ids.len() as u32)
+    }
+
+    fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
+        let renditions = self.read();
+        let stored = renditions.get(rendition)?;
+        let data = stored.chunks.get(index as usize)?.clone()?;
+        Some((stored.ids[index as usize], data))
+    }
+}
+
+impl<T: ChunkSource> ChunkSource for Arc<T> {
+    fn manifest(&self, rendition: &RenditionId) -> Option<SignedManifest> {
+        (**self).manifest(rendition)
+    }
+    fn chunk_count(&self, rendition: &RenditionId) -> Option<u32> {
+        (**self).chunk_count(rendition)
+    }
+    fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
+        (**self).chunk(rendition, index)
+    }
+}
