@@ -13,12 +13,13 @@
 //!
 //! **Message flow.** One bidirectional stream per request. The requester writes one
 //! [`Request`] frame and finishes its send side; the responder writes zero or more
-//! [`Response`] frames and finishes. Frames are a 4-byte big-endian length and a bincode body
+//! [`Response`] frames and finishes. A range is complete once `count` answers have arrived,
+//! so the requester need not wait for the end of the stream. Frames are a 4-byte big-endian length and a bincode body
 //! (see [`crate::codec`]).
 //!
 //! | request | responses |
 //! |---|---|
-//! | `ChunkRange` | one `Chunk` or `ChunkMissing` per index, in order, then `End`; or one `Error` |
+//! | `ChunkRange` | exactly one `Chunk` or `ChunkMissing` per index, in index order; or one `Error` |
 //! | `Manifest` | `Manifest`, or `Error` |
 //! | `Announce` | `AnnounceAck`, or `Error` |
 //! | `PeerQuery` | `PeerList`, or `Error` |
@@ -287,8 +288,6 @@ pub enum Response {
     },
     /// The request failed.
     Error(WireError),
-    /// No more frames for this request.
-    End,
 }
 
 fn check(condition: bool, what: &'static str) -> Result<(), CodecError> {
@@ -370,8 +369,7 @@ impl Validate for Response {
             ),
             Response::ChunkMissing { .. }
             | Response::AnnounceAck { .. }
-            | Response::Pong { .. }
-            | Response::End => Ok(()),
+            | Response::Pong { .. } => Ok(()),
         }
     }
 }
@@ -400,6 +398,42 @@ pub fn chunk_frame_prefix(index: u32, payload_len: usize) -> Result<Vec<u8>, Cod
     )?);
     out.extend_from_slice(&body_prefix);
     Ok(out)
+}
+
+/// Recognises a well-formed `Response::Chunk` frame body without copying its payload: returns
+/// the chunk index and the offset where the payload starts. `None` means "not a valid chunk
+/// frame": decode it with [`crate::codec::decode`] instead, which says what is wrong. When this
+/// returns `Some`, `codec::decode` yields the same chunk (a property test pins this).
+pub fn split_chunk_frame(body: &[u8]) -> Option<(u32, usize)> {
+    let (tag, mut at) = read_varint(body, 0)?;
+    if tag != 0 {
+        return None;
+    }
+    let index;
+    (index, at) = read_varint(body, at)?;
+    let (len, at) = read_varint(body, at)?;
+    let index = u32::try_from(index).ok()?;
+    let len = usize::try_from(len).ok()?;
+    let payload_ok = (TAG_BYTES..=CHUNK_PAYLOAD_BYTES_MAX).contains(&len);
+    (payload_ok && body.len().checked_sub(at)? == len).then_some((index, at))
+}
+
+/// Reads a bincode 2 unsigned varint at `at`; the value and the offset after it. Rejects
+/// non-canonical (overlong) encodings, which the encoder never writes.
+fn read_varint(bytes: &[u8], at: usize) -> Option<(u64, usize)> {
+    let marker = *bytes.get(at)?;
+    let (width, min) = match marker {
+        0..=250 => return Some((u64::from(marker), at + 1)),
+        251 => (2, 251),
+        252 => (4, 0x1_0000),
+        253 => (8, 0x1_0000_0000),
+        _ => return None,
+    };
+    let raw = bytes.get(at + 1..at + 1 + width)?;
+    let mut le = [0u8; 8];
+    le[..width].copy_from_slice(raw);
+    let value = u64::from_le_bytes(le);
+    (value >= min).then_some((value, at + 1 + width))
 }
 
 /// bincode 2's unsigned varint: < 251 in one byte, else a marker byte and little-endian bytes.

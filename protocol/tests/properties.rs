@@ -158,7 +158,6 @@ fn response() -> impl Strategy<Value = Response> {
         any::<u64>().prop_map(|nonce| Response::Pong { nonce }),
         (error_code(), ".{0,80}")
             .prop_map(|(code, message)| Response::Error(WireError::new(code, message))),
-        Just(Response::End),
     ]
 }
 
@@ -167,6 +166,7 @@ fn decode_everything(bytes: &[u8]) {
     let _ = codec::decode::<Request>(bytes);
     let _ = codec::decode::<Response>(bytes);
     let _ = FrameDecoder::new().push(bytes);
+    let _ = split_chunk_frame(bytes);
     if let Ok(token) = LicenseToken::from_bytes(bytes) {
         let origin = common::origin().node_id();
         let _ = token.verify(
@@ -196,6 +196,22 @@ proptest! {
     fn responses_round_trip(response in response()) {
         let bytes = codec::encode(&response).unwrap();
         prop_assert_eq!(codec::decode::<Response>(&bytes).unwrap(), response);
+    }
+
+    #[test]
+    fn the_chunk_fast_path_agrees_with_the_codec(response in response(), noise in prop::collection::vec(any::<u8>(), 0..40)) {
+        let mut body = codec::encode(&response).unwrap();
+        for bytes in [body.clone(), noise.clone(), { body.truncate(body.len().min(noise.len())); body }] {
+            if let Some((index, offset)) = split_chunk_frame(&bytes) {
+                let decoded = codec::decode::<Response>(&bytes).unwrap();
+                prop_assert_eq!(decoded, Response::Chunk { index, data: bytes[offset..].to_vec() });
+            }
+        }
+        if let Response::Chunk { index, data } = &response {
+            let body = codec::encode(&response).unwrap();
+            let (found, offset) = split_chunk_frame(&body).unwrap();
+            prop_assert_eq!((found, &body[offset..]), (*index, &data[..]));
+        }
     }
 
     #[test]

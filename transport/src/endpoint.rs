@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
 use protocol::codec::{self, FRAME_HEADER_BYTES};
 use protocol::wire::{ALPN, Priority, Request, Response};
 use protocol::{Identity, NodeId};
@@ -214,6 +215,22 @@ impl Endpoint {
         }
     }
 
+    /// Waits for the next incoming connection and completes its handshake. `None` once the
+    /// endpoint is closed. For custom protocols and baselines; [`crate::serve`] runs a
+    /// [`crate::Service`] on every connection instead.
+    pub async fn accept(&self) -> Option<Result<Peer, TransportError>> {
+        let incoming = self.inner.quinn.accept().await?;
+        let timeout = self.inner.limits.connect_timeout;
+        let handshake = async {
+            let connection = tokio::time::timeout(timeout, incoming.accept()?)
+                .await
+                .map_err(|_| TransportError::Timeout(timeout))??;
+            let node = peer_node_id(&connection)?;
+            Ok(self.peer(connection, node))
+        };
+        Some(handshake.await)
+    }
+
     /// Number of warm connections in the dial pool.
     pub fn pooled_connections(&self) -> usize {
         self.inner
@@ -351,19 +368,24 @@ impl ResponseStream {
             None => Ok(None),
         }
     }
+
+    /// The next frame body, undecoded (for callers that decode chunk frames without a copy).
+    pub async fn next_frame(&mut self) -> Result<Option<Bytes>, TransportError> {
+        read_frame(&mut self.recv, self.read_timeout).await
+    }
 }
 
 /// Reads one frame body; `None` on a clean end of stream at a frame boundary.
 pub(crate) async fn read_frame(
     recv: &mut quinn::RecvStream,
     timeout: Duration,
-) -> Result<Option<Vec<u8>>, TransportError> {
+) -> Result<Option<Bytes>, TransportError> {
     tokio::time::timeout(timeout, read_frame_inner(recv))
         .await
         .map_err(|_| TransportError::Timeout(timeout))?
 }
 
-async fn read_frame_inner(recv: &mut quinn::RecvStream) -> Result<Option<Vec<u8>>, TransportError> {
+async fn read_frame_inner(recv: &mut quinn::RecvStream) -> Result<Option<Bytes>, TransportError> {
     let mut header = [0u8; FRAME_HEADER_BYTES];
     let mut filled = 0;
     while filled < FRAME_HEADER_BYTES {
@@ -375,12 +397,13 @@ async fn read_frame_inner(recv: &mut quinn::RecvStream) -> Result<Option<Vec<u8>
     }
     // Checked against the cap before allocating.
     let len = codec::frame_body_len(header)?;
-    let mut body = vec![0u8; len];
-    recv.read_exact(&mut body)
-        .await
-        .map_err(|error| match error {
-            quinn::ReadExactError::FinishedEarly(_) => TransportError::Truncated,
-            quinn::ReadExactError::ReadError(error) => TransportError::Read(error),
-        })?;
-    Ok(Some(body))
+    // Copy quinn's received pieces straight into one buffer (no zero-fill first).
+    let mut body = BytesMut::with_capacity(len);
+    while body.len() < len {
+        match recv.read_chunk(len - body.len(), true).await? {
+            Some(chunk) => body.extend_from_slice(&chunk.bytes),
+            None => return Err(TransportError::Truncated),
+        }
+    }
+    Ok(Some(body.freeze()))
 }

@@ -360,8 +360,7 @@ impl Service for Liar {
     ) -> Result<(), TransportError> {
         let mut bad = self.0.to_vec();
         bad[5] ^= 1;
-        responder.send_chunk(0, Bytes::from(bad)).await?;
-        responder.send(&Response::End).await
+        responder.send_chunk(0, Bytes::from(bad)).await
     }
 }
 

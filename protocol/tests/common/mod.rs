@@ -150,7 +150,6 @@ pub fn responses() -> Vec<(&'static str, Response)> {
             }),
         ),
         ("response_pong", Response::Pong { nonce: 0xDEAD_BEEF }),
-        ("response_end", Response::End),
     ];
     let codes = [
         ("response_error_bad_request", ErrorCode::BadRequest),

@@ -1,0 +1,118 @@
+//! `chorus bench ...`: benchmarks for operators sizing a machine. Each one measures Chorus
+//! against a baseline of bare primitives in the same run, alternating rounds so that noise
+//! from a shared machine hits both alike, and reports medians and their ratio.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+mod pipeline;
+mod transport;
+
+/// Which benchmark to run.
+#[derive(Debug, Subcommand)]
+pub enum Which {
+    /// Seal + hash, then verify + open, 16 KiB chunks, against bare blake3 and ChaCha20-Poly1305.
+    Pipeline(PipelineArgs),
+    /// Fetch chunks over the chunk protocol on loopback, against a bare quinn stream.
+    Transport(TransportArgs),
+}
+
+/// Flags shared by every benchmark.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Print one JSON object on the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Rounds of each side; medians are reported.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
+    /// MiB moved per round.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub mib: u32,
+}
+
+/// Flags of `chorus bench pipeline`.
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Plaintext bytes per chunk.
+    #[arg(long, default_value_t = protocol::content::CHUNK_BYTES_DEFAULT)]
+    pub chunk_bytes: u32,
+}
+
+/// Flags of `chorus bench transport`.
+#[derive(Debug, Args)]
+pub struct TransportArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Single-chunk requests timed for the round-trip percentiles.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
+    pub requests: u32,
+    /// Range requests kept in flight at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub in_flight: u32,
+}
+
+/// Runs the chosen benchmark.
+pub fn run(which: Which) -> anyhow::Result<ExitCode> {
+    match which {
+        Which::Pipeline(args) => pipeline::run(&args),
+        Which::Transport(args) => transport::run(&args),
+    }
+}
+
+/// The median of `values` (which must not be empty).
+pub(crate) fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 }
+}
+
+/// The `p`-th percentile (0..=100) of sorted `values`, nearest rank.
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Prints a two-column table of `(name, value)` rows.
+pub(crate) fn print_table(title: &str, rows: &[(&str, String)]) {
+    let width = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    println!("{title}");
+    for (name, value) in rows {
+        println!("  {name:<width$}  {value}");
+    }
+}
+
+/// One status line on stderr, overwritten as rounds complete.
+pub(crate) fn progress(message: &str) {
+    use std::io::Write;
+    let mut stderr = std::io::stderr();
+    let _ = write!(stderr, "\r\x1b[2K{message}");
+    let _ = stderr.flush();
+}
+
+/// Ends the progress line.
+pub(crate) fn progress_done() {
+    eprintln!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_percentiles() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        let sorted: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&sorted, 50.0), 50.0);
+        assert_eq!(percentile(&sorted, 99.0), 99.0);
+        assert_eq!(percentile(&sorted, 100.0), 100.0);
+        assert_eq!(percentile(&sorted[..1], 99.0), 1.0);
+    }
+}
