@@ -65,10 +65,10 @@ impl Validate for LicenseClaims {
         if !self.region.is_valid() {
             return Err(CodecError::Invalid("license region is not a region code"));
         }
-        if let LicenseScope::Play { renditions } = &self.scope {
-            if renditions.len() > LICENSE_RENDITIONS_MAX {
-                return Err(CodecError::Invalid("license covers too many renditions"));
-            }
+        if let LicenseScope::Play { renditions } = &self.scope
+            && renditions.len() > LICENSE_RENDITIONS_MAX
+        {
+            return Err(CodecError::Invalid("license covers too many renditions"));
         }
         if self.expires_at <= self.issued_at
             || self.expires_at.0 - self.issued_at.0 > LICENSE_LIFETIME_MS_MAX

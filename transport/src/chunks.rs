@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use protocol::content::verify_chunk;
 use protocol::codec;
+use protocol::content::verify_chunk;
 use protocol::wire::{
-    self, ChunkRangeRequest, ErrorCode, ManifestRequest, Priority, RANGE_CHUNKS_MAX, Request, Response,
-    WireError,
+    self, ChunkRangeRequest, ErrorCode, ManifestRequest, Priority, RANGE_CHUNKS_MAX, Request,
+    Response, WireError,
 };
 use protocol::{
     ChunkId, LicenseClaims, LicenseToken, Manifest, NodeId, RenditionId, SignedManifest, UnixMillis,
@@ -267,7 +267,10 @@ pub async fn fetch_range(
             .ok_or(TransportError::Protocol("range ended early"))?;
         // Chunk frames are sliced without a copy; anything else goes through the codec.
         let response = match wire::split_chunk_frame(&body) {
-            Some((index, offset)) => Chunk { index, data: body.slice(offset..) },
+            Some((index, offset)) => Chunk {
+                index,
+                data: body.slice(offset..),
+            },
             None => Other(codec::decode::<Response>(&body)?),
         };
         match response {

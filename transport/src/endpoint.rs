@@ -195,11 +195,10 @@ impl Endpoint {
             let oldest = pool
                 .connections
                 .iter()
-                .min_by_key(|(_, (sequence, _))| *sequence);
-            if let Some((&oldest, _)) = oldest {
-                if let Some((_, connection)) = pool.connections.remove(&oldest) {
-                    connection.close(0u32.into(), b"pool full");
-                }
+                .min_by_key(|(_, (sequence, _))| *sequence)
+                .map(|(node, _)| *node);
+            if let Some((_, connection)) = oldest.and_then(|node| pool.connections.remove(&node)) {
+                connection.close(0u32.into(), b"pool full");
             }
         }
         let sequence = pool.next_sequence;

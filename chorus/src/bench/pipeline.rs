@@ -26,15 +26,25 @@ pub fn run(args: &PipelineArgs) -> anyhow::Result<ExitCode> {
     rand_chacha::ChaCha8Rng::seed_from_u64(1).fill_bytes(&mut plaintext);
     let chunk_bytes = args.chunk_bytes as usize;
     let key = ContentKey([7; 32]);
-    let label = SealLabel { track: TrackId([1; 16]), quality: Quality::Normal };
+    let label = SealLabel {
+        track: TrackId([1; 16]),
+        quality: Quality::Normal,
+    };
     let cipher = ChunkCipher::new(&key, label);
-    let primitives = Primitives { aead: ChaCha20Poly1305::new((&key.0).into()), ad: label.associated_data() };
+    let primitives = Primitives {
+        aead: ChaCha20Poly1305::new((&key.0).into()),
+        ad: label.associated_data(),
+    };
 
     let (mut chorus, mut bare) = (Vec::new(), Vec::new());
     for round in 1..=args.common.rounds {
         progress(&format!("pipeline: round {round}/{}", args.common.rounds));
-        chorus.push(mib_per_s(total, || pipeline_round(&cipher, &plaintext, chunk_bytes))?);
-        bare.push(mib_per_s(total, || primitives.round(&plaintext, chunk_bytes))?);
+        chorus.push(mib_per_s(total, || {
+            pipeline_round(&cipher, &plaintext, chunk_bytes)
+        })?);
+        bare.push(mib_per_s(total, || {
+            primitives.round(&plaintext, chunk_bytes)
+        })?);
     }
     progress_done();
     let (pipeline_mib_s, primitives_mib_s) = (median(&mut chorus), median(&mut bare));
@@ -47,8 +57,14 @@ pub fn run(args: &PipelineArgs) -> anyhow::Result<ExitCode> {
             args.common.rounds
         ),
         &[
-            ("chorus seal+hash, verify+open", format!("{pipeline_mib_s:>9.1} MiB/s")),
-            ("bare chacha20poly1305 + blake3", format!("{primitives_mib_s:>9.1} MiB/s")),
+            (
+                "chorus seal+hash, verify+open",
+                format!("{pipeline_mib_s:>9.1} MiB/s"),
+            ),
+            (
+                "bare chacha20poly1305 + blake3",
+                format!("{primitives_mib_s:>9.1} MiB/s"),
+            ),
             ("ratio (target >= 0.85)", format!("{ratio:>9.3}")),
         ],
     );
@@ -75,14 +91,21 @@ fn mib_per_s(bytes: usize, round: impl FnOnce() -> anyhow::Result<()>) -> anyhow
 }
 
 /// Seals every chunk, then verifies and opens every chunk, through the public API.
-fn pipeline_round(cipher: &ChunkCipher, plaintext: &[u8], chunk_bytes: usize) -> anyhow::Result<()> {
+fn pipeline_round(
+    cipher: &ChunkCipher,
+    plaintext: &[u8],
+    chunk_bytes: usize,
+) -> anyhow::Result<()> {
     let mut sealed: Vec<(ChunkId, Vec<u8>)> = Vec::with_capacity(plaintext.len() / chunk_bytes + 1);
     for (index, piece) in plaintext.chunks(chunk_bytes).enumerate() {
         sealed.push(cipher.seal(index as u32, piece));
     }
     for (index, (id, ciphertext)) in sealed.iter().enumerate() {
         let opened = cipher.open(index as u32, id, ciphertext)?;
-        ensure!(opened.len() + content::TAG_BYTES == ciphertext.len(), "chunk {index} length");
+        ensure!(
+            opened.len() + content::TAG_BYTES == ciphertext.len(),
+            "chunk {index} length"
+        );
         black_box(opened);
     }
     Ok(())
@@ -96,7 +119,8 @@ struct Primitives {
 impl Primitives {
     /// The same work with bare calls: encrypt in place + hash; hash + decrypt in place.
     fn round(&self, plaintext: &[u8], chunk_bytes: usize) -> anyhow::Result<()> {
-        let mut sealed: Vec<(blake3::Hash, Vec<u8>, Tag)> = Vec::with_capacity(plaintext.len() / chunk_bytes + 1);
+        let mut sealed: Vec<(blake3::Hash, Vec<u8>, Tag)> =
+            Vec::with_capacity(plaintext.len() / chunk_bytes + 1);
         for (index, piece) in plaintext.chunks(chunk_bytes).enumerate() {
             let mut buffer = piece.to_vec();
             let tag = self

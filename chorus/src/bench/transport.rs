@@ -19,8 +19,8 @@ use protocol::license::{LICENSE_VERSION, LicenseScope};
 use protocol::manifest::{CHUNKS_PER_RENDITION_MAX, MANIFEST_VERSION};
 use protocol::wire::Priority;
 use protocol::{
-    AccountId, Codec, Identity, LicenseClaims, LicenseToken, Manifest, ManifestBody, Quality,
-    SignedManifest, TrackId,
+    AccountId, Codec, Identity, LicenseClaims, LicenseToken, Manifest, ManifestBody, NodeId,
+    Quality, SignedManifest, TrackId,
 };
 use rand::{RngCore, SeedableRng};
 use transport::chunks::{self, ChunkService, MemoryChunkSource, RangeItem};
@@ -38,15 +38,93 @@ struct Setup {
     manifest: Manifest,
     license: LicenseToken,
     total_bytes: usize,
+    _servers: Servers,
 }
 
+/// Server and client run as they would in two processes: each on its own thread with its
+/// own single-threaded runtime, so neither steals the other's core.
 pub fn run(args: &TransportArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    single_threaded_runtime()?.block_on(run_async(args))
+}
+
+fn single_threaded_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(run_async(args))
+        .context("starting the async runtime")
+}
+
+/// The two servers (chorus and bare), on their own thread until dropped.
+struct Servers {
+    chorus: (NodeId, SocketAddr),
+    raw: (NodeId, SocketAddr),
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn start_servers(
+    identities: [Identity; 2],
+    issuer: NodeId,
+    manifest: Manifest,
+    sealed: Arc<Vec<Bytes>>,
+) -> anyhow::Result<Servers> {
+    let (ready, started) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("bench-servers".into())
+        .spawn(move || {
+            let serve = async move {
+                let loopback: SocketAddr = "127.0.0.1:0".parse()?;
+                let [chorus_identity, raw_identity] = identities;
+                let chorus = Endpoint::bind(&chorus_identity, loopback, Limits::default())?;
+                let source = MemoryChunkSource::new();
+                source.insert(&manifest, sealed.iter().cloned().map(Some).collect())?;
+                let service = ChunkService::new(source, issuer, chunks::system_clock());
+                tokio::spawn(transport::serve(chorus.clone(), Arc::new(service)));
+                let raw = Endpoint::bind(&raw_identity, loopback, Limits::default())?;
+                tokio::spawn(serve_raw(raw.clone(), sealed));
+                anyhow::Ok((chorus, raw))
+            };
+            let runtime = match single_threaded_runtime() {
+                Ok(runtime) => runtime,
+                Err(error) => return drop(ready.send(Err(error))),
+            };
+            runtime.block_on(async move {
+                match serve.await {
+                    Ok((chorus, raw)) => {
+                        let addrs = (|| {
+                            anyhow::Ok((
+                                (chorus.node_id(), chorus.local_addr()?),
+                                (raw.node_id(), raw.local_addr()?),
+                            ))
+                        })();
+                        let _ = ready.send(addrs);
+                        let _ = stopped.await;
+                        chorus.close();
+                        raw.close();
+                    }
+                    Err(error) => drop(ready.send(Err(error))),
+                }
+            });
+        })?;
+    let (chorus, raw) = started.recv().context("server thread died")??;
+    Ok(Servers {
+        chorus,
+        raw,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
 }
 
 async fn run_async(args: &TransportArgs) -> anyhow::Result<ExitCode> {
@@ -64,7 +142,10 @@ async fn run_async(args: &TransportArgs) -> anyhow::Result<ExitCode> {
     let chunk_count = setup.manifest.chunk_count();
     for request in 0..args.requests {
         if request % 100 == 0 {
-            progress(&format!("transport: round trips {request}/{}", args.requests));
+            progress(&format!(
+                "transport: round trips {request}/{}",
+                args.requests
+            ));
         }
         let index = request % chunk_count;
         chorus_rtt.push(timed_us(chorus_fetch(&setup, index, 1)).await?);
@@ -85,14 +166,29 @@ async fn run_async(args: &TransportArgs) -> anyhow::Result<ExitCode> {
             args.common.mib, RANGE_CHUNKS, args.in_flight
         ),
         &[
-            ("chorus chunk protocol", format!("{chorus_mib_s:>9.1} MiB/s")),
+            (
+                "chorus chunk protocol",
+                format!("{chorus_mib_s:>9.1} MiB/s"),
+            ),
             ("bare quinn stream", format!("{quinn_raw_mib_s:>9.1} MiB/s")),
             ("ratio (target >= 0.7)", format!("{ratio:>9.3}")),
-            ("1-chunk request p50 (target <= 200)", format!("{p50:>9.0} us")),
+            (
+                "1-chunk request p50 (target <= 200)",
+                format!("{p50:>9.0} us"),
+            ),
             ("1-chunk request p99", format!("{p99:>9.0} us")),
-            ("bare quinn 1-chunk p50", format!("{:>9.0} us", percentile(&raw_rtt, 50.0))),
-            ("bare quinn 1-chunk p99", format!("{:>9.0} us", percentile(&raw_rtt, 99.0))),
-            ("chorus ping p50", format!("{:>9.0} us", percentile(&ping_rtt, 50.0))),
+            (
+                "bare quinn 1-chunk p50",
+                format!("{:>9.0} us", percentile(&raw_rtt, 50.0)),
+            ),
+            (
+                "bare quinn 1-chunk p99",
+                format!("{:>9.0} us", percentile(&raw_rtt, 99.0)),
+            ),
+            (
+                "chorus ping p50",
+                format!("{:>9.0} us", percentile(&ping_rtt, 50.0)),
+            ),
         ],
     );
     if args.common.json {
@@ -132,7 +228,13 @@ async fn setup(mib: u32) -> anyhow::Result<Setup> {
     let mut plaintext = vec![0u8; total];
     rng.fill_bytes(&mut plaintext);
     let track = TrackId([2; 16]);
-    let cipher = ChunkCipher::new(&ContentKey::generate(&mut rng), SealLabel { track, quality: Quality::High });
+    let cipher = ChunkCipher::new(
+        &ContentKey::generate(&mut rng),
+        SealLabel {
+            track,
+            quality: Quality::High,
+        },
+    );
     let (ids, sealed) = content::seal_rendition(&cipher, &plaintext, CHUNK_BYTES_DEFAULT)?;
     let body = ManifestBody {
         version: MANIFEST_VERSION,
@@ -152,8 +254,7 @@ async fn setup(mib: u32) -> anyhow::Result<Setup> {
     let sealed: Arc<Vec<Bytes>> = Arc::new(sealed.into_iter().map(Bytes::from).collect());
     let total_bytes = sealed.iter().map(Bytes::len).sum();
 
-    let clock = chunks::system_clock();
-    let now = clock();
+    let now = chunks::system_clock()();
     let license = LicenseToken::issue(
         &origin,
         &LicenseClaims {
@@ -162,28 +263,34 @@ async fn setup(mib: u32) -> anyhow::Result<Setup> {
             account: AccountId([1; 16]),
             node: client_identity.node_id(),
             region: "SE".parse()?,
-            scope: LicenseScope::Play { renditions: vec![manifest.id()] },
+            scope: LicenseScope::Play {
+                renditions: vec![manifest.id()],
+            },
             issued_at: now,
             expires_at: now.plus_ms(3_600_000),
             offline: false,
         },
     )?;
 
+    let servers = start_servers(
+        [Identity::generate(&mut rng), Identity::generate(&mut rng)],
+        origin.node_id(),
+        manifest.clone(),
+        sealed,
+    )?;
     let loopback: SocketAddr = "127.0.0.1:0".parse()?;
-    let limits = Limits::default();
-    let chorus_server = Endpoint::bind(&Identity::generate(&mut rng), loopback, limits.clone())?;
-    let source = MemoryChunkSource::new();
-    source.insert(&manifest, sealed.iter().cloned().map(Some).collect())?;
-    let service = ChunkService::new(source, origin.node_id(), clock);
-    tokio::spawn(transport::serve(chorus_server.clone(), Arc::new(service)));
-
-    let raw_server = Endpoint::bind(&Identity::generate(&mut rng), loopback, limits.clone())?;
-    tokio::spawn(serve_raw(raw_server.clone(), sealed));
-
-    let client = Endpoint::bind(&client_identity, loopback, limits.clone())?;
-    let chorus = client.connect(chorus_server.node_id(), chorus_server.local_addr()?).await?;
-    let raw = client.connect(raw_server.node_id(), raw_server.local_addr()?).await?;
-    Ok(Setup { client, chorus, raw, manifest, license, total_bytes })
+    let client = Endpoint::bind(&client_identity, loopback, Limits::default())?;
+    let chorus = client.connect(servers.chorus.0, servers.chorus.1).await?;
+    let raw = client.connect(servers.raw.0, servers.raw.1).await?;
+    Ok(Setup {
+        client,
+        chorus,
+        raw,
+        manifest,
+        license,
+        total_bytes,
+        _servers: servers,
+    })
 }
 
 /// The baseline server: an 8-byte request (first, count), answered with the chunks' bytes.
@@ -198,9 +305,13 @@ async fn serve_raw(endpoint: Endpoint, chunks: Arc<Vec<Bytes>>) {
                     if recv.read_exact(&mut request).await.is_err() {
                         return;
                     }
-                    let first = u32::from_be_bytes([request[0], request[1], request[2], request[3]]) as usize;
-                    let count = u32::from_be_bytes([request[4], request[5], request[6], request[7]]) as usize;
-                    let Some(slice) = chunks.get(first..first.saturating_add(count)) else { return };
+                    let first = u32::from_be_bytes([request[0], request[1], request[2], request[3]])
+                        as usize;
+                    let count = u32::from_be_bytes([request[4], request[5], request[6], request[7]])
+                        as usize;
+                    let Some(slice) = chunks.get(first..first.saturating_add(count)) else {
+                        return;
+                    };
                     let mut pieces: Vec<Bytes> = slice.to_vec();
                     if send.write_all_chunks(&mut pieces).await.is_ok() {
                         let _ = send.finish();
@@ -212,8 +323,15 @@ async fn serve_raw(endpoint: Endpoint, chunks: Arc<Vec<Bytes>>) {
 }
 
 async fn chorus_fetch(setup: &Setup, first: u32, count: u32) -> anyhow::Result<usize> {
-    let items = chunks::fetch_range(&setup.chorus, &setup.manifest, first, count, Priority::Playing, &setup.license)
-        .await?;
+    let items = chunks::fetch_range(
+        &setup.chorus,
+        &setup.manifest,
+        first,
+        count,
+        Priority::Playing,
+        &setup.license,
+    )
+    .await?;
     let mut bytes = 0;
     for item in items {
         match item {
@@ -239,7 +357,10 @@ async fn raw_fetch(peer: &Peer, first: u32, count: u32) -> anyhow::Result<usize>
 }
 
 async fn ping(peer: &Peer, nonce: u64) -> anyhow::Result<usize> {
-    match peer.request_one(&protocol::wire::Request::Ping { nonce }).await? {
+    match peer
+        .request_one(&protocol::wire::Request::Ping { nonce })
+        .await?
+    {
         protocol::wire::Response::Pong { nonce: echoed } if echoed == nonce => Ok(8),
         other => bail!("unexpected answer to a ping: {other:?}"),
     }
@@ -282,11 +403,17 @@ async fn fetch_all(setup: &Arc<Setup>, in_flight: u32, raw: bool) -> anyhow::Res
     while let Some(bytes) = tasks.join_next().await {
         moved += bytes??;
     }
-    ensure!(moved == setup.total_bytes, "moved {moved} of {} bytes", setup.total_bytes);
+    ensure!(
+        moved == setup.total_bytes,
+        "moved {moved} of {} bytes",
+        setup.total_bytes
+    );
     Ok(moved as f64 / (1024.0 * 1024.0) / started.elapsed().as_secs_f64())
 }
 
-async fn timed_us(fetch: impl std::future::Future<Output = anyhow::Result<usize>>) -> anyhow::Result<f64> {
+async fn timed_us(
+    fetch: impl std::future::Future<Output = anyhow::Result<usize>>,
+) -> anyhow::Result<f64> {
     let started = Instant::now();
     let bytes = fetch.await?;
     ensure!(bytes > 0, "empty answer");

@@ -1,0 +1,81 @@
+//! The built `chorus` binary, run as a user would.
+
+use std::process::Command;
+
+fn chorus(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args(args)
+        .env("CHORUS_LOG", "error")
+        .output()
+        .expect("run chorus")
+}
+
+fn last_json_line(output: &std::process::Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout.clone()).unwrap();
+    let last = stdout.lines().last().expect("some output");
+    serde_json::from_str(last)
+        .unwrap_or_else(|error| panic!("last line is not JSON ({error}): {last}"))
+}
+
+fn positive(value: &serde_json::Value, key: &str) -> f64 {
+    let number = value[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing in {value}"));
+    assert!(number.is_finite() && number > 0.0, "{key} = {number}");
+    number
+}
+
+#[test]
+fn bench_pipeline_prints_a_table_and_json() {
+    let output = chorus(&["bench", "pipeline", "--json", "--mib", "2", "--rounds", "1"]);
+    let json = last_json_line(&output);
+    let pipeline = positive(&json, "pipeline_mib_s");
+    let primitives = positive(&json, "primitives_mib_s");
+    let ratio = positive(&json, "ratio");
+    assert!((ratio - pipeline / primitives).abs() < 1e-9);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("ratio"));
+}
+
+#[test]
+fn bench_transport_prints_a_table_and_json() {
+    let output = chorus(&[
+        "bench",
+        "transport",
+        "--json",
+        "--mib",
+        "2",
+        "--rounds",
+        "1",
+        "--requests",
+        "20",
+    ]);
+    let json = last_json_line(&output);
+    for key in [
+        "chorus_mib_s",
+        "quinn_raw_mib_s",
+        "ratio",
+        "request_rtt_us_p50",
+        "request_rtt_us_p99",
+    ] {
+        positive(&json, key);
+    }
+    assert!(json["request_rtt_us_p99"].as_f64() >= json["request_rtt_us_p50"].as_f64());
+}
+
+#[test]
+fn bad_flags_get_a_clear_error_and_a_failing_exit() {
+    let output = chorus(&["bench", "pipeline", "--mib", "0"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--mib"));
+    let output = chorus(&["bench", "pipeline", "--chunk-bytes", "7"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("chunk size"));
+    let output = chorus(&["bench", "transport", "--mib", "4096"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("too large"));
+}
