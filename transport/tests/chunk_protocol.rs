@@ -511,3 +511,82 @@ async fn streams_beyond_the_cap_wait_their_turn() {
         assert!(task.await.unwrap().is_ok());
     }
 }
+
+/// A server that answers a range out of order.
+struct Shuffler(Vec<Bytes>);
+
+impl Service for Shuffler {
+    async fn handle(
+        &self,
+        _peer: NodeId,
+        _request: Request,
+        responder: &mut Responder,
+    ) -> Result<(), TransportError> {
+        responder.send_chunk(1, self.0[1].clone()).await?;
+        responder.send_chunk(0, self.0[0].clone()).await
+    }
+}
+
+#[tokio::test]
+async fn answers_out_of_order_are_a_protocol_error() {
+    let w = world_with(Limits::default(), |_, _, sealed| Shuffler(sealed)).await;
+    let peer = w
+        .client
+        .connect(w.server.node_id(), w.server_addr)
+        .await
+        .unwrap();
+    let error = chunks::fetch_range(&peer, &w.manifest, 0, 2, Priority::Playing, &w.license())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, TransportError::Protocol(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_closed_pooled_connection_is_replaced_on_the_next_dial() {
+    let w = world().await;
+    let first = w
+        .client
+        .connect(w.server.node_id(), w.server_addr)
+        .await
+        .unwrap();
+    first.close();
+    assert!(first.is_closed());
+    let second = w
+        .client
+        .connect(w.server.node_id(), w.server_addr)
+        .await
+        .unwrap();
+    assert!(!second.is_closed());
+    assert_eq!(
+        second
+            .request_one(&Request::Ping { nonce: 9 })
+            .await
+            .unwrap(),
+        Response::Pong { nonce: 9 }
+    );
+    assert_eq!(w.client.pooled_connections(), 1);
+}
+
+#[tokio::test]
+async fn a_request_for_an_unknown_rendition_is_not_found() {
+    let w = world().await;
+    let peer = w
+        .client
+        .connect(w.server.node_id(), w.server_addr)
+        .await
+        .unwrap();
+    let role = license_for(
+        &w.origin,
+        w.client_identity.node_id(),
+        LicenseScope::SuperNode,
+        UnixMillis(NOW.0 + 60_000),
+    );
+    let unknown = protocol::wire::ManifestRequest {
+        rendition: RenditionId([0xAA; 32]),
+        license: role,
+    };
+    match peer.request_one(&Request::Manifest(unknown)).await {
+        Err(TransportError::Remote(error)) => assert_eq!(error.code, ErrorCode::NotFound),
+        other => panic!("expected not_found, got {other:?}"),
+    }
+}
