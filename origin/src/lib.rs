@@ -1,4 +1,16 @@
-//! The origin: ingest, catalog, accounts, play authorization, chunk origin (HTTP and QUIC).
+//! The Chorus origin: ingest, catalog, accounts, play authorization and chunk serving.
 //!
-//! Empty until its issue lands; the shared protocol lives in `protocol`, the data plane in
-//! `transport`.
+//! - [`ingest`]: decode any common audio file, measure loudness, encode the rendition ladder.
+//! - [`store`]: accounts, tokens and the catalog in sled; [`chunks`]: chunk files.
+//! - [`api`] and [`publish`]: the HTTP API of API.md.
+//! - [`server`]: runs the HTTP API and the QUIC chunk protocol together.
+//! - [`synth`]: deterministic synthetic music for tests, benchmarks and sample catalogs.
+
+pub mod accounts;
+pub mod api;
+pub mod chunks;
+pub mod config;
+pub mod ingest;
+pub mod publish;
+pub mod store;
+pub mod synth;

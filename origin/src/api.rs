@@ -1,0 +1,482 @@
+//! The HTTP API (API.md): accounts, sessions, catalog, ingest, play authorization, chunks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hmac::{Hmac, Mac};
+use protocol::{Identity, NodeId, Quality};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::Sha256;
+use tokio::sync::Semaphore;
+
+use crate::accounts;
+use crate::config::OriginConfig;
+use crate::publish;
+use crate::store::{Account, Role, Store, StoreError, Tier, TokenKind, TokenRecord};
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// Metadata and chunks.
+    pub store: Arc<Store>,
+    /// The origin's signing identity (manifests, licenses).
+    pub identity: Arc<Identity>,
+    /// Key of the HMAC that signs chunk URLs.
+    pub url_key: Arc<[u8; 32]>,
+    /// Settings.
+    pub config: Arc<OriginConfig>,
+    /// Base URL for chunk URLs.
+    pub public_url: String,
+    /// Where the QUIC chunk protocol listens.
+    pub quic_addr: SocketAddr,
+    /// Bounds concurrent ingest jobs.
+    pub ingest_slots: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("public_url", &self.public_url)
+            .finish()
+    }
+}
+
+/// The wall clock in Unix milliseconds (handlers are drivers: they may read it).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+/// An API error: a status and a JSON body `{"error": {"code", "message"}}` with a stable code.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with a status, stable code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+    fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+    fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+    /// A server-side failure: logged in full, shown as a generic message.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = rejection.status();
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            _ => "invalid_json",
+        };
+        ApiError::new(status, code, rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::bad_request("invalid_path", rejection.body_text())
+    }
+}
+
+/// JSON body extractor whose rejections are [`ApiError`]s.
+#[derive(Debug, FromRequest)]
+#[from_request(via(Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// The authenticated account behind `Authorization: Bearer <access token>`.
+#[derive(Debug)]
+pub struct Authed(pub Account);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| ApiError::unauthorized("expected a bearer token"))?;
+        let record = state
+            .store
+            .token(&accounts::token_hash(token))?
+            .filter(|record| record.kind == TokenKind::Access && record.expires_at_ms > now_ms())
+            .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
+        let account = state
+            .store
+            .account(&record.account)?
+            .ok_or_else(|| ApiError::unauthorized("account gone"))?;
+        Ok(Authed(account))
+    }
+}
+
+/// The router with every route and limit.
+pub fn app(state: AppState) -> Router {
+    let json_limit = state.config.json_bytes_max;
+    let upload_limit = usize::try_from(state.config.upload_bytes_max)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 * 1024);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/accounts", post(create_account))
+        .route("/v1/sessions", post(create_session))
+        .route("/v1/sessions/refresh", post(refresh_session))
+        .route("/v1/me", get(me))
+        .route(
+            "/v1/tracks",
+            post(publish::upload_track).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route(
+            "/v1/tracks/{id}",
+            get(publish::get_track).delete(publish::delete_track),
+        )
+        .route("/v1/tracks/{id}/play", post(publish::play))
+        .route("/v1/artists/{id}/tracks", get(publish::artist_tracks))
+        .route("/v1/albums/{id}", get(publish::album))
+        .route("/v1/chunks/{id}", get(get_chunk))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
+        .layer(DefaultBodyLimit::max(json_limit))
+        .with_state(state)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAccount {
+    username: String,
+    password: String,
+    region: String,
+    role: Role,
+    tier: Option<Tier>,
+}
+
+async fn create_account(
+    State(state): State<AppState>,
+    ApiJson(new): ApiJson<NewAccount>,
+) -> Result<impl IntoResponse, ApiError> {
+    if !accounts::valid_username(&new.username) {
+        return Err(ApiError::bad_request(
+            "invalid_username",
+            "3 to 32 characters of a-z, A-Z, 0-9, _ . -",
+        ));
+    }
+    if !accounts::PASSWORD_BYTES.contains(&new.password.len()) {
+        return Err(ApiError::bad_request(
+            "invalid_password",
+            "passwords are 8 to 256 bytes",
+        ));
+    }
+    if new.region.parse::<protocol::Region>().is_err() {
+        return Err(ApiError::bad_request(
+            "invalid_region",
+            "region must be an ISO 3166-1 alpha-2 code such as SE",
+        ));
+    }
+    if new.role == Role::Admin {
+        return Err(ApiError::forbidden(
+            "forbidden_role",
+            "admin accounts are created with `chorus admin`",
+        ));
+    }
+    let account = new_account(
+        &new.username,
+        &new.password,
+        &new.region,
+        new.role,
+        new.tier.unwrap_or(Tier::Free),
+    )?;
+    let store = state.store.clone();
+    let created = tokio::task::spawn_blocking({
+        let account = account.clone();
+        move || store.create_account(&account)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    if !created {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "username_taken",
+            "that username is taken",
+        ));
+    }
+    Ok((StatusCode::CREATED, Json(json!({"id": account.id}))))
+}
+
+/// A new account record with a fresh id and hashed password.
+pub fn new_account(
+    username: &str,
+    password: &str,
+    region: &str,
+    role: Role,
+    tier: Tier,
+) -> Result<Account, ApiError> {
+    Ok(Account {
+        id: hex::encode(rand::random::<[u8; 16]>()),
+        username: username.to_string(),
+        password_hash: accounts::hash_password(password).map_err(ApiError::internal)?,
+        region: region.to_string(),
+        role,
+        tier,
+        created_at_ms: now_ms(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    username: String,
+    password: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Tokens {
+    access_token: String,
+    refresh_token: String,
+    expires_in: u64,
+    token_type: &'static str,
+}
+
+async fn create_session(
+    State(state): State<AppState>,
+    ApiJson(login): ApiJson<Login>,
+) -> Result<Json<Tokens>, ApiError> {
+    let account = state.store.account_by_username(&login.username)?;
+    let password_hash = account
+        .as_ref()
+        .map(|account| account.password_hash.clone());
+    // Verify even for unknown users, against a dummy hash, so timing does not reveal which exist.
+    let verified = tokio::task::spawn_blocking(move || {
+        let stored = password_hash
+            .unwrap_or_else(|| "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$Zm9v".into());
+        accounts::verify_password(&login.password, &stored)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    match account {
+        Some(account) if verified => issue_tokens(&state, &account.id).map(Json),
+        _ => Err(ApiError::unauthorized("wrong username or password")),
+    }
+}
+
+fn issue_tokens(state: &AppState, account_id: &str) -> Result<Tokens, ApiError> {
+    let now = now_ms();
+    let (access_token, access_hash) = accounts::new_token();
+    let (refresh_token, refresh_hash) = accounts::new_token();
+    let access = TokenRecord {
+        account: account_id.to_string(),
+        kind: TokenKind::Access,
+        expires_at_ms: now + state.config.access_token_ttl_s * 1000,
+    };
+    let refresh = TokenRecord {
+        account: account_id.to_string(),
+        kind: TokenKind::Refresh,
+        expires_at_ms: now + state.config.refresh_token_ttl_s * 1000,
+    };
+    state.store.put_token(&access_hash, &access)?;
+    state.store.put_token(&refresh_hash, &refresh)?;
+    Ok(Tokens {
+        access_token,
+        refresh_token,
+        expires_in: state.config.access_token_ttl_s,
+        token_type: "Bearer",
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Refresh {
+    refresh_token: String,
+}
+
+async fn refresh_session(
+    State(state): State<AppState>,
+    ApiJson(refresh): ApiJson<Refresh>,
+) -> Result<Json<Tokens>, ApiError> {
+    // Refresh tokens rotate: taking one removes it, so it works exactly once.
+    let record = state
+        .store
+        .take_token(&accounts::token_hash(&refresh.refresh_token))?
+        .filter(|record| record.kind == TokenKind::Refresh && record.expires_at_ms > now_ms())
+        .ok_or_else(|| ApiError::unauthorized("invalid, used or expired refresh token"))?;
+    issue_tokens(&state, &record.account).map(Json)
+}
+
+async fn me(Authed(account): Authed) -> Json<serde_json::Value> {
+    Json(json!({
+        "id": account.id,
+        "username": account.username,
+        "region": account.region,
+        "role": account.role,
+        "tier": account.tier,
+    }))
+}
+
+/// The HMAC that authorises chunk URLs: scoped to the `/v1/chunks/` prefix and an expiry.
+pub fn chunk_signature(key: &[u8; 32], expires_s: u64) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(format!("/v1/chunks/|{expires_s}").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn check_chunk_signature(key: &[u8; 32], expires_s: u64, signature_hex: &str) -> bool {
+    let Ok(signature) = hex::decode(signature_hex) else {
+        return false;
+    };
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(format!("/v1/chunks/|{expires_s}").as_bytes());
+    mac.verify_slice(&signature).is_ok()
+}
+
+#[derive(Debug, Deserialize)]
+struct ChunkQuery {
+    exp: Option<u64>,
+    sig: Option<String>,
+}
+
+async fn get_chunk(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<ChunkQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let chunk_id: protocol::ChunkId = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("invalid_id", "chunk ids are 64 hex characters"))?;
+    let (Some(expires_s), Some(signature)) = (query.exp, query.sig) else {
+        return Err(ApiError::forbidden(
+            "missing_signature",
+            "chunk URLs need exp and sig",
+        ));
+    };
+    if expires_s.saturating_mul(1000) <= now_ms() {
+        return Err(ApiError::forbidden(
+            "url_expired",
+            "this chunk URL has expired",
+        ));
+    }
+    if !check_chunk_signature(&state.url_key, expires_s, &signature) {
+        return Err(ApiError::forbidden(
+            "bad_signature",
+            "chunk URL signature does not verify",
+        ));
+    }
+    let etag = format!("\"{}\"", chunk_id.to_hex());
+    let cache = [
+        (
+            header::CACHE_CONTROL,
+            "public, max-age=31536000, immutable".to_string(),
+        ),
+        (header::ETAG, etag.clone()),
+    ];
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        == Some(etag.as_str())
+    {
+        return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
+    }
+    let store = state.store.clone();
+    let data = tokio::task::spawn_blocking(move || store.chunks().get(&chunk_id))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("chunk"))?;
+    Ok((
+        StatusCode::OK,
+        cache,
+        [(header::CONTENT_TYPE, "application/octet-stream".to_string())],
+        data,
+    )
+        .into_response())
+}
+
+/// Parses a node id given by a client.
+pub fn parse_node_id(text: &str) -> Result<NodeId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request("invalid_node_id", "node_id is 64 hex characters"))
+}
+
+/// Parses a quality name.
+pub fn parse_quality(text: &str) -> Result<Quality, ApiError> {
+    Quality::ALL
+        .into_iter()
+        .find(|quality| quality.as_str() == text)
+        .ok_or_else(|| ApiError::bad_request("invalid_quality", "quality is low, normal or high"))
+}
+
+/// Builds the ApiError for a forbidden action.
+pub fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::forbidden(code, message)
+}
+
+/// Builds a 400 ApiError.
+pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(code, message)
+}
+
+/// Builds a 404 ApiError.
+pub fn not_found(what: &str) -> ApiError {
+    ApiError::not_found(what)
+}

@@ -1,0 +1,571 @@
+//! Ingest: any common audio file in, three Ogg Vorbis renditions and a loudness measurement out.
+//!
+//! One streaming pass, so memory stays bounded by the encoded output rather than the decoded
+//! PCM: symphonia decodes packet by packet (FLAC, WAV, AIFF, MP3, Ogg Vorbis, AAC/ALAC in MP4,
+//! CAF, MKV); more than two channels are folded to stereo; sample rates other than 44.1 and
+//! 48 kHz are resampled to 44.1 kHz (rubato, FFT); EBU R128 integrated loudness and sample peak
+//! are measured (ebur128) on what is encoded; three libvorbis encoders (aoTuV, built from
+//! bundled C sources by `vorbis_rs`) produce the low / normal / high ladder in VBR mode.
+//!
+//! A decoder error anywhere in the file fails the whole ingest: a track is either complete or
+//! not ingested.
+
+use std::io::Cursor;
+use std::num::{NonZeroU8, NonZeroU32};
+
+use protocol::{Codec, Quality};
+use rubato::{FftFixedInOut, Resampler};
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{CODEC_TYPE_NULL, CODEC_TYPE_OPUS, DecoderOptions};
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::FormatOptions;
+use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+use vorbis_rs::{VorbisBitrateManagementStrategy, VorbisEncoder, VorbisEncoderBuilder};
+
+/// The encoding ladder: quality, nominal bitrate, and the Vorbis VBR quality that gives that
+/// bitrate on typical 44.1 kHz stereo music (libvorbis q2 ≈ 96, q5 ≈ 160, q9 ≈ 320 kbps).
+/// VBR rather than ABR: it works for every channel count and sample rate, and simple material
+/// costs fewer bits instead of padding to a target.
+pub const LADDER: [(Quality, u32, f32); 3] = [
+    (Quality::Low, 96_000, 0.2),
+    (Quality::Normal, 160_000, 0.5),
+    (Quality::High, 320_000, 0.9),
+];
+/// Loudness every track is normalised to on playback (the level Spotify uses).
+pub const TARGET_LOUDNESS_LUFS: f64 = -14.0;
+/// Highest sample peak normalisation may push a track to.
+pub const PEAK_CEILING_DBFS: f64 = -1.0;
+/// Frames handed to the encoders and resampler at a time.
+const BLOCK_FRAMES: usize = 4096;
+
+/// Bounds on one ingest.
+#[derive(Debug, Clone)]
+pub struct IngestLimits {
+    /// Longest accepted input, in milliseconds of audio.
+    pub duration_ms_max: u64,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        // Two hours: at 320 kbps well under a manifest's 512 MiB.
+        Self {
+            duration_ms_max: 2 * 3600 * 1000,
+        }
+    }
+}
+
+/// Why a file could not be ingested. Each has a stable API code ([`IngestError::code`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngestError {
+    /// The bytes are not a container or stream format we recognise.
+    #[error("not a recognised audio file: {0}")]
+    NotAudio(String),
+    /// The file holds no audio track.
+    #[error("the file contains no audio track")]
+    NoAudioTrack,
+    /// The audio codec is recognised but not supported.
+    #[error("unsupported audio codec: {0}")]
+    UnsupportedCodec(String),
+    /// The audio could not be decoded at some point.
+    #[error("decoding failed at {at_ms} ms: {message}")]
+    Decode {
+        /// Position reached before the failure.
+        at_ms: u64,
+        /// What the decoder said.
+        message: String,
+    },
+    /// The file decodes to no audio at all.
+    #[error("the file contains no audio samples")]
+    Empty,
+    /// The audio is longer than allowed.
+    #[error("the audio is longer than the {max_ms} ms limit")]
+    TooLong {
+        /// The limit.
+        max_ms: u64,
+    },
+    /// Sample rate or channel layout outside what can be encoded.
+    #[error("unsupported audio format: {0}")]
+    Format(String),
+    /// The encoder failed (a bug or resource problem, not the input's fault).
+    #[error("encoding failed: {0}")]
+    Encode(String),
+}
+
+impl IngestError {
+    /// Stable snake_case code for API errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            IngestError::NotAudio(_) | IngestError::NoAudioTrack => "not_audio",
+            IngestError::UnsupportedCodec(_) => "unsupported_codec",
+            IngestError::Decode { .. } => "decode_failed",
+            IngestError::Empty => "empty_audio",
+            IngestError::TooLong { .. } => "audio_too_long",
+            IngestError::Format(_) => "unsupported_format",
+            IngestError::Encode(_) => "encode_failed",
+        }
+    }
+
+    /// True when the input is at fault (a 4xx), false for our own failures (a 5xx).
+    pub fn is_input_error(&self) -> bool {
+        !matches!(self, IngestError::Encode(_))
+    }
+}
+
+/// One encoded rendition: a complete Ogg Vorbis file.
+#[derive(Debug, Clone)]
+pub struct EncodedRendition {
+    /// Its quality tier.
+    pub quality: Quality,
+    /// Its codec.
+    pub codec: Codec,
+    /// Target average bitrate.
+    pub bitrate_bps: u32,
+    /// The encoded file.
+    pub file: Vec<u8>,
+}
+
+/// The result of transcoding one input.
+#[derive(Debug, Clone)]
+pub struct Transcoded {
+    /// Duration of the encoded audio.
+    pub duration_ms: u64,
+    /// Sample rate of the renditions.
+    pub sample_rate_hz: u32,
+    /// Channels of the renditions (1 or 2).
+    pub channels: u8,
+    /// EBU R128 integrated loudness of the track.
+    pub loudness_lufs: f64,
+    /// Highest sample peak, in dBFS.
+    pub peak_dbfs: f64,
+    /// Gain a player applies to reach [`TARGET_LOUDNESS_LUFS`] without the peak exceeding
+    /// [`PEAK_CEILING_DBFS`].
+    pub gain_db: f64,
+    /// Sample rate of the input.
+    pub source_sample_rate_hz: u32,
+    /// The renditions, lowest quality first.
+    pub renditions: Vec<EncodedRendition>,
+}
+
+/// Transcodes `input` into the rendition ladder. `extension` (e.g. "flac") helps format
+/// detection; `stream_serial` seeds the Ogg stream serials so output is reproducible.
+pub fn transcode(
+    input: Vec<u8>,
+    extension: Option<&str>,
+    stream_serial: i32,
+    limits: &IngestLimits,
+) -> Result<Transcoded, IngestError> {
+    let source = MediaSourceStream::new(
+        Box::new(Cursor::new(input)),
+        MediaSourceStreamOptions::default(),
+    );
+    let mut hint = Hint::new();
+    if let Some(extension) = extension {
+        hint.with_extension(extension);
+    }
+    let probed = symphonia::default::get_probe()
+        .format(
+            &hint,
+            source,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
+        .map_err(|error| IngestError::NotAudio(error.to_string()))?;
+    let mut format = probed.format;
+    let track = format
+        .tracks()
+        .iter()
+        .find(|track| track.codec_params.codec != CODEC_TYPE_NULL)
+        .ok_or(IngestError::NoAudioTrack)?;
+    if track.codec_params.codec == CODEC_TYPE_OPUS {
+        return Err(IngestError::UnsupportedCodec("opus".into()));
+    }
+    let track_id = track.id;
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .map_err(|error| IngestError::UnsupportedCodec(error.to_string()))?;
+
+    let mut pipeline: Option<Pipeline> = None;
+    let mut samples: Option<SampleBuffer<f32>> = None;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(packet) => packet,
+            Err(SymphoniaError::IoError(error))
+                if error.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                break;
+            }
+            Err(SymphoniaError::ResetRequired) => break,
+            Err(error) => return Err(decode_error(&pipeline, error)),
+        };
+        if packet.track_id() != track_id {
+            continue;
+        }
+        let decoded = decoder
+            .decode(&packet)
+            .map_err(|error| decode_error(&pipeline, error))?;
+        let spec = *decoded.spec();
+        if decoded.frames() == 0 {
+            continue;
+        }
+        let pipeline = match &mut pipeline {
+            Some(pipeline) => pipeline,
+            None => pipeline.insert(Pipeline::new(
+                spec.rate,
+                spec.channels.count(),
+                stream_serial,
+                limits,
+            )?),
+        };
+        if spec.rate != pipeline.source_rate || spec.channels.count() != pipeline.source_channels {
+            return Err(IngestError::Format(
+                "sample rate or channels change mid-stream".into(),
+            ));
+        }
+        let buffer = match &mut samples {
+            Some(buffer) if buffer.capacity() >= decoded.capacity() * spec.channels.count() => {
+                buffer
+            }
+            _ => samples.insert(SampleBuffer::new(decoded.capacity() as u64, spec)),
+        };
+        buffer.copy_interleaved_ref(decoded);
+        pipeline.push_interleaved(buffer.samples())?;
+    }
+    pipeline.ok_or(IngestError::Empty)?.finish()
+}
+
+fn decode_error(pipeline: &Option<Pipeline>, error: SymphoniaError) -> IngestError {
+    let at_ms = pipeline.as_ref().map_or(0, Pipeline::position_ms);
+    IngestError::Decode {
+        at_ms,
+        message: error.to_string(),
+    }
+}
+
+/// Everything after the decoder: fold, resample, measure, encode.
+struct Pipeline {
+    source_rate: u32,
+    source_channels: usize,
+    output_rate: u32,
+    output_channels: usize,
+    /// Output-rate frames not yet passed to the resampler (or encoders, without one).
+    pending: Vec<Vec<f32>>,
+    resampler: Option<Resampling>,
+    meter: ebur128::EbuR128,
+    encoders: Vec<(Quality, u32, VorbisEncoder<Vec<u8>>)>,
+    frames_encoded: u64,
+    frames_max: u64,
+}
+
+struct Resampling {
+    resampler: FftFixedInOut<f32>,
+    /// Output frames still to drop at the start (the resampler's delay).
+    delay_remaining: usize,
+    frames_in: u64,
+}
+
+impl Pipeline {
+    fn new(
+        rate: u32,
+        channels: usize,
+        stream_serial: i32,
+        limits: &IngestLimits,
+    ) -> Result<Self, IngestError> {
+        if !(8_000..=384_000).contains(&rate) {
+            return Err(IngestError::Format(format!("sample rate {rate} Hz")));
+        }
+        if channels == 0 || channels > 32 {
+            return Err(IngestError::Format(format!("{channels} channels")));
+        }
+        let output_channels = channels.min(2);
+        let output_rate = if rate == 44_100 || rate == 48_000 {
+            rate
+        } else {
+            44_100
+        };
+        let resampler = if output_rate == rate {
+            None
+        } else {
+            let resampler =
+                FftFixedInOut::new(rate as usize, output_rate as usize, 1024, output_channels)
+                    .map_err(|error| IngestError::Format(error.to_string()))?;
+            Some(Resampling {
+                delay_remaining: resampler.output_delay(),
+                resampler,
+                frames_in: 0,
+            })
+        };
+        let meter = ebur128::EbuR128::new(
+            output_channels as u32,
+            output_rate,
+            ebur128::Mode::I | ebur128::Mode::SAMPLE_PEAK,
+        )
+        .map_err(|error| IngestError::Encode(error.to_string()))?;
+        let mut encoders = Vec::with_capacity(LADDER.len());
+        for (offset, (quality, bitrate, vbr_quality)) in LADDER.into_iter().enumerate() {
+            let encoder = VorbisEncoderBuilder::new_with_serial(
+                NonZeroU32::new(output_rate).expect("checked above"),
+                NonZeroU8::new(output_channels as u8).expect("one or two channels"),
+                Vec::new(),
+                stream_serial.wrapping_add(offset as i32),
+            )
+            .bitrate_management_strategy(VorbisBitrateManagementStrategy::QualityVbr {
+                target_quality: vbr_quality,
+            })
+            .build()
+            .map_err(|error| IngestError::Encode(error.to_string()))?;
+            encoders.push((quality, bitrate, encoder));
+        }
+        Ok(Self {
+            source_rate: rate,
+            source_channels: channels,
+            output_rate,
+            output_channels,
+            pending: vec![Vec::new(); output_channels],
+            resampler,
+            meter,
+            encoders,
+            frames_encoded: 0,
+            frames_max: limits
+                .duration_ms_max
+                .saturating_mul(u64::from(output_rate))
+                / 1000,
+        })
+    }
+
+    fn position_ms(&self) -> u64 {
+        self.frames_encoded * 1000 / u64::from(self.output_rate)
+    }
+
+    /// Folds interleaved source frames into the output channel layout and moves them on.
+    fn push_interleaved(&mut self, interleaved: &[f32]) -> Result<(), IngestError> {
+        let channels = self.source_channels;
+        for frame in interleaved.chunks_exact(channels) {
+            match (channels, self.output_channels) {
+                (1, _) => self.pending[0].push(frame[0]),
+                (2, _) => {
+                    self.pending[0].push(frame[0]);
+                    self.pending[1].push(frame[1]);
+                }
+                _ => {
+                    let (left, right) = fold_to_stereo(frame);
+                    self.pending[0].push(left);
+                    self.pending[1].push(right);
+                }
+            }
+        }
+        self.drain(false)
+    }
+
+    /// Passes whole blocks on; with `flush`, everything left.
+    fn drain(&mut self, flush: bool) -> Result<(), IngestError> {
+        match &mut self.resampler {
+            None => {
+                while self.pending[0].len() >= BLOCK_FRAMES
+                    || (flush && !self.pending[0].is_empty())
+                {
+                    let take = self.pending[0].len().min(BLOCK_FRAMES);
+                    let block: Vec<Vec<f32>> = self
+                        .pending
+                        .iter_mut()
+                        .map(|channel| channel.drain(..take).collect())
+                        .collect();
+                    self.encode(&block)?;
+                }
+            }
+            Some(_) => {
+                loop {
+                    let resampling = self.resampler.as_mut().expect("matched Some");
+                    let need = resampling.resampler.input_frames_next();
+                    let have = self.pending[0].len();
+                    if have < need && !(flush && have > 0) {
+                        break;
+                    }
+                    let take = have.min(need);
+                    let block: Vec<Vec<f32>> = self
+                        .pending
+                        .iter_mut()
+                        .map(|channel| channel.drain(..take).collect())
+                        .collect();
+                    resampling.frames_in += take as u64;
+                    let output = if take == need {
+                        resampling.resampler.process(&block, None)
+                    } else {
+                        resampling.resampler.process_partial(Some(&block), None)
+                    }
+                    .map_err(|error| IngestError::Encode(error.to_string()))?;
+                    self.emit_resampled(output)?;
+                }
+                if flush {
+                    // Push out what the resampler still holds, then stop at the exact length.
+                    let resampling = self.resampler.as_mut().expect("matched Some");
+                    let output = resampling
+                        .resampler
+                        .process_partial(None::<&[Vec<f32>]>, None)
+                        .map_err(|error| IngestError::Encode(error.to_string()))?;
+                    self.emit_resampled(output)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the resampler's leading delay and anything past the exact output length.
+    fn emit_resampled(&mut self, mut output: Vec<Vec<f32>>) -> Result<(), IngestError> {
+        let resampling = self
+            .resampler
+            .as_mut()
+            .expect("only called while resampling");
+        let skip = resampling.delay_remaining.min(output[0].len());
+        resampling.delay_remaining -= skip;
+        let expected_total =
+            resampling.frames_in * u64::from(self.output_rate) / u64::from(self.source_rate);
+        let room = expected_total.saturating_sub(self.frames_encoded) as usize;
+        for channel in &mut output {
+            channel.drain(..skip);
+            channel.truncate(room);
+        }
+        if output[0].is_empty() {
+            return Ok(());
+        }
+        self.encode(&output)
+    }
+
+    fn encode(&mut self, block: &[Vec<f32>]) -> Result<(), IngestError> {
+        let frames = block[0].len() as u64;
+        if self.frames_encoded + frames > self.frames_max {
+            let max_ms = self.frames_max * 1000 / u64::from(self.output_rate);
+            return Err(IngestError::TooLong { max_ms });
+        }
+        let planes: Vec<&[f32]> = block.iter().map(Vec::as_slice).collect();
+        self.meter
+            .add_frames_planar_f32(&planes)
+            .map_err(|error| IngestError::Encode(error.to_string()))?;
+        for (_, _, encoder) in &mut self.encoders {
+            encoder
+                .encode_audio_block(&planes)
+                .map_err(|error| IngestError::Encode(error.to_string()))?;
+        }
+        self.frames_encoded += frames;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Transcoded, IngestError> {
+        self.drain(true)?;
+        if self.frames_encoded == 0 {
+            return Err(IngestError::Empty);
+        }
+        let loudness_lufs = self.meter.loudness_global().unwrap_or(f64::NEG_INFINITY);
+        let mut peak = 0.0f64;
+        for channel in 0..self.output_channels as u32 {
+            peak = peak.max(self.meter.sample_peak(channel).unwrap_or(0.0));
+        }
+        let peak_dbfs = if peak > 0.0 {
+            20.0 * peak.log10()
+        } else {
+            f64::NEG_INFINITY
+        };
+        let gain_db = normalisation_gain_db(loudness_lufs, peak_dbfs);
+        let mut renditions = Vec::with_capacity(self.encoders.len());
+        for (quality, bitrate_bps, encoder) in self.encoders {
+            let file = encoder
+                .finish()
+                .map_err(|error| IngestError::Encode(error.to_string()))?;
+            renditions.push(EncodedRendition {
+                quality,
+                codec: Codec::Vorbis,
+                bitrate_bps,
+                file,
+            });
+        }
+        Ok(Transcoded {
+            duration_ms: self.frames_encoded * 1000 / u64::from(self.output_rate),
+            sample_rate_hz: self.output_rate,
+            channels: self.output_channels as u8,
+            loudness_lufs,
+            peak_dbfs,
+            gain_db,
+            source_sample_rate_hz: self.source_rate,
+            renditions,
+        })
+    }
+}
+
+/// Folds a frame of three or more channels (WAVE order: FL FR FC LFE BL BR ...) to stereo.
+fn fold_to_stereo(frame: &[f32]) -> (f32, f32) {
+    const SIDE: f32 = std::f32::consts::FRAC_1_SQRT_2;
+    let at = |index: usize| frame.get(index).copied().unwrap_or(0.0);
+    if frame.len() >= 6 {
+        // ITU-R BS.775 downmix without the LFE, scaled so a full-scale input cannot clip.
+        let scale = 1.0 / (1.0 + 2.0 * SIDE);
+        let left = at(0) + SIDE * at(2) + SIDE * at(4);
+        let right = at(1) + SIDE * at(2) + SIDE * at(5);
+        (left * scale, right * scale)
+    } else {
+        // Odd channels left, even channels right, averaged.
+        let (mut left, mut right, mut lefts, mut rights) = (0.0, 0.0, 0.0f32, 0.0f32);
+        for (index, sample) in frame.iter().enumerate() {
+            if index % 2 == 0 {
+                left += sample;
+                lefts += 1.0;
+            } else {
+                right += sample;
+                rights += 1.0;
+            }
+        }
+        (left / lefts.max(1.0), right / rights.max(1.0))
+    }
+}
+
+/// Gain to reach the target loudness, limited so the peak stays under the ceiling. Silence
+/// (no measurable loudness) gets no gain.
+pub fn normalisation_gain_db(loudness_lufs: f64, peak_dbfs: f64) -> f64 {
+    if !loudness_lufs.is_finite() {
+        return 0.0;
+    }
+    let wanted = TARGET_LOUDNESS_LUFS - loudness_lufs;
+    if peak_dbfs.is_finite() {
+        wanted.min(PEAK_CEILING_DBFS - peak_dbfs)
+    } else {
+        wanted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gain_is_limited_by_the_peak() {
+        assert_eq!(normalisation_gain_db(-20.0, -10.0), 6.0);
+        assert_eq!(normalisation_gain_db(-20.0, -3.0), 2.0);
+        assert_eq!(normalisation_gain_db(-8.0, -0.5), -6.0);
+        assert_eq!(
+            normalisation_gain_db(f64::NEG_INFINITY, f64::NEG_INFINITY),
+            0.0
+        );
+    }
+
+    #[test]
+    fn folding_keeps_full_scale_in_range() {
+        let (left, right) = fold_to_stereo(&[1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
+        assert!(left <= 1.0 && right <= 1.0 && left > 0.9);
+        assert_eq!(fold_to_stereo(&[0.5, -0.5, 0.5]), (0.5, -0.5));
+    }
+
+    #[test]
+    fn garbage_is_not_audio() {
+        let error = transcode(
+            b"definitely not audio".to_vec(),
+            None,
+            1,
+            &IngestLimits::default(),
+        )
+        .unwrap_err();
+        assert_eq!(error.code(), "not_audio");
+        let error = transcode(Vec::new(), Some("wav"), 1, &IngestLimits::default()).unwrap_err();
+        assert_eq!(error.code(), "not_audio");
+    }
+}

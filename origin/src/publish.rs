@@ -1,0 +1,472 @@
+//! Tracks: upload and ingest, catalog reads, deletion, and play authorization.
+
+use axum::Json;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use protocol::content::{self, CHUNK_BYTES_DEFAULT, ChunkCipher, ContentKey, SealLabel};
+use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope, LicenseToken};
+use protocol::manifest::{MANIFEST_VERSION, ManifestBody, SignedManifest};
+use protocol::{AccountId, Identity, TrackId, UnixMillis, codec};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::{self, ApiError, ApiJson, AppState, Authed, now_ms};
+use crate::ingest::{self, IngestLimits, Transcoded};
+use crate::store::{RenditionRecord, RenditionSummary, Role, Store, StoreError, Tier, TrackRecord};
+
+/// Metadata sent with an upload (the `metadata` multipart field).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackMetadata {
+    /// Title, 1 to 200 characters.
+    pub title: String,
+    /// Artist display name, 1 to 200 characters.
+    pub artist: String,
+    /// Album title.
+    pub album: Option<String>,
+    /// Genre.
+    pub genre: Option<String>,
+    /// ISO regions where the track may be played; none means everywhere.
+    pub markets: Option<Vec<String>>,
+}
+
+impl TrackMetadata {
+    fn check(&self) -> Result<(), ApiError> {
+        let text_ok = |text: &str| !text.trim().is_empty() && text.chars().count() <= 200;
+        if !text_ok(&self.title) || !text_ok(&self.artist) {
+            return Err(api::bad_request(
+                "invalid_metadata",
+                "title and artist are 1 to 200 characters",
+            ));
+        }
+        if self.album.as_deref().is_some_and(|album| !text_ok(album))
+            || self.genre.as_deref().is_some_and(|genre| !text_ok(genre))
+        {
+            return Err(api::bad_request(
+                "invalid_metadata",
+                "album and genre are 1 to 200 characters",
+            ));
+        }
+        for market in self.markets.iter().flatten() {
+            if market.parse::<protocol::Region>().is_err() {
+                return Err(api::bad_request(
+                    "invalid_market",
+                    format!("{market:?} is not an ISO 3166-1 alpha-2 code"),
+                ));
+            }
+        }
+        if self
+            .markets
+            .as_ref()
+            .is_some_and(|markets| markets.len() > 250)
+        {
+            return Err(api::bad_request("invalid_market", "at most 250 markets"));
+        }
+        Ok(())
+    }
+}
+
+/// Seals every rendition of `transcoded`, stores its chunks durably, then publishes the track
+/// atomically. Blocking (file I/O): run it off the async runtime.
+pub fn store_track(
+    store: &Store,
+    origin: &Identity,
+    owner: &str,
+    metadata: &TrackMetadata,
+    transcoded: &Transcoded,
+) -> Result<TrackRecord, StoreError> {
+    let track = TrackId(rand::random());
+    let mut summaries = Vec::new();
+    let mut records = Vec::new();
+    for rendition in &transcoded.renditions {
+        let key = ContentKey::generate(&mut rand::rngs::OsRng);
+        let cipher = ChunkCipher::new(
+            &key,
+            SealLabel {
+                track,
+                quality: rendition.quality,
+            },
+        );
+        let (ids, sealed) = content::seal_rendition(&cipher, &rendition.file, CHUNK_BYTES_DEFAULT)
+            .map_err(|error| StoreError::Transaction(error.to_string()))?;
+        for (id, chunk) in ids.iter().zip(&sealed) {
+            store.chunks().put(id, chunk)?;
+        }
+        let body = ManifestBody {
+            version: MANIFEST_VERSION,
+            origin: origin.node_id(),
+            track,
+            quality: rendition.quality,
+            codec: rendition.codec,
+            bitrate_bps: rendition.bitrate_bps,
+            sample_rate_hz: transcoded.sample_rate_hz,
+            channels: transcoded.channels,
+            duration_ms: transcoded.duration_ms,
+            chunk_bytes: CHUNK_BYTES_DEFAULT,
+            plaintext_bytes: rendition.file.len() as u64,
+            chunks: ids.clone(),
+        };
+        let signed = SignedManifest::sign(origin, &body)
+            .map_err(|error| StoreError::Transaction(error.to_string()))?;
+        let encoded =
+            codec::encode(&signed).map_err(|error| StoreError::Transaction(error.to_string()))?;
+        let rendition_id = signed.rendition_id().to_hex();
+        summaries.push(RenditionSummary {
+            quality: rendition.quality.as_str().to_string(),
+            rendition_id: rendition_id.clone(),
+            codec: "vorbis".into(),
+            bitrate_bps: rendition.bitrate_bps,
+            bytes: rendition.file.len() as u64,
+            chunks: ids.len() as u32,
+        });
+        records.push((
+            rendition_id,
+            RenditionRecord {
+                track: track.to_hex(),
+                quality: rendition.quality.as_str().to_string(),
+                manifest: hex::encode(encoded),
+                content_key: hex::encode(key.0),
+            },
+        ));
+    }
+    let album_id = metadata.album.as_ref().map(|album| {
+        hex::encode(&blake3::hash(format!("{owner}\0{album}").as_bytes()).as_bytes()[..16])
+    });
+    let record = TrackRecord {
+        id: track.to_hex(),
+        title: metadata.title.trim().to_string(),
+        artist: metadata.artist.trim().to_string(),
+        artist_id: owner.to_string(),
+        album: metadata.album.clone(),
+        album_id,
+        genre: metadata.genre.clone(),
+        markets: metadata.markets.clone().unwrap_or_default(),
+        duration_ms: transcoded.duration_ms,
+        loudness_lufs: transcoded.loudness_lufs,
+        gain_db: transcoded.gain_db,
+        owner: owner.to_string(),
+        created_at_ms: now_ms(),
+        renditions: summaries,
+    };
+    store.publish_track(&record, &records)?;
+    Ok(record)
+}
+
+fn track_json(track: &TrackRecord) -> serde_json::Value {
+    json!({
+        "id": track.id,
+        "title": track.title,
+        "artist": track.artist,
+        "artist_id": track.artist_id,
+        "album": track.album,
+        "album_id": track.album_id,
+        "genre": track.genre,
+        "markets": track.markets,
+        "duration_ms": track.duration_ms,
+        "loudness_lufs": if track.loudness_lufs.is_finite() { Some(track.loudness_lufs) } else { None },
+        "gain_db": track.gain_db,
+        "renditions": track.renditions,
+    })
+}
+
+/// `POST /v1/tracks` (multipart `file` + `metadata`): ingest, then `201` with the track.
+pub async fn upload_track(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    mut multipart: Multipart,
+) -> Result<impl IntoResponse, ApiError> {
+    if !matches!(account.role, Role::Artist | Role::Admin) {
+        return Err(api::forbidden(
+            "not_an_artist",
+            "only artist accounts upload tracks",
+        ));
+    }
+    let cap = state.config.upload_bytes_max;
+    let (mut file, mut extension, mut metadata) =
+        (None::<Vec<u8>>, None::<String>, None::<TrackMetadata>);
+    while let Some(mut field) = multipart
+        .next_field()
+        .await
+        .map_err(|error| api::bad_request("invalid_multipart", error.body_text()))?
+    {
+        match field.name() {
+            Some("file") => {
+                extension = field
+                    .file_name()
+                    .and_then(|name| std::path::Path::new(name).extension())
+                    .map(|extension| extension.to_string_lossy().to_ascii_lowercase());
+                let mut bytes = Vec::new();
+                while let Some(piece) = field.chunk().await.map_err(|error| {
+                    ApiError::new(error.status(), "upload_failed", error.body_text())
+                })? {
+                    if (bytes.len() + piece.len()) as u64 > cap {
+                        return Err(ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "upload_too_large",
+                            format!("uploads are at most {cap} bytes"),
+                        ));
+                    }
+                    bytes.extend_from_slice(&piece);
+                }
+                file = Some(bytes);
+            }
+            Some("metadata") => {
+                let text = field
+                    .text()
+                    .await
+                    .map_err(|error| api::bad_request("invalid_multipart", error.body_text()))?;
+                let parsed: TrackMetadata = serde_json::from_str(&text)
+                    .map_err(|error| api::bad_request("invalid_metadata", error.to_string()))?;
+                metadata = Some(parsed);
+            }
+            _ => {
+                return Err(api::bad_request(
+                    "invalid_multipart",
+                    "fields are `file` and `metadata`",
+                ));
+            }
+        }
+    }
+    let file = file
+        .filter(|file| !file.is_empty())
+        .ok_or_else(|| api::bad_request("missing_file", "a non-empty `file` field is required"))?;
+    let metadata = metadata.ok_or_else(|| {
+        api::bad_request("missing_metadata", "a `metadata` JSON field is required")
+    })?;
+    metadata.check()?;
+
+    let _slot = state
+        .ingest_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(ApiError::internal)?;
+    let limits = IngestLimits {
+        duration_ms_max: state.config.audio_ms_max,
+    };
+    let transcoded = tokio::task::spawn_blocking(move || {
+        ingest::transcode(file, extension.as_deref(), rand::random::<i32>(), &limits)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|error| {
+        if error.is_input_error() {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                error.code(),
+                error.to_string(),
+            )
+        } else {
+            ApiError::internal(error)
+        }
+    })?;
+    let (store, identity) = (state.store.clone(), state.identity.clone());
+    let record = tokio::task::spawn_blocking(move || {
+        store_track(&store, &identity, &account.id, &metadata, &transcoded)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok((StatusCode::CREATED, Json(track_json(&record))))
+}
+
+fn check_id(id: &str) -> Result<(), ApiError> {
+    id.parse::<TrackId>()
+        .map(|_| ())
+        .map_err(|_| api::bad_request("invalid_id", "track ids are 32 hex characters"))
+}
+
+/// `GET /v1/tracks/{id}`.
+pub async fn get_track(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_id(&id)?;
+    let track = state
+        .store
+        .track(&id)?
+        .ok_or_else(|| api::not_found("track"))?;
+    Ok(Json(track_json(&track)))
+}
+
+/// `DELETE /v1/tracks/{id}`: the owning artist or an admin.
+pub async fn delete_track(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    check_id(&id)?;
+    let track = state
+        .store
+        .track(&id)?
+        .ok_or_else(|| api::not_found("track"))?;
+    if track.owner != account.id && account.role != Role::Admin {
+        return Err(api::forbidden(
+            "not_owner",
+            "only the owning artist or an admin may delete a track",
+        ));
+    }
+    state.store.delete_track(&track)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Paging parameters.
+#[derive(Debug, Deserialize)]
+pub struct Page {
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+impl Page {
+    fn bounds(&self) -> (usize, usize) {
+        (
+            self.offset.unwrap_or(0),
+            self.limit.unwrap_or(20).clamp(1, 50),
+        )
+    }
+}
+
+/// `GET /v1/artists/{id}/tracks`.
+pub async fn artist_tracks(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(page): Query<Page>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    id.parse::<AccountId>()
+        .map_err(|_| api::bad_request("invalid_id", "artist ids are 32 hex characters"))?;
+    let (offset, limit) = page.bounds();
+    let tracks = state.store.artist_tracks(&id, offset, limit)?;
+    Ok(Json(
+        json!({"items": tracks.iter().map(track_json).collect::<Vec<_>>(), "offset": offset, "limit": limit}),
+    ))
+}
+
+/// `GET /v1/albums/{id}`.
+pub async fn album(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(page): Query<Page>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    id.parse::<TrackId>()
+        .map_err(|_| api::bad_request("invalid_id", "album ids are 32 hex characters"))?;
+    let (offset, limit) = page.bounds();
+    let tracks = state.store.album_tracks(&id, offset, limit)?;
+    let first = tracks.first().ok_or_else(|| api::not_found("album"))?;
+    Ok(Json(json!({
+        "id": id,
+        "title": first.album,
+        "artist": first.artist,
+        "artist_id": first.artist_id,
+        "tracks": {"items": tracks.iter().map(track_json).collect::<Vec<_>>(), "offset": offset, "limit": limit},
+    })))
+}
+
+/// Body of `POST /v1/tracks/{id}/play`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlayRequest {
+    quality: Option<String>,
+    offline: Option<bool>,
+    /// The client's node id (hex): the license is bound to it.
+    node_id: String,
+}
+
+/// `POST /v1/tracks/{id}/play`: checks market and tier, answers with the signed manifest, the
+/// content key, a license bound to the client's node id, and where to fetch chunks.
+pub async fn play(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<PlayRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_id(&id)?;
+    let node = api::parse_node_id(&request.node_id)?;
+    let track = state
+        .store
+        .track(&id)?
+        .ok_or_else(|| api::not_found("track"))?;
+    if !track.markets.is_empty() && !track.markets.contains(&account.region) {
+        return Err(api::forbidden(
+            "not_in_market",
+            format!("this track is not available in {}", account.region),
+        ));
+    }
+    let default_quality = if account.tier == Tier::Premium {
+        "high"
+    } else {
+        "normal"
+    };
+    let quality = api::parse_quality(request.quality.as_deref().unwrap_or(default_quality))?;
+    if account.tier == Tier::Free && quality == protocol::Quality::High {
+        return Err(api::forbidden(
+            "tier_quality",
+            "high quality needs a premium account",
+        ));
+    }
+    let summary = track
+        .renditions
+        .iter()
+        .find(|rendition| rendition.quality == quality.as_str())
+        .ok_or_else(|| api::not_found("rendition"))?;
+    let rendition = state
+        .store
+        .rendition(&summary.rendition_id)?
+        .ok_or_else(|| api::not_found("rendition"))?;
+    let offline = request.offline.unwrap_or(false);
+    let now = now_ms();
+    if offline {
+        let admitted = state.store.admit_offline_device(
+            &account.id,
+            &request.node_id,
+            now,
+            state.config.offline_devices_max,
+            now + state.config.offline_license_ttl_s * 1000,
+        )?;
+        if !admitted {
+            return Err(api::forbidden(
+                "device_limit",
+                format!(
+                    "offline downloads are limited to {} devices",
+                    state.config.offline_devices_max
+                ),
+            ));
+        }
+    }
+    let ttl_s = if offline {
+        state.config.offline_license_ttl_s
+    } else {
+        state.config.license_ttl_s
+    };
+    let expires_at = now + ttl_s * 1000;
+    let claims = LicenseClaims {
+        version: LICENSE_VERSION,
+        issuer: state.identity.node_id(),
+        account: account.id.parse().map_err(ApiError::internal)?,
+        node,
+        region: account.region.parse().map_err(ApiError::internal)?,
+        scope: LicenseScope::Play {
+            renditions: vec![summary.rendition_id.parse().map_err(ApiError::internal)?],
+        },
+        issued_at: UnixMillis(now),
+        expires_at: UnixMillis(expires_at),
+        offline,
+    };
+    let license = LicenseToken::issue(&state.identity, &claims).map_err(ApiError::internal)?;
+    let license_bytes = license.to_bytes().map_err(ApiError::internal)?;
+    let url_expires_s = now / 1000 + state.config.chunk_url_ttl_s;
+    let signature = api::chunk_signature(&state.url_key, url_expires_s);
+    Ok(Json(json!({
+        "track_id": track.id,
+        "quality": quality.as_str(),
+        "rendition_id": summary.rendition_id,
+        "manifest": rendition.manifest,
+        "content_key": rendition.content_key,
+        "license": hex::encode(license_bytes),
+        "chunk_url_template": format!("{}/v1/chunks/{{chunk_id}}?exp={url_expires_s}&sig={signature}", state.public_url),
+        "origin": {"node_id": state.identity.node_id().to_hex(), "quic": state.quic_addr.to_string()},
+        "tracker": state.config.tracker,
+        "gain_db": track.gain_db,
+        "duration_ms": track.duration_ms,
+        "expires_at": expires_at,
+    })))
+}

@@ -1,0 +1,432 @@
+//! The origin's metadata store: accounts, tokens, artists, albums, tracks and renditions in
+//! sled (embedded, no setup), with chunk bytes in [`ChunkFiles`].
+//!
+//! Records are JSON values in sled trees. Every write that a caller acknowledges is flushed
+//! to disk first ([`Store::flush`]), so it survives `kill -9`. A track becomes visible in
+//! one atomic sled batch, written only after every chunk of every rendition is durable: no
+//! reader ever sees a half-ingested track.
+//!
+//! Everything above this module talks to [`Store`] through typed methods, so moving
+//! metadata to PostgreSQL and chunks to object storage means reimplementing this module only.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::chunks::ChunkFiles;
+
+/// Why the store failed. These are server-side failures (5xx), never the client's fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// sled failed.
+    #[error("database: {0}")]
+    Database(#[from] sled::Error),
+    /// A chunk file could not be read or written.
+    #[error("chunk files: {0}")]
+    Io(#[from] std::io::Error),
+    /// A stored record could not be decoded (corruption or an incompatible version).
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    /// A transaction conflicted or aborted.
+    #[error("transaction: {0}")]
+    Transaction(String),
+}
+
+/// An account's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Listens.
+    Listener,
+    /// Listens and uploads tracks.
+    Artist,
+    /// Operates the service; created only by `chorus admin`.
+    Admin,
+}
+
+/// An account's subscription tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// Up to normal quality.
+    Free,
+    /// Every quality.
+    Premium,
+}
+
+/// A stored account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Account {
+    /// Hex account id.
+    pub id: String,
+    /// Unique login name.
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// ISO 3166-1 alpha-2 region.
+    pub region: String,
+    /// Role.
+    pub role: Role,
+    /// Tier.
+    pub tier: Tier,
+    /// Creation time, Unix ms.
+    pub created_at_ms: u64,
+}
+
+/// What a bearer token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// Authenticates API calls.
+    Access,
+    /// Obtains a new access token, once.
+    Refresh,
+}
+
+/// A stored token, keyed by the SHA-256 of the token (the token itself is never stored).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Hex account id.
+    pub account: String,
+    /// Access or refresh.
+    pub kind: TokenKind,
+    /// Expiry, Unix ms.
+    pub expires_at_ms: u64,
+}
+
+/// A rendition as the catalog lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RenditionSummary {
+    /// `low`, `normal` or `high`.
+    pub quality: String,
+    /// Hex rendition id (BLAKE3 of the manifest body).
+    pub rendition_id: String,
+    /// `vorbis`.
+    pub codec: String,
+    /// Target bitrate.
+    pub bitrate_bps: u32,
+    /// Encoded size.
+    pub bytes: u64,
+    /// Number of chunks.
+    pub chunks: u32,
+}
+
+/// A stored track.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrackRecord {
+    /// Hex track id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Artist display name.
+    pub artist: String,
+    /// Hex artist id (the uploading artist account).
+    pub artist_id: String,
+    /// Album title, if any.
+    pub album: Option<String>,
+    /// Hex album id, if any.
+    pub album_id: Option<String>,
+    /// Genre, if given.
+    pub genre: Option<String>,
+    /// ISO regions where it may be played; empty means everywhere.
+    pub markets: Vec<String>,
+    /// Duration of the audio.
+    pub duration_ms: u64,
+    /// EBU R128 integrated loudness.
+    pub loudness_lufs: f64,
+    /// Playback gain to the target loudness.
+    pub gain_db: f64,
+    /// Hex id of the uploading account.
+    pub owner: String,
+    /// Creation time, Unix ms.
+    pub created_at_ms: u64,
+    /// Renditions, lowest quality first.
+    pub renditions: Vec<RenditionSummary>,
+}
+
+/// A stored rendition: its manifest and the key that opens its chunks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenditionRecord {
+    /// Hex track id.
+    pub track: String,
+    /// Quality name.
+    pub quality: String,
+    /// Hex of the encoded `SignedManifest`.
+    pub manifest: String,
+    /// Hex content key. Leaves the origin only inside a play authorization over HTTPS.
+    pub content_key: String,
+}
+
+/// The metadata store and the chunk files.
+#[derive(Debug)]
+pub struct Store {
+    db: sled::Db,
+    accounts: sled::Tree,
+    usernames: sled::Tree,
+    tokens: sled::Tree,
+    tracks: sled::Tree,
+    renditions: sled::Tree,
+    artist_tracks: sled::Tree,
+    album_tracks: sled::Tree,
+    offline_devices: sled::Tree,
+    chunks: ChunkFiles,
+}
+
+fn get_json<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
+    match tree.get(key)? {
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)?;
+        let db = sled::Config::new().path(data_dir.join("meta")).open()?;
+        Ok(Self {
+            accounts: db.open_tree("accounts")?,
+            usernames: db.open_tree("usernames")?,
+            tokens: db.open_tree("tokens")?,
+            tracks: db.open_tree("tracks")?,
+            renditions: db.open_tree("renditions")?,
+            artist_tracks: db.open_tree("artist_tracks")?,
+            album_tracks: db.open_tree("album_tracks")?,
+            offline_devices: db.open_tree("offline_devices")?,
+            chunks: ChunkFiles::open(&data_dir.join("chunks"))?,
+            db,
+        })
+    }
+
+    /// Makes every write so far durable. Call before acknowledging a write.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The chunk files.
+    pub fn chunks(&self) -> &ChunkFiles {
+        &self.chunks
+    }
+
+    /// Creates `account` unless its username is taken; returns false if taken. Durable on
+    /// return.
+    pub fn create_account(&self, account: &Account) -> Result<bool, StoreError> {
+        let claimed = self.usernames.compare_and_swap(
+            account.username.as_bytes(),
+            None as Option<&[u8]>,
+            Some(account.id.as_bytes()),
+        )?;
+        if claimed.is_err() {
+            return Ok(false);
+        }
+        self.accounts
+            .insert(account.id.as_bytes(), serde_json::to_vec(account)?)?;
+        self.flush()?;
+        Ok(true)
+    }
+
+    /// Replaces a stored account (tier or role changes). Durable on return.
+    pub fn update_account(&self, account: &Account) -> Result<(), StoreError> {
+        self.accounts
+            .insert(account.id.as_bytes(), serde_json::to_vec(account)?)?;
+        self.flush()
+    }
+
+    /// The account with `id`.
+    pub fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
+        get_json(&self.accounts, id.as_bytes())
+    }
+
+    /// The account named `username`.
+    pub fn account_by_username(&self, username: &str) -> Result<Option<Account>, StoreError> {
+        match self.usernames.get(username.as_bytes())? {
+            Some(id) => self.account(&String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a token record under the hash of its token. Durable on return.
+    pub fn put_token(&self, token_hash: &[u8; 32], record: &TokenRecord) -> Result<(), StoreError> {
+        self.tokens
+            .insert(token_hash, serde_json::to_vec(record)?)?;
+        self.flush()
+    }
+
+    /// The token record for a token hash.
+    pub fn token(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+        get_json(&self.tokens, token_hash)
+    }
+
+    /// Removes and returns a token record atomically (refresh tokens are single-use).
+    pub fn take_token(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+        match self.tokens.remove(token_hash)? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes tokens that expired before `now_ms`; returns how many.
+    pub fn purge_expired_tokens(&self, now_ms: u64) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for entry in self.tokens.iter() {
+            let (key, value) = entry?;
+            let record: TokenRecord = serde_json::from_slice(&value)?;
+            if record.expires_at_ms <= now_ms {
+                self.tokens.remove(key)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Publishes a fully ingested track: its renditions, the track and its indexes in one
+    /// atomic batch, then flushes. Every chunk must already be stored.
+    pub fn publish_track(
+        &self,
+        track: &TrackRecord,
+        renditions: &[(String, RenditionRecord)],
+    ) -> Result<(), StoreError> {
+        use sled::Transactional;
+        let track_bytes = serde_json::to_vec(track)?;
+        let mut encoded = Vec::with_capacity(renditions.len());
+        for (id, record) in renditions {
+            encoded.push((id.clone(), serde_json::to_vec(record)?));
+        }
+        let artist_key = format!("{}/{}", track.artist_id, track.id);
+        let album_key = track
+            .album_id
+            .as_ref()
+            .map(|album| format!("{album}/{}", track.id));
+        (
+            &self.tracks,
+            &self.renditions,
+            &self.artist_tracks,
+            &self.album_tracks,
+        )
+            .transaction(|(tracks, renditions, artist_tracks, album_tracks)| {
+                for (id, bytes) in &encoded {
+                    renditions.insert(id.as_bytes(), bytes.as_slice())?;
+                }
+                artist_tracks.insert(artist_key.as_bytes(), track.id.as_bytes())?;
+                if let Some(key) = &album_key {
+                    album_tracks.insert(key.as_bytes(), track.id.as_bytes())?;
+                }
+                tracks.insert(track.id.as_bytes(), track_bytes.as_slice())?;
+                Ok(())
+            })
+            .map_err(|error: sled::transaction::TransactionError<()>| {
+                StoreError::Transaction(format!("{error:?}"))
+            })?;
+        self.flush()
+    }
+
+    /// Removes a track from the catalog (its renditions stop being playable). Chunk files stay
+    /// until garbage collection: peers may still be serving them.
+    pub fn delete_track(&self, track: &TrackRecord) -> Result<(), StoreError> {
+        self.tracks.remove(track.id.as_bytes())?;
+        self.artist_tracks
+            .remove(format!("{}/{}", track.artist_id, track.id).as_bytes())?;
+        if let Some(album) = &track.album_id {
+            self.album_tracks
+                .remove(format!("{album}/{}", track.id).as_bytes())?;
+        }
+        for rendition in &track.renditions {
+            self.renditions.remove(rendition.rendition_id.as_bytes())?;
+        }
+        self.flush()
+    }
+
+    /// The track with `id`.
+    pub fn track(&self, id: &str) -> Result<Option<TrackRecord>, StoreError> {
+        get_json(&self.tracks, id.as_bytes())
+    }
+
+    /// The rendition with hex `id`.
+    pub fn rendition(&self, id: &str) -> Result<Option<RenditionRecord>, StoreError> {
+        get_json(&self.renditions, id.as_bytes())
+    }
+
+    /// Tracks of an artist, up to `limit` after skipping `offset`.
+    pub fn artist_tracks(
+        &self,
+        artist_id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<TrackRecord>, StoreError> {
+        self.indexed_tracks(&self.artist_tracks, artist_id, offset, limit)
+    }
+
+    /// Tracks of an album, up to `limit` after skipping `offset`.
+    pub fn album_tracks(
+        &self,
+        album_id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<TrackRecord>, StoreError> {
+        self.indexed_tracks(&self.album_tracks, album_id, offset, limit)
+    }
+
+    fn indexed_tracks(
+        &self,
+        index: &sled::Tree,
+        owner: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<TrackRecord>, StoreError> {
+        let mut out = Vec::new();
+        for entry in index
+            .scan_prefix(format!("{owner}/").as_bytes())
+            .skip(offset)
+            .take(limit)
+        {
+            let (_, track_id) = entry?;
+            if let Some(track) = self.track(&String::from_utf8_lossy(&track_id))? {
+                out.push(track);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that `node` holds offline licenses for `account` until `expires_at_ms`, unless
+    /// that would exceed `devices_max` devices with unexpired offline licenses. Returns whether
+    /// the device was admitted. Durable on return.
+    pub fn admit_offline_device(
+        &self,
+        account: &str,
+        node: &str,
+        now_ms: u64,
+        devices_max: usize,
+        expires_at_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let prefix = format!("{account}/");
+        let mut active = 0;
+        let mut known = false;
+        for entry in self.offline_devices.scan_prefix(prefix.as_bytes()) {
+            let (key, value) = entry?;
+            let expires: u64 = serde_json::from_slice(&value)?;
+            if expires <= now_ms {
+                self.offline_devices.remove(key)?;
+                continue;
+            }
+            active += 1;
+            known |= key.as_ref() == format!("{prefix}{node}").as_bytes();
+        }
+        if !known && active >= devices_max {
+            return Ok(false);
+        }
+        self.offline_devices.insert(
+            format!("{prefix}{node}").as_bytes(),
+            serde_json::to_vec(&expires_at_ms)?,
+        )?;
+        self.flush()?;
+        Ok(true)
+    }
+
+    /// Every track id (for rebuilding indexes and for the QUIC chunk source).
+    pub fn track_count(&self) -> usize {
+        self.tracks.len()
+    }
+}

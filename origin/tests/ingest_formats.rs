@@ -1,0 +1,235 @@
+//! Ingest of real recordings in every accepted format. WAV comes from the built-in synth; the
+//! other formats are encoded from it with ffmpeg (installed by `scripts/setup`). The renditions
+//! are checked by decoding them back (symphonia) and, where present, with ffprobe.
+
+use std::path::Path;
+use std::process::Command;
+
+use origin::ingest::{self, IngestLimits, Transcoded};
+use origin::synth;
+use protocol::Quality;
+
+const SECONDS: f64 = 3.0;
+
+fn have(tool: &str) -> bool {
+    let present = Command::new(tool)
+        .arg("-version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    // In CI the tools are installed by scripts/setup; a missing tool there is a failure, not a skip.
+    assert!(
+        present || std::env::var_os("CI").is_none(),
+        "{tool} is required in CI (scripts/setup installs it)"
+    );
+    present
+}
+
+fn encode_with_ffmpeg(wav: &[u8], extension: &str, args: &[&str]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.wav");
+    let output = dir.path().join(format!("out.{extension}"));
+    std::fs::write(&input, wav).unwrap();
+    let status = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-i"])
+        .arg(&input)
+        .args(args)
+        .arg(&output)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ffmpeg failed for {extension}");
+    std::fs::read(output).unwrap()
+}
+
+/// Decodes an encoded rendition back to frames with symphonia.
+fn decoded_frames(file: &[u8]) -> u64 {
+    use symphonia::core::{
+        codecs::DecoderOptions, formats::FormatOptions, io::MediaSourceStream,
+        meta::MetadataOptions, probe::Hint,
+    };
+    let source = MediaSourceStream::new(
+        Box::new(std::io::Cursor::new(file.to_vec())),
+        Default::default(),
+    );
+    let mut format = symphonia::default::get_probe()
+        .format(
+            &Hint::new(),
+            source,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
+        .unwrap()
+        .format;
+    let track = format.default_track().unwrap().clone();
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .unwrap();
+    let mut frames = 0;
+    while let Ok(packet) = format.next_packet() {
+        frames += decoder.decode(&packet).unwrap().frames() as u64;
+    }
+    frames
+}
+
+fn check(transcoded: &Transcoded, expected_rate: u32, expected_channels: u8) {
+    assert_eq!(transcoded.sample_rate_hz, expected_rate);
+    assert_eq!(transcoded.channels, expected_channels);
+    let expected_ms = (SECONDS * 1000.0) as i64;
+    // Lossy source formats add encoder padding; 100 ms covers every codec here.
+    assert!(
+        (transcoded.duration_ms as i64 - expected_ms).abs() <= 100,
+        "duration {} ms",
+        transcoded.duration_ms
+    );
+    assert!(transcoded.loudness_lufs.is_finite() && transcoded.loudness_lufs < 0.0);
+    assert!(transcoded.gain_db.is_finite());
+    let qualities: Vec<Quality> = transcoded.renditions.iter().map(|r| r.quality).collect();
+    assert_eq!(
+        qualities,
+        vec![Quality::Low, Quality::Normal, Quality::High]
+    );
+    let sizes: Vec<usize> = transcoded.renditions.iter().map(|r| r.file.len()).collect();
+    // On a few seconds of audio the Vorbis setup header (its size depends on the mode) weighs
+    // as much as the audio, so only the top of the ladder is compared.
+    assert!(
+        sizes[2] > sizes[1] && sizes[2] > sizes[0],
+        "ladder sizes {sizes:?}"
+    );
+    for rendition in &transcoded.renditions {
+        let frames = decoded_frames(&rendition.file);
+        let ms = frames * 1000 / u64::from(expected_rate);
+        assert!(
+            (ms as i64 - transcoded.duration_ms as i64).abs() <= 50,
+            "{:?} decodes to {ms} ms",
+            rendition.quality
+        );
+    }
+    if have("ffprobe") {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("high.ogg");
+        std::fs::write(&path, &transcoded.renditions[2].file).unwrap();
+        assert_eq!(ffprobe_codec(&path), "vorbis");
+    }
+}
+
+fn ffprobe_codec(path: &Path) -> String {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn wav_at_44k_stereo() {
+    let wav = synth::wav(1, SECONDS, 44_100, 2);
+    check(
+        &ingest::transcode(wav, Some("wav"), 7, &IngestLimits::default()).unwrap(),
+        44_100,
+        2,
+    );
+}
+
+#[test]
+fn wav_at_96k_is_resampled() {
+    let wav = synth::wav(2, SECONDS, 96_000, 2);
+    let transcoded = ingest::transcode(wav, Some("wav"), 7, &IngestLimits::default()).unwrap();
+    assert_eq!(transcoded.source_sample_rate_hz, 96_000);
+    check(&transcoded, 44_100, 2);
+}
+
+#[test]
+fn mono_22k_and_six_channel_48k() {
+    let mono = synth::wav(3, SECONDS, 22_050, 1);
+    check(
+        &ingest::transcode(mono, Some("wav"), 7, &IngestLimits::default()).unwrap(),
+        44_100,
+        1,
+    );
+    let surround = synth::wav(4, SECONDS, 48_000, 6);
+    check(
+        &ingest::transcode(surround, Some("wav"), 7, &IngestLimits::default()).unwrap(),
+        48_000,
+        2,
+    );
+}
+
+#[test]
+fn flac_mp3_aac_and_ogg_vorbis() {
+    if !have("ffmpeg") {
+        eprintln!("ffmpeg not installed: run scripts/setup; skipping the ffmpeg-made formats");
+        return;
+    }
+    let wav = synth::wav(5, SECONDS, 44_100, 2);
+    let cases: [(&str, &[&str]); 4] = [
+        ("flac", &["-c:a", "flac"]),
+        ("mp3", &["-c:a", "libmp3lame", "-b:a", "192k"]),
+        ("m4a", &["-c:a", "aac", "-b:a", "192k"]),
+        ("ogg", &["-c:a", "libvorbis", "-q:a", "5"]),
+    ];
+    for (extension, args) in cases {
+        let file = encode_with_ffmpeg(&wav, extension, args);
+        // Detection must not depend on the extension hint.
+        let transcoded = ingest::transcode(file, None, 7, &IngestLimits::default())
+            .unwrap_or_else(|error| panic!("{extension}: {error}"));
+        check(&transcoded, 44_100, 2);
+    }
+}
+
+#[test]
+fn opus_is_refused_with_a_clear_code() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let wav = synth::wav(6, SECONDS, 48_000, 2);
+    let opus = encode_with_ffmpeg(&wav, "opus", &["-c:a", "libopus", "-b:a", "96k"]);
+    let error = ingest::transcode(opus, None, 7, &IngestLimits::default()).unwrap_err();
+    assert_eq!(error.code(), "unsupported_codec");
+}
+
+#[test]
+fn bad_input_is_refused_with_stable_codes() {
+    let limits = IngestLimits::default();
+    let wav = synth::wav(7, SECONDS, 44_100, 2);
+    // Truncated mid-file: the container promises more data than there is.
+    let truncated = wav[..wav.len() / 2].to_vec();
+    match ingest::transcode(truncated, Some("wav"), 7, &limits) {
+        Ok(transcoded) => assert!(transcoded.duration_ms < 2000),
+        Err(error) => assert!(error.is_input_error(), "{error}"),
+    }
+    // Header only: no samples.
+    let error = ingest::transcode(wav[..44].to_vec(), Some("wav"), 7, &limits).unwrap_err();
+    assert!(
+        matches!(error.code(), "empty_audio" | "not_audio"),
+        "{error}"
+    );
+    // Over the duration cap.
+    let short = IngestLimits {
+        duration_ms_max: 1000,
+    };
+    let error = ingest::transcode(wav.clone(), Some("wav"), 7, &short).unwrap_err();
+    assert_eq!(error.code(), "audio_too_long");
+    // Text that merely claims to be WAV.
+    let error = ingest::transcode(
+        b"RIFF\x10\0\0\0WAVEjunkjunk".to_vec(),
+        Some("wav"),
+        7,
+        &limits,
+    )
+    .unwrap_err();
+    assert!(error.is_input_error());
+}
