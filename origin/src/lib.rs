@@ -12,5 +12,6 @@ pub mod chunks;
 pub mod config;
 pub mod ingest;
 pub mod publish;
+pub mod server;
 pub mod store;
 pub mod synth;

@@ -197,17 +197,32 @@ pub async fn upload_track(
                     .and_then(|name| std::path::Path::new(name).extension())
                     .map(|extension| extension.to_string_lossy().to_ascii_lowercase());
                 let mut bytes = Vec::new();
+                let mut received: u64 = 0;
+                // Past the cap, keep reading (and discarding) up to twice the cap so that the
+                // client, still sending, reads a clean 413 rather than a reset connection.
                 while let Some(piece) = field.chunk().await.map_err(|error| {
-                    ApiError::new(error.status(), "upload_failed", error.body_text())
+                    ApiError::new(
+                        error.status(),
+                        "upload_too_large_or_broken",
+                        error.body_text(),
+                    )
                 })? {
-                    if (bytes.len() + piece.len()) as u64 > cap {
-                        return Err(ApiError::new(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            "upload_too_large",
-                            format!("uploads are at most {cap} bytes"),
-                        ));
+                    received += piece.len() as u64;
+                    if received <= cap {
+                        bytes.extend_from_slice(&piece);
+                    } else {
+                        bytes = Vec::new();
+                        if received > cap.saturating_mul(2) {
+                            break;
+                        }
                     }
-                    bytes.extend_from_slice(&piece);
+                }
+                if received > cap {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "upload_too_large",
+                        format!("uploads are at most {cap} bytes"),
+                    ));
                 }
                 file = Some(bytes);
             }

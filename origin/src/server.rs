@@ -1,0 +1,211 @@
+//! Runs an origin: keys, store, the HTTP API and the QUIC chunk protocol, with graceful
+//! shutdown.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use bytes::Bytes;
+use protocol::{ChunkId, Identity, NodeId, RenditionId, SignedManifest, codec};
+use tokio::sync::{Semaphore, oneshot};
+use transport::chunks::{ChunkService, ChunkSource, system_clock};
+use transport::{Endpoint, Limits};
+
+use crate::api::{self, AppState};
+use crate::config::OriginConfig;
+use crate::store::Store;
+
+/// Loads a 32-byte secret from `path`, creating it (mode 0600) on first start.
+fn load_or_create_secret(path: &Path) -> anyhow::Result<[u8; 32]> {
+    match std::fs::read(path) {
+        Ok(bytes) => bytes
+            .as_slice()
+            .try_into()
+            .with_context(|| format!("{} is not a 32-byte key", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let secret: [u8; 32] = rand::random();
+            let temp = path.with_extension("tmp");
+            {
+                use std::io::Write;
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create(true).truncate(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let mut file = options
+                    .open(&temp)
+                    .with_context(|| format!("creating {}", temp.display()))?;
+                file.write_all(&secret)?;
+                file.sync_all()?;
+            }
+            std::fs::rename(&temp, path)?;
+            Ok(secret)
+        }
+        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// The origin's signing identity, kept in `DATA/origin.key`.
+pub fn origin_identity(data_dir: &Path) -> anyhow::Result<Identity> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    Ok(Identity::from_secret_bytes(&load_or_create_secret(
+        &data_dir.join("origin.key"),
+    )?))
+}
+
+/// A decoded manifest and its chunk ids, shared between requests.
+type CachedManifest = Arc<(SignedManifest, Vec<ChunkId>)>;
+
+/// Serves stored renditions on the QUIC chunk protocol. Manifests are decoded once and kept
+/// (at most [`MANIFEST_CACHE_MAX`] of them, ~1 MiB each at worst, 32 KiB typically).
+#[derive(Debug)]
+pub struct StoreChunkSource {
+    store: Arc<Store>,
+    manifests: Mutex<HashMap<RenditionId, CachedManifest>>,
+}
+
+/// Decoded manifests kept by [`StoreChunkSource`].
+pub const MANIFEST_CACHE_MAX: usize = 1024;
+
+impl StoreChunkSource {
+    /// A source over `store`.
+    pub fn new(store: Arc<Store>) -> Self {
+        Self {
+            store,
+            manifests: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn entry(&self, rendition: &RenditionId) -> Option<CachedManifest> {
+        let mut cache = self
+            .manifests
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Some(entry) = cache.get(rendition) {
+            return Some(entry.clone());
+        }
+        let record = self.store.rendition(&rendition.to_hex()).ok()??;
+        let signed: SignedManifest = codec::decode(&hex::decode(record.manifest).ok()?).ok()?;
+        let body: protocol::ManifestBody = codec::decode(&signed.body).ok()?;
+        if cache.len() >= MANIFEST_CACHE_MAX {
+            cache.clear();
+        }
+        let entry = Arc::new((signed, body.chunks));
+        cache.insert(*rendition, entry.clone());
+        Some(entry)
+    }
+
+    /// Forgets a rendition (after a delete).
+    pub fn forget(&self, rendition: &RenditionId) {
+        self.manifests
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .remove(rendition);
+    }
+}
+
+impl ChunkSource for StoreChunkSource {
+    fn manifest(&self, rendition: &RenditionId) -> Option<SignedManifest> {
+        self.entry(rendition).map(|entry| entry.0.clone())
+    }
+
+    fn chunk_count(&self, rendition: &RenditionId) -> Option<u32> {
+        self.entry(rendition).map(|entry| entry.1.len() as u32)
+    }
+
+    fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
+        let entry = self.entry(rendition)?;
+        let id = *entry.1.get(index as usize)?;
+        // Still listed? A deleted track's renditions stop being served.
+        let data = self.store.chunks().get(&id).ok()??;
+        Some((id, data))
+    }
+}
+
+/// A running origin.
+#[derive(Debug)]
+pub struct Running {
+    /// Where the HTTP API listens.
+    pub http_addr: SocketAddr,
+    /// Where the QUIC chunk protocol listens.
+    pub quic_addr: SocketAddr,
+    /// The origin's node id (its signing key).
+    pub node_id: NodeId,
+    shutdown: Option<oneshot::Sender<()>>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    quic: Endpoint,
+}
+
+impl Running {
+    /// Stops accepting, lets requests in flight finish, and closes the QUIC endpoint.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.quic.close();
+        (&mut self.http)
+            .await
+            .context("HTTP server task")?
+            .context("HTTP server")?;
+        Ok(())
+    }
+}
+
+/// Starts an origin with `config`: opens the store, loads or creates the keys, binds HTTP and
+/// QUIC. Returns once both listen.
+pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
+    let identity = origin_identity(&config.data_dir)?;
+    let url_key = load_or_create_secret(&config.data_dir.join("url.key"))?;
+    let store = Arc::new(
+        Store::open(&config.data_dir)
+            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
+    );
+
+    let quic = Endpoint::bind(&identity, config.quic_addr, Limits::default())
+        .context("binding the QUIC endpoint")?;
+    let quic_addr = quic.local_addr()?;
+    let service = ChunkService::new(
+        StoreChunkSource::new(store.clone()),
+        identity.node_id(),
+        system_clock(),
+    );
+    tokio::spawn(transport::serve(quic.clone(), Arc::new(service)));
+
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
+    let http_addr = listener.local_addr()?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{http_addr}"));
+    let node_id = identity.node_id();
+    let state = AppState {
+        store,
+        identity: Arc::new(identity),
+        url_key: Arc::new(url_key),
+        ingest_slots: Arc::new(Semaphore::new(config.ingest_jobs_max.max(1))),
+        config: Arc::new(config),
+        public_url,
+        quic_addr,
+    };
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let app = api::app(state);
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(Running {
+        http_addr,
+        quic_addr,
+        node_id,
+        shutdown: Some(shutdown),
+        http,
+        quic,
+    })
+}

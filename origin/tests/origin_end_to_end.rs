@@ -1,0 +1,571 @@
+//! A real origin on loopback: accounts, upload and ingest, play authorization, and chunks over
+//! HTTP (signed URLs) and QUIC (license tokens), decrypted and decoded back to audio.
+
+use origin::config::OriginConfig;
+use origin::server::{self, Running};
+use origin::synth;
+use protocol::{ChunkCipher, ContentKey, Identity, LicenseToken, SealLabel, SignedManifest, codec};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use transport::chunks::{self, RangeItem};
+use transport::{Endpoint, Limits};
+
+struct Origin {
+    running: Running,
+    base: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Origin {
+    let dir = tempfile::tempdir().unwrap();
+    let config = OriginConfig {
+        data_dir: dir.path().to_path_buf(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        quic_addr: "127.0.0.1:0".parse().unwrap(),
+        upload_bytes_max: 4 * 1024 * 1024,
+        ..OriginConfig::default()
+    };
+    let running = server::start(config).await.unwrap();
+    let base = format!("http://{}", running.http_addr);
+    Origin {
+        running,
+        base,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+impl Origin {
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn account(&self, username: &str, region: &str, role: &str, tier: &str) -> String {
+        let body = json!({"username": username, "password": "correct horse battery", "region": region, "role": role, "tier": tier});
+        let (status, answer) = self.post("/v1/accounts", None, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        let (status, tokens) = self
+            .post(
+                "/v1/sessions",
+                None,
+                json!({"username": username, "password": "correct horse battery"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        tokens["access_token"].as_str().unwrap().to_string()
+    }
+
+    async fn upload(
+        &self,
+        token: &str,
+        file: Vec<u8>,
+        name: &str,
+        metadata: Value,
+    ) -> (StatusCode, Value) {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(file).file_name(name.to_string()),
+            )
+            .text("metadata", metadata.to_string());
+        let response = self
+            .http
+            .post(format!("{}/v1/tracks", self.base))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn error_code(answer: &Value) -> &str {
+    answer["error"]["code"].as_str().unwrap_or("<none>")
+}
+
+fn decoded_ms(file: &[u8]) -> u64 {
+    use symphonia::core::{
+        codecs::DecoderOptions, formats::FormatOptions, io::MediaSourceStream,
+        meta::MetadataOptions, probe::Hint,
+    };
+    let source = MediaSourceStream::new(
+        Box::new(std::io::Cursor::new(file.to_vec())),
+        Default::default(),
+    );
+    let mut format = symphonia::default::get_probe()
+        .format(
+            &Hint::new(),
+            source,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
+        .unwrap()
+        .format;
+    let track = format.default_track().unwrap().clone();
+    let rate = u64::from(track.codec_params.sample_rate.unwrap());
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .unwrap();
+    let mut frames = 0u64;
+    while let Ok(packet) = format.next_packet() {
+        frames += decoder.decode(&packet).unwrap().frames() as u64;
+    }
+    frames * 1000 / rate
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_authorize_and_fetch_over_http_and_quic() {
+    let origin = start().await;
+    let artist = origin.account("the_artist", "SE", "artist", "free").await;
+    let free_se = origin
+        .account("free_listener", "SE", "listener", "free")
+        .await;
+    let premium_us = origin
+        .account("premium_us", "US", "listener", "premium")
+        .await;
+
+    let wav = synth::wav(11, 4.0, 44_100, 2);
+    let metadata = json!({"title": "Cold Harbour", "artist": "The Artist", "album": "Ports", "genre": "ambient", "markets": ["SE", "NO"]});
+    let (status, track) = origin
+        .upload(&artist, wav, "cold-harbour.wav", metadata)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{track}");
+    let track_id = track["id"].as_str().unwrap().to_string();
+    assert_eq!(track["renditions"].as_array().unwrap().len(), 3);
+    assert!((track["duration_ms"].as_u64().unwrap() as i64 - 4000).abs() < 50);
+
+    // Catalog reads.
+    let fetched: Value = origin
+        .http
+        .get(format!("{}/v1/tracks/{track_id}", origin.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched["title"], "Cold Harbour");
+    let album_id = fetched["album_id"].as_str().unwrap();
+    let album: Value = origin
+        .http
+        .get(format!("{}/v1/albums/{album_id}", origin.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(album["tracks"]["items"][0]["id"], track_id.as_str());
+
+    // Play rules: market, tier, authentication.
+    let client = Identity::from_secret_bytes(&[0x42; 32]);
+    let node_id = client.node_id().to_hex();
+    let play = format!("/v1/tracks/{track_id}/play");
+    let (status, answer) = origin
+        .post(&play, Some(&premium_us), json!({"node_id": node_id}))
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::FORBIDDEN, "not_in_market")
+    );
+    let (status, answer) = origin
+        .post(
+            &play,
+            Some(&free_se),
+            json!({"node_id": node_id, "quality": "high"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::FORBIDDEN, "tier_quality")
+    );
+    let (status, _) = origin.post(&play, None, json!({"node_id": node_id})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, answer) = origin
+        .post(
+            &format!("/v1/tracks/{}/play", "0".repeat(32)),
+            Some(&free_se),
+            json!({"node_id": node_id}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+
+    let (status, grant) = origin
+        .post(&play, Some(&free_se), json!({"node_id": node_id}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{grant}");
+    assert_eq!(grant["quality"], "normal");
+    let signed: SignedManifest =
+        codec::decode(&hex::decode(grant["manifest"].as_str().unwrap()).unwrap()).unwrap();
+    let origin_id = origin.running.node_id;
+    let manifest = signed.verify(&origin_id).unwrap();
+    let key: [u8; 32] = hex::decode(grant["content_key"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let cipher = ChunkCipher::new(
+        &ContentKey(key),
+        SealLabel {
+            track: manifest.body().track,
+            quality: manifest.body().quality,
+        },
+    );
+
+    // Every chunk over HTTP with the signed URL template, verified and decrypted.
+    let template = grant["chunk_url_template"].as_str().unwrap();
+    let mut over_http = Vec::new();
+    for (index, id) in manifest.body().chunks.iter().enumerate() {
+        let response = origin
+            .http
+            .get(template.replace("{chunk_id}", &id.to_hex()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(
+            response.headers()["etag"],
+            format!("\"{}\"", id.to_hex()).as_str()
+        );
+        let body = response.bytes().await.unwrap();
+        over_http.extend(cipher.open(index as u32, id, &body).unwrap());
+    }
+    assert!((decoded_ms(&over_http) as i64 - 4000).abs() < 60);
+
+    // Bad chunk URLs: tampered signature, expired, path tricks.
+    let first = manifest.body().chunks[0].to_hex();
+    let good = template.replace("{chunk_id}", &first);
+    let tampered = format!("{}0", &good[..good.len() - 1]);
+    let status = origin
+        .http
+        .get(if good.ends_with('0') {
+            good.replace("sig=", "sig=1")
+        } else {
+            tampered
+        })
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let expired = format!(
+        "{}/v1/chunks/{first}?exp=1&sig={}",
+        origin.base,
+        origin::api::chunk_signature(&[0; 32], 1)
+    );
+    assert_eq!(
+        origin.http.get(expired).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    for tricky in ["..%2F..%2Forigin.key", "%2e%2e", "abc"] {
+        let response = origin
+            .http
+            .get(format!(
+                "{}/v1/chunks/{tricky}?exp=9999999999&sig=00",
+                origin.base
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_client_error(),
+            "{tricky}: {}",
+            response.status()
+        );
+    }
+
+    // The same rendition over QUIC with the license token.
+    let license =
+        LicenseToken::from_bytes(&hex::decode(grant["license"].as_str().unwrap()).unwrap())
+            .unwrap();
+    let endpoint =
+        Endpoint::bind(&client, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
+    let peer = endpoint
+        .connect(origin_id, origin.running.quic_addr)
+        .await
+        .unwrap();
+    let fetched = chunks::fetch_manifest(&peer, &origin_id, &manifest.id(), &license)
+        .await
+        .unwrap();
+    assert_eq!(fetched, manifest);
+    let items = chunks::fetch_range(
+        &peer,
+        &manifest,
+        0,
+        manifest.chunk_count(),
+        protocol::wire::Priority::Playing,
+        &license,
+    )
+    .await
+    .unwrap();
+    let mut over_quic = Vec::new();
+    for item in items {
+        let RangeItem::Chunk { index, data } = item else {
+            panic!("origin lacks a chunk")
+        };
+        over_quic.extend(
+            cipher
+                .open(index, manifest.chunk_id(index).unwrap(), &data)
+                .unwrap(),
+        );
+    }
+    assert_eq!(over_quic, over_http);
+
+    // The license is bound to the client's node: another node cannot use it.
+    let thief = Endpoint::bind(
+        &Identity::from_secret_bytes(&[0x43; 32]),
+        "127.0.0.1:0".parse().unwrap(),
+        Limits::default(),
+    )
+    .unwrap();
+    let peer = thief
+        .connect(origin_id, origin.running.quic_addr)
+        .await
+        .unwrap();
+    assert!(
+        chunks::fetch_range(
+            &peer,
+            &manifest,
+            0,
+            1,
+            protocol::wire::Priority::Playing,
+            &license
+        )
+        .await
+        .is_err()
+    );
+
+    // Deletion: only the owner; afterwards the track is gone.
+    let response = origin
+        .http
+        .delete(format!("{}/v1/tracks/{track_id}", origin.base))
+        .bearer_auth(&free_se)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = origin
+        .http
+        .delete(format!("{}/v1/tracks/{track_id}", origin.base))
+        .bearer_auth(&artist)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = origin
+        .http
+        .get(format!("{}/v1/tracks/{track_id}", origin.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    origin.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_stable_codes_and_loses_nothing() {
+    let origin = start().await;
+    let artist = origin.account("artist2", "DE", "artist", "premium").await;
+    let listener = origin.account("listener2", "DE", "listener", "free").await;
+
+    // Accounts.
+    let (status, answer) = origin.post("/v1/accounts", None, json!({"username": "artist2", "password": "another password", "region": "DE", "role": "listener"})).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::CONFLICT, "username_taken")
+    );
+    let (status, answer) = origin.post("/v1/accounts", None, json!({"username": "root", "password": "another password", "region": "DE", "role": "admin"})).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::FORBIDDEN, "forbidden_role")
+    );
+    let (status, answer) = origin.post("/v1/accounts", None, json!({"username": "x/../y", "password": "another password", "region": "DE", "role": "listener"})).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "invalid_username")
+    );
+    let (status, answer) = origin
+        .post(
+            "/v1/accounts",
+            None,
+            json!({"username": "okname", "password": "pw", "region": "DE", "role": "listener"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "invalid_password")
+    );
+    let (status, answer) = origin
+        .post(
+            "/v1/sessions",
+            None,
+            json!({"username": "artist2", "password": "wrong password"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    // Oversized and malformed JSON, invalid UTF-8.
+    let huge = json!({"username": "a".repeat(100_000), "password": "x", "region": "DE", "role": "listener"});
+    let (status, answer) = origin.post("/v1/accounts", None, huge).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+    );
+    for body in [&b"{not json"[..], b"{\"username\": \"\xff\xfe\"}"] {
+        let response = origin
+            .http
+            .post(format!("{}/v1/accounts", origin.base))
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(error_code(&answer), "invalid_json");
+    }
+    let response = origin
+        .http
+        .post(format!("{}/v1/accounts", origin.base))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // Uploads.
+    let metadata = json!({"title": "T", "artist": "A"});
+    let (status, answer) = origin
+        .upload(
+            &listener,
+            synth::wav(1, 1.0, 44_100, 2),
+            "a.wav",
+            metadata.clone(),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::FORBIDDEN, "not_an_artist")
+    );
+    let (status, answer) = origin
+        .upload(
+            &artist,
+            b"this is a text file, not audio".to_vec(),
+            "a.mp3",
+            metadata.clone(),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "not_audio")
+    );
+    let (status, answer) = origin
+        .upload(&artist, Vec::new(), "a.wav", metadata.clone())
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "missing_file")
+    );
+    let (status, answer) = origin
+        .upload(
+            &artist,
+            vec![0; 5 * 1024 * 1024],
+            "big.wav",
+            metadata.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    let (status, answer) = origin
+        .upload(
+            &artist,
+            synth::wav(2, 1.0, 44_100, 2),
+            "a.wav",
+            json!({"title": "", "artist": "A"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "invalid_metadata")
+    );
+    let (status, answer) = origin
+        .upload(
+            &artist,
+            synth::wav(2, 1.0, 44_100, 2),
+            "a.wav",
+            json!({"title": "T", "artist": "A", "markets": ["Sweden"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "invalid_market")
+    );
+
+    // Unknown ids and path tricks.
+    for path in [
+        "/v1/tracks/nothex",
+        "/v1/tracks/..%2F..%2Fetc",
+        &format!("/v1/tracks/{}", "f".repeat(32)),
+    ] {
+        let status = origin
+            .http
+            .get(format!("{}{path}", origin.base))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND,
+            "{path}: {status}"
+        );
+    }
+
+    // After all that, the origin still works: a good upload succeeds.
+    let (status, answer) = origin
+        .upload(&artist, synth::wav(3, 1.5, 48_000, 2), "ok.wav", metadata)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    // Refresh tokens rotate: the second use fails.
+    let (_, tokens) = origin
+        .post(
+            "/v1/sessions",
+            None,
+            json!({"username": "listener2", "password": "correct horse battery"}),
+        )
+        .await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let (status, renewed) = origin
+        .post(
+            "/v1/sessions/refresh",
+            None,
+            json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(renewed["access_token"], tokens["access_token"]);
+    let (status, _) = origin
+        .post(
+            "/v1/sessions/refresh",
+            None,
+            json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    origin.running.shutdown().await.unwrap();
+}
