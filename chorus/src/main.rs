@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod origin_cmd;
 
 /// Chorus: peer-assisted music streaming.
 #[derive(Debug, Parser)]
@@ -22,6 +23,16 @@ enum Command {
     Bench {
         #[command(subcommand)]
         which: bench::Which,
+    },
+    /// Run an origin: catalog and account API, ingest, play authorization, chunk serving over
+    /// HTTP and QUIC. Works with no flags (data in ./chorus-origin, loopback ports).
+    Origin(origin_cmd::OriginArgs),
+    /// Upload audio files to an origin as an artist, with a progress bar per file.
+    Ingest(origin_cmd::IngestArgs),
+    /// Operator actions on an origin's data directory (run with the origin stopped).
+    Admin {
+        #[command(subcommand)]
+        command: origin_cmd::AdminCommand,
     },
 }
 
@@ -45,5 +56,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Bench { which } => bench::run(which),
+        Command::Origin(args) => origin_cmd::run_origin(args),
+        Command::Ingest(args) => origin_cmd::run_ingest(args),
+        Command::Admin { command } => origin_cmd::run_admin(command),
     }
 }

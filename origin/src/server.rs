@@ -118,7 +118,6 @@ impl ChunkSource for StoreChunkSource {
     fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
         let entry = self.entry(rendition)?;
         let id = *entry.1.get(index as usize)?;
-        // Still listed? A deleted track's renditions stop being served.
         let data = self.store.chunks().get(&id).ok()??;
         Some((id, data))
     }

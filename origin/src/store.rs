@@ -344,6 +344,11 @@ impl Store {
         get_json(&self.tracks, id.as_bytes())
     }
 
+    /// True while the rendition with hex `id` is published.
+    pub fn has_rendition(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.renditions.contains_key(id.as_bytes())?)
+    }
+
     /// The rendition with hex `id`.
     pub fn rendition(&self, id: &str) -> Result<Option<RenditionRecord>, StoreError> {
         get_json(&self.renditions, id.as_bytes())

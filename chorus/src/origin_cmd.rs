@@ -1,0 +1,354 @@
+//! `chorus origin`, `chorus admin` and `chorus ingest`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use origin::config::OriginConfig;
+use origin::store::{Role, Store, Tier};
+
+/// Flags of `chorus origin`.
+#[derive(Debug, Args)]
+pub struct OriginArgs {
+    /// TOML file with any `OriginConfig` field; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (database, chunk files, keys). Default: ./chorus-origin
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// HTTP listen address. Default: 127.0.0.1:8470
+    #[arg(long)]
+    http: Option<SocketAddr>,
+    /// QUIC listen address. Default: 127.0.0.1:8471
+    #[arg(long)]
+    quic: Option<SocketAddr>,
+    /// Base URL put in chunk URLs (e.g. a CDN in front of this origin).
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Tracker clients should use, as NODE_ID@HOST:PORT.
+    #[arg(long)]
+    tracker: Option<String>,
+}
+
+/// Runs an origin until Ctrl-C or SIGTERM.
+pub fn run_origin(args: OriginArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match &args.config {
+        Some(path) => {
+            OriginConfig::from_file(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        None => OriginConfig::default(),
+    };
+    if let Some(data) = args.data {
+        config.data_dir = data;
+    }
+    if let Some(http) = args.http {
+        config.http_addr = http;
+    }
+    if let Some(quic) = args.quic {
+        config.quic_addr = quic;
+    }
+    if args.public_url.is_some() {
+        config.public_url = args.public_url;
+    }
+    if args.tracker.is_some() {
+        config.tracker = args.tracker;
+    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let data_dir = config.data_dir.clone();
+        let running = origin::server::start(config).await?;
+        println!("chorus origin {}", env!("CARGO_PKG_VERSION"));
+        println!("  node id  {}", running.node_id);
+        println!("  http     http://{}", running.http_addr);
+        println!("  quic     {}", running.quic_addr);
+        println!("  data     {}", data_dir.display());
+        println!("ready; Ctrl-C or SIGTERM stops it");
+        wait_for_shutdown_signal().await?;
+        eprintln!("shutting down: finishing requests in flight");
+        running.shutdown().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result?,
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+/// `chorus admin ...`: operator actions on an origin's data directory (origin stopped).
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin account (password from CHORUS_PASSWORD or a prompt).
+    CreateAdmin {
+        /// The origin's data directory.
+        #[arg(long, default_value = "chorus-origin")]
+        data: PathBuf,
+        /// Login name.
+        #[arg(long)]
+        username: String,
+        /// ISO 3166-1 alpha-2 region.
+        #[arg(long, default_value = "SE")]
+        region: String,
+    },
+    /// Change an account's tier.
+    SetTier {
+        /// The origin's data directory.
+        #[arg(long, default_value = "chorus-origin")]
+        data: PathBuf,
+        /// Login name.
+        #[arg(long)]
+        username: String,
+        /// free or premium.
+        #[arg(long)]
+        tier: String,
+    },
+}
+
+fn open_store(data: &PathBuf) -> anyhow::Result<Store> {
+    Store::open(data).with_context(|| {
+        format!(
+            "opening {} (is an origin running on it? stop it first: the database is locked)",
+            data.display()
+        )
+    })
+}
+
+/// Runs an admin action.
+pub fn run_admin(command: AdminCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AdminCommand::CreateAdmin {
+            data,
+            username,
+            region,
+        } => {
+            if !origin::accounts::valid_username(&username) {
+                bail!("usernames are 3 to 32 characters of a-z, A-Z, 0-9, _ . -");
+            }
+            region.parse::<protocol::Region>().context("--region")?;
+            let password = password()?;
+            if !origin::accounts::PASSWORD_BYTES.contains(&password.len()) {
+                bail!("passwords are 8 to 256 bytes");
+            }
+            let store = open_store(&data)?;
+            let account =
+                origin::api::new_account(&username, &password, &region, Role::Admin, Tier::Premium)
+                    .map_err(|_| anyhow::anyhow!("could not hash the password"))?;
+            if !store.create_account(&account)? {
+                bail!("username {username:?} is taken");
+            }
+            println!("created admin {username} ({})", account.id);
+        }
+        AdminCommand::SetTier {
+            data,
+            username,
+            tier,
+        } => {
+            let tier = match tier.as_str() {
+                "free" => Tier::Free,
+                "premium" => Tier::Premium,
+                other => bail!("unknown tier {other:?}: free or premium"),
+            };
+            let store = open_store(&data)?;
+            let mut account = store
+                .account_by_username(&username)?
+                .with_context(|| format!("no account {username:?}"))?;
+            account.tier = tier;
+            store.update_account(&account)?;
+            println!("{username} is now {tier:?}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The password from `CHORUS_PASSWORD`, else a prompt.
+pub fn password() -> anyhow::Result<String> {
+    match std::env::var("CHORUS_PASSWORD") {
+        Ok(password) => Ok(password),
+        Err(_) => rpassword::prompt_password("password: ").context("reading the password"),
+    }
+}
+
+/// Flags of `chorus ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Audio files (FLAC, WAV, AIFF, MP3, Ogg Vorbis, AAC/ALAC in M4A, CAF, MKV).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The origin's URL.
+    #[arg(long, default_value = "http://127.0.0.1:8470")]
+    origin: String,
+    /// Artist account (password from CHORUS_PASSWORD or a prompt).
+    #[arg(long)]
+    user: String,
+    /// Artist name shown in the catalog. Default: the account name.
+    #[arg(long)]
+    artist: Option<String>,
+    /// Album title for every file.
+    #[arg(long)]
+    album: Option<String>,
+    /// Genre for every file.
+    #[arg(long)]
+    genre: Option<String>,
+    /// Markets, comma-separated ISO codes (e.g. SE,NO). Default: everywhere.
+    #[arg(long, value_delimiter = ',')]
+    markets: Vec<String>,
+    /// Print one JSON object per ingested track.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Uploads each file to the origin with a progress bar; the title is the file name.
+pub fn run_ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let password = password()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(ingest_files(args, password))
+}
+
+async fn ingest_files(args: IngestArgs, password: String) -> anyhow::Result<ExitCode> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3600))
+        .build()?;
+    let base = args.origin.trim_end_matches('/').to_string();
+    let login = http
+        .post(format!("{base}/v1/sessions"))
+        .json(&serde_json::json!({"username": args.user, "password": password}))
+        .send()
+        .await
+        .with_context(|| format!("reaching the origin at {base}"))?;
+    let tokens = api_answer(login).await.context("logging in")?;
+    let token = tokens["access_token"]
+        .as_str()
+        .context("no access token in the answer")?
+        .to_string();
+
+    let bars = indicatif::MultiProgress::new();
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix:30!} {bar:30} {bytes:>9}/{total_bytes:9} {msg}",
+    )
+    .expect("valid template");
+    let mut failures = 0;
+    for path in &args.files {
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let bar = bars.add(
+            indicatif::ProgressBar::new(0)
+                .with_style(style.clone())
+                .with_prefix(name.clone()),
+        );
+        match upload(&http, &base, &token, path, &args, &bar).await {
+            Ok(track) => {
+                bar.finish_with_message(format!(
+                    "ingested {}",
+                    track["id"].as_str().unwrap_or("?")
+                ));
+                if args.json {
+                    bars.suspend(|| println!("{track}"));
+                }
+            }
+            Err(error) => {
+                failures += 1;
+                bar.abandon_with_message(format!("failed: {error:#}"));
+            }
+        }
+    }
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn upload(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &PathBuf,
+    args: &IngestArgs,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<serde_json::Value> {
+    use futures_util::StreamExt;
+    let file = tokio::fs::File::open(path)
+        .await
+        .with_context(|| format!("opening {}", path.display()))?;
+    let length = file.metadata().await?.len();
+    bar.set_length(length);
+    bar.set_message("uploading");
+    let progress = bar.clone();
+    let stream = tokio_util::io::ReaderStream::new(file).inspect(move |piece| {
+        if let Ok(piece) = piece {
+            progress.inc(piece.len() as u64);
+        }
+    });
+    let title = path
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().to_string())
+        .unwrap_or_else(|| "Untitled".into());
+    let mut metadata = serde_json::json!({"title": title, "artist": args.artist.clone().unwrap_or_else(|| args.user.clone())});
+    if let Some(album) = &args.album {
+        metadata["album"] = album.clone().into();
+    }
+    if let Some(genre) = &args.genre {
+        metadata["genre"] = genre.clone().into();
+    }
+    if !args.markets.is_empty() {
+        metadata["markets"] = args.markets.clone().into();
+    }
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let part =
+        reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), length)
+            .file_name(file_name);
+    let form = reqwest::multipart::Form::new()
+        .part("file", part)
+        .text("metadata", metadata.to_string());
+    let request = http
+        .post(format!("{base}/v1/tracks"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send();
+    let ticker = {
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            // Once the bytes are up, the origin transcodes; say so.
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if bar.position() >= bar.length().unwrap_or(0) {
+                    bar.set_message("transcoding");
+                }
+            }
+        })
+    };
+    let response = request.await;
+    ticker.abort();
+    api_answer(response?).await
+}
+
+/// The JSON body of a success, or the API's error code and message as an error.
+async fn api_answer(response: reqwest::Response) -> anyhow::Result<serde_json::Value> {
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+    if status.is_success() {
+        Ok(body)
+    } else {
+        let code = body["error"]["code"].as_str().unwrap_or("unknown");
+        let message = body["error"]["message"].as_str().unwrap_or("");
+        bail!("{status} {code}: {message}")
+    }
+}
