@@ -117,7 +117,7 @@ pub enum AdminCommand {
     },
 }
 
-fn open_store(data: &PathBuf) -> anyhow::Result<Store> {
+fn open_store(data: &std::path::Path) -> anyhow::Result<Store> {
     Store::open(data).with_context(|| {
         format!(
             "opening {} (is an origin running on it? stop it first: the database is locked)",
@@ -277,7 +277,7 @@ async fn upload(
     http: &reqwest::Client,
     base: &str,
     token: &str,
-    path: &PathBuf,
+    path: &std::path::Path,
     args: &IngestArgs,
     bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<serde_json::Value> {
