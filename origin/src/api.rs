@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 
 use crate::accounts;
 use crate::config::OriginConfig;
+use crate::metrics::{self, Metrics};
 use crate::publish;
 use crate::store::{Account, Role, Store, StoreError, Tier, TokenKind, TokenRecord};
 
@@ -39,6 +40,8 @@ pub struct AppState {
     pub quic_addr: SocketAddr,
     /// Bounds concurrent ingest jobs.
     pub ingest_slots: Arc<Semaphore>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -90,6 +93,11 @@ impl ApiError {
     fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
+    /// True for 4xx errors (the client's input), false for 5xx.
+    pub fn is_client_error(&self) -> bool {
+        self.status.is_client_error()
+    }
+
     /// A server-side failure: logged in full, shown as a generic message.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "internal error");
@@ -107,9 +115,30 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// A stable machine-readable code and a human message.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code, e.g. `not_in_market`.
+    pub code: String,
+    /// Human-readable detail.
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -177,6 +206,7 @@ pub fn app(state: AppState) -> Router {
         .saturating_add(64 * 1024);
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(render_metrics))
         .route("/v1/accounts", post(create_account))
         .route("/v1/sessions", post(create_session))
         .route("/v1/sessions/refresh", post(refresh_session))
@@ -193,18 +223,37 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/artists/{id}/tracks", get(publish::artist_tracks))
         .route("/v1/albums/{id}", get(publish::album))
         .route("/v1/chunks/{id}", get(get_chunk))
+        .route("/v1/openapi.json", get(openapi_json))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
         .layer(DefaultBodyLimit::max(json_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, description = "Ready")))]
+async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    // Ready means the store answers.
+    state.store.track(&"0".repeat(32))?;
+    Ok(Json(json!({"status": "ok"})))
 }
 
-#[derive(Debug, Deserialize)]
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "service", responses((status = 200, description = "This document")))]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(crate::openapi::document())
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let body = state.metrics.render(state.store.track_count());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewAccount {
+pub struct NewAccount {
     username: String,
     password: String,
     region: String,
@@ -212,6 +261,7 @@ struct NewAccount {
     tier: Option<Tier>,
 }
 
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = NewAccount, responses((status = 201, description = "Created: {id}"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "forbidden_role"), (status = 409, body = ErrorBody, description = "username_taken")))]
 async fn create_account(
     State(state): State<AppState>,
     ApiJson(new): ApiJson<NewAccount>,
@@ -283,21 +333,22 @@ pub fn new_account(
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Login {
+pub struct Login {
     username: String,
     password: String,
 }
 
-#[derive(Debug, Serialize)]
-struct Tokens {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Tokens {
     access_token: String,
     refresh_token: String,
     expires_in: u64,
     token_type: &'static str,
 }
 
+#[utoipa::path(post, path = "/v1/sessions", tag = "accounts", request_body = Login, responses((status = 200, body = Tokens), (status = 401, body = ErrorBody)))]
 async fn create_session(
     State(state): State<AppState>,
     ApiJson(login): ApiJson<Login>,
@@ -344,12 +395,13 @@ fn issue_tokens(state: &AppState, account_id: &str) -> Result<Tokens, ApiError> 
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Refresh {
+pub struct Refresh {
     refresh_token: String,
 }
 
+#[utoipa::path(post, path = "/v1/sessions/refresh", tag = "accounts", request_body = Refresh, responses((status = 200, body = Tokens, description = "New tokens; the refresh token used is spent"), (status = 401, body = ErrorBody)))]
 async fn refresh_session(
     State(state): State<AppState>,
     ApiJson(refresh): ApiJson<Refresh>,
@@ -363,6 +415,7 @@ async fn refresh_session(
     issue_tokens(&state, &record.account).map(Json)
 }
 
+#[utoipa::path(get, path = "/v1/me", tag = "accounts", security(("bearer" = [])), responses((status = 200, description = "id, username, region, role, tier"), (status = 401, body = ErrorBody)))]
 async fn me(Authed(account): Authed) -> Json<serde_json::Value> {
     Json(json!({
         "id": account.id,
@@ -395,6 +448,7 @@ struct ChunkQuery {
     sig: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/chunks/{id}", tag = "playback", params(("id" = String, Path, description = "Chunk id, 64 hex"), ("exp" = u64, Query, description = "Expiry, Unix seconds"), ("sig" = String, Query, description = "HMAC from the chunk URL template")), responses((status = 200, description = "Chunk ciphertext; immutable, cacheable", content_type = "application/octet-stream"), (status = 304, description = "Not modified"), (status = 403, body = ErrorBody, description = "missing_signature, url_expired, bad_signature"), (status = 404, body = ErrorBody)))]
 async fn get_chunk(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -443,6 +497,10 @@ async fn get_chunk(
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found("chunk"))?;
+    state
+        .metrics
+        .chunk_bytes_http
+        .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
     Ok((
         StatusCode::OK,
         cache,

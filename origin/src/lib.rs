@@ -11,6 +11,8 @@ pub mod api;
 pub mod chunks;
 pub mod config;
 pub mod ingest;
+pub mod metrics;
+pub mod openapi;
 pub mod publish;
 pub mod server;
 pub mod store;

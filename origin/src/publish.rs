@@ -10,13 +10,14 @@ use protocol::manifest::{MANIFEST_VERSION, ManifestBody, SignedManifest};
 use protocol::{AccountId, Identity, TrackId, UnixMillis, codec};
 use serde::Deserialize;
 use serde_json::json;
+use std::sync::atomic::Ordering;
 
-use crate::api::{self, ApiError, ApiJson, AppState, Authed, now_ms};
+use crate::api::{self, ApiError, ApiJson, AppState, Authed, ErrorBody, now_ms};
 use crate::ingest::{self, IngestLimits, Transcoded};
 use crate::store::{RenditionRecord, RenditionSummary, Role, Store, StoreError, Tier, TrackRecord};
 
 /// Metadata sent with an upload (the `metadata` multipart field).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackMetadata {
     /// Title, 1 to 200 characters.
@@ -153,23 +154,56 @@ pub fn store_track(
     Ok(record)
 }
 
-fn track_json(track: &TrackRecord) -> serde_json::Value {
-    json!({
-        "id": track.id,
-        "title": track.title,
-        "artist": track.artist,
-        "artist_id": track.artist_id,
-        "album": track.album,
-        "album_id": track.album_id,
-        "genre": track.genre,
-        "markets": track.markets,
-        "duration_ms": track.duration_ms,
-        "loudness_lufs": if track.loudness_lufs.is_finite() { Some(track.loudness_lufs) } else { None },
-        "gain_db": track.gain_db,
-        "renditions": track.renditions,
-    })
+/// A track as the API shows it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TrackView {
+    /// Track id, 32 hex.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Artist display name.
+    pub artist: String,
+    /// Artist id, 32 hex.
+    pub artist_id: String,
+    /// Album title.
+    pub album: Option<String>,
+    /// Album id, 32 hex.
+    pub album_id: Option<String>,
+    /// Genre.
+    pub genre: Option<String>,
+    /// Regions where it plays; empty means everywhere.
+    pub markets: Vec<String>,
+    /// Duration.
+    pub duration_ms: u64,
+    /// EBU R128 integrated loudness (absent for silence).
+    pub loudness_lufs: Option<f64>,
+    /// Playback gain to -14 LUFS, limited by the peak.
+    pub gain_db: f64,
+    /// The rendition ladder.
+    pub renditions: Vec<RenditionSummary>,
 }
 
+fn track_json(track: &TrackRecord) -> TrackView {
+    TrackView {
+        id: track.id.clone(),
+        title: track.title.clone(),
+        artist: track.artist.clone(),
+        artist_id: track.artist_id.clone(),
+        album: track.album.clone(),
+        album_id: track.album_id.clone(),
+        genre: track.genre.clone(),
+        markets: track.markets.clone(),
+        duration_ms: track.duration_ms,
+        loudness_lufs: track
+            .loudness_lufs
+            .is_finite()
+            .then_some(track.loudness_lufs),
+        gain_db: track.gain_db,
+        renditions: track.renditions.clone(),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/tracks", tag = "catalog", security(("bearer" = [])), request_body(content_type = "multipart/form-data", description = "`file`: the audio; `metadata`: TrackMetadata as JSON"), responses((status = 201, body = TrackView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "not_an_artist"), (status = 413, body = ErrorBody, description = "upload_too_large"), (status = 422, body = ErrorBody, description = "not_audio, unsupported_codec, decode_failed, empty_audio, audio_too_long, unsupported_format")))]
 /// `POST /v1/tracks` (multipart `file` + `metadata`): ingest, then `201` with the track.
 pub async fn upload_track(
     State(state): State<AppState>,
@@ -257,6 +291,34 @@ pub async fn upload_track(
         .acquire_owned()
         .await
         .map_err(ApiError::internal)?;
+    let metrics = state.metrics.clone();
+    metrics.ingest_running.fetch_add(1, Ordering::Relaxed);
+    let result = ingest_and_store(&state, file, extension, account.id, metadata).await;
+    metrics.ingest_running.fetch_sub(1, Ordering::Relaxed);
+    match &result {
+        Ok(record) => {
+            metrics.ingest_ok.fetch_add(1, Ordering::Relaxed);
+            metrics
+                .ingest_audio_ms
+                .fetch_add(record.duration_ms, Ordering::Relaxed);
+        }
+        Err(error) if error.is_client_error() => {
+            metrics.ingest_rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(_) => {
+            metrics.ingest_failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok((StatusCode::CREATED, Json(track_json(&result?))))
+}
+
+async fn ingest_and_store(
+    state: &AppState,
+    file: Vec<u8>,
+    extension: Option<String>,
+    owner: String,
+    metadata: TrackMetadata,
+) -> Result<TrackRecord, ApiError> {
     let limits = IngestLimits {
         duration_ms_max: state.config.audio_ms_max,
     };
@@ -278,11 +340,11 @@ pub async fn upload_track(
     })?;
     let (store, identity) = (state.store.clone(), state.identity.clone());
     let record = tokio::task::spawn_blocking(move || {
-        store_track(&store, &identity, &account.id, &metadata, &transcoded)
+        store_track(&store, &identity, &owner, &metadata, &transcoded)
     })
     .await
     .map_err(ApiError::internal)??;
-    Ok((StatusCode::CREATED, Json(track_json(&record))))
+    Ok(record)
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
@@ -291,11 +353,12 @@ fn check_id(id: &str) -> Result<(), ApiError> {
         .map_err(|_| api::bad_request("invalid_id", "track ids are 32 hex characters"))
 }
 
+#[utoipa::path(get, path = "/v1/tracks/{id}", tag = "catalog", params(("id" = String, Path)), responses((status = 200, body = TrackView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 /// `GET /v1/tracks/{id}`.
 pub async fn get_track(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TrackView>, ApiError> {
     check_id(&id)?;
     let track = state
         .store
@@ -304,6 +367,7 @@ pub async fn get_track(
     Ok(Json(track_json(&track)))
 }
 
+#[utoipa::path(delete, path = "/v1/tracks/{id}", tag = "catalog", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 204), (status = 403, body = ErrorBody, description = "not_owner"), (status = 404, body = ErrorBody)))]
 /// `DELETE /v1/tracks/{id}`: the owning artist or an admin.
 pub async fn delete_track(
     State(state): State<AppState>,
@@ -326,9 +390,11 @@ pub async fn delete_track(
 }
 
 /// Paging parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct Page {
+    /// Items per page, 1 to 50 (default 20).
     limit: Option<usize>,
+    /// Items to skip.
     offset: Option<usize>,
 }
 
@@ -341,6 +407,7 @@ impl Page {
     }
 }
 
+#[utoipa::path(get, path = "/v1/artists/{id}/tracks", tag = "catalog", params(("id" = String, Path), Page), responses((status = 200, description = "{items: [TrackView], offset, limit}")))]
 /// `GET /v1/artists/{id}/tracks`.
 pub async fn artist_tracks(
     State(state): State<AppState>,
@@ -356,6 +423,7 @@ pub async fn artist_tracks(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/albums/{id}", tag = "catalog", params(("id" = String, Path), Page), responses((status = 200, description = "{id, title, artist, artist_id, tracks: {items, offset, limit}}"), (status = 404, body = ErrorBody)))]
 /// `GET /v1/albums/{id}`.
 pub async fn album(
     State(state): State<AppState>,
@@ -377,15 +445,18 @@ pub async fn album(
 }
 
 /// Body of `POST /v1/tracks/{id}/play`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlayRequest {
+    /// `low`, `normal` or `high`; default normal (free) or high (premium).
     quality: Option<String>,
+    /// Ask for a 30-day offline license (counts against the device limit).
     offline: Option<bool>,
     /// The client's node id (hex): the license is bound to it.
     node_id: String,
 }
 
+#[utoipa::path(post, path = "/v1/tracks/{id}/play", tag = "playback", security(("bearer" = [])), params(("id" = String, Path)), request_body = PlayRequest, responses((status = 200, description = "{manifest, content_key, license, chunk_url_template, origin, tracker, expires_at, ...}"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "not_in_market, tier_quality, device_limit"), (status = 404, body = ErrorBody)))]
 /// `POST /v1/tracks/{id}/play`: checks market and tier, answers with the signed manifest, the
 /// content key, a license bound to the client's node id, and where to fetch chunks.
 pub async fn play(

@@ -15,6 +15,7 @@ use transport::{Endpoint, Limits};
 
 use crate::api::{self, AppState};
 use crate::config::OriginConfig;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// Loads a 32-byte secret from `path`, creating it (mode 0600) on first start.
@@ -63,6 +64,7 @@ type CachedManifest = Arc<(SignedManifest, Vec<ChunkId>)>;
 #[derive(Debug)]
 pub struct StoreChunkSource {
     store: Arc<Store>,
+    metrics: Arc<Metrics>,
     manifests: Mutex<HashMap<RenditionId, CachedManifest>>,
 }
 
@@ -71,9 +73,10 @@ pub const MANIFEST_CACHE_MAX: usize = 1024;
 
 impl StoreChunkSource {
     /// A source over `store`.
-    pub fn new(store: Arc<Store>) -> Self {
+    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>) -> Self {
         Self {
             store,
+            metrics,
             manifests: Mutex::new(HashMap::new()),
         }
     }
@@ -119,6 +122,9 @@ impl ChunkSource for StoreChunkSource {
         let entry = self.entry(rendition)?;
         let id = *entry.1.get(index as usize)?;
         let data = self.store.chunks().get(&id).ok()??;
+        self.metrics
+            .chunk_bytes_quic
+            .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Some((id, data))
     }
 }
@@ -165,8 +171,9 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
     let quic = Endpoint::bind(&identity, config.quic_addr, Limits::default())
         .context("binding the QUIC endpoint")?;
     let quic_addr = quic.local_addr()?;
+    let metrics = Arc::new(Metrics::default());
     let service = ChunkService::new(
-        StoreChunkSource::new(store.clone()),
+        StoreChunkSource::new(store.clone(), metrics.clone()),
         identity.node_id(),
         system_clock(),
     );
@@ -189,6 +196,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         config: Arc::new(config),
         public_url,
         quic_addr,
+        metrics,
     };
     let (shutdown, stopped) = oneshot::channel::<()>();
     let app = api::app(state);

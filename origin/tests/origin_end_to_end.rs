@@ -569,3 +569,92 @@ async fn bad_input_gets_stable_codes_and_loses_nothing() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     origin.running.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_routes_describe_and_count_the_api() {
+    let origin = start().await;
+    let health: Value = origin
+        .http
+        .get(format!("{}/healthz", origin.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+
+    let spec: Value = origin
+        .http
+        .get(format!("{}/v1/openapi.json", origin.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/healthz",
+        "/metrics",
+        "/v1/openapi.json",
+        "/v1/accounts",
+        "/v1/sessions",
+        "/v1/sessions/refresh",
+        "/v1/me",
+        "/v1/tracks",
+        "/v1/tracks/{id}",
+        "/v1/tracks/{id}/play",
+        "/v1/artists/{id}/tracks",
+        "/v1/albums/{id}",
+        "/v1/chunks/{id}",
+    ] {
+        assert!(
+            spec["paths"].get(path).is_some(),
+            "openapi.json lacks {path}"
+        );
+    }
+    assert!(spec["components"]["schemas"].get("ErrorBody").is_some());
+
+    let artist = origin
+        .account("metrics_artist", "SE", "artist", "free")
+        .await;
+    let (status, _) = origin
+        .upload(
+            &artist,
+            synth::wav(9, 1.0, 44_100, 2),
+            "m.wav",
+            json!({"title": "M", "artist": "A"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = origin
+        .upload(
+            &artist,
+            b"noise".to_vec(),
+            "m.wav",
+            json!({"title": "M", "artist": "A"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let text = origin
+        .http
+        .get(format!("{}/metrics", origin.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "chorus_http_requests_total{route=\"/v1/accounts\",status=\"201\"} 1",
+        "chorus_http_request_duration_seconds_count{route=\"/v1/tracks\"} 2",
+        "chorus_ingest_jobs_total{result=\"ok\"} 1",
+        "chorus_ingest_jobs_total{result=\"rejected\"} 1",
+        "chorus_catalog_tracks 1",
+        "chorus_chunk_bytes_served_total{transport=\"http\"} 0",
+    ] {
+        assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
+    }
+    origin.running.shutdown().await.unwrap();
+}

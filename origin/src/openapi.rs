@@ -1,0 +1,45 @@
+//! The OpenAPI 3 document of the HTTP API, generated from the handlers' annotations.
+
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Chorus origin API", description = "Catalog, accounts, ingest, playback authorization and chunks."),
+    paths(
+        crate::api::healthz,
+        crate::api::render_metrics,
+        crate::api::openapi_json,
+        crate::api::create_account,
+        crate::api::create_session,
+        crate::api::refresh_session,
+        crate::api::me,
+        crate::api::get_chunk,
+        crate::publish::upload_track,
+        crate::publish::get_track,
+        crate::publish::delete_track,
+        crate::publish::artist_tracks,
+        crate::publish::album,
+        crate::publish::play,
+    ),
+    components(schemas(crate::api::ErrorBody, crate::publish::TrackView, crate::publish::TrackMetadata)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document served at `GET /v1/openapi.json`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
