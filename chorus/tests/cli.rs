@@ -79,3 +79,59 @@ fn bad_flags_get_a_clear_error_and_a_failing_exit() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("too large"));
 }
+
+#[test]
+fn bench_ingest_play_and_chunks_report_json() {
+    let json = last_json_line(&chorus(&[
+        "bench",
+        "ingest",
+        "--json",
+        "--seconds",
+        "2",
+        "--rounds",
+        "1",
+    ]));
+    positive(&json, "realtime_factor");
+    positive(&json, "decode_realtime_factor");
+
+    let json = last_json_line(&chorus(&[
+        "bench",
+        "play",
+        "--json",
+        "--clients",
+        "4",
+        "--requests",
+        "5",
+        "--rounds",
+        "1",
+        "--rate",
+        "200",
+    ]));
+    for key in [
+        "play_ms_p50",
+        "play_ms_p99",
+        "play_saturation_per_s",
+        "healthz_ms_p50",
+        "healthz_ms_p99",
+    ] {
+        positive(&json, key);
+    }
+
+    // Installs nginx from Debian's packages when missing, as the README says.
+    let json = last_json_line(&chorus(&[
+        "bench",
+        "chunks",
+        "--json",
+        "--concurrency",
+        "4",
+        "--seconds",
+        "0.5",
+        "--track-seconds",
+        "5",
+        "--rounds",
+        "1",
+    ]));
+    for key in ["origin_rps", "nginx_rps", "ratio"] {
+        positive(&json, key);
+    }
+}

@@ -491,12 +491,18 @@ async fn get_chunk(
     {
         return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
     }
-    let store = state.store.clone();
-    let data = tokio::task::spawn_blocking(move || store.chunks().get(&chunk_id))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found("chunk"))?;
+    // Hot chunks come from memory on this thread; others from disk off the async runtime.
+    let data = match state.store.chunks().cached(&chunk_id) {
+        Some(data) => data,
+        None => {
+            let store = state.store.clone();
+            tokio::task::spawn_blocking(move || store.chunks().get(&chunk_id))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(ApiError::internal)?
+                .ok_or_else(|| ApiError::not_found("chunk"))?
+        }
+    };
     state
         .metrics
         .chunk_bytes_http

@@ -2,33 +2,104 @@
 //! (temporary file, fsync, rename, fsync of the directory) so an acknowledged chunk survives
 //! `kill -9` and a crash never leaves a partial file under a chunk's name.
 
+use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use protocol::ChunkId;
 
-/// Chunk storage on a local filesystem.
+/// Chunk storage on a local filesystem, with an in-memory cache of recently read chunks.
 #[derive(Debug)]
 pub struct ChunkFiles {
     root: PathBuf,
     temp_counter: AtomicU64,
+    cache: Mutex<ChunkCache>,
+}
+
+/// Default bytes of chunks kept in memory.
+pub const CHUNK_CACHE_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
+
+/// A CLOCK (second-chance) cache of chunk bytes, bounded by total bytes. Chunks are
+/// immutable and content-addressed, so a cached chunk can never be stale.
+#[derive(Debug, Default)]
+struct ChunkCache {
+    entries: HashMap<ChunkId, (Bytes, bool)>,
+    clock: VecDeque<ChunkId>,
+    bytes: usize,
+    bytes_max: usize,
+}
+
+impl ChunkCache {
+    fn get(&mut self, id: &ChunkId) -> Option<Bytes> {
+        let (data, referenced) = self.entries.get_mut(id)?;
+        *referenced = true;
+        Some(data.clone())
+    }
+
+    fn insert(&mut self, id: ChunkId, data: Bytes) {
+        if data.len() > self.bytes_max || self.entries.contains_key(&id) {
+            return;
+        }
+        while self.bytes + data.len() > self.bytes_max {
+            let Some(victim) = self.clock.pop_front() else {
+                break;
+            };
+            match self.entries.get_mut(&victim) {
+                Some((_, referenced)) if *referenced => {
+                    *referenced = false;
+                    self.clock.push_back(victim);
+                }
+                Some(_) => {
+                    if let Some((evicted, _)) = self.entries.remove(&victim) {
+                        self.bytes -= evicted.len();
+                    }
+                }
+                None => {}
+            }
+        }
+        self.bytes += data.len();
+        self.entries.insert(id, (data, false));
+        self.clock.push_back(id);
+    }
 }
 
 impl ChunkFiles {
     /// Opens (creating if needed) the store under `root`. Leftover temporary files from a
     /// crash are removed.
     pub fn open(root: &Path) -> io::Result<Self> {
+        Self::open_with_cache(root, CHUNK_CACHE_BYTES_DEFAULT)
+    }
+
+    /// [`ChunkFiles::open`] with a chunk cache of `cache_bytes` (0 disables it).
+    pub fn open_with_cache(root: &Path, cache_bytes: usize) -> io::Result<Self> {
         fs::create_dir_all(root.join("tmp"))?;
         for entry in fs::read_dir(root.join("tmp"))? {
             let _ = fs::remove_file(entry?.path());
         }
+        let cache = ChunkCache {
+            bytes_max: cache_bytes,
+            ..ChunkCache::default()
+        };
         Ok(Self {
             root: root.to_path_buf(),
             temp_counter: AtomicU64::new(0),
+            cache: Mutex::new(cache),
         })
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, ChunkCache> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// The chunk if it is in the memory cache: no I/O, safe to call from async code.
+    pub fn cached(&self, id: &ChunkId) -> Option<Bytes> {
+        self.lock_cache().get(id)
     }
 
     fn path(&self, id: &ChunkId) -> PathBuf {
@@ -69,8 +140,15 @@ impl ChunkFiles {
     /// The chunk stored under `id`, if any. Not verified: callers that serve it check the hash
     /// (the transport does, for every chunk it sends from here).
     pub fn get(&self, id: &ChunkId) -> io::Result<Option<Bytes>> {
+        if let Some(data) = self.cached(id) {
+            return Ok(Some(data));
+        }
         match fs::read(self.path(id)) {
-            Ok(data) => Ok(Some(Bytes::from(data))),
+            Ok(data) => {
+                let data = Bytes::from(data);
+                self.lock_cache().insert(*id, data.clone());
+                Ok(Some(data))
+            }
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(error),
         }
@@ -106,5 +184,25 @@ mod tests {
         assert!(store.put(&id, b"other bytes").is_err());
         assert!(store.get(&ChunkId::of(b"missing")).unwrap().is_none());
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkFiles::open_with_cache(dir.path(), 250).unwrap();
+        let chunks: Vec<Vec<u8>> = (0..10u8).map(|n| vec![n; 100]).collect();
+        for chunk in &chunks {
+            let id = ChunkId::of(chunk);
+            store.put(&id, chunk).unwrap();
+            assert_eq!(store.get(&id).unwrap().unwrap(), Bytes::from(chunk.clone()));
+            assert!(store.lock_cache().bytes <= 250);
+        }
+        // The most recent chunk is cached; the first was evicted but still reads from disk.
+        assert!(store.cached(&ChunkId::of(&chunks[9])).is_some());
+        assert!(store.cached(&ChunkId::of(&chunks[0])).is_none());
+        assert_eq!(
+            store.get(&ChunkId::of(&chunks[0])).unwrap().unwrap().len(),
+            100
+        );
     }
 }

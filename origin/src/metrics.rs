@@ -28,7 +28,7 @@ struct Histogram {
 /// Counters and histograms of one origin.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     /// Chunk bytes sent over HTTP.
     pub chunk_bytes_http: AtomicU64,
@@ -52,13 +52,24 @@ impl Metrics {
             .requests
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        *requests.entry((route.to_string(), status)).or_default() += 1;
+        // Look up by &str first: a route seen before costs no allocation.
+        match requests.get_mut(route) {
+            Some(statuses) => *statuses.entry(status).or_default() += 1,
+            None => {
+                requests.insert(route.to_string(), BTreeMap::from([(status, 1)]));
+            }
+        }
         drop(requests);
         let mut latency = self
             .latency
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        let histogram = latency.entry(route.to_string()).or_default();
+        if !latency.contains_key(route) {
+            latency.insert(route.to_string(), Histogram::default());
+        }
+        let Some(histogram) = latency.get_mut(route) else {
+            return;
+        };
         for (bucket, bound) in BUCKETS_S.iter().enumerate() {
             if seconds <= *bound {
                 histogram.counts[bucket] += 1;
@@ -76,16 +87,18 @@ impl Metrics {
             "# HELP chorus_http_requests_total HTTP requests by route and status."
         );
         let _ = writeln!(out, "# TYPE chorus_http_requests_total counter");
-        for ((route, status), count) in self
+        for (route, statuses) in self
             .requests
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
             .iter()
         {
-            let _ = writeln!(
-                out,
-                "chorus_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
-            );
+            for (status, count) in statuses {
+                let _ = writeln!(
+                    out,
+                    "chorus_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
+                );
+            }
         }
         let _ = writeln!(
             out,
@@ -188,15 +201,12 @@ pub async fn track(
     request: Request,
     next: Next,
 ) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
     let response = next.run(request).await;
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     metrics.observe(
-        &route,
+        route,
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );

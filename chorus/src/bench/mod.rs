@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+mod origin;
 mod pipeline;
 mod transport;
 
@@ -16,6 +17,60 @@ pub enum Which {
     Pipeline(PipelineArgs),
     /// Fetch chunks over the chunk protocol on loopback, against a bare quinn stream.
     Transport(TransportArgs),
+    /// Ingest speed: the three-rendition ladder on one core, against decoding alone.
+    Ingest(IngestBenchArgs),
+    /// Play authorization latency under concurrent clients, against GET /healthz.
+    Play(PlayBenchArgs),
+    /// HTTP chunk GET throughput of the origin, against nginx serving the same files.
+    Chunks(ChunksBenchArgs),
+}
+
+/// Flags of `chorus bench ingest`.
+#[derive(Debug, Args)]
+pub struct IngestBenchArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Seconds of synthetic stereo audio to ingest per round.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub seconds: u32,
+    /// Sample rate of the input (44100 and 48000 pass through; others are resampled).
+    #[arg(long, default_value_t = 44_100, value_parser = clap::value_parser!(u32).range(8000..=192_000))]
+    pub sample_rate: u32,
+    /// Synthesizer seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Flags of `chorus bench play`.
+#[derive(Debug, Args)]
+pub struct PlayBenchArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Concurrent clients (each its own account and node id).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub clients: u32,
+    /// Requests per client per round.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub requests: u32,
+    /// Offered load for the latency measurement, requests per second over all clients.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate: u32,
+}
+
+/// Flags of `chorus bench chunks`.
+#[derive(Debug, Args)]
+pub struct ChunksBenchArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: u32,
+    /// Seconds of load per side per round.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Length of the synthetic track whose chunks are served.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub track_seconds: u32,
 }
 
 /// Flags shared by every benchmark.
@@ -60,6 +115,9 @@ pub fn run(which: Which) -> anyhow::Result<ExitCode> {
     match which {
         Which::Pipeline(args) => pipeline::run(&args),
         Which::Transport(args) => transport::run(&args),
+        Which::Ingest(args) => origin::run_ingest(&args),
+        Which::Play(args) => origin::run_play(&args),
+        Which::Chunks(args) => origin::run_chunks(&args),
     }
 }
 

@@ -1,0 +1,511 @@
+//! Origin benchmarks: ingest speed, play authorization latency, HTTP chunk throughput.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use origin::config::OriginConfig;
+use origin::ingest::{self, IngestLimits};
+use protocol::content::{self, CHUNK_BYTES_DEFAULT, ChunkCipher, ContentKey, SealLabel};
+use protocol::{Identity, TrackId};
+use serde_json::{Value, json};
+
+use super::{
+    ChunksBenchArgs, IngestBenchArgs, PlayBenchArgs, median, percentile, print_table, progress,
+    progress_done,
+};
+
+/// `chorus bench ingest`: the full ladder (decode, loudness, three Vorbis encodes, sealing)
+/// on one core, against decoding alone, on the same synthetic recording.
+pub fn run_ingest(args: &IngestBenchArgs) -> anyhow::Result<ExitCode> {
+    let wav = origin::synth::wav(args.seed, f64::from(args.seconds), args.sample_rate, 2);
+    let audio_s = f64::from(args.seconds);
+    let (mut ladder, mut decode) = (Vec::new(), Vec::new());
+    for round in 1..=args.common.rounds {
+        progress(&format!("ingest: round {round}/{}", args.common.rounds));
+        let started = Instant::now();
+        let transcoded = ingest::transcode(wav.clone(), Some("wav"), 1, &IngestLimits::default())?;
+        for rendition in &transcoded.renditions {
+            let cipher = ChunkCipher::new(
+                &ContentKey([1; 32]),
+                SealLabel {
+                    track: TrackId([1; 16]),
+                    quality: rendition.quality,
+                },
+            );
+            content::seal_rendition(&cipher, &rendition.file, CHUNK_BYTES_DEFAULT)?;
+        }
+        ladder.push(audio_s / started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        let frames = decode_only(&wav)?;
+        ensure!(frames > 0, "decoded nothing");
+        decode.push(audio_s / started.elapsed().as_secs_f64());
+    }
+    progress_done();
+    let (ladder_x, decode_x) = (median(&mut ladder), median(&mut decode));
+    print_table(
+        &format!(
+            "ingest on one core: {}s of {} Hz stereo, median of {} rounds",
+            args.seconds, args.sample_rate, args.common.rounds
+        ),
+        &[
+            (
+                "full ladder (3 Vorbis renditions + sealing)",
+                format!("{ladder_x:>8.1}x real time"),
+            ),
+            ("target", "      >= 20x real time".to_string()),
+            (
+                "decode only (baseline)",
+                format!("{decode_x:>8.1}x real time"),
+            ),
+            (
+                "ladder cost / decode cost",
+                format!("{:>8.1}", decode_x / ladder_x),
+            ),
+        ],
+    );
+    if args.common.json {
+        println!(
+            "{}",
+            json!({"realtime_factor": ladder_x, "decode_realtime_factor": decode_x, "seconds": args.seconds, "sample_rate": args.sample_rate, "rounds": args.common.rounds})
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn decode_only(file: &[u8]) -> anyhow::Result<u64> {
+    use symphonia::core::{
+        codecs::DecoderOptions, formats::FormatOptions, io::MediaSourceStream,
+        meta::MetadataOptions, probe::Hint,
+    };
+    let source = MediaSourceStream::new(
+        Box::new(std::io::Cursor::new(file.to_vec())),
+        Default::default(),
+    );
+    let mut format = symphonia::default::get_probe()
+        .format(
+            &Hint::new(),
+            source,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )?
+        .format;
+    let track = format.default_track().context("no track")?.clone();
+    let mut decoder =
+        symphonia::default::get_codecs().make(&track.codec_params, &DecoderOptions::default())?;
+    let mut frames = 0;
+    while let Ok(packet) = format.next_packet() {
+        frames += decoder.decode(&packet)?.frames() as u64;
+    }
+    Ok(frames)
+}
+
+/// An origin in this process on loopback, in a temporary directory.
+struct LocalOrigin {
+    /// Keeps the origin running until the benchmark ends.
+    _running: origin::server::Running,
+    base: String,
+    http: reqwest::Client,
+    data: tempfile::TempDir,
+}
+
+async fn local_origin() -> anyhow::Result<LocalOrigin> {
+    let data = tempfile::tempdir()?;
+    let config = OriginConfig {
+        data_dir: data.path().to_path_buf(),
+        http_addr: "127.0.0.1:0".parse()?,
+        quic_addr: "127.0.0.1:0".parse()?,
+        ..OriginConfig::default()
+    };
+    let running = origin::server::start(config).await?;
+    let base = format!("http://{}", running.http_addr);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    Ok(LocalOrigin {
+        _running: running,
+        base,
+        http,
+        data,
+    })
+}
+
+impl LocalOrigin {
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        ensure!(status.is_success(), "{path}: {status} {body}");
+        Ok(body)
+    }
+
+    async fn account(&self, username: &str, role: &str) -> anyhow::Result<String> {
+        self.post("/v1/accounts", None, json!({"username": username, "password": "benchmark password", "region": "SE", "role": role, "tier": "premium"})).await?;
+        let tokens = self
+            .post(
+                "/v1/sessions",
+                None,
+                json!({"username": username, "password": "benchmark password"}),
+            )
+            .await?;
+        Ok(tokens["access_token"]
+            .as_str()
+            .context("no token")?
+            .to_string())
+    }
+
+    async fn upload(&self, token: &str, seconds: f64) -> anyhow::Result<Value> {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(origin::synth::wav(3, seconds, 44_100, 2))
+                    .file_name("bench.wav"),
+            )
+            .text(
+                "metadata",
+                json!({"title": "Bench", "artist": "Bench"}).to_string(),
+            );
+        let response = self
+            .http
+            .post(format!("{}/v1/tracks", self.base))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await?;
+        ensure!(
+            response.status().is_success(),
+            "upload: {}",
+            response.status()
+        );
+        Ok(response.json().await?)
+    }
+}
+
+/// The origin runs on its own 2-thread runtime (as its own process would); the load generator
+/// on a single-threaded one, so the two do not queue behind each other's tasks.
+fn runtimes() -> anyhow::Result<(tokio::runtime::Runtime, tokio::runtime::Runtime)> {
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the server runtime")?;
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the client runtime")?;
+    Ok((server, client))
+}
+
+/// `chorus bench play`: play authorizations from concurrent clients, against `GET /healthz`
+/// (the HTTP stack alone) at the same concurrency, in the same run.
+pub fn run_play(args: &PlayBenchArgs) -> anyhow::Result<ExitCode> {
+    let (server, client) = runtimes()?;
+    let origin = server.block_on(local_origin())?;
+    client.block_on(async {
+        let artist = origin.account("bench_artist", "artist").await?;
+        let track = origin.upload(&artist, 5.0).await?;
+        let track_id = track["id"].as_str().context("no track id")?.to_string();
+        progress("play: creating listener accounts");
+        let mut tokens = Vec::new();
+        for client in 0..args.clients {
+            tokens.push(origin.account(&format!("bench_listener_{client}"), "listener").await?);
+        }
+        let origin = Arc::new(origin);
+        let (mut play_p50, mut play_p99, mut health_p50, mut health_p99, mut rates) = (vec![], vec![], vec![], vec![], vec![]);
+        let interval = Duration::from_secs_f64(f64::from(args.clients) / f64::from(args.rate));
+        for round in 1..=args.common.rounds {
+            progress(&format!("play: round {round}/{}", args.common.rounds));
+            let (latencies, _) = load(&origin, &tokens, args.requests, Some(&track_id), Some(interval)).await?;
+            play_p50.push(percentile(&latencies, 50.0));
+            play_p99.push(percentile(&latencies, 99.0));
+            let (latencies, _) = load(&origin, &tokens, args.requests, None, Some(interval)).await?;
+            health_p50.push(percentile(&latencies, 50.0));
+            health_p99.push(percentile(&latencies, 99.0));
+            // Saturation: every client sends back to back.
+            let (_, per_s) = load(&origin, &tokens, args.requests, Some(&track_id), None).await?;
+            rates.push(per_s);
+        }
+        progress_done();
+        let (p50, p99, h50, h99, rate) = (median(&mut play_p50), median(&mut play_p99), median(&mut health_p50), median(&mut health_p99), median(&mut rates));
+        print_table(
+            &format!(
+                "play authorization on loopback: {} concurrent clients x {} requests at {} req/s offered, median of {} rounds",
+                args.clients, args.requests, args.rate, args.common.rounds
+            ),
+            &[
+                ("play p50", format!("{p50:>8.2} ms")),
+                ("play p99 (target <= 5 ms)", format!("{p99:>8.2} ms")),
+                ("play saturation throughput", format!("{rate:>8.0} /s")),
+                ("GET /healthz p50 (baseline)", format!("{h50:>8.2} ms")),
+                ("GET /healthz p99 (baseline)", format!("{h99:>8.2} ms")),
+            ],
+        );
+        if args.common.json {
+            println!("{}", json!({"play_ms_p50": p50, "play_ms_p99": p99, "play_saturation_per_s": rate, "healthz_ms_p50": h50, "healthz_ms_p99": h99, "clients": args.clients, "requests": args.requests, "offered_per_s": args.rate, "rounds": args.common.rounds}));
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Each client sends `requests` requests; all clients at once. With `interval`, each client
+/// sends on a fixed schedule (clients staggered) and latency counts from the scheduled time,
+/// so a slow answer cannot hide the queue behind it; without, back to back (saturation).
+/// Returns sorted latencies in ms and requests per second.
+async fn load(
+    origin: &Arc<LocalOrigin>,
+    tokens: &[String],
+    requests: u32,
+    track: Option<&str>,
+    interval: Option<Duration>,
+) -> anyhow::Result<(Vec<f64>, f64)> {
+    let clients = tokens.len() as u32;
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (client, token) in tokens.iter().enumerate() {
+        let (origin, token, track) = (origin.clone(), token.clone(), track.map(str::to_string));
+        let node_id = Identity::from_secret_bytes(&[client as u8; 32])
+            .node_id()
+            .to_hex();
+        tasks.spawn(async move {
+            let mut latencies = Vec::with_capacity(requests as usize);
+            let first = started
+                + interval.map_or(Duration::ZERO, |interval| {
+                    interval * client as u32 / clients
+                });
+            for request in 0..requests {
+                if let Some(interval) = interval {
+                    tokio::time::sleep_until((first + interval * request).into()).await;
+                }
+                // Timed from the actual send: the timer wheel's millisecond granularity is the
+                // load generator's, not the origin's. At the offered rates used here the origin
+                // is far from saturation, so no queue hides behind a late send.
+                let sent = Instant::now();
+                let response = match &track {
+                    Some(track) => {
+                        origin
+                            .http
+                            .post(format!("{}/v1/tracks/{track}/play", origin.base))
+                            .bearer_auth(&token)
+                            .json(&json!({"node_id": node_id}))
+                            .send()
+                            .await?
+                    }
+                    None => {
+                        origin
+                            .http
+                            .get(format!("{}/healthz", origin.base))
+                            .send()
+                            .await?
+                    }
+                };
+                let status = response.status();
+                let _ = response.bytes().await?;
+                ensure!(status.is_success(), "request failed: {status}");
+                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+            }
+            anyhow::Ok(latencies)
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(latencies) = tasks.join_next().await {
+        all.extend(latencies??);
+    }
+    let per_s = all.len() as f64 / started.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    Ok((all, per_s))
+}
+
+/// `chorus bench chunks`: `GET /v1/chunks/{id}` from the origin against nginx serving the
+/// same chunk files from the same disk, same clients, same run.
+pub fn run_chunks(args: &ChunksBenchArgs) -> anyhow::Result<ExitCode> {
+    ensure_nginx()?;
+    let (server, client) = runtimes()?;
+    let origin = server.block_on(local_origin())?;
+    client.block_on(async {
+        let artist = origin.account("bench_artist", "artist").await?;
+        progress("chunks: ingesting a track to serve");
+        let track = origin.upload(&artist, f64::from(args.track_seconds)).await?;
+        let track_id = track["id"].as_str().context("no track id")?.to_string();
+        let listener = origin.account("bench_listener", "listener").await?;
+        let node_id = Identity::from_secret_bytes(&[7; 32]).node_id().to_hex();
+        let grant = origin.post(&format!("/v1/tracks/{track_id}/play"), Some(&listener), json!({"node_id": node_id, "quality": "high"})).await?;
+        let signed: protocol::SignedManifest = protocol::codec::decode(&hex::decode(grant["manifest"].as_str().context("manifest")?)?)?;
+        let body: protocol::ManifestBody = protocol::codec::decode(&signed.body)?;
+        let template = grant["chunk_url_template"].as_str().context("template")?.to_string();
+        let origin_urls: Vec<String> = body.chunks.iter().map(|id| template.replace("{chunk_id}", &id.to_hex())).collect();
+
+        let nginx = Nginx::start(&origin.data.path().join("chunks"))?;
+        let nginx_urls: Vec<String> = body.chunks.iter().map(|id| format!("http://{}/v1/chunks/{}", nginx.addr, id.to_hex())).collect();
+        let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+        let duration = Duration::from_secs_f64(args.seconds);
+        let (mut chorus, mut baseline) = (Vec::new(), Vec::new());
+        for round in 1..=args.common.rounds {
+            progress(&format!("chunks: round {round}/{}", args.common.rounds));
+            chorus.push(fetch_for(&http, &origin_urls, args.concurrency, duration).await?);
+            baseline.push(fetch_for(&http, &nginx_urls, args.concurrency, duration).await?);
+        }
+        progress_done();
+        let chorus_rps: Vec<f64> = chorus.iter().map(|(rps, _)| *rps).collect();
+        let nginx_rps: Vec<f64> = baseline.iter().map(|(rps, _)| *rps).collect();
+        let (mut chorus_rps, mut nginx_rps) = (chorus_rps, nginx_rps);
+        let (chorus_median, nginx_median) = (median(&mut chorus_rps), median(&mut nginx_rps));
+        let chunk_kib = body.chunk_bytes as f64 / 1024.0;
+        let ratio = chorus_median / nginx_median;
+        print_table(
+            &format!("HTTP chunk GET on loopback: {} chunks of ~{chunk_kib:.0} KiB, {} concurrent clients, {}s per side, median of {} rounds", origin_urls.len(), args.concurrency, args.seconds, args.common.rounds),
+            &[
+                ("chorus origin", format!("{chorus_median:>9.0} req/s  {:>7.1} MiB/s", chorus_median * chunk_kib / 1024.0)),
+                ("nginx, same files", format!("{nginx_median:>9.0} req/s  {:>7.1} MiB/s", nginx_median * chunk_kib / 1024.0)),
+                ("ratio (target >= 0.5)", format!("{ratio:>9.3}")),
+            ],
+        );
+        if args.common.json {
+            println!("{}", json!({"origin_rps": chorus_median, "nginx_rps": nginx_median, "ratio": ratio, "chunks": origin_urls.len(), "concurrency": args.concurrency, "seconds": args.seconds, "rounds": args.common.rounds}));
+        }
+        drop(nginx);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Fetches random URLs from `concurrency` clients for `duration`; returns (requests/s, bytes).
+async fn fetch_for(
+    http: &reqwest::Client,
+    urls: &[String],
+    concurrency: u32,
+    duration: Duration,
+) -> anyhow::Result<(f64, u64)> {
+    let urls = Arc::new(urls.to_vec());
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in 0..concurrency {
+        let (http, urls) = (http.clone(), urls.clone());
+        tasks.spawn(async move {
+            let (mut count, mut bytes, mut next) = (0u64, 0u64, client as usize * 7919);
+            while started.elapsed() < duration {
+                next = (next * 1_103_515_245 + 12_345) % (1 << 31);
+                let response = http.get(&urls[next % urls.len()]).send().await?;
+                ensure!(
+                    response.status().is_success(),
+                    "chunk GET failed: {}",
+                    response.status()
+                );
+                bytes += response.bytes().await?.len() as u64;
+                count += 1;
+            }
+            anyhow::Ok((count, bytes))
+        });
+    }
+    let (mut count, mut bytes) = (0, 0);
+    while let Some(result) = tasks.join_next().await {
+        let (c, b) = result??;
+        count += c;
+        bytes += b;
+    }
+    Ok((count as f64 / started.elapsed().as_secs_f64(), bytes))
+}
+
+fn ensure_nginx() -> anyhow::Result<()> {
+    if which("nginx") {
+        return Ok(());
+    }
+    eprintln!("nginx not found: installing Debian's nginx-light for the baseline");
+    let status = std::process::Command::new("sh")
+        .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light"])
+        .status()
+        .context("running apt-get")?;
+    if !status.success() || !which("nginx") {
+        bail!(
+            "could not install nginx (needs root and Debian's package archive); install nginx and retry"
+        );
+    }
+    Ok(())
+}
+
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+        || std::path::Path::new("/usr/sbin").join(program).is_file()
+}
+
+/// nginx serving `chunks/<2 hex>/<64 hex>` at `/v1/chunks/<64 hex>`, with the same cache
+/// headers the origin sends, until dropped.
+struct Nginx {
+    child: std::process::Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start(chunks: &std::path::Path) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let conf = format!(
+            "user root;\nworker_processes 1;\ndaemon off;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log warn;\nevents {{ worker_connections 1024; }}\n\
+             http {{\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  keepalive_requests 100000;\n  client_body_temp_path {dir};\n  proxy_temp_path {dir};\n  fastcgi_temp_path {dir};\n  uwsgi_temp_path {dir};\n  scgi_temp_path {dir};\n\
+               server {{\n    listen {addr};\n    location ~ \"^/v1/chunks/(..)([0-9a-f]{{62}})$\" {{\n      alias {chunks}/$1/$1$2;\n      default_type application/octet-stream;\n      add_header Cache-Control \"public, max-age=31536000, immutable\";\n    }}\n  }}\n}}\n",
+            dir = dir.path().display(),
+            chunks = chunks.display(),
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf)?;
+        let nginx = if which("nginx") && std::path::Path::new("/usr/sbin/nginx").is_file() {
+            "/usr/sbin/nginx"
+        } else {
+            "nginx"
+        };
+        let child = std::process::Command::new(nginx)
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting nginx")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            ensure!(
+                Instant::now() < deadline,
+                "nginx did not start: {}",
+                std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Worker processes run as the configured user: a path it cannot read gives 403s; the
+        // first round's status check would report that.
+        Ok(Self {
+            child,
+            addr,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM makes the master stop its workers too (SIGKILL would orphan them).
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
