@@ -272,3 +272,42 @@ fn acknowledged_writes_survive_sigkill() {
         started.elapsed()
     );
 }
+
+#[test]
+fn sigterm_stops_the_origin_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut origin = start(&dir.path().join("origin"));
+    let http = reqwest::blocking::Client::new();
+    assert!(
+        http.get(format!("{}/healthz", origin.base))
+            .send()
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &origin.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(exit) = origin.child.try_wait().unwrap() {
+            assert!(exit.success(), "origin exited with {exit}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "origin ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // And it starts again on the same data (the database lock was released).
+    let mut again = start(&dir.path().join("origin"));
+    assert!(
+        http.get(format!("{}/healthz", again.base))
+            .send()
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    again.child.kill().unwrap();
+    again.child.wait().unwrap();
+}

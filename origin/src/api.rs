@@ -220,6 +220,7 @@ pub fn app(state: AppState) -> Router {
             get(publish::get_track).delete(publish::delete_track),
         )
         .route("/v1/tracks/{id}/play", post(publish::play))
+        .route("/v1/artists/{id}", get(publish::artist))
         .route("/v1/artists/{id}/tracks", get(publish::artist_tracks))
         .route("/v1/albums/{id}", get(publish::album))
         .route("/v1/chunks/{id}", get(get_chunk))

@@ -183,6 +183,9 @@ pub fn transcode(
         return Err(IngestError::UnsupportedCodec("opus".into()));
     }
     let track_id = track.id;
+    // The container's own length, where it states one (FLAC STREAMINFO, WAV data size, MP3
+    // Xing/Info, MP4): a decoder that skips a damaged stretch must not pass unnoticed.
+    let declared_frames = track.codec_params.n_frames;
     let mut decoder = symphonia::default::get_codecs()
         .make(&track.codec_params, &DecoderOptions::default())
         .map_err(|error| IngestError::UnsupportedCodec(error.to_string()))?;
@@ -233,7 +236,23 @@ pub fn transcode(
         buffer.copy_interleaved_ref(decoded);
         pipeline.push_interleaved(buffer.samples())?;
     }
-    pipeline.ok_or(IngestError::Empty)?.finish()
+    let pipeline = pipeline.ok_or(IngestError::Empty)?;
+    if let Some(declared) = declared_frames {
+        // Encoder delay and padding differ by format: allow 50 ms and 0.5%.
+        let tolerance = u64::from(pipeline.source_rate) / 20 + declared / 200;
+        if pipeline.source_frames + tolerance < declared {
+            let rate = u64::from(pipeline.source_rate);
+            return Err(IngestError::Decode {
+                at_ms: pipeline.source_frames * 1000 / rate,
+                message: format!(
+                    "the stream is damaged or truncated: decoded {} ms of the {} ms the file declares",
+                    pipeline.source_frames * 1000 / rate,
+                    declared * 1000 / rate
+                ),
+            });
+        }
+    }
+    pipeline.finish()
 }
 
 fn decode_error(pipeline: &Option<Pipeline>, error: SymphoniaError) -> IngestError {
@@ -257,6 +276,8 @@ struct Pipeline {
     encoders: Vec<(Quality, u32, VorbisEncoder<Vec<u8>>)>,
     frames_encoded: u64,
     frames_max: u64,
+    /// Frames received from the decoder, at the source rate.
+    source_frames: u64,
 }
 
 struct Resampling {
@@ -328,6 +349,7 @@ impl Pipeline {
             meter,
             encoders,
             frames_encoded: 0,
+            source_frames: 0,
             frames_max: limits
                 .duration_ms_max
                 .saturating_mul(u64::from(output_rate))
@@ -342,6 +364,7 @@ impl Pipeline {
     /// Folds interleaved source frames into the output channel layout and moves them on.
     fn push_interleaved(&mut self, interleaved: &[f32]) -> Result<(), IngestError> {
         let channels = self.source_channels;
+        self.source_frames += (interleaved.len() / channels) as u64;
         for frame in interleaved.chunks_exact(channels) {
             match (channels, self.output_channels) {
                 (1, _) => self.pending[0].push(frame[0]),

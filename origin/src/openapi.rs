@@ -18,6 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::publish::upload_track,
         crate::publish::get_track,
         crate::publish::delete_track,
+        crate::publish::artist,
         crate::publish::artist_tracks,
         crate::publish::album,
         crate::publish::play,

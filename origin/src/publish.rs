@@ -207,76 +207,31 @@ fn track_json(track: &TrackRecord) -> TrackView {
 /// `POST /v1/tracks` (multipart `file` + `metadata`): ingest, then `201` with the track.
 pub async fn upload_track(
     State(state): State<AppState>,
-    Authed(account): Authed,
+    authed: Result<Authed, ApiError>,
     mut multipart: Multipart,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !matches!(account.role, Role::Artist | Role::Admin) {
-        return Err(api::forbidden(
-            "not_an_artist",
-            "only artist accounts upload tracks",
-        ));
-    }
-    let cap = state.config.upload_bytes_max;
-    let (mut file, mut extension, mut metadata) =
-        (None::<Vec<u8>>, None::<String>, None::<TrackMetadata>);
-    while let Some(mut field) = multipart
-        .next_field()
-        .await
-        .map_err(|error| api::bad_request("invalid_multipart", error.body_text()))?
-    {
-        match field.name() {
-            Some("file") => {
-                extension = field
-                    .file_name()
-                    .and_then(|name| std::path::Path::new(name).extension())
-                    .map(|extension| extension.to_string_lossy().to_ascii_lowercase());
-                let mut bytes = Vec::new();
-                let mut received: u64 = 0;
-                // Past the cap, keep reading (and discarding) up to twice the cap so that the
-                // client, still sending, reads a clean 413 rather than a reset connection.
-                while let Some(piece) = field.chunk().await.map_err(|error| {
-                    ApiError::new(
-                        error.status(),
-                        "upload_too_large_or_broken",
-                        error.body_text(),
-                    )
-                })? {
-                    received += piece.len() as u64;
-                    if received <= cap {
-                        bytes.extend_from_slice(&piece);
-                    } else {
-                        bytes = Vec::new();
-                        if received > cap.saturating_mul(2) {
-                            break;
-                        }
-                    }
-                }
-                if received > cap {
-                    return Err(ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "upload_too_large",
-                        format!("uploads are at most {cap} bytes"),
-                    ));
-                }
-                file = Some(bytes);
-            }
-            Some("metadata") => {
-                let text = field
-                    .text()
-                    .await
-                    .map_err(|error| api::bad_request("invalid_multipart", error.body_text()))?;
-                let parsed: TrackMetadata = serde_json::from_str(&text)
-                    .map_err(|error| api::bad_request("invalid_metadata", error.to_string()))?;
-                metadata = Some(parsed);
-            }
-            _ => {
-                return Err(api::bad_request(
-                    "invalid_multipart",
-                    "fields are `file` and `metadata`",
-                ));
-            }
+    // A refused upload still reads (and drops) the body it was sent, up to the body limit, so
+    // the client reads a clean error instead of a reset connection mid-send.
+    let account = match authed {
+        Ok(Authed(account)) if matches!(account.role, Role::Artist | Role::Admin) => account,
+        Ok(_) => {
+            drain(&mut multipart).await;
+            return Err(api::forbidden(
+                "not_an_artist",
+                "only artist accounts upload tracks",
+            ));
         }
+        Err(error) => {
+            drain(&mut multipart).await;
+            return Err(error);
+        }
+    };
+    let cap = state.config.upload_bytes_max;
+    let parsed = read_upload(&mut multipart, cap).await;
+    if parsed.is_err() {
+        drain(&mut multipart).await;
     }
+    let (file, extension, metadata) = parsed?;
     let file = file
         .filter(|file| !file.is_empty())
         .ok_or_else(|| api::bad_request("missing_file", "a non-empty `file` field is required"))?;
@@ -310,6 +265,64 @@ pub async fn upload_track(
         }
     }
     Ok((StatusCode::CREATED, Json(track_json(&result?))))
+}
+
+type Upload = (Option<Vec<u8>>, Option<String>, Option<TrackMetadata>);
+
+/// Reads the `file` (at most `cap` bytes) and `metadata` fields of an upload.
+async fn read_upload(multipart: &mut Multipart, cap: u64) -> Result<Upload, ApiError> {
+    let (mut file, mut extension, mut metadata) = (None, None, None);
+    while let Some(mut field) = multipart
+        .next_field()
+        .await
+        .map_err(|error| api::bad_request("invalid_multipart", error.body_text()))?
+    {
+        match field.name() {
+            Some("file") => {
+                extension = field
+                    .file_name()
+                    .and_then(|name| std::path::Path::new(name).extension())
+                    .map(|extension| extension.to_string_lossy().to_ascii_lowercase());
+                let mut bytes = Vec::new();
+                while let Some(piece) = field.chunk().await.map_err(|error| {
+                    ApiError::new(error.status(), "upload_failed", error.body_text())
+                })? {
+                    if (bytes.len() + piece.len()) as u64 > cap {
+                        return Err(ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "upload_too_large",
+                            format!("uploads are at most {cap} bytes"),
+                        ));
+                    }
+                    bytes.extend_from_slice(&piece);
+                }
+                file = Some(bytes);
+            }
+            Some("metadata") => {
+                let text = field
+                    .text()
+                    .await
+                    .map_err(|error| api::bad_request("invalid_multipart", error.body_text()))?;
+                let parsed: TrackMetadata = serde_json::from_str(&text)
+                    .map_err(|error| api::bad_request("invalid_metadata", error.to_string()))?;
+                metadata = Some(parsed);
+            }
+            _ => {
+                return Err(api::bad_request(
+                    "invalid_multipart",
+                    "fields are `file` and `metadata`",
+                ));
+            }
+        }
+    }
+    Ok((file, extension, metadata))
+}
+
+/// Reads and discards the rest of a multipart body (bounded by the route's body limit).
+async fn drain(multipart: &mut Multipart) {
+    while let Ok(Some(mut field)) = multipart.next_field().await {
+        while let Ok(Some(_)) = field.chunk().await {}
+    }
 }
 
 async fn ingest_and_store(
@@ -405,6 +418,28 @@ impl Page {
             self.limit.unwrap_or(20).clamp(1, 50),
         )
     }
+}
+
+#[utoipa::path(get, path = "/v1/artists/{id}", tag = "catalog", params(("id" = String, Path)), responses((status = 200, description = "{id, name, username}"), (status = 404, body = ErrorBody)))]
+/// `GET /v1/artists/{id}`: an artist account and the name its latest upload shows.
+pub async fn artist(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    id.parse::<AccountId>()
+        .map_err(|_| api::bad_request("invalid_id", "artist ids are 32 hex characters"))?;
+    let account = state
+        .store
+        .account(&id)?
+        .filter(|account| matches!(account.role, Role::Artist | Role::Admin))
+        .ok_or_else(|| api::not_found("artist"))?;
+    let latest = state.store.artist_tracks(&id, 0, 1)?;
+    let name = latest
+        .first()
+        .map_or(account.username.clone(), |track| track.artist.clone());
+    Ok(Json(
+        json!({"id": account.id, "name": name, "username": account.username}),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/artists/{id}/tracks", tag = "catalog", params(("id" = String, Path), Page), responses((status = 200, description = "{items: [TrackView], offset, limit}")))]

@@ -207,10 +207,8 @@ fn bad_input_is_refused_with_stable_codes() {
     let wav = synth::wav(7, SECONDS, 44_100, 2);
     // Truncated mid-file: the container promises more data than there is.
     let truncated = wav[..wav.len() / 2].to_vec();
-    match ingest::transcode(truncated, Some("wav"), 7, &limits) {
-        Ok(transcoded) => assert!(transcoded.duration_ms < 2000),
-        Err(error) => assert!(error.is_input_error(), "{error}"),
-    }
+    let error = ingest::transcode(truncated, Some("wav"), 7, &limits).unwrap_err();
+    assert_eq!(error.code(), "decode_failed", "{error}");
     // Header only: no samples.
     let error = ingest::transcode(wav[..44].to_vec(), Some("wav"), 7, &limits).unwrap_err();
     assert!(
@@ -232,4 +230,27 @@ fn bad_input_is_refused_with_stable_codes() {
     )
     .unwrap_err();
     assert!(error.is_input_error());
+}
+
+#[test]
+fn a_decoder_error_mid_file_fails_the_whole_ingest() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let wav = synth::wav(8, SECONDS, 44_100, 2);
+    for (extension, args) in [
+        ("flac", &["-c:a", "flac"][..]),
+        ("mp3", &["-c:a", "libmp3lame", "-b:a", "192k"][..]),
+    ] {
+        let mut file = encode_with_ffmpeg(&wav, extension, args);
+        // Scramble a stretch in the middle of the stream.
+        let middle = file.len() / 2;
+        for (offset, byte) in file[middle..middle + 2000].iter_mut().enumerate() {
+            *byte ^= 0x5A ^ (offset as u8);
+        }
+        let error = ingest::transcode(file, None, 7, &IngestLimits::default())
+            .err()
+            .unwrap_or_else(|| panic!("{extension}: a damaged file was ingested"));
+        assert_eq!(error.code(), "decode_failed", "{extension}: {error}");
+    }
 }

@@ -165,6 +165,30 @@ async fn upload_authorize_and_fetch_over_http_and_quic() {
         .await
         .unwrap();
     assert_eq!(album["tracks"]["items"][0]["id"], track_id.as_str());
+    let artist_id = fetched["artist_id"].as_str().unwrap();
+    let artist_view: Value = origin
+        .http
+        .get(format!("{}/v1/artists/{artist_id}", origin.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(artist_view["name"], "The Artist");
+    let listing: Value = origin
+        .http
+        .get(format!(
+            "{}/v1/artists/{artist_id}/tracks?limit=5",
+            origin.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listing["items"][0]["id"], track_id.as_str());
 
     // Play rules: market, tier, authentication.
     let client = Identity::from_secret_bytes(&[0x42; 32]);
