@@ -140,6 +140,7 @@ pub struct Running {
     pub node_id: NodeId,
     shutdown: Option<oneshot::Sender<()>>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
+    janitor: tokio::task::JoinHandle<()>,
     quic: Endpoint,
 }
 
@@ -150,6 +151,7 @@ impl Running {
             let _ = shutdown.send(());
         }
         self.quic.close();
+        self.janitor.abort();
         (&mut self.http)
             .await
             .context("HTTP server task")?
@@ -198,6 +200,23 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         quic_addr,
         metrics,
     };
+    // Expired tokens are removed hourly, so the token tree stays bounded by live sessions.
+    let janitor_store = state.store.clone();
+    let janitor = tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            let store = janitor_store.clone();
+            let purged =
+                tokio::task::spawn_blocking(move || store.purge_expired_tokens(api::now_ms()))
+                    .await;
+            match purged {
+                Ok(Ok(count)) if count > 0 => tracing::info!(count, "purged expired tokens"),
+                Ok(Err(error)) => tracing::warn!(%error, "purging expired tokens failed"),
+                _ => {}
+            }
+        }
+    });
     let (shutdown, stopped) = oneshot::channel::<()>();
     let app = api::app(state);
     let http = tokio::spawn(async move {
@@ -213,6 +232,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         node_id,
         shutdown: Some(shutdown),
         http,
+        janitor,
         quic,
     })
 }

@@ -430,8 +430,59 @@ impl Store {
         Ok(true)
     }
 
-    /// Every track id (for rebuilding indexes and for the QUIC chunk source).
+    /// Number of published tracks.
     pub fn track_count(&self) -> usize {
         self.tracks.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(expires_at_ms: u64) -> TokenRecord {
+        TokenRecord {
+            account: "a".into(),
+            kind: TokenKind::Access,
+            expires_at_ms,
+        }
+    }
+
+    #[test]
+    fn expired_tokens_are_purged_and_refresh_tokens_are_single_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.put_token(&[1; 32], &token(10)).unwrap();
+        store.put_token(&[2; 32], &token(1_000)).unwrap();
+        assert_eq!(store.purge_expired_tokens(500).unwrap(), 1);
+        assert!(store.token(&[1; 32]).unwrap().is_none());
+        assert!(store.take_token(&[2; 32]).unwrap().is_some());
+        assert!(store.take_token(&[2; 32]).unwrap().is_none());
+    }
+
+    #[test]
+    fn offline_devices_are_limited_per_account_until_they_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.admit_offline_device("acct", "n1", 0, 2, 100).unwrap());
+        assert!(store.admit_offline_device("acct", "n2", 0, 2, 100).unwrap());
+        assert!(!store.admit_offline_device("acct", "n3", 0, 2, 100).unwrap());
+        // A known device renews; another account is unaffected.
+        assert!(
+            store
+                .admit_offline_device("acct", "n1", 50, 2, 200)
+                .unwrap()
+        );
+        assert!(
+            store
+                .admit_offline_device("other", "n3", 0, 2, 100)
+                .unwrap()
+        );
+        // Once n2's licenses expire, n3 fits.
+        assert!(
+            store
+                .admit_offline_device("acct", "n3", 150, 2, 300)
+                .unwrap()
+        );
     }
 }

@@ -374,6 +374,38 @@ async fn upload_authorize_and_fetch_over_http_and_quic() {
         .is_err()
     );
 
+    // Offline licenses: 30 days, on at most 5 devices per account.
+    for device in 0..5u8 {
+        let node = Identity::from_secret_bytes(&[0x50 + device; 32])
+            .node_id()
+            .to_hex();
+        let (status, grant) = origin
+            .post(
+                &play,
+                Some(&free_se),
+                json!({"node_id": node, "offline": true}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{grant}");
+        let lifetime_ms = grant["expires_at"].as_u64().unwrap() - origin::api::now_ms();
+        assert!(
+            lifetime_ms > 29 * 24 * 3600 * 1000,
+            "offline license lasts {lifetime_ms} ms"
+        );
+    }
+    let sixth = Identity::from_secret_bytes(&[0x60; 32]).node_id().to_hex();
+    let (status, answer) = origin
+        .post(
+            &play,
+            Some(&free_se),
+            json!({"node_id": sixth, "offline": true}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::FORBIDDEN, "device_limit")
+    );
+
     // Deletion: only the owner; afterwards the track is gone.
     let response = origin
         .http
