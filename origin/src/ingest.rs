@@ -255,6 +255,60 @@ pub fn transcode(
     pipeline.finish()
 }
 
+/// Decodes a whole file and counts its frames: `(frames, sample rate)`. For checking
+/// renditions (tests, players) and as the decode-only baseline of `chorus bench ingest`.
+pub fn decoded_frames(file: &[u8]) -> Result<(u64, u32), IngestError> {
+    let source = MediaSourceStream::new(
+        Box::new(Cursor::new(file.to_vec())),
+        MediaSourceStreamOptions::default(),
+    );
+    let mut format = symphonia::default::get_probe()
+        .format(
+            &Hint::new(),
+            source,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
+        .map_err(|error| IngestError::NotAudio(error.to_string()))?
+        .format;
+    let track = format
+        .default_track()
+        .ok_or(IngestError::NoAudioTrack)?
+        .clone();
+    let rate = track
+        .codec_params
+        .sample_rate
+        .ok_or_else(|| IngestError::Format("no sample rate".into()))?;
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .map_err(|error| IngestError::UnsupportedCodec(error.to_string()))?;
+    let mut frames = 0;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(packet) => packet,
+            Err(SymphoniaError::IoError(error))
+                if error.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                break;
+            }
+            Err(error) => {
+                return Err(IngestError::Decode {
+                    at_ms: frames * 1000 / u64::from(rate),
+                    message: error.to_string(),
+                });
+            }
+        };
+        let decoded = decoder
+            .decode(&packet)
+            .map_err(|error| IngestError::Decode {
+                at_ms: frames * 1000 / u64::from(rate),
+                message: error.to_string(),
+            })?;
+        frames += decoded.frames() as u64;
+    }
+    Ok((frames, rate))
+}
+
 fn decode_error(pipeline: &Option<Pipeline>, error: SymphoniaError) -> IngestError {
     let at_ms = pipeline.as_ref().map_or(0, Pipeline::position_ms);
     IngestError::Decode {

@@ -40,34 +40,9 @@ fn encode_with_ffmpeg(wav: &[u8], extension: &str, args: &[&str]) -> Vec<u8> {
     std::fs::read(output).unwrap()
 }
 
-/// Decodes an encoded rendition back to frames with symphonia.
+/// Decodes an encoded rendition back to frames.
 fn decoded_frames(file: &[u8]) -> u64 {
-    use symphonia::core::{
-        codecs::DecoderOptions, formats::FormatOptions, io::MediaSourceStream,
-        meta::MetadataOptions, probe::Hint,
-    };
-    let source = MediaSourceStream::new(
-        Box::new(std::io::Cursor::new(file.to_vec())),
-        Default::default(),
-    );
-    let mut format = symphonia::default::get_probe()
-        .format(
-            &Hint::new(),
-            source,
-            &FormatOptions::default(),
-            &MetadataOptions::default(),
-        )
-        .unwrap()
-        .format;
-    let track = format.default_track().unwrap().clone();
-    let mut decoder = symphonia::default::get_codecs()
-        .make(&track.codec_params, &DecoderOptions::default())
-        .unwrap();
-    let mut frames = 0;
-    while let Ok(packet) = format.next_packet() {
-        frames += decoder.decode(&packet).unwrap().frames() as u64;
-    }
-    frames
+    ingest::decoded_frames(file).unwrap().0
 }
 
 fn check(transcoded: &Transcoded, expected_rate: u32, expected_channels: u8) {

@@ -93,33 +93,8 @@ fn error_code(answer: &Value) -> &str {
 }
 
 fn decoded_ms(file: &[u8]) -> u64 {
-    use symphonia::core::{
-        codecs::DecoderOptions, formats::FormatOptions, io::MediaSourceStream,
-        meta::MetadataOptions, probe::Hint,
-    };
-    let source = MediaSourceStream::new(
-        Box::new(std::io::Cursor::new(file.to_vec())),
-        Default::default(),
-    );
-    let mut format = symphonia::default::get_probe()
-        .format(
-            &Hint::new(),
-            source,
-            &FormatOptions::default(),
-            &MetadataOptions::default(),
-        )
-        .unwrap()
-        .format;
-    let track = format.default_track().unwrap().clone();
-    let rate = u64::from(track.codec_params.sample_rate.unwrap());
-    let mut decoder = symphonia::default::get_codecs()
-        .make(&track.codec_params, &DecoderOptions::default())
-        .unwrap();
-    let mut frames = 0u64;
-    while let Ok(packet) = format.next_packet() {
-        frames += decoder.decode(&packet).unwrap().frames() as u64;
-    }
-    frames * 1000 / rate
+    let (frames, rate) = origin::ingest::decoded_frames(file).unwrap();
+    frames * 1000 / u64::from(rate)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -76,30 +76,7 @@ pub fn run_ingest(args: &IngestBenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn decode_only(file: &[u8]) -> anyhow::Result<u64> {
-    use symphonia::core::{
-        codecs::DecoderOptions, formats::FormatOptions, io::MediaSourceStream,
-        meta::MetadataOptions, probe::Hint,
-    };
-    let source = MediaSourceStream::new(
-        Box::new(std::io::Cursor::new(file.to_vec())),
-        Default::default(),
-    );
-    let mut format = symphonia::default::get_probe()
-        .format(
-            &Hint::new(),
-            source,
-            &FormatOptions::default(),
-            &MetadataOptions::default(),
-        )?
-        .format;
-    let track = format.default_track().context("no track")?.clone();
-    let mut decoder =
-        symphonia::default::get_codecs().make(&track.codec_params, &DecoderOptions::default())?;
-    let mut frames = 0;
-    while let Ok(packet) = format.next_packet() {
-        frames += decoder.decode(&packet)?.frames() as u64;
-    }
-    Ok(frames)
+    Ok(ingest::decoded_frames(file)?.0)
 }
 
 /// An origin in this process on loopback, in a temporary directory.
