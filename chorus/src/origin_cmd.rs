@@ -184,7 +184,7 @@ pub fn password() -> anyhow::Result<String> {
 /// Flags of `chorus ingest`.
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// Audio files (FLAC, WAV, AIFF, MP3, Ogg Vorbis, AAC/ALAC in M4A, CAF, MKV).
+    /// Audio files (FLAC, WAV, AIFF, MP3, Ogg Vorbis, Ogg Opus, AAC/ALAC in M4A, CAF, MKV).
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// The origin's URL.

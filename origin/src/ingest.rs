@@ -2,7 +2,7 @@
 //!
 //! One streaming pass, so memory stays bounded by the encoded output rather than the decoded
 //! PCM: symphonia decodes packet by packet (FLAC, WAV, AIFF, MP3, Ogg Vorbis, AAC/ALAC in MP4,
-//! CAF, MKV); more than two channels are folded to stereo; sample rates other than 44.1 and
+//! CAF, MKV), and Ogg Opus goes through the pure-Rust `opus-rs` decoder; more than two channels are folded to stereo; sample rates other than 44.1 and
 //! 48 kHz are resampled to 44.1 kHz (rubato, FFT); EBU R128 integrated loudness and sample peak
 //! are measured (ebur128) on what is encoded; three libvorbis encoders (aoTuV, built from
 //! bundled C sources by `vorbis_rs`) produce the low / normal / high ladder in VBR mode.
@@ -179,16 +179,28 @@ pub fn transcode(
         .iter()
         .find(|track| track.codec_params.codec != CODEC_TYPE_NULL)
         .ok_or(IngestError::NoAudioTrack)?;
-    if track.codec_params.codec == CODEC_TYPE_OPUS {
-        return Err(IngestError::UnsupportedCodec("opus".into()));
-    }
     let track_id = track.id;
     // The container's own length, where it states one (FLAC STREAMINFO, WAV data size, MP3
-    // Xing/Info, MP4): a decoder that skips a damaged stretch must not pass unnoticed.
-    let declared_frames = track.codec_params.n_frames;
-    let mut decoder = symphonia::default::get_codecs()
-        .make(&track.codec_params, &DecoderOptions::default())
-        .map_err(|error| IngestError::UnsupportedCodec(error.to_string()))?;
+    // Xing/Info, MP4, Ogg granules): a decoder that skips a damaged stretch must not pass
+    // unnoticed.
+    let mut declared_frames = track.codec_params.n_frames;
+    // symphonia demuxes Ogg Opus but has no Opus decoder: a pure-Rust one decodes it.
+    let mut opus = if track.codec_params.codec == CODEC_TYPE_OPUS {
+        let state = OpusState::new(&track.codec_params)?;
+        // Ogg granule positions count the encoder's pre-skip, which is not audio.
+        declared_frames = declared_frames.map(|frames| frames.saturating_sub(state.skip as u64));
+        Some(state)
+    } else {
+        None
+    };
+    let mut decoder = match opus {
+        Some(_) => None,
+        None => Some(
+            symphonia::default::get_codecs()
+                .make(&track.codec_params, &DecoderOptions::default())
+                .map_err(|error| IngestError::UnsupportedCodec(error.to_string()))?,
+        ),
+    };
 
     let mut pipeline: Option<Pipeline> = None;
     let mut samples: Option<SampleBuffer<f32>> = None;
@@ -206,6 +218,25 @@ pub fn transcode(
         if packet.track_id() != track_id {
             continue;
         }
+        let Some(decoder) = decoder.as_mut() else {
+            let opus = opus.as_mut().expect("no symphonia decoder means Opus");
+            let channels = opus.channels;
+            let frames = opus
+                .decode(&packet.data)
+                .map_err(|message| IngestError::Decode {
+                    at_ms: pipeline.as_ref().map_or(0, Pipeline::position_ms),
+                    message,
+                })?;
+            if frames.is_empty() {
+                continue;
+            }
+            let pipeline = match &mut pipeline {
+                Some(pipeline) => pipeline,
+                None => pipeline.insert(Pipeline::new(48_000, channels, stream_serial, limits)?),
+            };
+            pipeline.push_interleaved(frames)?;
+            continue;
+        };
         let decoded = decoder
             .decode(&packet)
             .map_err(|error| decode_error(&pipeline, error))?;
@@ -253,6 +284,52 @@ pub fn transcode(
         }
     }
     pipeline.finish()
+}
+
+/// Longest Opus packet: 120 ms at 48 kHz.
+const OPUS_FRAME_FRAMES_MAX: usize = 5760;
+
+/// Decoding state of an Ogg Opus stream (always 48 kHz; mono or stereo).
+struct OpusState {
+    decoder: opus_rs::OpusDecoder,
+    channels: usize,
+    /// Leading decoded frames still to drop (the encoder's pre-skip).
+    skip: usize,
+    pcm: Vec<f32>,
+}
+
+impl OpusState {
+    fn new(params: &symphonia::core::codecs::CodecParameters) -> Result<Self, IngestError> {
+        let channels = params.channels.map_or(0, |channels| channels.count());
+        if !(1..=2).contains(&channels) {
+            return Err(IngestError::Format(format!(
+                "Opus with {channels} channels (mono and stereo are supported)"
+            )));
+        }
+        let decoder = opus_rs::OpusDecoder::new(48_000, channels)
+            .map_err(|error| IngestError::Format(error.to_string()))?;
+        Ok(Self {
+            decoder,
+            channels,
+            skip: params.delay.unwrap_or(0) as usize,
+            pcm: vec![0.0; OPUS_FRAME_FRAMES_MAX * channels],
+        })
+    }
+
+    /// Decodes one packet; returns its interleaved frames after the pre-skip.
+    fn decode(&mut self, packet: &[u8]) -> Result<&[f32], String> {
+        // A third-party decoder must not take the process down on a hostile packet: a panic
+        // inside it fails this ingest like any decode error (the stream is abandoned).
+        let (decoder, pcm) = (&mut self.decoder, &mut self.pcm);
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            decoder.decode(packet, OPUS_FRAME_FRAMES_MAX, pcm)
+        }))
+        .map_err(|_| "the Opus decoder failed on a malformed packet".to_string())?;
+        let frames = decoded.map_err(str::to_string)?.min(OPUS_FRAME_FRAMES_MAX);
+        let skipped = self.skip.min(frames);
+        self.skip -= skipped;
+        Ok(&self.pcm[skipped * self.channels..frames * self.channels])
+    }
 }
 
 /// Decodes a whole file and counts its frames: `(frames, sample rate)`. For checking

@@ -166,14 +166,17 @@ fn flac_mp3_aac_and_ogg_vorbis() {
 }
 
 #[test]
-fn opus_is_refused_with_a_clear_code() {
+fn ogg_opus_mono_and_stereo() {
     if !have("ffmpeg") {
         return;
     }
-    let wav = synth::wav(6, SECONDS, 48_000, 2);
-    let opus = encode_with_ffmpeg(&wav, "opus", &["-c:a", "libopus", "-b:a", "96k"]);
-    let error = ingest::transcode(opus, None, 7, &IngestLimits::default()).unwrap_err();
-    assert_eq!(error.code(), "unsupported_codec");
+    for channels in [2u16, 1] {
+        let wav = synth::wav(6, SECONDS, 48_000, channels);
+        let opus = encode_with_ffmpeg(&wav, "opus", &["-c:a", "libopus", "-b:a", "96k"]);
+        let transcoded = ingest::transcode(opus, None, 7, &IngestLimits::default())
+            .unwrap_or_else(|error| panic!("opus {channels} ch: {error}"));
+        check(&transcoded, 48_000, channels as u8);
+    }
 }
 
 #[test]
