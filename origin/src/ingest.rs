@@ -205,14 +205,9 @@ pub fn transcode(
     let mut pipeline: Option<Pipeline> = None;
     let mut samples: Option<SampleBuffer<f32>> = None;
     loop {
-        let packet = match format.next_packet() {
-            Ok(packet) => packet,
-            Err(SymphoniaError::IoError(error))
-                if error.kind() == std::io::ErrorKind::UnexpectedEof =>
-            {
-                break;
-            }
-            Err(SymphoniaError::ResetRequired) => break,
+        let packet = match next_packet(format.as_mut()) {
+            Ok(Some(packet)) => packet,
+            Ok(None) => break,
             Err(error) => return Err(decode_error(&pipeline, error)),
         };
         if packet.track_id() != track_id {
@@ -284,6 +279,23 @@ pub fn transcode(
         }
     }
     pipeline.finish()
+}
+
+/// The next packet, or `None` at the end of the stream (end of data, or a new chained stream,
+/// which ingest does not follow).
+fn next_packet(
+    format: &mut dyn symphonia::core::formats::FormatReader,
+) -> Result<Option<symphonia::core::formats::Packet>, SymphoniaError> {
+    match format.next_packet() {
+        Ok(packet) => Ok(Some(packet)),
+        Err(SymphoniaError::IoError(error))
+            if error.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            Ok(None)
+        }
+        Err(SymphoniaError::ResetRequired) => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 /// Longest Opus packet: 120 ms at 48 kHz.
@@ -361,13 +373,9 @@ pub fn decoded_frames(file: &[u8]) -> Result<(u64, u32), IngestError> {
         .map_err(|error| IngestError::UnsupportedCodec(error.to_string()))?;
     let mut frames = 0;
     loop {
-        let packet = match format.next_packet() {
-            Ok(packet) => packet,
-            Err(SymphoniaError::IoError(error))
-                if error.kind() == std::io::ErrorKind::UnexpectedEof =>
-            {
-                break;
-            }
+        let packet = match next_packet(format.as_mut()) {
+            Ok(Some(packet)) => packet,
+            Ok(None) => break,
             Err(error) => {
                 return Err(IngestError::Decode {
                     at_ms: frames * 1000 / u64::from(rate),
