@@ -103,6 +103,19 @@ pub enum AdminCommand {
         #[arg(long, default_value = "SE")]
         region: String,
     },
+    /// Create a super-node account: its node gets role tokens to cache and serve ciphertext
+    /// (password from CHORUS_PASSWORD or a prompt).
+    CreateSuperNode {
+        /// The origin's data directory.
+        #[arg(long, default_value = "chorus-origin")]
+        data: PathBuf,
+        /// Login name.
+        #[arg(long)]
+        username: String,
+        /// ISO 3166-1 alpha-2 region the super-node serves.
+        #[arg(long, default_value = "SE")]
+        region: String,
+    },
     /// Change an account's tier.
     SetTier {
         /// The origin's data directory.
@@ -133,24 +146,12 @@ pub fn run_admin(command: AdminCommand) -> anyhow::Result<ExitCode> {
             data,
             username,
             region,
-        } => {
-            if !origin::accounts::valid_username(&username) {
-                bail!("usernames are 3 to 32 characters of a-z, A-Z, 0-9, _ . -");
-            }
-            region.parse::<protocol::Region>().context("--region")?;
-            let password = password()?;
-            if !origin::accounts::PASSWORD_BYTES.contains(&password.len()) {
-                bail!("passwords are 8 to 256 bytes");
-            }
-            let store = open_store(&data)?;
-            let account =
-                origin::api::new_account(&username, &password, &region, Role::Admin, Tier::Premium)
-                    .map_err(|_| anyhow::anyhow!("could not hash the password"))?;
-            if !store.create_account(&account)? {
-                bail!("username {username:?} is taken");
-            }
-            println!("created admin {username} ({})", account.id);
-        }
+        } => create_privileged(&data, &username, &region, Role::Admin)?,
+        AdminCommand::CreateSuperNode {
+            data,
+            username,
+            region,
+        } => create_privileged(&data, &username, &region, Role::SuperNode)?,
         AdminCommand::SetTier {
             data,
             username,
@@ -171,6 +172,36 @@ pub fn run_admin(command: AdminCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Creates an admin or super-node account in the data directory.
+fn create_privileged(
+    data: &std::path::Path,
+    username: &str,
+    region: &str,
+    role: Role,
+) -> anyhow::Result<()> {
+    if !origin::accounts::valid_username(username) {
+        bail!("usernames are 3 to 32 characters of a-z, A-Z, 0-9, _ . -");
+    }
+    region.parse::<protocol::Region>().context("--region")?;
+    let password = password()?;
+    if !origin::accounts::PASSWORD_BYTES.contains(&password.len()) {
+        bail!("passwords are 8 to 256 bytes");
+    }
+    let store = open_store(data)?;
+    let account = origin::api::new_account(username, &password, region, role, Tier::Premium)
+        .map_err(|_| anyhow::anyhow!("could not hash the password"))?;
+    if !store.create_account(&account)? {
+        bail!("username {username:?} is taken");
+    }
+    let kind = if role == Role::Admin {
+        "admin"
+    } else {
+        "super-node account"
+    };
+    println!("created {kind} {username} ({})", account.id);
+    Ok(())
 }
 
 /// The password from `CHORUS_PASSWORD`, else a prompt.

@@ -224,6 +224,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/artists/{id}/tracks", get(publish::artist_tracks))
         .route("/v1/albums/{id}", get(publish::album))
         .route("/v1/chunks/{id}", get(get_chunk))
+        .route("/v1/network", get(crate::nodes::network))
+        .route("/v1/nodes/token", post(crate::nodes::node_token))
         .route("/v1/openapi.json", get(openapi_json))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
         .layer(DefaultBodyLimit::max(json_limit))
@@ -285,10 +287,10 @@ async fn create_account(
             "region must be an ISO 3166-1 alpha-2 code such as SE",
         ));
     }
-    if new.role == Role::Admin {
+    if matches!(new.role, Role::Admin | Role::SuperNode) {
         return Err(ApiError::forbidden(
             "forbidden_role",
-            "admin accounts are created with `chorus admin`",
+            "admin and super-node accounts are created with `chorus admin`",
         ));
     }
     let account = new_account(

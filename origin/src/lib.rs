@@ -3,6 +3,7 @@
 //! - [`ingest`]: decode any common audio file, measure loudness, encode the rendition ladder.
 //! - [`store`]: accounts, tokens and the catalog in sled; [`chunks`]: chunk files.
 //! - [`api`] and [`publish`]: the HTTP API of API.md.
+//! - [`nodes`]: network info and super-node role tokens.
 //! - [`server`]: runs the HTTP API and the QUIC chunk protocol together.
 //! - [`synth`]: deterministic synthetic music for tests, benchmarks and sample catalogs.
 
@@ -12,6 +13,7 @@ pub mod chunks;
 pub mod config;
 pub mod ingest;
 pub mod metrics;
+pub mod nodes;
 pub mod openapi;
 pub mod publish;
 pub mod server;

@@ -22,6 +22,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::publish::artist_tracks,
         crate::publish::album,
         crate::publish::play,
+        crate::nodes::network,
+        crate::nodes::node_token,
     ),
     components(schemas(crate::api::ErrorBody, crate::publish::TrackView, crate::publish::TrackMetadata)),
     modifiers(&BearerAuth)

@@ -568,6 +568,12 @@ pub async fn play(
         scope: LicenseScope::Play {
             renditions: vec![summary.rendition_id.parse().map_err(ApiError::internal)?],
         },
+        markets: track
+            .markets
+            .iter()
+            .map(|market| market.parse())
+            .collect::<Result<_, _>>()
+            .map_err(ApiError::internal)?,
         issued_at: UnixMillis(now),
         expires_at: UnixMillis(expires_at),
         offline,

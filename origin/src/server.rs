@@ -56,8 +56,9 @@ pub fn origin_identity(data_dir: &Path) -> anyhow::Result<Identity> {
     )?))
 }
 
-/// A decoded manifest and its chunk ids, shared between requests.
-type CachedManifest = Arc<(SignedManifest, Vec<ChunkId>)>;
+/// A decoded manifest, its chunk ids and its track's markets (empty: everywhere), shared
+/// between requests.
+type CachedManifest = Arc<(SignedManifest, Vec<ChunkId>, Vec<String>)>;
 
 /// Serves stored renditions on the QUIC chunk protocol. Manifests are decoded once and kept
 /// (at most [`MANIFEST_CACHE_MAX`] of them, ~1 MiB each at worst, 32 KiB typically).
@@ -92,10 +93,11 @@ impl StoreChunkSource {
         let record = self.store.rendition(&rendition.to_hex()).ok()??;
         let signed: SignedManifest = codec::decode(&hex::decode(record.manifest).ok()?).ok()?;
         let body: protocol::ManifestBody = codec::decode(&signed.body).ok()?;
+        let markets = self.store.track(&record.track).ok()??.markets;
         if cache.len() >= MANIFEST_CACHE_MAX {
             cache.clear();
         }
-        let entry = Arc::new((signed, body.chunks));
+        let entry = Arc::new((signed, body.chunks, markets));
         cache.insert(*rendition, entry.clone());
         Some(entry)
     }
@@ -126,6 +128,12 @@ impl ChunkSource for StoreChunkSource {
             .chunk_bytes_quic
             .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Some((id, data))
+    }
+
+    fn region_allows(&self, rendition: &RenditionId, region: &protocol::Region) -> bool {
+        self.entry(rendition).is_some_and(|entry| {
+            entry.2.is_empty() || entry.2.iter().any(|market| market == region.as_str())
+        })
     }
 }
 

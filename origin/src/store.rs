@@ -44,6 +44,8 @@ pub enum Role {
     Artist,
     /// Operates the service; created only by `chorus admin`.
     Admin,
+    /// Runs a super-node (gets role tokens); created only by `chorus admin`.
+    SuperNode,
 }
 
 /// An account's subscription tier.

@@ -13,9 +13,11 @@ use crate::identity::{self, Identity};
 use crate::ids::{AccountId, NodeId, Region, RenditionId, UnixMillis};
 
 /// The claims format version this code writes and accepts.
-pub const LICENSE_VERSION: u8 = 1;
+pub const LICENSE_VERSION: u8 = 2;
 /// Most renditions one play token covers (every quality of a handful of tracks).
 pub const LICENSE_RENDITIONS_MAX: usize = 64;
+/// Most markets one token lists (every region code there is fits).
+pub const LICENSE_MARKETS_MAX: usize = 250;
 /// Longest validity of any token: offline downloads get 30 days, plus a day of grace.
 pub const LICENSE_LIFETIME_MS_MAX: u64 = 31 * 24 * 3600 * 1000;
 /// Clock difference tolerated between the issuer and a checker.
@@ -49,6 +51,11 @@ pub struct LicenseClaims {
     pub region: Region,
     /// What it allows.
     pub scope: LicenseScope,
+    /// The regions where the covered track may be streamed, as the origin knew them at issue
+    /// time; empty means everywhere. Trackers return, and peers serve, only within these.
+    /// Always empty for the super-node role (its region is checked per rendition by the
+    /// origin).
+    pub markets: Vec<Region>,
     /// Issue time.
     pub issued_at: UnixMillis,
     /// Expiry time (exclusive).
@@ -64,6 +71,12 @@ impl Validate for LicenseClaims {
         }
         if !self.region.is_valid() {
             return Err(CodecError::Invalid("license region is not a region code"));
+        }
+        if self.markets.len() > LICENSE_MARKETS_MAX {
+            return Err(CodecError::Invalid("license lists too many markets"));
+        }
+        if self.markets.iter().any(|market| !market.is_valid()) {
+            return Err(CodecError::Invalid("license market is not a region code"));
         }
         if let LicenseScope::Play { renditions } = &self.scope
             && renditions.len() > LICENSE_RENDITIONS_MAX
@@ -86,6 +99,11 @@ impl LicenseClaims {
             LicenseScope::Play { renditions } => renditions.contains(rendition),
             LicenseScope::SuperNode => true,
         }
+    }
+
+    /// True when the track's markets include `region` (an empty market list means everywhere).
+    pub fn market_includes(&self, region: &Region) -> bool {
+        self.markets.is_empty() || self.markets.contains(region)
     }
 }
 
@@ -139,7 +157,8 @@ impl core::fmt::Debug for LicenseToken {
 }
 
 /// Largest encoded claims accepted (a full rendition list plus headers).
-pub const LICENSE_CLAIMS_BYTES_MAX: usize = 256 + LICENSE_RENDITIONS_MAX * 32;
+pub const LICENSE_CLAIMS_BYTES_MAX: usize =
+    256 + LICENSE_RENDITIONS_MAX * 32 + LICENSE_MARKETS_MAX * 2;
 
 impl Validate for LicenseToken {
     fn validate(&self) -> Result<(), CodecError> {
@@ -241,6 +260,7 @@ mod tests {
             scope: LicenseScope::Play {
                 renditions: vec![RenditionId([4; 32])],
             },
+            markets: vec!["SE".parse().unwrap(), "NO".parse().unwrap()],
             issued_at: UnixMillis(1_000_000),
             expires_at: UnixMillis(1_000_000 + 3_600_000),
             offline: false,

@@ -24,10 +24,13 @@
 //! | `Announce` | `AnnounceAck`, or `Error` |
 //! | `PeerQuery` | `PeerList`, or `Error` |
 //! | `Ping` | `Pong` |
+//! | `Popular` | `Popular`, or `Error` |
+//! | `Report` | `Reported`, or `Error` |
 //!
 //! **Limits.** Frame body ≤ [`crate::codec::FRAME_BYTES_MAX`]; a range asks for at most
 //! [`RANGE_CHUNKS_MAX`] chunks; announces carry at most [`ANNOUNCE_RENDITIONS_MAX`] renditions
-//! and [`NODE_ADDRS_MAX`] addresses; peer lists at most [`PEER_LIST_MAX`] peers; error
+//! and [`NODE_ADDRS_MAX`] addresses; peer lists at most [`PEER_LIST_MAX`] peers; popularity
+//! lists at most [`POPULAR_LIST_MAX`] renditions; error
 //! messages at most [`ERROR_MESSAGE_BYTES_MAX`] bytes. Anything larger is a protocol error.
 //!
 //! **Verification.** A sender checks a chunk against its id before sending it; a receiver
@@ -54,6 +57,8 @@ pub const ANNOUNCE_RENDITIONS_MAX: usize = 1024;
 pub const NODE_ADDRS_MAX: usize = 8;
 /// Most peers in one peer list.
 pub const PEER_LIST_MAX: usize = 50;
+/// Most renditions in one popularity list.
+pub const POPULAR_LIST_MAX: usize = 1024;
 /// Longest error message text, in bytes.
 pub const ERROR_MESSAGE_BYTES_MAX: usize = 512;
 /// Largest chunk payload in a [`Response::Chunk`].
@@ -159,6 +164,55 @@ pub struct PeerList {
     pub peers: Vec<PeerInfo>,
 }
 
+/// Ask a tracker which renditions are most in demand (super-nodes pin these).
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct PopularQuery {
+    /// Most renditions wanted, 1..=[`POPULAR_LIST_MAX`].
+    pub want: u16,
+    /// A token bound to the asking node (the super-node role token).
+    pub credential: LicenseToken,
+}
+
+/// One rendition in a popularity list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct PopularEntry {
+    /// The rendition.
+    pub rendition: RenditionId,
+    /// Peer queries for it, decayed with the tracker's half-life (a relative weight).
+    pub score: u32,
+}
+
+/// A tracker's answer to a [`PopularQuery`], most popular first.
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct PopularList {
+    /// Renditions, most popular first.
+    pub renditions: Vec<PopularEntry>,
+}
+
+/// Why a client reports a listed peer.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, bincode::Encode, bincode::Decode)]
+pub enum ReportReason {
+    /// It answered `ChunkMissing` or `NotFound` for a rendition it announced.
+    Missing,
+    /// It sent a chunk that failed its hash.
+    BadChunk,
+    /// It could not be reached at its announced addresses.
+    Unreachable,
+}
+
+/// Tell a tracker that a peer it listed failed to serve a rendition.
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct PeerReport {
+    /// The peer that failed.
+    pub peer: NodeId,
+    /// The rendition it failed to serve.
+    pub rendition: RenditionId,
+    /// What went wrong.
+    pub reason: ReportReason,
+    /// A token bound to the reporting node that covers the rendition.
+    pub license: LicenseToken,
+}
+
 /// Stable error codes. The numeric value (declaration order) and the name never change; new
 /// codes are appended at the end.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, bincode::Encode, bincode::Decode)]
@@ -255,6 +309,10 @@ pub enum Request {
         /// Echoed in the pong.
         nonce: u64,
     },
+    /// Tracker: what is in demand?
+    Popular(PopularQuery),
+    /// Tracker: a listed peer failed to serve.
+    Report(PeerReport),
 }
 
 /// Every response frame a node can send.
@@ -288,6 +346,10 @@ pub enum Response {
     },
     /// The request failed.
     Error(WireError),
+    /// Renditions in demand, most popular first.
+    Popular(PopularList),
+    /// A report was taken into account.
+    Reported,
 }
 
 fn check(condition: bool, what: &'static str) -> Result<(), CodecError> {
@@ -337,6 +399,14 @@ impl Validate for Request {
                 query.license.validate()
             }
             Request::Ping { .. } => Ok(()),
+            Request::Popular(query) => {
+                check(
+                    (1..=POPULAR_LIST_MAX as u16).contains(&query.want),
+                    "want out of bounds",
+                )?;
+                query.credential.validate()
+            }
+            Request::Report(report) => report.license.validate(),
         }
     }
 }
@@ -367,9 +437,14 @@ impl Validate for Response {
                 error.message.len() <= ERROR_MESSAGE_BYTES_MAX,
                 "error message too long",
             ),
+            Response::Popular(list) => check(
+                list.renditions.len() <= POPULAR_LIST_MAX,
+                "popularity list too long",
+            ),
             Response::ChunkMissing { .. }
             | Response::AnnounceAck { .. }
-            | Response::Pong { .. } => Ok(()),
+            | Response::Pong { .. }
+            | Response::Reported => Ok(()),
         }
     }
 }

@@ -106,6 +106,22 @@ fn request() -> impl Strategy<Value = Request> {
             })
         }),
         any::<u64>().prop_map(|nonce| Request::Ping { nonce }),
+        (1..=POPULAR_LIST_MAX as u16, token())
+            .prop_map(|(want, credential)| { Request::Popular(PopularQuery { want, credential }) }),
+        (rendition(), rendition(), 0..3u8, token()).prop_map(
+            |(peer, rendition, reason, license)| {
+                Request::Report(PeerReport {
+                    peer: NodeId(rendition_bytes(&peer)),
+                    rendition,
+                    reason: [
+                        ReportReason::Missing,
+                        ReportReason::BadChunk,
+                        ReportReason::Unreachable,
+                    ][reason as usize],
+                    license,
+                })
+            }
+        ),
     ]
 }
 
@@ -156,9 +172,22 @@ fn response() -> impl Strategy<Value = Response> {
         )
             .prop_map(|(rendition, peers)| Response::PeerList(PeerList { rendition, peers })),
         any::<u64>().prop_map(|nonce| Response::Pong { nonce }),
+        (prop::collection::vec((rendition(), any::<u32>()), 0..40)).prop_map(|entries| {
+            Response::Popular(PopularList {
+                renditions: entries
+                    .into_iter()
+                    .map(|(rendition, score)| PopularEntry { rendition, score })
+                    .collect(),
+            })
+        }),
+        Just(Response::Reported),
         (error_code(), ".{0,80}")
             .prop_map(|(code, message)| Response::Error(WireError::new(code, message))),
     ]
+}
+
+fn rendition_bytes(rendition: &RenditionId) -> [u8; 32] {
+    *rendition.as_bytes()
 }
 
 /// Everything a node decodes from the network must survive `bytes` without panicking.

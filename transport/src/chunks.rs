@@ -19,9 +19,11 @@ use protocol::wire::{
     Response, WireError,
 };
 use protocol::{
-    ChunkId, LicenseClaims, LicenseToken, Manifest, NodeId, RenditionId, SignedManifest, UnixMillis,
+    ChunkId, LicenseClaims, LicenseScope, LicenseToken, Manifest, NodeId, Region, RenditionId,
+    SignedManifest, UnixMillis,
 };
 
+use crate::upload::UploadGate;
 use crate::{Peer, Responder, Service, TransportError};
 
 /// Where a server's sealed chunks and manifests come from (a disk store, a cache, memory).
@@ -37,6 +39,12 @@ pub trait ChunkSource: Send + Sync + 'static {
     /// false, and the service hashes each chunk again before sending it.
     fn verified_on_load(&self) -> bool {
         false
+    }
+    /// True when `rendition` may be cached by a super-node of `region` (the track's markets
+    /// include it). Only sources that know the catalog (the origin) can tell; others allow.
+    fn region_allows(&self, rendition: &RenditionId, region: &Region) -> bool {
+        let _ = (rendition, region);
+        true
     }
 }
 
@@ -54,21 +62,79 @@ pub fn system_clock() -> Clock {
 }
 
 /// Verified tokens remembered per service, so a warm connection pays for one signature check
-/// per token rather than per request. At most this many entries (~200 bytes each).
+/// per token rather than per request. At most this many entries (~300 bytes each).
 pub const LICENSE_CACHE_ENTRIES_MAX: usize = 4096;
+
+/// Checks license tokens against a trusted issuer, remembering the ones that verified (at
+/// most `capacity` of them; the cache is cleared when full) so a token used again costs a
+/// hash rather than a signature check. Lifetime and binding are checked on every use.
+#[derive(Debug)]
+pub struct LicenseCache {
+    issuer: NodeId,
+    capacity: usize,
+    verified: Mutex<HashMap<[u8; 32], LicenseClaims>>,
+}
+
+impl LicenseCache {
+    /// A cache trusting tokens signed by `issuer`, holding at most `capacity` entries.
+    pub fn new(issuer: NodeId, capacity: usize) -> Self {
+        Self {
+            issuer,
+            capacity: capacity.max(1),
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The trusted issuer.
+    pub fn issuer(&self) -> &NodeId {
+        &self.issuer
+    }
+
+    /// Verifies `license` as presented by `presenter` at `now`: signature, lifetime, binding.
+    pub fn verify(
+        &self,
+        presenter: &NodeId,
+        license: &LicenseToken,
+        now: UnixMillis,
+    ) -> Result<LicenseClaims, WireError> {
+        let key = cache_key(presenter, license);
+        let cached = self.lock().get(&key).cloned();
+        match cached {
+            Some(claims) if now < claims.expires_at => Ok(claims),
+            _ => {
+                let claims = license
+                    .verify(&self.issuer, presenter, now)
+                    .map_err(|error| WireError::from(&error))?;
+                let mut cache = self.lock();
+                if cache.len() >= self.capacity {
+                    cache.clear();
+                }
+                cache.insert(key, claims.clone());
+                Ok(claims)
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], LicenseClaims>> {
+        self.verified
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
 
 /// Serves a [`ChunkSource`] to peers holding valid licenses issued by `issuer`.
 pub struct ChunkService<S> {
     source: S,
-    issuer: NodeId,
     clock: Clock,
-    verified: Mutex<HashMap<[u8; 32], LicenseClaims>>,
+    licenses: LicenseCache,
+    region: Option<Region>,
+    upload: Option<Arc<UploadGate>>,
 }
 
 impl<S> std::fmt::Debug for ChunkService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChunkService")
-            .field("issuer", &self.issuer)
+            .field("issuer", self.licenses.issuer())
             .finish()
     }
 }
@@ -78,10 +144,24 @@ impl<S: ChunkSource> ChunkService<S> {
     pub fn new(source: S, issuer: NodeId, clock: Clock) -> Self {
         Self {
             source,
-            issuer,
             clock,
-            verified: Mutex::new(HashMap::new()),
+            licenses: LicenseCache::new(issuer, LICENSE_CACHE_ENTRIES_MAX),
+            region: None,
+            upload: None,
         }
+    }
+
+    /// Serves only tokens whose track is licensed in `region`, the serving node's own region
+    /// (peers and super-nodes set it; the origin, which serves every market, does not).
+    pub fn with_region(mut self, region: Region) -> Self {
+        self.region = Some(region);
+        self
+    }
+
+    /// Grants upload slots by priority and paces sends through `gate`.
+    pub fn with_upload_gate(mut self, gate: Arc<UploadGate>) -> Self {
+        self.upload = Some(gate);
+        self
     }
 
     /// The source served.
@@ -96,34 +176,21 @@ impl<S: ChunkSource> ChunkService<S> {
         rendition: &RenditionId,
         license: &LicenseToken,
     ) -> Result<(), WireError> {
-        let now = (self.clock)();
-        let key = cache_key(presenter, license);
-        let cached = self.lock_cache().get(&key).cloned();
-        let claims = match cached {
-            Some(claims) if now < claims.expires_at => claims,
-            _ => {
-                let claims = license
-                    .verify(&self.issuer, presenter, now)
-                    .map_err(|error| WireError::from(&error))?;
-                let mut cache = self.lock_cache();
-                if cache.len() >= LICENSE_CACHE_ENTRIES_MAX {
-                    cache.clear();
-                }
-                cache.insert(key, claims.clone());
-                claims
-            }
-        };
+        let claims = self.licenses.verify(presenter, license, (self.clock)())?;
         if !claims.permits(rendition) {
             let error = protocol::LicenseError::NotCovered(*rendition);
             return Err(WireError::from(&error));
         }
+        check_region(&claims, self.region.as_ref())?;
+        if matches!(claims.scope, LicenseScope::SuperNode)
+            && !self.source.region_allows(rendition, &claims.region)
+        {
+            return Err(WireError::new(
+                ErrorCode::NotInRegion,
+                format!("rendition not licensed in {}", claims.region),
+            ));
+        }
         Ok(())
-    }
-
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], LicenseClaims>> {
-        self.verified
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     async fn serve_range(
@@ -146,11 +213,25 @@ impl<S: ChunkSource> ChunkService<S> {
                 .send_error(ErrorCode::BadRequest, "range past the last chunk")
                 .await;
         }
+        let _slot = match &self.upload {
+            Some(gate) => match gate.try_slot(request.priority) {
+                Some(slot) => Some(slot),
+                None => {
+                    return responder
+                        .send_error(ErrorCode::Overloaded, "no upload slot free")
+                        .await;
+                }
+            },
+            None => None,
+        };
         responder.set_priority(request.priority);
         let verified = self.source.verified_on_load();
         for index in request.first..request.first + request.count {
             match self.source.chunk(&request.rendition, index) {
                 Some((id, data)) if verified || verify_chunk(&id, &data).is_ok() => {
+                    if let Some(gate) = &self.upload {
+                        gate.pace(data.len()).await;
+                    }
                     responder.send_chunk(index, data).await?;
                 }
                 Some(_) => {
@@ -183,6 +264,26 @@ impl<S: ChunkSource> ChunkService<S> {
     }
 }
 
+/// The region rules a serving node (or a tracker) applies to verified claims: the requester's
+/// region, and the server's own when it has one, must be among the track's markets.
+pub fn check_region(claims: &LicenseClaims, server: Option<&Region>) -> Result<(), WireError> {
+    if !claims.market_includes(&claims.region) {
+        return Err(WireError::new(
+            ErrorCode::NotInRegion,
+            format!("track not licensed in {}", claims.region),
+        ));
+    }
+    if let Some(server) = server
+        && !claims.market_includes(server)
+    {
+        return Err(WireError::new(
+            ErrorCode::NotInRegion,
+            format!("track not licensed in this node's region {server}"),
+        ));
+    }
+    Ok(())
+}
+
 fn cache_key(presenter: &NodeId, license: &LicenseToken) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     hasher.update(presenter.as_bytes());
@@ -202,7 +303,10 @@ impl<S: ChunkSource> Service for ChunkService<S> {
             Request::ChunkRange(range) => self.serve_range(peer, range, responder).await,
             Request::Manifest(manifest) => self.serve_manifest(peer, manifest, responder).await,
             Request::Ping { nonce } => responder.send(&Response::Pong { nonce }).await,
-            Request::Announce(_) | Request::PeerQuery(_) => {
+            Request::Announce(_)
+            | Request::PeerQuery(_)
+            | Request::Popular(_)
+            | Request::Report(_) => {
                 responder
                     .send_error(ErrorCode::BadRequest, "this node is not a tracker")
                     .await

@@ -16,6 +16,7 @@ pub mod chunks;
 mod endpoint;
 mod server;
 pub mod tls;
+pub mod upload;
 
 use std::time::Duration;
 

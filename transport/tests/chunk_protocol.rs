@@ -88,6 +88,7 @@ fn license_for(
         node,
         region: "SE".parse().unwrap(),
         scope,
+        markets: Vec::new(),
         issued_at: UnixMillis(NOW.0 - 1000),
         expires_at,
         offline: false,

@@ -266,6 +266,7 @@ async fn setup(mib: u32) -> anyhow::Result<Setup> {
             scope: LicenseScope::Play {
                 renditions: vec![manifest.id()],
             },
+            markets: Vec::new(),
             issued_at: now,
             expires_at: now.plus_ms(3_600_000),
             offline: false,

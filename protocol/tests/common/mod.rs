@@ -57,6 +57,7 @@ pub fn license() -> LicenseToken {
         scope: LicenseScope::Play {
             renditions: vec![manifest().rendition_id()],
         },
+        markets: vec!["SE".parse().unwrap(), "NO".parse().unwrap()],
         issued_at: UnixMillis(1_700_000_000_000),
         expires_at: UnixMillis(1_700_000_000_000 + 3_600_000),
         offline: false,
@@ -119,6 +120,22 @@ pub fn requests() -> Vec<(&'static str, Request)> {
             }),
         ),
         ("request_ping", Request::Ping { nonce: 0xDEAD_BEEF }),
+        (
+            "request_popular",
+            Request::Popular(PopularQuery {
+                want: 100,
+                credential: license(),
+            }),
+        ),
+        (
+            "request_report",
+            Request::Report(PeerReport {
+                peer: NodeId([0x66; 32]),
+                rendition,
+                reason: ReportReason::BadChunk,
+                license: license(),
+            }),
+        ),
     ]
 }
 
@@ -150,6 +167,16 @@ pub fn responses() -> Vec<(&'static str, Response)> {
             }),
         ),
         ("response_pong", Response::Pong { nonce: 0xDEAD_BEEF }),
+        (
+            "response_popular",
+            Response::Popular(PopularList {
+                renditions: vec![PopularEntry {
+                    rendition,
+                    score: 4_200,
+                }],
+            }),
+        ),
+        ("response_reported", Response::Reported),
     ];
     let codes = [
         ("response_error_bad_request", ErrorCode::BadRequest),

@@ -1,0 +1,71 @@
+//! What super-nodes and trackers need from the origin: where the network's services are
+//! (`GET /v1/network`) and the super-node role token (`POST /v1/nodes/token`).
+
+use axum::Json;
+use axum::extract::State;
+use protocol::UnixMillis;
+use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope, LicenseToken};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::{self, ApiError, ApiJson, AppState, Authed, ErrorBody, now_ms};
+use crate::store::Role;
+
+#[utoipa::path(get, path = "/v1/network", tag = "network", responses((status = 200, description = "{origin: {node_id, quic}, tracker}")))]
+/// `GET /v1/network`: the origin's node id (the key that signs manifests and licenses) and
+/// QUIC address, and the tracker, if one is configured. Public: trackers and super-nodes read
+/// it at start to learn whom to trust.
+pub async fn network(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({
+        "origin": {"node_id": state.identity.node_id().to_hex(), "quic": state.quic_addr.to_string()},
+        "tracker": state.config.tracker,
+    }))
+}
+
+/// Body of `POST /v1/nodes/token`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeTokenRequest {
+    /// The super-node's node id (hex): the token is bound to it.
+    node_id: String,
+}
+
+#[utoipa::path(post, path = "/v1/nodes/token", tag = "network", security(("bearer" = [])), request_body = NodeTokenRequest, responses((status = 200, description = "{license, region, expires_at, origin, tracker}"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "not_super_node")))]
+/// `POST /v1/nodes/token`: a super-node role token for an account with the `super_node` role
+/// (created by the operator with `chorus admin create-super-node`), bound to the node id, in
+/// the account's region, valid for the play-license lifetime. Renew before `expires_at`.
+pub async fn node_token(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    ApiJson(request): ApiJson<NodeTokenRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !matches!(account.role, Role::SuperNode | Role::Admin) {
+        return Err(api::forbidden(
+            "not_super_node",
+            "only super-node accounts get role tokens",
+        ));
+    }
+    let node = api::parse_node_id(&request.node_id)?;
+    let now = now_ms();
+    let expires_at = now + state.config.license_ttl_s * 1000;
+    let claims = LicenseClaims {
+        version: LICENSE_VERSION,
+        issuer: state.identity.node_id(),
+        account: account.id.parse().map_err(ApiError::internal)?,
+        node,
+        region: account.region.parse().map_err(ApiError::internal)?,
+        scope: LicenseScope::SuperNode,
+        markets: Vec::new(),
+        issued_at: UnixMillis(now),
+        expires_at: UnixMillis(expires_at),
+        offline: false,
+    };
+    let license = LicenseToken::issue(&state.identity, &claims).map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "license": hex::encode(license.to_bytes().map_err(ApiError::internal)?),
+        "region": account.region,
+        "expires_at": expires_at,
+        "origin": {"node_id": state.identity.node_id().to_hex(), "quic": state.quic_addr.to_string()},
+        "tracker": state.config.tracker,
+    })))
+}

@@ -1,0 +1,150 @@
+//! Upload slots and an upload bandwidth cap for nodes that serve chunks to peers.
+//!
+//! A serving node grants a few upload slots at a time, by priority: a request for the track a
+//! listener is playing may take any free slot, a prefetch leaves a quarter of the slots free
+//! for playing requests, an offline sync leaves half. A request that finds no slot gets
+//! `Overloaded` at once, and the requester's scheduler goes to another source: waiting here
+//! would only hide the queue from the one party that can route around it.
+//!
+//! The bandwidth cap is a token bucket (burst: one second of the rate, at least 256 KiB)
+//! that every chunk sent passes through before its bytes are written.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use protocol::wire::Priority;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Slots and bandwidth shared by every request a node serves.
+#[derive(Debug)]
+pub struct UploadGate {
+    slots: std::sync::Arc<Semaphore>,
+    slots_total: usize,
+    bucket: Option<Mutex<Bucket>>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+/// Smallest burst of the bandwidth cap, in bytes (one 256 KiB range, roughly).
+pub const BURST_BYTES_MIN: f64 = 256.0 * 1024.0;
+
+impl UploadGate {
+    /// A gate with `slots` concurrent uploads (at least 1) and, if set, at most
+    /// `bytes_per_s` bytes per second across all of them.
+    pub fn new(slots: usize, bytes_per_s: Option<u64>) -> Self {
+        let slots = slots.max(1);
+        Self {
+            slots: std::sync::Arc::new(Semaphore::new(slots)),
+            slots_total: slots,
+            bucket: bytes_per_s.filter(|rate| *rate > 0).map(|rate| {
+                let rate = rate as f64;
+                let burst = rate.max(BURST_BYTES_MIN);
+                Mutex::new(Bucket {
+                    rate,
+                    burst,
+                    tokens: burst,
+                    at: Instant::now(),
+                })
+            }),
+        }
+    }
+
+    /// Slots in all.
+    pub fn slots_total(&self) -> usize {
+        self.slots_total
+    }
+
+    /// Slots free now.
+    pub fn slots_free(&self) -> usize {
+        self.slots.available_permits()
+    }
+
+    /// Takes a slot for a request of `priority`, or `None` when the slots left are reserved
+    /// for more urgent requests (or none are left).
+    pub fn try_slot(&self, priority: Priority) -> Option<OwnedSemaphorePermit> {
+        let reserve = match priority {
+            Priority::Playing => 0,
+            Priority::Prefetch => self.slots_total / 4,
+            Priority::OfflineSync => self.slots_total / 2,
+        };
+        if self.slots.available_permits() <= reserve {
+            return None;
+        }
+        self.slots.clone().try_acquire_owned().ok()
+    }
+
+    /// Waits until `bytes` may be sent under the bandwidth cap, and charges them.
+    pub async fn pace(&self, bytes: usize) {
+        let Some(bucket) = &self.bucket else {
+            return;
+        };
+        let wait = {
+            let mut bucket = bucket.lock().unwrap_or_else(|poison| poison.into_inner());
+            let now = Instant::now();
+            let elapsed = now.duration_since(bucket.at).as_secs_f64();
+            bucket.tokens = (bucket.tokens + elapsed * bucket.rate).min(bucket.burst);
+            bucket.at = now;
+            // Charge now (the balance may go negative); the debt is the wait.
+            bucket.tokens -= bytes as f64;
+            if bucket.tokens >= 0.0 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs_f64(-bucket.tokens / bucket.rate)
+            }
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_reserved_for_more_urgent_requests() {
+        let gate = UploadGate::new(4, None);
+        let offline = gate
+            .try_slot(Priority::OfflineSync)
+            .expect("4 free, 2 reserved");
+        let offline2 = gate
+            .try_slot(Priority::OfflineSync)
+            .expect("3 free, 2 reserved");
+        assert!(
+            gate.try_slot(Priority::OfflineSync).is_none(),
+            "2 free, 2 reserved"
+        );
+        let prefetch = gate
+            .try_slot(Priority::Prefetch)
+            .expect("2 free, 1 reserved");
+        assert!(
+            gate.try_slot(Priority::Prefetch).is_none(),
+            "1 free, 1 reserved"
+        );
+        let playing = gate.try_slot(Priority::Playing).expect("the last slot");
+        assert!(gate.try_slot(Priority::Playing).is_none(), "all taken");
+        drop(offline);
+        assert!(gate.try_slot(Priority::Playing).is_some());
+        drop((offline2, prefetch, playing));
+        assert_eq!(gate.slots_free(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_bandwidth_cap_paces_sends() {
+        let gate = UploadGate::new(1, Some(1_000_000));
+        let start = tokio::time::Instant::now();
+        // The first second's worth goes out at once (the burst), the next second's waits.
+        gate.pace(1_000_000).await;
+        assert!(start.elapsed() < Duration::from_millis(10));
+        gate.pace(1_000_000).await;
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(900), "waited {waited:?}");
+    }
+}
