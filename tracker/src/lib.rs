@@ -1,4 +1,12 @@
-//! The tracker: peer registry under licensing and region rules, as a sans-IO core and its driver.
+//! The Chorus tracker: who holds what, under licensing and region rules.
 //!
-//! Empty until its issue lands; the shared protocol lives in `protocol`, the data plane in
-//! `transport`.
+//! - [`core`]: the sans-IO state machine (announces as soft state, ranked peer lists,
+//!   popularity, reports and quarantine). Time is an argument; every map is bounded.
+//! - [`server`]: the QUIC driver (`chorus tracker`): verifies license signatures and feeds the
+//!   core.
+
+pub mod core;
+pub mod server;
+
+pub use crate::core::{Tracker, TrackerConfig, TrackerStats};
+pub use server::TrackerService;

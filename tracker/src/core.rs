@@ -1,0 +1,657 @@
+//! The tracker as a sans-IO state machine: announces in, peer lists out, time an argument.
+//!
+//! The driver ([`crate::server`]) verifies each license token's signature (with a cache) and
+//! hands the core the verified [`LicenseClaims`] together with the node id the QUIC handshake
+//! proved. The core checks everything else: binding of the claims to that node, lifetime at
+//! `now`, coverage of the rendition, region rules, rate of announces, and its own capacity.
+//! The simulator drives this same code.
+//!
+//! # State and its bounds
+//!
+//! - **Peers**: a slab of at most [`TrackerConfig::peers_max`] slots, each ~96 bytes plus
+//!   32 bytes per advertised address (at most [`protocol::wire::NODE_ADDRS_MAX`]), and an index
+//!   from node id to slot (~48 bytes per peer). A peer's slot is freed when its announce
+//!   expires (`announce_ttl_ms`), unless it is quarantined.
+//! - **Renditions**: a map of at most [`TrackerConfig::renditions_max`] entries (~80 bytes
+//!   each with the map's own overhead), each keeping the [`TrackerConfig::peers_per_rendition_max`]
+//!   most recent holders as 16-byte `(slot, announce sequence)` pairs. A holder pair is valid
+//!   while its peer's latest announce carries the same sequence number, so a re-announce
+//!   without a rendition, an expiry or a slot reuse invalidates old pairs in O(1), and they
+//!   are pruned when next touched or by [`Tracker::expire`].
+//!
+//! Worst case: `peers_max × (~180 + 8 × 32) + renditions_max × (~80 + 20 × 16)` bytes; with
+//! the defaults (1 M peers, 2 M renditions) about 1.2 GiB, far above what a real swarm
+//! reaches, and typical load is measured by `chorus bench tracker` (bytes per
+//! (peer, rendition) entry).
+//!
+//! # Ranking
+//!
+//! A query returns at most `min(want, peers_returned_max)` peers out of the rendition's most
+//! recent holders: never the asker, never a quarantined peer, never a peer outside the track's
+//! markets (from the asker's signed claims); same region as the asker first, then super-nodes,
+//! then more spare upload capacity, then the most recent announce.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use protocol::license::{LicenseClaims, LicenseScope};
+use protocol::wire::{
+    Announce, ErrorCode, NodeRole, PeerInfo, PeerList, PeerQuery, PeerReport, PopularEntry,
+    PopularList, WireError,
+};
+use protocol::{NodeId, Region, RenditionId, UnixMillis};
+
+/// The tracker's settings.
+#[derive(Debug, Clone)]
+pub struct TrackerConfig {
+    /// Most peers in one answer (Spotify 2010: 10).
+    pub peers_returned_max: usize,
+    /// Most recent holders kept per rendition (Spotify 2010: 20).
+    pub peers_per_rendition_max: usize,
+    /// Most peers tracked at once; announces from new peers beyond this get `Overloaded`.
+    pub peers_max: usize,
+    /// Most renditions tracked at once; renditions beyond this are not recorded.
+    pub renditions_max: usize,
+    /// How long an announce counts; peers re-announce before it runs out.
+    pub announce_ttl_ms: u64,
+    /// Shortest interval between two announces of one peer (flood guard).
+    pub announce_interval_min_ms: u64,
+    /// Half-life of the popularity score (queries, exponentially decayed).
+    pub popularity_half_life_ms: u64,
+    /// Reports from this many distinct licensed reporters quarantine a peer.
+    pub strikes_to_quarantine: u8,
+    /// How long a quarantined peer is ignored.
+    pub quarantine_ms: u64,
+    /// How long a computed popularity list is reused.
+    pub popular_refresh_ms: u64,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            peers_returned_max: 10,
+            peers_per_rendition_max: 20,
+            peers_max: 1_000_000,
+            renditions_max: 2_000_000,
+            announce_ttl_ms: 120_000,
+            announce_interval_min_ms: 1_000,
+            popularity_half_life_ms: 3_600_000,
+            strikes_to_quarantine: 3,
+            quarantine_ms: 600_000,
+            popular_refresh_ms: 10_000,
+        }
+    }
+}
+
+/// Distinct reporters remembered per peer.
+const REPORTERS_KEPT: usize = 4;
+
+#[derive(Debug)]
+struct PeerSlot {
+    node: NodeId,
+    addrs: Box<[SocketAddr]>,
+    region: Region,
+    role: NodeRole,
+    spare_kbps: u32,
+    /// Sequence number of its latest announce; 0 when the slot is free.
+    seq: u64,
+    last_announce_ms: u64,
+    expires_ms: u64,
+    quarantined_until_ms: u64,
+    reporters: [u32; REPORTERS_KEPT],
+    strikes: u8,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Holder {
+    seq: u64,
+    slot: u32,
+}
+
+#[derive(Debug, Default)]
+struct RenditionEntry {
+    holders: Vec<Holder>,
+    /// Decayed query count as of `score_at_s`.
+    score: f32,
+    score_at_s: u32,
+}
+
+/// Counters since start.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TrackerStats {
+    /// Announces accepted.
+    pub announces: u64,
+    /// Queries answered.
+    pub queries: u64,
+    /// Requests refused (any reason).
+    pub refused: u64,
+    /// Reports accepted.
+    pub reports: u64,
+    /// Peers quarantined.
+    pub quarantined: u64,
+    /// Renditions not recorded because the rendition map was full.
+    pub renditions_dropped: u64,
+}
+
+/// The tracker's state. See the module docs for bounds and ranking.
+#[derive(Debug)]
+pub struct Tracker {
+    config: TrackerConfig,
+    peers: Vec<PeerSlot>,
+    free: Vec<u32>,
+    by_node: HashMap<NodeId, u32>,
+    renditions: HashMap<RenditionId, RenditionEntry>,
+    seq: u64,
+    stats: TrackerStats,
+    popular: Vec<PopularEntry>,
+    popular_at_ms: Option<u64>,
+}
+
+fn refuse(code: ErrorCode, message: impl Into<String>) -> WireError {
+    WireError::new(code, message)
+}
+
+/// Checks that verified `claims` may be used by `node` at `now`.
+pub fn check_claims(
+    node: &NodeId,
+    claims: &LicenseClaims,
+    now: UnixMillis,
+) -> Result<(), WireError> {
+    if claims.node != *node {
+        return Err(refuse(
+            ErrorCode::LicenseWrongNode,
+            format!("license bound to node {}, presented by {node}", claims.node),
+        ));
+    }
+    if now >= claims.expires_at {
+        return Err(refuse(ErrorCode::LicenseExpired, "license expired"));
+    }
+    Ok(())
+}
+
+fn check_covers(claims: &LicenseClaims, rendition: &RenditionId) -> Result<(), WireError> {
+    if claims.permits(rendition) {
+        Ok(())
+    } else {
+        Err(refuse(
+            ErrorCode::LicenseNotCovered,
+            format!("license does not cover rendition {rendition}"),
+        ))
+    }
+}
+
+fn fingerprint(node: &NodeId) -> u32 {
+    let bytes = node.as_bytes();
+    // Never 0, which marks an empty reporter cell.
+    u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) | 1
+}
+
+impl Tracker {
+    /// An empty tracker.
+    pub fn new(config: TrackerConfig) -> Self {
+        Self {
+            config,
+            peers: Vec::new(),
+            free: Vec::new(),
+            by_node: HashMap::new(),
+            renditions: HashMap::new(),
+            seq: 0,
+            stats: TrackerStats::default(),
+            popular: Vec::new(),
+            popular_at_ms: None,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TrackerConfig {
+        &self.config
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> TrackerStats {
+        self.stats
+    }
+
+    /// Peers with a live announce (or in quarantine).
+    pub fn peers(&self) -> usize {
+        self.by_node.len()
+    }
+
+    /// Renditions tracked.
+    pub fn renditions(&self) -> usize {
+        self.renditions.len()
+    }
+
+    /// (peer, rendition) entries held, including stale ones not yet pruned.
+    pub fn entries(&self) -> usize {
+        self.renditions
+            .values()
+            .map(|entry| entry.holders.len())
+            .sum()
+    }
+
+    fn holder_valid(&self, holder: &Holder, now_ms: u64) -> bool {
+        self.peers.get(holder.slot as usize).is_some_and(|peer| {
+            peer.seq == holder.seq
+                && peer.expires_ms > now_ms
+                && peer.quarantined_until_ms <= now_ms
+        })
+    }
+
+    fn refused<T>(&mut self, error: WireError) -> Result<T, WireError> {
+        self.stats.refused += 1;
+        Err(error)
+    }
+
+    /// Records `announce` from `node`, whose verified credential is `claims`. Returns the
+    /// TTL in milliseconds: announce again before it runs out.
+    pub fn announce(
+        &mut self,
+        now: UnixMillis,
+        node: &NodeId,
+        claims: &LicenseClaims,
+        announce: &Announce,
+    ) -> Result<u32, WireError> {
+        if let Err(error) = self.check_announce(now, node, claims, announce) {
+            return self.refused(error);
+        }
+        let now_ms = now.0;
+        let slot = match self.by_node.get(node) {
+            Some(&slot) => slot,
+            None => {
+                let slot = match self.free.pop() {
+                    Some(slot) => slot,
+                    None if self.peers.len() < self.config.peers_max => {
+                        self.peers.push(PeerSlot {
+                            node: *node,
+                            addrs: Box::new([]),
+                            region: claims.region,
+                            role: announce.role,
+                            spare_kbps: 0,
+                            seq: 0,
+                            last_announce_ms: 0,
+                            expires_ms: 0,
+                            quarantined_until_ms: 0,
+                            reporters: [0; REPORTERS_KEPT],
+                            strikes: 0,
+                        });
+                        (self.peers.len() - 1) as u32
+                    }
+                    None => {
+                        return self.refused(refuse(
+                            ErrorCode::Overloaded,
+                            "tracker full: no room for another peer",
+                        ));
+                    }
+                };
+                let peer = &mut self.peers[slot as usize];
+                peer.node = *node;
+                peer.reporters = [0; REPORTERS_KEPT];
+                peer.strikes = 0;
+                peer.quarantined_until_ms = 0;
+                peer.last_announce_ms = 0;
+                self.by_node.insert(*node, slot);
+                slot
+            }
+        };
+        let peer = &mut self.peers[slot as usize];
+        if peer.quarantined_until_ms > now_ms {
+            return self.refused(refuse(
+                ErrorCode::Overloaded,
+                "quarantined after reports of failed serving",
+            ));
+        }
+        if peer.seq != 0
+            && now_ms.saturating_sub(peer.last_announce_ms) < self.config.announce_interval_min_ms
+        {
+            return self.refused(refuse(ErrorCode::Overloaded, "announcing too often"));
+        }
+        self.seq += 1;
+        let seq = self.seq;
+        peer.seq = seq;
+        peer.addrs = announce.addrs.clone().into_boxed_slice();
+        // The signed region, not the claimed one (they were checked equal).
+        peer.region = claims.region;
+        peer.role = announce.role;
+        peer.spare_kbps = announce.upload_spare_kbps;
+        peer.last_announce_ms = now_ms;
+        peer.expires_ms = now_ms.saturating_add(self.config.announce_ttl_ms);
+        for rendition in &announce.renditions {
+            self.add_holder(now_ms, *rendition, Holder { seq, slot });
+        }
+        self.stats.announces += 1;
+        Ok(u32::try_from(self.config.announce_ttl_ms).unwrap_or(u32::MAX))
+    }
+
+    fn check_announce(
+        &self,
+        now: UnixMillis,
+        node: &NodeId,
+        claims: &LicenseClaims,
+        announce: &Announce,
+    ) -> Result<(), WireError> {
+        check_claims(node, claims, now)?;
+        match (announce.role, &claims.scope) {
+            (NodeRole::SuperNode, LicenseScope::SuperNode) | (NodeRole::Client, _) => {}
+            (NodeRole::SuperNode, _) => {
+                return Err(refuse(
+                    ErrorCode::LicenseNotCovered,
+                    "announcing as a super-node needs a super-node role token",
+                ));
+            }
+            (NodeRole::Origin, _) => {
+                return Err(refuse(
+                    ErrorCode::BadRequest,
+                    "origins are not announced to trackers",
+                ));
+            }
+        }
+        if announce.region != claims.region {
+            return Err(refuse(
+                ErrorCode::NotInRegion,
+                format!(
+                    "announced region {} differs from the licensed region {}",
+                    announce.region, claims.region
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn add_holder(&mut self, now_ms: u64, rendition: RenditionId, holder: Holder) {
+        let renditions_full = self.renditions.len() >= self.config.renditions_max;
+        let entry = match self.renditions.get_mut(&rendition) {
+            Some(entry) => entry,
+            None if renditions_full => {
+                self.stats.renditions_dropped += 1;
+                return;
+            }
+            None => self.renditions.entry(rendition).or_default(),
+        };
+        let peers = &self.peers;
+        let valid = |held: &Holder| {
+            peers.get(held.slot as usize).is_some_and(|peer| {
+                peer.seq == held.seq
+                    && peer.expires_ms > now_ms
+                    && peer.quarantined_until_ms <= now_ms
+            })
+        };
+        // Same peer again (a duplicate in one announce, or a refresh): update in place.
+        if let Some(existing) = entry
+            .holders
+            .iter_mut()
+            .find(|held| held.slot == holder.slot)
+        {
+            *existing = holder;
+            return;
+        }
+        let max = self.config.peers_per_rendition_max.max(1);
+        if entry.holders.len() >= max {
+            // Replace a stale pair if there is one, else the least recent holder.
+            let victim = entry
+                .holders
+                .iter()
+                .position(|held| !valid(held))
+                .or_else(|| {
+                    entry
+                        .holders
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, held)| held.seq)
+                        .map(|(at, _)| at)
+                });
+            if let Some(at) = victim {
+                entry.holders[at] = holder;
+            }
+            return;
+        }
+        if entry.holders.len() == entry.holders.capacity() {
+            let grow = (entry.holders.capacity() * 2).clamp(2, max) - entry.holders.len();
+            entry.holders.reserve_exact(grow);
+        }
+        entry.holders.push(holder);
+    }
+
+    /// Answers `query` from `asker`, whose verified license is `claims`.
+    pub fn query(
+        &mut self,
+        now: UnixMillis,
+        asker: &NodeId,
+        claims: &LicenseClaims,
+        query: &PeerQuery,
+    ) -> Result<PeerList, WireError> {
+        if let Err(error) = check_claims(asker, claims, now)
+            .and_then(|()| check_covers(claims, &query.rendition))
+            .and_then(|()| transport_free_check_region(claims))
+        {
+            return self.refused(error);
+        }
+        let now_ms = now.0;
+        let half_life = self.config.popularity_half_life_ms;
+        let Some(entry) = self.renditions.get_mut(&query.rendition) else {
+            // Remember demand for renditions nobody holds yet, within the map's bound.
+            if self.renditions.len() < self.config.renditions_max {
+                let entry = self.renditions.entry(query.rendition).or_default();
+                bump(entry, now_ms, half_life);
+            }
+            self.stats.queries += 1;
+            return Ok(PeerList {
+                rendition: query.rendition,
+                peers: Vec::new(),
+            });
+        };
+        bump(entry, now_ms, half_life);
+        let peers = &self.peers;
+        entry.holders.retain(|held| {
+            peers.get(held.slot as usize).is_some_and(|peer| {
+                peer.seq == held.seq
+                    && peer.expires_ms > now_ms
+                    && peer.quarantined_until_ms <= now_ms
+            })
+        });
+        let mut candidates: Vec<(u32, &PeerSlot)> = entry
+            .holders
+            .iter()
+            .map(|held| (held.slot, &peers[held.slot as usize]))
+            .filter(|(_, peer)| peer.node != *asker && claims.market_includes(&peer.region))
+            .collect();
+        candidates.sort_unstable_by(|(_, a), (_, b)| {
+            let key = |peer: &PeerSlot| {
+                (
+                    peer.region == claims.region,
+                    peer.role == NodeRole::SuperNode,
+                    peer.spare_kbps,
+                    peer.seq,
+                )
+            };
+            key(b).cmp(&key(a))
+        });
+        let want = usize::from(query.want).min(self.config.peers_returned_max);
+        let list = PeerList {
+            rendition: query.rendition,
+            peers: candidates
+                .iter()
+                .take(want)
+                .map(|(_, peer)| PeerInfo {
+                    node: peer.node,
+                    addrs: peer.addrs.to_vec(),
+                    region: peer.region,
+                    role: peer.role,
+                    upload_spare_kbps: peer.spare_kbps,
+                })
+                .collect(),
+        };
+        self.stats.queries += 1;
+        Ok(list)
+    }
+
+    /// Takes `report` from `reporter` (verified license `claims`): the reported peer loses its
+    /// entry for the rendition at once, and reports from
+    /// [`TrackerConfig::strikes_to_quarantine`] distinct reporters quarantine it. Distinct
+    /// reporters are required because the tracker cannot check a report: one client must not
+    /// be able to evict an honest peer on its own.
+    pub fn report(
+        &mut self,
+        now: UnixMillis,
+        reporter: &NodeId,
+        claims: &LicenseClaims,
+        report: &PeerReport,
+    ) -> Result<(), WireError> {
+        if let Err(error) = check_claims(reporter, claims, now)
+            .and_then(|()| check_covers(claims, &report.rendition))
+        {
+            return self.refused(error);
+        }
+        let Some(&slot) = self.by_node.get(&report.peer) else {
+            self.stats.reports += 1;
+            return Ok(());
+        };
+        if let Some(entry) = self.renditions.get_mut(&report.rendition) {
+            entry.holders.retain(|held| held.slot != slot);
+        }
+        let peer = &mut self.peers[slot as usize];
+        let mark = fingerprint(reporter);
+        if !peer.reporters.contains(&mark) {
+            peer.reporters.rotate_right(1);
+            peer.reporters[0] = mark;
+            peer.strikes = peer.strikes.saturating_add(1);
+        }
+        if peer.strikes >= self.config.strikes_to_quarantine && peer.quarantined_until_ms <= now.0 {
+            peer.quarantined_until_ms = now.0.saturating_add(self.config.quarantine_ms);
+            peer.strikes = 0;
+            peer.reporters = [0; REPORTERS_KEPT];
+            self.stats.quarantined += 1;
+        }
+        self.stats.reports += 1;
+        Ok(())
+    }
+
+    /// The `want` most popular renditions, for a super-node (`claims` must carry the
+    /// super-node role). The list is recomputed at most every
+    /// [`TrackerConfig::popular_refresh_ms`].
+    pub fn popular(
+        &mut self,
+        now: UnixMillis,
+        node: &NodeId,
+        claims: &LicenseClaims,
+        want: usize,
+    ) -> Result<PopularList, WireError> {
+        if let Err(error) = check_claims(node, claims, now) {
+            return self.refused(error);
+        }
+        if !matches!(claims.scope, LicenseScope::SuperNode) {
+            return self.refused(refuse(
+                ErrorCode::LicenseNotCovered,
+                "popularity lists are for super-nodes",
+            ));
+        }
+        let stale = self
+            .popular_at_ms
+            .is_none_or(|at| now.0.saturating_sub(at) >= self.config.popular_refresh_ms);
+        if stale {
+            self.popular = self.compute_popular(now.0, protocol::wire::POPULAR_LIST_MAX);
+            self.popular_at_ms = Some(now.0);
+        }
+        Ok(PopularList {
+            renditions: self.popular.iter().take(want).copied().collect(),
+        })
+    }
+
+    fn compute_popular(&self, now_ms: u64, want: usize) -> Vec<PopularEntry> {
+        let half_life = self.config.popularity_half_life_ms;
+        let mut scored: Vec<PopularEntry> = self
+            .renditions
+            .iter()
+            .map(|(rendition, entry)| PopularEntry {
+                rendition: *rendition,
+                score: decayed(entry, now_ms, half_life).round() as u32,
+            })
+            .filter(|entry| entry.score > 0)
+            .collect();
+        if scored.len() > want {
+            scored.select_nth_unstable_by(want, |a, b| b.score.cmp(&a.score));
+            scored.truncate(want);
+        }
+        scored.sort_unstable_by(|a, b| b.score.cmp(&a.score).then(a.rendition.cmp(&b.rendition)));
+        scored
+    }
+
+    /// Frees the slots of peers whose announce has expired (and whose quarantine is over) and
+    /// drops renditions with no live holder and no remaining popularity. Returns the number of
+    /// peers removed. Drivers call it every few seconds; it walks the whole state.
+    pub fn expire(&mut self, now: UnixMillis) -> usize {
+        let now_ms = now.0;
+        let mut removed = 0;
+        for (slot, peer) in self.peers.iter_mut().enumerate() {
+            if peer.seq != 0 && peer.expires_ms <= now_ms && peer.quarantined_until_ms <= now_ms {
+                self.by_node.remove(&peer.node);
+                peer.seq = 0;
+                peer.addrs = Box::new([]);
+                self.free.push(slot as u32);
+                removed += 1;
+            }
+        }
+        let peers = &self.peers;
+        let half_life = self.config.popularity_half_life_ms;
+        self.renditions.retain(|_, entry| {
+            entry.holders.retain(|held| {
+                peers.get(held.slot as usize).is_some_and(|peer| {
+                    peer.seq == held.seq
+                        && peer.expires_ms > now_ms
+                        && peer.quarantined_until_ms <= now_ms
+                })
+            });
+            if entry.holders.is_empty() {
+                entry.holders = Vec::new();
+            }
+            !entry.holders.is_empty() || decayed(entry, now_ms, half_life) >= 0.5
+        });
+        removed
+    }
+
+    /// True when `node` is quarantined at `now`.
+    pub fn is_quarantined(&self, now: UnixMillis, node: &NodeId) -> bool {
+        self.by_node
+            .get(node)
+            .is_some_and(|&slot| self.peers[slot as usize].quarantined_until_ms > now.0)
+    }
+
+    /// Live holders of `rendition` at `now` (for checks and tests).
+    pub fn holders(&self, now: UnixMillis, rendition: &RenditionId) -> Vec<NodeId> {
+        self.renditions
+            .get(rendition)
+            .map(|entry| {
+                entry
+                    .holders
+                    .iter()
+                    .filter(|held| self.holder_valid(held, now.0))
+                    .map(|held| self.peers[held.slot as usize].node)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The asker's own region must be among the track's markets (the origin checked at issue
+/// time; the tracker checks again, the claims are signed).
+fn transport_free_check_region(claims: &LicenseClaims) -> Result<(), WireError> {
+    if claims.market_includes(&claims.region) {
+        Ok(())
+    } else {
+        Err(refuse(
+            ErrorCode::NotInRegion,
+            format!("track not licensed in {}", claims.region),
+        ))
+    }
+}
+
+fn decayed(entry: &RenditionEntry, now_ms: u64, half_life_ms: u64) -> f32 {
+    let elapsed_s = (now_ms / 1000).saturating_sub(u64::from(entry.score_at_s)) as f32;
+    let half_life_s = (half_life_ms as f32 / 1000.0).max(1.0);
+    entry.score * (-elapsed_s / half_life_s * std::f32::consts::LN_2).exp()
+}
+
+fn bump(entry: &mut RenditionEntry, now_ms: u64, half_life_ms: u64) {
+    entry.score = decayed(entry, now_ms, half_life_ms) + 1.0;
+    entry.score_at_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
+}

@@ -1,0 +1,482 @@
+//! The tracker's rules, driven through `TrackerService::answer` (signature checks included)
+//! with a clock the test controls.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope, LicenseToken};
+use protocol::wire::{
+    Announce, ErrorCode, NodeRole, PeerList, PeerQuery, PeerReport, PopularQuery, ReportReason,
+    Request, Response,
+};
+use protocol::{AccountId, Identity, NodeId, Region, RenditionId, UnixMillis};
+use rand::SeedableRng;
+use tracker::{TrackerConfig, TrackerService};
+
+const T0: u64 = 1_800_000_000_000;
+
+struct World {
+    origin: Identity,
+    rng: rand_chacha::ChaCha20Rng,
+    clock: Arc<AtomicU64>,
+    tracker: TrackerService,
+}
+
+fn region(code: &str) -> Region {
+    code.parse().unwrap()
+}
+
+fn rendition(n: u8) -> RenditionId {
+    RenditionId([n; 32])
+}
+
+impl World {
+    fn new(config: TrackerConfig) -> Self {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+        let origin = Identity::generate(&mut rng);
+        let clock = Arc::new(AtomicU64::new(T0));
+        let read = clock.clone();
+        let tracker = TrackerService::new(
+            config,
+            origin.node_id(),
+            Arc::new(move || UnixMillis(read.load(Ordering::Relaxed))),
+        );
+        Self {
+            origin,
+            rng,
+            clock,
+            tracker,
+        }
+    }
+
+    fn node(&mut self) -> Identity {
+        Identity::generate(&mut self.rng)
+    }
+
+    fn advance(&self, ms: u64) {
+        self.clock.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.load(Ordering::Relaxed)
+    }
+
+    fn token(
+        &self,
+        signer: &Identity,
+        node: NodeId,
+        region_code: &str,
+        scope: LicenseScope,
+        markets: &[&str],
+    ) -> LicenseToken {
+        let now = self.now();
+        let claims = LicenseClaims {
+            version: LICENSE_VERSION,
+            issuer: signer.node_id(),
+            account: AccountId([7; 16]),
+            node,
+            region: region(region_code),
+            scope,
+            markets: markets.iter().map(|code| region(code)).collect(),
+            issued_at: UnixMillis(now - 1_000),
+            expires_at: UnixMillis(now + 3_600_000),
+            offline: false,
+        };
+        LicenseToken::issue(signer, &claims).unwrap()
+    }
+
+    fn play(&self, node: NodeId, region_code: &str, markets: &[&str], r: RenditionId) -> LicenseToken {
+        let scope = LicenseScope::Play {
+            renditions: vec![r],
+        };
+        self.token(&self.origin, node, region_code, scope, markets)
+    }
+
+    fn announce(
+        &self,
+        node: &Identity,
+        region_code: &str,
+        role: NodeRole,
+        renditions: &[RenditionId],
+        spare: u32,
+    ) -> Response {
+        let credential = match role {
+            NodeRole::SuperNode => self.token(
+                &self.origin,
+                node.node_id(),
+                region_code,
+                LicenseScope::SuperNode,
+                &[],
+            ),
+            _ => self.play(node.node_id(), region_code, &[], rendition(0)),
+        };
+        self.tracker.answer(
+            node.node_id(),
+            &Request::Announce(Announce {
+                region: region(region_code),
+                role,
+                addrs: vec![SocketAddr::from(([127, 0, 0, 1], 4000))],
+                renditions: renditions.to_vec(),
+                upload_spare_kbps: spare,
+                credential,
+            }),
+        )
+    }
+
+    fn query_with(&self, asker: &Identity, license: LicenseToken, r: RenditionId) -> Response {
+        self.tracker.answer(
+            asker.node_id(),
+            &Request::PeerQuery(PeerQuery {
+                rendition: r,
+                want: 10,
+                license,
+            }),
+        )
+    }
+
+    fn query(&self, asker: &Identity, region_code: &str, markets: &[&str], r: RenditionId) -> PeerList {
+        let license = self.play(asker.node_id(), region_code, markets, r);
+        match self.query_with(asker, license, r) {
+            Response::PeerList(list) => list,
+            other => panic!("expected a peer list, got {other:?}"),
+        }
+    }
+}
+
+fn error_code(response: Response) -> ErrorCode {
+    match response {
+        Response::Error(error) => error.code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+fn acked(response: Response) {
+    assert!(
+        matches!(response, Response::AnnounceAck { ttl_ms } if ttl_ms > 0),
+        "{response:?}"
+    );
+}
+
+#[test]
+fn the_licensing_and_region_matrix_at_the_tracker() {
+    let mut world = World::new(TrackerConfig::default());
+    let r = rendition(1);
+    let holder_se = world.node();
+    let holder_de = world.node();
+    acked(world.announce(&holder_se, "SE", NodeRole::Client, &[r], 1000));
+    acked(world.announce(&holder_de, "DE", NodeRole::Client, &[r], 1000));
+    let asker = world.node();
+    let id = asker.node_id();
+
+    // Valid token, track licensed everywhere: both holders.
+    assert_eq!(world.query(&asker, "SE", &[], r).peers.len(), 2);
+
+    // Track licensed in SE and NO only: the DE holder is never listed.
+    let list = world.query(&asker, "SE", &["SE", "NO"], r);
+    assert_eq!(list.peers.len(), 1);
+    assert_eq!(list.peers[0].node, holder_se.node_id());
+
+    // Expired.
+    let expired = world.play(id, "SE", &[], r);
+    world.advance(3_600_001);
+    assert_eq!(
+        error_code(world.query_with(&asker, expired, r)),
+        ErrorCode::LicenseExpired
+    );
+
+    // Forged: signed by someone who is not the origin.
+    let forger = world.node();
+    let scope = LicenseScope::Play {
+        renditions: vec![r],
+    };
+    let forged = world.token(&forger, id, "SE", scope, &[]);
+    assert_eq!(
+        error_code(world.query_with(&asker, forged, r)),
+        ErrorCode::LicenseForged
+    );
+
+    // Bound to another node.
+    let other = world.node();
+    let stolen = world.play(other.node_id(), "SE", &[], r);
+    assert_eq!(
+        error_code(world.query_with(&asker, stolen, r)),
+        ErrorCode::LicenseWrongNode
+    );
+
+    // Covers another rendition.
+    let elsewhere = world.play(id, "SE", &[], rendition(9));
+    assert_eq!(
+        error_code(world.query_with(&asker, elsewhere, r)),
+        ErrorCode::LicenseNotCovered
+    );
+
+    // Out-of-market track: the asker's region is not among the markets.
+    let out_of_market = world.play(id, "SE", &["US"], r);
+    assert_eq!(
+        error_code(world.query_with(&asker, out_of_market, r)),
+        ErrorCode::NotInRegion
+    );
+
+    // Wrong region: announcing a region other than the licensed one.
+    let liar = world.node();
+    let credential = world.play(liar.node_id(), "SE", &[], r);
+    let response = world.tracker.answer(
+        liar.node_id(),
+        &Request::Announce(Announce {
+            region: region("US"),
+            role: NodeRole::Client,
+            addrs: vec![],
+            renditions: vec![r],
+            upload_spare_kbps: 0,
+            credential,
+        }),
+    );
+    assert_eq!(error_code(response), ErrorCode::NotInRegion);
+
+    // A client token cannot announce a super-node.
+    let pretender = world.node();
+    let credential = world.play(pretender.node_id(), "SE", &[], r);
+    let response = world.tracker.answer(
+        pretender.node_id(),
+        &Request::Announce(Announce {
+            region: region("SE"),
+            role: NodeRole::SuperNode,
+            addrs: vec![],
+            renditions: vec![r],
+            upload_spare_kbps: 0,
+            credential,
+        }),
+    );
+    assert_eq!(error_code(response), ErrorCode::LicenseNotCovered);
+}
+
+#[test]
+fn ranking_prefers_same_region_then_super_nodes_then_spare_capacity() {
+    let mut world = World::new(TrackerConfig::default());
+    let r = rendition(2);
+    let far_super = world.node();
+    let near_small = world.node();
+    let near_big = world.node();
+    let near_super = world.node();
+    acked(world.announce(&far_super, "DE", NodeRole::SuperNode, &[r], 90_000));
+    acked(world.announce(&near_small, "SE", NodeRole::Client, &[r], 100));
+    acked(world.announce(&near_big, "SE", NodeRole::Client, &[r], 5_000));
+    acked(world.announce(&near_super, "SE", NodeRole::SuperNode, &[r], 1));
+    let asker = world.node();
+    let order: Vec<NodeId> = world
+        .query(&asker, "SE", &[], r)
+        .peers
+        .iter()
+        .map(|peer| peer.node)
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            near_super.node_id(),
+            near_big.node_id(),
+            near_small.node_id(),
+            far_super.node_id()
+        ]
+    );
+    // Never the asker itself.
+    let list = world.query(&near_big, "SE", &[], r);
+    assert!(list.peers.iter().all(|peer| peer.node != near_big.node_id()));
+    assert_eq!(list.peers.len(), 3);
+}
+
+#[test]
+fn lists_are_capped_and_holders_bounded_to_the_most_recent() {
+    let mut world = World::new(TrackerConfig::default());
+    let r = rendition(3);
+    let mut holders = Vec::new();
+    for _ in 0..30 {
+        let node = world.node();
+        acked(world.announce(&node, "SE", NodeRole::Client, &[r], 100));
+        holders.push(node.node_id());
+        world.advance(10);
+    }
+    let asker = world.node();
+    let list = world.query(&asker, "SE", &[], r);
+    assert_eq!(list.peers.len(), 10, "peers_returned_max");
+    let now = UnixMillis(world.now());
+    let _ = now;
+    // Only the 20 most recent announcers are kept; the first 10 are gone.
+    for peer in &list.peers {
+        assert!(holders[10..].contains(&peer.node));
+    }
+}
+
+#[test]
+fn announces_are_soft_state_that_expires() {
+    let mut world = World::new(TrackerConfig::default());
+    let r = rendition(4);
+    let holder = world.node();
+    acked(world.announce(&holder, "SE", NodeRole::Client, &[r], 100));
+    let asker = world.node();
+    assert_eq!(world.query(&asker, "SE", &[], r).peers.len(), 1);
+    world.advance(TrackerConfig::default().announce_ttl_ms + 1);
+    assert!(world.query(&asker, "SE", &[], r).peers.is_empty());
+    assert_eq!(world.tracker.expire(), 1);
+    let (_, peers, _) = world.tracker.snapshot();
+    assert_eq!(peers, 0);
+    // A re-announce without the rendition withdraws it at once.
+    acked(world.announce(&holder, "SE", NodeRole::Client, &[r], 100));
+    assert_eq!(world.query(&asker, "SE", &[], r).peers.len(), 1);
+    world.advance(2_000);
+    acked(world.announce(&holder, "SE", NodeRole::Client, &[rendition(5)], 100));
+    assert!(world.query(&asker, "SE", &[], r).peers.is_empty());
+}
+
+#[test]
+fn announce_floods_are_refused_and_capacity_is_bounded() {
+    let config = TrackerConfig {
+        peers_max: 3,
+        renditions_max: 5,
+        ..TrackerConfig::default()
+    };
+    let mut world = World::new(config);
+    let node = world.node();
+    acked(world.announce(&node, "SE", NodeRole::Client, &[rendition(1)], 1));
+    assert_eq!(
+        error_code(world.announce(&node, "SE", NodeRole::Client, &[rendition(1)], 1)),
+        ErrorCode::Overloaded
+    );
+    world.advance(1_000);
+    acked(world.announce(&node, "SE", NodeRole::Client, &[rendition(1)], 1));
+    // Three peers fit, the fourth is refused until one expires.
+    for _ in 0..2 {
+        let other = world.node();
+        acked(world.announce(&other, "SE", NodeRole::Client, &[], 1));
+    }
+    let late = world.node();
+    assert_eq!(
+        error_code(world.announce(&late, "SE", NodeRole::Client, &[], 1)),
+        ErrorCode::Overloaded
+    );
+    // Renditions beyond the cap are not recorded, and nothing grows.
+    world.advance(1_000);
+    let many: Vec<RenditionId> = (10..60).map(rendition).collect();
+    acked(world.announce(&node, "SE", NodeRole::Client, &many, 1));
+    let (stats, peers, renditions) = world.tracker.snapshot();
+    assert_eq!(peers, 3);
+    assert!(renditions <= 5, "{renditions}");
+    assert!(stats.renditions_dropped > 0);
+    world.advance(TrackerConfig::default().announce_ttl_ms + 1);
+    world.tracker.expire();
+    acked(world.announce(&late, "SE", NodeRole::Client, &[], 1));
+}
+
+#[test]
+fn reports_drop_the_entry_and_distinct_reporters_quarantine_the_peer() {
+    let mut world = World::new(TrackerConfig::default());
+    let r = rendition(6);
+    let liar = world.node();
+    acked(world.announce(&liar, "SE", NodeRole::Client, &[r, rendition(7)], 100));
+    let report = |world: &World, reporter: &Identity| {
+        let license = world.play(reporter.node_id(), "SE", &[], r);
+        world.tracker.answer(
+            reporter.node_id(),
+            &Request::Report(PeerReport {
+                peer: liar.node_id(),
+                rendition: r,
+                reason: ReportReason::Missing,
+                license,
+            }),
+        )
+    };
+    let first = world.node();
+    assert_eq!(report(&world, &first), Response::Reported);
+    assert!(world.query(&first, "SE", &[], r).peers.is_empty(), "entry dropped");
+    // Still listed for the other rendition, and one reporter repeating itself changes nothing.
+    assert_eq!(world.query(&first, "SE", &[], rendition(7)).peers.len(), 1);
+    for _ in 0..5 {
+        assert_eq!(report(&world, &first), Response::Reported);
+    }
+    assert_eq!(world.query(&first, "SE", &[], rendition(7)).peers.len(), 1);
+    // Two more distinct reporters: quarantined everywhere, re-announces refused.
+    for _ in 0..2 {
+        let reporter = world.node();
+        assert_eq!(report(&world, &reporter), Response::Reported);
+    }
+    assert!(world.query(&first, "SE", &[], rendition(7)).peers.is_empty());
+    world.advance(2_000);
+    assert_eq!(
+        error_code(world.announce(&liar, "SE", NodeRole::Client, &[r], 100)),
+        ErrorCode::Overloaded
+    );
+    // A report needs a license for the rendition.
+    let stranger = world.node();
+    let license = world.play(stranger.node_id(), "SE", &[], rendition(99));
+    let response = world.tracker.answer(
+        stranger.node_id(),
+        &Request::Report(PeerReport {
+            peer: liar.node_id(),
+            rendition: r,
+            reason: ReportReason::BadChunk,
+            license,
+        }),
+    );
+    assert_eq!(error_code(response), ErrorCode::LicenseNotCovered);
+}
+
+#[test]
+fn popularity_follows_queries_and_is_for_super_nodes() {
+    let mut world = World::new(TrackerConfig::default());
+    let asker = world.node();
+    for (n, times) in [(10u8, 5), (11, 20), (12, 1)] {
+        for _ in 0..times {
+            world.query(&asker, "SE", &[], rendition(n));
+        }
+    }
+    let super_node = world.node();
+    let credential = world.token(
+        &world.origin,
+        super_node.node_id(),
+        "SE",
+        LicenseScope::SuperNode,
+        &[],
+    );
+    let response = world.tracker.answer(
+        super_node.node_id(),
+        &Request::Popular(PopularQuery {
+            want: 2,
+            credential,
+        }),
+    );
+    let Response::Popular(list) = response else {
+        panic!("{response:?}");
+    };
+    let order: Vec<RenditionId> = list.renditions.iter().map(|entry| entry.rendition).collect();
+    assert_eq!(order, vec![rendition(11), rendition(10)]);
+    assert_eq!(list.renditions[0].score, 20);
+    // A client token does not get the list.
+    let credential = world.play(asker.node_id(), "SE", &[], rendition(10));
+    let response = world.tracker.answer(
+        asker.node_id(),
+        &Request::Popular(PopularQuery {
+            want: 2,
+            credential,
+        }),
+    );
+    assert_eq!(error_code(response), ErrorCode::LicenseNotCovered);
+}
+
+#[test]
+fn chunk_requests_are_refused_by_a_tracker() {
+    let mut world = World::new(TrackerConfig::default());
+    let node = world.node();
+    let license = world.play(node.node_id(), "SE", &[], rendition(1));
+    let response = world.tracker.answer(
+        node.node_id(),
+        &Request::Manifest(protocol::wire::ManifestRequest {
+            rendition: rendition(1),
+            license,
+        }),
+    );
+    assert_eq!(error_code(response), ErrorCode::BadRequest);
+    assert_eq!(
+        world.tracker.answer(node.node_id(), &Request::Ping { nonce: 3 }),
+        Response::Pong { nonce: 3 }
+    );
+}
