@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod network_cmd;
 mod origin_cmd;
 
 /// Chorus: peer-assisted music streaming.
@@ -29,6 +30,12 @@ enum Command {
     Origin(origin_cmd::OriginArgs),
     /// Upload audio files to an origin as an artist, with a progress bar per file.
     Ingest(origin_cmd::IngestArgs),
+    /// Run a tracker: tells clients who holds what, under licensing and region rules. Works
+    /// with no flags when an origin runs on this machine (it reads the origin's key).
+    Tracker(network_cmd::TrackerArgs),
+    /// Run a super-node: caches popular renditions (ciphertext only) within --cache-bytes and
+    /// serves them to licensed peers. Needs a super-node account on the origin.
+    Node(network_cmd::NodeArgs),
     /// Operator actions on an origin's data directory (run with the origin stopped).
     Admin {
         #[command(subcommand)]
@@ -59,5 +66,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Origin(args) => origin_cmd::run_origin(args),
         Command::Ingest(args) => origin_cmd::run_ingest(args),
         Command::Admin { command } => origin_cmd::run_admin(command),
+        Command::Tracker(args) => network_cmd::run_tracker(args),
+        Command::Node(args) => network_cmd::run_node(args),
     }
 }

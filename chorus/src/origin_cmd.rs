@@ -73,7 +73,7 @@ pub fn run_origin(args: OriginArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn wait_for_shutdown_signal() -> anyhow::Result<()> {
+pub async fn wait_for_shutdown_signal() -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         let mut terminate =

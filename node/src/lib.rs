@@ -1,4 +1,17 @@
-//! The super-node: caches and serves ciphertext chunks to licensed peers.
+//! The Chorus super-node: an always-on peer run by volunteers and ISPs.
 //!
-//! Empty until its issue lands; the shared protocol lives in `protocol`, the data plane in
-//! `transport`.
+//! - [`cache`]: the sans-IO cache policy (popular renditions pinned, the rest LRU).
+//! - [`store`]: the disk cache of whole renditions (ciphertext and signed manifests only;
+//!   never a content key), crash-safe, verified on load and before serving.
+//! - [`fetch`]: fetching a rendition from ranked sources with every chunk verified and
+//!   sources that send bad chunks banned.
+//! - [`origin_api`]: the origin HTTP calls a super-node makes (role token, network info).
+//! - [`supernode`]: the driver behind `chorus node`.
+
+pub mod cache;
+pub mod fetch;
+pub mod origin_api;
+pub mod store;
+pub mod supernode;
+
+pub use supernode::{SuperNode, SuperNodeConfig, SuperNodeStats};

@@ -18,33 +18,9 @@ use crate::config::OriginConfig;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-/// Loads a 32-byte secret from `path`, creating it (mode 0600) on first start.
 fn load_or_create_secret(path: &Path) -> anyhow::Result<[u8; 32]> {
-    match std::fs::read(path) {
-        Ok(bytes) => bytes
-            .as_slice()
-            .try_into()
-            .with_context(|| format!("{} is not a 32-byte key", path.display())),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let secret: [u8; 32] = rand::random();
-            let temp = path.with_extension("tmp");
-            {
-                use std::io::Write;
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create(true).truncate(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let mut file = options
-                    .open(&temp)
-                    .with_context(|| format!("creating {}", temp.display()))?;
-                file.write_all(&secret)?;
-                file.sync_all()?;
-            }
-            std::fs::rename(&temp, path)?;
-            Ok(secret)
-        }
-        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
-    }
+    transport::keyfile::load_or_create_secret(path)
+        .with_context(|| format!("reading or creating {}", path.display()))
 }
 
 /// The origin's signing identity, kept in `DATA/origin.key`.

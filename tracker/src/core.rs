@@ -428,9 +428,11 @@ impl Tracker {
         }
         let now_ms = now.0;
         let half_life = self.config.popularity_half_life_ms;
+        // Listeners' queries are demand; a super-node filling its cache is not.
+        let listener = matches!(claims.scope, LicenseScope::Play { .. });
         let Some(entry) = self.renditions.get_mut(&query.rendition) else {
             // Remember demand for renditions nobody holds yet, within the map's bound.
-            if self.renditions.len() < self.config.renditions_max {
+            if listener && self.renditions.len() < self.config.renditions_max {
                 let entry = self.renditions.entry(query.rendition).or_default();
                 bump(entry, now_ms, half_life);
             }
@@ -440,7 +442,9 @@ impl Tracker {
                 peers: Vec::new(),
             });
         };
-        bump(entry, now_ms, half_life);
+        if listener {
+            bump(entry, now_ms, half_life);
+        }
         let peers = &self.peers;
         entry.holders.retain(|held| {
             peers.get(held.slot as usize).is_some_and(|peer| {

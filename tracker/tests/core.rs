@@ -86,7 +86,13 @@ impl World {
         LicenseToken::issue(signer, &claims).unwrap()
     }
 
-    fn play(&self, node: NodeId, region_code: &str, markets: &[&str], r: RenditionId) -> LicenseToken {
+    fn play(
+        &self,
+        node: NodeId,
+        region_code: &str,
+        markets: &[&str],
+        r: RenditionId,
+    ) -> LicenseToken {
         let scope = LicenseScope::Play {
             renditions: vec![r],
         };
@@ -135,7 +141,13 @@ impl World {
         )
     }
 
-    fn query(&self, asker: &Identity, region_code: &str, markets: &[&str], r: RenditionId) -> PeerList {
+    fn query(
+        &self,
+        asker: &Identity,
+        region_code: &str,
+        markets: &[&str],
+        r: RenditionId,
+    ) -> PeerList {
         let license = self.play(asker.node_id(), region_code, markets, r);
         match self.query_with(asker, license, r) {
             Response::PeerList(list) => list,
@@ -281,7 +293,11 @@ fn ranking_prefers_same_region_then_super_nodes_then_spare_capacity() {
     );
     // Never the asker itself.
     let list = world.query(&near_big, "SE", &[], r);
-    assert!(list.peers.iter().all(|peer| peer.node != near_big.node_id()));
+    assert!(
+        list.peers
+            .iter()
+            .all(|peer| peer.node != near_big.node_id())
+    );
     assert_eq!(list.peers.len(), 3);
 }
 
@@ -387,7 +403,10 @@ fn reports_drop_the_entry_and_distinct_reporters_quarantine_the_peer() {
     };
     let first = world.node();
     assert_eq!(report(&world, &first), Response::Reported);
-    assert!(world.query(&first, "SE", &[], r).peers.is_empty(), "entry dropped");
+    assert!(
+        world.query(&first, "SE", &[], r).peers.is_empty(),
+        "entry dropped"
+    );
     // Still listed for the other rendition, and one reporter repeating itself changes nothing.
     assert_eq!(world.query(&first, "SE", &[], rendition(7)).peers.len(), 1);
     for _ in 0..5 {
@@ -399,7 +418,12 @@ fn reports_drop_the_entry_and_distinct_reporters_quarantine_the_peer() {
         let reporter = world.node();
         assert_eq!(report(&world, &reporter), Response::Reported);
     }
-    assert!(world.query(&first, "SE", &[], rendition(7)).peers.is_empty());
+    assert!(
+        world
+            .query(&first, "SE", &[], rendition(7))
+            .peers
+            .is_empty()
+    );
     world.advance(2_000);
     assert_eq!(
         error_code(world.announce(&liar, "SE", NodeRole::Client, &[r], 100)),
@@ -447,7 +471,11 @@ fn popularity_follows_queries_and_is_for_super_nodes() {
     let Response::Popular(list) = response else {
         panic!("{response:?}");
     };
-    let order: Vec<RenditionId> = list.renditions.iter().map(|entry| entry.rendition).collect();
+    let order: Vec<RenditionId> = list
+        .renditions
+        .iter()
+        .map(|entry| entry.rendition)
+        .collect();
     assert_eq!(order, vec![rendition(11), rendition(10)]);
     assert_eq!(list.renditions[0].score, 20);
     // A client token does not get the list.
@@ -476,7 +504,9 @@ fn chunk_requests_are_refused_by_a_tracker() {
     );
     assert_eq!(error_code(response), ErrorCode::BadRequest);
     assert_eq!(
-        world.tracker.answer(node.node_id(), &Request::Ping { nonce: 3 }),
+        world
+            .tracker
+            .answer(node.node_id(), &Request::Ping { nonce: 3 }),
         Response::Pong { nonce: 3 }
     );
 }

@@ -1,0 +1,476 @@
+//! The super-node driver: identity, role token, disk cache, the serving endpoint, and the
+//! loops that announce, learn popularity and fill the cache.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use protocol::wire::{
+    ANNOUNCE_RENDITIONS_MAX, Announce, NodeRole, PeerQuery, PeerReport, PopularQuery, Priority,
+    Request, Response,
+};
+use protocol::{LicenseToken, NodeId, Region, RenditionId};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use transport::chunks::{ChunkService, Clock, system_clock};
+use transport::upload::UploadGate;
+use transport::{Endpoint, Limits};
+
+use crate::fetch::{BanList, Source, fetch_rendition};
+use crate::origin_api::{NodeAddr, OriginApi, RoleToken};
+use crate::store::DiskCache;
+
+/// Settings of a super-node.
+#[derive(Debug, Clone)]
+pub struct SuperNodeConfig {
+    /// Cache directory (also holds `node.key`, the node's identity).
+    pub cache_dir: PathBuf,
+    /// Byte budget of the cache.
+    pub cache_bytes: u64,
+    /// Share of the budget the most popular renditions may pin.
+    pub pin_fraction: f64,
+    /// Where to accept QUIC connections.
+    pub listen: SocketAddr,
+    /// The address to announce, when it differs from `listen` (NAT, 0.0.0.0).
+    pub public_addr: Option<SocketAddr>,
+    /// The origin's HTTP base URL.
+    pub origin_url: String,
+    /// The super-node account.
+    pub username: String,
+    /// Its password.
+    pub password: String,
+    /// The tracker; default: the one the origin names.
+    pub tracker: Option<NodeAddr>,
+    /// Concurrent uploads.
+    pub upload_slots: usize,
+    /// Upload cap in bytes per second (none: unlimited).
+    pub upload_bytes_per_s: Option<u64>,
+    /// Popular renditions asked for each round.
+    pub popular_want: u16,
+    /// Interval of the popularity/fill round.
+    pub refresh: Duration,
+    /// Requests for a rendition it does not hold before it fetches it (unpinned).
+    pub fill_after_misses: u32,
+    /// Renditions fetched per round at most.
+    pub fills_per_round: usize,
+}
+
+impl SuperNodeConfig {
+    /// Defaults for everything but where and who.
+    pub fn new(cache_dir: PathBuf, origin_url: String, username: String, password: String) -> Self {
+        Self {
+            cache_dir,
+            cache_bytes: 10 * 1024 * 1024 * 1024,
+            pin_fraction: 0.5,
+            listen: SocketAddr::from(([0, 0, 0, 0], 4470)),
+            public_addr: None,
+            origin_url,
+            username,
+            password,
+            tracker: None,
+            upload_slots: 256,
+            upload_bytes_per_s: None,
+            popular_want: 200,
+            refresh: Duration::from_secs(30),
+            fill_after_misses: 2,
+            fills_per_round: 16,
+        }
+    }
+}
+
+/// Counters of a running super-node.
+#[derive(Debug, Default)]
+pub struct SuperNodeStats {
+    /// Announces acknowledged by the tracker.
+    pub announces: AtomicU64,
+    /// Renditions fetched into the cache.
+    pub fills: AtomicU64,
+    /// Fetches that failed.
+    pub fill_failures: AtomicU64,
+    /// Bytes fetched from the origin.
+    pub bytes_from_origin: AtomicU64,
+    /// Bytes fetched from peers.
+    pub bytes_from_peers: AtomicU64,
+}
+
+struct Shared {
+    config: SuperNodeConfig,
+    endpoint: Endpoint,
+    cache: Arc<DiskCache>,
+    api: OriginApi,
+    role: Mutex<RoleToken>,
+    tracker: Option<NodeAddr>,
+    gate: Arc<UploadGate>,
+    bans: BanList,
+    changed: Notify,
+    stats: Arc<SuperNodeStats>,
+    announce_addr: SocketAddr,
+}
+
+impl Shared {
+    fn role(&self) -> RoleToken {
+        self.role
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+}
+
+/// A running super-node.
+pub struct SuperNode {
+    /// Its node id.
+    pub node_id: NodeId,
+    /// Where it accepts QUIC connections.
+    pub quic_addr: SocketAddr,
+    /// Its region (from the role token).
+    pub region: Region,
+    /// The tracker it announces to, if any.
+    pub tracker: Option<NodeAddr>,
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SuperNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SuperNode")
+            .field("node_id", &self.node_id)
+            .field("quic_addr", &self.quic_addr)
+            .finish()
+    }
+}
+
+impl SuperNode {
+    /// Starts a super-node: loads or creates its identity, logs in to the origin for a role
+    /// token, opens the cache, serves it, and starts announcing and filling.
+    pub async fn start(config: SuperNodeConfig) -> anyhow::Result<Self> {
+        let identity =
+            transport::keyfile::load_or_create_identity(&config.cache_dir.join("node.key"))
+                .with_context(|| format!("node key in {}", config.cache_dir.display()))?;
+        let node_id = identity.node_id();
+        let api = OriginApi::new(&config.origin_url)?;
+        let access = api.login(&config.username, &config.password).await?;
+        let role = api.role_token(&access, &node_id).await?;
+        let origin = role.network.origin.node;
+        let region = role.region;
+        let clock: Clock = system_clock();
+        let cache = Arc::new(DiskCache::open(
+            &config.cache_dir,
+            config.cache_bytes,
+            config.pin_fraction,
+            origin,
+            clock.clone(),
+        )?);
+        cache.set_region(region);
+        let endpoint = Endpoint::bind(&identity, config.listen, Limits::default())
+            .with_context(|| format!("binding {}", config.listen))?;
+        let quic_addr = endpoint.local_addr()?;
+        let gate = Arc::new(UploadGate::new(
+            config.upload_slots,
+            config.upload_bytes_per_s,
+        ));
+        let service = ChunkService::new(cache.clone(), origin, clock)
+            .with_region(region)
+            .with_upload_gate(gate.clone());
+        let serve = tokio::spawn(transport::serve(endpoint.clone(), Arc::new(service)));
+        let tracker = config.tracker.or(role.network.tracker);
+        let announce_addr = config.public_addr.unwrap_or(quic_addr);
+        let shared = Arc::new(Shared {
+            config,
+            endpoint,
+            cache,
+            api,
+            role: Mutex::new(role),
+            tracker,
+            gate,
+            bans: BanList::default(),
+            changed: Notify::new(),
+            stats: Arc::new(SuperNodeStats::default()),
+            announce_addr,
+        });
+        let tasks = vec![
+            serve,
+            tokio::spawn(renew_role(shared.clone())),
+            tokio::spawn(announce_loop(shared.clone())),
+            tokio::spawn(fill_loop(shared.clone())),
+        ];
+        Ok(Self {
+            node_id,
+            quic_addr,
+            region,
+            tracker,
+            shared,
+            tasks,
+        })
+    }
+
+    /// The disk cache.
+    pub fn cache(&self) -> &Arc<DiskCache> {
+        &self.shared.cache
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Arc<SuperNodeStats> {
+        &self.shared.stats
+    }
+
+    /// The upload gate (slots and bandwidth).
+    pub fn upload_gate(&self) -> &Arc<UploadGate> {
+        &self.shared.gate
+    }
+
+    /// Runs one popularity/fill round now (tests and tools; the loop runs it periodically).
+    pub async fn fill_round(&self) -> usize {
+        fill_round(&self.shared).await
+    }
+
+    /// Announces now.
+    pub async fn announce_now(&self) -> anyhow::Result<u32> {
+        announce(&self.shared).await
+    }
+
+    /// Stops serving and every loop.
+    pub async fn shutdown(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.shared.endpoint.close();
+        tokio::time::timeout(Duration::from_secs(2), self.shared.endpoint.wait_idle())
+            .await
+            .ok();
+    }
+}
+
+async fn tracker_request(shared: &Shared, request: &Request) -> anyhow::Result<Response> {
+    let tracker = shared.tracker.context("no tracker configured")?;
+    let peer = shared.endpoint.connect(tracker.node, tracker.addr).await?;
+    let response = peer.request_one(request).await?;
+    if let Response::Error(error) = &response {
+        anyhow::bail!("tracker: {error}");
+    }
+    Ok(response)
+}
+
+fn spare_kbps(shared: &Shared) -> u32 {
+    let gate = &shared.gate;
+    let free = gate.slots_free() as f64 / gate.slots_total() as f64;
+    let capacity_kbps = shared
+        .config
+        .upload_bytes_per_s
+        .map(|rate| rate as f64 * 8.0 / 1000.0)
+        .unwrap_or(1_000_000.0);
+    (capacity_kbps * free) as u32
+}
+
+async fn announce(shared: &Shared) -> anyhow::Result<u32> {
+    let role = shared.role();
+    let mut renditions = shared.cache.held();
+    renditions.truncate(ANNOUNCE_RENDITIONS_MAX);
+    let request = Request::Announce(Announce {
+        region: role.region,
+        role: NodeRole::SuperNode,
+        addrs: vec![shared.announce_addr],
+        renditions,
+        upload_spare_kbps: spare_kbps(shared),
+        credential: role.license,
+    });
+    match tracker_request(shared, &request).await? {
+        Response::AnnounceAck { ttl_ms } => {
+            shared.stats.announces.fetch_add(1, Ordering::Relaxed);
+            Ok(ttl_ms)
+        }
+        other => anyhow::bail!("unexpected tracker answer {other:?}"),
+    }
+}
+
+async fn announce_loop(shared: Arc<Shared>) {
+    if shared.tracker.is_none() {
+        tracing::warn!("no tracker configured: peers can find this node only through discovery");
+        return;
+    }
+    loop {
+        let wait = match announce(&shared).await {
+            // Re-announce at a third of the TTL, so one lost announce does not expire us.
+            Ok(ttl_ms) => Duration::from_millis(u64::from(ttl_ms / 3).max(1_000)),
+            Err(error) => {
+                tracing::warn!(%error, "announce failed; retrying");
+                Duration::from_secs(5)
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.changed.notified() => {
+                // Coalesce bursts of changes; the tracker refuses announces closer than 1 s.
+                tokio::time::sleep(Duration::from_millis(1_100)).await;
+            }
+        }
+    }
+}
+
+async fn renew_role(shared: Arc<Shared>) {
+    loop {
+        let role = shared.role();
+        let now = transport::chunks::system_clock()().0;
+        let left = role.expires_at_ms.saturating_sub(now);
+        tokio::time::sleep(Duration::from_millis((left / 2).max(5_000))).await;
+        let node = shared.endpoint.node_id();
+        let renewed = async {
+            let access = shared
+                .api
+                .login(&shared.config.username, &shared.config.password)
+                .await?;
+            shared.api.role_token(&access, &node).await
+        };
+        match renewed.await {
+            Ok(role) => *shared.role.lock().unwrap_or_else(|p| p.into_inner()) = role,
+            Err(error) => tracing::warn!(%error, "renewing the role token failed; will retry"),
+        }
+    }
+}
+
+async fn fill_loop(shared: Arc<Shared>) {
+    loop {
+        fill_round(&shared).await;
+        tokio::time::sleep(shared.config.refresh).await;
+    }
+}
+
+/// Learns popularity, then fetches popular renditions not held (pinned) and renditions
+/// clients asked for repeatedly (unpinned). Returns the number fetched.
+async fn fill_round(shared: &Shared) -> usize {
+    let role = shared.role();
+    let now = transport::chunks::system_clock()().0;
+    let mut wanted: Vec<(RenditionId, bool)> = Vec::new();
+    if shared.tracker.is_some() {
+        let request = Request::Popular(PopularQuery {
+            want: shared.config.popular_want,
+            credential: role.license.clone(),
+        });
+        match tracker_request(shared, &request).await {
+            Ok(Response::Popular(list)) => {
+                let ids: Vec<RenditionId> = list
+                    .renditions
+                    .iter()
+                    .map(|entry| entry.rendition)
+                    .collect();
+                let missing = shared
+                    .cache
+                    .with_policy(|policy| policy.set_popular(&ids, now));
+                wanted.extend(missing.into_iter().map(|id| (id, true)));
+            }
+            Ok(other) => tracing::warn!(?other, "unexpected popularity answer"),
+            Err(error) => tracing::debug!(%error, "no popularity list this round"),
+        }
+    }
+    for id in shared.cache.take_misses(shared.config.fill_after_misses) {
+        if !wanted.iter().any(|(held, _)| *held == id) {
+            wanted.push((id, false));
+        }
+    }
+    let mut filled = 0;
+    for (rendition, pin) in wanted.into_iter().take(shared.config.fills_per_round) {
+        if shared.cache.holds(&rendition) || shared.cache.is_refused(&rendition) {
+            continue;
+        }
+        let limit = shared.cache.with_policy(|policy| {
+            if pin {
+                (policy.capacity_bytes() as f64 * policy.pin_fraction()) as u64
+                    - policy.pinned_bytes()
+            } else {
+                policy.capacity_bytes()
+            }
+        });
+        match fill(shared, &rendition, &role.license, pin, limit).await {
+            Ok(()) => filled += 1,
+            Err(error) => {
+                shared.stats.fill_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%rendition, %error, "could not cache a rendition");
+                shared.cache.refuse_for_a_while(rendition);
+            }
+        }
+    }
+    if filled > 0 {
+        shared.changed.notify_one();
+    }
+    filled
+}
+
+async fn fill(
+    shared: &Shared,
+    rendition: &RenditionId,
+    license: &LicenseToken,
+    pin: bool,
+    bytes_max: u64,
+) -> anyhow::Result<()> {
+    let role = shared.role();
+    let origin = role.network.origin;
+    // Other super-nodes and peers first, the origin last.
+    let mut sources = Vec::new();
+    if shared.tracker.is_some() {
+        let query = Request::PeerQuery(PeerQuery {
+            rendition: *rendition,
+            want: 10,
+            license: license.clone(),
+        });
+        if let Ok(Response::PeerList(list)) = tracker_request(shared, &query).await {
+            for peer in list.peers {
+                if let Some(addr) = peer.addrs.first() {
+                    sources.push(Source {
+                        node: peer.node,
+                        addr: *addr,
+                    });
+                }
+            }
+        }
+    }
+    sources.push(Source {
+        node: origin.node,
+        addr: origin.addr,
+    });
+    let fetched = fetch_rendition(
+        &shared.endpoint,
+        &origin.node,
+        rendition,
+        license,
+        &sources,
+        &shared.bans,
+        Priority::OfflineSync,
+        bytes_max,
+    )
+    .await?;
+    for (node, reason) in &fetched.failures {
+        if *node == origin.node || shared.tracker.is_none() {
+            continue;
+        }
+        let report = Request::Report(PeerReport {
+            peer: *node,
+            rendition: *rendition,
+            reason: *reason,
+            license: license.clone(),
+        });
+        if let Err(error) = tracker_request(shared, &report).await {
+            tracing::debug!(%error, "report not taken");
+        }
+    }
+    for (node, bytes) in &fetched.bytes_from {
+        let counter = if *node == origin.node {
+            &shared.stats.bytes_from_origin
+        } else {
+            &shared.stats.bytes_from_peers
+        };
+        counter.fetch_add(*bytes, Ordering::Relaxed);
+    }
+    let evicted = shared.cache.insert(
+        fetched.manifest.signed(),
+        &fetched.manifest,
+        &fetched.chunks,
+        pin,
+    )?;
+    if !evicted.is_empty() {
+        tracing::info!(count = evicted.len(), "evicted renditions to make room");
+    }
+    shared.stats.fills.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}

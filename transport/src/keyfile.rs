@@ -1,0 +1,45 @@
+//! Secrets kept in files: a node's identity key survives restarts, so its node id does.
+
+use std::io::Write;
+use std::path::Path;
+
+use protocol::Identity;
+
+/// Loads a 32-byte secret from `path`, creating it (random, mode 0600, synced, renamed into
+/// place) on first use.
+pub fn load_or_create_secret(path: &Path) -> std::io::Result<[u8; 32]> {
+    match std::fs::read(path) {
+        Ok(bytes) => bytes.as_slice().try_into().map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} is not a 32-byte key", path.display()),
+            )
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let secret: [u8; 32] = rand::random();
+            let temp = path.with_extension("tmp");
+            {
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create(true).truncate(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let mut file = options.open(&temp)?;
+                file.write_all(&secret)?;
+                file.sync_all()?;
+            }
+            std::fs::rename(&temp, path)?;
+            Ok(secret)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The node identity kept in `path` (created on first use).
+pub fn load_or_create_identity(path: &Path) -> std::io::Result<Identity> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)?;
+    }
+    Ok(Identity::from_secret_bytes(&load_or_create_secret(path)?))
+}
