@@ -217,7 +217,7 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     if !(0.0..=1.0).contains(&args.pin_fraction) {
         anyhow::bail!("--pin-fraction must be between 0 and 1");
     }
-    if args.upload_mbps.is_some_and(|mbps| !(mbps > 0.0)) {
+    if args.upload_mbps.is_some_and(|mbps| mbps.is_nan() || mbps <= 0.0) {
         anyhow::bail!("--upload-mbps must be positive");
     }
     let password = password()?;

@@ -112,6 +112,21 @@ fn reason_of(error: &TransportError) -> ReportReason {
     }
 }
 
+/// What to fetch, and under which license.
+#[derive(Debug, Clone)]
+pub struct FetchRequest<'a> {
+    /// The origin whose key signs manifests.
+    pub origin: &'a NodeId,
+    /// The rendition.
+    pub rendition: &'a RenditionId,
+    /// A token bound to the fetching node that covers it.
+    pub license: &'a LicenseToken,
+    /// Urgency, as sent to sources.
+    pub priority: Priority,
+    /// Largest rendition accepted, in bytes of ciphertext.
+    pub bytes_max: u64,
+}
+
 /// Fetches all of `rendition` from `sources`, in order of preference: the manifest from the
 /// first that has it (verified against `origin`), then each range of chunks from the first
 /// source that still has them. A source that sends a chunk failing its hash (or breaks the
@@ -120,14 +135,17 @@ fn reason_of(error: &TransportError) -> ReportReason {
 /// manifest before any chunk is fetched).
 pub async fn fetch_rendition(
     endpoint: &Endpoint,
-    origin: &NodeId,
-    rendition: &RenditionId,
-    license: &LicenseToken,
+    request: &FetchRequest<'_>,
     sources: &[Source],
     bans: &BanList,
-    priority: Priority,
-    bytes_max: u64,
 ) -> Result<Fetched, FetchError> {
+    let FetchRequest {
+        origin,
+        rendition,
+        license,
+        priority,
+        bytes_max,
+    } = *request;
     let mut failures = Vec::new();
     let mut last_error = String::from("no sources");
     let mut manifest = None;

@@ -19,7 +19,7 @@ use transport::chunks::{ChunkService, Clock, system_clock};
 use transport::upload::UploadGate;
 use transport::{Endpoint, Limits};
 
-use crate::fetch::{BanList, Source, fetch_rendition};
+use crate::fetch::{BanList, FetchRequest, Source, fetch_rendition};
 use crate::origin_api::{NodeAddr, OriginApi, RoleToken};
 use crate::store::DiskCache;
 
@@ -56,6 +56,9 @@ pub struct SuperNodeConfig {
     pub fill_after_misses: u32,
     /// Renditions fetched per round at most.
     pub fills_per_round: usize,
+    /// Run fill rounds in the background every `refresh` (the first at start). Off, rounds
+    /// run only through [`SuperNode::fill_round`] (tests, tools).
+    pub background_fill: bool,
 }
 
 impl SuperNodeConfig {
@@ -77,6 +80,7 @@ impl SuperNodeConfig {
             refresh: Duration::from_secs(30),
             fill_after_misses: 2,
             fills_per_round: 16,
+            background_fill: true,
         }
     }
 }
@@ -190,12 +194,14 @@ impl SuperNode {
             stats: Arc::new(SuperNodeStats::default()),
             announce_addr,
         });
-        let tasks = vec![
+        let mut tasks = vec![
             serve,
             tokio::spawn(renew_role(shared.clone())),
             tokio::spawn(announce_loop(shared.clone())),
-            tokio::spawn(fill_loop(shared.clone())),
         ];
+        if shared.config.background_fill {
+            tasks.push(tokio::spawn(fill_loop(shared.clone())));
+        }
         Ok(Self {
             node_id,
             quic_addr,
@@ -429,17 +435,14 @@ async fn fill(
         node: origin.node,
         addr: origin.addr,
     });
-    let fetched = fetch_rendition(
-        &shared.endpoint,
-        &origin.node,
+    let request = FetchRequest {
+        origin: &origin.node,
         rendition,
         license,
-        &sources,
-        &shared.bans,
-        Priority::OfflineSync,
+        priority: Priority::OfflineSync,
         bytes_max,
-    )
-    .await?;
+    };
+    let fetched = fetch_rendition(&shared.endpoint, &request, &sources, &shared.bans).await?;
     for (node, reason) in &fetched.failures {
         if *node == origin.node || shared.tracker.is_none() {
             continue;

@@ -122,6 +122,7 @@ pub struct Running {
     pub quic_addr: SocketAddr,
     /// The origin's node id (its signing key).
     pub node_id: NodeId,
+    store: Arc<Store>,
     shutdown: Option<oneshot::Sender<()>>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     janitor: tokio::task::JoinHandle<()>,
@@ -129,6 +130,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// The store (operator tools in the same process: accounts with privileged roles).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
     /// Stops accepting, lets requests in flight finish, and closes the QUIC endpoint.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(shutdown) = self.shutdown.take() {
@@ -175,7 +181,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         .unwrap_or_else(|| format!("http://{http_addr}"));
     let node_id = identity.node_id();
     let state = AppState {
-        store,
+        store: store.clone(),
         identity: Arc::new(identity),
         url_key: Arc::new(url_key),
         ingest_slots: Arc::new(Semaphore::new(config.ingest_jobs_max.max(1))),
@@ -214,6 +220,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         http_addr,
         quic_addr,
         node_id,
+        store,
         shutdown: Some(shutdown),
         http,
         janitor,

@@ -1,0 +1,645 @@
+//! A real origin, a real tracker, two super-nodes and listeners on loopback: role tokens,
+//! popularity-driven fills (peer first, origin last), real chunks decrypted and decoded,
+//! the licensing/region matrix at a serving super-node, lying and corrupting peers, and a
+//! tracker restart.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use node::fetch::{BanList, FetchRequest, Source, fetch_rendition};
+use node::origin_api::NodeAddr;
+use node::{SuperNode, SuperNodeConfig};
+use origin::config::OriginConfig;
+use origin::server::{self, Running};
+use origin::store::{Role, Tier};
+use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope};
+use protocol::wire::{
+    Announce, ErrorCode, NodeRole, PeerList, PeerQuery, PeerReport, Priority, ReportReason,
+    Request, Response,
+};
+use protocol::{
+    AccountId, ChunkCipher, ChunkId, ContentKey, Identity, LicenseToken, Manifest, NodeId, Region,
+    RenditionId, SealLabel, SignedManifest, UnixMillis, codec,
+};
+use serde_json::{Value, json};
+use tracker::{TrackerConfig, TrackerService};
+use transport::chunks::{ChunkService, ChunkSource, fetch_range, system_clock};
+use transport::{Endpoint, Limits, TransportError};
+
+const PASSWORD: &str = "correct horse battery";
+
+struct Net {
+    origin: Running,
+    origin_dir: tempfile::TempDir,
+    base: String,
+    http: reqwest::Client,
+    tracker_identity: Identity,
+    tracker_addr: SocketAddr,
+    tracker_endpoint: Option<Endpoint>,
+    tracker_config: TrackerConfig,
+}
+
+async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Value {
+    let mut request = http.post(url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{status}: {body}");
+    body
+}
+
+fn start_tracker(
+    identity: &Identity,
+    addr: SocketAddr,
+    config: TrackerConfig,
+    issuer: NodeId,
+) -> Endpoint {
+    // A restarted tracker may find its port still held for a moment by the closing one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let endpoint = loop {
+        match Endpoint::bind(identity, addr, Limits::default()) {
+            Ok(endpoint) => break endpoint,
+            Err(error) if Instant::now() < deadline => {
+                let _ = error;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(error) => panic!("{error}"),
+        }
+    };
+    let service = Arc::new(TrackerService::new(config, issuer, system_clock()));
+    tokio::spawn(transport::serve(endpoint.clone(), service));
+    endpoint
+}
+
+impl Net {
+    async fn start() -> Self {
+        let origin_dir = tempfile::tempdir().unwrap();
+        let config = OriginConfig {
+            data_dir: origin_dir.path().to_path_buf(),
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            quic_addr: "127.0.0.1:0".parse().unwrap(),
+            ..OriginConfig::default()
+        };
+        let origin = server::start(config).await.unwrap();
+        let base = format!("http://{}", origin.http_addr);
+        let tracker_identity = Identity::from_secret_bytes(&[0x71; 32]);
+        // Short TTL so nodes re-announce every few seconds (the restart test waits on it).
+        let tracker_config = TrackerConfig {
+            announce_ttl_ms: 6_000,
+            // Fill rounds in this test must see the latest queries.
+            popular_refresh_ms: 0,
+            ..TrackerConfig::default()
+        };
+        let tracker_endpoint = start_tracker(
+            &tracker_identity,
+            "127.0.0.1:0".parse().unwrap(),
+            tracker_config.clone(),
+            origin.node_id,
+        );
+        let tracker_addr = tracker_endpoint.local_addr().unwrap();
+        Self {
+            origin,
+            origin_dir,
+            base,
+            http: reqwest::Client::new(),
+            tracker_identity,
+            tracker_addr,
+            tracker_endpoint: Some(tracker_endpoint),
+            tracker_config,
+        }
+    }
+
+    fn tracker(&self) -> NodeAddr {
+        NodeAddr {
+            node: self.tracker_identity.node_id(),
+            addr: self.tracker_addr,
+        }
+    }
+
+    async fn account(&self, username: &str, region: &str, role: &str) -> String {
+        post(
+            &self.http,
+            format!("{}/v1/accounts", self.base),
+            None,
+            json!({"username": username, "password": PASSWORD, "region": region, "role": role, "tier": "free"}),
+        )
+        .await;
+        self.login(username).await
+    }
+
+    async fn login(&self, username: &str) -> String {
+        let tokens = post(
+            &self.http,
+            format!("{}/v1/sessions", self.base),
+            None,
+            json!({"username": username, "password": PASSWORD}),
+        )
+        .await;
+        tokens["access_token"].as_str().unwrap().to_string()
+    }
+
+    fn super_node_account(&self, username: &str, region: &str) {
+        let account =
+            origin::api::new_account(username, PASSWORD, region, Role::SuperNode, Tier::Premium)
+                .unwrap();
+        assert!(self.origin.store().create_account(&account).unwrap());
+    }
+
+    async fn upload(&self, artist: &str, seed: u64, seconds: f64, markets: &[&str]) -> String {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(origin::synth::wav(seed, seconds, 44_100, 2))
+                    .file_name(format!("track-{seed}.wav")),
+            )
+            .text(
+                "metadata",
+                json!({"title": format!("Track {seed}"), "artist": "Synth", "markets": markets})
+                    .to_string(),
+            );
+        let response = self
+            .http
+            .post(format!("{}/v1/tracks", self.base))
+            .bearer_auth(artist)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let body: Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    async fn play(&self, listener: &str, track: &str, node: &Identity) -> Grant {
+        let grant = post(
+            &self.http,
+            format!("{}/v1/tracks/{track}/play", self.base),
+            Some(listener),
+            json!({"node_id": node.node_id().to_hex()}),
+        )
+        .await;
+        let signed: SignedManifest =
+            codec::decode(&hex::decode(grant["manifest"].as_str().unwrap()).unwrap()).unwrap();
+        let manifest = signed.verify(&self.origin.node_id).unwrap();
+        let key: [u8; 32] = hex::decode(grant["content_key"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let license =
+            LicenseToken::from_bytes(&hex::decode(grant["license"].as_str().unwrap()).unwrap())
+                .unwrap();
+        Grant {
+            manifest,
+            key: ContentKey(key),
+            license,
+        }
+    }
+
+    async fn super_node(&self, username: &str, cache_bytes: u64) -> (SuperNode, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = SuperNodeConfig::new(
+            dir.path().to_path_buf(),
+            self.base.clone(),
+            username.to_string(),
+            PASSWORD.to_string(),
+        );
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.cache_bytes = cache_bytes;
+        config.tracker = Some(self.tracker());
+        // The test drives fill rounds itself.
+        config.background_fill = false;
+        let node = SuperNode::start(config).await.unwrap();
+        (node, dir)
+    }
+
+    /// A token signed with the origin's own key, for the cases the origin would never issue.
+    fn forge_with_origin_key(&self, claims: LicenseClaims) -> LicenseToken {
+        let key = server::origin_identity(self.origin_dir.path()).unwrap();
+        LicenseToken::issue(&key, &claims).unwrap()
+    }
+}
+
+struct Grant {
+    manifest: Manifest,
+    key: ContentKey,
+    license: LicenseToken,
+}
+
+async fn ask_tracker(endpoint: &Endpoint, tracker: NodeAddr, request: &Request) -> Response {
+    let peer = endpoint.connect(tracker.node, tracker.addr).await.unwrap();
+    peer.request_one(request).await.unwrap()
+}
+
+async fn peers_of(
+    endpoint: &Endpoint,
+    tracker: NodeAddr,
+    rendition: RenditionId,
+    license: &LicenseToken,
+) -> PeerList {
+    let request = Request::PeerQuery(PeerQuery {
+        rendition,
+        want: 10,
+        license: license.clone(),
+    });
+    match ask_tracker(endpoint, tracker, &request).await {
+        Response::PeerList(list) => list,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn wait_listed(
+    endpoint: &Endpoint,
+    tracker: NodeAddr,
+    rendition: RenditionId,
+    license: &LicenseToken,
+    node: NodeId,
+) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = peers_of(endpoint, tracker, rendition, license).await;
+        if list.peers.iter().any(|peer| peer.node == node) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{node} never listed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn playing<'a>(
+    net: &'a Net,
+    rendition: &'a RenditionId,
+    license: &'a LicenseToken,
+) -> FetchRequest<'a> {
+    FetchRequest {
+        origin: &net.origin.node_id,
+        rendition,
+        license,
+        priority: Priority::Playing,
+        bytes_max: u64::MAX,
+    }
+}
+
+fn decoded_ms(grant: &Grant, chunks: &[Bytes]) -> u64 {
+    let cipher = ChunkCipher::new(
+        &grant.key,
+        SealLabel {
+            track: grant.manifest.body().track,
+            quality: grant.manifest.body().quality,
+        },
+    );
+    let mut plain = Vec::new();
+    for (index, chunk) in chunks.iter().enumerate() {
+        let id = grant.manifest.chunk_id(index as u32).unwrap();
+        plain.extend(cipher.open(index as u32, id, chunk).unwrap());
+    }
+    let (frames, rate) = origin::ingest::decoded_frames(&plain).unwrap();
+    frames * 1000 / u64::from(rate)
+}
+
+fn remote_code(result: Result<Vec<transport::chunks::RangeItem>, TransportError>) -> ErrorCode {
+    match result {
+        Err(TransportError::Remote(error)) => error.code,
+        other => panic!("expected a remote error, got {other:?}"),
+    }
+}
+
+/// A peer that serves chunks that do not match their ids (it skips the pre-send check by
+/// claiming its source is verified).
+#[derive(Debug)]
+struct Corrupting {
+    manifest: SignedManifest,
+    chunks: Vec<ChunkId>,
+}
+
+impl ChunkSource for Corrupting {
+    fn manifest(&self, _: &RenditionId) -> Option<SignedManifest> {
+        Some(self.manifest.clone())
+    }
+    fn chunk_count(&self, _: &RenditionId) -> Option<u32> {
+        Some(self.chunks.len() as u32)
+    }
+    fn chunk(&self, _: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
+        Some((self.chunks[index as usize], Bytes::from(vec![0xEE; 1024])))
+    }
+    fn verified_on_load(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn super_nodes_fill_from_each_other_and_serve_licensed_listeners() {
+    let mut net = Net::start().await;
+    let artist = net.account("artist", "SE", "artist").await;
+    let listener = net.account("listener_se", "SE", "listener").await;
+    let listener_de = net.account("listener_de", "DE", "listener").await;
+    let everywhere = net.upload(&artist, 1, 20.0, &[]).await;
+    let de_only = net.upload(&artist, 2, 6.0, &["DE"]).await;
+    net.super_node_account("sn_a", "SE");
+    net.super_node_account("sn_b", "SE");
+    let (a, _a_dir) = net.super_node("sn_a", 64 << 20).await;
+    let (b, _b_dir) = net.super_node("sn_b", 64 << 20).await;
+
+    // A listener plays: the tracker has no holders yet, and counts the demand.
+    let client = Identity::from_secret_bytes(&[0x31; 32]);
+    let endpoint =
+        Endpoint::bind(&client, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
+    let grant = net.play(&listener, &everywhere, &client).await;
+    let rendition = grant.manifest.id();
+    assert!(
+        peers_of(&endpoint, net.tracker(), rendition, &grant.license)
+            .await
+            .peers
+            .is_empty()
+    );
+    // DE listeners ask for the DE-only track: popular, but not licensed in the SE nodes' region.
+    let client_de = Identity::from_secret_bytes(&[0x32; 32]);
+    let endpoint_de = Endpoint::bind(
+        &client_de,
+        "127.0.0.1:0".parse().unwrap(),
+        Limits::default(),
+    )
+    .unwrap();
+    let grant_de = net.play(&listener_de, &de_only, &client_de).await;
+    for _ in 0..3 {
+        peers_of(
+            &endpoint_de,
+            net.tracker(),
+            grant_de.manifest.id(),
+            &grant_de.license,
+        )
+        .await;
+    }
+
+    // A learns popularity and fills from the origin (nobody else holds it yet); the DE-only
+    // track is refused to it by the origin's region rule.
+    assert_eq!(a.fill_round().await, 1);
+    assert!(a.cache().holds(&rendition));
+    assert!(!a.cache().holds(&grant_de.manifest.id()));
+    assert!(a.stats().fill_failures.load(Ordering::Relaxed) >= 1);
+    assert!(a.stats().bytes_from_origin.load(Ordering::Relaxed) > 0);
+    assert_eq!(a.stats().bytes_from_peers.load(Ordering::Relaxed), 0);
+    assert!(a.cache().with_policy(|policy| policy.is_pinned(&rendition)));
+    // The fill wakes the announce loop, which tells the tracker.
+    wait_listed(
+        &endpoint,
+        net.tracker(),
+        rendition,
+        &grant.license,
+        a.node_id,
+    )
+    .await;
+
+    // B fills from A, not from the origin.
+    assert_eq!(b.fill_round().await, 1);
+    assert!(b.stats().bytes_from_peers.load(Ordering::Relaxed) > 0);
+    assert_eq!(b.stats().bytes_from_origin.load(Ordering::Relaxed), 0);
+    wait_listed(
+        &endpoint,
+        net.tracker(),
+        rendition,
+        &grant.license,
+        b.node_id,
+    )
+    .await;
+
+    // The listener finds both super-nodes and fetches the whole track from them.
+    let list = peers_of(&endpoint, net.tracker(), rendition, &grant.license).await;
+    let found: Vec<NodeId> = list.peers.iter().map(|peer| peer.node).collect();
+    assert!(
+        found.contains(&a.node_id) && found.contains(&b.node_id),
+        "{found:?}"
+    );
+    assert!(
+        list.peers
+            .iter()
+            .all(|peer| peer.role == NodeRole::SuperNode)
+    );
+    let sources: Vec<Source> = list
+        .peers
+        .iter()
+        .map(|peer| Source {
+            node: peer.node,
+            addr: peer.addrs[0],
+        })
+        .collect();
+    let bans = BanList::default();
+    let fetched = fetch_rendition(
+        &endpoint,
+        &playing(&net, &rendition, &grant.license),
+        &sources,
+        &bans,
+    )
+    .await
+    .unwrap();
+    assert!(fetched.failures.is_empty(), "{:?}", fetched.failures);
+    assert!(!fetched.bytes_from.contains_key(&net.origin.node_id));
+    let ms = decoded_ms(&grant, &fetched.chunks);
+    assert!((ms as i64 - 20_000).abs() < 100, "decoded {ms} ms");
+
+    // A peer that sends chunks failing their hash is banned after its first bad chunk, and
+    // the fetch completes from the next source.
+    let evil_identity = Identity::from_secret_bytes(&[0x66; 32]);
+    let evil = Endpoint::bind(
+        &evil_identity,
+        "127.0.0.1:0".parse().unwrap(),
+        Limits::default(),
+    )
+    .unwrap();
+    let corrupting = Corrupting {
+        manifest: grant.manifest.signed().clone(),
+        chunks: grant.manifest.body().chunks.clone(),
+    };
+    let service = ChunkService::new(corrupting, net.origin.node_id, system_clock());
+    tokio::spawn(transport::serve(evil.clone(), Arc::new(service)));
+    let evil_source = Source {
+        node: evil_identity.node_id(),
+        addr: evil.local_addr().unwrap(),
+    };
+    let fetched = fetch_rendition(
+        &endpoint,
+        &playing(&net, &rendition, &grant.license),
+        &[evil_source, sources[0]],
+        &bans,
+    )
+    .await
+    .unwrap();
+    assert!(bans.is_banned(&evil_identity.node_id()));
+    assert!(
+        fetched
+            .failures
+            .contains(&(evil_identity.node_id(), ReportReason::BadChunk))
+    );
+    assert!(!fetched.bytes_from.contains_key(&evil_identity.node_id()));
+    assert_eq!(fetched.chunks.len(), grant.manifest.chunk_count() as usize);
+
+    // A peer that announces what it does not hold: it answers NotFound, the client reports
+    // it, and the tracker drops the entry.
+    let liar_identity = Identity::from_secret_bytes(&[0x67; 32]);
+    let liar = Endpoint::bind(
+        &liar_identity,
+        "127.0.0.1:0".parse().unwrap(),
+        Limits::default(),
+    )
+    .unwrap();
+    let empty = transport::chunks::MemoryChunkSource::new();
+    let liar_service = ChunkService::new(empty, net.origin.node_id, system_clock());
+    tokio::spawn(transport::serve(liar.clone(), Arc::new(liar_service)));
+    let liar_listener = net.account("liar", "SE", "listener").await;
+    let liar_grant = net.play(&liar_listener, &everywhere, &liar_identity).await;
+    let ack = ask_tracker(
+        &liar,
+        net.tracker(),
+        &Request::Announce(Announce {
+            region: "SE".parse().unwrap(),
+            role: NodeRole::Client,
+            addrs: vec![liar.local_addr().unwrap()],
+            renditions: vec![rendition],
+            upload_spare_kbps: 100_000,
+            credential: liar_grant.license.clone(),
+        }),
+    )
+    .await;
+    assert!(matches!(ack, Response::AnnounceAck { .. }), "{ack:?}");
+    let listed = peers_of(&endpoint, net.tracker(), rendition, &grant.license).await;
+    assert!(
+        listed
+            .peers
+            .iter()
+            .any(|peer| peer.node == liar_identity.node_id())
+    );
+    let fetched = fetch_rendition(
+        &endpoint,
+        &playing(&net, &rendition, &grant.license),
+        &[
+            Source {
+                node: liar_identity.node_id(),
+                addr: liar.local_addr().unwrap(),
+            },
+            sources[0],
+        ],
+        &bans,
+    )
+    .await
+    .unwrap();
+    let (who, reason) = fetched.failures[0];
+    assert_eq!(
+        (who, reason),
+        (liar_identity.node_id(), ReportReason::Missing)
+    );
+    let reported = ask_tracker(
+        &endpoint,
+        net.tracker(),
+        &Request::Report(PeerReport {
+            peer: who,
+            rendition,
+            reason,
+            license: grant.license.clone(),
+        }),
+    )
+    .await;
+    assert_eq!(reported, Response::Reported);
+    let listed = peers_of(&endpoint, net.tracker(), rendition, &grant.license).await;
+    assert!(
+        listed
+            .peers
+            .iter()
+            .all(|peer| peer.node != liar_identity.node_id())
+    );
+
+    // The licensing and region matrix at a serving super-node (A, region SE).
+    let peer_a = endpoint.connect(a.node_id, a.quic_addr).await.unwrap();
+    let manifest = &grant.manifest;
+    let now = UnixMillis(system_clock()().0);
+    let claims =
+        |node: NodeId, region: &str, markets: &[&str], expires_at: UnixMillis| LicenseClaims {
+            version: LICENSE_VERSION,
+            issuer: net.origin.node_id,
+            account: AccountId([9; 16]),
+            node,
+            region: region.parse::<Region>().unwrap(),
+            scope: LicenseScope::Play {
+                renditions: vec![rendition],
+            },
+            markets: markets.iter().map(|m| m.parse().unwrap()).collect(),
+            issued_at: UnixMillis(now.0 - 10_000),
+            expires_at,
+            offline: false,
+        };
+    let later = now.plus_ms(600_000);
+    let fetch = |license: LicenseToken| {
+        let peer = peer_a.clone();
+        let manifest = manifest.clone();
+        async move { fetch_range(&peer, &manifest, 0, 2, Priority::Playing, &license).await }
+    };
+    // Valid.
+    assert_eq!(fetch(grant.license.clone()).await.unwrap().len(), 2);
+    // Expired.
+    let expired =
+        net.forge_with_origin_key(claims(client.node_id(), "SE", &[], UnixMillis(now.0 - 1)));
+    assert_eq!(remote_code(fetch(expired).await), ErrorCode::LicenseExpired);
+    // Forged (signed by another key).
+    let mut forged_claims = claims(client.node_id(), "SE", &[], later);
+    forged_claims.issuer = client.node_id();
+    let forged = LicenseToken::issue(&client, &forged_claims).unwrap();
+    assert_eq!(remote_code(fetch(forged).await), ErrorCode::LicenseForged);
+    // Bound to another node.
+    let other = net.forge_with_origin_key(claims(NodeId([5; 32]), "SE", &[], later));
+    assert_eq!(remote_code(fetch(other).await), ErrorCode::LicenseWrongNode);
+    // Wrong region: the requester's region is outside the track's markets.
+    let wrong_region =
+        net.forge_with_origin_key(claims(client.node_id(), "US", &["SE", "DE"], later));
+    assert_eq!(
+        remote_code(fetch(wrong_region).await),
+        ErrorCode::NotInRegion
+    );
+    // Out-of-market for the serving node: licensed in DE, this node is in SE.
+    let out_of_market = net.forge_with_origin_key(claims(client.node_id(), "DE", &["DE"], later));
+    assert_eq!(
+        remote_code(fetch(out_of_market).await),
+        ErrorCode::NotInRegion
+    );
+
+    // Tracker restart: a new tracker process on the same address starts empty, and the
+    // super-nodes' periodic announces rebuild its state.
+    let old = net.tracker_endpoint.take().unwrap();
+    old.close();
+    old.wait_idle().await;
+    drop(old);
+    let restarted = start_tracker(
+        &net.tracker_identity,
+        net.tracker_addr,
+        net.tracker_config.clone(),
+        net.origin.node_id,
+    );
+    let fresh = Identity::from_secret_bytes(&[0x35; 32]);
+    let fresh_endpoint =
+        Endpoint::bind(&fresh, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
+    let fresh_grant = net.play(&listener, &everywhere, &fresh).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = peers_of(
+            &fresh_endpoint,
+            net.tracker(),
+            rendition,
+            &fresh_grant.license,
+        )
+        .await;
+        let nodes: Vec<NodeId> = list.peers.iter().map(|peer| peer.node).collect();
+        if nodes.contains(&a.node_id) && nodes.contains(&b.node_id) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "announces did not rebuild the tracker: {nodes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    restarted.close();
+    a.shutdown().await;
+    b.shutdown().await;
+}
