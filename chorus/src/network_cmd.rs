@@ -185,6 +185,21 @@ pub struct NodeArgs {
     /// Seconds between popularity and fill rounds.
     #[arg(long, default_value_t = 30)]
     refresh_s: u64,
+    /// libp2p listen address for tracker-independent discovery (Kademlia, mDNS, AutoNAT).
+    #[arg(long, default_value = "/ip4/0.0.0.0/tcp/4473")]
+    p2p_listen: discovery::Addr,
+    /// A DHT node to join, /ip4/HOST/tcp/PORT/p2p/PEER_ID (repeatable).
+    #[arg(long)]
+    bootstrap: Vec<discovery::Addr>,
+    /// Do not look for peers on the LAN with mDNS.
+    #[arg(long)]
+    no_mdns: bool,
+    /// Turn tracker-independent discovery off.
+    #[arg(long)]
+    no_p2p: bool,
+    /// AutoNAT may use peers at private addresses as probes (LANs, test networks).
+    #[arg(long)]
+    private_network: bool,
 }
 
 /// Parses `123`, `500K`, `20M`, `10G`, `1T` (powers of 1024).
@@ -217,7 +232,10 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     if !(0.0..=1.0).contains(&args.pin_fraction) {
         anyhow::bail!("--pin-fraction must be between 0 and 1");
     }
-    if args.upload_mbps.is_some_and(|mbps| mbps.is_nan() || mbps <= 0.0) {
+    if args
+        .upload_mbps
+        .is_some_and(|mbps| mbps.is_nan() || mbps <= 0.0)
+    {
         anyhow::bail!("--upload-mbps must be positive");
     }
     let password = password()?;
@@ -231,6 +249,13 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     config.upload_bytes_per_s = args.upload_mbps.map(|mbps| (mbps * 1e6 / 8.0) as u64);
     config.pin_fraction = args.pin_fraction;
     config.refresh = Duration::from_secs(args.refresh_s.max(1));
+    config.discovery = (!args.no_p2p).then(|| discovery::DiscoveryConfig {
+        listen: args.p2p_listen.clone(),
+        bootstrap: args.bootstrap.clone(),
+        mdns: !args.no_mdns,
+        autonat_global_only: !args.private_network,
+        ..discovery::DiscoveryConfig::default()
+    });
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let node = node::SuperNode::start(config).await?;
@@ -244,6 +269,13 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
             None => println!("  tracker  none (set --tracker or the origin's --tracker)"),
         }
         println!("  cache    {} ({} of {} MiB used)", args.cache_dir.display(), used >> 20, capacity >> 20);
+        if let Some(discovery) = node.discovery() {
+            // Listeners appear shortly after start.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            for addr in discovery.listen_addrs().await.unwrap_or_default() {
+                println!("  p2p      {addr}");
+            }
+        }
         println!("ready; Ctrl-C or SIGTERM stops it");
         let stats = node.stats().clone();
         let cache = node.cache().clone();

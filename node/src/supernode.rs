@@ -56,6 +56,8 @@ pub struct SuperNodeConfig {
     pub fill_after_misses: u32,
     /// Renditions fetched per round at most.
     pub fills_per_round: usize,
+    /// Tracker-independent discovery (Kademlia, mDNS, AutoNAT); `None` turns it off.
+    pub discovery: Option<discovery::DiscoveryConfig>,
     /// Run fill rounds in the background every `refresh` (the first at start). Off, rounds
     /// run only through [`SuperNode::fill_round`] (tests, tools).
     pub background_fill: bool,
@@ -81,6 +83,7 @@ impl SuperNodeConfig {
             fill_after_misses: 2,
             fills_per_round: 16,
             background_fill: true,
+            discovery: Some(discovery::DiscoveryConfig::default()),
         }
     }
 }
@@ -112,6 +115,7 @@ struct Shared {
     changed: Notify,
     stats: Arc<SuperNodeStats>,
     announce_addr: SocketAddr,
+    discovery: Option<discovery::Discovery>,
 }
 
 impl Shared {
@@ -181,6 +185,14 @@ impl SuperNode {
         let serve = tokio::spawn(transport::serve(endpoint.clone(), Arc::new(service)));
         let tracker = config.tracker.or(role.network.tracker);
         let announce_addr = config.public_addr.unwrap_or(quic_addr);
+        let discovery = match &config.discovery {
+            Some(settings) => Some(
+                discovery::Discovery::start(&identity, settings.clone())
+                    .await
+                    .context("starting discovery")?,
+            ),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             config,
             endpoint,
@@ -193,6 +205,7 @@ impl SuperNode {
             changed: Notify::new(),
             stats: Arc::new(SuperNodeStats::default()),
             announce_addr,
+            discovery,
         });
         let mut tasks = vec![
             serve,
@@ -227,14 +240,25 @@ impl SuperNode {
         &self.shared.gate
     }
 
+    /// The discovery node, when discovery is on.
+    pub fn discovery(&self) -> Option<&discovery::Discovery> {
+        self.shared.discovery.as_ref()
+    }
+
     /// Runs one popularity/fill round now (tests and tools; the loop runs it periodically).
     pub async fn fill_round(&self) -> usize {
         fill_round(&self.shared).await
     }
 
-    /// Announces now.
+    /// Announces now (to the tracker; and publishes to the DHT when discovery is on).
     pub async fn announce_now(&self) -> anyhow::Result<u32> {
+        publish(&self.shared).await?;
         announce(&self.shared).await
+    }
+
+    /// Publishes holdings to the DHT now.
+    pub async fn publish_now(&self) -> anyhow::Result<()> {
+        publish(&self.shared).await
     }
 
     /// Stops serving and every loop.
@@ -270,6 +294,33 @@ fn spare_kbps(shared: &Shared) -> u32 {
     (capacity_kbps * free) as u32
 }
 
+/// The addresses to advertise: none when AutoNAT found this node unreachable (it then only
+/// dials out).
+fn advertised_addrs(shared: &Shared) -> Vec<SocketAddr> {
+    match &shared.discovery {
+        Some(discovery) if discovery.reachability() == discovery::Reachability::Private => {
+            Vec::new()
+        }
+        _ => vec![shared.announce_addr],
+    }
+}
+
+async fn publish(shared: &Shared) -> anyhow::Result<()> {
+    let Some(discovery) = &shared.discovery else {
+        return Ok(());
+    };
+    let role = shared.role();
+    let me = protocol::wire::PeerInfo {
+        node: shared.endpoint.node_id(),
+        addrs: advertised_addrs(shared),
+        region: role.region,
+        role: NodeRole::SuperNode,
+        upload_spare_kbps: spare_kbps(shared),
+    };
+    discovery.publish(me, shared.cache.held()).await?;
+    Ok(())
+}
+
 async fn announce(shared: &Shared) -> anyhow::Result<u32> {
     let role = shared.role();
     let mut renditions = shared.cache.held();
@@ -277,7 +328,7 @@ async fn announce(shared: &Shared) -> anyhow::Result<u32> {
     let request = Request::Announce(Announce {
         region: role.region,
         role: NodeRole::SuperNode,
-        addrs: vec![shared.announce_addr],
+        addrs: advertised_addrs(shared),
         renditions,
         upload_spare_kbps: spare_kbps(shared),
         credential: role.license,
@@ -294,9 +345,18 @@ async fn announce(shared: &Shared) -> anyhow::Result<u32> {
 async fn announce_loop(shared: Arc<Shared>) {
     if shared.tracker.is_none() {
         tracing::warn!("no tracker configured: peers can find this node only through discovery");
-        return;
     }
     loop {
+        if let Err(error) = publish(&shared).await {
+            tracing::debug!(%error, "DHT publish failed; retrying with the next announce");
+        }
+        if shared.tracker.is_none() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                _ = shared.changed.notified() => {}
+            }
+            continue;
+        }
         let wait = match announce(&shared).await {
             // Re-announce at a third of the TTL, so one lost announce does not expire us.
             Ok(ttl_ms) => Duration::from_millis(u64::from(ttl_ms / 3).max(1_000)),
@@ -422,6 +482,21 @@ async fn fill(
         });
         if let Ok(Response::PeerList(list)) = tracker_request(shared, &query).await {
             for peer in list.peers {
+                if let Some(addr) = peer.addrs.first() {
+                    sources.push(Source {
+                        node: peer.node,
+                        addr: *addr,
+                    });
+                }
+            }
+        }
+    }
+    if sources.is_empty()
+        && let Some(discovery) = &shared.discovery
+    {
+        // No tracker, or it knows nobody: ask the DHT.
+        if let Ok(peers) = discovery.find_peers(rendition, 10).await {
+            for peer in peers {
                 if let Some(addr) = peer.addrs.first() {
                     sources.push(Source {
                         node: peer.node,

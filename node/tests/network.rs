@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use discovery::{Discovery, DiscoveryConfig};
 use node::fetch::{BanList, FetchRequest, Source, fetch_rendition};
 use node::origin_api::NodeAddr;
 use node::{SuperNode, SuperNodeConfig};
@@ -201,6 +202,17 @@ impl Net {
     }
 
     async fn super_node(&self, username: &str, cache_bytes: u64) -> (SuperNode, tempfile::TempDir) {
+        self.super_node_with(username, cache_bytes, Some(self.tracker()), None)
+            .await
+    }
+
+    async fn super_node_with(
+        &self,
+        username: &str,
+        cache_bytes: u64,
+        tracker: Option<NodeAddr>,
+        discovery: Option<DiscoveryConfig>,
+    ) -> (SuperNode, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let mut config = SuperNodeConfig::new(
             dir.path().to_path_buf(),
@@ -210,7 +222,8 @@ impl Net {
         );
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.cache_bytes = cache_bytes;
-        config.tracker = Some(self.tracker());
+        config.tracker = tracker;
+        config.discovery = discovery;
         // The test drives fill rounds itself.
         config.background_fill = false;
         let node = SuperNode::start(config).await.unwrap();
@@ -642,4 +655,97 @@ async fn super_nodes_fill_from_each_other_and_serve_licensed_listeners() {
     restarted.close();
     a.shutdown().await;
     b.shutdown().await;
+}
+
+fn loopback_discovery(bootstrap: Vec<discovery::Addr>) -> DiscoveryConfig {
+    DiscoveryConfig {
+        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        bootstrap,
+        mdns: false,
+        autonat_global_only: false,
+        query_timeout: Duration::from_secs(5),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_tracker_listeners_find_super_nodes_through_the_dht() {
+    let net = Net::start().await;
+    let artist = net.account("artist", "SE", "artist").await;
+    let listener = net.account("listener", "SE", "listener").await;
+    let track = net.upload(&artist, 3, 8.0, &[]).await;
+    net.super_node_account("sn_dht", "SE");
+    // No tracker anywhere: the origin names none and the node is given none.
+    let (node, _dir) = net
+        .super_node_with("sn_dht", 64 << 20, None, Some(loopback_discovery(vec![])))
+        .await;
+    let node_discovery = node.discovery().unwrap();
+    let mut bootstrap = Vec::new();
+    while bootstrap.is_empty() {
+        bootstrap = node_discovery.listen_addrs().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let client = Identity::from_secret_bytes(&[0x41; 32]);
+    let endpoint =
+        Endpoint::bind(&client, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
+    let client_discovery = Discovery::start(&client, loopback_discovery(bootstrap))
+        .await
+        .unwrap();
+    let grant = net.play(&listener, &track, &client).await;
+    let rendition = grant.manifest.id();
+
+    // Two requests for a rendition the node lacks make it fetch the rendition.
+    let peer = endpoint
+        .connect(node.node_id, node.quic_addr)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let result = fetch_range(
+            &peer,
+            &grant.manifest,
+            0,
+            1,
+            Priority::Playing,
+            &grant.license,
+        )
+        .await;
+        assert_eq!(remote_code(result), ErrorCode::NotFound);
+    }
+    assert_eq!(node.fill_round().await, 1);
+    assert!(
+        !node
+            .cache()
+            .with_policy(|policy| policy.is_pinned(&rendition))
+    );
+
+    // The node provides it in the DHT; the listener finds it there and plays from it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let found = loop {
+        let _ = node.publish_now().await;
+        let found = client_discovery.find_peers(&rendition, 10).await.unwrap();
+        if !found.is_empty() {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the DHT never listed the super-node"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(found[0].node, node.node_id);
+    let source = Source {
+        node: found[0].node,
+        addr: found[0].addrs[0],
+    };
+    let fetched = fetch_rendition(
+        &endpoint,
+        &playing(&net, &rendition, &grant.license),
+        &[source],
+        &BanList::default(),
+    )
+    .await
+    .unwrap();
+    let ms = decoded_ms(&grant, &fetched.chunks);
+    assert!((ms as i64 - 8_000).abs() < 100, "decoded {ms} ms");
+    node.shutdown().await;
 }

@@ -364,6 +364,13 @@ fn check_addrs(addrs: &[SocketAddr]) -> Result<(), CodecError> {
     check(addrs.len() <= NODE_ADDRS_MAX, "too many addresses")
 }
 
+impl Validate for PeerInfo {
+    fn validate(&self) -> Result<(), CodecError> {
+        check(self.region.is_valid(), "peer region is not a region code")?;
+        check_addrs(&self.addrs)
+    }
+}
+
 impl Validate for Request {
     fn validate(&self) -> Result<(), CodecError> {
         match self {
@@ -428,8 +435,7 @@ impl Validate for Response {
             Response::PeerList(list) => {
                 check(list.peers.len() <= PEER_LIST_MAX, "peer list too long")?;
                 for peer in &list.peers {
-                    check(peer.region.is_valid(), "peer region is not a region code")?;
-                    check_addrs(&peer.addrs)?;
+                    peer.validate()?;
                 }
                 Ok(())
             }
