@@ -5,7 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod alloc;
 mod bench;
+
+#[global_allocator]
+static ALLOCATOR: alloc::Counting = alloc::Counting;
 mod network_cmd;
 mod origin_cmd;
 

@@ -32,7 +32,11 @@
 //! then more spare upload capacity, then the most recent announce.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
+
+/// Keyed per process (random seed), so announced ids cannot be chosen to collide.
+type Hasher = foldhash::fast::RandomState;
 
 use protocol::license::{LicenseClaims, LicenseScope};
 use protocol::wire::{
@@ -86,18 +90,37 @@ impl Default for TrackerConfig {
 /// Distinct reporters remembered per peer.
 const REPORTERS_KEPT: usize = 4;
 
-#[derive(Debug)]
-struct PeerSlot {
-    node: NodeId,
-    addrs: Box<[SocketAddr]>,
-    region: Region,
-    role: NodeRole,
-    spare_kbps: u32,
+/// What every query reads about a peer, kept apart from the rest (two to a cache line) so
+/// that checking and ranking 20 holders touches as little memory as possible.
+#[derive(Debug, Clone, Copy)]
+struct PeerHot {
     /// Sequence number of its latest announce; 0 when the slot is free.
     seq: u64,
-    last_announce_ms: u64,
     expires_ms: u64,
     quarantined_until_ms: u64,
+    spare_kbps: u32,
+    region: Region,
+    role: NodeRole,
+}
+
+impl PeerHot {
+    fn holds(&self, holder: &Holder, now_ms: u64) -> bool {
+        self.seq == holder.seq && self.expires_ms > now_ms && self.quarantined_until_ms <= now_ms
+    }
+}
+
+/// The rest of a peer. `node` and the first address come first and together fill one cache
+/// line, which is all a peer list reads for most peers.
+#[derive(Debug)]
+#[repr(C)]
+struct PeerCold {
+    node: NodeId,
+    /// The first advertised address, inline; the others in `more_addrs`.
+    addr: Option<SocketAddr>,
+    more_addrs: Box<[SocketAddr]>,
+    /// Order-insensitive fingerprint of the announced rendition set.
+    fingerprint: u64,
+    last_announce_ms: u64,
     reporters: [u32; REPORTERS_KEPT],
     strikes: u8,
 }
@@ -137,10 +160,13 @@ pub struct TrackerStats {
 #[derive(Debug)]
 pub struct Tracker {
     config: TrackerConfig,
-    peers: Vec<PeerSlot>,
+    hot: Vec<PeerHot>,
+    cold: Vec<PeerCold>,
     free: Vec<u32>,
-    by_node: HashMap<NodeId, u32>,
-    renditions: HashMap<RenditionId, RenditionEntry>,
+    by_node: HashMap<NodeId, u32, Hasher>,
+    renditions: HashMap<RenditionId, RenditionEntry, Hasher>,
+    /// Reused by queries: (rank key, slot) of the candidates.
+    scratch: Vec<(u64, u32)>,
     seq: u64,
     stats: TrackerStats,
     popular: Vec<PopularEntry>,
@@ -191,10 +217,12 @@ impl Tracker {
     pub fn new(config: TrackerConfig) -> Self {
         Self {
             config,
-            peers: Vec::new(),
+            hot: Vec::new(),
+            cold: Vec::new(),
             free: Vec::new(),
-            by_node: HashMap::new(),
-            renditions: HashMap::new(),
+            by_node: HashMap::default(),
+            renditions: HashMap::default(),
+            scratch: Vec::with_capacity(64),
             seq: 0,
             stats: TrackerStats::default(),
             popular: Vec::new(),
@@ -231,11 +259,9 @@ impl Tracker {
     }
 
     fn holder_valid(&self, holder: &Holder, now_ms: u64) -> bool {
-        self.peers.get(holder.slot as usize).is_some_and(|peer| {
-            peer.seq == holder.seq
-                && peer.expires_ms > now_ms
-                && peer.quarantined_until_ms <= now_ms
-        })
+        self.hot
+            .get(holder.slot as usize)
+            .is_some_and(|peer| peer.holds(holder, now_ms))
     }
 
     fn refused<T>(&mut self, error: WireError) -> Result<T, WireError> {
@@ -261,21 +287,25 @@ impl Tracker {
             None => {
                 let slot = match self.free.pop() {
                     Some(slot) => slot,
-                    None if self.peers.len() < self.config.peers_max => {
-                        self.peers.push(PeerSlot {
-                            node: *node,
-                            addrs: Box::new([]),
-                            region: claims.region,
-                            role: announce.role,
-                            spare_kbps: 0,
+                    None if self.hot.len() < self.config.peers_max => {
+                        self.hot.push(PeerHot {
                             seq: 0,
-                            last_announce_ms: 0,
                             expires_ms: 0,
                             quarantined_until_ms: 0,
+                            spare_kbps: 0,
+                            region: claims.region,
+                            role: announce.role,
+                        });
+                        self.cold.push(PeerCold {
+                            node: *node,
+                            addr: None,
+                            more_addrs: Box::new([]),
+                            fingerprint: 0,
+                            last_announce_ms: 0,
                             reporters: [0; REPORTERS_KEPT],
                             strikes: 0,
                         });
-                        (self.peers.len() - 1) as u32
+                        (self.hot.len() - 1) as u32
                     }
                     None => {
                         return self.refused(refuse(
@@ -284,40 +314,57 @@ impl Tracker {
                         ));
                     }
                 };
-                let peer = &mut self.peers[slot as usize];
-                peer.node = *node;
-                peer.reporters = [0; REPORTERS_KEPT];
-                peer.strikes = 0;
-                peer.quarantined_until_ms = 0;
-                peer.last_announce_ms = 0;
+                let cold = &mut self.cold[slot as usize];
+                cold.node = *node;
+                cold.reporters = [0; REPORTERS_KEPT];
+                cold.strikes = 0;
+                cold.last_announce_ms = 0;
+                self.hot[slot as usize].quarantined_until_ms = 0;
                 self.by_node.insert(*node, slot);
                 slot
             }
         };
-        let peer = &mut self.peers[slot as usize];
-        if peer.quarantined_until_ms > now_ms {
+        let (hot, cold) = (&mut self.hot[slot as usize], &mut self.cold[slot as usize]);
+        if hot.quarantined_until_ms > now_ms {
             return self.refused(refuse(
                 ErrorCode::Overloaded,
                 "quarantined after reports of failed serving",
             ));
         }
-        if peer.seq != 0
-            && now_ms.saturating_sub(peer.last_announce_ms) < self.config.announce_interval_min_ms
+        if hot.seq != 0
+            && now_ms.saturating_sub(cold.last_announce_ms) < self.config.announce_interval_min_ms
         {
             return self.refused(refuse(ErrorCode::Overloaded, "announcing too often"));
         }
-        self.seq += 1;
-        let seq = self.seq;
-        peer.seq = seq;
-        peer.addrs = announce.addrs.clone().into_boxed_slice();
+        // A live peer re-announcing the same set only refreshes its soft state: its holder
+        // pairs stay valid (their sequence number is the set's), so the maps are not touched.
+        let hasher = self.renditions.hasher();
+        let fingerprint = announce
+            .renditions
+            .iter()
+            .fold(announce.renditions.len() as u64, |sum, rendition| {
+                sum.wrapping_add(hasher.hash_one(rendition))
+            });
+        let unchanged = hot.seq != 0 && hot.expires_ms > now_ms && cold.fingerprint == fingerprint;
         // The signed region, not the claimed one (they were checked equal).
-        peer.region = claims.region;
-        peer.role = announce.role;
-        peer.spare_kbps = announce.upload_spare_kbps;
-        peer.last_announce_ms = now_ms;
-        peer.expires_ms = now_ms.saturating_add(self.config.announce_ttl_ms);
-        for rendition in &announce.renditions {
-            self.add_holder(now_ms, *rendition, Holder { seq, slot });
+        hot.region = claims.region;
+        hot.role = announce.role;
+        hot.spare_kbps = announce.upload_spare_kbps;
+        hot.expires_ms = now_ms.saturating_add(self.config.announce_ttl_ms);
+        cold.addr = announce.addrs.first().copied();
+        let more = announce.addrs.get(1..).unwrap_or_default();
+        if *cold.more_addrs != *more {
+            cold.more_addrs = more.into();
+        }
+        cold.last_announce_ms = now_ms;
+        cold.fingerprint = fingerprint;
+        if !unchanged {
+            self.seq += 1;
+            let seq = self.seq;
+            hot.seq = seq;
+            for rendition in &announce.renditions {
+                self.add_holder(now_ms, *rendition, Holder { seq, slot });
+            }
         }
         self.stats.announces += 1;
         Ok(u32::try_from(self.config.announce_ttl_ms).unwrap_or(u32::MAX))
@@ -368,13 +415,10 @@ impl Tracker {
             }
             None => self.renditions.entry(rendition).or_default(),
         };
-        let peers = &self.peers;
+        let hot = &self.hot;
         let valid = |held: &Holder| {
-            peers.get(held.slot as usize).is_some_and(|peer| {
-                peer.seq == held.seq
-                    && peer.expires_ms > now_ms
-                    && peer.quarantined_until_ms <= now_ms
-            })
+            hot.get(held.slot as usize)
+                .is_some_and(|peer| peer.holds(held, now_ms))
         };
         // Same peer again (a duplicate in one announce, or a refresh): update in place.
         if let Some(existing) = entry
@@ -445,43 +489,47 @@ impl Tracker {
         if listener {
             bump(entry, now_ms, half_life);
         }
-        let peers = &self.peers;
+        let hot = &self.hot;
+        let scratch = &mut self.scratch;
+        scratch.clear();
+        let asker_slot = self.by_node.get(asker).copied();
         entry.holders.retain(|held| {
-            peers.get(held.slot as usize).is_some_and(|peer| {
-                peer.seq == held.seq
-                    && peer.expires_ms > now_ms
-                    && peer.quarantined_until_ms <= now_ms
-            })
-        });
-        let mut candidates: Vec<(u32, &PeerSlot)> = entry
-            .holders
-            .iter()
-            .map(|held| (held.slot, &peers[held.slot as usize]))
-            .filter(|(_, peer)| peer.node != *asker && claims.market_includes(&peer.region))
-            .collect();
-        candidates.sort_unstable_by(|(_, a), (_, b)| {
-            let key = |peer: &PeerSlot| {
-                (
-                    peer.region == claims.region,
-                    peer.role == NodeRole::SuperNode,
-                    peer.spare_kbps,
-                    peer.seq,
-                )
+            let Some(peer) = hot.get(held.slot as usize) else {
+                return false;
             };
-            key(b).cmp(&key(a))
+            if !peer.holds(held, now_ms) {
+                return false;
+            }
+            if Some(held.slot) != asker_slot && claims.market_includes(&peer.region) {
+                // Rank key, highest first: same region, super-node, spare capacity, recency.
+                let key = (u64::from(peer.region == claims.region) << 63)
+                    | (u64::from(peer.role == NodeRole::SuperNode) << 62)
+                    | (u64::from(peer.spare_kbps) << 30)
+                    | (held.seq & ((1 << 30) - 1));
+                scratch.push((key, held.slot));
+            }
+            true
         });
+        scratch.sort_unstable_by(|a, b| b.cmp(a));
         let want = usize::from(query.want).min(self.config.peers_returned_max);
         let list = PeerList {
             rendition: query.rendition,
-            peers: candidates
+            peers: scratch
                 .iter()
                 .take(want)
-                .map(|(_, peer)| PeerInfo {
-                    node: peer.node,
-                    addrs: peer.addrs.to_vec(),
-                    region: peer.region,
-                    role: peer.role,
-                    upload_spare_kbps: peer.spare_kbps,
+                .map(|&(_, slot)| {
+                    let (peer, cold) = (&hot[slot as usize], &self.cold[slot as usize]);
+                    PeerInfo {
+                        node: cold.node,
+                        addrs: cold
+                            .addr
+                            .into_iter()
+                            .chain(cold.more_addrs.iter().copied())
+                            .collect(),
+                        region: peer.region,
+                        role: peer.role,
+                        upload_spare_kbps: peer.spare_kbps,
+                    }
                 })
                 .collect(),
         };
@@ -513,17 +561,17 @@ impl Tracker {
         if let Some(entry) = self.renditions.get_mut(&report.rendition) {
             entry.holders.retain(|held| held.slot != slot);
         }
-        let peer = &mut self.peers[slot as usize];
+        let (hot, cold) = (&mut self.hot[slot as usize], &mut self.cold[slot as usize]);
         let mark = fingerprint(reporter);
-        if !peer.reporters.contains(&mark) {
-            peer.reporters.rotate_right(1);
-            peer.reporters[0] = mark;
-            peer.strikes = peer.strikes.saturating_add(1);
+        if !cold.reporters.contains(&mark) {
+            cold.reporters.rotate_right(1);
+            cold.reporters[0] = mark;
+            cold.strikes = cold.strikes.saturating_add(1);
         }
-        if peer.strikes >= self.config.strikes_to_quarantine && peer.quarantined_until_ms <= now.0 {
-            peer.quarantined_until_ms = now.0.saturating_add(self.config.quarantine_ms);
-            peer.strikes = 0;
-            peer.reporters = [0; REPORTERS_KEPT];
+        if cold.strikes >= self.config.strikes_to_quarantine && hot.quarantined_until_ms <= now.0 {
+            hot.quarantined_until_ms = now.0.saturating_add(self.config.quarantine_ms);
+            cold.strikes = 0;
+            cold.reporters = [0; REPORTERS_KEPT];
             self.stats.quarantined += 1;
         }
         self.stats.reports += 1;
@@ -586,24 +634,22 @@ impl Tracker {
     pub fn expire(&mut self, now: UnixMillis) -> usize {
         let now_ms = now.0;
         let mut removed = 0;
-        for (slot, peer) in self.peers.iter_mut().enumerate() {
+        for (slot, (peer, cold)) in self.hot.iter_mut().zip(&mut self.cold).enumerate() {
             if peer.seq != 0 && peer.expires_ms <= now_ms && peer.quarantined_until_ms <= now_ms {
-                self.by_node.remove(&peer.node);
+                self.by_node.remove(&cold.node);
                 peer.seq = 0;
-                peer.addrs = Box::new([]);
+                cold.addr = None;
+                cold.more_addrs = Box::new([]);
                 self.free.push(slot as u32);
                 removed += 1;
             }
         }
-        let peers = &self.peers;
+        let hot = &self.hot;
         let half_life = self.config.popularity_half_life_ms;
         self.renditions.retain(|_, entry| {
             entry.holders.retain(|held| {
-                peers.get(held.slot as usize).is_some_and(|peer| {
-                    peer.seq == held.seq
-                        && peer.expires_ms > now_ms
-                        && peer.quarantined_until_ms <= now_ms
-                })
+                hot.get(held.slot as usize)
+                    .is_some_and(|peer| peer.holds(held, now_ms))
             });
             if entry.holders.is_empty() {
                 entry.holders = Vec::new();
@@ -617,7 +663,7 @@ impl Tracker {
     pub fn is_quarantined(&self, now: UnixMillis, node: &NodeId) -> bool {
         self.by_node
             .get(node)
-            .is_some_and(|&slot| self.peers[slot as usize].quarantined_until_ms > now.0)
+            .is_some_and(|&slot| self.hot[slot as usize].quarantined_until_ms > now.0)
     }
 
     /// Live holders of `rendition` at `now` (for checks and tests).
@@ -629,7 +675,7 @@ impl Tracker {
                     .holders
                     .iter()
                     .filter(|held| self.holder_valid(held, now.0))
-                    .map(|held| self.peers[held.slot as usize].node)
+                    .map(|held| self.cold[held.slot as usize].node)
                     .collect()
             })
             .unwrap_or_default()

@@ -510,3 +510,142 @@ fn chunk_requests_are_refused_by_a_tracker() {
         Response::Pong { nonce: 3 }
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use tracker::Tracker;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Announce {
+            peer: u8,
+            renditions: Vec<u8>,
+            super_node: bool,
+        },
+        Query {
+            asker: u8,
+            rendition: u8,
+            want: u16,
+        },
+        Report {
+            reporter: u8,
+            peer: u8,
+            rendition: u8,
+        },
+        Advance {
+            ms: u32,
+        },
+        Expire,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (
+                any::<u8>(),
+                prop::collection::vec(any::<u8>(), 0..40),
+                any::<bool>()
+            )
+                .prop_map(|(peer, renditions, super_node)| Op::Announce {
+                    peer,
+                    renditions,
+                    super_node
+                }),
+            (any::<u8>(), any::<u8>(), 1..=50u16).prop_map(|(asker, rendition, want)| Op::Query {
+                asker,
+                rendition,
+                want
+            }),
+            (any::<u8>(), any::<u8>(), any::<u8>()).prop_map(|(reporter, peer, rendition)| {
+                Op::Report {
+                    reporter,
+                    peer,
+                    rendition,
+                }
+            }),
+            (0..200_000u32).prop_map(|ms| Op::Advance { ms }),
+            Just(Op::Expire),
+        ]
+    }
+
+    fn node(n: u8) -> NodeId {
+        NodeId([n; 32])
+    }
+
+    fn claims(node: NodeId, scope: LicenseScope, now: u64) -> LicenseClaims {
+        LicenseClaims {
+            version: LICENSE_VERSION,
+            issuer: NodeId([0; 32]),
+            account: AccountId([1; 16]),
+            node,
+            region: region(if node.0[0] % 2 == 0 { "SE" } else { "DE" }),
+            scope,
+            markets: if node.0[0] % 3 == 0 {
+                vec![region("SE")]
+            } else {
+                Vec::new()
+            },
+            issued_at: UnixMillis(now),
+            expires_at: UnixMillis(now + 10_000_000),
+            offline: false,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Any sequence of operations keeps every bound and every rule, and never panics.
+        #[test]
+        fn bounds_and_rules_hold_under_any_sequence(ops in prop::collection::vec(op(), 1..300)) {
+            let config = TrackerConfig {
+                peers_max: 40,
+                renditions_max: 60,
+                peers_per_rendition_max: 5,
+                peers_returned_max: 3,
+                ..TrackerConfig::default()
+            };
+            let mut core = Tracker::new(config);
+            let mut now = 1_000_000u64;
+            for op in ops {
+                match op {
+                    Op::Announce { peer, renditions, super_node } => {
+                        let scope = if super_node { LicenseScope::SuperNode } else {
+                            LicenseScope::Play { renditions: vec![rendition(0)] }
+                        };
+                        let claims = claims(node(peer), scope, now);
+                        let announce = Announce {
+                            region: claims.region,
+                            role: if super_node { NodeRole::SuperNode } else { NodeRole::Client },
+                            addrs: vec![SocketAddr::from(([127, 0, 0, 1], u16::from(peer)))],
+                            renditions: renditions.into_iter().map(rendition).collect(),
+                            upload_spare_kbps: u32::from(peer),
+                            credential: LicenseToken { claims: Vec::new(), signature: [0; 64] },
+                        };
+                        let _ = core.announce(UnixMillis(now), &node(peer), &claims, &announce);
+                    }
+                    Op::Query { asker, rendition: r, want } => {
+                        let claims = claims(node(asker), LicenseScope::Play { renditions: vec![rendition(r)] }, now);
+                        let query = PeerQuery { rendition: rendition(r), want, license: LicenseToken { claims: Vec::new(), signature: [0; 64] } };
+                        if let Ok(list) = core.query(UnixMillis(now), &node(asker), &claims, &query) {
+                            prop_assert!(list.peers.len() <= 3);
+                            prop_assert!(list.peers.len() <= usize::from(want));
+                            for peer in &list.peers {
+                                prop_assert!(peer.node != node(asker));
+                                prop_assert!(claims.market_includes(&peer.region));
+                            }
+                        }
+                    }
+                    Op::Report { reporter, peer, rendition: r } => {
+                        let claims = claims(node(reporter), LicenseScope::Play { renditions: vec![rendition(r)] }, now);
+                        let report = PeerReport { peer: node(peer), rendition: rendition(r), reason: ReportReason::Missing, license: LicenseToken { claims: Vec::new(), signature: [0; 64] } };
+                        let _ = core.report(UnixMillis(now), &node(reporter), &claims, &report);
+                    }
+                    Op::Advance { ms } => now += u64::from(ms),
+                    Op::Expire => { core.expire(UnixMillis(now)); }
+                }
+                prop_assert!(core.peers() <= 40);
+                prop_assert!(core.renditions() <= 60);
+                prop_assert!(core.entries() <= 60 * 5);
+            }
+        }
+    }
+}

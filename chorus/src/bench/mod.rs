@@ -8,7 +8,10 @@ use clap::{Args, Subcommand};
 
 mod origin;
 mod pipeline;
+mod tracker;
 mod transport;
+
+pub use tracker::TrackerBenchArgs;
 
 /// Which benchmark to run.
 #[derive(Debug, Subcommand)]
@@ -23,6 +26,9 @@ pub enum Which {
     Play(PlayBenchArgs),
     /// HTTP chunk GET throughput of the origin, against nginx serving the same files.
     Chunks(ChunksBenchArgs),
+    /// The tracker core: announce+query mix with 1,000,000 entries on one core, and heap bytes
+    /// per (peer, rendition) entry.
+    Tracker(TrackerBenchArgs),
 }
 
 /// Flags of `chorus bench ingest`.
@@ -118,6 +124,7 @@ pub fn run(which: Which) -> anyhow::Result<ExitCode> {
         Which::Ingest(args) => origin::run_ingest(&args),
         Which::Play(args) => origin::run_play(&args),
         Which::Chunks(args) => origin::run_chunks(&args),
+        Which::Tracker(args) => tracker::run(&args),
     }
 }
 
