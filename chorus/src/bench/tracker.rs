@@ -101,7 +101,7 @@ impl World {
             .collect();
         let announce = Announce {
             region,
-            role: if peer % 50 == 0 {
+            role: if peer.is_multiple_of(50) {
                 NodeRole::SuperNode
             } else {
                 NodeRole::Client
@@ -222,7 +222,7 @@ pub fn run(args: &TrackerBenchArgs) -> anyhow::Result<ExitCode> {
                 let i = k % announces.len();
                 let (id, claims, announce) = &announces[i];
                 let cycle = k / announces.len() + round as usize;
-                let announce = if i % 4 == 0 && cycle % 2 == 1 {
+                let announce = if i.is_multiple_of(4) && cycle % 2 == 1 {
                     &variants[i]
                 } else {
                     announce
