@@ -8,9 +8,11 @@ use clap::{Args, Subcommand};
 
 mod origin;
 mod pipeline;
+mod supernode;
 mod tracker;
 mod transport;
 
+pub use supernode::SuperNodeBenchArgs;
 pub use tracker::TrackerBenchArgs;
 
 /// Which benchmark to run.
@@ -29,6 +31,9 @@ pub enum Which {
     /// The tracker core: announce+query mix with 1,000,000 entries on one core, and heap bytes
     /// per (peer, rendition) entry.
     Tracker(TrackerBenchArgs),
+    /// Concurrent real-time listeners one super-node core serves from its disk cache, with
+    /// chunk latency percentiles.
+    Supernode(SuperNodeBenchArgs),
 }
 
 /// Flags of `chorus bench ingest`.
@@ -125,6 +130,7 @@ pub fn run(which: Which) -> anyhow::Result<ExitCode> {
         Which::Play(args) => origin::run_play(&args),
         Which::Chunks(args) => origin::run_chunks(&args),
         Which::Tracker(args) => tracker::run(&args),
+        Which::Supernode(args) => supernode::run(&args),
     }
 }
 
