@@ -48,12 +48,12 @@ pub struct TrackerArgs {
     status_every_s: u64,
 }
 
-async fn learn_issuer(origin: &str) -> anyhow::Result<NodeId> {
+async fn learn_issuer(origin: &str) -> anyhow::Result<NodeAddr> {
     let api = OriginApi::new(origin)?;
     let started = Instant::now();
     loop {
         match api.network().await {
-            Ok(network) => return Ok(network.origin.node),
+            Ok(network) => return Ok(network.origin),
             Err(error) if started.elapsed() < Duration::from_secs(60) => {
                 eprintln!("waiting for the origin at {origin}: {error:#}");
                 tokio::time::sleep(Duration::from_secs(2)).await;
@@ -85,9 +85,12 @@ pub fn run_tracker(args: TrackerArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let identity = transport::keyfile::load_or_create_identity(&args.data.join("node.key"))
             .with_context(|| format!("node key in {}", args.data.display()))?;
-        let issuer = match args.issuer {
-            Some(issuer) => issuer,
-            None => learn_issuer(&args.origin).await?,
+        let (issuer, origin_quic) = match args.issuer {
+            Some(issuer) => (issuer, None),
+            None => {
+                let network = learn_issuer(&args.origin).await?;
+                (network.node, Some(network.addr))
+            }
         };
         let config = TrackerConfig {
             peers_returned_max: args.peers_returned,
@@ -110,11 +113,14 @@ pub fn run_tracker(args: TrackerArgs) -> anyhow::Result<ExitCode> {
         println!("  node id  {}", identity.node_id());
         println!("  quic     {addr}");
         println!("  trusts   {issuer} (the origin)");
-        println!("  address  {}@{addr}", identity.node_id());
+        let shown = match origin_quic {
+            Some(toward) => transport::keyfile::advertised_addr(addr, toward),
+            None => addr,
+        };
+        println!("  address  {}@{shown}", identity.node_id());
         println!(
-            "ready; give the origin --tracker {}@HOST:{}; Ctrl-C stops it",
-            identity.node_id(),
-            addr.port()
+            "ready; start the origin with --tracker {}@{shown} so clients and super-nodes find it; Ctrl-C stops it",
+            identity.node_id()
         );
         let status = tokio::spawn(status_lines(service.clone(), args.status_every_s));
         wait_for_shutdown_signal().await?;
@@ -263,6 +269,7 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         println!("chorus node {}", env!("CARGO_PKG_VERSION"));
         println!("  node id  {}", node.node_id);
         println!("  quic     {}", node.quic_addr);
+        println!("  announce {}", node.announce_addr);
         println!("  region   {}", node.region);
         match &node.tracker {
             Some(tracker) => println!("  tracker  {tracker}"),

@@ -135,3 +135,47 @@ fn bench_ingest_play_and_chunks_report_json() {
         positive(&json, key);
     }
 }
+
+#[test]
+fn bench_tracker_and_supernode_report_json() {
+    let json = last_json_line(&chorus(&[
+        "bench",
+        "tracker",
+        "--json",
+        "--entries",
+        "20000",
+        "--ops",
+        "20000",
+        "--rounds",
+        "1",
+    ]));
+    for key in [
+        "ops_per_s",
+        "bytes_per_entry",
+        "entries",
+        "baseline_ops_per_s",
+    ] {
+        positive(&json, key);
+    }
+    assert_eq!(json["entries"], 20000);
+    assert_eq!(json["refused"], 0);
+
+    let json = last_json_line(&chorus(&[
+        "bench",
+        "supernode",
+        "--json",
+        "--streams",
+        "20",
+        "--clients",
+        "2",
+        "--seconds",
+        "1",
+        "--renditions",
+        "2",
+    ]));
+    for key in ["requests", "chunk_p50_ms", "chunk_p99_ms", "mbps"] {
+        positive(&json, key);
+    }
+    assert_eq!(json["errors"], 0);
+    assert!(json["chunk_p99_ms"].as_f64() >= json["chunk_p50_ms"].as_f64());
+}

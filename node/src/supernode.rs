@@ -133,6 +133,8 @@ pub struct SuperNode {
     pub node_id: NodeId,
     /// Where it accepts QUIC connections.
     pub quic_addr: SocketAddr,
+    /// The address it advertises to trackers and the DHT.
+    pub announce_addr: SocketAddr,
     /// Its region (from the role token).
     pub region: Region,
     /// The tracker it announces to, if any.
@@ -184,7 +186,9 @@ impl SuperNode {
             .with_upload_gate(gate.clone());
         let serve = tokio::spawn(transport::serve(endpoint.clone(), Arc::new(service)));
         let tracker = config.tracker.or(role.network.tracker);
-        let announce_addr = config.public_addr.unwrap_or(quic_addr);
+        let announce_addr = config.public_addr.unwrap_or_else(|| {
+            transport::keyfile::advertised_addr(quic_addr, role.network.origin.addr)
+        });
         let discovery = match &config.discovery {
             Some(settings) => Some(
                 discovery::Discovery::start(&identity, settings.clone())
@@ -207,6 +211,7 @@ impl SuperNode {
             announce_addr,
             discovery,
         });
+        let announce_addr = shared.announce_addr;
         let mut tasks = vec![
             serve,
             tokio::spawn(renew_role(shared.clone())),
@@ -218,6 +223,7 @@ impl SuperNode {
         Ok(Self {
             node_id,
             quic_addr,
+            announce_addr,
             region,
             tracker,
             shared,

@@ -578,7 +578,11 @@ mod properties {
             issuer: NodeId([0; 32]),
             account: AccountId([1; 16]),
             node,
-            region: region(if node.0[0].is_multiple_of(2) { "SE" } else { "DE" }),
+            region: region(if node.0[0].is_multiple_of(2) {
+                "SE"
+            } else {
+                "DE"
+            }),
             scope,
             markets: if node.0[0].is_multiple_of(3) {
                 vec![region("SE")]

@@ -43,3 +43,27 @@ pub fn load_or_create_identity(path: &Path) -> std::io::Result<Identity> {
     }
     Ok(Identity::from_secret_bytes(&load_or_create_secret(path)?))
 }
+
+/// The address to advertise for a socket bound to `bound`: `bound` itself unless its IP is
+/// unspecified (0.0.0.0 or ::), in which case the IP of the local interface that routes toward
+/// `toward` (no packet is sent), with `bound`'s port.
+pub fn advertised_addr(
+    bound: std::net::SocketAddr,
+    toward: std::net::SocketAddr,
+) -> std::net::SocketAddr {
+    if !bound.ip().is_unspecified() {
+        return bound;
+    }
+    let any: std::net::SocketAddr = if toward.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    std::net::UdpSocket::bind(any)
+        .and_then(|socket| {
+            socket.connect(toward)?;
+            socket.local_addr()
+        })
+        .map(|local| std::net::SocketAddr::new(local.ip(), bound.port()))
+        .unwrap_or(bound)
+}

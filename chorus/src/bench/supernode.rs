@@ -57,7 +57,12 @@ pub struct SuperNodeBenchArgs {
 const CHUNK_BYTES: u32 = 16 * 1024;
 const WARM_UP: Duration = Duration::from_secs(2);
 
-fn rendition(origin: &Identity, n: u32, seconds: u32, kbps: u32) -> anyhow::Result<(Manifest, Vec<Bytes>)> {
+fn rendition(
+    origin: &Identity,
+    n: u32,
+    seconds: u32,
+    kbps: u32,
+) -> anyhow::Result<(Manifest, Vec<Bytes>)> {
     let track = TrackId([n as u8; 16]);
     let cipher = ChunkCipher::new(
         &ContentKey([n as u8; 32]),
@@ -114,7 +119,10 @@ fn start_node(
     let thread = std::thread::Builder::new()
         .name("super-node".into())
         .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(runtime) => runtime,
                 Err(error) => return drop(ready.send(Err(anyhow::Error::from(error)))),
             };
@@ -123,10 +131,11 @@ fn start_node(
                     streams_concurrent_max: 256,
                     ..Limits::default()
                 };
-                let endpoint = match Endpoint::bind(&identity, "127.0.0.1:0".parse().expect("addr"), limits) {
-                    Ok(endpoint) => endpoint,
-                    Err(error) => return drop(ready.send(Err(error.into()))),
-                };
+                let endpoint =
+                    match Endpoint::bind(&identity, "127.0.0.1:0".parse().expect("addr"), limits) {
+                        Ok(endpoint) => endpoint,
+                        Err(error) => return drop(ready.send(Err(error.into()))),
+                    };
                 let service = ChunkService::new(cache, issuer, system_clock())
                     .with_region("SE".parse().expect("region"))
                     .with_upload_gate(Arc::new(UploadGate::new(slots, None)));
@@ -149,7 +158,10 @@ fn start_node(
 }
 
 pub fn run(args: &SuperNodeBenchArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(args.seconds > 0.0 && args.seconds <= 3600.0, "--seconds must be in (0, 3600]");
+    anyhow::ensure!(
+        args.seconds > 0.0 && args.seconds <= 3600.0,
+        "--seconds must be in (0, 3600]"
+    );
     let origin = Identity::from_secret_bytes(&[7; 32]);
     let dir = tempfile::tempdir()?;
     let track_seconds = 240;
@@ -162,14 +174,23 @@ pub fn run(args: &SuperNodeBenchArgs) -> anyhow::Result<ExitCode> {
     )?);
     let mut manifests = Vec::new();
     for n in 0..args.renditions {
-        progress(&format!("supernode: caching rendition {}/{}", n + 1, args.renditions));
+        progress(&format!(
+            "supernode: caching rendition {}/{}",
+            n + 1,
+            args.renditions
+        ));
         let (manifest, chunks) = rendition(&origin, n, track_seconds, args.kbps)?;
         cache.insert(manifest.signed(), &manifest, &chunks, false)?;
         manifests.push(manifest);
     }
     cache.set_region("SE".parse()?);
     let node_identity = Identity::from_secret_bytes(&[8; 32]);
-    let node = start_node(node_identity, cache, origin.node_id(), args.streams as usize + 64)?;
+    let node = start_node(
+        node_identity,
+        cache,
+        origin.node_id(),
+        args.streams as usize + 64,
+    )?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -277,7 +298,8 @@ async fn load(
         let peer = endpoint.connect(node, addr).await?;
         peers.push((endpoint, peer, license));
     }
-    let interval = Duration::from_secs_f64(f64::from(CHUNK_BYTES) * 8.0 / (f64::from(args.kbps) * 1000.0));
+    let interval =
+        Duration::from_secs_f64(f64::from(CHUNK_BYTES) * 8.0 / (f64::from(args.kbps) * 1000.0));
     let load_started = Instant::now();
     let measure_from = load_started + WARM_UP;
     let end = measure_from + Duration::from_secs_f64(args.seconds);
@@ -306,7 +328,9 @@ async fn load(
                             bytes += items
                                 .iter()
                                 .map(|item| match item {
-                                    transport::chunks::RangeItem::Chunk { data, .. } => data.len() as u64,
+                                    transport::chunks::RangeItem::Chunk { data, .. } => {
+                                        data.len() as u64
+                                    }
                                     transport::chunks::RangeItem::Missing { .. } => 0,
                                 })
                                 .sum::<u64>();

@@ -1,0 +1,303 @@
+//! `chorus tracker` and `chorus node` as real processes next to a real `chorus origin`: the
+//! operator creates a super-node account, the tracker learns the origin's key by itself, the
+//! node caches what listeners ask for and announces it, and every process stops cleanly on
+//! SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use protocol::wire::{PeerQuery, Request, Response};
+use protocol::{Identity, LicenseToken, NodeId};
+use serde_json::{Value, json};
+use transport::{Endpoint, Limits};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A child process killed on drop unless it was stopped.
+struct Process {
+    child: Child,
+    lines: Vec<String>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(args: &[&str], extra: &[&Path]) -> Process {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args(args)
+        .args(extra)
+        .env("CHORUS_LOG", "error")
+        .env("CHORUS_PASSWORD", PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chorus");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let ready = line.starts_with("ready");
+        lines.push(line);
+        if ready {
+            break;
+        }
+    }
+    assert!(
+        lines.last().is_some_and(|line| line.starts_with("ready")),
+        "{args:?} did not start: {lines:?}"
+    );
+    Process { child, lines }
+}
+
+impl Process {
+    fn field(&self, name: &str) -> String {
+        self.lines
+            .iter()
+            .find_map(|line| {
+                line.trim()
+                    .strip_prefix(name)
+                    .map(|rest| rest.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no {name} line in {:?}", self.lines))
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn post(http: &reqwest::blocking::Client, url: String, token: Option<&str>, body: Value) -> Value {
+    let mut request = http.post(url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().unwrap();
+    let status = response.status();
+    let body: Value = response.json().unwrap_or(Value::Null);
+    assert!(status.is_success(), "{status}: {body}");
+    body
+}
+
+fn account(http: &reqwest::blocking::Client, base: &str, name: &str, role: &str) -> String {
+    post(
+        http,
+        format!("{base}/v1/accounts"),
+        None,
+        json!({"username": name, "password": PASSWORD, "region": "SE", "role": role}),
+    );
+    post(
+        http,
+        format!("{base}/v1/sessions"),
+        None,
+        json!({"username": name, "password": PASSWORD}),
+    )["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn tracker_and_super_node_processes_serve_a_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin_data = dir.path().join("origin");
+    let created = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args([
+            "admin",
+            "create-super-node",
+            "--username",
+            "isp_node",
+            "--region",
+            "SE",
+            "--data",
+        ])
+        .arg(&origin_data)
+        .env("CHORUS_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert!(String::from_utf8_lossy(&created.stdout).contains("super-node account isp_node"));
+
+    let origin = spawn(
+        &[
+            "origin",
+            "--http",
+            "127.0.0.1:0",
+            "--quic",
+            "127.0.0.1:0",
+            "--data",
+        ],
+        &[&origin_data],
+    );
+    let base = origin.field("http");
+    let origin_id: NodeId = origin.field("node id").parse().unwrap();
+    let tracker = spawn(
+        &[
+            "tracker",
+            "--listen",
+            "127.0.0.1:0",
+            "--origin",
+            &base,
+            "--status-every-s",
+            "0",
+            "--data",
+        ],
+        &[&dir.path().join("tracker")],
+    );
+    let tracker_address = tracker.field("address");
+    assert!(tracker.field("trusts").starts_with(&origin_id.to_hex()));
+    let (tracker_id, tracker_addr) = tracker_address.split_once('@').unwrap();
+    let tracker_id: NodeId = tracker_id.parse().unwrap();
+    let tracker_addr: std::net::SocketAddr = tracker_addr.parse().unwrap();
+    let node = spawn(
+        &[
+            "node",
+            "--origin",
+            &base,
+            "--user",
+            "isp_node",
+            "--listen",
+            "127.0.0.1:0",
+            "--tracker",
+            &tracker_address,
+            "--cache-bytes",
+            "64M",
+            "--refresh-s",
+            "1",
+            "--no-p2p",
+            "--cache-dir",
+        ],
+        &[&dir.path().join("node")],
+    );
+    let node_id: NodeId = node.field("node id").parse().unwrap();
+    assert_eq!(node.field("region"), "SE");
+
+    // A listener plays a track; its peer queries make the track popular.
+    let http = reqwest::blocking::Client::new();
+    let artist = account(&http, &base, "artist", "artist");
+    let listener = account(&http, &base, "listener", "listener");
+    let form = reqwest::blocking::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::blocking::multipart::Part::bytes(origin::synth::wav(4, 3.0, 44_100, 2))
+                .file_name("song.wav"),
+        )
+        .text(
+            "metadata",
+            json!({"title": "Song", "artist": "A"}).to_string(),
+        );
+    let track: Value = http
+        .post(format!("{base}/v1/tracks"))
+        .bearer_auth(&artist)
+        .multipart(form)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let track_id = track["id"].as_str().unwrap();
+    let client = Identity::from_secret_bytes(&[0x51; 32]);
+    let grant = post(
+        &http,
+        format!("{base}/v1/tracks/{track_id}/play"),
+        Some(&listener),
+        json!({"node_id": client.node_id().to_hex()}),
+    );
+    let license =
+        LicenseToken::from_bytes(&hex::decode(grant["license"].as_str().unwrap()).unwrap())
+            .unwrap();
+    let rendition = grant["rendition_id"].as_str().unwrap().parse().unwrap();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listed = runtime.block_on(async {
+        let endpoint =
+            Endpoint::bind(&client, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
+        let peer = endpoint.connect(tracker_id, tracker_addr).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let request = Request::PeerQuery(PeerQuery {
+                rendition,
+                want: 10,
+                license: license.clone(),
+            });
+            match peer.request_one(&request).await.unwrap() {
+                Response::PeerList(list) if list.peers.iter().any(|p| p.node == node_id) => {
+                    return list;
+                }
+                Response::PeerList(_) => {}
+                other => panic!("{other:?}"),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the super-node never announced the track"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+    assert_eq!(listed.peers[0].node, node_id);
+    let cached = std::fs::read_dir(dir.path().join("node").join("renditions"))
+        .unwrap()
+        .count();
+    assert_eq!(cached, 1);
+
+    assert!(node.terminate().success());
+    assert!(tracker.terminate().success());
+    assert!(origin.terminate().success());
+}
+
+#[test]
+fn network_role_flags_are_checked() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_chorus"))
+            .args(args)
+            .env("CHORUS_PASSWORD", PASSWORD)
+            .output()
+            .unwrap()
+    };
+    let output = run(&[
+        "tracker",
+        "--peers-returned",
+        "0",
+        "--issuer",
+        &"ab".repeat(32),
+    ]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--peers-returned"));
+    let output = run(&["node", "--user", "x", "--pin-fraction", "2"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--pin-fraction"));
+    let output = run(&["node", "--user", "x", "--cache-bytes", "lots"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("size"));
+    let output = run(&["node", "--user", "x", "--tracker", "nonsense"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("NODE_ID@HOST:PORT"));
+    // No origin to log in to: a clear error, not a hang.
+    let output = run(&[
+        "node",
+        "--user",
+        "x",
+        "--origin",
+        "http://127.0.0.1:9",
+        "--no-p2p",
+    ]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("reaching the origin"));
+}
