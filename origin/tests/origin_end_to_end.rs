@@ -292,6 +292,16 @@ async fn upload_authorize_and_fetch_over_http_and_quic() {
     let license =
         LicenseToken::from_bytes(&hex::decode(grant["license"].as_str().unwrap()).unwrap())
             .unwrap();
+    // The license carries the track's markets, so trackers and peers apply the region rules.
+    let claims = license
+        .verify(
+            &origin_id,
+            &client.node_id(),
+            protocol::UnixMillis(origin::api::now_ms()),
+        )
+        .unwrap();
+    let markets: Vec<&str> = claims.markets.iter().map(|m| m.as_str()).collect();
+    assert_eq!(markets, ["SE", "NO"]);
     let endpoint =
         Endpoint::bind(&client, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
     let peer = endpoint
@@ -639,6 +649,8 @@ async fn service_routes_describe_and_count_the_api() {
         "/v1/artists/{id}/tracks",
         "/v1/albums/{id}",
         "/v1/chunks/{id}",
+        "/v1/network",
+        "/v1/nodes/token",
     ] {
         assert!(
             spec["paths"].get(path).is_some(),
@@ -687,5 +699,96 @@ async fn service_routes_describe_and_count_the_api() {
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
     }
+    origin.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_info_and_super_node_role_tokens() {
+    let origin = start().await;
+    let network: Value = origin
+        .http
+        .get(format!("{}/v1/network", origin.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        network["origin"]["node_id"],
+        origin.running.node_id.to_hex().as_str()
+    );
+    assert_eq!(
+        network["origin"]["quic"],
+        origin.running.quic_addr.to_string().as_str()
+    );
+    assert!(network["tracker"].is_null());
+
+    // Super-node accounts cannot be self-created; listeners get no role token.
+    let body = json!({"username": "sneaky", "password": "correct horse battery", "region": "SE", "role": "super_node"});
+    let (status, answer) = origin.post("/v1/accounts", None, body).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::FORBIDDEN, "forbidden_role")
+    );
+    let listener = origin.account("plain", "SE", "listener", "free").await;
+    let node = Identity::from_secret_bytes(&[0x77; 32]);
+    let (status, answer) = origin
+        .post(
+            "/v1/nodes/token",
+            Some(&listener),
+            json!({"node_id": node.node_id().to_hex()}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::FORBIDDEN, "not_super_node")
+    );
+
+    // The operator's super-node account gets a role token bound to the node, in its region.
+    let account = origin::api::new_account(
+        "isp",
+        "correct horse battery",
+        "DE",
+        origin::store::Role::SuperNode,
+        origin::store::Tier::Premium,
+    )
+    .unwrap();
+    assert!(origin.running.store().create_account(&account).unwrap());
+    let (status, tokens) = origin
+        .post(
+            "/v1/sessions",
+            None,
+            json!({"username": "isp", "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let access = tokens["access_token"].as_str().unwrap();
+    let (status, answer) = origin
+        .post("/v1/nodes/token", Some(access), json!({"node_id": "zz"}))
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "invalid_node_id")
+    );
+    let (status, grant) = origin
+        .post(
+            "/v1/nodes/token",
+            Some(access),
+            json!({"node_id": node.node_id().to_hex()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{grant}");
+    assert_eq!(grant["region"], "DE");
+    let license =
+        LicenseToken::from_bytes(&hex::decode(grant["license"].as_str().unwrap()).unwrap())
+            .unwrap();
+    let now = protocol::UnixMillis(origin::api::now_ms());
+    let claims = license
+        .verify(&origin.running.node_id, &node.node_id(), now)
+        .unwrap();
+    assert_eq!(claims.scope, protocol::LicenseScope::SuperNode);
+    assert_eq!(claims.region.as_str(), "DE");
+    assert!(claims.markets.is_empty());
     origin.running.shutdown().await.unwrap();
 }
