@@ -1,4 +1,9 @@
-//! The playback engine player apps embed: scheduler, cache, peer serving, offline.
+//! The playback engine player apps embed.
 //!
-//! Empty until its issue lands; the shared protocol lives in `protocol`, the data plane in
-//! `transport`.
+//! - [`scheduler`]: the sans-IO playback scheduler (which chunk from whom, when), shared with
+//!   the simulator.
+//!
+//! The rest of the engine (driver over `transport`, local cache, offline downloads, the public
+//! player API) builds on it.
+
+pub mod scheduler;

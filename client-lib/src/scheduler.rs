@@ -1,0 +1,835 @@
+//! The playback scheduler: which chunk to ask from whom, and when. Sans-IO: the driver feeds it
+//! events with the time, polls it for actions, and carries them out; the simulator does the
+//! same with simulated time. It never reads a clock or draws randomness.
+//!
+//! The policy (DESIGN.md §6, after Spotify 2010):
+//! 1. Chunks in the local cache count as held from the start.
+//! 2. The opening chunks come from the origin at once, on the warm connection, while the driver
+//!    looks for peers ([`Action::FindPeers`]). Audio starts when the chunk at the play
+//!    position is in.
+//! 3. The rest comes from peers, ranked by expected completion time (bytes outstanding on the
+//!    source plus the new range, divided by its measured rate, plus its round trip), pipelined
+//!    (several ranges in flight per peer).
+//! 4. While peers exist, the origin is asked only for chunks within `origin_lead_ms` of the play
+//!    position, and only when it would deliver sooner than the best peer and the peer would be
+//!    late; without peers it fetches the whole track (there is nothing to save).
+//! 5. A chunk that turns urgent (it plays within `urgent_ms`) and is still out with a peer is
+//!    asked again from the origin. A request that makes no progress for `stall_ms` is given up
+//!    and its chunks go back to the pool; its source is scored down.
+//! 6. Everything is cancelled on a track change ([`Scheduler::play`] again or
+//!    [`Scheduler::stop`]).
+//! 7. When `prefetch_remaining_ms` of the track remain, [`Action::PrefetchNext`] tells the
+//!    driver to start the next track's opening chunks.
+//!
+//! The play head is modelled here too: it advances in real time while the chunk under it is
+//! held, and stops (a stutter) when it is not, until that chunk arrives.
+
+use std::collections::HashMap;
+
+use protocol::NodeId;
+use protocol::wire::Priority;
+
+/// Settings of the scheduler.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Chunks asked from the origin as soon as a track starts.
+    pub opening_chunks: u32,
+    /// How far ahead of the play position the origin may be used while peers exist.
+    pub origin_lead_ms: u64,
+    /// How far ahead the origin may fetch while the first peer lookup is still out.
+    pub search_lead_ms: u64,
+    /// A chunk playing within this is urgent: asked from the origin if a peer still has it.
+    pub urgent_ms: u64,
+    /// Chunks per range asked from a peer.
+    pub range_chunks: u32,
+    /// Ranges in flight per peer.
+    pub requests_per_peer: usize,
+    /// Ranges in flight to the origin.
+    pub requests_origin: usize,
+    /// A request with no chunk for this long is given up.
+    pub stall_ms: u64,
+    /// Remaining play time at which the next track is prefetched.
+    pub prefetch_remaining_ms: u64,
+    /// Rate assumed for a source before it delivered anything, bytes per millisecond.
+    pub rate_prior: f64,
+    /// Failures after which a peer is dropped for this track.
+    pub failures_max: u32,
+    /// Most sources considered at once.
+    pub sources_max: usize,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            opening_chunks: 2,
+            origin_lead_ms: 15_000,
+            search_lead_ms: 6_000,
+            urgent_ms: 3_000,
+            range_chunks: 8,
+            requests_per_peer: 2,
+            requests_origin: 4,
+            stall_ms: 2_000,
+            prefetch_remaining_ms: 30_000,
+            // 2 Mbit/s: a cautious guess for a residential peer.
+            rate_prior: 250.0,
+            failures_max: 2,
+            sources_max: 60,
+        }
+    }
+}
+
+/// What kind of source a node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceKind {
+    /// The origin (always there, costs money).
+    Origin,
+    /// A super-node.
+    SuperNode,
+    /// Another listener.
+    Peer,
+}
+
+/// What the scheduler needs to know about a track's rendition.
+#[derive(Debug, Clone)]
+pub struct TrackPlan {
+    /// Chunk count.
+    pub chunks: u32,
+    /// Ciphertext bytes of each chunk.
+    pub chunk_bytes: Vec<u32>,
+    /// Play time of the whole rendition.
+    pub duration_ms: u64,
+    /// Chunks already in the local cache.
+    pub cached: Vec<bool>,
+    /// Where to start playing.
+    pub start_ms: u64,
+}
+
+/// A request the driver should send, identified so answers can be matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// Why a request or source failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Could not connect, or the connection dropped.
+    Unreachable,
+    /// Answered that it does not hold the chunks (or not found).
+    Missing,
+    /// Sent a chunk that failed its hash: banned.
+    BadChunk,
+    /// Refused (busy, license, region).
+    Refused,
+}
+
+/// What the driver should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Ask `source` for chunks `first .. first + count`.
+    Fetch {
+        /// Matches later events to this request.
+        id: RequestId,
+        /// Whom to ask.
+        source: NodeId,
+        /// First chunk.
+        first: u32,
+        /// Chunk count.
+        count: u32,
+        /// Urgency to send along.
+        priority: Priority,
+    },
+    /// Stop a request (its answers are no longer wanted).
+    Cancel {
+        /// Which.
+        id: RequestId,
+    },
+    /// Look for peers (tracker, DHT, LAN).
+    FindPeers,
+    /// Tell the tracker this peer failed.
+    Report {
+        /// The peer.
+        peer: NodeId,
+        /// How.
+        failure: Failure,
+    },
+    /// Start fetching the next track's opening.
+    PrefetchNext,
+}
+
+/// What the listener experiences, for the app and the statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlayerEvent {
+    /// Audio started, `first_audio_ms` after [`Scheduler::play`].
+    Started {
+        /// Time to first audio.
+        first_audio_ms: u64,
+    },
+    /// The play head reached a chunk that is not here: playback stalls.
+    Stalled {
+        /// Play position.
+        position_ms: u64,
+    },
+    /// Playback resumed after a stall.
+    Resumed {
+        /// How long it stalled.
+        stalled_ms: u64,
+    },
+    /// The track played to its end.
+    Finished,
+}
+
+/// Counters of one track's playback.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PlayStats {
+    /// Time from `play` to first audio, once started.
+    pub first_audio_ms: Option<u64>,
+    /// Stalls after audio started.
+    pub stutters: u32,
+    /// Time spent stalled after audio started.
+    pub stalled_ms: u64,
+    /// Bytes received from the origin (including duplicates of urgent chunks).
+    pub bytes_origin: u64,
+    /// Bytes received from super-nodes.
+    pub bytes_super_nodes: u64,
+    /// Bytes received from other peers.
+    pub bytes_peers: u64,
+    /// Bytes that were already in the local cache.
+    pub bytes_cache: u64,
+    /// Bytes received twice (an urgent re-request raced a peer).
+    pub bytes_duplicate: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    Missing,
+    Requested { request: RequestId },
+    Held,
+}
+
+#[derive(Debug)]
+struct Source {
+    kind: SourceKind,
+    /// Measured rate, bytes per ms (EWMA).
+    rate: f64,
+    /// Bytes asked for and not yet received.
+    outstanding: u64,
+    in_flight: usize,
+    failures: u32,
+    banned: bool,
+}
+
+#[derive(Debug)]
+struct Request {
+    source: NodeId,
+    first: u32,
+    count: u32,
+    received: u32,
+    last_progress_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Head {
+    Idle,
+    Buffering,
+    Playing,
+    Finished,
+}
+
+/// The scheduler for one listener. See the module docs.
+#[derive(Debug)]
+pub struct Scheduler {
+    config: SchedulerConfig,
+    origin: NodeId,
+    sources: HashMap<NodeId, Source>,
+    plan: Option<TrackPlan>,
+    chunks: Vec<Chunk>,
+    /// A second request for an urgent chunk, to the origin.
+    urgent: Vec<Option<RequestId>>,
+    requests: HashMap<RequestId, Request>,
+    next_request: u64,
+    head: Head,
+    position_ms: u64,
+    head_at_ms: u64,
+    play_started_ms: u64,
+    stall_started_ms: u64,
+    prefetch_sent: bool,
+    peers_asked: bool,
+    /// A peer lookup has answered (possibly with nobody).
+    search_done: bool,
+    stats: PlayStats,
+    events: Vec<PlayerEvent>,
+}
+
+impl Scheduler {
+    /// A scheduler whose origin is `origin`.
+    pub fn new(config: SchedulerConfig, origin: NodeId) -> Self {
+        let mut sources = HashMap::new();
+        sources.insert(
+            origin,
+            Source {
+                kind: SourceKind::Origin,
+                rate: config.rate_prior * 4.0,
+                outstanding: 0,
+                in_flight: 0,
+                failures: 0,
+                banned: false,
+            },
+        );
+        Self {
+            config,
+            origin,
+            sources,
+            plan: None,
+            chunks: Vec::new(),
+            urgent: Vec::new(),
+            requests: HashMap::new(),
+            next_request: 1,
+            head: Head::Idle,
+            position_ms: 0,
+            head_at_ms: 0,
+            play_started_ms: 0,
+            stall_started_ms: 0,
+            prefetch_sent: false,
+            peers_asked: false,
+            search_done: false,
+            stats: PlayStats::default(),
+            events: Vec::new(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.config
+    }
+
+    /// Counters of the current track.
+    pub fn stats(&self) -> PlayStats {
+        self.stats
+    }
+
+    /// Play position at `now` (advancing the model).
+    pub fn position_ms(&mut self, now: u64) -> u64 {
+        self.advance(now);
+        self.position_ms
+    }
+
+    /// True once the track played to its end.
+    pub fn finished(&self) -> bool {
+        self.head == Head::Finished
+    }
+
+    /// True when chunk `index` is held.
+    pub fn holds(&self, index: u32) -> bool {
+        self.chunks.get(index as usize) == Some(&Chunk::Held)
+    }
+
+    /// Player events since the last call.
+    pub fn take_events(&mut self) -> Vec<PlayerEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Starts a track (cancelling everything of the previous one). Returns the cancels.
+    pub fn play(&mut self, now: u64, plan: TrackPlan) -> Vec<Action> {
+        let mut actions = self.stop();
+        let chunks = plan.chunks as usize;
+        self.chunks = (0..chunks)
+            .map(|index| {
+                if plan.cached.get(index).copied().unwrap_or(false) {
+                    Chunk::Held
+                } else {
+                    Chunk::Missing
+                }
+            })
+            .collect();
+        self.urgent = vec![None; chunks];
+        self.stats = PlayStats {
+            bytes_cache: (0..chunks)
+                .filter(|&index| self.chunks[index] == Chunk::Held)
+                .map(|index| u64::from(plan.chunk_bytes.get(index).copied().unwrap_or(0)))
+                .sum(),
+            ..PlayStats::default()
+        };
+        self.position_ms = plan.start_ms.min(plan.duration_ms);
+        self.head = Head::Buffering;
+        self.head_at_ms = now;
+        self.play_started_ms = now;
+        self.prefetch_sent = false;
+        self.peers_asked = false;
+        self.search_done = false;
+        for source in self.sources.values_mut() {
+            source.failures = 0;
+        }
+        self.plan = Some(plan);
+        actions.extend(self.poll(now));
+        actions
+    }
+
+    /// Stops the current track: cancels every request.
+    pub fn stop(&mut self) -> Vec<Action> {
+        let mut ids: Vec<RequestId> = self.requests.keys().copied().collect();
+        ids.sort();
+        self.requests.clear();
+        for source in self.sources.values_mut() {
+            source.outstanding = 0;
+            source.in_flight = 0;
+        }
+        self.plan = None;
+        self.head = Head::Idle;
+        ids.into_iter().map(|id| Action::Cancel { id }).collect()
+    }
+
+    /// Moves the play head to `position_ms` (seek); outstanding requests stay useful.
+    pub fn seek(&mut self, now: u64, position_ms: u64) -> Vec<Action> {
+        let Some(duration) = self.plan.as_ref().map(|plan| plan.duration_ms) else {
+            return Vec::new();
+        };
+        self.advance(now);
+        self.position_ms = position_ms.min(duration);
+        self.head_at_ms = now;
+        if self.head == Head::Playing || self.head == Head::Finished {
+            self.head = Head::Playing;
+        }
+        self.poll(now)
+    }
+
+    /// Adds sources the driver found (tracker, DHT, LAN); call it when a lookup answers, even
+    /// with nobody. Until the first answer, the origin stays within `search_lead_ms` of the
+    /// play position; after an answer with no peers it fetches the whole track. Sources beyond
+    /// [`SchedulerConfig::sources_max`] are ignored.
+    pub fn add_sources(&mut self, now: u64, found: &[(NodeId, SourceKind)]) -> Vec<Action> {
+        self.search_done = true;
+        for (node, kind) in found {
+            if self.sources.len() >= self.config.sources_max {
+                break;
+            }
+            let prior = match kind {
+                SourceKind::Origin => continue,
+                SourceKind::SuperNode => self.config.rate_prior * 4.0,
+                SourceKind::Peer => self.config.rate_prior,
+            };
+            self.sources.entry(*node).or_insert(Source {
+                kind: *kind,
+                rate: prior,
+                outstanding: 0,
+                in_flight: 0,
+                failures: 0,
+                banned: false,
+            });
+        }
+        self.poll(now)
+    }
+
+    fn chunk_bytes(&self, index: u32) -> u64 {
+        self.plan
+            .as_ref()
+            .and_then(|plan| plan.chunk_bytes.get(index as usize))
+            .map_or(0, |bytes| u64::from(*bytes))
+    }
+
+    fn chunk_ms(&self) -> f64 {
+        self.plan.as_ref().map_or(1.0, |plan| {
+            plan.duration_ms as f64 / f64::from(plan.chunks.max(1))
+        })
+    }
+
+    fn chunk_at(&self, position_ms: u64) -> u32 {
+        let chunks = self.chunks.len() as u32;
+        ((position_ms as f64 / self.chunk_ms()) as u32).min(chunks.saturating_sub(1))
+    }
+
+    /// When chunk `index` plays, relative to now (may be negative: already due).
+    fn due_in_ms(&self, index: u32) -> f64 {
+        let starts = f64::from(index) * self.chunk_ms();
+        starts - self.position_ms as f64
+    }
+
+    /// A chunk arrived from `source` for `id`, verified by the driver.
+    pub fn on_chunk(&mut self, now: u64, id: RequestId, index: u32) -> Vec<Action> {
+        let bytes = self.chunk_bytes(index);
+        let Some(request) = self.requests.get_mut(&id) else {
+            return Vec::new();
+        };
+        let source_node = request.source;
+        request.received += 1;
+        let elapsed = now.saturating_sub(request.last_progress_ms).max(1);
+        request.last_progress_ms = now;
+        let done = request.received >= request.count;
+        if let Some(source) = self.sources.get_mut(&source_node) {
+            source.outstanding = source.outstanding.saturating_sub(bytes);
+            let sample = bytes as f64 / elapsed as f64;
+            source.rate = 0.7 * source.rate + 0.3 * sample;
+            source.failures = 0;
+            let counter = match source.kind {
+                SourceKind::Origin => &mut self.stats.bytes_origin,
+                SourceKind::SuperNode => &mut self.stats.bytes_super_nodes,
+                SourceKind::Peer => &mut self.stats.bytes_peers,
+            };
+            *counter += bytes;
+        }
+        if let Some(chunk) = self.chunks.get_mut(index as usize) {
+            if *chunk == Chunk::Held {
+                self.stats.bytes_duplicate += bytes;
+            }
+            *chunk = Chunk::Held;
+        }
+        if done {
+            self.finish_request(id);
+        }
+        self.poll(now)
+    }
+
+    fn finish_request(&mut self, id: RequestId) {
+        if let Some(request) = self.requests.remove(&id) {
+            if let Some(source) = self.sources.get_mut(&request.source) {
+                source.in_flight = source.in_flight.saturating_sub(1);
+            }
+            // Whatever this request was carrying and did not bring goes back to the pool.
+            for index in request.first..request.first + request.count {
+                if let Some(chunk) = self.chunks.get_mut(index as usize)
+                    && *chunk == (Chunk::Requested { request: id })
+                {
+                    *chunk = Chunk::Missing;
+                }
+                if let Some(urgent) = self.urgent.get_mut(index as usize)
+                    && *urgent == Some(id)
+                {
+                    *urgent = None;
+                }
+            }
+            self.recount_outstanding(request.source);
+        }
+    }
+
+    fn recount_outstanding(&mut self, node: NodeId) {
+        let outstanding: u64 = self
+            .requests
+            .values()
+            .filter(|request| request.source == node)
+            .map(|request| {
+                (request.first + request.received..request.first + request.count)
+                    .map(|index| self.chunk_bytes(index))
+                    .sum::<u64>()
+            })
+            .sum();
+        if let Some(source) = self.sources.get_mut(&node) {
+            source.outstanding = outstanding;
+        }
+    }
+
+    /// `id`'s source failed it (the remaining chunks of the request go back to the pool).
+    pub fn on_failure(&mut self, now: u64, id: RequestId, failure: Failure) -> Vec<Action> {
+        let Some(source_node) = self.requests.get(&id).map(|request| request.source) else {
+            return Vec::new();
+        };
+        self.finish_request(id);
+        let mut actions = self.fail_source(source_node, failure);
+        actions.extend(self.poll(now));
+        actions
+    }
+
+    fn fail_source(&mut self, node: NodeId, failure: Failure) -> Vec<Action> {
+        let failures_max = self.config.failures_max;
+        let Some(source) = self.sources.get_mut(&node) else {
+            return Vec::new();
+        };
+        source.failures += 1;
+        source.rate *= 0.5;
+        let mut actions = Vec::new();
+        if source.kind != SourceKind::Origin
+            && (failure == Failure::BadChunk || source.failures >= failures_max)
+            && !source.banned
+        {
+            source.banned = true;
+            actions.push(Action::Report {
+                peer: node,
+                failure,
+            });
+            // Cancel what is still out with it.
+            let ids: Vec<RequestId> = self
+                .requests
+                .iter()
+                .filter(|(_, request)| request.source == node)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in ids {
+                self.finish_request(id);
+                actions.push(Action::Cancel { id });
+            }
+        }
+        actions
+    }
+
+    /// Moves the play head model to `now`, emitting player events.
+    fn advance(&mut self, now: u64) {
+        let Some(duration) = self.plan.as_ref().map(|plan| plan.duration_ms) else {
+            return;
+        };
+        let elapsed = now.saturating_sub(self.head_at_ms);
+        self.head_at_ms = now;
+        match self.head {
+            Head::Idle | Head::Finished => {}
+            Head::Buffering => {
+                let index = self.chunk_at(self.position_ms);
+                if self.holds(index) {
+                    self.head = Head::Playing;
+                    if self.stats.first_audio_ms.is_none() {
+                        let first = now.saturating_sub(self.play_started_ms);
+                        self.stats.first_audio_ms = Some(first);
+                        self.events.push(PlayerEvent::Started {
+                            first_audio_ms: first,
+                        });
+                    } else {
+                        let stalled = now.saturating_sub(self.stall_started_ms);
+                        self.stats.stalled_ms += stalled;
+                        self.events.push(PlayerEvent::Resumed {
+                            stalled_ms: stalled,
+                        });
+                    }
+                }
+            }
+            Head::Playing => {
+                // Walk the head forward chunk by chunk; stop at the first one not held.
+                let mut left = elapsed;
+                while left > 0 {
+                    if self.position_ms >= duration {
+                        break;
+                    }
+                    let index = self.chunk_at(self.position_ms);
+                    if !self.holds(index) {
+                        self.head = Head::Buffering;
+                        self.stall_started_ms = now.saturating_sub(left);
+                        self.stats.stutters += 1;
+                        self.events.push(PlayerEvent::Stalled {
+                            position_ms: self.position_ms,
+                        });
+                        break;
+                    }
+                    let chunk_end = ((f64::from(index) + 1.0) * self.chunk_ms()).ceil() as u64;
+                    let step = left.min(chunk_end.saturating_sub(self.position_ms).max(1));
+                    self.position_ms += step;
+                    left -= step;
+                }
+                if self.position_ms >= duration {
+                    self.position_ms = duration;
+                    self.head = Head::Finished;
+                    self.events.push(PlayerEvent::Finished);
+                }
+            }
+        }
+    }
+
+    fn new_request(&mut self, now: u64, source: NodeId, first: u32, count: u32) -> Action {
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        let bytes: u64 = (first..first + count)
+            .map(|index| self.chunk_bytes(index))
+            .sum();
+        if let Some(state) = self.sources.get_mut(&source) {
+            state.in_flight += 1;
+            state.outstanding += bytes;
+        }
+        self.requests.insert(
+            id,
+            Request {
+                source,
+                first,
+                count,
+                received: 0,
+                last_progress_ms: now,
+            },
+        );
+        let urgent = self.due_in_ms(first) <= self.config.urgent_ms as f64;
+        Action::Fetch {
+            id,
+            source,
+            first,
+            count,
+            priority: if urgent || self.head == Head::Buffering {
+                Priority::Playing
+            } else {
+                Priority::Prefetch
+            },
+        }
+    }
+
+    /// Expected time until `bytes` more would arrive from `node`.
+    fn expected_ms(&self, node: &NodeId, bytes: u64) -> f64 {
+        self.sources.get(node).map_or(f64::INFINITY, |source| {
+            (source.outstanding + bytes) as f64 / source.rate.max(1e-3)
+        })
+    }
+
+    /// Decides what to ask for now. Call after every event and on a timer (every 100 ms or so).
+    pub fn poll(&mut self, now: u64) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.plan.is_none() {
+            return actions;
+        }
+        self.advance(now);
+        if self.head == Head::Finished {
+            return actions;
+        }
+        if !self.peers_asked {
+            self.peers_asked = true;
+            actions.push(Action::FindPeers);
+        }
+        // Stalled requests are given up.
+        let stalled: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, request)| {
+                now.saturating_sub(request.last_progress_ms) >= self.config.stall_ms
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stalled {
+            if let Some(source) = self.requests.get(&id).map(|request| request.source) {
+                self.finish_request(id);
+                actions.push(Action::Cancel { id });
+                actions.extend(self.fail_source(source, Failure::Unreachable));
+            }
+        }
+
+        let chunks = self.chunks.len() as u32;
+        let from = self.chunk_at(self.position_ms);
+        let chunk_ms = self.chunk_ms();
+        let lead_chunks = (self.config.origin_lead_ms as f64 / chunk_ms).ceil() as u32;
+        let search_chunks = (self.config.search_lead_ms as f64 / chunk_ms).ceil() as u32;
+        let peers: Vec<NodeId> = {
+            let mut peers: Vec<NodeId> = self
+                .sources
+                .iter()
+                .filter(|(_, source)| source.kind != SourceKind::Origin && !source.banned)
+                .map(|(node, _)| *node)
+                .collect();
+            peers.sort();
+            peers
+        };
+
+        // 1. The opening chunks, from the origin, at once.
+        let opening_end = (from + self.config.opening_chunks).min(chunks);
+        self.assign_origin(now, from, opening_end, &mut actions);
+
+        // 2. Urgent chunks still out with a peer: ask the origin too.
+        let urgent_end =
+            (from + (self.config.urgent_ms as f64 / chunk_ms).ceil() as u32).min(chunks);
+        for index in from..urgent_end {
+            let out_with_peer = match self.chunks[index as usize] {
+                Chunk::Requested { request } => self
+                    .requests
+                    .get(&request)
+                    .is_some_and(|request| request.source != self.origin),
+                _ => false,
+            };
+            if out_with_peer && self.urgent[index as usize].is_none() {
+                if self.sources[&self.origin].in_flight >= self.config.requests_origin + 2 {
+                    break;
+                }
+                let action = self.new_request(now, self.origin, index, 1);
+                if let Action::Fetch { id, .. } = action {
+                    self.urgent[index as usize] = Some(id);
+                }
+                actions.push(action);
+            }
+        }
+
+        // 3. Everything else: peers by expected completion; the origin within its lead when
+        //    it would be sooner, or for everything when there are no peers.
+        let mut index = from;
+        while index < chunks {
+            if self.chunks[index as usize] != Chunk::Missing {
+                index += 1;
+                continue;
+            }
+            let mut end = index + 1;
+            while end < chunks
+                && end - index < self.config.range_chunks
+                && self.chunks[end as usize] == Chunk::Missing
+            {
+                end += 1;
+            }
+            let bytes: u64 = (index..end).map(|i| self.chunk_bytes(i)).sum();
+            let best_peer = peers
+                .iter()
+                .filter(|node| self.sources[*node].in_flight < self.config.requests_per_peer)
+                .min_by(|a, b| {
+                    self.expected_ms(a, bytes)
+                        .total_cmp(&self.expected_ms(b, bytes))
+                })
+                .copied();
+            let within_lead = index < from + lead_chunks;
+            let origin_free = self.sources[&self.origin].in_flight < self.config.requests_origin;
+            let origin_sooner = best_peer.is_none_or(|peer| {
+                self.expected_ms(&self.origin, bytes) < self.expected_ms(&peer, bytes)
+                    && self.due_in_ms(index) < self.expected_ms(&peer, bytes) + chunk_ms
+            });
+            let choice = if peers.is_empty() {
+                if !self.search_done && index >= from + search_chunks {
+                    // Peers may still turn up: do not spend the origin far ahead yet.
+                    break;
+                }
+                origin_free.then_some(self.origin)
+            } else if within_lead && origin_free && origin_sooner {
+                Some(self.origin)
+            } else {
+                best_peer
+            };
+            match choice {
+                Some(source) => {
+                    let action = self.new_request(now, source, index, end - index);
+                    if let Action::Fetch { id, .. } = action {
+                        for i in index..end {
+                            self.chunks[i as usize] = Chunk::Requested { request: id };
+                        }
+                    }
+                    actions.push(action);
+                    index = end;
+                }
+                None => {
+                    // Nobody free now: the rest waits for the next poll.
+                    if peers.is_empty() || !origin_free {
+                        break;
+                    }
+                    index = end;
+                }
+            }
+        }
+        // Peers ran out (all banned or none found): look again.
+        if peers.is_empty() && self.requests.is_empty() && self.chunks.contains(&Chunk::Missing) {
+            self.peers_asked = false;
+        }
+
+        // 4. Prefetch the next track near the end.
+        if !self.prefetch_sent
+            && let Some(plan) = &self.plan
+            && plan.duration_ms.saturating_sub(self.position_ms)
+                <= self.config.prefetch_remaining_ms
+            && self.head == Head::Playing
+        {
+            self.prefetch_sent = true;
+            actions.push(Action::PrefetchNext);
+        }
+        actions
+    }
+
+    fn assign_origin(&mut self, now: u64, from: u32, end: u32, actions: &mut Vec<Action>) {
+        let mut index = from;
+        while index < end {
+            if self.chunks[index as usize] != Chunk::Missing {
+                index += 1;
+                continue;
+            }
+            let mut stop = index + 1;
+            while stop < end && self.chunks[stop as usize] == Chunk::Missing {
+                stop += 1;
+            }
+            let action = self.new_request(now, self.origin, index, stop - index);
+            if let Action::Fetch { id, .. } = action {
+                for i in index..stop {
+                    self.chunks[i as usize] = Chunk::Requested { request: id };
+                }
+            }
+            actions.push(action);
+            index = stop;
+        }
+    }
+}

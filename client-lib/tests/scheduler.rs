@@ -1,0 +1,397 @@
+//! The scheduler driven by a small deterministic network model: sources with a latency and a
+//! rate, chunks arriving when the model says, time advanced in 10 ms steps.
+
+use std::collections::{BTreeMap, HashMap};
+
+use client_lib::scheduler::{
+    Action, Failure, PlayerEvent, RequestId, Scheduler, SchedulerConfig, SourceKind, TrackPlan,
+};
+use protocol::NodeId;
+
+const ORIGIN: NodeId = NodeId([0; 32]);
+
+fn node(n: u8) -> NodeId {
+    NodeId([n; 32])
+}
+
+#[derive(Clone, Copy)]
+enum Behaviour {
+    /// Delivers after `latency_ms`, then one chunk every `per_chunk_ms`.
+    Good { latency_ms: u64, per_chunk_ms: u64 },
+    /// Never answers.
+    Stalls,
+    /// Answers that it holds nothing.
+    Lies,
+    /// Sends a chunk that fails its hash.
+    Corrupts,
+}
+
+struct Net {
+    scheduler: Scheduler,
+    behaviour: HashMap<NodeId, Behaviour>,
+    /// (time, request, chunk index) deliveries scheduled.
+    pending: BTreeMap<(u64, u64, u32), ()>,
+    failures: Vec<(u64, RequestId, Failure)>,
+    now: u64,
+    log: Vec<Action>,
+    events: Vec<PlayerEvent>,
+    chunk_to_source: HashMap<u32, Vec<NodeId>>,
+}
+
+impl Net {
+    fn new(config: SchedulerConfig, origin: Behaviour) -> Self {
+        let mut behaviour = HashMap::new();
+        behaviour.insert(ORIGIN, origin);
+        Self {
+            scheduler: Scheduler::new(config, ORIGIN),
+            behaviour,
+            pending: BTreeMap::new(),
+            failures: Vec::new(),
+            now: 1_000,
+            log: Vec::new(),
+            events: Vec::new(),
+            chunk_to_source: HashMap::new(),
+        }
+    }
+
+    fn apply(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            if let Action::Fetch {
+                id,
+                source,
+                first,
+                count,
+                ..
+            } = &action
+            {
+                match self.behaviour.get(source).copied() {
+                    Some(Behaviour::Good {
+                        latency_ms,
+                        per_chunk_ms,
+                    }) => {
+                        for k in 0..*count {
+                            let at = self.now + latency_ms + per_chunk_ms * u64::from(k + 1);
+                            self.pending.insert((at, id.0, first + k), ());
+                        }
+                    }
+                    Some(Behaviour::Lies) => {
+                        self.failures.push((self.now + 20, *id, Failure::Missing))
+                    }
+                    Some(Behaviour::Corrupts) => {
+                        self.failures.push((self.now + 20, *id, Failure::BadChunk))
+                    }
+                    Some(Behaviour::Stalls) | None => {}
+                }
+            }
+            if let Action::Cancel { id } = &action {
+                self.pending.retain(|(_, request, _), _| *request != id.0);
+                self.failures.retain(|(_, request, _)| request != id);
+            }
+            self.log.push(action);
+        }
+        self.events.extend(self.scheduler.take_events());
+    }
+
+    fn run_until(&mut self, end: u64) {
+        while self.now < end && !self.scheduler.finished() {
+            self.now += 10;
+            let due: Vec<(u64, u64, u32)> = self
+                .pending
+                .range(..=(self.now, u64::MAX, u32::MAX))
+                .map(|(key, _)| *key)
+                .collect();
+            for key in due {
+                self.pending.remove(&key);
+                let source = self.request_source(RequestId(key.1));
+                if let Some(source) = source {
+                    self.chunk_to_source.entry(key.2).or_default().push(source);
+                }
+                let actions = self.scheduler.on_chunk(self.now, RequestId(key.1), key.2);
+                self.apply(actions);
+            }
+            let failed: Vec<(u64, RequestId, Failure)> = self
+                .failures
+                .iter()
+                .filter(|(at, _, _)| *at <= self.now)
+                .copied()
+                .collect();
+            self.failures.retain(|(at, _, _)| *at > self.now);
+            for (_, id, failure) in failed {
+                let actions = self.scheduler.on_failure(self.now, id, failure);
+                self.apply(actions);
+            }
+            let actions = self.scheduler.poll(self.now);
+            self.apply(actions);
+        }
+    }
+
+    fn request_source(&self, id: RequestId) -> Option<NodeId> {
+        self.log.iter().find_map(|action| match action {
+            Action::Fetch {
+                id: fetched,
+                source,
+                ..
+            } if *fetched == id => Some(*source),
+            _ => None,
+        })
+    }
+
+    fn fetches_to(&self, source: NodeId) -> usize {
+        self.log
+            .iter()
+            .filter(|action| matches!(action, Action::Fetch { source: s, .. } if *s == source))
+            .count()
+    }
+}
+
+/// A 3-minute track of 180 chunks (1 s each, 16 KiB).
+fn plan() -> TrackPlan {
+    TrackPlan {
+        chunks: 180,
+        chunk_bytes: vec![16_400; 180],
+        duration_ms: 180_000,
+        cached: vec![false; 180],
+        start_ms: 0,
+    }
+}
+
+fn good(latency_ms: u64, per_chunk_ms: u64) -> Behaviour {
+    Behaviour::Good {
+        latency_ms,
+        per_chunk_ms,
+    }
+}
+
+#[test]
+fn opening_from_the_origin_then_peers_carry_the_rest() {
+    let mut net = Net::new(SchedulerConfig::default(), good(20, 1));
+    let actions = net.scheduler.play(net.now, plan());
+    assert!(actions.contains(&Action::FindPeers));
+    assert!(
+        matches!(
+            actions[1],
+            Action::Fetch {
+                source: ORIGIN,
+                first: 0,
+                count: 2,
+                ..
+            }
+        ),
+        "{actions:?}"
+    );
+    net.apply(actions);
+    // Peers arrive 100 ms later.
+    net.run_until(1_100);
+    for n in 1..=3 {
+        net.behaviour.insert(node(n), good(30, 40));
+    }
+    let actions = net.scheduler.add_sources(
+        net.now,
+        &[
+            (node(1), SourceKind::Peer),
+            (node(2), SourceKind::Peer),
+            (node(3), SourceKind::SuperNode),
+        ],
+    );
+    net.apply(actions);
+    net.run_until(400_000);
+    assert!(net.scheduler.finished());
+    let stats = net.scheduler.stats();
+    assert_eq!(
+        stats.first_audio_ms,
+        Some(30),
+        "origin latency 20 ms + one chunk, 10 ms steps"
+    );
+    assert_eq!(stats.stutters, 0);
+    let total = 180 * 16_400;
+    assert!(stats.bytes_origin + stats.bytes_peers + stats.bytes_super_nodes >= total);
+    // The origin carried the opening and little else.
+    assert!(
+        stats.bytes_origin < total / 10,
+        "origin {} of {total}",
+        stats.bytes_origin
+    );
+    assert!(net.events.contains(&PlayerEvent::Finished));
+    assert!(net.log.contains(&Action::PrefetchNext));
+}
+
+#[test]
+fn without_peers_the_origin_carries_the_track_without_stutter() {
+    let mut net = Net::new(SchedulerConfig::default(), good(20, 2));
+    let actions = net.scheduler.play(net.now, plan());
+    net.apply(actions);
+    net.run_until(1_300);
+    // Before the lookup answers, the origin stays within its lead.
+    assert!(!(0..180).all(|index| net.scheduler.holds(index)));
+    let actions = net.scheduler.add_sources(net.now, &[]);
+    net.apply(actions);
+    net.run_until(400_000);
+    let stats = net.scheduler.stats();
+    assert!(net.scheduler.finished());
+    assert_eq!(stats.stutters, 0);
+    assert_eq!(stats.bytes_origin, 180 * 16_400);
+    assert_eq!(stats.bytes_duplicate, 0);
+}
+
+#[test]
+fn a_stalling_peer_is_dropped_and_urgent_chunks_come_from_the_origin() {
+    let mut net = Net::new(SchedulerConfig::default(), good(20, 2));
+    net.behaviour.insert(node(1), Behaviour::Stalls);
+    net.behaviour.insert(node(2), good(30, 60));
+    let actions = net.scheduler.play(net.now, plan());
+    net.apply(actions);
+    let actions = net.scheduler.add_sources(
+        net.now,
+        &[
+            (node(1), SourceKind::SuperNode),
+            (node(2), SourceKind::Peer),
+        ],
+    );
+    net.apply(actions);
+    net.run_until(400_000);
+    let stats = net.scheduler.stats();
+    assert!(net.scheduler.finished());
+    assert_eq!(stats.stutters, 0, "the buffer covered the stalled peer");
+    assert!(net.log.iter().any(|action| matches!(action, Action::Report { peer, failure: Failure::Unreachable } if *peer == node(1))));
+    // Every chunk arrived from somewhere, none from the staller.
+    for index in 0..180 {
+        let from = &net.chunk_to_source[&index];
+        assert!(!from.contains(&node(1)));
+    }
+}
+
+#[test]
+fn liars_and_corrupters_are_reported_and_playback_continues() {
+    let mut net = Net::new(SchedulerConfig::default(), good(20, 2));
+    net.behaviour.insert(node(1), Behaviour::Lies);
+    net.behaviour.insert(node(2), Behaviour::Corrupts);
+    net.behaviour.insert(node(3), good(30, 50));
+    let actions = net.scheduler.play(net.now, plan());
+    net.apply(actions);
+    let actions = net.scheduler.add_sources(
+        net.now,
+        &[
+            (node(1), SourceKind::Peer),
+            (node(2), SourceKind::Peer),
+            (node(3), SourceKind::Peer),
+        ],
+    );
+    net.apply(actions);
+    net.run_until(400_000);
+    assert!(net.scheduler.finished());
+    assert_eq!(net.scheduler.stats().stutters, 0);
+    let reported: Vec<(NodeId, Failure)> = net
+        .log
+        .iter()
+        .filter_map(|action| match action {
+            Action::Report { peer, failure } => Some((*peer, *failure)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        reported.contains(&(node(2), Failure::BadChunk)),
+        "{reported:?}"
+    );
+    assert!(
+        reported.contains(&(node(1), Failure::Missing)),
+        "{reported:?}"
+    );
+    // The corrupter was banned at its first bad chunk: nothing asked of it afterwards (only
+    // the ranges already pipelined to it before the first answer).
+    let banned_at = net
+        .log
+        .iter()
+        .position(|action| matches!(action, Action::Report { peer, .. } if *peer == node(2)))
+        .unwrap();
+    assert!(
+        !net.log[banned_at..]
+            .iter()
+            .any(|action| matches!(action, Action::Fetch { source, .. } if *source == node(2)))
+    );
+    assert!(net.fetches_to(node(2)) <= SchedulerConfig::default().requests_per_peer);
+}
+
+#[test]
+fn cached_chunks_are_not_fetched_and_a_track_change_cancels_everything() {
+    let mut net = Net::new(SchedulerConfig::default(), good(20, 2));
+    let mut cached = plan();
+    cached.cached = vec![true; 180];
+    let actions = net.scheduler.play(net.now, cached);
+    assert!(
+        !actions
+            .iter()
+            .any(|action| matches!(action, Action::Fetch { .. }))
+    );
+    net.apply(actions);
+    net.run_until(1_020);
+    // Everything cached: audio starts at once.
+    assert_eq!(net.scheduler.stats().first_audio_ms, Some(0));
+    assert_eq!(net.scheduler.stats().bytes_cache, 180 * 16_400);
+
+    let actions = net.scheduler.play(net.now, plan());
+    net.apply(actions);
+    let outstanding: Vec<RequestId> = net
+        .log
+        .iter()
+        .filter_map(|action| match action {
+            Action::Fetch { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert!(!outstanding.is_empty());
+    let cancels = net.scheduler.stop();
+    for id in outstanding {
+        assert!(cancels.contains(&Action::Cancel { id }));
+    }
+    assert!(net.scheduler.poll(net.now + 100).is_empty());
+}
+
+#[test]
+fn a_slow_origin_and_no_peers_stutters_and_the_stall_is_counted() {
+    // 1 s chunks delivered every 1.5 s: playback must stall now and then.
+    let config = SchedulerConfig {
+        requests_origin: 1,
+        range_chunks: 1,
+        ..SchedulerConfig::default()
+    };
+    let mut net = Net::new(config, good(0, 1_500));
+    let actions = net.scheduler.play(
+        net.now,
+        TrackPlan {
+            chunks: 20,
+            chunk_bytes: vec![16_400; 20],
+            duration_ms: 20_000,
+            cached: vec![false; 20],
+            start_ms: 0,
+        },
+    );
+    net.apply(actions);
+    net.run_until(200_000);
+    let stats = net.scheduler.stats();
+    assert!(net.scheduler.finished());
+    assert!(stats.stutters > 0);
+    assert!(stats.stalled_ms > 0);
+    assert!(
+        net.events
+            .iter()
+            .any(|event| matches!(event, PlayerEvent::Resumed { .. }))
+    );
+}
+
+#[test]
+fn seeking_moves_the_fetch_front() {
+    let mut net = Net::new(SchedulerConfig::default(), good(20, 2));
+    let actions = net.scheduler.play(net.now, plan());
+    net.apply(actions);
+    net.run_until(1_200);
+    let actions = net.scheduler.seek(net.now, 120_000);
+    assert!(
+        actions
+            .iter()
+            .any(|action| matches!(action, Action::Fetch { first, .. } if *first >= 120)),
+        "{actions:?}"
+    );
+    net.apply(actions);
+    net.run_until(200_000);
+    assert!(net.scheduler.finished());
+}
