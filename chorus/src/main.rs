@@ -12,6 +12,7 @@ mod bench;
 static ALLOCATOR: alloc::Counting = alloc::Counting;
 mod network_cmd;
 mod origin_cmd;
+mod play_cmd;
 
 /// Chorus: peer-assisted music streaming.
 #[derive(Debug, Parser)]
@@ -40,6 +41,11 @@ enum Command {
     /// Run a super-node: caches popular renditions (ciphertext only) within --cache-bytes and
     /// serves them to licensed peers. Needs a super-node account on the origin.
     Node(network_cmd::NodeArgs),
+    /// Log in to an origin; the session is kept in the user's config directory.
+    Login(play_cmd::LoginArgs),
+    /// Play a track: fetched from the origin and peers, verified, decrypted and decoded, written
+    /// as WAV to a file or stdout.
+    Play(play_cmd::PlayArgs),
     /// Operator actions on an origin's data directory (run with the origin stopped).
     Admin {
         #[command(subcommand)]
@@ -71,6 +77,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => origin_cmd::run_ingest(args),
         Command::Admin { command } => origin_cmd::run_admin(command),
         Command::Tracker(args) => network_cmd::run_tracker(args),
+        Command::Login(args) => play_cmd::run_login(args),
+        Command::Play(args) => play_cmd::run_play(args),
         Command::Node(args) => network_cmd::run_node(args),
     }
 }

@@ -1,9 +1,16 @@
 //! The playback engine player apps embed.
 //!
+//! - [`decode`]: decoding the stream to PCM while it arrives, with the loudness gain; WAV out.
+//! - [`origin_api`]: the origin's HTTP API (sessions, play authorization, network info).
+//! - [`player`]: the driver that runs the scheduler over QUIC and yields decrypted audio in
+//!   play order.
 //! - [`scheduler`]: the sans-IO playback scheduler (which chunk from whom, when), shared with
 //!   the simulator.
 //!
 //! The rest of the engine (driver over `transport`, local cache, offline downloads, the public
 //! player API) builds on it.
 
+pub mod decode;
+pub mod origin_api;
+pub mod player;
 pub mod scheduler;

@@ -5,12 +5,12 @@
 //!   never a content key), crash-safe, verified on load and before serving.
 //! - [`fetch`]: fetching a rendition from ranked sources with every chunk verified and
 //!   sources that send bad chunks banned.
-//! - [`origin_api`]: the origin HTTP calls a super-node makes (role token, network info).
+//! - [`origin_api`]: the origin HTTP client (from `client-lib`; role token, network info).
 //! - [`supernode`]: the driver behind `chorus node`.
 
 pub mod cache;
 pub mod fetch;
-pub mod origin_api;
+pub use client_lib::origin_api;
 pub mod store;
 pub mod supernode;
 

@@ -1,0 +1,181 @@
+//! `chorus login` and `chorus play` against a real origin process: a saved session, a track
+//! played to a WAV file with the JSON summary, and to stdout.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+
+struct Origin {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_origin(data: &std::path::Path) -> Origin {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args([
+            "origin",
+            "--http",
+            "127.0.0.1:0",
+            "--quic",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(data)
+        .env("CHORUS_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut base = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(url) = line.trim().strip_prefix("http") {
+            base = Some(url.trim().to_string());
+        }
+        if line.starts_with("ready") {
+            break;
+        }
+    }
+    Origin {
+        child,
+        base: base.unwrap(),
+    }
+}
+
+fn post(http: &reqwest::blocking::Client, url: String, token: Option<&str>, body: Value) -> Value {
+    let mut request = http.post(url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().unwrap();
+    assert!(response.status().is_success());
+    response.json().unwrap()
+}
+
+fn wav_ms(bytes: &[u8]) -> u64 {
+    assert_eq!(&bytes[..4], b"RIFF");
+    assert_eq!(&bytes[8..12], b"WAVE");
+    let channels = u64::from(u16::from_le_bytes([bytes[22], bytes[23]]));
+    let rate = u64::from(u32::from_le_bytes(bytes[24..28].try_into().unwrap()));
+    let data = (bytes.len() - 44) as u64;
+    data / (2 * channels) * 1000 / rate
+}
+
+#[test]
+fn login_then_play_to_a_file_and_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = start_origin(&dir.path().join("origin"));
+    let base = origin.base.clone();
+    let http = reqwest::blocking::Client::new();
+    for (name, role) in [("artist", "artist"), ("listener", "listener")] {
+        post(
+            &http,
+            format!("{base}/v1/accounts"),
+            None,
+            json!({"username": name, "password": PASSWORD, "region": "SE", "role": role}),
+        );
+    }
+    let artist = post(
+        &http,
+        format!("{base}/v1/sessions"),
+        None,
+        json!({"username": "artist", "password": PASSWORD}),
+    )["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let form = reqwest::blocking::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::blocking::multipart::Part::bytes(origin::synth::wav(12, 4.0, 44_100, 2))
+                .file_name("four.wav"),
+        )
+        .text(
+            "metadata",
+            json!({"title": "Four", "artist": "A"}).to_string(),
+        );
+    let track: Value = http
+        .post(format!("{base}/v1/tracks"))
+        .bearer_auth(&artist)
+        .multipart(form)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let track_id = track["id"].as_str().unwrap().to_string();
+
+    let config = dir.path().join("config");
+    let chorus = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_chorus"))
+            .args(args)
+            .env("CHORUS_CONFIG_DIR", &config)
+            .env("CHORUS_PASSWORD", PASSWORD)
+            .env("CHORUS_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    // Without a session: a clear error.
+    let output = chorus(&["play", &track_id, "--out", "x.wav"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("chorus login"));
+
+    let output = chorus(&["login", "--origin", &base, "--user", "listener"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(config.join("session.json").exists());
+
+    let wav = dir.path().join("four.wav");
+    let output = chorus(&["play", &track_id, "--out", wav.to_str().unwrap(), "--json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let duration = summary["duration_ms"].as_u64().unwrap();
+    assert!((duration as i64 - 4000).abs() < 60, "{summary}");
+    assert!(
+        summary["first_audio_ms"].as_u64().unwrap() < 2000,
+        "{summary}"
+    );
+    assert!(summary["bytes_origin"].as_u64().unwrap() > 0);
+    assert_eq!(summary["bytes_peers"], 0);
+    assert_eq!(summary["stutters"], 0);
+    assert!((wav_ms(&std::fs::read(&wav).unwrap()) as i64 - 4000).abs() < 60);
+
+    // The refresh token rotated and still works; stdout gets a WAV stream.
+    let output = chorus(&["play", &track_id, "--out", "-"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(&output.stdout[..4], b"RIFF");
+    assert!(output.stdout.len() > 44 + 4 * 44_100 * 3);
+
+    // Bad input: unknown track, --json with stdout.
+    let output = chorus(&["play", &"0".repeat(32), "--out", wav.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("not found"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = chorus(&["play", &track_id, "--out", "-", "--json"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--json needs --out FILE"));
+}

@@ -1,0 +1,291 @@
+//! Decoding the decrypted stream to PCM as it arrives (symphonia), with the track's loudness
+//! gain applied, and writing it as WAV.
+//!
+//! The decoder runs on its own thread and reads from a channel of in-order plaintext pieces
+//! ([`StreamDecoder::push`]); it blocks for more input instead of seeing an early end of file,
+//! so it decodes while the rest of the track is still being fetched.
+
+use std::io::{Read, Write};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::DecoderOptions;
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::FormatOptions;
+use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions, ReadOnlySource};
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+
+/// Pieces buffered between the network and the decoder (each one chunk, 16 KiB).
+pub const DECODE_QUEUE_MAX: usize = 256;
+
+/// A `Read` over a channel of byte pieces; ends when the sender is dropped.
+struct ChannelReader {
+    // A mutex only to make the reader `Sync`, as symphonia's media sources must be; one
+    // thread reads.
+    pieces: std::sync::Mutex<mpsc::Receiver<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            let next = self
+                .pieces
+                .get_mut()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .recv();
+            match next {
+                Ok(piece) => self.current = piece,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}
+
+/// What the decoder produced.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DecodeSummary {
+    /// Frames (samples per channel) decoded.
+    pub frames: u64,
+    /// Sample rate.
+    pub sample_rate: u32,
+    /// Channels.
+    pub channels: u16,
+    /// When the first PCM came out.
+    pub first_pcm: Option<Instant>,
+    /// Samples clipped by the gain.
+    pub clipped: u64,
+}
+
+impl DecodeSummary {
+    /// Decoded duration in milliseconds.
+    pub fn duration_ms(&self) -> u64 {
+        if self.sample_rate == 0 {
+            0
+        } else {
+            self.frames * 1000 / u64::from(self.sample_rate)
+        }
+    }
+}
+
+/// Receives PCM as it is decoded: interleaved i16 samples.
+pub trait PcmSink: Send + 'static {
+    /// The stream's format, once known, before any samples.
+    fn format(&mut self, sample_rate: u32, channels: u16) -> std::io::Result<()>;
+    /// Interleaved samples.
+    fn samples(&mut self, samples: &[i16]) -> std::io::Result<()>;
+    /// The end of the stream.
+    fn finish(&mut self) -> std::io::Result<()>;
+}
+
+/// A running decoder thread.
+#[derive(Debug)]
+pub struct StreamDecoder {
+    input: Option<mpsc::SyncSender<Bytes>>,
+    thread: std::thread::JoinHandle<Result<DecodeSummary, String>>,
+}
+
+impl StreamDecoder {
+    /// Starts decoding into `sink`, scaling by `gain_db` (the track's loudness gain).
+    pub fn start(sink: impl PcmSink, gain_db: f64) -> Self {
+        let (input, pieces) = mpsc::sync_channel(DECODE_QUEUE_MAX);
+        let thread = std::thread::Builder::new()
+            .name("decoder".into())
+            .spawn(move || decode(pieces, sink, gain_db))
+            .expect("spawning the decoder thread");
+        Self {
+            input: Some(input),
+            thread,
+        }
+    }
+
+    /// Hands the next in-order piece of the encoded stream to the decoder. Blocks while the
+    /// decoder is [`DECODE_QUEUE_MAX`] pieces behind. False when the decoder has stopped.
+    pub fn push(&self, piece: Bytes) -> bool {
+        self.input
+            .as_ref()
+            .is_some_and(|input| input.send(piece).is_ok())
+    }
+
+    /// Ends the input and waits for the decoder.
+    pub fn finish(mut self) -> Result<DecodeSummary, String> {
+        self.input = None;
+        self.thread
+            .join()
+            .map_err(|_| "the decoder thread panicked".to_string())?
+    }
+}
+
+fn decode(
+    pieces: mpsc::Receiver<Bytes>,
+    mut sink: impl PcmSink,
+    gain_db: f64,
+) -> Result<DecodeSummary, String> {
+    let reader = ChannelReader {
+        pieces: std::sync::Mutex::new(pieces),
+        current: Bytes::new(),
+    };
+    let source = MediaSourceStream::new(
+        Box::new(ReadOnlySource::new(reader)),
+        MediaSourceStreamOptions::default(),
+    );
+    let mut hint = Hint::new();
+    hint.with_extension("ogg");
+    let mut format = symphonia::default::get_probe()
+        .format(
+            &hint,
+            source,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
+        .map_err(|error| format!("not a playable stream: {error}"))?
+        .format;
+    let track = format.default_track().ok_or("no audio track")?.clone();
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .map_err(|error| format!("unsupported codec: {error}"))?;
+    let scale = 10f64.powf(gain_db / 20.0) as f32;
+    let mut summary = DecodeSummary::default();
+    let mut buffer: Option<SampleBuffer<f32>> = None;
+    let mut out: Vec<i16> = Vec::new();
+    loop {
+        let packet = match format.next_packet() {
+            Ok(packet) => packet,
+            Err(SymphoniaError::IoError(error))
+                if error.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                break;
+            }
+            Err(SymphoniaError::ResetRequired) => break,
+            Err(error) => return Err(format!("reading the stream: {error}")),
+        };
+        let decoded = match decoder.decode(&packet) {
+            Ok(decoded) => decoded,
+            Err(SymphoniaError::DecodeError(error)) => {
+                // A damaged packet is skipped (the chunk passed its hash, so this is the
+                // encoder's doing); the stream goes on.
+                tracing::warn!(error, "skipping an undecodable packet");
+                continue;
+            }
+            Err(error) => return Err(format!("decoding: {error}")),
+        };
+        let spec = *decoded.spec();
+        if summary.sample_rate == 0 {
+            summary.sample_rate = spec.rate;
+            summary.channels = spec.channels.count() as u16;
+            sink.format(summary.sample_rate, summary.channels)
+                .map_err(|error| format!("output: {error}"))?;
+        }
+        let frames = decoded.frames();
+        if frames == 0 {
+            continue;
+        }
+        let samples =
+            buffer.get_or_insert_with(|| SampleBuffer::new(decoded.capacity() as u64, spec));
+        if samples.capacity() < frames * spec.channels.count() {
+            *samples = SampleBuffer::new(decoded.capacity() as u64, spec);
+        }
+        samples.copy_interleaved_ref(decoded);
+        out.clear();
+        for sample in samples.samples() {
+            let scaled = sample * scale;
+            if !(-1.0..=1.0).contains(&scaled) {
+                summary.clipped += 1;
+            }
+            out.push((scaled.clamp(-1.0, 1.0) * 32767.0) as i16);
+        }
+        if summary.first_pcm.is_none() {
+            summary.first_pcm = Some(Instant::now());
+        }
+        sink.samples(&out)
+            .map_err(|error| format!("output: {error}"))?;
+        summary.frames += frames as u64;
+    }
+    sink.finish().map_err(|error| format!("output: {error}"))?;
+    Ok(summary)
+}
+
+/// Writes PCM as a 16-bit WAV file or stream. Seekable outputs get their header's lengths
+/// fixed at the end; a pipe gets "unknown length" (0xFFFFFFFF), which players accept.
+#[derive(Debug)]
+pub struct WavSink<W: Write + Send + 'static> {
+    out: W,
+    seek: Option<fn(&mut W, u32) -> std::io::Result<()>>,
+    data_bytes: u64,
+}
+
+impl WavSink<std::io::BufWriter<std::fs::File>> {
+    /// A WAV file at `path`.
+    pub fn file(path: &std::path::Path) -> std::io::Result<Self> {
+        Ok(Self {
+            out: std::io::BufWriter::new(std::fs::File::create(path)?),
+            seek: Some(|out, data_bytes| {
+                use std::io::Seek;
+                out.flush()?;
+                let file = out.get_mut();
+                file.seek(std::io::SeekFrom::Start(4))?;
+                file.write_all(&(36 + data_bytes).to_le_bytes())?;
+                file.seek(std::io::SeekFrom::Start(40))?;
+                file.write_all(&data_bytes.to_le_bytes())?;
+                file.sync_all()
+            }),
+            data_bytes: 0,
+        })
+    }
+}
+
+impl<W: Write + Send + 'static> WavSink<W> {
+    /// A WAV stream on `out` (e.g. stdout) with an unknown length.
+    pub fn stream(out: W) -> Self {
+        Self {
+            out,
+            seek: None,
+            data_bytes: 0,
+        }
+    }
+}
+
+impl<W: Write + Send + 'static> PcmSink for WavSink<W> {
+    fn format(&mut self, sample_rate: u32, channels: u16) -> std::io::Result<()> {
+        let block = channels * 2;
+        let mut header = Vec::with_capacity(44);
+        header.extend_from_slice(b"RIFF");
+        header.extend_from_slice(&u32::MAX.to_le_bytes());
+        header.extend_from_slice(b"WAVEfmt ");
+        header.extend_from_slice(&16u32.to_le_bytes());
+        header.extend_from_slice(&1u16.to_le_bytes());
+        header.extend_from_slice(&channels.to_le_bytes());
+        header.extend_from_slice(&sample_rate.to_le_bytes());
+        header.extend_from_slice(&(sample_rate * u32::from(block)).to_le_bytes());
+        header.extend_from_slice(&block.to_le_bytes());
+        header.extend_from_slice(&16u16.to_le_bytes());
+        header.extend_from_slice(b"data");
+        header.extend_from_slice(&u32::MAX.to_le_bytes());
+        self.out.write_all(&header)
+    }
+
+    fn samples(&mut self, samples: &[i16]) -> std::io::Result<()> {
+        let mut bytes = Vec::with_capacity(samples.len() * 2);
+        for sample in samples {
+            bytes.extend_from_slice(&sample.to_le_bytes());
+        }
+        self.data_bytes += bytes.len() as u64;
+        self.out.write_all(&bytes)
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.out.flush()?;
+        if let Some(fix) = self.seek {
+            let data = u32::try_from(self.data_bytes).unwrap_or(u32::MAX - 36);
+            fix(&mut self.out, data)?;
+        }
+        Ok(())
+    }
+}

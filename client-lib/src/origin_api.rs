@@ -1,0 +1,298 @@
+//! The origin's HTTP API as clients, super-nodes and trackers use it: where the network's
+//! services are, sessions, play authorization, and the super-node role token.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use protocol::{ContentKey, LicenseToken, Manifest, NodeId, Region, SignedManifest, codec};
+
+/// A node reachable over `chorus/1`: its id and address, written `NODE_ID@HOST:PORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeAddr {
+    /// The node id the handshake must prove.
+    pub node: NodeId,
+    /// Its QUIC address.
+    pub addr: SocketAddr,
+}
+
+impl std::str::FromStr for NodeAddr {
+    type Err = anyhow::Error;
+    fn from_str(text: &str) -> anyhow::Result<Self> {
+        let (node, addr) = text.split_once('@').context("expected NODE_ID@HOST:PORT")?;
+        Ok(Self {
+            node: node.parse().context("node id: 64 hex characters")?,
+            addr: addr.parse().context("address: HOST:PORT")?,
+        })
+    }
+}
+
+impl std::fmt::Display for NodeAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.node, self.addr)
+    }
+}
+
+/// What `GET /v1/network` says.
+#[derive(Debug, Clone)]
+pub struct NetworkInfo {
+    /// The origin: its node id signs manifests and licenses.
+    pub origin: NodeAddr,
+    /// The tracker, if the origin's operator configured one.
+    pub tracker: Option<NodeAddr>,
+}
+
+/// A super-node role token and what came with it.
+#[derive(Debug, Clone)]
+pub struct RoleToken {
+    /// The token, bound to the node.
+    pub license: LicenseToken,
+    /// The account's region (the super-node's).
+    pub region: Region,
+    /// When it expires (Unix milliseconds).
+    pub expires_at_ms: u64,
+    /// The network info that came with it.
+    pub network: NetworkInfo,
+}
+
+/// Tokens of a logged-in session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Bearer token for API calls.
+    pub access_token: String,
+    /// Token that renews the session (`POST /v1/sessions/refresh`).
+    pub refresh_token: String,
+}
+
+/// A play authorization: everything needed to fetch, verify, decrypt and play one rendition.
+#[derive(Clone)]
+pub struct Grant {
+    /// The track.
+    pub track_id: String,
+    /// The verified manifest.
+    pub manifest: Manifest,
+    /// The content key (never leaves this process).
+    pub content_key: ContentKey,
+    /// The license, bound to this client's node id.
+    pub license: LicenseToken,
+    /// The origin's QUIC endpoint.
+    pub origin: NodeAddr,
+    /// The tracker, if one is configured.
+    pub tracker: Option<NodeAddr>,
+    /// Playback gain to -14 LUFS, in dB.
+    pub gain_db: f64,
+    /// When the license expires (Unix ms).
+    pub expires_at_ms: u64,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("track_id", &self.track_id)
+            .field("rendition", &self.manifest.id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An HTTP client of one origin.
+#[derive(Debug, Clone)]
+pub struct OriginApi {
+    base: String,
+    http: reqwest::Client,
+}
+
+fn parse_network(value: &serde_json::Value) -> anyhow::Result<NetworkInfo> {
+    let origin = NodeAddr {
+        node: value["origin"]["node_id"]
+            .as_str()
+            .context("origin.node_id missing")?
+            .parse()?,
+        addr: value["origin"]["quic"]
+            .as_str()
+            .context("origin.quic missing")?
+            .parse()?,
+    };
+    let tracker = match value["tracker"].as_str() {
+        Some(text) => Some(text.parse().context("the origin's tracker setting")?),
+        None => None,
+    };
+    Ok(NetworkInfo { origin, tracker })
+}
+
+fn session_of(body: &serde_json::Value) -> anyhow::Result<Session> {
+    Ok(Session {
+        access_token: body["access_token"]
+            .as_str()
+            .context("no access token in the answer")?
+            .to_string(),
+        refresh_token: body["refresh_token"]
+            .as_str()
+            .context("no refresh token in the answer")?
+            .to_string(),
+    })
+}
+
+async fn answer(response: reqwest::Response) -> anyhow::Result<serde_json::Value> {
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!(
+            "{status}: {}",
+            body["error"]["message"].as_str().unwrap_or("no detail")
+        );
+    }
+    Ok(body)
+}
+
+impl OriginApi {
+    /// A client of the origin at `base` (e.g. `http://127.0.0.1:8470`).
+    pub fn new(base: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
+        })
+    }
+
+    /// The origin's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /v1/network`.
+    pub async fn network(&self) -> anyhow::Result<NetworkInfo> {
+        let response = self
+            .http
+            .get(format!("{}/v1/network", self.base))
+            .send()
+            .await
+            .with_context(|| format!("reaching the origin at {}", self.base))?;
+        parse_network(&answer(response).await?)
+    }
+
+    /// Logs in; returns both tokens.
+    pub async fn session(&self, username: &str, password: &str) -> anyhow::Result<Session> {
+        let response = self
+            .http
+            .post(format!("{}/v1/sessions", self.base))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .with_context(|| format!("reaching the origin at {}", self.base))?;
+        let body = answer(response).await.context("logging in")?;
+        session_of(&body)
+    }
+
+    /// Renews a session with its refresh token (which rotates).
+    pub async fn refresh(&self, refresh_token: &str) -> anyhow::Result<Session> {
+        let response = self
+            .http
+            .post(format!("{}/v1/sessions/refresh", self.base))
+            .json(&serde_json::json!({"refresh_token": refresh_token}))
+            .send()
+            .await
+            .with_context(|| format!("reaching the origin at {}", self.base))?;
+        let body = answer(response).await.context("renewing the session")?;
+        session_of(&body)
+    }
+
+    /// `POST /v1/tracks/{id}/play`: authorizes playing `track_id` on node `node`.
+    pub async fn play(
+        &self,
+        access: &str,
+        track_id: &str,
+        node: &NodeId,
+        quality: Option<&str>,
+        offline: bool,
+    ) -> anyhow::Result<Grant> {
+        let mut body = serde_json::json!({"node_id": node.to_hex(), "offline": offline});
+        if let Some(quality) = quality {
+            body["quality"] = quality.into();
+        }
+        let response = self
+            .http
+            .post(format!("{}/v1/tracks/{track_id}/play", self.base))
+            .bearer_auth(access)
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("reaching the origin at {}", self.base))?;
+        let body = answer(response).await.context("authorizing playback")?;
+        let network = parse_network(&body)?;
+        let signed: SignedManifest = codec::decode(&hex::decode(
+            body["manifest"].as_str().context("no manifest")?,
+        )?)?;
+        let manifest = signed
+            .verify(&network.origin.node)
+            .map_err(|error| anyhow::anyhow!("manifest does not verify: {error}"))?;
+        let key: [u8; 32] = hex::decode(body["content_key"].as_str().context("no content key")?)?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("content key is not 32 bytes"))?;
+        let license = LicenseToken::from_bytes(&hex::decode(
+            body["license"].as_str().context("no license")?,
+        )?)?;
+        Ok(Grant {
+            track_id: track_id.to_string(),
+            manifest,
+            content_key: ContentKey(key),
+            license,
+            origin: network.origin,
+            tracker: network.tracker,
+            gain_db: body["gain_db"].as_f64().unwrap_or(0.0),
+            expires_at_ms: body["expires_at"].as_u64().unwrap_or(0),
+        })
+    }
+
+    /// `GET /v1/search?q=`: the id of the best-matching track, if any.
+    pub async fn search_track(&self, access: &str, text: &str) -> anyhow::Result<Option<String>> {
+        let response = self
+            .http
+            .get(format!("{}/v1/search", self.base))
+            .bearer_auth(access)
+            .query(&[("q", text), ("type", "track"), ("limit", "1")])
+            .send()
+            .await
+            .with_context(|| format!("reaching the origin at {}", self.base))?;
+        let body = answer(response).await.context("searching")?;
+        Ok(body["tracks"]["items"][0]["id"]
+            .as_str()
+            .map(str::to_string))
+    }
+
+    /// Logs in; returns the access token.
+    pub async fn login(&self, username: &str, password: &str) -> anyhow::Result<String> {
+        let response = self
+            .http
+            .post(format!("{}/v1/sessions", self.base))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .with_context(|| format!("reaching the origin at {}", self.base))?;
+        let body = answer(response).await.context("logging in")?;
+        Ok(body["access_token"]
+            .as_str()
+            .context("no access token in the answer")?
+            .to_string())
+    }
+
+    /// `POST /v1/nodes/token`: a super-node role token bound to `node`.
+    pub async fn role_token(&self, access: &str, node: &NodeId) -> anyhow::Result<RoleToken> {
+        let response = self
+            .http
+            .post(format!("{}/v1/nodes/token", self.base))
+            .bearer_auth(access)
+            .json(&serde_json::json!({"node_id": node.to_hex()}))
+            .send()
+            .await
+            .with_context(|| format!("reaching the origin at {}", self.base))?;
+        let body = answer(response).await.context("asking for a role token")?;
+        let bytes = hex::decode(body["license"].as_str().context("no license")?)?;
+        Ok(RoleToken {
+            license: LicenseToken::from_bytes(&bytes)?,
+            region: body["region"].as_str().context("no region")?.parse()?,
+            expires_at_ms: body["expires_at"].as_u64().context("no expires_at")?,
+            network: parse_network(&body)?,
+        })
+    }
+}

@@ -1,0 +1,345 @@
+//! The playback driver: runs the [`Scheduler`] against the real network. It carries out the
+//! scheduler's actions over QUIC (origin connection, peers from the tracker), verifies every
+//! chunk against the manifest, decrypts chunks in play order and hands the plaintext to the
+//! caller as it becomes playable.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use protocol::content::{ChunkCipher, SealLabel};
+use protocol::wire::{PeerQuery, PeerReport, ReportReason, Request, Response};
+use protocol::{NodeId, UnixMillis};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use transport::chunks::{RangeItem, fetch_range};
+use transport::{Endpoint, TransportError};
+
+use crate::origin_api::{Grant, NodeAddr};
+use crate::scheduler::{
+    Action, Failure, PlayStats, PlayerEvent, RequestId, Scheduler, SchedulerConfig, SourceKind,
+    TrackPlan,
+};
+
+/// What a playback produces, in order.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// The next decrypted piece of the encoded file (Ogg Vorbis), in play order.
+    Audio(Bytes),
+    /// Something the listener would notice.
+    Event(PlayerEvent),
+    /// Where the bytes came from so far, and the stall counters.
+    Stats(PlayStats),
+}
+
+/// Settings of one playback.
+#[derive(Debug, Clone, Default)]
+pub struct PlayOptions {
+    /// Scheduler settings.
+    pub scheduler: SchedulerConfig,
+}
+
+/// Failure of a playback as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum PlayError {
+    /// The same chunk could not be fetched from any source for too long.
+    #[error("playback stalled for {0:?} with no source able to deliver")]
+    Starved(Duration),
+    /// A chunk that passed its hash failed to decrypt (wrong key for this manifest).
+    #[error("chunk {0} does not decrypt with the granted key")]
+    Decrypt(u32),
+}
+
+enum Event {
+    Chunk {
+        id: RequestId,
+        index: u32,
+        data: Bytes,
+    },
+    Failed {
+        id: RequestId,
+        failure: Failure,
+    },
+    Done {
+        id: RequestId,
+    },
+    Peers(Vec<(NodeId, SourceKind, std::net::SocketAddr)>),
+}
+
+fn failure_of(error: &TransportError) -> Failure {
+    match error {
+        TransportError::Content(_) | TransportError::Protocol(_) | TransportError::Codec(_) => {
+            Failure::BadChunk
+        }
+        TransportError::Remote(remote) => match remote.code {
+            protocol::wire::ErrorCode::NotFound => Failure::Missing,
+            _ => Failure::Refused,
+        },
+        _ => Failure::Unreachable,
+    }
+}
+
+fn report_reason(failure: Failure) -> ReportReason {
+    match failure {
+        Failure::BadChunk => ReportReason::BadChunk,
+        Failure::Missing => ReportReason::Missing,
+        Failure::Unreachable | Failure::Refused => ReportReason::Unreachable,
+    }
+}
+
+/// Plays `grant` from the network: chunks come from the origin and from peers the tracker
+/// names, as the scheduler decides; `cached` marks chunks the caller already holds (they are
+/// taken from `cached_data`). Sends [`Output`]s to `out` until the track has been delivered;
+/// returns the final statistics.
+pub async fn play(
+    endpoint: &Endpoint,
+    grant: &Grant,
+    cached_data: HashMap<u32, Bytes>,
+    options: PlayOptions,
+    out: mpsc::Sender<Output>,
+) -> Result<PlayStats, PlayError> {
+    let started = Instant::now();
+    let now_ms = || started.elapsed().as_millis() as u64 + 1;
+    let manifest = &grant.manifest;
+    let chunks = manifest.chunk_count();
+    let cipher = ChunkCipher::new(
+        &grant.content_key,
+        SealLabel {
+            track: manifest.body().track,
+            quality: manifest.body().quality,
+        },
+    );
+    let plan = TrackPlan {
+        chunks,
+        chunk_bytes: (0..chunks)
+            .map(|index| manifest.body().chunk_ciphertext_len(index).unwrap_or(0))
+            .collect(),
+        duration_ms: manifest.body().duration_ms,
+        cached: (0..chunks)
+            .map(|index| cached_data.contains_key(&index))
+            .collect(),
+        start_ms: 0,
+    };
+    let mut scheduler = Scheduler::new(options.scheduler, grant.origin.node);
+    let mut addrs: HashMap<NodeId, std::net::SocketAddr> = HashMap::new();
+    addrs.insert(grant.origin.node, grant.origin.addr);
+    let mut data: HashMap<u32, Bytes> = cached_data;
+    let mut tasks: HashMap<RequestId, JoinHandle<()>> = HashMap::new();
+    let (events_tx, mut events) = mpsc::channel::<Event>(1024);
+    let mut next_out = 0u32;
+    let mut actions = scheduler.play(now_ms(), plan);
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    let mut starving_since: Option<Instant> = None;
+    loop {
+        for action in actions.drain(..) {
+            match action {
+                Action::Fetch {
+                    id,
+                    source,
+                    first,
+                    count,
+                    priority,
+                } => {
+                    let Some(addr) = addrs.get(&source).copied() else {
+                        continue;
+                    };
+                    let (endpoint, manifest, license, events) = (
+                        endpoint.clone(),
+                        manifest.clone(),
+                        grant.license.clone(),
+                        events_tx.clone(),
+                    );
+                    tasks.insert(
+                        id,
+                        tokio::spawn(async move {
+                            let result = async {
+                                let peer = endpoint.connect(source, addr).await?;
+                                fetch_range(&peer, &manifest, first, count, priority, &license)
+                                    .await
+                            }
+                            .await;
+                            let event = match result {
+                                Ok(items) => {
+                                    let mut missing = false;
+                                    for item in items {
+                                        match item {
+                                            RangeItem::Chunk { index, data } => {
+                                                let _ = events
+                                                    .send(Event::Chunk { id, index, data })
+                                                    .await;
+                                            }
+                                            RangeItem::Missing { .. } => missing = true,
+                                        }
+                                    }
+                                    if missing {
+                                        Event::Failed {
+                                            id,
+                                            failure: Failure::Missing,
+                                        }
+                                    } else {
+                                        Event::Done { id }
+                                    }
+                                }
+                                Err(error) => Event::Failed {
+                                    id,
+                                    failure: failure_of(&error),
+                                },
+                            };
+                            let _ = events.send(event).await;
+                        }),
+                    );
+                }
+                Action::Cancel { id } => {
+                    if let Some(task) = tasks.remove(&id) {
+                        task.abort();
+                    }
+                }
+                Action::FindPeers => {
+                    let (endpoint, tracker, events) =
+                        (endpoint.clone(), grant.tracker, events_tx.clone());
+                    let query = Request::PeerQuery(PeerQuery {
+                        rendition: manifest.id(),
+                        want: 10,
+                        license: grant.license.clone(),
+                    });
+                    tokio::spawn(async move {
+                        let found = match tracker {
+                            Some(tracker) => ask_tracker(&endpoint, tracker, &query).await,
+                            None => Vec::new(),
+                        };
+                        let _ = events.send(Event::Peers(found)).await;
+                    });
+                }
+                Action::Report { peer, failure } => {
+                    if let Some(tracker) = grant.tracker {
+                        let endpoint = endpoint.clone();
+                        let report = Request::Report(PeerReport {
+                            peer,
+                            rendition: manifest.id(),
+                            reason: report_reason(failure),
+                            license: grant.license.clone(),
+                        });
+                        tokio::spawn(async move {
+                            if let Ok(peer) = endpoint.connect(tracker.node, tracker.addr).await {
+                                let _ = peer.request_one(&report).await;
+                            }
+                        });
+                    }
+                }
+                Action::PrefetchNext => {}
+            }
+        }
+        for event in scheduler.take_events() {
+            let _ = out.send(Output::Event(event)).await;
+        }
+        // Hand out what is playable, in order.
+        while next_out < chunks && scheduler.holds(next_out) {
+            let Some(ciphertext) = data.remove(&next_out) else {
+                break;
+            };
+            let id = manifest
+                .chunk_id(next_out)
+                .copied()
+                .unwrap_or(protocol::ChunkId([0; 32]));
+            let plain = cipher
+                .open(next_out, &id, &ciphertext)
+                .map_err(|_| PlayError::Decrypt(next_out))?;
+            if out.send(Output::Audio(Bytes::from(plain))).await.is_err() {
+                // The listener went away: stop everything.
+                for (_, task) in tasks.drain() {
+                    task.abort();
+                }
+                return Ok(scheduler.stats());
+            }
+            next_out += 1;
+        }
+        if scheduler.finished() && next_out >= chunks {
+            break;
+        }
+        if next_out < chunks && !scheduler.holds(next_out) {
+            let since = *starving_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_secs(30) {
+                for (_, task) in tasks.drain() {
+                    task.abort();
+                }
+                return Err(PlayError::Starved(since.elapsed()));
+            }
+        } else {
+            starving_since = None;
+        }
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                let now = now_ms();
+                actions = match event {
+                    Event::Chunk { id, index, data: bytes } => {
+                        data.entry(index).or_insert(bytes);
+                        scheduler.on_chunk(now, id, index)
+                    }
+                    Event::Failed { id, failure } => {
+                        tasks.remove(&id);
+                        scheduler.on_failure(now, id, failure)
+                    }
+                    Event::Done { id } => {
+                        tasks.remove(&id);
+                        scheduler.poll(now)
+                    }
+                    Event::Peers(found) => {
+                        let mut sources = Vec::new();
+                        for (node, kind, addr) in found {
+                            if node != endpoint.node_id() {
+                                addrs.insert(node, addr);
+                                sources.push((node, kind));
+                            }
+                        }
+                        scheduler.add_sources(now, &sources)
+                    }
+                };
+            }
+            _ = ticker.tick() => {
+                actions = scheduler.poll(now_ms());
+            }
+        }
+    }
+    let stats = scheduler.stats();
+    let _ = out.send(Output::Stats(stats)).await;
+    Ok(stats)
+}
+
+async fn ask_tracker(
+    endpoint: &Endpoint,
+    tracker: NodeAddr,
+    query: &Request,
+) -> Vec<(NodeId, SourceKind, std::net::SocketAddr)> {
+    let answer = async {
+        let peer = endpoint.connect(tracker.node, tracker.addr).await?;
+        peer.request_one(query).await
+    };
+    match tokio::time::timeout(Duration::from_secs(3), answer).await {
+        Ok(Ok(Response::PeerList(list))) => list
+            .peers
+            .into_iter()
+            .filter_map(|peer| {
+                let kind = match peer.role {
+                    protocol::wire::NodeRole::SuperNode => SourceKind::SuperNode,
+                    _ => SourceKind::Peer,
+                };
+                peer.addrs.first().map(|addr| (peer.node, kind, *addr))
+            })
+            .collect(),
+        Ok(Ok(other)) => {
+            tracing::debug!(?other, "tracker refused the peer query");
+            Vec::new()
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "tracker unreachable");
+            Vec::new()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The current time as the protocol counts it.
+pub fn unix_now() -> UnixMillis {
+    transport::chunks::system_clock()()
+}
