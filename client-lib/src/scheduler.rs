@@ -773,6 +773,15 @@ impl Scheduler {
             } else {
                 best_peer
             };
+            // The origin never fetches past the limit that let it be chosen.
+            if choice == Some(self.origin) && !(peers.is_empty() && self.search_done) {
+                let limit = if peers.is_empty() {
+                    from + search_chunks
+                } else {
+                    from + lead_chunks
+                };
+                end = end.min(limit.max(index + 1));
+            }
             match choice {
                 Some(source) => {
                     let action = self.new_request(now, source, index, end - index);

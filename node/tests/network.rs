@@ -749,3 +749,88 @@ async fn without_a_tracker_listeners_find_super_nodes_through_the_dht() {
     assert!((ms as i64 - 8_000).abs() < 100, "decoded {ms} ms");
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_plays_mostly_from_super_nodes() {
+    use client_lib::player::{self, Output, PlayOptions};
+
+    let net = Net::start().await;
+    let artist = net.account("artist", "SE", "artist").await;
+    let listener = net.account("listener", "SE", "listener").await;
+    let track = net.upload(&artist, 5, 30.0, &[]).await;
+    net.super_node_account("sn_play", "SE");
+    let (node, _dir) = net.super_node("sn_play", 64 << 20).await;
+
+    // Make the track popular, let the super-node cache and announce it.
+    let warm = Identity::from_secret_bytes(&[0x61; 32]);
+    let warm_endpoint =
+        Endpoint::bind(&warm, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
+    let warm_grant = net.play(&listener, &track, &warm).await;
+    peers_of(
+        &warm_endpoint,
+        net.tracker(),
+        warm_grant.manifest.id(),
+        &warm_grant.license,
+    )
+    .await;
+    assert_eq!(node.fill_round().await, 1);
+    wait_listed(
+        &warm_endpoint,
+        net.tracker(),
+        warm_grant.manifest.id(),
+        &warm_grant.license,
+        node.node_id,
+    )
+    .await;
+
+    // A listener plays through the real driver; the grant names the tracker.
+    let client = Identity::from_secret_bytes(&[0x62; 32]);
+    let endpoint =
+        Endpoint::bind(&client, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
+    let api = client_lib::origin_api::OriginApi::new(&net.base).unwrap();
+    let mut grant = api
+        .play(&listener, &track, &client.node_id(), None, false)
+        .await
+        .unwrap();
+    grant.tracker = Some(net.tracker());
+    let (out, mut outputs) = tokio::sync::mpsc::channel(64);
+    let playback = {
+        let (endpoint, grant) = (endpoint.clone(), grant.clone());
+        tokio::spawn(async move {
+            player::play(
+                &endpoint,
+                &grant,
+                Default::default(),
+                PlayOptions::default(),
+                out,
+            )
+            .await
+        })
+    };
+    let mut audio = Vec::new();
+    let mut started = false;
+    while let Some(output) = outputs.recv().await {
+        match output {
+            Output::Audio(piece) => audio.extend_from_slice(&piece),
+            Output::Event(client_lib::scheduler::PlayerEvent::Started { .. }) => started = true,
+            _ => {}
+        }
+    }
+    let stats = playback.await.unwrap().unwrap();
+    assert!(started);
+    assert_eq!(stats.stutters, 0);
+    let (frames, rate) = origin::ingest::decoded_frames(&audio).unwrap();
+    assert!((frames * 1000 / u64::from(rate)) as i64 - 30_000 < 100);
+    // The opening (and what the origin may fetch while the peer lookup is out) came from the
+    // origin, the rest from the super-node. This synthetic track is 11 chunks; on a 4-minute
+    // track the same three chunks are ~1% of the bytes.
+    let chunk = u64::from(grant.manifest.body().chunk_bytes) + 16;
+    assert!(stats.bytes_origin > 0 && stats.bytes_origin <= 3 * chunk);
+    assert!(
+        stats.bytes_super_nodes > 2 * stats.bytes_origin,
+        "origin {} super-nodes {}",
+        stats.bytes_origin,
+        stats.bytes_super_nodes
+    );
+    node.shutdown().await;
+}
