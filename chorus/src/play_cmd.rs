@@ -45,6 +45,9 @@ pub struct PlayArgs {
     /// Account for --origin.
     #[arg(long)]
     user: Option<String>,
+    /// Local cache cap, e.g. 2G (default: 10% of the free space, 256 MiB to 10 GiB).
+    #[arg(long, value_parser = crate::network_cmd::parse_bytes)]
+    cache_bytes: Option<u64>,
 }
 
 /// Where `chorus login` keeps its session and the client's node key:
@@ -160,11 +163,21 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
         } else {
             StreamDecoder::start(WavSink::file(&args.out)?, grant.gain_db)
         };
+        let cache_dir = dir.join("cache");
+        let cap = args
+            .cache_bytes
+            .unwrap_or_else(|| client_lib::cache::default_cap(&cache_dir));
+        let cache = client_lib::cache::ClientCache::open(&cache_dir, cap)
+            .with_context(|| format!("opening the cache in {}", cache_dir.display()))?;
+        let options = PlayOptions {
+            cache: Some(std::sync::Arc::new(cache)),
+            ..PlayOptions::default()
+        };
         let (out, mut outputs) = tokio::sync::mpsc::channel(64);
         let playback = {
             let (endpoint, grant) = (endpoint.clone(), grant.clone());
             tokio::spawn(async move {
-                player::play(&endpoint, &grant, Default::default(), PlayOptions::default(), out).await
+                player::play(&endpoint, &grant, Default::default(), options, out).await
             })
         };
         let mut decoder_alive = true;

@@ -157,6 +157,37 @@ fn login_then_play_to_a_file_and_to_stdout() {
     assert_eq!(summary["stutters"], 0);
     assert!((wav_ms(&std::fs::read(&wav).unwrap()) as i64 - 4000).abs() < 60);
 
+    // Played again: everything comes from the local cache.
+    let output = chorus(&["play", &track_id, "--out", wav.to_str().unwrap(), "--json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let again: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(again["bytes_origin"], 0, "{again}");
+    assert_eq!(again["bytes_cache"], summary["bytes_origin"], "{again}");
+    // A damaged cache file is dropped and fetched again.
+    let chunks = config.join("cache").join("chunks");
+    let first = std::fs::read_dir(&chunks)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(&first, b"rotten").unwrap();
+    let output = chorus(&["play", &track_id, "--out", wav.to_str().unwrap(), "--json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let repaired: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(repaired["bytes_origin"].as_u64().unwrap() > 0, "{repaired}");
+    assert!((repaired["duration_ms"].as_u64().unwrap() as i64 - 4000).abs() < 60);
+
     // The refresh token rotated and still works; stdout gets a WAV stream.
     let output = chorus(&["play", &track_id, "--out", "-"]);
     assert!(

@@ -1,5 +1,6 @@
 //! The playback engine player apps embed.
 //!
+//! - [`cache`]: the local chunk cache on disk (size cap, LRU, damaged files dropped).
 //! - [`decode`]: decoding the stream to PCM while it arrives, with the loudness gain; WAV out.
 //! - [`origin_api`]: the origin's HTTP API (sessions, play authorization, network info).
 //! - [`player`]: the driver that runs the scheduler over QUIC and yields decrypted audio in
@@ -10,6 +11,7 @@
 //! The rest of the engine (driver over `transport`, local cache, offline downloads, the public
 //! player API) builds on it.
 
+pub mod cache;
 pub mod decode;
 pub mod origin_api;
 pub mod player;

@@ -37,6 +37,8 @@ pub enum Output {
 pub struct PlayOptions {
     /// Scheduler settings.
     pub scheduler: SchedulerConfig,
+    /// The local cache: chunks found there are not fetched, fetched chunks are kept there.
+    pub cache: Option<std::sync::Arc<crate::cache::ClientCache>>,
 }
 
 /// Failure of a playback as a whole.
@@ -88,8 +90,8 @@ fn report_reason(failure: Failure) -> ReportReason {
 }
 
 /// Plays `grant` from the network: chunks come from the origin and from peers the tracker
-/// names, as the scheduler decides; `cached` marks chunks the caller already holds (they are
-/// taken from `cached_data`). Sends [`Output`]s to `out` until the track has been delivered;
+/// names, as the scheduler decides; chunks in `cached_data` (by index) or in the options'
+/// cache are not fetched. Sends [`Output`]s to `out` until the track has been delivered;
 /// returns the final statistics.
 pub async fn play(
     endpoint: &Endpoint,
@@ -109,6 +111,16 @@ pub async fn play(
             quality: manifest.body().quality,
         },
     );
+    let mut cached_data = cached_data;
+    if let Some(cache) = &options.cache {
+        if let Err(error) = cache.put_manifest(manifest.signed()) {
+            tracing::warn!(%error, "could not cache the manifest");
+        }
+        for (index, data) in cache.chunks_of(manifest) {
+            cached_data.entry(index).or_insert(data);
+        }
+    }
+    let cache = options.cache.clone();
     let plan = TrackPlan {
         chunks,
         chunk_bytes: (0..chunks)
@@ -273,6 +285,13 @@ pub async fn play(
                 let now = now_ms();
                 actions = match event {
                     Event::Chunk { id, index, data: bytes } => {
+                        if let Some(cache) = &cache
+                            && !scheduler.holds(index)
+                            && let Some(chunk_id) = manifest.chunk_id(index)
+                            && let Err(error) = cache.put(chunk_id, &bytes)
+                        {
+                            tracing::warn!(%error, "could not cache a chunk");
+                        }
                         data.entry(index).or_insert(bytes);
                         scheduler.on_chunk(now, id, index)
                     }
