@@ -46,6 +46,9 @@ enum Command {
     /// Play a track: fetched from the origin and peers, verified, decrypted and decoded, written
     /// as WAV to a file or stdout.
     Play(play_cmd::PlayArgs),
+    /// A local HTTP server that serves any track, decrypted, with byte ranges, so unmodified
+    /// players (ffmpeg, mpv, VLC, a browser) play P2P-assisted audio from it.
+    Gateway(play_cmd::GatewayArgs),
     /// Operator actions on an origin's data directory (run with the origin stopped).
     Admin {
         #[command(subcommand)]
@@ -79,6 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tracker(args) => network_cmd::run_tracker(args),
         Command::Login(args) => play_cmd::run_login(args),
         Command::Play(args) => play_cmd::run_play(args),
+        Command::Gateway(args) => play_cmd::run_gateway(args),
         Command::Node(args) => network_cmd::run_node(args),
     }
 }

@@ -50,6 +50,23 @@ pub struct PlayArgs {
     cache_bytes: Option<u64>,
 }
 
+/// Flags of `chorus gateway`.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Where to listen for players.
+    #[arg(long, default_value = "127.0.0.1:8480")]
+    listen: std::net::SocketAddr,
+    /// Log in here instead of using the saved session (password from CHORUS_PASSWORD).
+    #[arg(long)]
+    origin: Option<String>,
+    /// Account for --origin.
+    #[arg(long)]
+    user: Option<String>,
+    /// Local cache cap, e.g. 2G (default: 10% of the free space, 256 MiB to 10 GiB).
+    #[arg(long, value_parser = crate::network_cmd::parse_bytes)]
+    cache_bytes: Option<u64>,
+}
+
 /// Where `chorus login` keeps its session and the client's node key:
 /// `$CHORUS_CONFIG_DIR`, else `$XDG_CONFIG_HOME/chorus`, else `~/.config/chorus`.
 pub fn config_dir() -> anyhow::Result<PathBuf> {
@@ -109,10 +126,19 @@ pub fn run_login(args: LoginArgs) -> anyhow::Result<ExitCode> {
 /// An access token: from `--origin/--user` with CHORUS_PASSWORD, or the saved session
 /// (whose refresh token rotates and is saved again).
 async fn access(args: &PlayArgs, dir: &Path) -> anyhow::Result<(OriginApi, String)> {
-    if let Some(user) = &args.user {
-        let api = OriginApi::new(args.origin.as_deref().unwrap_or("http://127.0.0.1:8470"))?;
+    let (api, session) = session(args.origin.as_deref(), args.user.as_deref(), dir).await?;
+    Ok((api, session.access_token))
+}
+
+async fn session(
+    origin: Option<&str>,
+    user: Option<&str>,
+    dir: &Path,
+) -> anyhow::Result<(OriginApi, client_lib::origin_api::Session)> {
+    if let Some(user) = user {
+        let api = OriginApi::new(origin.unwrap_or("http://127.0.0.1:8470"))?;
         let session = api.session(user, &password()?).await?;
-        return Ok((api, session.access_token));
+        return Ok((api, session));
     }
     let path = dir.join("session.json");
     let saved: serde_json::Value =
@@ -123,9 +149,9 @@ async fn access(args: &PlayArgs, dir: &Path) -> anyhow::Result<(OriginApi, Strin
             )
         })?)
         .with_context(|| format!("{} is damaged: run `chorus login` again", path.display()))?;
-    let origin = saved["origin"].as_str().context("session without origin")?;
+    let saved_origin = saved["origin"].as_str().context("session without origin")?;
     let user = saved["user"].as_str().context("session without user")?;
-    let api = OriginApi::new(args.origin.as_deref().unwrap_or(origin))?;
+    let api = OriginApi::new(origin.unwrap_or(saved_origin))?;
     let session = api
         .refresh(
             saved["refresh_token"]
@@ -135,7 +161,50 @@ async fn access(args: &PlayArgs, dir: &Path) -> anyhow::Result<(OriginApi, Strin
         .await
         .context("the saved session expired: run `chorus login` again")?;
     save_session(dir, api.base(), user, &session.refresh_token)?;
-    Ok((api, session.access_token))
+    Ok((api, session))
+}
+
+fn open_cache(
+    dir: &Path,
+    cache_bytes: Option<u64>,
+) -> anyhow::Result<client_lib::cache::ClientCache> {
+    let cache_dir = dir.join("cache");
+    let cap = cache_bytes.unwrap_or_else(|| client_lib::cache::default_cap(&cache_dir));
+    client_lib::cache::ClientCache::open(&cache_dir, cap)
+        .with_context(|| format!("opening the cache in {}", cache_dir.display()))
+}
+
+/// Runs `chorus gateway` until Ctrl-C or SIGTERM.
+pub fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
+    if args.user.is_some() && args.origin.is_none() {
+        bail!("--user needs --origin");
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let dir = config_dir()?;
+        let identity = transport::keyfile::load_or_create_identity(&dir.join("node.key"))
+            .with_context(|| format!("node key in {}", dir.display()))?;
+        let (api, session) = session(args.origin.as_deref(), args.user.as_deref(), &dir).await?;
+        let cache = std::sync::Arc::new(open_cache(&dir, args.cache_bytes)?);
+        let endpoint = Endpoint::bind(&identity, "0.0.0.0:0".parse()?, Limits::default())?;
+        let base = api.base().to_string();
+        let gateway = client_lib::gateway::Gateway::new(api, session, endpoint.clone(), cache);
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("binding {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        println!("chorus gateway {}", env!("CARGO_PKG_VERSION"));
+        println!("  origin   {base}");
+        println!("  http     http://{addr}");
+        println!("ready; play http://{addr}/tracks/TRACK_ID in any player; Ctrl-C stops it");
+        axum::serve(listener, gateway.router())
+            .with_graceful_shutdown(async {
+                let _ = crate::origin_cmd::wait_for_shutdown_signal().await;
+            })
+            .await?;
+        endpoint.close();
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// Runs `chorus play`.
@@ -163,12 +232,7 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
         } else {
             StreamDecoder::start(WavSink::file(&args.out)?, grant.gain_db)
         };
-        let cache_dir = dir.join("cache");
-        let cap = args
-            .cache_bytes
-            .unwrap_or_else(|| client_lib::cache::default_cap(&cache_dir));
-        let cache = client_lib::cache::ClientCache::open(&cache_dir, cap)
-            .with_context(|| format!("opening the cache in {}", cache_dir.display()))?;
+        let cache = open_cache(&dir, args.cache_bytes)?;
         let options = PlayOptions {
             cache: Some(std::sync::Arc::new(cache)),
             ..PlayOptions::default()

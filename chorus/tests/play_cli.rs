@@ -210,3 +210,135 @@ fn login_then_play_to_a_file_and_to_stdout() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--json needs --out FILE"));
 }
+
+#[test]
+fn the_gateway_serves_decrypted_tracks_with_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = start_origin(&dir.path().join("origin"));
+    let base = origin.base.clone();
+    let http = reqwest::blocking::Client::new();
+    for (name, role) in [("artist", "artist"), ("listener", "listener")] {
+        post(
+            &http,
+            format!("{base}/v1/accounts"),
+            None,
+            json!({"username": name, "password": PASSWORD, "region": "SE", "role": role}),
+        );
+    }
+    let artist = post(
+        &http,
+        format!("{base}/v1/sessions"),
+        None,
+        json!({"username": "artist", "password": PASSWORD}),
+    )["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let form = reqwest::blocking::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::blocking::multipart::Part::bytes(origin::synth::wav(13, 5.0, 44_100, 2))
+                .file_name("five.wav"),
+        )
+        .text(
+            "metadata",
+            json!({"title": "Five", "artist": "A"}).to_string(),
+        );
+    let track: Value = http
+        .post(format!("{base}/v1/tracks"))
+        .bearer_auth(&artist)
+        .multipart(form)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let track_id = track["id"].as_str().unwrap().to_string();
+
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args([
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--origin",
+            &base,
+            "--user",
+            "listener",
+        ])
+        .env("CHORUS_CONFIG_DIR", dir.path().join("config"))
+        .env("CHORUS_PASSWORD", PASSWORD)
+        .env("CHORUS_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut address = None;
+    for line in BufReader::new(gateway.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(url) = line.trim().strip_prefix("http") {
+            address = Some(url.trim().to_string());
+        }
+        if line.starts_with("ready") {
+            break;
+        }
+    }
+    let gateway = Origin {
+        child: gateway,
+        base: address.unwrap(),
+    };
+    let url = format!("{}/tracks/{track_id}", gateway.base);
+
+    let full = http.get(&url).send().unwrap();
+    assert_eq!(full.status(), 200);
+    assert_eq!(full.headers()["accept-ranges"], "bytes");
+    assert_eq!(full.headers()["content-type"], "audio/ogg");
+    let full = full.bytes().unwrap();
+    let (frames, rate) = origin::ingest::decoded_frames(&full).unwrap();
+    assert!((frames * 1000 / u64::from(rate)) as i64 - 5000 < 60);
+
+    let part = http
+        .get(&url)
+        .header("range", "bytes=20000-20099")
+        .send()
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 20000-20099/{}", full.len()).as_str()
+    );
+    assert_eq!(&part.bytes().unwrap()[..], &full[20000..20100]);
+    let tail = http.get(&url).header("range", "bytes=-10").send().unwrap();
+    assert_eq!(&tail.bytes().unwrap()[..], &full[full.len() - 10..]);
+    let beyond = http
+        .get(&url)
+        .header("range", format!("bytes={}-", full.len()))
+        .send()
+        .unwrap();
+    assert_eq!(beyond.status(), 416);
+    let unknown = http
+        .get(format!("{}/tracks/{}", gateway.base, "0".repeat(32)))
+        .send()
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let bad = http
+        .get(format!("{}/tracks/../../etc", gateway.base))
+        .send()
+        .unwrap();
+    assert!(bad.status().is_client_error());
+
+    // An unmodified player reads it over HTTP (ffmpeg, when installed; CI installs it).
+    let ffmpeg = Command::new("ffmpeg")
+        .args(["-v", "error", "-i", &url, "-f", "wav", "-"])
+        .output();
+    match ffmpeg {
+        Ok(output) => {
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!((wav_ms(&output.stdout) as i64 - 5000).abs() < 60);
+        }
+        Err(_) if std::env::var_os("CI").is_none() => eprintln!("ffmpeg not installed: skipped"),
+        Err(error) => panic!("ffmpeg is required in CI: {error}"),
+    }
+}

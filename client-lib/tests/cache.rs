@@ -23,7 +23,12 @@ fn the_cap_holds_and_least_recently_used_chunks_go_first() {
     cache.put(&chunks[3].0, &chunks[3].1).unwrap();
     assert_eq!(cache.used(), 3000);
     assert!(cache.get(&chunks[1].0).is_none());
-    assert!(!dir.path().join("chunks").join(chunks[1].0.to_hex()).exists());
+    assert!(
+        !dir.path()
+            .join("chunks")
+            .join(chunks[1].0.to_hex())
+            .exists()
+    );
     for n in [0, 2, 3] {
         assert_eq!(cache.get(&chunks[n].0).unwrap(), chunks[n].1);
     }

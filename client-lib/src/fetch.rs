@@ -177,25 +177,85 @@ pub async fn fetch_rendition(
     if bytes > bytes_max {
         return Err(FetchError::TooLarge(bytes));
     }
-    let mut chunks: Vec<Option<Bytes>> = vec![None; count as usize];
-    let mut bytes_from: HashMap<NodeId, u64> = HashMap::new();
-    let mut first = 0;
-    while first < count {
-        let end = (first + FILL_RANGE_CHUNKS).min(count);
+    let mut report = FetchReport {
+        failures,
+        ..FetchReport::default()
+    };
+    let chunks = fetch_chunks(
+        endpoint,
+        &manifest,
+        license,
+        priority,
+        sources,
+        bans,
+        (0, count),
+        &mut report,
+    )
+    .await
+    .map_err(|error| match error {
+        FetchError::Incomplete { index, last } if last == "no sources" => FetchError::Incomplete {
+            index,
+            last: last_error.clone(),
+        },
+        other => other,
+    })?;
+    let FetchReport {
+        bytes_from,
+        failures,
+    } = report;
+    Ok(Fetched {
+        manifest,
+        chunks,
+        bytes_from,
+        failures,
+    })
+}
+
+/// What a fetch learnt about its sources.
+#[derive(Debug, Default)]
+pub struct FetchReport {
+    /// Bytes received from each source.
+    pub bytes_from: HashMap<NodeId, u64>,
+    /// Sources that failed, and how.
+    pub failures: Vec<(NodeId, ReportReason)>,
+}
+
+/// Fetches chunks `range.0 .. range.1` of `manifest` from `sources` in order of preference,
+/// in ranges of [`FILL_RANGE_CHUNKS`], each range from the first source that still has its
+/// chunks; verifies every chunk; bans a source that sends a bad one. Returns the chunks in
+/// order.
+#[allow(clippy::too_many_arguments)]
+pub async fn fetch_chunks(
+    endpoint: &Endpoint,
+    manifest: &Manifest,
+    license: &LicenseToken,
+    priority: Priority,
+    sources: &[Source],
+    bans: &BanList,
+    range: (u32, u32),
+    report: &mut FetchReport,
+) -> Result<Vec<Bytes>, FetchError> {
+    let (start, stop) = (range.0, range.1.min(manifest.chunk_count()));
+    let mut chunks: Vec<Option<Bytes>> = vec![None; stop.saturating_sub(start) as usize];
+    let mut last_error = String::from("no sources");
+    let slot = |index: u32| (index - start) as usize;
+    let mut first = start;
+    while first < stop {
+        let end = (first + FILL_RANGE_CHUNKS).min(stop);
         for source in sources {
             if bans.is_banned(&source.node) {
                 continue;
             }
-            let Some(lo) = (first..end).find(|&index| chunks[index as usize].is_none()) else {
+            let Some(lo) = (first..end).find(|&index| chunks[slot(index)].is_none()) else {
                 break;
             };
             let hi = (first..end)
                 .rev()
-                .find(|&index| chunks[index as usize].is_none())
+                .find(|&index| chunks[slot(index)].is_none())
                 .unwrap_or(lo);
             let attempt = async {
                 let peer = endpoint.connect(source.node, source.addr).await?;
-                fetch_range(&peer, &manifest, lo, hi - lo + 1, priority, license).await
+                fetch_range(&peer, manifest, lo, hi - lo + 1, priority, license).await
             };
             match attempt.await {
                 Ok(items) => {
@@ -203,14 +263,15 @@ pub async fn fetch_rendition(
                     for item in items {
                         match item {
                             RangeItem::Chunk { index, data } => {
-                                *bytes_from.entry(source.node).or_default() += data.len() as u64;
-                                chunks[index as usize] = Some(data);
+                                *report.bytes_from.entry(source.node).or_default() +=
+                                    data.len() as u64;
+                                chunks[slot(index)] = Some(data);
                             }
                             RangeItem::Missing { .. } => missing = true,
                         }
                     }
                     if missing {
-                        failures.push((source.node, ReportReason::Missing));
+                        report.failures.push((source.node, ReportReason::Missing));
                     }
                 }
                 Err(error) => {
@@ -220,11 +281,11 @@ pub async fn fetch_rendition(
                         bans.ban(source.node);
                     }
                     last_error = format!("{}: {error}", source.node);
-                    failures.push((source.node, reason));
+                    report.failures.push((source.node, reason));
                 }
             }
         }
-        if let Some(index) = (first..end).find(|&index| chunks[index as usize].is_none()) {
+        if let Some(index) = (first..end).find(|&index| chunks[slot(index)].is_none()) {
             return Err(FetchError::Incomplete {
                 index,
                 last: last_error,
@@ -232,10 +293,5 @@ pub async fn fetch_rendition(
         }
         first = end;
     }
-    Ok(Fetched {
-        manifest,
-        chunks: chunks.into_iter().flatten().collect(),
-        bytes_from,
-        failures,
-    })
+    Ok(chunks.into_iter().flatten().collect())
 }

@@ -1,0 +1,347 @@
+//! A local HTTP gateway: unmodified players (ffmpeg, mpv, VLC, a browser `<audio>`) play
+//! P2P-assisted audio from `http://ADDR/tracks/{id}`.
+//!
+//! Each request is authorized with the origin once per track (the grant is reused until it
+//! expires), then served as the decrypted Ogg stream with byte ranges: the plaintext offset
+//! maps straight to chunk indices (every chunk but the last holds `chunk_bytes` of plaintext),
+//! so a range needs only the chunks under it. Chunks come from the local cache first, then from
+//! peers the tracker names, then from the origin; every chunk is verified before it is
+//! decrypted, and kept in the cache.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use protocol::content::{ChunkCipher, SealLabel};
+use protocol::wire::{PeerQuery, Priority, Request};
+use tokio::sync::Mutex;
+use transport::Endpoint;
+
+use crate::cache::ClientCache;
+use crate::fetch::{BanList, FetchReport, Source, fetch_chunks};
+use crate::origin_api::{Grant, OriginApi, Session};
+
+/// Chunks fetched and decrypted per step of a response body.
+const STEP_CHUNKS: u32 = 16;
+/// Grants kept (one per track played recently).
+const GRANTS_MAX: usize = 256;
+
+/// Shared state of the gateway.
+pub struct Gateway {
+    api: OriginApi,
+    session: Mutex<Session>,
+    endpoint: Endpoint,
+    cache: Arc<ClientCache>,
+    grants: Mutex<HashMap<String, (Grant, Vec<Source>)>>,
+    bans: BanList,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("origin", &self.api.base())
+            .finish()
+    }
+}
+
+fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
+    let body = serde_json::json!({"error": {"code": code, "message": message.to_string()}});
+    (status, axum::Json(body)).into_response()
+}
+
+/// Parses a single `bytes=` range against a length; `Err(())` when unsatisfiable.
+#[allow(clippy::result_unit_err)]
+pub fn parse_range(header: &str, length: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        // Multiple ranges: serve the whole body (allowed by RFC 9110).
+        return Ok(None);
+    }
+    let (start, end) = spec.split_once('-').ok_or(())?;
+    let (start, end) = match (start.trim(), end.trim()) {
+        ("", suffix) => {
+            let n: u64 = suffix.parse().map_err(|_| ())?;
+            if n == 0 {
+                return Err(());
+            }
+            (length.saturating_sub(n), length.saturating_sub(1))
+        }
+        (start, "") => (start.parse().map_err(|_| ())?, length.saturating_sub(1)),
+        (start, end) => {
+            let (start, end): (u64, u64) =
+                (start.parse().map_err(|_| ())?, end.parse().map_err(|_| ())?);
+            (start, end.min(length.saturating_sub(1)))
+        }
+    };
+    if length == 0 || start >= length || start > end {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+impl Gateway {
+    /// A gateway for the logged-in `session` on `api`, fetching over `endpoint`.
+    pub fn new(
+        api: OriginApi,
+        session: Session,
+        endpoint: Endpoint,
+        cache: Arc<ClientCache>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            api,
+            session: Mutex::new(session),
+            endpoint,
+            cache,
+            grants: Mutex::new(HashMap::new()),
+            bans: BanList::default(),
+        })
+    }
+
+    /// The HTTP routes: `GET`/`HEAD /tracks/{id}`.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/tracks/{id}", get(serve_track))
+            .with_state(self.clone())
+    }
+
+    async fn grant(&self, track: &str) -> anyhow::Result<(Grant, Vec<Source>)> {
+        let now = crate::player::unix_now().0;
+        if let Some((grant, sources)) = self.grants.lock().await.get(track)
+            && grant.expires_at_ms > now + 60_000
+        {
+            return Ok((grant.clone(), sources.clone()));
+        }
+        let node = self.endpoint.node_id();
+        let access = self.session.lock().await.access_token.clone();
+        let grant = match self.api.play(&access, track, &node, None, false).await {
+            Ok(grant) => grant,
+            Err(first) if format!("{first:#}").contains("401 Unauthorized") => {
+                // The access token expired: renew the session once.
+                let refresh = self.session.lock().await.refresh_token.clone();
+                let renewed = self.api.refresh(&refresh).await?;
+                let access = renewed.access_token.clone();
+                *self.session.lock().await = renewed;
+                self.api.play(&access, track, &node, None, false).await?
+            }
+            Err(error) => return Err(error),
+        };
+        let _ = self.cache.put_manifest(grant.manifest.signed());
+        let mut sources = Vec::new();
+        if let Some(tracker) = grant.tracker {
+            let query = Request::PeerQuery(PeerQuery {
+                rendition: grant.manifest.id(),
+                want: 10,
+                license: grant.license.clone(),
+            });
+            let asked = async {
+                let peer = self.endpoint.connect(tracker.node, tracker.addr).await?;
+                peer.request_one(&query).await
+            };
+            if let Ok(Ok(protocol::wire::Response::PeerList(list))) =
+                tokio::time::timeout(std::time::Duration::from_secs(2), asked).await
+            {
+                sources.extend(list.peers.iter().filter_map(|peer| {
+                    peer.addrs.first().map(|addr| Source {
+                        node: peer.node,
+                        addr: *addr,
+                    })
+                }));
+            }
+        }
+        sources.push(Source {
+            node: grant.origin.node,
+            addr: grant.origin.addr,
+        });
+        let mut grants = self.grants.lock().await;
+        if grants.len() >= GRANTS_MAX {
+            grants.clear();
+        }
+        grants.insert(track.to_string(), (grant.clone(), sources.clone()));
+        Ok((grant, sources))
+    }
+
+    /// Plaintext of chunks `first .. end`: cache first, then the sources.
+    async fn plaintext(
+        &self,
+        grant: &Grant,
+        sources: &[Source],
+        first: u32,
+        end: u32,
+    ) -> anyhow::Result<Vec<Bytes>> {
+        let manifest = &grant.manifest;
+        let mut ciphertext: Vec<Option<Bytes>> = (first..end)
+            .map(|index| manifest.chunk_id(index).and_then(|id| self.cache.get(id)))
+            .collect();
+        if ciphertext.iter().any(Option::is_none) {
+            let lo = first + ciphertext.iter().position(Option::is_none).unwrap_or(0) as u32;
+            let hi = first + ciphertext.iter().rposition(Option::is_none).unwrap_or(0) as u32 + 1;
+            let mut report = FetchReport::default();
+            let fetched = fetch_chunks(
+                &self.endpoint,
+                manifest,
+                &grant.license,
+                Priority::Playing,
+                sources,
+                &self.bans,
+                (lo, hi),
+                &mut report,
+            )
+            .await?;
+            for (offset, data) in fetched.into_iter().enumerate() {
+                let index = lo + offset as u32;
+                if let Some(id) = manifest.chunk_id(index) {
+                    let _ = self.cache.put(id, &data);
+                }
+                ciphertext[(index - first) as usize] = Some(data);
+            }
+        }
+        let cipher = ChunkCipher::new(
+            &grant.content_key,
+            SealLabel {
+                track: manifest.body().track,
+                quality: manifest.body().quality,
+            },
+        );
+        ciphertext
+            .into_iter()
+            .enumerate()
+            .map(|(offset, data)| {
+                let index = first + offset as u32;
+                let id = manifest
+                    .chunk_id(index)
+                    .ok_or_else(|| anyhow::anyhow!("chunk {index} outside the manifest"))?;
+                let data = data.ok_or_else(|| anyhow::anyhow!("chunk {index} missing"))?;
+                Ok(Bytes::from(cipher.open(index, id, &data)?))
+            })
+            .collect()
+    }
+}
+
+async fn serve_track(
+    State(gateway): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+            "track ids are 32 hex characters",
+        );
+    }
+    let (grant, sources) = match gateway.grant(&id).await {
+        Ok(found) => found,
+        Err(failure) => {
+            let text = format!("{failure:#}");
+            let (status, code) = if text.contains("404 Not Found") {
+                (StatusCode::NOT_FOUND, "not_found")
+            } else if text.contains("403 Forbidden") {
+                (StatusCode::FORBIDDEN, "forbidden")
+            } else {
+                (StatusCode::BAD_GATEWAY, "origin_unavailable")
+            };
+            return error(status, code, text);
+        }
+    };
+    let body = grant.manifest.body();
+    let length = body.plaintext_bytes;
+    let chunk_bytes = u64::from(body.chunk_bytes);
+    let range = match headers
+        .get(header::RANGE)
+        .and_then(|value| value.to_str().ok())
+    {
+        Some(text) => match parse_range(text, length) {
+            Ok(range) => range,
+            Err(()) => {
+                let mut response = error(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "bad_range",
+                    "range not satisfiable",
+                );
+                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{length}")) {
+                    response.headers_mut().insert(header::CONTENT_RANGE, value);
+                }
+                return response;
+            }
+        },
+        None => None,
+    };
+    let (start, end) = range.unwrap_or((0, length.saturating_sub(1)));
+    let first_chunk = (start / chunk_bytes) as u32;
+    let last_chunk = (end / chunk_bytes) as u32;
+    let state = (gateway.clone(), grant, sources, first_chunk, start, end);
+    let stream = futures_util::stream::unfold(
+        state,
+        move |(gateway, grant, sources, next, start, end)| async move {
+            if next > last_chunk {
+                return None;
+            }
+            let stop = (next + STEP_CHUNKS).min(last_chunk + 1);
+            let item = match gateway.plaintext(&grant, &sources, next, stop).await {
+                Ok(pieces) => {
+                    let mut out = Vec::new();
+                    for (offset, piece) in pieces.iter().enumerate() {
+                        let chunk_start = u64::from(next + offset as u32) * chunk_bytes;
+                        let from =
+                            start.saturating_sub(chunk_start).min(piece.len() as u64) as usize;
+                        let to = (end + 1)
+                            .saturating_sub(chunk_start)
+                            .min(piece.len() as u64) as usize;
+                        if from < to {
+                            out.extend_from_slice(&piece[from..to]);
+                        }
+                    }
+                    Ok(Bytes::from(out))
+                }
+                Err(failure) => {
+                    tracing::warn!(error = %failure, "gateway could not fetch chunks");
+                    Err(std::io::Error::other(failure.to_string()))
+                }
+            };
+            let failed = item.is_err();
+            let next = if failed { last_chunk + 1 } else { stop };
+            Some((item, (gateway, grant, sources, next, start, end)))
+        },
+    );
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/ogg"));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(value) = HeaderValue::from_str(&(end + 1 - start).to_string()) {
+        headers.insert(header::CONTENT_LENGTH, value);
+    }
+    if range.is_some() {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{length}")) {
+            response.headers_mut().insert(header::CONTENT_RANGE, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges_parse_as_rfc_9110_says() {
+        assert_eq!(parse_range("bytes=0-99", 1000), Ok(Some((0, 99))));
+        assert_eq!(parse_range("bytes=900-", 1000), Ok(Some((900, 999))));
+        assert_eq!(parse_range("bytes=-100", 1000), Ok(Some((900, 999))));
+        assert_eq!(parse_range("bytes=990-5000", 1000), Ok(Some((990, 999))));
+        assert_eq!(parse_range("bytes=0-1,5-6", 1000), Ok(None));
+        assert_eq!(parse_range("items=0-1", 1000), Ok(None));
+        assert_eq!(parse_range("bytes=1000-", 1000), Err(()));
+        assert_eq!(parse_range("bytes=5-1", 1000), Err(()));
+        assert_eq!(parse_range("bytes=-0", 1000), Err(()));
+        assert_eq!(parse_range("bytes=x-1", 1000), Err(()));
+    }
+}
