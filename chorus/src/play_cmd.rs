@@ -65,6 +65,15 @@ pub struct GatewayArgs {
     /// Local cache cap, e.g. 2G (default: 10% of the free space, 256 MiB to 10 GiB).
     #[arg(long, value_parser = crate::network_cmd::parse_bytes)]
     cache_bytes: Option<u64>,
+    /// Do not share cached chunks with other listeners.
+    #[arg(long)]
+    no_share: bool,
+    /// The network is metered (mobile data): do not upload.
+    #[arg(long)]
+    metered: bool,
+    /// Upload cap for sharing, kbit/s.
+    #[arg(long, default_value_t = 2000)]
+    upload_kbps: u64,
 }
 
 /// Where `chorus login` keeps its session and the client's node key:
@@ -188,7 +197,14 @@ pub fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         let cache = std::sync::Arc::new(open_cache(&dir, args.cache_bytes)?);
         let endpoint = Endpoint::bind(&identity, "0.0.0.0:0".parse()?, Limits::default())?;
         let base = api.base().to_string();
-        let gateway = client_lib::gateway::Gateway::new(api, session, endpoint.clone(), cache);
+        let share = client_lib::serve::ServeConfig {
+            enabled: !args.no_share,
+            metered: args.metered,
+            upload_kbps: Some(args.upload_kbps.max(1)),
+            ..client_lib::serve::ServeConfig::default()
+        };
+        let gateway =
+            client_lib::gateway::Gateway::new(api, session, endpoint.clone(), cache, share);
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("binding {}", args.listen))?;

@@ -64,12 +64,18 @@ impl Index {
     }
 }
 
+/// Decoded manifests kept in memory for serving peers.
+const MANIFESTS_IN_MEMORY: usize = 64;
+
+type Decoded = std::sync::Arc<(SignedManifest, Vec<ChunkId>)>;
+
 /// The disk cache. Thread-safe.
 #[derive(Debug)]
 pub struct ClientCache {
     dir: PathBuf,
     cap: u64,
     index: Mutex<Index>,
+    decoded: Mutex<HashMap<RenditionId, Decoded>>,
 }
 
 fn io_context(path: &Path, error: std::io::Error) -> std::io::Error {
@@ -100,6 +106,7 @@ impl ClientCache {
             dir: dir.to_path_buf(),
             cap,
             index: Mutex::new(Index::default()),
+            decoded: Mutex::new(HashMap::new()),
         };
         {
             let mut index = cache.lock();
@@ -241,5 +248,76 @@ impl ClientCache {
                 self.get(id).map(|data| (index, data))
             })
             .collect()
+    }
+}
+
+impl ClientCache {
+    fn decoded(&self, rendition: &RenditionId) -> Option<Decoded> {
+        let mut decoded = self
+            .decoded
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Some(found) = decoded.get(rendition) {
+            return Some(found.clone());
+        }
+        let bytes = std::fs::read(self.dir.join("manifests").join(rendition.to_hex())).ok()?;
+        let signed: SignedManifest = codec::decode(&bytes).ok()?;
+        if signed.rendition_id() != *rendition {
+            return None;
+        }
+        let body: protocol::ManifestBody = codec::decode(&signed.body).ok()?;
+        if decoded.len() >= MANIFESTS_IN_MEMORY {
+            decoded.clear();
+        }
+        let entry = std::sync::Arc::new((signed, body.chunks));
+        decoded.insert(*rendition, entry.clone());
+        Some(entry)
+    }
+
+    /// Renditions whose every chunk is here (what a client announces), at most `max`.
+    pub fn complete_renditions(&self, max: usize) -> Vec<RenditionId> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("manifests")) else {
+            return Vec::new();
+        };
+        let mut complete = Vec::new();
+        for entry in entries.flatten() {
+            if complete.len() >= max {
+                break;
+            }
+            let Some(rendition) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<RenditionId>().ok())
+            else {
+                continue;
+            };
+            if let Some(decoded) = self.decoded(&rendition)
+                && decoded.1.iter().all(|id| self.contains(id))
+            {
+                complete.push(rendition);
+            }
+        }
+        complete
+    }
+}
+
+impl transport::chunks::ChunkSource for ClientCache {
+    fn manifest(&self, rendition: &RenditionId) -> Option<SignedManifest> {
+        self.decoded(rendition).map(|decoded| decoded.0.clone())
+    }
+
+    fn chunk_count(&self, rendition: &RenditionId) -> Option<u32> {
+        self.decoded(rendition)
+            .map(|decoded| decoded.1.len() as u32)
+    }
+
+    fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
+        let id = *self.decoded(rendition)?.1.get(index as usize)?;
+        self.get(&id).map(|data| (id, data))
+    }
+
+    /// `get` hashes every chunk it reads, so the service need not hash it again.
+    fn verified_on_load(&self) -> bool {
+        true
     }
 }

@@ -40,6 +40,8 @@ pub struct Gateway {
     cache: Arc<ClientCache>,
     grants: Mutex<HashMap<String, (Grant, Vec<Source>)>>,
     bans: BanList,
+    share: crate::serve::ServeConfig,
+    serving: Mutex<Option<crate::serve::Serving>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -94,6 +96,7 @@ impl Gateway {
         session: Session,
         endpoint: Endpoint,
         cache: Arc<ClientCache>,
+        share: crate::serve::ServeConfig,
     ) -> Arc<Self> {
         Arc::new(Self {
             api,
@@ -102,7 +105,67 @@ impl Gateway {
             cache,
             grants: Mutex::new(HashMap::new()),
             bans: BanList::default(),
+            share,
+            serving: Mutex::new(None),
         })
+    }
+
+    /// Starts sharing the cache with peers (once, after the first grant tells the origin's
+    /// key, this client's region and the tracker), and announces it every third of the
+    /// tracker's TTL with the newest license as credential.
+    async fn ensure_serving(self: &Arc<Self>, grant: &Grant) {
+        let mut serving = self.serving.lock().await;
+        if serving.is_some() || !self.share.uploads() {
+            return;
+        }
+        let Some(claims) = crate::serve::own_claims(&grant.license) else {
+            return;
+        };
+        *serving = crate::serve::Serving::start(
+            &self.endpoint,
+            self.cache.clone(),
+            grant.origin.node,
+            claims.region,
+            self.share.clone(),
+        );
+        let Some(tracker) = grant.tracker else {
+            return;
+        };
+        let gateway = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(gateway) = gateway.upgrade() else {
+                    return;
+                };
+                let newest = gateway
+                    .grants
+                    .lock()
+                    .await
+                    .values()
+                    .max_by_key(|(grant, _)| grant.expires_at_ms)
+                    .map(|(grant, _)| grant.license.clone());
+                let mut wait = std::time::Duration::from_secs(30);
+                if let (Some(license), Ok(local)) = (newest, gateway.endpoint.local_addr()) {
+                    let addr = transport::keyfile::advertised_addr(local, tracker.addr);
+                    let serving = gateway.serving.lock().await;
+                    if let Some(serving) = serving.as_ref() {
+                        match serving
+                            .announce(&gateway.endpoint, tracker, &license, &gateway.cache, addr)
+                            .await
+                        {
+                            Ok(ttl_ms) => {
+                                wait = std::time::Duration::from_millis(
+                                    u64::from(ttl_ms / 3).max(1_000),
+                                );
+                            }
+                            Err(error) => tracing::debug!(%error, "announce failed"),
+                        }
+                    }
+                }
+                drop(gateway);
+                tokio::time::sleep(wait).await;
+            }
+        });
     }
 
     /// The HTTP routes: `GET`/`HEAD /tracks/{id}`.
@@ -112,7 +175,7 @@ impl Gateway {
             .with_state(self.clone())
     }
 
-    async fn grant(&self, track: &str) -> anyhow::Result<(Grant, Vec<Source>)> {
+    async fn grant(self: &Arc<Self>, track: &str) -> anyhow::Result<(Grant, Vec<Source>)> {
         let now = crate::player::unix_now().0;
         if let Some((grant, sources)) = self.grants.lock().await.get(track)
             && grant.expires_at_ms > now + 60_000
@@ -165,6 +228,8 @@ impl Gateway {
             grants.clear();
         }
         grants.insert(track.to_string(), (grant.clone(), sources.clone()));
+        drop(grants);
+        self.ensure_serving(&grant).await;
         Ok((grant, sources))
     }
 

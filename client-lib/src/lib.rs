@@ -9,6 +9,8 @@
 //! - [`origin_api`]: the origin's HTTP API (sessions, play authorization, network info).
 //! - [`player`]: the driver that runs the scheduler over QUIC and yields decrypted audio in
 //!   play order.
+//! - [`serve`]: sharing the cache with licensed peers (upload slots, cap, metered switch)
+//!   and announcing it to the tracker.
 //! - [`scheduler`]: the sans-IO playback scheduler (which chunk from whom, when), shared with
 //!   the simulator.
 //!
@@ -22,3 +24,4 @@ pub mod gateway;
 pub mod origin_api;
 pub mod player;
 pub mod scheduler;
+pub mod serve;

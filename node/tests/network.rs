@@ -834,3 +834,124 @@ async fn a_listener_plays_mostly_from_super_nodes() {
     );
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_share_their_cache_with_licensed_peers() {
+    use client_lib::cache::ClientCache;
+    use client_lib::player::{self, PlayOptions};
+    use client_lib::serve::{ServeConfig, Serving, own_claims};
+
+    let net = Net::start().await;
+    let artist = net.account("artist", "SE", "artist").await;
+    let listener = net.account("listener", "SE", "listener").await;
+    let track = net.upload(&artist, 6, 5.0, &[]).await;
+    let api = client_lib::origin_api::OriginApi::new(&net.base).unwrap();
+
+    // Listener A plays the track; its cache fills.
+    let a = Identity::from_secret_bytes(&[0x74; 32]);
+    let a_endpoint = Endpoint::bind(&a, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(ClientCache::open(cache_dir.path(), 64 << 20).unwrap());
+    let grant = api
+        .play(&listener, &track, &a.node_id(), None, false)
+        .await
+        .unwrap();
+    let (out, mut outputs) = tokio::sync::mpsc::channel(64);
+    let options = PlayOptions {
+        cache: Some(cache.clone()),
+        ..PlayOptions::default()
+    };
+    let task = {
+        let (endpoint, grant) = (a_endpoint.clone(), grant.clone());
+        tokio::spawn(async move {
+            player::play(&endpoint, &grant, Default::default(), options, out).await
+        })
+    };
+    while outputs.recv().await.is_some() {}
+    task.await.unwrap().unwrap();
+    assert_eq!(cache.complete_renditions(10), vec![grant.manifest.id()]);
+
+    // On a metered network it does not share.
+    let region = own_claims(&grant.license).unwrap().region;
+    let metered = ServeConfig {
+        metered: true,
+        ..ServeConfig::default()
+    };
+    assert!(
+        Serving::start(
+            &a_endpoint,
+            cache.clone(),
+            net.origin.node_id,
+            region,
+            metered
+        )
+        .is_none()
+    );
+    // Otherwise it serves and announces.
+    let serving = Serving::start(
+        &a_endpoint,
+        cache.clone(),
+        net.origin.node_id,
+        region,
+        ServeConfig::default(),
+    )
+    .unwrap();
+    serving
+        .announce(
+            &a_endpoint,
+            net.tracker(),
+            &grant.license,
+            &cache,
+            a_endpoint.local_addr().unwrap(),
+        )
+        .await
+        .unwrap();
+
+    // Listener B finds A through the tracker and plays from it.
+    let b = Identity::from_secret_bytes(&[0x72; 32]);
+    let b_endpoint = Endpoint::bind(&b, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
+    let b_grant = net.play(&listener, &track, &b).await;
+    let list = peers_of(
+        &b_endpoint,
+        net.tracker(),
+        b_grant.manifest.id(),
+        &b_grant.license,
+    )
+    .await;
+    assert_eq!(list.peers.len(), 1);
+    assert_eq!(
+        (list.peers[0].node, list.peers[0].role),
+        (a.node_id(), NodeRole::Client)
+    );
+    let fetched = fetch_rendition(
+        &b_endpoint,
+        &playing(&net, &b_grant.manifest.id(), &b_grant.license),
+        &[Source {
+            node: a.node_id(),
+            addr: list.peers[0].addrs[0],
+        }],
+        &BanList::default(),
+    )
+    .await
+    .unwrap();
+    let ms = decoded_ms(&b_grant, &fetched.chunks);
+    assert!((ms as i64 - 5_000).abs() < 100, "decoded {ms} ms");
+    // A license for another node is refused by A like by any serving node.
+    let stranger = Identity::from_secret_bytes(&[0x73; 32]);
+    let stranger_endpoint =
+        Endpoint::bind(&stranger, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
+    let peer = stranger_endpoint
+        .connect(a.node_id(), a_endpoint.local_addr().unwrap())
+        .await
+        .unwrap();
+    let result = fetch_range(
+        &peer,
+        &b_grant.manifest,
+        0,
+        1,
+        Priority::Playing,
+        &b_grant.license,
+    )
+    .await;
+    assert_eq!(remote_code(result), ErrorCode::LicenseWrongNode);
+}

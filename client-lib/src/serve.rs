@@ -1,0 +1,134 @@
+//! Serving peers: a client shares the chunks in its cache with licensed peers, a few upload
+//! slots at a time by priority (playing before prefetch before offline sync), within an upload
+//! cap, and tells the tracker which renditions it holds in full.
+//!
+//! On by default; off with [`ServeConfig::enabled`], and off on metered networks
+//! ([`ServeConfig::metered`]). Every request is checked like anywhere else: the requester's
+//! license must be the origin's, bound to the requester, cover the rendition, and the track
+//! must be licensed in the requester's region and in this client's own.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use protocol::wire::{ANNOUNCE_RENDITIONS_MAX, Announce, NodeRole, Request, Response};
+use protocol::{LicenseClaims, LicenseToken, NodeId, Region, codec};
+use tokio::task::JoinHandle;
+use transport::Endpoint;
+use transport::chunks::{ChunkService, system_clock};
+use transport::upload::UploadGate;
+
+use crate::cache::ClientCache;
+use crate::origin_api::NodeAddr;
+
+/// The listener's sharing settings.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Share at all.
+    pub enabled: bool,
+    /// The network is metered (mobile data): do not upload.
+    pub metered: bool,
+    /// Concurrent uploads.
+    pub upload_slots: usize,
+    /// Upload cap in kbit/s (none: no cap).
+    pub upload_kbps: Option<u64>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            metered: false,
+            upload_slots: 4,
+            upload_kbps: Some(2_000),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// True when this configuration uploads.
+    pub fn uploads(&self) -> bool {
+        self.enabled && !self.metered
+    }
+}
+
+/// A running share of the cache.
+#[derive(Debug)]
+pub struct Serving {
+    task: JoinHandle<()>,
+    gate: Arc<UploadGate>,
+    config: ServeConfig,
+    region: Region,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The claims inside a license this client holds (its own, from the origin).
+pub fn own_claims(license: &LicenseToken) -> Option<LicenseClaims> {
+    codec::decode(&license.claims).ok()
+}
+
+impl Serving {
+    /// Starts serving `cache` on `endpoint` to peers holding licenses from `issuer`, for a
+    /// client in `region`. `None` when the configuration does not upload.
+    pub fn start(
+        endpoint: &Endpoint,
+        cache: Arc<ClientCache>,
+        issuer: NodeId,
+        region: Region,
+        config: ServeConfig,
+    ) -> Option<Self> {
+        if !config.uploads() {
+            return None;
+        }
+        let gate = Arc::new(UploadGate::new(
+            config.upload_slots,
+            config.upload_kbps.map(|kbps| kbps * 1000 / 8),
+        ));
+        let service = ChunkService::new(cache, issuer, system_clock())
+            .with_region(region)
+            .with_upload_gate(gate.clone());
+        let task = tokio::spawn(transport::serve(endpoint.clone(), Arc::new(service)));
+        Some(Self {
+            task,
+            gate,
+            config,
+            region,
+        })
+    }
+
+    /// Upload capacity to spare now, in kbit/s (what the tracker ranks by).
+    pub fn spare_kbps(&self) -> u32 {
+        let free = self.gate.slots_free() as f64 / self.gate.slots_total() as f64;
+        (self.config.upload_kbps.unwrap_or(10_000) as f64 * free) as u32
+    }
+
+    /// Tells `tracker` which renditions this client holds in full, reachable at `addr`.
+    /// `credential` is any current license of this client. Returns the announce TTL (ms).
+    pub async fn announce(
+        &self,
+        endpoint: &Endpoint,
+        tracker: NodeAddr,
+        credential: &LicenseToken,
+        cache: &ClientCache,
+        addr: SocketAddr,
+    ) -> anyhow::Result<u32> {
+        let request = Request::Announce(Announce {
+            region: self.region,
+            role: NodeRole::Client,
+            addrs: vec![addr],
+            renditions: cache.complete_renditions(ANNOUNCE_RENDITIONS_MAX),
+            upload_spare_kbps: self.spare_kbps(),
+            credential: credential.clone(),
+        });
+        let peer = endpoint.connect(tracker.node, tracker.addr).await?;
+        match peer.request_one(&request).await? {
+            Response::AnnounceAck { ttl_ms } => Ok(ttl_ms),
+            Response::Error(error) => anyhow::bail!("tracker refused the announce: {error}"),
+            other => anyhow::bail!("unexpected tracker answer {other:?}"),
+        }
+    }
+}
