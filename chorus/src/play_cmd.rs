@@ -39,11 +39,18 @@ pub struct PlayArgs {
     /// low, normal or high (default: the best the account's tier allows).
     #[arg(long)]
     quality: Option<String>,
+    #[command(flatten)]
+    listener: ListenerArgs,
+}
+
+/// Flags `chorus play` and `chorus gateway` share.
+#[derive(Debug, Args)]
+pub struct ListenerArgs {
     /// Log in here instead of using the saved session (password from CHORUS_PASSWORD).
     #[arg(long)]
     origin: Option<String>,
     /// Account for --origin.
-    #[arg(long)]
+    #[arg(long, requires = "origin")]
     user: Option<String>,
     /// Local cache cap, e.g. 2G (default: 10% of the free space, 256 MiB to 10 GiB).
     #[arg(long, value_parser = crate::network_cmd::parse_bytes)]
@@ -56,15 +63,8 @@ pub struct GatewayArgs {
     /// Where to listen for players.
     #[arg(long, default_value = "127.0.0.1:8480")]
     listen: std::net::SocketAddr,
-    /// Log in here instead of using the saved session (password from CHORUS_PASSWORD).
-    #[arg(long)]
-    origin: Option<String>,
-    /// Account for --origin.
-    #[arg(long)]
-    user: Option<String>,
-    /// Local cache cap, e.g. 2G (default: 10% of the free space, 256 MiB to 10 GiB).
-    #[arg(long, value_parser = crate::network_cmd::parse_bytes)]
-    cache_bytes: Option<u64>,
+    #[command(flatten)]
+    listener: ListenerArgs,
     /// Do not share cached chunks with other listeners.
     #[arg(long)]
     no_share: bool,
@@ -135,7 +135,12 @@ pub fn run_login(args: LoginArgs) -> anyhow::Result<ExitCode> {
 /// An access token: from `--origin/--user` with CHORUS_PASSWORD, or the saved session
 /// (whose refresh token rotates and is saved again).
 async fn access(args: &PlayArgs, dir: &Path) -> anyhow::Result<(OriginApi, String)> {
-    let (api, session) = session(args.origin.as_deref(), args.user.as_deref(), dir).await?;
+    let (api, session) = session(
+        args.listener.origin.as_deref(),
+        args.listener.user.as_deref(),
+        dir,
+    )
+    .await?;
     Ok((api, session.access_token))
 }
 
@@ -185,16 +190,18 @@ fn open_cache(
 
 /// Runs `chorus gateway` until Ctrl-C or SIGTERM.
 pub fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
-    if args.user.is_some() && args.origin.is_none() {
-        bail!("--user needs --origin");
-    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let dir = config_dir()?;
         let identity = transport::keyfile::load_or_create_identity(&dir.join("node.key"))
             .with_context(|| format!("node key in {}", dir.display()))?;
-        let (api, session) = session(args.origin.as_deref(), args.user.as_deref(), &dir).await?;
-        let cache = std::sync::Arc::new(open_cache(&dir, args.cache_bytes)?);
+        let (api, session) = session(
+            args.listener.origin.as_deref(),
+            args.listener.user.as_deref(),
+            &dir,
+        )
+        .await?;
+        let cache = std::sync::Arc::new(open_cache(&dir, args.listener.cache_bytes)?);
         let endpoint = Endpoint::bind(&identity, "0.0.0.0:0".parse()?, Limits::default())?;
         let base = api.base().to_string();
         let share = client_lib::serve::ServeConfig {
@@ -229,9 +236,6 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
     if args.json && to_stdout {
         bail!("--json needs --out FILE: with --out - stdout carries the audio");
     }
-    if args.user.is_some() && args.origin.is_none() {
-        bail!("--user needs --origin");
-    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let pressed = Instant::now();
@@ -248,7 +252,7 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
         } else {
             StreamDecoder::start(WavSink::file(&args.out)?, grant.gain_db)
         };
-        let cache = open_cache(&dir, args.cache_bytes)?;
+        let cache = open_cache(&dir, args.listener.cache_bytes)?;
         let options = PlayOptions {
             cache: Some(std::sync::Arc::new(cache)),
             ..PlayOptions::default()

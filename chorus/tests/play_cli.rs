@@ -71,10 +71,9 @@ fn wav_ms(bytes: &[u8]) -> u64 {
     data / (2 * channels) * 1000 / rate
 }
 
-#[test]
-fn login_then_play_to_a_file_and_to_stdout() {
-    let dir = tempfile::tempdir().unwrap();
-    let origin = start_origin(&dir.path().join("origin"));
+/// An origin process with a listener account and one uploaded synthetic track.
+fn world(dir: &std::path::Path, seed: u64, seconds: f64) -> (Origin, String) {
+    let origin = start_origin(&dir.join("origin"));
     let base = origin.base.clone();
     let http = reqwest::blocking::Client::new();
     for (name, role) in [("artist", "artist"), ("listener", "listener")] {
@@ -97,12 +96,12 @@ fn login_then_play_to_a_file_and_to_stdout() {
     let form = reqwest::blocking::multipart::Form::new()
         .part(
             "file",
-            reqwest::blocking::multipart::Part::bytes(origin::synth::wav(12, 4.0, 44_100, 2))
-                .file_name("four.wav"),
+            reqwest::blocking::multipart::Part::bytes(origin::synth::wav(seed, seconds, 44_100, 2))
+                .file_name("track.wav"),
         )
         .text(
             "metadata",
-            json!({"title": "Four", "artist": "A"}).to_string(),
+            json!({"title": "Track", "artist": "A"}).to_string(),
         );
     let track: Value = http
         .post(format!("{base}/v1/tracks"))
@@ -113,6 +112,14 @@ fn login_then_play_to_a_file_and_to_stdout() {
         .json()
         .unwrap();
     let track_id = track["id"].as_str().unwrap().to_string();
+    (origin, track_id)
+}
+
+#[test]
+fn login_then_play_to_a_file_and_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (origin, track_id) = world(dir.path(), 12, 4.0);
+    let base = origin.base.clone();
 
     let config = dir.path().join("config");
     let chorus = |args: &[&str]| {
@@ -214,45 +221,9 @@ fn login_then_play_to_a_file_and_to_stdout() {
 #[test]
 fn the_gateway_serves_decrypted_tracks_with_ranges() {
     let dir = tempfile::tempdir().unwrap();
-    let origin = start_origin(&dir.path().join("origin"));
+    let (origin, track_id) = world(dir.path(), 13, 5.0);
     let base = origin.base.clone();
     let http = reqwest::blocking::Client::new();
-    for (name, role) in [("artist", "artist"), ("listener", "listener")] {
-        post(
-            &http,
-            format!("{base}/v1/accounts"),
-            None,
-            json!({"username": name, "password": PASSWORD, "region": "SE", "role": role}),
-        );
-    }
-    let artist = post(
-        &http,
-        format!("{base}/v1/sessions"),
-        None,
-        json!({"username": "artist", "password": PASSWORD}),
-    )["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let form = reqwest::blocking::multipart::Form::new()
-        .part(
-            "file",
-            reqwest::blocking::multipart::Part::bytes(origin::synth::wav(13, 5.0, 44_100, 2))
-                .file_name("five.wav"),
-        )
-        .text(
-            "metadata",
-            json!({"title": "Five", "artist": "A"}).to_string(),
-        );
-    let track: Value = http
-        .post(format!("{base}/v1/tracks"))
-        .bearer_auth(&artist)
-        .multipart(form)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let track_id = track["id"].as_str().unwrap().to_string();
 
     let mut gateway = Command::new(env!("CARGO_BIN_EXE_chorus"))
         .args([

@@ -155,6 +155,15 @@ impl OriginApi {
         })
     }
 
+    /// Sends `request` and returns the JSON body of a 2xx answer; a clear error otherwise.
+    async fn call(&self, request: reqwest::RequestBuilder) -> anyhow::Result<serde_json::Value> {
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("reaching the origin at {}", self.base))?;
+        answer(response).await
+    }
+
     /// The origin's base URL.
     pub fn base(&self) -> &str {
         &self.base
@@ -162,38 +171,36 @@ impl OriginApi {
 
     /// `GET /v1/network`.
     pub async fn network(&self) -> anyhow::Result<NetworkInfo> {
-        let response = self
-            .http
-            .get(format!("{}/v1/network", self.base))
-            .send()
-            .await
-            .with_context(|| format!("reaching the origin at {}", self.base))?;
-        parse_network(&answer(response).await?)
+        parse_network(
+            &self
+                .call(self.http.get(format!("{}/v1/network", self.base)))
+                .await?,
+        )
     }
 
     /// Logs in; returns both tokens.
     pub async fn session(&self, username: &str, password: &str) -> anyhow::Result<Session> {
-        let response = self
-            .http
-            .post(format!("{}/v1/sessions", self.base))
-            .json(&serde_json::json!({"username": username, "password": password}))
-            .send()
+        let body = self
+            .call(
+                self.http
+                    .post(format!("{}/v1/sessions", self.base))
+                    .json(&serde_json::json!({"username": username, "password": password})),
+            )
             .await
-            .with_context(|| format!("reaching the origin at {}", self.base))?;
-        let body = answer(response).await.context("logging in")?;
+            .context("logging in")?;
         session_of(&body)
     }
 
     /// Renews a session with its refresh token (which rotates).
     pub async fn refresh(&self, refresh_token: &str) -> anyhow::Result<Session> {
-        let response = self
-            .http
-            .post(format!("{}/v1/sessions/refresh", self.base))
-            .json(&serde_json::json!({"refresh_token": refresh_token}))
-            .send()
+        let body = self
+            .call(
+                self.http
+                    .post(format!("{}/v1/sessions/refresh", self.base))
+                    .json(&serde_json::json!({"refresh_token": refresh_token})),
+            )
             .await
-            .with_context(|| format!("reaching the origin at {}", self.base))?;
-        let body = answer(response).await.context("renewing the session")?;
+            .context("renewing the session")?;
         session_of(&body)
     }
 
@@ -210,15 +217,15 @@ impl OriginApi {
         if let Some(quality) = quality {
             body["quality"] = quality.into();
         }
-        let response = self
-            .http
-            .post(format!("{}/v1/tracks/{track_id}/play", self.base))
-            .bearer_auth(access)
-            .json(&body)
-            .send()
+        let body = self
+            .call(
+                self.http
+                    .post(format!("{}/v1/tracks/{track_id}/play", self.base))
+                    .bearer_auth(access)
+                    .json(&body),
+            )
             .await
-            .with_context(|| format!("reaching the origin at {}", self.base))?;
-        let body = answer(response).await.context("authorizing playback")?;
+            .context("authorizing playback")?;
         let network = parse_network(&body)?;
         let signed: SignedManifest = codec::decode(&hex::decode(
             body["manifest"].as_str().context("no manifest")?,
@@ -244,49 +251,22 @@ impl OriginApi {
         })
     }
 
-    /// `GET /v1/search?q=`: the id of the best-matching track, if any.
-    pub async fn search_track(&self, access: &str, text: &str) -> anyhow::Result<Option<String>> {
-        let response = self
-            .http
-            .get(format!("{}/v1/search", self.base))
-            .bearer_auth(access)
-            .query(&[("q", text), ("type", "track"), ("limit", "1")])
-            .send()
-            .await
-            .with_context(|| format!("reaching the origin at {}", self.base))?;
-        let body = answer(response).await.context("searching")?;
-        Ok(body["tracks"]["items"][0]["id"]
-            .as_str()
-            .map(str::to_string))
-    }
-
     /// Logs in; returns the access token.
     pub async fn login(&self, username: &str, password: &str) -> anyhow::Result<String> {
-        let response = self
-            .http
-            .post(format!("{}/v1/sessions", self.base))
-            .json(&serde_json::json!({"username": username, "password": password}))
-            .send()
-            .await
-            .with_context(|| format!("reaching the origin at {}", self.base))?;
-        let body = answer(response).await.context("logging in")?;
-        Ok(body["access_token"]
-            .as_str()
-            .context("no access token in the answer")?
-            .to_string())
+        Ok(self.session(username, password).await?.access_token)
     }
 
     /// `POST /v1/nodes/token`: a super-node role token bound to `node`.
     pub async fn role_token(&self, access: &str, node: &NodeId) -> anyhow::Result<RoleToken> {
-        let response = self
-            .http
-            .post(format!("{}/v1/nodes/token", self.base))
-            .bearer_auth(access)
-            .json(&serde_json::json!({"node_id": node.to_hex()}))
-            .send()
+        let body = self
+            .call(
+                self.http
+                    .post(format!("{}/v1/nodes/token", self.base))
+                    .bearer_auth(access)
+                    .json(&serde_json::json!({"node_id": node.to_hex()})),
+            )
             .await
-            .with_context(|| format!("reaching the origin at {}", self.base))?;
-        let body = answer(response).await.context("asking for a role token")?;
+            .context("asking for a role token")?;
         let bytes = hex::decode(body["license"].as_str().context("no license")?)?;
         Ok(RoleToken {
             license: LicenseToken::from_bytes(&bytes)?,
