@@ -100,6 +100,33 @@ pub async fn play(
     options: PlayOptions,
     out: mpsc::Sender<Output>,
 ) -> Result<PlayStats, PlayError> {
+    // Nobody sends controls; the channel stays open until the playback ends.
+    let (_keep, controls) = mpsc::channel(1);
+    play_with_controls(endpoint, grant, cached_data, options, out, controls).await
+}
+
+/// What an app can tell a playback while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Stop the play head (fetching goes on within the scheduler's limits).
+    Pause,
+    /// Go on after a pause.
+    Resume,
+    /// End the playback now: every request is cancelled.
+    Stop,
+}
+
+/// [`play`], steered by `controls` (pause, resume, stop). A closed control channel changes
+/// nothing.
+pub async fn play_with_controls(
+    endpoint: &Endpoint,
+    grant: &Grant,
+    cached_data: HashMap<u32, Bytes>,
+    options: PlayOptions,
+    out: mpsc::Sender<Output>,
+    mut controls: mpsc::Receiver<Control>,
+) -> Result<PlayStats, PlayError> {
+    let mut controls_open = true;
     let started = Instant::now();
     let now_ms = || started.elapsed().as_millis() as u64 + 1;
     let manifest = &grant.manifest;
@@ -280,6 +307,29 @@ pub async fn play(
             starving_since = None;
         }
         tokio::select! {
+            control = controls.recv(), if controls_open => {
+                let now = now_ms();
+                actions = match control {
+                    Some(Control::Pause) => {
+                        scheduler.pause(now);
+                        Vec::new()
+                    }
+                    Some(Control::Resume) => scheduler.resume(now),
+                    Some(Control::Stop) => {
+                        for (_, task) in tasks.drain() {
+                            task.abort();
+                        }
+                        scheduler.stop();
+                        let stats = scheduler.stats();
+                        let _ = out.send(Output::Stats(stats)).await;
+                        return Ok(stats);
+                    }
+                    None => {
+                        controls_open = false;
+                        Vec::new()
+                    }
+                };
+            }
             event = events.recv() => {
                 let Some(event) = event else { break };
                 let now = now_ms();

@@ -231,6 +231,7 @@ enum Head {
     Idle,
     Buffering,
     Playing,
+    Paused,
     Finished,
 }
 
@@ -252,6 +253,8 @@ pub struct Scheduler {
     play_started_ms: u64,
     stall_started_ms: u64,
     prefetch_sent: bool,
+    /// The next start of playback follows a seek or a pause, not a stall.
+    quiet_resume: bool,
     peers_asked: bool,
     /// A peer lookup has answered (possibly with nobody).
     search_done: bool,
@@ -289,6 +292,7 @@ impl Scheduler {
             play_started_ms: 0,
             stall_started_ms: 0,
             prefetch_sent: false,
+            quiet_resume: false,
             peers_asked: false,
             search_done: false,
             stats: PlayStats::default(),
@@ -385,10 +389,35 @@ impl Scheduler {
         self.advance(now);
         self.position_ms = position_ms.min(duration);
         self.head_at_ms = now;
-        if self.head == Head::Playing || self.head == Head::Finished {
-            self.head = Head::Playing;
+        if self.head != Head::Paused && self.head != Head::Idle {
+            // Waiting for the chunk under the new position is not a stutter.
+            self.head = Head::Buffering;
+            self.quiet_resume = self.stats.first_audio_ms.is_some();
         }
         self.poll(now)
+    }
+
+    /// Pauses the play head (fetching goes on within the usual limits).
+    pub fn pause(&mut self, now: u64) {
+        self.advance(now);
+        if matches!(self.head, Head::Playing | Head::Buffering) {
+            self.head = Head::Paused;
+        }
+    }
+
+    /// Resumes after [`Scheduler::pause`].
+    pub fn resume(&mut self, now: u64) -> Vec<Action> {
+        if self.head == Head::Paused {
+            self.head = Head::Buffering;
+            self.head_at_ms = now;
+            self.quiet_resume = self.stats.first_audio_ms.is_some();
+        }
+        self.poll(now)
+    }
+
+    /// True while paused.
+    pub fn paused(&self) -> bool {
+        self.head == Head::Paused
     }
 
     /// Adds sources the driver found (tracker, DHT, LAN); call it when a lookup answers, even
@@ -566,7 +595,7 @@ impl Scheduler {
         let elapsed = now.saturating_sub(self.head_at_ms);
         self.head_at_ms = now;
         match self.head {
-            Head::Idle | Head::Finished => {}
+            Head::Idle | Head::Finished | Head::Paused => {}
             Head::Buffering => {
                 let index = self.chunk_at(self.position_ms);
                 if self.holds(index) {
@@ -577,6 +606,8 @@ impl Scheduler {
                         self.events.push(PlayerEvent::Started {
                             first_audio_ms: first,
                         });
+                    } else if std::mem::take(&mut self.quiet_resume) {
+                        self.events.push(PlayerEvent::Resumed { stalled_ms: 0 });
                     } else {
                         let stalled = now.saturating_sub(self.stall_started_ms);
                         self.stats.stalled_ms += stalled;

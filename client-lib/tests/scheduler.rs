@@ -395,3 +395,30 @@ fn seeking_moves_the_fetch_front() {
     net.run_until(200_000);
     assert!(net.scheduler.finished());
 }
+
+#[test]
+fn pausing_stops_the_play_head_and_neither_pause_nor_seek_counts_as_a_stutter() {
+    let mut net = Net::new(SchedulerConfig::default(), good(20, 2));
+    let actions = net.scheduler.play(net.now, plan());
+    net.apply(actions);
+    let actions = net.scheduler.add_sources(net.now, &[]);
+    net.apply(actions);
+    net.run_until(6_000);
+    let before = net.scheduler.position_ms(net.now);
+    assert!((4_900..=5_100).contains(&before), "{before}");
+    net.scheduler.pause(net.now);
+    assert!(net.scheduler.paused());
+    net.run_until(16_000);
+    assert_eq!(net.scheduler.position_ms(net.now), before, "paused");
+    let actions = net.scheduler.resume(net.now);
+    net.apply(actions);
+    net.run_until(17_000);
+    assert!(net.scheduler.position_ms(net.now) > before);
+    // Seek far ahead: buffering there is not a stutter.
+    let actions = net.scheduler.seek(net.now, 170_000);
+    net.apply(actions);
+    net.run_until(400_000);
+    assert!(net.scheduler.finished());
+    assert_eq!(net.scheduler.stats().stutters, 0);
+    assert_eq!(net.scheduler.stats().stalled_ms, 0);
+}

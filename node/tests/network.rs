@@ -955,3 +955,77 @@ async fn listeners_share_their_cache_with_licensed_peers() {
     .await;
     assert_eq!(remote_code(result), ErrorCode::LicenseWrongNode);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_playback_pauses_resumes_and_stops_on_command() {
+    use client_lib::player::{Control, Output, PlayOptions, play_with_controls};
+
+    let net = Net::start().await;
+    let artist = net.account("artist", "SE", "artist").await;
+    let listener = net.account("listener", "SE", "listener").await;
+    let track = net.upload(&artist, 8, 3.0, &[]).await;
+    let api = client_lib::origin_api::OriginApi::new(&net.base).unwrap();
+    let client = Identity::from_secret_bytes(&[0x75; 32]);
+    let endpoint =
+        Endpoint::bind(&client, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
+    let grant = api
+        .play(&listener, &track, &client.node_id(), None, false)
+        .await
+        .unwrap();
+
+    // Paused for 1.5 s right after it starts: the 3 s track takes at least 4.5 s.
+    let (out, mut outputs) = tokio::sync::mpsc::channel(64);
+    let (control, controls) = tokio::sync::mpsc::channel(4);
+    let began = Instant::now();
+    let task = {
+        let (endpoint, grant) = (endpoint.clone(), grant.clone());
+        tokio::spawn(async move {
+            play_with_controls(
+                &endpoint,
+                &grant,
+                Default::default(),
+                PlayOptions::default(),
+                out,
+                controls,
+            )
+            .await
+        })
+    };
+    while let Some(output) = outputs.recv().await {
+        if let Output::Event(client_lib::scheduler::PlayerEvent::Started { .. }) = output {
+            control.send(Control::Pause).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1_500)).await;
+            control.send(Control::Resume).await.unwrap();
+        }
+    }
+    let stats = task.await.unwrap().unwrap();
+    assert!(
+        began.elapsed() >= Duration::from_millis(4_400),
+        "{:?}",
+        began.elapsed()
+    );
+    assert_eq!(stats.stutters, 0, "a pause is not a stutter");
+
+    // Stop ends it at once.
+    let (out, mut outputs) = tokio::sync::mpsc::channel(64);
+    let (control, controls) = tokio::sync::mpsc::channel(4);
+    let began = Instant::now();
+    let task = {
+        let (endpoint, grant) = (endpoint.clone(), grant.clone());
+        tokio::spawn(async move {
+            play_with_controls(
+                &endpoint,
+                &grant,
+                Default::default(),
+                PlayOptions::default(),
+                out,
+                controls,
+            )
+            .await
+        })
+    };
+    control.send(Control::Stop).await.unwrap();
+    while outputs.recv().await.is_some() {}
+    task.await.unwrap().unwrap();
+    assert!(began.elapsed() < Duration::from_secs(2));
+}
