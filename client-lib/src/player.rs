@@ -39,6 +39,8 @@ pub struct PlayOptions {
     pub scheduler: SchedulerConfig,
     /// The local cache: chunks found there are not fetched, fetched chunks are kept there.
     pub cache: Option<std::sync::Arc<crate::cache::ClientCache>>,
+    /// Tracker-independent discovery (DHT, LAN), asked when the tracker names nobody.
+    pub discovery: Option<discovery::Discovery>,
 }
 
 /// Failure of a playback as a whole.
@@ -148,6 +150,7 @@ pub async fn play_with_controls(
         }
     }
     let cache = options.cache.clone();
+    let options_discovery = options.discovery.clone();
     let plan = TrackPlan {
         chunks,
         chunk_bytes: (0..chunks)
@@ -241,11 +244,39 @@ pub async fn play_with_controls(
                         want: 10,
                         license: grant.license.clone(),
                     });
+                    let discovery = options_discovery.clone();
+                    let rendition = manifest.id();
+                    let claims = crate::serve::own_claims(&grant.license);
                     tokio::spawn(async move {
-                        let found = match tracker {
+                        let mut found = match tracker {
                             Some(tracker) => ask_tracker(&endpoint, tracker, &query).await,
                             None => Vec::new(),
                         };
+                        // No tracker, or it knows nobody: the DHT and the LAN. The DHT applies
+                        // no rules, so the track's markets are checked here (and again by the
+                        // serving peer).
+                        if found.is_empty()
+                            && let Some(discovery) = discovery
+                            && let Ok(peers) = discovery.find_peers(&rendition, 10).await
+                        {
+                            found = peers
+                                .into_iter()
+                                .filter(|peer| {
+                                    claims
+                                        .as_ref()
+                                        .is_some_and(|claims| claims.market_includes(&peer.region))
+                                })
+                                .filter_map(|peer| {
+                                    let kind = match peer.role {
+                                        protocol::wire::NodeRole::SuperNode => {
+                                            SourceKind::SuperNode
+                                        }
+                                        _ => SourceKind::Peer,
+                                    };
+                                    peer.addrs.first().map(|addr| (peer.node, kind, *addr))
+                                })
+                                .collect();
+                        }
                         let _ = events.send(Event::Peers(found)).await;
                     });
                 }

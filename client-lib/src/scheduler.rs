@@ -40,6 +40,8 @@ pub struct SchedulerConfig {
     pub search_lead_ms: u64,
     /// A chunk playing within this is urgent: asked from the origin if a peer still has it.
     pub urgent_ms: u64,
+    /// Safety margin when judging whether a peer would deliver a range in time.
+    pub peer_margin_ms: u64,
     /// Chunks per range asked from a peer.
     pub range_chunks: u32,
     /// Ranges in flight per peer.
@@ -65,6 +67,7 @@ impl Default for SchedulerConfig {
             origin_lead_ms: 15_000,
             search_lead_ms: 6_000,
             urgent_ms: 3_000,
+            peer_margin_ms: 1_000,
             range_chunks: 8,
             requests_per_peer: 2,
             requests_origin: 4,
@@ -789,9 +792,12 @@ impl Scheduler {
                 .copied();
             let within_lead = index < from + lead_chunks;
             let origin_free = self.sources[&self.origin].in_flight < self.config.requests_origin;
+            // The origin only when the best peer would be late: its expected completion, plus
+            // a safety margin, past the moment the range starts playing.
             let origin_sooner = best_peer.is_none_or(|peer| {
-                self.expected_ms(&self.origin, bytes) < self.expected_ms(&peer, bytes)
-                    && self.due_in_ms(index) < self.expected_ms(&peer, bytes) + chunk_ms
+                let peer_ms = self.expected_ms(&peer, bytes);
+                self.expected_ms(&self.origin, bytes) < peer_ms
+                    && self.due_in_ms(index) < peer_ms + self.config.peer_margin_ms as f64
             });
             let choice = if peers.is_empty() {
                 if !self.search_done && index >= from + search_chunks {
@@ -834,7 +840,12 @@ impl Scheduler {
             }
         }
         // Peers ran out (all banned or none found): look again.
-        if peers.is_empty() && self.requests.is_empty() && self.chunks.contains(&Chunk::Missing) {
+        // (Only once the previous lookup has answered: one lookup in flight at a time.)
+        if peers.is_empty()
+            && self.search_done
+            && self.requests.is_empty()
+            && self.chunks.contains(&Chunk::Missing)
+        {
             self.peers_asked = false;
         }
 

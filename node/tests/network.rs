@@ -747,6 +747,47 @@ async fn without_a_tracker_listeners_find_super_nodes_through_the_dht() {
     .unwrap();
     let ms = decoded_ms(&grant, &fetched.chunks);
     assert!((ms as i64 - 8_000).abs() < 100, "decoded {ms} ms");
+
+    // The player asks the DHT when there is no tracker, and plays from the super-node.
+    let player_client = Identity::from_secret_bytes(&[0x42; 32]);
+    let player_endpoint = Endpoint::bind(
+        &player_client,
+        "127.0.0.1:0".parse().unwrap(),
+        Limits::default(),
+    )
+    .unwrap();
+    let api = client_lib::origin_api::OriginApi::new(&net.base).unwrap();
+    let player_grant = api
+        .play(&listener, &track, &player_client.node_id(), None, false)
+        .await
+        .unwrap();
+    assert!(player_grant.tracker.is_none());
+    // This track is only three chunks: let the origin carry just the first, so the rest waits
+    // for the DHT's answer.
+    let options = client_lib::player::PlayOptions {
+        discovery: Some(client_discovery.clone()),
+        scheduler: client_lib::scheduler::SchedulerConfig {
+            opening_chunks: 1,
+            search_lead_ms: 0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (out, mut outputs) = tokio::sync::mpsc::channel(64);
+    let task = tokio::spawn(async move {
+        client_lib::player::play(
+            &player_endpoint,
+            &player_grant,
+            Default::default(),
+            options,
+            out,
+        )
+        .await
+    });
+    while outputs.recv().await.is_some() {}
+    let stats = task.await.unwrap().unwrap();
+    assert!(stats.bytes_super_nodes > 0, "{stats:?}");
+    assert_eq!(stats.stutters, 0);
     node.shutdown().await;
 }
 
