@@ -363,7 +363,7 @@ impl Tracker {
             let seq = self.seq;
             hot.seq = seq;
             for rendition in &announce.renditions {
-                self.add_holder(now_ms, *rendition, Holder { seq, slot });
+                self.add_holder(*rendition, Holder { seq, slot });
             }
         }
         self.stats.announces += 1;
@@ -405,7 +405,7 @@ impl Tracker {
         Ok(())
     }
 
-    fn add_holder(&mut self, now_ms: u64, rendition: RenditionId, holder: Holder) {
+    fn add_holder(&mut self, rendition: RenditionId, holder: Holder) {
         let renditions_full = self.renditions.len() >= self.config.renditions_max;
         let entry = match self.renditions.get_mut(&rendition) {
             Some(entry) => entry,
@@ -414,11 +414,6 @@ impl Tracker {
                 return;
             }
             None => self.renditions.entry(rendition).or_default(),
-        };
-        let hot = &self.hot;
-        let valid = |held: &Holder| {
-            hot.get(held.slot as usize)
-                .is_some_and(|peer| peer.holds(held, now_ms))
         };
         // Same peer again (a duplicate in one announce, or a refresh): update in place.
         if let Some(existing) = entry
@@ -431,19 +426,15 @@ impl Tracker {
         }
         let max = self.config.peers_per_rendition_max.max(1);
         if entry.holders.len() >= max {
-            // Replace a stale pair if there is one, else the least recent holder.
+            // Replace the least recent pair. A stale pair (its peer re-announced another set,
+            // expired, or left) carries an older sequence number than its peer's current one,
+            // so it goes first without looking the peer up: no random memory access per pair.
             let victim = entry
                 .holders
                 .iter()
-                .position(|held| !valid(held))
-                .or_else(|| {
-                    entry
-                        .holders
-                        .iter()
-                        .enumerate()
-                        .min_by_key(|(_, held)| held.seq)
-                        .map(|(at, _)| at)
-                });
+                .enumerate()
+                .min_by_key(|(_, held)| held.seq)
+                .map(|(at, _)| at);
             if let Some(at) = victim {
                 entry.holders[at] = holder;
             }
