@@ -208,16 +208,17 @@ pub fn run(args: &TrackerBenchArgs) -> anyhow::Result<ExitCode> {
     let ops = args.ops as usize;
     // Past the populating announces' flood window.
     let mut now_ms = 2_000u64;
+    // Tracker time per operation: slow enough that a peer's turns to re-announce (every
+    // `peers × 5` operations) are over 2 s apart (no flood refusals), fast enough that no
+    // announce outlives the 120 s TTL (0.01 ms per operation at the default size).
+    let ms_per_op = (2_000.0 / (f64::from(peers) * 5.0)).max(0.01);
     let (mut chorus_rates, mut bare_rates) = (Vec::new(), Vec::new());
     let mut refused = 0u64;
     for round in 1..=args.rounds {
         progress(&format!("tracker: round {round}/{}", args.rounds));
         let started = Instant::now();
         for op in 0..ops {
-            if op % 100 == 0 {
-                now_ms += 1;
-            }
-            let now = UnixMillis(now_ms);
+            let now = UnixMillis(now_ms + (op as f64 * ms_per_op) as u64);
             if op % 5 == 0 {
                 let k = op / 5;
                 let i = k % announces.len();
@@ -242,6 +243,7 @@ pub fn run(args: &TrackerBenchArgs) -> anyhow::Result<ExitCode> {
             }
         }
         chorus_rates.push(ops as f64 / started.elapsed().as_secs_f64());
+        now_ms += (ops as f64 * ms_per_op) as u64;
 
         let started = Instant::now();
         for op in 0..ops {
