@@ -248,9 +248,9 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
             .await?;
         let endpoint = Endpoint::bind(&identity, "0.0.0.0:0".parse()?, Limits::default())?;
         let decoder = if to_stdout {
-            StreamDecoder::start(WavSink::stream(std::io::stdout()), grant.gain_db)
+            StreamDecoder::start(WavSink::stream(std::io::stdout()), grant.gain_db)?
         } else {
-            StreamDecoder::start(WavSink::file(&args.out)?, grant.gain_db)
+            StreamDecoder::start(WavSink::file(&args.out)?, grant.gain_db)?
         };
         let cache = open_cache(&dir, args.listener.cache_bytes)?;
         let options = PlayOptions {

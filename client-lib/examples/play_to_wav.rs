@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
         )?)),
         ..PlayOptions::default()
     };
-    let decoder = StreamDecoder::start(WavSink::file(out.as_ref())?, grant.gain_db);
+    let decoder = StreamDecoder::start(WavSink::file(out.as_ref())?, grant.gain_db)?;
     let (sender, mut outputs) = tokio::sync::mpsc::channel(64);
     let playback = {
         let (endpoint, grant) = (endpoint.clone(), grant.clone());

@@ -93,17 +93,17 @@ pub struct StreamDecoder {
 }
 
 impl StreamDecoder {
-    /// Starts decoding into `sink`, scaling by `gain_db` (the track's loudness gain).
-    pub fn start(sink: impl PcmSink, gain_db: f64) -> Self {
+    /// Starts decoding into `sink`, scaling by `gain_db` (the track's loudness gain). Fails
+    /// only when the OS cannot start a thread.
+    pub fn start(sink: impl PcmSink, gain_db: f64) -> std::io::Result<Self> {
         let (input, pieces) = mpsc::sync_channel(DECODE_QUEUE_MAX);
         let thread = std::thread::Builder::new()
             .name("decoder".into())
-            .spawn(move || decode(pieces, sink, gain_db))
-            .expect("spawning the decoder thread");
-        Self {
+            .spawn(move || decode(pieces, sink, gain_db))?;
+        Ok(Self {
             input: Some(input),
             thread,
-        }
+        })
     }
 
     /// Hands the next in-order piece of the encoded stream to the decoder. Blocks while the

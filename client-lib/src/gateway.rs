@@ -242,9 +242,17 @@ impl Gateway {
         end: u32,
     ) -> anyhow::Result<Vec<Bytes>> {
         let manifest = &grant.manifest;
-        let mut ciphertext: Vec<Option<Bytes>> = (first..end)
-            .map(|index| manifest.chunk_id(index).and_then(|id| self.cache.get(id)))
+        // Cache reads (files, hashed) stay off the async workers.
+        let ids: Vec<Option<protocol::ChunkId>> = (first..end)
+            .map(|index| manifest.chunk_id(index).copied())
             .collect();
+        let cache = self.cache.clone();
+        let mut ciphertext: Vec<Option<Bytes>> = tokio::task::spawn_blocking(move || {
+            ids.iter()
+                .map(|id| id.as_ref().and_then(|id| cache.get(id)))
+                .collect()
+        })
+        .await?;
         if ciphertext.iter().any(Option::is_none) {
             let lo = first + ciphertext.iter().position(Option::is_none).unwrap_or(0) as u32;
             let hi = first + ciphertext.iter().rposition(Option::is_none).unwrap_or(0) as u32 + 1;

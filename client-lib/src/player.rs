@@ -368,10 +368,15 @@ pub async fn play_with_controls(
                     Event::Chunk { id, index, data: bytes } => {
                         if let Some(cache) = &cache
                             && !scheduler.holds(index)
-                            && let Some(chunk_id) = manifest.chunk_id(index)
-                            && let Err(error) = cache.put(chunk_id, &bytes)
+                            && let Some(chunk_id) = manifest.chunk_id(index).copied()
                         {
-                            tracing::warn!(%error, "could not cache a chunk");
+                            // File writes stay off the event loop.
+                            let (cache, bytes) = (cache.clone(), bytes.clone());
+                            tokio::task::spawn_blocking(move || {
+                                if let Err(error) = cache.put(&chunk_id, &bytes) {
+                                    tracing::warn!(%error, "could not cache a chunk");
+                                }
+                            });
                         }
                         data.entry(index).or_insert(bytes);
                         scheduler.on_chunk(now, id, index)
