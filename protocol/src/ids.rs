@@ -136,6 +136,9 @@ impl ChunkId {
 pub struct Region([u8; 2]);
 
 impl Region {
+    /// `ZZ`, the ISO 3166 user-assigned code for an unknown or unspecified region.
+    pub const UNKNOWN: Region = Region(*b"ZZ");
+
     /// Builds a region from two ASCII capital letters.
     pub fn new(code: [u8; 2]) -> Result<Self, IdParseError> {
         if code.iter().all(u8::is_ascii_uppercase) {

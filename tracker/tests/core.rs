@@ -302,6 +302,52 @@ fn ranking_prefers_same_region_then_super_nodes_then_spare_capacity() {
 }
 
 #[test]
+fn a_change_of_region_or_capacity_with_the_same_set_reranks_the_peer() {
+    let mut world = World::new(TrackerConfig::default());
+    let r = rendition(5);
+    let mover = world.node();
+    let steady = world.node();
+    acked(world.announce(&mover, "SE", NodeRole::Client, &[r], 4_000));
+    acked(world.announce(&steady, "SE", NodeRole::Client, &[r], 1_000));
+    let asker = world.node();
+    let first = |list: PeerList| list.peers.first().map(|peer| peer.node);
+    assert_eq!(
+        first(world.query(&asker, "SE", &[], r)),
+        Some(mover.node_id())
+    );
+
+    // Its spare capacity falls (same set): it drops behind.
+    world.advance(2_000);
+    acked(world.announce(&mover, "SE", NodeRole::Client, &[r], 10));
+    let list = world.query(&asker, "SE", &[], r);
+    assert_eq!(first(list.clone()), Some(steady.node_id()));
+    assert_eq!(list.peers[1].upload_spare_kbps, 10);
+
+    // It moves to the US with a new license (same set): a track licensed only in SE and NO
+    // no longer lists it, and it ranks after same-region peers everywhere else.
+    world.advance(2_000);
+    let credential = world.play(mover.node_id(), "US", &[], rendition(0));
+    acked(world.tracker.answer(
+        mover.node_id(),
+        &Request::Announce(Announce {
+            region: region("US"),
+            role: NodeRole::Client,
+            addrs: vec![SocketAddr::from(([127, 0, 0, 1], 4001))],
+            renditions: vec![r],
+            upload_spare_kbps: 90_000,
+            credential,
+        }),
+    ));
+    let list = world.query(&asker, "SE", &["SE", "NO"], r);
+    assert_eq!(list.peers.len(), 1);
+    assert_eq!(list.peers[0].node, steady.node_id());
+    let list = world.query(&asker, "SE", &[], r);
+    assert_eq!(list.peers.len(), 2);
+    assert_eq!(list.peers[1].node, mover.node_id());
+    assert_eq!(list.peers[1].region, region("US"));
+}
+
+#[test]
 fn lists_are_capped_and_holders_bounded_to_the_most_recent() {
     let mut world = World::new(TrackerConfig::default());
     let r = rendition(3);
@@ -572,17 +618,21 @@ mod properties {
         NodeId([n; 32])
     }
 
+    fn peer_region(node: NodeId) -> Region {
+        region(if node.0[0].is_multiple_of(2) {
+            "SE"
+        } else {
+            "DE"
+        })
+    }
+
     fn claims(node: NodeId, scope: LicenseScope, now: u64) -> LicenseClaims {
         LicenseClaims {
             version: LICENSE_VERSION,
             issuer: NodeId([0; 32]),
             account: AccountId([1; 16]),
             node,
-            region: region(if node.0[0].is_multiple_of(2) {
-                "SE"
-            } else {
-                "DE"
-            }),
+            region: peer_region(node),
             scope,
             markets: if node.0[0].is_multiple_of(3) {
                 vec![region("SE")]
@@ -629,13 +679,30 @@ mod properties {
                     Op::Query { asker, rendition: r, want } => {
                         let claims = claims(node(asker), LicenseScope::Play { renditions: vec![rendition(r)] }, now);
                         let query = PeerQuery { rendition: rendition(r), want, license: LicenseToken { claims: Vec::new(), signature: [0; 64] } };
+                        // What the answer must be drawn from: live holders the asker may use.
+                        let eligible: Vec<NodeId> = core
+                            .holders(UnixMillis(now), &rendition(r))
+                            .into_iter()
+                            .filter(|peer| *peer != node(asker))
+                            .filter(|peer| claims.market_includes(&peer_region(*peer)))
+                            .collect();
                         if let Ok(list) = core.query(UnixMillis(now), &node(asker), &claims, &query) {
                             prop_assert!(list.peers.len() <= 3);
                             prop_assert!(list.peers.len() <= usize::from(want));
+                            // As many as asked for whenever there are that many.
+                            prop_assert_eq!(
+                                list.peers.len(),
+                                eligible.len().min(3).min(usize::from(want))
+                            );
                             for peer in &list.peers {
                                 prop_assert!(peer.node != node(asker));
                                 prop_assert!(claims.market_includes(&peer.region));
+                                prop_assert!(eligible.contains(&peer.node));
+                                prop_assert_eq!(peer.region, peer_region(peer.node));
                             }
+                            // Same region first.
+                            let same: Vec<bool> = list.peers.iter().map(|peer| peer.region == claims.region).collect();
+                            prop_assert!(same.windows(2).all(|pair| pair[0] >= pair[1]), "{:?}", same);
                         }
                     }
                     Op::Report { reporter, peer, rendition: r } => {
