@@ -43,9 +43,13 @@ enum Command {
     Node(network_cmd::NodeArgs),
     /// Log in to an origin; the session is kept in the user's config directory.
     Login(play_cmd::LoginArgs),
-    /// Play a track: fetched from the origin and peers, verified, decrypted and decoded, written
-    /// as WAV to a file or stdout.
+    /// Play a track or a queue (shuffle, repeat): fetched from the origin and peers (or played
+    /// from offline downloads), verified, decrypted and decoded, written as WAV to a file or
+    /// stdout.
     Play(play_cmd::PlayArgs),
+    /// Download tracks for offline play (30-day licenses, renewed when online); list, renew
+    /// or remove downloads.
+    Download(play_cmd::DownloadArgs),
     /// A local HTTP server that serves any track, decrypted, with byte ranges, so unmodified
     /// players (ffmpeg, mpv, VLC, a browser) play P2P-assisted audio from it.
     Gateway(play_cmd::GatewayArgs),
@@ -82,6 +86,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tracker(args) => network_cmd::run_tracker(args),
         Command::Login(args) => play_cmd::run_login(args),
         Command::Play(args) => play_cmd::run_play(args),
+        Command::Download(args) => play_cmd::run_download(args),
         Command::Gateway(args) => play_cmd::run_gateway(args),
         Command::Node(args) => network_cmd::run_node(args),
     }

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use client_lib::decode::{StreamDecoder, WavSink};
 use client_lib::origin_api::OriginApi;
-use client_lib::player::{self, Output, PlayOptions};
+use client_lib::player::PlayOptions;
 use serde_json::json;
 use transport::{Endpoint, Limits};
 
@@ -28,17 +28,49 @@ pub struct LoginArgs {
 /// Flags of `chorus play`.
 #[derive(Debug, Args)]
 pub struct PlayArgs {
-    /// The track id.
-    track: String,
+    /// The track id, or several: a queue, played in order into one output.
+    #[arg(required = true, num_args = 1..)]
+    tracks: Vec<String>,
     /// Where the decoded audio goes: a WAV file, or `-` for stdout (pipe it into any player).
     #[arg(long)]
     out: PathBuf,
     /// Print a JSON summary as the last line (needs --out FILE: stdout carries audio otherwise).
     #[arg(long)]
     json: bool,
+    /// low, normal or high (default: adaptive, from the measured rate, up to what the
+    /// account's tier allows).
+    #[arg(long)]
+    quality: Option<String>,
+    /// Shuffle the queue.
+    #[arg(long)]
+    shuffle: bool,
+    /// off, all or one. With all or one the queue never ends by itself: Ctrl-C stops it.
+    #[arg(long, default_value = "off")]
+    repeat: client_lib::queue::Repeat,
+    /// Seed of the shuffle (default: from the clock); the same seed plays the same order.
+    #[arg(long)]
+    seed: Option<u64>,
+    #[command(flatten)]
+    listener: ListenerArgs,
+}
+
+/// Flags of `chorus download`.
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// Tracks to download for offline play.
+    tracks: Vec<String>,
     /// low, normal or high (default: the best the account's tier allows).
     #[arg(long)]
     quality: Option<String>,
+    /// List the downloads and when their offline licenses expire.
+    #[arg(long)]
+    list: bool,
+    /// Delete these downloads instead.
+    #[arg(long)]
+    remove: bool,
+    /// Renew the offline licenses that expire within a week (also done by `chorus play`).
+    #[arg(long)]
+    renew: bool,
     #[command(flatten)]
     listener: ListenerArgs,
 }
@@ -134,14 +166,124 @@ pub fn run_login(args: LoginArgs) -> anyhow::Result<ExitCode> {
 
 /// An access token: from `--origin/--user` with CHORUS_PASSWORD, or the saved session
 /// (whose refresh token rotates and is saved again).
-async fn access(args: &PlayArgs, dir: &Path) -> anyhow::Result<(OriginApi, String)> {
-    let (api, session) = session(
-        args.listener.origin.as_deref(),
-        args.listener.user.as_deref(),
-        dir,
-    )
-    .await?;
+async fn access(listener: &ListenerArgs, dir: &Path) -> anyhow::Result<(OriginApi, String)> {
+    let (api, session) = session(listener.origin.as_deref(), listener.user.as_deref(), dir).await?;
     Ok((api, session.access_token))
+}
+
+/// Whether `error` means the origin could not be reached at all (as opposed to a refusal).
+fn unreachable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(|error| error.is_connect() || error.is_timeout())
+    })
+}
+
+fn offline_store(dir: &Path) -> client_lib::offline::OfflineStore {
+    client_lib::offline::OfflineStore::new(&dir.join("offline"))
+}
+
+fn when(ms: u64) -> String {
+    let now = client_lib::player::unix_now().0;
+    if ms <= now {
+        format!("expired {} h ago", (now - ms) / 3_600_000)
+    } else {
+        let hours = (ms - now) / 3_600_000;
+        format!("expires in {} d {} h", hours / 24, hours % 24)
+    }
+}
+
+/// Runs `chorus download`.
+pub fn run_download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
+    let dir = config_dir()?;
+    let store = offline_store(&dir);
+    if args.list {
+        let list = store.list()?;
+        if list.is_empty() {
+            println!("no downloads");
+        }
+        for info in list {
+            println!(
+                "{}  {:<6}  {:>6.1} MiB  {:>4} s  {}",
+                info.track_id,
+                info.quality.as_str(),
+                info.bytes as f64 / (1024.0 * 1024.0),
+                info.duration_ms / 1000,
+                when(info.expires_at_ms)
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.remove {
+        for track in &args.tracks {
+            if store.remove(track)? {
+                println!("removed {track}");
+            } else {
+                println!("{track} was not downloaded");
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.tracks.is_empty() && !args.renew {
+        bail!("name tracks to download, or pass --list, --renew or --remove TRACK");
+    }
+    let quality = args.quality.as_deref().map(parse_quality).transpose()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let identity = transport::keyfile::load_or_create_identity(&dir.join("node.key"))
+            .with_context(|| format!("node key in {}", dir.display()))?;
+        let (api, access) = access(&args.listener, &dir).await?;
+        let endpoint = Endpoint::bind(&identity, "0.0.0.0:0".parse()?, Limits::default())?;
+        let cache = std::sync::Arc::new(open_cache(&dir, args.listener.cache_bytes)?);
+        let mut failed = 0;
+        for track in &args.tracks {
+            match client_lib::offline::download(
+                &endpoint,
+                &api,
+                &access,
+                track,
+                quality,
+                &store,
+                Some(cache.clone()),
+            )
+            .await
+            {
+                Ok(info) => println!(
+                    "downloaded {} ({}, {:.1} MiB, {} s): {}",
+                    info.track_id,
+                    info.quality.as_str(),
+                    info.bytes as f64 / (1024.0 * 1024.0),
+                    info.duration_ms / 1000,
+                    when(info.expires_at_ms)
+                ),
+                Err(error) => {
+                    failed += 1;
+                    eprintln!("chorus download: {track}: {error:#}");
+                }
+            }
+        }
+        if args.renew {
+            let now = client_lib::player::unix_now().0;
+            for (track, result) in
+                client_lib::offline::renew_due(&endpoint, &api, &access, &store, now).await
+            {
+                match result {
+                    Ok(expires) => println!("renewed {track}: {}", when(expires)),
+                    Err(error) => {
+                        failed += 1;
+                        eprintln!("chorus download: renewing {track}: {error:#}");
+                    }
+                }
+            }
+        }
+        endpoint.close();
+        Ok(if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    })
 }
 
 async fn session(
@@ -230,83 +372,251 @@ pub fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// One track of a `chorus play` run.
+#[derive(Debug, Default)]
+struct TrackRecord {
+    track_id: String,
+    quality: String,
+    prefetched: bool,
+    started: Option<Instant>,
+    first_audio_ms: Option<u64>,
+    stats: client_lib::scheduler::PlayStats,
+    duration_ms: u64,
+    skipped: bool,
+    error: Option<String>,
+}
+
+fn parse_quality(text: &str) -> anyhow::Result<protocol::Quality> {
+    protocol::Quality::ALL
+        .into_iter()
+        .find(|quality| quality.as_str() == text)
+        .with_context(|| format!("quality {text:?}: expected low, normal or high"))
+}
+
 /// Runs `chorus play`.
 pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
+    use client_lib::decode::Continuous;
+    use client_lib::listener::{Listener, ListenerConfig, QueueControl, QueueOutput};
+    use client_lib::queue::Queue;
+
     let to_stdout = args.out.as_os_str() == "-";
     if args.json && to_stdout {
         bail!("--json needs --out FILE: with --out - stdout carries the audio");
     }
+    let quality = args.quality.as_deref().map(parse_quality).transpose()?;
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos() as u64)
+    });
+    let mut queue = Queue::new(args.tracks.clone(), seed)?;
+    queue.set_shuffle(args.shuffle);
+    queue.set_repeat(args.repeat);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let pressed = Instant::now();
         let dir = config_dir()?;
         let identity = transport::keyfile::load_or_create_identity(&dir.join("node.key"))
             .with_context(|| format!("node key in {}", dir.display()))?;
-        let (api, access) = access(&args, &dir).await?;
-        let grant = api
-            .play(&access, &args.track, &identity.node_id(), args.quality.as_deref(), false)
-            .await?;
+        let store = offline_store(&dir);
         let endpoint = Endpoint::bind(&identity, "0.0.0.0:0".parse()?, Limits::default())?;
-        let decoder = if to_stdout {
-            StreamDecoder::start(WavSink::stream(std::io::stdout()), grant.gain_db)?
-        } else {
-            StreamDecoder::start(WavSink::file(&args.out)?, grant.gain_db)?
+        let (api, access) = match access(&args.listener, &dir).await {
+            Ok(found) => found,
+            // No network: downloaded tracks still play.
+            Err(error) if unreachable(&error) => {
+                eprintln!("chorus play: offline ({error:#}); only downloaded tracks play");
+                (OriginApi::new("http://127.0.0.1:9")?, String::new())
+            }
+            Err(error) => return Err(error),
         };
+        // Online: renew offline licenses that run out within a week, alongside playback.
+        let renewal = (!access.is_empty()).then(|| {
+            let (endpoint, api, access, store) =
+                (endpoint.clone(), api.clone(), access.clone(), store.clone());
+            tokio::spawn(async move {
+                let now = client_lib::player::unix_now().0;
+                for (track, result) in
+                    client_lib::offline::renew_due(&endpoint, &api, &access, &store, now).await
+                {
+                    match result {
+                        Ok(_) => tracing::info!(track, "offline license renewed"),
+                        Err(error) => tracing::warn!(track, %error, "offline renewal failed"),
+                    }
+                }
+            })
+        });
         let cache = open_cache(&dir, args.listener.cache_bytes)?;
         let options = PlayOptions {
             cache: Some(std::sync::Arc::new(cache)),
             ..PlayOptions::default()
         };
+        let listener = Listener::new(
+            api,
+            access,
+            endpoint.clone(),
+            options,
+            ListenerConfig {
+                quality,
+                offline: Some(store),
+                ..ListenerConfig::default()
+            },
+        );
+        let sink: Continuous<Box<dyn client_lib::decode::PcmSink>> = if to_stdout {
+            Continuous::new(Box::new(WavSink::stream(std::io::stdout())))
+        } else {
+            Continuous::new(Box::new(WavSink::file(&args.out)?))
+        };
         let (out, mut outputs) = tokio::sync::mpsc::channel(64);
-        let playback = {
-            let (endpoint, grant) = (endpoint.clone(), grant.clone());
+        let (controls, control_rx) = tokio::sync::mpsc::channel(4);
+        let playback = tokio::spawn(async move {
+            let result = listener.play_queue(&mut queue, out, control_rx).await;
+            (result, queue)
+        });
+        // Ctrl-C ends the queue cleanly (the WAV header gets its length).
+        let stopper = {
+            let controls = controls.clone();
             tokio::spawn(async move {
-                player::play(&endpoint, &grant, Default::default(), options, out).await
+                if crate::origin_cmd::wait_for_shutdown_signal().await.is_ok() {
+                    let _ = controls.send(QueueControl::Stop).await;
+                }
             })
         };
-        let mut decoder_alive = true;
+        let mut records: Vec<TrackRecord> = Vec::new();
+        let mut decoder: Option<StreamDecoder> = None;
+        let mut decoder_alive = false;
         while let Some(output) = outputs.recv().await {
             match output {
-                Output::Audio(piece) => {
-                    if decoder_alive {
+                QueueOutput::TrackStarted {
+                    track_id,
+                    gain_db,
+                    quality,
+                    prefetched,
+                } => {
+                    decoder = Some(StreamDecoder::start(sink.clone(), gain_db)?);
+                    decoder_alive = true;
+                    records.push(TrackRecord {
+                        track_id,
+                        quality: quality.as_str().to_string(),
+                        prefetched,
+                        started: Some(if records.is_empty() { pressed } else { Instant::now() }),
+                        ..TrackRecord::default()
+                    });
+                }
+                QueueOutput::Audio(piece) => {
+                    if let Some(decoder) = &decoder
+                        && decoder_alive
+                    {
                         decoder_alive = tokio::task::block_in_place(|| decoder.push(piece));
                     }
                 }
-                Output::Event(event) => tracing::info!(?event, "playback"),
-                Output::Stats(_) => {}
+                QueueOutput::Event(event) => tracing::info!(?event, "playback"),
+                QueueOutput::Prefetched { track_id, chunks } => {
+                    tracing::info!(track_id, chunks, "next track prefetched");
+                }
+                QueueOutput::TrackEnded {
+                    track_id,
+                    stats,
+                    skipped,
+                } => {
+                    let summary = match decoder.take() {
+                        Some(decoder) => tokio::task::spawn_blocking(move || decoder.finish())
+                            .await?
+                            .map_err(|error| anyhow::anyhow!("decoding {track_id}: {error}"))?,
+                        None => Default::default(),
+                    };
+                    if let Some(record) = records.last_mut() {
+                        record.stats = stats;
+                        record.skipped = skipped;
+                        record.duration_ms = summary.duration_ms();
+                        record.first_audio_ms = match (summary.first_pcm, record.started) {
+                            (Some(pcm), Some(started)) => {
+                                Some(pcm.duration_since(started).as_millis() as u64)
+                            }
+                            _ => None,
+                        };
+                    }
+                }
+                QueueOutput::TrackFailed { track_id, error } => {
+                    if let Some(decoder) = decoder.take() {
+                        let _ = tokio::task::spawn_blocking(move || decoder.finish()).await;
+                    }
+                    eprintln!("chorus play: {track_id} failed: {error}");
+                    match records.last_mut() {
+                        Some(record) if record.track_id == track_id && record.error.is_none() => {
+                            record.error = Some(error);
+                        }
+                        _ => records.push(TrackRecord {
+                            track_id,
+                            error: Some(error),
+                            ..TrackRecord::default()
+                        }),
+                    }
+                }
             }
         }
-        let stats = playback.await.context("playback task")??;
-        let summary = tokio::task::spawn_blocking(move || decoder.finish())
-            .await?
-            .map_err(|error| anyhow::anyhow!("decoding: {error}"))?;
+        stopper.abort();
+        if let Some(renewal) = renewal {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), renewal).await;
+        }
+        let (result, _queue) = playback.await.context("playback task")?;
+        sink.close().context("finishing the output")?;
         endpoint.close();
-        let first_audio_ms = summary
-            .first_pcm
-            .map(|at| at.duration_since(pressed).as_millis() as u64);
+        result?;
+        let played: Vec<&TrackRecord> = records.iter().filter(|r| r.error.is_none()).collect();
+        let failed = records.len() - played.len();
+        let sum = |f: fn(&TrackRecord) -> u64| played.iter().map(|r| f(r)).sum::<u64>();
+        let first_audio_ms = played.first().and_then(|record| record.first_audio_ms);
         if args.json {
+            let tracks: Vec<serde_json::Value> = records
+                .iter()
+                .map(|record| {
+                    json!({
+                        "track_id": record.track_id,
+                        "quality": record.quality,
+                        "prefetched": record.prefetched,
+                        "first_audio_ms": record.first_audio_ms,
+                        "bytes_origin": record.stats.bytes_origin,
+                        "bytes_peers": record.stats.bytes_peers + record.stats.bytes_super_nodes,
+                        "bytes_cache": record.stats.bytes_cache,
+                        "stutters": record.stats.stutters,
+                        "duration_ms": record.duration_ms,
+                        "skipped": record.skipped,
+                        "error": record.error,
+                    })
+                })
+                .collect();
             println!(
                 "{}",
                 json!({
                     "first_audio_ms": first_audio_ms,
-                    "bytes_origin": stats.bytes_origin,
-                    "bytes_peers": stats.bytes_peers + stats.bytes_super_nodes,
-                    "bytes_cache": stats.bytes_cache,
-                    "stutters": stats.stutters,
-                    "duration_ms": summary.duration_ms(),
+                    "bytes_origin": sum(|r| r.stats.bytes_origin),
+                    "bytes_peers": sum(|r| r.stats.bytes_peers + r.stats.bytes_super_nodes),
+                    "bytes_cache": sum(|r| r.stats.bytes_cache),
+                    "stutters": sum(|r| u64::from(r.stats.stutters)),
+                    "duration_ms": sum(|r| r.duration_ms),
+                    "failed": failed,
+                    "tracks": tracks,
                 })
             );
         } else if !to_stdout {
-            println!(
-                "played {} ({} ms of audio) to {}: first audio after {} ms, {} KiB from the origin, {} KiB from peers, {} stutters",
-                args.track,
-                summary.duration_ms(),
-                args.out.display(),
-                first_audio_ms.unwrap_or(0),
-                stats.bytes_origin / 1024,
-                (stats.bytes_peers + stats.bytes_super_nodes) / 1024,
-                stats.stutters
-            );
+            for record in &played {
+                println!(
+                    "played {} ({}, {} ms of audio{}): first audio after {} ms, {} KiB from the origin, {} KiB from peers, {} KiB from the cache, {} stutters",
+                    record.track_id,
+                    record.quality,
+                    record.duration_ms,
+                    if record.prefetched { ", prefetched" } else { "" },
+                    record.first_audio_ms.unwrap_or(0),
+                    record.stats.bytes_origin / 1024,
+                    (record.stats.bytes_peers + record.stats.bytes_super_nodes) / 1024,
+                    record.stats.bytes_cache / 1024,
+                    record.stats.stutters
+                );
+            }
+            println!("output: {}", args.out.display());
+        }
+        if failed > 0 {
+            return Ok(ExitCode::FAILURE);
         }
         Ok(ExitCode::SUCCESS)
     })

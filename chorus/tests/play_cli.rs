@@ -20,17 +20,21 @@ impl Drop for Origin {
     }
 }
 
-fn start_origin(data: &std::path::Path) -> Origin {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
-        .args([
-            "origin",
-            "--http",
-            "127.0.0.1:0",
-            "--quic",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(data)
+fn start_origin_with(data: &std::path::Path, config: Option<&std::path::Path>) -> Origin {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chorus"));
+    command.args([
+        "origin",
+        "--http",
+        "127.0.0.1:0",
+        "--quic",
+        "127.0.0.1:0",
+        "--data",
+    ]);
+    command.arg(data);
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    let mut child = command
         .env("CHORUS_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -73,7 +77,22 @@ fn wav_ms(bytes: &[u8]) -> u64 {
 
 /// An origin process with a listener account and one uploaded synthetic track.
 fn world(dir: &std::path::Path, seed: u64, seconds: f64) -> (Origin, String) {
-    let origin = start_origin(&dir.join("origin"));
+    let (origin, mut tracks) = world_with(dir, None, &[(seed, seconds)]);
+    (origin, tracks.remove(0))
+}
+
+/// An origin process (with `config`, TOML) with a listener account and synthetic tracks
+/// of the given (seed, seconds).
+fn world_with(
+    dir: &std::path::Path,
+    config: Option<&str>,
+    tracks: &[(u64, f64)],
+) -> (Origin, Vec<String>) {
+    let config_path = dir.join("origin.toml");
+    if let Some(config) = config {
+        std::fs::write(&config_path, config).unwrap();
+    }
+    let origin = start_origin_with(&dir.join("origin"), config.map(|_| config_path.as_path()));
     let base = origin.base.clone();
     let http = reqwest::blocking::Client::new();
     for (name, role) in [("artist", "artist"), ("listener", "listener")] {
@@ -93,26 +112,175 @@ fn world(dir: &std::path::Path, seed: u64, seconds: f64) -> (Origin, String) {
         .as_str()
         .unwrap()
         .to_string();
-    let form = reqwest::blocking::multipart::Form::new()
-        .part(
-            "file",
-            reqwest::blocking::multipart::Part::bytes(origin::synth::wav(seed, seconds, 44_100, 2))
+    let mut ids = Vec::new();
+    for &(seed, seconds) in tracks {
+        let form = reqwest::blocking::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::blocking::multipart::Part::bytes(origin::synth::wav(
+                    seed, seconds, 44_100, 2,
+                ))
                 .file_name("track.wav"),
+            )
+            .text(
+                "metadata",
+                json!({"title": format!("Track {seed}"), "artist": "A"}).to_string(),
+            );
+        let track: Value = http
+            .post(format!("{base}/v1/tracks"))
+            .bearer_auth(&artist)
+            .multipart(form)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        ids.push(track["id"].as_str().unwrap().to_string());
+    }
+    (origin, ids)
+}
+
+fn summary_of(output: &std::process::Output) -> Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn queues_prefetch_and_downloads_play_offline_until_their_license_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    // Offline licenses of 8 s, one device per account: the rules at a testable scale.
+    let (origin, tracks) = world_with(
+        dir.path(),
+        Some("offline_license_ttl_s = 8\noffline_devices_max = 1\n"),
+        &[(21, 3.0), (22, 3.0)],
+    );
+    let (a, b) = (tracks[0].as_str(), tracks[1].as_str());
+    let base = origin.base.clone();
+    let chorus_in = |config: &std::path::Path, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_chorus"))
+            .args(args)
+            .env("CHORUS_CONFIG_DIR", config)
+            .env("CHORUS_PASSWORD", PASSWORD)
+            .env("CHORUS_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let config = dir.path().join("config");
+    let chorus = |args: &[&str]| chorus_in(&config, args);
+    assert!(
+        chorus(&["login", "--origin", &base, "--user", "listener"])
+            .status
+            .success()
+    );
+
+    // A queue: A, B, A again. B's authorization and opening chunks are fetched while A plays,
+    // so B starts from them; A's second play comes from the local cache.
+    let wav = dir.path().join("queue.wav");
+    let summary = summary_of(&chorus(&[
+        "play",
+        a,
+        b,
+        a,
+        "--out",
+        wav.to_str().unwrap(),
+        "--json",
+    ]));
+    let played = summary["tracks"].as_array().unwrap();
+    assert_eq!(played.len(), 3, "{summary}");
+    assert_eq!(played[1]["track_id"], b, "{summary}");
+    assert_eq!(played[1]["prefetched"], true, "{summary}");
+    assert_eq!(played[1]["bytes_origin"], 0, "{summary}");
+    assert!(played[1]["bytes_cache"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(played[2]["bytes_origin"], 0, "{summary}");
+    assert_eq!(summary["failed"], 0);
+    let total = summary["duration_ms"].as_u64().unwrap();
+    assert!((total as i64 - 9000).abs() < 150, "{summary}");
+    assert!((wav_ms(&std::fs::read(&wav).unwrap()) as i64 - 9000).abs() < 150);
+
+    // Shuffle with a seed replays the same order.
+    let order = |seed: &str| {
+        let summary = summary_of(&chorus(&[
+            "play",
+            a,
+            b,
+            "--shuffle",
+            "--seed",
+            seed,
+            "--out",
+            wav.to_str().unwrap(),
+            "--json",
+        ]));
+        summary["tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|track| track["track_id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(order("7"), order("7"));
+
+    // Download B for offline play; a second device of the same account is over the limit.
+    let output = chorus(&["download", b]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let downloaded_at = std::time::Instant::now();
+    let listing = String::from_utf8_lossy(&chorus(&["download", "--list"]).stdout).to_string();
+    assert!(listing.contains(b), "{listing}");
+    let other_device = dir.path().join("other-device");
+    assert!(
+        chorus_in(
+            &other_device,
+            &["login", "--origin", &base, "--user", "listener"]
         )
-        .text(
-            "metadata",
-            json!({"title": "Track", "artist": "A"}).to_string(),
-        );
-    let track: Value = http
-        .post(format!("{base}/v1/tracks"))
-        .bearer_auth(&artist)
-        .multipart(form)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let track_id = track["id"].as_str().unwrap().to_string();
-    (origin, track_id)
+        .status
+        .success()
+    );
+    let output = chorus_in(&other_device, &["download", a]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("devices"), "{stderr}");
+    // Renewal while online: the license runs out within a week, so it is renewed.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let output = chorus(&["download", "--renew"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("renewed"),
+        "{stdout}"
+    );
+    let renewed_at = std::time::Instant::now();
+
+    // The origin goes away: B still plays, all of it from the download; A does not.
+    drop(origin);
+    let summary = summary_of(&chorus(&[
+        "play",
+        b,
+        "--out",
+        wav.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(summary["bytes_origin"], 0, "{summary}");
+    assert!((summary["duration_ms"].as_u64().unwrap() as i64 - 3000).abs() < 60);
+    let output = chorus(&["play", a, "--out", wav.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not downloaded"), "{stderr}");
+
+    // Past the renewed license (8 s from the renewal, which was after the first expiry):
+    // the download refuses to play.
+    assert!(renewed_at.duration_since(downloaded_at).as_secs() >= 2);
+    let expiry = renewed_at + std::time::Duration::from_secs(9);
+    std::thread::sleep(expiry.saturating_duration_since(std::time::Instant::now()));
+    let output = chorus(&["play", b, "--out", wav.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("expired"), "{stderr}");
 }
 
 #[test]

@@ -70,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Output::Event(event) => println!("event: {event:?}"),
             Output::Stats(stats) => println!("stats: {stats:?}"),
+            Output::PrefetchNext => println!("the track ends soon: time to prefetch the next"),
         }
     }
     playback.await??;

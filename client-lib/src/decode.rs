@@ -85,6 +85,18 @@ pub trait PcmSink: Send + 'static {
     fn finish(&mut self) -> std::io::Result<()>;
 }
 
+impl PcmSink for Box<dyn PcmSink> {
+    fn format(&mut self, sample_rate: u32, channels: u16) -> std::io::Result<()> {
+        (**self).format(sample_rate, channels)
+    }
+    fn samples(&mut self, samples: &[i16]) -> std::io::Result<()> {
+        (**self).samples(samples)
+    }
+    fn finish(&mut self) -> std::io::Result<()> {
+        (**self).finish()
+    }
+}
+
 /// A running decoder thread.
 #[derive(Debug)]
 pub struct StreamDecoder {
@@ -125,13 +137,23 @@ impl StreamDecoder {
 
 fn decode(
     pieces: mpsc::Receiver<Bytes>,
-    mut sink: impl PcmSink,
+    sink: impl PcmSink,
     gain_db: f64,
 ) -> Result<DecodeSummary, String> {
     let reader = ChannelReader {
         pieces: std::sync::Mutex::new(pieces),
         current: Bytes::new(),
     };
+    decode_reader(reader, sink, gain_db)
+}
+
+/// Decodes the encoded stream `reader` yields into `sink` on the calling thread, scaled by
+/// `gain_db`: what [`StreamDecoder`] runs on its thread (benchmarks call it directly).
+pub fn decode_reader(
+    reader: impl Read + Send + Sync + 'static,
+    mut sink: impl PcmSink,
+    gain_db: f64,
+) -> Result<DecodeSummary, String> {
     let source = MediaSourceStream::new(
         Box::new(ReadOnlySource::new(reader)),
         MediaSourceStreamOptions::default(),
@@ -286,6 +308,116 @@ impl<W: Write + Send + 'static> PcmSink for WavSink<W> {
             let data = u32::try_from(self.data_bytes).unwrap_or(u32::MAX - 36);
             fix(&mut self.out, data)?;
         }
+        Ok(())
+    }
+}
+
+/// One output for several tracks in a row (a queue): the format goes out once, and each
+/// track's PCM follows the previous one's. Tracks all come at the ingest rate (44.1 kHz); a
+/// mono track in a stereo output is spread over both channels and a stereo one in a mono
+/// output is mixed down. Clone it for each track's decoder; [`Continuous::close`] ends it.
+#[derive(Debug)]
+pub struct Continuous<S: PcmSink> {
+    state: std::sync::Arc<std::sync::Mutex<ContinuousState<S>>>,
+}
+
+#[derive(Debug)]
+struct ContinuousState<S> {
+    sink: S,
+    /// (sample rate, channels) of the output, once the first track said.
+    output: Option<(u32, u16)>,
+    /// Channels of the track being decoded.
+    track_channels: u16,
+    mixed: Vec<i16>,
+}
+
+impl<S: PcmSink> Clone for Continuous<S> {
+    fn clone(&self) -> Self {
+        Self {
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl<S: PcmSink> Continuous<S> {
+    /// Wraps `sink`.
+    pub fn new(sink: S) -> Self {
+        Self {
+            state: std::sync::Arc::new(std::sync::Mutex::new(ContinuousState {
+                sink,
+                output: None,
+                track_channels: 0,
+                mixed: Vec::new(),
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ContinuousState<S>> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Ends the output (after the last track).
+    pub fn close(&self) -> std::io::Result<()> {
+        self.lock().sink.finish()
+    }
+}
+
+impl<S: PcmSink> PcmSink for Continuous<S> {
+    fn format(&mut self, sample_rate: u32, channels: u16) -> std::io::Result<()> {
+        let mut state = self.lock();
+        match state.output {
+            None => {
+                state.sink.format(sample_rate, channels)?;
+                state.output = Some((sample_rate, channels));
+            }
+            Some((rate, out_channels)) => {
+                if rate != sample_rate {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("a track at {sample_rate} Hz follows one at {rate} Hz"),
+                    ));
+                }
+                if channels != out_channels && !(channels <= 2 && out_channels <= 2) {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("a {channels}-channel track in a {out_channels}-channel output"),
+                    ));
+                }
+            }
+        }
+        state.track_channels = channels;
+        Ok(())
+    }
+
+    fn samples(&mut self, samples: &[i16]) -> std::io::Result<()> {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let out_channels = state.output.map_or(0, |(_, channels)| channels);
+        match (state.track_channels, out_channels) {
+            (1, 2) => {
+                state.mixed.clear();
+                state
+                    .mixed
+                    .extend(samples.iter().flat_map(|&sample| [sample, sample]));
+                state.sink.samples(&state.mixed)
+            }
+            (2, 1) => {
+                state.mixed.clear();
+                state.mixed.extend(
+                    samples
+                        .chunks_exact(2)
+                        .map(|pair| ((i32::from(pair[0]) + i32::from(pair[1])) / 2) as i16),
+                );
+                state.sink.samples(&state.mixed)
+            }
+            _ => state.sink.samples(samples),
+        }
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        // One track ended; the output goes on until `close`.
         Ok(())
     }
 }

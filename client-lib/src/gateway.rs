@@ -25,6 +25,7 @@ use transport::Endpoint;
 
 use crate::cache::ClientCache;
 use crate::fetch::{BanList, FetchReport, Source, fetch_chunks};
+use crate::origin_api::ApiError;
 use crate::origin_api::{Grant, OriginApi, Session};
 
 /// Chunks fetched and decrypted per step of a response body.
@@ -186,7 +187,7 @@ impl Gateway {
         let access = self.session.lock().await.access_token.clone();
         let grant = match self.api.play(&access, track, &node, None, false).await {
             Ok(grant) => grant,
-            Err(first) if format!("{first:#}").contains("401 Unauthorized") => {
+            Err(first) if ApiError::of(&first).is_some_and(|api| api.status == 401) => {
                 // The access token expired: renew the session once.
                 let refresh = self.session.lock().await.refresh_token.clone();
                 let renewed = self.api.refresh(&refresh).await?;
@@ -314,14 +315,19 @@ async fn serve_track(
         Ok(found) => found,
         Err(failure) => {
             let text = format!("{failure:#}");
-            let (status, code) = if text.contains("404 Not Found") {
-                (StatusCode::NOT_FOUND, "not_found")
-            } else if text.contains("403 Forbidden") {
-                (StatusCode::FORBIDDEN, "forbidden")
-            } else {
-                (StatusCode::BAD_GATEWAY, "origin_unavailable")
+            // The origin's own refusal passes through with its status and code.
+            let (status, code) = match ApiError::of(&failure) {
+                Some(api) if api.status == 404 || api.status == 403 => (
+                    StatusCode::from_u16(api.status).unwrap_or(StatusCode::BAD_GATEWAY),
+                    if api.code.is_empty() {
+                        "forbidden".to_string()
+                    } else {
+                        api.code.clone()
+                    },
+                ),
+                _ => (StatusCode::BAD_GATEWAY, "origin_unavailable".to_string()),
             };
-            return error(status, code, text);
+            return error(status, &code, text);
         }
     };
     let body = grant.manifest.body();

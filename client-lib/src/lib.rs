@@ -1,27 +1,35 @@
 //! The playback engine player apps embed.
 //!
+//! - [`abr`]: adaptive bitrate: the quality of each track from the measured download rate
+//!   and the account's tier.
 //! - [`cache`]: the local chunk cache on disk (size cap, LRU, damaged files dropped).
 //! - [`decode`]: decoding the stream to PCM while it arrives, with the loudness gain; WAV out.
 //! - [`fetch`]: fetching chunk ranges or whole renditions from ranked sources, verified,
 //!   bad sources banned.
 //! - [`gateway`]: a local HTTP server that serves decrypted tracks with byte ranges to
 //!   unmodified players.
+//! - [`listener`]: what a player app drives: plays a queue track after track with
+//!   pause/resume/skip/previous/stop, prefetching the next track and adapting the bitrate.
+//! - [`offline`]: offline downloads: whole renditions with their 30-day license, renewal,
+//!   expiry.
 //! - [`origin_api`]: the origin's HTTP API (sessions, play authorization, network info).
 //! - [`player`]: the driver that runs the scheduler over QUIC and yields decrypted audio in
 //!   play order.
+//! - [`queue`]: the play queue (playlist order, seeded shuffle, repeat), sans-IO.
 //! - [`serve`]: sharing the cache with licensed peers (upload slots, cap, metered switch)
 //!   and announcing it to the tracker.
 //! - [`scheduler`]: the sans-IO playback scheduler (which chunk from whom, when), shared with
 //!   the simulator.
-//!
-//! The rest of the engine (driver over `transport`, local cache, offline downloads, the public
-//! player API) builds on it.
 
+pub mod abr;
 pub mod cache;
 pub mod decode;
 pub mod fetch;
 pub mod gateway;
+pub mod listener;
+pub mod offline;
 pub mod origin_api;
 pub mod player;
+pub mod queue;
 pub mod scheduler;
 pub mod serve;

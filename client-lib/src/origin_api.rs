@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use protocol::{ContentKey, LicenseToken, Manifest, NodeId, Region, SignedManifest, codec};
 
 /// A node reachable over `chorus/1`: its id and address, written `NODE_ID@HOST:PORT`.
@@ -132,14 +132,48 @@ fn session_of(body: &serde_json::Value) -> anyhow::Result<Session> {
     })
 }
 
+/// A refusal from the origin: its HTTP status and the API's error code (API.md).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {reason}: {message}")]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// The status's reason phrase.
+    pub reason: String,
+    /// The stable error code (`not_in_market`, `tier_quality`, `device_limit`, …), or empty.
+    pub code: String,
+    /// The origin's explanation.
+    pub message: String,
+}
+
+impl ApiError {
+    /// The refusal inside `error`, if it is (or wraps) one from the origin.
+    pub fn of(error: &anyhow::Error) -> Option<&ApiError> {
+        error
+            .chain()
+            .find_map(|cause| cause.downcast_ref::<ApiError>())
+    }
+
+    /// The API error code of `error`, if it is (or wraps) a refusal from the origin.
+    pub fn code_of(error: &anyhow::Error) -> Option<&str> {
+        Self::of(error).map(|api| api.code.as_str())
+    }
+}
+
 async fn answer(response: reqwest::Response) -> anyhow::Result<serde_json::Value> {
     let status = response.status();
     let body: serde_json::Value = response.json().await.unwrap_or_default();
     if !status.is_success() {
-        bail!(
-            "{status}: {}",
-            body["error"]["message"].as_str().unwrap_or("no detail")
-        );
+        return Err(ApiError {
+            status: status.as_u16(),
+            reason: status.canonical_reason().unwrap_or("").to_string(),
+            code: body["error"]["code"].as_str().unwrap_or("").to_string(),
+            message: body["error"]["message"]
+                .as_str()
+                .unwrap_or("no detail")
+                .to_string(),
+        }
+        .into());
     }
     Ok(body)
 }

@@ -30,6 +30,8 @@ pub enum Output {
     Event(PlayerEvent),
     /// Where the bytes came from so far, and the stall counters.
     Stats(PlayStats),
+    /// Little of the track remains: now is the time to prefetch the next one (sent once).
+    PrefetchNext,
 }
 
 /// Settings of one playback.
@@ -296,7 +298,9 @@ pub async fn play_with_controls(
                         });
                     }
                 }
-                Action::PrefetchNext => {}
+                Action::PrefetchNext => {
+                    let _ = out.send(Output::PrefetchNext).await;
+                }
             }
         }
         for event in scheduler.take_events() {

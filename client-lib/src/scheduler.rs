@@ -199,6 +199,9 @@ pub struct PlayStats {
     pub bytes_cache: u64,
     /// Bytes received twice (an urgent re-request raced a peer).
     pub bytes_duplicate: u64,
+    /// Download rate measured over the track's fetches (running average of per-chunk
+    /// samples across sources), kbit/s; 0 when nothing was fetched. Feeds [`crate::abr`].
+    pub rate_kbps: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -489,6 +492,14 @@ impl Scheduler {
             source.outstanding = source.outstanding.saturating_sub(bytes);
             let sample = bytes as f64 / elapsed as f64;
             source.rate = 0.7 * source.rate + 0.3 * sample;
+            // bytes per ms × 8 = kbit/s.
+            let kbps = sample * 8.0;
+            self.stats.rate_kbps = if self.stats.rate_kbps == 0 {
+                kbps as u32
+            } else {
+                (f64::from(self.stats.rate_kbps) * 0.8 + kbps * 0.2) as u32
+            }
+            .max(1);
             source.failures = 0;
             let counter = match source.kind {
                 SourceKind::Origin => &mut self.stats.bytes_origin,

@@ -6,12 +6,14 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+mod decode;
 mod origin;
 mod pipeline;
 mod supernode;
 mod tracker;
 mod transport;
 
+pub use decode::DecodeBenchArgs;
 pub use supernode::SuperNodeBenchArgs;
 pub use tracker::TrackerBenchArgs;
 
@@ -34,6 +36,9 @@ pub enum Which {
     /// Concurrent real-time listeners one super-node core serves from its disk cache, with
     /// chunk latency percentiles.
     Supernode(SuperNodeBenchArgs),
+    /// Verify + decrypt + decode of sealed chunks on one core, in multiples of real time,
+    /// against decoding alone.
+    Decode(DecodeBenchArgs),
 }
 
 /// Flags of `chorus bench ingest`.
@@ -131,6 +136,7 @@ pub fn run(which: Which) -> anyhow::Result<ExitCode> {
         Which::Chunks(args) => origin::run_chunks(&args),
         Which::Tracker(args) => tracker::run(&args),
         Which::Supernode(args) => supernode::run(&args),
+        Which::Decode(args) => decode::run(&args),
     }
 }
 

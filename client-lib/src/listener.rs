@@ -1,0 +1,440 @@
+//! The listener: what a player app drives. It plays a [`Queue`] track after track through
+//! [`crate::player`], takes pause/resume/skip/previous/stop while it plays, prefetches the next
+//! track (its play authorization and opening chunks) when the scheduler says the current one
+//! is nearly done, and picks each track's quality with [`Abr`] from the rate it measured.
+//!
+//! ```no_run
+//! # async fn run(listener: client_lib::listener::Listener) -> anyhow::Result<()> {
+//! use client_lib::listener::{QueueControl, QueueOutput};
+//! use client_lib::queue::{Queue, Repeat};
+//! let mut queue = Queue::new(vec!["TRACK_A".into(), "TRACK_B".into()], 42)?;
+//! queue.set_repeat(Repeat::Off);
+//! let (out, mut outputs) = tokio::sync::mpsc::channel(64);
+//! let (controls, control_rx) = tokio::sync::mpsc::channel(8);
+//! tokio::spawn(async move { listener.play_queue(&mut queue, out, control_rx).await });
+//! while let Some(output) = outputs.recv().await {
+//!     match output {
+//!         QueueOutput::TrackStarted { track_id, .. } => println!("now playing {track_id}"),
+//!         QueueOutput::Audio(bytes) => { /* hand to a decoder */ }
+//!         _ => {}
+//!     }
+//! }
+//! # drop(controls); Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use protocol::Quality;
+use protocol::wire::Priority;
+use tokio::sync::mpsc;
+use transport::Endpoint;
+
+use crate::abr::Abr;
+use crate::cache::ClientCache;
+use crate::fetch::{BanList, FetchReport, Source, fetch_chunks};
+use crate::offline::{OfflineError, OfflineStore};
+use crate::origin_api::{Grant, OriginApi};
+use crate::player::{self, Control, Output, PlayOptions};
+use crate::queue::Queue;
+use crate::scheduler::{PlayStats, PlayerEvent};
+
+/// What the app can tell a queue playback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueControl {
+    /// Stop the play head.
+    Pause,
+    /// Go on after a pause.
+    Resume,
+    /// Next track now (also under repeat-one).
+    Skip,
+    /// The previous track.
+    Previous,
+    /// End the whole queue now.
+    Stop,
+}
+
+/// What a queue playback produces, in order.
+#[derive(Debug, Clone)]
+pub enum QueueOutput {
+    /// A track starts; the audio that follows is its, until [`QueueOutput::TrackEnded`].
+    TrackStarted {
+        /// The track.
+        track_id: String,
+        /// Its loudness gain, dB (for the decoder).
+        gain_db: f64,
+        /// The rendition's quality.
+        quality: Quality,
+        /// Whether its authorization and opening chunks were prefetched.
+        prefetched: bool,
+    },
+    /// Decrypted encoded audio of the current track, in order.
+    Audio(Bytes),
+    /// Something the listener would notice.
+    Event(PlayerEvent),
+    /// The next track's opening chunks are ready.
+    Prefetched {
+        /// The track.
+        track_id: String,
+        /// Chunks fetched ahead.
+        chunks: u32,
+    },
+    /// A track is over (played out, skipped or stopped).
+    TrackEnded {
+        /// The track.
+        track_id: String,
+        /// Its counters.
+        stats: PlayStats,
+        /// Whether the listener left it before its end.
+        skipped: bool,
+    },
+    /// A track could not be played (not authorized, starved, …); the queue moves on.
+    TrackFailed {
+        /// The track.
+        track_id: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// Settings of a [`Listener`].
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    /// Seconds of the next track fetched ahead when the current one is nearly done.
+    pub prefetch_ms: u64,
+    /// A fixed quality instead of adaptive bitrate.
+    pub quality: Option<Quality>,
+    /// Offline downloads: a downloaded track plays from here, with no origin contact, while
+    /// its offline license lasts (and refuses to once it has run out).
+    pub offline: Option<OfflineStore>,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self {
+            prefetch_ms: 10_000,
+            quality: None,
+            offline: None,
+        }
+    }
+}
+
+/// A logged-in listener on one origin.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    api: OriginApi,
+    access_token: String,
+    endpoint: Endpoint,
+    options: PlayOptions,
+    config: ListenerConfig,
+}
+
+/// A prefetched track: its grant and opening chunks.
+struct Prefetch {
+    track_id: String,
+    grant: Grant,
+    chunks: HashMap<u32, Bytes>,
+}
+
+impl Listener {
+    /// A listener authorized by `access_token` on `api`, fetching over `endpoint`. An empty
+    /// `access_token` means offline: only downloaded tracks play.
+    pub fn new(
+        api: OriginApi,
+        access_token: String,
+        endpoint: Endpoint,
+        options: PlayOptions,
+        config: ListenerConfig,
+    ) -> Self {
+        Self {
+            api,
+            access_token,
+            endpoint,
+            options,
+            config,
+        }
+    }
+
+    /// The grant for `track_id` and the chunks already at hand: from the offline store when
+    /// the track is downloaded (all of them), else authorized by the origin (none). The
+    /// flag says which.
+    pub async fn grant_for(
+        &self,
+        track_id: &str,
+        abr: &mut Abr,
+    ) -> anyhow::Result<(Grant, HashMap<u32, Bytes>, bool)> {
+        if let Some(store) = &self.config.offline {
+            let (store, id) = (store.clone(), track_id.to_string());
+            let now = crate::player::unix_now().0;
+            match tokio::task::spawn_blocking(move || store.load(&id, now)).await? {
+                Ok(Some((grant, chunks))) => return Ok((grant, chunks, true)),
+                Ok(None) => {}
+                Err(expired @ OfflineError::Expired { .. }) => return Err(expired.into()),
+                Err(error) => tracing::warn!(%error, "offline copy unusable; streaming instead"),
+            }
+        }
+        if self.access_token.is_empty() {
+            anyhow::bail!("{track_id} is not downloaded, and the origin is unreachable");
+        }
+        Ok((self.authorize(track_id, abr).await?, HashMap::new(), false))
+    }
+
+    /// Authorizes `track_id` at the quality `abr` picks, stepping down when the tier refuses.
+    pub async fn authorize(&self, track_id: &str, abr: &mut Abr) -> anyhow::Result<Grant> {
+        loop {
+            let quality = abr.choose();
+            let node = self.endpoint.node_id();
+            match self
+                .api
+                .play(
+                    &self.access_token,
+                    track_id,
+                    &node,
+                    quality.map(Quality::as_str),
+                    false,
+                )
+                .await
+            {
+                Err(error) if is_tier_refusal(&error) => match quality {
+                    Some(asked) if asked > Quality::Low => abr.refused_for_tier(asked),
+                    _ => return Err(error),
+                },
+                other => return other,
+            }
+        }
+    }
+
+    /// Plays `queue` to its end (or until [`QueueControl::Stop`] or `out` closes), sending
+    /// [`QueueOutput`]s. A track that cannot be played is reported and skipped; the queue
+    /// gives up when every track in a row has failed.
+    pub async fn play_queue(
+        &self,
+        queue: &mut Queue,
+        out: mpsc::Sender<QueueOutput>,
+        mut controls: mpsc::Receiver<QueueControl>,
+    ) -> anyhow::Result<()> {
+        let mut abr = Abr::new(self.config.quality);
+        let mut prefetched: Option<Prefetch> = None;
+        let mut failures_in_a_row = 0usize;
+        let mut controls_open = true;
+        while let Some(track_id) = queue.current().map(str::to_string) {
+            let found = match prefetched.take() {
+                Some(ahead) if ahead.track_id == track_id => Ok((ahead.grant, ahead.chunks, true)),
+                _ => self.grant_for(&track_id, &mut abr).await,
+            };
+            let (grant, cached, was_prefetched) = match found {
+                Ok(found) => found,
+                Err(error) => {
+                    let _ = out
+                        .send(QueueOutput::TrackFailed {
+                            track_id,
+                            error: format!("{error:#}"),
+                        })
+                        .await;
+                    failures_in_a_row += 1;
+                    if failures_in_a_row >= queue.order().len() {
+                        anyhow::bail!("no track of the queue could be played");
+                    }
+                    queue.skip();
+                    continue;
+                }
+            };
+            let started = QueueOutput::TrackStarted {
+                track_id: track_id.clone(),
+                gain_db: grant.gain_db,
+                quality: grant.manifest.body().quality,
+                prefetched: was_prefetched,
+            };
+            if out.send(started).await.is_err() {
+                return Ok(());
+            }
+            let (track_out, mut track_outputs) = mpsc::channel(64);
+            let (track_controls, track_control_rx) = mpsc::channel(8);
+            let playback = {
+                let (endpoint, grant, options) =
+                    (self.endpoint.clone(), grant.clone(), self.options.clone());
+                tokio::spawn(async move {
+                    player::play_with_controls(
+                        &endpoint,
+                        &grant,
+                        cached,
+                        options,
+                        track_out,
+                        track_control_rx,
+                    )
+                    .await
+                })
+            };
+            let (prefetch_tx, mut prefetch_rx) = mpsc::channel::<Prefetch>(1);
+            let mut prefetch_task: Option<tokio::task::JoinHandle<()>> = None;
+            // What the listener did to this track: None (it played out), or a move.
+            let mut moved: Option<QueueControl> = None;
+            loop {
+                tokio::select! {
+                    output = track_outputs.recv() => match output {
+                        Some(Output::Audio(bytes)) => {
+                            if out.send(QueueOutput::Audio(bytes)).await.is_err() {
+                                let _ = track_controls.send(Control::Stop).await;
+                                moved = Some(QueueControl::Stop);
+                            }
+                        }
+                        Some(Output::Event(event)) => {
+                            let _ = out.send(QueueOutput::Event(event)).await;
+                        }
+                        Some(Output::PrefetchNext) => {
+                            if let Some(next) = queue.peek_next().map(str::to_string)
+                                && prefetch_task.is_none()
+                            {
+                                let this = self.clone();
+                                let mut abr = abr.clone();
+                                let sender = prefetch_tx.clone();
+                                prefetch_task = Some(tokio::spawn(async move {
+                                    match this.prefetch(&next, &mut abr).await {
+                                        Ok(ahead) => {
+                                            let _ = sender.send(ahead).await;
+                                        }
+                                        Err(error) => {
+                                            tracing::debug!(%error, next, "prefetch failed");
+                                        }
+                                    }
+                                }));
+                            }
+                        }
+                        Some(Output::Stats(_)) => {}
+                        None => break,
+                    },
+                    Some(ahead) = prefetch_rx.recv() => {
+                        let _ = out
+                            .send(QueueOutput::Prefetched {
+                                track_id: ahead.track_id.clone(),
+                                chunks: ahead.chunks.len() as u32,
+                            })
+                            .await;
+                        prefetched = Some(ahead);
+                    }
+                    control = controls.recv(), if controls_open => match control {
+                        Some(QueueControl::Pause) => {
+                            let _ = track_controls.send(Control::Pause).await;
+                        }
+                        Some(QueueControl::Resume) => {
+                            let _ = track_controls.send(Control::Resume).await;
+                        }
+                        Some(moving) => {
+                            let _ = track_controls.send(Control::Stop).await;
+                            moved = Some(moving);
+                        }
+                        None => controls_open = false,
+                    },
+                }
+            }
+            if let Some(task) = prefetch_task {
+                // A prefetch still under way when the track ends is worth finishing: it is
+                // what makes the next start instant.
+                if moved.is_none() {
+                    let _ = task.await;
+                    if let Ok(ahead) = prefetch_rx.try_recv() {
+                        prefetched = Some(ahead);
+                    }
+                } else {
+                    task.abort();
+                }
+            }
+            let result = playback.await?;
+            match result {
+                Ok(stats) => {
+                    failures_in_a_row = 0;
+                    abr.observe(stats.rate_kbps);
+                    let _ = out
+                        .send(QueueOutput::TrackEnded {
+                            track_id: track_id.clone(),
+                            stats,
+                            skipped: moved.is_some(),
+                        })
+                        .await;
+                }
+                Err(error) => {
+                    failures_in_a_row += 1;
+                    let _ = out
+                        .send(QueueOutput::TrackFailed {
+                            track_id: track_id.clone(),
+                            error: error.to_string(),
+                        })
+                        .await;
+                    if failures_in_a_row >= queue.order().len() {
+                        anyhow::bail!("no track of the queue could be played");
+                    }
+                }
+            }
+            match moved {
+                None => {
+                    queue.track_ended();
+                }
+                Some(QueueControl::Skip) => {
+                    queue.skip();
+                }
+                Some(QueueControl::Previous) => {
+                    queue.previous();
+                }
+                Some(_) => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Authorizes `track_id` and fetches its opening chunks (the first
+    /// [`ListenerConfig::prefetch_ms`] of audio) from the local cache or the origin, at
+    /// prefetch priority; they also go into the local cache.
+    async fn prefetch(&self, track_id: &str, abr: &mut Abr) -> anyhow::Result<Prefetch> {
+        let (grant, mut chunks, _) = self.grant_for(track_id, abr).await?;
+        let manifest = &grant.manifest;
+        let total = manifest.chunk_count();
+        let duration = manifest.body().duration_ms.max(1);
+        let wanted = ((u64::from(total) * self.config.prefetch_ms).div_ceil(duration) as u32)
+            .clamp(1, total.max(1))
+            .min(total);
+        let cache: Option<Arc<ClientCache>> = self.options.cache.clone();
+        if chunks.len() < wanted as usize
+            && let Some(cache) = &cache
+        {
+            let (cache, manifest) = (cache.clone(), manifest.clone());
+            let held = tokio::task::spawn_blocking(move || cache.chunks_of(&manifest)).await?;
+            chunks.extend(held.into_iter().filter(|(index, _)| *index < wanted));
+        }
+        let first_missing = (0..wanted).find(|index| !chunks.contains_key(index));
+        if let Some(first) = first_missing {
+            let sources = [Source {
+                node: grant.origin.node,
+                addr: grant.origin.addr,
+            }];
+            let fetched = fetch_chunks(
+                &self.endpoint,
+                manifest,
+                &grant.license,
+                Priority::Prefetch,
+                &sources,
+                &BanList::default(),
+                (first, wanted),
+                &mut FetchReport::default(),
+            )
+            .await?;
+            for (offset, data) in fetched.into_iter().enumerate() {
+                let index = first + offset as u32;
+                if let (Some(cache), Some(id)) = (&cache, manifest.chunk_id(index).copied()) {
+                    let (cache, data) = (cache.clone(), data.clone());
+                    tokio::task::spawn_blocking(move || cache.put(&id, &data));
+                }
+                chunks.entry(index).or_insert(data);
+            }
+        }
+        Ok(Prefetch {
+            track_id: track_id.to_string(),
+            grant,
+            chunks,
+        })
+    }
+}
+
+fn is_tier_refusal(error: &anyhow::Error) -> bool {
+    crate::origin_api::ApiError::code_of(error) == Some("tier_quality")
+}
