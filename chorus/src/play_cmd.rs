@@ -50,6 +50,9 @@ pub struct PlayArgs {
     /// Seed of the shuffle (default: from the clock); the same seed plays the same order.
     #[arg(long)]
     seed: Option<u64>,
+    /// Start the first track this many seconds in (e.g. 90, or 1:30).
+    #[arg(long, value_parser = parse_position)]
+    start: Option<u64>,
     #[command(flatten)]
     listener: ListenerArgs,
 }
@@ -379,11 +382,30 @@ struct TrackRecord {
     quality: String,
     prefetched: bool,
     started: Option<Instant>,
+    gain_db: f64,
+    first_pcm: Option<Instant>,
     first_audio_ms: Option<u64>,
     stats: client_lib::scheduler::PlayStats,
     duration_ms: u64,
     skipped: bool,
     error: Option<String>,
+}
+
+/// `SECONDS`, `M:SS` or `H:MM:SS` → milliseconds.
+fn parse_position(text: &str) -> Result<u64, String> {
+    let mut seconds = 0f64;
+    for part in text.split(':') {
+        let value: f64 = part
+            .parse()
+            .ok()
+            .filter(|value: &f64| value.is_finite() && *value >= 0.0)
+            .ok_or_else(|| format!("{text:?}: expected seconds, M:SS or H:MM:SS"))?;
+        seconds = seconds * 60.0 + value;
+    }
+    if seconds > 24.0 * 3600.0 {
+        return Err(format!("{text:?}: past any track's end"));
+    }
+    Ok((seconds * 1000.0) as u64)
 }
 
 fn parse_quality(text: &str) -> anyhow::Result<protocol::Quality> {
@@ -458,6 +480,7 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
             ListenerConfig {
                 quality,
                 offline: Some(store),
+                start_ms: args.start.unwrap_or(0),
                 ..ListenerConfig::default()
             },
         );
@@ -492,22 +515,45 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
                     quality,
                     prefetched,
                 } => {
-                    decoder = Some(StreamDecoder::start(sink.clone(), gain_db)?);
-                    decoder_alive = true;
+                    // The decoder starts with the first audio (or the headers of a seek).
+                    decoder = None;
                     records.push(TrackRecord {
                         track_id,
                         quality: quality.as_str().to_string(),
                         prefetched,
+                        gain_db,
                         started: Some(if records.is_empty() { pressed } else { Instant::now() }),
                         ..TrackRecord::default()
                     });
                 }
                 QueueOutput::Audio(piece) => {
+                    if decoder.is_none() {
+                        let gain = records.last().map_or(0.0, |record| record.gain_db);
+                        decoder = Some(StreamDecoder::start(sink.clone(), gain)?);
+                        decoder_alive = true;
+                    }
                     if let Some(decoder) = &decoder
                         && decoder_alive
                     {
                         decoder_alive = tokio::task::block_in_place(|| decoder.push(piece));
                     }
+                }
+                QueueOutput::Seeked { position_ms, header } => {
+                    // The decoder starts over from the headers, then the audio that follows.
+                    if let Some(old) = decoder.take() {
+                        let summary = tokio::task::spawn_blocking(move || old.finish())
+                            .await?
+                            .map_err(|error| anyhow::anyhow!("decoding: {error}"))?;
+                        if let Some(record) = records.last_mut() {
+                            record.duration_ms += summary.duration_ms();
+                            record.first_pcm = record.first_pcm.or(summary.first_pcm);
+                        }
+                    }
+                    let gain = records.last().map_or(0.0, |record| record.gain_db);
+                    let fresh = StreamDecoder::start(sink.clone(), gain)?;
+                    decoder_alive = tokio::task::block_in_place(|| fresh.push(header));
+                    decoder = Some(fresh);
+                    tracing::info!(position_ms, "seeked");
                 }
                 QueueOutput::Event(event) => tracing::info!(?event, "playback"),
                 QueueOutput::Prefetched { track_id, chunks } => {
@@ -527,8 +573,9 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
                     if let Some(record) = records.last_mut() {
                         record.stats = stats;
                         record.skipped = skipped;
-                        record.duration_ms = summary.duration_ms();
-                        record.first_audio_ms = match (summary.first_pcm, record.started) {
+                        record.duration_ms += summary.duration_ms();
+                        record.first_pcm = record.first_pcm.or(summary.first_pcm);
+                        record.first_audio_ms = match (record.first_pcm, record.started) {
                             (Some(pcm), Some(started)) => {
                                 Some(pcm.duration_since(started).as_millis() as u64)
                             }

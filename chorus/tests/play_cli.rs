@@ -201,6 +201,27 @@ fn queues_prefetch_and_downloads_play_offline_until_their_license_expires() {
     assert!((total as i64 - 9000).abs() < 150, "{summary}");
     assert!((wav_ms(&std::fs::read(&wav).unwrap()) as i64 - 9000).abs() < 150);
 
+    // Starting 2 s into a 3 s track: only the rest is decoded (from the first page boundary
+    // of the chunk under 2 s, so about a second, give or take a chunk).
+    let summary = summary_of(&chorus(&[
+        "play",
+        a,
+        "--start",
+        "0:02",
+        "--out",
+        wav.to_str().unwrap(),
+        "--json",
+    ]));
+    let rest = summary["duration_ms"].as_u64().unwrap();
+    assert!((300..2600).contains(&rest), "{summary}");
+    assert!(
+        (wav_ms(&std::fs::read(&wav).unwrap()) as i64 - rest as i64).abs() < 60,
+        "{summary}"
+    );
+    let output = chorus(&["play", a, "--start", "soon", "--out", wav.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("M:SS"));
+
     // Shuffle with a seed replays the same order.
     let order = |seed: &str| {
         let summary = summary_of(&chorus(&[

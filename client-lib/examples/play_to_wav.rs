@@ -71,6 +71,8 @@ async fn main() -> anyhow::Result<()> {
             Output::Event(event) => println!("event: {event:?}"),
             Output::Stats(stats) => println!("stats: {stats:?}"),
             Output::PrefetchNext => println!("the track ends soon: time to prefetch the next"),
+            // Only after a seek (this example does not seek; see the queue example).
+            Output::Seeked { .. } => {}
         }
     }
     playback.await??;

@@ -18,6 +18,38 @@ use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions, ReadOnlyS
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
+/// Ogg's page capture pattern.
+const OGG_CAPTURE: &[u8; 4] = b"OggS";
+
+/// The length of the stream headers at the start of an Ogg file: every page up to the first
+/// one that carries audio (a granule position other than 0). A decoder fed these, then
+/// pages from anywhere later in the file, plays from there (seeking in a stream). `None`
+/// when `start` holds no complete header (not Ogg, or too short).
+pub fn ogg_header_len(start: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        let page = start.get(at..)?;
+        if page.len() < 27 || &page[..4] != OGG_CAPTURE {
+            return None;
+        }
+        let granule = u64::from_le_bytes(page[6..14].try_into().ok()?);
+        if granule != 0 && granule != u64::MAX {
+            return (at > 0).then_some(at);
+        }
+        let segments = usize::from(page[26]);
+        let table = page.get(27..27 + segments)?;
+        let body: usize = table.iter().map(|&lace| usize::from(lace)).sum();
+        at += 27 + segments + body;
+    }
+}
+
+/// Where the first Ogg page starts in `bytes` (a piece from the middle of a file).
+pub fn ogg_page_start(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .windows(5)
+        .position(|window| &window[..4] == OGG_CAPTURE && window[4] == 0)
+}
+
 /// Pieces buffered between the network and the decoder (each one chunk, 16 KiB).
 pub const DECODE_QUEUE_MAX: usize = 256;
 

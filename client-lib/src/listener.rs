@@ -51,6 +51,8 @@ pub enum QueueControl {
     Skip,
     /// The previous track.
     Previous,
+    /// Move within the current track (milliseconds from its start).
+    Seek(u64),
     /// End the whole queue now.
     Stop,
 }
@@ -71,6 +73,14 @@ pub enum QueueOutput {
     },
     /// Decrypted encoded audio of the current track, in order.
     Audio(Bytes),
+    /// The play head moved within the current track: a decoder starts over, fed `header`,
+    /// then the audio that follows (see [`Output::Seeked`]).
+    Seeked {
+        /// Where playback goes on.
+        position_ms: u64,
+        /// The stream headers.
+        header: Bytes,
+    },
     /// Something the listener would notice.
     Event(PlayerEvent),
     /// The next track's opening chunks are ready.
@@ -105,6 +115,8 @@ pub struct ListenerConfig {
     pub prefetch_ms: u64,
     /// A fixed quality instead of adaptive bitrate.
     pub quality: Option<Quality>,
+    /// Where the first track starts, milliseconds (the others start at 0).
+    pub start_ms: u64,
     /// Offline downloads: a downloaded track plays from here, with no origin contact, while
     /// its offline license lasts (and refuses to once it has run out).
     pub offline: Option<OfflineStore>,
@@ -115,6 +127,7 @@ impl Default for ListenerConfig {
         Self {
             prefetch_ms: 10_000,
             quality: None,
+            start_ms: 0,
             offline: None,
         }
     }
@@ -218,6 +231,7 @@ impl Listener {
         let mut prefetched: Option<Prefetch> = None;
         let mut failures_in_a_row = 0usize;
         let mut controls_open = true;
+        let mut first_track = true;
         while let Some(track_id) = queue.current().map(str::to_string) {
             let found = match prefetched.take() {
                 Some(ahead) if ahead.track_id == track_id => Ok((ahead.grant, ahead.chunks, true)),
@@ -252,8 +266,10 @@ impl Listener {
             let (track_out, mut track_outputs) = mpsc::channel(64);
             let (track_controls, track_control_rx) = mpsc::channel(8);
             let playback = {
-                let (endpoint, grant, options) =
+                let (endpoint, grant, mut options) =
                     (self.endpoint.clone(), grant.clone(), self.options.clone());
+                options.start_ms = if first_track { self.config.start_ms } else { 0 };
+                first_track = false;
                 tokio::spawn(async move {
                     player::play_with_controls(
                         &endpoint,
@@ -301,6 +317,9 @@ impl Listener {
                                 }));
                             }
                         }
+                        Some(Output::Seeked { position_ms, header }) => {
+                            let _ = out.send(QueueOutput::Seeked { position_ms, header }).await;
+                        }
                         Some(Output::Stats(_)) => {}
                         None => break,
                     },
@@ -319,6 +338,9 @@ impl Listener {
                         }
                         Some(QueueControl::Resume) => {
                             let _ = track_controls.send(Control::Resume).await;
+                        }
+                        Some(QueueControl::Seek(position_ms)) => {
+                            let _ = track_controls.send(Control::Seek(position_ms)).await;
                         }
                         Some(moving) => {
                             let _ = track_controls.send(Control::Stop).await;

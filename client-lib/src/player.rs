@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use protocol::content::{ChunkCipher, SealLabel};
-use protocol::wire::{PeerQuery, PeerReport, ReportReason, Request, Response};
+use protocol::wire::{PeerQuery, PeerReport, Priority, ReportReason, Request, Response};
 use protocol::{NodeId, UnixMillis};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -32,6 +32,15 @@ pub enum Output {
     Stats(PlayStats),
     /// Little of the track remains: now is the time to prefetch the next one (sent once).
     PrefetchNext,
+    /// The play head moved (a seek, or a start past 0): the audio that follows starts at a
+    /// page boundary near `position_ms`. A decoder starts over, fed `header` (the stream
+    /// headers) and then the audio that follows.
+    Seeked {
+        /// Where playback goes on.
+        position_ms: u64,
+        /// The Ogg stream headers.
+        header: Bytes,
+    },
 }
 
 /// Settings of one playback.
@@ -43,6 +52,8 @@ pub struct PlayOptions {
     pub cache: Option<std::sync::Arc<crate::cache::ClientCache>>,
     /// Tracker-independent discovery (DHT, LAN), asked when the tracker names nobody.
     pub discovery: Option<discovery::Discovery>,
+    /// Where to start, milliseconds into the track (0: the beginning).
+    pub start_ms: u64,
 }
 
 /// Failure of a playback as a whole.
@@ -54,6 +65,10 @@ pub enum PlayError {
     /// A chunk that passed its hash failed to decrypt (wrong key for this manifest).
     #[error("chunk {0} does not decrypt with the granted key")]
     Decrypt(u32),
+    /// Seeking needs the stream headers, and the first chunk holds none (not Ogg, or headers
+    /// longer than a chunk).
+    #[error("cannot seek: the first chunk holds no complete stream header")]
+    NoHeader,
 }
 
 enum Event {
@@ -70,6 +85,25 @@ enum Event {
         id: RequestId,
     },
     Peers(Vec<(NodeId, SourceKind, std::net::SocketAddr)>),
+    /// Chunk 0, fetched for the stream headers a seek needs.
+    FirstChunk(Bytes),
+}
+
+/// The Ogg stream headers from chunk 0's ciphertext.
+fn stream_header(
+    cipher: &ChunkCipher,
+    manifest: &protocol::Manifest,
+    first: &Bytes,
+) -> Result<Bytes, PlayError> {
+    let id = manifest
+        .chunk_id(0)
+        .copied()
+        .unwrap_or(protocol::ChunkId([0; 32]));
+    let plain = cipher
+        .open(0, &id, first)
+        .map_err(|_| PlayError::Decrypt(0))?;
+    let len = crate::decode::ogg_header_len(&plain).ok_or(PlayError::NoHeader)?;
+    Ok(Bytes::from(plain).slice(..len))
 }
 
 fn failure_of(error: &TransportError) -> Failure {
@@ -118,6 +152,8 @@ pub enum Control {
     Resume,
     /// End the playback now: every request is cancelled.
     Stop,
+    /// Move the play head to this position (milliseconds).
+    Seek(u64),
 }
 
 /// [`play`], steered by `controls` (pause, resume, stop). A closed control channel changes
@@ -162,7 +198,7 @@ pub async fn play_with_controls(
         cached: (0..chunks)
             .map(|index| cached_data.contains_key(&index))
             .collect(),
-        start_ms: 0,
+        start_ms: options.start_ms.min(manifest.body().duration_ms),
     };
     let mut scheduler = Scheduler::new(options.scheduler, grant.origin.node);
     let mut addrs: HashMap<NodeId, std::net::SocketAddr> = HashMap::new();
@@ -170,8 +206,15 @@ pub async fn play_with_controls(
     let mut data: HashMap<u32, Bytes> = cached_data;
     let mut tasks: HashMap<RequestId, JoinHandle<()>> = HashMap::new();
     let (events_tx, mut events) = mpsc::channel::<Event>(1024);
-    let mut next_out = 0u32;
+    let start_ms = plan.start_ms;
     let mut actions = scheduler.play(now_ms(), plan);
+    let mut next_out = scheduler.chunk_at(start_ms);
+    // Seeking: the stream headers (from chunk 0), a seek waiting for them, and whether the
+    // next piece handed out must be cut to its first page boundary.
+    let mut header: Option<Bytes> = None;
+    let mut pending_seek: Option<u64> = (start_ms > 0).then_some(start_ms);
+    let mut header_fetch: Option<JoinHandle<()>> = None;
+    let mut trim_next = false;
     let mut ticker = tokio::time::interval(Duration::from_millis(20));
     let mut starving_since: Option<Instant> = None;
     loop {
@@ -306,19 +349,86 @@ pub async fn play_with_controls(
         for event in scheduler.take_events() {
             let _ = out.send(Output::Event(event)).await;
         }
-        // Hand out what is playable, in order.
-        while next_out < chunks && scheduler.holds(next_out) {
-            let Some(ciphertext) = data.remove(&next_out) else {
+        // A seek waits for the stream headers: from chunk 0 if it is here, else fetched.
+        if let Some(position_ms) = pending_seek {
+            if header.is_none()
+                && let Some(first) = data.get(&0)
+            {
+                header = Some(stream_header(&cipher, manifest, first)?);
+            }
+            match &header {
+                Some(found) => {
+                    let seeked = Output::Seeked {
+                        position_ms,
+                        header: found.clone(),
+                    };
+                    if out.send(seeked).await.is_err() {
+                        for (_, task) in tasks.drain() {
+                            task.abort();
+                        }
+                        return Ok(scheduler.stats());
+                    }
+                    pending_seek = None;
+                    trim_next = true;
+                }
+                // (Again if an earlier fetch ended without it.)
+                None if header_fetch.as_ref().is_none_or(JoinHandle::is_finished) => {
+                    let (endpoint, manifest, license, events, origin) = (
+                        endpoint.clone(),
+                        manifest.clone(),
+                        grant.license.clone(),
+                        events_tx.clone(),
+                        grant.origin,
+                    );
+                    header_fetch = Some(tokio::spawn(async move {
+                        let result = async {
+                            let peer = endpoint.connect(origin.node, origin.addr).await?;
+                            fetch_range(&peer, &manifest, 0, 1, Priority::Playing, &license).await
+                        }
+                        .await;
+                        if let Ok(items) = result {
+                            for item in items {
+                                if let RangeItem::Chunk { index: 0, data } = item {
+                                    let _ = events.send(Event::FirstChunk(data)).await;
+                                }
+                            }
+                        }
+                    }));
+                }
+                None => {}
+            }
+        }
+        // Hand out what is playable, in order (kept: a seek back hands it out again).
+        while pending_seek.is_none() && next_out < chunks && scheduler.holds(next_out) {
+            let Some(ciphertext) = data.get(&next_out).cloned() else {
                 break;
             };
             let id = manifest
                 .chunk_id(next_out)
                 .copied()
                 .unwrap_or(protocol::ChunkId([0; 32]));
-            let plain = cipher
-                .open(next_out, &id, &ciphertext)
-                .map_err(|_| PlayError::Decrypt(next_out))?;
-            if out.send(Output::Audio(Bytes::from(plain))).await.is_err() {
+            let mut plain = Bytes::from(
+                cipher
+                    .open(next_out, &id, &ciphertext)
+                    .map_err(|_| PlayError::Decrypt(next_out))?,
+            );
+            if next_out == 0 && header.is_none() {
+                header = crate::decode::ogg_header_len(&plain).map(|len| plain.slice(..len));
+            }
+            if trim_next {
+                match crate::decode::ogg_page_start(&plain) {
+                    Some(at) => {
+                        plain = plain.slice(at..);
+                        trim_next = false;
+                    }
+                    None => {
+                        // All inside one page: nothing here starts a page.
+                        next_out += 1;
+                        continue;
+                    }
+                }
+            }
+            if out.send(Output::Audio(plain)).await.is_err() {
                 // The listener went away: stop everything.
                 for (_, task) in tasks.drain() {
                     task.abort();
@@ -330,7 +440,7 @@ pub async fn play_with_controls(
         if scheduler.finished() && next_out >= chunks {
             break;
         }
-        if next_out < chunks && !scheduler.holds(next_out) {
+        if pending_seek.is_some() || (next_out < chunks && !scheduler.holds(next_out)) {
             let since = *starving_since.get_or_insert_with(Instant::now);
             if since.elapsed() > Duration::from_secs(30) {
                 for (_, task) in tasks.drain() {
@@ -350,6 +460,13 @@ pub async fn play_with_controls(
                         Vec::new()
                     }
                     Some(Control::Resume) => scheduler.resume(now),
+                    Some(Control::Seek(position_ms)) => {
+                        let position_ms = position_ms.min(manifest.body().duration_ms);
+                        let seek = scheduler.seek(now, position_ms);
+                        next_out = scheduler.chunk_at(position_ms);
+                        pending_seek = Some(position_ms);
+                        seek
+                    }
                     Some(Control::Stop) => {
                         for (_, task) in tasks.drain() {
                             task.abort();
@@ -384,6 +501,10 @@ pub async fn play_with_controls(
                         }
                         data.entry(index).or_insert(bytes);
                         scheduler.on_chunk(now, id, index)
+                    }
+                    Event::FirstChunk(bytes) => {
+                        data.entry(0).or_insert(bytes);
+                        Vec::new()
                     }
                     Event::Failed { id, failure } => {
                         tasks.remove(&id);

@@ -466,7 +466,8 @@ impl Scheduler {
         })
     }
 
-    fn chunk_at(&self, position_ms: u64) -> u32 {
+    /// The chunk that plays at `position_ms` (chunks are spread evenly over the duration).
+    pub fn chunk_at(&self, position_ms: u64) -> u32 {
         let chunks = self.chunks.len() as u32;
         ((position_ms as f64 / self.chunk_ms()) as u32).min(chunks.saturating_sub(1))
     }
