@@ -32,9 +32,12 @@ pub struct PlayArgs {
     #[arg(required = true, num_args = 1..)]
     tracks: Vec<String>,
     /// Where the decoded audio goes: a WAV file, or `-` for stdout (pipe it into any player).
+    #[arg(long, required_unless_present = "sound", conflicts_with = "sound")]
+    out: Option<PathBuf>,
+    /// Play to the sound card (needs a build with the `sound` feature).
     #[arg(long)]
-    out: PathBuf,
-    /// Print a JSON summary as the last line (needs --out FILE: stdout carries audio otherwise).
+    sound: bool,
+    /// Print a JSON summary as the last line (not with --out -: stdout carries audio then).
     #[arg(long)]
     json: bool,
     /// low, normal or high (default: adaptive, from the measured rate, up to what the
@@ -415,16 +418,40 @@ fn parse_quality(text: &str) -> anyhow::Result<protocol::Quality> {
         .with_context(|| format!("quality {text:?}: expected low, normal or high"))
 }
 
+/// The sound card, when asked for.
+#[cfg(feature = "sound")]
+fn open_sound(wanted: bool) -> anyhow::Result<Option<Box<dyn client_lib::decode::PcmSink>>> {
+    if !wanted {
+        return Ok(None);
+    }
+    Ok(Some(Box::new(client_lib::sound::SoundSink::open()?)))
+}
+
+/// The sound card, when asked for: this build has none.
+#[cfg(not(feature = "sound"))]
+fn open_sound(wanted: bool) -> anyhow::Result<Option<Box<dyn client_lib::decode::PcmSink>>> {
+    if wanted {
+        bail!(
+            "this chorus was built without the `sound` feature: rebuild with \
+             `cargo build --release --features sound` (on Linux it needs libasound2-dev), \
+             or pipe `--out -` into any player"
+        );
+    }
+    Ok(None)
+}
+
 /// Runs `chorus play`.
 pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
     use client_lib::decode::Continuous;
     use client_lib::listener::{Listener, ListenerConfig, QueueControl, QueueOutput};
     use client_lib::queue::Queue;
 
-    let to_stdout = args.out.as_os_str() == "-";
+    let out_path = args.out.clone().unwrap_or_default();
+    let to_stdout = out_path.as_os_str() == "-";
     if args.json && to_stdout {
         bail!("--json needs --out FILE: with --out - stdout carries the audio");
     }
+    let device = open_sound(args.sound)?;
     let quality = args.quality.as_deref().map(parse_quality).transpose()?;
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -484,10 +511,13 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
                 ..ListenerConfig::default()
             },
         );
-        let sink: Continuous<Box<dyn client_lib::decode::PcmSink>> = if to_stdout {
+        let sink: Continuous<Box<dyn client_lib::decode::PcmSink>> = if let Some(device) = device
+        {
+            Continuous::new(device)
+        } else if to_stdout {
             Continuous::new(Box::new(WavSink::stream(std::io::stdout())))
         } else {
-            Continuous::new(Box::new(WavSink::file(&args.out)?))
+            Continuous::new(Box::new(WavSink::file(&out_path)?))
         };
         let (out, mut outputs) = tokio::sync::mpsc::channel(64);
         let (controls, control_rx) = tokio::sync::mpsc::channel(4);
@@ -646,6 +676,11 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
                 })
             );
         } else if !to_stdout {
+            let output = if args.sound {
+                "the sound card".to_string()
+            } else {
+                out_path.display().to_string()
+            };
             for record in &played {
                 println!(
                     "played {} ({}, {} ms of audio{}): first audio after {} ms, {} KiB from the origin, {} KiB from peers, {} KiB from the cache, {} stutters",
@@ -660,7 +695,7 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
                     record.stats.stutters
                 );
             }
-            println!("output: {}", args.out.display());
+            println!("output: {output}");
         }
         if failed > 0 {
             return Ok(ExitCode::FAILURE);

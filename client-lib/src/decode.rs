@@ -344,6 +344,63 @@ impl<W: Write + Send + 'static> PcmSink for WavSink<W> {
     }
 }
 
+/// Interleaved `samples` with `from` channels as `to` channels: mono is copied to every
+/// channel, more channels than the output has are dropped, missing ones are silent.
+#[cfg_attr(not(feature = "sound"), allow(dead_code))]
+pub(crate) fn map_channels(samples: &[f32], from: u16, to: u16) -> Vec<f32> {
+    let (from, to) = (usize::from(from.max(1)), usize::from(to.max(1)));
+    if from == to {
+        return samples.to_vec();
+    }
+    let mut out = Vec::with_capacity(samples.len() / from * to);
+    for frame in samples.chunks_exact(from) {
+        for channel in 0..to {
+            out.push(match (from, frame.get(channel)) {
+                (1, _) => frame[0],
+                (_, Some(&sample)) => sample,
+                (_, None) => 0.0,
+            });
+        }
+    }
+    out
+}
+
+/// Linear-interpolation resampling of interleaved `samples` from `from` Hz to `to` Hz.
+/// `position` carries the fractional read position from one call to the next, so a stream
+/// resampled piece by piece has no drift.
+#[cfg_attr(not(feature = "sound"), allow(dead_code))]
+pub(crate) fn resample_linear(
+    samples: &[f32],
+    channels: u16,
+    from: u32,
+    to: u32,
+    position: &mut f64,
+) -> Vec<f32> {
+    let channels = usize::from(channels.max(1));
+    let frames = samples.len() / channels;
+    if frames == 0 || from == 0 || to == 0 {
+        return Vec::new();
+    }
+    let step = f64::from(from) / f64::from(to);
+    let mut out = Vec::with_capacity(((frames as f64 / step) as usize + 1) * channels);
+    let mut at = *position;
+    while at < frames as f64 {
+        let i = at as usize;
+        let frac = (at - i as f64) as f32;
+        let j = (i + 1).min(frames - 1);
+        for channel in 0..channels {
+            let (a, b) = (
+                samples[i * channels + channel],
+                samples[j * channels + channel],
+            );
+            out.push(a + (b - a) * frac);
+        }
+        at += step;
+    }
+    *position = at - frames as f64;
+    out
+}
+
 /// One output for several tracks in a row (a queue): the format goes out once, and each
 /// track's PCM follows the previous one's. Tracks all come at the ingest rate (44.1 kHz); a
 /// mono track in a stereo output is spread over both channels and a stereo one in a mono
@@ -451,5 +508,51 @@ impl<S: PcmSink> PcmSink for Continuous<S> {
     fn finish(&mut self) -> std::io::Result<()> {
         // One track ended; the output goes on until `close`.
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_map_and_rates_convert_without_drift() {
+        assert_eq!(map_channels(&[0.5, -0.5], 1, 2), [0.5, 0.5, -0.5, -0.5]);
+        assert_eq!(map_channels(&[0.1, 0.2, 0.3, 0.4], 2, 1), [0.1, 0.3]);
+        assert_eq!(map_channels(&[0.1, 0.2], 2, 3), [0.1, 0.2, 0.0]);
+        // 44.1 kHz → 48 kHz in pieces of odd sizes: as many frames as one piece would give.
+        let input: Vec<f32> = (0..44_100).map(|i| (i as f32 / 100.0).sin()).collect();
+        let mut position = 0.0;
+        let mut out = Vec::new();
+        for piece in input.chunks(1_234) {
+            out.extend(resample_linear(piece, 1, 44_100, 48_000, &mut position));
+        }
+        assert!((out.len() as i64 - 48_000).abs() <= 2, "{}", out.len());
+        // Interpolated values stay between their neighbours.
+        assert!(out.iter().all(|sample| sample.abs() <= 1.0));
+        assert!(resample_linear(&[], 2, 44_100, 48_000, &mut 0.0).is_empty());
+    }
+
+    #[test]
+    fn ogg_headers_and_page_starts_are_found() {
+        // Two header pages (granule 0) then an audio page (granule 1000).
+        fn page(granule: u64, body: &[u8]) -> Vec<u8> {
+            let mut page = b"OggS\0\0".to_vec();
+            page.extend_from_slice(&granule.to_le_bytes());
+            page.extend_from_slice(&[0; 12]);
+            page.push(1);
+            page.push(body.len() as u8);
+            page.extend_from_slice(body);
+            page
+        }
+        let mut file = page(0, b"id");
+        file.extend(page(0, b"setup"));
+        let header = file.len();
+        file.extend(page(1000, b"audio"));
+        assert_eq!(ogg_header_len(&file), Some(header));
+        assert_eq!(ogg_header_len(&file[..header]), None, "no audio page yet");
+        assert_eq!(ogg_header_len(b"RIFF...."), None);
+        assert_eq!(ogg_page_start(&file[3..]), Some(page(0, b"id").len() - 3));
+        assert_eq!(ogg_page_start(b"no pages here"), None);
     }
 }

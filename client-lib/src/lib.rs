@@ -18,6 +18,7 @@
 //! - [`queue`]: the play queue (playlist order, seeded shuffle, repeat), sans-IO.
 //! - [`serve`]: sharing the cache with licensed peers (upload slots, cap, metered switch)
 //!   and announcing it to the tracker.
+//! - `sound` (cargo feature `sound`): `SoundSink`, PCM to the sound card.
 //! - [`scheduler`]: the sans-IO playback scheduler (which chunk from whom, when), shared with
 //!   the simulator.
 
@@ -33,3 +34,5 @@ pub mod player;
 pub mod queue;
 pub mod scheduler;
 pub mod serve;
+#[cfg(feature = "sound")]
+pub mod sound;
