@@ -230,7 +230,44 @@ impl ClientCache {
         })?;
         let temp = path.with_extension("part");
         std::fs::write(&temp, bytes)?;
-        std::fs::rename(&temp, &path)
+        std::fs::rename(&temp, &path)?;
+        // Which renditions of the track are here, so a player can tell before asking the
+        // origin whether the track's opening is cached.
+        if let Ok(body) = codec::decode::<protocol::ManifestBody>(&signed.body) {
+            let tracks = self.dir.join("tracks");
+            std::fs::create_dir_all(&tracks)?;
+            let index = tracks.join(body.track.to_hex());
+            let mut known = std::fs::read_to_string(&index).unwrap_or_default();
+            let line = signed.rendition_id().to_hex();
+            if !known.lines().any(|held| held == line) && known.lines().count() < 8 {
+                known.push_str(&line);
+                known.push('\n');
+                let temp = index.with_extension("part");
+                std::fs::write(&temp, known)?;
+                std::fs::rename(&temp, &index)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the first chunk of some cached rendition of `track` (hex id) is here: a play
+    /// of it needs no opening chunk from the origin.
+    pub fn has_opening(&self, track: &str) -> bool {
+        if track.len() != 32 || !track.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return false;
+        }
+        let index = self.dir.join("tracks").join(track.to_ascii_lowercase());
+        let Ok(known) = std::fs::read_to_string(index) else {
+            return false;
+        };
+        known
+            .lines()
+            .filter_map(|line| line.parse::<RenditionId>().ok())
+            .any(|rendition| {
+                self.decoded(&rendition)
+                    .and_then(|decoded| decoded.1.first().copied())
+                    .is_some_and(|first| self.contains(&first))
+            })
     }
 
     /// A cached manifest, verified against `origin`.

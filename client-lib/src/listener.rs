@@ -35,7 +35,7 @@ use crate::abr::Abr;
 use crate::cache::ClientCache;
 use crate::fetch::{BanList, FetchReport, Source, fetch_chunks};
 use crate::offline::{OfflineError, OfflineStore};
-use crate::origin_api::{Grant, OriginApi};
+use crate::origin_api::{Grant, OriginApi, PlayParams};
 use crate::player::{self, Control, Output, PlayOptions};
 use crate::queue::Queue;
 use crate::scheduler::{PlayStats, PlayerEvent};
@@ -117,6 +117,9 @@ pub struct ListenerConfig {
     pub quality: Option<Quality>,
     /// Where the first track starts, milliseconds (the others start at 0).
     pub start_ms: u64,
+    /// Opening chunks asked for with each play authorization (the first-chunk path: first
+    /// audio one round trip after pressing play). 0 to 2; default 1.
+    pub opening_chunks: u32,
     /// Offline downloads: a downloaded track plays from here, with no origin contact, while
     /// its offline license lasts (and refuses to once it has run out).
     pub offline: Option<OfflineStore>,
@@ -128,6 +131,7 @@ impl Default for ListenerConfig {
             prefetch_ms: 10_000,
             quality: None,
             start_ms: 0,
+            opening_chunks: 1,
             offline: None,
         }
     }
@@ -143,11 +147,24 @@ pub struct Listener {
     config: ListenerConfig,
 }
 
-/// A prefetched track: its grant and opening chunks.
+/// A track ready to play: its grant and the chunks already at hand.
+#[derive(Debug)]
+pub struct Ready {
+    /// The play authorization (or the offline one).
+    pub grant: Grant,
+    /// Chunks at hand, by index (from the grant, a prefetch or the offline store).
+    pub chunks: HashMap<u32, Bytes>,
+    /// Whether it plays from the offline store.
+    pub offline: bool,
+    /// Bytes of `chunks` that came from the origin ahead of playback (opening chunks in the
+    /// grant, prefetch): they count as origin bytes, not cache bytes, in the track's stats.
+    pub origin_bytes: u64,
+}
+
+/// A prefetched track.
 struct Prefetch {
     track_id: String,
-    grant: Grant,
-    chunks: HashMap<u32, Bytes>,
+    ready: Ready,
 }
 
 impl Listener {
@@ -172,16 +189,19 @@ impl Listener {
     /// The grant for `track_id` and the chunks already at hand: from the offline store when
     /// the track is downloaded (all of them), else authorized by the origin (none). The
     /// flag says which.
-    pub async fn grant_for(
-        &self,
-        track_id: &str,
-        abr: &mut Abr,
-    ) -> anyhow::Result<(Grant, HashMap<u32, Bytes>, bool)> {
+    pub async fn grant_for(&self, track_id: &str, abr: &mut Abr) -> anyhow::Result<Ready> {
         if let Some(store) = &self.config.offline {
             let (store, id) = (store.clone(), track_id.to_string());
             let now = crate::player::unix_now().0;
             match tokio::task::spawn_blocking(move || store.load(&id, now)).await? {
-                Ok(Some((grant, chunks))) => return Ok((grant, chunks, true)),
+                Ok(Some((grant, chunks))) => {
+                    return Ok(Ready {
+                        grant,
+                        chunks,
+                        offline: true,
+                        origin_bytes: 0,
+                    });
+                }
                 Ok(None) => {}
                 Err(expired @ OfflineError::Expired { .. }) => return Err(expired.into()),
                 Err(error) => tracing::warn!(%error, "offline copy unusable; streaming instead"),
@@ -190,23 +210,71 @@ impl Listener {
         if self.access_token.is_empty() {
             anyhow::bail!("{track_id} is not downloaded, and the origin is unreachable");
         }
-        Ok((self.authorize(track_id, abr).await?, HashMap::new(), false))
+        let grant = self.authorize(track_id, abr).await?;
+        // The opening chunks came from the origin with the grant.
+        let chunks: HashMap<u32, Bytes> = grant
+            .opening
+            .iter()
+            .enumerate()
+            .map(|(index, chunk)| (index as u32, chunk.clone()))
+            .collect();
+        let origin_bytes = chunks.values().map(|chunk| chunk.len() as u64).sum();
+        // Kept like any fetched chunk, so the next play of the track needs no opening.
+        if let Some(cache) = &self.options.cache {
+            let cache = cache.clone();
+            let opening: Vec<(protocol::ChunkId, Bytes)> = grant
+                .opening
+                .iter()
+                .enumerate()
+                .filter_map(|(index, chunk)| {
+                    let id = grant.manifest.chunk_id(index as u32)?;
+                    Some((*id, chunk.clone()))
+                })
+                .collect();
+            tokio::task::spawn_blocking(move || {
+                for (id, chunk) in opening {
+                    if let Err(error) = cache.put(&id, &chunk) {
+                        tracing::warn!(%error, "could not cache an opening chunk");
+                    }
+                }
+            });
+        }
+        Ok(Ready {
+            grant,
+            chunks,
+            offline: false,
+            origin_bytes,
+        })
     }
 
     /// Authorizes `track_id` at the quality `abr` picks, stepping down when the tier refuses.
     pub async fn authorize(&self, track_id: &str, abr: &mut Abr) -> anyhow::Result<Grant> {
+        // No opening chunks for a track whose opening is in the local cache already.
+        let opening_chunks = match &self.options.cache {
+            Some(cache) if self.config.opening_chunks > 0 => {
+                let (cache, track) = (cache.clone(), track_id.to_string());
+                let cached = tokio::task::spawn_blocking(move || cache.has_opening(&track))
+                    .await
+                    .unwrap_or(false);
+                if cached {
+                    0
+                } else {
+                    self.config.opening_chunks
+                }
+            }
+            _ => self.config.opening_chunks,
+        };
         loop {
             let quality = abr.choose();
             let node = self.endpoint.node_id();
+            let params = PlayParams {
+                quality: quality.map(Quality::as_str),
+                offline: false,
+                opening_chunks,
+            };
             match self
                 .api
-                .play(
-                    &self.access_token,
-                    track_id,
-                    &node,
-                    quality.map(Quality::as_str),
-                    false,
-                )
+                .play_with(&self.access_token, track_id, &node, params)
                 .await
             {
                 Err(error) if is_tier_refusal(&error) => match quality {
@@ -234,11 +302,16 @@ impl Listener {
         let mut first_track = true;
         while let Some(track_id) = queue.current().map(str::to_string) {
             let found = match prefetched.take() {
-                Some(ahead) if ahead.track_id == track_id => Ok((ahead.grant, ahead.chunks, true)),
-                _ => self.grant_for(&track_id, &mut abr).await,
+                Some(ahead) if ahead.track_id == track_id => Ok((ahead.ready, true)),
+                _ => self
+                    .grant_for(&track_id, &mut abr)
+                    .await
+                    .map(|ready| (ready, false)),
             };
-            let (grant, cached, was_prefetched) = match found {
-                Ok(found) => found,
+            let (grant, cached, origin_ahead, was_prefetched) = match found {
+                Ok((ready, prefetched)) => {
+                    (ready.grant, ready.chunks, ready.origin_bytes, prefetched)
+                }
                 Err(error) => {
                     let _ = out
                         .send(QueueOutput::TrackFailed {
@@ -327,7 +400,7 @@ impl Listener {
                         let _ = out
                             .send(QueueOutput::Prefetched {
                                 track_id: ahead.track_id.clone(),
-                                chunks: ahead.chunks.len() as u32,
+                                chunks: ahead.ready.chunks.len() as u32,
                             })
                             .await;
                         prefetched = Some(ahead);
@@ -364,9 +437,14 @@ impl Listener {
             }
             let result = playback.await?;
             match result {
-                Ok(stats) => {
+                Ok(mut stats) => {
                     failures_in_a_row = 0;
                     abr.observe(stats.rate_kbps);
+                    // Chunks fetched from the origin ahead of playback were counted as cached
+                    // by the scheduler; they are origin bytes.
+                    let ahead = origin_ahead.min(stats.bytes_cache);
+                    stats.bytes_cache -= ahead;
+                    stats.bytes_origin += ahead;
                     let _ = out
                         .send(QueueOutput::TrackEnded {
                             track_id: track_id.clone(),
@@ -408,7 +486,12 @@ impl Listener {
     /// [`ListenerConfig::prefetch_ms`] of audio) from the local cache or the origin, at
     /// prefetch priority; they also go into the local cache.
     async fn prefetch(&self, track_id: &str, abr: &mut Abr) -> anyhow::Result<Prefetch> {
-        let (grant, mut chunks, _) = self.grant_for(track_id, abr).await?;
+        let Ready {
+            grant,
+            mut chunks,
+            offline,
+            mut origin_bytes,
+        } = self.grant_for(track_id, abr).await?;
         let manifest = &grant.manifest;
         let total = manifest.chunk_count();
         let duration = manifest.body().duration_ms.max(1);
@@ -442,6 +525,9 @@ impl Listener {
             .await?;
             for (offset, data) in fetched.into_iter().enumerate() {
                 let index = first + offset as u32;
+                if !chunks.contains_key(&index) {
+                    origin_bytes += data.len() as u64;
+                }
                 if let (Some(cache), Some(id)) = (&cache, manifest.chunk_id(index).copied()) {
                     let (cache, data) = (cache.clone(), data.clone());
                     tokio::task::spawn_blocking(move || cache.put(&id, &data));
@@ -451,8 +537,12 @@ impl Listener {
         }
         Ok(Prefetch {
             track_id: track_id.to_string(),
-            grant,
-            chunks,
+            ready: Ready {
+                grant,
+                chunks,
+                offline,
+                origin_bytes,
+            },
         })
     }
 }

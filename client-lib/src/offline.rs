@@ -218,6 +218,7 @@ impl OfflineStore {
             .as_u64()
             .ok_or_else(|| damaged("no expiry".into()))?;
         let grant = Grant {
+            opening: Vec::new(),
             track_id: track_id.to_string(),
             manifest,
             content_key: ContentKey(key),

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use bytes::Bytes;
 use protocol::{ContentKey, LicenseToken, Manifest, NodeId, Region, SignedManifest, codec};
 
 /// A node reachable over `chorus/1`: its id and address, written `NODE_ID@HOST:PORT`.
@@ -83,6 +84,20 @@ pub struct Grant {
     pub gain_db: f64,
     /// When the license expires (Unix ms).
     pub expires_at_ms: u64,
+    /// Opening chunks that came with the grant (the first-chunk path), in order from chunk
+    /// 0, each checked against the manifest; empty unless asked for.
+    pub opening: Vec<Bytes>,
+}
+
+/// What a play authorization asks for besides the track.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlayParams<'a> {
+    /// `low`, `normal` or `high`; `None`: the best the tier allows.
+    pub quality: Option<&'a str>,
+    /// A 30-day offline license (counts against the account's device limit).
+    pub offline: bool,
+    /// Chunks from the start to carry in the answer (at most 2).
+    pub opening_chunks: u32,
 }
 
 impl std::fmt::Debug for Grant {
@@ -247,9 +262,28 @@ impl OriginApi {
         quality: Option<&str>,
         offline: bool,
     ) -> anyhow::Result<Grant> {
-        let mut body = serde_json::json!({"node_id": node.to_hex(), "offline": offline});
-        if let Some(quality) = quality {
+        let params = PlayParams {
+            quality,
+            offline,
+            opening_chunks: 0,
+        };
+        self.play_with(access, track_id, node, params).await
+    }
+
+    /// [`OriginApi::play`] with every option, including the opening chunks.
+    pub async fn play_with(
+        &self,
+        access: &str,
+        track_id: &str,
+        node: &NodeId,
+        params: PlayParams<'_>,
+    ) -> anyhow::Result<Grant> {
+        let mut body = serde_json::json!({"node_id": node.to_hex(), "offline": params.offline});
+        if let Some(quality) = params.quality {
             body["quality"] = quality.into();
+        }
+        if params.opening_chunks > 0 {
+            body["opening_chunks"] = params.opening_chunks.into();
         }
         let body = self
             .call(
@@ -273,7 +307,38 @@ impl OriginApi {
         let license = LicenseToken::from_bytes(&hex::decode(
             body["license"].as_str().context("no license")?,
         )?)?;
+        // The opening chunks, each checked against the manifest; the first that fails ends
+        // the list (the scheduler fetches the rest).
+        let mut opening = Vec::new();
+        for (index, text) in body["opening_chunks"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .take(2)
+            .enumerate()
+        {
+            use base64::Engine;
+            let Some(chunk) = text
+                .as_str()
+                .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+            else {
+                break;
+            };
+            let fits = manifest
+                .chunk_id(index as u32)
+                .is_some_and(|id| protocol::content::verify_chunk(id, &chunk).is_ok());
+            if !fits {
+                tracing::warn!(
+                    index,
+                    "an opening chunk failed its hash; fetching it instead"
+                );
+                break;
+            }
+            opening.push(Bytes::from(chunk));
+        }
         Ok(Grant {
+            opening,
             track_id: track_id.to_string(),
             manifest,
             content_key: ContentKey(key),

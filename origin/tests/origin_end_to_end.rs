@@ -222,6 +222,38 @@ async fn upload_authorize_and_fetch_over_http_and_quic() {
         },
     );
 
+    // The first-chunk path: opening chunks in the answer, checked against the manifest;
+    // asking for too many is refused.
+    assert_eq!(grant["opening_chunks"], json!([]));
+    let (status, opened) = origin
+        .post(
+            &play,
+            Some(&free_se),
+            json!({"node_id": node_id, "opening_chunks": 2}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{opened}");
+    let opening = opened["opening_chunks"].as_array().unwrap();
+    assert_eq!(opening.len(), 2.min(manifest.chunk_count() as usize));
+    for (index, text) in opening.iter().enumerate() {
+        use base64::Engine;
+        let chunk = base64::engine::general_purpose::STANDARD
+            .decode(text.as_str().unwrap())
+            .unwrap();
+        protocol::content::verify_chunk(manifest.chunk_id(index as u32).unwrap(), &chunk).unwrap();
+    }
+    let (status, answer) = origin
+        .post(
+            &play,
+            Some(&free_se),
+            json!({"node_id": node_id, "opening_chunks": 3}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "bad_opening_chunks")
+    );
+
     // Every chunk over HTTP with the signed URL template, verified and decrypted.
     let template = grant["chunk_url_template"].as_str().unwrap();
     let mut over_http = Vec::new();
