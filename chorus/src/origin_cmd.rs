@@ -25,6 +25,10 @@ pub struct OriginArgs {
     /// QUIC listen address. Default: 127.0.0.1:8471
     #[arg(long)]
     quic: Option<SocketAddr>,
+    /// QUIC address told to clients when it differs from --quic (a NAT's public address, a
+    /// relay or link emulator in front of this origin).
+    #[arg(long)]
+    quic_public: Option<SocketAddr>,
     /// Base URL put in chunk URLs (e.g. a CDN in front of this origin).
     #[arg(long)]
     public_url: Option<String>,
@@ -49,6 +53,9 @@ pub fn run_origin(args: OriginArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(quic) = args.quic {
         config.quic_addr = quic;
+    }
+    if args.quic_public.is_some() {
+        config.quic_public_addr = args.quic_public;
     }
     if args.public_url.is_some() {
         config.public_url = args.public_url;

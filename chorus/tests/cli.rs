@@ -179,3 +179,45 @@ fn bench_tracker_and_supernode_report_json() {
     assert_eq!(json["errors"], 0);
     assert!(json["chunk_p99_ms"].as_f64() >= json["chunk_p50_ms"].as_f64());
 }
+
+#[test]
+fn bench_decode_and_first_audio_report_json() {
+    let json = last_json_line(&chorus(&[
+        "bench",
+        "decode",
+        "--json",
+        "--rounds",
+        "1",
+        "--seconds",
+        "3",
+    ]));
+    for quality in ["low", "normal", "high"] {
+        positive(&json[quality], "realtime_x");
+        positive(&json[quality], "baseline_realtime_x");
+    }
+    positive(&json, "min_realtime_x");
+
+    let json = last_json_line(&chorus(&[
+        "bench",
+        "first-audio",
+        "--json",
+        "--rtt-ms",
+        "20",
+        "--plays",
+        "3",
+        "--tracks",
+        "1",
+    ]));
+    // Through the emulated link, nothing arrives before one round trip.
+    assert!(json["link_rtt_ms_p50"].as_f64().unwrap() >= 20.0, "{json}");
+    assert!(json["warm_ms"]["p50"].as_f64().unwrap() >= 20.0, "{json}");
+    assert!(json["cold_ms"]["p50"].as_f64().unwrap() >= 40.0, "{json}");
+    assert_eq!(json["plays"], 3);
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args(["bench", "first-audio", "--rtt-ms=-5"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--rtt-ms"));
+}

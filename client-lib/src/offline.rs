@@ -74,6 +74,9 @@ pub struct DownloadInfo {
     pub expires_at_ms: u64,
 }
 
+/// A download ready to play: its grant and every chunk, by index.
+pub type Downloaded = (Grant, HashMap<u32, Bytes>);
+
 /// The offline store in one directory.
 #[derive(Debug, Clone)]
 pub struct OfflineStore {
@@ -243,7 +246,7 @@ impl OfflineStore {
         &self,
         track_id: &str,
         now_ms: u64,
-    ) -> Result<Option<(Grant, HashMap<u32, Bytes>)>, OfflineError> {
+    ) -> Result<Option<Downloaded>, OfflineError> {
         if !self.has(track_id) {
             return Ok(None);
         }

@@ -16,6 +16,9 @@ pub struct OriginConfig {
     pub http_addr: SocketAddr,
     /// QUIC chunk protocol.
     pub quic_addr: SocketAddr,
+    /// The QUIC address clients are told, when it is not the bound one (a NAT's public
+    /// address, a relay, a link emulator). Default: the bound address.
+    pub quic_public_addr: Option<SocketAddr>,
     /// Base URL clients use for chunk URLs (a CDN in front of the origin, say). Default:
     /// `http://` + the bound HTTP address.
     pub public_url: Option<String>,
@@ -49,6 +52,7 @@ impl Default for OriginConfig {
             data_dir: PathBuf::from("chorus-origin"),
             http_addr: "127.0.0.1:8470".parse().expect("literal address"),
             quic_addr: "127.0.0.1:8471".parse().expect("literal address"),
+            quic_public_addr: None,
             public_url: None,
             tracker: None,
             upload_bytes_max: 200 * 1024 * 1024,

@@ -162,7 +162,8 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
 
     let quic = Endpoint::bind(&identity, config.quic_addr, Limits::default())
         .context("binding the QUIC endpoint")?;
-    let quic_addr = quic.local_addr()?;
+    let bound_quic_addr = quic.local_addr()?;
+    let quic_addr = config.quic_public_addr.unwrap_or(bound_quic_addr);
     let metrics = Arc::new(Metrics::default());
     let service = ChunkService::new(
         StoreChunkSource::new(store.clone(), metrics.clone()),
@@ -218,7 +219,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
     });
     Ok(Running {
         http_addr,
-        quic_addr,
+        quic_addr: bound_quic_addr,
         node_id,
         store,
         shutdown: Some(shutdown),

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 mod decode;
+mod first_audio;
 mod origin;
 mod pipeline;
 mod supernode;
@@ -14,6 +15,7 @@ mod tracker;
 mod transport;
 
 pub use decode::DecodeBenchArgs;
+pub use first_audio::FirstAudioBenchArgs;
 pub use supernode::SuperNodeBenchArgs;
 pub use tracker::TrackerBenchArgs;
 
@@ -39,6 +41,9 @@ pub enum Which {
     /// Verify + decrypt + decode of sealed chunks on one core, in multiples of real time,
     /// against decoding alone.
     Decode(DecodeBenchArgs),
+    /// Time from pressing play to the first decoded audio over an emulated RTT (link
+    /// emulator), warm and cold connections.
+    FirstAudio(FirstAudioBenchArgs),
 }
 
 /// Flags of `chorus bench ingest`.
@@ -137,6 +142,7 @@ pub fn run(which: Which) -> anyhow::Result<ExitCode> {
         Which::Tracker(args) => tracker::run(&args),
         Which::Supernode(args) => supernode::run(&args),
         Which::Decode(args) => decode::run(&args),
+        Which::FirstAudio(args) => first_audio::run(&args),
     }
 }
 

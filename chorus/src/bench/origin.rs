@@ -80,20 +80,29 @@ fn decode_only(file: &[u8]) -> anyhow::Result<u64> {
 }
 
 /// An origin in this process on loopback, in a temporary directory.
-struct LocalOrigin {
+pub(crate) struct LocalOrigin {
     /// Keeps the origin running until the benchmark ends.
     _running: origin::server::Running,
-    base: String,
+    pub(crate) base: String,
     http: reqwest::Client,
     data: tempfile::TempDir,
 }
 
 async fn local_origin() -> anyhow::Result<LocalOrigin> {
+    local_origin_with(None).await
+}
+
+/// An in-process origin on loopback telling clients `quic_public` (a relay) as its QUIC
+/// address, if given.
+pub(crate) async fn local_origin_with(
+    quic_public: Option<SocketAddr>,
+) -> anyhow::Result<LocalOrigin> {
     let data = tempfile::tempdir()?;
     let config = OriginConfig {
         data_dir: data.path().to_path_buf(),
         http_addr: "127.0.0.1:0".parse()?,
         quic_addr: "127.0.0.1:0".parse()?,
+        quic_public_addr: quic_public,
         ..OriginConfig::default()
     };
     let running = origin::server::start(config).await?;
@@ -110,6 +119,16 @@ async fn local_origin() -> anyhow::Result<LocalOrigin> {
 }
 
 impl LocalOrigin {
+    /// Where the origin's QUIC endpoint is bound.
+    pub(crate) fn quic_addr(&self) -> SocketAddr {
+        self._running.quic_addr
+    }
+
+    /// Where its HTTP API listens.
+    pub(crate) fn http_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self._running.http_addr)
+    }
+
     async fn post(&self, path: &str, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
         let mut request = self.http.post(format!("{}{path}", self.base)).json(&body);
         if let Some(token) = token {
@@ -122,7 +141,7 @@ impl LocalOrigin {
         Ok(body)
     }
 
-    async fn account(&self, username: &str, role: &str) -> anyhow::Result<String> {
+    pub(crate) async fn account(&self, username: &str, role: &str) -> anyhow::Result<String> {
         self.post("/v1/accounts", None, json!({"username": username, "password": "benchmark password", "region": "SE", "role": role, "tier": "premium"})).await?;
         let tokens = self
             .post(
@@ -137,11 +156,21 @@ impl LocalOrigin {
             .to_string())
     }
 
-    async fn upload(&self, token: &str, seconds: f64) -> anyhow::Result<Value> {
+    pub(crate) async fn upload(&self, token: &str, seconds: f64) -> anyhow::Result<Value> {
+        self.upload_seeded(token, 3, seconds).await
+    }
+
+    /// Uploads `seconds` of the synthesizer's piece for `seed`.
+    pub(crate) async fn upload_seeded(
+        &self,
+        token: &str,
+        seed: u64,
+        seconds: f64,
+    ) -> anyhow::Result<Value> {
         let form = reqwest::multipart::Form::new()
             .part(
                 "file",
-                reqwest::multipart::Part::bytes(origin::synth::wav(3, seconds, 44_100, 2))
+                reqwest::multipart::Part::bytes(origin::synth::wav(seed, seconds, 44_100, 2))
                     .file_name("bench.wav"),
             )
             .text(
@@ -166,7 +195,7 @@ impl LocalOrigin {
 
 /// The origin runs on its own 2-thread runtime (as its own process would); the load generator
 /// on a single-threaded one, so the two do not queue behind each other's tasks.
-fn runtimes() -> anyhow::Result<(tokio::runtime::Runtime, tokio::runtime::Runtime)> {
+pub(crate) fn runtimes() -> anyhow::Result<(tokio::runtime::Runtime, tokio::runtime::Runtime)> {
     let server = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
