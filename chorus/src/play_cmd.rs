@@ -93,6 +93,27 @@ pub struct ListenerArgs {
     /// Local cache cap, e.g. 2G (default: 10% of the free space, 256 MiB to 10 GiB).
     #[arg(long, value_parser = crate::network_cmd::parse_bytes)]
     cache_bytes: Option<u64>,
+    /// Do not share cached chunks with other listeners (sharing is on by default).
+    #[arg(long)]
+    no_share: bool,
+    /// The network is metered (mobile data): do not upload.
+    #[arg(long)]
+    metered: bool,
+    /// Upload cap for sharing, kbit/s.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    upload_kbps: u64,
+}
+
+impl ListenerArgs {
+    /// The sharing settings these flags ask for.
+    fn share(&self) -> client_lib::serve::ServeConfig {
+        client_lib::serve::ServeConfig {
+            enabled: !self.no_share,
+            metered: self.metered,
+            upload_kbps: Some(self.upload_kbps),
+            ..client_lib::serve::ServeConfig::default()
+        }
+    }
 }
 
 /// Flags of `chorus gateway`.
@@ -103,15 +124,6 @@ pub struct GatewayArgs {
     listen: std::net::SocketAddr,
     #[command(flatten)]
     listener: ListenerArgs,
-    /// Do not share cached chunks with other listeners.
-    #[arg(long)]
-    no_share: bool,
-    /// The network is metered (mobile data): do not upload.
-    #[arg(long)]
-    metered: bool,
-    /// Upload cap for sharing, kbit/s.
-    #[arg(long, default_value_t = 2000)]
-    upload_kbps: u64,
 }
 
 /// Where `chorus login` keeps its session and the client's node key:
@@ -175,15 +187,6 @@ pub fn run_login(args: LoginArgs) -> anyhow::Result<ExitCode> {
 async fn access(listener: &ListenerArgs, dir: &Path) -> anyhow::Result<(OriginApi, String)> {
     let (api, session) = session(listener.origin.as_deref(), listener.user.as_deref(), dir).await?;
     Ok((api, session.access_token))
-}
-
-/// Whether `error` means the origin could not be reached at all (as opposed to a refusal).
-fn unreachable(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<reqwest::Error>()
-            .is_some_and(|error| error.is_connect() || error.is_timeout())
-    })
 }
 
 fn offline_store(dir: &Path) -> client_lib::offline::OfflineStore {
@@ -352,12 +355,7 @@ pub fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         let cache = std::sync::Arc::new(open_cache(&dir, args.listener.cache_bytes)?);
         let endpoint = Endpoint::bind(&identity, "0.0.0.0:0".parse()?, Limits::default())?;
         let base = api.base().to_string();
-        let share = client_lib::serve::ServeConfig {
-            enabled: !args.no_share,
-            metered: args.metered,
-            upload_kbps: Some(args.upload_kbps.max(1)),
-            ..client_lib::serve::ServeConfig::default()
-        };
+        let share = args.listener.share();
         let gateway =
             client_lib::gateway::Gateway::new(api, session, endpoint.clone(), cache, share);
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -472,7 +470,7 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
         let (api, access) = match access(&args.listener, &dir).await {
             Ok(found) => found,
             // No network: downloaded tracks still play.
-            Err(error) if unreachable(&error) => {
+            Err(error) if client_lib::listener::unreachable(&error) => {
                 eprintln!("chorus play: offline ({error:#}); only downloaded tracks play");
                 (OriginApi::new("http://127.0.0.1:9")?, String::new())
             }
@@ -508,6 +506,7 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
                 quality,
                 offline: Some(store),
                 start_ms: args.start.unwrap_or(0),
+                share: args.listener.share(),
                 ..ListenerConfig::default()
             },
         );

@@ -156,9 +156,9 @@ fn queues_prefetch_and_downloads_play_offline_until_their_license_expires() {
     let (origin, tracks) = world_with(
         dir.path(),
         Some("offline_license_ttl_s = 8\noffline_devices_max = 1\n"),
-        &[(21, 3.0), (22, 3.0)],
+        &[(21, 3.0), (22, 3.0), (23, 3.0)],
     );
-    let (a, b) = (tracks[0].as_str(), tracks[1].as_str());
+    let (a, b, c) = (tracks[0].as_str(), tracks[1].as_str(), tracks[2].as_str());
     let base = origin.base.clone();
     let chorus_in = |config: &std::path::Path, args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_chorus"))
@@ -282,7 +282,7 @@ fn queues_prefetch_and_downloads_play_offline_until_their_license_expires() {
     );
     let renewed_at = std::time::Instant::now();
 
-    // The origin goes away: B still plays, all of it from the download; A does not.
+    // The origin goes away: B still plays, all of it from the download.
     drop(origin);
     let summary = summary_of(&chorus(&[
         "play",
@@ -293,7 +293,19 @@ fn queues_prefetch_and_downloads_play_offline_until_their_license_expires() {
     ]));
     assert_eq!(summary["bytes_origin"], 0, "{summary}");
     assert!((summary["duration_ms"].as_u64().unwrap() as i64 - 3000).abs() < 60);
-    let output = chorus(&["play", a, "--out", wav.to_str().unwrap()]);
+    // A, played a minute ago and wholly cached, plays from the cache under its streaming
+    // license; C, never played, cannot.
+    let summary = summary_of(&chorus(&[
+        "play",
+        a,
+        "--out",
+        wav.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(summary["bytes_origin"], 0, "{summary}");
+    assert!(summary["bytes_cache"].as_u64().unwrap() > 0, "{summary}");
+    assert!((summary["duration_ms"].as_u64().unwrap() as i64 - 3000).abs() < 60);
+    let output = chorus(&["play", c, "--out", wav.to_str().unwrap()]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not downloaded"), "{stderr}");

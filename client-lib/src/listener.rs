@@ -120,6 +120,9 @@ pub struct ListenerConfig {
     /// Opening chunks asked for with each play authorization (the first-chunk path: first
     /// audio one round trip after pressing play). 0 to 2; default 1.
     pub opening_chunks: u32,
+    /// Sharing the local cache with licensed peers while playing (needs the options' cache):
+    /// upload slots by priority, an upload cap, off and metered switches. Default on.
+    pub share: crate::serve::ServeConfig,
     /// Offline downloads: a downloaded track plays from here, with no origin contact, while
     /// its offline license lasts (and refuses to once it has run out).
     pub offline: Option<OfflineStore>,
@@ -132,6 +135,7 @@ impl Default for ListenerConfig {
             quality: None,
             start_ms: 0,
             opening_chunks: 1,
+            share: crate::serve::ServeConfig::default(),
             offline: None,
         }
     }
@@ -207,10 +211,33 @@ impl Listener {
                 Err(error) => tracing::warn!(%error, "offline copy unusable; streaming instead"),
             }
         }
-        if self.access_token.is_empty() {
-            anyhow::bail!("{track_id} is not downloaded, and the origin is unreachable");
+        let grant = if self.access_token.is_empty() {
+            Err(anyhow::anyhow!(
+                "{track_id} is not downloaded, and the origin is unreachable"
+            ))
+        } else {
+            self.authorize(track_id, abr).await
+        };
+        let grant = match grant {
+            Ok(grant) => grant,
+            // No origin: a track played recently whose chunks are all in the cache still
+            // plays while its license lasts.
+            Err(error) if self.access_token.is_empty() || unreachable(&error) => {
+                return match self.from_cache(track_id).await? {
+                    Some(ready) => Ok(ready),
+                    None => Err(error),
+                };
+            }
+            Err(error) => return Err(error),
+        };
+        if let Some(store) = &self.config.offline {
+            let (store, remembered) = (store.clone(), grant.clone());
+            tokio::task::spawn_blocking(move || {
+                if let Err(error) = store.remember(&remembered) {
+                    tracing::debug!(%error, "could not remember the grant");
+                }
+            });
         }
-        let grant = self.authorize(track_id, abr).await?;
         // The opening chunks came from the origin with the grant.
         let chunks: HashMap<u32, Bytes> = grant
             .opening
@@ -245,6 +272,32 @@ impl Listener {
             offline: false,
             origin_bytes,
         })
+    }
+
+    /// A recently played track whose license still runs and whose every chunk is in the
+    /// local cache, ready to play with no network.
+    async fn from_cache(&self, track_id: &str) -> anyhow::Result<Option<Ready>> {
+        let (Some(store), Some(cache)) = (&self.config.offline, &self.options.cache) else {
+            return Ok(None);
+        };
+        let (store, cache, id) = (store.clone(), cache.clone(), track_id.to_string());
+        let now = crate::player::unix_now().0;
+        tokio::task::spawn_blocking(move || {
+            let Some(grant) = store.recent(&id, now)? else {
+                return Ok(None);
+            };
+            let chunks = cache.chunks_of(&grant.manifest);
+            if chunks.len() < grant.manifest.chunk_count() as usize {
+                return Ok(None);
+            }
+            Ok(Some(Ready {
+                grant,
+                chunks,
+                offline: true,
+                origin_bytes: 0,
+            }))
+        })
+        .await?
     }
 
     /// Authorizes `track_id` at the quality `abr` picks, stepping down when the tier refuses.
@@ -300,6 +353,9 @@ impl Listener {
         let mut failures_in_a_row = 0usize;
         let mut controls_open = true;
         let mut first_track = true;
+        // Started with the first online grant: the origin's key and this client's region
+        // come from it.
+        let mut serving: Option<crate::serve::Serving> = None;
         while let Some(track_id) = queue.current().map(str::to_string) {
             let found = match prefetched.take() {
                 Some(ahead) if ahead.track_id == track_id => Ok((ahead.ready, true)),
@@ -308,10 +364,14 @@ impl Listener {
                     .await
                     .map(|ready| (ready, false)),
             };
-            let (grant, cached, origin_ahead, was_prefetched) = match found {
-                Ok((ready, prefetched)) => {
-                    (ready.grant, ready.chunks, ready.origin_bytes, prefetched)
-                }
+            let (grant, cached, origin_ahead, was_prefetched, offline) = match found {
+                Ok((ready, prefetched)) => (
+                    ready.grant,
+                    ready.chunks,
+                    ready.origin_bytes,
+                    prefetched,
+                    ready.offline,
+                ),
                 Err(error) => {
                     let _ = out
                         .send(QueueOutput::TrackFailed {
@@ -327,6 +387,18 @@ impl Listener {
                     continue;
                 }
             };
+            if serving.is_none()
+                && let Some(cache) = &self.options.cache
+                && let Some(claims) = crate::serve::own_claims(&grant.license)
+            {
+                serving = crate::serve::Serving::start(
+                    &self.endpoint,
+                    cache.clone(),
+                    grant.origin.node,
+                    claims.region,
+                    self.config.share.clone(),
+                );
+            }
             let started = QueueOutput::TrackStarted {
                 track_id: track_id.clone(),
                 gain_db: grant.gain_db,
@@ -466,6 +538,21 @@ impl Listener {
                     }
                 }
             }
+            // Tell the tracker what this client now holds in full (peers may fetch it); not
+            // when playing offline (the network is likely gone).
+            if let (false, Some(serving), Some(tracker), Some(cache)) =
+                (offline, &serving, grant.tracker, &self.options.cache)
+                && let Ok(local) = self.endpoint.local_addr()
+            {
+                let addr = transport::keyfile::advertised_addr(local, tracker.addr);
+                let announce =
+                    serving.announce(&self.endpoint, tracker, &grant.license, cache, addr);
+                match tokio::time::timeout(std::time::Duration::from_secs(3), announce).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => tracing::debug!(%error, "announce failed"),
+                    Err(_) => tracing::debug!("tracker did not answer the announce"),
+                }
+            }
             match moved {
                 None => {
                     queue.track_ended();
@@ -545,6 +632,15 @@ impl Listener {
             },
         })
     }
+}
+
+/// Whether `error` means the origin could not be reached (as opposed to a refusal).
+pub fn unreachable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(|error| error.is_connect() || error.is_timeout())
+    })
 }
 
 fn is_tier_refusal(error: &anyhow::Error) -> bool {

@@ -30,6 +30,9 @@ pub const RENEW_BEFORE_MS: u64 = 7 * 24 * 3600 * 1000;
 /// Most downloads kept.
 pub const DOWNLOADS_MAX: usize = 10_000;
 
+/// Most grants of recently played tracks kept (for playing cached tracks offline).
+pub const RECENT_GRANTS_MAX: usize = 1_000;
+
 /// Why a download cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum OfflineError {
@@ -181,6 +184,10 @@ impl OfflineStore {
 
     fn read_grant(&self, track_id: &str) -> Result<(Grant, u64), OfflineError> {
         let dir = self.track_dir(track_id)?;
+        self.read_grant_in(&dir, track_id)
+    }
+
+    fn read_grant_in(&self, dir: &Path, track_id: &str) -> Result<(Grant, u64), OfflineError> {
         let damaged = |reason: String| OfflineError::Damaged {
             track: track_id.to_string(),
             reason,
@@ -234,6 +241,56 @@ impl OfflineStore {
         Ok((grant, expires_at_ms))
     }
 
+    fn recent_dir(&self, track_id: &str) -> Result<PathBuf, OfflineError> {
+        self.track_dir(track_id)?;
+        Ok(self.dir.join("recent").join(track_id.to_ascii_lowercase()))
+    }
+
+    /// Keeps the streaming `grant` of a track just played, so that while its license lasts
+    /// (hours) the track still plays from the local cache when the origin is unreachable. At
+    /// most [`RECENT_GRANTS_MAX`] are kept, the oldest dropped.
+    pub fn remember(&self, grant: &Grant) -> Result<(), OfflineError> {
+        let dir = self.recent_dir(&grant.track_id)?;
+        std::fs::create_dir_all(&dir)?;
+        self.save_grant(&dir, grant)?;
+        let recent = self.dir.join("recent");
+        let mut kept: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&recent)?
+            .flatten()
+            .map(|entry| {
+                let modified = entry
+                    .path()
+                    .join("grant.json")
+                    .metadata()
+                    .and_then(|meta| meta.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                (modified, entry.path())
+            })
+            .collect();
+        if kept.len() > RECENT_GRANTS_MAX {
+            kept.sort();
+            for (_, path) in &kept[..kept.len() - RECENT_GRANTS_MAX] {
+                let _ = std::fs::remove_dir_all(path);
+            }
+        }
+        Ok(())
+    }
+
+    /// The remembered streaming grant of `track_id`, if its license still runs at `now_ms`.
+    pub fn recent(&self, track_id: &str, now_ms: u64) -> Result<Option<Grant>, OfflineError> {
+        let dir = self.recent_dir(track_id)?;
+        if !dir.join("grant.json").exists() {
+            return Ok(None);
+        }
+        let (grant, expires_at_ms) = self.read_grant_in(&dir, track_id)?;
+        if now_ms >= expires_at_ms {
+            return Err(OfflineError::Expired {
+                track: track_id.to_string(),
+                ago_h: (now_ms - expires_at_ms) / 3_600_000,
+            });
+        }
+        Ok(Some(grant))
+    }
+
     /// Whether `track_id` is downloaded (in any state).
     pub fn has(&self, track_id: &str) -> bool {
         self.track_dir(track_id)
@@ -242,11 +299,7 @@ impl OfflineStore {
 
     /// The download of `track_id` ready to play at `now_ms`: its grant and every chunk,
     /// checked. `Ok(None)` when it is not downloaded; an error when it expired or is damaged.
-    pub fn load(
-        &self,
-        track_id: &str,
-        now_ms: u64,
-    ) -> Result<Option<Downloaded>, OfflineError> {
+    pub fn load(&self, track_id: &str, now_ms: u64) -> Result<Option<Downloaded>, OfflineError> {
         if !self.has(track_id) {
             return Ok(None);
         }
