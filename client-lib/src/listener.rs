@@ -223,7 +223,7 @@ impl Listener {
             // No origin: a track played recently whose chunks are all in the cache still
             // plays while its license lasts.
             Err(error) if self.access_token.is_empty() || unreachable(&error) => {
-                return match self.from_cache(track_id).await? {
+                return match self.cached_play(track_id).await? {
                     Some(ready) => Ok(ready),
                     None => Err(error),
                 };
@@ -276,7 +276,7 @@ impl Listener {
 
     /// A recently played track whose license still runs and whose every chunk is in the
     /// local cache, ready to play with no network.
-    async fn from_cache(&self, track_id: &str) -> anyhow::Result<Option<Ready>> {
+    async fn cached_play(&self, track_id: &str) -> anyhow::Result<Option<Ready>> {
         let (Some(store), Some(cache)) = (&self.config.offline, &self.options.cache) else {
             return Ok(None);
         };
