@@ -29,8 +29,12 @@ pub struct LoginArgs {
 #[derive(Debug, Args)]
 pub struct PlayArgs {
     /// The track id, or several: a queue, played in order into one output.
-    #[arg(required = true, num_args = 1..)]
+    #[arg(required_unless_present = "search", conflicts_with = "search")]
     tracks: Vec<String>,
+    /// Play the best match of a catalog search instead (typos allowed), e.g.
+    /// --search "bohemian rhapsody".
+    #[arg(long)]
+    search: Option<String>,
     /// Where the decoded audio goes: a WAV file, or `-` for stdout (pipe it into any player).
     #[arg(long, required_unless_present = "sound", conflicts_with = "sound")]
     out: Option<PathBuf>,
@@ -140,22 +144,11 @@ pub fn config_dir() -> anyhow::Result<PathBuf> {
 }
 
 fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let temp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(&temp)
-        .with_context(|| format!("writing {}", temp.display()))?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    std::fs::rename(&temp, path)?;
-    Ok(())
+    transport::keyfile::write_private(path, contents)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn save_session(dir: &Path, origin: &str, user: &str, refresh_token: &str) -> anyhow::Result<()> {
@@ -456,9 +449,6 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_nanos() as u64)
     });
-    let mut queue = Queue::new(args.tracks.clone(), seed)?;
-    queue.set_shuffle(args.shuffle);
-    queue.set_repeat(args.repeat);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let pressed = Instant::now();
@@ -492,6 +482,20 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
                 }
             })
         });
+        let tracks = match &args.search {
+            Some(text) => {
+                let hits = api.search_tracks(text, 1).await?;
+                let Some((id, title, artist)) = hits.into_iter().next() else {
+                    bail!("no track matches {text:?}");
+                };
+                eprintln!("chorus play: {title} by {artist} ({id})");
+                vec![id]
+            }
+            None => args.tracks.clone(),
+        };
+        let mut queue = Queue::new(tracks, seed)?;
+        queue.set_shuffle(args.shuffle);
+        queue.set_repeat(args.repeat);
         let cache = open_cache(&dir, args.listener.cache_bytes)?;
         let options = PlayOptions {
             cache: Some(std::sync::Arc::new(cache)),

@@ -249,6 +249,20 @@ fn queues_prefetch_and_downloads_play_offline_until_their_license_expires() {
     };
     assert_eq!(order("7"), order("7"));
 
+    // Search instead of an id: typos allowed.
+    let summary = summary_of(&chorus(&[
+        "play",
+        "--search",
+        "trak 22",
+        "--out",
+        wav.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(summary["tracks"][0]["track_id"], b, "{summary}");
+    let output = chorus(&["play", "--search", "qqqqqq", "--out", wav.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no track matches"));
+
     // Download B for offline play; a second device of the same account is over the limit.
     let output = chorus(&["download", b]);
     assert!(

@@ -16,7 +16,6 @@
 //! player app on a platform with a key store should wrap it with a device key.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -91,15 +90,7 @@ fn valid_track_id(track_id: &str) -> bool {
 }
 
 fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let temp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&temp)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    std::fs::rename(&temp, path)
+    transport::keyfile::write_private(path, contents)
 }
 
 impl OfflineStore {

@@ -350,6 +350,36 @@ impl OriginApi {
         })
     }
 
+    /// `GET /v1/search`: the best matches for `query` among tracks (typos allowed), as
+    /// (track id, title, artist), at most `limit`.
+    pub async fn search_tracks(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(String, String, String)>> {
+        let body = self
+            .call(self.http.get(format!("{}/v1/search", self.base)).query(&[
+                ("q", query),
+                ("type", "track"),
+                ("limit", &limit.to_string()),
+            ]))
+            .await
+            .context("searching the catalog")?;
+        Ok(body["items"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|hit| {
+                Some((
+                    hit["id"].as_str()?.to_string(),
+                    hit["name"].as_str().unwrap_or_default().to_string(),
+                    hit["artist"].as_str().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect())
+    }
+
     /// Logs in; returns the access token.
     pub async fn login(&self, username: &str, password: &str) -> anyhow::Result<String> {
         Ok(self.session(username, password).await?.access_token)

@@ -42,6 +42,8 @@ pub struct AppState {
     pub ingest_slots: Arc<Semaphore>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The catalog's search index.
+    pub search: Arc<crate::search::Search>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -220,6 +222,7 @@ pub fn app(state: AppState) -> Router {
             get(publish::get_track).delete(publish::delete_track),
         )
         .route("/v1/tracks/{id}/play", post(publish::play))
+        .route("/v1/search", get(search_catalog))
         .route("/v1/artists/{id}", get(publish::artist))
         .route("/v1/artists/{id}/tracks", get(publish::artist_tracks))
         .route("/v1/albums/{id}", get(publish::album))
@@ -427,6 +430,66 @@ async fn me(Authed(account): Authed) -> Json<serde_json::Value> {
         "role": account.role,
         "tier": account.tier,
     }))
+}
+
+/// Query of `GET /v1/search`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SearchParams {
+    /// The text, typos allowed; the last word may be a prefix (type-ahead).
+    q: String,
+    /// Comma-separated kinds: `track`, `artist`, `album` (default all).
+    #[serde(rename = "type")]
+    kinds: Option<String>,
+    /// Hits per page, 1 to 50 (default 20).
+    limit: Option<usize>,
+    /// Hits to skip (at most 1000).
+    offset: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/v1/search", tag = "catalog", params(SearchParams), responses((status = 200, description = "{total, items: [{type, id, name, artist?, score}], limit, offset}"), (status = 400, body = ErrorBody, description = "bad_query, bad_type")))]
+/// `GET /v1/search`: typo-tolerant, ranked search of tracks, artists and albums.
+pub async fn search_catalog(
+    State(state): State<AppState>,
+    axum::extract::Query(params): axum::extract::Query<SearchParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use crate::search::{Kind, SearchError};
+    let mut kinds = Vec::new();
+    for name in params
+        .kinds
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
+        match Kind::parse(name) {
+            Some(kind) => kinds.push(kind),
+            // Playlists come with the playlists themselves.
+            None => {
+                return Err(bad_request(
+                    "bad_type",
+                    format!("type {name:?}: expected track, artist or album"),
+                ));
+            }
+        }
+    }
+    let limit = params.limit.unwrap_or(20).clamp(1, crate::search::PAGE_MAX);
+    let offset = params.offset.unwrap_or(0).min(crate::search::OFFSET_MAX);
+    let search = state.search.clone();
+    let result =
+        tokio::task::spawn_blocking(move || search.search(&params.q, &kinds, limit, offset))
+            .await
+            .map_err(ApiError::internal)?;
+    match result {
+        Ok((total, items)) => Ok(Json(serde_json::json!({
+            "total": total,
+            "items": items,
+            "limit": limit,
+            "offset": offset,
+        }))),
+        Err(SearchError::BadQuery(message)) => Err(bad_request("bad_query", message)),
+        Err(error) => Err(ApiError::internal(error)),
+    }
 }
 
 /// The HMAC that authorises chunk URLs: scoped to the `/v1/chunks/` prefix and an expiry.

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod nodes;
 pub mod openapi;
 pub mod publish;
+pub mod search;
 pub mod server;
 pub mod store;
 pub mod synth;

@@ -22,10 +22,11 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::publish::artist_tracks,
         crate::publish::album,
         crate::publish::play,
+        crate::api::search_catalog,
         crate::nodes::network,
         crate::nodes::node_token,
     ),
-    components(schemas(crate::api::ErrorBody, crate::publish::TrackView, crate::publish::TrackMetadata)),
+    components(schemas(crate::api::ErrorBody, crate::publish::TrackView, crate::publish::TrackMetadata, crate::search::Hit)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

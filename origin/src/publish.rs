@@ -352,9 +352,19 @@ async fn ingest_and_store(
             ApiError::internal(error)
         }
     })?;
-    let (store, identity) = (state.store.clone(), state.identity.clone());
+    let (store, identity, search) = (
+        state.store.clone(),
+        state.identity.clone(),
+        state.search.clone(),
+    );
     let record = tokio::task::spawn_blocking(move || {
-        store_track(&store, &identity, &owner, &metadata, &transcoded)
+        let record = store_track(&store, &identity, &owner, &metadata, &transcoded)?;
+        // Searchable once the upload is answered. A failing index does not fail the upload
+        // (the track is published); it is rebuilt from the store at the next start.
+        if let Err(error) = search.track_published(&record) {
+            tracing::warn!(%error, "search index not updated");
+        }
+        Ok::<_, StoreError>(record)
     })
     .await
     .map_err(ApiError::internal)??;
@@ -400,6 +410,12 @@ pub async fn delete_track(
         ));
     }
     state.store.delete_track(&track)?;
+    let (store, search) = (state.store.clone(), state.search.clone());
+    tokio::task::spawn_blocking(move || {
+        if let Err(error) = search.track_deleted(&store, &track) {
+            tracing::warn!(%error, "search index not updated");
+        }
+    });
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -181,7 +181,13 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         .clone()
         .unwrap_or_else(|| format!("http://{http_addr}"));
     let node_id = identity.node_id();
+    let search_store = store.clone();
+    let search = tokio::task::spawn_blocking(move || crate::search::Search::build(&search_store))
+        .await
+        .context("building the search index")?
+        .context("building the search index")?;
     let state = AppState {
+        search: Arc::new(search),
         store: store.clone(),
         identity: Arc::new(identity),
         url_key: Arc::new(url_key),

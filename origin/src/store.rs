@@ -432,6 +432,13 @@ impl Store {
         Ok(true)
     }
 
+    /// Every published track, in id order (what the search index is built from).
+    pub fn all_tracks(&self) -> impl Iterator<Item = Result<TrackRecord, StoreError>> + '_ {
+        self.tracks
+            .iter()
+            .map(|entry| Ok(serde_json::from_slice(&entry?.1)?))
+    }
+
     /// Number of published tracks.
     pub fn track_count(&self) -> usize {
         self.tracks.len()

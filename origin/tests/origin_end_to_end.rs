@@ -165,6 +165,38 @@ async fn upload_authorize_and_fetch_over_http_and_quic() {
         .unwrap();
     assert_eq!(listing["items"][0]["id"], track_id.as_str());
 
+    // Search: typos, type filter, bad queries.
+    let search = |query: &str| {
+        let url = format!("{}/v1/search?{query}", origin.base);
+        let http = origin.http.clone();
+        async move {
+            let response = http.get(url).send().await.unwrap();
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, found) = search("q=cold%20harbor&type=track").await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["items"][0]["id"], track_id.as_str(), "{found}");
+    assert_eq!(found["items"][0]["artist"], "The Artist");
+    let (_, found) = search("q=the%20artst&type=artist").await;
+    assert_eq!(found["items"][0]["name"], "The Artist", "{found}");
+    let (status, answer) = search("q=cold&type=song").await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "bad_type")
+    );
+    let (status, answer) = search("q=").await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "bad_query")
+    );
+    let (status, answer) = search(&format!("q={}", "x".repeat(10 * 1024))).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "bad_query")
+    );
+
     // Play rules: market, tier, authentication.
     let client = Identity::from_secret_bytes(&[0x42; 32]);
     let node_id = client.node_id().to_hex();
@@ -447,6 +479,17 @@ async fn upload_authorize_and_fetch_over_http_and_quic() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    // Search follows the delete within seconds.
+    let mut gone = false;
+    for _ in 0..50 {
+        let (_, found) = search("q=cold%20harbour&type=track").await;
+        if found["total"] == 0 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the deleted track is still found");
     origin.running.shutdown().await.unwrap();
 }
 

@@ -17,21 +17,27 @@ pub fn load_or_create_secret(path: &Path) -> std::io::Result<[u8; 32]> {
         }),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let secret: [u8; 32] = rand::random();
-            let temp = path.with_extension("tmp");
-            {
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create(true).truncate(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let mut file = options.open(&temp)?;
-                file.write_all(&secret)?;
-                file.sync_all()?;
-            }
-            std::fs::rename(&temp, path)?;
+            write_private(path, &secret)?;
             Ok(secret)
         }
         Err(error) => Err(error),
     }
+}
+
+/// Writes `contents` to `path` readable by the user only (mode 0600 on Unix): to a temporary
+/// name, synced, then renamed, so a crash leaves the old file or the new one, never half.
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let temp = path.with_extension("tmp");
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temp, path)
 }
 
 /// The node identity kept in `path` (created on first use).

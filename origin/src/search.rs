@@ -1,0 +1,467 @@
+//! Catalog search (tantivy): tracks, artists and albums, typo-tolerant, with prefix
+//! completion of the last word for type-ahead, ranked by text relevance.
+//!
+//! The index lives in memory. It is built from the store when the origin starts and follows
+//! ingest and deletes (a track is searchable once its upload is answered; a delete shows
+//! within a second, when the reader reloads). Each query word matches exactly (BM25, boosted)
+//! or within an edit distance that grows with its length (1 for 4–7 letters, 2 from 8), the
+//! last word also as a prefix; every word must match somewhere (title, artist, album).
+//!
+//! Bounds: queries longer than [`QUERY_BYTES_MAX`] or with more than [`QUERY_WORDS_MAX`] words
+//! are refused; a page holds at most [`PAGE_MAX`] hits and offsets stop at [`OFFSET_MAX`].
+
+use std::sync::Mutex;
+
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, STORED, STRING, Schema, TEXT, TantivyDocument, Value,
+};
+use tantivy::tokenizer::TokenStream;
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term, doc};
+
+use crate::store::{Store, StoreError, TrackRecord};
+
+/// Longest query accepted, bytes.
+pub const QUERY_BYTES_MAX: usize = 256;
+/// Most words in a query.
+pub const QUERY_WORDS_MAX: usize = 8;
+/// Most hits in one page.
+pub const PAGE_MAX: usize = 50;
+/// Deepest offset served.
+pub const OFFSET_MAX: usize = 1_000;
+
+/// What a hit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A track.
+    Track,
+    /// An artist.
+    Artist,
+    /// An album.
+    Album,
+}
+
+impl Kind {
+    /// The API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Track => "track",
+            Kind::Artist => "artist",
+            Kind::Album => "album",
+        }
+    }
+
+    /// Parses an API name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "track" => Some(Kind::Track),
+            "artist" => Some(Kind::Artist),
+            "album" => Some(Kind::Album),
+            _ => None,
+        }
+    }
+}
+
+/// One search hit.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct Hit {
+    /// `track`, `artist` or `album`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Its id.
+    pub id: String,
+    /// Title or name.
+    pub name: String,
+    /// The artist (tracks and albums).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artist: Option<String>,
+    /// Relevance score (higher first).
+    pub score: f32,
+}
+
+/// Why a search was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The query is empty, too long or has too many words.
+    #[error("{0}")]
+    BadQuery(String),
+    /// The index failed.
+    #[error("search index: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    /// The store failed while building the index.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Fields {
+    key: Field,
+    kind: Field,
+    id: Field,
+    name: Field,
+    artist: Field,
+    album: Field,
+}
+
+/// The search index.
+pub struct Search {
+    index: Index,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    fields: Fields,
+}
+
+impl std::fmt::Debug for Search {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Search").finish_non_exhaustive()
+    }
+}
+
+/// Edit distance allowed for a word of `len` characters.
+fn distance(len: usize) -> u8 {
+    match len {
+        0..=3 => 0,
+        4..=7 => 1,
+        _ => 2,
+    }
+}
+
+impl Search {
+    /// An empty index.
+    pub fn new() -> Result<Self, SearchError> {
+        let mut schema = Schema::builder();
+        let fields = Fields {
+            key: schema.add_text_field("key", STRING),
+            kind: schema.add_text_field("kind", STRING | STORED),
+            id: schema.add_text_field("id", STRING | STORED),
+            name: schema.add_text_field("name", TEXT | STORED),
+            artist: schema.add_text_field("artist", TEXT | STORED),
+            album: schema.add_text_field("album", TEXT),
+        };
+        let index = Index::create_in_ram(schema.build());
+        let writer = index.writer(32 * 1024 * 1024)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
+            .try_into()?;
+        Ok(Self {
+            index,
+            reader,
+            writer: Mutex::new(writer),
+            fields,
+        })
+    }
+
+    /// An index of everything in `store`.
+    pub fn build(store: &Store) -> Result<Self, SearchError> {
+        let search = Self::new()?;
+        {
+            let writer = search.lock();
+            for track in store.all_tracks() {
+                search.add(&writer, &track?)?;
+            }
+        }
+        search.commit()?;
+        Ok(search)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, IndexWriter> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn commit(&self) -> Result<(), SearchError> {
+        self.lock().commit()?;
+        // Searches right after see it (the reload policy would within a second anyway).
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Adds (or replaces) the documents of `track`: the track, its artist, its album.
+    fn add(&self, writer: &IndexWriter, track: &TrackRecord) -> Result<(), SearchError> {
+        let f = self.fields;
+        let mut documents = vec![(
+            format!("track/{}", track.id),
+            doc!(
+                f.kind => "track",
+                f.id => track.id.as_str(),
+                f.name => track.title.as_str(),
+                f.artist => track.artist.as_str(),
+                f.album => track.album.clone().unwrap_or_default(),
+            ),
+        )];
+        documents.push((
+            format!("artist/{}", track.artist_id),
+            doc!(
+                f.kind => "artist",
+                f.id => track.artist_id.as_str(),
+                f.name => track.artist.as_str(),
+            ),
+        ));
+        if let (Some(album), Some(album_id)) = (&track.album, &track.album_id) {
+            documents.push((
+                format!("album/{album_id}"),
+                doc!(
+                    f.kind => "album",
+                    f.id => album_id.as_str(),
+                    f.name => album.as_str(),
+                    f.artist => track.artist.as_str(),
+                ),
+            ));
+        }
+        for (key, mut document) in documents {
+            writer.delete_term(Term::from_field_text(f.key, &key));
+            document.add_text(f.key, &key);
+            writer.add_document(document)?;
+        }
+        Ok(())
+    }
+
+    /// Makes a newly published `track` searchable.
+    pub fn track_published(&self, track: &TrackRecord) -> Result<(), SearchError> {
+        {
+            let writer = self.lock();
+            self.add(&writer, track)?;
+        }
+        self.commit()
+    }
+
+    /// Removes a deleted `track`; its artist and album go too when `store` has no other track
+    /// of theirs.
+    pub fn track_deleted(&self, store: &Store, track: &TrackRecord) -> Result<(), SearchError> {
+        let f = self.fields;
+        {
+            let writer = self.lock();
+            writer.delete_term(Term::from_field_text(f.key, &format!("track/{}", track.id)));
+            if store.artist_tracks(&track.artist_id, 0, 1)?.is_empty() {
+                writer.delete_term(Term::from_field_text(
+                    f.key,
+                    &format!("artist/{}", track.artist_id),
+                ));
+            }
+            if let Some(album_id) = &track.album_id
+                && store.album_tracks(album_id, 0, 1)?.is_empty()
+            {
+                writer.delete_term(Term::from_field_text(f.key, &format!("album/{album_id}")));
+            }
+        }
+        self.commit()
+    }
+
+    /// The words of `text` as the index tokenizes them.
+    fn words(&self, text: &str) -> Result<Vec<String>, SearchError> {
+        let mut analyzer = self.index.tokenizer_for_field(self.fields.name)?;
+        let mut stream = analyzer.token_stream(text);
+        let mut words = Vec::new();
+        while stream.advance() {
+            words.push(stream.token().text.clone());
+        }
+        Ok(words)
+    }
+
+    /// Searches `text` among `kinds` (all when empty); returns the total number of matches
+    /// and the hits from `offset`, at most `limit`.
+    pub fn search(
+        &self,
+        text: &str,
+        kinds: &[Kind],
+        limit: usize,
+        offset: usize,
+    ) -> Result<(usize, Vec<Hit>), SearchError> {
+        if text.len() > QUERY_BYTES_MAX {
+            return Err(SearchError::BadQuery(format!(
+                "queries are at most {QUERY_BYTES_MAX} bytes"
+            )));
+        }
+        let words = self.words(text)?;
+        if words.is_empty() {
+            return Err(SearchError::BadQuery("the query has no words".into()));
+        }
+        if words.len() > QUERY_WORDS_MAX {
+            return Err(SearchError::BadQuery(format!(
+                "queries have at most {QUERY_WORDS_MAX} words"
+            )));
+        }
+        let f = self.fields;
+        let last = words.len() - 1;
+        let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for (at, word) in words.iter().enumerate() {
+            let mut options: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            for (field, boost) in [(f.name, 3.0), (f.artist, 2.0), (f.album, 1.0)] {
+                let term = Term::from_field_text(field, word);
+                let exact = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
+                options.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(exact), boost)),
+                ));
+                let edits = distance(word.chars().count());
+                if edits > 0 {
+                    let fuzzy = FuzzyTermQuery::new(term.clone(), edits, true);
+                    options.push((
+                        Occur::Should,
+                        Box::new(BoostQuery::new(Box::new(fuzzy), 0.5)),
+                    ));
+                }
+                if at == last {
+                    // Type-ahead: the word being typed is a prefix.
+                    let prefix = FuzzyTermQuery::new_prefix(term, edits.min(1), true);
+                    options.push((
+                        Occur::Should,
+                        Box::new(BoostQuery::new(Box::new(prefix), 0.3)),
+                    ));
+                }
+            }
+            must.push((Occur::Must, Box::new(BooleanQuery::new(options))));
+        }
+        if !kinds.is_empty() {
+            let allowed: Vec<(Occur, Box<dyn Query>)> = kinds
+                .iter()
+                .map(|kind| {
+                    let term = Term::from_field_text(f.kind, kind.as_str());
+                    (
+                        Occur::Should,
+                        Box::new(TermQuery::new(term, IndexRecordOption::Basic)) as Box<dyn Query>,
+                    )
+                })
+                .collect();
+            must.push((Occur::Must, Box::new(BooleanQuery::new(allowed))));
+        }
+        let query = BooleanQuery::new(must);
+        let limit = limit.clamp(1, PAGE_MAX);
+        let offset = offset.min(OFFSET_MAX);
+        let searcher = self.reader.searcher();
+        let (top, total) = searcher.search(
+            &query,
+            &(
+                TopDocs::with_limit(limit)
+                    .and_offset(offset)
+                    .order_by_score(),
+                Count,
+            ),
+        )?;
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let document: TantivyDocument = searcher.doc(address)?;
+            let text = |field: Field| {
+                document
+                    .get_first(field)
+                    .and_then(|value| value.as_str().map(str::to_string))
+            };
+            hits.push(Hit {
+                kind: text(f.kind).unwrap_or_default(),
+                id: text(f.id).unwrap_or_default(),
+                name: text(f.name).unwrap_or_default(),
+                artist: text(f.artist).filter(|artist| !artist.is_empty()),
+                score,
+            });
+        }
+        Ok((total, hits))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn track(id: u8, title: &str, artist: &str, album: Option<&str>) -> TrackRecord {
+        TrackRecord {
+            id: format!("{id:032x}"),
+            title: title.into(),
+            artist: artist.into(),
+            // One id per artist name, as one artist account would have.
+            artist_id: format!(
+                "{:032x}",
+                artist
+                    .bytes()
+                    .fold(7u64, |h, b| h.wrapping_mul(31) ^ u64::from(b))
+            ),
+            album: album.map(str::to_string),
+            album_id: album.map(|_| format!("{:032x}", u32::from(id) + 2000)),
+            genre: None,
+            markets: Vec::new(),
+            duration_ms: 1,
+            loudness_lufs: -14.0,
+            gain_db: 0.0,
+            owner: String::new(),
+            created_at_ms: 0,
+            renditions: Vec::new(),
+        }
+    }
+
+    fn names(hits: &[Hit]) -> Vec<&str> {
+        hits.iter().map(|hit| hit.name.as_str()).collect()
+    }
+
+    #[test]
+    fn typos_prefixes_types_and_pages() {
+        let search = Search::new().unwrap();
+        for (id, title, artist, album) in [
+            (
+                1,
+                "Bohemian Rhapsody",
+                "Queen",
+                Some("A Night at the Opera"),
+            ),
+            (2, "Rhapsody in Blue", "George Gershwin", None),
+            (3, "Bohemian Like You", "The Dandy Warhols", None),
+            (4, "Under Pressure", "Queen", None),
+        ] {
+            search
+                .track_published(&track(id, title, artist, album))
+                .unwrap();
+        }
+        // Two typos, still first.
+        let (_, hits) = search.search("bohemain rapsody", &[], 10, 0).unwrap();
+        assert_eq!(hits[0].name, "Bohemian Rhapsody", "{hits:?}");
+        // Type-ahead: the last word is a prefix.
+        let (_, hits) = search.search("under pres", &[Kind::Track], 10, 0).unwrap();
+        assert_eq!(names(&hits), ["Under Pressure"]);
+        // Artists and albums are searchable, and filterable.
+        let (_, hits) = search.search("queen", &[Kind::Artist], 10, 0).unwrap();
+        assert_eq!(names(&hits), ["Queen"]);
+        assert_eq!(hits[0].kind, "artist");
+        let (_, hits) = search.search("opera", &[Kind::Album], 10, 0).unwrap();
+        assert_eq!(names(&hits), ["A Night at the Opera"]);
+        // Exact beats fuzzy: "rhapsody" is in two titles; both come, exact words first.
+        let (total, hits) = search.search("rhapsody", &[Kind::Track], 1, 0).unwrap();
+        assert_eq!((total, hits.len()), (2, 1));
+        let (_, second) = search.search("rhapsody", &[Kind::Track], 1, 1).unwrap();
+        assert_ne!(hits[0].id, second[0].id, "pages do not overlap");
+        // Nothing like it.
+        assert_eq!(search.search("zzzzzz", &[], 10, 0).unwrap().0, 0);
+        // Deletes follow.
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open(store_dir.path()).unwrap();
+        search
+            .track_deleted(&store, &track(4, "Under Pressure", "Queen", None))
+            .unwrap();
+        assert_eq!(search.search("pressure", &[], 10, 0).unwrap().0, 0);
+    }
+
+    #[test]
+    fn bad_queries_are_refused() {
+        let search = Search::new().unwrap();
+        assert!(matches!(
+            search.search("", &[], 10, 0),
+            Err(SearchError::BadQuery(_))
+        ));
+        assert!(matches!(
+            search.search("  !! ", &[], 10, 0),
+            Err(SearchError::BadQuery(_))
+        ));
+        let long = "a".repeat(10 * 1024);
+        assert!(matches!(
+            search.search(&long, &[], 10, 0),
+            Err(SearchError::BadQuery(_))
+        ));
+        let many = "w ".repeat(20);
+        assert!(matches!(
+            search.search(&many, &[], 10, 0),
+            Err(SearchError::BadQuery(_))
+        ));
+        // Limits are clamped, not errors.
+        assert!(search.search("x", &[], 0, 1_000_000).is_ok());
+    }
+}
