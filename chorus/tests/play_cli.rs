@@ -287,7 +287,7 @@ fn queues_prefetch_and_downloads_play_offline_until_their_license_expires() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("devices"), "{stderr}");
     // Renewal while online: the license runs out within a week, so it is renewed.
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    std::thread::sleep(std::time::Duration::from_secs(3));
     let output = chorus(&["download", "--renew"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -296,8 +296,12 @@ fn queues_prefetch_and_downloads_play_offline_until_their_license_expires() {
     );
     let renewed_at = std::time::Instant::now();
 
-    // The origin goes away: B still plays, all of it from the download.
+    // The origin goes away. Past the first license's expiry (8 s after the download) B still
+    // plays, all of it from the download: the renewal extended it.
     drop(origin);
+    let first_expiry = downloaded_at + std::time::Duration::from_millis(8_500);
+    std::thread::sleep(first_expiry.saturating_duration_since(std::time::Instant::now()));
+    assert!(renewed_at + std::time::Duration::from_secs(8) > std::time::Instant::now());
     let summary = summary_of(&chorus(&[
         "play",
         b,
@@ -326,7 +330,7 @@ fn queues_prefetch_and_downloads_play_offline_until_their_license_expires() {
 
     // Past the renewed license (8 s from the renewal, which was after the first expiry):
     // the download refuses to play.
-    assert!(renewed_at.duration_since(downloaded_at).as_secs() >= 2);
+    assert!(renewed_at.duration_since(downloaded_at).as_secs() >= 3);
     let expiry = renewed_at + std::time::Duration::from_secs(9);
     std::thread::sleep(expiry.saturating_duration_since(std::time::Instant::now()));
     let output = chorus(&["play", b, "--out", wav.to_str().unwrap()]);

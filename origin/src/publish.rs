@@ -410,12 +410,12 @@ pub async fn delete_track(
         ));
     }
     state.store.delete_track(&track)?;
+    // Gone from search by the time the delete is answered.
     let (store, search) = (state.store.clone(), state.search.clone());
-    tokio::task::spawn_blocking(move || {
-        if let Err(error) = search.track_deleted(&store, &track) {
-            tracing::warn!(%error, "search index not updated");
-        }
-    });
+    let indexed = tokio::task::spawn_blocking(move || search.track_deleted(&store, &track)).await;
+    if let Ok(Err(error)) = indexed {
+        tracing::warn!(%error, "search index not updated");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
