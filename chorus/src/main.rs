@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod alloc;
 mod bench;
+mod devnet;
 
 #[global_allocator]
 static ALLOCATOR: alloc::Counting = alloc::Counting;
@@ -53,6 +54,10 @@ enum Command {
     /// A local HTTP server that serves any track, decrypted, with byte ranges, so unmodified
     /// players (ffmpeg, mpv, VLC, a browser) play P2P-assisted audio from it.
     Gateway(play_cmd::GatewayArgs),
+    /// The whole network on this machine in one command: origin, tracker, super-nodes and a
+    /// crowd of listeners streaming real audio over QUIC through emulated WAN links, with a
+    /// live view and (with --duration D --json) a JSON summary.
+    Devnet(devnet::DevnetArgs),
     /// Operator actions on an origin's data directory (run with the origin stopped).
     Admin {
         #[command(subcommand)]
@@ -89,5 +94,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Download(args) => play_cmd::run_download(args),
         Command::Gateway(args) => play_cmd::run_gateway(args),
         Command::Node(args) => network_cmd::run_node(args),
+        Command::Devnet(args) => devnet::run(args),
     }
 }

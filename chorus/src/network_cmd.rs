@@ -206,6 +206,23 @@ pub struct NodeArgs {
     /// AutoNAT may use peers at private addresses as probes (LANs, test networks).
     #[arg(long)]
     private_network: bool,
+    /// Dial TARGET through VIA, as TARGET=VIA (repeatable): a relay or link emulator in front
+    /// of the origin, the tracker or a peer (`chorus devnet` uses it).
+    #[arg(long, value_parser = parse_route)]
+    via: Vec<(SocketAddr, SocketAddr)>,
+}
+
+/// Parses `HOST:PORT=HOST:PORT`.
+pub fn parse_route(text: &str) -> Result<(SocketAddr, SocketAddr), String> {
+    let (target, via) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected TARGET=VIA, both HOST:PORT"))?;
+    let parse = |part: &str| {
+        part.trim()
+            .parse::<SocketAddr>()
+            .map_err(|_| format!("{part:?} is not an address such as 127.0.0.1:4472"))
+    };
+    Ok((parse(target)?, parse(via)?))
 }
 
 /// Parses `123`, `500K`, `20M`, `10G`, `1T` (powers of 1024).
@@ -255,6 +272,11 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     config.upload_bytes_per_s = args.upload_mbps.map(|mbps| (mbps * 1e6 / 8.0) as u64);
     config.pin_fraction = args.pin_fraction;
     config.refresh = Duration::from_secs(args.refresh_s.max(1));
+    for (target, via) in &args.via {
+        if !config.routes.insert(*target, *via) {
+            anyhow::bail!("too many --via routes (at most {})", transport::ROUTES_MAX);
+        }
+    }
     config.discovery = (!args.no_p2p).then(|| discovery::DiscoveryConfig {
         listen: args.p2p_listen.clone(),
         bootstrap: args.bootstrap.clone(),

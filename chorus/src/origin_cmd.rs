@@ -137,7 +137,7 @@ pub enum AdminCommand {
     },
 }
 
-fn open_store(data: &std::path::Path) -> anyhow::Result<Store> {
+pub(crate) fn open_store(data: &std::path::Path) -> anyhow::Result<Store> {
     Store::open(data).with_context(|| {
         format!(
             "opening {} (is an origin running on it? stop it first: the database is locked)",

@@ -596,6 +596,7 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
                     track_id,
                     stats,
                     skipped,
+                    ..
                 } => {
                     let summary = match decoder.take() {
                         Some(decoder) => tokio::task::spawn_blocking(move || decoder.finish())

@@ -70,6 +70,12 @@ async fn main() -> anyhow::Result<()> {
             }
             Output::Event(event) => println!("event: {event:?}"),
             Output::Stats(stats) => println!("stats: {stats:?}"),
+            Output::Sources(sources) => {
+                for (node, kind, bytes) in sources {
+                    println!("{bytes:>9} bytes from {kind:?} {node}");
+                }
+            }
+            Output::Downloaded => println!("every chunk is here"),
             Output::PrefetchNext => println!("the track ends soon: time to prefetch the next"),
             // Only after a seek (this example does not seek; see the queue example).
             Output::Seeked { .. } => {}

@@ -98,6 +98,9 @@ pub enum QueueOutput {
         stats: PlayStats,
         /// Whether the listener left it before its end.
         skipped: bool,
+        /// Who delivered its bytes over the network: node id, kind, bytes (see
+        /// [`Output::Sources`]).
+        sources: Vec<(protocol::NodeId, crate::scheduler::SourceKind, u64)>,
     },
     /// A track could not be played (not authorized, starved, …); the queue moves on.
     TrackFailed {
@@ -274,12 +277,14 @@ impl Listener {
         })
     }
 
-    /// A recently played track whose license still runs and whose every chunk is in the
-    /// local cache, ready to play with no network.
+    /// A recently played track whose license still runs, for when the origin cannot be
+    /// reached: ready to play with no network when every chunk is in the local cache, or
+    /// (when the listener is online, only the origin is gone) with the rest from peers.
     async fn cached_play(&self, track_id: &str) -> anyhow::Result<Option<Ready>> {
         let (Some(store), Some(cache)) = (&self.config.offline, &self.options.cache) else {
             return Ok(None);
         };
+        let online = !self.access_token.is_empty();
         let (store, cache, id) = (store.clone(), cache.clone(), track_id.to_string());
         let now = crate::player::unix_now().0;
         tokio::task::spawn_blocking(move || {
@@ -287,13 +292,16 @@ impl Listener {
                 return Ok(None);
             };
             let chunks = cache.chunks_of(&grant.manifest);
-            if chunks.len() < grant.manifest.chunk_count() as usize {
+            let whole = chunks.len() >= grant.manifest.chunk_count() as usize;
+            // Partly cached: peers the tracker names hold the rest (the license still
+            // lets them serve it to this client).
+            if !whole && (grant.tracker.is_none() || !online) {
                 return Ok(None);
             }
             Ok(Some(Ready {
                 grant,
                 chunks,
-                offline: true,
+                offline: whole,
                 origin_bytes: 0,
             }))
         })
@@ -355,7 +363,7 @@ impl Listener {
         let mut first_track = true;
         // Started with the first online grant: the origin's key and this client's region
         // come from it.
-        let mut serving: Option<crate::serve::Serving> = None;
+        let mut serving: Option<Arc<crate::serve::Serving>> = None;
         while let Some(track_id) = queue.current().map(str::to_string) {
             let found = match prefetched.take() {
                 Some(ahead) if ahead.track_id == track_id => Ok((ahead.ready, true)),
@@ -397,7 +405,8 @@ impl Listener {
                     grant.origin.node,
                     claims.region,
                     self.config.share.clone(),
-                );
+                )
+                .map(Arc::new);
             }
             let started = QueueOutput::TrackStarted {
                 track_id: track_id.clone(),
@@ -431,6 +440,7 @@ impl Listener {
             let mut prefetch_task: Option<tokio::task::JoinHandle<()>> = None;
             // What the listener did to this track: None (it played out), or a move.
             let mut moved: Option<QueueControl> = None;
+            let mut sources = Vec::new();
             loop {
                 tokio::select! {
                     output = track_outputs.recv() => match output {
@@ -466,6 +476,20 @@ impl Listener {
                             let _ = out.send(QueueOutput::Seeked { position_ms, header }).await;
                         }
                         Some(Output::Stats(_)) => {}
+                        Some(Output::Sources(list)) => sources = list,
+                        Some(Output::Downloaded) => {
+                            // Peers may fetch it from here as soon as it is whole, not only
+                            // once it has played out.
+                            if let (false, Some(serving)) = (offline, &serving) {
+                                let (this, serving, grant) =
+                                    (self.clone(), serving.clone(), grant.clone());
+                                tokio::spawn(async move {
+                                    // The last chunks' cache writes land first.
+                                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                                    this.announce(&serving, &grant).await;
+                                });
+                            }
+                        }
                         None => break,
                     },
                     Some(ahead) = prefetch_rx.recv() => {
@@ -522,6 +546,7 @@ impl Listener {
                             track_id: track_id.clone(),
                             stats,
                             skipped: moved.is_some(),
+                            sources,
                         })
                         .await;
                 }
@@ -540,18 +565,8 @@ impl Listener {
             }
             // Tell the tracker what this client now holds in full (peers may fetch it); not
             // when playing offline (the network is likely gone).
-            if let (false, Some(serving), Some(tracker), Some(cache)) =
-                (offline, &serving, grant.tracker, &self.options.cache)
-                && let Ok(local) = self.endpoint.local_addr()
-            {
-                let addr = transport::keyfile::advertised_addr(local, tracker.addr);
-                let announce =
-                    serving.announce(&self.endpoint, tracker, &grant.license, cache, addr);
-                match tokio::time::timeout(std::time::Duration::from_secs(3), announce).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(error)) => tracing::debug!(%error, "announce failed"),
-                    Err(_) => tracing::debug!("tracker did not answer the announce"),
-                }
+            if let (false, Some(serving)) = (offline, &serving) {
+                self.announce(serving, &grant).await;
             }
             match moved {
                 None => {
@@ -567,6 +582,24 @@ impl Listener {
             }
         }
         Ok(())
+    }
+
+    /// Tells the grant's tracker which renditions the cache holds in full (waits at most
+    /// 3 s; a failure is logged, the next announce makes up for it).
+    async fn announce(&self, serving: &crate::serve::Serving, grant: &Grant) {
+        let (Some(tracker), Some(cache)) = (grant.tracker, &self.options.cache) else {
+            return;
+        };
+        let Ok(local) = self.endpoint.local_addr() else {
+            return;
+        };
+        let addr = transport::keyfile::advertised_addr(local, tracker.addr);
+        let announce = serving.announce(&self.endpoint, tracker, &grant.license, cache, addr);
+        match tokio::time::timeout(std::time::Duration::from_secs(3), announce).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::debug!(%error, "announce failed"),
+            Err(_) => tracing::debug!("tracker did not answer the announce"),
+        }
     }
 
     /// Authorizes `track_id` and fetches its opening chunks (the first
@@ -635,11 +668,22 @@ impl Listener {
 }
 
 /// Whether `error` means the origin could not be reached (as opposed to a refusal).
+///
+/// Unreachable: no connection, a timeout, a request that got no answer at all (a proxy or
+/// load balancer in front of a dead origin accepts the connection, then drops it), or a
+/// gateway's 502/503/504.
 pub fn unreachable(error: &anyhow::Error) -> bool {
+    if crate::origin_api::ApiError::of(error)
+        .is_some_and(|refusal| matches!(refusal.status, 502..=504))
+    {
+        return true;
+    }
     error.chain().any(|cause| {
-        cause
-            .downcast_ref::<reqwest::Error>()
-            .is_some_and(|error| error.is_connect() || error.is_timeout())
+        cause.downcast_ref::<reqwest::Error>().is_some_and(|error| {
+            error.is_connect()
+                || error.is_timeout()
+                || (error.is_request() && error.status().is_none())
+        })
     })
 }
 

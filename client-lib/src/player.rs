@@ -30,6 +30,14 @@ pub enum Output {
     Event(PlayerEvent),
     /// Where the bytes came from so far, and the stall counters.
     Stats(PlayStats),
+    /// Who delivered the track's bytes (sent once, just before the final [`Output::Stats`]):
+    /// each source's node id, kind and byte count, most bytes first. Chunks handed in as
+    /// already held (cache, opening chunks, prefetch) are not in it.
+    Sources(Vec<(protocol::NodeId, SourceKind, u64)>),
+    /// Every chunk of the track is now held (sent once, when the last one arrives; the
+    /// local cache has them moments later): the client may tell the tracker it holds the
+    /// rendition, long before the track has played out.
+    Downloaded,
     /// Little of the track remains: now is the time to prefetch the next one (sent once).
     PrefetchNext,
     /// The play head moved (a seek, or a start past 0): the audio that follows starts at a
@@ -213,6 +221,7 @@ pub async fn play_with_controls(
     // next piece handed out must be cut to its first page boundary.
     let mut header: Option<Bytes> = None;
     let mut pending_seek: Option<u64> = (start_ms > 0).then_some(start_ms);
+    let mut downloaded_sent = false;
     let mut header_fetch: Option<JoinHandle<()>> = None;
     let mut trim_next = false;
     let mut ticker = tokio::time::interval(Duration::from_millis(20));
@@ -473,6 +482,7 @@ pub async fn play_with_controls(
                         }
                         scheduler.stop();
                         let stats = scheduler.stats();
+                        let _ = out.send(Output::Sources(scheduler.bytes_by_source())).await;
                         let _ = out.send(Output::Stats(stats)).await;
                         return Ok(stats);
                     }
@@ -500,7 +510,12 @@ pub async fn play_with_controls(
                             });
                         }
                         data.entry(index).or_insert(bytes);
-                        scheduler.on_chunk(now, id, index)
+                        let actions = scheduler.on_chunk(now, id, index);
+                        if !downloaded_sent && scheduler.all_held() {
+                            downloaded_sent = true;
+                            let _ = out.send(Output::Downloaded).await;
+                        }
+                        actions
                     }
                     Event::FirstChunk(bytes) => {
                         data.entry(0).or_insert(bytes);
@@ -532,6 +547,7 @@ pub async fn play_with_controls(
         }
     }
     let stats = scheduler.stats();
+    let _ = out.send(Output::Sources(scheduler.bytes_by_source())).await;
     let _ = out.send(Output::Stats(stats)).await;
     Ok(stats)
 }

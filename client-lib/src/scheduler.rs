@@ -221,6 +221,8 @@ struct Source {
     in_flight: usize,
     failures: u32,
     banned: bool,
+    /// Bytes it delivered for the current track.
+    received: u64,
 }
 
 #[derive(Debug)]
@@ -281,6 +283,7 @@ impl Scheduler {
                 in_flight: 0,
                 failures: 0,
                 banned: false,
+                received: 0,
             },
         );
         Self {
@@ -316,6 +319,19 @@ impl Scheduler {
         self.stats
     }
 
+    /// Who delivered the current track's bytes: each source that sent any, with its kind
+    /// and byte count, most bytes first (ties by node id, so the order replays).
+    pub fn bytes_by_source(&self) -> Vec<(NodeId, SourceKind, u64)> {
+        let mut list: Vec<_> = self
+            .sources
+            .iter()
+            .filter(|(_, source)| source.received > 0)
+            .map(|(node, source)| (*node, source.kind, source.received))
+            .collect();
+        list.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+        list
+    }
+
     /// Play position at `now` (advancing the model).
     pub fn position_ms(&mut self, now: u64) -> u64 {
         self.advance(now);
@@ -330,6 +346,11 @@ impl Scheduler {
     /// True when chunk `index` is held.
     pub fn holds(&self, index: u32) -> bool {
         self.chunks.get(index as usize) == Some(&Chunk::Held)
+    }
+
+    /// True when every chunk of the track is held (nothing left to fetch).
+    pub fn all_held(&self) -> bool {
+        !self.chunks.is_empty() && self.chunks.iter().all(|chunk| *chunk == Chunk::Held)
     }
 
     /// Player events since the last call.
@@ -351,6 +372,9 @@ impl Scheduler {
             })
             .collect();
         self.urgent = vec![None; chunks];
+        for source in self.sources.values_mut() {
+            source.received = 0;
+        }
         self.stats = PlayStats {
             bytes_cache: (0..chunks)
                 .filter(|&index| self.chunks[index] == Chunk::Held)
@@ -448,6 +472,7 @@ impl Scheduler {
                 in_flight: 0,
                 failures: 0,
                 banned: false,
+                received: 0,
             });
         }
         self.poll(now)
@@ -502,6 +527,7 @@ impl Scheduler {
             }
             .max(1);
             source.failures = 0;
+            source.received += bytes;
             let counter = match source.kind {
                 SourceKind::Origin => &mut self.stats.bytes_origin,
                 SourceKind::SuperNode => &mut self.stats.bytes_super_nodes,

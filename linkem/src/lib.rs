@@ -280,6 +280,7 @@ async fn pace<F, Fut>(
 pub struct UdpRelay {
     addr: SocketAddr,
     stats: Arc<RelayStats>,
+    cut: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -300,16 +301,22 @@ impl UdpRelay {
         let stats = Arc::new(RelayStats::default());
         let socket = Arc::new(socket);
         let clock = Clock(Instant::now());
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let task = tokio::spawn(run_udp(
             socket,
             target,
-            up,
-            down,
+            (up, down),
             seed,
             clock,
             stats.clone(),
+            cut.clone(),
         ));
-        Ok(Self { addr, stats, task })
+        Ok(Self {
+            addr,
+            stats,
+            cut,
+            task,
+        })
     }
 
     /// Binds `listen` and relays to `target`.
@@ -332,6 +339,12 @@ impl UdpRelay {
     pub fn stats(&self) -> &RelayStats {
         &self.stats
     }
+
+    /// Cuts the link: from now on every packet either way is dropped, as when the far end
+    /// crashes or its cable is pulled (no close, no ICMP: peers only see silence).
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Drop for UdpRelay {
@@ -347,12 +360,13 @@ const CHANNEL_PACKETS: usize = 4096;
 async fn run_udp(
     socket: Arc<UdpSocket>,
     target: SocketAddr,
-    up: LinkConfig,
-    down: LinkConfig,
+    (up, down): (LinkConfig, LinkConfig),
     seed: u64,
     clock: Clock,
     stats: Arc<RelayStats>,
+    cut: Arc<std::sync::atomic::AtomicBool>,
 ) {
+    use std::sync::atomic::Ordering::Relaxed;
     let mut clients: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     let mut buffer = vec![0u8; DATAGRAM_MAX];
@@ -360,6 +374,9 @@ async fn run_udp(
         let Ok((len, from)) = socket.recv_from(&mut buffer).await else {
             continue;
         };
+        if cut.load(Relaxed) {
+            continue;
+        }
         let packet = buffer[..len].to_vec();
         if !clients.contains_key(&from) {
             if clients.len() >= UDP_CLIENTS_MAX {
@@ -412,9 +429,13 @@ async fn run_udp(
                 },
             ));
             let receiver = upstream;
+            let cut = cut.clone();
             tasks.spawn(async move {
                 let mut buffer = vec![0u8; DATAGRAM_MAX];
                 while let Ok(len) = receiver.recv(&mut buffer).await {
+                    if cut.load(Relaxed) {
+                        continue;
+                    }
                     if down_tx.try_send(buffer[..len].to_vec()).is_err() && down_tx.is_closed() {
                         break;
                     }

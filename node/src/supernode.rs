@@ -61,6 +61,8 @@ pub struct SuperNodeConfig {
     /// Run fill rounds in the background every `refresh` (the first at start). Off, rounds
     /// run only through [`SuperNode::fill_round`] (tests, tools).
     pub background_fill: bool,
+    /// Addresses dialled through others (a link emulator or relay in front of them).
+    pub routes: transport::Routes,
 }
 
 impl SuperNodeConfig {
@@ -84,6 +86,7 @@ impl SuperNodeConfig {
             fills_per_round: 16,
             background_fill: true,
             discovery: Some(discovery::DiscoveryConfig::default()),
+            routes: transport::Routes::new(),
         }
     }
 }
@@ -174,8 +177,13 @@ impl SuperNode {
             clock.clone(),
         )?);
         cache.set_region(region);
-        let endpoint = Endpoint::bind(&identity, config.listen, Limits::default())
-            .with_context(|| format!("binding {}", config.listen))?;
+        let endpoint = Endpoint::bind_with_routes(
+            &identity,
+            config.listen,
+            Limits::default(),
+            config.routes.clone(),
+        )
+        .with_context(|| format!("binding {}", config.listen))?;
         let quic_addr = endpoint.local_addr()?;
         let gate = Arc::new(UploadGate::new(
             config.upload_slots,

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub chunk_bytes_http: AtomicU64,
     /// Chunk bytes handed to the QUIC chunk protocol.
     pub chunk_bytes_quic: AtomicU64,
+    /// Opening chunk bytes sent inline with play authorizations (before base64).
+    pub chunk_bytes_opening: AtomicU64,
     /// Ingest jobs that produced a track.
     pub ingest_ok: AtomicU64,
     /// Ingest jobs refused for bad input.
@@ -143,6 +145,11 @@ impl Metrics {
                 "chorus_chunk_bytes_served_total{transport=\"quic\"}",
                 "",
                 &self.chunk_bytes_quic,
+            ),
+            (
+                "chorus_chunk_bytes_served_total{transport=\"play_opening\"}",
+                "",
+                &self.chunk_bytes_opening,
             ),
             (
                 "chorus_ingest_jobs_total{result=\"ok\"}",

@@ -635,7 +635,13 @@ pub async fn play(
                     .map_err(ApiError::internal)?,
             };
             match data {
-                Some(data) => chunks.push(base64::engine::general_purpose::STANDARD.encode(data)),
+                Some(data) => {
+                    state
+                        .metrics
+                        .chunk_bytes_opening
+                        .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    chunks.push(base64::engine::general_purpose::STANDARD.encode(data));
+                }
                 None => break,
             }
         }

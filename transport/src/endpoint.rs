@@ -30,6 +30,66 @@ struct Inner {
     /// Warm connections by node id, with a sequence number for oldest-first eviction.
     /// Bounded by `limits.pool_connections_max`.
     pool: Mutex<Pool>,
+    /// Where to send packets meant for an address (see [`Routes`]).
+    routes: Routes,
+}
+
+/// An address translation applied when dialling: packets for a peer's announced address go
+/// to another address instead (a relay or link emulator in front of that peer, a NAT's
+/// hairpin). Shared: endpoints holding clones of one `Routes` see each change. Bounded by
+/// [`ROUTES_MAX`].
+#[derive(Debug, Clone, Default)]
+pub struct Routes(Arc<std::sync::RwLock<HashMap<SocketAddr, SocketAddr>>>);
+
+/// Most entries in one [`Routes`].
+pub const ROUTES_MAX: usize = 65_536;
+
+impl Routes {
+    /// No translation.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Dial `via` whenever `target` is dialled. False when the table is full.
+    pub fn insert(&self, target: SocketAddr, via: SocketAddr) -> bool {
+        let mut table = self.0.write().unwrap_or_else(|poison| poison.into_inner());
+        if table.len() >= ROUTES_MAX && !table.contains_key(&target) {
+            return false;
+        }
+        table.insert(target, via);
+        true
+    }
+
+    /// Dial `target` directly again.
+    pub fn remove(&self, target: &SocketAddr) {
+        self.0
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .remove(target);
+    }
+
+    /// Where packets for `target` go.
+    pub fn resolve(&self, target: SocketAddr) -> SocketAddr {
+        self.0
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(&target)
+            .copied()
+            .unwrap_or(target)
+    }
+
+    /// Entries in the table.
+    pub fn len(&self) -> usize {
+        self.0
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .len()
+    }
+
+    /// True when nothing is translated.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[derive(Default)]
@@ -87,8 +147,28 @@ impl Endpoint {
                 limits,
                 transport,
                 pool: Mutex::new(Pool::default()),
+                routes: Routes::default(),
             }),
         })
+    }
+
+    /// Like [`Endpoint::bind`], dialling through `routes`.
+    pub fn bind_with_routes(
+        identity: &Identity,
+        addr: SocketAddr,
+        limits: Limits,
+        routes: Routes,
+    ) -> Result<Self, TransportError> {
+        let mut endpoint = Self::bind(identity, addr, limits)?;
+        if let Some(inner) = Arc::get_mut(&mut endpoint.inner) {
+            inner.routes = routes;
+        }
+        Ok(endpoint)
+    }
+
+    /// The address translation this endpoint dials through.
+    pub fn routes(&self) -> &Routes {
+        &self.inner.routes
     }
 
     /// This endpoint's node id.
@@ -144,10 +224,11 @@ impl Endpoint {
                 .map_err(|error| TransportError::Tls(error.to_string()))?;
         let mut config = quinn::ClientConfig::new(Arc::new(crypto));
         config.transport_config(self.inner.transport.clone());
-        let connecting = self
-            .inner
-            .quinn
-            .connect_with(config, addr, tls::SERVER_NAME)?;
+        let connecting = self.inner.quinn.connect_with(
+            config,
+            self.inner.routes.resolve(addr),
+            tls::SERVER_NAME,
+        )?;
         let timeout = self.inner.limits.connect_timeout;
         let connection = tokio::time::timeout(timeout, connecting)
             .await

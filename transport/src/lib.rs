@@ -21,7 +21,7 @@ pub mod upload;
 
 use std::time::Duration;
 
-pub use endpoint::{Endpoint, Peer, ResponseStream};
+pub use endpoint::{Endpoint, Peer, ROUTES_MAX, ResponseStream, Routes};
 pub use server::{Responder, Service, serve};
 
 use protocol::wire::WireError;

@@ -1,0 +1,611 @@
+//! The devnet's listeners: each a [`Listener`] with its own QUIC endpoint (behind a relay
+//! per region), cache and identity, playing sessions its [`ListenerPlan`] draws, decoding
+//! what it plays, and recording every play with the checks on it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use client_lib::cache::ClientCache;
+use client_lib::decode::{PcmSink, StreamDecoder};
+use client_lib::listener::{Listener, ListenerConfig, QueueControl, QueueOutput};
+use client_lib::offline::OfflineStore;
+use client_lib::origin_api::OriginApi;
+use client_lib::player::PlayOptions;
+use client_lib::queue::Queue;
+use client_lib::scheduler::{PlayerEvent, SourceKind};
+use protocol::{Identity, NodeId, Quality, Region};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use transport::{Endpoint, Limits, Routes};
+
+use super::workload::{ListenerPlan, Step, WorkloadConfig};
+use super::{LinkMatrix, front};
+
+/// A catalog track as the crowd sees it.
+#[derive(Debug, Clone)]
+pub struct Track {
+    /// Its id.
+    pub id: String,
+    /// Region codes it is licensed in (empty: everywhere).
+    pub markets: Vec<String>,
+    /// Length of the ingested audio.
+    pub duration_ms: u64,
+}
+
+/// What the crowd needs.
+#[derive(Debug, Clone)]
+pub struct CrowdConfig {
+    pub seed: u64,
+    pub regions: Vec<Region>,
+    pub links: LinkMatrix,
+    pub routes: Vec<Routes>,
+    /// The origin's HTTP URL as seen from each region (its relay).
+    pub region_base: Vec<String>,
+    pub tracks: Vec<Track>,
+    pub quality: Option<Quality>,
+    pub workload: WorkloadConfig,
+    pub arrival_window_s: u64,
+    pub cache_root: PathBuf,
+    /// Region index of every known node (listeners, super-nodes).
+    pub node_regions: HashMap<NodeId, usize>,
+}
+
+/// Decoded audio ends up nowhere; its length is what counts.
+struct Discard;
+
+impl PcmSink for Discard {
+    fn format(&mut self, _: u32, _: u16) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn samples(&mut self, _: &[i16]) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn finish(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One play, as the summary counts it.
+#[derive(Debug, Clone)]
+pub struct PlayRecord {
+    /// When the listener pressed play (or the queue moved on to it).
+    pub started: Instant,
+    pub listener: usize,
+    pub track: usize,
+    /// From pressing play (or the previous track's end) to the first audio.
+    pub first_audio_ms: Option<f64>,
+    /// Neither prefetched nor in the local cache: the opening came over the network.
+    pub uncached: bool,
+    pub stutters: u32,
+    pub bytes_origin: u64,
+    pub bytes_super_nodes: u64,
+    pub bytes_peers: u64,
+    pub bytes_cache: u64,
+    pub skipped: bool,
+    /// Why it could not be played.
+    pub failed: Option<String>,
+    /// Its listener crashed during it (not the network's fault; not counted as a play).
+    pub killed: bool,
+    /// Failed with the origin gone and no license for the track at hand (nothing could
+    /// authorize it; not counted as a play).
+    pub unlicensed: bool,
+    /// Chunks' sources outside the track's markets (each counts once).
+    pub region_violations: u64,
+    /// Played out, and decoded audio's length differs from the ingested audio's.
+    pub duration_mismatch: bool,
+    pub duration_checked: bool,
+}
+
+impl PlayRecord {
+    fn new(listener: usize, track: usize, started: Instant) -> Self {
+        Self {
+            started,
+            listener,
+            track,
+            first_audio_ms: None,
+            uncached: false,
+            stutters: 0,
+            bytes_origin: 0,
+            bytes_super_nodes: 0,
+            bytes_peers: 0,
+            bytes_cache: 0,
+            skipped: false,
+            failed: None,
+            killed: false,
+            unlicensed: false,
+            region_violations: 0,
+            duration_mismatch: false,
+            duration_checked: false,
+        }
+    }
+}
+
+/// The running crowd.
+pub struct Crowd {
+    origin_down: Arc<AtomicBool>,
+    records: Arc<Mutex<Vec<PlayRecord>>>,
+    online: Arc<AtomicUsize>,
+    cancel: CancellationToken,
+    finished: watch::Receiver<bool>,
+    supervisor: tokio::task::JoinHandle<()>,
+}
+
+struct Shared {
+    origin_down: Arc<AtomicBool>,
+    config: CrowdConfig,
+    records: Arc<Mutex<Vec<PlayRecord>>>,
+    online: Arc<AtomicUsize>,
+    deadline: Option<Instant>,
+    cancel: CancellationToken,
+}
+
+impl Crowd {
+    /// Starts one task per listener.
+    pub fn start(
+        config: CrowdConfig,
+        identities: Vec<Identity>,
+        tokens: Vec<String>,
+        deadline: Option<Instant>,
+    ) -> Self {
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let online = Arc::new(AtomicUsize::new(0));
+        let cancel = CancellationToken::new();
+        let origin_down = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared {
+            origin_down: origin_down.clone(),
+            config,
+            records: records.clone(),
+            online: online.clone(),
+            deadline,
+            cancel: cancel.clone(),
+        });
+        let (done_tx, finished) = watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, (identity, token)) in identities.into_iter().zip(tokens).enumerate() {
+            let shared = shared.clone();
+            tasks.spawn(async move {
+                if let Err(error) = life(&shared, index, identity, token).await {
+                    eprintln!("listener {index} stopped: {error:#}");
+                }
+            });
+        }
+        let supervisor = tokio::spawn(async move {
+            while tasks.join_next().await.is_some() {}
+            let _ = done_tx.send(true);
+        });
+        Self {
+            origin_down,
+            records,
+            online,
+            cancel,
+            finished,
+            supervisor,
+        }
+    }
+
+    /// Every play so far.
+    pub fn snapshot(&self) -> Vec<PlayRecord> {
+        self.records
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+
+    /// The origin is gone (killed on purpose): failures to authorize a track the listener
+    /// holds no license for are told apart from real failures from now on.
+    pub fn origin_killed(&self) {
+        self.origin_down.store(true, Ordering::Relaxed);
+    }
+
+    /// Listeners online now.
+    pub fn online(&self) -> usize {
+        self.online.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when every listener is done (the run's end).
+    pub async fn finished(&self) {
+        let mut finished = self.finished.clone();
+        let _ = finished.wait_for(|done| *done).await;
+    }
+
+    /// Ends every session now (plays in progress end as stopped), waits for them, and
+    /// returns every play.
+    pub async fn stop(self) -> Vec<PlayRecord> {
+        self.cancel.cancel();
+        if tokio::time::timeout(Duration::from_secs(15), self.finished())
+            .await
+            .is_err()
+        {
+            self.supervisor.abort();
+        }
+        self.snapshot()
+    }
+}
+
+/// How an online period ended.
+enum Ended {
+    /// The session played out.
+    Session,
+    /// A crash (on purpose).
+    Crashed,
+    /// The run is over.
+    Over,
+}
+
+async fn sleep_or_end(shared: &Shared, duration: Duration) -> bool {
+    let until = Instant::now() + duration;
+    let until = shared
+        .deadline
+        .map_or(until, |deadline| deadline.min(until));
+    tokio::select! {
+        () = tokio::time::sleep_until(until.into()) => {}
+        () = shared.cancel.cancelled() => return false,
+    }
+    shared
+        .deadline
+        .is_none_or(|deadline| Instant::now() < deadline)
+}
+
+/// One listener from arrival to the run's end: online periods separated by leaving or
+/// crashing.
+async fn life(
+    shared: &Shared,
+    index: usize,
+    identity: Identity,
+    token: String,
+) -> anyhow::Result<()> {
+    let config = &shared.config;
+    let region = index % config.regions.len();
+    let code = config.regions[region].as_str().to_string();
+    let playable: Vec<usize> = (0..config.tracks.len())
+        .filter(|&track| {
+            let markets = &config.tracks[track].markets;
+            markets.is_empty() || markets.contains(&code)
+        })
+        .collect();
+    anyhow::ensure!(!playable.is_empty(), "no track is licensed in {code}");
+    let mut plan = ListenerPlan::new(
+        config.seed,
+        index as u64,
+        playable.len(),
+        config.workload.clone(),
+    );
+    if !sleep_or_end(
+        shared,
+        Duration::from_secs(plan.arrival_s(config.arrival_window_s)),
+    )
+    .await
+    {
+        return Ok(());
+    }
+    let home = config.cache_root.join(format!("listener-{index}"));
+    let cache = Arc::new(ClientCache::open(&home.join("cache"), 1 << 30)?);
+    let offline = OfflineStore::new(&home.join("offline"));
+    let mut period = 0u64;
+    loop {
+        period += 1;
+        let endpoint = Endpoint::bind_with_routes(
+            &identity,
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            Limits::default(),
+            config.routes[region].clone(),
+        )?;
+        let addr = endpoint.local_addr()?;
+        let fronted = front(
+            addr,
+            region,
+            &config.links,
+            &config.routes,
+            config.seed ^ ((index as u64) << 20) ^ period,
+        )
+        .await?;
+        // Opening the app: it talks to the origin (home screen, network info) before the
+        // listener presses play, so its HTTP and QUIC connections are warm, as in any player.
+        let api = OriginApi::new(&config.region_base[region])?;
+        if let Ok(Ok(network)) = tokio::time::timeout(Duration::from_secs(5), api.network()).await {
+            let origin = network.origin;
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                endpoint.connect(origin.node, origin.addr),
+            )
+            .await;
+        }
+        let listener = Listener::new(
+            api,
+            token.clone(),
+            endpoint.clone(),
+            PlayOptions {
+                cache: Some(cache.clone()),
+                ..PlayOptions::default()
+            },
+            ListenerConfig {
+                quality: config.quality,
+                offline: Some(offline.clone()),
+                ..ListenerConfig::default()
+            },
+        );
+        shared.online.fetch_add(1, Ordering::Relaxed);
+        let crash_at = plan
+            .next_crash_s()
+            .map(|seconds| Instant::now() + Duration::from_secs_f64(seconds));
+        let mut away = None;
+        let ended = loop {
+            let steps = plan.session();
+            let before = shared.records.lock().map_or(0, |records| {
+                records
+                    .iter()
+                    .filter(|play| play.listener == index && play.failed.is_none())
+                    .count()
+            });
+            match session(
+                shared, index, &listener, &offline, &playable, &steps, crash_at,
+            )
+            .await
+            {
+                Ended::Session => {
+                    let played = shared.records.lock().map_or(0, |records| {
+                        records
+                            .iter()
+                            .filter(|play| play.listener == index && play.failed.is_none())
+                            .count()
+                    });
+                    // Nothing would play: a person waits a little before trying again.
+                    if played == before
+                        && !sleep_or_end(shared, Duration::from_secs(plan.down_s())).await
+                    {
+                        break Ended::Over;
+                    }
+                    if let Some(seconds) = plan.after_session() {
+                        away = Some(seconds);
+                        break Ended::Session;
+                    }
+                }
+                other => break other,
+            }
+        };
+        shared.online.fetch_sub(1, Ordering::Relaxed);
+        for table in &config.routes {
+            table.remove(&addr);
+        }
+        match ended {
+            Ended::Crashed => {
+                // No goodbye: its links go silent, its sockets vanish.
+                for relay in &fronted.relays {
+                    relay.cut();
+                }
+                drop(listener);
+                drop(endpoint);
+                drop(fronted);
+                if !sleep_or_end(shared, Duration::from_secs(plan.down_s())).await {
+                    return Ok(());
+                }
+            }
+            Ended::Session => {
+                endpoint.close();
+                drop(fronted);
+                let seconds = away.unwrap_or(1);
+                if !sleep_or_end(shared, Duration::from_secs(seconds)).await {
+                    return Ok(());
+                }
+            }
+            Ended::Over => {
+                endpoint.close();
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The play in progress.
+struct Current {
+    step: usize,
+    decoder: Option<StreamDecoder>,
+    pressed_at: Instant,
+    first_audio_ms: Option<f64>,
+    prefetched: bool,
+    skip_at: Option<Instant>,
+}
+
+async fn session(
+    shared: &Shared,
+    index: usize,
+    listener: &Listener,
+    offline: &OfflineStore,
+    playable: &[usize],
+    steps: &[Step],
+    crash_at: Option<Instant>,
+) -> Ended {
+    let config = &shared.config;
+    let ids: Vec<String> = steps
+        .iter()
+        .map(|step| config.tracks[playable[step.track]].id.clone())
+        .collect();
+    let Ok(mut queue) = Queue::new(ids, config.seed) else {
+        return Ended::Session;
+    };
+    let (out_tx, mut outputs) = mpsc::channel(64);
+    let (controls, control_rx) = mpsc::channel(8);
+    let player = listener.clone();
+    let task = tokio::spawn(async move { player.play_queue(&mut queue, out_tx, control_rx).await });
+    let mut current: Option<Current> = None;
+    let mut next_step = 0usize;
+    let mut pressed_at = Instant::now();
+    let mut stopping = false;
+    let far = Instant::now() + Duration::from_secs(86_400 * 365);
+    loop {
+        let skip_at = current
+            .as_ref()
+            .and_then(|play| play.skip_at)
+            .unwrap_or(far);
+        let end_at = shared.deadline.unwrap_or(far);
+        let crash = crash_at.unwrap_or(far);
+        tokio::select! {
+            output = outputs.recv() => {
+                let Some(output) = output else { break };
+                match output {
+                    QueueOutput::TrackStarted { gain_db, prefetched, .. } => {
+                        let decoder = StreamDecoder::start(Discard, gain_db).ok();
+                        current = Some(Current {
+                            step: next_step.min(steps.len().saturating_sub(1)),
+                            decoder,
+                            pressed_at,
+                            first_audio_ms: None,
+                            prefetched,
+                            skip_at: None,
+                        });
+                        next_step += 1;
+                    }
+                    QueueOutput::Audio(bytes) => {
+                        if let Some(decoder) = current.as_ref().and_then(|play| play.decoder.as_ref()) {
+                            tokio::task::block_in_place(|| decoder.push(bytes));
+                        }
+                    }
+                    QueueOutput::Event(PlayerEvent::Started { .. }) => {
+                        if let Some(play) = current.as_mut() && play.first_audio_ms.is_none() {
+                            play.first_audio_ms = Some(play.pressed_at.elapsed().as_secs_f64() * 1000.0);
+                            play.skip_at = steps
+                                .get(play.step)
+                                .and_then(|step| step.skip_after_s)
+                                .map(|seconds| Instant::now() + Duration::from_secs(seconds));
+                        }
+                    }
+                    QueueOutput::TrackEnded { stats, skipped, sources, .. } => {
+                        pressed_at = Instant::now();
+                        if let Some(play) = current.take() {
+                            let track = playable[steps[play.step].track];
+                            let decoded = match play.decoder {
+                                Some(decoder) => tokio::task::spawn_blocking(move || decoder.finish())
+                                    .await
+                                    .ok()
+                                    .and_then(Result::ok),
+                                None => None,
+                            };
+                            let played_out = !skipped && !stopping;
+                            let expected = config.tracks[track].duration_ms;
+                            let (checked, mismatch) = match (played_out, decoded) {
+                                (true, Some(summary)) => (true, summary.duration_ms().abs_diff(expected) > 60),
+                                (true, None) => (true, true),
+                                _ => (false, false),
+                            };
+                            let record = PlayRecord {
+                                first_audio_ms: play.first_audio_ms,
+                                uncached: !play.prefetched && stats.bytes_cache == 0,
+                                stutters: stats.stutters,
+                                bytes_origin: stats.bytes_origin,
+                                bytes_super_nodes: stats.bytes_super_nodes,
+                                bytes_peers: stats.bytes_peers,
+                                bytes_cache: stats.bytes_cache,
+                                skipped: skipped && !stopping,
+                                region_violations: violations(config, index, track, &sources),
+                                duration_mismatch: mismatch,
+                                duration_checked: checked,
+                                ..PlayRecord::new(index, track, play.pressed_at)
+                            };
+                            push(shared, record);
+                        }
+                    }
+                    QueueOutput::TrackFailed { error, .. } => {
+                        let (step, failed_pressed) = match current.take() {
+                            Some(play) => (play.step, play.pressed_at),
+                            None => {
+                                next_step += 1;
+                                (next_step - 1, pressed_at)
+                            }
+                        };
+                        pressed_at = Instant::now();
+                        if !stopping {
+                            let track = playable[steps[step.min(steps.len() - 1)].track];
+                            let unlicensed = shared.origin_down.load(Ordering::Relaxed)
+                                && !licensed(offline, &config.tracks[track].id);
+                            push(shared, PlayRecord {
+                                failed: Some(error),
+                                unlicensed,
+                                ..PlayRecord::new(index, track, failed_pressed)
+                            });
+                        }
+                    }
+                    QueueOutput::Prefetched { .. } | QueueOutput::Seeked { .. } | QueueOutput::Event(_) => {}
+                }
+            }
+            () = tokio::time::sleep_until(skip_at.into()), if !stopping => {
+                if let Some(play) = current.as_mut() {
+                    play.skip_at = None;
+                }
+                pressed_at = Instant::now();
+                let _ = controls.send(QueueControl::Skip).await;
+            }
+            () = tokio::time::sleep_until(crash.into()), if !stopping => {
+                task.abort();
+                if let Some(play) = current.take() {
+                    push(shared, PlayRecord {
+                        killed: true,
+                        ..PlayRecord::new(index, playable[steps[play.step].track], play.pressed_at)
+                    });
+                }
+                return Ended::Crashed;
+            }
+            () = tokio::time::sleep_until(end_at.into()), if !stopping => {
+                stopping = true;
+                let _ = controls.send(QueueControl::Stop).await;
+            }
+            () = shared.cancel.cancelled(), if !stopping => {
+                stopping = true;
+                let _ = controls.send(QueueControl::Stop).await;
+            }
+        }
+    }
+    let _ = task.await;
+    if stopping {
+        Ended::Over
+    } else {
+        Ended::Session
+    }
+}
+
+/// Whether the listener holds a running license for `track_id` (a grant it remembers).
+fn licensed(offline: &OfflineStore, track_id: &str) -> bool {
+    let now = client_lib::player::unix_now().0;
+    matches!(offline.recent(track_id, now), Ok(Some(_)))
+}
+
+fn push(shared: &Shared, record: PlayRecord) {
+    shared
+        .records
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .push(record);
+}
+
+/// Sources of a play that break the track's region rule: a peer or super-node outside its
+/// markets (or unknown), or the listener itself outside them.
+fn violations(
+    config: &CrowdConfig,
+    listener: usize,
+    track: usize,
+    sources: &[(NodeId, SourceKind, u64)],
+) -> u64 {
+    let markets = &config.tracks[track].markets;
+    if markets.is_empty() {
+        return 0;
+    }
+    let allowed = |region: usize| {
+        markets
+            .iter()
+            .any(|code| code == config.regions[region].as_str())
+    };
+    let mut found = u64::from(!allowed(listener % config.regions.len()));
+    for (node, kind, bytes) in sources {
+        if *kind == SourceKind::Origin || *bytes == 0 {
+            continue;
+        }
+        match config.node_regions.get(node) {
+            Some(&region) if allowed(region) => {}
+            _ => found += 1,
+        }
+    }
+    found
+}

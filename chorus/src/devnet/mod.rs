@@ -1,0 +1,1333 @@
+//! `chorus devnet`: the whole network on this machine, over emulated WAN links.
+//!
+//! - An origin, a tracker and super-nodes run as real `chorus` processes; listeners are
+//!   `client-lib` [`Listener`](client_lib::listener::Listener)s in this process, each with its
+//!   own QUIC endpoint, cache and identity.
+//! - Every QUIC endpoint has a [`linkem::UdpRelay`] in front of it per region, applying that
+//!   region pair's link (delay, jitter with reordering, loss, bandwidth); every dialler sends
+//!   through the relay for its own region ([`transport::Routes`], `chorus node --via`). The
+//!   origin's HTTP API has a [`linkem::TcpRelay`] per region.
+//! - A sample catalog of synthetic music goes through the real ingest pipeline once and is
+//!   kept for later runs; caches start empty every run.
+//! - Listeners follow a seeded workload ([`workload`]): Zipf popularity, sessions with skips,
+//!   leaving and coming back, crashes (`--kill-peers`).
+//! - A live view shows the numbers; `--json` prints one summary line at the end. Checks run
+//!   on every play: decoded audio as long as the ingested audio, no chunk from a node outside
+//!   the track's markets.
+
+mod crowd;
+mod procs;
+pub mod workload;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use linkem::{LinkConfig, TcpRelay, UdpRelay};
+use protocol::{NodeId, Quality, Region};
+use serde_json::{Value, json};
+
+use crate::bench::percentile;
+use procs::{Role, free_port};
+use workload::WorkloadConfig;
+
+/// Region codes given to regions in order.
+const REGIONS: [&str; 8] = ["SE", "US", "BR", "JP", "DE", "IN", "AU", "ZA"];
+
+/// The password of every devnet account (local, throwaway).
+const PASSWORD: &str = "devnet password";
+
+/// Flags of `chorus devnet`.
+#[derive(Debug, Args)]
+pub struct DevnetArgs {
+    /// Listeners (in this process, each a client-lib listener with its own QUIC endpoint).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=512))]
+    pub listeners: u32,
+    /// Super-node processes.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=16))]
+    pub super_nodes: u32,
+    /// Tracks in the sample catalog.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub tracks: u32,
+    /// Length of each track, seconds.
+    #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u32).range(5..=600))]
+    pub track_seconds: u32,
+    /// Regions (SE, US, BR, JP, DE, IN, AU, ZA, in that order). With two or more, every
+    /// fourth track is licensed in the first region only.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub regions: u32,
+    /// Seed of every random choice (catalog, workload, links).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Round trip between any two processes, milliseconds (per region pair with --link).
+    #[arg(long, default_value_t = 40.0)]
+    pub rtt_ms: f64,
+    /// Jitter per direction, milliseconds (packets may overtake each other).
+    #[arg(long, default_value_t = 0.0)]
+    pub jitter_ms: f64,
+    /// Packet loss per direction, 0..1.
+    #[arg(long, default_value_t = 0.0)]
+    pub loss: f64,
+    /// Bandwidth cap per path and direction, megabits per second (default: none).
+    #[arg(long)]
+    pub mbps: Option<f64>,
+    /// A region pair's own link, e.g. `SE-US:rtt=120,jitter=5,loss=0.01,mbps=20`
+    /// (repeatable; both directions; SE-SE is within SE).
+    #[arg(long = "link")]
+    pub links: Vec<String>,
+    /// Run this long (e.g. 120s, 5m), then print the summary; default: until Ctrl-C.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Print one JSON summary on the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Listener crashes per listener per minute online (links cut, no goodbye); a crashed
+    /// listener comes back a few seconds later with its cache.
+    #[arg(long, default_value_t = 0.0)]
+    pub kill_peers: f64,
+    /// Kill the origin this far into the run (e.g. 60s): cached and peer-held licensed
+    /// tracks should keep playing.
+    #[arg(long, value_parser = parse_duration)]
+    pub kill_origin_at: Option<Duration>,
+    /// Chance a track is skipped, 0..1.
+    #[arg(long, default_value_t = 0.2)]
+    pub skip_chance: f64,
+    /// Chance a listener leaves after a session (and comes back later), 0..1.
+    #[arg(long, default_value_t = 0.3)]
+    pub leave_chance: f64,
+    /// Zipf exponent of track popularity.
+    #[arg(long, default_value_t = 1.0)]
+    pub zipf: f64,
+    /// Quality every listener asks for: low, normal, high, or auto (adaptive bitrate).
+    #[arg(long, default_value = "normal")]
+    pub quality: String,
+    /// Working directory: the origin's data (the catalog is kept between runs), caches, logs.
+    #[arg(long, default_value = "chorus-devnet")]
+    pub dir: PathBuf,
+    /// No live view (status lines every 10 s instead).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Parses `90`, `90s`, `2m`, `1h`, `500ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 120s or 5m"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("unknown unit in {text:?}: use ms, s, m or h")),
+    };
+    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 7.0 * 86_400.0) {
+        return Err(format!(
+            "{text:?}: durations are positive and at most a week"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// One region pair's link settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairLink {
+    /// Round trip, ms.
+    pub rtt_ms: f64,
+    /// Jitter per direction, ms.
+    pub jitter_ms: f64,
+    /// Loss per direction.
+    pub loss: f64,
+    /// Cap per direction, Mbit/s.
+    pub mbps: Option<f64>,
+}
+
+impl PairLink {
+    /// One direction of it.
+    pub fn direction(&self) -> LinkConfig {
+        LinkConfig {
+            jitter_ms: self.jitter_ms,
+            loss: self.loss,
+            mbps: self.mbps,
+            ..LinkConfig::half_rtt(self.rtt_ms)
+        }
+    }
+}
+
+/// Parses `SE-US:rtt=120,jitter=5,loss=0.01,mbps=20` against `base`; returns the two regions
+/// and the link.
+pub fn parse_link(text: &str, base: PairLink) -> Result<(String, String, PairLink), String> {
+    let (pair, settings) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?}: expected A-B:rtt=MS,… such as SE-US:rtt=120"))?;
+    let (a, b) = pair
+        .split_once('-')
+        .ok_or_else(|| format!("{pair:?}: expected two regions such as SE-US"))?;
+    let mut link = base;
+    for setting in settings.split(',').filter(|part| !part.trim().is_empty()) {
+        let (key, value) = setting
+            .split_once('=')
+            .ok_or_else(|| format!("{setting:?}: expected key=value"))?;
+        let value: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{setting:?}: not a number"))?;
+        match key.trim() {
+            "rtt" => link.rtt_ms = value,
+            "jitter" => link.jitter_ms = value,
+            "loss" => link.loss = value,
+            "mbps" => link.mbps = Some(value),
+            other => {
+                return Err(format!(
+                    "unknown link setting {other:?}: rtt, jitter, loss, mbps"
+                ));
+            }
+        }
+    }
+    link.direction()
+        .validate()
+        .map_err(|error| format!("{text:?}: {error}"))?;
+    Ok((a.trim().to_uppercase(), b.trim().to_uppercase(), link))
+}
+
+/// The links between regions.
+#[derive(Debug, Clone)]
+pub struct LinkMatrix {
+    base: PairLink,
+    pairs: HashMap<(usize, usize), PairLink>,
+}
+
+impl LinkMatrix {
+    /// The link between regions `a` and `b` (either order).
+    pub fn get(&self, a: usize, b: usize) -> PairLink {
+        let key = (a.min(b), a.max(b));
+        self.pairs.get(&key).copied().unwrap_or(self.base)
+    }
+}
+
+/// The catalog the devnet plays, kept next to the origin's data.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Catalog {
+    seed: u64,
+    track_seconds: u32,
+    regions: u32,
+    tracks: Vec<CatalogTrack>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct CatalogTrack {
+    id: String,
+    title: String,
+    /// Regions (codes) it is licensed in; empty: everywhere.
+    markets: Vec<String>,
+}
+
+/// Markets of track `index` in a devnet of `regions` regions.
+fn markets_of(index: usize, regions: usize) -> Vec<String> {
+    if regions >= 2 && index % 4 == 3 {
+        vec![REGIONS[0].to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Everything set up and validated from the flags.
+struct Plan {
+    regions: Vec<Region>,
+    links: LinkMatrix,
+    quality: Option<Quality>,
+    workload: WorkloadConfig,
+}
+
+fn plan(args: &DevnetArgs) -> anyhow::Result<Plan> {
+    let base = PairLink {
+        rtt_ms: args.rtt_ms,
+        jitter_ms: args.jitter_ms,
+        loss: args.loss,
+        mbps: args.mbps,
+    };
+    base.direction()
+        .validate()
+        .map_err(|error| anyhow::anyhow!("--rtt-ms/--jitter-ms/--loss/--mbps: {error}"))?;
+    if args.rtt_ms > 10_000.0 {
+        bail!("--rtt-ms must be at most 10000");
+    }
+    let regions: Vec<Region> = REGIONS[..args.regions as usize]
+        .iter()
+        .map(|code| code.parse())
+        .collect::<Result<_, _>>()?;
+    let mut pairs = HashMap::new();
+    for text in &args.links {
+        let (a, b, link) =
+            parse_link(text, base).map_err(|error| anyhow::anyhow!("--link {error}"))?;
+        let find = |code: &str| {
+            REGIONS[..regions.len()]
+                .iter()
+                .position(|region| *region == code)
+                .with_context(|| {
+                    format!(
+                        "--link {text}: {code} is not one of this devnet's regions ({})",
+                        REGIONS[..regions.len()].join(", ")
+                    )
+                })
+        };
+        let (a, b) = (find(&a)?, find(&b)?);
+        pairs.insert((a.min(b), a.max(b)), link);
+    }
+    for (name, value) in [
+        ("--skip-chance", args.skip_chance),
+        ("--leave-chance", args.leave_chance),
+    ] {
+        if !(0.0..=1.0).contains(&value) {
+            bail!("{name} must be between 0 and 1");
+        }
+    }
+    if !(args.kill_peers.is_finite() && (0.0..=60.0).contains(&args.kill_peers)) {
+        bail!("--kill-peers must be between 0 and 60 (crashes per listener per minute)");
+    }
+    if !(args.zipf.is_finite() && (0.0..=5.0).contains(&args.zipf)) {
+        bail!("--zipf must be between 0 and 5");
+    }
+    if let (Some(kill), Some(duration)) = (args.kill_origin_at, args.duration)
+        && kill >= duration
+    {
+        bail!("--kill-origin-at must come before the end of --duration");
+    }
+    let quality = match args.quality.as_str() {
+        "auto" => None,
+        text => Some(
+            Quality::ALL
+                .into_iter()
+                .find(|quality| quality.as_str() == text)
+                .with_context(|| format!("--quality {text}: use low, normal, high or auto"))?,
+        ),
+    };
+    Ok(Plan {
+        regions,
+        links: LinkMatrix { base, pairs },
+        quality,
+        workload: WorkloadConfig {
+            zipf_alpha: args.zipf,
+            skip_chance: args.skip_chance,
+            leave_chance: args.leave_chance,
+            kills_per_minute: args.kill_peers,
+            ..WorkloadConfig::default()
+        },
+    })
+}
+
+/// A QUIC endpoint reachable through one relay per region.
+struct Fronted {
+    relays: Vec<UdpRelay>,
+}
+
+/// Puts a relay per region in front of `addr` (an endpoint in region `home`), and routes
+/// every region's diallers through theirs.
+async fn front(
+    addr: SocketAddr,
+    home: usize,
+    links: &LinkMatrix,
+    routes: &[transport::Routes],
+    seed: u64,
+) -> anyhow::Result<Fronted> {
+    let mut relays = Vec::with_capacity(routes.len());
+    for (region, table) in routes.iter().enumerate() {
+        let link = links.get(region, home).direction();
+        let relay = UdpRelay::bind(
+            "127.0.0.1:0".parse()?,
+            addr,
+            link,
+            link,
+            seed ^ ((region as u64) << 56),
+        )
+        .await?;
+        if !table.insert(addr, relay.addr()) {
+            bail!("too many endpoints for the route table");
+        }
+        relays.push(relay);
+    }
+    Ok(Fronted { relays })
+}
+
+/// Sums the origin's chunk bytes served (all transports) from its metrics.
+async fn origin_egress(http: &reqwest::Client, base: &str) -> Option<u64> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let mut total = 0u64;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("chorus_chunk_bytes_served_total{")
+            && let Some((_, value)) = rest.split_once("} ")
+        {
+            total += value.trim().parse::<f64>().ok()? as u64;
+        }
+    }
+    Some(total)
+}
+
+async fn post_json(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    let mut request = http.post(url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    Ok((status, response.json().await.unwrap_or(Value::Null)))
+}
+
+/// Creates (or reuses) an account and logs in; returns the access token.
+async fn account(
+    http: &reqwest::Client,
+    base: &str,
+    username: &str,
+    region: &str,
+    role: &str,
+) -> anyhow::Result<String> {
+    let (status, body) = post_json(
+        http,
+        format!("{base}/v1/accounts"),
+        None,
+        json!({"username": username, "password": PASSWORD, "region": region, "role": role, "tier": "premium"}),
+    )
+    .await?;
+    if !status.is_success() && status != reqwest::StatusCode::CONFLICT {
+        bail!("creating account {username}: {status} {body}");
+    }
+    let (status, body) = post_json(
+        http,
+        format!("{base}/v1/sessions"),
+        None,
+        json!({"username": username, "password": PASSWORD}),
+    )
+    .await?;
+    if !status.is_success() {
+        bail!("logging in {username}: {status} {body}");
+    }
+    Ok(body["access_token"]
+        .as_str()
+        .context("no access token")?
+        .to_string())
+}
+
+/// Ingests the sample catalog (or finds it from an earlier run).
+async fn catalog(
+    args: &DevnetArgs,
+    http: &reqwest::Client,
+    base: &str,
+    path: &Path,
+) -> anyhow::Result<Catalog> {
+    if let Ok(text) = std::fs::read_to_string(path)
+        && let Ok(found) = serde_json::from_str::<Catalog>(&text)
+        && found.seed == args.seed
+        && found.track_seconds == args.track_seconds
+        && found.regions == args.regions
+        && found.tracks.len() == args.tracks as usize
+    {
+        return Ok(found);
+    }
+    let artist = account(http, base, "devnet_artist", REGIONS[0], "artist").await?;
+    let bar = indicatif::ProgressBar::new(u64::from(args.tracks));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "ingesting the sample catalog {bar:30} {pos}/{len} tracks ({elapsed}, ~{eta} left)",
+        )
+        .expect("a valid progress template"),
+    );
+    let mut tracks = Vec::new();
+    for index in 0..args.tracks as usize {
+        let seed = args.seed.wrapping_mul(1000).wrapping_add(index as u64);
+        let wav = origin::synth::wav(seed, f64::from(args.track_seconds), 44_100, 2);
+        let title = format!("Devnet Song {}", index + 1);
+        let markets = markets_of(index, args.regions as usize);
+        let mut metadata = json!({
+            "title": title,
+            "artist": format!("Devnet Artist {}", index % 5 + 1),
+            "album": format!("Devnet Album {}", index % 3 + 1),
+        });
+        if !markets.is_empty() {
+            metadata["markets"] = json!(markets);
+        }
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(wav).file_name(format!("song{index}.wav")),
+            )
+            .text("metadata", metadata.to_string());
+        let response = http
+            .post(format!("{base}/v1/tracks"))
+            .bearer_auth(&artist)
+            .multipart(form)
+            .timeout(Duration::from_secs(600))
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("ingesting track {}: {status} {body}", index + 1);
+        }
+        tracks.push(CatalogTrack {
+            id: body["id"].as_str().context("no track id")?.to_string(),
+            title,
+            markets,
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let found = Catalog {
+        seed: args.seed,
+        track_seconds: args.track_seconds,
+        regions: args.regions,
+        tracks,
+    };
+    std::fs::write(path, serde_json::to_vec_pretty(&found)?)?;
+    Ok(found)
+}
+
+/// Runs `chorus devnet`.
+pub fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
+    let plan = plan(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run_async(args, plan))
+}
+
+async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
+    // Ctrl-C or SIGTERM at any point ends the run cleanly: every process is stopped.
+    let interrupt = tokio_util::sync::CancellationToken::new();
+    {
+        let interrupt = interrupt.clone();
+        tokio::spawn(async move {
+            if crate::origin_cmd::wait_for_shutdown_signal().await.is_ok() {
+                interrupt.cancel();
+            }
+        });
+    }
+    let regions = plan.regions.len();
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let dir = args.dir.canonicalize()?;
+    let origin_data = dir.join("origin");
+    let catalog_path = dir.join("catalog.json");
+    let run_dir = dir.join("run");
+    // Caches and logs start empty every run; the origin's catalog is kept.
+    if run_dir.exists() {
+        std::fs::remove_dir_all(&run_dir)
+            .with_context(|| format!("clearing {}", run_dir.display()))?;
+    }
+    let logs = run_dir.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let catalog_matches = std::fs::read_to_string(&catalog_path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Catalog>(&text).ok())
+        .is_some_and(|found| {
+            found.seed == args.seed
+                && found.track_seconds == args.track_seconds
+                && found.regions == args.regions
+                && found.tracks.len() == args.tracks as usize
+        });
+    if !catalog_matches && origin_data.exists() {
+        std::fs::remove_dir_all(&origin_data)?;
+        let _ = std::fs::remove_file(&catalog_path);
+    }
+    std::fs::create_dir_all(&origin_data)?;
+
+    // Super-node accounts are made by the operator, on the stopped origin's data.
+    let origin_id = origin::server::origin_identity(&origin_data)?.node_id();
+    {
+        let store = crate::origin_cmd::open_store(&origin_data)?;
+        for index in 0..args.super_nodes as usize {
+            let username = format!("devnet_sn{index}");
+            if store.account_by_username(&username)?.is_none() {
+                let account = origin::api::new_account(
+                    &username,
+                    PASSWORD,
+                    REGIONS[index % regions],
+                    origin::store::Role::SuperNode,
+                    origin::store::Tier::Premium,
+                )
+                .map_err(|_| anyhow::anyhow!("could not hash a password"))?;
+                store.create_account(&account)?;
+            }
+        }
+    }
+
+    // Ports first: every relay and route can then be set up before anything dials.
+    let http_port = free_port()?;
+    let origin_quic: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let tracker_addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let super_addrs: Vec<SocketAddr> = (0..args.super_nodes)
+        .map(|_| Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?))))
+        .collect::<anyhow::Result<_>>()?;
+    let origin_http: SocketAddr = ([127, 0, 0, 1], http_port).into();
+    let base = format!("http://{origin_http}");
+
+    let routes: Vec<transport::Routes> = (0..regions).map(|_| transport::Routes::new()).collect();
+    // The origin and the tracker sit in the first region; super-nodes are spread over all.
+    let origin_front = front(origin_quic, 0, &plan.links, &routes, args.seed ^ 1).await?;
+    let tracker_front = front(tracker_addr, 0, &plan.links, &routes, args.seed ^ 2).await?;
+    let mut super_fronts = Vec::new();
+    for (index, addr) in super_addrs.iter().enumerate() {
+        super_fronts.push(
+            front(
+                *addr,
+                index % regions,
+                &plan.links,
+                &routes,
+                args.seed ^ (3 + index as u64),
+            )
+            .await?,
+        );
+    }
+    let mut http_relays = Vec::new();
+    for region in 0..regions {
+        let link = plan.links.get(region, 0).direction();
+        let link = LinkConfig { loss: 0.0, ..link };
+        http_relays.push(
+            TcpRelay::bind(
+                "127.0.0.1:0".parse()?,
+                origin_http,
+                link,
+                link,
+                args.seed ^ 0x4854_5450 ^ region as u64,
+            )
+            .await?,
+        );
+    }
+    let region_base: Vec<String> = http_relays
+        .iter()
+        .map(|relay| format!("http://{}", relay.addr()))
+        .collect();
+
+    let started_at = Instant::now();
+    eprintln!(
+        "devnet: {} listeners, {} super-nodes, {} regions ({}), {} ms RTT; working in {}",
+        args.listeners,
+        args.super_nodes,
+        regions,
+        REGIONS[..regions].join(", "),
+        args.rtt_ms,
+        dir.display()
+    );
+    let timeout = Duration::from_secs(60);
+    let tracker_id: NodeId = {
+        let tracker = Role::spawn(
+            "tracker",
+            &[
+                "tracker".into(),
+                "--listen".into(),
+                tracker_addr.to_string(),
+                "--data".into(),
+                run_dir.join("tracker").display().to_string(),
+                "--issuer".into(),
+                origin_id.to_string(),
+                "--status-every-s".into(),
+                "0".into(),
+            ],
+            &[],
+            &logs.join("tracker.log"),
+            timeout,
+        )?;
+        let id = tracker.field("node id")?.parse()?;
+        let mut roles = RoleSet {
+            tracker: Some(tracker),
+            ..RoleSet::default()
+        };
+        let origin = Role::spawn(
+            "origin",
+            &[
+                "origin".into(),
+                "--data".into(),
+                origin_data.display().to_string(),
+                "--http".into(),
+                origin_http.to_string(),
+                "--quic".into(),
+                origin_quic.to_string(),
+                "--tracker".into(),
+                format!("{id}@{tracker_addr}"),
+            ],
+            &[],
+            &logs.join("origin.log"),
+            timeout,
+        );
+        let origin = match origin {
+            Ok(origin) => origin,
+            Err(error) => {
+                roles.stop_all();
+                return Err(error);
+            }
+        };
+        roles.origin = Some(origin);
+        ROLES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(roles);
+        id
+    };
+    let result = devnet_body(
+        &args,
+        &plan,
+        Setup {
+            interrupt,
+            dir: dir.clone(),
+            run_dir: run_dir.clone(),
+            logs,
+            base: base.clone(),
+            region_base,
+            routes,
+            origin_quic,
+            tracker: (tracker_id, tracker_addr),
+            super_addrs,
+            catalog_path,
+            started_at,
+        },
+    )
+    .await;
+    // Stop every process, whatever happened.
+    if let Some(mut roles) = ROLES.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        tokio::task::block_in_place(|| roles.stop_all());
+    }
+    drop((origin_front, tracker_front, super_fronts, http_relays));
+    result
+}
+
+/// The roles running now (stopped by whoever ends the run).
+#[derive(Default)]
+struct RoleSet {
+    origin: Option<Role>,
+    tracker: Option<Role>,
+    super_nodes: Vec<Role>,
+}
+
+impl RoleSet {
+    fn stop_all(&mut self) {
+        for role in self
+            .super_nodes
+            .iter_mut()
+            .chain(self.origin.iter_mut())
+            .chain(self.tracker.iter_mut())
+        {
+            role.stop(Duration::from_secs(5));
+        }
+    }
+
+    /// Roles that exited without being asked to: (name, status, log tail).
+    fn crashed(&mut self) -> Vec<(String, String, String)> {
+        let mut found = Vec::new();
+        for role in self
+            .super_nodes
+            .iter_mut()
+            .chain(self.origin.iter_mut())
+            .chain(self.tracker.iter_mut())
+        {
+            if !role.stopped
+                && let Some(status) = role.exited()
+            {
+                role.stopped = true;
+                found.push((role.name.clone(), status.to_string(), role.log_tail(8)));
+            }
+        }
+        found
+    }
+}
+
+static ROLES: Mutex<Option<RoleSet>> = Mutex::new(None);
+
+struct Setup {
+    interrupt: tokio_util::sync::CancellationToken,
+    dir: PathBuf,
+    run_dir: PathBuf,
+    logs: PathBuf,
+    base: String,
+    region_base: Vec<String>,
+    routes: Vec<transport::Routes>,
+    origin_quic: SocketAddr,
+    tracker: (NodeId, SocketAddr),
+    super_addrs: Vec<SocketAddr>,
+    catalog_path: PathBuf,
+    started_at: Instant,
+}
+
+async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Result<ExitCode> {
+    let regions = plan.regions.len();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let setup_interrupted =
+        || anyhow::anyhow!("interrupted while setting up; every process was stopped");
+    let catalog = tokio::select! {
+        catalog = catalog(args, &http, &setup.base, &setup.catalog_path) => catalog?,
+        () = setup.interrupt.cancelled() => return Err(setup_interrupted()),
+    };
+
+    // Super-nodes, each dialling through its region's relays.
+    let mut super_ids = Vec::new();
+    for (index, addr) in setup.super_addrs.iter().enumerate() {
+        let region = index % regions;
+        let table = &setup.routes[region];
+        let mut command: Vec<String> = vec![
+            "node".into(),
+            "--origin".into(),
+            setup.region_base[region].clone(),
+            "--user".into(),
+            format!("devnet_sn{index}"),
+            "--cache-dir".into(),
+            setup
+                .run_dir
+                .join(format!("super-node-{index}"))
+                .display()
+                .to_string(),
+            "--cache-bytes".into(),
+            "2G".into(),
+            "--listen".into(),
+            addr.to_string(),
+            "--tracker".into(),
+            format!("{}@{}", setup.tracker.0, setup.tracker.1),
+            "--no-p2p".into(),
+            "--refresh-s".into(),
+            "10".into(),
+        ];
+        let mut targets = vec![setup.origin_quic, setup.tracker.1];
+        targets.extend(setup.super_addrs.iter().filter(|other| *other != addr));
+        for target in targets {
+            command.push("--via".into());
+            command.push(format!("{target}={}", table.resolve(target)));
+        }
+        let role = tokio::task::block_in_place(|| {
+            Role::spawn(
+                &format!("super-node {index}"),
+                &command,
+                &[("CHORUS_PASSWORD", PASSWORD)],
+                &setup.logs.join(format!("super-node-{index}.log")),
+                Duration::from_secs(60),
+            )
+        })?;
+        super_ids.push((role.field("node id")?.parse::<NodeId>()?, region));
+        if let Some(roles) = ROLES.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            roles.super_nodes.push(role);
+        }
+    }
+
+    if let Some(roles) = ROLES.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        let pids: Vec<String> = roles
+            .origin
+            .iter()
+            .chain(roles.tracker.iter())
+            .chain(roles.super_nodes.iter())
+            .map(|role| format!("{} {}", role.name, role.pid()))
+            .collect();
+        eprintln!("devnet: processes (pid): {}", pids.join(", "));
+    }
+
+    // Listener accounts (kept between runs), logged in concurrently.
+    eprintln!("devnet: logging in {} listeners", args.listeners);
+    let mut logins = tokio::task::JoinSet::new();
+    for index in 0..args.listeners as usize {
+        let (http, base) = (http.clone(), setup.base.clone());
+        let region = REGIONS[index % regions];
+        logins.spawn(async move {
+            let token = account(
+                &http,
+                &base,
+                &format!("devnet_l{index}"),
+                region,
+                "listener",
+            )
+            .await;
+            (index, token)
+        });
+    }
+    let mut tokens = vec![String::new(); args.listeners as usize];
+    loop {
+        let joined = tokio::select! {
+            joined = logins.join_next() => joined,
+            () = setup.interrupt.cancelled() => return Err(setup_interrupted()),
+        };
+        let Some(joined) = joined else { break };
+        let (index, token) = joined?;
+        tokens[index] = token?;
+    }
+    if setup.interrupt.is_cancelled() {
+        return Err(setup_interrupted());
+    }
+
+    // Who is where, for the region checks.
+    let mut node_regions: HashMap<NodeId, usize> = super_ids.iter().copied().collect();
+    let identities: Vec<protocol::Identity> = (0..args.listeners as u64)
+        .map(|index| {
+            let mut secret = [0u8; 32];
+            secret[..8].copy_from_slice(&args.seed.to_le_bytes());
+            secret[8..16].copy_from_slice(&index.to_le_bytes());
+            secret[16..20].copy_from_slice(b"lstn");
+            protocol::Identity::from_secret_bytes(&secret)
+        })
+        .collect();
+    for (index, identity) in identities.iter().enumerate() {
+        node_regions.insert(identity.node_id(), index % regions);
+    }
+
+    let deadline = args.duration.map(|duration| Instant::now() + duration);
+    let crowd_config = crowd::CrowdConfig {
+        seed: args.seed,
+        regions: plan.regions.clone(),
+        links: plan.links.clone(),
+        routes: setup.routes.clone(),
+        region_base: setup.region_base.clone(),
+        tracks: catalog
+            .tracks
+            .iter()
+            .map(|track| crowd::Track {
+                id: track.id.clone(),
+                markets: track.markets.clone(),
+                duration_ms: u64::from(args.track_seconds) * 1000,
+            })
+            .collect(),
+        quality: plan.quality,
+        workload: plan.workload.clone(),
+        arrival_window_s: args
+            .duration
+            .map_or(30, |duration| (duration.as_secs() / 4).clamp(1, 30)),
+        cache_root: setup.run_dir.clone(),
+        node_regions: node_regions.clone(),
+    };
+    // The origin process is new: its counters started at zero, so they hold every byte it
+    // served in this run, super-node fills included.
+    let crowd = crowd::Crowd::start(crowd_config, identities, tokens, deadline);
+    let workload_started = Instant::now();
+
+    // Watch: live view, crashes, the origin kill, the end.
+    let interactive = !args.quiet && std::io::stderr().is_terminal();
+    let mut view = View::default();
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.tick().await;
+    let mut egress_last = 0;
+    let mut crashed: Vec<(String, String)> = Vec::new();
+    let mut origin_killed_at: Option<f64> = None;
+    let mut origin_killed: Option<Instant> = None;
+    let mut interrupted = false;
+    loop {
+        let done = tokio::select! {
+            () = setup.interrupt.cancelled() => { interrupted = true; true }
+            _ = ticks.tick() => false,
+            () = crowd.finished() => true,
+        };
+        if let Some(egress) = origin_egress(&http, &setup.base).await {
+            egress_last = egress;
+        }
+        if let (Some(at), None) = (args.kill_origin_at, origin_killed_at)
+            && workload_started.elapsed() >= at
+        {
+            if let Some(roles) = ROLES.lock().unwrap_or_else(|p| p.into_inner()).as_mut()
+                && let Some(origin) = roles.origin.as_mut()
+            {
+                origin.kill();
+            }
+            origin_killed_at = Some(workload_started.elapsed().as_secs_f64());
+            origin_killed = Some(Instant::now());
+            crowd.origin_killed();
+            view.note(format!(
+                "the origin was killed at {:.0} s, as asked",
+                workload_started.elapsed().as_secs_f64()
+            ));
+        }
+        let newly = ROLES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+            .map(RoleSet::crashed)
+            .unwrap_or_default();
+        for (name, status, tail) in newly {
+            view.note(format!("CRASHED: the {name} exited ({status})"));
+            eprintln!("the {name} exited unexpectedly ({status}):\n{tail}");
+            crashed.push((name, status));
+        }
+        let snapshot = crowd.snapshot();
+        let summary = summarize(&snapshot, egress_last, args, origin_killed);
+        view.show(
+            interactive,
+            &summary,
+            workload_started.elapsed(),
+            args.duration,
+            crowd.online(),
+            args.listeners,
+            args.super_nodes as usize,
+        );
+        if done {
+            break;
+        }
+    }
+    let snapshot = crowd.stop().await;
+    view.clear(interactive);
+    let mut summary = summarize(&snapshot, egress_last, args, origin_killed);
+    summary["wall_seconds"] = json!(setup.started_at.elapsed().as_secs_f64());
+    summary["crashed"] = json!(
+        crashed
+            .iter()
+            .map(|(name, status)| json!({"role": name, "status": status}))
+            .collect::<Vec<_>>()
+    );
+    summary["origin_killed_at_s"] = json!(origin_killed_at);
+    summary["interrupted"] = json!(interrupted);
+    print_report(&summary);
+    if args.json {
+        println!("{summary}");
+    }
+    let _ = &setup.dir;
+    let checks_failed = summary["checks"]["region_violations"].as_u64().unwrap_or(0) > 0
+        || summary["checks"]["duration_mismatches"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0;
+    Ok(if !crashed.is_empty() || checks_failed {
+        ExitCode::FAILURE
+    } else if interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The summary object from the plays so far.
+fn summarize(
+    plays: &[crowd::PlayRecord],
+    origin_egress: u64,
+    args: &DevnetArgs,
+    origin_killed: Option<Instant>,
+) -> Value {
+    let after_kill = |play: &crowd::PlayRecord| origin_killed.is_some_and(|at| play.started > at);
+    // Not plays: ones a crash cut short, and ones asked for with the origin gone and no
+    // license at hand (nothing can authorize them; the listener is told so at once).
+    let counted: Vec<&crowd::PlayRecord> = plays
+        .iter()
+        .filter(|play| !play.killed && !play.unlicensed)
+        .collect();
+    let failed: Vec<&&crowd::PlayRecord> = counted
+        .iter()
+        .filter(|play| play.failed.is_some())
+        .collect();
+    let mut uncached: Vec<f64> = counted
+        .iter()
+        .filter(|play| play.uncached)
+        .filter_map(|play| play.first_audio_ms)
+        .collect();
+    uncached.sort_by(f64::total_cmp);
+    let mut all: Vec<f64> = counted
+        .iter()
+        .filter_map(|play| play.first_audio_ms)
+        .collect();
+    all.sort_by(f64::total_cmp);
+    let sum = |pick: fn(&crowd::PlayRecord) -> u64| plays.iter().map(pick).sum::<u64>();
+    let bytes_origin = sum(|play| play.bytes_origin);
+    let bytes_super = sum(|play| play.bytes_super_nodes);
+    let bytes_peers = sum(|play| play.bytes_peers);
+    let bytes_cache = sum(|play| play.bytes_cache);
+    let network = bytes_origin + bytes_super + bytes_peers;
+    let stutters: u64 = counted.iter().map(|play| u64::from(play.stutters)).sum();
+    let stuttered = counted.iter().filter(|play| play.stutters > 0).count();
+    let pct = |sorted: &[f64], p: f64| {
+        if sorted.is_empty() {
+            Value::Null
+        } else {
+            json!((percentile(sorted, p) * 10.0).round() / 10.0)
+        }
+    };
+    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+    for play in &failed {
+        let reason = play.failed.clone().unwrap_or_default();
+        let short: String = reason.chars().take(120).collect();
+        *failures.entry(short).or_default() += 1;
+    }
+    json!({
+        "plays": counted.len(),
+        "failed_plays": failed.len(),
+        "stutters": stutters,
+        "plays_with_stutter": stuttered,
+        "first_audio_ms": {"p50": pct(&uncached, 50.0), "p90": pct(&uncached, 90.0), "p99": pct(&uncached, 99.0), "plays": uncached.len()},
+        "first_audio_ms_all": {"p50": pct(&all, 50.0), "p90": pct(&all, 90.0), "p99": pct(&all, 99.0), "plays": all.len()},
+        "bytes": {"origin": bytes_origin, "super_nodes": bytes_super, "peers": bytes_peers, "cache": bytes_cache},
+        "origin_egress_bytes": origin_egress,
+        "origin_share": if network == 0 { Value::Null } else { json!(((origin_egress as f64 / network as f64) * 10_000.0).round() / 10_000.0) },
+        "rtt_ms": args.rtt_ms,
+        "listeners": args.listeners,
+        "super_nodes": args.super_nodes,
+        "regions": args.regions,
+        "tracks": args.tracks,
+        "seed": args.seed,
+        "killed_plays": plays.iter().filter(|play| play.killed).count(),
+        "plays_without_origin": counted.iter().filter(|play| after_kill(play)).count(),
+        "unlicensed_without_origin": plays.iter().filter(|play| play.unlicensed).count(),
+        "failed_without_origin": failed.iter().filter(|play| after_kill(play)).count(),
+        "listeners_played": counted.iter().map(|play| play.listener).collect::<std::collections::BTreeSet<_>>().len(),
+        "tracks_played": counted.iter().map(|play| play.track).collect::<std::collections::BTreeSet<_>>().len(),
+        "skipped_plays": counted.iter().filter(|play| play.skipped).count(),
+        "checks": {
+            "region_violations": plays.iter().map(|play| play.region_violations).sum::<u64>(),
+            "duration_mismatches": counted.iter().filter(|play| play.duration_mismatch).count(),
+            "durations_checked": counted.iter().filter(|play| play.duration_checked).count(),
+        },
+        "failures": failures,
+    })
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
+fn print_report(summary: &Value) {
+    let get = |path: &[&str]| {
+        let mut value = summary;
+        for key in path {
+            value = &value[*key];
+        }
+        value.clone()
+    };
+    eprintln!();
+    eprintln!("devnet summary");
+    eprintln!(
+        "  plays          {} ({} failed, {} skipped, {} cut short by crashes)",
+        get(&["plays"]),
+        get(&["failed_plays"]),
+        get(&["skipped_plays"]),
+        get(&["killed_plays"])
+    );
+    eprintln!(
+        "  stutters       {} in {} plays",
+        get(&["stutters"]),
+        get(&["plays_with_stutter"])
+    );
+    eprintln!(
+        "  first audio    p50 {} ms, p90 {} ms, p99 {} ms ({} uncached plays; RTT {} ms)",
+        get(&["first_audio_ms", "p50"]),
+        get(&["first_audio_ms", "p90"]),
+        get(&["first_audio_ms", "p99"]),
+        get(&["first_audio_ms", "plays"]),
+        get(&["rtt_ms"])
+    );
+    let bytes = |key: &str| mib(get(&["bytes", key]).as_u64().unwrap_or(0));
+    eprintln!(
+        "  received       origin {}, super-nodes {}, peers {}; cache {}",
+        bytes("origin"),
+        bytes("super_nodes"),
+        bytes("peers"),
+        bytes("cache")
+    );
+    eprintln!(
+        "  origin share   {} (origin egress {} / bytes listeners received)",
+        get(&["origin_share"]),
+        mib(get(&["origin_egress_bytes"]).as_u64().unwrap_or(0))
+    );
+    eprintln!(
+        "  checks         {} region violations, {} duration mismatches ({} checked)",
+        get(&["checks", "region_violations"]),
+        get(&["checks", "duration_mismatches"]),
+        get(&["checks", "durations_checked"])
+    );
+    if let Some(failures) = summary["failures"].as_object() {
+        for (reason, count) in failures {
+            eprintln!("  failed ×{count}: {reason}");
+        }
+    }
+}
+
+/// The live view: a block of lines redrawn in place on a terminal, one status line every
+/// ten seconds otherwise.
+#[derive(Default)]
+struct View {
+    drawn: usize,
+    notes: Vec<String>,
+    last_line: Option<Instant>,
+}
+
+impl View {
+    fn note(&mut self, note: String) {
+        self.notes.push(note);
+        if self.notes.len() > 5 {
+            self.notes.remove(0);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn show(
+        &mut self,
+        interactive: bool,
+        summary: &Value,
+        elapsed: Duration,
+        duration: Option<Duration>,
+        online: usize,
+        listeners: u32,
+        super_nodes: usize,
+    ) {
+        let share = summary["origin_share"]
+            .as_f64()
+            .map_or("-".to_string(), |share| format!("{:.1}%", share * 100.0));
+        let bytes = |key: &str| mib(summary["bytes"][key].as_u64().unwrap_or(0));
+        let ms = |key: &str| {
+            summary["first_audio_ms"][key]
+                .as_f64()
+                .map_or("-".to_string(), |value| format!("{value:.0}"))
+        };
+        if !interactive {
+            if self
+                .last_line
+                .is_some_and(|last| last.elapsed() < Duration::from_secs(10))
+                && self.notes.is_empty()
+            {
+                return;
+            }
+            self.last_line = Some(Instant::now());
+            eprintln!(
+                "[{:>4.0} s] plays {} failed {} stutters {} | first audio p50 {} ms p99 {} ms | origin share {share} | online {online}/{listeners}",
+                elapsed.as_secs_f64(),
+                summary["plays"],
+                summary["failed_plays"],
+                summary["stutters"],
+                ms("p50"),
+                ms("p99"),
+            );
+            for note in self.notes.drain(..) {
+                eprintln!("  {note}");
+            }
+            return;
+        }
+        let progress = match duration {
+            Some(total) => {
+                let fraction = (elapsed.as_secs_f64() / total.as_secs_f64()).clamp(0.0, 1.0);
+                let filled = (fraction * 30.0) as usize;
+                format!(
+                    "[{}{}] {:>4.0}/{:.0} s",
+                    "#".repeat(filled),
+                    "-".repeat(30 - filled),
+                    elapsed.as_secs_f64(),
+                    total.as_secs_f64()
+                )
+            }
+            None => format!("{:.0} s (Ctrl-C ends the run)", elapsed.as_secs_f64()),
+        };
+        let mut lines = vec![
+            format!("chorus devnet  {progress}"),
+            format!(
+                "  peers        {online}/{listeners} listeners online, {super_nodes} super-nodes"
+            ),
+            format!(
+                "  plays        {} ({} failed, {} skipped), stutters {}",
+                summary["plays"],
+                summary["failed_plays"],
+                summary["skipped_plays"],
+                summary["stutters"]
+            ),
+            format!(
+                "  first audio  p50 {} ms  p90 {} ms  p99 {} ms  (uncached plays: {})",
+                ms("p50"),
+                ms("p90"),
+                ms("p99"),
+                summary["first_audio_ms"]["plays"]
+            ),
+            format!(
+                "  received     origin {}  super-nodes {}  peers {}  cache {}",
+                bytes("origin"),
+                bytes("super_nodes"),
+                bytes("peers"),
+                bytes("cache")
+            ),
+            format!("  origin share {share} of the bytes listeners received"),
+        ];
+        lines.extend(self.notes.iter().map(|note| format!("  ! {note}")));
+        let mut err = std::io::stderr().lock();
+        if self.drawn > 0 {
+            let _ = write!(err, "\x1b[{}A\x1b[J", self.drawn);
+        }
+        for line in &lines {
+            let _ = writeln!(err, "{line}");
+        }
+        self.drawn = lines.len();
+    }
+
+    fn clear(&mut self, interactive: bool) {
+        if interactive && self.drawn > 0 {
+            let _ = write!(std::io::stderr(), "\x1b[{}A\x1b[J", self.drawn);
+            self.drawn = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_links_parse() {
+        assert_eq!(parse_duration("120s"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3 weeks").is_err());
+        let base = PairLink {
+            rtt_ms: 40.0,
+            jitter_ms: 0.0,
+            loss: 0.0,
+            mbps: None,
+        };
+        let (a, b, link) = parse_link("se-US:rtt=120,loss=0.01", base).unwrap();
+        assert_eq!((a.as_str(), b.as_str()), ("SE", "US"));
+        assert_eq!(link.rtt_ms, 120.0);
+        assert_eq!(link.loss, 0.01);
+        assert_eq!(link.direction().delay_ms, 60.0);
+        assert!(parse_link("SE-US:rtt=-5", base).is_err());
+        assert!(parse_link("SE-US:loss=2", base).is_err());
+        assert!(parse_link("SE-US:speed=5", base).is_err());
+        assert!(parse_link("SEUS:rtt=5", base).is_err());
+    }
+
+    #[test]
+    fn the_link_matrix_is_symmetric_with_a_default() {
+        let base = PairLink {
+            rtt_ms: 40.0,
+            jitter_ms: 0.0,
+            loss: 0.0,
+            mbps: None,
+        };
+        let far = PairLink {
+            rtt_ms: 150.0,
+            ..base
+        };
+        let matrix = LinkMatrix {
+            base,
+            pairs: HashMap::from([((0, 1), far)]),
+        };
+        assert_eq!(matrix.get(1, 0), far);
+        assert_eq!(matrix.get(0, 1), far);
+        assert_eq!(matrix.get(1, 1), base);
+    }
+
+    #[test]
+    fn every_fourth_track_is_licensed_in_one_region() {
+        assert!(markets_of(3, 1).is_empty());
+        assert_eq!(markets_of(3, 2), vec!["SE".to_string()]);
+        assert!(markets_of(2, 2).is_empty());
+    }
+}

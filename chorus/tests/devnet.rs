@@ -1,0 +1,206 @@
+//! `chorus devnet` end to end: real origin, tracker and super-node processes, listeners
+//! streaming real encoded audio to each other over QUIC through the link emulator.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn devnet(args: &[&str]) -> (bool, Value, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .arg("devnet")
+        .args(args)
+        .env("CHORUS_LOG", "error")
+        .output()
+        .expect("run chorus devnet");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let summary = stdout
+        .lines()
+        .last()
+        .and_then(|line| serde_json::from_str(line).ok())
+        .unwrap_or(Value::Null);
+    (output.status.success(), summary, stderr)
+}
+
+/// A small devnet whose origin dies two thirds of the way through: every play completes and
+/// decodes to the ingested length, peers carry bytes, no chunk crosses a forbidden region,
+/// and plays started after the origin died still play (cached and peer-held tracks).
+#[test]
+fn a_small_devnet_plays_everything_and_survives_the_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, summary, stderr) = devnet(&[
+        "--listeners",
+        "6",
+        "--super-nodes",
+        "1",
+        "--tracks",
+        "4",
+        "--track-seconds",
+        "12",
+        "--duration",
+        "54s",
+        "--kill-origin-at",
+        "36s",
+        "--rtt-ms",
+        "30",
+        "--jitter-ms",
+        "2",
+        "--json",
+        "--quiet",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(ok, "devnet failed: {summary}\n{stderr}");
+    let count = |path: &[&str]| {
+        let mut value = &summary;
+        for key in path {
+            value = &value[*key];
+        }
+        value
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {path:?} in {summary}"))
+    };
+    assert!(count(&["plays"]) >= 10, "{summary}");
+    assert_eq!(count(&["failed_plays"]), 0, "{summary}\n{stderr}");
+    assert_eq!(count(&["checks", "region_violations"]), 0, "{summary}");
+    assert_eq!(count(&["checks", "duration_mismatches"]), 0, "{summary}");
+    assert!(count(&["checks", "durations_checked"]) >= 4, "{summary}");
+    assert!(
+        count(&["bytes", "peers"]) > 0,
+        "peers carried nothing: {summary}"
+    );
+    assert!(count(&["bytes", "origin"]) > 0, "{summary}");
+    assert!(count(&["plays_without_origin"]) >= 2, "{summary}");
+    assert_eq!(count(&["failed_without_origin"]), 0, "{summary}");
+    assert_eq!(summary["crashed"], serde_json::json!([]), "{summary}");
+    assert!(
+        summary["origin_killed_at_s"].as_f64().is_some(),
+        "{summary}"
+    );
+    assert!(
+        summary["first_audio_ms"]["p50"].as_f64().is_some(),
+        "{summary}"
+    );
+    assert!(summary["origin_share"].as_f64().is_some(), "{summary}");
+    assert_eq!(summary["rtt_ms"].as_f64(), Some(30.0));
+}
+
+/// Ctrl-C ends the run: a summary, exit code 130, and every role process gone.
+#[test]
+fn ctrl_c_stops_every_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args([
+            "devnet",
+            "--listeners",
+            "2",
+            "--super-nodes",
+            "1",
+            "--tracks",
+            "2",
+            "--track-seconds",
+            "8",
+            "--quiet",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .env("CHORUS_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut pids: Vec<u32> = Vec::new();
+    let mut seen = Vec::new();
+    // Wait for the processes, then for the first status line (the crowd is playing).
+    loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("devnet did not get going: {seen:?}"));
+        if let Some(list) = line.strip_prefix("devnet: processes (pid): ") {
+            pids = list
+                .split(", ")
+                .filter_map(|entry| entry.rsplit(' ').next()?.parse().ok())
+                .collect();
+        }
+        let status = line.starts_with('[');
+        seen.push(line);
+        if status && !pids.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(pids.len(), 3, "origin, tracker, super-node: {seen:?}");
+    for pid in &pids {
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let stop_deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < stop_deadline,
+            "devnet did not stop on Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(2)) {
+        seen.push(line);
+    }
+    assert_eq!(status.code(), Some(130), "{seen:?}");
+    assert!(
+        seen.iter().any(|line| line.starts_with("devnet summary")),
+        "{seen:?}"
+    );
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "role process {pid} outlived the devnet"
+        );
+    }
+}
+
+#[test]
+fn bad_flags_get_clear_messages() {
+    for (args, expected) in [
+        (vec!["--loss", "2"], "--loss"),
+        (
+            vec!["--duration", "30s", "--kill-origin-at", "60s"],
+            "--kill-origin-at",
+        ),
+        (vec!["--link", "SE-JP:rtt=50"], "JP is not one of"),
+        (vec!["--link", "SE-US:speed=5"], "unknown link setting"),
+        (vec!["--quality", "best"], "--quality"),
+        (vec!["--duration", "soon"], "not a duration"),
+        (vec!["--listeners", "0"], "--listeners"),
+        (vec!["--kill-peers=-1"], "--kill-peers"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_chorus"))
+            .arg("devnet")
+            .args(&args)
+            .args(["--dir", dir.path().to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} was accepted");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected {expected:?} in {stderr}"
+        );
+        // Refused before anything started: no origin data written.
+        assert!(!dir.path().join("origin").exists(), "{args:?}");
+    }
+}
