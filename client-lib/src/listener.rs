@@ -690,3 +690,45 @@ pub fn unreachable(error: &anyhow::Error) -> bool {
 fn is_tier_refusal(error: &anyhow::Error) -> bool {
     crate::origin_api::ApiError::code_of(error) == Some("tier_quality")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::unreachable;
+    use crate::origin_api::ApiError;
+
+    fn refusal(status: u16) -> anyhow::Error {
+        anyhow::Error::new(ApiError {
+            status,
+            reason: String::new(),
+            code: String::new(),
+            message: String::new(),
+        })
+        .context("authorizing playback")
+    }
+
+    #[tokio::test]
+    async fn unreachable_means_no_answer_or_a_gateway_in_front_of_none() {
+        assert!(unreachable(&refusal(503)));
+        assert!(unreachable(&refusal(502)));
+        assert!(!unreachable(&refusal(403)), "a refusal is an answer");
+        assert!(!unreachable(&refusal(500)));
+        // A port nobody listens on.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let error = reqwest::get(format!("http://{addr}/")).await.unwrap_err();
+        assert!(unreachable(&anyhow::Error::new(error)));
+        // A proxy that accepts and hangs up without answering.
+        let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = proxy.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = proxy.accept().await {
+                drop(socket);
+            }
+        });
+        let error = reqwest::get(format!("http://{addr}/")).await.unwrap_err();
+        assert!(unreachable(
+            &anyhow::Error::new(error).context("reaching the origin")
+        ));
+    }
+}

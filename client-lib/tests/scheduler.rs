@@ -213,6 +213,25 @@ fn opening_from_the_origin_then_peers_carry_the_rest() {
     );
     assert!(net.events.contains(&PlayerEvent::Finished));
     assert!(net.log.contains(&Action::PrefetchNext));
+    // Who delivered what adds up to the per-kind counters, most bytes first.
+    assert!(net.scheduler.all_held());
+    let by_source = net.scheduler.bytes_by_source();
+    assert!(by_source.windows(2).all(|pair| pair[0].2 >= pair[1].2));
+    let of_kind = |kind: SourceKind| -> u64 {
+        by_source
+            .iter()
+            .filter(|(_, found, _)| *found == kind)
+            .map(|(_, _, bytes)| bytes)
+            .sum()
+    };
+    assert_eq!(of_kind(SourceKind::Origin), stats.bytes_origin);
+    assert_eq!(of_kind(SourceKind::Peer), stats.bytes_peers);
+    assert_eq!(of_kind(SourceKind::SuperNode), stats.bytes_super_nodes);
+    assert!(by_source.iter().any(|(source, _, _)| *source == node(3)));
+    // A new track starts the tally over.
+    net.scheduler.play(net.now, plan());
+    assert!(net.scheduler.bytes_by_source().is_empty());
+    assert!(!net.scheduler.all_held());
 }
 
 #[test]

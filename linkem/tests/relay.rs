@@ -113,3 +113,41 @@ async fn tcp_streams_keep_their_bytes_and_order_and_take_the_emulated_rtt() {
     assert_eq!(back, message, "every byte, in order, through jitter");
     assert!(sent.elapsed() >= Duration::from_millis(30));
 }
+
+#[tokio::test]
+async fn a_cut_relay_goes_silent_both_ways() {
+    let echo = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let target = echo.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buffer = [0u8; 2048];
+        while let Ok((len, from)) = echo.recv_from(&mut buffer).await {
+            let _ = echo.send_to(&buffer[..len], from).await;
+        }
+    });
+    let relay = UdpRelay::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        target,
+        LinkConfig::default(),
+        LinkConfig::default(),
+        3,
+    )
+    .await
+    .unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    client.connect(relay.addr()).await.unwrap();
+    let mut buffer = [0u8; 64];
+    client.send(b"hello").await.unwrap();
+    let len = tokio::time::timeout(Duration::from_secs(5), client.recv(&mut buffer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buffer[..len], b"hello");
+    relay.cut();
+    client.send(b"again").await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), client.recv(&mut buffer))
+            .await
+            .is_err(),
+        "a cut relay still answered"
+    );
+}

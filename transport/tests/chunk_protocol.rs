@@ -591,3 +591,43 @@ async fn a_request_for_an_unknown_rendition_is_not_found() {
         other => panic!("expected not_found, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn routes_send_dials_for_an_address_elsewhere() {
+    let w = world().await;
+    // An address nobody listens on, routed to the server: the dial reaches the server.
+    let announced: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let routes = transport::Routes::new();
+    assert!(routes.is_empty());
+    assert!(routes.insert(announced, w.server_addr));
+    assert_eq!(routes.resolve(announced), w.server_addr);
+    let other: SocketAddr = "127.0.0.1:10".parse().unwrap();
+    assert_eq!(
+        routes.resolve(other),
+        other,
+        "others are dialled as they are"
+    );
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(77);
+    let routed = Endpoint::bind_with_routes(
+        &Identity::generate(&mut rng),
+        loopback(),
+        Limits::default(),
+        routes.clone(),
+    )
+    .unwrap();
+    let peer = routed.connect(w.server.node_id(), announced).await.unwrap();
+    let pong = peer.request_one(&Request::Ping { nonce: 1 }).await.unwrap();
+    assert_eq!(pong, Response::Pong { nonce: 1 });
+    // Changes are seen by every holder of the table; removed, the address is dialled as is
+    // (nothing there: the dial fails).
+    routes.remove(&announced);
+    assert_eq!(routed.routes().resolve(announced), announced);
+    let limits = Limits {
+        connect_timeout: std::time::Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let direct =
+        Endpoint::bind_with_routes(&Identity::generate(&mut rng), loopback(), limits, routes)
+            .unwrap();
+    assert!(direct.connect(w.server.node_id(), announced).await.is_err());
+}

@@ -126,6 +126,7 @@ impl PlayRecord {
 
 /// The running crowd.
 pub struct Crowd {
+    live: Arc<Live>,
     origin_down: Arc<AtomicBool>,
     records: Arc<Mutex<Vec<PlayRecord>>>,
     online: Arc<AtomicUsize>,
@@ -134,7 +135,19 @@ pub struct Crowd {
     supervisor: tokio::task::JoinHandle<()>,
 }
 
+/// Counters for the live view, updated as plays start (records come when they end).
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Plays that reached their first audio.
+    pub started: AtomicUsize,
+    /// Plays between first audio and their end now.
+    pub playing: AtomicUsize,
+    /// First-audio times of every start so far, ms.
+    pub first_audio_ms: Mutex<Vec<f64>>,
+}
+
 struct Shared {
+    live: Arc<Live>,
     origin_down: Arc<AtomicBool>,
     config: CrowdConfig,
     records: Arc<Mutex<Vec<PlayRecord>>>,
@@ -155,7 +168,9 @@ impl Crowd {
         let online = Arc::new(AtomicUsize::new(0));
         let cancel = CancellationToken::new();
         let origin_down = Arc::new(AtomicBool::new(false));
+        let live = Arc::new(Live::default());
         let shared = Arc::new(Shared {
+            live: live.clone(),
             origin_down: origin_down.clone(),
             config,
             records: records.clone(),
@@ -178,6 +193,7 @@ impl Crowd {
             let _ = done_tx.send(true);
         });
         Self {
+            live,
             origin_down,
             records,
             online,
@@ -199,6 +215,11 @@ impl Crowd {
     /// holds no license for are told apart from real failures from now on.
     pub fn origin_killed(&self) {
         self.origin_down.store(true, Ordering::Relaxed);
+    }
+
+    /// The live counters.
+    pub fn live(&self) -> &Live {
+        &self.live
     }
 
     /// Listeners online now.
@@ -466,7 +487,13 @@ async fn session(
                     }
                     QueueOutput::Event(PlayerEvent::Started { .. }) => {
                         if let Some(play) = current.as_mut() && play.first_audio_ms.is_none() {
-                            play.first_audio_ms = Some(play.pressed_at.elapsed().as_secs_f64() * 1000.0);
+                            let ms = play.pressed_at.elapsed().as_secs_f64() * 1000.0;
+                            play.first_audio_ms = Some(ms);
+                            shared.live.started.fetch_add(1, Ordering::Relaxed);
+                            shared.live.playing.fetch_add(1, Ordering::Relaxed);
+                            if let Ok(mut all) = shared.live.first_audio_ms.lock() {
+                                all.push(ms);
+                            }
                             play.skip_at = steps
                                 .get(play.step)
                                 .and_then(|step| step.skip_after_s)
@@ -476,6 +503,7 @@ async fn session(
                     QueueOutput::TrackEnded { stats, skipped, sources, .. } => {
                         pressed_at = Instant::now();
                         if let Some(play) = current.take() {
+                            ended_playing(shared, &play);
                             let track = playable[steps[play.step].track];
                             let decoded = match play.decoder {
                                 Some(decoder) => tokio::task::spawn_blocking(move || decoder.finish())
@@ -510,7 +538,10 @@ async fn session(
                     }
                     QueueOutput::TrackFailed { error, .. } => {
                         let (step, failed_pressed) = match current.take() {
-                            Some(play) => (play.step, play.pressed_at),
+                            Some(play) => {
+                                ended_playing(shared, &play);
+                                (play.step, play.pressed_at)
+                            }
                             None => {
                                 next_step += 1;
                                 (next_step - 1, pressed_at)
@@ -541,6 +572,7 @@ async fn session(
             () = tokio::time::sleep_until(crash.into()), if !stopping => {
                 task.abort();
                 if let Some(play) = current.take() {
+                    ended_playing(shared, &play);
                     push(shared, PlayRecord {
                         killed: true,
                         ..PlayRecord::new(index, playable[steps[play.step].track], play.pressed_at)
@@ -563,6 +595,13 @@ async fn session(
         Ended::Over
     } else {
         Ended::Session
+    }
+}
+
+/// A play that had started is over.
+fn ended_playing(shared: &Shared, play: &Current) {
+    if play.first_audio_ms.is_some() {
+        shared.live.playing.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

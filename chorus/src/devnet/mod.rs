@@ -966,9 +966,24 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
         }
         let snapshot = crowd.snapshot();
         let summary = summarize(&snapshot, egress_last, args, origin_killed);
+        let live = crowd.live();
+        let mut starts = live
+            .first_audio_ms
+            .lock()
+            .map(|all| all.clone())
+            .unwrap_or_default();
+        starts.sort_by(f64::total_cmp);
+        let live = LiveLine {
+            started: live.started.load(std::sync::atomic::Ordering::Relaxed),
+            playing: live.playing.load(std::sync::atomic::Ordering::Relaxed),
+            p50: (!starts.is_empty()).then(|| percentile(&starts, 50.0)),
+            p99: (!starts.is_empty()).then(|| percentile(&starts, 99.0)),
+            egress: egress_last,
+        };
         view.show(
             interactive,
             &summary,
+            &live,
             workload_started.elapsed(),
             args.duration,
             crowd.online(),
@@ -1092,6 +1107,10 @@ fn summarize(
     })
 }
 
+fn opt(ms: Option<f64>) -> String {
+    ms.map_or("-".to_string(), |ms| format!("{ms:.0}"))
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
 }
@@ -1152,6 +1171,15 @@ fn print_report(summary: &Value) {
     }
 }
 
+/// What the view shows before plays end.
+struct LiveLine {
+    started: usize,
+    playing: usize,
+    p50: Option<f64>,
+    p99: Option<f64>,
+    egress: u64,
+}
+
 /// The live view: a block of lines redrawn in place on a terminal, one status line every
 /// ten seconds otherwise.
 #[derive(Default)]
@@ -1174,6 +1202,7 @@ impl View {
         &mut self,
         interactive: bool,
         summary: &Value,
+        live: &LiveLine,
         elapsed: Duration,
         duration: Option<Duration>,
         online: usize,
@@ -1199,13 +1228,16 @@ impl View {
             }
             self.last_line = Some(Instant::now());
             eprintln!(
-                "[{:>4.0} s] plays {} failed {} stutters {} | first audio p50 {} ms p99 {} ms | origin share {share} | online {online}/{listeners}",
+                "[{:>4.0} s] online {online}/{listeners} | started {} playing {} | ended {} (failed {}, stutters {}) | first audio p50 {} ms p99 {} ms | origin sent {}",
                 elapsed.as_secs_f64(),
+                live.started,
+                live.playing,
                 summary["plays"],
                 summary["failed_plays"],
                 summary["stutters"],
-                ms("p50"),
-                ms("p99"),
+                opt(live.p50),
+                opt(live.p99),
+                mib(live.egress),
             );
             for note in self.notes.drain(..) {
                 eprintln!("  {note}");
@@ -1232,18 +1264,21 @@ impl View {
                 "  peers        {online}/{listeners} listeners online, {super_nodes} super-nodes"
             ),
             format!(
-                "  plays        {} ({} failed, {} skipped), stutters {}",
+                "  plays        {} started, {} playing now; {} ended ({} failed, {} skipped), stutters {}",
+                live.started,
+                live.playing,
                 summary["plays"],
                 summary["failed_plays"],
                 summary["skipped_plays"],
                 summary["stutters"]
             ),
             format!(
-                "  first audio  p50 {} ms  p90 {} ms  p99 {} ms  (uncached plays: {})",
+                "  first audio  every start: p50 {} ms  p99 {} ms; uncached, ended: p50 {} ms  p90 {} ms  p99 {} ms",
+                opt(live.p50),
+                opt(live.p99),
                 ms("p50"),
                 ms("p90"),
                 ms("p99"),
-                summary["first_audio_ms"]["plays"]
             ),
             format!(
                 "  received     origin {}  super-nodes {}  peers {}  cache {}",
@@ -1252,7 +1287,10 @@ impl View {
                 bytes("peers"),
                 bytes("cache")
             ),
-            format!("  origin share {share} of the bytes listeners received"),
+            format!(
+                "  origin       sent {} in all (super-node fills too); share {share} of what ended plays received",
+                mib(live.egress)
+            ),
         ];
         lines.extend(self.notes.iter().map(|note| format!("  ! {note}")));
         let mut err = std::io::stderr().lock();
