@@ -1261,7 +1261,7 @@ impl View {
         let mut lines = vec![
             format!("chorus devnet  {progress}"),
             format!(
-                "  peers        {online}/{listeners} listeners online, {super_nodes} super-nodes"
+                "  peers        {online}/{listeners} listeners online; super-nodes: {super_nodes}"
             ),
             format!(
                 "  plays        {} started, {} playing now; {} ended ({} failed, {} skipped), stutters {}",
