@@ -204,3 +204,79 @@ fn bad_flags_get_clear_messages() {
         assert!(!dir.path().join("origin").exists(), "{args:?}");
     }
 }
+
+/// A role that dies on its own is reported (in the view and the summary) and fails the run.
+#[test]
+fn a_crashed_role_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args([
+            "devnet",
+            "--listeners",
+            "2",
+            "--super-nodes",
+            "1",
+            "--tracks",
+            "2",
+            "--track-seconds",
+            "8",
+            "--duration",
+            "20s",
+            "--json",
+            "--quiet",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .env("CHORUS_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen = Vec::new();
+    let super_node = loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("devnet did not get going: {seen:?}"));
+        let found = line
+            .strip_prefix("devnet: processes (pid): ")
+            .and_then(|list| {
+                list.split(", ")
+                    .find_map(|entry| entry.strip_prefix("super-node 0 "))
+                    .and_then(|pid| pid.parse::<u32>().ok())
+            });
+        seen.push(line);
+        if let Some(pid) = found {
+            break pid;
+        }
+    };
+    Command::new("kill")
+        .args(["-KILL", &super_node.to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(2)) {
+        seen.push(line);
+    }
+    assert!(!output.status.success(), "a crash must fail the run");
+    let summary: Value = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .and_then(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("no summary: {seen:?}"));
+    assert_eq!(summary["crashed"][0]["role"], "super-node 0", "{summary}");
+    assert!(
+        seen.iter()
+            .any(|line| line.contains("the super-node 0 exited unexpectedly")),
+        "{seen:?}"
+    );
+    // The listeners went on without it.
+    assert_eq!(summary["failed_plays"], 0, "{summary}");
+}
