@@ -419,12 +419,12 @@ impl Listener {
             }
             let (track_out, mut track_outputs) = mpsc::channel(64);
             let (track_controls, track_control_rx) = mpsc::channel(8);
-            let playback = {
+            let mut playback = {
                 let (endpoint, grant, mut options) =
                     (self.endpoint.clone(), grant.clone(), self.options.clone());
                 options.start_ms = if first_track { self.config.start_ms } else { 0 };
                 first_track = false;
-                tokio::spawn(async move {
+                AbortOnDrop(tokio::spawn(async move {
                     player::play_with_controls(
                         &endpoint,
                         &grant,
@@ -434,10 +434,10 @@ impl Listener {
                         track_control_rx,
                     )
                     .await
-                })
+                }))
             };
             let (prefetch_tx, mut prefetch_rx) = mpsc::channel::<Prefetch>(1);
-            let mut prefetch_task: Option<tokio::task::JoinHandle<()>> = None;
+            let mut prefetch_task: Option<AbortOnDrop<()>> = None;
             // What the listener did to this track: None (it played out), or a move.
             let mut moved: Option<QueueControl> = None;
             let mut sources = Vec::new();
@@ -460,7 +460,7 @@ impl Listener {
                                 let this = self.clone();
                                 let mut abr = abr.clone();
                                 let sender = prefetch_tx.clone();
-                                prefetch_task = Some(tokio::spawn(async move {
+                                prefetch_task = Some(AbortOnDrop(tokio::spawn(async move {
                                     match this.prefetch(&next, &mut abr).await {
                                         Ok(ahead) => {
                                             let _ = sender.send(ahead).await;
@@ -469,7 +469,7 @@ impl Listener {
                                             tracing::debug!(%error, next, "prefetch failed");
                                         }
                                     }
-                                }));
+                                })));
                             }
                         }
                         Some(Output::Seeked { position_ms, header }) => {
@@ -519,19 +519,19 @@ impl Listener {
                     },
                 }
             }
-            if let Some(task) = prefetch_task {
+            if let Some(mut task) = prefetch_task {
                 // A prefetch still under way when the track ends is worth finishing: it is
                 // what makes the next start instant.
                 if moved.is_none() {
-                    let _ = task.await;
+                    let _ = (&mut task.0).await;
                     if let Ok(ahead) = prefetch_rx.try_recv() {
                         prefetched = Some(ahead);
                     }
                 } else {
-                    task.abort();
+                    task.0.abort();
                 }
             }
-            let result = playback.await?;
+            let result = (&mut playback.0).await?;
             match result {
                 Ok(mut stats) => {
                     failures_in_a_row = 0;
@@ -664,6 +664,17 @@ impl Listener {
                 origin_bytes,
             },
         })
+    }
+}
+
+/// A task that stops when its handle is dropped: when the app drops a `play_queue` future
+/// (or its task is aborted, as when the app dies), the track's playback and prefetch stop
+/// with it instead of downloading on unseen.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -126,6 +126,7 @@ impl PlayRecord {
 
 /// The running crowd.
 pub struct Crowd {
+    full: Arc<AtomicBool>,
     live: Arc<Live>,
     origin_down: Arc<AtomicBool>,
     records: Arc<Mutex<Vec<PlayRecord>>>,
@@ -147,6 +148,8 @@ pub struct Live {
 }
 
 struct Shared {
+    /// Set when [`RECORDS_MAX`] plays are recorded.
+    full: Arc<AtomicBool>,
     live: Arc<Live>,
     origin_down: Arc<AtomicBool>,
     config: CrowdConfig,
@@ -169,7 +172,9 @@ impl Crowd {
         let cancel = CancellationToken::new();
         let origin_down = Arc::new(AtomicBool::new(false));
         let live = Arc::new(Live::default());
+        let full = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
+            full: full.clone(),
             live: live.clone(),
             origin_down: origin_down.clone(),
             config,
@@ -193,6 +198,7 @@ impl Crowd {
             let _ = done_tx.send(true);
         });
         Self {
+            full,
             live,
             origin_down,
             records,
@@ -215,6 +221,11 @@ impl Crowd {
     /// holds no license for are told apart from real failures from now on.
     pub fn origin_killed(&self) {
         self.origin_down.store(true, Ordering::Relaxed);
+    }
+
+    /// True once [`RECORDS_MAX`] plays are recorded (the crowd then stops).
+    pub fn full(&self) -> bool {
+        self.full.load(Ordering::Relaxed)
     }
 
     /// The live counters.
@@ -491,7 +502,9 @@ async fn session(
                             play.first_audio_ms = Some(ms);
                             shared.live.started.fetch_add(1, Ordering::Relaxed);
                             shared.live.playing.fetch_add(1, Ordering::Relaxed);
-                            if let Ok(mut all) = shared.live.first_audio_ms.lock() {
+                            if let Ok(mut all) = shared.live.first_audio_ms.lock()
+                                && all.len() < RECORDS_MAX
+                            {
                                 all.push(ms);
                             }
                             play.skip_at = steps
@@ -611,12 +624,22 @@ fn licensed(offline: &OfflineStore, track_id: &str) -> bool {
     matches!(offline.recent(track_id, now), Ok(Some(_)))
 }
 
+/// Most plays one run records (about 150 MB). A run that gets there (days of a large
+/// crowd) ends as if its duration were up.
+pub const RECORDS_MAX: usize = 1_000_000;
+
 fn push(shared: &Shared, record: PlayRecord) {
-    shared
+    let mut records = shared
         .records
         .lock()
-        .unwrap_or_else(|poison| poison.into_inner())
-        .push(record);
+        .unwrap_or_else(|poison| poison.into_inner());
+    if records.len() < RECORDS_MAX {
+        records.push(record);
+    }
+    if records.len() >= RECORDS_MAX {
+        shared.full.store(true, Ordering::Relaxed);
+        shared.cancel.cancel();
+    }
 }
 
 /// Sources of a play that break the track's region rule: a peer or super-node outside its

@@ -994,6 +994,12 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
             break;
         }
     }
+    if crowd.full() {
+        eprintln!(
+            "devnet: {} plays recorded, the most one run keeps: the run ends here",
+            crowd::RECORDS_MAX
+        );
+    }
     let snapshot = crowd.stop().await;
     view.clear(interactive);
     let mut summary = summarize(&snapshot, egress_last, args, origin_killed);
