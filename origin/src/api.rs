@@ -8,7 +8,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use hmac::{Hmac, Mac};
 use protocol::{Identity, NodeId, Quality};
@@ -223,6 +223,19 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/tracks/{id}/play", post(publish::play))
         .route("/v1/search", get(search_catalog))
+        .route("/v1/me/tracks", get(crate::library::liked_tracks))
+        .route(
+            "/v1/me/tracks/{id}",
+            put(crate::library::like_track).delete(crate::library::unlike_track),
+        )
+        .route(
+            "/v1/me/following/artists",
+            get(crate::library::followed_artists),
+        )
+        .route(
+            "/v1/me/following/artists/{id}",
+            put(crate::library::follow_artist).delete(crate::library::unfollow_artist),
+        )
         .route("/v1/artists/{id}", get(publish::artist))
         .route("/v1/artists/{id}/tracks", get(publish::artist_tracks))
         .route("/v1/albums/{id}", get(publish::album))

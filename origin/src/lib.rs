@@ -12,6 +12,7 @@ pub mod api;
 pub mod chunks;
 pub mod config;
 pub mod ingest;
+pub mod library;
 pub mod metrics;
 pub mod nodes;
 pub mod openapi;

@@ -184,7 +184,7 @@ pub struct TrackView {
     pub renditions: Vec<RenditionSummary>,
 }
 
-fn track_json(track: &TrackRecord) -> TrackView {
+pub(crate) fn track_json(track: &TrackRecord) -> TrackView {
     TrackView {
         id: track.id.clone(),
         title: track.title.clone(),
@@ -429,7 +429,8 @@ pub struct Page {
 }
 
 impl Page {
-    fn bounds(&self) -> (usize, usize) {
+    /// (offset, limit), the limit clamped to 1..=50.
+    pub(crate) fn bounds(&self) -> (usize, usize) {
         (
             self.offset.unwrap_or(0),
             self.limit.unwrap_or(20).clamp(1, 50),

@@ -173,7 +173,40 @@ pub struct Store {
     artist_tracks: sled::Tree,
     album_tracks: sled::Tree,
     offline_devices: sled::Tree,
+    liked_tracks: sled::Tree,
+    followed_artists: sled::Tree,
     chunks: ChunkFiles,
+}
+
+/// A listener's library: liked songs or followed artists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Library {
+    /// Liked songs (track ids).
+    Tracks,
+    /// Followed artists (artist account ids).
+    Artists,
+}
+
+/// Most items in one account's liked songs, and in its followed artists.
+pub const LIBRARY_ITEMS_MAX: usize = 10_000;
+
+/// What [`Store::library_add`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LibraryAdd {
+    /// Added now, at this time (Unix ms).
+    Added(u64),
+    /// It was there already, since this time: nothing changed.
+    Already(u64),
+    /// The library holds [`LIBRARY_ITEMS_MAX`] items.
+    Full,
+}
+
+fn library_key(account: &str, item: &str) -> Vec<u8> {
+    format!("{account}/{item}").into_bytes()
+}
+
+fn decode_ms(bytes: &[u8]) -> u64 {
+    bytes.try_into().map(u64::from_be_bytes).unwrap_or_default()
 }
 
 fn get_json<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
@@ -197,6 +230,8 @@ impl Store {
             artist_tracks: db.open_tree("artist_tracks")?,
             album_tracks: db.open_tree("album_tracks")?,
             offline_devices: db.open_tree("offline_devices")?,
+            liked_tracks: db.open_tree("liked_tracks")?,
+            followed_artists: db.open_tree("followed_artists")?,
             chunks: ChunkFiles::open(&data_dir.join("chunks"))?,
             db,
         })
@@ -211,6 +246,91 @@ impl Store {
     /// The chunk files.
     pub fn chunks(&self) -> &ChunkFiles {
         &self.chunks
+    }
+
+    fn library_tree(&self, which: Library) -> &sled::Tree {
+        match which {
+            Library::Tracks => &self.liked_tracks,
+            Library::Artists => &self.followed_artists,
+        }
+    }
+
+    /// Adds `item` to `account`'s library at `now_ms` (idempotent: adding twice keeps the
+    /// first time). Durable on return.
+    pub fn library_add(
+        &self,
+        which: Library,
+        account: &str,
+        item: &str,
+        now_ms: u64,
+    ) -> Result<LibraryAdd, StoreError> {
+        self.library_add_within(which, account, item, now_ms, LIBRARY_ITEMS_MAX)
+    }
+
+    fn library_add_within(
+        &self,
+        which: Library,
+        account: &str,
+        item: &str,
+        now_ms: u64,
+        items_max: usize,
+    ) -> Result<LibraryAdd, StoreError> {
+        let tree = self.library_tree(which);
+        let key = library_key(account, item);
+        if let Some(since) = tree.get(&key)? {
+            return Ok(LibraryAdd::Already(decode_ms(&since)));
+        }
+        let prefix = format!("{account}/");
+        if tree.scan_prefix(prefix.as_bytes()).count() >= items_max {
+            return Ok(LibraryAdd::Full);
+        }
+        // A concurrent add of the same item keeps whichever time landed first.
+        match tree.compare_and_swap(&key, None as Option<&[u8]>, Some(&now_ms.to_be_bytes()[..]))? {
+            Ok(()) => {
+                self.flush()?;
+                Ok(LibraryAdd::Added(now_ms))
+            }
+            Err(conflict) => Ok(LibraryAdd::Already(
+                conflict.current.as_deref().map_or(now_ms, decode_ms),
+            )),
+        }
+    }
+
+    /// Removes `item`; false when it was not there. Durable on return.
+    pub fn library_remove(
+        &self,
+        which: Library,
+        account: &str,
+        item: &str,
+    ) -> Result<bool, StoreError> {
+        let removed = self
+            .library_tree(which)
+            .remove(library_key(account, item))?
+            .is_some();
+        if removed {
+            self.flush()?;
+        }
+        Ok(removed)
+    }
+
+    /// A page of `account`'s library, most recently added first (ties by id), and the total.
+    pub fn library_page(
+        &self,
+        which: Library,
+        account: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(usize, Vec<(String, u64)>), StoreError> {
+        let prefix = format!("{account}/");
+        let mut items = Vec::new();
+        for entry in self.library_tree(which).scan_prefix(prefix.as_bytes()) {
+            let (key, value) = entry?;
+            let item = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            items.push((item, decode_ms(&value)));
+        }
+        items.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let total = items.len();
+        Ok((total, items.into_iter().skip(offset).take(limit).collect()))
     }
 
     /// Creates `account` unless its username is taken; returns false if taken. Durable on
@@ -493,5 +613,43 @@ mod tests {
                 .admit_offline_device("acct", "n3", 150, 2, 300)
                 .unwrap()
         );
+    }
+}
+
+#[cfg(test)]
+mod library_tests {
+    use super::{Library, LibraryAdd, Store};
+
+    #[test]
+    fn libraries_are_per_account_ordered_idempotent_and_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let add = |account: &str, item: &str, at: u64| {
+            store
+                .library_add_within(Library::Tracks, account, item, at, 3)
+                .unwrap()
+        };
+        assert_eq!(add("a", "t1", 10), LibraryAdd::Added(10));
+        assert_eq!(add("a", "t2", 20), LibraryAdd::Added(20));
+        assert_eq!(add("a", "t1", 30), LibraryAdd::Already(10));
+        assert_eq!(add("a", "t3", 30), LibraryAdd::Added(30));
+        assert_eq!(add("a", "t4", 40), LibraryAdd::Full);
+        // Another account, and the other library, are separate.
+        assert_eq!(add("b", "t4", 40), LibraryAdd::Added(40));
+        assert_eq!(
+            store.library_page(Library::Artists, "a", 0, 10).unwrap().0,
+            0
+        );
+        let (total, page) = store.library_page(Library::Tracks, "a", 1, 10).unwrap();
+        assert_eq!(total, 3);
+        assert_eq!(page, vec![("t2".to_string(), 20), ("t1".to_string(), 10)]);
+        assert!(store.library_remove(Library::Tracks, "a", "t2").unwrap());
+        assert!(!store.library_remove(Library::Tracks, "a", "t2").unwrap());
+        assert_eq!(add("a", "t4", 50), LibraryAdd::Added(50));
+        // Durable: reopened, it is all there.
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let (total, _) = store.library_page(Library::Tracks, "a", 0, 10).unwrap();
+        assert_eq!(total, 3);
     }
 }

@@ -859,3 +859,183 @@ async fn network_info_and_super_node_role_tokens() {
     assert!(claims.markets.is_empty());
     origin.running.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn liked_songs_and_followed_artists() {
+    let origin = start().await;
+    let artist = origin.account("lib_artist", "SE", "artist", "free").await;
+    let listener = origin
+        .account("lib_listener", "SE", "listener", "free")
+        .await;
+    let other = origin.account("lib_other", "SE", "listener", "free").await;
+    let mut tracks = Vec::new();
+    for seed in 0..3u64 {
+        let metadata = json!({"title": format!("Song {seed}"), "artist": "Lib Artist"});
+        let (status, track) = origin
+            .upload(&artist, synth::wav(seed, 1.0, 22_050, 1), "s.wav", metadata)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{track}");
+        tracks.push(track["id"].as_str().unwrap().to_string());
+    }
+    let artist_id = origin
+        .http
+        .get(format!("{}/v1/tracks/{}", origin.base, tracks[0]))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["artist_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let call = |method: reqwest::Method, path: String, token: String| {
+        let request = origin
+            .http
+            .request(method, format!("{}{path}", origin.base))
+            .bearer_auth(token);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    use reqwest::Method;
+
+    // Like three songs; liking again changes nothing.
+    let mut first_times = Vec::new();
+    for track in &tracks {
+        let (status, answer) = call(
+            Method::PUT,
+            format!("/v1/me/tracks/{track}"),
+            listener.clone(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        first_times.push(answer["added_at_ms"].as_u64().unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let (_, again) = call(
+        Method::PUT,
+        format!("/v1/me/tracks/{}", tracks[0]),
+        listener.clone(),
+    )
+    .await;
+    assert_eq!(again["added_at_ms"].as_u64(), Some(first_times[0]));
+    // Most recent first, paged, with the track's metadata.
+    let (status, page) = call(
+        Method::GET,
+        "/v1/me/tracks?limit=2".into(),
+        listener.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["total"], 3);
+    let ids: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![tracks[2].as_str(), tracks[1].as_str()]);
+    assert_eq!(page["items"][0]["track"]["title"], "Song 2");
+    let (_, rest) = call(
+        Method::GET,
+        "/v1/me/tracks?limit=2&offset=2".into(),
+        listener.clone(),
+    )
+    .await;
+    assert_eq!(rest["items"][0]["id"], tracks[0].as_str());
+    // Another account's library is its own.
+    let (_, theirs) = call(Method::GET, "/v1/me/tracks".into(), other.clone()).await;
+    assert_eq!(theirs["total"], 0);
+    // Unlike; unliking again is not an error.
+    let (status, answer) = call(
+        Method::DELETE,
+        format!("/v1/me/tracks/{}", tracks[1]),
+        listener.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["removed"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+    let (_, answer) = call(
+        Method::DELETE,
+        format!("/v1/me/tracks/{}", tracks[1]),
+        listener.clone(),
+    )
+    .await;
+    assert_eq!(answer["removed"].as_bool(), Some(false));
+    let (_, page) = call(Method::GET, "/v1/me/tracks".into(), listener.clone()).await;
+    assert_eq!(page["total"], 2);
+
+    // Bad input: unknown and malformed ids, no token; counts unaffected.
+    let unknown = "0".repeat(32);
+    let (status, answer) = call(
+        Method::PUT,
+        format!("/v1/me/tracks/{unknown}"),
+        listener.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let (status, answer) = call(Method::PUT, "/v1/me/tracks/nope".into(), listener.clone()).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "invalid_id")
+    );
+    let (status, _) = call(
+        Method::PUT,
+        format!("/v1/me/tracks/{}", tracks[1]),
+        "bogus".into(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, page) = call(Method::GET, "/v1/me/tracks".into(), listener.clone()).await;
+    assert_eq!(page["total"], 2);
+
+    // Follow the artist (not a listener account); list shows the artist's name.
+    let (status, answer) = call(
+        Method::PUT,
+        format!("/v1/me/following/artists/{artist_id}"),
+        listener.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (_, follows) = call(
+        Method::GET,
+        "/v1/me/following/artists".into(),
+        listener.clone(),
+    )
+    .await;
+    assert_eq!(follows["total"], 1);
+    assert_eq!(follows["items"][0]["name"], "Lib Artist");
+    let (status, answer) = call(
+        Method::PUT,
+        format!("/v1/me/following/artists/{unknown}"),
+        listener.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let (status, answer) = call(
+        Method::DELETE,
+        format!("/v1/me/following/artists/{artist_id}"),
+        listener.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["removed"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+    let (_, follows) = call(Method::GET, "/v1/me/following/artists".into(), listener).await;
+    assert_eq!(follows["total"], 0);
+}

@@ -1,0 +1,153 @@
+//! A listener's library: liked songs (`/v1/me/tracks`) and followed artists
+//! (`/v1/me/following/artists`). Adding is idempotent (the first time is kept), removing
+//! something absent is not an error, lists are paged most recent first, and each library
+//! holds at most [`LIBRARY_ITEMS_MAX`] items.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use protocol::{AccountId, TrackId};
+use serde_json::json;
+
+use crate::api::{self, ApiError, AppState, Authed, ErrorBody, now_ms};
+use crate::publish::{Page, track_json};
+use crate::store::{LIBRARY_ITEMS_MAX, Library, LibraryAdd, Role};
+
+fn added(result: LibraryAdd, what: &str) -> Result<u64, ApiError> {
+    match result {
+        LibraryAdd::Added(at) | LibraryAdd::Already(at) => Ok(at),
+        LibraryAdd::Full => Err(api::bad_request(
+            "library_full",
+            format!("at most {LIBRARY_ITEMS_MAX} {what}"),
+        )),
+    }
+}
+
+fn track_id(id: &str) -> Result<(), ApiError> {
+    id.parse::<TrackId>()
+        .map(|_| ())
+        .map_err(|_| api::bad_request("invalid_id", "track ids are 32 hex characters"))
+}
+
+fn artist_id(id: &str) -> Result<(), ApiError> {
+    id.parse::<AccountId>()
+        .map(|_| ())
+        .map_err(|_| api::bad_request("invalid_id", "artist ids are 32 hex characters"))
+}
+
+#[utoipa::path(put, path = "/v1/me/tracks/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "{id, added_at_ms}: liked (again: unchanged)"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+/// `PUT /v1/me/tracks/{id}`: like a song.
+pub async fn like_track(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    track_id(&id)?;
+    state
+        .store
+        .track(&id)?
+        .ok_or_else(|| api::not_found("track"))?;
+    let result = state
+        .store
+        .library_add(Library::Tracks, &account.id, &id, now_ms())?;
+    let at = added(result, "liked songs")?;
+    Ok(Json(json!({"id": id, "added_at_ms": at})))
+}
+
+#[utoipa::path(delete, path = "/v1/me/tracks/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "{id, removed}"), (status = 400, body = ErrorBody)))]
+/// `DELETE /v1/me/tracks/{id}`: unlike a song.
+pub async fn unlike_track(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    track_id(&id)?;
+    let removed = state
+        .store
+        .library_remove(Library::Tracks, &account.id, &id)?;
+    Ok(Json(json!({"id": id, "removed": removed})))
+}
+
+#[utoipa::path(get, path = "/v1/me/tracks", tag = "library", security(("bearer" = [])), params(Page), responses((status = 200, description = "{items: [{added_at_ms, track}], total, limit, offset}, most recent first")))]
+/// `GET /v1/me/tracks`: liked songs. A song deleted from the catalog since shows as
+/// `track: null`.
+pub async fn liked_tracks(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Query(page): Query<Page>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (offset, limit) = page.bounds();
+    let (total, items) = state
+        .store
+        .library_page(Library::Tracks, &account.id, offset, limit)?;
+    let mut shown = Vec::with_capacity(items.len());
+    for (id, at) in items {
+        let track = state.store.track(&id)?.map(|track| track_json(&track));
+        shown.push(json!({"id": id, "added_at_ms": at, "track": track}));
+    }
+    Ok(Json(
+        json!({"items": shown, "total": total, "limit": limit, "offset": offset}),
+    ))
+}
+
+#[utoipa::path(put, path = "/v1/me/following/artists/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "{id, followed_at_ms}"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+/// `PUT /v1/me/following/artists/{id}`: follow an artist.
+pub async fn follow_artist(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    artist_id(&id)?;
+    state
+        .store
+        .account(&id)?
+        .filter(|artist| matches!(artist.role, Role::Artist | Role::Admin))
+        .ok_or_else(|| api::not_found("artist"))?;
+    let result = state
+        .store
+        .library_add(Library::Artists, &account.id, &id, now_ms())?;
+    let at = added(result, "followed artists")?;
+    Ok(Json(json!({"id": id, "followed_at_ms": at})))
+}
+
+#[utoipa::path(delete, path = "/v1/me/following/artists/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "{id, removed}"), (status = 400, body = ErrorBody)))]
+/// `DELETE /v1/me/following/artists/{id}`: stop following.
+pub async fn unfollow_artist(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    artist_id(&id)?;
+    let removed = state
+        .store
+        .library_remove(Library::Artists, &account.id, &id)?;
+    Ok(Json(json!({"id": id, "removed": removed})))
+}
+
+#[utoipa::path(get, path = "/v1/me/following/artists", tag = "library", security(("bearer" = [])), params(Page), responses((status = 200, description = "{items: [{id, name, followed_at_ms}], total, limit, offset}, most recent first")))]
+/// `GET /v1/me/following/artists`.
+pub async fn followed_artists(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Query(page): Query<Page>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (offset, limit) = page.bounds();
+    let (total, items) = state
+        .store
+        .library_page(Library::Artists, &account.id, offset, limit)?;
+    let mut shown = Vec::with_capacity(items.len());
+    for (id, at) in items {
+        let name = state.store.account(&id)?.map(|artist| {
+            // The name its latest upload shows, else the username.
+            state
+                .store
+                .artist_tracks(&artist.id, 0, 1)
+                .ok()
+                .and_then(|tracks| tracks.first().map(|track| track.artist.clone()))
+                .unwrap_or(artist.username)
+        });
+        shown.push(json!({"id": id, "name": name, "followed_at_ms": at}));
+    }
+    Ok(Json(
+        json!({"items": shown, "total": total, "limit": limit, "offset": offset}),
+    ))
+}
