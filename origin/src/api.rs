@@ -223,6 +223,18 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/tracks/{id}/play", post(publish::play))
         .route("/v1/search", get(search_catalog))
+        .route("/v1/playlists", post(crate::playlists::create))
+        .route(
+            "/v1/playlists/{id}",
+            get(crate::playlists::read).put(crate::playlists::change),
+        )
+        .route(
+            "/v1/playlists/{id}/tracks",
+            post(crate::playlists::add_tracks)
+                .delete(crate::playlists::remove_tracks)
+                .put(crate::playlists::reorder),
+        )
+        .route("/v1/me/playlists", get(crate::playlists::mine))
         .route("/v1/me/tracks", get(crate::library::liked_tracks))
         .route(
             "/v1/me/tracks/{id}",

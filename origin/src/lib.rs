@@ -16,6 +16,7 @@ pub mod library;
 pub mod metrics;
 pub mod nodes;
 pub mod openapi;
+pub mod playlists;
 pub mod publish;
 pub mod search;
 pub mod server;

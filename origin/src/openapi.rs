@@ -29,10 +29,17 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::library::follow_artist,
         crate::library::unfollow_artist,
         crate::library::followed_artists,
+        crate::playlists::create,
+        crate::playlists::read,
+        crate::playlists::change,
+        crate::playlists::add_tracks,
+        crate::playlists::remove_tracks,
+        crate::playlists::reorder,
+        crate::playlists::mine,
         crate::nodes::network,
         crate::nodes::node_token,
     ),
-    components(schemas(crate::api::ErrorBody, crate::publish::TrackView, crate::publish::TrackMetadata, crate::search::Hit)),
+    components(schemas(crate::api::ErrorBody, crate::publish::TrackView, crate::publish::TrackMetadata, crate::search::Hit, crate::playlists::NewPlaylist, crate::playlists::PlaylistChange, crate::playlists::AddTracks, crate::playlists::RemoveTracks, crate::playlists::Reorder)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

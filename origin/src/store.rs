@@ -175,8 +175,45 @@ pub struct Store {
     offline_devices: sled::Tree,
     liked_tracks: sled::Tree,
     followed_artists: sled::Tree,
+    playlists: sled::Tree,
+    account_playlists: sled::Tree,
     chunks: ChunkFiles,
 }
+
+/// A stored playlist. Every change goes through [`Store::update_playlist`], which bumps
+/// `version` (the `snapshot_id` clients see).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaylistRecord {
+    /// Hex id.
+    pub id: String,
+    /// The owning account's id.
+    pub owner: String,
+    /// Name.
+    pub name: String,
+    /// Description (may be empty).
+    pub description: String,
+    /// Visible to every account (else to the owner and collaborators only).
+    pub public: bool,
+    /// Collaborators may edit its tracks.
+    pub collaborative: bool,
+    /// Account ids of the collaborators.
+    pub collaborators: Vec<String>,
+    /// Track ids in order (repeats allowed).
+    pub tracks: Vec<String>,
+    /// Bumped by every change.
+    pub version: u64,
+    /// Unix ms.
+    pub created_at_ms: u64,
+    /// Unix ms of the last change.
+    pub updated_at_ms: u64,
+}
+
+/// Most playlists one account owns.
+pub const PLAYLISTS_PER_ACCOUNT_MAX: usize = 2_000;
+
+/// Tries of an optimistic playlist update before giving up (each retry means another write
+/// landed in between, so this only runs out under extreme contention).
+const PLAYLIST_UPDATE_TRIES: usize = 64;
 
 /// A listener's library: liked songs or followed artists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +269,8 @@ impl Store {
             offline_devices: db.open_tree("offline_devices")?,
             liked_tracks: db.open_tree("liked_tracks")?,
             followed_artists: db.open_tree("followed_artists")?,
+            playlists: db.open_tree("playlists")?,
+            account_playlists: db.open_tree("account_playlists")?,
             chunks: ChunkFiles::open(&data_dir.join("chunks"))?,
             db,
         })
@@ -311,6 +350,93 @@ impl Store {
             self.flush()?;
         }
         Ok(removed)
+    }
+
+    /// Stores a new playlist (version 1). False when its owner has
+    /// [`PLAYLISTS_PER_ACCOUNT_MAX`] already. Durable on return.
+    pub fn create_playlist(&self, playlist: &PlaylistRecord) -> Result<bool, StoreError> {
+        let owned = self
+            .account_playlist_ids(&playlist.owner)?
+            .into_iter()
+            .filter_map(|id| self.playlist(&id).ok().flatten())
+            .filter(|found| found.owner == playlist.owner)
+            .count();
+        if owned >= PLAYLISTS_PER_ACCOUNT_MAX {
+            return Ok(false);
+        }
+        self.playlists
+            .insert(playlist.id.as_bytes(), serde_json::to_vec(playlist)?)?;
+        self.account_playlists
+            .insert(library_key(&playlist.owner, &playlist.id), &[])?;
+        self.flush()?;
+        Ok(true)
+    }
+
+    /// The playlist with `id`.
+    pub fn playlist(&self, id: &str) -> Result<Option<PlaylistRecord>, StoreError> {
+        get_json(&self.playlists, id.as_bytes())
+    }
+
+    /// Ids of the playlists `account` owns or collaborates on (may include some it has
+    /// since been removed from: check the playlist).
+    pub fn account_playlist_ids(&self, account: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = format!("{account}/");
+        let mut ids = Vec::new();
+        for entry in self.account_playlists.scan_prefix(prefix.as_bytes()) {
+            let (key, _) = entry?;
+            ids.push(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
+        }
+        Ok(ids)
+    }
+
+    /// Applies `change` to the playlist `id` and stores it with its version bumped, as one
+    /// optimistic transaction: if another write lands in between, `change` runs again on the
+    /// newer playlist, so no acknowledged change is ever lost. `change` may refuse (its
+    /// error is returned, nothing is written). `None` when there is no such playlist.
+    /// Durable on return.
+    pub fn update_playlist<E>(
+        &self,
+        id: &str,
+        now_ms: u64,
+        mut change: impl FnMut(&mut PlaylistRecord) -> Result<(), E>,
+    ) -> Result<Option<Result<PlaylistRecord, E>>, StoreError> {
+        for _ in 0..PLAYLIST_UPDATE_TRIES {
+            let Some(current) = self.playlists.get(id.as_bytes())? else {
+                return Ok(None);
+            };
+            let mut playlist: PlaylistRecord = serde_json::from_slice(&current)?;
+            let collaborators_before = playlist.collaborators.clone();
+            if let Err(refused) = change(&mut playlist) {
+                return Ok(Some(Err(refused)));
+            }
+            playlist.version += 1;
+            playlist.updated_at_ms = now_ms.max(playlist.updated_at_ms);
+            let next = serde_json::to_vec(&playlist)?;
+            let swapped =
+                self.playlists
+                    .compare_and_swap(id.as_bytes(), Some(&current[..]), Some(next))?;
+            if swapped.is_err() {
+                continue;
+            }
+            for added in playlist
+                .collaborators
+                .iter()
+                .filter(|account| !collaborators_before.contains(account))
+            {
+                self.account_playlists.insert(library_key(added, id), &[])?;
+            }
+            for removed in collaborators_before
+                .iter()
+                .filter(|account| !playlist.collaborators.contains(account))
+            {
+                self.account_playlists.remove(library_key(removed, id))?;
+            }
+            self.flush()?;
+            return Ok(Some(Ok(playlist)));
+        }
+        Err(StoreError::Transaction(format!(
+            "playlist {id}: {PLAYLIST_UPDATE_TRIES} concurrent writes in a row"
+        )))
     }
 
     /// A page of `account`'s library, most recently added first (ties by id), and the total.

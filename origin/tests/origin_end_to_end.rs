@@ -1039,3 +1039,360 @@ async fn liked_songs_and_followed_artists() {
     let (_, follows) = call(Method::GET, "/v1/me/following/artists".into(), listener).await;
     assert_eq!(follows["total"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playlists_edit_safely_from_two_devices() {
+    use reqwest::Method;
+    let origin = start().await;
+    let artist = origin.account("pl_artist", "SE", "artist", "free").await;
+    let owner = origin.account("pl_owner", "SE", "listener", "free").await;
+    let friend = origin.account("pl_friend", "SE", "listener", "free").await;
+    let stranger = origin
+        .account("pl_stranger", "SE", "listener", "free")
+        .await;
+    let mut tracks = Vec::new();
+    for seed in 0..4u64 {
+        let metadata = json!({"title": format!("Tune {seed}"), "artist": "PL"});
+        let (status, track) = origin
+            .upload(
+                &artist,
+                synth::wav(seed + 20, 1.0, 22_050, 1),
+                "t.wav",
+                metadata,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{track}");
+        tracks.push(track["id"].as_str().unwrap().to_string());
+    }
+    let call = |method: Method, path: String, token: &str, body: Option<Value>| {
+        let mut request = origin
+            .http
+            .request(method, format!("{}{path}", origin.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+
+    let (status, created) = call(
+        Method::POST,
+        "/v1/playlists".into(),
+        &owner,
+        Some(json!({"name": "  Road trip ", "public": false})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let tracks_path = format!("/v1/playlists/{id}/tracks");
+    let (status, added) = call(
+        Method::POST,
+        tracks_path.clone(),
+        &owner,
+        Some(json!({"track_ids": [tracks[0], tracks[1], tracks[2]]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    assert_eq!(added["total"], 3);
+    assert_ne!(added["snapshot_id"], created["snapshot_id"]);
+    // Insert at a position.
+    let (_, added) = call(
+        Method::POST,
+        tracks_path.clone(),
+        &owner,
+        Some(json!({"track_ids": [tracks[3]], "position": 1})),
+    )
+    .await;
+    let order = |playlist: &Value| -> Vec<String> {
+        playlist["tracks"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, read) = call(Method::GET, format!("/v1/playlists/{id}"), &owner, None).await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(read["name"], "Road trip");
+    assert_eq!(
+        order(&read),
+        vec![
+            tracks[0].clone(),
+            tracks[3].clone(),
+            tracks[1].clone(),
+            tracks[2].clone()
+        ]
+    );
+    assert_eq!(
+        read["snapshot_id"], added["snapshot_id"],
+        "reads see the account's own writes"
+    );
+    assert_eq!(read["tracks"]["items"][1]["track"]["title"], "Tune 3");
+    // Paged.
+    let (_, page) = call(
+        Method::GET,
+        format!("/v1/playlists/{id}?limit=2&offset=2"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(order(&page), vec![tracks[1].clone(), tracks[2].clone()]);
+    assert_eq!(page["tracks"]["total"], 4);
+
+    // Reorder with the current snapshot; a stale one is refused and changes nothing.
+    let snapshot = read["snapshot_id"].as_str().unwrap().to_string();
+    let (status, moved) = call(Method::PUT, tracks_path.clone(), &owner, Some(json!({"range_start": 2, "insert_before": 0, "range_length": 2, "snapshot_id": snapshot}))).await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    let (status, stale) = call(
+        Method::PUT,
+        tracks_path.clone(),
+        &owner,
+        Some(json!({"range_start": 0, "insert_before": 3, "snapshot_id": snapshot})),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&stale)),
+        (StatusCode::CONFLICT, "stale_snapshot")
+    );
+    let (_, read) = call(Method::GET, format!("/v1/playlists/{id}"), &owner, None).await;
+    assert_eq!(
+        order(&read),
+        vec![
+            tracks[1].clone(),
+            tracks[2].clone(),
+            tracks[0].clone(),
+            tracks[3].clone()
+        ]
+    );
+    assert_eq!(read["snapshot_id"], moved["snapshot_id"]);
+    // Out-of-bounds ranges and positions.
+    for body in [
+        json!({"range_start": 3, "insert_before": 0, "range_length": 2}),
+        json!({"range_start": 0, "insert_before": 5}),
+        json!({"range_start": 0, "insert_before": 1, "range_length": 0}),
+    ] {
+        let (status, answer) = call(Method::PUT, tracks_path.clone(), &owner, Some(body)).await;
+        assert_eq!(
+            (status, error_code(&answer)),
+            (StatusCode::BAD_REQUEST, "bad_range")
+        );
+    }
+    let (status, answer) = call(
+        Method::POST,
+        tracks_path.clone(),
+        &owner,
+        Some(json!({"track_ids": [tracks[0]], "position": 9})),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "bad_position")
+    );
+    let (status, answer) = call(
+        Method::DELETE,
+        tracks_path.clone(),
+        &owner,
+        Some(json!({"positions": [4]})),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "bad_position")
+    );
+    let unknown = "0".repeat(32);
+    let (status, _) = call(
+        Method::POST,
+        tracks_path.clone(),
+        &owner,
+        Some(json!({"track_ids": [unknown]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Private: a stranger cannot see it (404, existence not revealed) nor edit it.
+    let (status, _) = call(Method::GET, format!("/v1/playlists/{id}"), &stranger, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(
+        Method::POST,
+        tracks_path.clone(),
+        &stranger,
+        Some(json!({"track_ids": [tracks[0]]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Public: visible, still not editable by others (403).
+    let (status, _) = call(
+        Method::PUT,
+        format!("/v1/playlists/{id}"),
+        &owner,
+        Some(json!({"public": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(Method::GET, format!("/v1/playlists/{id}"), &stranger, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, answer) = call(
+        Method::POST,
+        tracks_path.clone(),
+        &stranger,
+        Some(json!({"track_ids": [tracks[0]]})),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::FORBIDDEN, "not_editor")
+    );
+    let (status, answer) = call(
+        Method::PUT,
+        format!("/v1/playlists/{id}"),
+        &stranger,
+        Some(json!({"name": "mine now"})),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::FORBIDDEN, "not_owner")
+    );
+
+    // Collaborative: the listed friend may edit; it is in the friend's list too.
+    let (status, answer) = call(
+        Method::PUT,
+        format!("/v1/playlists/{id}"),
+        &owner,
+        Some(json!({"collaborative": true, "collaborators": ["pl_friend"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = call(
+        Method::PUT,
+        format!("/v1/playlists/{id}"),
+        &owner,
+        Some(json!({"collaborators": ["nobody_here"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "unknown_user")
+    );
+    let (_, mine) = call(Method::GET, "/v1/me/playlists".into(), &friend, None).await;
+    assert_eq!(mine["total"], 1);
+    assert_eq!(mine["items"][0]["owned"], false);
+
+    // Two devices (owner and friend) adding at once: every acknowledged add is there.
+    let mut devices = Vec::new();
+    for (token, track) in [
+        (owner.clone(), tracks[0].clone()),
+        (friend.clone(), tracks[1].clone()),
+    ] {
+        let (http, url) = (origin.http.clone(), format!("{}{tracks_path}", origin.base));
+        devices.push(tokio::spawn(async move {
+            let mut acknowledged = 0;
+            for _ in 0..15 {
+                let response = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({"track_ids": [track]}))
+                    .send()
+                    .await
+                    .unwrap();
+                if response.status() == StatusCode::CREATED {
+                    acknowledged += 1;
+                }
+            }
+            acknowledged
+        }));
+    }
+    let mut acknowledged = 0;
+    for device in devices {
+        acknowledged += device.await.unwrap();
+    }
+    assert_eq!(acknowledged, 30);
+    let (_, read) = call(Method::GET, format!("/v1/playlists/{id}"), &owner, None).await;
+    assert_eq!(read["tracks"]["total"], 4 + 30);
+
+    // Remove by id (every occurrence) and by position.
+    let (status, removed) = call(
+        Method::DELETE,
+        tracks_path.clone(),
+        &owner,
+        Some(json!({"track_ids": [tracks[0]]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert_eq!(removed["removed"], 16);
+    let (_, removed) = call(
+        Method::DELETE,
+        tracks_path.clone(),
+        &friend,
+        Some(json!({"positions": [0, 1]})),
+    )
+    .await;
+    assert_eq!(removed["removed"], 2);
+    let (_, read) = call(Method::GET, format!("/v1/playlists/{id}"), &owner, None).await;
+    assert_eq!(read["tracks"]["total"], 34 - 16 - 2);
+
+    // Up to 10,000 tracks, and not one more.
+    let (_, big) = call(
+        Method::POST,
+        "/v1/playlists".into(),
+        &owner,
+        Some(json!({"name": "Everything"})),
+    )
+    .await;
+    let big_path = format!("/v1/playlists/{}/tracks", big["id"].as_str().unwrap());
+    let hundred: Vec<String> = (0..100).map(|i| tracks[i % 4].clone()).collect();
+    for _ in 0..100 {
+        let (status, answer) = call(
+            Method::POST,
+            big_path.clone(),
+            &owner,
+            Some(json!({"track_ids": hundred})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+    let (status, answer) = call(
+        Method::POST,
+        big_path.clone(),
+        &owner,
+        Some(json!({"track_ids": [tracks[0]]})),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "playlist_full")
+    );
+    // Bad bodies: empty name, too many ids at once.
+    let (status, answer) = call(
+        Method::POST,
+        "/v1/playlists".into(),
+        &owner,
+        Some(json!({"name": "   "})),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "invalid_name")
+    );
+    let many: Vec<String> = (0..101).map(|_| tracks[0].clone()).collect();
+    let (status, answer) = call(
+        Method::POST,
+        tracks_path.clone(),
+        &owner,
+        Some(json!({"track_ids": many})),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "bad_track_ids")
+    );
+    let (_, mine) = call(Method::GET, "/v1/me/playlists".into(), &owner, None).await;
+    assert_eq!(mine["total"], 2);
+}

@@ -1,0 +1,558 @@
+//! Playlists: create, read (paged), rename and describe, public or private, collaborative
+//! (listed collaborators may edit its tracks), add at a position, remove by id or position,
+//! reorder a range.
+//!
+//! Every change is one optimistic transaction on the stored playlist
+//! ([`Store::update_playlist`](crate::store::Store::update_playlist)): two devices editing
+//! at once never lose an acknowledged change, and each answer carries the new `snapshot_id`.
+//! An edit that names a `snapshot_id` applies only to that version (`409 stale_snapshot`
+//! otherwise), so positions a client computed on an old copy never hit the wrong tracks.
+//! Reads go to the same store the writes went to, so an account reads its own writes.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use protocol::TrackId;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::{self, ApiError, ApiJson, AppState, Authed, ErrorBody, now_ms};
+use crate::publish::{Page, track_json};
+use crate::store::{Account, PlaylistRecord};
+
+/// Most tracks in one playlist.
+pub const PLAYLIST_TRACKS_MAX: usize = 10_000;
+/// Most tracks added or removed by one request.
+pub const TRACKS_PER_REQUEST_MAX: usize = 100;
+/// Longest name, characters.
+pub const NAME_CHARS_MAX: usize = 100;
+/// Longest description, characters.
+pub const DESCRIPTION_CHARS_MAX: usize = 300;
+/// Most collaborators of one playlist.
+pub const COLLABORATORS_MAX: usize = 50;
+/// Most tracks in one page of a playlist.
+const TRACKS_PAGE_MAX: usize = 100;
+
+fn snapshot_id(playlist: &PlaylistRecord) -> String {
+    format!("{:016x}", playlist.version)
+}
+
+/// Refuses when `given` names another version than the stored one.
+fn check_snapshot(given: Option<&str>, playlist: &PlaylistRecord) -> Result<(), ApiError> {
+    let Some(text) = given else { return Ok(()) };
+    let version = u64::from_str_radix(text, 16).map_err(|_| {
+        api::bad_request(
+            "bad_snapshot",
+            "snapshot_id is the value a playlist answer gave",
+        )
+    })?;
+    if version != playlist.version {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "stale_snapshot",
+            format!(
+                "the playlist changed since snapshot {text} (now {}): read it again",
+                snapshot_id(playlist)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn can_read(playlist: &PlaylistRecord, account: &Account) -> bool {
+    playlist.public || playlist.owner == account.id || playlist.collaborators.contains(&account.id)
+}
+
+fn can_edit(playlist: &PlaylistRecord, account: &Account) -> bool {
+    playlist.owner == account.id
+        || (playlist.collaborative && playlist.collaborators.contains(&account.id))
+}
+
+/// Refuses an edit: 404 when the account may not even see the playlist (its existence is
+/// not revealed), 403 otherwise.
+fn edit_refused(playlist: &PlaylistRecord, account: &Account) -> ApiError {
+    if can_read(playlist, account) {
+        api::forbidden(
+            "not_editor",
+            "only the owner, and collaborators of a collaborative playlist, may edit it",
+        )
+    } else {
+        api::not_found("playlist")
+    }
+}
+
+fn valid_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > NAME_CHARS_MAX {
+        return Err(api::bad_request(
+            "invalid_name",
+            format!("a playlist name is 1 to {NAME_CHARS_MAX} characters"),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn valid_description(text: &str) -> Result<String, ApiError> {
+    if text.chars().count() > DESCRIPTION_CHARS_MAX {
+        return Err(api::bad_request(
+            "invalid_description",
+            format!("a description is at most {DESCRIPTION_CHARS_MAX} characters"),
+        ));
+    }
+    Ok(text.trim().to_string())
+}
+
+/// Body of `POST /v1/playlists`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct NewPlaylist {
+    name: String,
+    description: Option<String>,
+    /// Default true.
+    public: Option<bool>,
+    /// Default false.
+    collaborative: Option<bool>,
+}
+
+#[utoipa::path(post, path = "/v1/playlists", tag = "playlists", security(("bearer" = [])), request_body = NewPlaylist, responses((status = 201, description = "{id, snapshot_id}"), (status = 400, body = ErrorBody)))]
+/// `POST /v1/playlists`.
+pub async fn create(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    ApiJson(body): ApiJson<NewPlaylist>,
+) -> Result<impl IntoResponse, ApiError> {
+    let now = now_ms();
+    let playlist = PlaylistRecord {
+        id: hex::encode(rand::random::<[u8; 16]>()),
+        owner: account.id.clone(),
+        name: valid_name(&body.name)?,
+        description: valid_description(body.description.as_deref().unwrap_or(""))?,
+        public: body.public.unwrap_or(true),
+        collaborative: body.collaborative.unwrap_or(false),
+        collaborators: Vec::new(),
+        tracks: Vec::new(),
+        version: 1,
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    if !state.store.create_playlist(&playlist)? {
+        return Err(api::bad_request(
+            "too_many_playlists",
+            format!(
+                "an account owns at most {} playlists",
+                crate::store::PLAYLISTS_PER_ACCOUNT_MAX
+            ),
+        ));
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": playlist.id, "snapshot_id": snapshot_id(&playlist)})),
+    ))
+}
+
+/// Paging of a playlist's tracks.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct TracksPage {
+    /// Tracks per page, 1 to 100 (default 100).
+    limit: Option<usize>,
+    /// Tracks to skip.
+    offset: Option<usize>,
+}
+
+fn user_view(state: &AppState, id: &str) -> serde_json::Value {
+    let username = state
+        .store
+        .account(id)
+        .ok()
+        .flatten()
+        .map(|account| account.username);
+    json!({"id": id, "username": username})
+}
+
+#[utoipa::path(get, path = "/v1/playlists/{id}", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path), TracksPage), responses((status = 200, description = "the playlist with a page of its tracks"), (status = 404, body = ErrorBody)))]
+/// `GET /v1/playlists/{id}`: a public playlist, or a private one of the owner or a
+/// collaborator, with a page of its tracks (a track deleted from the catalog since shows as
+/// `track: null`).
+pub async fn read(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Path(id): Path<String>,
+    Query(page): Query<TracksPage>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let playlist = state
+        .store
+        .playlist(&id)?
+        .filter(|playlist| can_read(playlist, &account))
+        .ok_or_else(|| api::not_found("playlist"))?;
+    let offset = page.offset.unwrap_or(0);
+    let limit = page
+        .limit
+        .unwrap_or(TRACKS_PAGE_MAX)
+        .clamp(1, TRACKS_PAGE_MAX);
+    let mut items = Vec::new();
+    for (position, track_id) in playlist.tracks.iter().enumerate().skip(offset).take(limit) {
+        let track = state.store.track(track_id)?.map(|track| track_json(&track));
+        items.push(json!({"position": position, "id": track_id, "track": track}));
+    }
+    Ok(Json(json!({
+        "id": playlist.id,
+        "name": playlist.name,
+        "description": playlist.description,
+        "public": playlist.public,
+        "collaborative": playlist.collaborative,
+        "owner": user_view(&state, &playlist.owner),
+        "collaborators": playlist.collaborators.iter().map(|id| user_view(&state, id)).collect::<Vec<_>>(),
+        "snapshot_id": snapshot_id(&playlist),
+        "created_at_ms": playlist.created_at_ms,
+        "updated_at_ms": playlist.updated_at_ms,
+        "tracks": {"items": items, "total": playlist.tracks.len(), "limit": limit, "offset": offset},
+    })))
+}
+
+/// Body of `PUT /v1/playlists/{id}`: what changes.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct PlaylistChange {
+    name: Option<String>,
+    description: Option<String>,
+    public: Option<bool>,
+    collaborative: Option<bool>,
+    /// Usernames of the collaborators (replaces the list).
+    collaborators: Option<Vec<String>>,
+    snapshot_id: Option<String>,
+}
+
+#[utoipa::path(put, path = "/v1/playlists/{id}", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path)), request_body = PlaylistChange, responses((status = 200, description = "{snapshot_id}"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+/// `PUT /v1/playlists/{id}`: rename, describe, visibility, collaboration (the owner only).
+pub async fn change(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PlaylistChange>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let name = body.name.as_deref().map(valid_name).transpose()?;
+    let description = body
+        .description
+        .as_deref()
+        .map(valid_description)
+        .transpose()?;
+    let collaborators = match &body.collaborators {
+        None => None,
+        Some(names) if names.len() > COLLABORATORS_MAX => {
+            return Err(api::bad_request(
+                "too_many_collaborators",
+                format!("at most {COLLABORATORS_MAX} collaborators"),
+            ));
+        }
+        Some(names) => {
+            let mut ids = Vec::with_capacity(names.len());
+            for name in names {
+                let found = state.store.account_by_username(name)?.ok_or_else(|| {
+                    api::bad_request("unknown_user", format!("no account is named {name:?}"))
+                })?;
+                if found.id != account.id && !ids.contains(&found.id) {
+                    ids.push(found.id);
+                }
+            }
+            Some(ids)
+        }
+    };
+    let updated = state
+        .store
+        .update_playlist(&id, now_ms(), |playlist| {
+            if playlist.owner != account.id {
+                return Err(if can_read(playlist, &account) {
+                    api::forbidden("not_owner", "only the owner changes a playlist's details")
+                } else {
+                    api::not_found("playlist")
+                });
+            }
+            check_snapshot(body.snapshot_id.as_deref(), playlist)?;
+            if let Some(name) = &name {
+                playlist.name = name.clone();
+            }
+            if let Some(description) = &description {
+                playlist.description = description.clone();
+            }
+            if let Some(public) = body.public {
+                playlist.public = public;
+            }
+            if let Some(collaborative) = body.collaborative {
+                playlist.collaborative = collaborative;
+            }
+            if let Some(collaborators) = &collaborators {
+                playlist.collaborators = collaborators.clone();
+            }
+            Ok(())
+        })?
+        .ok_or_else(|| api::not_found("playlist"))??;
+    Ok(Json(json!({"snapshot_id": snapshot_id(&updated)})))
+}
+
+fn valid_track_ids(state: &AppState, ids: &[String]) -> Result<(), ApiError> {
+    if ids.is_empty() || ids.len() > TRACKS_PER_REQUEST_MAX {
+        return Err(api::bad_request(
+            "bad_track_ids",
+            format!("1 to {TRACKS_PER_REQUEST_MAX} track ids per request"),
+        ));
+    }
+    for id in ids {
+        id.parse::<TrackId>()
+            .map_err(|_| api::bad_request("invalid_id", "track ids are 32 hex characters"))?;
+        if state.store.track(id)?.is_none() {
+            return Err(api::not_found(&format!("track {id}")));
+        }
+    }
+    Ok(())
+}
+
+/// Body of `POST /v1/playlists/{id}/tracks`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct AddTracks {
+    track_ids: Vec<String>,
+    /// Where they go (0 = first); default the end.
+    position: Option<usize>,
+    snapshot_id: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/playlists/{id}/tracks", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path)), request_body = AddTracks, responses((status = 201, description = "{snapshot_id, total}"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+/// `POST /v1/playlists/{id}/tracks`: add tracks at a position.
+pub async fn add_tracks(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AddTracks>,
+) -> Result<impl IntoResponse, ApiError> {
+    valid_track_ids(&state, &body.track_ids)?;
+    let updated = state
+        .store
+        .update_playlist(&id, now_ms(), |playlist| {
+            if !can_edit(playlist, &account) {
+                return Err(edit_refused(playlist, &account));
+            }
+            check_snapshot(body.snapshot_id.as_deref(), playlist)?;
+            let at = body.position.unwrap_or(playlist.tracks.len());
+            if at > playlist.tracks.len() {
+                return Err(api::bad_request(
+                    "bad_position",
+                    format!(
+                        "position {at} is past the end ({} tracks)",
+                        playlist.tracks.len()
+                    ),
+                ));
+            }
+            if playlist.tracks.len() + body.track_ids.len() > PLAYLIST_TRACKS_MAX {
+                return Err(api::bad_request(
+                    "playlist_full",
+                    format!("a playlist holds at most {PLAYLIST_TRACKS_MAX} tracks"),
+                ));
+            }
+            playlist
+                .tracks
+                .splice(at..at, body.track_ids.iter().cloned());
+            Ok(())
+        })?
+        .ok_or_else(|| api::not_found("playlist"))??;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"snapshot_id": snapshot_id(&updated), "total": updated.tracks.len()})),
+    ))
+}
+
+/// Body of `DELETE /v1/playlists/{id}/tracks`: track ids (every occurrence) or positions.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct RemoveTracks {
+    track_ids: Option<Vec<String>>,
+    positions: Option<Vec<usize>>,
+    snapshot_id: Option<String>,
+}
+
+#[utoipa::path(delete, path = "/v1/playlists/{id}/tracks", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path)), request_body = RemoveTracks, responses((status = 200, description = "{snapshot_id, total, removed}"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+/// `DELETE /v1/playlists/{id}/tracks`.
+pub async fn remove_tracks(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RemoveTracks>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let count = match (&body.track_ids, &body.positions) {
+        (Some(ids), None) => ids.len(),
+        (None, Some(positions)) => positions.len(),
+        _ => {
+            return Err(api::bad_request(
+                "bad_request",
+                "give either track_ids or positions",
+            ));
+        }
+    };
+    if count == 0 || count > TRACKS_PER_REQUEST_MAX {
+        return Err(api::bad_request(
+            "bad_request",
+            format!("1 to {TRACKS_PER_REQUEST_MAX} track ids or positions per request"),
+        ));
+    }
+    let mut removed = 0usize;
+    let updated = state
+        .store
+        .update_playlist(&id, now_ms(), |playlist| {
+            if !can_edit(playlist, &account) {
+                return Err(edit_refused(playlist, &account));
+            }
+            check_snapshot(body.snapshot_id.as_deref(), playlist)?;
+            let before = playlist.tracks.len();
+            if let Some(ids) = &body.track_ids {
+                playlist.tracks.retain(|track| !ids.contains(track));
+            }
+            if let Some(positions) = &body.positions {
+                if let Some(bad) = positions.iter().find(|&&at| at >= before) {
+                    return Err(api::bad_request(
+                        "bad_position",
+                        format!("position {bad} is past the end ({before} tracks)"),
+                    ));
+                }
+                let mut index = 0;
+                playlist.tracks.retain(|_| {
+                    let keep = !positions.contains(&index);
+                    index += 1;
+                    keep
+                });
+            }
+            removed = before - playlist.tracks.len();
+            Ok(())
+        })?
+        .ok_or_else(|| api::not_found("playlist"))??;
+    Ok(Json(json!({
+        "snapshot_id": snapshot_id(&updated),
+        "total": updated.tracks.len(),
+        "removed": removed,
+    })))
+}
+
+/// Body of `PUT /v1/playlists/{id}/tracks`: move `range_length` tracks from `range_start`
+/// to before the track now at `insert_before`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct Reorder {
+    range_start: usize,
+    insert_before: usize,
+    /// Default 1.
+    range_length: Option<usize>,
+    snapshot_id: Option<String>,
+}
+
+/// Moves `length` items from `start` to before the item now at `before` (Spotify's
+/// semantics). The caller has checked the bounds.
+pub fn move_range<T>(items: &mut Vec<T>, start: usize, length: usize, before: usize) {
+    if before >= start && before <= start + length {
+        return;
+    }
+    let moved: Vec<T> = items.drain(start..start + length).collect();
+    let at = if before > start {
+        before - length
+    } else {
+        before
+    };
+    items.splice(at..at, moved);
+}
+
+#[utoipa::path(put, path = "/v1/playlists/{id}/tracks", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reorder, responses((status = 200, description = "{snapshot_id}"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+/// `PUT /v1/playlists/{id}/tracks`: reorder a range.
+pub async fn reorder(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Reorder>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let length = body.range_length.unwrap_or(1);
+    let updated = state
+        .store
+        .update_playlist(&id, now_ms(), |playlist| {
+            if !can_edit(playlist, &account) {
+                return Err(edit_refused(playlist, &account));
+            }
+            check_snapshot(body.snapshot_id.as_deref(), playlist)?;
+            let total = playlist.tracks.len();
+            let in_bounds = length >= 1
+                && body
+                    .range_start
+                    .checked_add(length)
+                    .is_some_and(|end| end <= total)
+                && body.insert_before <= total;
+            if !in_bounds {
+                return Err(api::bad_request(
+                    "bad_range",
+                    format!(
+                        "range {}+{length} or insert_before {} is outside the playlist ({total} tracks)",
+                        body.range_start, body.insert_before
+                    ),
+                ));
+            }
+            move_range(&mut playlist.tracks, body.range_start, length, body.insert_before);
+            Ok(())
+        })?
+        .ok_or_else(|| api::not_found("playlist"))??;
+    Ok(Json(json!({"snapshot_id": snapshot_id(&updated)})))
+}
+
+#[utoipa::path(get, path = "/v1/me/playlists", tag = "playlists", security(("bearer" = [])), params(Page), responses((status = 200, description = "{items, total, limit, offset}: owned and collaborating, newest first")))]
+/// `GET /v1/me/playlists`: the playlists the account owns or collaborates on.
+pub async fn mine(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Query(page): Query<Page>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (offset, limit) = page.bounds();
+    let mut found = Vec::new();
+    for id in state.store.account_playlist_ids(&account.id)? {
+        if let Some(playlist) = state.store.playlist(&id)?
+            && (playlist.owner == account.id || playlist.collaborators.contains(&account.id))
+        {
+            found.push(playlist);
+        }
+    }
+    found.sort_by(|a, b| {
+        b.created_at_ms
+            .cmp(&a.created_at_ms)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    let total = found.len();
+    let items: Vec<serde_json::Value> = found
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|playlist| {
+            json!({
+                "id": playlist.id,
+                "name": playlist.name,
+                "public": playlist.public,
+                "collaborative": playlist.collaborative,
+                "owned": playlist.owner == account.id,
+                "tracks_total": playlist.tracks.len(),
+                "snapshot_id": snapshot_id(playlist),
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"items": items, "total": total, "limit": limit, "offset": offset}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::move_range;
+
+    fn moved(start: usize, length: usize, before: usize) -> Vec<u8> {
+        let mut items: Vec<u8> = (0..6).collect();
+        move_range(&mut items, start, length, before);
+        items
+    }
+
+    #[test]
+    fn ranges_move_like_spotify_reorders() {
+        assert_eq!(moved(0, 1, 3), vec![1, 2, 0, 3, 4, 5]);
+        assert_eq!(moved(4, 2, 0), vec![4, 5, 0, 1, 2, 3]);
+        assert_eq!(moved(1, 2, 6), vec![0, 3, 4, 5, 1, 2]);
+        // Before its own start or end: nothing moves.
+        assert_eq!(moved(2, 2, 2), vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(moved(2, 2, 4), vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(moved(2, 2, 3), vec![0, 1, 2, 3, 4, 5]);
+    }
+}
