@@ -483,11 +483,7 @@ impl Listener {
                             if let (false, Some(serving)) = (offline, &serving) {
                                 let (this, serving, grant) =
                                     (self.clone(), serving.clone(), grant.clone());
-                                tokio::spawn(async move {
-                                    // The last chunks' cache writes land first.
-                                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                                    this.announce(&serving, &grant).await;
-                                });
+                                tokio::spawn(async move { this.announce(&serving, &grant).await });
                             }
                         }
                         None => break,

@@ -34,8 +34,8 @@ pub enum Output {
     /// each source's node id, kind and byte count, most bytes first. Chunks handed in as
     /// already held (cache, opening chunks, prefetch) are not in it.
     Sources(Vec<(protocol::NodeId, SourceKind, u64)>),
-    /// Every chunk of the track is now held (sent once, when the last one arrives; the
-    /// local cache has them moments later): the client may tell the tracker it holds the
+    /// Every chunk of the track is now held and written to the local cache (sent once; it
+    /// may come after the track's last audio): the client may tell the tracker it holds the
     /// rendition, long before the track has played out.
     Downloaded,
     /// Little of the track remains: now is the time to prefetch the next one (sent once).
@@ -222,6 +222,9 @@ pub async fn play_with_controls(
     let mut header: Option<Bytes> = None;
     let mut pending_seek: Option<u64> = (start_ms > 0).then_some(start_ms);
     let mut downloaded_sent = false;
+    // Cache writes under way (one per chunk at most), so `Downloaded` is sent only once
+    // the chunks are in the cache.
+    let mut cache_writes: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     let mut header_fetch: Option<JoinHandle<()>> = None;
     let mut trim_next = false;
     let mut ticker = tokio::time::interval(Duration::from_millis(20));
@@ -503,17 +506,25 @@ pub async fn play_with_controls(
                         {
                             // File writes stay off the event loop.
                             let (cache, bytes) = (cache.clone(), bytes.clone());
-                            tokio::task::spawn_blocking(move || {
+                            cache_writes.retain(|write| !write.is_finished());
+                            cache_writes.push(tokio::task::spawn_blocking(move || {
                                 if let Err(error) = cache.put(&chunk_id, &bytes) {
                                     tracing::warn!(%error, "could not cache a chunk");
                                 }
-                            });
+                            }));
                         }
                         data.entry(index).or_insert(bytes);
                         let actions = scheduler.on_chunk(now, id, index);
                         if !downloaded_sent && scheduler.all_held() {
                             downloaded_sent = true;
-                            let _ = out.send(Output::Downloaded).await;
+                            // Told once the last writes have landed, off the event loop.
+                            let (writes, out) = (std::mem::take(&mut cache_writes), out.clone());
+                            tokio::spawn(async move {
+                                for write in writes {
+                                    let _ = write.await;
+                                }
+                                let _ = out.send(Output::Downloaded).await;
+                            });
                         }
                         actions
                     }

@@ -82,6 +82,27 @@ fn edit_refused(playlist: &PlaylistRecord, account: &Account) -> ApiError {
     }
 }
 
+/// Applies `change` to the tracks of playlist `id` for an editor, at `snapshot` when
+/// given (see [`Store::update_playlist`](crate::store::Store::update_playlist)).
+fn edit_tracks(
+    state: &AppState,
+    id: &str,
+    account: &Account,
+    snapshot: Option<&str>,
+    mut change: impl FnMut(&mut PlaylistRecord) -> Result<(), ApiError>,
+) -> Result<PlaylistRecord, ApiError> {
+    state
+        .store
+        .update_playlist(id, now_ms(), |playlist| {
+            if !can_edit(playlist, account) {
+                return Err(edit_refused(playlist, account));
+            }
+            check_snapshot(snapshot, playlist)?;
+            change(playlist)
+        })?
+        .ok_or_else(|| api::not_found("playlist"))?
+}
+
 fn valid_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > NAME_CHARS_MAX {
@@ -323,13 +344,12 @@ pub async fn add_tracks(
     ApiJson(body): ApiJson<AddTracks>,
 ) -> Result<impl IntoResponse, ApiError> {
     valid_track_ids(&state, &body.track_ids)?;
-    let updated = state
-        .store
-        .update_playlist(&id, now_ms(), |playlist| {
-            if !can_edit(playlist, &account) {
-                return Err(edit_refused(playlist, &account));
-            }
-            check_snapshot(body.snapshot_id.as_deref(), playlist)?;
+    let updated = edit_tracks(
+        &state,
+        &id,
+        &account,
+        body.snapshot_id.as_deref(),
+        |playlist| {
             let at = body.position.unwrap_or(playlist.tracks.len());
             if at > playlist.tracks.len() {
                 return Err(api::bad_request(
@@ -350,8 +370,8 @@ pub async fn add_tracks(
                 .tracks
                 .splice(at..at, body.track_ids.iter().cloned());
             Ok(())
-        })?
-        .ok_or_else(|| api::not_found("playlist"))??;
+        },
+    )?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"snapshot_id": snapshot_id(&updated), "total": updated.tracks.len()})),
@@ -391,13 +411,12 @@ pub async fn remove_tracks(
         ));
     }
     let mut removed = 0usize;
-    let updated = state
-        .store
-        .update_playlist(&id, now_ms(), |playlist| {
-            if !can_edit(playlist, &account) {
-                return Err(edit_refused(playlist, &account));
-            }
-            check_snapshot(body.snapshot_id.as_deref(), playlist)?;
+    let updated = edit_tracks(
+        &state,
+        &id,
+        &account,
+        body.snapshot_id.as_deref(),
+        |playlist| {
             let before = playlist.tracks.len();
             if let Some(ids) = &body.track_ids {
                 playlist.tracks.retain(|track| !ids.contains(track));
@@ -418,8 +437,8 @@ pub async fn remove_tracks(
             }
             removed = before - playlist.tracks.len();
             Ok(())
-        })?
-        .ok_or_else(|| api::not_found("playlist"))??;
+        },
+    )?;
     Ok(Json(json!({
         "snapshot_id": snapshot_id(&updated),
         "total": updated.tracks.len(),
@@ -462,13 +481,12 @@ pub async fn reorder(
     ApiJson(body): ApiJson<Reorder>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let length = body.range_length.unwrap_or(1);
-    let updated = state
-        .store
-        .update_playlist(&id, now_ms(), |playlist| {
-            if !can_edit(playlist, &account) {
-                return Err(edit_refused(playlist, &account));
-            }
-            check_snapshot(body.snapshot_id.as_deref(), playlist)?;
+    let updated = edit_tracks(
+        &state,
+        &id,
+        &account,
+        body.snapshot_id.as_deref(),
+        |playlist| {
             let total = playlist.tracks.len();
             let in_bounds = length >= 1
                 && body
@@ -485,10 +503,15 @@ pub async fn reorder(
                     ),
                 ));
             }
-            move_range(&mut playlist.tracks, body.range_start, length, body.insert_before);
+            move_range(
+                &mut playlist.tracks,
+                body.range_start,
+                length,
+                body.insert_before,
+            );
             Ok(())
-        })?
-        .ok_or_else(|| api::not_found("playlist"))??;
+        },
+    )?;
     Ok(Json(json!({"snapshot_id": snapshot_id(&updated)})))
 }
 
