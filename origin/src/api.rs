@@ -44,6 +44,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The catalog's search index.
     pub search: Arc<crate::search::Search>,
+    /// Trending and the other in-memory listening state.
+    pub activity: Arc<crate::events::Activity>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -235,6 +237,9 @@ pub fn app(state: AppState) -> Router {
                 .put(crate::playlists::reorder),
         )
         .route("/v1/me/playlists", get(crate::playlists::mine))
+        .route("/v1/events", post(crate::events::post_events))
+        .route("/v1/trending", get(crate::events::trending))
+        .route("/v1/royalties", get(crate::events::royalties))
         .route("/v1/me/tracks", get(crate::library::liked_tracks))
         .route(
             "/v1/me/tracks/{id}",
@@ -462,7 +467,7 @@ async fn me(Authed(account): Authed) -> Json<serde_json::Value> {
 pub struct SearchParams {
     /// The text, typos allowed; the last word may be a prefix (type-ahead).
     q: String,
-    /// Comma-separated kinds: `track`, `artist`, `album` (default all).
+    /// Comma-separated kinds: `track`, `artist`, `album`, `playlist` (default all).
     #[serde(rename = "type")]
     kinds: Option<String>,
     /// Hits per page, 1 to 50 (default 20).
@@ -472,7 +477,8 @@ pub struct SearchParams {
 }
 
 #[utoipa::path(get, path = "/v1/search", tag = "catalog", params(SearchParams), responses((status = 200, description = "{total, items: [{type, id, name, artist?, score}], limit, offset}"), (status = 400, body = ErrorBody, description = "bad_query, bad_type")))]
-/// `GET /v1/search`: typo-tolerant, ranked search of tracks, artists and albums.
+/// `GET /v1/search`: typo-tolerant search of tracks, artists, albums and public playlists,
+/// ranked by relevance and popularity.
 pub async fn search_catalog(
     State(state): State<AppState>,
     axum::extract::Query(params): axum::extract::Query<SearchParams>,
@@ -489,11 +495,10 @@ pub async fn search_catalog(
     {
         match Kind::parse(name) {
             Some(kind) => kinds.push(kind),
-            // Playlists come with the playlists themselves.
             None => {
                 return Err(bad_request(
                     "bad_type",
-                    format!("type {name:?}: expected track, artist or album"),
+                    format!("type {name:?}: expected track, artist, album or playlist"),
                 ));
             }
         }

@@ -3,14 +3,18 @@
 //! - [`ingest`]: decode any common audio file, measure loudness, encode the rendition ladder.
 //! - [`store`]: accounts, tokens and the catalog in sled; [`chunks`]: chunk files.
 //! - [`api`] and [`publish`]: the HTTP API of API.md.
+//! - [`activity`] (sans-IO) and [`events`]: listening events, the 30-second rule, trending,
+//!   royalties and their fraud rules.
 //! - [`nodes`]: network info and super-node role tokens.
 //! - [`server`]: runs the HTTP API and the QUIC chunk protocol together.
 //! - [`synth`]: deterministic synthetic music for tests, benchmarks and sample catalogs.
 
 pub mod accounts;
+pub mod activity;
 pub mod api;
 pub mod chunks;
 pub mod config;
+pub mod events;
 pub mod ingest;
 pub mod library;
 pub mod metrics;

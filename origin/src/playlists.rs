@@ -165,6 +165,7 @@ pub async fn create(
             ),
         ));
     }
+    index(&state, &playlist, &account.username).await;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": playlist.id, "snapshot_id": snapshot_id(&playlist)})),
@@ -306,7 +307,19 @@ pub async fn change(
             Ok(())
         })?
         .ok_or_else(|| api::not_found("playlist"))??;
+    index(&state, &updated, &account.username).await;
     Ok(Json(json!({"snapshot_id": snapshot_id(&updated)})))
+}
+
+/// Brings search up to date with a playlist's name, description and visibility. A failing
+/// index does not fail the change (it is rebuilt from the store at the next start).
+async fn index(state: &AppState, playlist: &PlaylistRecord, owner: &str) {
+    let (search, playlist, owner) = (state.search.clone(), playlist.clone(), owner.to_string());
+    let indexed =
+        tokio::task::spawn_blocking(move || search.playlist_changed(&playlist, Some(&owner))).await;
+    if let Ok(Err(error)) = indexed {
+        tracing::warn!(%error, "search index not updated");
+    }
 }
 
 fn valid_track_ids(state: &AppState, ids: &[String]) -> Result<(), ApiError> {

@@ -361,7 +361,7 @@ async fn ingest_and_store(
         let record = store_track(&store, &identity, &owner, &metadata, &transcoded)?;
         // Searchable once the upload is answered. A failing index does not fail the upload
         // (the track is published); it is rebuilt from the store at the next start.
-        if let Err(error) = search.track_published(&record) {
+        if let Err(error) = search.track_published(&store, &record) {
             tracing::warn!(%error, "search index not updated");
         }
         Ok::<_, StoreError>(record)

@@ -1,5 +1,7 @@
-//! Catalog search (tantivy): tracks, artists and albums, typo-tolerant, with prefix
-//! completion of the last word for type-ahead, ranked by text relevance.
+//! Catalog search (tantivy): tracks, artists, albums and public playlists, typo-tolerant,
+//! with prefix completion of the last word for type-ahead, ranked by text relevance times a
+//! popularity boost (`1 + 0.1 ln(1 + qualified streams)`: relevance decides, popularity orders
+//! the near-ties).
 //!
 //! The index lives in memory. It is built from the store when the origin starts and follows
 //! ingest and deletes (a track is searchable once its upload is answered; a delete shows
@@ -7,20 +9,27 @@
 //! or within an edit distance that grows with its length (1 for 4–7 letters, 2 from 8), the
 //! last word also as a prefix; every word must match somewhere (title, artist, album).
 //!
+//! Popularity follows the play counts: [`Search::plays_changed`] notes tracks that gained
+//! streams and [`Search::refresh_popularity`] (run every few seconds) re-indexes those whose
+//! count moved to another power of two, with their artist and album.
+//!
 //! Bounds: queries longer than [`QUERY_BYTES_MAX`] or with more than [`QUERY_WORDS_MAX`] words
 //! are refused; a page holds at most [`PAGE_MAX`] hits and offsets stop at [`OFFSET_MAX`].
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
-    Field, IndexRecordOption, STORED, STRING, Schema, TEXT, TantivyDocument, Value,
+    FAST, Field, IndexRecordOption, STORED, STRING, Schema, TEXT, TantivyDocument, Value,
 };
 use tantivy::tokenizer::TokenStream;
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term, doc};
+use tantivy::{
+    DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, Term, doc,
+};
 
-use crate::store::{Store, StoreError, TrackRecord};
+use crate::store::{PlaylistRecord, Store, StoreError, TrackRecord};
 
 /// Longest query accepted, bytes.
 pub const QUERY_BYTES_MAX: usize = 256;
@@ -30,6 +39,8 @@ pub const QUERY_WORDS_MAX: usize = 8;
 pub const PAGE_MAX: usize = 50;
 /// Deepest offset served.
 pub const OFFSET_MAX: usize = 1_000;
+/// Tracks of one artist or album summed into its popularity.
+pub const POPULARITY_TRACKS_MAX: usize = 1_000;
 
 /// What a hit is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +51,8 @@ pub enum Kind {
     Artist,
     /// An album.
     Album,
+    /// A public playlist.
+    Playlist,
 }
 
 impl Kind {
@@ -49,6 +62,7 @@ impl Kind {
             Kind::Track => "track",
             Kind::Artist => "artist",
             Kind::Album => "album",
+            Kind::Playlist => "playlist",
         }
     }
 
@@ -58,6 +72,7 @@ impl Kind {
             "track" => Some(Kind::Track),
             "artist" => Some(Kind::Artist),
             "album" => Some(Kind::Album),
+            "playlist" => Some(Kind::Playlist),
             _ => None,
         }
     }
@@ -66,14 +81,14 @@ impl Kind {
 /// One search hit.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Hit {
-    /// `track`, `artist` or `album`.
+    /// `track`, `artist`, `album` or `playlist`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Its id.
     pub id: String,
     /// Title or name.
     pub name: String,
-    /// The artist (tracks and albums).
+    /// The artist (tracks and albums) or the owner's username (playlists).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artist: Option<String>,
     /// Relevance score (higher first).
@@ -102,6 +117,7 @@ struct Fields {
     name: Field,
     artist: Field,
     album: Field,
+    popularity: Field,
 }
 
 /// The search index.
@@ -110,6 +126,24 @@ pub struct Search {
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
     fields: Fields,
+    /// Tracks that gained streams since the last [`Search::refresh_popularity`].
+    pending: Mutex<HashSet<String>>,
+    /// The popularity bucket each track was last indexed with (absent: 0).
+    buckets: Mutex<HashMap<String, u32>>,
+}
+
+/// Tracks noted by [`Search::plays_changed`] between refreshes; more are dropped until the
+/// next refresh (their next stream notes them again).
+pub const PENDING_MAX: usize = 100_000;
+
+/// Which power of two a play count is in: re-indexing happens when it changes.
+fn bucket(plays: u64) -> u32 {
+    64 - plays.leading_zeros()
+}
+
+/// The multiplier popularity gives a relevance score.
+fn boost(plays: u64) -> Score {
+    1.0 + 0.1 * (1.0 + plays as f32).ln()
 }
 
 impl std::fmt::Debug for Search {
@@ -138,6 +172,7 @@ impl Search {
             name: schema.add_text_field("name", TEXT | STORED),
             artist: schema.add_text_field("artist", TEXT | STORED),
             album: schema.add_text_field("album", TEXT),
+            popularity: schema.add_u64_field("popularity", FAST),
         };
         let index = Index::create_in_ram(schema.build());
         let writer = index.writer(32 * 1024 * 1024)?;
@@ -150,17 +185,66 @@ impl Search {
             reader,
             writer: Mutex::new(writer),
             fields,
+            pending: Mutex::new(HashSet::new()),
+            buckets: Mutex::new(HashMap::new()),
         })
     }
 
-    /// An index of everything in `store`.
+    /// An index of everything in `store`: tracks with their play counts, each artist and
+    /// album once with the sum of theirs, and the public playlists.
     pub fn build(store: &Store) -> Result<Self, SearchError> {
         let search = Self::new()?;
         {
             let writer = search.lock();
+            let mut artists: HashMap<String, (String, u64)> = HashMap::new();
+            let mut albums: HashMap<String, (String, String, u64)> = HashMap::new();
+            let mut buckets = HashMap::new();
             for track in store.all_tracks() {
-                search.add(&writer, &track?)?;
+                let track = track?;
+                let plays = store.play_count(&track.id)?;
+                if plays > 0 {
+                    buckets.insert(track.id.clone(), bucket(plays));
+                }
+                search.put(
+                    &writer,
+                    search.track_doc(&track, plays),
+                    &format!("track/{}", track.id),
+                )?;
+                let artist = artists
+                    .entry(track.artist_id.clone())
+                    .or_insert_with(|| (track.artist.clone(), 0));
+                artist.1 += plays;
+                if let (Some(album), Some(album_id)) = (&track.album, &track.album_id) {
+                    let entry = albums
+                        .entry(album_id.clone())
+                        .or_insert_with(|| (album.clone(), track.artist.clone(), 0));
+                    entry.2 += plays;
+                }
             }
+            let f = search.fields;
+            for (id, (name, plays)) in artists {
+                let document = doc!(f.kind => "artist", f.id => id.as_str(), f.name => name, f.popularity => plays);
+                search.put(&writer, document, &format!("artist/{id}"))?;
+            }
+            for (id, (name, artist, plays)) in albums {
+                let document = doc!(f.kind => "album", f.id => id.as_str(), f.name => name, f.artist => artist, f.popularity => plays);
+                search.put(&writer, document, &format!("album/{id}"))?;
+            }
+            for playlist in store.all_playlists() {
+                let playlist = playlist?;
+                if playlist.public {
+                    let owner = store.account(&playlist.owner)?.map(|owner| owner.username);
+                    search.put(
+                        &writer,
+                        search.playlist_doc(&playlist, owner.as_deref()),
+                        &format!("playlist/{}", playlist.id),
+                    )?;
+                }
+            }
+            *search
+                .buckets
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner()) = buckets;
         }
         search.commit()?;
         Ok(search)
@@ -179,51 +263,163 @@ impl Search {
         Ok(())
     }
 
-    /// Adds (or replaces) the documents of `track`: the track, its artist, its album.
-    fn add(&self, writer: &IndexWriter, track: &TrackRecord) -> Result<(), SearchError> {
+    fn track_doc(&self, track: &TrackRecord, plays: u64) -> TantivyDocument {
         let f = self.fields;
-        let mut documents = vec![(
-            format!("track/{}", track.id),
-            doc!(
-                f.kind => "track",
-                f.id => track.id.as_str(),
-                f.name => track.title.as_str(),
-                f.artist => track.artist.as_str(),
-                f.album => track.album.clone().unwrap_or_default(),
-            ),
-        )];
-        documents.push((
-            format!("artist/{}", track.artist_id),
-            doc!(
-                f.kind => "artist",
-                f.id => track.artist_id.as_str(),
-                f.name => track.artist.as_str(),
-            ),
-        ));
-        if let (Some(album), Some(album_id)) = (&track.album, &track.album_id) {
-            documents.push((
-                format!("album/{album_id}"),
-                doc!(
-                    f.kind => "album",
-                    f.id => album_id.as_str(),
-                    f.name => album.as_str(),
-                    f.artist => track.artist.as_str(),
-                ),
-            ));
+        doc!(
+            f.kind => "track",
+            f.id => track.id.as_str(),
+            f.name => track.title.as_str(),
+            f.artist => track.artist.as_str(),
+            f.album => track.album.clone().unwrap_or_default(),
+            f.popularity => plays,
+        )
+    }
+
+    fn playlist_doc(&self, playlist: &PlaylistRecord, owner: Option<&str>) -> TantivyDocument {
+        let f = self.fields;
+        doc!(
+            f.kind => "playlist",
+            f.id => playlist.id.as_str(),
+            f.name => playlist.name.as_str(),
+            f.artist => owner.unwrap_or_default(),
+            f.album => playlist.description.as_str(),
+            f.popularity => 0u64,
+        )
+    }
+
+    /// Replaces the document under `key`.
+    fn put(
+        &self,
+        writer: &IndexWriter,
+        mut document: TantivyDocument,
+        key: &str,
+    ) -> Result<(), SearchError> {
+        writer.delete_term(Term::from_field_text(self.fields.key, key));
+        document.add_text(self.fields.key, key);
+        writer.add_document(document)?;
+        Ok(())
+    }
+
+    /// Adds (or replaces) the documents of `track`: the track, its artist, its album, with
+    /// their play counts from `store`.
+    fn add(
+        &self,
+        writer: &IndexWriter,
+        store: &Store,
+        track: &TrackRecord,
+    ) -> Result<(), SearchError> {
+        let f = self.fields;
+        let plays = store.play_count(&track.id)?;
+        self.put(
+            writer,
+            self.track_doc(track, plays),
+            &format!("track/{}", track.id),
+        )?;
+        let mut artist_plays = 0;
+        for other in store.artist_tracks(&track.artist_id, 0, POPULARITY_TRACKS_MAX)? {
+            artist_plays += store.play_count(&other.id)?;
         }
-        for (key, mut document) in documents {
-            writer.delete_term(Term::from_field_text(f.key, &key));
-            document.add_text(f.key, &key);
-            writer.add_document(document)?;
+        let artist = doc!(
+            f.kind => "artist",
+            f.id => track.artist_id.as_str(),
+            f.name => track.artist.as_str(),
+            f.popularity => artist_plays,
+        );
+        self.put(writer, artist, &format!("artist/{}", track.artist_id))?;
+        if let (Some(album), Some(album_id)) = (&track.album, &track.album_id) {
+            let mut album_plays = 0;
+            for other in store.album_tracks(album_id, 0, POPULARITY_TRACKS_MAX)? {
+                album_plays += store.play_count(&other.id)?;
+            }
+            let album = doc!(
+                f.kind => "album",
+                f.id => album_id.as_str(),
+                f.name => album.as_str(),
+                f.artist => track.artist.as_str(),
+                f.popularity => album_plays,
+            );
+            self.put(writer, album, &format!("album/{album_id}"))?;
         }
         Ok(())
     }
 
-    /// Makes a newly published `track` searchable.
-    pub fn track_published(&self, track: &TrackRecord) -> Result<(), SearchError> {
+    /// Notes tracks that gained qualified streams (cheap: called on every events batch).
+    pub fn plays_changed(&self, tracks: impl IntoIterator<Item = String>) {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        for track in tracks {
+            if pending.len() >= PENDING_MAX {
+                break;
+            }
+            pending.insert(track);
+        }
+    }
+
+    /// Re-indexes the noted tracks whose play count moved to another power of two (and
+    /// their artist and album). Returns how many were re-indexed.
+    pub fn refresh_popularity(&self, store: &Store) -> Result<usize, SearchError> {
+        let pending: Vec<String> = {
+            let mut pending = self
+                .pending
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            pending.drain().collect()
+        };
+        let mut changed = Vec::new();
+        {
+            let mut buckets = self
+                .buckets
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            for id in pending {
+                let now = bucket(store.play_count(&id)?);
+                if buckets.get(&id).copied().unwrap_or(0) != now {
+                    buckets.insert(id.clone(), now);
+                    changed.push(id);
+                }
+            }
+        }
+        if changed.is_empty() {
+            return Ok(0);
+        }
         {
             let writer = self.lock();
-            self.add(&writer, track)?;
+            for id in &changed {
+                if let Some(track) = store.track(id)? {
+                    self.add(&writer, store, &track)?;
+                }
+            }
+        }
+        self.commit()?;
+        Ok(changed.len())
+    }
+
+    /// Indexes a playlist if it is public, removes it if not (after create, change, or
+    /// the owner's rename).
+    pub fn playlist_changed(
+        &self,
+        playlist: &PlaylistRecord,
+        owner: Option<&str>,
+    ) -> Result<(), SearchError> {
+        {
+            let writer = self.lock();
+            let key = format!("playlist/{}", playlist.id);
+            if playlist.public {
+                self.put(&writer, self.playlist_doc(playlist, owner), &key)?;
+            } else {
+                writer.delete_term(Term::from_field_text(self.fields.key, &key));
+            }
+        }
+        self.commit()
+    }
+
+    /// Makes a newly published `track` searchable.
+    pub fn track_published(&self, store: &Store, track: &TrackRecord) -> Result<(), SearchError> {
+        {
+            let writer = self.lock();
+            self.add(&writer, store, track)?;
         }
         self.commit()
     }
@@ -335,9 +531,19 @@ impl Search {
         let (top, total) = searcher.search(
             &query,
             &(
-                TopDocs::with_limit(limit)
-                    .and_offset(offset)
-                    .order_by_score(),
+                TopDocs::with_limit(limit).and_offset(offset).tweak_score(
+                    move |segment: &SegmentReader| {
+                        let popularity = segment
+                            .fast_fields()
+                            .u64("popularity")
+                            .map(|column| column.first_or_default_col(0))
+                            .ok();
+                        move |doc: DocId, score: Score| {
+                            let plays = popularity.as_ref().map_or(0, |column| column.get_val(doc));
+                            score * boost(plays)
+                        }
+                    },
+                ),
                 Count,
             ),
         )?;
@@ -397,6 +603,8 @@ mod tests {
     #[test]
     fn typos_prefixes_types_and_pages() {
         let search = Search::new().unwrap();
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open(store_dir.path()).unwrap();
         for (id, title, artist, album) in [
             (
                 1,
@@ -409,7 +617,7 @@ mod tests {
             (4, "Under Pressure", "Queen", None),
         ] {
             search
-                .track_published(&track(id, title, artist, album))
+                .track_published(&store, &track(id, title, artist, album))
                 .unwrap();
         }
         // Two typos, still first.
@@ -432,8 +640,6 @@ mod tests {
         // Nothing like it.
         assert_eq!(search.search("zzzzzz", &[], 10, 0).unwrap().0, 0);
         // Deletes follow.
-        let store_dir = tempfile::tempdir().unwrap();
-        let store = Store::open(store_dir.path()).unwrap();
         search
             .track_deleted(&store, &track(4, "Under Pressure", "Queen", None))
             .unwrap();

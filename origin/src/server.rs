@@ -113,6 +113,45 @@ impl ChunkSource for StoreChunkSource {
     }
 }
 
+/// Background upkeep: every 2 s, search popularity follows the play counts; hourly, expired
+/// tokens go, trending drops what left its window, and event ids and plays older than a month
+/// are forgotten (so those trees stay bounded by live sessions and a month of listening).
+async fn janitor(state: AppState) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
+    let mut ticks: u64 = 0;
+    loop {
+        every.tick().await;
+        let (store, search) = (state.store.clone(), state.search.clone());
+        match tokio::task::spawn_blocking(move || search.refresh_popularity(&store)).await {
+            Ok(Err(error)) => tracing::warn!(%error, "refreshing search popularity failed"),
+            Ok(Ok(count)) if count > 0 => tracing::debug!(count, "search popularity refreshed"),
+            _ => {}
+        }
+        ticks += 1;
+        if ticks % 1800 != 1 {
+            continue;
+        }
+        let now = api::now_ms();
+        state.activity.prune(now);
+        let store = state.store.clone();
+        let purged = tokio::task::spawn_blocking(move || {
+            let tokens = store.purge_expired_tokens(now)?;
+            let activity = store.prune_activity(
+                now.saturating_sub(crate::activity::EVENT_AGE_MAX_MS + 24 * 3600 * 1000),
+            )?;
+            Ok::<_, crate::store::StoreError>((tokens, activity))
+        })
+        .await;
+        match purged {
+            Ok(Ok((tokens, activity))) if tokens + activity > 0 => {
+                tracing::info!(tokens, activity, "purged expired tokens and old activity")
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "purging failed"),
+            _ => {}
+        }
+    }
+}
+
 /// A running origin.
 #[derive(Debug)]
 pub struct Running {
@@ -186,8 +225,20 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         .await
         .context("building the search index")?
         .context("building the search index")?;
+    let activity_store = store.clone();
+    let activity = tokio::task::spawn_blocking(move || {
+        crate::events::Activity::load(
+            &activity_store,
+            crate::activity::TrendingConfig::default(),
+            api::now_ms(),
+        )
+    })
+    .await
+    .context("loading listening activity")?
+    .context("loading listening activity")?;
     let state = AppState {
         search: Arc::new(search),
+        activity: Arc::new(activity),
         store: store.clone(),
         identity: Arc::new(identity),
         url_key: Arc::new(url_key),
@@ -197,23 +248,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         quic_addr,
         metrics,
     };
-    // Expired tokens are removed hourly, so the token tree stays bounded by live sessions.
-    let janitor_store = state.store.clone();
-    let janitor = tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
-        loop {
-            every.tick().await;
-            let store = janitor_store.clone();
-            let purged =
-                tokio::task::spawn_blocking(move || store.purge_expired_tokens(api::now_ms()))
-                    .await;
-            match purged {
-                Ok(Ok(count)) if count > 0 => tracing::info!(count, "purged expired tokens"),
-                Ok(Err(error)) => tracing::warn!(%error, "purging expired tokens failed"),
-                _ => {}
-            }
-        }
-    });
+    let janitor = tokio::spawn(janitor(state.clone()));
     let (shutdown, stopped) = oneshot::channel::<()>();
     let app = api::app(state);
     let http = tokio::spawn(async move {

@@ -14,7 +14,42 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::activity::{EventKind, PlayError, PlayState, StreamRecord};
 use crate::chunks::ChunkFiles;
+
+/// One listening event, checked and resolved against the catalog, ready to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventInput {
+    /// The client's event id (idempotency).
+    pub id: String,
+    /// The client's play id (events of one play share it).
+    pub play_id: String,
+    /// What happened.
+    pub kind: EventKind,
+    /// The track.
+    pub track: String,
+    /// The track's artist.
+    pub artist_id: String,
+    /// The track's genre.
+    pub genre: Option<String>,
+    /// Where the listener was.
+    pub region: String,
+    /// Playback position.
+    pub position_ms: u64,
+    /// When it happened, Unix ms.
+    pub at_ms: u64,
+}
+
+/// What [`Store::record_events`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventsRecorded {
+    /// New events.
+    pub accepted: usize,
+    /// Events whose id was recorded before.
+    pub duplicates: usize,
+    /// Plays this batch qualified as streams.
+    pub streams: Vec<StreamRecord>,
+}
 
 /// Why the store failed. These are server-side failures (5xx), never the client's fault.
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +212,10 @@ pub struct Store {
     followed_artists: sled::Tree,
     playlists: sled::Tree,
     account_playlists: sled::Tree,
+    event_ids: sled::Tree,
+    plays: sled::Tree,
+    streams: sled::Tree,
+    play_counts: sled::Tree,
     chunks: ChunkFiles,
 }
 
@@ -271,6 +310,10 @@ impl Store {
             followed_artists: db.open_tree("followed_artists")?,
             playlists: db.open_tree("playlists")?,
             account_playlists: db.open_tree("account_playlists")?,
+            event_ids: db.open_tree("event_ids")?,
+            plays: db.open_tree("plays")?,
+            streams: db.open_tree("streams")?,
+            play_counts: db.open_tree("play_counts")?,
             chunks: ChunkFiles::open(&data_dir.join("chunks"))?,
             db,
         })
@@ -685,9 +728,140 @@ impl Store {
             .map(|entry| Ok(serde_json::from_slice(&entry?.1)?))
     }
 
+    /// Every playlist, in id order (what the search index is built from).
+    pub fn all_playlists(&self) -> impl Iterator<Item = Result<PlaylistRecord, StoreError>> + '_ {
+        self.playlists
+            .iter()
+            .map(|entry| Ok(serde_json::from_slice(&entry?.1)?))
+    }
+
     /// Number of published tracks.
     pub fn track_count(&self) -> usize {
         self.tracks.len()
+    }
+
+    /// Records a batch of `account`'s listening events as one transaction: each event id is
+    /// taken once (a repeat is a duplicate, not an error), each event moves its play on
+    /// ([`crate::activity::apply_event`]), and a play that qualifies adds a stream and bumps
+    /// its track's play count. A play that refuses an event aborts the whole batch, naming
+    /// the event's index: nothing is written. Durable on return.
+    pub fn record_events(
+        &self,
+        account: &str,
+        events: &[EventInput],
+    ) -> Result<Result<EventsRecorded, (usize, PlayError)>, StoreError> {
+        use sled::Transactional;
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        let result = (
+            &self.event_ids,
+            &self.plays,
+            &self.streams,
+            &self.play_counts,
+        )
+            .transaction(|(event_ids, plays, streams, play_counts)| {
+                let mut recorded = EventsRecorded::default();
+                for (index, event) in events.iter().enumerate() {
+                    let event_key = library_key(account, &event.id);
+                    if event_ids.get(&event_key)?.is_some() {
+                        recorded.duplicates += 1;
+                        continue;
+                    }
+                    event_ids.insert(event_key, &event.at_ms.to_be_bytes())?;
+                    let play_key = library_key(account, &event.play_id);
+                    let mut play: Option<PlayState> = match plays.get(&play_key)? {
+                        Some(bytes) => Some(
+                            serde_json::from_slice(&bytes)
+                                .map_err(|error| ConflictableTransactionError::Abort(Err(error)))?,
+                        ),
+                        None => None,
+                    };
+                    let qualified = crate::activity::apply_event(
+                        &mut play,
+                        &event.play_id,
+                        event.kind,
+                        &event.track,
+                        event.position_ms,
+                        event.at_ms,
+                    )
+                    .map_err(|refused| ConflictableTransactionError::Abort(Ok((index, refused))))?;
+                    let bytes = serde_json::to_vec(&play)
+                        .map_err(|error| ConflictableTransactionError::Abort(Err(error)))?;
+                    plays.insert(play_key, bytes)?;
+                    recorded.accepted += 1;
+                    if qualified {
+                        let stream = StreamRecord {
+                            account: account.to_string(),
+                            play_id: event.play_id.clone(),
+                            track: event.track.clone(),
+                            artist_id: event.artist_id.clone(),
+                            genre: event.genre.clone(),
+                            region: event.region.clone(),
+                            at_ms: event.at_ms,
+                        };
+                        let bytes = serde_json::to_vec(&stream)
+                            .map_err(|error| ConflictableTransactionError::Abort(Err(error)))?;
+                        let mut key = event.at_ms.to_be_bytes().to_vec();
+                        key.extend_from_slice(&library_key(account, &event.play_id));
+                        streams.insert(key, bytes)?;
+                        let count = play_counts
+                            .get(event.track.as_bytes())?
+                            .map_or(0, |bytes| decode_ms(&bytes));
+                        play_counts.insert(event.track.as_bytes(), &(count + 1).to_be_bytes())?;
+                        recorded.streams.push(stream);
+                    }
+                }
+                Ok(recorded)
+            });
+        let recorded = match result {
+            Ok(recorded) => recorded,
+            Err(TransactionError::Abort(Ok(refused))) => return Ok(Err(refused)),
+            Err(TransactionError::Abort(Err(error))) => return Err(error.into()),
+            Err(TransactionError::Storage(error)) => return Err(error.into()),
+        };
+        self.flush()?;
+        Ok(Ok(recorded))
+    }
+
+    /// Qualified streams with `from_ms <= at < to_ms`, in time order.
+    pub fn streams_between(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> impl Iterator<Item = Result<StreamRecord, StoreError>> + '_ {
+        self.streams
+            .range(from_ms.to_be_bytes()..to_ms.to_be_bytes())
+            .map(|entry| Ok(serde_json::from_slice(&entry?.1)?))
+    }
+
+    /// Qualified streams of `track`, ever.
+    pub fn play_count(&self, track: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .play_counts
+            .get(track.as_bytes())?
+            .map_or(0, |bytes| decode_ms(&bytes)))
+    }
+
+    /// Forgets event ids and plays last seen before `before_ms`. Events older than
+    /// [`crate::activity::EVENT_AGE_MAX_MS`] are refused anyway, so pruning at that age keeps
+    /// idempotency and bounds both trees by a month of listening. Returns what went.
+    pub fn prune_activity(&self, before_ms: u64) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for entry in self.event_ids.iter() {
+            let (key, at) = entry?;
+            if decode_ms(&at) < before_ms {
+                self.event_ids.remove(key)?;
+                removed += 1;
+            }
+        }
+        for entry in self.plays.iter() {
+            let (key, bytes) = entry?;
+            let play: PlayState = serde_json::from_slice(&bytes)?;
+            if play.last_at_ms < before_ms {
+                self.plays.remove(key)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 }
 
