@@ -46,6 +46,8 @@ pub struct AppState {
     pub search: Arc<crate::search::Search>,
     /// Trending and the other in-memory listening state.
     pub activity: Arc<crate::events::Activity>,
+    /// Rate limits.
+    pub limiter: Arc<crate::ratelimit::Limiter>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -262,6 +264,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/openapi.json", get(openapi_json))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
         .layer(DefaultBodyLimit::max(json_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::ratelimit::limit,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,

@@ -44,6 +44,10 @@ pub struct OriginConfig {
     pub chunk_url_ttl_s: u64,
     /// Ingest jobs run at once; more wait.
     pub ingest_jobs_max: usize,
+    /// Rate limits per account and per IP (`[rate_limits]`, see [`crate::ratelimit`]).
+    pub rate_limits: crate::ratelimit::RateLimits,
+    /// Reverse proxies whose `X-Forwarded-For` names the client for per-IP limits.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for OriginConfig {
@@ -65,6 +69,8 @@ impl Default for OriginConfig {
             offline_devices_max: 5,
             chunk_url_ttl_s: 6 * 3600,
             ingest_jobs_max: 2,
+            rate_limits: crate::ratelimit::RateLimits::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

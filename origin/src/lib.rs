@@ -22,6 +22,7 @@ pub mod nodes;
 pub mod openapi;
 pub mod playlists;
 pub mod publish;
+pub mod ratelimit;
 pub mod search;
 pub mod server;
 pub mod store;

@@ -46,9 +46,21 @@ pub struct Metrics {
     pub ingest_running: AtomicU64,
     /// Seconds of audio ingested.
     pub ingest_audio_ms: AtomicU64,
+    /// Requests refused by rate limits, by class.
+    limited: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
+    /// Counts a request refused by the rate limit of `class`.
+    pub fn rate_limited(&self, class: &'static str) {
+        *self
+            .limited
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .entry(class)
+            .or_default() += 1;
+    }
+
     fn observe(&self, route: &str, status: u16, seconds: f64) {
         let mut requests = self
             .requests
@@ -133,6 +145,21 @@ impl Metrics {
                 out,
                 "chorus_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
                 histogram.count
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP chorus_rate_limited_total Requests refused with 429, by limit.\n# TYPE chorus_rate_limited_total counter"
+        );
+        for (class, count) in self
+            .limited
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "chorus_rate_limited_total{{limit=\"{class}\"}} {count}"
             );
         }
         let counters = [

@@ -239,6 +239,10 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
     let state = AppState {
         search: Arc::new(search),
         activity: Arc::new(activity),
+        limiter: Arc::new(crate::ratelimit::Limiter::new(
+            config.rate_limits,
+            config.trusted_proxies.clone(),
+        )),
         store: store.clone(),
         identity: Arc::new(identity),
         url_key: Arc::new(url_key),
@@ -252,11 +256,14 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
     let (shutdown, stopped) = oneshot::channel::<()>();
     let app = api::app(state);
     let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        })
+        .await
     });
     Ok(Running {
         http_addr,
