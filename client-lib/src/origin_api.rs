@@ -147,6 +147,11 @@ fn session_of(body: &serde_json::Value) -> anyhow::Result<Session> {
     })
 }
 
+/// Times a rate-limited request is sent again.
+pub const RATE_LIMIT_RETRIES: u32 = 2;
+/// Longest `Retry-After` waited out, seconds.
+pub const RETRY_AFTER_MAX_S: u64 = 5;
+
 /// A refusal from the origin: its HTTP status and the API's error code (API.md).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status} {reason}: {message}")]
@@ -205,12 +210,37 @@ impl OriginApi {
     }
 
     /// Sends `request` and returns the JSON body of a 2xx answer; a clear error otherwise.
+    /// A `429` whose `Retry-After` is at most [`RETRY_AFTER_MAX_S`] is waited out and sent
+    /// again, up to [`RATE_LIMIT_RETRIES`] times; a longer wait is the caller's error to show.
     async fn call(&self, request: reqwest::RequestBuilder) -> anyhow::Result<serde_json::Value> {
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("reaching the origin at {}", self.base))?;
-        answer(response).await
+        let mut retries = 0;
+        loop {
+            let Some(attempt) = request.try_clone() else {
+                // A streamed body cannot be sent twice: one try.
+                let response = request
+                    .send()
+                    .await
+                    .with_context(|| format!("reaching the origin at {}", self.base))?;
+                return answer(response).await;
+            };
+            let response = attempt
+                .send()
+                .await
+                .with_context(|| format!("reaching the origin at {}", self.base))?;
+            let wait_s = (response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS)
+                .then(|| response.headers().get(reqwest::header::RETRY_AFTER))
+                .flatten()
+                .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok())
+                .filter(|wait| *wait <= RETRY_AFTER_MAX_S);
+            match wait_s {
+                Some(wait) if retries < RATE_LIMIT_RETRIES => {
+                    retries += 1;
+                    tracing::debug!(wait, "rate limited by the origin; waiting");
+                    tokio::time::sleep(Duration::from_secs(wait.max(1))).await;
+                }
+                _ => return answer(response).await,
+            }
+        }
     }
 
     /// The origin's base URL.

@@ -85,6 +85,7 @@ impl Net {
             data_dir: origin_dir.path().to_path_buf(),
             http_addr: "127.0.0.1:0".parse().unwrap(),
             quic_addr: "127.0.0.1:0".parse().unwrap(),
+            rate_limits: origin::ratelimit::RateLimits::off(),
             ..OriginConfig::default()
         };
         let origin = server::start(config).await.unwrap();

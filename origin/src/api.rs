@@ -48,6 +48,8 @@ pub struct AppState {
     pub activity: Arc<crate::events::Activity>,
     /// Rate limits.
     pub limiter: Arc<crate::ratelimit::Limiter>,
+    /// The recommendation model.
+    pub recommender: Arc<crate::recommendations::Recommender>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -239,9 +241,18 @@ pub fn app(state: AppState) -> Router {
                 .put(crate::playlists::reorder),
         )
         .route("/v1/me/playlists", get(crate::playlists::mine))
-        .route("/v1/events", post(crate::events::post_events))
+        .route(
+            "/v1/events",
+            post(crate::events::post_events)
+                .layer(DefaultBodyLimit::max(crate::events::EVENTS_BODY_BYTES_MAX)),
+        )
         .route("/v1/trending", get(crate::events::trending))
         .route("/v1/royalties", get(crate::events::royalties))
+        .route(
+            "/v1/recommendations",
+            get(crate::recommendations::recommendations),
+        )
+        .route("/v1/tracks/{id}/radio", get(crate::recommendations::radio))
         .route("/v1/me/tracks", get(crate::library::liked_tracks))
         .route(
             "/v1/me/tracks/{id}",
@@ -640,6 +651,11 @@ pub fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
 /// Builds a 400 ApiError.
 pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request(code, message)
+}
+
+/// Builds a 404 ApiError with its own code.
+pub fn not_found_code(code: &'static str, what: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, code, format!("{what} not found"))
 }
 
 /// Builds a 404 ApiError.

@@ -48,6 +48,9 @@ pub struct OriginConfig {
     pub rate_limits: crate::ratelimit::RateLimits,
     /// Reverse proxies whose `X-Forwarded-For` names the client for per-IP limits.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The recommendation model is rebuilt at least this often, seconds; after a catalog
+    /// change, within a minute (or this, if shorter).
+    pub recommendations_refresh_s: u64,
 }
 
 impl Default for OriginConfig {
@@ -71,6 +74,7 @@ impl Default for OriginConfig {
             ingest_jobs_max: 2,
             rate_limits: crate::ratelimit::RateLimits::default(),
             trusted_proxies: Vec::new(),
+            recommendations_refresh_s: 600,
         }
     }
 }

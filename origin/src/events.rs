@@ -25,6 +25,8 @@ use crate::store::{EventInput, Role, Store, StoreError};
 
 /// Most events in one batch.
 pub const EVENTS_PER_BATCH_MAX: usize = 500;
+/// Largest events body: a full batch of events with the longest ids fits.
+pub const EVENTS_BODY_BYTES_MAX: usize = EVENTS_PER_BATCH_MAX * 512;
 /// Longest event or play id.
 pub const EVENT_ID_BYTES_MAX: usize = 64;
 /// Longest position an event may report (a day: longer than any track).

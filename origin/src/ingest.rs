@@ -4,7 +4,7 @@
 //! PCM: symphonia decodes packet by packet (FLAC, WAV, AIFF, MP3, Ogg Vorbis, AAC/ALAC in MP4,
 //! CAF, MKV), and Ogg Opus goes through the pure-Rust `opus-rs` decoder; more than two channels are folded to stereo; sample rates other than 44.1 and
 //! 48 kHz are resampled to 44.1 kHz (rubato, FFT); EBU R128 integrated loudness and sample peak
-//! are measured (ebur128) on what is encoded; three libvorbis encoders (aoTuV, built from
+//! are measured (ebur128) on what is encoded, and the tempo ([`crate::features`]); three libvorbis encoders (aoTuV, built from
 //! bundled C sources by `vorbis_rs`) produce the low / normal / high ladder in VBR mode.
 //!
 //! A decoder error anywhere in the file fails the whole ingest: a track is either complete or
@@ -138,6 +138,8 @@ pub struct Transcoded {
     pub channels: u8,
     /// EBU R128 integrated loudness of the track.
     pub loudness_lufs: f64,
+    /// Tempo ([`crate::features::TempoMeter`]), if the audio has a clear pulse.
+    pub tempo_bpm: Option<f32>,
     /// Highest sample peak, in dBFS.
     pub peak_dbfs: f64,
     /// Gain a player applies to reach [`TARGET_LOUDNESS_LUFS`] without the peak exceeding
@@ -412,6 +414,7 @@ struct Pipeline {
     pending: Vec<Vec<f32>>,
     resampler: Option<Resampling>,
     meter: ebur128::EbuR128,
+    tempo: crate::features::TempoMeter,
     encoders: Vec<(Quality, u32, VorbisEncoder<Vec<u8>>)>,
     frames_encoded: u64,
     frames_max: u64,
@@ -486,6 +489,7 @@ impl Pipeline {
             pending: vec![Vec::new(); output_channels],
             resampler,
             meter,
+            tempo: crate::features::TempoMeter::new(output_rate),
             encoders,
             frames_encoded: 0,
             source_frames: 0,
@@ -605,6 +609,7 @@ impl Pipeline {
         self.meter
             .add_frames_planar_f32(&planes)
             .map_err(|error| IngestError::Encode(error.to_string()))?;
+        self.tempo.push(&planes);
         for (_, _, encoder) in &mut self.encoders {
             encoder
                 .encode_audio_block(&planes)
@@ -647,6 +652,7 @@ impl Pipeline {
             sample_rate_hz: self.output_rate,
             channels: self.output_channels as u8,
             loudness_lufs,
+            tempo_bpm: self.tempo.finish(),
             peak_dbfs,
             gain_db,
             source_sample_rate_hz: self.source_rate,

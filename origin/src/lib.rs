@@ -5,6 +5,8 @@
 //! - [`api`] and [`publish`]: the HTTP API of API.md.
 //! - [`activity`] (sans-IO) and [`events`]: listening events, the 30-second rule, trending,
 //!   royalties and their fraud rules.
+//! - [`features`], [`recommend`] (the model) and [`recommendations`] (its routes and job).
+//! - [`ratelimit`]: per-account and per-IP limits.
 //! - [`nodes`]: network info and super-node role tokens.
 //! - [`server`]: runs the HTTP API and the QUIC chunk protocol together.
 //! - [`synth`]: deterministic synthetic music for tests, benchmarks and sample catalogs.
@@ -15,6 +17,7 @@ pub mod api;
 pub mod chunks;
 pub mod config;
 pub mod events;
+pub mod features;
 pub mod ingest;
 pub mod library;
 pub mod metrics;
@@ -23,6 +26,8 @@ pub mod openapi;
 pub mod playlists;
 pub mod publish;
 pub mod ratelimit;
+pub mod recommend;
+pub mod recommendations;
 pub mod search;
 pub mod server;
 pub mod store;

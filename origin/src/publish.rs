@@ -146,6 +146,7 @@ pub fn store_track(
         markets: metadata.markets.clone().unwrap_or_default(),
         duration_ms: transcoded.duration_ms,
         loudness_lufs: transcoded.loudness_lufs,
+        tempo_bpm: transcoded.tempo_bpm,
         gain_db: transcoded.gain_db,
         owner: owner.to_string(),
         created_at_ms: now_ms(),
@@ -178,6 +179,8 @@ pub struct TrackView {
     pub duration_ms: u64,
     /// EBU R128 integrated loudness (absent for silence).
     pub loudness_lufs: Option<f64>,
+    /// Tempo measured at ingest (absent without a clear pulse).
+    pub tempo_bpm: Option<f32>,
     /// Playback gain to -14 LUFS, limited by the peak.
     pub gain_db: f64,
     /// The rendition ladder.
@@ -199,6 +202,7 @@ pub(crate) fn track_json(track: &TrackRecord) -> TrackView {
             .loudness_lufs
             .is_finite()
             .then_some(track.loudness_lufs),
+        tempo_bpm: track.tempo_bpm,
         gain_db: track.gain_db,
         renditions: track.renditions.clone(),
     }
@@ -368,6 +372,7 @@ async fn ingest_and_store(
     })
     .await
     .map_err(ApiError::internal)??;
+    state.recommender.catalog_changed();
     Ok(record)
 }
 
@@ -410,6 +415,7 @@ pub async fn delete_track(
         ));
     }
     state.store.delete_track(&track)?;
+    state.recommender.catalog_changed();
     // Gone from search by the time the delete is answered.
     let (store, search) = (state.store.clone(), state.search.clone());
     let indexed = tokio::task::spawn_blocking(move || search.track_deleted(&store, &track)).await;

@@ -88,6 +88,24 @@ impl Default for RateLimits {
     }
 }
 
+impl RateLimits {
+    /// No limits at all: for benchmarks that measure the origin itself, and tests of
+    /// something else.
+    pub fn off() -> Self {
+        let off = Rate {
+            per_minute: u32::MAX,
+            burst: u32::MAX,
+        };
+        Self {
+            stream: off,
+            search: off,
+            playlist_write: off,
+            unauthenticated: off,
+            ip: off,
+        }
+    }
+}
+
 /// A class of requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Class {

@@ -589,6 +589,7 @@ mod tests {
             markets: Vec::new(),
             duration_ms: 1,
             loudness_lufs: -14.0,
+            tempo_bpm: None,
             gain_db: 0.0,
             owner: String::new(),
             created_at_ms: 0,

@@ -165,6 +165,7 @@ pub struct Running {
     shutdown: Option<oneshot::Sender<()>>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     janitor: tokio::task::JoinHandle<()>,
+    recommender: tokio::task::JoinHandle<()>,
     quic: Endpoint,
 }
 
@@ -181,6 +182,7 @@ impl Running {
         }
         self.quic.close();
         self.janitor.abort();
+        self.recommender.abort();
         (&mut self.http)
             .await
             .context("HTTP server task")?
@@ -239,6 +241,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
     let state = AppState {
         search: Arc::new(search),
         activity: Arc::new(activity),
+        recommender: Arc::new(crate::recommendations::Recommender::default()),
         limiter: Arc::new(crate::ratelimit::Limiter::new(
             config.rate_limits,
             config.trusted_proxies.clone(),
@@ -253,6 +256,11 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         metrics,
     };
     let janitor = tokio::spawn(janitor(state.clone()));
+    let recommender = tokio::spawn(crate::recommendations::refresh(
+        state.store.clone(),
+        state.recommender.clone(),
+        std::time::Duration::from_secs(state.config.recommendations_refresh_s),
+    ));
     let (shutdown, stopped) = oneshot::channel::<()>();
     let app = api::app(state);
     let http = tokio::spawn(async move {
@@ -273,6 +281,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         shutdown: Some(shutdown),
         http,
         janitor,
+        recommender,
         quic,
     })
 }

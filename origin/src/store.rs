@@ -173,6 +173,9 @@ pub struct TrackRecord {
     pub duration_ms: u64,
     /// EBU R128 integrated loudness.
     pub loudness_lufs: f64,
+    /// Tempo measured at ingest, if the audio has a clear pulse.
+    #[serde(default)]
+    pub tempo_bpm: Option<f32>,
     /// Playback gain to the target loudness.
     pub gain_db: f64,
     /// Hex id of the uploading account.
@@ -614,6 +617,40 @@ impl Store {
         self.flush()
     }
 
+    /// Imports catalog metadata in bulk, each track with its play count: one batch per tree
+    /// and one flush, for migrations and for benchmarks that need a large catalog without
+    /// ingesting audio. The renditions the tracks name must be stored already (or the tracks
+    /// stay unplayable). Replaces tracks with the same ids.
+    pub fn import_tracks(&self, tracks: &[(TrackRecord, u64)]) -> Result<(), StoreError> {
+        let (mut records, mut by_artist, mut by_album, mut plays) = (
+            sled::Batch::default(),
+            sled::Batch::default(),
+            sled::Batch::default(),
+            sled::Batch::default(),
+        );
+        for (track, count) in tracks {
+            records.insert(track.id.as_bytes(), serde_json::to_vec(track)?);
+            by_artist.insert(
+                format!("{}/{}", track.artist_id, track.id).as_bytes(),
+                track.id.as_bytes(),
+            );
+            if let Some(album) = &track.album_id {
+                by_album.insert(
+                    format!("{album}/{}", track.id).as_bytes(),
+                    track.id.as_bytes(),
+                );
+            }
+            if *count > 0 {
+                plays.insert(track.id.as_bytes(), &count.to_be_bytes());
+            }
+        }
+        self.artist_tracks.apply_batch(by_artist)?;
+        self.album_tracks.apply_batch(by_album)?;
+        self.play_counts.apply_batch(plays)?;
+        self.tracks.apply_batch(records)?;
+        self.flush()
+    }
+
     /// Removes a track from the catalog (its renditions stop being playable). Chunk files stay
     /// until garbage collection: peers may still be serving them.
     pub fn delete_track(&self, track: &TrackRecord) -> Result<(), StoreError> {
@@ -830,6 +867,38 @@ impl Store {
     ) -> impl Iterator<Item = Result<StreamRecord, StoreError>> + '_ {
         self.streams
             .range(from_ms.to_be_bytes()..to_ms.to_be_bytes())
+            .map(|entry| Ok(serde_json::from_slice(&entry?.1)?))
+    }
+
+    /// The tracks `account` played most recently (within the month plays are kept), newest
+    /// first, each once, at most `limit`.
+    pub fn recent_tracks(&self, account: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut plays = Vec::new();
+        for entry in self.plays.scan_prefix(format!("{account}/").as_bytes()) {
+            let play: PlayState = serde_json::from_slice(&entry?.1)?;
+            plays.push((play.last_at_ms, play.track));
+        }
+        plays.sort_by(|a, b| b.cmp(a));
+        let mut tracks: Vec<String> = Vec::new();
+        for (_, track) in plays {
+            if tracks.len() == limit {
+                break;
+            }
+            if !tracks.contains(&track) {
+                tracks.push(track);
+            }
+        }
+        Ok(tracks)
+    }
+
+    /// Qualified streams from `from_ms` on, newest first.
+    pub fn streams_newest_first(
+        &self,
+        from_ms: u64,
+    ) -> impl Iterator<Item = Result<StreamRecord, StoreError>> + '_ {
+        self.streams
+            .range(from_ms.to_be_bytes()..)
+            .rev()
             .map(|entry| Ok(serde_json::from_slice(&entry?.1)?))
     }
 

@@ -53,6 +53,51 @@ impl Origin {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let (status, body, _) = self.get_with_headers(path, token).await;
+        (status, body)
+    }
+
+    async fn get_with_headers(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        (
+            status,
+            response.json().await.unwrap_or(Value::Null),
+            headers,
+        )
+    }
+
+    /// A privileged account made on the store, as `chorus admin` does; returns its token.
+    async fn admin(&self, username: &str) -> String {
+        let account = origin::api::new_account(
+            username,
+            "correct horse battery",
+            "SE",
+            origin::store::Role::Admin,
+            origin::store::Tier::Premium,
+        )
+        .unwrap();
+        assert!(self.running.store().create_account(&account).unwrap());
+        let (status, tokens) = self
+            .post(
+                "/v1/sessions",
+                None,
+                json!({"username": username, "password": "correct horse battery"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        tokens["access_token"].as_str().unwrap().to_string()
+    }
+
     async fn account(&self, username: &str, region: &str, role: &str, tier: &str) -> String {
         let body = json!({"username": username, "password": "correct horse battery", "region": region, "role": role, "tier": tier});
         let (status, answer) = self.post("/v1/accounts", None, body).await;
@@ -1418,4 +1463,447 @@ async fn playlists_edit_safely_from_two_devices() {
     );
     let (_, mine) = call(Method::GET, "/v1/me/playlists".into(), &owner, None).await;
     assert_eq!(mine["total"], 2);
+}
+
+fn now_ms() -> u64 {
+    origin::api::now_ms()
+}
+
+/// The events of one play of `track`: started `ago_ms` before now, listened `listened_ms`.
+fn play(play_id: &str, track: &str, ago_ms: u64, listened_ms: u64, last: &str) -> Vec<Value> {
+    let start = now_ms() - ago_ms;
+    vec![
+        json!({"id": format!("{play_id}-s"), "play_id": play_id, "type": "play_start", "track_id": track, "position_ms": 0, "at": start}),
+        json!({"id": format!("{play_id}-e"), "play_id": play_id, "type": last, "track_id": track, "position_ms": listened_ms, "at": start + listened_ms}),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listening_events_feed_trending_search_recommendations_and_royalties() {
+    // Many users from one address: limits are the other test's business.
+    let origin = start_with(|config| {
+        config.recommendations_refresh_s = 1;
+        config.rate_limits.unauthenticated.burst = 10_000;
+    })
+    .await;
+    let artist = origin.account("ev_artist", "SE", "artist", "free").await;
+    let mut ids = Vec::new();
+    for (seed, title, genre) in [
+        (40u64, "Midnight Echo", "Rock"),
+        (41, "Midnight Eclipse", "Rock"),
+        (42, "Jazz Dawn", "Jazz"),
+        (43, "Quiet Room", "Jazz"),
+    ] {
+        let metadata = json!({"title": title, "artist": "Evening Band", "genre": genre});
+        let (status, track) = origin
+            .upload(&artist, synth::wav(seed, 1.0, 22_050, 1), "e.wav", metadata)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{track}");
+        ids.push(track["id"].as_str().unwrap().to_string());
+    }
+    let (echo, eclipse, dawn, quiet) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    let one = origin.account("ev_one", "SE", "listener", "free").await;
+    let two = origin.account("ev_two", "SE", "listener", "free").await;
+    let three = origin.account("ev_three", "US", "listener", "free").await;
+
+    // Which "midnight" track search ranks first before anyone listens.
+    let (_, before) = origin.get("/v1/search?q=midnight&type=track", None).await;
+    let second = before["items"][1]["id"].as_str().unwrap().to_string();
+    // The other one ranked first.
+    let other = if second == *echo { eclipse } else { echo };
+    // One: 60 s of the second-ranked track; sending the batch again changes nothing.
+    let batch = Value::from(play("one-a", &second, 120_000, 60_000, "skip"));
+    let (status, answer) = origin.post("/v1/events", Some(&one), batch.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer,
+        json!({"accepted": 2, "duplicates": 0, "streams": 1})
+    );
+    let (_, again) = origin.post("/v1/events", Some(&one), batch).await;
+    assert_eq!(again, json!({"accepted": 0, "duplicates": 2, "streams": 0}));
+    // 29 s and a skip is not a stream; a seek to 0:40 two seconds in is not either.
+    let mut short = play("one-b", &second, 100_000, 29_999, "skip");
+    short.extend(play("one-c", &second, 50_000, 2_000, "progress"));
+    short[3]["position_ms"] = json!(40_000);
+    let (_, answer) = origin
+        .post("/v1/events", Some(&one), Value::from(short))
+        .await;
+    assert_eq!(answer["streams"], 0, "{answer}");
+    // Then Jazz Dawn, right after in the same session.
+    let (_, answer) = origin
+        .post(
+            "/v1/events",
+            Some(&one),
+            Value::from(play("one-d", dawn, 50_000, 45_000, "progress")),
+        )
+        .await;
+    assert_eq!(answer["streams"], 1);
+    // Two: the same two in a row, offline events arriving late (a week ago).
+    let mut offline = play("two-a", &second, 7 * 86_400_000, 200_000, "complete");
+    offline.extend(play(
+        "two-b",
+        dawn,
+        7 * 86_400_000 - 210_000,
+        100_000,
+        "complete",
+    ));
+    let (_, answer) = origin
+        .post("/v1/events", Some(&two), Value::from(offline))
+        .await;
+    assert_eq!(answer["streams"], 2);
+    // Three, in the US: the other midnight track.
+    let (_, answer) = origin
+        .post(
+            "/v1/events",
+            Some(&three),
+            Value::from(play("three-a", other, 60_000, 31_000, "progress")),
+        )
+        .await;
+    assert_eq!(answer["streams"], 1);
+
+    // Bad batches are refused whole, naming the event; counts do not move.
+    let good = play("bad-1", quiet, 60_000, 40_000, "progress");
+    let mut cases: Vec<(Value, StatusCode, &str)> = Vec::new();
+    let mut future = good.clone();
+    future[1]["at"] = json!(now_ms() + 3_600_000);
+    cases.push((
+        Value::from(future),
+        StatusCode::BAD_REQUEST,
+        "event_in_future",
+    ));
+    let mut ancient = good.clone();
+    ancient[1]["at"] = json!(now_ms() - 31 * 86_400_000);
+    cases.push((
+        Value::from(ancient),
+        StatusCode::BAD_REQUEST,
+        "event_too_old",
+    ));
+    let mut unknown = good.clone();
+    unknown[1]["track_id"] = json!("0".repeat(32));
+    cases.push((Value::from(unknown), StatusCode::NOT_FOUND, "unknown_track"));
+    let mut bad_id = good.clone();
+    bad_id[0]["id"] = json!("has spaces");
+    cases.push((
+        Value::from(bad_id),
+        StatusCode::BAD_REQUEST,
+        "invalid_event_id",
+    ));
+    let mut other_track = good.clone();
+    other_track[1]["play_id"] = json!("one-a");
+    other_track[1]["id"] = json!("fresh-id");
+    cases.push((
+        Value::from(other_track),
+        StatusCode::CONFLICT,
+        "play_track_mismatch",
+    ));
+    cases.push((json!([]), StatusCode::BAD_REQUEST, "no_events"));
+    let many: Vec<Value> = (0..501)
+        .map(|i| {
+            let mut event = good[1].clone();
+            event["id"] = json!(format!("many-{i}"));
+            event
+        })
+        .collect();
+    cases.push((
+        Value::from(many),
+        StatusCode::BAD_REQUEST,
+        "too_many_events",
+    ));
+    cases.push((
+        json!({"not": "a list"}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_json",
+    ));
+    for (body, status, code) in cases {
+        let (got, answer) = origin.post("/v1/events", Some(&one), body).await;
+        assert_eq!((got, error_code(&answer)), (status, code), "{answer}");
+    }
+    let (status, _) = origin
+        .post("/v1/events", None, Value::from(good.clone()))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The refused batches left no trace: their ids are still new.
+    let (_, answer) = origin
+        .post("/v1/events", Some(&one), Value::from(good))
+        .await;
+    assert_eq!(
+        answer,
+        json!({"accepted": 2, "duplicates": 0, "streams": 1})
+    );
+
+    // Trending: per region, per genre, the world.
+    let (status, se) = origin.get("/v1/trending?region=SE", None).await;
+    assert_eq!(status, StatusCode::OK, "{se}");
+    let se_ids: Vec<&str> = se["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["track"]["id"].as_str().unwrap())
+        .collect();
+    // Two streams each, one a week old: the fresher stream of Jazz Dawn puts it first.
+    assert_eq!(se_ids[..2], [dawn.as_str(), second.as_str()], "{se}");
+    assert_eq!(se["items"][1]["streams"], 2);
+    let fresh = se["items"][0]["score"].as_f64().unwrap();
+    assert!(
+        fresh > 1.0 && fresh < 1.1,
+        "a week-old stream weighs 1/128: {se}"
+    );
+    assert!(!se_ids.contains(&other.as_str()));
+    let (_, us) = origin.get("/v1/trending?region=US", None).await;
+    assert_eq!(us["items"][0]["track"]["id"].as_str(), Some(other.as_str()));
+    let (_, jazz) = origin.get("/v1/trending?genre=jazz", None).await;
+    let jazz_ids: Vec<&str> = jazz["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["track"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(jazz_ids[0], dawn.as_str(), "{jazz}");
+    assert!(!jazz_ids.contains(&second.as_str()));
+    let (status, answer) = origin.get("/v1/trending?region=Sweden", None).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "invalid_region")
+    );
+
+    // Search: the played track now ranks first among equals (popularity follows within
+    // seconds).
+    let mut ranked_first = String::new();
+    for _ in 0..50 {
+        let (_, hits) = origin.get("/v1/search?q=midnight&type=track", None).await;
+        ranked_first = hits["items"][0]["id"].as_str().unwrap().to_string();
+        if ranked_first == second {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(ranked_first, second, "was {other} first before any play");
+
+    // Public playlists are searchable; private ones are not.
+    let (status, created) = origin
+        .post(
+            "/v1/playlists",
+            Some(&two),
+            json!({"name": "Late Night Drive", "description": "for the road"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let playlist = created["id"].as_str().unwrap().to_string();
+    let (_, hits) = origin
+        .get("/v1/search?q=late%20nigt&type=playlist", None)
+        .await;
+    assert_eq!(
+        hits["items"][0]["id"].as_str(),
+        Some(playlist.as_str()),
+        "{hits}"
+    );
+    assert_eq!(hits["items"][0]["artist"], "ev_two");
+    let hide = origin
+        .http
+        .put(format!("{}/v1/playlists/{playlist}", origin.base))
+        .bearer_auth(&two)
+        .json(&json!({"public": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hide.status(), StatusCode::OK);
+    let (_, hits) = origin
+        .get("/v1/search?q=late%20night&type=playlist", None)
+        .await;
+    assert_eq!(hits["total"], 0, "{hits}");
+
+    // Recommendations: listeners of the played midnight track also played Jazz Dawn. The
+    // model is rebuilt in the background (every second here).
+    let path = format!("/v1/recommendations?seed_tracks={second}");
+    let mut picks = Value::Null;
+    for _ in 0..100 {
+        let (status, answer) = origin.get(&path, Some(&three)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        picks = answer;
+        if picks["items"][0]["reason"]["type"] == "co_listening" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        picks["items"][0]["track"]["id"].as_str(),
+        Some(dawn.as_str()),
+        "{picks}"
+    );
+    assert_eq!(picks["items"][0]["reason"]["type"], "co_listening");
+    assert_eq!(
+        picks["items"][0]["reason"]["seed_track"].as_str(),
+        Some(second.as_str())
+    );
+    assert!(
+        picks["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|item| item["track"]["id"] != json!(second))
+    );
+    // Without seeds: their own listening.
+    let (_, mine) = origin.get("/v1/recommendations", Some(&one)).await;
+    let seeds = mine["seeds"]["tracks"].as_array().unwrap();
+    assert!(
+        seeds.contains(&json!(dawn)) && seeds.contains(&json!(second)),
+        "{mine}"
+    );
+    // A brand-new listener still gets something, with a reason.
+    let new = origin.account("ev_new", "SE", "listener", "free").await;
+    let (_, fresh) = origin.get("/v1/recommendations?limit=3", Some(&new)).await;
+    let items = fresh["items"].as_array().unwrap();
+    assert!(!items.is_empty() && items.len() <= 3, "{fresh}");
+    assert!(items.iter().all(|item| item["reason"]["text"].is_string()));
+    // Radio.
+    let (status, radio) = origin
+        .get(&format!("/v1/tracks/{second}/radio"), Some(&one))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{radio}");
+    assert!(!radio["items"].as_array().unwrap().is_empty());
+    // Bad seeds.
+    for (path, status, code) in [
+        (
+            "/v1/recommendations?seed_tracks=xyz".to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
+        (
+            format!("/v1/recommendations?seed_tracks={}", "0".repeat(32)),
+            StatusCode::NOT_FOUND,
+            "unknown_seed",
+        ),
+        (
+            format!(
+                "/v1/recommendations?seed_tracks={echo},{eclipse},{dawn},{quiet},{echo},{dawn}"
+            ),
+            StatusCode::BAD_REQUEST,
+            "too_many_seeds",
+        ),
+        (
+            format!("/v1/tracks/{}/radio", "0".repeat(32)),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ] {
+        let (got, answer) = origin.get(&path, Some(&one)).await;
+        assert_eq!(
+            (got, error_code(&answer)),
+            (status, code),
+            "{path}: {answer}"
+        );
+    }
+
+    // Royalties: admins only; this month's streams, shares summing to one.
+    let (status, answer) = origin.get("/v1/royalties?month=2026-01", Some(&one)).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::FORBIDDEN, "admin_only")
+    );
+    let admin = origin.admin("ev_admin").await;
+    for month in ["2026-13", "last", ""] {
+        let (status, answer) = origin
+            .get(&format!("/v1/royalties?month={month}"), Some(&admin))
+            .await;
+        assert_eq!(
+            (status, error_code(&answer)),
+            (StatusCode::BAD_REQUEST, "invalid_month"),
+            "{month}"
+        );
+    }
+    let mut total = 0;
+    let mut months = std::collections::BTreeSet::new();
+    for days_ago in [0u64, 8] {
+        let secs = (now_ms() - days_ago * 86_400_000) / 1000;
+        // Civil month of a Unix time (UTC).
+        let days = (secs / 86_400) as i64;
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        months.insert(format!("{year:04}-{month:02}"));
+    }
+    for month in &months {
+        let (status, report) = origin
+            .get(&format!("/v1/royalties?month={month}"), Some(&admin))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        total += report["counted"].as_u64().unwrap();
+        let shares: f64 = report["tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["share"].as_f64().unwrap())
+            .sum();
+        if report["counted"].as_u64().unwrap() > 0 {
+            assert!((shares - 1.0).abs() < 1e-9, "{report}");
+            assert_eq!(report["artists"][0]["name"], "Evening Band");
+        }
+    }
+    // one: 2 + the good batch 1, two: 2, three: 1.
+    assert_eq!(total, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_answer_429_with_retry_after() {
+    use origin::ratelimit::Rate;
+    let origin = start_with(|config| {
+        config.rate_limits.search = Rate {
+            per_minute: 6,
+            burst: 3,
+        };
+        config.rate_limits.unauthenticated = Rate {
+            per_minute: 6,
+            burst: 6,
+        };
+    })
+    .await;
+    // Sign-up and log-in spend two of the address's six unauthenticated requests.
+    let token = origin.account("rl_user", "SE", "listener", "free").await;
+    for _ in 0..3 {
+        let (status, _) = origin.get("/v1/search?q=anything", Some(&token)).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, answer, headers) = origin
+        .get_with_headers("/v1/search?q=anything", Some(&token))
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+    // One token every ten seconds.
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=10).contains(&wait), "{wait}");
+    // Other classes of the same account are not affected.
+    let (status, _) = origin.get("/v1/me", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    // Without a token, per address: four more, then 429.
+    for _ in 0..4 {
+        let (status, _) = origin.get("/v1/trending", None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, _, headers) = origin.get_with_headers("/v1/trending", None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers.contains_key("retry-after"));
+    // Chunks, health and metrics are never limited; the refusals are counted.
+    let (status, _) = origin.get("/healthz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let metrics = origin
+        .http
+        .get(format!("{}/metrics", origin.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("chorus_rate_limited_total{limit=\"search\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("chorus_rate_limited_total{limit=\"unauthenticated\"} 1"));
 }

@@ -10,12 +10,14 @@ mod decode;
 mod first_audio;
 mod origin;
 mod pipeline;
+mod platform;
 mod supernode;
 mod tracker;
 mod transport;
 
 pub use decode::DecodeBenchArgs;
 pub use first_audio::FirstAudioBenchArgs;
+pub use platform::{PlaylistBenchArgs, SearchBenchArgs};
 pub use supernode::SuperNodeBenchArgs;
 pub use tracker::TrackerBenchArgs;
 
@@ -44,6 +46,12 @@ pub enum Which {
     /// Time from pressing play to the first decoded audio over an emulated RTT (link
     /// emulator), warm and cold connections.
     FirstAudio(FirstAudioBenchArgs),
+    /// Typo search and type-ahead over a synthetic catalog (default 1,000,000 tracks), against
+    /// GET /healthz, with typo recall.
+    Search(SearchBenchArgs),
+    /// Paged playlist reads against GET /healthz, and two devices editing one playlist at
+    /// once (no acknowledged add lost).
+    Playlists(PlaylistBenchArgs),
 }
 
 /// Flags of `chorus bench ingest`.
@@ -143,6 +151,8 @@ pub fn run(which: Which) -> anyhow::Result<ExitCode> {
         Which::Supernode(args) => supernode::run(&args),
         Which::Decode(args) => decode::run(&args),
         Which::FirstAudio(args) => first_audio::run(&args),
+        Which::Search(args) => platform::run_search(&args),
+        Which::Playlists(args) => platform::run_playlists(&args),
     }
 }
 

@@ -103,6 +103,8 @@ pub(crate) async fn local_origin_with(
         http_addr: "127.0.0.1:0".parse()?,
         quic_addr: "127.0.0.1:0".parse()?,
         quic_public_addr: quic_public,
+        // The benchmarks measure the origin, from one address, not its rate limits.
+        rate_limits: origin::ratelimit::RateLimits::off(),
         ..OriginConfig::default()
     };
     let running = origin::server::start(config).await?;

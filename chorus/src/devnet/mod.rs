@@ -656,10 +656,22 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
             tracker: Some(tracker),
             ..RoleSet::default()
         };
+        // Every listener reaches the origin from one loopback address, like a city behind
+        // one carrier NAT: the per-address limits are raised to the crowd's size.
+        let origin_config = run_dir.join("origin.toml");
+        let per_address = (args.listeners as u64 * 20).clamp(1_000, u64::from(u32::MAX));
+        std::fs::write(
+            &origin_config,
+            format!(
+                "[rate_limits]\nunauthenticated = {{ per_minute = {per_address}, burst = {per_address} }}\nip = {{ per_minute = {per_address}, burst = {per_address} }}\n"
+            ),
+        )?;
         let origin = Role::spawn(
             "origin",
             &[
                 "origin".into(),
+                "--config".into(),
+                origin_config.display().to_string(),
                 "--data".into(),
                 origin_data.display().to_string(),
                 "--http".into(),
