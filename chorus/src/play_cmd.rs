@@ -501,6 +501,11 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
             cache: Some(std::sync::Arc::new(cache)),
             ..PlayOptions::default()
         };
+        // Listening events wait in the data directory until the origin has them (offline
+        // plays are reported at the next online run).
+        let events = client_lib::events::EventLog::open(dir.join("events.jsonl"))
+            .context("reading queued listening events")?;
+        let (events_api, events_token) = (api.clone(), access.clone());
         let listener = Listener::new(
             api,
             access,
@@ -509,6 +514,7 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
             ListenerConfig {
                 quality,
                 offline: Some(store),
+                events: Some(events.clone()),
                 start_ms: args.start.unwrap_or(0),
                 share: args.listener.share(),
                 ..ListenerConfig::default()
@@ -641,6 +647,19 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
         }
         let (result, _queue) = playback.await.context("playback task")?;
         sink.close().context("finishing the output")?;
+        if !events_token.is_empty() && !events.is_empty() {
+            let sent = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                events.flush(&events_api, &events_token),
+            )
+            .await;
+            if !matches!(sent, Ok(Ok(_))) {
+                eprintln!(
+                    "chorus play: {} listening events wait for the next run",
+                    events.len()
+                );
+            }
+        }
         endpoint.close();
         result?;
         let played: Vec<&TrackRecord> = records.iter().filter(|r| r.error.is_none()).collect();

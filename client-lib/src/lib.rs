@@ -4,6 +4,8 @@
 //!   and the account's tier.
 //! - [`cache`]: the local chunk cache on disk (size cap, LRU, damaged files dropped).
 //! - [`decode`]: decoding the stream to PCM while it arrives, with the loudness gain; WAV out.
+//! - [`events`]: listening events for the origin (the 30-second rule, trending, royalties),
+//!   queued while offline, sent in batches.
 //! - [`fetch`]: fetching chunk ranges or whole renditions from ranked sources, verified,
 //!   bad sources banned.
 //! - [`gateway`]: a local HTTP server that serves decrypted tracks with byte ranges to
@@ -25,6 +27,7 @@
 pub mod abr;
 pub mod cache;
 pub mod decode;
+pub mod events;
 pub mod fetch;
 pub mod gateway;
 pub mod listener;

@@ -129,6 +129,9 @@ pub struct ListenerConfig {
     /// Offline downloads: a downloaded track plays from here, with no origin contact, while
     /// its offline license lasts (and refuses to once it has run out).
     pub offline: Option<OfflineStore>,
+    /// Where listening events go before they are sent to the origin (after each track; kept
+    /// while offline). `None` reports nothing. Default: a log in memory.
+    pub events: Option<crate::events::EventLog>,
 }
 
 impl Default for ListenerConfig {
@@ -140,6 +143,7 @@ impl Default for ListenerConfig {
             opening_chunks: 1,
             share: crate::serve::ServeConfig::default(),
             offline: None,
+            events: Some(crate::events::EventLog::in_memory()),
         }
     }
 }
@@ -166,6 +170,56 @@ pub struct Ready {
     /// Bytes of `chunks` that came from the origin ahead of playback (opening chunks in the
     /// grant, prefetch): they count as origin bytes, not cache bytes, in the track's stats.
     pub origin_bytes: u64,
+}
+
+/// Where the play head is, from the wall clock, seeks and pauses: what the listener heard,
+/// for the listening events.
+#[derive(Debug)]
+struct Heard {
+    anchor_ms: u64,
+    since: std::time::Instant,
+    paused_at: Option<std::time::Instant>,
+    paused: std::time::Duration,
+}
+
+impl Heard {
+    fn new(start_ms: u64) -> Self {
+        Self {
+            anchor_ms: start_ms,
+            since: std::time::Instant::now(),
+            paused_at: None,
+            paused: std::time::Duration::ZERO,
+        }
+    }
+
+    fn seeked(&mut self, position_ms: u64) {
+        let now = std::time::Instant::now();
+        self.anchor_ms = position_ms;
+        self.since = now;
+        self.paused = std::time::Duration::ZERO;
+        if self.paused_at.is_some() {
+            self.paused_at = Some(now);
+        }
+    }
+
+    fn pause(&mut self) {
+        self.paused_at.get_or_insert_with(std::time::Instant::now);
+    }
+
+    fn resume(&mut self) {
+        if let Some(at) = self.paused_at.take() {
+            self.paused += at.elapsed();
+        }
+    }
+
+    fn position_ms(&self) -> u64 {
+        let paused = self.paused
+            + self
+                .paused_at
+                .map_or(std::time::Duration::ZERO, |at| at.elapsed());
+        let playing = self.since.elapsed().saturating_sub(paused);
+        self.anchor_ms + playing.as_millis() as u64
+    }
 }
 
 /// A prefetched track.
@@ -417,6 +471,10 @@ impl Listener {
             if out.send(started).await.is_err() {
                 return Ok(());
             }
+            let start_ms = if first_track { self.config.start_ms } else { 0 };
+            let mut heard = Heard::new(start_ms);
+            let play_id = crate::events::new_id();
+            self.report(&play_id, "play_start", &track_id, start_ms);
             let (track_out, mut track_outputs) = mpsc::channel(64);
             let (track_controls, track_control_rx) = mpsc::channel(8);
             let mut playback = {
@@ -473,6 +531,7 @@ impl Listener {
                             }
                         }
                         Some(Output::Seeked { position_ms, header }) => {
+                            heard.seeked(position_ms);
                             let _ = out.send(QueueOutput::Seeked { position_ms, header }).await;
                         }
                         Some(Output::Stats(_)) => {}
@@ -499,9 +558,11 @@ impl Listener {
                     }
                     control = controls.recv(), if controls_open => match control {
                         Some(QueueControl::Pause) => {
+                            heard.pause();
                             let _ = track_controls.send(Control::Pause).await;
                         }
                         Some(QueueControl::Resume) => {
+                            heard.resume();
                             let _ = track_controls.send(Control::Resume).await;
                         }
                         Some(QueueControl::Seek(position_ms)) => {
@@ -537,6 +598,15 @@ impl Listener {
                     let ahead = origin_ahead.min(stats.bytes_cache);
                     stats.bytes_cache -= ahead;
                     stats.bytes_origin += ahead;
+                    let duration = grant.manifest.body().duration_ms;
+                    match moved {
+                        None => self.report(&play_id, "complete", &track_id, duration),
+                        Some(_) => {
+                            let position = heard.position_ms().min(duration);
+                            self.report(&play_id, "skip", &track_id, position);
+                        }
+                    }
+                    self.send_events();
                     let _ = out
                         .send(QueueOutput::TrackEnded {
                             track_id: track_id.clone(),
@@ -578,6 +648,36 @@ impl Listener {
             }
         }
         Ok(())
+    }
+
+    /// Queues a listening event of this play.
+    fn report(&self, play_id: &str, kind: &str, track_id: &str, position_ms: u64) {
+        if let Some(events) = &self.config.events {
+            events.push(crate::events::ListeningEvent {
+                id: crate::events::new_id(),
+                play_id: play_id.to_string(),
+                kind: kind.to_string(),
+                track_id: track_id.to_string(),
+                position_ms,
+                at: crate::events::now_ms(),
+            });
+        }
+    }
+
+    /// Sends queued listening events in the background (offline: they wait).
+    fn send_events(&self) {
+        let Some(events) = self.config.events.clone() else {
+            return;
+        };
+        if self.access_token.is_empty() {
+            return;
+        }
+        let (api, token) = (self.api.clone(), self.access_token.clone());
+        tokio::spawn(async move {
+            if let Err(error) = events.flush(&api, &token).await {
+                tracing::debug!(%error, queued = events.len(), "listening events wait for the next send");
+            }
+        });
     }
 
     /// Tells the grant's tracker which renditions the cache holds in full (waits at most

@@ -248,6 +248,23 @@ impl OriginApi {
         &self.base
     }
 
+    /// `POST /v1/events`: a batch of listening events (see [`crate::events`]).
+    pub async fn post_events(
+        &self,
+        access: &str,
+        events: &[crate::events::ListeningEvent],
+    ) -> anyhow::Result<()> {
+        self.call(
+            self.http
+                .post(format!("{}/v1/events", self.base))
+                .bearer_auth(access)
+                .json(events),
+        )
+        .await
+        .context("sending listening events")?;
+        Ok(())
+    }
+
     /// `GET /v1/network`.
     pub async fn network(&self) -> anyhow::Result<NetworkInfo> {
         parse_network(

@@ -493,13 +493,13 @@ pub struct SearchParams {
     offset: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/v1/search", tag = "catalog", params(SearchParams), responses((status = 200, description = "{total, items: [{type, id, name, artist?, score}], limit, offset}"), (status = 400, body = ErrorBody, description = "bad_query, bad_type")))]
+#[utoipa::path(get, path = "/v1/search", tag = "catalog", params(SearchParams), responses((status = 200, description = "{total, items: [{type, id, name, artist?, score}], limit, offset}"), (status = 400, body = ErrorBody, description = "bad_query, bad_type"), (status = 503, body = ErrorBody, description = "search_warming_up: the index is being built after a start; Retry-After says when to ask again")))]
 /// `GET /v1/search`: typo-tolerant search of tracks, artists, albums and public playlists,
 /// ranked by relevance and popularity.
 pub async fn search_catalog(
     State(state): State<AppState>,
     axum::extract::Query(params): axum::extract::Query<SearchParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     use crate::search::{Kind, SearchError};
     let mut kinds = Vec::new();
     for name in params
@@ -533,8 +533,21 @@ pub async fn search_catalog(
             "items": items,
             "limit": limit,
             "offset": offset,
-        }))),
+        }))
+        .into_response()),
         Err(SearchError::BadQuery(message)) => Err(bad_request("bad_query", message)),
+        Err(warming @ SearchError::Warming(_)) => {
+            let mut response = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "search_warming_up",
+                warming.to_string(),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+            Ok(response)
+        }
         Err(error) => Err(ApiError::internal(error)),
     }
 }

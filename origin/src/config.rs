@@ -49,7 +49,7 @@ pub struct OriginConfig {
     /// Reverse proxies whose `X-Forwarded-For` names the client for per-IP limits.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The recommendation model is rebuilt at least this often, seconds; after a catalog
-    /// change, within a minute (or this, if shorter).
+    /// change, within a minute (or this, if shorter). 0 turns recommendations off.
     pub recommendations_refresh_s: u64,
 }
 

@@ -36,10 +36,15 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::playlists::remove_tracks,
         crate::playlists::reorder,
         crate::playlists::mine,
+        crate::events::post_events,
+        crate::events::trending,
+        crate::events::royalties,
+        crate::recommendations::recommendations,
+        crate::recommendations::radio,
         crate::nodes::network,
         crate::nodes::node_token,
     ),
-    components(schemas(crate::api::ErrorBody, crate::publish::TrackView, crate::publish::TrackMetadata, crate::search::Hit, crate::playlists::NewPlaylist, crate::playlists::PlaylistChange, crate::playlists::AddTracks, crate::playlists::RemoveTracks, crate::playlists::Reorder)),
+    components(schemas(crate::api::ErrorBody, crate::publish::TrackView, crate::publish::TrackMetadata, crate::search::Hit, crate::playlists::NewPlaylist, crate::playlists::PlaylistChange, crate::playlists::AddTracks, crate::playlists::RemoveTracks, crate::playlists::Reorder, crate::events::Event, crate::activity::EventKind, crate::recommend::Reason)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

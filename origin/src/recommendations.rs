@@ -83,8 +83,13 @@ pub fn rebuild(store: &Store, recommender: &Recommender) -> Result<(), StoreErro
 }
 
 /// The background job: builds at once, then every `refresh` and, after a catalog change,
-/// within a minute (or `refresh`, if shorter).
+/// within a minute (or `refresh`, if shorter). A zero `refresh` turns the job off (the
+/// model stays empty: benchmarks that measure something else, or an origin whose
+/// recommendations are served by another machine).
 pub async fn refresh(store: Arc<Store>, recommender: Arc<Recommender>, refresh: Duration) {
+    if refresh.is_zero() {
+        return;
+    }
     let refresh = refresh.max(Duration::from_millis(100));
     let after_change = refresh.min(Duration::from_secs(60));
     let mut built: Option<Instant> = None;

@@ -22,7 +22,8 @@ use std::sync::Mutex;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
-    FAST, Field, IndexRecordOption, STORED, STRING, Schema, TEXT, TantivyDocument, Value,
+    FAST, Field, IndexRecordOption, STORED, STRING, Schema, TEXT, TantivyDocument,
+    TextFieldIndexing, TextOptions, Value,
 };
 use tantivy::tokenizer::TokenStream;
 use tantivy::{
@@ -107,6 +108,9 @@ pub enum SearchError {
     /// The store failed while building the index.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The index is still being built (tracks indexed so far).
+    #[error("the search index is being built: {0} tracks so far")]
+    Warming(u64),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -117,8 +121,16 @@ struct Fields {
     name: Field,
     artist: Field,
     album: Field,
+    /// Every word of name, artist and album: what words match.
+    text: Field,
+    /// Prefixes (2 to [`PREFIX_CHARS_MAX`] characters) of the name's and artist's words: a
+    /// word being typed is one term lookup, not a scan of the term dictionary.
+    prefixes: Field,
     popularity: Field,
 }
+
+/// Longest word prefix indexed for type-ahead.
+pub const PREFIX_CHARS_MAX: usize = 12;
 
 /// The search index.
 pub struct Search {
@@ -130,6 +142,10 @@ pub struct Search {
     pending: Mutex<HashSet<String>>,
     /// The popularity bucket each track was last indexed with (absent: 0).
     buckets: Mutex<HashMap<String, u32>>,
+    /// Tracks indexed by [`Search::fill`] so far.
+    indexed: std::sync::atomic::AtomicU64,
+    /// Searches are served (the catalog is indexed).
+    ready: std::sync::atomic::AtomicBool,
 }
 
 /// Tracks noted by [`Search::plays_changed`] between refreshes; more are dropped until the
@@ -161,20 +177,50 @@ fn distance(len: usize) -> u8 {
     }
 }
 
+/// Indexed text without positions (no phrase queries here, so no need to pay for them).
+fn unpositioned(record: IndexRecordOption) -> TextOptions {
+    TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("default")
+            .set_index_option(record),
+    )
+}
+
 impl Search {
-    /// An empty index.
+    /// An empty index in memory.
     pub fn new() -> Result<Self, SearchError> {
+        Self::new_in(None)
+    }
+
+    /// An empty index, in memory or in files under `dir` (emptied first: the index is
+    /// rebuilt from the store at every start). Files are memory-mapped, so a large catalog's
+    /// index lives in the page cache, which the kernel may reclaim, not in the heap.
+    pub fn new_in(dir: Option<&std::path::Path>) -> Result<Self, SearchError> {
         let mut schema = Schema::builder();
         let fields = Fields {
             key: schema.add_text_field("key", STRING),
             kind: schema.add_text_field("kind", STRING | STORED),
             id: schema.add_text_field("id", STRING | STORED),
             name: schema.add_text_field("name", TEXT | STORED),
-            artist: schema.add_text_field("artist", TEXT | STORED),
-            album: schema.add_text_field("album", TEXT),
+            artist: schema.add_text_field("artist", STORED),
+            album: schema.add_text_field("album", STORED),
+            text: schema.add_text_field("text", unpositioned(IndexRecordOption::WithFreqs)),
+            prefixes: schema.add_text_field("prefixes", unpositioned(IndexRecordOption::Basic)),
             popularity: schema.add_u64_field("popularity", FAST),
         };
-        let index = Index::create_in_ram(schema.build());
+        let index = match dir {
+            None => Index::create_in_ram(schema.build()),
+            Some(dir) => {
+                match std::fs::remove_dir_all(dir) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(SearchError::Store(StoreError::Io(error))),
+                }
+                std::fs::create_dir_all(dir)
+                    .map_err(|error| SearchError::Store(StoreError::Io(error)))?;
+                Index::create_in_dir(dir, schema.build())?
+            }
+        };
         let writer = index.writer(32 * 1024 * 1024)?;
         let reader = index
             .reader_builder()
@@ -187,27 +233,43 @@ impl Search {
             fields,
             pending: Mutex::new(HashSet::new()),
             buckets: Mutex::new(HashMap::new()),
+            indexed: std::sync::atomic::AtomicU64::new(0),
+            ready: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
-    /// An index of everything in `store`: tracks with their play counts, each artist and
-    /// album once with the sum of theirs, and the public playlists.
+    /// An index of everything in `store` (see [`Search::fill`]).
     pub fn build(store: &Store) -> Result<Self, SearchError> {
         let search = Self::new()?;
-        {
-            let writer = search.lock();
-            let mut artists: HashMap<String, (String, u64)> = HashMap::new();
-            let mut albums: HashMap<String, (String, String, u64)> = HashMap::new();
-            let mut buckets = HashMap::new();
-            for track in store.all_tracks() {
+        search.fill(store)?;
+        Ok(search)
+    }
+
+    /// Indexes everything in `store`: tracks with their play counts, each artist and album
+    /// once with the sum of theirs, and the public playlists; then searches are served. The
+    /// writer is taken a chunk of tracks at a time, so uploads indexed meanwhile do not wait
+    /// for the whole catalog. Until it is done, [`Search::search`] answers
+    /// [`SearchError::Warming`].
+    pub fn fill(&self, store: &Store) -> Result<(), SearchError> {
+        const CHUNK: usize = 10_000;
+        let f = self.fields;
+        let mut artists: HashMap<String, (String, u64)> = HashMap::new();
+        let mut albums: HashMap<String, (String, String, u64)> = HashMap::new();
+        let mut buckets = HashMap::new();
+        let mut tracks = store.all_tracks();
+        loop {
+            let writer = self.lock();
+            let mut done = 0;
+            for track in tracks.by_ref().take(CHUNK) {
                 let track = track?;
+                done += 1;
                 let plays = store.play_count(&track.id)?;
                 if plays > 0 {
                     buckets.insert(track.id.clone(), bucket(plays));
                 }
-                search.put(
+                self.put(
                     &writer,
-                    search.track_doc(&track, plays),
+                    self.track_doc(&track, plays),
                     &format!("track/{}", track.id),
                 )?;
                 let artist = artists
@@ -221,33 +283,49 @@ impl Search {
                     entry.2 += plays;
                 }
             }
-            let f = search.fields;
+            self.indexed
+                .fetch_add(done as u64, std::sync::atomic::Ordering::Relaxed);
+            if done < CHUNK {
+                break;
+            }
+        }
+        {
+            let writer = self.lock();
             for (id, (name, plays)) in artists {
                 let document = doc!(f.kind => "artist", f.id => id.as_str(), f.name => name, f.popularity => plays);
-                search.put(&writer, document, &format!("artist/{id}"))?;
+                self.put(&writer, document, &format!("artist/{id}"))?;
             }
             for (id, (name, artist, plays)) in albums {
                 let document = doc!(f.kind => "album", f.id => id.as_str(), f.name => name, f.artist => artist, f.popularity => plays);
-                search.put(&writer, document, &format!("album/{id}"))?;
+                self.put(&writer, document, &format!("album/{id}"))?;
             }
             for playlist in store.all_playlists() {
                 let playlist = playlist?;
                 if playlist.public {
                     let owner = store.account(&playlist.owner)?.map(|owner| owner.username);
-                    search.put(
+                    self.put(
                         &writer,
-                        search.playlist_doc(&playlist, owner.as_deref()),
+                        self.playlist_doc(&playlist, owner.as_deref()),
                         &format!("playlist/{}", playlist.id),
                     )?;
                 }
             }
-            *search
-                .buckets
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner()) = buckets;
         }
-        search.commit()?;
-        Ok(search)
+        self.buckets
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .extend(buckets);
+        self.commit()?;
+        self.ready.store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// Tracks indexed so far by [`Search::fill`], and whether searches are served.
+    pub fn progress(&self) -> (u64, bool) {
+        (
+            self.indexed.load(std::sync::atomic::Ordering::Relaxed),
+            self.ready.load(std::sync::atomic::Ordering::Acquire),
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, IndexWriter> {
@@ -294,8 +372,26 @@ impl Search {
         mut document: TantivyDocument,
         key: &str,
     ) -> Result<(), SearchError> {
-        writer.delete_term(Term::from_field_text(self.fields.key, key));
-        document.add_text(self.fields.key, key);
+        let f = self.fields;
+        let text_of = |field: Field| -> String {
+            document
+                .get_first(field)
+                .and_then(|value| value.as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        let (name, artist, album) = (text_of(f.name), text_of(f.artist), text_of(f.album));
+        let mut prefixes = String::new();
+        for word in self.words(&format!("{name} {artist}"))? {
+            let chars: Vec<char> = word.chars().collect();
+            for end in 2..=chars.len().min(PREFIX_CHARS_MAX) {
+                prefixes.extend(&chars[..end]);
+                prefixes.push(' ');
+            }
+        }
+        document.add_text(f.text, format!("{name} {artist} {album}"));
+        document.add_text(f.prefixes, prefixes);
+        writer.delete_term(Term::from_field_text(f.key, key));
+        document.add_text(f.key, key);
         writer.add_document(document)?;
         Ok(())
     }
@@ -466,6 +562,10 @@ impl Search {
         limit: usize,
         offset: usize,
     ) -> Result<(usize, Vec<Hit>), SearchError> {
+        let (indexed, ready) = self.progress();
+        if !ready {
+            return Err(SearchError::Warming(indexed));
+        }
         if text.len() > QUERY_BYTES_MAX {
             return Err(SearchError::BadQuery(format!(
                 "queries are at most {QUERY_BYTES_MAX} bytes"
@@ -480,36 +580,74 @@ impl Search {
                 "queries have at most {QUERY_WORDS_MAX} words"
             )));
         }
+        let limit = limit.clamp(1, PAGE_MAX);
+        let offset = offset.min(OFFSET_MAX);
+        // Exact words (and the prefix being typed) first; only when they do not fill the page
+        // are typos considered, and only for words the catalog does not have: most words are
+        // spelled right, and fuzzy expansion is the expensive part. (A typo that makes
+        // another real word is the price.)
+        let none = vec![false; words.len()];
+        let exact = self.run(&self.query(&words, kinds, &none), limit, offset)?;
+        if exact.0 >= offset + limit {
+            return Ok(exact);
+        }
+        let searcher = self.reader.searcher();
+        let last = words.len() - 1;
+        let mut unknown = Vec::with_capacity(words.len());
+        for (at, word) in words.iter().enumerate() {
+            let known = searcher.doc_freq(&Term::from_field_text(self.fields.text, word))? > 0
+                || (at == last
+                    && searcher.doc_freq(&Term::from_field_text(self.fields.prefixes, word))? > 0);
+            unknown.push(!known);
+        }
+        if !unknown.contains(&true) {
+            return Ok(exact);
+        }
+        self.run(&self.query(&words, kinds, &unknown), limit, offset)
+    }
+
+    /// Every word must match (exactly, as the prefix being typed, or where `fuzzy` says so,
+    /// within its edit distance); words in the name add to the score.
+    fn query(&self, words: &[String], kinds: &[Kind], fuzzy: &[bool]) -> BooleanQuery {
         let f = self.fields;
         let last = words.len() - 1;
-        let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for (at, word) in words.iter().enumerate() {
             let mut options: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-            for (field, boost) in [(f.name, 3.0), (f.artist, 2.0), (f.album, 1.0)] {
-                let term = Term::from_field_text(field, word);
-                let exact = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
+            let term = Term::from_field_text(f.text, word);
+            options.push((
+                Occur::Should,
+                Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
+            ));
+            let edits = distance(word.chars().count());
+            if fuzzy[at] && edits > 0 {
+                let typo = FuzzyTermQuery::new(term, edits, true);
                 options.push((
                     Occur::Should,
-                    Box::new(BoostQuery::new(Box::new(exact), boost)),
+                    Box::new(BoostQuery::new(Box::new(typo), 0.5)),
                 ));
-                let edits = distance(word.chars().count());
-                if edits > 0 {
-                    let fuzzy = FuzzyTermQuery::new(term.clone(), edits, true);
-                    options.push((
-                        Occur::Should,
-                        Box::new(BoostQuery::new(Box::new(fuzzy), 0.5)),
-                    ));
-                }
-                if at == last {
-                    // Type-ahead: the word being typed is a prefix.
-                    let prefix = FuzzyTermQuery::new_prefix(term, edits.min(1), true);
-                    options.push((
-                        Occur::Should,
-                        Box::new(BoostQuery::new(Box::new(prefix), 0.3)),
-                    ));
-                }
             }
-            must.push((Occur::Must, Box::new(BooleanQuery::new(options))));
+            let chars = word.chars().count();
+            if at == last && (2..=PREFIX_CHARS_MAX).contains(&chars) {
+                // Type-ahead: the word being typed is a prefix.
+                let prefix = Term::from_field_text(f.prefixes, word);
+                options.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(
+                        Box::new(TermQuery::new(prefix, IndexRecordOption::Basic)),
+                        0.3,
+                    )),
+                ));
+            }
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(options))));
+            let in_name = TermQuery::new(
+                Term::from_field_text(f.name, word),
+                IndexRecordOption::WithFreqs,
+            );
+            clauses.push((
+                Occur::Should,
+                Box::new(BoostQuery::new(Box::new(in_name), 2.0)),
+            ));
         }
         if !kinds.is_empty() {
             let allowed: Vec<(Occur, Box<dyn Query>)> = kinds
@@ -522,14 +660,22 @@ impl Search {
                     )
                 })
                 .collect();
-            must.push((Occur::Must, Box::new(BooleanQuery::new(allowed))));
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(allowed))));
         }
-        let query = BooleanQuery::new(must);
-        let limit = limit.clamp(1, PAGE_MAX);
-        let offset = offset.min(OFFSET_MAX);
+        BooleanQuery::new(clauses)
+    }
+
+    /// Runs `query`: the total number of matches and the page from `offset`.
+    fn run(
+        &self,
+        query: &BooleanQuery,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(usize, Vec<Hit>), SearchError> {
+        let f = self.fields;
         let searcher = self.reader.searcher();
         let (top, total) = searcher.search(
-            &query,
+            query,
             &(
                 TopDocs::with_limit(limit).and_offset(offset).tweak_score(
                     move |segment: &SegmentReader| {
@@ -603,9 +749,15 @@ mod tests {
 
     #[test]
     fn typos_prefixes_types_and_pages() {
-        let search = Search::new().unwrap();
         let store_dir = tempfile::tempdir().unwrap();
         let store = Store::open(store_dir.path()).unwrap();
+        let search = Search::new().unwrap();
+        // Not served until the catalog is indexed.
+        assert!(matches!(
+            search.search("queen", &[], 10, 0),
+            Err(SearchError::Warming(0))
+        ));
+        search.fill(&store).unwrap();
         for (id, title, artist, album) in [
             (
                 1,
@@ -649,7 +801,8 @@ mod tests {
 
     #[test]
     fn bad_queries_are_refused() {
-        let search = Search::new().unwrap();
+        let store_dir = tempfile::tempdir().unwrap();
+        let search = Search::build(&Store::open(store_dir.path()).unwrap()).unwrap();
         assert!(matches!(
             search.search("", &[], 10, 0),
             Err(SearchError::BadQuery(_))

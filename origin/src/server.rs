@@ -152,6 +152,9 @@ async fn janitor(state: AppState) {
     }
 }
 
+/// Catalogs up to this many tracks are indexed for search before the API opens.
+pub const SEARCH_BUILD_BEFORE_OPEN_MAX: usize = 50_000;
+
 /// A running origin.
 #[derive(Debug)]
 pub struct Running {
@@ -222,11 +225,29 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         .clone()
         .unwrap_or_else(|| format!("http://{http_addr}"));
     let node_id = identity.node_id();
-    let search_store = store.clone();
-    let search = tokio::task::spawn_blocking(move || crate::search::Search::build(&search_store))
-        .await
-        .context("building the search index")?
-        .context("building the search index")?;
+    // A small catalog is indexed before the API opens; a large one (minutes for millions of
+    // tracks) in the background, search answering 503 until it is done.
+    let search = Arc::new(
+        crate::search::Search::new_in(Some(&config.data_dir.join("search")))
+            .context("creating the search index")?,
+    );
+    let fill = {
+        let (search, store) = (search.clone(), store.clone());
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            match search.fill(&store) {
+                Ok(()) => tracing::info!(
+                    tracks = search.progress().0,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "search index built"
+                ),
+                Err(error) => tracing::error!(%error, "building the search index failed"),
+            }
+        })
+    };
+    if store.track_count() < SEARCH_BUILD_BEFORE_OPEN_MAX {
+        fill.await.context("building the search index")?;
+    }
     let activity_store = store.clone();
     let activity = tokio::task::spawn_blocking(move || {
         crate::events::Activity::load(
@@ -239,7 +260,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
     .context("loading listening activity")?
     .context("loading listening activity")?;
     let state = AppState {
-        search: Arc::new(search),
+        search,
         activity: Arc::new(activity),
         recommender: Arc::new(crate::recommendations::Recommender::default()),
         limiter: Arc::new(crate::ratelimit::Limiter::new(

@@ -250,6 +250,9 @@ pub struct PlaylistRecord {
     pub updated_at_ms: u64,
 }
 
+/// sled's page cache (its default is 1 GiB; the OS page cache is behind it anyway).
+pub const STORE_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Most playlists one account owns.
 pub const PLAYLISTS_PER_ACCOUNT_MAX: usize = 2_000;
 
@@ -299,7 +302,10 @@ impl Store {
     /// Opens (creating if needed) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)?;
-        let db = sled::Config::new().path(data_dir.join("meta")).open()?;
+        let db = sled::Config::new()
+            .path(data_dir.join("meta"))
+            .cache_capacity(STORE_CACHE_BYTES)
+            .open()?;
         Ok(Self {
             accounts: db.open_tree("accounts")?,
             usernames: db.open_tree("usernames")?,

@@ -769,6 +769,14 @@ async fn service_routes_describe_and_count_the_api() {
         "/v1/chunks/{id}",
         "/v1/network",
         "/v1/nodes/token",
+        "/v1/search",
+        "/v1/playlists/{id}/tracks",
+        "/v1/me/tracks",
+        "/v1/events",
+        "/v1/trending",
+        "/v1/royalties",
+        "/v1/recommendations",
+        "/v1/tracks/{id}/radio",
     ] {
         assert!(
             spec["paths"].get(path).is_some(),

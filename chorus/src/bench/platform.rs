@@ -280,8 +280,9 @@ pub fn run_search(args: &SearchBenchArgs) -> anyhow::Result<ExitCode> {
     progress("building the search index");
     let started = Instant::now();
     let running = server.block_on(origin::server::start(bench_config(data.path())))?;
-    let index_s = started.elapsed().as_secs_f64();
     let base = format!("http://{}", running.http_addr);
+    client.block_on(search_ready(&base))?;
+    let index_s = started.elapsed().as_secs_f64();
     let catalog = catalog(args.tracks, args.seed);
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed ^ 0x5eed);
     let (mut searches, mut prefixes, mut wanted) = (Vec::new(), Vec::new(), Vec::new());
@@ -386,6 +387,29 @@ pub fn run_search(args: &SearchBenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Waits until the origin's search index is built (search stops answering 503).
+async fn search_ready(base: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    for _ in 0..3_600 {
+        let response = http.get(format!("{base}/v1/search?q=ready")).send().await?;
+        if response.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            ensure!(
+                response.status().is_success(),
+                "search: {}",
+                response.status()
+            );
+            return Ok(());
+        }
+        let body: Value = response.json().await.unwrap_or_default();
+        progress(&format!(
+            "building the search index: {}",
+            body["error"]["message"].as_str().unwrap_or("")
+        ));
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    anyhow::bail!("the search index was not built within 30 minutes")
+}
+
 fn bench_config(data: &std::path::Path) -> OriginConfig {
     OriginConfig {
         data_dir: data.to_path_buf(),
@@ -393,8 +417,9 @@ fn bench_config(data: &std::path::Path) -> OriginConfig {
         quic_addr: "127.0.0.1:0".parse().expect("literal address"),
         // The benchmarks measure the origin, from one address, not its rate limits.
         rate_limits: origin::ratelimit::RateLimits::off(),
-        // One build at start is enough; the job would compete with the load.
-        recommendations_refresh_s: 24 * 3600,
+        // Recommendations are not measured here; their background job would compete with
+        // the load.
+        recommendations_refresh_s: 0,
         ..OriginConfig::default()
     }
 }
@@ -457,6 +482,8 @@ pub fn run_playlists(args: &PlaylistBenchArgs) -> anyhow::Result<ExitCode> {
     progress("starting the origin");
     let running = server.block_on(origin::server::start(bench_config(data.path())))?;
     let base = format!("http://{}", running.http_addr);
+    // The search index builds in the background after a start: wait, so it does not compete.
+    client.block_on(search_ready(&base))?;
     let ids: Vec<String> = catalog(args.tracks.min(20_000), args.seed)
         .into_iter()
         .map(|(track, _)| track.id)
