@@ -50,6 +50,8 @@ pub struct AppState {
     pub limiter: Arc<crate::ratelimit::Limiter>,
     /// The recommendation model.
     pub recommender: Arc<crate::recommendations::Recommender>,
+    /// Rendered track views for list reads.
+    pub track_views: Arc<crate::publish::TrackViews>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -174,6 +176,10 @@ impl From<PathRejection> for ApiError {
 #[from_request(via(Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
 
+/// The stored record of the request's bearer token, as the rate limiter found it.
+#[derive(Debug, Clone)]
+pub struct ResolvedToken(pub TokenRecord);
+
 /// The authenticated account behind `Authorization: Bearer <access token>`.
 #[derive(Debug)]
 pub struct Authed(pub Account);
@@ -193,11 +199,16 @@ impl FromRequestParts<AppState> for Authed {
         let token = header
             .strip_prefix("Bearer ")
             .ok_or_else(|| ApiError::unauthorized("expected a bearer token"))?;
-        let record = state
-            .store
-            .token(&accounts::token_hash(token))?
-            .filter(|record| record.kind == TokenKind::Access && record.expires_at_ms > now_ms())
-            .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
+        let resolved = parts
+            .extensions
+            .get::<ResolvedToken>()
+            .map(|resolved| resolved.0.clone());
+        let record = match resolved {
+            Some(record) => Some(record),
+            None => state.store.token(&accounts::token_hash(token))?,
+        }
+        .filter(|record| record.kind == TokenKind::Access && record.expires_at_ms > now_ms())
+        .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
         let account = state
             .store
             .account(&record.account)?

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::{self, ApiError, ApiJson, AppState, Authed, ErrorBody, now_ms};
-use crate::publish::{Page, track_json};
+use crate::publish::Page;
 use crate::store::{Account, PlaylistRecord};
 
 /// Most tracks in one playlist.
@@ -200,7 +200,7 @@ pub async fn read(
     Authed(account): Authed,
     Path(id): Path<String>,
     Query(page): Query<TracksPage>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let playlist = state
         .store
         .playlist(&id)?
@@ -211,24 +211,80 @@ pub async fn read(
         .limit
         .unwrap_or(TRACKS_PAGE_MAX)
         .clamp(1, TRACKS_PAGE_MAX);
-    let mut items = Vec::new();
+    let mut items = Vec::with_capacity(limit);
     for (position, track_id) in playlist.tracks.iter().enumerate().skip(offset).take(limit) {
-        let track = state.store.track(track_id)?.map(|track| track_json(&track));
-        items.push(json!({"position": position, "id": track_id, "track": track}));
+        let track = match state.track_views.get(&state.store, track_id)? {
+            Some(view) => Some(
+                serde_json::value::RawValue::from_string(view.to_string())
+                    .map_err(ApiError::internal)?,
+            ),
+            None => None,
+        };
+        items.push(PageItem {
+            position,
+            id: track_id,
+            track,
+        });
     }
-    Ok(Json(json!({
-        "id": playlist.id,
-        "name": playlist.name,
-        "description": playlist.description,
-        "public": playlist.public,
-        "collaborative": playlist.collaborative,
-        "owner": user_view(&state, &playlist.owner),
-        "collaborators": playlist.collaborators.iter().map(|id| user_view(&state, id)).collect::<Vec<_>>(),
-        "snapshot_id": snapshot_id(&playlist),
-        "created_at_ms": playlist.created_at_ms,
-        "updated_at_ms": playlist.updated_at_ms,
-        "tracks": {"items": items, "total": playlist.tracks.len(), "limit": limit, "offset": offset},
-    })))
+    let view = PlaylistView {
+        id: &playlist.id,
+        name: &playlist.name,
+        description: &playlist.description,
+        public: playlist.public,
+        collaborative: playlist.collaborative,
+        owner: user_view(&state, &playlist.owner),
+        collaborators: playlist
+            .collaborators
+            .iter()
+            .map(|id| user_view(&state, id))
+            .collect(),
+        snapshot_id: snapshot_id(&playlist),
+        created_at_ms: playlist.created_at_ms,
+        updated_at_ms: playlist.updated_at_ms,
+        tracks: TracksView {
+            items,
+            total: playlist.tracks.len(),
+            limit,
+            offset,
+        },
+    };
+    let body = serde_json::to_vec(&view).map_err(ApiError::internal)?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}
+
+/// A playlist as `GET /v1/playlists/{id}` shows it (track views are pre-rendered JSON).
+#[derive(serde::Serialize)]
+struct PlaylistView<'a> {
+    id: &'a str,
+    name: &'a str,
+    description: &'a str,
+    public: bool,
+    collaborative: bool,
+    owner: serde_json::Value,
+    collaborators: Vec<serde_json::Value>,
+    snapshot_id: String,
+    created_at_ms: u64,
+    updated_at_ms: u64,
+    tracks: TracksView<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct TracksView<'a> {
+    items: Vec<PageItem<'a>>,
+    total: usize,
+    limit: usize,
+    offset: usize,
+}
+
+#[derive(serde::Serialize)]
+struct PageItem<'a> {
+    position: usize,
+    id: &'a str,
+    track: Option<Box<serde_json::value::RawValue>>,
 }
 
 /// Body of `PUT /v1/playlists/{id}`: what changes.

@@ -187,6 +187,53 @@ pub struct TrackView {
     pub renditions: Vec<RenditionSummary>,
 }
 
+/// Rendered track views (`track_json` as JSON text), for reads that list many tracks
+/// (playlist pages): decoding the record and encoding the view is most of such a read's cost.
+/// Holds at most [`TRACK_VIEWS_MAX`] (emptied when full); a deleted track is forgotten.
+#[derive(Debug, Default)]
+pub struct TrackViews {
+    views: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<str>>>,
+}
+
+/// Most rendered track views kept.
+pub const TRACK_VIEWS_MAX: usize = 100_000;
+
+impl TrackViews {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, std::sync::Arc<str>>> {
+        self.views
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// The view of track `id` as JSON text, `None` if there is no such track.
+    pub fn get(
+        &self,
+        store: &crate::store::Store,
+        id: &str,
+    ) -> Result<Option<std::sync::Arc<str>>, StoreError> {
+        if let Some(view) = self.lock().get(id) {
+            return Ok(Some(view.clone()));
+        }
+        let Some(track) = store.track(id)? else {
+            return Ok(None);
+        };
+        let view: std::sync::Arc<str> = serde_json::to_string(&track_json(&track))?.into();
+        let mut views = self.lock();
+        if views.len() >= TRACK_VIEWS_MAX {
+            views.clear();
+        }
+        views.insert(id.to_string(), view.clone());
+        Ok(Some(view))
+    }
+
+    /// Forgets track `id` (deleted or replaced).
+    pub fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
+}
+
 pub(crate) fn track_json(track: &TrackRecord) -> TrackView {
     TrackView {
         id: track.id.clone(),
@@ -415,6 +462,7 @@ pub async fn delete_track(
         ));
     }
     state.store.delete_track(&track)?;
+    state.track_views.forget(&track.id);
     state.recommender.catalog_changed();
     // Gone from search by the time the delete is answered.
     let (store, search) = (state.store.clone(), state.search.clone());

@@ -306,7 +306,7 @@ fn too_many(class: Class, wait_ms: u64) -> Response {
 
 /// The axum middleware: limits the request per IP, then per account (or per IP without a
 /// token) under its class.
-pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn limit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let (class, exempt) = classify(request.method(), request.uri().path());
     if exempt {
         return next.run(request).await;
@@ -335,7 +335,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         state.metrics.rate_limited(Class::Ip.as_str());
         return too_many(Class::Ip, wait);
     }
-    let account = request
+    let record = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -347,8 +347,14 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
                 .ok()
                 .flatten()
         })
-        .filter(|record| record.expires_at_ms > now)
-        .map(|record| record.account);
+        .filter(|record| record.expires_at_ms > now);
+    let account = record.as_ref().map(|record| record.account.clone());
+    if let Some(record) = record {
+        // The handler's `Authed` uses it instead of looking the token up again.
+        request
+            .extensions_mut()
+            .insert(crate::api::ResolvedToken(record));
+    }
     let limited = match (account, class, ip) {
         (Some(account), Some(class), _) => Some((class, Key::Account(account))),
         (Some(_), None, _) => None,

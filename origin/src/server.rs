@@ -263,6 +263,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         search,
         activity: Arc::new(activity),
         recommender: Arc::new(crate::recommendations::Recommender::default()),
+        track_views: Arc::new(crate::publish::TrackViews::default()),
         limiter: Arc::new(crate::ratelimit::Limiter::new(
             config.rate_limits,
             config.trusted_proxies.clone(),
