@@ -17,9 +17,18 @@ struct Origin {
 }
 
 fn start(data: &Path) -> Origin {
+    // Many sign-ups and log-ins from one address: this test is about durability, not limits.
+    let config = data.with_extension("toml");
+    std::fs::write(
+        &config,
+        "[rate_limits]\nunauthenticated = { per_minute = 100000, burst = 100000 }\n",
+    )
+    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .arg("origin")
+        .arg("--config")
+        .arg(&config)
         .args([
-            "origin",
             "--http",
             "127.0.0.1:0",
             "--quic",

@@ -98,7 +98,7 @@ impl EventLog {
     /// Queues an event.
     pub fn push(&self, event: ListeningEvent) {
         let mut queue = self.lock();
-        if queue.len() == QUEUED_MAX {
+        while queue.len() >= QUEUED_MAX {
             queue.pop_front();
         }
         queue.push_back(event);
