@@ -28,13 +28,7 @@ fn start(data: &Path) -> Origin {
         .arg("origin")
         .arg("--config")
         .arg(&config)
-        .args([
-            "--http",
-            "127.0.0.1:0",
-            "--quic",
-            "127.0.0.1:0",
-            "--data",
-        ])
+        .args(["--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--data"])
         .arg(data)
         .env("CHORUS_LOG", "error")
         .stdout(Stdio::piped())
