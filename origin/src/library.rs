@@ -22,7 +22,8 @@ fn added(result: LibraryAdd, what: &str) -> Result<u64, ApiError> {
     }
 }
 
-fn track_id(id: &str) -> Result<(), ApiError> {
+/// Checks the form of a track id (`400 invalid_id`).
+pub(crate) fn track_id(id: &str) -> Result<(), ApiError> {
     id.parse::<TrackId>()
         .map(|_| ())
         .map_err(|_| api::bad_request("invalid_id", "track ids are 32 hex characters"))

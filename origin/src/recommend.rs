@@ -291,16 +291,6 @@ impl Model {
         self.ids.is_empty()
     }
 
-    /// True when `track` is in the model.
-    pub fn knows_track(&self, track: &str) -> bool {
-        self.index.contains_key(track)
-    }
-
-    /// True when `artist` has a track in the model.
-    pub fn knows_artist(&self, artist: &str) -> bool {
-        self.artist_index.contains_key(artist)
-    }
-
     fn playable(&self, track: u32, region: Option<[u8; 2]>) -> bool {
         let markets = &self.features[track as usize].markets;
         markets.is_empty() || region.is_some_and(|region| markets.contains(&region))

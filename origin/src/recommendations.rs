@@ -167,12 +167,7 @@ pub async fn recommendations(
         ));
     }
     for id in &seed_tracks {
-        if id.parse::<protocol::TrackId>().is_err() {
-            return Err(api::bad_request(
-                "invalid_id",
-                "track ids are 32 hex characters",
-            ));
-        }
+        crate::library::track_id(id)?;
         if state.store.track(id)?.is_none() {
             return Err(api::not_found_code("unknown_seed", &format!("track {id}")));
         }
@@ -243,12 +238,7 @@ pub async fn radio(
     Path(id): Path<String>,
     Query(params): Query<RadioParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if id.parse::<protocol::TrackId>().is_err() {
-        return Err(api::bad_request(
-            "invalid_id",
-            "track ids are 32 hex characters",
-        ));
-    }
+    crate::library::track_id(&id)?;
     if state.store.track(&id)?.is_none() {
         return Err(api::not_found("track"));
     }

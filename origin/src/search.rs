@@ -3,11 +3,14 @@
 //! popularity boost (`1 + 0.1 ln(1 + qualified streams)`: relevance decides, popularity orders
 //! the near-ties).
 //!
-//! The index lives in memory. It is built from the store when the origin starts and follows
-//! ingest and deletes (a track is searchable once its upload is answered; a delete shows
-//! within a second, when the reader reloads). Each query word matches exactly (BM25, boosted)
-//! or within an edit distance that grows with its length (1 for 4–7 letters, 2 from 8), the
-//! last word also as a prefix; every word must match somewhere (title, artist, album).
+//! The index is rebuilt from the store at every start ([`Search::fill`]; in memory, or in
+//! memory-mapped files with [`Search::new_in`]) and follows ingest, deletes and playlist
+//! changes (a track is searchable once its upload is answered). Name, artist and album words
+//! are one `text` field; the 2–12 character prefixes of name and artist words are a
+//! `prefixes` field, so the word being typed is one term lookup. Every query word must match:
+//! exactly, as the typed prefix (the last word), or, when the exact query does not fill the
+//! page and the word is not in the index, within an edit distance that grows with its length
+//! (1 for 4–7 letters, 2 from 8). Words in the name add to the score.
 //!
 //! Popularity follows the play counts: [`Search::plays_changed`] notes tracks that gained
 //! streams and [`Search::refresh_popularity`] (run every few seconds) re-indexes those whose
