@@ -14,6 +14,7 @@ static ALLOCATOR: alloc::Counting = alloc::Counting;
 mod network_cmd;
 mod origin_cmd;
 mod play_cmd;
+mod sim_cmd;
 
 /// Chorus: peer-assisted music streaming.
 #[derive(Debug, Parser)]
@@ -58,6 +59,10 @@ enum Command {
     /// crowd of listeners streaming real audio over QUIC through emulated WAN links, with a
     /// live view and (with --duration D --json) a JSON summary.
     Devnet(devnet::DevnetArgs),
+    /// Simulate a network of up to a million peers running the real scheduler, tracker and
+    /// super-node cache code over a flow-level network model: a scenario (TOML), a seed, a
+    /// progress bar, CSV and SVG plots in --out, a JSON summary with --json.
+    Sim(sim_cmd::SimArgs),
     /// Operator actions on an origin's data directory (run with the origin stopped).
     Admin {
         #[command(subcommand)]
@@ -95,5 +100,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gateway(args) => play_cmd::run_gateway(args),
         Command::Node(args) => network_cmd::run_node(args),
         Command::Devnet(args) => devnet::run(args),
+        Command::Sim(args) => sim_cmd::run(args),
     }
 }

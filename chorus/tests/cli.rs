@@ -221,3 +221,76 @@ fn bench_decode_and_first_audio_report_json() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--rtt-ms"));
 }
+
+#[test]
+fn sim_runs_a_scenario_writes_files_and_sweeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out_text = out.to_str().unwrap();
+    let output = chorus(&["sim", "devnet-validation", "--json", "--out", out_text]);
+    let json = last_json_line(&output);
+    for key in [
+        "plays",
+        "stutter_rate",
+        "peers",
+        "sim_seconds",
+        "wall_seconds",
+        "events",
+    ] {
+        assert!(json.get(key).is_some(), "{key} missing in {json}");
+    }
+    for key in ["p50", "p75", "p90"] {
+        assert!(
+            json["start_ms"][key].as_u64().is_some(),
+            "start_ms.{key} in {json}"
+        );
+    }
+    let shares = &json["bytes_share"];
+    let sum: f64 = ["origin", "p2p", "cache"]
+        .iter()
+        .map(|key| shares[key].as_f64().unwrap())
+        .sum();
+    assert!((sum - 1.0).abs() < 1e-3, "{shares}");
+    positive(&json, "plays");
+    for file in [
+        "summary.json",
+        "series.csv",
+        "plays.csv",
+        "sources.svg",
+        "start_latency.svg",
+        "origin_load.svg",
+    ] {
+        assert!(out.join(file).exists(), "{file}");
+    }
+    // The same seed again: the same summary file, byte for byte.
+    let first = std::fs::read(out.join("summary.json")).unwrap();
+    let output = chorus(&["sim", "devnet-validation", "--quiet", "--out", out_text]);
+    assert!(output.status.success());
+    assert_eq!(first, std::fs::read(out.join("summary.json")).unwrap());
+
+    // A sweep: one summary line per value, each naming its setting.
+    let output = chorus(&[
+        "sim",
+        "devnet-validation",
+        "--json",
+        "--quiet",
+        "--set",
+        "sessions.skip_chance=0,0.5",
+    ]);
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["set"]["sessions.skip_chance"], "0.5");
+    assert_eq!(lines[0]["skipped_plays"], 0);
+
+    // Bad input: a clear error, non-zero exit.
+    let output = chorus(&["sim", "devnet-validation", "--set", "sesions.skip=1"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("sesions"));
+    let output = chorus(&["sim", "no-such-scenario"]);
+    assert!(!output.status.success());
+}

@@ -27,6 +27,12 @@
 use std::collections::HashMap;
 
 use protocol::NodeId;
+
+/// A fixed-seed hasher: the maps are small and bounded (`sources_max`, requests in flight),
+/// so flooding them is not a concern, and a fixed seed keeps a simulated run replayable
+/// (the standard hasher's per-process keys would not). SipHash was a fifth of the
+/// simulator's time.
+type Fixed = foldhash::fast::FixedState;
 use protocol::wire::Priority;
 
 /// Settings of the scheduler.
@@ -248,12 +254,12 @@ enum Head {
 pub struct Scheduler {
     config: SchedulerConfig,
     origin: NodeId,
-    sources: HashMap<NodeId, Source>,
+    sources: HashMap<NodeId, Source, Fixed>,
     plan: Option<TrackPlan>,
     chunks: Vec<Chunk>,
     /// A second request for an urgent chunk, to the origin.
     urgent: Vec<Option<RequestId>>,
-    requests: HashMap<RequestId, Request>,
+    requests: HashMap<RequestId, Request, Fixed>,
     next_request: u64,
     head: Head,
     position_ms: u64,
@@ -273,7 +279,7 @@ pub struct Scheduler {
 impl Scheduler {
     /// A scheduler whose origin is `origin`.
     pub fn new(config: SchedulerConfig, origin: NodeId) -> Self {
-        let mut sources = HashMap::new();
+        let mut sources = HashMap::with_hasher(Fixed::default());
         sources.insert(
             origin,
             Source {
@@ -293,7 +299,7 @@ impl Scheduler {
             plan: None,
             chunks: Vec::new(),
             urgent: Vec::new(),
-            requests: HashMap::new(),
+            requests: HashMap::with_hasher(Fixed::default()),
             next_request: 1,
             head: Head::Idle,
             position_ms: 0,
@@ -547,6 +553,84 @@ impl Scheduler {
         self.poll(now)
     }
 
+    /// Chunks `first .. first + count` of `id` arrived together (a driver that hands over a
+    /// whole response at once, or the simulator's flow-level network): like calling
+    /// [`Scheduler::on_chunk`] for each, with one rate sample for the lot and one decision
+    /// round at the end.
+    pub fn on_range(&mut self, now: u64, id: RequestId, first: u32, count: u32) -> Vec<Action> {
+        let Some(request) = self.requests.get_mut(&id) else {
+            return Vec::new();
+        };
+        let source_node = request.source;
+        let end = (first.saturating_add(count)).min(request.first + request.count);
+        let first = first.max(request.first);
+        if first >= end {
+            return Vec::new();
+        }
+        let arrived = end - first;
+        request.received = (request.received + arrived).min(request.count);
+        let elapsed = now.saturating_sub(request.last_progress_ms).max(1);
+        request.last_progress_ms = now;
+        let done = request.received >= request.count;
+        let bytes: u64 = (first..end).map(|index| self.chunk_bytes(index)).sum();
+        if let Some(source) = self.sources.get_mut(&source_node) {
+            source.outstanding = source.outstanding.saturating_sub(bytes);
+            let sample = bytes as f64 / elapsed as f64;
+            source.rate = 0.7 * source.rate + 0.3 * sample;
+            let kbps = sample * 8.0;
+            self.stats.rate_kbps = if self.stats.rate_kbps == 0 {
+                kbps as u32
+            } else {
+                (f64::from(self.stats.rate_kbps) * 0.8 + kbps * 0.2) as u32
+            }
+            .max(1);
+            source.failures = 0;
+            source.received += bytes;
+            let counter = match source.kind {
+                SourceKind::Origin => &mut self.stats.bytes_origin,
+                SourceKind::SuperNode => &mut self.stats.bytes_super_nodes,
+                SourceKind::Peer => &mut self.stats.bytes_peers,
+            };
+            *counter += bytes;
+        }
+        for index in first..end {
+            if let Some(chunk) = self.chunks.get_mut(index as usize) {
+                if *chunk == Chunk::Held {
+                    self.stats.bytes_duplicate += self
+                        .plan
+                        .as_ref()
+                        .and_then(|plan| plan.chunk_bytes.get(index as usize))
+                        .map_or(0, |bytes| u64::from(*bytes));
+                }
+                *chunk = Chunk::Held;
+            }
+        }
+        if done {
+            self.finish_request(id);
+        }
+        self.poll(now)
+    }
+
+    /// Bytes of `id` are arriving, though no whole chunk has yet: a driver that sees a
+    /// response's bytes flow (or the simulator, for a transfer whose rate delivers a chunk
+    /// within `stall_ms`) says so, so the request is not given up as stalled.
+    pub fn on_progress(&mut self, now: u64, id: RequestId) {
+        if let Some(request) = self.requests.get_mut(&id) {
+            request.last_progress_ms = request.last_progress_ms.max(now);
+        }
+    }
+
+    /// The requests still out, with their sources and chunk ranges, in id order.
+    pub fn requests(&self) -> Vec<(RequestId, NodeId, u32, u32)> {
+        let mut list: Vec<_> = self
+            .requests
+            .iter()
+            .map(|(id, request)| (*id, request.source, request.first, request.count))
+            .collect();
+        list.sort_by_key(|entry| entry.0);
+        list
+    }
+
     fn finish_request(&mut self, id: RequestId) {
         if let Some(request) = self.requests.remove(&id) {
             if let Some(source) = self.sources.get_mut(&request.source) {
@@ -609,17 +693,24 @@ impl Scheduler {
             && !source.banned
         {
             source.banned = true;
-            actions.push(Action::Report {
-                peer: node,
-                failure,
-            });
+            // A refusal is a busy (or rule-abiding) peer, not a faulty one: it is dropped for
+            // this track but not reported, or busy honest peers would be quarantined by the
+            // crowd they serve (the simulator showed a third of a swarm quarantined that way).
+            if failure != Failure::Refused {
+                actions.push(Action::Report {
+                    peer: node,
+                    failure,
+                });
+            }
             // Cancel what is still out with it.
-            let ids: Vec<RequestId> = self
+            let mut ids: Vec<RequestId> = self
                 .requests
                 .iter()
                 .filter(|(_, request)| request.source == node)
                 .map(|(id, _)| *id)
                 .collect();
+            // Map order is per process: sorted, so a seeded run replays exactly.
+            ids.sort();
             for id in ids {
                 self.finish_request(id);
                 actions.push(Action::Cancel { id });
@@ -745,7 +836,7 @@ impl Scheduler {
             actions.push(Action::FindPeers);
         }
         // Stalled requests are given up.
-        let stalled: Vec<RequestId> = self
+        let mut stalled: Vec<RequestId> = self
             .requests
             .iter()
             .filter(|(_, request)| {
@@ -753,6 +844,7 @@ impl Scheduler {
             })
             .map(|(id, _)| *id)
             .collect();
+        stalled.sort();
         for id in stalled {
             if let Some(source) = self.requests.get(&id).map(|request| request.source) {
                 self.finish_request(id);

@@ -733,7 +733,11 @@ impl Tracker {
             .filter(|entry| entry.score > 0)
             .collect();
         if scored.len() > want {
-            scored.select_nth_unstable_by(want, |a, b| b.score.cmp(&a.score));
+            // Ties broken by id, so which of equal scores make the cut does not depend on
+            // the map's (per-process) order.
+            scored.select_nth_unstable_by(want, |a, b| {
+                b.score.cmp(&a.score).then(a.rendition.cmp(&b.rendition))
+            });
             scored.truncate(want);
         }
         scored.sort_unstable_by(|a, b| b.score.cmp(&a.score).then(a.rendition.cmp(&b.rendition)));

@@ -1,0 +1,194 @@
+//! Whole runs of the shipped scenarios, scaled down: determinism, the checkers, and the
+//! effects each scenario exists to show.
+
+use sim::{Engine, Outcome, Scenario};
+
+fn run(name: &str, sets: &[(&str, &str)]) -> Outcome {
+    let text = sim::config::builtin(name).expect("a built-in scenario");
+    let sets: Vec<(String, String)> = sets
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect();
+    let scenario = Scenario::from_toml(text, &sets).expect("valid scenario");
+    Engine::new(scenario)
+        .expect("set up")
+        .run(&mut |_| {})
+        .unwrap_or_else(|error| panic!("{name}: {error}"))
+}
+
+/// A small Spotify-like network: 1,500 listeners, one hour, a catalog they can share.
+const SMALL: &[(&str, &str)] = &[
+    ("peers", "1500"),
+    ("duration_s", "3600"),
+    ("measure_from_s", "600"),
+    ("catalog.tracks", "20000"),
+    ("sessions.per_day", "8"),
+    ("output.sample_s", "300"),
+];
+
+#[test]
+fn the_same_seed_gives_the_same_summary_and_another_seed_does_not() {
+    let first = run("spotify-2010", SMALL);
+    let second = run("spotify-2010", SMALL);
+    assert_eq!(
+        first.summary.deterministic_json(),
+        second.summary.deterministic_json()
+    );
+    assert_eq!(first.plays, second.plays);
+    let mut other_seed = SMALL.to_vec();
+    other_seed.push(("seed", "99"));
+    let third = run("spotify-2010", &other_seed);
+    assert_ne!(
+        first.summary.deterministic_json(),
+        third.summary.deterministic_json()
+    );
+}
+
+#[test]
+fn a_small_network_plays_mostly_from_peers_and_caches_and_checks_everything() {
+    let outcome = run("spotify-2010", SMALL);
+    let summary = &outcome.summary;
+    assert!(summary.plays > 1_000, "{summary:?}");
+    let shares = summary.bytes_share;
+    assert!((shares.origin + shares.p2p + shares.cache - 1.0).abs() < 1e-3);
+    assert!(shares.p2p > 0.1 && shares.cache > 0.2, "{shares:?}");
+    assert!(summary.stutter_rate < 0.05, "{summary:?}");
+    assert!(summary.start_ms.p50 <= summary.start_ms.p75);
+    assert!(summary.start_ms.p75 <= summary.start_ms.p90);
+    // The checkers looked at every chunk and every peer list.
+    assert!(summary.checks.chunks_delivered > 100_000);
+    assert!(summary.checks.peer_lists > 500);
+    // Shares in the time series add up to the totals.
+    let origin: u64 = outcome.series.iter().map(|s| s.bytes_origin).sum();
+    assert_eq!(origin, summary.bytes.origin);
+    assert!(!outcome.plays.is_empty());
+}
+
+#[test]
+fn corrupt_peers_are_caught_and_never_reach_a_player() {
+    let mut sets = SMALL.to_vec();
+    sets.push(("faults.corrupt_peers", "0.2"));
+    let outcome = run("spotify-2010", &sets);
+    let summary = &outcome.summary;
+    // The run finished, so the checker never saw a bad chunk reach a player.
+    assert!(summary.checks.bad_chunks_caught > 50, "{summary:?}");
+    assert!(summary.checks.reports > 0);
+    // Reports from distinct listeners quarantine corrupt peers at the (real) tracker.
+    assert!(summary.tracker.quarantined > 0, "{summary:?}");
+    assert!(summary.stutter_rate < 0.1);
+}
+
+#[test]
+fn a_tracker_outage_sends_listeners_to_the_origin_until_it_ends() {
+    let outcome = run(
+        "tracker-outage",
+        &[
+            ("peers", "1500"),
+            ("duration_s", "5400"),
+            ("measure_from_s", "0"),
+            ("catalog.tracks", "20000"),
+            ("tracker.outages", "[[1800, 3600]]"),
+            ("output.sample_s", "300"),
+        ],
+    );
+    let share = |from: u64, to: u64| {
+        let window: Vec<_> = outcome
+            .series
+            .iter()
+            .filter(|s| s.t_s > from && s.t_s <= to)
+            .collect();
+        let origin: u64 = window.iter().map(|s| s.bytes_origin).sum();
+        let network: u64 = window
+            .iter()
+            .map(|s| s.bytes_origin + s.bytes_peers + s.bytes_super_nodes)
+            .sum();
+        origin as f64 / network.max(1) as f64
+    };
+    let before = share(900, 1800);
+    let during = share(2100, 3600);
+    let after = share(4500, 5400);
+    assert!(during > before * 1.5, "before {before}, during {during}");
+    assert!(after < during, "during {during}, after {after}");
+}
+
+#[test]
+fn a_release_takes_its_share_of_plays_and_super_nodes_pin_it() {
+    let outcome = run(
+        "flash-crowd",
+        &[
+            ("peers", "2000"),
+            ("duration_s", "5400"),
+            ("measure_from_s", "0"),
+            ("catalog.tracks", "20000"),
+            ("releases.0.at_s", "1800"),
+            ("output.sample_s", "300"),
+        ],
+    );
+    let first_release = 20_000;
+    let after: Vec<_> = outcome
+        .plays
+        .iter()
+        .filter(|play| play.pressed_ms > 1_800_000 && play.pressed_ms < 3_600_000)
+        .collect();
+    let new = after
+        .iter()
+        .filter(|play| play.track >= first_release)
+        .count();
+    let share = new as f64 / after.len().max(1) as f64;
+    // 40% at the release, halving every hour: about 29% on average over the next half hour.
+    assert!((0.2..0.4).contains(&share), "{share}");
+    assert!(
+        outcome
+            .plays
+            .iter()
+            .all(|play| play.pressed_ms > 1_800_000 || play.track < first_release)
+    );
+    // The new tracks reach listeners from super-nodes as well as from the origin.
+    let from_super: u64 = after
+        .iter()
+        .filter(|play| play.track >= first_release)
+        .map(|play| play.bytes_super_nodes)
+        .sum();
+    assert!(from_super > 0);
+}
+
+#[test]
+fn churn_costs_time_outs_but_playback_survives() {
+    let outcome = run(
+        "churn-heavy",
+        &[
+            ("peers", "1500"),
+            ("duration_s", "3600"),
+            ("catalog.tracks", "20000"),
+        ],
+    );
+    let summary = &outcome.summary;
+    assert!(summary.crashed_plays > 0, "{summary:?}");
+    assert!(summary.checks.failed_unreachable > 0, "{summary:?}");
+    assert!(summary.stutter_rate < 0.05, "{summary:?}");
+}
+
+#[test]
+fn outcome_files_are_written() {
+    let outcome = run("devnet-validation", &[]);
+    let dir = std::env::temp_dir().join(format!("chorus-sim-test-{}", std::process::id()));
+    outcome.write(&dir).unwrap();
+    for file in [
+        "summary.json",
+        "series.csv",
+        "plays.csv",
+        "start_ms.csv",
+        "sources.svg",
+        "start_latency.svg",
+        "origin_load.svg",
+    ] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let lines = if file == "summary.json" { 1 } else { 2 };
+        assert!(text.lines().count() >= lines, "{file}: {text:?}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert!(summary.get("wall_seconds").is_none());
+    assert_eq!(summary["plays"], outcome.summary.plays);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
