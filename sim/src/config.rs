@@ -413,6 +413,10 @@ pub struct Client {
     pub announce_max: u32,
     /// A peer lookup that gets no answer (tracker down) is given up after this, ms.
     pub lookup_timeout_ms: u64,
+    /// What-if: prefetch the next track's opening from a holder the tracker lists, the
+    /// origin only when there is none (DESIGN §6 says "P2P first"; `client_lib::listener`
+    /// prefetches from the origin, which is the default, `false`).
+    pub prefetch_from_peers: bool,
     /// `SchedulerConfig::origin_lead_ms`.
     pub origin_lead_ms: u64,
     /// `SchedulerConfig::urgent_ms`.
@@ -438,6 +442,7 @@ impl Default for Client {
             announce_every_s: 60,
             announce_max: 100,
             lookup_timeout_ms: 2_000,
+            prefetch_from_peers: false,
             origin_lead_ms: scheduler.origin_lead_ms,
             urgent_ms: scheduler.urgent_ms,
             stall_ms: scheduler.stall_ms,

@@ -248,6 +248,10 @@ struct PlayState {
     downloaded: bool,
     /// Bytes the driver got from the origin outside the scheduler (opening, prefetch).
     origin_ahead: u64,
+    /// Prefetched bytes from a listener (the `prefetch_from_peers` what-if).
+    peers_ahead: u64,
+    /// Prefetched bytes from a super-node (the same).
+    super_ahead: u64,
     from_cache: bool,
     prefetched: bool,
     first_audio_ms: Option<u64>,
@@ -257,6 +261,8 @@ struct PlayState {
 #[derive(Debug)]
 struct Prefetch {
     track: u32,
+    /// Where its chunks come from.
+    source: u32,
     ready: bool,
     chunks: u32,
     bytes: u64,
@@ -949,6 +955,8 @@ impl Engine {
             pressed_ms: now,
             granted: false,
             granted_ms: 0,
+            peers_ahead: 0,
+            super_ahead: 0,
             downloaded: false,
             origin_ahead: 0,
             from_cache,
@@ -994,7 +1002,7 @@ impl Engine {
         }
         let now = self.now;
         let opening = self.scenario.client.opening_chunks;
-        let (track, from_cache, prefetched_chunks) = {
+        let (track, from_cache, prefetched_chunks, prefetch_source) = {
             let active = self.listeners[peer as usize]
                 .active
                 .as_ref()
@@ -1005,7 +1013,8 @@ impl Engine {
                 .as_ref()
                 .filter(|prefetch| play.prefetched && prefetch.track == play.track)
                 .map_or(0, |prefetch| prefetch.chunks);
-            (play.track, play.from_cache, prefetched)
+            let source = active.prefetch.as_ref().map_or(ORIGIN, |p| p.source);
+            (play.track, play.from_cache, prefetched, source)
         };
         let chunks = self.track_chunks(track);
         let chunk_bytes: Vec<u32> = (0..chunks).map(|i| self.chunk_size(track, i)).collect();
@@ -1015,10 +1024,39 @@ impl Engine {
             prefetched_chunks.max(opening).min(chunks)
         };
         let cached: Vec<bool> = (0..chunks).map(|i| i < ahead_chunks).collect();
-        let origin_ahead = if from_cache {
+        let ahead = if from_cache {
             0
         } else {
             self.range_bytes(track, 0, ahead_chunks)
+        };
+        // Who sent the chunks at hand: the prefetch's source (already counted as its
+        // transfer), else the origin with the grant (counted here).
+        let ahead_kind = if prefetched_chunks == 0 || prefetch_source == ORIGIN {
+            SourceKind::Origin
+        } else if prefetch_source < self.listeners.len() as u32 {
+            SourceKind::Peer
+        } else {
+            SourceKind::SuperNode
+        };
+        let origin_ahead = if ahead_kind == SourceKind::Origin {
+            ahead
+        } else {
+            0
+        };
+        let peers_ahead = if ahead_kind == SourceKind::Peer {
+            ahead
+        } else {
+            0
+        };
+        let super_ahead = if ahead_kind == SourceKind::SuperNode {
+            ahead
+        } else {
+            0
+        };
+        let granted_egress = if prefetched_chunks == 0 {
+            origin_ahead
+        } else {
+            0
         };
         let plan = TrackPlan {
             chunks,
@@ -1028,8 +1066,8 @@ impl Engine {
             start_ms: 0,
         };
         // The opening came with the grant, from the origin.
-        self.totals.origin_egress += origin_ahead;
-        self.interval.origin_egress += origin_ahead;
+        self.totals.origin_egress += granted_egress;
+        self.interval.origin_egress += granted_egress;
         let active = self.listeners[peer as usize]
             .active
             .as_mut()
@@ -1038,6 +1076,8 @@ impl Engine {
             play.granted = true;
             play.granted_ms = now;
             play.origin_ahead = origin_ahead;
+            play.peers_ahead = peers_ahead;
+            play.super_ahead = super_ahead;
         }
         active.prefetch = None;
         // A scheduler per track, as `client_lib::player::play` makes one per grant.
@@ -1591,6 +1631,7 @@ impl Engine {
             .expect("active");
         active.prefetch = Some(Prefetch {
             track,
+            source: ORIGIN,
             ready: false,
             chunks: if cached { 0 } else { chunks },
             bytes: 0,
@@ -1619,16 +1660,32 @@ impl Engine {
             return Ok(());
         }
         let (track, chunks) = (prefetch.track, prefetch.chunks);
+        // What `client_lib::listener` does: the origin. The what-if knob asks a holder the
+        // tracker lists first (DESIGN §6: "P2P first").
+        let holder = if self.scenario.client.prefetch_from_peers {
+            let claims = self.play_claims(peer, track);
+            self.holder(peer, track, &claims)
+        } else {
+            None
+        };
+        let (source, first_byte) = holder.unwrap_or((ORIGIN, rtt));
         let flow = self.start_flow(
-            ORIGIN,
+            source,
             peer,
             FlowKind::Prefetch { round },
             track,
             0,
             chunks,
-            rtt,
+            first_byte,
             false,
         );
+        if let Some(prefetch) = self.listeners[peer as usize]
+            .active
+            .as_mut()
+            .and_then(|active| active.prefetch.as_mut())
+        {
+            prefetch.source = source;
+        }
         let active = self.listeners[peer as usize]
             .active
             .as_mut()
@@ -1687,7 +1744,9 @@ impl Engine {
         let cache_bytes = if play.from_cache {
             (self.track_bytes(play.track) as f64 * played) as u64
         } else {
-            stats.bytes_cache.saturating_sub(play.origin_ahead)
+            stats
+                .bytes_cache
+                .saturating_sub(play.origin_ahead + play.peers_ahead + play.super_ahead)
         };
         let origin = stats.bytes_origin + play.origin_ahead;
         let record = PlayRecord {
@@ -1698,8 +1757,8 @@ impl Engine {
             stutters: stats.stutters,
             stalled_ms: stats.stalled_ms,
             bytes_origin: origin,
-            bytes_super_nodes: stats.bytes_super_nodes,
-            bytes_peers: stats.bytes_peers,
+            bytes_super_nodes: stats.bytes_super_nodes + play.super_ahead,
+            bytes_peers: stats.bytes_peers + play.peers_ahead,
             bytes_cache: cache_bytes,
             skipped: how == End::Skipped,
             from_cache: play.from_cache,
@@ -1889,10 +1948,16 @@ impl Engine {
     /// super-nodes and peers the tracker lists first (one that is up, holds it and has an
     /// upload slot free), the origin only when there is none.
     fn fill_source(&mut self, node: u32, track: u32) -> Option<(u32, f64)> {
+        let claims = self.super_claims(node);
+        self.holder(node, track, &claims)
+    }
+
+    /// A holder of `track` the tracker lists to `node` (with `claims`) that is up, holds it
+    /// and has an upload slot free, with the time to its first byte (a new connection).
+    fn holder(&mut self, node: u32, track: u32, claims: &LicenseClaims) -> Option<(u32, f64)> {
         if !self.tracker_up() {
             return None;
         }
-        let claims = self.super_claims(node);
         let query = PeerQuery {
             rendition: rendition_id(track),
             want: 10,
@@ -1906,7 +1971,7 @@ impl Engine {
             .query_into(
                 UnixMillis(self.now),
                 &node_id(node),
-                &claims,
+                claims,
                 &query,
                 &mut list,
             )
@@ -1920,7 +1985,8 @@ impl Engine {
             let usable = if source < peers {
                 let other = &self.listeners[source as usize];
                 let slots = self.scenario.classes[other.class as usize].upload_slots;
-                other.online
+                source != node
+                    && other.online
                     && other.reachable
                     && !other.corrupt
                     && other.cache.contains(&track)
