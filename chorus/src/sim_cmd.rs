@@ -61,8 +61,18 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     };
     let text = match sim::config::builtin(name) {
         Some(text) if !std::path::Path::new(name).exists() => text.to_string(),
-        _ => std::fs::read_to_string(name)
-            .with_context(|| format!("reading scenario {name} (not a built-in name either)"))?,
+        _ => {
+            let size = std::fs::metadata(name)
+                .with_context(|| format!("reading scenario {name} (not a built-in name either)"))?
+                .len();
+            if size > sim::config::SCENARIO_BYTES_MAX {
+                bail!(
+                    "scenario {name} is {size} bytes; scenarios are at most {} bytes",
+                    sim::config::SCENARIO_BYTES_MAX
+                );
+            }
+            std::fs::read_to_string(name).with_context(|| format!("reading scenario {name}"))?
+        }
     };
     let mut fixed: Vec<String> = Vec::new();
     if let Some(peers) = args.peers {

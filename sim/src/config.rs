@@ -17,6 +17,12 @@ pub const REGIONS_MAX: usize = 16;
 pub const DURATION_S_MAX: u64 = 7 * 86_400;
 /// Most runs one sweep may expand to.
 pub const SWEEP_RUNS_MAX: usize = 256;
+/// Largest scenario file read, bytes.
+pub const SCENARIO_BYTES_MAX: u64 = 1 << 20;
+/// Most per-play records kept for `plays.csv` (~80 bytes each in memory).
+pub const PLAY_RECORDS_MAX: u64 = 20_000_000;
+/// Most tracker outages in a scenario.
+pub const OUTAGES_MAX: usize = 1_000;
 
 /// Why a scenario was refused.
 #[derive(Debug, thiserror::Error)]
@@ -713,6 +719,14 @@ impl Scenario {
         share("faults.corrupt_peers", self.faults.corrupt_peers)?;
         if self.output.sample_s == 0 {
             return Err(invalid("output.sample_s: positive"));
+        }
+        if self.output.play_records_max > PLAY_RECORDS_MAX {
+            return Err(invalid(format!(
+                "output.play_records_max ≤ {PLAY_RECORDS_MAX}"
+            )));
+        }
+        if self.tracker.outages.len() > OUTAGES_MAX {
+            return Err(invalid(format!("tracker.outages: at most {OUTAGES_MAX}")));
         }
         Ok(())
     }

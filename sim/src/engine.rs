@@ -767,14 +767,7 @@ impl Engine {
             self.end_play(peer, End::RunOver)?;
         }
         // The last, partial interval (and the plays just counted) into the series.
-        if self
-            .series
-            .last()
-            .is_none_or(|sample| sample.t_s * 1_000 < self.end_ms)
-            || self.interval != Totals::default()
-        {
-            self.sample()?;
-        }
+        self.sample()?;
         progress(Progress {
             sim_ms: self.end_ms,
             total_ms: self.end_ms,
@@ -830,6 +823,10 @@ impl Engine {
             Ev::Announce { node, epoch } => self.announce(node, epoch),
             Ev::SuperRefresh { node } => self.super_refresh(node),
             Ev::Sample => {
+                // The sample at the very end is taken after the plays still going are counted.
+                if self.now >= self.end_ms {
+                    return Ok(());
+                }
                 self.sample()?;
                 self.push_at(self.now + self.scenario.output.sample_s * 1_000, Ev::Sample);
                 Ok(())
