@@ -581,8 +581,11 @@ impl Scenario {
         share("sessions.repeat_share", sessions.repeat_share)?;
         share("sessions.skip_chance", sessions.skip_chance)?;
         share("sessions.diurnal_amplitude", sessions.diurnal_amplitude)?;
-        if sessions.skip_after_s[0] > sessions.skip_after_s[1] {
-            return Err(invalid("sessions.skip_after_s: [earliest, latest]"));
+        // A skip at 0 s would start and end plays without time passing.
+        if sessions.skip_after_s[0] == 0 || sessions.skip_after_s[0] > sessions.skip_after_s[1] {
+            return Err(invalid(
+                "sessions.skip_after_s: [earliest, latest], earliest at least 1 s",
+            ));
         }
         if self.regions.is_empty() || self.regions.len() > REGIONS_MAX {
             return Err(invalid(format!("regions: 1..={REGIONS_MAX}")));

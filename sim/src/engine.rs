@@ -1004,7 +1004,10 @@ impl Engine {
                 .active
                 .as_ref()
                 .expect("checked");
-            let play = active.play.as_ref().expect("a play is current");
+            // A skip at 0 s (`skip_after_s = [0, 0]`) can end the play before its grant.
+            let Some(play) = active.play.as_ref() else {
+                return Ok(());
+            };
             let prefetched = active
                 .prefetch
                 .as_ref()
