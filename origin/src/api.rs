@@ -52,6 +52,14 @@ pub struct AppState {
     pub recommender: Arc<crate::recommendations::Recommender>,
     /// Rendered track views for list reads.
     pub track_views: Arc<crate::publish::TrackViews>,
+    /// Published renditions' manifests, shared with the QUIC chunk service.
+    pub chunk_source: Arc<crate::server::StoreChunkSource>,
+    /// Uploads under way per account.
+    pub account_ingests: Arc<crate::publish::AccountIngests>,
+    /// The bounded argon2 pool.
+    pub passwords: Arc<crate::passwords::PasswordPool>,
+    /// Which region a sign-up gets.
+    pub region_rules: Arc<crate::config::RegionRules>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -76,6 +84,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    field: Option<&'static str>,
+    retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -85,7 +95,26 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            field: None,
+            retry_after_s: None,
         }
+    }
+
+    /// Names the request field the error is about (`error.field` in the body).
+    pub fn with_field(mut self, field: &'static str) -> Self {
+        self.field = Some(field);
+        self
+    }
+
+    /// Adds a `Retry-After` header (seconds).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_s = Some(seconds);
+        self
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
     }
     fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
@@ -139,6 +168,9 @@ pub struct ErrorDetail {
     pub code: String,
     /// Human-readable detail.
     pub message: String,
+    /// The request field the error is about, when it is about one (`tier`, `region`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl IntoResponse for ApiError {
@@ -147,9 +179,16 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.to_string(),
                 message: self.message,
+                field: self.field.map(str::to_string),
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -230,6 +269,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/sessions", post(create_session))
         .route("/v1/sessions/refresh", post(refresh_session))
         .route("/v1/me", get(me))
+        .route(
+            "/v1/admin/accounts/{username}",
+            axum::routing::patch(crate::admin::patch_account),
+        )
         .route(
             "/v1/tracks",
             post(publish::upload_track).layer(DefaultBodyLimit::max(upload_limit)),
@@ -315,52 +358,88 @@ async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
+/// A sign-up. Only the username and password are the caller's to choose: the role is a
+/// listener (or an artist where the operator opened artist sign-up), the tier is free and the
+/// region comes from the operator's rules. A caller may state `role`, `tier` or `region` to
+/// check them, and asking for more than it may have is refused with `403 not_allowed`
+/// naming the field.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
+    /// 3 to 32 characters of `a-z A-Z 0-9 _ . -`.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
     username: String,
+    /// 8 to 256 bytes.
     password: String,
-    region: String,
-    role: Role,
+    /// Must be the region the operator's rules give this address, if stated.
+    region: Option<String>,
+    /// `listener` (default), or `artist` where artist sign-up is open.
+    role: Option<Role>,
+    /// `free` (the only tier a sign-up gets), if stated.
     tier: Option<Tier>,
 }
 
-#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = NewAccount, responses((status = 201, description = "Created: {id}"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "forbidden_role"), (status = 409, body = ErrorBody, description = "username_taken")))]
+/// The client address the rate limiter resolved (behind trusted proxies, `X-Forwarded-For`).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = NewAccount, responses((status = 201, description = "Created: {id, region, role, tier}"), (status = 400, body = ErrorBody, description = "invalid_username, invalid_password, invalid_region"), (status = 403, body = ErrorBody, description = "not_allowed: a role, tier or region the caller may not have (error.field names it)"), (status = 409, body = ErrorBody, description = "username_taken"), (status = 503, body = ErrorBody, description = "busy: too many log-ins at once")))]
 async fn create_account(
     State(state): State<AppState>,
+    client: Option<axum::Extension<ClientIp>>,
     ApiJson(new): ApiJson<NewAccount>,
 ) -> Result<impl IntoResponse, ApiError> {
     if !accounts::valid_username(&new.username) {
         return Err(ApiError::bad_request(
             "invalid_username",
             "3 to 32 characters of a-z, A-Z, 0-9, _ . -",
-        ));
+        )
+        .with_field("username"));
     }
     if !accounts::PASSWORD_BYTES.contains(&new.password.len()) {
-        return Err(ApiError::bad_request(
-            "invalid_password",
-            "passwords are 8 to 256 bytes",
-        ));
+        return Err(
+            ApiError::bad_request("invalid_password", "passwords are 8 to 256 bytes")
+                .with_field("password"),
+        );
     }
-    if new.region.parse::<protocol::Region>().is_err() {
-        return Err(ApiError::bad_request(
-            "invalid_region",
-            "region must be an ISO 3166-1 alpha-2 code such as SE",
-        ));
+    let region = state
+        .region_rules
+        .region_for(client.map(|axum::Extension(ClientIp(ip))| ip));
+    let role = signup_role(&state.config, new.role)?;
+    if let Some(asked) = &new.region {
+        let asked = protocol::Region::assigned(asked).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_region",
+                "region must be an ISO 3166-1 alpha-2 country code such as SE",
+            )
+            .with_field("region")
+        })?;
+        if asked != region {
+            return Err(ApiError::forbidden(
+                "not_allowed",
+                format!(
+                    "the region is set by the operator: sign-ups from here are in {region}, not {asked}"
+                ),
+            )
+            .with_field("region"));
+        }
     }
-    if matches!(new.role, Role::Admin | Role::SuperNode) {
+    if new.tier.is_some_and(|tier| tier != Tier::Free) {
         return Err(ApiError::forbidden(
-            "forbidden_role",
-            "admin and super-node accounts are created with `chorus admin`",
-        ));
+            "not_allowed",
+            "sign-ups are on the free tier; an operator changes tiers",
+        )
+        .with_field("tier"));
     }
-    let account = new_account(
-        &new.username,
-        &new.password,
-        &new.region,
-        new.role,
-        new.tier.unwrap_or(Tier::Free),
-    )?;
+    let account = Account {
+        id: hex::encode(rand::random::<[u8; 16]>()),
+        username: new.username,
+        password_hash: state.passwords.hash(new.password).await?,
+        region: region.to_string(),
+        role,
+        tier: Tier::Free,
+        created_at_ms: now_ms(),
+    };
     let store = state.store.clone();
     let created = tokio::task::spawn_blocking({
         let account = account.clone();
@@ -373,12 +452,37 @@ async fn create_account(
             StatusCode::CONFLICT,
             "username_taken",
             "that username is taken",
-        ));
+        )
+        .with_field("username"));
     }
-    Ok((StatusCode::CREATED, Json(json!({"id": account.id}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"id": account.id, "region": account.region, "role": account.role, "tier": account.tier}),
+        ),
+    ))
 }
 
-/// A new account record with a fresh id and hashed password.
+/// The role a sign-up gets: a listener, or an artist where the operator opened that.
+fn signup_role(config: &OriginConfig, asked: Option<Role>) -> Result<Role, ApiError> {
+    match asked.unwrap_or(Role::Listener) {
+        Role::Listener => Ok(Role::Listener),
+        Role::Artist if config.artist_signup => Ok(Role::Artist),
+        Role::Artist => Err(ApiError::forbidden(
+            "not_allowed",
+            "artist sign-up is closed here: an operator grants the artist role",
+        )
+        .with_field("role")),
+        Role::Admin | Role::SuperNode => Err(ApiError::forbidden(
+            "not_allowed",
+            "admin and super-node accounts are made by an operator (`chorus admin`)",
+        )
+        .with_field("role")),
+    }
+}
+
+/// A new account record with a fresh id and hashed password (operator tools; handlers hash
+/// in the [`crate::passwords::PasswordPool`]).
 pub fn new_account(
     username: &str,
     password: &str,
@@ -412,7 +516,7 @@ pub struct Tokens {
     token_type: &'static str,
 }
 
-#[utoipa::path(post, path = "/v1/sessions", tag = "accounts", request_body = Login, responses((status = 200, body = Tokens), (status = 401, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/sessions", tag = "accounts", request_body = Login, responses((status = 200, body = Tokens), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody, description = "busy: too many log-ins at once")))]
 async fn create_session(
     State(state): State<AppState>,
     ApiJson(login): ApiJson<Login>,
@@ -421,14 +525,11 @@ async fn create_session(
     let password_hash = account
         .as_ref()
         .map(|account| account.password_hash.clone());
-    // Verify even for unknown users, against a dummy hash, so timing does not reveal which exist.
-    let verified = tokio::task::spawn_blocking(move || {
-        let stored = password_hash
-            .unwrap_or_else(|| "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$Zm9v".into());
-        accounts::verify_password(&login.password, &stored)
-    })
-    .await
-    .map_err(ApiError::internal)?;
+    // Unknown users verify against a real stand-in hash, so timing does not reveal which exist.
+    let verified = state
+        .passwords
+        .verify(login.password, password_hash)
+        .await?;
     match account {
         Some(account) if verified => issue_tokens(&state, &account.id).map(Json),
         _ => Err(ApiError::unauthorized("wrong username or password")),
@@ -563,29 +664,69 @@ pub async fn search_catalog(
     }
 }
 
-/// The HMAC that authorises chunk URLs: scoped to the `/v1/chunks/` prefix and an expiry.
-pub fn chunk_signature(key: &[u8; 32], expires_s: u64) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(format!("/v1/chunks/|{expires_s}").as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+/// What one signed chunk URL opens: chunks of one rendition, for one account in one region,
+/// until an expiry. The HMAC covers all of it, so a URL from one track (or account, or
+/// market) opens nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkGrant {
+    /// The rendition, 64 hex.
+    pub rendition: String,
+    /// The account it was granted to, 32 hex.
+    pub account: String,
+    /// The account's region when it was granted.
+    pub region: String,
+    /// Expiry, Unix seconds.
+    pub expires_s: u64,
 }
 
-fn check_chunk_signature(key: &[u8; 32], expires_s: u64, signature_hex: &str) -> bool {
-    let Ok(signature) = hex::decode(signature_hex) else {
-        return false;
-    };
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(format!("/v1/chunks/|{expires_s}").as_bytes());
-    mac.verify_slice(&signature).is_ok()
+impl ChunkGrant {
+    fn mac(&self, key: &[u8; 32]) -> Hmac<Sha256> {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(
+            format!(
+                "chorus-chunk-url/2|{}|{}|{}|{}",
+                self.rendition, self.account, self.region, self.expires_s
+            )
+            .as_bytes(),
+        );
+        mac
+    }
+
+    /// The signature, hex.
+    pub fn sign(&self, key: &[u8; 32]) -> String {
+        hex::encode(self.mac(key).finalize().into_bytes())
+    }
+
+    /// True when `signature_hex` is this grant's signature (constant-time comparison).
+    pub fn verify(&self, key: &[u8; 32], signature_hex: &str) -> bool {
+        hex::decode(signature_hex)
+            .is_ok_and(|signature| self.mac(key).verify_slice(&signature).is_ok())
+    }
+
+    /// The URL template clients fill `{chunk_id}` into.
+    pub fn url_template(&self, public_url: &str, key: &[u8; 32]) -> String {
+        format!(
+            "{public_url}/v1/chunks/{{chunk_id}}?r={}&a={}&g={}&exp={}&sig={}",
+            self.rendition,
+            self.account,
+            self.region,
+            self.expires_s,
+            self.sign(key)
+        )
+    }
 }
 
 #[derive(Debug, Deserialize)]
 struct ChunkQuery {
+    r: Option<String>,
+    a: Option<String>,
+    g: Option<String>,
     exp: Option<u64>,
     sig: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/chunks/{id}", tag = "playback", params(("id" = String, Path, description = "Chunk id, 64 hex"), ("exp" = u64, Query, description = "Expiry, Unix seconds"), ("sig" = String, Query, description = "HMAC from the chunk URL template")), responses((status = 200, description = "Chunk ciphertext; immutable, cacheable", content_type = "application/octet-stream"), (status = 304, description = "Not modified"), (status = 403, body = ErrorBody, description = "missing_signature, url_expired, bad_signature"), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/chunks/{id}", tag = "playback", params(("id" = String, Path, pattern = "^[0-9a-f]{64}$", description = "Chunk id, 64 hex"), ("r" = String, Query, description = "Rendition id the URL was granted for"), ("a" = String, Query, description = "Account the URL was granted to"), ("g" = String, Query, description = "The account's region"), ("exp" = u64, Query, description = "Expiry, Unix seconds"), ("sig" = String, Query, description = "HMAC from the chunk URL template")), responses((status = 200, description = "Chunk ciphertext; immutable, cacheable", content_type = "application/octet-stream"), (status = 304, description = "Not modified"), (status = 403, body = ErrorBody, description = "missing_signature, url_expired, bad_signature, not_in_rendition, not_in_market"), (status = 404, body = ErrorBody, description = "not_found: no such chunk, or its track was deleted")))]
 async fn get_chunk(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -595,10 +736,12 @@ async fn get_chunk(
     let chunk_id: protocol::ChunkId = id
         .parse()
         .map_err(|_| ApiError::bad_request("invalid_id", "chunk ids are 64 hex characters"))?;
-    let (Some(expires_s), Some(signature)) = (query.exp, query.sig) else {
+    let (Some(rendition), Some(account), Some(region), Some(expires_s), Some(signature)) =
+        (query.r, query.a, query.g, query.exp, query.sig)
+    else {
         return Err(ApiError::forbidden(
             "missing_signature",
-            "chunk URLs need exp and sig",
+            "chunk URLs need r, a, g, exp and sig from a play authorization",
         ));
     };
     if expires_s.saturating_mul(1000) <= now_ms() {
@@ -607,10 +750,42 @@ async fn get_chunk(
             "this chunk URL has expired",
         ));
     }
-    if !check_chunk_signature(&state.url_key, expires_s, &signature) {
+    let grant = ChunkGrant {
+        rendition,
+        account,
+        region,
+        expires_s,
+    };
+    if !grant.verify(&state.url_key, &signature) {
         return Err(ApiError::forbidden(
             "bad_signature",
             "chunk URL signature does not verify",
+        ));
+    }
+    // Signed by us, so well formed; a deleted rendition is gone for every URL at once.
+    let rendition: protocol::RenditionId = grant
+        .rendition
+        .parse()
+        .map_err(|_| ApiError::bad_request("invalid_id", "rendition ids are 64 hex"))?;
+    let region: protocol::Region = grant
+        .region
+        .parse()
+        .map_err(|_| ApiError::bad_request("invalid_region", "not a region"))?;
+    // Manifests are cached; a miss is one small database read.
+    match state.chunk_source.holds(&rendition, &chunk_id) {
+        None => return Err(ApiError::not_found("chunk")),
+        Some(false) => {
+            return Err(ApiError::forbidden(
+                "not_in_rendition",
+                "this URL opens chunks of another rendition",
+            ));
+        }
+        Some(true) => {}
+    }
+    if !transport::chunks::ChunkSource::region_allows(&*state.chunk_source, &rendition, &region) {
+        return Err(ApiError::forbidden(
+            "not_in_market",
+            format!("this track is not available in {region}"),
         ));
     }
     let etag = format!("\"{}\"", chunk_id.to_hex());

@@ -77,6 +77,11 @@ impl ChunkFiles {
     /// [`ChunkFiles::open`] with a chunk cache of `cache_bytes` (0 disables it).
     pub fn open_with_cache(root: &Path, cache_bytes: usize) -> io::Result<Self> {
         fs::create_dir_all(root.join("tmp"))?;
+        #[cfg(unix)]
+        for directory in [root.to_path_buf(), root.join("tmp")] {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(directory, fs::Permissions::from_mode(0o700))?;
+        }
         for entry in fs::read_dir(root.join("tmp"))? {
             let _ = fs::remove_file(entry?.path());
         }
@@ -121,14 +126,25 @@ impl ChunkFiles {
             return Ok(());
         }
         let directory = path.parent().expect("chunk paths have a parent");
-        fs::create_dir_all(directory)?;
+        if !directory.exists() {
+            fs::create_dir_all(directory)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(directory, fs::Permissions::from_mode(0o700))?;
+            }
+        }
         let temp = self.root.join("tmp").join(format!(
             "{}.{}.{}",
             id.to_hex(),
             std::process::id(),
             self.temp_counter.fetch_add(1, Ordering::Relaxed)
         ));
-        let mut file = File::create(&temp)?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temp)?;
         file.write_all(data)?;
         file.sync_all()?;
         drop(file);
@@ -150,6 +166,22 @@ impl ChunkFiles {
                 Ok(Some(data))
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Removes the chunk stored under `id` from disk and from memory (a deleted track's
+    /// chunks: revocation). Removing a chunk that is not there is a no-op.
+    pub fn remove(&self, id: &ChunkId) -> io::Result<()> {
+        {
+            let mut cache = self.lock_cache();
+            if let Some((data, _)) = cache.entries.remove(id) {
+                cache.bytes -= data.len();
+            }
+        }
+        match fs::remove_file(self.path(id)) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(error) => Err(error),
         }
     }

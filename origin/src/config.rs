@@ -42,8 +42,11 @@ pub struct OriginConfig {
     pub offline_devices_max: usize,
     /// Lifetime of signed chunk URLs, seconds.
     pub chunk_url_ttl_s: u64,
-    /// Ingest jobs run at once; more wait.
+    /// Ingest jobs run at once; more wait (their uploads spooled to disk, not memory).
     pub ingest_jobs_max: usize,
+    /// Uploads one account may have under way at once (read, waiting or transcoding); more
+    /// get `429 too_many_ingests`.
+    pub ingest_per_account_max: usize,
     /// Rate limits per account and per IP (`[rate_limits]`, see [`crate::ratelimit`]).
     pub rate_limits: crate::ratelimit::RateLimits,
     /// Reverse proxies whose `X-Forwarded-For` names the client for per-IP limits.
@@ -51,6 +54,32 @@ pub struct OriginConfig {
     /// The recommendation model is rebuilt at least this often, seconds; after a catalog
     /// change, within a minute (or this, if shorter). 0 turns recommendations off.
     pub recommendations_refresh_s: u64,
+    /// The region of a new account whose address no `region_networks` entry covers (an ISO
+    /// 3166-1 alpha-2 code). Callers never choose their region: the operator's rules do.
+    pub default_region: String,
+    /// Networks whose sign-ups get a region, most specific first:
+    /// `[[region_networks]] cidr = "203.0.113.0/24"` and `region = "US"`. The client address
+    /// is the connection's, or `X-Forwarded-For`'s last entry behind a `trusted_proxies` proxy.
+    pub region_networks: Vec<RegionNetwork>,
+    /// Whether anyone may sign up as an artist. Closed by default: an admin grants the role
+    /// (`chorus admin set-role`).
+    pub artist_signup: bool,
+    /// Password hashes (argon2id, ~20 MiB and tens of ms each) computed at once; more wait,
+    /// and past eight waiting per slot a request gets `503 busy` with `Retry-After`.
+    /// 0 means one per core.
+    pub password_jobs_max: usize,
+    /// Limits of the HTTP listener (`[http]`: connections, header and idle timeouts).
+    pub http: crate::listener::HttpLimits,
+}
+
+/// One `[[region_networks]]` rule: sign-ups from `cidr` get `region`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RegionNetwork {
+    /// A network, e.g. `203.0.113.0/24` or `2001:db8::/32`.
+    pub cidr: String,
+    /// Its ISO 3166-1 alpha-2 region.
+    pub region: String,
 }
 
 impl Default for OriginConfig {
@@ -72,9 +101,15 @@ impl Default for OriginConfig {
             offline_devices_max: 5,
             chunk_url_ttl_s: 6 * 3600,
             ingest_jobs_max: 2,
+            ingest_per_account_max: 2,
             rate_limits: crate::ratelimit::RateLimits::default(),
             trusted_proxies: Vec::new(),
             recommendations_refresh_s: 600,
+            default_region: "SE".to_string(),
+            region_networks: Vec::new(),
+            artist_signup: false,
+            password_jobs_max: 0,
+            http: crate::listener::HttpLimits::default(),
         }
     }
 }
@@ -84,5 +119,128 @@ impl OriginConfig {
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)?;
         Ok(toml::from_str(&text)?)
+    }
+
+    /// The sign-up region rules, checked: the default region and every network's region
+    /// must be assigned ISO 3166-1 codes and every network must parse.
+    pub fn region_rules(&self) -> anyhow::Result<RegionRules> {
+        let default = protocol::Region::assigned(&self.default_region).map_err(|_| {
+            anyhow::anyhow!(
+                "default_region {:?} is not an ISO 3166-1 alpha-2 country code",
+                self.default_region
+            )
+        })?;
+        let mut networks = Vec::with_capacity(self.region_networks.len());
+        for rule in &self.region_networks {
+            let network: ipnet::IpNet = rule.cidr.trim().parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "region_networks: {:?} is not a network such as 10.0.0.0/8",
+                    rule.cidr
+                )
+            })?;
+            let region = protocol::Region::assigned(&rule.region).map_err(|_| {
+                anyhow::anyhow!(
+                    "region_networks: {:?} is not an ISO 3166-1 alpha-2 country code",
+                    rule.region
+                )
+            })?;
+            networks.push((network.trunc(), region));
+        }
+        // The most specific network wins.
+        networks.sort_by_key(|(network, _)| std::cmp::Reverse(network.prefix_len()));
+        Ok(RegionRules { default, networks })
+    }
+}
+
+/// The checked form of `default_region` and `region_networks`.
+#[derive(Debug, Clone)]
+pub struct RegionRules {
+    default: protocol::Region,
+    networks: Vec<(ipnet::IpNet, protocol::Region)>,
+}
+
+impl RegionRules {
+    /// The region a sign-up from `client` gets: the most specific network containing it,
+    /// else the default. An IPv4-mapped IPv6 address is matched as IPv4.
+    pub fn region_for(&self, client: Option<std::net::IpAddr>) -> protocol::Region {
+        let client = client.map(|ip| match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        });
+        client
+            .and_then(|ip| {
+                self.networks
+                    .iter()
+                    .find(|(network, _)| network.contains(&ip))
+                    .map(|(_, region)| *region)
+            })
+            .unwrap_or(self.default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_rules_pick_the_most_specific_network() {
+        let config = OriginConfig {
+            default_region: "SE".into(),
+            region_networks: vec![
+                RegionNetwork {
+                    cidr: "10.0.0.0/8".into(),
+                    region: "NO".into(),
+                },
+                RegionNetwork {
+                    cidr: "10.1.0.0/16".into(),
+                    region: "US".into(),
+                },
+                RegionNetwork {
+                    cidr: "2001:db8::/32".into(),
+                    region: "DE".into(),
+                },
+            ],
+            ..OriginConfig::default()
+        };
+        let rules = config.region_rules().unwrap();
+        let region = |ip: &str| rules.region_for(Some(ip.parse().unwrap())).to_string();
+        assert_eq!(region("10.1.2.3"), "US");
+        assert_eq!(region("10.2.2.3"), "NO");
+        assert_eq!(region("::ffff:10.2.2.3"), "NO");
+        assert_eq!(region("192.0.2.1"), "SE");
+        assert_eq!(region("2001:db8::1"), "DE");
+        assert_eq!(rules.region_for(None).to_string(), "SE");
+    }
+
+    #[test]
+    fn region_rules_refuse_unassigned_codes_and_bad_networks() {
+        let mut config = OriginConfig {
+            default_region: "XX".into(),
+            ..OriginConfig::default()
+        };
+        assert!(
+            config
+                .region_rules()
+                .unwrap_err()
+                .to_string()
+                .contains("XX")
+        );
+        config.default_region = "SE".into();
+        config.region_networks = vec![RegionNetwork {
+            cidr: "10.0.0.0/33".into(),
+            region: "SE".into(),
+        }];
+        assert!(config.region_rules().is_err());
+        config.region_networks = vec![RegionNetwork {
+            cidr: "10.0.0.0/8".into(),
+            region: "ZZ".into(),
+        }];
+        assert!(
+            config
+                .region_rules()
+                .unwrap_err()
+                .to_string()
+                .contains("ZZ")
+        );
     }
 }

@@ -159,10 +159,23 @@ pub fn transcode(
     stream_serial: i32,
     limits: &IngestLimits,
 ) -> Result<Transcoded, IngestError> {
-    let source = MediaSourceStream::new(
+    transcode_from(
         Box::new(Cursor::new(input)),
-        MediaSourceStreamOptions::default(),
-    );
+        extension,
+        stream_serial,
+        limits,
+    )
+}
+
+/// [`transcode`] reading from any seekable source (an upload spooled to a file, so the
+/// input is never held in memory whole).
+pub fn transcode_from(
+    input: Box<dyn symphonia::core::io::MediaSource>,
+    extension: Option<&str>,
+    stream_serial: i32,
+    limits: &IngestLimits,
+) -> Result<Transcoded, IngestError> {
+    let source = MediaSourceStream::new(input, MediaSourceStreamOptions::default());
     let mut hint = Hint::new();
     if let Some(extension) = extension {
         hint.with_extension(extension);

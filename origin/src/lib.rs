@@ -7,12 +7,16 @@
 //!   royalties and their fraud rules.
 //! - [`features`], [`recommend`] (the model) and [`recommendations`] (its routes and job).
 //! - [`ratelimit`]: per-account and per-IP limits.
+//! - [`admin`]: operator changes to accounts (role, tier, region).
+//! - [`passwords`]: argon2 in a bounded pool.
 //! - [`nodes`]: network info and super-node role tokens.
+//! - [`listener`]: the HTTP accept loop with a connection cap and header and idle timeouts.
 //! - [`server`]: runs the HTTP API and the QUIC chunk protocol together.
 //! - [`synth`]: deterministic synthetic music for tests, benchmarks and sample catalogs.
 
 pub mod accounts;
 pub mod activity;
+pub mod admin;
 pub mod api;
 pub mod chunks;
 pub mod config;
@@ -20,9 +24,11 @@ pub mod events;
 pub mod features;
 pub mod ingest;
 pub mod library;
+pub mod listener;
 pub mod metrics;
 pub mod nodes;
 pub mod openapi;
+pub mod passwords;
 pub mod playlists;
 pub mod publish;
 pub mod ratelimit;

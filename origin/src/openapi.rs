@@ -14,6 +14,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::api::create_session,
         crate::api::refresh_session,
         crate::api::me,
+        crate::admin::patch_account,
         crate::api::get_chunk,
         crate::publish::upload_track,
         crate::publish::get_track,
@@ -44,7 +45,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::nodes::network,
         crate::nodes::node_token,
     ),
-    components(schemas(crate::api::ErrorBody, crate::publish::TrackView, crate::publish::TrackMetadata, crate::search::Hit, crate::playlists::NewPlaylist, crate::playlists::PlaylistChange, crate::playlists::AddTracks, crate::playlists::RemoveTracks, crate::playlists::Reorder, crate::events::Event, crate::activity::EventKind, crate::recommend::Reason)),
+    components(schemas(crate::api::ErrorBody, crate::admin::AccountChange, crate::admin::AccountView, crate::publish::TrackView, crate::publish::TrackMetadata, crate::search::Hit, crate::playlists::NewPlaylist, crate::playlists::PlaylistChange, crate::playlists::AddTracks, crate::playlists::RemoveTracks, crate::playlists::Reorder, crate::events::Event, crate::activity::EventKind, crate::recommend::Reason)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

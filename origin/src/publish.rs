@@ -11,6 +11,7 @@ use protocol::manifest::{MANIFEST_VERSION, ManifestBody, SignedManifest};
 use protocol::{AccountId, Identity, TrackId, UnixMillis, codec};
 use serde::Deserialize;
 use serde_json::json;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use crate::api::{self, ApiError, ApiJson, AppState, Authed, ErrorBody, now_ms};
@@ -278,14 +279,27 @@ pub async fn upload_track(
             return Err(error);
         }
     };
+    // One account's uploads take at most `ingest_per_account_max` ingest slots' worth of
+    // queue, so one artist cannot hold every slot.
+    let Some(_account_slot) = state.account_ingests.enter(&account.id) else {
+        drain(&mut multipart).await;
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_ingests",
+            format!(
+                "at most {} uploads per account are ingested at once: retry when one finishes",
+                state.config.ingest_per_account_max.max(1)
+            ),
+        )
+        .with_retry_after(10));
+    };
     let cap = state.config.upload_bytes_max;
-    let parsed = read_upload(&mut multipart, cap).await;
+    let parsed = read_upload(&mut multipart, cap, &state.config.data_dir).await;
     if parsed.is_err() {
         drain(&mut multipart).await;
     }
     let (file, extension, metadata) = parsed?;
     let file = file
-        .filter(|file| !file.is_empty())
         .ok_or_else(|| api::bad_request("missing_file", "a non-empty `file` field is required"))?;
     let metadata = metadata.ok_or_else(|| {
         api::bad_request("missing_metadata", "a `metadata` JSON field is required")
@@ -319,10 +333,30 @@ pub async fn upload_track(
     Ok((StatusCode::CREATED, Json(track_json(&result?))))
 }
 
-type Upload = (Option<Vec<u8>>, Option<String>, Option<TrackMetadata>);
+type Upload = (Option<SpooledUpload>, Option<String>, Option<TrackMetadata>);
 
-/// Reads the `file` (at most `cap` bytes) and `metadata` fields of an upload.
-async fn read_upload(multipart: &mut Multipart, cap: u64) -> Result<Upload, ApiError> {
+/// An uploaded file spooled to `DATA/uploads` (mode 0600); removed when dropped.
+#[derive(Debug)]
+pub struct SpooledUpload {
+    file: tempfile::NamedTempFile,
+}
+
+/// Bytes of an upload held in memory at once while it is spooled to disk.
+pub const UPLOAD_BUFFER_BYTES: usize = 256 * 1024;
+
+/// The directory uploads are spooled to (emptied at start: what is there is from a crash).
+pub fn uploads_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("uploads")
+}
+
+/// Reads the `file` (at most `cap` bytes, spooled to disk through a buffer of
+/// [`UPLOAD_BUFFER_BYTES`]) and `metadata` fields of an upload.
+async fn read_upload(
+    multipart: &mut Multipart,
+    cap: u64,
+    data_dir: &std::path::Path,
+) -> Result<Upload, ApiError> {
+    use tokio::io::AsyncWriteExt;
     let (mut file, mut extension, mut metadata) = (None, None, None);
     while let Some(mut field) = multipart
         .next_field()
@@ -330,27 +364,40 @@ async fn read_upload(multipart: &mut Multipart, cap: u64) -> Result<Upload, ApiE
         .map_err(|error| api::bad_request("invalid_multipart", error.body_text()))?
     {
         match field.name() {
-            Some("file") => {
+            Some("file") if file.is_none() => {
                 extension = field
                     .file_name()
                     .and_then(|name| std::path::Path::new(name).extension())
                     .map(|extension| extension.to_string_lossy().to_ascii_lowercase());
-                let mut bytes = Vec::new();
+                let spooled = tempfile::Builder::new()
+                    .prefix("upload-")
+                    .tempfile_in(uploads_dir(data_dir))
+                    .map_err(ApiError::internal)?;
+                let handle = spooled.reopen().map_err(ApiError::internal)?;
+                let mut writer = tokio::io::BufWriter::with_capacity(
+                    UPLOAD_BUFFER_BYTES,
+                    tokio::fs::File::from_std(handle),
+                );
+                let mut written = 0u64;
                 while let Some(piece) = field.chunk().await.map_err(|error| {
                     ApiError::new(error.status(), "upload_failed", error.body_text())
                 })? {
-                    if (bytes.len() + piece.len()) as u64 > cap {
+                    written += piece.len() as u64;
+                    if written > cap {
                         return Err(ApiError::new(
                             StatusCode::PAYLOAD_TOO_LARGE,
                             "upload_too_large",
                             format!("uploads are at most {cap} bytes"),
                         ));
                     }
-                    bytes.extend_from_slice(&piece);
+                    writer.write_all(&piece).await.map_err(ApiError::internal)?;
                 }
-                file = Some(bytes);
+                writer.flush().await.map_err(ApiError::internal)?;
+                if written > 0 {
+                    file = Some(SpooledUpload { file: spooled });
+                }
             }
-            Some("metadata") => {
+            Some("metadata") if metadata.is_none() => {
                 let text = field
                     .text()
                     .await
@@ -362,12 +409,69 @@ async fn read_upload(multipart: &mut Multipart, cap: u64) -> Result<Upload, ApiE
             _ => {
                 return Err(api::bad_request(
                     "invalid_multipart",
-                    "fields are `file` and `metadata`",
+                    "fields are one `file` and one `metadata`",
                 ));
             }
         }
     }
     Ok((file, extension, metadata))
+}
+
+/// Concurrent ingests per account (uploads being read, waiting for a slot or transcoding).
+#[derive(Debug)]
+pub struct AccountIngests {
+    running: std::sync::Mutex<HashMap<String, usize>>,
+    per_account_max: usize,
+}
+
+/// One account's place among the concurrent ingests; released on drop.
+#[derive(Debug)]
+pub struct AccountIngest<'a> {
+    ingests: &'a AccountIngests,
+    account: String,
+}
+
+impl AccountIngests {
+    /// At most `per_account_max` (at least 1) ingests per account at once. Memory: one entry
+    /// per account with an ingest under way.
+    pub fn new(per_account_max: usize) -> Self {
+        Self {
+            running: std::sync::Mutex::new(HashMap::new()),
+            per_account_max: per_account_max.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.running
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// A place for `account`, or `None` when it has `per_account_max` already.
+    pub fn enter(&self, account: &str) -> Option<AccountIngest<'_>> {
+        let mut running = self.lock();
+        let count = running.entry(account.to_string()).or_insert(0);
+        if *count >= self.per_account_max {
+            return None;
+        }
+        *count += 1;
+        Some(AccountIngest {
+            ingests: self,
+            account: account.to_string(),
+        })
+    }
+}
+
+impl Drop for AccountIngest<'_> {
+    fn drop(&mut self) {
+        let mut running = self.ingests.lock();
+        if let Some(count) = running.get_mut(&self.account) {
+            *count -= 1;
+            if *count == 0 {
+                running.remove(&self.account);
+            }
+        }
+    }
 }
 
 /// Reads and discards the rest of a multipart body (bounded by the route's body limit).
@@ -379,7 +483,7 @@ async fn drain(multipart: &mut Multipart) {
 
 async fn ingest_and_store(
     state: &AppState,
-    file: Vec<u8>,
+    file: SpooledUpload,
     extension: Option<String>,
     owner: String,
     metadata: TrackMetadata,
@@ -388,7 +492,17 @@ async fn ingest_and_store(
         duration_ms_max: state.config.audio_ms_max,
     };
     let transcoded = tokio::task::spawn_blocking(move || {
-        ingest::transcode(file, extension.as_deref(), rand::random::<i32>(), &limits)
+        let reader = file.file.reopen().map_err(|error| {
+            ingest::IngestError::Encode(format!("reading the spooled upload: {error}"))
+        })?;
+        let result = ingest::transcode_from(
+            Box::new(reader),
+            extension.as_deref(),
+            rand::random::<i32>(),
+            &limits,
+        );
+        drop(file);
+        result
     })
     .await
     .map_err(ApiError::internal)?
@@ -461,7 +575,17 @@ pub async fn delete_track(
             "only the owning artist or an admin may delete a track",
         ));
     }
-    state.store.delete_track(&track)?;
+    let store = state.store.clone();
+    let deleted = track.clone();
+    tokio::task::spawn_blocking(move || store.delete_track(&deleted))
+        .await
+        .map_err(ApiError::internal)??;
+    // Revoked on both chunk paths at once: no cached manifest serves it any more.
+    for rendition in &track.renditions {
+        if let Ok(id) = rendition.rendition_id.parse() {
+            state.chunk_source.forget(&id);
+        }
+    }
     state.track_views.forget(&track.id);
     state.recommender.catalog_changed();
     // Gone from search by the time the delete is answered.
@@ -705,7 +829,12 @@ pub async fn play(
     let license = LicenseToken::issue(&state.identity, &claims).map_err(ApiError::internal)?;
     let license_bytes = license.to_bytes().map_err(ApiError::internal)?;
     let url_expires_s = now / 1000 + state.config.chunk_url_ttl_s;
-    let signature = api::chunk_signature(&state.url_key, url_expires_s);
+    let chunk_grant = api::ChunkGrant {
+        rendition: summary.rendition_id.clone(),
+        account: account.id.clone(),
+        region: account.region.clone(),
+        expires_s: url_expires_s,
+    };
     Ok(Json(json!({
         "track_id": track.id,
         "quality": quality.as_str(),
@@ -713,7 +842,7 @@ pub async fn play(
         "manifest": rendition.manifest,
         "content_key": rendition.content_key,
         "license": hex::encode(license_bytes),
-        "chunk_url_template": format!("{}/v1/chunks/{{chunk_id}}?exp={url_expires_s}&sig={signature}", state.public_url),
+        "chunk_url_template": chunk_grant.url_template(&state.public_url, &state.url_key),
         "origin": {"node_id": state.identity.node_id().to_hex(), "quic": state.quic_addr.to_string()},
         "tracker": state.config.tracker,
         "gain_db": track.gain_db,

@@ -6,8 +6,10 @@
 //! | `stream` | account | play authorizations (`POST /v1/tracks/{id}/play`) |
 //! | `search` | account, else IP | `GET /v1/search` (type-ahead sends one per keystroke) |
 //! | `playlist_write` | account | creating and editing playlists |
-//! | `unauthenticated` | IP | sign-up, log-in, refresh and any request without a token |
+//! | `unauthenticated` | IP | sign-up, log-in and refresh (whatever bearer is sent), and any request without a token |
 //! | `ip` | IP | every request but chunks: a cap over all accounts behind one address |
+//!
+//! IP keys are IPv4 addresses or IPv6 /64 prefixes ([`limit_key`]).
 //!
 //! Signed chunk URLs (`GET /v1/chunks/...`), health, metrics and the OpenAPI document are not
 //! limited: chunk URLs are already scoped by their signature and are what a CDN caches.
@@ -276,6 +278,13 @@ fn classify(method: &Method, path: &str) -> (Option<Class>, bool) {
     let class =
         if *method == Method::POST && path.starts_with("/v1/tracks/") && path.ends_with("/play") {
             Some(Class::Stream)
+        } else if *method == Method::POST
+            && matches!(
+                path,
+                "/v1/accounts" | "/v1/sessions" | "/v1/sessions/refresh"
+            )
+        {
+            Some(Class::Unauthenticated)
         } else if path == "/v1/search" {
             Some(Class::Search)
         } else if path.starts_with("/v1/playlists") && *method != Method::GET {
@@ -284,6 +293,20 @@ fn classify(method: &Method, path: &str) -> (Option<Class>, bool) {
             None
         };
     (class, false)
+}
+
+/// The address a client is limited as: itself for IPv4, its /64 for IPv6 (one subscriber's
+/// allocation, so rotating through it gains nothing).
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
+        v4 => v4,
+    }
 }
 
 fn too_many(class: Class, wait_ms: u64) -> Response {
@@ -328,6 +351,12 @@ pub async fn limit(State(state): State<AppState>, mut request: Request, next: Ne
             peer
         }
     });
+    if let Some(ip) = ip {
+        // Sign-up reads it for the operator's region rules.
+        request.extensions_mut().insert(crate::api::ClientIp(ip));
+    }
+    // An IPv6 client usually has a whole /64: it is limited as one address.
+    let ip = ip.map(limit_key);
     let now = now_ms();
     if let Some(ip) = ip
         && let Err(wait) = state.limiter.take(Class::Ip, Key::Ip(ip), now)
@@ -356,6 +385,9 @@ pub async fn limit(State(state): State<AppState>, mut request: Request, next: Ne
             .insert(crate::api::ResolvedToken(record));
     }
     let limited = match (account, class, ip) {
+        // Sign-up, log-in and refresh are limited per address whatever bearer comes along.
+        (_, Some(Class::Unauthenticated), Some(ip)) => Some((Class::Unauthenticated, Key::Ip(ip))),
+        (_, Some(Class::Unauthenticated), None) => None,
         (Some(account), Some(class), _) => Some((class, Key::Account(account))),
         (Some(_), None, _) => None,
         (None, _, Some(ip)) => Some((Class::Unauthenticated, Key::Ip(ip))),
@@ -466,5 +498,18 @@ mod tests {
         assert_eq!(classify(&Method::GET, "/v1/playlists/x"), (None, false));
         assert_eq!(classify(&Method::GET, "/v1/chunks/ab"), (None, true));
         assert_eq!(classify(&Method::GET, "/metrics"), (None, true));
+        for path in ["/v1/accounts", "/v1/sessions", "/v1/sessions/refresh"] {
+            assert_eq!(classify(&post, path), (Some(Class::Unauthenticated), false));
+        }
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_per_64() {
+        let key = |text: &str| limit_key(text.parse().unwrap()).to_string();
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::");
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
     }
 }

@@ -24,11 +24,24 @@ fn load_or_create_secret(path: &Path) -> anyhow::Result<[u8; 32]> {
 }
 
 /// The origin's signing identity, kept in `DATA/origin.key`.
+///
+/// The data directory is made private (0700). A data directory that already holds a
+/// database but no `origin.key` is an error, not a new key: every manifest, license and
+/// client's pinned key names the old one, so a silently new identity would break them all.
 pub fn origin_identity(data_dir: &Path) -> anyhow::Result<Identity> {
-    std::fs::create_dir_all(data_dir)
+    transport::keyfile::create_private_dir(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
+    let key_path = data_dir.join("origin.key");
+    if !key_path.exists() && data_dir.join("meta").exists() {
+        anyhow::bail!(
+            "{} is missing but {} holds an origin's database: restore the key from a backup \
+             (a new key would change the origin's node id, which every manifest and client names)",
+            key_path.display(),
+            data_dir.display()
+        );
+    }
     Ok(Identity::from_secret_bytes(&load_or_create_secret(
-        &data_dir.join("origin.key"),
+        &key_path,
     )?))
 }
 
@@ -76,6 +89,12 @@ impl StoreChunkSource {
         let entry = Arc::new((signed, body.chunks, markets));
         cache.insert(*rendition, entry.clone());
         Some(entry)
+    }
+
+    /// Whether `chunk` belongs to `rendition`: `None` when the rendition is not published
+    /// (never was, or deleted).
+    pub fn holds(&self, rendition: &RenditionId, chunk: &ChunkId) -> Option<bool> {
+        self.entry(rendition).map(|entry| entry.1.contains(chunk))
     }
 
     /// Forgets a rendition (after a delete).
@@ -209,11 +228,8 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
     let bound_quic_addr = quic.local_addr()?;
     let quic_addr = config.quic_public_addr.unwrap_or(bound_quic_addr);
     let metrics = Arc::new(Metrics::default());
-    let service = ChunkService::new(
-        StoreChunkSource::new(store.clone(), metrics.clone()),
-        identity.node_id(),
-        system_clock(),
-    );
+    let chunk_source = Arc::new(StoreChunkSource::new(store.clone(), metrics.clone()));
+    let service = ChunkService::new(chunk_source.clone(), identity.node_id(), system_clock());
     tokio::spawn(transport::serve(quic.clone(), Arc::new(service)));
 
     let listener = tokio::net::TcpListener::bind(config.http_addr)
@@ -259,7 +275,20 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
     .await
     .context("loading listening activity")?
     .context("loading listening activity")?;
+    let region_rules = config.region_rules().context("the origin config")?;
+    let passwords = crate::passwords::PasswordPool::new(config.password_jobs_max);
+    // Uploads are spooled here; anything left is from a crash.
+    let uploads = crate::publish::uploads_dir(&config.data_dir);
+    let _ = std::fs::remove_dir_all(&uploads);
+    transport::keyfile::create_private_dir(&uploads)
+        .with_context(|| format!("creating {}", uploads.display()))?;
     let state = AppState {
+        account_ingests: Arc::new(crate::publish::AccountIngests::new(
+            config.ingest_per_account_max,
+        )),
+        chunk_source,
+        passwords: Arc::new(passwords),
+        region_rules: Arc::new(region_rules),
         search,
         activity: Arc::new(activity),
         recommender: Arc::new(crate::recommendations::Recommender::default()),
@@ -284,17 +313,9 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         std::time::Duration::from_secs(state.config.recommendations_refresh_s),
     ));
     let (shutdown, stopped) = oneshot::channel::<()>();
+    let limits = state.config.http;
     let app = api::app(state);
-    let http = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let http = tokio::spawn(crate::listener::serve(listener, app, limits, stopped));
     Ok(Running {
         http_addr,
         quic_addr: bound_quic_addr,

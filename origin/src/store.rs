@@ -6,6 +6,12 @@
 //! one atomic sled batch, written only after every chunk of every rendition is durable: no
 //! reader ever sees a half-ingested track.
 //!
+//! Content keys never rest in the clear: each is sealed (ChaCha20-Poly1305, the rendition id
+//! as associated data) under a key-encryption key kept in its own file, `DATA/content.kek`
+//! (mode 0600). A copied database without that file leaks no playable content, and a record
+//! moved to another rendition does not open. Stores from before wrapping are migrated when
+//! opened; a store whose keys are wrapped but whose `content.kek` is gone refuses to open.
+//!
 //! Everything above this module talks to [`Store`] through typed methods, so moving
 //! metadata to PostgreSQL and chunks to object storage means reimplementing this module only.
 
@@ -67,6 +73,76 @@ pub enum StoreError {
     /// A transaction conflicted or aborted.
     #[error("transaction: {0}")]
     Transaction(String),
+    /// The content key-encryption key is missing or does not open a stored key.
+    #[error("content keys: {0}")]
+    Keys(String),
+}
+
+/// Content keys at rest are `kw1:` + hex(nonce ‖ sealed key).
+const WRAPPED_PREFIX: &str = "kw1:";
+
+/// Seals content keys at rest under the key-encryption key (see the module docs).
+struct KeyWrap(chacha20poly1305::ChaCha20Poly1305);
+
+impl std::fmt::Debug for KeyWrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyWrap(..)")
+    }
+}
+
+impl KeyWrap {
+    fn new(kek: &[u8; 32]) -> Self {
+        use chacha20poly1305::KeyInit;
+        Self(chacha20poly1305::ChaCha20Poly1305::new(kek.into()))
+    }
+
+    /// Seals a hex content key for `rendition`.
+    fn wrap(&self, rendition: &str, key_hex: &str) -> Result<String, StoreError> {
+        use chacha20poly1305::aead::{Aead, Payload};
+        let key = hex::decode(key_hex)
+            .map_err(|_| StoreError::Keys("a content key is not hex".into()))?;
+        let nonce: [u8; 12] = rand::random();
+        let sealed = self
+            .0
+            .encrypt(
+                (&nonce).into(),
+                Payload {
+                    msg: &key,
+                    aad: rendition.as_bytes(),
+                },
+            )
+            .map_err(|_| StoreError::Keys("sealing a content key failed".into()))?;
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&sealed);
+        Ok(format!("{WRAPPED_PREFIX}{}", hex::encode(bytes)))
+    }
+
+    /// Opens a stored content key of `rendition` back to hex.
+    fn unwrap(&self, rendition: &str, stored: &str) -> Result<String, StoreError> {
+        use chacha20poly1305::aead::{Aead, Payload};
+        let corrupt = || {
+            StoreError::Keys(format!(
+                "the content key of rendition {rendition} does not open with content.kek"
+            ))
+        };
+        let bytes = stored
+            .strip_prefix(WRAPPED_PREFIX)
+            .and_then(|hex_text| hex::decode(hex_text).ok())
+            .filter(|bytes| bytes.len() > 12)
+            .ok_or_else(corrupt)?;
+        let (nonce, sealed) = bytes.split_at(12);
+        let key = self
+            .0
+            .decrypt(
+                nonce.into(),
+                Payload {
+                    msg: sealed,
+                    aad: rendition.as_bytes(),
+                },
+            )
+            .map_err(|_| corrupt())?;
+        Ok(hex::encode(key))
+    }
 }
 
 /// An account's role.
@@ -195,7 +271,8 @@ pub struct RenditionRecord {
     pub quality: String,
     /// Hex of the encoded `SignedManifest`.
     pub manifest: String,
-    /// Hex content key. Leaves the origin only inside a play authorization over HTTPS.
+    /// Hex content key (sealed at rest: see the module docs). Leaves the origin only inside
+    /// a play authorization over HTTPS.
     pub content_key: String,
 }
 
@@ -219,6 +296,7 @@ pub struct Store {
     plays: sled::Tree,
     streams: sled::Tree,
     play_counts: sled::Tree,
+    keys: KeyWrap,
     chunks: ChunkFiles,
 }
 
@@ -291,6 +369,16 @@ fn decode_ms(bytes: &[u8]) -> u64 {
     bytes.try_into().map(u64::from_be_bytes).unwrap_or_default()
 }
 
+/// The chunk ids a stored (hex) manifest lists; none if it does not decode.
+fn manifest_chunks(manifest_hex: &str) -> Vec<protocol::ChunkId> {
+    hex::decode(manifest_hex)
+        .ok()
+        .and_then(|bytes| protocol::codec::decode::<protocol::SignedManifest>(&bytes).ok())
+        .and_then(|signed| protocol::codec::decode::<protocol::ManifestBody>(&signed.body).ok())
+        .map(|body| body.chunks)
+        .unwrap_or_default()
+}
+
 fn get_json<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
     match tree.get(key)? {
         Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
@@ -301,17 +389,21 @@ fn get_json<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option
 impl Store {
     /// Opens (creating if needed) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir)?;
+        transport::keyfile::create_private_dir(data_dir)?;
         let db = sled::Config::new()
             .path(data_dir.join("meta"))
             .cache_capacity(STORE_CACHE_BYTES)
             .open()?;
+        transport::keyfile::restrict_tree(&data_dir.join("meta"))?;
+        let renditions = db.open_tree("renditions")?;
+        let keys = Self::open_keys(data_dir, &renditions)?;
         Ok(Self {
+            keys,
             accounts: db.open_tree("accounts")?,
             usernames: db.open_tree("usernames")?,
             tokens: db.open_tree("tokens")?,
             tracks: db.open_tree("tracks")?,
-            renditions: db.open_tree("renditions")?,
+            renditions,
             artist_tracks: db.open_tree("artist_tracks")?,
             album_tracks: db.open_tree("album_tracks")?,
             offline_devices: db.open_tree("offline_devices")?,
@@ -326,6 +418,45 @@ impl Store {
             chunks: ChunkFiles::open(&data_dir.join("chunks"))?,
             db,
         })
+    }
+
+    /// Loads the content key-encryption key, creating it for a new store, and seals any key
+    /// still stored in the clear (a store from before wrapping).
+    fn open_keys(data_dir: &Path, renditions: &sled::Tree) -> Result<KeyWrap, StoreError> {
+        let kek_path = data_dir.join("content.kek");
+        let any_wrapped = renditions.iter().values().any(|value| {
+            value.ok().is_some_and(|bytes| {
+                serde_json::from_slice::<RenditionRecord>(&bytes)
+                    .is_ok_and(|record| record.content_key.starts_with(WRAPPED_PREFIX))
+            })
+        });
+        if any_wrapped && !kek_path.exists() {
+            return Err(StoreError::Keys(format!(
+                "{} is missing, so the stored content keys cannot be opened: restore it from \
+                 the backup taken with this database",
+                kek_path.display()
+            )));
+        }
+        let keys = KeyWrap::new(&transport::keyfile::load_or_create_secret(&kek_path)?);
+        let mut migrated = sled::Batch::default();
+        let mut count = 0usize;
+        for entry in renditions.iter() {
+            let (id, bytes) = entry?;
+            let mut record: RenditionRecord = serde_json::from_slice(&bytes)?;
+            if record.content_key.starts_with(WRAPPED_PREFIX) {
+                continue;
+            }
+            let rendition = String::from_utf8_lossy(&id).to_string();
+            record.content_key = keys.wrap(&rendition, &record.content_key)?;
+            migrated.insert(id, serde_json::to_vec(&record)?);
+            count += 1;
+        }
+        if count > 0 {
+            renditions.apply_batch(migrated)?;
+            renditions.flush()?;
+            tracing::info!(count, "sealed content keys stored in the clear");
+        }
+        Ok(keys)
     }
 
     /// Makes every write so far durable. Call before acknowledging a write.
@@ -593,7 +724,11 @@ impl Store {
         let track_bytes = serde_json::to_vec(track)?;
         let mut encoded = Vec::with_capacity(renditions.len());
         for (id, record) in renditions {
-            encoded.push((id.clone(), serde_json::to_vec(record)?));
+            let sealed = RenditionRecord {
+                content_key: self.keys.wrap(id, &record.content_key)?,
+                ..record.clone()
+            };
+            encoded.push((id.clone(), serde_json::to_vec(&sealed)?));
         }
         let artist_key = format!("{}/{}", track.artist_id, track.id);
         let album_key = track
@@ -657,9 +792,27 @@ impl Store {
         self.flush()
     }
 
-    /// Removes a track from the catalog (its renditions stop being playable). Chunk files stay
-    /// until garbage collection: peers may still be serving them.
+    /// Removes a track from the catalog and revokes its content: its renditions stop being
+    /// playable and, once the records are durably gone, its chunk files are removed (a crash
+    /// in between leaves unreferenced files, never a record without its chunks). Chunks are
+    /// never shared between renditions (each has its own content key), so nothing else loses
+    /// a chunk. Peers holding copies drop them when the tracker or origin next tells them.
     pub fn delete_track(&self, track: &TrackRecord) -> Result<(), StoreError> {
+        let mut chunks = Vec::new();
+        for rendition in &track.renditions {
+            if let Some(bytes) = self.renditions.get(rendition.rendition_id.as_bytes())? {
+                let record: RenditionRecord = serde_json::from_slice(&bytes)?;
+                chunks.extend(manifest_chunks(&record.manifest));
+            }
+        }
+        self.delete_track_records(track)?;
+        for chunk in &chunks {
+            self.chunks.remove(chunk)?;
+        }
+        Ok(())
+    }
+
+    fn delete_track_records(&self, track: &TrackRecord) -> Result<(), StoreError> {
         self.tracks.remove(track.id.as_bytes())?;
         self.artist_tracks
             .remove(format!("{}/{}", track.artist_id, track.id).as_bytes())?;
@@ -685,7 +838,11 @@ impl Store {
 
     /// The rendition with hex `id`.
     pub fn rendition(&self, id: &str) -> Result<Option<RenditionRecord>, StoreError> {
-        get_json(&self.renditions, id.as_bytes())
+        let Some(mut record) = get_json::<RenditionRecord>(&self.renditions, id.as_bytes())? else {
+            return Ok(None);
+        };
+        record.content_key = self.keys.unwrap(id, &record.content_key)?;
+        Ok(Some(record))
     }
 
     /// Tracks of an artist, up to `limit` after skipping `offset`.

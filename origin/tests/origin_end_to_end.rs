@@ -14,6 +14,8 @@ struct Origin {
     running: Running,
     base: String,
     http: reqwest::Client,
+    /// An admin's token, made on first use by [`Origin::account`].
+    operator: tokio::sync::OnceCell<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -38,6 +40,7 @@ async fn start_with(change: impl FnOnce(&mut OriginConfig)) -> Origin {
         running,
         base,
         http: reqwest::Client::new(),
+        operator: tokio::sync::OnceCell::new(),
         _dir: dir,
     }
 }
@@ -98,10 +101,27 @@ impl Origin {
         tokens["access_token"].as_str().unwrap().to_string()
     }
 
+    /// An account made as a stranger would (sign-up), whose role, tier and region an
+    /// operator then sets (`PATCH /v1/admin/accounts/{username}`); returns its token.
     async fn account(&self, username: &str, region: &str, role: &str, tier: &str) -> String {
-        let body = json!({"username": username, "password": "correct horse battery", "region": region, "role": role, "tier": tier});
+        let body = json!({"username": username, "password": "correct horse battery"});
         let (status, answer) = self.post("/v1/accounts", None, body).await;
         assert_eq!(status, StatusCode::CREATED, "{answer}");
+        assert_eq!(answer["tier"], "free", "{answer}");
+        assert_eq!(answer["role"], "listener", "{answer}");
+        let operator = self
+            .operator
+            .get_or_init(|| self.admin("operator_admin"))
+            .await;
+        let response = self
+            .http
+            .patch(format!("{}/v1/admin/accounts/{username}", self.base))
+            .bearer_auth(operator)
+            .json(&json!({"role": role, "tier": tier, "region": region}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
         let (status, tokens) = self
             .post(
                 "/v1/sessions",
@@ -377,11 +397,15 @@ async fn upload_authorize_and_fetch_over_http_and_quic() {
         .unwrap()
         .status();
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let expired = format!(
-        "{}/v1/chunks/{first}?exp=1&sig={}",
-        origin.base,
-        origin::api::chunk_signature(&[0; 32], 1)
-    );
+    let expired_grant = origin::api::ChunkGrant {
+        rendition: manifest.id().to_hex(),
+        account: "0".repeat(32),
+        region: "SE".into(),
+        expires_s: 1,
+    };
+    let expired = expired_grant
+        .url_template(&origin.base, &[0; 32])
+        .replace("{chunk_id}", &first);
     assert_eq!(
         origin.http.get(expired).send().await.unwrap().status(),
         StatusCode::FORBIDDEN
@@ -543,17 +567,39 @@ async fn bad_input_gets_stable_codes_and_loses_nothing() {
     let listener = origin.account("listener2", "DE", "listener", "free").await;
 
     // Accounts.
-    let (status, answer) = origin.post("/v1/accounts", None, json!({"username": "artist2", "password": "another password", "region": "DE", "role": "listener"})).await;
+    let (status, answer) = origin
+        .post(
+            "/v1/accounts",
+            None,
+            json!({"username": "artist2", "password": "another password"}),
+        )
+        .await;
     assert_eq!(
         (status, error_code(&answer)),
         (StatusCode::CONFLICT, "username_taken")
     );
-    let (status, answer) = origin.post("/v1/accounts", None, json!({"username": "root", "password": "another password", "region": "DE", "role": "admin"})).await;
+    let (status, answer) = origin
+        .post(
+            "/v1/accounts",
+            None,
+            json!({"username": "root", "password": "another password", "role": "admin"}),
+        )
+        .await;
     assert_eq!(
-        (status, error_code(&answer)),
-        (StatusCode::FORBIDDEN, "forbidden_role")
+        (
+            status,
+            error_code(&answer),
+            answer["error"]["field"].as_str()
+        ),
+        (StatusCode::FORBIDDEN, "not_allowed", Some("role"))
     );
-    let (status, answer) = origin.post("/v1/accounts", None, json!({"username": "x/../y", "password": "another password", "region": "DE", "role": "listener"})).await;
+    let (status, answer) = origin
+        .post(
+            "/v1/accounts",
+            None,
+            json!({"username": "x/../y", "password": "another password"}),
+        )
+        .await;
     assert_eq!(
         (status, error_code(&answer)),
         (StatusCode::BAD_REQUEST, "invalid_username")
@@ -562,7 +608,7 @@ async fn bad_input_gets_stable_codes_and_loses_nothing() {
         .post(
             "/v1/accounts",
             None,
-            json!({"username": "okname", "password": "pw", "region": "DE", "role": "listener"}),
+            json!({"username": "okname", "password": "pw"}),
         )
         .await;
     assert_eq!(
@@ -851,11 +897,12 @@ async fn network_info_and_super_node_role_tokens() {
     assert!(network["tracker"].is_null());
 
     // Super-node accounts cannot be self-created; listeners get no role token.
-    let body = json!({"username": "sneaky", "password": "correct horse battery", "region": "SE", "role": "super_node"});
+    let body =
+        json!({"username": "sneaky", "password": "correct horse battery", "role": "super_node"});
     let (status, answer) = origin.post("/v1/accounts", None, body).await;
     assert_eq!(
         (status, error_code(&answer)),
-        (StatusCode::FORBIDDEN, "forbidden_role")
+        (StatusCode::FORBIDDEN, "not_allowed")
     );
     let listener = origin.account("plain", "SE", "listener", "free").await;
     let node = Identity::from_secret_bytes(&[0x77; 32]);
@@ -1870,7 +1917,8 @@ async fn rate_limits_answer_429_with_retry_after() {
         };
     })
     .await;
-    // Sign-up and log-in spend two of the address's six unauthenticated requests.
+    // Sign-up and two log-ins (the listener's and the operator's who sets its tier) spend
+    // three of the address's six unauthenticated requests.
     let token = origin.account("rl_user", "SE", "listener", "free").await;
     for _ in 0..3 {
         let (status, _) = origin.get("/v1/search?q=anything", Some(&token)).await;
@@ -1889,8 +1937,8 @@ async fn rate_limits_answer_429_with_retry_after() {
     // Other classes of the same account are not affected.
     let (status, _) = origin.get("/v1/me", Some(&token)).await;
     assert_eq!(status, StatusCode::OK);
-    // Without a token, per address: four more, then 429.
-    for _ in 0..4 {
+    // Without a token, per address: three more, then 429.
+    for _ in 0..3 {
         let (status, _) = origin.get("/v1/trending", None).await;
         assert_eq!(status, StatusCode::OK);
     }

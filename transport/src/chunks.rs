@@ -508,4 +508,7 @@ impl<T: ChunkSource> ChunkSource for Arc<T> {
     fn verified_on_load(&self) -> bool {
         (**self).verified_on_load()
     }
+    fn region_allows(&self, rendition: &RenditionId, region: &Region) -> bool {
+        (**self).region_allows(rendition, region)
+    }
 }

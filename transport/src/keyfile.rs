@@ -40,12 +40,65 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&temp, path)
 }
 
+/// Creates `path` (and its parents) if needed and makes it private: mode 0700 on Unix, so
+/// nothing inside is reachable by other users whatever its own mode.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o777 != 0o700 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
+}
+
+/// Entries [`restrict_tree`] visits at most (a database directory holds a handful).
+pub const RESTRICT_ENTRIES_MAX: usize = 10_000;
+
+/// Makes a directory tree private: directories 0700, files 0600 (Unix; elsewhere nothing).
+/// For small trees such as a database's files; visits at most [`RESTRICT_ENTRIES_MAX`].
+pub fn restrict_tree(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut pending = vec![path.to_path_buf()];
+        let mut visited = 0usize;
+        while let Some(next) = pending.pop() {
+            visited += 1;
+            if visited > RESTRICT_ENTRIES_MAX {
+                break;
+            }
+            let metadata = std::fs::symlink_metadata(&next)?;
+            if metadata.file_type().is_symlink() {
+                continue;
+            }
+            let wanted = if metadata.is_dir() { 0o700 } else { 0o600 };
+            if metadata.permissions().mode() & 0o777 != wanted {
+                std::fs::set_permissions(&next, std::fs::Permissions::from_mode(wanted))?;
+            }
+            if metadata.is_dir() {
+                for entry in std::fs::read_dir(&next)? {
+                    pending.push(entry?.path());
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// The node identity kept in `path` (created on first use).
 pub fn load_or_create_identity(path: &Path) -> std::io::Result<Identity> {
+    // A directory made for the key is private; an existing one (the user's) is left as it is.
     if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
+        && !parent.exists()
     {
-        std::fs::create_dir_all(parent)?;
+        create_private_dir(parent)?;
     }
     Ok(Identity::from_secret_bytes(&load_or_create_secret(path)?))
 }
