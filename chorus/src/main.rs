@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod alloc;
 mod bench;
 mod devnet;
+mod logging;
 
 #[global_allocator]
 static ALLOCATOR: alloc::Counting = alloc::Counting;
@@ -71,13 +72,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CHORUS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(error) => {
@@ -87,7 +82,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// Roles that keep secrets on disk (keys, sessions, licenses, databases) create every file
+/// private to the user: 0600 files, 0700 directories.
+fn private_files() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if matches!(
+        cli.command,
+        Command::Origin(_)
+            | Command::Admin { .. }
+            | Command::Tracker(_)
+            | Command::Node(_)
+            | Command::Login(_)
+            | Command::Download(_)
+            | Command::Gateway(_)
+            | Command::Devnet(_)
+    ) {
+        private_files();
+    }
     match cli.command {
         Command::Bench { which } => bench::run(which),
         Command::Origin(args) => origin_cmd::run_origin(args),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use origin::admin::AccountChange;
 use origin::config::OriginConfig;
 use origin::store::{Role, Store, Tier};
 
@@ -123,21 +124,55 @@ pub enum AdminCommand {
         #[arg(long, default_value = "SE")]
         region: String,
     },
-    /// Change an account's tier.
+    /// Change an account's tier (free or premium).
     SetTier {
-        /// The origin's data directory.
-        #[arg(long, default_value = "chorus-origin")]
-        data: PathBuf,
-        /// Login name.
-        #[arg(long)]
-        username: String,
+        #[command(flatten)]
+        target: AccountTarget,
         /// free or premium.
         #[arg(long)]
         tier: String,
     },
+    /// Change an account's role (listener, artist, admin or super_node).
+    SetRole {
+        #[command(flatten)]
+        target: AccountTarget,
+        /// listener, artist, admin or super_node.
+        #[arg(long)]
+        role: String,
+    },
+    /// Change an account's region (an ISO 3166-1 alpha-2 country code).
+    SetRegion {
+        #[command(flatten)]
+        target: AccountTarget,
+        /// e.g. SE or US.
+        #[arg(long)]
+        region: String,
+    },
+}
+
+/// Which account an entitlement change is for, and how to reach it: through a running
+/// origin's API as an admin (`--origin URL --admin NAME`, the admin's password from
+/// CHORUS_PASSWORD or a prompt), or in a stopped origin's data directory (`--data`).
+#[derive(Debug, Args)]
+pub struct AccountTarget {
+    /// The account's login name.
+    #[arg(long)]
+    username: String,
+    /// The stopped origin's data directory (used without --origin).
+    #[arg(long, default_value = "chorus-origin")]
+    data: PathBuf,
+    /// A running origin's URL: the change goes through PATCH /v1/admin/accounts/{username}.
+    #[arg(long, requires = "admin")]
+    origin: Option<String>,
+    /// The admin account to log in as with --origin.
+    #[arg(long)]
+    admin: Option<String>,
 }
 
 pub(crate) fn open_store(data: &std::path::Path) -> anyhow::Result<Store> {
+    // A data directory gets its origin key when it gets its database, so an origin started on
+    // it later finds both (and a directory with a database but no key is refused).
+    origin::server::origin_identity(data)?;
     Store::open(data).with_context(|| {
         format!(
             "opening {} (is an origin running on it? stop it first: the database is locked)",
@@ -159,26 +194,116 @@ pub fn run_admin(command: AdminCommand) -> anyhow::Result<ExitCode> {
             username,
             region,
         } => create_privileged(&data, &username, &region, Role::SuperNode)?,
-        AdminCommand::SetTier {
-            data,
-            username,
-            tier,
-        } => {
+        AdminCommand::SetTier { target, tier } => {
             let tier = match tier.as_str() {
                 "free" => Tier::Free,
                 "premium" => Tier::Premium,
                 other => bail!("unknown tier {other:?}: free or premium"),
             };
-            let store = open_store(&data)?;
-            let mut account = store
-                .account_by_username(&username)?
-                .with_context(|| format!("no account {username:?}"))?;
-            account.tier = tier;
-            store.update_account(&account)?;
-            println!("{username} is now {tier:?}");
+            let change = AccountChange {
+                tier: Some(tier),
+                ..AccountChange::default()
+            };
+            change_account(&target, &change)?;
+        }
+        AdminCommand::SetRole { target, role } => {
+            let role = match role.as_str() {
+                "listener" => Role::Listener,
+                "artist" => Role::Artist,
+                "admin" => Role::Admin,
+                "super_node" | "super-node" => Role::SuperNode,
+                other => bail!("unknown role {other:?}: listener, artist, admin or super_node"),
+            };
+            let change = AccountChange {
+                role: Some(role),
+                ..AccountChange::default()
+            };
+            change_account(&target, &change)?;
+        }
+        AdminCommand::SetRegion { target, region } => {
+            protocol::Region::assigned(&region).map_err(|_| {
+                anyhow::anyhow!("--region {region:?} is not an ISO 3166-1 alpha-2 country code")
+            })?;
+            let change = AccountChange {
+                region: Some(region),
+                ..AccountChange::default()
+            };
+            change_account(&target, &change)?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Applies an entitlement change through a running origin or in its data directory, and
+/// prints the account as it now is.
+fn change_account(target: &AccountTarget, change: &AccountChange) -> anyhow::Result<()> {
+    let view = match (&target.origin, &target.admin) {
+        (Some(origin), Some(admin)) => {
+            let password = password()?;
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(change_online(
+                origin,
+                admin,
+                &password,
+                &target.username,
+                change,
+            ))?
+        }
+        _ => {
+            let store = open_store(&target.data)?;
+            let mut account = store
+                .account_by_username(&target.username)?
+                .with_context(|| format!("no account {:?}", target.username))?;
+            origin::admin::apply_change(&mut account, change)
+                .map_err(|error| anyhow::anyhow!("{}", error.code()))?;
+            store.update_account(&account)?;
+            origin::admin::AccountView::from(&account)
+        }
+    };
+    println!(
+        "{}: role {:?}, tier {:?}, region {}",
+        view.username, view.role, view.tier, view.region
+    );
+    Ok(())
+}
+
+async fn change_online(
+    origin: &str,
+    admin: &str,
+    password: &str,
+    username: &str,
+    change: &AccountChange,
+) -> anyhow::Result<origin::admin::AccountView> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let base = origin.trim_end_matches('/');
+    let response = http
+        .post(format!("{base}/v1/sessions"))
+        .json(&serde_json::json!({"username": admin, "password": password}))
+        .send()
+        .await
+        .with_context(|| format!("reaching {base}"))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("logging in as {admin}: {status} {body}");
+    }
+    let token = body["access_token"]
+        .as_str()
+        .context("the origin's log-in answer has no access_token")?;
+    let response = http
+        .patch(format!("{base}/v1/admin/accounts/{username}"))
+        .bearer_auth(token)
+        .json(change)
+        .send()
+        .await?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("changing {username}: {status} {text}");
+    }
+    serde_json::from_str(&text).context("the origin's answer")
 }
 
 /// Creates an admin or super-node account in the data directory.
@@ -191,7 +316,9 @@ fn create_privileged(
     if !origin::accounts::valid_username(username) {
         bail!("usernames are 3 to 32 characters of a-z, A-Z, 0-9, _ . -");
     }
-    region.parse::<protocol::Region>().context("--region")?;
+    protocol::Region::assigned(region).map_err(|_| {
+        anyhow::anyhow!("--region {region:?} is not an ISO 3166-1 alpha-2 country code")
+    })?;
     let password = password()?;
     if !origin::accounts::PASSWORD_BYTES.contains(&password.len()) {
         bail!("passwords are 8 to 256 bytes");

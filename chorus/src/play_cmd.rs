@@ -123,9 +123,17 @@ impl ListenerArgs {
 /// Flags of `chorus gateway`.
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
-    /// Where to listen for players.
+    /// Where to listen for players. Loopback by default; any other address needs --auth.
     #[arg(long, default_value = "127.0.0.1:8480")]
     listen: std::net::SocketAddr,
+    /// Require HTTP Basic authentication as this user, with the password from
+    /// CHORUS_GATEWAY_PASSWORD (players take http://USER:PASSWORD@HOST/tracks/ID).
+    #[arg(long)]
+    auth: Option<String>,
+    /// A host name players use for this gateway (besides IP addresses and localhost);
+    /// requests naming any other host are refused (DNS rebinding). Repeatable.
+    #[arg(long = "host")]
+    hosts: Vec<String>,
     #[command(flatten)]
     listener: ListenerArgs,
 }
@@ -334,6 +342,7 @@ fn open_cache(
 
 /// Runs `chorus gateway` until Ctrl-C or SIGTERM.
 pub fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
+    let access = gateway_access(&args)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let dir = config_dir()?;
@@ -359,13 +368,44 @@ pub fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         println!("  origin   {base}");
         println!("  http     http://{addr}");
         println!("ready; play http://{addr}/tracks/TRACK_ID in any player; Ctrl-C stops it");
-        axum::serve(listener, gateway.router())
+        axum::serve(listener, gateway.router(access))
             .with_graceful_shutdown(async {
                 let _ = crate::origin_cmd::wait_for_shutdown_signal().await;
             })
             .await?;
         endpoint.close();
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Who may use the gateway: a public listen address needs credentials (it decrypts with
+/// the user's licenses).
+fn gateway_access(args: &GatewayArgs) -> anyhow::Result<client_lib::gateway::Access> {
+    let basic = match &args.auth {
+        Some(user) => {
+            let password = std::env::var("CHORUS_GATEWAY_PASSWORD")
+                .context("--auth needs the password in CHORUS_GATEWAY_PASSWORD")?;
+            if password.len() < 8 {
+                bail!("CHORUS_GATEWAY_PASSWORD must be at least 8 characters");
+            }
+            Some((user.clone(), password))
+        }
+        None => None,
+    };
+    if !args.listen.ip().is_loopback() && basic.is_none() {
+        bail!(
+            "--listen {} is reachable from other machines: add --auth USER (password in \
+             CHORUS_GATEWAY_PASSWORD), or listen on 127.0.0.1",
+            args.listen
+        );
+    }
+    Ok(client_lib::gateway::Access {
+        host_names: args
+            .hosts
+            .iter()
+            .map(|host| host.trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
+        basic,
     })
 }
 

@@ -93,13 +93,23 @@ fn post(http: &reqwest::blocking::Client, url: String, token: Option<&str>, body
     body
 }
 
+/// Signs `name` up as a listener; the operator then gives it `role` through the running
+/// origin (`chorus admin set-role --origin`).
 fn account(http: &reqwest::blocking::Client, base: &str, name: &str, role: &str) -> String {
-    post(
+    let created = post(
         http,
         format!("{base}/v1/accounts"),
         None,
-        json!({"username": name, "password": PASSWORD, "region": "SE", "role": role}),
+        json!({"username": name, "password": PASSWORD}),
     );
+    assert_eq!(created["role"], "listener");
+    let changed = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args(["admin", "set-role", "--origin", base, "--admin", "operator"])
+        .args(["--username", name, "--role", role])
+        .env("CHORUS_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(changed.status.success(), "{changed:?}");
     post(
         http,
         format!("{base}/v1/sessions"),
@@ -135,6 +145,13 @@ fn tracker_and_super_node_processes_serve_a_listener() {
         String::from_utf8_lossy(&created.stderr)
     );
     assert!(String::from_utf8_lossy(&created.stdout).contains("super-node account isp_node"));
+    let created = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args(["admin", "create-admin", "--username", "operator", "--data"])
+        .arg(&origin_data)
+        .env("CHORUS_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
 
     let origin = spawn(
         &[
@@ -264,8 +281,12 @@ fn tracker_and_super_node_processes_serve_a_listener() {
 
 #[test]
 fn network_role_flags_are_checked() {
+    // The roles' default directories (./chorus-node, ...) land in a scratch directory, never
+    // in the source tree.
+    let scratch = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_chorus"))
+            .current_dir(scratch.path())
             .args(args)
             .env("CHORUS_PASSWORD", PASSWORD)
             .output()

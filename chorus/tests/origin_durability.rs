@@ -21,7 +21,7 @@ fn start(data: &Path) -> Origin {
     let config = data.with_extension("toml");
     std::fs::write(
         &config,
-        "[rate_limits]\nunauthenticated = { per_minute = 100000, burst = 100000 }\n",
+        "artist_signup = true\n[rate_limits]\nunauthenticated = { per_minute = 100000, burst = 100000 }\n",
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
@@ -69,15 +69,20 @@ fn writers(
     {
         let (base, stop, accounts) = (base.to_string(), stop.clone(), accounts.clone());
         handles.push(std::thread::spawn(move || {
-            let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+            let http = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap();
             for n in 0.. {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
                 let username = format!("user_{round}_{n}");
-                let body = json!({"username": username, "password": "durable password", "region": "SE", "role": "listener"});
+                let body = json!({"username": username, "password": "durable password"});
                 match http.post(format!("{base}/v1/accounts")).json(&body).send() {
-                    Ok(response) if response.status().as_u16() == 201 => accounts.lock().unwrap().push(username),
+                    Ok(response) if response.status().as_u16() == 201 => {
+                        accounts.lock().unwrap().push(username)
+                    }
                     _ => {}
                 }
             }
@@ -156,7 +161,8 @@ fn acknowledged_writes_survive_sigkill() {
 
     let origin = start(&data);
     let http = reqwest::blocking::Client::new();
-    let artist = json!({"username": "durable_artist", "password": "durable password", "region": "SE", "role": "artist"});
+    let artist =
+        json!({"username": "durable_artist", "password": "durable password", "role": "artist"});
     assert_eq!(
         http.post(format!("{}/v1/accounts", origin.base))
             .json(&artist)

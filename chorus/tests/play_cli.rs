@@ -88,11 +88,14 @@ fn world_with(
     config: Option<&str>,
     tracks: &[(u64, f64)],
 ) -> (Origin, Vec<String>) {
+    // Artists sign themselves up on this origin (closed by default).
     let config_path = dir.join("origin.toml");
-    if let Some(config) = config {
-        std::fs::write(&config_path, config).unwrap();
-    }
-    let origin = start_origin_with(&dir.join("origin"), config.map(|_| config_path.as_path()));
+    std::fs::write(
+        &config_path,
+        format!("artist_signup = true\n{}", config.unwrap_or_default()),
+    )
+    .unwrap();
+    let origin = start_origin_with(&dir.join("origin"), Some(&config_path));
     let base = origin.base.clone();
     let http = reqwest::blocking::Client::new();
     for (name, role) in [("artist", "artist"), ("listener", "listener")] {
@@ -100,7 +103,7 @@ fn world_with(
             &http,
             format!("{base}/v1/accounts"),
             None,
-            json!({"username": name, "password": PASSWORD, "region": "SE", "role": role}),
+            json!({"username": name, "password": PASSWORD, "role": role}),
         );
     }
     let artist = post(
@@ -519,6 +522,21 @@ fn the_gateway_serves_decrypted_tracks_with_ranges() {
         .send()
         .unwrap();
     assert!(bad.status().is_client_error());
+    // DNS rebinding: a page on another site reaching the gateway under its own name.
+    let rebound = http
+        .get(&url)
+        .header("host", "evil.example:8480")
+        .send()
+        .unwrap();
+    assert_eq!(rebound.status(), 421);
+    // A gateway reachable from other machines needs credentials.
+    let public = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args(["gateway", "--listen", "0.0.0.0:0", "--origin", &base])
+        .env("CHORUS_CONFIG_DIR", dir.path().join("config"))
+        .output()
+        .unwrap();
+    assert!(!public.status.success());
+    assert!(String::from_utf8_lossy(&public.stderr).contains("--auth"));
 
     // An unmodified player reads it over HTTP (ffmpeg, when installed; CI installs it).
     let ffmpeg = Command::new("ffmpeg")

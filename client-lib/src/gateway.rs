@@ -28,6 +28,122 @@ use crate::fetch::{BanList, FetchReport, Source, fetch_chunks};
 use crate::origin_api::ApiError;
 use crate::origin_api::{Grant, OriginApi, Session};
 
+/// Who may use a gateway. It decrypts with its user's licenses, so it is as private as the
+/// user's session:
+///
+/// - **Host check** (DNS rebinding): a web page on another site can make the browser send
+///   requests to `127.0.0.1` under the page's own host name. A request is answered only when
+///   its `Host` is an IP literal, `localhost`, or a name in `host_names`; any other gets
+///   `421 bad_host`.
+/// - **Credentials**: with `basic` set, every request needs HTTP Basic authentication with
+///   that user and password (players take `http://user:password@host/tracks/ID`). `chorus
+///   gateway` requires them for a listen address other than loopback.
+#[derive(Clone, Default)]
+pub struct Access {
+    /// Host names accepted besides IP literals and `localhost` (lower case, no port).
+    pub host_names: Vec<String>,
+    /// The user and password every request must present, if any.
+    pub basic: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access")
+            .field("host_names", &self.host_names)
+            .field("basic", &self.basic.as_ref().map(|(user, _)| user))
+            .finish()
+    }
+}
+
+impl Access {
+    /// True when `host` (a `Host` header value) names this gateway.
+    pub fn host_allowed(&self, host: &str) -> bool {
+        let name = match host.strip_prefix('[') {
+            // [v6]:port or [v6]
+            Some(rest) => match rest.split_once(']') {
+                Some((v6, _)) => return v6.parse::<std::net::Ipv6Addr>().is_ok(),
+                None => return false,
+            },
+            None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+        };
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        name.parse::<std::net::Ipv4Addr>().is_ok()
+            || name == "localhost"
+            || self.host_names.contains(&name)
+    }
+
+    /// True when the `Authorization` header satisfies `basic` (or none is required).
+    pub fn authorized(&self, authorization: Option<&str>) -> bool {
+        use base64::Engine;
+        let Some((user, password)) = &self.basic else {
+            return true;
+        };
+        let Some(presented) = authorization
+            .and_then(|value| value.strip_prefix("Basic "))
+            .and_then(|encoded| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded.trim())
+                    .ok()
+            })
+        else {
+            return false;
+        };
+        let expected = format!("{user}:{password}");
+        constant_time_eq(&presented, expected.as_bytes())
+    }
+}
+
+/// Compares without an early exit, so timing does not tell how much of a guess was right.
+fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
+    if left.len() != right.len() {
+        return false;
+    }
+    left.iter()
+        .zip(right)
+        .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+        == 0
+}
+
+async fn check_access(
+    State(access): State<Arc<Access>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| {
+            request
+                .uri()
+                .authority()
+                .map(|authority| authority.as_str())
+        });
+    if !host.is_some_and(|host| access.host_allowed(host)) {
+        return error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "bad_host",
+            "this gateway answers only to its own address (Host is not an IP, localhost or a --host name)",
+        );
+    }
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    if !access.authorized(authorization) {
+        let mut response = error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this gateway needs its user and password",
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"chorus gateway\""),
+        );
+        return response;
+    }
+    next.run(request).await
+}
+
 /// Chunks fetched and decrypted per step of a response body.
 const STEP_CHUNKS: u32 = 16;
 /// Grants kept (one per track played recently).
@@ -169,10 +285,14 @@ impl Gateway {
         });
     }
 
-    /// The HTTP routes: `GET`/`HEAD /tracks/{id}`.
-    pub fn router(self: &Arc<Self>) -> Router {
+    /// The HTTP routes: `GET`/`HEAD /tracks/{id}`, behind `access`'s checks.
+    pub fn router(self: &Arc<Self>, access: Access) -> Router {
         Router::new()
             .route("/tracks/{id}", get(serve_track))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::new(access),
+                check_access,
+            ))
             .with_state(self.clone())
     }
 
@@ -408,7 +528,49 @@ async fn serve_track(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use super::{Access, parse_range};
+
+    #[test]
+    fn hosts_and_credentials() {
+        let open = Access::default();
+        for host in [
+            "127.0.0.1:8480",
+            "localhost:8480",
+            "LOCALHOST",
+            "[::1]:8480",
+            "192.0.2.4:80",
+            "localhost.",
+        ] {
+            assert!(open.host_allowed(host), "{host}");
+        }
+        for host in [
+            "evil.example:8480",
+            "127.0.0.1.evil.example",
+            "[::1",
+            "",
+            "localhost.evil.example:8480",
+        ] {
+            assert!(!open.host_allowed(host), "{host}");
+        }
+        let named = Access {
+            host_names: vec!["music.lan".into()],
+            basic: Some(("me".into(), "secret word".into())),
+        };
+        assert!(named.host_allowed("music.lan:8480"));
+        use base64::Engine;
+        let basic = |text: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(text)
+            )
+        };
+        assert!(named.authorized(Some(&basic("me:secret word"))));
+        assert!(!named.authorized(Some(&basic("me:secret wore"))));
+        assert!(!named.authorized(Some(&basic("me:secret word "))));
+        assert!(!named.authorized(Some("Bearer x")));
+        assert!(!named.authorized(None));
+        assert!(open.authorized(None));
+    }
 
     #[test]
     fn ranges_parse_as_rfc_9110_says() {

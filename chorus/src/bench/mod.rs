@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+mod abuse;
 mod decode;
 mod first_audio;
 mod origin;
@@ -15,6 +16,7 @@ mod supernode;
 mod tracker;
 mod transport;
 
+pub use abuse::AbuseBenchArgs;
 pub use decode::DecodeBenchArgs;
 pub use first_audio::FirstAudioBenchArgs;
 pub use platform::{PlaylistBenchArgs, SearchBenchArgs};
@@ -52,6 +54,9 @@ pub enum Which {
     /// Paged playlist reads against GET /healthz, and two devices editing one playlist at
     /// once (no acknowledged add lost).
     Playlists(PlaylistBenchArgs),
+    /// The origin under abuse: log-in timing for existing against unknown users, slow-header
+    /// sockets against GET /healthz, resident memory during concurrent large uploads.
+    Abuse(AbuseBenchArgs),
 }
 
 /// Flags of `chorus bench ingest`.
@@ -153,6 +158,7 @@ pub fn run(which: Which) -> anyhow::Result<ExitCode> {
         Which::FirstAudio(args) => first_audio::run(&args),
         Which::Search(args) => platform::run_search(&args),
         Which::Playlists(args) => platform::run_playlists(&args),
+        Which::Abuse(args) => abuse::run(&args),
     }
 }
 

@@ -144,7 +144,20 @@ impl LocalOrigin {
     }
 
     pub(crate) async fn account(&self, username: &str, role: &str) -> anyhow::Result<String> {
-        self.post("/v1/accounts", None, json!({"username": username, "password": "benchmark password", "region": "SE", "role": role, "tier": "premium"})).await?;
+        // Made as the operator does: role and tier are not the caller's to choose.
+        let role = match role {
+            "artist" => origin::store::Role::Artist,
+            _ => origin::store::Role::Listener,
+        };
+        let account = origin::api::new_account(
+            username,
+            "benchmark password",
+            "SE",
+            role,
+            origin::store::Tier::Premium,
+        )
+        .map_err(|error| anyhow::anyhow!("{}", error.code()))?;
+        self._running.store().create_account(&account)?;
         let tokens = self
             .post(
                 "/v1/sessions",

@@ -447,8 +447,7 @@ async fn call(
 
 async fn login(http: &reqwest::Client, base: &str, username: &str) -> anyhow::Result<String> {
     let password = "correct horse battery";
-    let body =
-        json!({"username": username, "password": password, "region": "SE", "role": "listener"});
+    let body = json!({"username": username, "password": password});
     call(
         http,
         reqwest::Method::POST,

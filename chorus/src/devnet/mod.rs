@@ -397,24 +397,11 @@ async fn post_json(
     Ok((status, response.json().await.unwrap_or(Value::Null)))
 }
 
-/// Creates (or reuses) an account and logs in; returns the access token.
-async fn account(
-    http: &reqwest::Client,
-    base: &str,
-    username: &str,
-    region: &str,
-    role: &str,
-) -> anyhow::Result<String> {
-    let (status, body) = post_json(
-        http,
-        format!("{base}/v1/accounts"),
-        None,
-        json!({"username": username, "password": PASSWORD, "region": region, "role": role, "tier": "premium"}),
-    )
-    .await?;
-    if !status.is_success() && status != reqwest::StatusCode::CONFLICT {
-        bail!("creating account {username}: {status} {body}");
-    }
+/// The admin account the devnet operates the origin with (made on the stopped origin's data).
+const OPERATOR: &str = "devnet_operator";
+
+/// Logs in `username`; returns the access token.
+async fn log_in(http: &reqwest::Client, base: &str, username: &str) -> anyhow::Result<String> {
     let (status, body) = post_json(
         http,
         format!("{base}/v1/sessions"),
@@ -431,11 +418,46 @@ async fn account(
         .to_string())
 }
 
+/// Creates (or reuses) an account as a stranger would (sign-up), has the operator give it its
+/// role, the premium tier and its region, and logs in; returns the access token.
+async fn account(
+    http: &reqwest::Client,
+    base: &str,
+    operator: &str,
+    username: &str,
+    region: &str,
+    role: &str,
+) -> anyhow::Result<String> {
+    let (status, body) = post_json(
+        http,
+        format!("{base}/v1/accounts"),
+        None,
+        json!({"username": username, "password": PASSWORD}),
+    )
+    .await?;
+    if !status.is_success() && status != reqwest::StatusCode::CONFLICT {
+        bail!("creating account {username}: {status} {body}");
+    }
+    let response = http
+        .patch(format!("{base}/v1/admin/accounts/{username}"))
+        .bearer_auth(operator)
+        .json(&json!({"role": role, "tier": "premium", "region": region}))
+        .send()
+        .await?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        bail!("setting up account {username}: {status} {body}");
+    }
+    log_in(http, base, username).await
+}
+
 /// Ingests the sample catalog (or finds it from an earlier run).
 async fn catalog(
     args: &DevnetArgs,
     http: &reqwest::Client,
     base: &str,
+    operator: &str,
     path: &Path,
 ) -> anyhow::Result<Catalog> {
     if let Ok(text) = std::fs::read_to_string(path)
@@ -447,7 +469,7 @@ async fn catalog(
     {
         return Ok(found);
     }
-    let artist = account(http, base, "devnet_artist", REGIONS[0], "artist").await?;
+    let artist = account(http, base, operator, "devnet_artist", REGIONS[0], "artist").await?;
     let bar = indicatif::ProgressBar::new(u64::from(args.tracks));
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -555,10 +577,22 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(&origin_data)?;
 
-    // Super-node accounts are made by the operator, on the stopped origin's data.
+    // The operator's admin account and the super-node accounts are made on the stopped
+    // origin's data, as `chorus admin` does.
     let origin_id = origin::server::origin_identity(&origin_data)?.node_id();
     {
         let store = crate::origin_cmd::open_store(&origin_data)?;
+        if store.account_by_username(OPERATOR)?.is_none() {
+            let account = origin::api::new_account(
+                OPERATOR,
+                PASSWORD,
+                REGIONS[0],
+                origin::store::Role::Admin,
+                origin::store::Tier::Premium,
+            )
+            .map_err(|_| anyhow::anyhow!("could not hash a password"))?;
+            store.create_account(&account)?;
+        }
         for index in 0..args.super_nodes as usize {
             let username = format!("devnet_sn{index}");
             if store.account_by_username(&username)?.is_none() {
@@ -790,8 +824,9 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
         .build()?;
     let setup_interrupted =
         || anyhow::anyhow!("interrupted while setting up; every process was stopped");
+    let operator = log_in(&http, &setup.base, OPERATOR).await?;
     let catalog = tokio::select! {
-        catalog = catalog(args, &http, &setup.base, &setup.catalog_path) => catalog?,
+        catalog = catalog(args, &http, &setup.base, &operator, &setup.catalog_path) => catalog?,
         () = setup.interrupt.cancelled() => return Err(setup_interrupted()),
     };
 
@@ -858,12 +893,13 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
     eprintln!("devnet: logging in {} listeners", args.listeners);
     let mut logins = tokio::task::JoinSet::new();
     for index in 0..args.listeners as usize {
-        let (http, base) = (http.clone(), setup.base.clone());
+        let (http, base, operator) = (http.clone(), setup.base.clone(), operator.clone());
         let region = REGIONS[index % regions];
         logins.spawn(async move {
             let token = account(
                 &http,
                 &base,
+                &operator,
                 &format!("devnet_l{index}"),
                 region,
                 "listener",

@@ -1,0 +1,471 @@
+//! `chorus bench abuse`: the origin under the abuse a public server meets, each part against
+//! a baseline measured in the same run.
+//!
+//! - **login**: log-in latency for an existing user with a wrong password against an unknown
+//!   user (what a username prober compares), alternating, medians and their ratio.
+//! - **slow**: sockets that open and then send nothing, or half a request header, against
+//!   `GET /healthz` latency measured before and while they are open; how long each stays open
+//!   (the header timeout should close it).
+//! - **uploads**: the origin's resident memory (a separate process, read from /proc) while
+//!   several large uploads stream in at once, against its idle resident memory.
+//!
+//! The origin runs as a child `chorus origin` process on loopback in a temporary directory.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use clap::Args;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{median, percentile, print_table, progress, progress_done};
+
+/// Flags of `chorus bench abuse`.
+#[derive(Debug, Args)]
+pub struct AbuseBenchArgs {
+    /// Print one JSON object on the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Log-ins timed per side (existing user, unknown user), alternating.
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(2..=10_000))]
+    pub logins: u32,
+    /// Slow sockets held open at once.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub sockets: u32,
+    /// Concurrent uploads (one artist each).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub uploads: u32,
+    /// Size of each upload, MiB of WAV audio.
+    #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub upload_mib: u32,
+    /// Parts to run: login, slow, uploads (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "login,slow,uploads")]
+    pub parts: Vec<String>,
+}
+
+const PASSWORD: &str = "benchmark password";
+
+struct OriginProcess {
+    child: Child,
+    base: String,
+    addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for OriginProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl OriginProcess {
+    fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let config = dir.path().join("origin.toml");
+        // Rate limits off for the load itself (they are not what is measured); artists sign up.
+        std::fs::write(
+            &config,
+            "artist_signup = true\nupload_bytes_max = 2147483648\n[rate_limits]\n\
+             unauthenticated = { per_minute = 1000000, burst = 1000000 }\n\
+             ip = { per_minute = 1000000, burst = 1000000 }\n",
+        )?;
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("origin")
+            .arg("--config")
+            .arg(&config)
+            .args(["--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--data"])
+            .arg(dir.path().join("data"))
+            .env("CHORUS_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting chorus origin")?;
+        let mut base = None;
+        for line in BufReader::new(child.stdout.take().context("stdout")?).lines() {
+            let line = line?;
+            if let Some(url) = line.trim().strip_prefix("http") {
+                base = Some(url.trim().to_string());
+            }
+            if line.starts_with("ready") {
+                break;
+            }
+        }
+        let base = base.context("the origin did not start")?;
+        let addr = base
+            .trim_start_matches("http://")
+            .parse()
+            .context("the origin's address")?;
+        Ok(Self {
+            child,
+            base,
+            addr,
+            _dir: dir,
+        })
+    }
+
+    /// Resident memory now and at its peak, MiB (Linux /proc).
+    fn rss_mib(&self) -> anyhow::Result<(f64, f64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .context("reading the origin's /proc status (Linux only)")?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|kib| kib.parse::<f64>().ok())
+                .map(|kib| kib / 1024.0)
+        };
+        Ok((
+            field("VmRSS:").context("VmRSS")?,
+            field("VmHWM:").context("VmHWM")?,
+        ))
+    }
+}
+
+async fn post(http: &reqwest::Client, url: String, body: Value) -> anyhow::Result<(u16, Value)> {
+    let response = http.post(url).json(&body).send().await?;
+    let status = response.status().as_u16();
+    Ok((status, response.json().await.unwrap_or(Value::Null)))
+}
+
+/// Runs the benchmark.
+pub fn run(args: &AbuseBenchArgs) -> anyhow::Result<std::process::ExitCode> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(run_async(args))
+}
+
+async fn run_async(args: &AbuseBenchArgs) -> anyhow::Result<std::process::ExitCode> {
+    let origin = OriginProcess::start()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let mut summary = json!({});
+    let wants = |part: &str| args.parts.iter().any(|wanted| wanted == part);
+    if wants("login") {
+        summary["login"] = logins(&origin, &http, args.logins).await?;
+    }
+    if wants("slow") {
+        summary["slow"] = slow_sockets(&origin, &http, args.sockets).await?;
+    }
+    if wants("uploads") {
+        summary["uploads"] = uploads(&origin, &http, args.uploads, args.upload_mib).await?;
+    }
+    if args.json {
+        println!("{summary}");
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn logins(
+    origin: &OriginProcess,
+    http: &reqwest::Client,
+    rounds: u32,
+) -> anyhow::Result<Value> {
+    let (status, body) = post(
+        http,
+        format!("{}/v1/accounts", origin.base),
+        json!({"username": "bench_known", "password": PASSWORD}),
+    )
+    .await?;
+    ensure!(status == 201, "sign-up: {status} {body}");
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    let mut correct = Vec::new();
+    for round in 0..rounds {
+        progress(&format!("login: round {}/{rounds}", round + 1));
+        for (username, password, into) in [
+            ("bench_known", "a wrong password", &mut known),
+            ("bench_nobody", "a wrong password", &mut unknown),
+            ("bench_known", PASSWORD, &mut correct),
+        ] {
+            let started = Instant::now();
+            let (status, _) = post(
+                http,
+                format!("{}/v1/sessions", origin.base),
+                json!({"username": username, "password": password}),
+            )
+            .await?;
+            let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            ensure!(
+                status == 401 || (status == 200 && password == PASSWORD),
+                "log-in as {username}: {status}"
+            );
+            into.push(elapsed_ms);
+        }
+    }
+    progress_done();
+    let (known_ms, unknown_ms, correct_ms) = (
+        median(&mut known),
+        median(&mut unknown),
+        median(&mut correct),
+    );
+    let ratio = known_ms.max(unknown_ms) / known_ms.min(unknown_ms);
+    print_table(
+        "log-in latency, medians (wrong password: the prober's view)",
+        &[
+            ("existing user, wrong password", format!("{known_ms:.1} ms")),
+            ("unknown user", format!("{unknown_ms:.1} ms")),
+            (
+                "ratio (larger / smaller)",
+                format!("{ratio:.3} (target <= 1.2)"),
+            ),
+            (
+                "existing user, right password",
+                format!("{correct_ms:.1} ms"),
+            ),
+        ],
+    );
+    Ok(json!({
+        "known_wrong_ms_p50": known_ms,
+        "unknown_ms_p50": unknown_ms,
+        "ratio": ratio,
+        "known_right_ms_p50": correct_ms,
+        "rounds": rounds,
+    }))
+}
+
+/// `GET /healthz` latencies (ms) of `count` requests on fresh connections.
+async fn healthz_ms(base: &str, count: u32) -> anyhow::Result<(Vec<f64>, u32)> {
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    for _ in 0..count {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(0)
+            .build()?;
+        let started = Instant::now();
+        match client.get(format!("{base}/healthz")).send().await {
+            Ok(response) if response.status().is_success() => {
+                latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            _ => failures += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok((latencies, failures))
+}
+
+async fn slow_sockets(
+    origin: &OriginProcess,
+    _http: &reqwest::Client,
+    count: u32,
+) -> anyhow::Result<Value> {
+    let (idle, _) = healthz_ms(&origin.base, 50).await?;
+    progress(&format!("slow: opening {count} sockets"));
+    let opened = Instant::now();
+    let mut sockets = tokio::task::JoinSet::new();
+    for index in 0..count {
+        let addr = origin.addr;
+        sockets.spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+            if index % 2 == 1 {
+                // Half a request header, then silence.
+                stream
+                    .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                    .await
+                    .ok()?;
+            }
+            let started = Instant::now();
+            let mut byte = [0u8; 1];
+            // Closed by the server: EOF or a reset; give up after a minute.
+            let _ = tokio::time::timeout(Duration::from_secs(60), async {
+                loop {
+                    match stream.read(&mut byte).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            })
+            .await;
+            Some(started.elapsed().as_secs_f64())
+        });
+    }
+    // The service while they are open.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    progress(&format!("slow: {count} sockets open; timing /healthz"));
+    let (busy, failures) = healthz_ms(&origin.base, 50).await?;
+    let mut closed_s = Vec::new();
+    let mut never_opened = 0;
+    while let Some(joined) = sockets.join_next().await {
+        match joined.ok().flatten() {
+            Some(seconds) => closed_s.push(seconds),
+            None => never_opened += 1,
+        }
+    }
+    progress_done();
+    closed_s.sort_by(f64::total_cmp);
+    let still_open_after_60s = closed_s.iter().filter(|&&seconds| seconds >= 59.0).count();
+    let p = |values: &[f64], q: f64| percentile(values, q);
+    print_table(
+        &format!("{count} slow sockets (half silent, half a partial header)"),
+        &[
+            (
+                "closed by the origin after, p50",
+                format!("{:.1} s", p(&closed_s, 50.0)),
+            ),
+            (
+                "closed by the origin after, max",
+                format!("{:.1} s", p(&closed_s, 100.0)),
+            ),
+            ("still open after 60 s", still_open_after_60s.to_string()),
+            ("could not connect", never_opened.to_string()),
+            (
+                "/healthz before, p50 / p99",
+                format!("{:.2} / {:.2} ms", p(&idle, 50.0), p(&idle, 99.0)),
+            ),
+            (
+                "/healthz while open, p50 / p99",
+                format!("{:.2} / {:.2} ms", p(&busy, 50.0), p(&busy, 99.0)),
+            ),
+            ("/healthz failures while open", failures.to_string()),
+            ("total", format!("{:.1} s", opened.elapsed().as_secs_f64())),
+        ],
+    );
+    Ok(json!({
+        "sockets": count,
+        "closed_s_p50": p(&closed_s, 50.0),
+        "closed_s_max": p(&closed_s, 100.0),
+        "still_open_after_60s": still_open_after_60s,
+        "connect_failures": never_opened,
+        "healthz_idle_ms_p50": p(&idle, 50.0),
+        "healthz_idle_ms_p99": p(&idle, 99.0),
+        "healthz_busy_ms_p50": p(&busy, 50.0),
+        "healthz_busy_ms_p99": p(&busy, 99.0),
+        "healthz_failures": failures,
+    }))
+}
+
+async fn uploads(
+    origin: &OriginProcess,
+    http: &reqwest::Client,
+    count: u32,
+    mib: u32,
+) -> anyhow::Result<Value> {
+    // One WAV of `mib` MiB on disk, streamed by every uploader.
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("upload.wav");
+    let frames = u64::from(mib) * 1024 * 1024 / 4;
+    let seconds = frames as f64 / 44_100.0;
+    progress(&format!(
+        "uploads: writing a {mib} MiB WAV ({seconds:.0} s of audio)"
+    ));
+    std::fs::write(&path, origin::synth::wav(1, seconds, 44_100, 2))?;
+    let size = std::fs::metadata(&path)?.len();
+    let mut tokens = Vec::new();
+    for index in 0..count {
+        let username = format!("bench_artist_{index}");
+        let (status, body) = post(
+            http,
+            format!("{}/v1/accounts", origin.base),
+            json!({"username": username, "password": PASSWORD, "role": "artist"}),
+        )
+        .await?;
+        ensure!(status == 201, "sign-up: {status} {body}");
+        let (status, body) = post(
+            http,
+            format!("{}/v1/sessions", origin.base),
+            json!({"username": username, "password": PASSWORD}),
+        )
+        .await?;
+        ensure!(status == 200, "log-in: {status} {body}");
+        tokens.push(body["access_token"].as_str().context("token")?.to_string());
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (idle_mib, idle_peak_mib) = origin.rss_mib()?;
+    let started = Instant::now();
+    let mut jobs = tokio::task::JoinSet::new();
+    for (index, token) in tokens.into_iter().enumerate() {
+        let (http, base, path) = (http.clone(), origin.base.clone(), path.clone());
+        jobs.spawn(async move {
+            let file = tokio::fs::File::open(&path).await?;
+            let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+            let part = reqwest::multipart::Part::stream_with_length(
+                reqwest::Body::wrap_stream(stream),
+                size,
+            )
+            .file_name("upload.wav");
+            let form = reqwest::multipart::Form::new().part("file", part).text(
+                "metadata",
+                json!({"title": format!("Upload {index}"), "artist": "Bench"}).to_string(),
+            );
+            let response = http
+                .post(format!("{base}/v1/tracks"))
+                .bearer_auth(token)
+                .timeout(Duration::from_secs(3600))
+                .multipart(form)
+                .send()
+                .await?;
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap_or_default();
+            anyhow::Ok((status, text))
+        });
+    }
+    let mut peak_mib = idle_mib;
+    let mut finished = Vec::new();
+    while !jobs.is_empty() {
+        tokio::select! {
+            joined = jobs.join_next() => {
+                if let Some(joined) = joined {
+                    finished.push(joined.context("upload task")??);
+                }
+            }
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        let (now_mib, _) = origin.rss_mib()?;
+        peak_mib = peak_mib.max(now_mib);
+        progress(&format!(
+            "uploads: {}/{count} done, origin RSS {now_mib:.0} MiB (idle {idle_mib:.0}), {:.0} s",
+            finished.len(),
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    progress_done();
+    let (_, hwm_mib) = origin.rss_mib()?;
+    let failed: Vec<_> = finished
+        .iter()
+        .filter(|(status, _)| *status != 201)
+        .collect();
+    if let Some((status, text)) = failed.first() {
+        bail!(
+            "{} of {count} uploads failed, e.g. {status} {text}",
+            failed.len()
+        );
+    }
+    let growth = peak_mib - idle_mib;
+    let growth_hwm = hwm_mib - idle_peak_mib.max(idle_mib);
+    print_table(
+        &format!("{count} concurrent uploads of {mib} MiB"),
+        &[
+            ("origin RSS idle", format!("{idle_mib:.0} MiB")),
+            (
+                "origin RSS peak (sampled every 100 ms)",
+                format!("{peak_mib:.0} MiB"),
+            ),
+            (
+                "growth over idle",
+                format!("{growth:.0} MiB (target <= 150)"),
+            ),
+            (
+                "growth of the high-water mark",
+                format!("{growth_hwm:.0} MiB"),
+            ),
+            (
+                "all ingested in",
+                format!("{:.1} s", started.elapsed().as_secs_f64()),
+            ),
+        ],
+    );
+    Ok(json!({
+        "uploads": count,
+        "upload_mib": mib,
+        "rss_idle_mib": idle_mib,
+        "rss_peak_mib": peak_mib,
+        "rss_growth_mib": growth,
+        "rss_hwm_growth_mib": growth_hwm,
+        "seconds": started.elapsed().as_secs_f64(),
+    }))
+}
