@@ -20,12 +20,18 @@
 //!   without a rendition, an expiry or a slot reuse invalidates old pairs in O(1), and they
 //!   are pruned when next touched or by [`Tracker::expire`].
 //!
+//! - **Report budgets**: at most [`REPORT_ACCOUNTS_MAX`] accounts' hourly counts (~2.6 MiB).
+//!
 //! Worst case: `peers_max × (~180 + 8 × 32) + renditions_max × (~80 + 20 × 16)` bytes; with
 //! the defaults (1 M peers, 2 M renditions) about 1.2 GiB, far above what a real swarm
 //! reaches, and typical load is measured by `chorus bench tracker` (bytes per
 //! (peer, rendition) entry).
 //!
 //! # Ranking
+//!
+//! Spare upload capacity is self-declared, so it is capped
+//! ([`TrackerConfig::client_spare_kbps_max`], [`TrackerConfig::super_node_spare_kbps_max`])
+//! before it ranks anything: a liar ranks no higher than an honest fast peer.
 //!
 //! A query returns at most `min(want, peers_returned_max)` peers out of the rendition's most
 //! recent holders: never the asker, never a quarantined peer, never a peer outside the track's
@@ -75,6 +81,13 @@ pub struct TrackerConfig {
     pub quarantine_ms: u64,
     /// How long a computed popularity list is reused.
     pub popular_refresh_ms: u64,
+    /// Reports one account may file per hour; more are refused (`Overloaded`).
+    pub reports_per_account_per_hour: u32,
+    /// The highest spare upload capacity a client may claim for ranking (kbps); more ranks
+    /// as this. Self-declared figures are never taken uncapped.
+    pub client_spare_kbps_max: u32,
+    /// The same for super-nodes.
+    pub super_node_spare_kbps_max: u32,
 }
 
 impl Default for TrackerConfig {
@@ -90,12 +103,20 @@ impl Default for TrackerConfig {
             strikes_to_quarantine: 3,
             quarantine_ms: 600_000,
             popular_refresh_ms: 10_000,
+            reports_per_account_per_hour: 60,
+            client_spare_kbps_max: 20_000,
+            super_node_spare_kbps_max: 10_000_000,
         }
     }
 }
 
-/// Distinct reporters remembered per peer.
+/// Distinct reporters (accounts) remembered per peer.
 const REPORTERS_KEPT: usize = 4;
+
+/// Accounts whose report budget is tracked at once (~40 bytes each with the map's overhead:
+/// ~2.6 MiB). When full, finished windows are dropped; if none has finished, reports from
+/// accounts not yet tracked are refused until one does.
+pub const REPORT_ACCOUNTS_MAX: usize = 65_536;
 
 /// Peer records a query reads up front: the default `peers_returned_max` (10), one more in
 /// case the asker is among the best, and a few spares for pairs gone stale. Past this window
@@ -205,6 +226,8 @@ pub struct TrackerStats {
     pub quarantined: u64,
     /// Renditions not recorded because the rendition map was full.
     pub renditions_dropped: u64,
+    /// Reports about a peer that was not a current holder of the rendition (no effect).
+    pub reports_ignored: u64,
 }
 
 /// The tracker's state. See the module docs for bounds and ranking.
@@ -222,6 +245,8 @@ pub struct Tracker {
     stats: TrackerStats,
     popular: Vec<PopularEntry>,
     popular_at_ms: Option<u64>,
+    /// Per account: the start of its current hour and the reports filed in it.
+    report_budgets: HashMap<protocol::AccountId, (u64, u32), Hasher>,
 }
 
 fn refuse(code: ErrorCode, message: impl Into<String>) -> WireError {
@@ -257,8 +282,9 @@ fn check_covers(claims: &LicenseClaims, rendition: &RenditionId) -> Result<(), W
     }
 }
 
-fn fingerprint(node: &NodeId) -> u32 {
-    let bytes = node.as_bytes();
+/// A reporter's mark: its account (ids are the origin's random draws, not chosen by peers).
+fn fingerprint(account: &protocol::AccountId) -> u32 {
+    let bytes = &account.0;
     // Never 0, which marks an empty reporter cell.
     u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) | 1
 }
@@ -278,6 +304,7 @@ impl Tracker {
             stats: TrackerStats::default(),
             popular: Vec::new(),
             popular_at_ms: None,
+            report_budgets: HashMap::default(),
         }
     }
 
@@ -391,7 +418,11 @@ impl Tracker {
         // A live peer re-announcing the same set only refreshes its soft state: its holder
         // pairs stay valid (their sequence number is the set's), so the maps are not touched.
         let hasher = self.renditions.hasher();
-        let rank = rank_bits(announce.role, announce.upload_spare_kbps);
+        let spare_kbps = announce.upload_spare_kbps.min(match announce.role {
+            NodeRole::SuperNode => self.config.super_node_spare_kbps_max,
+            _ => self.config.client_spare_kbps_max,
+        });
+        let rank = rank_bits(announce.role, spare_kbps);
         let fingerprint = announce.renditions.iter().fold(
             hasher.hash_one((announce.renditions.len(), claims.region, rank)),
             |sum, rendition| sum.wrapping_add(hasher.hash_one(rendition)),
@@ -400,7 +431,7 @@ impl Tracker {
         // The signed region, not the claimed one (they were checked equal).
         hot.region = claims.region;
         hot.role = announce.role;
-        hot.spare_kbps = announce.upload_spare_kbps;
+        hot.spare_kbps = spare_kbps;
         hot.expires_ms = now_ms.saturating_add(self.config.announce_ttl_ms);
         cold.addr = announce.addrs.first().copied();
         let more = announce.addrs.get(1..).unwrap_or_default();
@@ -649,11 +680,16 @@ impl Tracker {
         Ok(())
     }
 
-    /// Takes `report` from `reporter` (verified license `claims`): the reported peer loses its
-    /// entry for the rendition at once, and reports from
-    /// [`TrackerConfig::strikes_to_quarantine`] distinct reporters quarantine it. Distinct
-    /// reporters are required because the tracker cannot check a report: one client must not
-    /// be able to evict an honest peer on its own.
+    /// Takes `report` from `reporter` (verified license `claims`). The tracker cannot check a
+    /// report, so it weighs it:
+    ///
+    /// - it counts only against a peer that is a current holder of the rendition (anything
+    ///   else is ignored: a stranger cannot strike peers it was never sent to);
+    /// - the reported peer loses its entry for the rendition at once;
+    /// - reporters are counted by **account**, not node id, and reports from
+    ///   [`TrackerConfig::strikes_to_quarantine`] distinct accounts quarantine the peer, so one
+    ///   account with many node ids cannot evict an honest peer;
+    /// - each account may file [`TrackerConfig::reports_per_account_per_hour`] reports.
     pub fn report(
         &mut self,
         now: UnixMillis,
@@ -663,18 +699,34 @@ impl Tracker {
     ) -> Result<(), WireError> {
         if let Err(error) = check_claims(reporter, claims, now)
             .and_then(|()| check_covers(claims, &report.rendition))
+            .and_then(|()| self.spend_report(now.0, &claims.account))
         {
             return self.refused(error);
         }
+        self.stats.reports += 1;
         let Some(&slot) = self.by_node.get(&report.peer) else {
-            self.stats.reports += 1;
+            self.stats.reports_ignored += 1;
             return Ok(());
         };
-        if let Some(entry) = self.renditions.get_mut(&report.rendition) {
-            entry.holders.retain(|held| held.slot != slot);
+        let hot = &self.hot;
+        let held = self
+            .renditions
+            .get_mut(&report.rendition)
+            .and_then(|entry| {
+                let at = entry.holders.iter().position(|held| {
+                    held.slot == slot
+                        && hot
+                            .get(slot as usize)
+                            .is_some_and(|peer| peer.holds(held, now.0))
+                })?;
+                Some(entry.holders.remove(at))
+            });
+        if held.is_none() {
+            self.stats.reports_ignored += 1;
+            return Ok(());
         }
         let (hot, cold) = (&mut self.hot[slot as usize], &mut self.cold[slot as usize]);
-        let mark = fingerprint(reporter);
+        let mark = fingerprint(&claims.account);
         if !cold.reporters.contains(&mark) {
             cold.reporters.rotate_right(1);
             cold.reporters[0] = mark;
@@ -686,7 +738,39 @@ impl Tracker {
             cold.reporters = [0; REPORTERS_KEPT];
             self.stats.quarantined += 1;
         }
-        self.stats.reports += 1;
+        Ok(())
+    }
+
+    /// Takes one report from `account`'s hourly budget.
+    fn spend_report(
+        &mut self,
+        now_ms: u64,
+        account: &protocol::AccountId,
+    ) -> Result<(), WireError> {
+        const HOUR_MS: u64 = 3_600_000;
+        if !self.report_budgets.contains_key(account)
+            && self.report_budgets.len() >= REPORT_ACCOUNTS_MAX
+        {
+            self.report_budgets
+                .retain(|_, (start, _)| now_ms.saturating_sub(*start) < HOUR_MS);
+            if self.report_budgets.len() >= REPORT_ACCOUNTS_MAX {
+                return Err(refuse(
+                    ErrorCode::Overloaded,
+                    "too many reporters: retry later",
+                ));
+            }
+        }
+        let (start, count) = self.report_budgets.entry(*account).or_insert((now_ms, 0));
+        if now_ms.saturating_sub(*start) >= HOUR_MS {
+            (*start, *count) = (now_ms, 0);
+        }
+        if *count >= self.config.reports_per_account_per_hour {
+            return Err(refuse(
+                ErrorCode::Overloaded,
+                "this account has used its reports for the hour",
+            ));
+        }
+        *count += 1;
         Ok(())
     }
 
@@ -749,6 +833,8 @@ impl Tracker {
     /// peers removed. Drivers call it every few seconds; it walks the whole state.
     pub fn expire(&mut self, now: UnixMillis) -> usize {
         let now_ms = now.0;
+        self.report_budgets
+            .retain(|_, (start, _)| now_ms.saturating_sub(*start) < 3_600_000);
         let mut removed = 0;
         for (slot, (peer, cold)) in self.hot.iter_mut().zip(&mut self.cold).enumerate() {
             if peer.seq != 0 && peer.expires_ms <= now_ms && peer.quarantined_until_ms <= now_ms {

@@ -70,11 +70,33 @@ impl World {
         scope: LicenseScope,
         markets: &[&str],
     ) -> LicenseToken {
+        // One account per node unless a test says otherwise (see `token_for`).
+        let mut account = [0u8; 16];
+        account.copy_from_slice(&node.0[..16]);
+        self.token_for(
+            signer,
+            node,
+            AccountId(account),
+            region_code,
+            scope,
+            markets,
+        )
+    }
+
+    fn token_for(
+        &self,
+        signer: &Identity,
+        node: NodeId,
+        account: AccountId,
+        region_code: &str,
+        scope: LicenseScope,
+        markets: &[&str],
+    ) -> LicenseToken {
         let now = self.now();
         let claims = LicenseClaims {
             version: LICENSE_VERSION,
             issuer: signer.node_id(),
-            account: AccountId([7; 16]),
+            account,
             node,
             region: region(region_code),
             scope,
@@ -429,50 +451,78 @@ fn announce_floods_are_refused_and_capacity_is_bounded() {
     acked(world.announce(&late, "SE", NodeRole::Client, &[], 1));
 }
 
-#[test]
-fn reports_drop_the_entry_and_distinct_reporters_quarantine_the_peer() {
-    let mut world = World::new(TrackerConfig::default());
-    let r = rendition(6);
-    let liar = world.node();
-    acked(world.announce(&liar, "SE", NodeRole::Client, &[r, rendition(7)], 100));
-    let report = |world: &World, reporter: &Identity| {
-        let license = world.play(reporter.node_id(), "SE", &[], r);
-        world.tracker.answer(
-            reporter.node_id(),
-            &Request::Report(PeerReport {
-                peer: liar.node_id(),
-                rendition: r,
-                reason: ReportReason::Missing,
-                license,
-            }),
-        )
+/// A report of `peer` for `r` from `reporter` under `account`.
+fn report_as(
+    world: &World,
+    reporter: &Identity,
+    account: AccountId,
+    peer: NodeId,
+    r: RenditionId,
+) -> Response {
+    let scope = LicenseScope::Play {
+        renditions: vec![r],
     };
+    let license = world.token_for(&world.origin, reporter.node_id(), account, "SE", scope, &[]);
+    world.tracker.answer(
+        reporter.node_id(),
+        &Request::Report(PeerReport {
+            peer,
+            rendition: r,
+            reason: ReportReason::Missing,
+            license,
+        }),
+    )
+}
+
+#[test]
+fn reports_drop_the_entry_and_distinct_accounts_quarantine_the_peer() {
+    let mut world = World::new(TrackerConfig::default());
+    let renditions: Vec<RenditionId> = (6..=11).map(rendition).collect();
+    let liar = world.node();
+    acked(world.announce(&liar, "SE", NodeRole::Client, &renditions, 100));
     let first = world.node();
-    assert_eq!(report(&world, &first), Response::Reported);
-    assert!(
-        world.query(&first, "SE", &[], r).peers.is_empty(),
-        "entry dropped"
+    let account = |n: u8| AccountId([n; 16]);
+    assert_eq!(
+        report_as(&world, &first, account(1), liar.node_id(), renditions[0]),
+        Response::Reported
     );
-    // Still listed for the other rendition, and one reporter repeating itself changes nothing.
-    assert_eq!(world.query(&first, "SE", &[], rendition(7)).peers.len(), 1);
-    for _ in 0..5 {
-        assert_eq!(report(&world, &first), Response::Reported);
-    }
-    assert_eq!(world.query(&first, "SE", &[], rendition(7)).peers.len(), 1);
-    // Two more distinct reporters: quarantined everywhere, re-announces refused.
-    for _ in 0..2 {
-        let reporter = world.node();
-        assert_eq!(report(&world, &reporter), Response::Reported);
-    }
     assert!(
         world
-            .query(&first, "SE", &[], rendition(7))
+            .query(&first, "SE", &[], renditions[0])
+            .peers
+            .is_empty(),
+        "entry dropped"
+    );
+    // One account reporting again from other node ids drops those entries but adds no
+    // strike: the peer is still listed for the rest.
+    for r in &renditions[1..3] {
+        let sybil = world.node();
+        assert_eq!(
+            report_as(&world, &sybil, account(1), liar.node_id(), *r),
+            Response::Reported
+        );
+    }
+    assert_eq!(world.query(&first, "SE", &[], renditions[3]).peers.len(), 1);
+    assert_eq!(world.tracker.snapshot().0.quarantined, 0);
+    // Two more distinct accounts: quarantined everywhere, re-announces refused.
+    for n in 2..=3u8 {
+        let reporter = world.node();
+        let r = renditions[usize::from(n) + 1];
+        assert_eq!(
+            report_as(&world, &reporter, account(n), liar.node_id(), r),
+            Response::Reported
+        );
+    }
+    assert_eq!(world.tracker.snapshot().0.quarantined, 1);
+    assert!(
+        world
+            .query(&first, "SE", &[], renditions[5])
             .peers
             .is_empty()
     );
     world.advance(2_000);
     assert_eq!(
-        error_code(world.announce(&liar, "SE", NodeRole::Client, &[r], 100)),
+        error_code(world.announce(&liar, "SE", NodeRole::Client, &renditions, 100)),
         ErrorCode::Overloaded
     );
     // A report needs a license for the rendition.
@@ -482,12 +532,75 @@ fn reports_drop_the_entry_and_distinct_reporters_quarantine_the_peer() {
         stranger.node_id(),
         &Request::Report(PeerReport {
             peer: liar.node_id(),
-            rendition: r,
+            rendition: renditions[0],
             reason: ReportReason::BadChunk,
             license,
         }),
     );
     assert_eq!(error_code(response), ErrorCode::LicenseNotCovered);
+}
+
+#[test]
+fn reports_against_non_holders_count_for_nothing_and_are_budgeted() {
+    let mut world = World::new(TrackerConfig {
+        reports_per_account_per_hour: 5,
+        ..TrackerConfig::default()
+    });
+    let r = rendition(20);
+    let honest = world.node();
+    acked(world.announce(&honest, "SE", NodeRole::Client, &[rendition(21)], 100));
+    // Three accounts report a peer that never announced `r`: no strike, still listed.
+    for n in 1..=3 {
+        let reporter = world.node();
+        assert_eq!(
+            report_as(&world, &reporter, AccountId([n; 16]), honest.node_id(), r),
+            Response::Reported
+        );
+    }
+    let asker = world.node();
+    assert_eq!(world.query(&asker, "SE", &[], rendition(21)).peers.len(), 1);
+    assert_eq!(world.tracker.snapshot().0.quarantined, 0);
+    assert_eq!(world.tracker.snapshot().0.reports_ignored, 3);
+    // An account's budget runs out.
+    let spammer = world.node();
+    for _ in 0..5 {
+        assert_eq!(
+            report_as(&world, &spammer, AccountId([9; 16]), honest.node_id(), r),
+            Response::Reported
+        );
+    }
+    assert_eq!(
+        error_code(report_as(
+            &world,
+            &spammer,
+            AccountId([9; 16]),
+            honest.node_id(),
+            r
+        )),
+        ErrorCode::Overloaded
+    );
+    // An hour later it is back.
+    world.advance(3_600_000);
+    assert_eq!(
+        report_as(&world, &spammer, AccountId([9; 16]), honest.node_id(), r),
+        Response::Reported
+    );
+}
+
+#[test]
+fn self_declared_spare_capacity_is_capped() {
+    let mut world = World::new(TrackerConfig::default());
+    let r = rendition(30);
+    let liar = world.node();
+    let fast = world.node();
+    acked(world.announce(&liar, "SE", NodeRole::Client, &[r], u32::MAX));
+    world.advance(10);
+    acked(world.announce(&fast, "SE", NodeRole::Client, &[r], 20_000));
+    let asker = world.node();
+    let list = world.query(&asker, "SE", &[], r);
+    // Both rank in the capped bucket; the more recent announce comes first.
+    assert_eq!(list.peers[0].node, fast.node_id());
+    assert_eq!(list.peers[1].upload_spare_kbps, 20_000);
 }
 
 #[test]

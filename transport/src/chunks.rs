@@ -214,7 +214,7 @@ impl<S: ChunkSource> ChunkService<S> {
                 .await;
         }
         let _slot = match &self.upload {
-            Some(gate) => match gate.try_slot(request.priority) {
+            Some(gate) => match gate.try_slot(&peer, request.priority) {
                 Some(slot) => Some(slot),
                 None => {
                     return responder

@@ -41,6 +41,11 @@ pub struct Limits {
     pub send_window_bytes: u64,
     /// Connections accepted at once; more are refused.
     pub connections_max: usize,
+    /// Connections accepted at once from one address (an IPv6 client's /64 counts as one);
+    /// more are refused before their handshake costs anything.
+    pub connections_per_ip_max: usize,
+    /// Connections accepted at once from one node id (after the handshake proves it).
+    pub connections_per_node_max: usize,
     /// Connections kept in the dial pool; the oldest is closed beyond this.
     pub pool_connections_max: usize,
     /// Longest wait for any one frame or write.
@@ -61,6 +66,8 @@ impl Default for Limits {
             connection_receive_window_bytes: 16 * 1024 * 1024,
             send_window_bytes: 16 * 1024 * 1024,
             connections_max: 1024,
+            connections_per_ip_max: 128,
+            connections_per_node_max: 8,
             pool_connections_max: 256,
             read_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),

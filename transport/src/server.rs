@@ -1,8 +1,9 @@
 //! The serving side: accept connections, read one request per stream, hand it to a service.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -74,22 +75,124 @@ impl Responder {
 }
 
 /// Runs `service` on every connection `endpoint` accepts until the endpoint is closed.
-/// Connections beyond `limits.connections_max` are refused; streams per connection are capped
-/// by the transport (`limits.streams_concurrent_max`).
+/// Connections beyond `limits.connections_max` in all, `connections_per_ip_max` from one
+/// address (IPv6: one /64) or `connections_per_node_max` from one node id are refused;
+/// streams per connection are capped by the transport (`limits.streams_concurrent_max`).
 pub async fn serve<S: Service>(endpoint: Endpoint, service: Arc<S>) {
     let active = Arc::new(AtomicUsize::new(0));
+    let counts = Arc::new(ConnectionCounts::default());
     while let Some(incoming) = endpoint.quinn().accept().await {
-        if active.load(Ordering::Relaxed) >= endpoint.limits().connections_max {
+        let limits = endpoint.limits();
+        if active.load(Ordering::Relaxed) >= limits.connections_max {
             incoming.refuse();
             continue;
         }
+        let ip = address_key(incoming.remote_address().ip());
+        let Some(ip_guard) = counts.enter_ip(ip, limits.connections_per_ip_max) else {
+            tracing::debug!(%ip, "connection refused: too many from this address");
+            incoming.refuse();
+            continue;
+        };
         active.fetch_add(1, Ordering::Relaxed);
-        let (endpoint, service, active) = (endpoint.clone(), service.clone(), active.clone());
+        let (endpoint, service, active, counts) = (
+            endpoint.clone(),
+            service.clone(),
+            active.clone(),
+            counts.clone(),
+        );
         tokio::spawn(async move {
-            if let Err(error) = serve_connection(&endpoint, incoming, service).await {
+            if let Err(error) = serve_connection(&endpoint, incoming, service, &counts).await {
                 tracing::debug!(%error, "connection ended");
             }
+            drop(ip_guard);
             active.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// The address a connection is counted under: itself for IPv4, its /64 for IPv6.
+pub fn address_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => std::net::IpAddr::V4(v4),
+            None => std::net::IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
+        v4 => v4,
+    }
+}
+
+/// Open connections per address and per node id. Entries go when their count reaches zero,
+/// so each map holds at most `connections_max` entries.
+#[derive(Debug, Default)]
+struct ConnectionCounts {
+    by_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
+    by_node: Mutex<HashMap<NodeId, usize>>,
+}
+
+/// One counted connection; uncounted when dropped.
+struct Counted<'a, K: std::hash::Hash + Eq + Copy> {
+    map: &'a Mutex<HashMap<K, usize>>,
+    key: K,
+}
+
+impl<K: std::hash::Hash + Eq + Copy> Drop for Counted<'_, K> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|poison| poison.into_inner());
+        if let Some(count) = map.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+fn enter<K: std::hash::Hash + Eq + Copy>(
+    map: &Mutex<HashMap<K, usize>>,
+    key: K,
+    max: usize,
+) -> Option<Counted<'_, K>> {
+    let mut counts = map.lock().unwrap_or_else(|poison| poison.into_inner());
+    let count = counts.entry(key).or_insert(0);
+    if *count >= max.max(1) {
+        return None;
+    }
+    *count += 1;
+    Some(Counted { map, key })
+}
+
+impl ConnectionCounts {
+    /// Counts a connection from `ip`, unless `max` are open from it already.
+    fn enter_ip(self: &Arc<Self>, ip: std::net::IpAddr, max: usize) -> Option<IpCounted> {
+        let mut counts = self
+            .by_ip
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= max.max(1) {
+            return None;
+        }
+        *count += 1;
+        Some(IpCounted {
+            counts: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// A connection counted under its address, held across the connection's task.
+struct IpCounted {
+    counts: Arc<ConnectionCounts>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for IpCounted {
+    fn drop(&mut self) {
+        drop(Counted {
+            map: &self.counts.by_ip,
+            key: self.ip,
         });
     }
 }
@@ -98,12 +201,26 @@ async fn serve_connection<S: Service>(
     endpoint: &Endpoint,
     incoming: quinn::Incoming,
     service: Arc<S>,
+    counts: &ConnectionCounts,
 ) -> Result<(), TransportError> {
     let timeout = endpoint.limits().connect_timeout;
     let connection = tokio::time::timeout(timeout, incoming.accept()?)
         .await
         .map_err(|_| TransportError::Timeout(timeout))??;
     let peer = peer_node_id(&connection)?;
+    let Some(_node_guard) = enter(
+        &counts.by_node,
+        peer,
+        endpoint.limits().connections_per_node_max,
+    ) else {
+        connection.close(
+            quinn::VarInt::from_u32(1),
+            b"too many connections from this node",
+        );
+        return Err(TransportError::Protocol(
+            "too many connections from one node id",
+        ));
+    };
     let read_timeout = endpoint.limits().read_timeout;
     loop {
         let (send, recv) = connection.accept_bi().await?;

@@ -6,12 +6,17 @@
 //! `Overloaded` at once, and the requester's scheduler goes to another source: waiting here
 //! would only hide the queue from the one party that can route around it.
 //!
+//! No peer holds more than half the slots (rounded up) at once, whatever its priority: one
+//! peer asking for many ranges marked `Playing` cannot take every slot from the others.
+//!
 //! The bandwidth cap is a token bucket (burst: one second of the rate, at least 256 KiB)
 //! that every chunk sent passes through before its bytes are written.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use protocol::NodeId;
 use protocol::wire::Priority;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -20,7 +25,33 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub struct UploadGate {
     slots: std::sync::Arc<Semaphore>,
     slots_total: usize,
+    per_peer_max: usize,
+    /// Slots held per peer (at most `slots_total` entries).
+    held: Arc<Mutex<HashMap<NodeId, usize>>>,
     bucket: Option<Mutex<Bucket>>,
+}
+
+/// An upload slot, released when dropped.
+#[derive(Debug)]
+pub struct UploadSlot {
+    _permit: OwnedSemaphorePermit,
+    peer: NodeId,
+    held: Arc<Mutex<HashMap<NodeId, usize>>>,
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Some(count) = held.get_mut(&self.peer) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.peer);
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -42,6 +73,8 @@ impl UploadGate {
         Self {
             slots: std::sync::Arc::new(Semaphore::new(slots)),
             slots_total: slots,
+            per_peer_max: slots.div_ceil(2),
+            held: Arc::default(),
             bucket: bytes_per_s.filter(|rate| *rate > 0).map(|rate| {
                 let rate = rate as f64;
                 let burst = rate.max(BURST_BYTES_MIN);
@@ -65,9 +98,9 @@ impl UploadGate {
         self.slots.available_permits()
     }
 
-    /// Takes a slot for a request of `priority`, or `None` when the slots left are reserved
-    /// for more urgent requests (or none are left).
-    pub fn try_slot(&self, priority: Priority) -> Option<OwnedSemaphorePermit> {
+    /// Takes a slot for `peer`'s request of `priority`, or `None` when the slots left are
+    /// reserved for more urgent requests, none are left, or `peer` holds its share already.
+    pub fn try_slot(&self, peer: &NodeId, priority: Priority) -> Option<UploadSlot> {
         let reserve = match priority {
             Priority::Playing => 0,
             Priority::Prefetch => self.slots_total / 4,
@@ -76,7 +109,23 @@ impl UploadGate {
         if self.slots.available_permits() <= reserve {
             return None;
         }
-        self.slots.clone().try_acquire_owned().ok()
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if held
+            .get(peer)
+            .is_some_and(|count| *count >= self.per_peer_max)
+        {
+            return None;
+        }
+        let permit = self.slots.clone().try_acquire_owned().ok()?;
+        *held.entry(*peer).or_insert(0) += 1;
+        Some(UploadSlot {
+            _permit: permit,
+            peer: *peer,
+            held: self.held.clone(),
+        })
     }
 
     /// Waits until `bytes` may be sent under the bandwidth cap, and charges them.
@@ -109,29 +158,59 @@ mod tests {
     use super::*;
 
     #[test]
+    fn one_peer_holds_at_most_half_the_slots() {
+        let gate = UploadGate::new(4, None);
+        let (greedy, other) = (NodeId([1; 32]), NodeId([2; 32]));
+        let first = gate
+            .try_slot(&greedy, Priority::Playing)
+            .expect("a free slot");
+        let second = gate
+            .try_slot(&greedy, Priority::Playing)
+            .expect("its share is 2");
+        assert!(
+            gate.try_slot(&greedy, Priority::Playing).is_none(),
+            "over its share"
+        );
+        let theirs = gate
+            .try_slot(&other, Priority::Playing)
+            .expect("others still get one");
+        drop(first);
+        assert!(gate.try_slot(&greedy, Priority::Playing).is_some());
+        drop((second, theirs));
+        assert_eq!(gate.slots_free(), 4);
+        assert!(gate.held.lock().unwrap().is_empty());
+    }
+
+    #[test]
     fn slots_are_reserved_for_more_urgent_requests() {
         let gate = UploadGate::new(4, None);
+        let peer = |n: u8| NodeId([n; 32]);
         let offline = gate
-            .try_slot(Priority::OfflineSync)
+            .try_slot(&peer(1), Priority::OfflineSync)
             .expect("4 free, 2 reserved");
         let offline2 = gate
-            .try_slot(Priority::OfflineSync)
+            .try_slot(&peer(2), Priority::OfflineSync)
             .expect("3 free, 2 reserved");
         assert!(
-            gate.try_slot(Priority::OfflineSync).is_none(),
+            gate.try_slot(&peer(3), Priority::OfflineSync).is_none(),
             "2 free, 2 reserved"
         );
         let prefetch = gate
-            .try_slot(Priority::Prefetch)
+            .try_slot(&peer(3), Priority::Prefetch)
             .expect("2 free, 1 reserved");
         assert!(
-            gate.try_slot(Priority::Prefetch).is_none(),
+            gate.try_slot(&peer(4), Priority::Prefetch).is_none(),
             "1 free, 1 reserved"
         );
-        let playing = gate.try_slot(Priority::Playing).expect("the last slot");
-        assert!(gate.try_slot(Priority::Playing).is_none(), "all taken");
+        let playing = gate
+            .try_slot(&peer(4), Priority::Playing)
+            .expect("the last slot");
+        assert!(
+            gate.try_slot(&peer(5), Priority::Playing).is_none(),
+            "all taken"
+        );
         drop(offline);
-        assert!(gate.try_slot(Priority::Playing).is_some());
+        assert!(gate.try_slot(&peer(5), Priority::Playing).is_some());
         drop((offline2, prefetch, playing));
         assert_eq!(gate.slots_free(), 4);
     }

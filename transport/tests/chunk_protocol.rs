@@ -631,3 +631,53 @@ async fn routes_send_dials_for_an_address_elsewhere() {
             .unwrap();
     assert!(direct.connect(w.server.node_id(), announced).await.is_err());
 }
+
+#[tokio::test]
+async fn connections_are_capped_per_address_and_per_node() {
+    let limits = Limits {
+        connections_per_ip_max: 2,
+        connections_per_node_max: 1,
+        connect_timeout: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let w = world_with(limits, memory_service).await;
+    let server = w.server.node_id();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    let ping = |endpoint: Endpoint| async move {
+        let peer = endpoint.connect(server, w.server_addr).await?;
+        peer.request_one(&Request::Ping { nonce: 9 }).await
+    };
+    let at = |ip: [u8; 4], identity: &Identity| {
+        Endpoint::bind(identity, SocketAddr::from((ip, 0)), Limits::default()).unwrap()
+    };
+    // Two strangers from one address get in; a third from the same address is refused.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let endpoint = at([127, 0, 0, 1], &Identity::generate(&mut rng));
+        assert!(ping(endpoint.clone()).await.is_ok());
+        held.push(endpoint);
+    }
+    let third = at([127, 0, 0, 1], &Identity::generate(&mut rng));
+    assert!(
+        ping(third).await.is_err(),
+        "a third connection from one address"
+    );
+    // Another address still gets in.
+    let elsewhere = at([127, 0, 0, 2], &Identity::generate(&mut rng));
+    assert!(ping(elsewhere.clone()).await.is_ok());
+    // One node id from two addresses: the second connection is closed.
+    let twin = Identity::generate(&mut rng);
+    let first = at([127, 0, 0, 3], &twin);
+    assert!(ping(first.clone()).await.is_ok());
+    let second = at([127, 0, 0, 4], &twin);
+    assert!(
+        ping(second).await.is_err(),
+        "a second connection from one node id"
+    );
+    // Closing one frees its place.
+    held.pop().unwrap().close();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = at([127, 0, 0, 1], &Identity::generate(&mut rng));
+    assert!(ping(later).await.is_ok());
+    drop((first, elsewhere, held));
+}
