@@ -148,6 +148,10 @@ impl Default for ListenerConfig {
     }
 }
 
+/// How often a playing client re-announces its holdings: a third of the tracker's default
+/// announce TTL (120 s), so one lost announce does not drop it from peer lists.
+pub const ANNOUNCE_REFRESH: std::time::Duration = std::time::Duration::from_secs(40);
+
 /// A logged-in listener on one origin.
 #[derive(Debug, Clone)]
 pub struct Listener {
@@ -418,6 +422,9 @@ impl Listener {
         // Started with the first online grant: the origin's key and this client's region
         // come from it.
         let mut serving: Option<Arc<crate::serve::Serving>> = None;
+        // The newest online grant, whose license the keep-alive announces present.
+        let latest_grant: Arc<std::sync::Mutex<Option<Grant>>> = Arc::default();
+        let mut _keep_alive: Option<AbortOnDrop<()>> = None;
         while let Some(track_id) = queue.current().map(str::to_string) {
             let found = match prefetched.take() {
                 Some(ahead) if ahead.track_id == track_id => Ok((ahead.ready, true)),
@@ -461,6 +468,14 @@ impl Listener {
                     self.config.share.clone(),
                 )
                 .map(Arc::new);
+                if let Some(serving) = &serving {
+                    _keep_alive = Some(self.keep_announcing(serving.clone(), latest_grant.clone()));
+                }
+            }
+            if !offline {
+                *latest_grant
+                    .lock()
+                    .unwrap_or_else(|poison| poison.into_inner()) = Some(grant.clone());
             }
             let started = QueueOutput::TrackStarted {
                 track_id: track_id.clone(),
@@ -678,6 +693,29 @@ impl Listener {
                 tracing::debug!(%error, queued = events.len(), "listening events wait for the next send");
             }
         });
+    }
+
+    /// Re-announces what the cache holds every [`ANNOUNCE_REFRESH`], with the newest
+    /// grant's license, so the tracker keeps listing this client between tracks (an announce
+    /// lives for the tracker's TTL, 120 s by default). Ends when the returned guard is dropped.
+    fn keep_announcing(
+        &self,
+        serving: Arc<crate::serve::Serving>,
+        latest: Arc<std::sync::Mutex<Option<Grant>>>,
+    ) -> AbortOnDrop<()> {
+        let this = self.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ANNOUNCE_REFRESH).await;
+                let grant = latest
+                    .lock()
+                    .unwrap_or_else(|poison| poison.into_inner())
+                    .clone();
+                if let Some(grant) = grant {
+                    this.announce(&serving, &grant).await;
+                }
+            }
+        }))
     }
 
     /// Tells the grant's tracker which renditions the cache holds in full (waits at most

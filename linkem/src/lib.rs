@@ -383,7 +383,13 @@ async fn run_udp(
                 stats.count(Fate::QueueFull);
                 continue;
             }
-            let bind: SocketAddr = if target.is_ipv4() {
+            // A loopback client keeps its own address upstream (127.0.0.0/8 is all local), so
+            // a server behind the relay tells clients apart by address as it would on a
+            // real network (per-address limits see each client, not the relay).
+            let bind: SocketAddr = if from.ip().is_loopback() && from.is_ipv4() == target.is_ipv4()
+            {
+                (from.ip(), 0).into()
+            } else if target.is_ipv4() {
                 ([127, 0, 0, 1], 0).into()
             } else {
                 (std::net::Ipv6Addr::LOCALHOST, 0).into()

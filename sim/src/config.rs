@@ -413,7 +413,8 @@ pub struct Client {
     pub player_ms: u64,
     /// How often the driver polls the scheduler while chunks are missing, ms.
     pub poll_ms: u64,
-    /// How often a listener re-announces while online, seconds.
+    /// How often a listener re-announces while online, seconds (default: what `client-lib`
+    /// does, `ANNOUNCE_REFRESH`).
     pub announce_every_s: u64,
     /// Most renditions in a listener's announce (its most recently played).
     pub announce_max: u32,
@@ -445,7 +446,7 @@ impl Default for Client {
             prefetch_ms: 10_000,
             player_ms: 10,
             poll_ms: 500,
-            announce_every_s: 60,
+            announce_every_s: client_lib::listener::ANNOUNCE_REFRESH.as_secs(),
             announce_max: 100,
             lookup_timeout_ms: 2_000,
             prefetch_from_peers: false,

@@ -322,7 +322,7 @@ async fn life(
         period += 1;
         let endpoint = Endpoint::bind_with_routes(
             &identity,
-            SocketAddr::from(([127, 0, 0, 1], 0)),
+            SocketAddr::from((listener_ip(index), 0)),
             Limits::default(),
             config.routes[region].clone(),
         )?;
@@ -670,4 +670,10 @@ fn violations(
         }
     }
     found
+}
+
+/// Listener `index`'s own loopback address (127.1.0.1, 127.1.0.2, ...): each listener is
+/// its own host to the servers' per-address limits, as on a real network.
+fn listener_ip(index: usize) -> [u8; 4] {
+    [127, 1, (index / 250) as u8, (index % 250) as u8 + 1]
 }
