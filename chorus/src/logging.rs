@@ -55,8 +55,18 @@ struct DecoderBudget {
 }
 
 impl<S: Subscriber> Filter<S> for DecoderBudget {
-    fn enabled(&self, metadata: &Metadata<'_>, _: &Context<'_, S>) -> bool {
-        if !is_decoder(metadata.target()) {
+    fn enabled(&self, _: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        // Decided per event (below): `enabled` may be asked more than once per log record.
+        true
+    }
+
+    fn callsite_enabled(&self, _: &'static Metadata<'static>) -> Interest {
+        // Decided per event: the budget changes over time.
+        Interest::sometimes()
+    }
+
+    fn event_enabled(&self, event: &tracing::Event<'_>, _: &Context<'_, S>) -> bool {
+        if !is_decoder(event.metadata().target()) {
             return true;
         }
         let now_ms = self.started.elapsed().as_millis() as u64;
@@ -71,11 +81,6 @@ impl<S: Subscriber> Filter<S> for DecoderBudget {
             );
         }
         allowed
-    }
-
-    fn callsite_enabled(&self, _: &'static Metadata<'static>) -> Interest {
-        // Decided per event: the budget changes over time.
-        Interest::sometimes()
     }
 }
 

@@ -237,6 +237,9 @@ pub fn run_admin(command: AdminCommand) -> anyhow::Result<ExitCode> {
 /// Applies an entitlement change through a running origin or in its data directory, and
 /// prints the account as it now is.
 fn change_account(target: &AccountTarget, change: &AccountChange) -> anyhow::Result<()> {
+    if !origin::accounts::valid_username(&target.username) {
+        bail!("usernames are 3 to 32 characters of a-z, A-Z, 0-9, _ . -");
+    }
     let view = match (&target.origin, &target.admin) {
         (Some(origin), Some(admin)) => {
             let password = password()?;
@@ -250,6 +253,13 @@ fn change_account(target: &AccountTarget, change: &AccountChange) -> anyhow::Res
             ))?
         }
         _ => {
+            // Changing an account needs an origin's existing data, never a new directory.
+            if !target.data.join("meta").exists() {
+                bail!(
+                    "{} holds no origin database (give --data, or --origin and --admin)",
+                    target.data.display()
+                );
+            }
             let store = open_store(&target.data)?;
             let mut account = store
                 .account_by_username(&target.username)?

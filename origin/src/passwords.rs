@@ -26,15 +26,16 @@ pub const WAITING_PER_SLOT: usize = 8;
 #[derive(Debug)]
 pub struct PasswordPool {
     slots: Arc<Semaphore>,
-    admitted: AtomicUsize,
+    admitted: Arc<AtomicUsize>,
     admitted_max: usize,
     dummy_hash: String,
 }
 
-/// Releases an admission when a hash finishes or its request is dropped.
-struct Admission<'a>(&'a AtomicUsize);
+/// Releases an admission when its hash finishes (it travels with the blocking work, so a
+/// request cancelled mid-hash does not free its place early).
+struct Admission(Arc<AtomicUsize>);
 
-impl Drop for Admission<'_> {
+impl Drop for Admission {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -53,15 +54,15 @@ impl PasswordPool {
         let dummy_hash = accounts::hash_password(&random).expect("argon2 hashes any password");
         Self {
             slots: Arc::new(Semaphore::new(slots)),
-            admitted: AtomicUsize::new(0),
+            admitted: Arc::new(AtomicUsize::new(0)),
             admitted_max: slots * (1 + WAITING_PER_SLOT),
             dummy_hash,
         }
     }
 
-    fn admit(&self) -> Result<Admission<'_>, ApiError> {
+    fn admit(&self) -> Result<Admission, ApiError> {
         let before = self.admitted.fetch_add(1, Ordering::AcqRel);
-        let admission = Admission(&self.admitted);
+        let admission = Admission(self.admitted.clone());
         if before >= self.admitted_max {
             return Err(busy());
         }
@@ -72,16 +73,22 @@ impl PasswordPool {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let _admission = self.admit()?;
-        let _permit = self
+        let admission = self.admit()?;
+        let permit = self
             .slots
             .clone()
             .acquire_owned()
             .await
             .map_err(ApiError::internal)?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(ApiError::internal)
+        // The slot is held by the hash itself: if the request goes away, the hash still
+        // finishes before its place is free.
+        tokio::task::spawn_blocking(move || {
+            let result = work();
+            drop((permit, admission));
+            result
+        })
+        .await
+        .map_err(ApiError::internal)
     }
 
     /// Hashes a new password.

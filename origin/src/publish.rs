@@ -281,7 +281,7 @@ pub async fn upload_track(
     };
     // One account's uploads take at most `ingest_per_account_max` ingest slots' worth of
     // queue, so one artist cannot hold every slot.
-    let Some(_account_slot) = state.account_ingests.enter(&account.id) else {
+    let Some(account_slot) = state.account_ingests.enter(&account.id) else {
         drain(&mut multipart).await;
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -294,7 +294,13 @@ pub async fn upload_track(
         .with_retry_after(10));
     };
     let cap = state.config.upload_bytes_max;
-    let parsed = read_upload(&mut multipart, cap, &state.config.data_dir).await;
+    let parsed = read_upload(
+        &mut multipart,
+        cap,
+        state.config.json_bytes_max,
+        &state.config.data_dir,
+    )
+    .await;
     if parsed.is_err() {
         drain(&mut multipart).await;
     }
@@ -306,15 +312,21 @@ pub async fn upload_track(
     })?;
     metadata.check()?;
 
-    let _slot = state
+    let slot = state
         .ingest_slots
         .clone()
         .acquire_owned()
         .await
         .map_err(ApiError::internal)?;
+    // The places travel with the ingest work: a client that hangs up mid-transcode does not
+    // free them while the work still runs.
+    let places = IngestPlaces {
+        _slot: slot,
+        _account: account_slot,
+    };
     let metrics = state.metrics.clone();
     metrics.ingest_running.fetch_add(1, Ordering::Relaxed);
-    let result = ingest_and_store(&state, file, extension, account.id, metadata).await;
+    let result = ingest_and_store(&state, file, extension, account.id, metadata, places).await;
     metrics.ingest_running.fetch_sub(1, Ordering::Relaxed);
     match &result {
         Ok(record) => {
@@ -354,6 +366,7 @@ pub fn uploads_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
 async fn read_upload(
     multipart: &mut Multipart,
     cap: u64,
+    metadata_cap: usize,
     data_dir: &std::path::Path,
 ) -> Result<Upload, ApiError> {
     use tokio::io::AsyncWriteExt;
@@ -398,11 +411,22 @@ async fn read_upload(
                 }
             }
             Some("metadata") if metadata.is_none() => {
-                let text = field
-                    .text()
+                let mut text = Vec::new();
+                while let Some(piece) = field
+                    .chunk()
                     .await
-                    .map_err(|error| api::bad_request("invalid_multipart", error.body_text()))?;
-                let parsed: TrackMetadata = serde_json::from_str(&text)
+                    .map_err(|error| api::bad_request("invalid_multipart", error.body_text()))?
+                {
+                    if text.len() + piece.len() > metadata_cap {
+                        return Err(ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "body_too_large",
+                            format!("`metadata` is at most {metadata_cap} bytes"),
+                        ));
+                    }
+                    text.extend_from_slice(&piece);
+                }
+                let parsed: TrackMetadata = serde_json::from_slice(&text)
                     .map_err(|error| api::bad_request("invalid_metadata", error.to_string()))?;
                 metadata = Some(parsed);
             }
@@ -426,9 +450,16 @@ pub struct AccountIngests {
 
 /// One account's place among the concurrent ingests; released on drop.
 #[derive(Debug)]
-pub struct AccountIngest<'a> {
-    ingests: &'a AccountIngests,
+pub struct AccountIngest {
+    ingests: std::sync::Arc<AccountIngests>,
     account: String,
+}
+
+/// The ingest slot and the account's place, held by the ingest work until it ends.
+#[derive(Debug)]
+pub struct IngestPlaces {
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    _account: AccountIngest,
 }
 
 impl AccountIngests {
@@ -448,7 +479,7 @@ impl AccountIngests {
     }
 
     /// A place for `account`, or `None` when it has `per_account_max` already.
-    pub fn enter(&self, account: &str) -> Option<AccountIngest<'_>> {
+    pub fn enter(self: &std::sync::Arc<Self>, account: &str) -> Option<AccountIngest> {
         let mut running = self.lock();
         let count = running.entry(account.to_string()).or_insert(0);
         if *count >= self.per_account_max {
@@ -456,13 +487,13 @@ impl AccountIngests {
         }
         *count += 1;
         Some(AccountIngest {
-            ingests: self,
+            ingests: self.clone(),
             account: account.to_string(),
         })
     }
 }
 
-impl Drop for AccountIngest<'_> {
+impl Drop for AccountIngest {
     fn drop(&mut self) {
         let mut running = self.ingests.lock();
         if let Some(count) = running.get_mut(&self.account) {
@@ -487,11 +518,12 @@ async fn ingest_and_store(
     extension: Option<String>,
     owner: String,
     metadata: TrackMetadata,
+    places: IngestPlaces,
 ) -> Result<TrackRecord, ApiError> {
     let limits = IngestLimits {
         duration_ms_max: state.config.audio_ms_max,
     };
-    let transcoded = tokio::task::spawn_blocking(move || {
+    let (transcoded, places) = tokio::task::spawn_blocking(move || {
         let reader = file.file.reopen().map_err(|error| {
             ingest::IngestError::Encode(format!("reading the spooled upload: {error}"))
         })?;
@@ -502,7 +534,7 @@ async fn ingest_and_store(
             &limits,
         );
         drop(file);
-        result
+        result.map(|transcoded| (transcoded, places))
     })
     .await
     .map_err(ApiError::internal)?
@@ -523,7 +555,9 @@ async fn ingest_and_store(
         state.search.clone(),
     );
     let record = tokio::task::spawn_blocking(move || {
-        let record = store_track(&store, &identity, &owner, &metadata, &transcoded)?;
+        let record = store_track(&store, &identity, &owner, &metadata, &transcoded);
+        drop(places);
+        let record = record?;
         // Searchable once the upload is answered. A failing index does not fail the upload
         // (the track is published); it is rebuilt from the store at the next start.
         if let Err(error) = search.track_published(&store, &record) {

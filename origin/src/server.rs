@@ -314,8 +314,15 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
     ));
     let (shutdown, stopped) = oneshot::channel::<()>();
     let limits = state.config.http;
+    let trusted_proxies = state.config.trusted_proxies.clone();
     let app = api::app(state);
-    let http = tokio::spawn(crate::listener::serve(listener, app, limits, stopped));
+    let http = tokio::spawn(crate::listener::serve(
+        listener,
+        app,
+        limits,
+        trusted_proxies,
+        stopped,
+    ));
     Ok(Running {
         http_addr,
         quic_addr: bound_quic_addr,

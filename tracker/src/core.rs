@@ -684,8 +684,9 @@ impl Tracker {
     /// report, so it weighs it:
     ///
     /// - it counts only against a peer that is a current holder of the rendition (anything
-    ///   else is ignored: a stranger cannot strike peers it was never sent to);
-    /// - the reported peer loses its entry for the rendition at once;
+    ///   else is ignored);
+    /// - the reported peer loses its entry for the rendition until its next announce (which
+    ///   then counts as a change, so an honest peer is listed again within a refresh);
     /// - reporters are counted by **account**, not node id, and reports from
     ///   [`TrackerConfig::strikes_to_quarantine`] distinct accounts quarantine the peer, so one
     ///   account with many node ids cannot evict an honest peer;
@@ -726,6 +727,8 @@ impl Tracker {
             return Ok(());
         }
         let (hot, cold) = (&mut self.hot[slot as usize], &mut self.cold[slot as usize]);
+        // Its next announce rewrites its pairs, the reported one included.
+        cold.fingerprint = 0;
         let mark = fingerprint(&claims.account);
         if !cold.reporters.contains(&mark) {
             cold.reporters.rotate_right(1);

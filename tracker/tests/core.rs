@@ -833,3 +833,22 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_reported_entry_comes_back_with_the_peers_next_announce() {
+    let mut world = World::new(TrackerConfig::default());
+    let r = rendition(40);
+    let honest = world.node();
+    acked(world.announce(&honest, "SE", NodeRole::Client, &[r], 100));
+    let reporter = world.node();
+    assert_eq!(
+        report_as(&world, &reporter, AccountId([1; 16]), honest.node_id(), r),
+        Response::Reported
+    );
+    let asker = world.node();
+    assert!(world.query(&asker, "SE", &[], r).peers.is_empty());
+    // Its next refresh of the same set lists it again.
+    world.advance(2_000);
+    acked(world.announce(&honest, "SE", NodeRole::Client, &[r], 100));
+    assert_eq!(world.query(&asker, "SE", &[], r).peers.len(), 1);
+}

@@ -176,6 +176,18 @@ impl<S: ChunkSource> ChunkService<S> {
         rendition: &RenditionId,
         license: &LicenseToken,
     ) -> Result<(), WireError> {
+        self.authorized_account(presenter, rendition, license)
+            .map(|_| ())
+    }
+
+    /// [`ChunkService::authorize`], returning the account the license belongs to (upload
+    /// slots are shared per account: node ids cost nothing to make).
+    pub fn authorized_account(
+        &self,
+        presenter: &NodeId,
+        rendition: &RenditionId,
+        license: &LicenseToken,
+    ) -> Result<protocol::AccountId, WireError> {
         let claims = self.licenses.verify(presenter, license, (self.clock)())?;
         if !claims.permits(rendition) {
             let error = protocol::LicenseError::NotCovered(*rendition);
@@ -190,7 +202,7 @@ impl<S: ChunkSource> ChunkService<S> {
                 format!("rendition not licensed in {}", claims.region),
             ));
         }
-        Ok(())
+        Ok(claims.account)
     }
 
     async fn serve_range(
@@ -199,9 +211,10 @@ impl<S: ChunkSource> ChunkService<S> {
         request: ChunkRangeRequest,
         responder: &mut Responder,
     ) -> Result<(), TransportError> {
-        if let Err(error) = self.authorize(&peer, &request.rendition, &request.license) {
-            return responder.send(&Response::Error(error)).await;
-        }
+        let account = match self.authorized_account(&peer, &request.rendition, &request.license) {
+            Ok(account) => account,
+            Err(error) => return responder.send(&Response::Error(error)).await,
+        };
         let Some(count) = self.source.chunk_count(&request.rendition) else {
             return responder
                 .send_error(ErrorCode::NotFound, "rendition not held here")
@@ -214,7 +227,7 @@ impl<S: ChunkSource> ChunkService<S> {
                 .await;
         }
         let _slot = match &self.upload {
-            Some(gate) => match gate.try_slot(&peer, request.priority) {
+            Some(gate) => match gate.try_slot(&account, request.priority) {
                 Some(slot) => Some(slot),
                 None => {
                     return responder

@@ -37,7 +37,19 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
         file.write_all(contents)?;
         file.sync_all()?;
     }
-    std::fs::rename(&temp, path)
+    std::fs::rename(&temp, path)?;
+    // The rename is durable only once the directory is: a key must not be lost to a crash
+    // while what it protects (sealed content keys, say) survives.
+    #[cfg(unix)]
+    if let Some(parent) = path.parent() {
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Creates `path` (and its parents) if needed and makes it private: mode 0700 on Unix, so

@@ -88,24 +88,30 @@ pub async fn serve<S: Service>(endpoint: Endpoint, service: Arc<S>) {
             continue;
         }
         let ip = address_key(incoming.remote_address().ip());
+        // A source address is only a claim until the peer answers a Retry: once an address
+        // has used half its places, new connections from it must prove it, so spoofed
+        // Initial packets cannot use up a victim's places.
+        if !incoming.remote_address_validated()
+            && incoming.may_retry()
+            && counts.count_ip(ip) >= limits.connections_per_ip_max / 2
+        {
+            let _ = incoming.retry();
+            continue;
+        }
         let Some(ip_guard) = counts.enter_ip(ip, limits.connections_per_ip_max) else {
             tracing::debug!(%ip, "connection refused: too many from this address");
             incoming.refuse();
             continue;
         };
         active.fetch_add(1, Ordering::Relaxed);
-        let (endpoint, service, active, counts) = (
-            endpoint.clone(),
-            service.clone(),
-            active.clone(),
-            counts.clone(),
-        );
+        let active_guard = Active(active.clone());
+        let (endpoint, service, counts) = (endpoint.clone(), service.clone(), counts.clone());
         tokio::spawn(async move {
+            // Released however the task ends (a panicking service included).
+            let _guards = (active_guard, ip_guard);
             if let Err(error) = serve_connection(&endpoint, incoming, service, &counts).await {
                 tracing::debug!(%error, "connection ended");
             }
-            drop(ip_guard);
-            active.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }
@@ -163,7 +169,26 @@ fn enter<K: std::hash::Hash + Eq + Copy>(
     Some(Counted { map, key })
 }
 
+/// One accepted connection in the endpoint's count.
+struct Active(Arc<AtomicUsize>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl ConnectionCounts {
+    /// Connections open from `ip` now.
+    fn count_ip(&self, ip: std::net::IpAddr) -> usize {
+        self.by_ip
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(&ip)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Counts a connection from `ip`, unless `max` are open from it already.
     fn enter_ip(self: &Arc<Self>, ip: std::net::IpAddr, max: usize) -> Option<IpCounted> {
         let mut counts = self

@@ -6,8 +6,9 @@
 //! `Overloaded` at once, and the requester's scheduler goes to another source: waiting here
 //! would only hide the queue from the one party that can route around it.
 //!
-//! No peer holds more than half the slots (rounded up) at once, whatever its priority: one
-//! peer asking for many ranges marked `Playing` cannot take every slot from the others.
+//! No account holds more than half the slots (rounded up) at once, whatever its priority: one
+//! listener asking for many ranges marked `Playing`, from as many node ids as it likes, cannot
+//! take every slot from the others.
 //!
 //! The bandwidth cap is a token bucket (burst: one second of the rate, at least 256 KiB)
 //! that every chunk sent passes through before its bytes are written.
@@ -16,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use protocol::NodeId;
+use protocol::AccountId;
 use protocol::wire::Priority;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -25,9 +26,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub struct UploadGate {
     slots: std::sync::Arc<Semaphore>,
     slots_total: usize,
-    per_peer_max: usize,
-    /// Slots held per peer (at most `slots_total` entries).
-    held: Arc<Mutex<HashMap<NodeId, usize>>>,
+    per_account_max: usize,
+    /// Slots held per account (at most `slots_total` entries).
+    held: Arc<Mutex<HashMap<AccountId, usize>>>,
     bucket: Option<Mutex<Bucket>>,
 }
 
@@ -35,8 +36,8 @@ pub struct UploadGate {
 #[derive(Debug)]
 pub struct UploadSlot {
     _permit: OwnedSemaphorePermit,
-    peer: NodeId,
-    held: Arc<Mutex<HashMap<NodeId, usize>>>,
+    account: AccountId,
+    held: Arc<Mutex<HashMap<AccountId, usize>>>,
 }
 
 impl Drop for UploadSlot {
@@ -45,10 +46,10 @@ impl Drop for UploadSlot {
             .held
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        if let Some(count) = held.get_mut(&self.peer) {
+        if let Some(count) = held.get_mut(&self.account) {
             *count -= 1;
             if *count == 0 {
-                held.remove(&self.peer);
+                held.remove(&self.account);
             }
         }
     }
@@ -73,7 +74,7 @@ impl UploadGate {
         Self {
             slots: std::sync::Arc::new(Semaphore::new(slots)),
             slots_total: slots,
-            per_peer_max: slots.div_ceil(2),
+            per_account_max: slots.div_ceil(2),
             held: Arc::default(),
             bucket: bytes_per_s.filter(|rate| *rate > 0).map(|rate| {
                 let rate = rate as f64;
@@ -98,9 +99,10 @@ impl UploadGate {
         self.slots.available_permits()
     }
 
-    /// Takes a slot for `peer`'s request of `priority`, or `None` when the slots left are
-    /// reserved for more urgent requests, none are left, or `peer` holds its share already.
-    pub fn try_slot(&self, peer: &NodeId, priority: Priority) -> Option<UploadSlot> {
+    /// Takes a slot for a request of `priority` licensed to `account`, or `None` when the
+    /// slots left are reserved for more urgent requests, none are left, or the account holds
+    /// its share already (per account, not node id: node ids cost nothing to make).
+    pub fn try_slot(&self, account: &AccountId, priority: Priority) -> Option<UploadSlot> {
         let reserve = match priority {
             Priority::Playing => 0,
             Priority::Prefetch => self.slots_total / 4,
@@ -114,16 +116,16 @@ impl UploadGate {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         if held
-            .get(peer)
-            .is_some_and(|count| *count >= self.per_peer_max)
+            .get(account)
+            .is_some_and(|count| *count >= self.per_account_max)
         {
             return None;
         }
         let permit = self.slots.clone().try_acquire_owned().ok()?;
-        *held.entry(*peer).or_insert(0) += 1;
+        *held.entry(*account).or_insert(0) += 1;
         Some(UploadSlot {
             _permit: permit,
-            peer: *peer,
+            account: *account,
             held: self.held.clone(),
         })
     }
@@ -158,9 +160,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_peer_holds_at_most_half_the_slots() {
+    fn one_account_holds_at_most_half_the_slots() {
         let gate = UploadGate::new(4, None);
-        let (greedy, other) = (NodeId([1; 32]), NodeId([2; 32]));
+        let (greedy, other) = (AccountId([1; 16]), AccountId([2; 16]));
         let first = gate
             .try_slot(&greedy, Priority::Playing)
             .expect("a free slot");
@@ -184,7 +186,7 @@ mod tests {
     #[test]
     fn slots_are_reserved_for_more_urgent_requests() {
         let gate = UploadGate::new(4, None);
-        let peer = |n: u8| NodeId([n; 32]);
+        let peer = |n: u8| AccountId([n; 16]);
         let offline = gate
             .try_slot(&peer(1), Priority::OfflineSync)
             .expect("4 free, 2 reserved");
