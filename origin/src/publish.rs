@@ -5,7 +5,7 @@ use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use base64::Engine;
-use protocol::content::{self, CHUNK_BYTES_DEFAULT, ChunkCipher, ContentKey, SealLabel};
+use protocol::content::{CHUNK_BYTES_DEFAULT, ChunkCipher, ContentKey, SealLabel};
 use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope, LicenseToken};
 use protocol::manifest::{MANIFEST_VERSION, ManifestBody, SignedManifest};
 use protocol::{AccountId, Identity, TrackId, UnixMillis, codec};
@@ -91,10 +91,22 @@ pub fn store_track(
                 quality: rendition.quality,
             },
         );
-        let (ids, sealed) = content::seal_rendition(&cipher, &rendition.file, CHUNK_BYTES_DEFAULT)
-            .map_err(|error| StoreError::Transaction(error.to_string()))?;
-        for (id, chunk) in ids.iter().zip(&sealed) {
-            store.chunks().put(id, chunk)?;
+        // Sealed and written a chunk at a time: an ingest never holds a second, sealed copy
+        // of a rendition in memory (two ingests of an hour-long track would hold ~280 MB).
+        let mut ids = Vec::with_capacity(rendition.file.len() / CHUNK_BYTES_DEFAULT as usize + 1);
+        let mut sealed = Vec::with_capacity(CHUNK_BYTES_DEFAULT as usize + 16);
+        for (index, piece) in rendition
+            .file
+            .chunks(CHUNK_BYTES_DEFAULT as usize)
+            .enumerate()
+        {
+            let index = u32::try_from(index)
+                .map_err(|_| StoreError::Transaction("rendition has too many chunks".into()))?;
+            sealed.clear();
+            sealed.extend_from_slice(piece);
+            let id = cipher.seal_in_place(index, &mut sealed);
+            store.chunks().put(&id, &sealed)?;
+            ids.push(id);
         }
         let body = ManifestBody {
             version: MANIFEST_VERSION,
