@@ -21,6 +21,10 @@ mod sim_cmd;
 #[derive(Debug, Parser)]
 #[command(name = "chorus", version, about, long_about = None)]
 struct Cli {
+    /// Trust the certificate authorities in this PEM file besides the system's, for every
+    /// HTTPS connection to an origin (a private CA, the devnet's). Also CHORUS_CA_CERT.
+    #[arg(long, global = true, value_name = "PEM")]
+    ca_cert: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,6 +68,12 @@ enum Command {
     /// super-node cache code over a flow-level network model: a scenario (TOML), a seed, a
     /// progress bar, CSV and SVG plots in --out, a JSON summary with --json.
     Sim(sim_cmd::SimArgs),
+    /// TLS for a private deployment: `chorus tls init` makes a certificate authority and a
+    /// server certificate for `chorus origin --tls-cert/--tls-key`; clients take --ca-cert.
+    Tls {
+        #[command(subcommand)]
+        command: origin_cmd::TlsCommand,
+    },
     /// Operator actions on an origin's data directory (run with the origin stopped).
     Admin {
         #[command(subcommand)]
@@ -99,14 +109,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             | Command::Download(_)
             | Command::Gateway(_)
             | Command::Devnet(_)
+            | Command::Tls { .. }
     ) {
         private_files();
+    }
+    if let Some(path) = &cli.ca_cert {
+        transport::https::trust_also(path);
     }
     match cli.command {
         Command::Bench { which } => bench::run(which),
         Command::Origin(args) => origin_cmd::run_origin(args),
         Command::Ingest(args) => origin_cmd::run_ingest(args),
         Command::Admin { command } => origin_cmd::run_admin(command),
+        Command::Tls { command } => origin_cmd::run_tls(command),
         Command::Tracker(args) => network_cmd::run_tracker(args),
         Command::Login(args) => play_cmd::run_login(args),
         Command::Play(args) => play_cmd::run_play(args),

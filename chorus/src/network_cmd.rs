@@ -25,7 +25,8 @@ pub struct TrackerArgs {
     /// Directory for the tracker's identity key (its node id survives restarts).
     #[arg(long, default_value = "chorus-tracker")]
     data: PathBuf,
-    /// The origin whose licenses to trust; its key is read from GET /v1/network.
+    /// The origin whose licenses to trust: URL or NODE_ID@URL. Without a node id its key is
+    /// read from GET /v1/network at first start and pinned in --data (origin.pin).
     #[arg(long, default_value = "http://127.0.0.1:8470")]
     origin: String,
     /// Trust this origin node id instead of asking the origin (hex).
@@ -48,12 +49,17 @@ pub struct TrackerArgs {
     status_every_s: u64,
 }
 
-async fn learn_issuer(origin: &str) -> anyhow::Result<NodeAddr> {
+async fn learn_issuer(origin: &str, pin_file: &std::path::Path) -> anyhow::Result<NodeAddr> {
     let api = OriginApi::new(origin)?;
+    api.pin_from_file(pin_file)?;
     let started = Instant::now();
     loop {
         match api.network().await {
-            Ok(network) => return Ok(network.origin),
+            Ok(network) => {
+                api.keep_pin(pin_file)?;
+                return Ok(network.origin);
+            }
+            Err(error) if error.is::<node::origin_api::KeyChanged>() => return Err(error),
             Err(error) if started.elapsed() < Duration::from_secs(60) => {
                 eprintln!("waiting for the origin at {origin}: {error:#}");
                 tokio::time::sleep(Duration::from_secs(2)).await;
@@ -88,7 +94,8 @@ pub fn run_tracker(args: TrackerArgs) -> anyhow::Result<ExitCode> {
         let (issuer, origin_quic) = match args.issuer {
             Some(issuer) => (issuer, None),
             None => {
-                let network = learn_issuer(&args.origin).await?;
+                let network =
+                    learn_issuer(&args.origin, &args.data.join(node::ORIGIN_PIN_FILE)).await?;
                 (network.node, Some(network.addr))
             }
         };
@@ -157,7 +164,9 @@ async fn status_lines(service: Arc<TrackerService>, every_s: u64) {
 /// Flags of `chorus node`.
 #[derive(Debug, Args)]
 pub struct NodeArgs {
-    /// The origin's HTTP URL (role token, origin key and address, default tracker).
+    /// The origin's URL, or NODE_ID@URL to pin its key (role token, origin address, default
+    /// tracker). Without a node id the key seen at the first log-in is pinned in
+    /// --cache-dir (origin.pin).
     #[arg(long, default_value = "http://127.0.0.1:8470")]
     origin: String,
     /// Super-node account (password from CHORUS_PASSWORD or a prompt), created by the

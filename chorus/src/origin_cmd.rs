@@ -36,6 +36,67 @@ pub struct OriginArgs {
     /// Tracker clients should use, as NODE_ID@HOST:PORT.
     #[arg(long)]
     tracker: Option<String>,
+    /// PEM certificate chain: serve the HTTP API over HTTPS only (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+/// `chorus tls …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum TlsCommand {
+    /// Make a private certificate authority (ca.pem) and a server certificate (cert.pem,
+    /// key.pem) for the given host names and addresses, in --dir.
+    Init {
+        /// Where to write ca.pem, cert.pem and key.pem (0600).
+        #[arg(long, default_value = "chorus-tls")]
+        dir: PathBuf,
+        /// A DNS name or IP address the origin is reached by. Repeatable.
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+        /// Replace certificates already in --dir.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Runs `chorus tls`.
+pub fn run_tls(command: TlsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TlsCommand::Init { dir, hosts, force } => {
+            let cert = dir.join(transport::https::CERT_FILE);
+            if cert.exists() && !force {
+                anyhow::bail!(
+                    "{} exists; pass --force to replace it (clients trusting the old CA will refuse the new one)",
+                    cert.display()
+                );
+            }
+            let authority = transport::https::TestAuthority::generate(&hosts)?;
+            authority
+                .write(&dir)
+                .with_context(|| format!("writing into {}", dir.display()))?;
+            let show = |file: &str| dir.join(file).display().to_string();
+            println!("certificate authority  {}", show(transport::https::CA_FILE));
+            println!(
+                "server certificate     {} (for {})",
+                show(transport::https::CERT_FILE),
+                hosts.join(", ")
+            );
+            println!(
+                "server key             {}",
+                show(transport::https::KEY_FILE)
+            );
+            println!(
+                "start the origin with --tls-cert {} --tls-key {}; give clients --ca-cert {} (or CHORUS_CA_CERT)",
+                show(transport::https::CERT_FILE),
+                show(transport::https::KEY_FILE),
+                show(transport::https::CA_FILE)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// Runs an origin until Ctrl-C or SIGTERM.
@@ -64,13 +125,17 @@ pub fn run_origin(args: OriginArgs) -> anyhow::Result<ExitCode> {
     if args.tracker.is_some() {
         config.tracker = args.tracker;
     }
+    if args.tls_cert.is_some() {
+        config.tls_cert = args.tls_cert;
+        config.tls_key = args.tls_key;
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let data_dir = config.data_dir.clone();
         let running = origin::server::start(config).await?;
         println!("chorus origin {}", env!("CARGO_PKG_VERSION"));
         println!("  node id  {}", running.node_id);
-        println!("  http     http://{}", running.http_addr);
+        println!("  http     {}", running.base_url);
         println!("  quic     {}", running.quic_addr);
         println!("  data     {}", data_dir.display());
         println!("ready; Ctrl-C or SIGTERM stops it");
@@ -277,6 +342,16 @@ fn change_account(target: &AccountTarget, change: &AccountChange) -> anyhow::Res
     Ok(())
 }
 
+/// The base URL of `spec` (`URL` or `NODE_ID@URL`), refused if it is plain HTTP off
+/// loopback or if the origin does not answer with the pinned key.
+pub async fn checked_origin(spec: &str) -> anyhow::Result<String> {
+    let api = client_lib::origin_api::OriginApi::new(spec)?;
+    if api.pinned().is_some() {
+        api.network().await?;
+    }
+    Ok(api.base().to_string())
+}
+
 async fn change_online(
     origin: &str,
     admin: &str,
@@ -284,10 +359,11 @@ async fn change_online(
     username: &str,
     change: &AccountChange,
 ) -> anyhow::Result<origin::admin::AccountView> {
-    let http = reqwest::Client::builder()
+    let base = checked_origin(origin).await?;
+    let base = base.as_str();
+    let http = client_lib::origin_api::http_client_builder()?
         .timeout(Duration::from_secs(30))
         .build()?;
-    let base = origin.trim_end_matches('/');
     let response = http
         .post(format!("{base}/v1/sessions"))
         .json(&serde_json::json!({"username": admin, "password": password}))
@@ -393,10 +469,10 @@ pub fn run_ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn ingest_files(args: IngestArgs, password: String) -> anyhow::Result<ExitCode> {
-    let http = reqwest::Client::builder()
+    let base = checked_origin(&args.origin).await?;
+    let http = client_lib::origin_api::http_client_builder()?
         .timeout(Duration::from_secs(3600))
         .build()?;
-    let base = args.origin.trim_end_matches('/').to_string();
     let login = http
         .post(format!("{base}/v1/sessions"))
         .json(&serde_json::json!({"username": args.user, "password": password}))

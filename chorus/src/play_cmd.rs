@@ -17,7 +17,8 @@ use crate::origin_cmd::password;
 /// Flags of `chorus login`.
 #[derive(Debug, Args)]
 pub struct LoginArgs {
-    /// The origin's URL.
+    /// The origin's URL (https://…; http:// only to loopback), or NODE_ID@URL to pin its key
+    /// (otherwise the key seen at this log-in is pinned and kept with the session).
     #[arg(long, default_value = "http://127.0.0.1:8470")]
     origin: String,
     /// Account name (password from CHORUS_PASSWORD or a prompt).
@@ -159,8 +160,19 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-fn save_session(dir: &Path, origin: &str, user: &str, refresh_token: &str) -> anyhow::Result<()> {
-    let body = json!({"origin": origin, "user": user, "refresh_token": refresh_token});
+/// Keeps the session: the origin, its key pinned at log-in, the user and the refresh token.
+fn save_session(
+    dir: &Path,
+    api: &OriginApi,
+    user: &str,
+    refresh_token: &str,
+) -> anyhow::Result<()> {
+    let body = json!({
+        "origin": api.base(),
+        "origin_id": api.pinned().map(|node| node.to_hex()),
+        "user": user,
+        "refresh_token": refresh_token,
+    });
     write_private(&dir.join("session.json"), body.to_string().as_bytes())
 }
 
@@ -172,11 +184,14 @@ pub fn run_login(args: LoginArgs) -> anyhow::Result<ExitCode> {
         let api = OriginApi::new(&args.origin)?;
         let session = api.session(&args.user, &password).await?;
         let dir = config_dir()?;
-        save_session(&dir, api.base(), &args.user, &session.refresh_token)?;
+        save_session(&dir, &api, &args.user, &session.refresh_token)?;
         println!(
-            "logged in to {} as {}; session kept in {}",
+            "logged in to {} as {}; origin key {} pinned; session kept in {}",
             api.base(),
             args.user,
+            api.pinned()
+                .map(|node| node.to_string())
+                .unwrap_or_default(),
             dir.join("session.json").display()
         );
         Ok(ExitCode::SUCCESS)
@@ -318,6 +333,13 @@ async fn session(
     let saved_origin = saved["origin"].as_str().context("session without origin")?;
     let user = saved["user"].as_str().context("session without user")?;
     let api = OriginApi::new(origin.unwrap_or(saved_origin))?;
+    let same_origin = origin.is_none() || api.base() == saved_origin.trim_end_matches('/');
+    if same_origin && let Some(pinned) = saved["origin_id"].as_str() {
+        let pinned = pinned
+            .parse()
+            .with_context(|| format!("{} is damaged: run `chorus login` again", path.display()))?;
+        api.pin(pinned)?;
+    }
     let session = api
         .refresh(
             saved["refresh_token"]
@@ -326,7 +348,7 @@ async fn session(
         )
         .await
         .context("the saved session expired: run `chorus login` again")?;
-    save_session(dir, api.base(), user, &session.refresh_token)?;
+    save_session(dir, &api, user, &session.refresh_token)?;
     Ok((api, session))
 }
 

@@ -13,11 +13,47 @@ use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";
 
-/// An origin process, killed on drop.
+/// An origin process serving HTTPS with a certificate from its own test CA, killed on drop.
 struct Origin {
     child: Child,
     base: String,
     data: PathBuf,
+    /// The test CA's certificate (what clients pass as --ca-cert).
+    ca: PathBuf,
+}
+
+impl Origin {
+    /// A client trusting the origin's test CA and nothing else.
+    fn client(&self) -> Client {
+        let pem = std::fs::read(&self.ca).unwrap();
+        Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .build()
+            .unwrap()
+    }
+}
+
+/// `chorus tls init` for loopback into `dir` (once); returns the CA certificate's path.
+fn test_ca(dir: &Path) -> PathBuf {
+    let ca = dir.join("ca.pem");
+    if !ca.exists() {
+        let output = Command::new(env!("CARGO_BIN_EXE_chorus"))
+            .args([
+                "tls",
+                "init",
+                "--host",
+                "127.0.0.1",
+                "--host",
+                "localhost",
+                "--dir",
+            ])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+    }
+    ca
 }
 
 impl Drop for Origin {
@@ -32,10 +68,16 @@ impl Drop for Origin {
 fn try_start(data: &Path, config: &str) -> Result<Origin, String> {
     let config_path = data.with_extension("toml");
     std::fs::write(&config_path, config).unwrap();
+    let tls = data.with_extension("tls");
+    let ca = test_ca(&tls);
     let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
         .arg("origin")
         .arg("--config")
         .arg(&config_path)
+        .arg("--tls-cert")
+        .arg(tls.join("cert.pem"))
+        .arg("--tls-key")
+        .arg(tls.join("key.pem"))
         .args(["--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--data"])
         .arg(data)
         .env("CHORUS_LOG", "error")
@@ -58,6 +100,7 @@ fn try_start(data: &Path, config: &str) -> Result<Origin, String> {
             child,
             base,
             data: data.to_path_buf(),
+            ca,
         }),
         None => {
             let output = child.wait_with_output().unwrap();
@@ -149,6 +192,8 @@ fn account(http: &Client, origin: &Origin, username: &str, changes: &[(&str, &st
     for (what, value) in changes {
         admin(&[
             &format!("set-{what}"),
+            "--ca-cert",
+            origin.ca.to_str().unwrap(),
             "--origin",
             &origin.base,
             "--admin",
@@ -216,7 +261,7 @@ fn sign_up_takes_no_entitlement_from_the_caller() {
     let config =
         "default_region = \"SE\"\n[[region_networks]]\ncidr = \"127.0.0.0/8\"\nregion = \"NO\"\n";
     let origin = start(&data, config);
-    let http = Client::new();
+    let http = origin.client();
     let signup = |body: Value| post(&http, format!("{}/v1/accounts", origin.base), None, body);
 
     for (body, status, expected) in [
@@ -296,6 +341,8 @@ fn sign_up_takes_no_entitlement_from_the_caller() {
     // `chorus admin` through the running origin, then on the stopped origin's data.
     let printed = admin(&[
         "set-tier",
+        "--ca-cert",
+        origin.ca.to_str().unwrap(),
         "--origin",
         &origin.base,
         "--admin",
@@ -308,6 +355,8 @@ fn sign_up_takes_no_entitlement_from_the_caller() {
     assert!(printed.contains("Premium"), "{printed}");
     admin(&[
         "set-region",
+        "--ca-cert",
+        origin.ca.to_str().unwrap(),
         "--origin",
         &origin.base,
         "--admin",
@@ -370,7 +419,7 @@ fn deleted_tracks_and_foreign_chunk_urls_open_nothing() {
     create_operator(&data);
     let origin = start(&data, "");
     let base = origin.base.clone();
-    let http = Client::new();
+    let http = origin.client();
     let artist = account(&http, &origin, "artist", &[("role", "artist")]);
     let swede = account(&http, &origin, "swede", &[]);
     let american = account(&http, &origin, "american", &[("region", "US")]);
@@ -450,7 +499,7 @@ fn data_at_rest_is_private_and_holds_no_playable_key() {
     let data = dir.path().join("origin");
     create_operator(&data);
     let origin = start(&data, "");
-    let http = Client::new();
+    let http = origin.client();
     let artist = account(&http, &origin, "artist", &[("role", "artist")]);
     let track = upload(&http, &origin.base, &artist, 3, None);
     let (status, grant) = play(&http, &origin.base, &artist, track["id"].as_str().unwrap());
@@ -540,7 +589,7 @@ fn log_in_limits_hold_whatever_bearer_is_sent() {
         &data,
         "[rate_limits]\nunauthenticated = { per_minute = 1, burst = 6 }\n",
     );
-    let http = Client::new();
+    let http = origin.client();
     let base = &origin.base;
     let (status, _) = post(
         &http,
@@ -579,4 +628,101 @@ fn log_in_limits_hold_whatever_bearer_is_sent() {
         json!({"username": "nobody_here", "password": "a wrong guess"}),
     );
     assert!(status == 401 || status == 429, "{status} {answer}");
+}
+
+/// `chorus ARGS` with the shared password and its own config directory; (success, stdout,
+/// stderr).
+fn chorus(config_dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args(args)
+        .env("CHORUS_PASSWORD", PASSWORD)
+        .env("CHORUS_CONFIG_DIR", config_dir)
+        .env_remove("CHORUS_CA_CERT")
+        .env_remove("CHORUS_PLAIN_HTTP")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+#[test]
+fn tls_is_verified_and_the_origin_key_is_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("origin");
+    let origin = start(&data, "");
+    let http = origin.client();
+    let (status, answer) = post(
+        &http,
+        format!("{}/v1/accounts", origin.base),
+        None,
+        json!({"username": "listener", "password": PASSWORD}),
+    );
+    assert_eq!(status, 201, "{answer}");
+    assert!(origin.base.starts_with("https://"), "{}", origin.base);
+    let (_, network) = get_status(&http, &format!("{}/v1/network", origin.base));
+    let origin_id = network["origin"]["node_id"].as_str().unwrap().to_string();
+    let config = dir.path().join("config");
+    let ca = origin.ca.to_str().unwrap();
+    let login = |extra: &[&str], url: &str| {
+        let mut args = vec!["login", "--user", "listener", "--origin", url];
+        args.extend_from_slice(extra);
+        chorus(&config, &args)
+    };
+
+    // Plain HTTP to the HTTPS port gets no API answer.
+    let plain = origin.base.replace("https://", "http://");
+    let refused = reqwest::blocking::get(format!("{plain}/v1/network"));
+    assert!(
+        refused.is_err() || !refused.unwrap().status().is_success(),
+        "the HTTPS port answered plain HTTP"
+    );
+    // A certificate from an authority the client does not trust is refused.
+    let (ok, _, stderr) = login(&[], &origin.base);
+    assert!(!ok);
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+    // Plain http:// off loopback is refused before anything is sent.
+    let (ok, _, stderr) = login(&[], "http://192.0.2.1:8470");
+    assert!(!ok);
+    assert!(stderr.contains("plain http://"), "{stderr}");
+    // A pinned id that is not the origin's: a hard error naming both.
+    let wrong = protocol::Identity::from_secret_bytes(&[9; 32])
+        .node_id()
+        .to_hex();
+    let (ok, _, stderr) = login(&["--ca-cert", ca], &format!("{wrong}@{}", origin.base));
+    assert!(!ok);
+    assert!(stderr.contains("key changed"), "{stderr}");
+    assert!(
+        stderr.contains(&wrong) && stderr.contains(&origin_id),
+        "{stderr}"
+    );
+    // The right one (or none) logs in, and the key is kept with the session.
+    let (ok, stdout, stderr) = login(&["--ca-cert", ca], &format!("{origin_id}@{}", origin.base));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(&origin_id), "{stdout}");
+    let (ok, _, stderr) = login(&["--ca-cert", ca], &origin.base);
+    assert!(ok, "{stderr}");
+    let session: Value =
+        serde_json::from_slice(&std::fs::read(config.join("session.json")).unwrap()).unwrap();
+    assert_eq!(session["origin_id"], json!(origin_id));
+    // The saved session renews against the pinned key...
+    let (ok, _, stderr) = chorus(&config, &["download", "--renew", "--ca-cert", ca]);
+    assert!(ok, "{stderr}");
+    // ...and refuses an origin that now answers with another key, before spending the token.
+    let mut session: Value =
+        serde_json::from_slice(&std::fs::read(config.join("session.json")).unwrap()).unwrap();
+    session["origin_id"] = json!(wrong);
+    std::fs::write(config.join("session.json"), session.to_string()).unwrap();
+    let (ok, _, stderr) = chorus(&config, &["download", "--renew", "--ca-cert", ca]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("key changed") && stderr.contains(&wrong) && stderr.contains(&origin_id),
+        "{stderr}"
+    );
+    session["origin_id"] = json!(origin_id);
+    std::fs::write(config.join("session.json"), session.to_string()).unwrap();
+    let (ok, _, stderr) = chorus(&config, &["download", "--renew", "--ca-cert", ca]);
+    assert!(ok, "the refused renewal spent the refresh token: {stderr}");
 }

@@ -2,6 +2,7 @@
 //! services are, sessions, play authorization, and the super-node role token.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -109,11 +110,51 @@ impl std::fmt::Debug for Grant {
     }
 }
 
-/// An HTTP client of one origin.
+/// An HTTP client of one origin, and the origin key it trusts.
+///
+/// The origin's node id signs manifests and licenses, so it must never come from the answer
+/// it verifies. It is pinned either by configuration (`NODE_ID@https://host`, see
+/// [`OriginApi::new`]) or at first contact ([`OriginApi::session`] and
+/// [`OriginApi::network`] pin it; callers keep it with the login and pass it back with
+/// [`OriginApi::pin`]). An answer naming any other key is refused with [`KeyChanged`].
 #[derive(Debug, Clone)]
 pub struct OriginApi {
     base: String,
     http: reqwest::Client,
+    pinned: Arc<OnceLock<NodeId>>,
+}
+
+/// The origin answered with a key other than the pinned one: a hard error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the origin's key changed: pinned {pinned}, but the origin now answers as {seen}; if its operator really replaced the key, log in again (or update NODE_ID@URL)"
+)]
+pub struct KeyChanged {
+    /// The key this client trusts.
+    pub pinned: NodeId,
+    /// The key the answer named.
+    pub seen: NodeId,
+}
+
+/// Splits `NODE_ID@URL` into its pinned id and URL; a plain URL has no pin.
+pub fn split_pinned(spec: &str) -> anyhow::Result<(Option<NodeId>, &str)> {
+    let spec = spec.trim();
+    match spec.split_once('@') {
+        Some((node, url)) if !node.contains('/') && !node.contains(':') => {
+            let node = node
+                .parse()
+                .with_context(|| format!("`{node}` before @ is not a node id (64 hex)"))?;
+            Ok((Some(node), url))
+        }
+        _ => Ok((None, spec)),
+    }
+}
+
+/// A `reqwest` client builder that speaks HTTPS with rustls, trusting the system roots plus
+/// the bundle from `--ca-cert` / `CHORUS_CA_CERT` ([`transport::https::client_config`]).
+pub fn http_client_builder() -> anyhow::Result<reqwest::ClientBuilder> {
+    let tls = transport::https::client_config().context("loading trusted certificates")?;
+    Ok(reqwest::Client::builder().use_preconfigured_tls((*tls).clone()))
 }
 
 fn parse_network(value: &serde_json::Value) -> anyhow::Result<NetworkInfo> {
@@ -199,14 +240,82 @@ async fn answer(response: reqwest::Response) -> anyhow::Result<serde_json::Value
 }
 
 impl OriginApi {
-    /// A client of the origin at `base` (e.g. `http://127.0.0.1:8470`).
-    pub fn new(base: &str) -> anyhow::Result<Self> {
-        Ok(Self {
+    /// A client of the origin at `spec`: `https://music.example`, or `NODE_ID@https://…` to
+    /// pin the origin's key from configuration. Plain `http://` only to loopback (or with
+    /// `CHORUS_PLAIN_HTTP=1`): see [`transport::https::check_origin_url`].
+    pub fn new(spec: &str) -> anyhow::Result<Self> {
+        let (pinned, base) = split_pinned(spec)?;
+        transport::https::check_origin_url(base)?;
+        let api = Self {
             base: base.trim_end_matches('/').to_string(),
-            http: reqwest::Client::builder()
+            http: http_client_builder()?
                 .timeout(Duration::from_secs(10))
                 .build()?,
-        })
+            pinned: Arc::new(OnceLock::new()),
+        };
+        if let Some(node) = pinned {
+            api.pin(node)?;
+        }
+        Ok(api)
+    }
+
+    /// Trusts `node` as the origin's key; an error if another one is already pinned.
+    pub fn pin(&self, node: NodeId) -> Result<(), KeyChanged> {
+        let pinned = *self.pinned.get_or_init(|| node);
+        if pinned == node {
+            Ok(())
+        } else {
+            Err(KeyChanged { pinned, seen: node })
+        }
+    }
+
+    /// Pins the key kept in `path` by [`OriginApi::keep_pin`], if the file exists.
+    pub fn pin_from_file(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+        };
+        let node: NodeId = text
+            .trim()
+            .parse()
+            .with_context(|| format!("{} is damaged (not a node id)", path.display()))?;
+        self.pin(node)
+            .with_context(|| format!("the origin key kept in {}", path.display()))?;
+        Ok(())
+    }
+
+    /// Keeps the pinned key in `path` (0600) so later runs trust the same origin.
+    pub fn keep_pin(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let node = self.pinned().context("no origin key pinned yet")?;
+        transport::keyfile::write_private(path, format!("{node}\n").as_bytes())
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// The pinned origin key, if any yet.
+    pub fn pinned(&self) -> Option<NodeId> {
+        self.pinned.get().copied()
+    }
+
+    /// The origin key to verify with: the pinned one, else the one `GET /v1/network` names
+    /// (pinned from then on). Never taken from the answer being verified.
+    pub async fn origin_key(&self) -> anyhow::Result<NodeId> {
+        if let Some(node) = self.pinned() {
+            return Ok(node);
+        }
+        Ok(self.network().await?.origin.node)
+    }
+
+    /// `network` as the origin states it, refused if it names a key other than the pinned one.
+    fn checked(&self, network: NetworkInfo) -> anyhow::Result<NetworkInfo> {
+        match self.pinned() {
+            Some(pinned) if pinned != network.origin.node => Err(KeyChanged {
+                pinned,
+                seen: network.origin.node,
+            }
+            .into()),
+            _ => Ok(network),
+        }
     }
 
     /// Sends `request` and returns the JSON body of a 2xx answer; a clear error otherwise.
@@ -265,17 +374,23 @@ impl OriginApi {
         Ok(())
     }
 
-    /// `GET /v1/network`.
+    /// `GET /v1/network`. Pins the origin's key if none is pinned yet; refuses a changed one.
     pub async fn network(&self) -> anyhow::Result<NetworkInfo> {
-        parse_network(
+        let network = parse_network(
             &self
                 .call(self.http.get(format!("{}/v1/network", self.base)))
                 .await?,
-        )
+        )?;
+        self.pin(network.origin.node)?;
+        Ok(network)
     }
 
-    /// Logs in; returns both tokens.
+    /// Logs in; returns both tokens. Pins the origin's key (`GET /v1/network`) or checks it
+    /// against the pinned one.
     pub async fn session(&self, username: &str, password: &str) -> anyhow::Result<Session> {
+        // Pins the origin's key at log-in, or checks it against the pinned one, before any
+        // secret is sent.
+        self.network().await?;
         let body = self
             .call(
                 self.http
@@ -287,8 +402,10 @@ impl OriginApi {
         session_of(&body)
     }
 
-    /// Renews a session with its refresh token (which rotates).
+    /// Renews a session with its refresh token (which rotates); checks or pins the origin's
+    /// key as [`OriginApi::session`] does.
     pub async fn refresh(&self, refresh_token: &str) -> anyhow::Result<Session> {
+        self.network().await?;
         let body = self
             .call(
                 self.http
@@ -325,6 +442,7 @@ impl OriginApi {
         node: &NodeId,
         params: PlayParams<'_>,
     ) -> anyhow::Result<Grant> {
+        let origin_key = self.origin_key().await?;
         let mut body = serde_json::json!({"node_id": node.to_hex(), "offline": params.offline});
         if let Some(quality) = params.quality {
             body["quality"] = quality.into();
@@ -341,12 +459,12 @@ impl OriginApi {
             )
             .await
             .context("authorizing playback")?;
-        let network = parse_network(&body)?;
+        let network = self.checked(parse_network(&body)?)?;
         let signed: SignedManifest = codec::decode(&hex::decode(
             body["manifest"].as_str().context("no manifest")?,
         )?)?;
         let manifest = signed
-            .verify(&network.origin.node)
+            .verify(&origin_key)
             .map_err(|error| anyhow::anyhow!("manifest does not verify: {error}"))?;
         let key: [u8; 32] = hex::decode(body["content_key"].as_str().context("no content key")?)?
             .try_into()
@@ -434,6 +552,7 @@ impl OriginApi {
 
     /// `POST /v1/nodes/token`: a super-node role token bound to `node`.
     pub async fn role_token(&self, access: &str, node: &NodeId) -> anyhow::Result<RoleToken> {
+        self.origin_key().await?;
         let body = self
             .call(
                 self.http
@@ -448,7 +567,7 @@ impl OriginApi {
             license: LicenseToken::from_bytes(&bytes)?,
             region: body["region"].as_str().context("no region")?.parse()?,
             expires_at_ms: body["expires_at"].as_u64().context("no expires_at")?,
-            network: parse_network(&body)?,
+            network: self.checked(parse_network(&body)?)?,
         })
     }
 }

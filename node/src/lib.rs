@@ -14,4 +14,4 @@ pub use client_lib::origin_api;
 pub mod store;
 pub mod supernode;
 
-pub use supernode::{SuperNode, SuperNodeConfig, SuperNodeStats};
+pub use supernode::{ORIGIN_PIN_FILE, SuperNode, SuperNodeConfig, SuperNodeStats};

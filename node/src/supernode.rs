@@ -155,6 +155,10 @@ impl std::fmt::Debug for SuperNode {
     }
 }
 
+/// The file in a super-node's cache directory that keeps the origin key pinned at its first
+/// log-in.
+pub const ORIGIN_PIN_FILE: &str = "origin.pin";
+
 impl SuperNode {
     /// Starts a super-node: loads or creates its identity, logs in to the origin for a role
     /// token, opens the cache, serves it, and starts announcing and filling.
@@ -164,8 +168,12 @@ impl SuperNode {
                 .with_context(|| format!("node key in {}", config.cache_dir.display()))?;
         let node_id = identity.node_id();
         let api = OriginApi::new(&config.origin_url)?;
+        // The origin key pinned at the first log-in: a later change is a hard error.
+        let pin_path = config.cache_dir.join(ORIGIN_PIN_FILE);
+        api.pin_from_file(&pin_path)?;
         let access = api.login(&config.username, &config.password).await?;
         let role = api.role_token(&access, &node_id).await?;
+        api.keep_pin(&pin_path)?;
         let origin = role.network.origin.node;
         let region = role.region;
         let clock: Clock = system_clock();

@@ -20,8 +20,12 @@ pub struct OriginConfig {
     /// address, a relay, a link emulator). Default: the bound address.
     pub quic_public_addr: Option<SocketAddr>,
     /// Base URL clients use for chunk URLs (a CDN in front of the origin, say). Default:
-    /// `http://` + the bound HTTP address.
+    /// `https://` (with TLS) or `http://` + the bound HTTP address.
     pub public_url: Option<String>,
+    /// PEM certificate chain (leaf first): with `tls_key`, the HTTP API speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// The tracker clients should use, as `NODE_ID@HOST:PORT`, if one runs.
     pub tracker: Option<String>,
     /// Largest accepted upload, in bytes.
@@ -90,6 +94,8 @@ impl Default for OriginConfig {
             quic_addr: "127.0.0.1:8471".parse().expect("literal address"),
             quic_public_addr: None,
             public_url: None,
+            tls_cert: None,
+            tls_key: None,
             tracker: None,
             upload_bytes_max: 200 * 1024 * 1024,
             json_bytes_max: 64 * 1024,

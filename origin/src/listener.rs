@@ -19,11 +19,14 @@
 //!   included (h2 PINGs do not count as use). A request in flight is never cut for being
 //!   slow on the server's side (an upload waiting for an ingest slot, a long transcode).
 //!
+//! - **TLS** (when configured): the handshake must finish within `header_read_timeout`;
+//!   ALPN picks h2 or HTTP/1.1.
+//!
 //! Shutdown stops accepting, lets requests in flight finish for up to
 //! [`SHUTDOWN_GRACE`], then drops the rest.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -112,13 +115,16 @@ impl Drop for AddressPlace {
 /// Serves `app` on `listener` under `limits` until `shutdown` fires, then waits (at most
 /// [`SHUTDOWN_GRACE`]) for requests in flight. Handlers see the peer address as
 /// `ConnectInfo<SocketAddr>`. Connections from `trusted_proxies` are not capped per address.
+/// With `tls`, every connection is HTTPS.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,
     trusted_proxies: Vec<IpAddr>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.connections_max.max(1)));
     let per_address = Arc::new(PerAddress::default());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -172,44 +178,31 @@ pub async fn serve(
         let app = app.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let _place = place;
             if !first_byte_within(&stream, header_timeout).await {
                 return;
             }
-            let activity = Arc::new(Activity::new());
-            let service = {
-                let activity = activity.clone();
-                hyper::service::service_fn(
-                    move |mut request: hyper::Request<hyper::body::Incoming>| {
-                        request.extensions_mut().insert(ConnectInfo(remote));
-                        let request = request.map(|body| {
-                            axum::body::Body::new(tower_http::timeout::TimeoutBody::new(
-                                body_gap_timeout,
-                                body,
-                            ))
-                        });
-                        let in_flight = activity.start();
-                        let app = app.clone();
-                        async move {
-                            let response = app.oneshot(request).await;
-                            drop(in_flight);
-                            response
-                        }
-                    },
-                )
+            let connection = Connection {
+                app,
+                builder,
+                watcher,
+                remote,
+                body_gap_timeout,
+                idle_timeout,
             };
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            let connection = watcher.watch(connection.into_owned());
-            tokio::select! {
-                result = connection => {
-                    if let Err(error) = result {
-                        tracing::debug!(%error, %remote, "connection ended");
+            match tls {
+                None => connection.serve(stream).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => connection.serve(stream).await,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, %remote, "TLS handshake failed");
+                        }
+                        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
                     }
-                }
-                () = activity.idle_for(idle_timeout) => {
-                    tracing::debug!(%remote, "idle connection closed");
                 }
             }
         });
@@ -222,6 +215,65 @@ pub async fn serve(
         tracing::warn!("requests still in flight after the shutdown grace period: dropped");
     }
     Ok(())
+}
+
+/// One accepted connection, before its transport is chosen.
+struct Connection {
+    app: Router,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: hyper_util::server::graceful::Watcher,
+    remote: SocketAddr,
+    body_gap_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+impl Connection {
+    /// Serves HTTP on `io` until the peer leaves, it idles out or shutdown drains it.
+    async fn serve<I>(self, io: I)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self {
+            app,
+            builder,
+            watcher,
+            remote,
+            body_gap_timeout,
+            idle_timeout,
+        } = self;
+        let activity = Arc::new(Activity::new());
+        let service = {
+            let activity = activity.clone();
+            hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(remote));
+                let request = request.map(|body| {
+                    axum::body::Body::new(tower_http::timeout::TimeoutBody::new(
+                        body_gap_timeout,
+                        body,
+                    ))
+                });
+                let in_flight = activity.start();
+                let app = app.clone();
+                async move {
+                    let response = app.oneshot(request).await;
+                    drop(in_flight);
+                    response
+                }
+            })
+        };
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        let connection = watcher.watch(connection.into_owned());
+        tokio::select! {
+            result = connection => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, %remote, "connection ended");
+                }
+            }
+            () = activity.idle_for(idle_timeout) => {
+                tracing::debug!(%remote, "idle connection closed");
+            }
+        }
+    }
 }
 
 /// Waits until the peer has sent at least one byte, for at most `timeout`.

@@ -179,6 +179,8 @@ pub const SEARCH_BUILD_BEFORE_OPEN_MAX: usize = 50_000;
 pub struct Running {
     /// Where the HTTP API listens.
     pub http_addr: SocketAddr,
+    /// The API's base URL on that address: `https://…` with TLS, `http://…` without.
+    pub base_url: String,
     /// Where the QUIC chunk protocol listens.
     pub quic_addr: SocketAddr,
     /// The origin's node id (its signing key).
@@ -232,6 +234,14 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
     let service = ChunkService::new(chunk_source.clone(), identity.node_id(), system_clock());
     tokio::spawn(transport::serve(quic.clone(), Arc::new(service)));
 
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(
+            transport::https::server_config(cert, key).context("loading the TLS certificate")?,
+        )),
+        (None, None) => None,
+        _ => anyhow::bail!("TLS needs both a certificate (tls_cert) and its key (tls_key)"),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
@@ -239,7 +249,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
     let public_url = config
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{http_addr}"));
+        .unwrap_or_else(|| format!("{scheme}://{http_addr}"));
     let node_id = identity.node_id();
     // A small catalog is indexed before the API opens; a large one (minutes for millions of
     // tracks) in the background, search answering 503 until it is done.
@@ -321,10 +331,12 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         app,
         limits,
         trusted_proxies,
+        tls,
         stopped,
     ));
     Ok(Running {
         http_addr,
+        base_url: format!("{scheme}://{http_addr}"),
         quic_addr: bound_quic_addr,
         node_id,
         store,

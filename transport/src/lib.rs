@@ -14,6 +14,7 @@
 
 pub mod chunks;
 mod endpoint;
+pub mod https;
 pub mod keyfile;
 mod server;
 pub mod tls;

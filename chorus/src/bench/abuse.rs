@@ -146,7 +146,7 @@ pub fn run(args: &AbuseBenchArgs) -> anyhow::Result<std::process::ExitCode> {
 
 async fn run_async(args: &AbuseBenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let origin = OriginProcess::start()?;
-    let http = reqwest::Client::builder()
+    let http = client_lib::origin_api::http_client_builder()?
         .pool_max_idle_per_host(64)
         .build()?;
     let mut summary = json!({});
@@ -240,7 +240,7 @@ async fn healthz_ms(base: &str, count: u32) -> anyhow::Result<(Vec<f64>, u32)> {
     let mut latencies = Vec::new();
     let mut failures = 0;
     for _ in 0..count {
-        let client = reqwest::Client::builder()
+        let client = client_lib::origin_api::http_client_builder()?
             .timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(0)
             .local_address(std::net::IpAddr::from([127, 0, 0, 2]))

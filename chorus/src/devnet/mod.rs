@@ -617,7 +617,19 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
         .map(|_| Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?))))
         .collect::<anyhow::Result<_>>()?;
     let origin_http: SocketAddr = ([127, 0, 0, 1], http_port).into();
-    let base = format!("http://{origin_http}");
+    // TLS on, as in production: a private CA made for this run, trusted by this process and
+    // (through CHORUS_CA_CERT) by every role it starts.
+    let tls_dir = run_dir.join("tls");
+    transport::https::TestAuthority::generate(&["127.0.0.1".into(), "localhost".into()])?
+        .write(&tls_dir)
+        .with_context(|| {
+            format!(
+                "writing the devnet's certificates into {}",
+                tls_dir.display()
+            )
+        })?;
+    transport::https::trust_also(&tls_dir.join(transport::https::CA_FILE));
+    let base = format!("https://{origin_http}");
 
     let routes: Vec<transport::Routes> = (0..regions).map(|_| transport::Routes::new()).collect();
     // The origin and the tracker sit in the first region; super-nodes are spread over all.
@@ -653,7 +665,7 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
     }
     let region_base: Vec<String> = http_relays
         .iter()
-        .map(|relay| format!("http://{}", relay.addr()))
+        .map(|relay| format!("{origin_id}@https://{}", relay.addr()))
         .collect();
 
     let started_at = Instant::now();
@@ -714,6 +726,16 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
                 origin_quic.to_string(),
                 "--tracker".into(),
                 format!("{id}@{tracker_addr}"),
+                "--tls-cert".into(),
+                tls_dir
+                    .join(transport::https::CERT_FILE)
+                    .display()
+                    .to_string(),
+                "--tls-key".into(),
+                tls_dir
+                    .join(transport::https::KEY_FILE)
+                    .display()
+                    .to_string(),
             ],
             &[],
             &logs.join("origin.log"),
@@ -819,7 +841,7 @@ struct Setup {
 
 async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Result<ExitCode> {
     let regions = plan.regions.len();
-    let http = reqwest::Client::builder()
+    let http = client_lib::origin_api::http_client_builder()?
         .pool_max_idle_per_host(64)
         .build()?;
     let setup_interrupted =

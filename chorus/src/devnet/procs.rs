@@ -42,6 +42,9 @@ impl Role {
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
             .env("CHORUS_LOG", "warn");
+        if let Some(ca) = transport::https::extra_ca() {
+            command.env(transport::https::CA_CERT_ENV, ca);
+        }
         for (key, value) in envs {
             command.env(key, value);
         }
