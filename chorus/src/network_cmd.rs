@@ -47,6 +47,11 @@ pub struct TrackerArgs {
     /// Seconds between status lines on stderr (0: none).
     #[arg(long, default_value_t = 10)]
     status_every_s: u64,
+    /// A network (CIDR) of relays the operator runs in front of nodes: announces arriving
+    /// from it keep the addresses they name. From anywhere else an announced address must be
+    /// the connection's observed one (otherwise the observed one replaces it). Repeatable.
+    #[arg(long = "relay-network", value_name = "CIDR")]
+    relay_networks: Vec<ipnet::IpNet>,
 }
 
 async fn learn_issuer(origin: &str, pin_file: &std::path::Path) -> anyhow::Result<NodeAddr> {
@@ -109,11 +114,10 @@ pub fn run_tracker(args: TrackerArgs) -> anyhow::Result<ExitCode> {
         let endpoint = Endpoint::bind(&identity, args.listen, Limits::default())
             .with_context(|| format!("binding {}", args.listen))?;
         let addr = endpoint.local_addr()?;
-        let service = Arc::new(TrackerService::new(
-            config,
-            issuer,
-            transport::chunks::system_clock(),
-        ));
+        let service = Arc::new(
+            TrackerService::new(config, issuer, transport::chunks::system_clock())
+                .with_relays(args.relay_networks.clone()),
+        );
         let janitor = service.spawn_janitor(Duration::from_secs(5));
         let serve = tokio::spawn(transport::serve(endpoint.clone(), service.clone()));
         println!("chorus tracker {}", env!("CARGO_PKG_VERSION"));
@@ -151,11 +155,12 @@ async fn status_lines(service: Arc<TrackerService>, every_s: u64) {
         ticks.tick().await;
         let (stats, peers, renditions) = service.snapshot();
         eprintln!(
-            "peers {peers:>8}  renditions {renditions:>8}  announces/s {:>7.1}  queries/s {:>7.1}  refused {:>6}  quarantined {:>4}",
+            "peers {peers:>8}  renditions {renditions:>8}  announces/s {:>7.1}  queries/s {:>7.1}  refused {:>6}  quarantined {:>4}  addresses replaced {:>6}",
             (stats.announces - last.announces) as f64 / every_s as f64,
             (stats.queries - last.queries) as f64 / every_s as f64,
             stats.refused,
             stats.quarantined,
+            service.addresses_replaced(),
         );
         last = stats;
     }

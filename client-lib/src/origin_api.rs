@@ -154,7 +154,9 @@ pub fn split_pinned(spec: &str) -> anyhow::Result<(Option<NodeId>, &str)> {
 /// the bundle from `--ca-cert` / `CHORUS_CA_CERT` ([`transport::https::client_config`]).
 pub fn http_client_builder() -> anyhow::Result<reqwest::ClientBuilder> {
     let tls = transport::https::client_config().context("loading trusted certificates")?;
-    Ok(reqwest::Client::builder().use_preconfigured_tls((*tls).clone()))
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls((*tls).clone())
+        .http2_adaptive_window(true))
 }
 
 fn parse_network(value: &serde_json::Value) -> anyhow::Result<NetworkInfo> {

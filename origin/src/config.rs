@@ -26,6 +26,9 @@ pub struct OriginConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// With TLS on, also serve plain HTTP here; loopback addresses only (monitoring, or a
+    /// reverse proxy on the same machine).
+    pub http_plain_addr: Option<SocketAddr>,
     /// The tracker clients should use, as `NODE_ID@HOST:PORT`, if one runs.
     pub tracker: Option<String>,
     /// Largest accepted upload, in bytes.
@@ -96,6 +99,7 @@ impl Default for OriginConfig {
             public_url: None,
             tls_cert: None,
             tls_key: None,
+            http_plain_addr: None,
             tracker: None,
             upload_bytes_max: 200 * 1024 * 1024,
             json_bytes_max: 64 * 1024,

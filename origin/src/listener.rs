@@ -141,6 +141,9 @@ pub async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(128)
+        // Flow-control windows that grow with the connection's bandwidth-delay product: the
+        // fixed 64 KiB default caps a chunk download at one window per round trip.
+        .adaptive_window(true)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(builder);

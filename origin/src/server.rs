@@ -185,9 +185,15 @@ pub struct Running {
     pub quic_addr: SocketAddr,
     /// The origin's node id (its signing key).
     pub node_id: NodeId,
+    /// Where the extra plain-HTTP listener is (`http_plain_addr`), if any.
+    pub http_plain_addr: Option<SocketAddr>,
     store: Arc<Store>,
     shutdown: Option<oneshot::Sender<()>>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
+    plain: Option<(
+        oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
     janitor: tokio::task::JoinHandle<()>,
     recommender: tokio::task::JoinHandle<()>,
     quic: Endpoint,
@@ -203,6 +209,12 @@ impl Running {
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
+        }
+        if let Some((stop, task)) = self.plain.take() {
+            let _ = stop.send(());
+            task.await
+                .context("plain HTTP server task")?
+                .context("plain HTTP server")?;
         }
         self.quic.close();
         self.janitor.abort();
@@ -242,6 +254,20 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         _ => anyhow::bail!("TLS needs both a certificate (tls_cert) and its key (tls_key)"),
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let plain_listener = match config.http_plain_addr {
+        Some(addr) if !addr.ip().is_loopback() => {
+            anyhow::bail!("http_plain_addr {addr} is not a loopback address")
+        }
+        Some(_) if tls.is_none() => {
+            anyhow::bail!("http_plain_addr is for an origin serving HTTPS (tls_cert, tls_key)")
+        }
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding plain HTTP on {addr}"))?,
+        ),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
@@ -326,6 +352,21 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
     let limits = state.config.http;
     let trusted_proxies = state.config.trusted_proxies.clone();
     let app = api::app(state);
+    let mut plain = None;
+    let mut http_plain_addr = None;
+    if let Some(listener) = plain_listener {
+        http_plain_addr = Some(listener.local_addr()?);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(crate::listener::serve(
+            listener,
+            app.clone(),
+            limits,
+            trusted_proxies.clone(),
+            None,
+            stopped,
+        ));
+        plain = Some((stop, task));
+    }
     let http = tokio::spawn(crate::listener::serve(
         listener,
         app,
@@ -336,6 +377,8 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
     ));
     Ok(Running {
         http_addr,
+        http_plain_addr,
+        plain,
         base_url: format!("{scheme}://{http_addr}"),
         quic_addr: bound_quic_addr,
         node_id,

@@ -1,10 +1,12 @@
 //! The tracker's QUIC driver: verifies license signatures (with a cache), reads the clock, and
 //! hands each request to the sans-IO [`Tracker`] core behind a mutex.
 
+use std::borrow::Cow;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use protocol::wire::{ErrorCode, Request, Response};
+use protocol::wire::{Announce, ErrorCode, Request, Response};
 use protocol::{LicenseClaims, LicenseToken, NodeId, UnixMillis};
 use transport::chunks::{Clock, LicenseCache};
 use transport::{Responder, Service, TransportError};
@@ -20,6 +22,8 @@ pub struct TrackerService {
     core: Mutex<Tracker>,
     licenses: LicenseCache,
     clock: Clock,
+    relays: Vec<ipnet::IpNet>,
+    addresses_replaced: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for TrackerService {
@@ -37,6 +41,69 @@ impl TrackerService {
             core: Mutex::new(Tracker::new(config)),
             licenses: LicenseCache::new(issuer, TRACKER_LICENSE_CACHE_MAX),
             clock,
+            relays: Vec::new(),
+            addresses_replaced: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Trusts the addresses announced by nodes whose connections come from `relays`: relays
+    /// or link emulators the operator runs in front of nodes, whose announced addresses
+    /// cannot match what the tracker observes.
+    pub fn with_relays(mut self, relays: Vec<ipnet::IpNet>) -> Self {
+        self.relays = relays;
+        self
+    }
+
+    /// Announces whose addresses were replaced by the observed one.
+    pub fn addresses_replaced(&self) -> u64 {
+        self.addresses_replaced
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `announce` with only the addresses the connection proves: an announced address must be
+    /// the observed one (`remote`), unless `remote` is a trusted relay. When none is, the
+    /// observed address stands in (a QUIC node answers on the socket it dials from, so behind
+    /// an endpoint-independent NAT that is where peers reach it).
+    pub fn checked_addresses<'a>(
+        &self,
+        announce: &'a Announce,
+        remote: SocketAddr,
+    ) -> Cow<'a, Announce> {
+        let observed = SocketAddr::new(remote.ip().to_canonical(), remote.port());
+        if self
+            .relays
+            .iter()
+            .any(|network| network.contains(&observed.ip()))
+        {
+            return Cow::Borrowed(announce);
+        }
+        let same = |addr: &SocketAddr| {
+            addr.ip().to_canonical() == observed.ip() && addr.port() == observed.port()
+        };
+        if announce.addrs.iter().all(same) {
+            return Cow::Borrowed(announce);
+        }
+        self.addresses_replaced
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut checked = announce.clone();
+        checked.addrs.retain(same);
+        if checked.addrs.is_empty() {
+            checked.addrs.push(observed);
+        }
+        Cow::Owned(checked)
+    }
+
+    /// [`TrackerService::answer`] for a request whose connection comes from `remote`: an
+    /// announce's addresses are checked against it first ([`TrackerService::checked_addresses`]).
+    pub fn answer_from(&self, peer: NodeId, remote: SocketAddr, request: &Request) -> Response {
+        match request {
+            Request::Announce(announce) if !announce.addrs.is_empty() => {
+                match self.checked_addresses(announce, remote) {
+                    Cow::Borrowed(_) => self.answer(peer, request),
+                    Cow::Owned(checked) => self.answer(peer, &Request::Announce(checked)),
+                }
+            }
+            _ => self.answer(peer, request),
         }
     }
 
@@ -82,7 +149,8 @@ impl TrackerService {
         self.licenses.verify(peer, token, now)
     }
 
-    /// Answers one request (the part of [`Service::handle`] that does not write).
+    /// Answers one request (the part of [`Service::handle`] that does not write), taking
+    /// announced addresses as they are: [`TrackerService::answer_from`] checks them.
     pub fn answer(&self, peer: NodeId, request: &Request) -> Response {
         let now = (self.clock)();
         let result = match request {
@@ -122,7 +190,7 @@ impl Service for TrackerService {
         request: Request,
         responder: &mut Responder,
     ) -> Result<(), TransportError> {
-        let response = self.answer(peer, &request);
+        let response = self.answer_from(peer, responder.remote_addr(), &request);
         responder.send(&response).await
     }
 }

@@ -852,3 +852,79 @@ fn a_reported_entry_comes_back_with_the_peers_next_announce() {
     acked(world.announce(&honest, "SE", NodeRole::Client, &[r], 100));
     assert_eq!(world.query(&asker, "SE", &[], r).peers.len(), 1);
 }
+
+#[test]
+fn announced_addresses_must_be_the_observed_one_unless_from_a_relay() {
+    let addr = |text: &str| -> SocketAddr { text.parse().unwrap() };
+    let announce_from = |world: &World, node: &Identity, addrs: Vec<SocketAddr>, remote| {
+        let credential = world.play(node.node_id(), "SE", &[], rendition(0));
+        world.tracker.answer_from(
+            node.node_id(),
+            remote,
+            &Request::Announce(Announce {
+                region: region("SE"),
+                role: NodeRole::Client,
+                addrs,
+                renditions: vec![rendition(3)],
+                upload_spare_kbps: 1000,
+                credential,
+            }),
+        )
+    };
+    let listed = |world: &World, node: &Identity| -> Vec<SocketAddr> {
+        let asker = Identity::from_secret_bytes(&[0x55; 32]);
+        world
+            .query(&asker, "SE", &[], rendition(3))
+            .peers
+            .into_iter()
+            .find(|peer| peer.node == node.node_id())
+            .map(|peer| peer.addrs)
+            .unwrap_or_default()
+    };
+
+    let mut world = World::new(TrackerConfig::default());
+    // An honest node announces the address it dials from: kept as it is.
+    let honest = world.node();
+    acked(announce_from(
+        &world,
+        &honest,
+        vec![addr("198.51.100.7:4433")],
+        addr("198.51.100.7:4433"),
+    ));
+    assert_eq!(listed(&world, &honest), vec![addr("198.51.100.7:4433")]);
+    // A node naming someone else's address (to aim peers at a victim) is listed at the
+    // address it was observed at instead; an IPv4-mapped observation counts as IPv4.
+    let liar = world.node();
+    acked(announce_from(
+        &world,
+        &liar,
+        vec![addr("203.0.113.9:80"), addr("198.51.100.8:4433")],
+        addr("[::ffff:198.51.100.8]:4433"),
+    ));
+    assert_eq!(listed(&world, &liar), vec![addr("198.51.100.8:4433")]);
+    // Behind a NAT that maps its port: the observed port is where peers reach it.
+    let natted = world.node();
+    acked(announce_from(
+        &world,
+        &natted,
+        vec![addr("198.51.100.9:4433")],
+        addr("198.51.100.9:61000"),
+    ));
+    assert_eq!(listed(&world, &natted), vec![addr("198.51.100.9:61000")]);
+    assert_eq!(world.tracker.addresses_replaced(), 2);
+
+    // Behind a relay the operator named, the announced addresses stand.
+    let mut world = World::new(TrackerConfig::default());
+    world.tracker = world
+        .tracker
+        .with_relays(vec!["10.9.0.0/16".parse().unwrap()]);
+    let relayed = world.node();
+    acked(announce_from(
+        &world,
+        &relayed,
+        vec![addr("203.0.113.20:4433")],
+        addr("10.9.3.4:5000"),
+    ));
+    assert_eq!(listed(&world, &relayed), vec![addr("203.0.113.20:4433")]);
+    assert_eq!(world.tracker.addresses_replaced(), 0);
+}

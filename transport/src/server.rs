@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,9 +33,16 @@ pub struct Responder {
     send: quinn::SendStream,
     write_timeout: Duration,
     buffer: Vec<u8>,
+    remote: SocketAddr,
 }
 
 impl Responder {
+    /// The address the request's connection comes from, as this endpoint observes it (a
+    /// NAT's or relay's public address, not necessarily the peer's own).
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.remote
+    }
+
     /// Sends one response frame.
     pub async fn send(&mut self, response: &Response) -> Result<(), TransportError> {
         self.buffer.clear();
@@ -250,8 +258,10 @@ async fn serve_connection<S: Service>(
     loop {
         let (send, recv) = connection.accept_bi().await?;
         let service = service.clone();
+        let remote = connection.remote_address();
         tokio::spawn(async move {
-            if let Err(error) = serve_stream(peer, send, recv, read_timeout, service).await {
+            if let Err(error) = serve_stream(peer, remote, send, recv, read_timeout, service).await
+            {
                 tracing::debug!(%error, %peer, "stream failed");
             }
         });
@@ -260,6 +270,7 @@ async fn serve_connection<S: Service>(
 
 async fn serve_stream<S: Service>(
     peer: NodeId,
+    remote: SocketAddr,
     send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     read_timeout: Duration,
@@ -269,6 +280,7 @@ async fn serve_stream<S: Service>(
         send,
         write_timeout: read_timeout,
         buffer: Vec::new(),
+        remote,
     };
     let request = match read_frame(&mut recv, read_timeout).await {
         Ok(Some(body)) => codec::decode::<Request>(&body).map_err(TransportError::from),

@@ -8,6 +8,9 @@
 //!   (the header timeout should close it).
 //! - **uploads**: the origin's resident memory (a separate process, read from /proc) while
 //!   several large uploads stream in at once, against its idle resident memory.
+//! - **quic**: a licensed listener (from 127.0.0.2) plays tracks over QUIC — new connection,
+//!   every chunk fetched at playing priority — before and while a stranger at 127.0.0.3 opens
+//!   2,000 QUIC connections (2,000 node ids) and holds whatever it gets.
 //!
 //! The origin runs as a child `chorus origin` process on loopback in a temporary directory.
 
@@ -40,8 +43,14 @@ pub struct AbuseBenchArgs {
     /// Size of each upload, MiB of WAV audio.
     #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub upload_mib: u32,
-    /// Parts to run: login, slow, uploads (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "login,slow,uploads")]
+    /// QUIC connections the stranger opens from one address (quic part).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    pub quic_connections: u32,
+    /// Plays timed per side (quic part).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub plays: u32,
+    /// Parts to run: login, slow, uploads, quic (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "login,slow,uploads,quic")]
     pub parts: Vec<String>,
 }
 
@@ -51,6 +60,8 @@ struct OriginProcess {
     child: Child,
     base: String,
     addr: std::net::SocketAddr,
+    node: protocol::NodeId,
+    quic: std::net::SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -83,11 +94,17 @@ impl OriginProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .context("starting chorus origin")?;
-        let mut base = None;
+        let (mut base, mut node, mut quic) = (None, None, None);
         for line in BufReader::new(child.stdout.take().context("stdout")?).lines() {
             let line = line?;
             if let Some(url) = line.trim().strip_prefix("http") {
                 base = Some(url.trim().to_string());
+            }
+            if let Some(id) = line.trim().strip_prefix("node id") {
+                node = Some(id.trim().parse()?);
+            }
+            if let Some(addr) = line.trim().strip_prefix("quic") {
+                quic = Some(addr.trim().parse()?);
             }
             if line.starts_with("ready") {
                 break;
@@ -102,6 +119,8 @@ impl OriginProcess {
             child,
             base,
             addr,
+            node: node.context("the origin printed no node id")?,
+            quic: quic.context("the origin printed no QUIC address")?,
             _dir: dir,
         })
     }
@@ -132,6 +151,17 @@ impl OriginProcess {
     }
 }
 
+async fn login_token(http: &reqwest::Client, base: &str, username: &str) -> anyhow::Result<String> {
+    let (status, body) = post(
+        http,
+        format!("{base}/v1/sessions"),
+        json!({"username": username, "password": PASSWORD}),
+    )
+    .await?;
+    ensure!(status == 200, "log-in: {status} {body}");
+    Ok(body["access_token"].as_str().context("token")?.to_string())
+}
+
 async fn post(http: &reqwest::Client, url: String, body: Value) -> anyhow::Result<(u16, Value)> {
     let response = http.post(url).json(&body).send().await?;
     let status = response.status().as_u16();
@@ -160,10 +190,279 @@ async fn run_async(args: &AbuseBenchArgs) -> anyhow::Result<std::process::ExitCo
     if wants("uploads") {
         summary["uploads"] = uploads(&origin, &http, args.uploads, args.upload_mib).await?;
     }
+    if wants("quic") {
+        summary["quic"] = quic_flood(&origin, &http, args.quic_connections, args.plays).await?;
+    }
     if args.json {
         println!("{summary}");
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// One play by a licensed listener: log-in grant over HTTP, then a new QUIC connection from
+/// 127.0.0.2 and every chunk of the rendition at playing priority. Returns (ms to the first
+/// chunk from pressing play, per-chunk latencies in ms, real time over fetch time).
+async fn quic_play(
+    api: &client_lib::origin_api::OriginApi,
+    access: &str,
+    track: &str,
+) -> anyhow::Result<(f64, Vec<f64>, f64)> {
+    let identity = protocol::Identity::generate(&mut rand::thread_rng());
+    let endpoint = transport::Endpoint::bind(
+        &identity,
+        "127.0.0.2:0".parse()?,
+        transport::Limits::default(),
+    )?;
+    let pressed = Instant::now();
+    let grant = api
+        .play(access, track, &identity.node_id(), Some("normal"), false)
+        .await?;
+    let peer = endpoint
+        .connect(grant.origin.node, grant.origin.addr)
+        .await?;
+    let mut first_ms = None;
+    let mut chunks = Vec::new();
+    for index in 0..grant.manifest.chunk_count() {
+        let asked = Instant::now();
+        let items = transport::chunks::fetch_range(
+            &peer,
+            &grant.manifest,
+            index,
+            1,
+            protocol::wire::Priority::Playing,
+            &grant.license,
+        )
+        .await?;
+        ensure!(
+            matches!(
+                items.first(),
+                Some(transport::chunks::RangeItem::Chunk { .. })
+            ),
+            "the origin did not send chunk {index}"
+        );
+        chunks.push(asked.elapsed().as_secs_f64() * 1000.0);
+        first_ms.get_or_insert(pressed.elapsed().as_secs_f64() * 1000.0);
+    }
+    let fetch_s = pressed.elapsed().as_secs_f64();
+    endpoint.close();
+    let real_time = grant.manifest.body().duration_ms as f64 / 1000.0 / fetch_s;
+    Ok((first_ms.unwrap_or(f64::NAN), chunks, real_time))
+}
+
+async fn quic_plays(
+    api: &client_lib::origin_api::OriginApi,
+    access: &str,
+    track: &str,
+    plays: u32,
+    label: &str,
+) -> anyhow::Result<Value> {
+    let (mut firsts, mut chunks, mut speeds, mut failed) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    for play in 0..plays {
+        progress(&format!("abuse quic: {label} play {}/{plays}", play + 1));
+        match tokio::time::timeout(Duration::from_secs(60), quic_play(api, access, track)).await {
+            Ok(Ok((first, latencies, speed))) => {
+                firsts.push(first);
+                chunks.extend(latencies);
+                speeds.push(speed);
+            }
+            Ok(Err(error)) => {
+                failed += 1;
+                eprintln!("\nabuse quic: {label} play failed: {error:#}");
+            }
+            Err(_) => failed += 1,
+        }
+    }
+    firsts.sort_by(f64::total_cmp);
+    chunks.sort_by(f64::total_cmp);
+    Ok(json!({
+        "plays": plays,
+        "failed": failed,
+        "first_chunk_ms_p50": percentile(&firsts, 50.0),
+        "chunk_ms_p50": percentile(&chunks, 50.0),
+        "chunk_ms_p99": percentile(&chunks, 99.0),
+        "times_real_time_median": if speeds.is_empty() { f64::NAN } else { median(&mut speeds) },
+    }))
+}
+
+async fn quic_flood(
+    origin: &OriginProcess,
+    http: &reqwest::Client,
+    connections: u32,
+    plays: u32,
+) -> anyhow::Result<Value> {
+    let base = &origin.base;
+    for (username, role) in [("quic_artist", Some("artist")), ("quic_listener", None)] {
+        let mut body = json!({"username": username, "password": PASSWORD});
+        if let Some(role) = role {
+            body["role"] = role.into();
+        }
+        let (status, answer) = post(http, format!("{base}/v1/accounts"), body).await?;
+        ensure!(status == 201 || status == 409, "sign-up: {status} {answer}");
+    }
+    let artist = login_token(http, base, "quic_artist").await?;
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(origin::synth::wav(11, 30.0, 44_100, 2))
+                .file_name("quic.wav"),
+        )
+        .text("metadata", json!({"title": "Q", "artist": "Q"}).to_string());
+    let response = http
+        .post(format!("{base}/v1/tracks"))
+        .bearer_auth(&artist)
+        .multipart(form)
+        .send()
+        .await?;
+    ensure!(
+        response.status().is_success(),
+        "upload: {}",
+        response.status()
+    );
+    let track: Value = response.json().await?;
+    let track = track["id"].as_str().context("no track id")?.to_string();
+    let api = client_lib::origin_api::OriginApi::new(&format!("{}@{base}", origin.node))?;
+    let access = api.login("quic_listener", PASSWORD).await?;
+
+    let baseline = quic_plays(&api, &access, &track, plays, "baseline").await?;
+    let fds_before = origin.open_fds()?;
+    // The stranger: one address, a new identity and endpoint per connection, all at once
+    // (bounded to 256 handshakes in flight), each held open if admitted.
+    progress(&format!(
+        "abuse quic: opening {connections} connections from 127.0.0.3"
+    ));
+    let started = Instant::now();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(256));
+    let mut dials = tokio::task::JoinSet::new();
+    let (node, addr) = (origin.node, origin.quic);
+    for _ in 0..connections {
+        let gate = gate.clone();
+        dials.spawn(async move {
+            let _permit = gate.acquire_owned().await.ok()?;
+            let identity = protocol::Identity::generate(&mut rand::thread_rng());
+            let limits = transport::Limits {
+                connect_timeout: Duration::from_secs(3),
+                ..transport::Limits::default()
+            };
+            let endpoint =
+                transport::Endpoint::bind(&identity, "127.0.0.3:0".parse().ok()?, limits).ok()?;
+            let peer = endpoint.connect(node, addr).await.ok()?;
+            // Admitted only if it can also be used.
+            peer.request_one(&protocol::wire::Request::Ping { nonce: 1 })
+                .await
+                .ok()?;
+            Some(endpoint)
+        });
+    }
+    let mut held = Vec::new();
+    let mut refused = 0u32;
+    while let Some(result) = dials.join_next().await {
+        match result {
+            Ok(Some(endpoint)) => held.push(endpoint),
+            _ => refused += 1,
+        }
+    }
+    let flood_s = started.elapsed().as_secs_f64();
+    let fds_during = origin.open_fds()?;
+    let (rss_during, _) = origin.rss_mib()?;
+    // While the listener plays, the stranger keeps knocking: new connections from the same
+    // address, 256 handshakes in flight, until the plays end.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let knocks = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let knocker = {
+        let (stop, knocks) = (stop.clone(), knocks.clone());
+        tokio::spawn(async move {
+            let mut tries = tokio::task::JoinSet::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                while tries.len() < 256 {
+                    tries.spawn(async move {
+                        let identity = protocol::Identity::generate(&mut rand::thread_rng());
+                        let limits = transport::Limits {
+                            connect_timeout: Duration::from_secs(2),
+                            ..transport::Limits::default()
+                        };
+                        if let Ok(endpoint) = transport::Endpoint::bind(
+                            &identity,
+                            std::net::SocketAddr::from(([127, 0, 0, 3], 0)),
+                            limits,
+                        ) {
+                            let _ = endpoint.connect(node, addr).await;
+                            endpoint.close();
+                        }
+                    });
+                }
+                if tries.join_next().await.is_some() {
+                    knocks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            tries.abort_all();
+        })
+    };
+    let flood_started = Instant::now();
+    let under_flood = quic_plays(&api, &access, &track, plays, "under flood").await?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = knocker.await;
+    let knocks = knocks.load(std::sync::atomic::Ordering::Relaxed);
+    let knocks_per_s = knocks as f64 / flood_started.elapsed().as_secs_f64();
+    progress_done();
+    let admitted = held.len();
+    for endpoint in held {
+        endpoint.close();
+    }
+    let speed = |value: &Value| value["times_real_time_median"].as_f64().unwrap_or(f64::NAN);
+    let first = |value: &Value| value["first_chunk_ms_p50"].as_f64().unwrap_or(f64::NAN);
+    print_table(
+        &format!(
+            "QUIC flood: {connections} connections from 127.0.0.3 (one node id each) while a licensed listener at 127.0.0.2 plays, {plays} plays per side"
+        ),
+        &[
+            (
+                "connections admitted / refused",
+                format!("{admitted:>8} / {refused}"),
+            ),
+            ("flood took", format!("{flood_s:>8.1} s")),
+            (
+                "new connections tried during the plays",
+                format!("{knocks:>8} ({knocks_per_s:.0}/s)"),
+            ),
+            (
+                "plays failed baseline / flood",
+                format!("{:>8} / {}", baseline["failed"], under_flood["failed"]),
+            ),
+            (
+                "first chunk p50 baseline / flood",
+                format!("{:>8.1} / {:.1} ms", first(&baseline), first(&under_flood)),
+            ),
+            (
+                "chunk p99 baseline / flood",
+                format!(
+                    "{:>8.1} / {:.1} ms",
+                    baseline["chunk_ms_p99"].as_f64().unwrap_or(f64::NAN),
+                    under_flood["chunk_ms_p99"].as_f64().unwrap_or(f64::NAN)
+                ),
+            ),
+            (
+                "fetch speed x real time baseline / flood",
+                format!("{:>8.1} / {:.1}", speed(&baseline), speed(&under_flood)),
+            ),
+            (
+                "origin fds before / during",
+                format!("{fds_before:>8} / {fds_during}"),
+            ),
+        ],
+    );
+    Ok(json!({
+        "connections": connections,
+        "admitted": admitted,
+        "refused": refused,
+        "flood_s": flood_s,
+        "knocks_during_plays": knocks,
+        "knocks_per_s": knocks_per_s,
+        "baseline": baseline,
+        "under_flood": under_flood,
+        "origin_fds_before": fds_before,
+        "origin_fds_during": fds_during,
+        "origin_rss_mib_during": rss_during,
+    }))
 }
 
 async fn logins(

@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 mod abuse;
 mod decode;
 mod first_audio;
+mod https;
 mod origin;
 mod pipeline;
 mod platform;
@@ -54,6 +55,9 @@ pub enum Which {
     /// Paged playlist reads against GET /healthz, and two devices editing one playlist at
     /// once (no acknowledged add lost).
     Playlists(PlaylistBenchArgs),
+    /// The cost of TLS: play authorization latency and chunk throughput over HTTPS against
+    /// plain HTTP on the same origin, same run.
+    Https(https::HttpsBenchArgs),
     /// The origin under abuse: log-in timing for existing against unknown users, slow-header
     /// sockets against GET /healthz, resident memory during concurrent large uploads.
     Abuse(AbuseBenchArgs),
@@ -159,6 +163,7 @@ pub fn run(which: Which) -> anyhow::Result<ExitCode> {
         Which::Search(args) => platform::run_search(&args),
         Which::Playlists(args) => platform::run_playlists(&args),
         Which::Abuse(args) => abuse::run(&args),
+        Which::Https(args) => https::run(&args),
     }
 }
 

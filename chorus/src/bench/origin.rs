@@ -208,11 +208,43 @@ impl LocalOrigin {
     }
 }
 
+/// Name of the server runtime's threads (so a benchmark can read their CPU time).
+pub(crate) const SERVER_THREAD: &str = "origin-server";
+
+/// CPU seconds the server runtime's threads have used so far (Linux /proc; 0 elsewhere).
+pub(crate) fn server_cpu_s() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let mut ticks = 0u64;
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != SERVER_THREAD {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the parenthesised name: state is field 3; utime 14, stime 15.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        for at in [11, 12] {
+            ticks += fields
+                .get(at)
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0);
+        }
+    }
+    // USER_HZ is 100 on Linux.
+    ticks as f64 / 100.0
+}
+
 /// The origin runs on its own 2-thread runtime (as its own process would); the load generator
 /// on a single-threaded one, so the two do not queue behind each other's tasks.
 pub(crate) fn runtimes() -> anyhow::Result<(tokio::runtime::Runtime, tokio::runtime::Runtime)> {
     let server = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name(SERVER_THREAD)
         .enable_all()
         .build()
         .context("starting the server runtime")?;

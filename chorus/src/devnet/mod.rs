@@ -690,6 +690,9 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
                 run_dir.join("tracker").display().to_string(),
                 "--issuer".into(),
                 origin_id.to_string(),
+                // Every devnet node sits behind link-emulator relays on loopback.
+                "--relay-network".into(),
+                "127.0.0.0/8".into(),
                 "--status-every-s".into(),
                 "0".into(),
             ],
