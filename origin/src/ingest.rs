@@ -45,6 +45,9 @@ const BLOCK_FRAMES: usize = 4096;
 pub struct IngestLimits {
     /// Longest accepted input, in milliseconds of audio.
     pub duration_ms_max: u64,
+    /// Where encoded renditions are written as they grow (anonymous temporary files, gone
+    /// when dropped), so an ingest holds no encoded ladder in memory. `None`: in memory.
+    pub spool_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for IngestLimits {
@@ -52,6 +55,144 @@ impl Default for IngestLimits {
         // Two hours: at 320 kbps well under a manifest's 512 MiB.
         Self {
             duration_ms_max: 2 * 3600 * 1000,
+            spool_dir: None,
+        }
+    }
+}
+
+/// An encoded rendition's bytes: in memory, or in an anonymous temporary file.
+#[derive(Debug, Clone)]
+pub enum EncodedFile {
+    /// Held in memory.
+    Memory(Vec<u8>),
+    /// Written to an unlinked temporary file of `len` bytes.
+    Spooled {
+        /// The file, read by position (never by a shared cursor).
+        file: std::sync::Arc<std::fs::File>,
+        /// Its length.
+        len: u64,
+    },
+}
+
+impl EncodedFile {
+    /// Its length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Self::Memory(bytes) => bytes.len() as u64,
+            Self::Spooled { len, .. } => *len,
+        }
+    }
+
+    /// Whether it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reads piece `index` of `size` bytes (the last may be shorter) into `buffer`, replacing
+    /// its contents; false past the end.
+    pub fn read_piece(
+        &self,
+        index: u64,
+        size: usize,
+        buffer: &mut Vec<u8>,
+    ) -> std::io::Result<bool> {
+        let start = index.saturating_mul(size as u64);
+        if start >= self.len() {
+            return Ok(false);
+        }
+        let take = (self.len() - start).min(size as u64) as usize;
+        buffer.clear();
+        match self {
+            Self::Memory(bytes) => {
+                buffer.extend_from_slice(&bytes[start as usize..start as usize + take]);
+            }
+            Self::Spooled { file, .. } => {
+                use std::os::unix::fs::FileExt;
+                buffer.resize(take, 0);
+                file.read_exact_at(buffer, start)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// All of it, in memory.
+    pub fn to_vec(&self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Self::Memory(bytes) => Ok(bytes.clone()),
+            Self::Spooled { .. } => {
+                let mut all = Vec::with_capacity(self.len() as usize);
+                let mut piece = Vec::new();
+                let mut index = 0;
+                while self.read_piece(index, 1 << 20, &mut piece)? {
+                    all.extend_from_slice(&piece);
+                    index += 1;
+                }
+                Ok(all)
+            }
+        }
+    }
+}
+
+/// Where an encoder writes: memory, or a temporary file through a buffer.
+enum Sink {
+    Memory(Vec<u8>),
+    File {
+        writer: std::io::BufWriter<std::fs::File>,
+        len: u64,
+    },
+}
+
+impl std::io::Write for Sink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Memory(memory) => memory.write(bytes),
+            Self::File { writer, len } => {
+                let written = writer.write(bytes)?;
+                *len += written as u64;
+                Ok(written)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Memory(_) => Ok(()),
+            Self::File { writer, .. } => writer.flush(),
+        }
+    }
+}
+
+impl Sink {
+    fn new(spool_dir: Option<&std::path::Path>) -> Result<Self, IngestError> {
+        match spool_dir {
+            None => Ok(Self::Memory(Vec::new())),
+            Some(dir) => {
+                let file = tempfile::tempfile_in(dir).map_err(|error| {
+                    IngestError::Encode(format!(
+                        "spooling a rendition in {}: {error}",
+                        dir.display()
+                    ))
+                })?;
+                Ok(Self::File {
+                    writer: std::io::BufWriter::with_capacity(64 * 1024, file),
+                    len: 0,
+                })
+            }
+        }
+    }
+
+    fn finish(self) -> Result<EncodedFile, IngestError> {
+        match self {
+            Self::Memory(bytes) => Ok(EncodedFile::Memory(bytes)),
+            Self::File { writer, len } => {
+                let file = writer.into_inner().map_err(|error| {
+                    IngestError::Encode(format!("spooling a rendition: {}", error.error()))
+                })?;
+                Ok(EncodedFile::Spooled {
+                    file: std::sync::Arc::new(file),
+                    len,
+                })
+            }
         }
     }
 }
@@ -124,7 +265,7 @@ pub struct EncodedRendition {
     /// Target average bitrate.
     pub bitrate_bps: u32,
     /// The encoded file.
-    pub file: Vec<u8>,
+    pub file: EncodedFile,
 }
 
 /// The result of transcoding one input.
@@ -428,7 +569,7 @@ struct Pipeline {
     resampler: Option<Resampling>,
     meter: ebur128::EbuR128,
     tempo: crate::features::TempoMeter,
-    encoders: Vec<(Quality, u32, VorbisEncoder<Vec<u8>>)>,
+    encoders: Vec<(Quality, u32, VorbisEncoder<Sink>)>,
     frames_encoded: u64,
     frames_max: u64,
     /// Frames received from the decoder, at the source rate.
@@ -484,7 +625,7 @@ impl Pipeline {
             let encoder = VorbisEncoderBuilder::new_with_serial(
                 NonZeroU32::new(output_rate).expect("checked above"),
                 NonZeroU8::new(output_channels as u8).expect("one or two channels"),
-                Vec::new(),
+                Sink::new(limits.spool_dir.as_deref())?,
                 stream_serial.wrapping_add(offset as i32),
             )
             .bitrate_management_strategy(VorbisBitrateManagementStrategy::QualityVbr {
@@ -652,7 +793,8 @@ impl Pipeline {
         for (quality, bitrate_bps, encoder) in self.encoders {
             let file = encoder
                 .finish()
-                .map_err(|error| IngestError::Encode(error.to_string()))?;
+                .map_err(|error| IngestError::Encode(error.to_string()))?
+                .finish()?;
             renditions.push(EncodedRendition {
                 quality,
                 codec: Codec::Vorbis,

@@ -93,18 +93,20 @@ pub fn store_track(
         );
         // Sealed and written a chunk at a time: an ingest never holds a second, sealed copy
         // of a rendition in memory (two ingests of an hour-long track would hold ~280 MB).
-        let mut ids = Vec::with_capacity(rendition.file.len() / CHUNK_BYTES_DEFAULT as usize + 1);
+        let mut ids = Vec::with_capacity(
+            (rendition.file.len() / u64::from(CHUNK_BYTES_DEFAULT)) as usize + 1,
+        );
         let mut sealed = Vec::with_capacity(CHUNK_BYTES_DEFAULT as usize + 16);
-        for (index, piece) in rendition
+        let mut index = 0u32;
+        while rendition
             .file
-            .chunks(CHUNK_BYTES_DEFAULT as usize)
-            .enumerate()
+            .read_piece(u64::from(index), CHUNK_BYTES_DEFAULT as usize, &mut sealed)
+            .map_err(|error| StoreError::Transaction(format!("reading a rendition: {error}")))?
         {
-            let index = u32::try_from(index)
-                .map_err(|_| StoreError::Transaction("rendition has too many chunks".into()))?;
-            sealed.clear();
-            sealed.extend_from_slice(piece);
             let id = cipher.seal_in_place(index, &mut sealed);
+            index = index
+                .checked_add(1)
+                .ok_or_else(|| StoreError::Transaction("rendition has too many chunks".into()))?;
             store.chunks().put(&id, &sealed)?;
             ids.push(id);
         }
@@ -119,7 +121,7 @@ pub fn store_track(
             channels: transcoded.channels,
             duration_ms: transcoded.duration_ms,
             chunk_bytes: CHUNK_BYTES_DEFAULT,
-            plaintext_bytes: rendition.file.len() as u64,
+            plaintext_bytes: rendition.file.len(),
             chunks: ids.clone(),
         };
         let signed = SignedManifest::sign(origin, &body)
@@ -132,7 +134,7 @@ pub fn store_track(
             rendition_id: rendition_id.clone(),
             codec: "vorbis".into(),
             bitrate_bps: rendition.bitrate_bps,
-            bytes: rendition.file.len() as u64,
+            bytes: rendition.file.len(),
             chunks: ids.len() as u32,
         });
         records.push((
@@ -534,6 +536,7 @@ async fn ingest_and_store(
 ) -> Result<TrackRecord, ApiError> {
     let limits = IngestLimits {
         duration_ms_max: state.config.audio_ms_max,
+        spool_dir: Some(uploads_dir(&state.config.data_dir)),
     };
     let (transcoded, places) = tokio::task::spawn_blocking(move || {
         let reader = file.file.reopen().map_err(|error| {

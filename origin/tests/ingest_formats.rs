@@ -62,7 +62,7 @@ fn check(transcoded: &Transcoded, expected_rate: u32, expected_channels: u8) {
         qualities,
         vec![Quality::Low, Quality::Normal, Quality::High]
     );
-    let sizes: Vec<usize> = transcoded.renditions.iter().map(|r| r.file.len()).collect();
+    let sizes: Vec<u64> = transcoded.renditions.iter().map(|r| r.file.len()).collect();
     // On a few seconds of audio the Vorbis setup header (its size depends on the mode) weighs
     // as much as the audio, so only the top of the ladder is compared.
     assert!(
@@ -70,7 +70,7 @@ fn check(transcoded: &Transcoded, expected_rate: u32, expected_channels: u8) {
         "ladder sizes {sizes:?}"
     );
     for rendition in &transcoded.renditions {
-        let frames = decoded_frames(&rendition.file);
+        let frames = decoded_frames(&rendition.file.to_vec().unwrap());
         let ms = frames * 1000 / u64::from(expected_rate);
         assert!(
             (ms as i64 - transcoded.duration_ms as i64).abs() <= 50,
@@ -81,7 +81,7 @@ fn check(transcoded: &Transcoded, expected_rate: u32, expected_channels: u8) {
     if have("ffprobe") {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("high.ogg");
-        std::fs::write(&path, &transcoded.renditions[2].file).unwrap();
+        std::fs::write(&path, transcoded.renditions[2].file.to_vec().unwrap()).unwrap();
         assert_eq!(ffprobe_codec(&path), "vorbis");
     }
 }
@@ -196,6 +196,7 @@ fn bad_input_is_refused_with_stable_codes() {
     // Over the duration cap.
     let short = IngestLimits {
         duration_ms_max: 1000,
+        ..IngestLimits::default()
     };
     let error = ingest::transcode(wav.clone(), Some("wav"), 7, &short).unwrap_err();
     assert_eq!(error.code(), "audio_too_long");
@@ -231,4 +232,31 @@ fn a_decoder_error_mid_file_fails_the_whole_ingest() {
             .unwrap_or_else(|| panic!("{extension}: a damaged file was ingested"));
         assert_eq!(error.code(), "decode_failed", "{extension}: {error}");
     }
+}
+
+#[test]
+fn renditions_spooled_to_files_match_renditions_in_memory() {
+    let wav = origin::synth::wav(3, 4.0, 44_100, 2);
+    let in_memory =
+        ingest::transcode(wav.clone(), Some("wav"), 7, &IngestLimits::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spooled_limits = IngestLimits {
+        spool_dir: Some(dir.path().to_path_buf()),
+        ..IngestLimits::default()
+    };
+    let spooled = ingest::transcode(wav, Some("wav"), 7, &spooled_limits).unwrap();
+    for (memory, file) in in_memory.renditions.iter().zip(&spooled.renditions) {
+        assert!(matches!(file.file, ingest::EncodedFile::Spooled { .. }));
+        assert_eq!(memory.file.len(), file.file.len());
+        assert_eq!(memory.file.to_vec().unwrap(), file.file.to_vec().unwrap());
+        // Read a piece at a time, as sealing does: the pieces make up the whole file.
+        let (mut pieces, mut piece, mut index) = (Vec::new(), Vec::new(), 0);
+        while file.file.read_piece(index, 1000, &mut piece).unwrap() {
+            pieces.extend_from_slice(&piece);
+            index += 1;
+        }
+        assert_eq!(pieces, memory.file.to_vec().unwrap());
+    }
+    // The spool files are unlinked: nothing is left in the directory.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

@@ -300,25 +300,7 @@ async fn quic_flood(
         ensure!(status == 201 || status == 409, "sign-up: {status} {answer}");
     }
     let artist = login_token(http, base, "quic_artist").await?;
-    let form = reqwest::multipart::Form::new()
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(origin::synth::wav(11, 30.0, 44_100, 2))
-                .file_name("quic.wav"),
-        )
-        .text("metadata", json!({"title": "Q", "artist": "Q"}).to_string());
-    let response = http
-        .post(format!("{base}/v1/tracks"))
-        .bearer_auth(&artist)
-        .multipart(form)
-        .send()
-        .await?;
-    ensure!(
-        response.status().is_success(),
-        "upload: {}",
-        response.status()
-    );
-    let track: Value = response.json().await?;
+    let track = super::origin::upload_synth(http, base, &artist, 11, 30.0).await?;
     let track = track["id"].as_str().context("no track id")?.to_string();
     let api = client_lib::origin_api::OriginApi::new(&format!("{}@{base}", origin.node))?;
     let access = api.login("quic_listener", PASSWORD).await?;

@@ -98,11 +98,8 @@ pub fn run(args: &DecodeBenchArgs) -> anyhow::Result<ExitCode> {
                 quality: rendition.quality,
             },
         );
-        let (ids, sealed) = seal_rendition(
-            &cipher,
-            &rendition.file,
-            protocol::content::CHUNK_BYTES_DEFAULT,
-        )?;
+        let file = rendition.file.to_vec()?;
+        let (ids, sealed) = seal_rendition(&cipher, &file, protocol::content::CHUNK_BYTES_DEFAULT)?;
         let chunks = std::sync::Arc::new(ids.into_iter().zip(sealed).collect::<Vec<_>>());
         let (mut full, mut bare) = (Vec::new(), Vec::new());
         let mut audio_s = 0.0;
@@ -138,7 +135,7 @@ pub fn run(args: &DecodeBenchArgs) -> anyhow::Result<ExitCode> {
             full.push(audio_s / wall);
 
             let started = Instant::now();
-            let plain = std::io::Cursor::new(rendition.file.clone());
+            let plain = std::io::Cursor::new(file.clone());
             decode_reader(plain, Discard(0), -3.0).map_err(|error| anyhow::anyhow!(error))?;
             bare.push(audio_s / started.elapsed().as_secs_f64());
         }

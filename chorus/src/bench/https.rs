@@ -4,7 +4,6 @@
 //! the same clients, accounts and chunks.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
@@ -12,7 +11,7 @@ use origin::config::OriginConfig;
 use protocol::Identity;
 use serde_json::{Value, json};
 
-use super::origin::{runtimes, server_cpu_s};
+use super::origin::{fetch_for, runtimes, server_cpu_s, upload_synth};
 use super::{Common, median, percentile, print_table, progress, progress_done};
 
 /// Flags of `chorus bench https`.
@@ -92,28 +91,7 @@ pub fn run(args: &HttpsBenchArgs) -> anyhow::Result<ExitCode> {
         progress("https: accounts and a track");
         make("bench_artist", origin::store::Role::Artist)?;
         let artist = log_in(&http, &https_base, "bench_artist").await?;
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(origin::synth::wav(5, 60.0, 44_100, 2))
-                    .file_name("bench.wav"),
-            )
-            .text(
-                "metadata",
-                json!({"title": "Bench", "artist": "Bench"}).to_string(),
-            );
-        let response = http
-            .post(format!("{https_base}/v1/tracks"))
-            .bearer_auth(&artist)
-            .multipart(form)
-            .send()
-            .await?;
-        ensure!(
-            response.status().is_success(),
-            "upload: {}",
-            response.status()
-        );
-        let track: Value = response.json().await?;
+        let track = upload_synth(&http, &https_base, &artist, 5, 60.0).await?;
         let track_id = track["id"].as_str().context("no track id")?.to_string();
         let mut tokens = Vec::new();
         for index in 0..args.clients {
@@ -313,37 +291,15 @@ async fn measure(
         .find("/v1/chunks/")
         .map(|at| template[at..].to_string())
         .context("chunk URL template without /v1/chunks/")?;
-    let urls: Arc<Vec<String>> = Arc::new(
-        body.chunks
-            .iter()
-            .map(|id| format!("{base}{}", path.replace("{chunk_id}", &id.to_hex())))
-            .collect(),
-    );
+    let urls: Vec<String> = body
+        .chunks
+        .iter()
+        .map(|id| format!("{base}{}", path.replace("{chunk_id}", &id.to_hex())))
+        .collect();
     let duration = Duration::from_secs_f64(args.seconds);
     let cpu_before = server_cpu_s();
     let started = Instant::now();
-    let mut fetchers = tokio::task::JoinSet::new();
-    for fetcher in 0..args.concurrency {
-        let (http, urls) = (http.clone(), urls.clone());
-        fetchers.spawn(async move {
-            let (mut bytes, mut next) = (0u64, fetcher as usize * 7919);
-            while started.elapsed() < duration {
-                next = (next * 1_103_515_245 + 12_345) % (1 << 31);
-                let response = http.get(&urls[next % urls.len()]).send().await?;
-                ensure!(
-                    response.status().is_success(),
-                    "chunk: {}",
-                    response.status()
-                );
-                bytes += response.bytes().await?.len() as u64;
-            }
-            anyhow::Ok(bytes)
-        });
-    }
-    let mut bytes = 0;
-    while let Some(result) = fetchers.join_next().await {
-        bytes += result??;
-    }
+    let (_, bytes) = fetch_for(&http, &urls, args.concurrency, duration).await?;
     let seconds = started.elapsed().as_secs_f64();
     let cpu_s = server_cpu_s() - cpu_before;
     let mib = bytes as f64 / (1024.0 * 1024.0);

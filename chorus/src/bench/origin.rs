@@ -35,7 +35,7 @@ pub fn run_ingest(args: &IngestBenchArgs) -> anyhow::Result<ExitCode> {
                     quality: rendition.quality,
                 },
             );
-            content::seal_rendition(&cipher, &rendition.file, CHUNK_BYTES_DEFAULT)?;
+            content::seal_rendition(&cipher, &rendition.file.to_vec()?, CHUNK_BYTES_DEFAULT)?;
         }
         ladder.push(audio_s / started.elapsed().as_secs_f64());
         let started = Instant::now();
@@ -182,30 +182,41 @@ impl LocalOrigin {
         seed: u64,
         seconds: f64,
     ) -> anyhow::Result<Value> {
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(origin::synth::wav(seed, seconds, 44_100, 2))
-                    .file_name("bench.wav"),
-            )
-            .text(
-                "metadata",
-                json!({"title": "Bench", "artist": "Bench"}).to_string(),
-            );
-        let response = self
-            .http
-            .post(format!("{}/v1/tracks", self.base))
-            .bearer_auth(token)
-            .multipart(form)
-            .send()
-            .await?;
-        ensure!(
-            response.status().is_success(),
-            "upload: {}",
-            response.status()
-        );
-        Ok(response.json().await?)
+        upload_synth(&self.http, &self.base, token, seed, seconds).await
     }
+}
+
+/// Uploads `seconds` of the synthesizer's piece for `seed` to the origin at `base` as the
+/// artist whose access token is `token`; returns the created track.
+pub(crate) async fn upload_synth(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    seed: u64,
+    seconds: f64,
+) -> anyhow::Result<Value> {
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(origin::synth::wav(seed, seconds, 44_100, 2))
+                .file_name("bench.wav"),
+        )
+        .text(
+            "metadata",
+            json!({"title": "Bench", "artist": "Bench"}).to_string(),
+        );
+    let response = http
+        .post(format!("{base}/v1/tracks"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await?;
+    ensure!(
+        response.status().is_success(),
+        "upload: {}",
+        response.status()
+    );
+    Ok(response.json().await?)
 }
 
 /// Name of the server runtime's threads (so a benchmark can read their CPU time).
@@ -427,7 +438,7 @@ pub fn run_chunks(args: &ChunksBenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Fetches random URLs from `concurrency` clients for `duration`; returns (requests/s, bytes).
-async fn fetch_for(
+pub(crate) async fn fetch_for(
     http: &reqwest::Client,
     urls: &[String],
     concurrency: u32,
