@@ -536,7 +536,10 @@ async fn ingest_and_store(
 ) -> Result<TrackRecord, ApiError> {
     let limits = IngestLimits {
         duration_ms_max: state.config.audio_ms_max,
-        spool_dir: Some(uploads_dir(&state.config.data_dir)),
+        spool_dir: state
+            .config
+            .ingest_spool
+            .then(|| uploads_dir(&state.config.data_dir)),
     };
     let (transcoded, places) = tokio::task::spawn_blocking(move || {
         let reader = file.file.reopen().map_err(|error| {
