@@ -28,8 +28,13 @@ impl Drop for Process {
     }
 }
 
-fn spawn(args: &[&str], extra: &[&Path]) -> Process {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
+/// Starts `chorus ARGS EXTRA` trusting the CA certificate `ca` (`CHORUS_CA_CERT`), if any.
+fn spawn(args: &[&str], extra: &[&Path], ca: Option<&Path>) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chorus"));
+    if let Some(ca) = ca {
+        command.env("CHORUS_CA_CERT", ca);
+    }
+    let mut child = command
         .args(args)
         .args(extra)
         .env("CHORUS_LOG", "error")
@@ -95,7 +100,13 @@ fn post(http: &reqwest::blocking::Client, url: String, token: Option<&str>, body
 
 /// Signs `name` up as a listener; the operator then gives it `role` through the running
 /// origin (`chorus admin set-role --origin`).
-fn account(http: &reqwest::blocking::Client, base: &str, name: &str, role: &str) -> String {
+fn account(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    ca: &Path,
+    name: &str,
+    role: &str,
+) -> String {
     let created = post(
         http,
         format!("{base}/v1/accounts"),
@@ -105,7 +116,8 @@ fn account(http: &reqwest::blocking::Client, base: &str, name: &str, role: &str)
     assert_eq!(created["role"], "listener");
     let changed = Command::new(env!("CARGO_BIN_EXE_chorus"))
         .args(["admin", "set-role", "--origin", base, "--admin", "operator"])
-        .args(["--username", name, "--role", role])
+        .args(["--username", name, "--role", role, "--ca-cert"])
+        .arg(ca)
         .env("CHORUS_PASSWORD", PASSWORD)
         .output()
         .unwrap();
@@ -153,6 +165,15 @@ fn tracker_and_super_node_processes_serve_a_listener() {
         .unwrap();
     assert!(created.status.success(), "{created:?}");
 
+    // TLS on, from a CA made for this test; every role trusts it through CHORUS_CA_CERT.
+    let tls = dir.path().join("tls");
+    let made = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args(["tls", "init", "--host", "127.0.0.1", "--dir"])
+        .arg(&tls)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let ca = tls.join("ca.pem");
     let origin = spawn(
         &[
             "origin",
@@ -160,11 +181,17 @@ fn tracker_and_super_node_processes_serve_a_listener() {
             "127.0.0.1:0",
             "--quic",
             "127.0.0.1:0",
+            "--tls-cert",
+            tls.join("cert.pem").to_str().unwrap(),
+            "--tls-key",
+            tls.join("key.pem").to_str().unwrap(),
             "--data",
         ],
         &[&origin_data],
+        None,
     );
     let base = origin.field("http");
+    assert!(base.starts_with("https://"), "{base}");
     let origin_id: NodeId = origin.field("node id").parse().unwrap();
     let tracker = spawn(
         &[
@@ -178,17 +205,20 @@ fn tracker_and_super_node_processes_serve_a_listener() {
             "--data",
         ],
         &[&dir.path().join("tracker")],
+        Some(&ca),
     );
     let tracker_address = tracker.field("address");
     assert!(tracker.field("trusts").starts_with(&origin_id.to_hex()));
     let (tracker_id, tracker_addr) = tracker_address.split_once('@').unwrap();
     let tracker_id: NodeId = tracker_id.parse().unwrap();
     let tracker_addr: std::net::SocketAddr = tracker_addr.parse().unwrap();
+    // The super-node pins the origin's key from configuration; the tracker pinned it at start.
+    let pinned_base = format!("{}@{base}", origin_id.to_hex());
     let node = spawn(
         &[
             "node",
             "--origin",
-            &base,
+            &pinned_base,
             "--user",
             "isp_node",
             "--listen",
@@ -203,14 +233,25 @@ fn tracker_and_super_node_processes_serve_a_listener() {
             "--cache-dir",
         ],
         &[&dir.path().join("node")],
+        Some(&ca),
     );
+    for pin in [
+        dir.path().join("tracker").join("origin.pin"),
+        dir.path().join("node").join("origin.pin"),
+    ] {
+        let kept = std::fs::read_to_string(&pin).unwrap();
+        assert_eq!(kept.trim(), origin_id.to_hex(), "{}", pin.display());
+    }
     let node_id: NodeId = node.field("node id").parse().unwrap();
     assert_eq!(node.field("region"), "SE");
 
     // A listener plays a track; its peer queries make the track popular.
-    let http = reqwest::blocking::Client::new();
-    let artist = account(&http, &base, "artist", "artist");
-    let listener = account(&http, &base, "listener", "listener");
+    let http = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
+        .build()
+        .unwrap();
+    let artist = account(&http, &base, &ca, "artist", "artist");
+    let listener = account(&http, &base, &ca, "listener", "listener");
     let form = reqwest::blocking::multipart::Form::new()
         .part(
             "file",

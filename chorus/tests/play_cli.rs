@@ -11,6 +11,8 @@ const PASSWORD: &str = "correct horse battery";
 struct Origin {
     child: Child,
     base: String,
+    /// The certificate of the test CA that signed the origin's (what clients trust).
+    ca: std::path::PathBuf,
 }
 
 impl Drop for Origin {
@@ -20,7 +22,15 @@ impl Drop for Origin {
     }
 }
 
+/// Starts an origin serving HTTPS with a certificate from a test CA (`chorus tls init`).
 fn start_origin_with(data: &std::path::Path, config: Option<&std::path::Path>) -> Origin {
+    let tls = data.with_extension("tls");
+    let made = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args(["tls", "init", "--host", "127.0.0.1", "--dir"])
+        .arg(&tls)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
     let mut command = Command::new(env!("CARGO_BIN_EXE_chorus"));
     command.args([
         "origin",
@@ -31,6 +41,11 @@ fn start_origin_with(data: &std::path::Path, config: Option<&std::path::Path>) -
         "--data",
     ]);
     command.arg(data);
+    command
+        .arg("--tls-cert")
+        .arg(tls.join("cert.pem"))
+        .arg("--tls-key")
+        .arg(tls.join("key.pem"));
     if let Some(config) = config {
         command.arg("--config").arg(config);
     }
@@ -53,7 +68,18 @@ fn start_origin_with(data: &std::path::Path, config: Option<&std::path::Path>) -
     Origin {
         child,
         base: base.unwrap(),
+        ca: tls.join("ca.pem"),
     }
+}
+
+/// A client trusting `origin`'s test CA.
+fn client_of(origin: &Origin) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&origin.ca).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap()
 }
 
 fn post(http: &reqwest::blocking::Client, url: String, token: Option<&str>, body: Value) -> Value {
@@ -97,7 +123,7 @@ fn world_with(
     .unwrap();
     let origin = start_origin_with(&dir.join("origin"), Some(&config_path));
     let base = origin.base.clone();
-    let http = reqwest::blocking::Client::new();
+    let http = client_of(&origin);
     for (name, role) in [("artist", "artist"), ("listener", "listener")] {
         post(
             &http,
@@ -163,12 +189,15 @@ fn queues_prefetch_and_downloads_play_offline_until_their_license_expires() {
     );
     let (a, b, c) = (tracks[0].as_str(), tracks[1].as_str(), tracks[2].as_str());
     let base = origin.base.clone();
+    // Kept apart from `origin`, which the test stops half-way.
+    let ca = origin.ca.clone();
     let chorus_in = |config: &std::path::Path, args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_chorus"))
             .args(args)
             .env("CHORUS_CONFIG_DIR", config)
             .env("CHORUS_PASSWORD", PASSWORD)
             .env("CHORUS_LOG", "error")
+            .env("CHORUS_CA_CERT", &ca)
             .output()
             .unwrap()
     };
@@ -355,6 +384,7 @@ fn login_then_play_to_a_file_and_to_stdout() {
             .env("CHORUS_CONFIG_DIR", &config)
             .env("CHORUS_PASSWORD", PASSWORD)
             .env("CHORUS_LOG", "error")
+            .env("CHORUS_CA_CERT", &origin.ca)
             .output()
             .unwrap()
     };
@@ -465,6 +495,7 @@ fn the_gateway_serves_decrypted_tracks_with_ranges() {
         .env("CHORUS_CONFIG_DIR", dir.path().join("config"))
         .env("CHORUS_PASSWORD", PASSWORD)
         .env("CHORUS_LOG", "error")
+        .env("CHORUS_CA_CERT", &origin.ca)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -482,6 +513,7 @@ fn the_gateway_serves_decrypted_tracks_with_ranges() {
     let gateway = Origin {
         child: gateway,
         base: address.unwrap(),
+        ca: origin.ca.clone(),
     };
     let url = format!("{}/tracks/{track_id}", gateway.base);
 
