@@ -11,7 +11,7 @@ use origin::config::OriginConfig;
 use protocol::Identity;
 use serde_json::{Value, json};
 
-use super::origin::{fetch_for, runtimes, server_cpu_s, upload_synth};
+use super::origin::{fetch_for, load, runtimes, server_cpu_s, upload_synth};
 use super::{Common, median, percentile, print_table, progress, progress_done};
 
 /// Flags of `chorus bench https`.
@@ -225,45 +225,16 @@ async fn measure(
         builder = builder.http1_only();
     }
     let http = builder.build()?;
-    let clients = tokens.len() as u32;
-    let interval = Duration::from_secs_f64(f64::from(clients) / f64::from(args.rate));
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, token) in tokens.iter().enumerate() {
-        let (http, token, url) = (
-            http.clone(),
-            token.clone(),
-            format!("{base}/v1/tracks/{track_id}/play"),
-        );
-        let node_id = Identity::from_secret_bytes(&[index as u8; 32])
-            .node_id()
-            .to_hex();
-        let requests = args.requests;
-        tasks.spawn(async move {
-            let first = started + interval * index as u32 / clients;
-            let mut latencies = Vec::with_capacity(requests as usize);
-            for request in 0..requests {
-                tokio::time::sleep_until((first + interval * request).into()).await;
-                let sent = Instant::now();
-                let response = http
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(&json!({"node_id": node_id}))
-                    .send()
-                    .await?;
-                let status = response.status();
-                let _ = response.bytes().await?;
-                ensure!(status.is_success(), "play: {status}");
-                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
-            }
-            anyhow::Ok(latencies)
-        });
-    }
-    let mut latencies = Vec::new();
-    while let Some(result) = tasks.join_next().await {
-        latencies.extend(result??);
-    }
-    latencies.sort_by(f64::total_cmp);
+    let interval = Duration::from_secs_f64(tokens.len() as f64 / f64::from(args.rate));
+    let (latencies, _) = load(
+        &http,
+        base,
+        tokens,
+        args.requests,
+        Some(track_id),
+        Some(interval),
+    )
+    .await?;
     // Chunk URLs granted through this side, so their base is this side's.
     let node_id = Identity::from_secret_bytes(&[1; 32]).node_id().to_hex();
     let response = http

@@ -285,14 +285,14 @@ pub fn run_play(args: &PlayBenchArgs) -> anyhow::Result<ExitCode> {
         let interval = Duration::from_secs_f64(f64::from(args.clients) / f64::from(args.rate));
         for round in 1..=args.common.rounds {
             progress(&format!("play: round {round}/{}", args.common.rounds));
-            let (latencies, _) = load(&origin, &tokens, args.requests, Some(&track_id), Some(interval)).await?;
+            let (latencies, _) = load(&origin.http, &origin.base, &tokens, args.requests, Some(&track_id), Some(interval)).await?;
             play_p50.push(percentile(&latencies, 50.0));
             play_p99.push(percentile(&latencies, 99.0));
-            let (latencies, _) = load(&origin, &tokens, args.requests, None, Some(interval)).await?;
+            let (latencies, _) = load(&origin.http, &origin.base, &tokens, args.requests, None, Some(interval)).await?;
             health_p50.push(percentile(&latencies, 50.0));
             health_p99.push(percentile(&latencies, 99.0));
             // Saturation: every client sends back to back.
-            let (_, per_s) = load(&origin, &tokens, args.requests, Some(&track_id), None).await?;
+            let (_, per_s) = load(&origin.http, &origin.base, &tokens, args.requests, Some(&track_id), None).await?;
             rates.push(per_s);
         }
         progress_done();
@@ -321,8 +321,9 @@ pub fn run_play(args: &PlayBenchArgs) -> anyhow::Result<ExitCode> {
 /// sends on a fixed schedule (clients staggered) and latency counts from the scheduled time,
 /// so a slow answer cannot hide the queue behind it; without, back to back (saturation).
 /// Returns sorted latencies in ms and requests per second.
-async fn load(
-    origin: &Arc<LocalOrigin>,
+pub(crate) async fn load(
+    http: &reqwest::Client,
+    base: &str,
     tokens: &[String],
     requests: u32,
     track: Option<&str>,
@@ -332,7 +333,12 @@ async fn load(
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for (client, token) in tokens.iter().enumerate() {
-        let (origin, token, track) = (origin.clone(), token.clone(), track.map(str::to_string));
+        let (http, base, token, track) = (
+            http.clone(),
+            base.to_string(),
+            token.clone(),
+            track.map(str::to_string),
+        );
         let node_id = Identity::from_secret_bytes(&[client as u8; 32])
             .node_id()
             .to_hex();
@@ -352,21 +358,13 @@ async fn load(
                 let sent = Instant::now();
                 let response = match &track {
                     Some(track) => {
-                        origin
-                            .http
-                            .post(format!("{}/v1/tracks/{track}/play", origin.base))
+                        http.post(format!("{base}/v1/tracks/{track}/play"))
                             .bearer_auth(&token)
                             .json(&json!({"node_id": node_id}))
                             .send()
                             .await?
                     }
-                    None => {
-                        origin
-                            .http
-                            .get(format!("{}/healthz", origin.base))
-                            .send()
-                            .await?
-                    }
+                    None => http.get(format!("{base}/healthz")).send().await?,
                 };
                 let status = response.status();
                 let _ = response.bytes().await?;
