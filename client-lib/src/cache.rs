@@ -2,7 +2,9 @@
 //! least recently used evicted first; and the signed manifests of cached renditions, so cached
 //! chunks can be played and served to peers.
 //!
-//! Layout: `chunks/<chunk id hex>` and `manifests/<rendition id hex>`. A chunk file is written
+//! Layout: `chunks/<chunk id hex>`, `manifests/<rendition id hex>` and
+//! `licenses/<rendition id hex>` (the token each rendition was fetched under, which proves to a
+//! tracker that this client may announce it). A chunk file is written
 //! to a temporary name and renamed, so a crash never leaves half a chunk under its id; every
 //! read hashes the file against its id, and a file that no longer matches (disk rot, a stray
 //! write) is deleted and reported missing, so it is fetched again. The index is rebuilt from
@@ -248,6 +250,34 @@ impl ClientCache {
             }
         }
         Ok(())
+    }
+
+    /// Keeps `license`, this client's token for `rendition`, next to its manifest: what
+    /// proves to a tracker that this client may announce the rendition (expired tokens
+    /// count). A newer token replaces an older one.
+    pub fn put_license(
+        &self,
+        rendition: &RenditionId,
+        license: &protocol::LicenseToken,
+    ) -> std::io::Result<()> {
+        let dir = self.dir.join("licenses");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(rendition.to_hex());
+        if !path.exists() && std::fs::read_dir(&dir)?.count() >= MANIFESTS_MAX {
+            return Ok(());
+        }
+        let bytes = codec::encode(license).map_err(|error| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string())
+        })?;
+        let temp = path.with_extension("part");
+        std::fs::write(&temp, bytes)?;
+        std::fs::rename(&temp, &path)
+    }
+
+    /// The license kept for `rendition` ([`ClientCache::put_license`]), if any.
+    pub fn license(&self, rendition: &RenditionId) -> Option<protocol::LicenseToken> {
+        let bytes = std::fs::read(self.dir.join("licenses").join(rendition.to_hex())).ok()?;
+        codec::decode(&bytes).ok()
     }
 
     /// Whether the first chunk of some cached rendition of `track` (hex id) is here: a play

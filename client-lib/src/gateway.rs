@@ -320,6 +320,7 @@ impl Gateway {
             Err(error) => return Err(error),
         };
         let _ = self.cache.put_manifest(grant.manifest.signed());
+        let _ = self.cache.put_license(&grant.manifest.id(), &grant.license);
         let mut sources = Vec::new();
         if let Some(tracker) = grant.tracker {
             let query = Request::PeerQuery(PeerQuery {

@@ -9,7 +9,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use protocol::{ContentKey, LicenseToken, Manifest, NodeId, Region, SignedManifest, codec};
 
-/// A node reachable over `chorus/1`: its id and address, written `NODE_ID@HOST:PORT`.
+/// A node reachable over `chorus/2`: its id and address, written `NODE_ID@HOST:PORT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeAddr {
     /// The node id the handshake must prove.

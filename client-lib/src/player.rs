@@ -191,6 +191,9 @@ pub async fn play_with_controls(
         if let Err(error) = cache.put_manifest(manifest.signed()) {
             tracing::warn!(%error, "could not cache the manifest");
         }
+        if let Err(error) = cache.put_license(&manifest.id(), &grant.license) {
+            tracing::warn!(%error, "could not keep the license");
+        }
         for (index, data) in cache.chunks_of(manifest) {
             cached_data.entry(index).or_insert(data);
         }
@@ -337,13 +340,20 @@ pub async fn play_with_controls(
                         let _ = events.send(Event::Peers(found)).await;
                     });
                 }
-                Action::Report { peer, failure } => {
+                Action::Report { .. } | Action::Delivered { .. } => {
+                    let (peer, reason) = match action {
+                        Action::Report { peer, failure } => (peer, report_reason(failure)),
+                        Action::Delivered { peer, kbps } => {
+                            (peer, ReportReason::Delivered { kbps })
+                        }
+                        _ => continue,
+                    };
                     if let Some(tracker) = grant.tracker {
                         let endpoint = endpoint.clone();
                         let report = Request::Report(PeerReport {
                             peer,
                             rendition: manifest.id(),
-                            reason: report_reason(failure),
+                            reason,
                             license: grant.license.clone(),
                         });
                         tokio::spawn(async move {

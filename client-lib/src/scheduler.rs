@@ -160,6 +160,15 @@ pub enum Action {
         /// How.
         failure: Failure,
     },
+    /// Tell the tracker the rate this peer delivered the track at (sent once the whole
+    /// track is here, for at most [`DELIVERED_REPORTS_MAX`] peers that each delivered at
+    /// least [`DELIVERED_REPORT_BYTES_MIN`]): trackers rank holders by such reports.
+    Delivered {
+        /// The peer (or super-node).
+        peer: NodeId,
+        /// Its measured rate, kbit/s.
+        kbps: u32,
+    },
     /// Start fetching the next track's opening.
     PrefetchNext,
 }
@@ -249,6 +258,14 @@ enum Head {
     Finished,
 }
 
+/// Least a peer must have delivered of a track for its rate to be reported (16 chunks of
+/// 16 KiB: fewer samples say little about a rate).
+pub const DELIVERED_REPORT_BYTES_MIN: u64 = 256 * 1024;
+
+/// Most peers whose delivered rate is reported per track (those that delivered the most), so
+/// an honest listener stays well within a tracker's hourly report budget.
+pub const DELIVERED_REPORTS_MAX: usize = 2;
+
 /// The scheduler for one listener. See the module docs.
 #[derive(Debug)]
 pub struct Scheduler {
@@ -272,6 +289,8 @@ pub struct Scheduler {
     peers_asked: bool,
     /// A peer lookup has answered (possibly with nobody).
     search_done: bool,
+    /// The delivered rates of this track's peers have been told ([`Action::Delivered`]).
+    delivered_told: bool,
     stats: PlayStats,
     events: Vec<PlayerEvent>,
 }
@@ -310,6 +329,7 @@ impl Scheduler {
             quiet_resume: false,
             peers_asked: false,
             search_done: false,
+            delivered_told: false,
             stats: PlayStats::default(),
             events: Vec::new(),
         }
@@ -354,6 +374,32 @@ impl Scheduler {
         self.chunks.get(index as usize) == Some(&Chunk::Held)
     }
 
+    /// [`Action::Delivered`] for the peers and super-nodes that delivered the most of this
+    /// track (each at least [`DELIVERED_REPORT_BYTES_MIN`]), at most
+    /// [`DELIVERED_REPORTS_MAX`], at their measured rates; ties broken by node id.
+    fn delivered(&self) -> Vec<Action> {
+        let mut served: Vec<(u64, NodeId, f64)> = self
+            .sources
+            .iter()
+            .filter(|(_, source)| {
+                source.kind != SourceKind::Origin
+                    && !source.banned
+                    && source.received >= DELIVERED_REPORT_BYTES_MIN
+            })
+            .map(|(node, source)| (source.received, *node, source.rate))
+            .collect();
+        served.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        served
+            .into_iter()
+            .take(DELIVERED_REPORTS_MAX)
+            .map(|(_, peer, rate)| Action::Delivered {
+                peer,
+                // Bytes per ms × 8 = kbit/s.
+                kbps: (rate * 8.0).clamp(0.0, f64::from(u32::MAX)) as u32,
+            })
+            .collect()
+    }
+
     /// True when every chunk of the track is held (nothing left to fetch).
     pub fn all_held(&self) -> bool {
         !self.chunks.is_empty() && self.chunks.iter().all(|chunk| *chunk == Chunk::Held)
@@ -395,6 +441,7 @@ impl Scheduler {
         self.prefetch_sent = false;
         self.peers_asked = false;
         self.search_done = false;
+        self.delivered_told = false;
         for source in self.sources.values_mut() {
             source.failures = 0;
         }
@@ -828,6 +875,10 @@ impl Scheduler {
             return actions;
         }
         self.advance(now);
+        if !self.delivered_told && self.all_held() {
+            self.delivered_told = true;
+            actions.extend(self.delivered());
+        }
         if self.head == Head::Finished {
             return actions;
         }

@@ -10,8 +10,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use protocol::wire::{ANNOUNCE_RENDITIONS_MAX, Announce, NodeRole, Request, Response};
-use protocol::{LicenseClaims, LicenseToken, NodeId, Region, codec};
+use std::collections::HashSet;
+
+use protocol::wire::{
+    ANNOUNCE_PROOFS_MAX, ANNOUNCE_RENDITIONS_MAX, Announce, NodeRole, Request, Response,
+};
+use protocol::{LicenseClaims, LicenseToken, NodeId, Region, RenditionId, codec};
 use tokio::task::JoinHandle;
 use transport::Endpoint;
 use transport::chunks::{ChunkService, system_clock};
@@ -58,6 +62,8 @@ pub struct Serving {
     gate: Arc<UploadGate>,
     config: ServeConfig,
     region: Region,
+    /// Renditions the tracker accepted in the last announce: they need no proof again.
+    accepted: std::sync::Mutex<HashSet<RenditionId>>,
 }
 
 impl Drop for Serving {
@@ -97,6 +103,7 @@ impl Serving {
             gate,
             config,
             region,
+            accepted: std::sync::Mutex::new(HashSet::new()),
         })
     }
 
@@ -107,7 +114,10 @@ impl Serving {
     }
 
     /// Tells `tracker` which renditions this client holds in full, reachable at `addr`.
-    /// `credential` is any current license of this client. Returns the announce TTL (ms).
+    /// `credential` is any current license of this client. Renditions the tracker has not
+    /// accepted before, and the credential does not cover, go with the license kept for them
+    /// in `cache` as proof (at most [`ANNOUNCE_PROOFS_MAX`] tokens; the rest are proved in
+    /// later announces). Returns the announce TTL (ms).
     pub async fn announce(
         &self,
         endpoint: &Endpoint,
@@ -116,19 +126,75 @@ impl Serving {
         cache: &ClientCache,
         addr: SocketAddr,
     ) -> anyhow::Result<u32> {
+        let renditions = cache.complete_renditions(ANNOUNCE_RENDITIONS_MAX);
+        let proofs = self.proofs(credential, cache, &renditions);
         let request = Request::Announce(Announce {
             region: self.region,
             role: NodeRole::Client,
             addrs: vec![addr],
-            renditions: cache.complete_renditions(ANNOUNCE_RENDITIONS_MAX),
+            renditions: renditions.clone(),
             upload_spare_kbps: self.spare_kbps(),
             credential: credential.clone(),
+            proofs,
         });
         let peer = endpoint.connect(tracker.node, tracker.addr).await?;
         match peer.request_one(&request).await? {
-            Response::AnnounceAck { ttl_ms } => Ok(ttl_ms),
+            Response::AnnounceAck { ttl_ms, unproven } => {
+                if !unproven.is_empty() {
+                    tracing::debug!(
+                        unproven = unproven.len(),
+                        "the tracker wants proof of some cached renditions"
+                    );
+                }
+                let unproven: HashSet<RenditionId> = unproven.into_iter().collect();
+                *self
+                    .accepted
+                    .lock()
+                    .unwrap_or_else(|poison| poison.into_inner()) = renditions
+                    .into_iter()
+                    .filter(|rendition| !unproven.contains(rendition))
+                    .collect();
+                Ok(ttl_ms)
+            }
             Response::Error(error) => anyhow::bail!("tracker refused the announce: {error}"),
             other => anyhow::bail!("unexpected tracker answer {other:?}"),
         }
+    }
+
+    /// The kept licenses proving the renditions of `renditions` that the tracker has not
+    /// accepted yet and `credential` does not cover, deduplicated, at most
+    /// [`ANNOUNCE_PROOFS_MAX`].
+    fn proofs(
+        &self,
+        credential: &LicenseToken,
+        cache: &ClientCache,
+        renditions: &[RenditionId],
+    ) -> Vec<LicenseToken> {
+        let covered = own_claims(credential);
+        let accepted = self
+            .accepted
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone();
+        let mut proofs: Vec<LicenseToken> = Vec::new();
+        for rendition in renditions {
+            if proofs.len() >= ANNOUNCE_PROOFS_MAX {
+                break;
+            }
+            if accepted.contains(rendition)
+                || covered
+                    .as_ref()
+                    .is_some_and(|claims| claims.permits(rendition))
+            {
+                continue;
+            }
+            if let Some(token) = cache.license(rendition)
+                && token != *credential
+                && !proofs.contains(&token)
+            {
+                proofs.push(token);
+            }
+        }
+        proofs
     }
 }

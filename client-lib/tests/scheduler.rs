@@ -213,6 +213,23 @@ fn opening_from_the_origin_then_peers_carry_the_rest() {
     );
     assert!(net.events.contains(&PlayerEvent::Finished));
     assert!(net.log.contains(&Action::PrefetchNext));
+    // Once the whole track was here, the rates of the (at most two) peers that delivered
+    // the most were told, once: each sends a chunk of 16,400 bytes per 40 ms (3,280 kbit/s)
+    // per request.
+    let delivered: Vec<(NodeId, u32)> = net
+        .log
+        .iter()
+        .filter_map(|action| match action {
+            Action::Delivered { peer, kbps } => Some((*peer, *kbps)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delivered.len(), 2, "{delivered:?}");
+    for (peer, kbps) in &delivered {
+        assert!([node(1), node(2), node(3)].contains(peer));
+        assert!((1_500..=7_000).contains(kbps), "{kbps} kbit/s");
+    }
+    assert_ne!(delivered[0].0, delivered[1].0);
     // Who delivered what adds up to the per-kind counters, most bytes first.
     assert!(net.scheduler.all_held());
     let by_source = net.scheduler.bytes_by_source();
@@ -250,6 +267,12 @@ fn without_peers_the_origin_carries_the_track_without_stutter() {
     assert_eq!(stats.stutters, 0);
     assert_eq!(stats.bytes_origin, 180 * 16_400);
     assert_eq!(stats.bytes_duplicate, 0);
+    // The origin's rate is nobody's business at the tracker.
+    assert!(
+        !net.log
+            .iter()
+            .any(|action| matches!(action, Action::Delivered { .. }))
+    );
 }
 
 #[test]

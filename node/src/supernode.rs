@@ -354,9 +354,11 @@ async fn announce(shared: &Shared) -> anyhow::Result<u32> {
         renditions,
         upload_spare_kbps: spare_kbps(shared),
         credential: role.license,
+        // The role token covers every rendition.
+        proofs: Vec::new(),
     });
     match tracker_request(shared, &request).await? {
-        Response::AnnounceAck { ttl_ms } => {
+        Response::AnnounceAck { ttl_ms, .. } => {
             shared.stats.announces.fetch_add(1, Ordering::Relaxed);
             Ok(ttl_ms)
         }

@@ -516,6 +516,7 @@ async fn super_nodes_fill_from_each_other_and_serve_licensed_listeners() {
             addrs: vec![liar.local_addr().unwrap()],
             renditions: vec![rendition],
             upload_spare_kbps: 100_000,
+            proofs: Vec::new(),
             credential: liar_grant.license.clone(),
         }),
     )
@@ -931,7 +932,9 @@ async fn listeners_share_their_cache_with_licensed_peers() {
         )
         .is_none()
     );
-    // Otherwise it serves and announces.
+    // Otherwise it serves and announces. Its credential is the license of another track it
+    // is about to play: the cached rendition goes with the license A played it under, kept
+    // in the cache, as proof.
     let serving = Serving::start(
         &a_endpoint,
         cache.clone(),
@@ -940,16 +943,54 @@ async fn listeners_share_their_cache_with_licensed_peers() {
         ServeConfig::default(),
     )
     .unwrap();
+    let other = net.upload(&artist, 4, 3.0, &[]).await;
+    let other_grant = net.play(&listener, &other, &a).await;
+    assert!(
+        !own_claims(&other_grant.license)
+            .unwrap()
+            .permits(&grant.manifest.id())
+    );
+    assert_eq!(
+        cache.license(&grant.manifest.id()),
+        Some(grant.license.clone())
+    );
     serving
         .announce(
             &a_endpoint,
             net.tracker(),
-            &grant.license,
+            &other_grant.license,
             &cache,
             a_endpoint.local_addr().unwrap(),
         )
         .await
         .unwrap();
+
+    // A node without a license for the rendition cannot announce it: the tracker leaves it
+    // out and says so.
+    let c = Identity::from_secret_bytes(&[0x75; 32]);
+    let c_endpoint = Endpoint::bind(&c, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
+    let c_grant = net.play(&listener, &other, &c).await;
+    let ack = ask_tracker(
+        &c_endpoint,
+        net.tracker(),
+        &Request::Announce(Announce {
+            region: "SE".parse().unwrap(),
+            role: NodeRole::Client,
+            addrs: vec![c_endpoint.local_addr().unwrap()],
+            renditions: vec![grant.manifest.id(), c_grant.manifest.id()],
+            upload_spare_kbps: 1_000,
+            credential: c_grant.license.clone(),
+            // A's proof is bound to A: it proves nothing for C.
+            proofs: vec![grant.license.clone()],
+        }),
+    )
+    .await;
+    match ack {
+        Response::AnnounceAck { unproven, .. } => {
+            assert_eq!(unproven, vec![grant.manifest.id()]);
+        }
+        other => panic!("{other:?}"),
+    }
 
     // Listener B finds A through the tracker and plays from it.
     let b = Identity::from_secret_bytes(&[0x72; 32]);

@@ -1,4 +1,4 @@
-//! Wire messages of the `chorus/1` protocol.
+//! Wire messages of the `chorus/2` protocol.
 //!
 //! # Spec
 //!
@@ -7,7 +7,7 @@
 //! and every chunk verifiable against its id. **Non-goals:** carrying content keys (those only
 //! travel from the origin to a licensed client over HTTPS), catalog and account traffic (HTTP).
 //!
-//! **Connection.** QUIC with ALPN [`ALPN`] (`chorus/1`). Both ends present a self-signed
+//! **Connection.** QUIC with ALPN [`ALPN`] (`chorus/2`). Both ends present a self-signed
 //! certificate for their ed25519 node key; the dialer checks the server's key against the node
 //! id it meant to reach, and the server learns the client's node id from its certificate.
 //!
@@ -28,8 +28,8 @@
 //! | `Report` | `Reported`, or `Error` |
 //!
 //! **Limits.** Frame body ≤ [`crate::codec::FRAME_BYTES_MAX`]; a range asks for at most
-//! [`RANGE_CHUNKS_MAX`] chunks; announces carry at most [`ANNOUNCE_RENDITIONS_MAX`] renditions
-//! and [`NODE_ADDRS_MAX`] addresses; peer lists at most [`PEER_LIST_MAX`] peers; popularity
+//! [`RANGE_CHUNKS_MAX`] chunks; announces carry at most [`ANNOUNCE_RENDITIONS_MAX`] renditions,
+//! [`ANNOUNCE_PROOFS_MAX`] proofs and [`NODE_ADDRS_MAX`] addresses; peer lists at most [`PEER_LIST_MAX`] peers; popularity
 //! lists at most [`POPULAR_LIST_MAX`] renditions; error
 //! messages at most [`ERROR_MESSAGE_BYTES_MAX`] bytes. Anything larger is a protocol error.
 //!
@@ -48,11 +48,14 @@ use crate::license::{LicenseError, LicenseToken};
 use crate::manifest::SignedManifest;
 
 /// The versioned QUIC application protocol id.
-pub const ALPN: &[u8] = b"chorus/1";
+pub const ALPN: &[u8] = b"chorus/2";
 /// Most chunks one range request may ask for (4 MiB at 16 KiB chunks).
 pub const RANGE_CHUNKS_MAX: u32 = 256;
 /// Most renditions in one announce.
 pub const ANNOUNCE_RENDITIONS_MAX: usize = 1024;
+/// Most license tokens one announce carries as proof of what it holds
+/// ([`Announce::proofs`]); a node holding more proves the rest in later announces.
+pub const ANNOUNCE_PROOFS_MAX: usize = 16;
 /// Most addresses a node advertises.
 pub const NODE_ADDRS_MAX: usize = 8;
 /// Most peers in one peer list.
@@ -123,10 +126,17 @@ pub struct Announce {
     pub addrs: Vec<SocketAddr>,
     /// Renditions it holds in full and serves.
     pub renditions: Vec<RenditionId>,
-    /// Upload capacity it has to spare, in kbit/s.
+    /// Upload capacity it has to spare, in kbit/s. Self-declared: a tracker caps it and
+    /// ranks by the rates peers report this node delivered, when it has them.
     pub upload_spare_kbps: u32,
     /// A token bound to the announcing node (role token for super-nodes).
     pub credential: LicenseToken,
+    /// Tokens bound to the announcing node that cover renditions in `renditions` the
+    /// credential does not: a node may announce only what it was licensed to fetch. Expired
+    /// tokens count (the node fetched under them while they were current). At most
+    /// [`ANNOUNCE_PROOFS_MAX`]; a tracker remembers what a node proved, so only renditions
+    /// new since the last announce, or named `unproven` in the last ack, need one.
+    pub proofs: Vec<LicenseToken>,
 }
 
 /// Ask a tracker who holds a rendition.
@@ -198,16 +208,23 @@ pub enum ReportReason {
     BadChunk,
     /// It could not be reached at its announced addresses.
     Unreachable,
+    /// Not a failure: it served the rendition, at this rate (kbit/s, as measured by the
+    /// reporter). Trackers rank holders by the rates reporters measured.
+    Delivered {
+        /// The measured rate, kbit/s.
+        kbps: u32,
+    },
 }
 
-/// Tell a tracker that a peer it listed failed to serve a rendition.
+/// Tell a tracker how a peer it listed served a rendition: a failure, or the rate it
+/// delivered ([`ReportReason::Delivered`]).
 #[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
 pub struct PeerReport {
-    /// The peer that failed.
+    /// The peer reported on.
     pub peer: NodeId,
-    /// The rendition it failed to serve.
+    /// The rendition it served, or failed to.
     pub rendition: RenditionId,
-    /// What went wrong.
+    /// What went wrong, or the rate it delivered.
     pub reason: ReportReason,
     /// A token bound to the reporting node that covers the rendition.
     pub license: LicenseToken,
@@ -336,6 +353,9 @@ pub enum Response {
     AnnounceAck {
         /// How long the tracker keeps the announce.
         ttl_ms: u32,
+        /// Announced renditions the tracker did not record because no license of the node
+        /// covered them: prove them with [`Announce::proofs`] in the next announce.
+        unproven: Vec<RenditionId>,
     },
     /// Peers holding a rendition.
     PeerList(PeerList),
@@ -396,6 +416,13 @@ impl Validate for Request {
                     announce.renditions.len() <= ANNOUNCE_RENDITIONS_MAX,
                     "too many renditions",
                 )?;
+                check(
+                    announce.proofs.len() <= ANNOUNCE_PROOFS_MAX,
+                    "too many proofs",
+                )?;
+                for proof in &announce.proofs {
+                    proof.validate()?;
+                }
                 announce.credential.validate()
             }
             Request::PeerQuery(query) => {
@@ -447,10 +474,11 @@ impl Validate for Response {
                 list.renditions.len() <= POPULAR_LIST_MAX,
                 "popularity list too long",
             ),
-            Response::ChunkMissing { .. }
-            | Response::AnnounceAck { .. }
-            | Response::Pong { .. }
-            | Response::Reported => Ok(()),
+            Response::AnnounceAck { unproven, .. } => check(
+                unproven.len() <= ANNOUNCE_RENDITIONS_MAX,
+                "too many unproven renditions",
+            ),
+            Response::ChunkMissing { .. } | Response::Pong { .. } | Response::Reported => Ok(()),
         }
     }
 }

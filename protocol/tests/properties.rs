@@ -84,10 +84,11 @@ fn request() -> impl Strategy<Value = Request> {
             addrs(),
             prop::collection::vec(rendition(), 0..20),
             any::<u32>(),
-            token()
+            token(),
+            prop::collection::vec(token(), 0..=ANNOUNCE_PROOFS_MAX)
         )
             .prop_map(
-                |(region, role, addrs, renditions, upload_spare_kbps, credential)| {
+                |(region, role, addrs, renditions, upload_spare_kbps, credential, proofs)| {
                     Request::Announce(Announce {
                         region,
                         role,
@@ -95,6 +96,7 @@ fn request() -> impl Strategy<Value = Request> {
                         renditions,
                         upload_spare_kbps,
                         credential,
+                        proofs,
                     })
                 }
             ),
@@ -108,8 +110,8 @@ fn request() -> impl Strategy<Value = Request> {
         any::<u64>().prop_map(|nonce| Request::Ping { nonce }),
         (1..=POPULAR_LIST_MAX as u16, token())
             .prop_map(|(want, credential)| { Request::Popular(PopularQuery { want, credential }) }),
-        (rendition(), rendition(), 0..3u8, token()).prop_map(
-            |(peer, rendition, reason, license)| {
+        (rendition(), rendition(), 0..4u8, any::<u32>(), token()).prop_map(
+            |(peer, rendition, reason, kbps, license)| {
                 Request::Report(PeerReport {
                     peer: NodeId(rendition_bytes(&peer)),
                     rendition,
@@ -117,6 +119,7 @@ fn request() -> impl Strategy<Value = Request> {
                         ReportReason::Missing,
                         ReportReason::BadChunk,
                         ReportReason::Unreachable,
+                        ReportReason::Delivered { kbps },
                     ][reason as usize],
                     license,
                 })
@@ -165,7 +168,8 @@ fn response() -> impl Strategy<Value = Response> {
                 signature[..32].copy_from_slice(&half);
                 Response::Manifest(SignedManifest { body, signature })
             }),
-        any::<u32>().prop_map(|ttl_ms| Response::AnnounceAck { ttl_ms }),
+        (any::<u32>(), prop::collection::vec(rendition(), 0..20))
+            .prop_map(|(ttl_ms, unproven)| Response::AnnounceAck { ttl_ms, unproven }),
         (
             rendition(),
             prop::collection::vec(peer(), 0..=PEER_LIST_MAX)

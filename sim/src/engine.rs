@@ -1330,16 +1330,25 @@ impl Engine {
                 }
                 Ok(())
             }
-            Action::Report { peer: bad, failure } => {
-                self.checks.reports += 1;
+            Action::Report { .. } | Action::Delivered { .. } => {
+                let (bad, reason) = match action {
+                    Action::Report { peer: bad, failure } => {
+                        self.checks.reports += 1;
+                        let reason = match failure {
+                            Failure::BadChunk => ReportReason::BadChunk,
+                            Failure::Missing => ReportReason::Missing,
+                            Failure::Unreachable | Failure::Refused => ReportReason::Unreachable,
+                        };
+                        (bad, reason)
+                    }
+                    Action::Delivered { peer: served, kbps } => {
+                        (served, ReportReason::Delivered { kbps })
+                    }
+                    _ => return Ok(()),
+                };
                 let track = self.current_track(peer);
                 if let (Some(track), true) = (track, self.tracker_up()) {
                     let claims = self.play_claims(peer, track);
-                    let reason = match failure {
-                        Failure::BadChunk => ReportReason::BadChunk,
-                        Failure::Missing => ReportReason::Missing,
-                        Failure::Unreachable | Failure::Refused => ReportReason::Unreachable,
-                    };
                     let report = PeerReport {
                         peer: bad,
                         rendition: rendition_id(track),
@@ -1843,11 +1852,12 @@ impl Engine {
                 renditions: held,
                 upload_spare_kbps: (self.scenario.super_nodes.up_mbps * 1_000.0) as u32,
                 credential: self.token.clone(),
+                proofs: Vec::new(),
             };
             let claims = self.super_claims(node);
             let _ = self
                 .tracker
-                .announce(now, &node_id(node), &claims, &announce);
+                .announce(now, &node_id(node), &claims, &[], &announce);
         }
         let tracked = self.tracker.peers();
         let bound = self.tracker.config().peers_max;
@@ -1874,6 +1884,13 @@ impl Engine {
         let class = &self.scenario.classes[listener.class as usize];
         let free = class.upload_slots.saturating_sub(listener.net.uploads) as f64
             / class.upload_slots.max(1) as f64;
+        // The licenses the listener played these under, as one proof (the tracker checks
+        // coverage, not how many tokens carry it; signatures are the driver's business).
+        let mut proof = self.play_claims(node, 0);
+        proof.scope = LicenseScope::Play {
+            renditions: renditions.clone(),
+        };
+        proof.markets = Vec::new();
         let announce = Announce {
             region: self.regions[listener.region as usize],
             role: NodeRole::Client,
@@ -1881,15 +1898,15 @@ impl Engine {
             renditions,
             upload_spare_kbps: (class.up_mbps * 1_000.0 * free) as u32,
             credential: self.token.clone(),
+            proofs: Vec::new(),
         };
-        let mut claims = self.play_claims(node, 0);
+        let mut claims = proof.clone();
         claims.scope = LicenseScope::Play {
             renditions: Vec::new(),
         };
-        claims.markets = Vec::new();
         let _ = self
             .tracker
-            .announce(now, &node_id(node), &claims, &announce);
+            .announce(now, &node_id(node), &claims, &[proof], &announce);
     }
 
     fn super_claims(&self, node: u32) -> LicenseClaims {

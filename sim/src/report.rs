@@ -190,6 +190,10 @@ pub struct TrackerCounts {
     pub refused: u64,
     /// Peers quarantined after reports.
     pub quarantined: u64,
+    /// Delivered-rate reports taken (they rank holders).
+    pub rates_reported: u64,
+    /// Announced renditions left out for want of a license (0 in a run of honest peers).
+    pub unproven: u64,
 }
 
 /// The run's summary. Everything in it follows from the scenario and the seed, except
@@ -335,6 +339,8 @@ impl Summary {
                 queries: tracker.queries,
                 refused: tracker.refused,
                 quarantined: tracker.quarantined,
+                rates_reported: tracker.rates_reported,
+                unproven: tracker.unproven,
             },
             wall_seconds: None,
             events_per_second: None,

@@ -58,6 +58,9 @@ fn a_small_network_plays_mostly_from_peers_and_caches_and_checks_everything() {
     // The checkers looked at every chunk and every peer list.
     assert!(summary.checks.chunks_delivered > 100_000);
     assert!(summary.checks.peer_lists > 500);
+    // Honest listeners prove what they announce, and rank the peers they fetched from.
+    assert_eq!(summary.tracker.unproven, 0, "{summary:?}");
+    assert!(summary.tracker.rates_reported > 100, "{summary:?}");
     // Shares in the time series add up to the totals.
     let origin: u64 = outcome.series.iter().map(|s| s.bytes_origin).sum();
     assert_eq!(origin, summary.bytes.origin);

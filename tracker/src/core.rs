@@ -27,11 +27,26 @@
 //! reaches, and typical load is measured by `chorus bench tracker` (bytes per
 //! (peer, rendition) entry).
 //!
+//! # What a node may announce
+//!
+//! A client may announce only renditions a license of its own covers: the announce's
+//! credential, one of its [`Announce::proofs`] (genuine tokens bound to it, current or
+//! expired, whose markets include its region), or a proof it gave earlier: a holder pair of
+//! its own made since its record was created. Renditions without any are left out and named
+//! in the ack's `unproven`, so the node proves them next time. A super-node's role token
+//! covers every rendition (the origin checks its region per rendition when it fetches).
+//!
 //! # Ranking
 //!
 //! Spare upload capacity is self-declared, so it is capped
 //! ([`TrackerConfig::client_spare_kbps_max`], [`TrackerConfig::super_node_spare_kbps_max`])
-//! before it ranks anything: a liar ranks no higher than an honest fast peer.
+//! before it ranks anything: a liar ranks no higher than an honest fast peer. Peers that
+//! fetched from a holder report the rate they measured ([`ReportReason::Delivered`]); once
+//! [`RATES_TO_RANK`] distinct accounts have, the holder ranks by the upper median of the last
+//! [`RATES_KEPT`] accounts' figures, when that is below what it declared. A liar is caught by
+//! the first two honest reporters; pulling an honest peer down takes most of its recent
+//! reporters; no report can lift a peer above its own capped declaration. The rate applies
+//! from the holder's next announce (the rank is part of each holder pair).
 //!
 //! A query returns at most `min(want, peers_returned_max)` peers out of the rendition's most
 //! recent holders: never the asker, never a quarantined peer, never a peer outside the track's
@@ -54,7 +69,7 @@ type Hasher = foldhash::fast::RandomState;
 use protocol::license::{LicenseClaims, LicenseScope};
 use protocol::wire::{
     Announce, ErrorCode, NodeRole, PeerInfo, PeerList, PeerQuery, PeerReport, PopularEntry,
-    PopularList, WireError,
+    PopularList, ReportReason, WireError,
 };
 use protocol::{NodeId, Region, RenditionId, UnixMillis};
 
@@ -113,6 +128,21 @@ impl Default for TrackerConfig {
 /// Distinct reporters (accounts) remembered per peer.
 const REPORTERS_KEPT: usize = 4;
 
+/// Delivered-rate reports (distinct accounts, most recent) remembered per peer.
+pub const RATES_KEPT: usize = 4;
+
+/// Distinct accounts whose delivered-rate reports it takes before they rank a peer.
+pub const RATES_TO_RANK: usize = 2;
+
+/// What an accepted announce gives back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announced {
+    /// How long the announce counts, ms.
+    pub ttl_ms: u32,
+    /// Announced renditions left out: no license of the node's covered them.
+    pub unproven: Vec<RenditionId>,
+}
+
 /// Accounts whose report budget is tracked at once (~40 bytes each with the map's overhead:
 /// ~2.6 MiB). When full, finished windows are dropped; if none has finished, reports from
 /// accounts not yet tracked are refused until one does.
@@ -170,6 +200,35 @@ struct PeerCold {
     last_announce_ms: u64,
     reporters: [u32; REPORTERS_KEPT],
     strikes: u8,
+    /// Renditions of the last full announce left out as unproven (saturating): while any
+    /// were, an announce of the same set is processed again rather than only refreshed.
+    unproven: u16,
+    /// The announce sequence when this record was created: holder pairs of this slot with a
+    /// higher sequence are this peer's own, and prove it was licensed for their rendition.
+    born_seq: u64,
+    /// Delivered-rate reports: (reporter mark, kbit/s), most recent first; mark 0 is empty.
+    rates: [(u32, u32); RATES_KEPT],
+}
+
+impl PeerCold {
+    /// The rate reporters measured, once [`RATES_TO_RANK`] accounts have: the upper median
+    /// of the kept figures.
+    fn delivered_kbps(&self) -> Option<u32> {
+        let mut figures = [0u32; RATES_KEPT];
+        let mut count = 0;
+        for &(mark, kbps) in &self.rates {
+            if mark != 0 {
+                figures[count] = kbps;
+                count += 1;
+            }
+        }
+        if count < RATES_TO_RANK {
+            return None;
+        }
+        let figures = &mut figures[..count];
+        figures.sort_unstable();
+        Some(figures[count / 2])
+    }
 }
 
 /// One (peer, rendition) entry: 16 bytes. Besides the peer's slot and the sequence number of
@@ -228,6 +287,10 @@ pub struct TrackerStats {
     pub renditions_dropped: u64,
     /// Reports about a peer that was not a current holder of the rendition (no effect).
     pub reports_ignored: u64,
+    /// Announced renditions left out because no license of the announcer covered them.
+    pub unproven: u64,
+    /// Delivered-rate reports taken.
+    pub rates_reported: u64,
 }
 
 /// The tracker's state. See the module docs for bounds and ranking.
@@ -347,15 +410,18 @@ impl Tracker {
         Err(error)
     }
 
-    /// Records `announce` from `node`, whose verified credential is `claims`. Returns the
-    /// TTL in milliseconds: announce again before it runs out.
+    /// Records `announce` from `node`, whose verified credential is `claims` and whose
+    /// genuine proofs (signature checked, current or expired: [`Announce::proofs`]) are
+    /// `proofs`. Returns the TTL (announce again before it runs out) and the renditions left
+    /// out for want of a license (see the module docs).
     pub fn announce(
         &mut self,
         now: UnixMillis,
         node: &NodeId,
         claims: &LicenseClaims,
+        proofs: &[LicenseClaims],
         announce: &Announce,
-    ) -> Result<u32, WireError> {
+    ) -> Result<Announced, WireError> {
         if let Err(error) = self.check_announce(now, node, claims, announce) {
             return self.refused(error);
         }
@@ -383,6 +449,9 @@ impl Tracker {
                             last_announce_ms: 0,
                             reporters: [0; REPORTERS_KEPT],
                             strikes: 0,
+                            unproven: 0,
+                            born_seq: 0,
+                            rates: [(0, 0); RATES_KEPT],
                         });
                         (self.hot.len() - 1) as u32
                     }
@@ -398,6 +467,10 @@ impl Tracker {
                 cold.reporters = [0; REPORTERS_KEPT];
                 cold.strikes = 0;
                 cold.last_announce_ms = 0;
+                cold.fingerprint = 0;
+                cold.unproven = 0;
+                cold.born_seq = self.seq;
+                cold.rates = [(0, 0); RATES_KEPT];
                 self.hot[slot as usize].quarantined_until_ms = 0;
                 self.by_node.insert(*node, slot);
                 slot
@@ -418,16 +491,22 @@ impl Tracker {
         // A live peer re-announcing the same set only refreshes its soft state: its holder
         // pairs stay valid (their sequence number is the set's), so the maps are not touched.
         let hasher = self.renditions.hasher();
-        let spare_kbps = announce.upload_spare_kbps.min(match announce.role {
+        let declared = announce.upload_spare_kbps.min(match announce.role {
             NodeRole::SuperNode => self.config.super_node_spare_kbps_max,
             _ => self.config.client_spare_kbps_max,
         });
+        let spare_kbps = cold
+            .delivered_kbps()
+            .map_or(declared, |delivered| delivered.min(declared));
         let rank = rank_bits(announce.role, spare_kbps);
         let fingerprint = announce.renditions.iter().fold(
             hasher.hash_one((announce.renditions.len(), claims.region, rank)),
             |sum, rendition| sum.wrapping_add(hasher.hash_one(rendition)),
         );
-        let unchanged = hot.seq != 0 && hot.expires_ms > now_ms && cold.fingerprint == fingerprint;
+        let unchanged = hot.seq != 0
+            && hot.expires_ms > now_ms
+            && cold.fingerprint == fingerprint
+            && cold.unproven == 0;
         // The signed region, not the claimed one (they were checked equal).
         hot.region = claims.region;
         hot.role = announce.role;
@@ -441,11 +520,26 @@ impl Tracker {
         hot.more_addrs = !more.is_empty();
         cold.last_announce_ms = now_ms;
         cold.fingerprint = fingerprint;
+        let mut unproven = Vec::new();
         if !unchanged {
+            // Every rendition is checked before any pair is rewritten: the peer's current
+            // pairs are part of what proves it.
+            let born = cold.born_seq;
+            let proven: Vec<bool> = announce
+                .renditions
+                .iter()
+                .map(|rendition| self.covered(node, slot, born, claims, proofs, rendition))
+                .collect();
             self.seq += 1;
             let seq = self.seq;
-            hot.seq = seq;
-            for rendition in &announce.renditions {
+            self.hot[slot as usize].seq = seq;
+            for (rendition, proven) in announce.renditions.iter().zip(proven) {
+                if !proven {
+                    if !unproven.contains(rendition) {
+                        unproven.push(*rendition);
+                    }
+                    continue;
+                }
                 let holder = Holder {
                     seq,
                     slot,
@@ -454,9 +548,41 @@ impl Tracker {
                 };
                 self.add_holder(*rendition, holder);
             }
+            self.cold[slot as usize].unproven = u16::try_from(unproven.len()).unwrap_or(u16::MAX);
+            self.stats.unproven += unproven.len() as u64;
         }
         self.stats.announces += 1;
-        Ok(u32::try_from(self.config.announce_ttl_ms).unwrap_or(u32::MAX))
+        Ok(Announced {
+            ttl_ms: u32::try_from(self.config.announce_ttl_ms).unwrap_or(u32::MAX),
+            unproven,
+        })
+    }
+
+    /// Whether `node` (in `slot`, created at sequence `born`) may announce `rendition`: its
+    /// credential covers it, a proof does (bound to it, its markets including the node's
+    /// region), or the peer proved it before (a pair of its own).
+    fn covered(
+        &self,
+        node: &NodeId,
+        slot: u32,
+        born: u64,
+        claims: &LicenseClaims,
+        proofs: &[LicenseClaims],
+        rendition: &RenditionId,
+    ) -> bool {
+        claims.permits(rendition)
+            || proofs.iter().any(|proof| {
+                proof.node == *node
+                    && proof.issuer == claims.issuer
+                    && proof.permits(rendition)
+                    && proof.market_includes(&claims.region)
+            })
+            || self.renditions.get(rendition).is_some_and(|entry| {
+                entry
+                    .holders
+                    .iter()
+                    .any(|held| held.slot == slot && held.seq > born)
+            })
     }
 
     fn check_announce(
@@ -685,8 +811,11 @@ impl Tracker {
     ///
     /// - it counts only against a peer that is a current holder of the rendition (anything
     ///   else is ignored);
-    /// - the reported peer loses its entry for the rendition until its next announce (which
-    ///   then counts as a change, so an honest peer is listed again within a refresh);
+    /// - the reported peer loses its entry for the rendition until it announces it again with
+    ///   a proof (the ack of its next announce names the rendition unproven), so an honest
+    ///   peer is listed again within two refreshes;
+    /// - a [`ReportReason::Delivered`] report is no failure: it records the measured rate
+    ///   (see Ranking in the module docs) and the peer keeps its entry;
     /// - reporters are counted by **account**, not node id, and reports from
     ///   [`TrackerConfig::strikes_to_quarantine`] distinct accounts quarantine the peer, so one
     ///   account with many node ids cannot evict an honest peer;
@@ -710,6 +839,8 @@ impl Tracker {
             return Ok(());
         };
         let hot = &self.hot;
+        // A failure costs the peer its pair for the rendition; a delivered rate does not.
+        let failure = !matches!(report.reason, ReportReason::Delivered { .. });
         let held = self
             .renditions
             .get_mut(&report.rendition)
@@ -720,16 +851,32 @@ impl Tracker {
                             .get(slot as usize)
                             .is_some_and(|peer| peer.holds(held, now.0))
                 })?;
-                Some(entry.holders.remove(at))
+                Some(if failure {
+                    entry.holders.remove(at)
+                } else {
+                    entry.holders[at]
+                })
             });
         if held.is_none() {
             self.stats.reports_ignored += 1;
             return Ok(());
         }
+        let mark = fingerprint(&claims.account);
+        if let ReportReason::Delivered { kbps } = report.reason {
+            let cold = &mut self.cold[slot as usize];
+            let at = cold
+                .rates
+                .iter()
+                .position(|&(kept, _)| kept == mark)
+                .unwrap_or(RATES_KEPT - 1);
+            cold.rates[..=at].rotate_right(1);
+            cold.rates[0] = (mark, kbps);
+            self.stats.rates_reported += 1;
+            return Ok(());
+        }
         let (hot, cold) = (&mut self.hot[slot as usize], &mut self.cold[slot as usize]);
         // Its next announce rewrites its pairs, the reported one included.
         cold.fingerprint = 0;
-        let mark = fingerprint(&claims.account);
         if !cold.reporters.contains(&mark) {
             cold.reporters.rotate_right(1);
             cold.reporters[0] = mark;

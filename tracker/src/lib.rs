@@ -8,5 +8,5 @@
 pub mod core;
 pub mod server;
 
-pub use crate::core::{Tracker, TrackerConfig, TrackerStats};
+pub use crate::core::{Announced, Tracker, TrackerConfig, TrackerStats};
 pub use server::TrackerService;

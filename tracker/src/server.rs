@@ -154,10 +154,25 @@ impl TrackerService {
     pub fn answer(&self, peer: NodeId, request: &Request) -> Response {
         let now = (self.clock)();
         let result = match request {
-            Request::Announce(announce) => self
-                .verify(&peer, &announce.credential, now)
-                .and_then(|claims| self.core().announce(now, &peer, &claims, announce))
-                .map(|ttl_ms| Response::AnnounceAck { ttl_ms }),
+            Request::Announce(announce) => {
+                self.verify(&peer, &announce.credential, now)
+                    .and_then(|claims| {
+                        // A proof that does not verify proves nothing: what it would have
+                        // covered comes back as unproven.
+                        let proofs: Vec<LicenseClaims> = announce
+                            .proofs
+                            .iter()
+                            .filter_map(|proof| {
+                                self.licenses.verify_genuine(&peer, proof, now).ok()
+                            })
+                            .collect();
+                        self.core().announce(now, &peer, &claims, &proofs, announce)
+                    })
+                    .map(|announced| Response::AnnounceAck {
+                        ttl_ms: announced.ttl_ms,
+                        unproven: announced.unproven,
+                    })
+            }
             Request::PeerQuery(query) => self
                 .verify(&peer, &query.license, now)
                 .and_then(|claims| self.core().query(now, &peer, &claims, query))

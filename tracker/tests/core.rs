@@ -137,7 +137,18 @@ impl World {
                 LicenseScope::SuperNode,
                 &[],
             ),
-            _ => self.play(node.node_id(), region_code, &[], rendition(0)),
+            // A client's credential covers what it announces (proofs are tested apart).
+            _ => {
+                let covered = if renditions.is_empty() {
+                    vec![rendition(0)]
+                } else {
+                    renditions.to_vec()
+                };
+                let scope = LicenseScope::Play {
+                    renditions: covered,
+                };
+                self.token(&self.origin, node.node_id(), region_code, scope, &[])
+            }
         };
         self.tracker.answer(
             node.node_id(),
@@ -148,6 +159,7 @@ impl World {
                 renditions: renditions.to_vec(),
                 upload_spare_kbps: spare,
                 credential,
+                proofs: Vec::new(),
             }),
         )
     }
@@ -187,7 +199,7 @@ fn error_code(response: Response) -> ErrorCode {
 
 fn acked(response: Response) {
     assert!(
-        matches!(response, Response::AnnounceAck { ttl_ms } if ttl_ms > 0),
+        matches!(&response, Response::AnnounceAck { ttl_ms, unproven } if *ttl_ms > 0 && unproven.is_empty()),
         "{response:?}"
     );
 }
@@ -264,6 +276,7 @@ fn the_licensing_and_region_matrix_at_the_tracker() {
             renditions: vec![r],
             upload_spare_kbps: 0,
             credential,
+            proofs: Vec::new(),
         }),
     );
     assert_eq!(error_code(response), ErrorCode::NotInRegion);
@@ -280,6 +293,7 @@ fn the_licensing_and_region_matrix_at_the_tracker() {
             renditions: vec![r],
             upload_spare_kbps: 0,
             credential,
+            proofs: Vec::new(),
         }),
     );
     assert_eq!(error_code(response), ErrorCode::LicenseNotCovered);
@@ -358,6 +372,7 @@ fn a_change_of_region_or_capacity_with_the_same_set_reranks_the_peer() {
             renditions: vec![r],
             upload_spare_kbps: 90_000,
             credential,
+            proofs: Vec::new(),
         }),
     ));
     let list = world.query(&asker, "SE", &["SE", "NO"], r);
@@ -772,6 +787,8 @@ mod properties {
             };
             let mut core = Tracker::new(config);
             let mut now = 1_000_000u64;
+            // (peer, rendition) pairs some license of the peer ever covered.
+            let mut licensed = std::collections::HashSet::new();
             for op in ops {
                 match op {
                     Op::Announce { peer, renditions, super_node } => {
@@ -779,15 +796,50 @@ mod properties {
                             LicenseScope::Play { renditions: vec![rendition(0)] }
                         };
                         let claims = claims(node(peer), scope, now);
+                        // Peers with an odd id prove the lower half of what they announce;
+                        // the rest is unproven unless proved before.
+                        let proven: Vec<u8> = if peer % 2 == 1 && claims.market_includes(&claims.region) {
+                            renditions.iter().copied().filter(|r| *r < 128).collect()
+                        } else {
+                            Vec::new()
+                        };
+                        let mut proof = claims.clone();
+                        proof.scope = LicenseScope::Play {
+                            renditions: proven.iter().copied().map(rendition).collect(),
+                        };
+                        let proofs = if proven.is_empty() { Vec::new() } else { vec![proof] };
                         let announce = Announce {
                             region: claims.region,
                             role: if super_node { NodeRole::SuperNode } else { NodeRole::Client },
                             addrs: vec![SocketAddr::from(([127, 0, 0, 1], u16::from(peer)))],
-                            renditions: renditions.into_iter().map(rendition).collect(),
+                            renditions: renditions.iter().copied().map(rendition).collect(),
                             upload_spare_kbps: u32::from(peer),
                             credential: LicenseToken { claims: Vec::new(), signature: [0; 64] },
+                            proofs: Vec::new(),
                         };
-                        let _ = core.announce(UnixMillis(now), &node(peer), &claims, &announce);
+                        let result = core.announce(UnixMillis(now), &node(peer), &claims, &proofs, &announce);
+                        if result.is_ok() {
+                            licensed.insert((peer, 0));
+                            for r in &renditions {
+                                if super_node || proven.contains(r) {
+                                    licensed.insert((peer, *r));
+                                }
+                            }
+                        }
+                        if let Ok(announced) = &result {
+                            // Only announced renditions come back unproven, never one a
+                            // license of this announce covers.
+                            for r in &announced.unproven {
+                                prop_assert!(renditions.contains(&r.0[0]));
+                                prop_assert!(!super_node && !proven.contains(&r.0[0]) && r.0[0] != 0);
+                            }
+                        }
+                        // A peer is never a holder of what no license of its ever covered.
+                        for r in &renditions {
+                            if core.holders(UnixMillis(now), &rendition(*r)).contains(&node(peer)) {
+                                prop_assert!(licensed.contains(&(peer, *r)), "peer {} holds {} unlicensed", peer, r);
+                            }
+                        }
                     }
                     Op::Query { asker, rendition: r, want } => {
                         let claims = claims(node(asker), LicenseScope::Play { renditions: vec![rendition(r)] }, now);
@@ -857,7 +909,7 @@ fn a_reported_entry_comes_back_with_the_peers_next_announce() {
 fn announced_addresses_must_be_the_observed_one_unless_from_a_relay() {
     let addr = |text: &str| -> SocketAddr { text.parse().unwrap() };
     let announce_from = |world: &World, node: &Identity, addrs: Vec<SocketAddr>, remote| {
-        let credential = world.play(node.node_id(), "SE", &[], rendition(0));
+        let credential = world.play(node.node_id(), "SE", &[], rendition(3));
         world.tracker.answer_from(
             node.node_id(),
             remote,
@@ -868,6 +920,7 @@ fn announced_addresses_must_be_the_observed_one_unless_from_a_relay() {
                 renditions: vec![rendition(3)],
                 upload_spare_kbps: 1000,
                 credential,
+                proofs: Vec::new(),
             }),
         )
     };
@@ -927,4 +980,185 @@ fn announced_addresses_must_be_the_observed_one_unless_from_a_relay() {
     ));
     assert_eq!(listed(&world, &relayed), vec![addr("203.0.113.20:4433")]);
     assert_eq!(world.tracker.addresses_replaced(), 0);
+}
+
+/// An announce of `renditions` by `node` (SE) with `credential` and `proofs`.
+fn announce_with(
+    world: &World,
+    node: &Identity,
+    renditions: &[RenditionId],
+    credential: LicenseToken,
+    proofs: Vec<LicenseToken>,
+) -> Vec<RenditionId> {
+    let response = world.tracker.answer(
+        node.node_id(),
+        &Request::Announce(Announce {
+            region: region("SE"),
+            role: NodeRole::Client,
+            addrs: vec![SocketAddr::from(([127, 0, 0, 1], 4000))],
+            renditions: renditions.to_vec(),
+            upload_spare_kbps: 1_000,
+            credential,
+            proofs,
+        }),
+    );
+    match response {
+        Response::AnnounceAck { unproven, .. } => unproven,
+        other => panic!("expected an ack, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_client_announces_only_renditions_its_licenses_cover() {
+    let mut world = World::new(TrackerConfig::default());
+    let (r1, r2, r3) = (rendition(61), rendition(62), rendition(63));
+    let holder = world.node();
+    let asker = world.node();
+    let listed = |world: &World, r| {
+        world
+            .query(&asker, "SE", &[], r)
+            .peers
+            .iter()
+            .any(|peer| peer.node == holder.node_id())
+    };
+    // A license for r2 the holder had an hour ago: expired by the time it proves anything.
+    let old_r2 = world.play(holder.node_id(), "SE", &[], r2);
+    world.advance(3_600_001);
+
+    // Credential for r1 only, no proof: r2 is left out and named.
+    let credential = world.play(holder.node_id(), "SE", &[], r1);
+    assert_eq!(
+        announce_with(&world, &holder, &[r1, r2], credential.clone(), vec![]),
+        vec![r2]
+    );
+    assert!(listed(&world, r1));
+    assert!(!listed(&world, r2));
+
+    // Proofs that prove nothing: bound to another node, forged, or for a track not licensed
+    // in the holder's region.
+    world.advance(2_000);
+    let other = world.node();
+    let forger = world.node();
+    let scope = LicenseScope::Play {
+        renditions: vec![r2],
+    };
+    let not_ours = world.play(other.node_id(), "SE", &[], r2);
+    let forged = world.token(&forger, holder.node_id(), "SE", scope, &[]);
+    let out_of_market = world.play(holder.node_id(), "SE", &["US"], r2);
+    assert_eq!(
+        announce_with(
+            &world,
+            &holder,
+            &[r1, r2],
+            credential.clone(),
+            vec![not_ours, forged, out_of_market]
+        ),
+        vec![r2]
+    );
+    assert!(!listed(&world, r2));
+
+    // The expired but genuine license proves it.
+    world.advance(2_000);
+    assert!(announce_with(&world, &holder, &[r1, r2], credential, vec![old_r2]).is_empty());
+    assert!(listed(&world, r1) && listed(&world, r2));
+
+    // What it proved stays proved: a later announce under a license for r3 only, adding r3
+    // and without proofs, keeps r1 and r2.
+    world.advance(2_000);
+    let credential = world.play(holder.node_id(), "SE", &[], r3);
+    assert!(announce_with(&world, &holder, &[r1, r2, r3], credential.clone(), vec![]).is_empty());
+    assert!(listed(&world, r1) && listed(&world, r2) && listed(&world, r3));
+
+    // Once its record is gone (announce expired), it proves everything again.
+    world.advance(TrackerConfig::default().announce_ttl_ms + 1);
+    world.tracker.expire();
+    assert_eq!(
+        announce_with(&world, &holder, &[r1, r2, r3], credential, vec![]),
+        vec![r1, r2]
+    );
+    assert_eq!(world.tracker.snapshot().0.unproven, 1 + 1 + 2);
+}
+
+/// A delivered-rate report of `peer` for `r` at `kbps`, filed by a fresh node of `account`.
+fn delivered_as(world: &mut World, account: u8, peer: NodeId, r: RenditionId, kbps: u32) {
+    let reporter = world.node();
+    let scope = LicenseScope::Play {
+        renditions: vec![r],
+    };
+    let license = world.token_for(
+        &world.origin,
+        reporter.node_id(),
+        AccountId([account; 16]),
+        "SE",
+        scope,
+        &[],
+    );
+    let response = world.tracker.answer(
+        reporter.node_id(),
+        &Request::Report(PeerReport {
+            peer,
+            rendition: r,
+            reason: ReportReason::Delivered { kbps },
+            license,
+        }),
+    );
+    assert_eq!(response, Response::Reported);
+}
+
+#[test]
+fn holders_rank_by_delivered_rates_which_cannot_lift_a_liar() {
+    let mut world = World::new(TrackerConfig::default());
+    let r = rendition(70);
+    let liar = world.node();
+    let honest = world.node();
+    // The liar claims far more than it has (capped at the client maximum).
+    acked(world.announce(&liar, "SE", NodeRole::Client, &[r], 1_000_000));
+    acked(world.announce(&honest, "SE", NodeRole::Client, &[r], 3_000));
+    let asker = world.node();
+    let ranked = |world: &World| -> Vec<(NodeId, u32)> {
+        world
+            .query(&asker, "SE", &[], r)
+            .peers
+            .iter()
+            .map(|peer| (peer.node, peer.upload_spare_kbps))
+            .collect()
+    };
+    let cap = TrackerConfig::default().client_spare_kbps_max;
+    assert_eq!(
+        ranked(&world),
+        vec![(liar.node_id(), cap), (honest.node_id(), 3_000)]
+    );
+
+    // One account's figure is not enough to rank by; a delivered report keeps the entry.
+    delivered_as(&mut world, 1, liar.node_id(), r, 200);
+    world.advance(2_000);
+    acked(world.announce(&liar, "SE", NodeRole::Client, &[r], 1_000_000));
+    assert_eq!(ranked(&world)[0], (liar.node_id(), cap));
+
+    // Two accounts measured the liar at ~200 kbit/s and the honest peer at 4 Mbit/s: from
+    // their next announces, the honest peer ranks first, the liar at what it delivered, and
+    // the honest one at its own (lower) declaration: reports never lift a peer.
+    delivered_as(&mut world, 2, liar.node_id(), r, 250);
+    delivered_as(&mut world, 1, honest.node_id(), r, 4_000);
+    delivered_as(&mut world, 2, honest.node_id(), r, 4_200);
+    world.advance(2_000);
+    acked(world.announce(&liar, "SE", NodeRole::Client, &[r], 1_000_000));
+    acked(world.announce(&honest, "SE", NodeRole::Client, &[r], 3_000));
+    assert_eq!(
+        ranked(&world),
+        vec![(honest.node_id(), 3_000), (liar.node_id(), 250)]
+    );
+
+    // One hostile account cannot pull the honest peer down: the upper median of three.
+    delivered_as(&mut world, 3, honest.node_id(), r, 1);
+    world.advance(2_000);
+    acked(world.announce(&honest, "SE", NodeRole::Client, &[r], 3_000));
+    assert_eq!(ranked(&world)[0], (honest.node_id(), 3_000));
+    let stats = world.tracker.snapshot().0;
+    assert_eq!(stats.rates_reported, 5);
+    assert_eq!(stats.quarantined, 0);
+
+    // A figure about a peer that does not hold the rendition counts for nothing.
+    delivered_as(&mut world, 4, honest.node_id(), rendition(71), 1);
+    assert_eq!(world.tracker.snapshot().0.rates_reported, 5);
 }

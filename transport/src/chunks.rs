@@ -1,4 +1,4 @@
-//! The chunk protocol over `chorus/1`: serving sealed chunks and manifests to licensed peers,
+//! The chunk protocol over `chorus/2`: serving sealed chunks and manifests to licensed peers,
 //! and fetching verified ranges of them.
 //!
 //! The serving side checks, for every request: the license token is signed by the trusted
@@ -113,6 +113,29 @@ impl LicenseCache {
                 Ok(claims)
             }
         }
+    }
+
+    /// Verifies `license` as a proof presented by `presenter` at `now`: signature and
+    /// binding, current or expired ([`LicenseToken::verify_genuine`]).
+    pub fn verify_genuine(
+        &self,
+        presenter: &NodeId,
+        license: &LicenseToken,
+        now: UnixMillis,
+    ) -> Result<LicenseClaims, WireError> {
+        let key = cache_key(presenter, license);
+        if let Some(claims) = self.lock().get(&key).cloned() {
+            return Ok(claims);
+        }
+        let claims = license
+            .verify_genuine(&self.issuer, presenter, now)
+            .map_err(|error| WireError::from(&error))?;
+        let mut cache = self.lock();
+        if cache.len() >= self.capacity {
+            cache.clear();
+        }
+        cache.insert(key, claims.clone());
+        Ok(claims)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], LicenseClaims>> {

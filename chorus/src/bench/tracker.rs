@@ -95,15 +95,20 @@ impl World {
         self.regions[(n % 4) as usize]
     }
 
-    fn announce(&self, peer: u32) -> (NodeId, LicenseClaims, Announce) {
+    /// A peer's announce, its credential's claims, and the proof of what it holds (for a
+    /// client: the licenses it fetched its renditions under, as one claims set covering
+    /// both the announced set and the bench's changed variant of it; none for super-nodes).
+    fn announce(&self, peer: u32) -> (NodeId, LicenseClaims, Vec<LicenseClaims>, Announce) {
         let id = node(peer);
         let region = self.region(peer);
         let scope = LicenseScope::Play {
             renditions: vec![rendition(0)],
         };
-        let renditions = (0..self.per_peer)
+        let renditions: Vec<RenditionId> = (0..self.per_peer)
             .map(|k| rendition((peer * self.per_peer + k) % self.catalog))
             .collect();
+        let mut held = renditions.clone();
+        held.push(self.variant_rendition(peer));
         let announce = Announce {
             region,
             role: if peer.is_multiple_of(50) {
@@ -118,13 +123,19 @@ impl World {
             renditions,
             upload_spare_kbps: peer % 5000,
             credential: self.token.clone(),
+            proofs: Vec::new(),
         };
-        let scope = if announce.role == NodeRole::SuperNode {
-            LicenseScope::SuperNode
-        } else {
-            scope
-        };
-        (id, claims(id, region, scope, 0), announce)
+        if announce.role == NodeRole::SuperNode {
+            let role = claims(id, region, LicenseScope::SuperNode, 0);
+            return (id, role, Vec::new(), announce);
+        }
+        let proof = claims(id, region, LicenseScope::Play { renditions: held }, 0);
+        (id, claims(id, region, scope, 0), vec![proof], announce)
+    }
+
+    /// The rendition the bench's changed announce of `peer` ends with.
+    fn variant_rendition(&self, peer: u32) -> RenditionId {
+        rendition(peer.wrapping_mul(31) % self.catalog)
     }
 }
 
@@ -154,8 +165,8 @@ pub fn run(args: &TrackerBenchArgs) -> anyhow::Result<ExitCode> {
         if peer % 10_000 == 0 {
             progress(&format!("tracker: populating {peer}/{peers} peers"));
         }
-        let (id, claims, announce) = world.announce(peer);
-        core.announce(UnixMillis(1), &id, &claims, &announce)
+        let (id, claims, proofs, announce) = world.announce(peer);
+        core.announce(UnixMillis(1), &id, &claims, &proofs, &announce)
             .map_err(|error| anyhow::anyhow!("populate: {error}"))?;
     }
     let populate_s = started.elapsed().as_secs_f64();
@@ -179,17 +190,17 @@ pub fn run(args: &TrackerBenchArgs) -> anyhow::Result<ExitCode> {
             (asker, claims(asker, world.region(n), scope, 0), query)
         })
         .collect();
-    let announces: Vec<(NodeId, LicenseClaims, Announce)> =
+    let announces: Vec<(NodeId, LicenseClaims, Vec<LicenseClaims>, Announce)> =
         (0..peers).map(|n| world.announce(n)).collect();
     // A quarter of the peers change their set at every re-announce (they cached a new track):
     // the variant swaps the last rendition for another one.
     let variants: Vec<Announce> = announces
         .iter()
         .enumerate()
-        .map(|(n, (_, _, announce))| {
+        .map(|(n, (_, _, _, announce))| {
             let mut changed = announce.clone();
             if let Some(last) = changed.renditions.last_mut() {
-                *last = rendition((n as u32).wrapping_mul(31) % catalog);
+                *last = world.variant_rendition(n as u32);
             }
             changed
         })
@@ -229,14 +240,14 @@ pub fn run(args: &TrackerBenchArgs) -> anyhow::Result<ExitCode> {
             if op % 5 == 0 {
                 let k = op / 5;
                 let i = k % announces.len();
-                let (id, claims, announce) = &announces[i];
+                let (id, claims, proofs, announce) = &announces[i];
                 let cycle = k / announces.len() + round as usize;
                 let announce = if i.is_multiple_of(4) && cycle % 2 == 1 {
                     &variants[i]
                 } else {
                     announce
                 };
-                if core.announce(now, id, claims, announce).is_err() {
+                if core.announce(now, id, claims, proofs, announce).is_err() {
                     refused += 1;
                 }
             } else {

@@ -109,6 +109,7 @@ pub fn requests() -> Vec<(&'static str, Request)> {
                 renditions: vec![rendition, RenditionId([0x77; 32])],
                 upload_spare_kbps: 2_000,
                 credential: license(),
+                proofs: vec![license()],
             }),
         ),
         (
@@ -136,6 +137,15 @@ pub fn requests() -> Vec<(&'static str, Request)> {
                 license: license(),
             }),
         ),
+        (
+            "request_report_delivered",
+            Request::Report(PeerReport {
+                peer: NodeId([0x66; 32]),
+                rendition,
+                reason: ReportReason::Delivered { kbps: 3_500 },
+                license: license(),
+            }),
+        ),
     ]
 }
 
@@ -157,7 +167,10 @@ pub fn responses() -> Vec<(&'static str, Response)> {
         ("response_manifest", Response::Manifest(manifest())),
         (
             "response_announce_ack",
-            Response::AnnounceAck { ttl_ms: 90_000 },
+            Response::AnnounceAck {
+                ttl_ms: 90_000,
+                unproven: vec![RenditionId([0x77; 32])],
+            },
         ),
         (
             "response_peer_list",
