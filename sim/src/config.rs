@@ -388,6 +388,9 @@ pub struct TrackerSpec {
     pub announce_ttl_s: u64,
     /// Periods when the tracker does not answer: `[[start_s, end_s], ...]`.
     pub outages: Vec<[u64; 2]>,
+    /// Rank holders by the delivered rates listeners report (as the tracker ships); `false`
+    /// ranks by capped self-declared spare capacity alone (a what-if baseline).
+    pub rank_by_delivered: bool,
 }
 
 impl Default for TrackerSpec {
@@ -397,6 +400,7 @@ impl Default for TrackerSpec {
             peers_per_track: 20,
             announce_ttl_s: 120,
             outages: Vec::new(),
+            rank_by_delivered: true,
         }
     }
 }

@@ -440,6 +440,11 @@ impl Engine {
             peers_max: scenario.peers as usize + supers_total + 16,
             renditions_max: (scenario.catalog.tracks + release_tracks) as usize + 16,
             announce_ttl_ms: scenario.tracker.announce_ttl_s * 1_000,
+            rates_to_rank: if scenario.tracker.rank_by_delivered {
+                tracker::core::RATES_TO_RANK
+            } else {
+                usize::MAX
+            },
             ..TrackerConfig::default()
         });
         let end_ms = scenario.duration_s * 1_000;

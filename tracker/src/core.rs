@@ -103,6 +103,10 @@ pub struct TrackerConfig {
     pub client_spare_kbps_max: u32,
     /// The same for super-nodes.
     pub super_node_spare_kbps_max: u32,
+    /// Distinct accounts whose delivered-rate reports it takes before they rank a peer
+    /// ([`RATES_TO_RANK`]); more than [`RATES_KEPT`] turns ranking by delivered rates off
+    /// (the simulator's what-if).
+    pub rates_to_rank: usize,
 }
 
 impl Default for TrackerConfig {
@@ -121,6 +125,7 @@ impl Default for TrackerConfig {
             reports_per_account_per_hour: 60,
             client_spare_kbps_max: 20_000,
             super_node_spare_kbps_max: 10_000_000,
+            rates_to_rank: RATES_TO_RANK,
         }
     }
 }
@@ -131,7 +136,8 @@ const REPORTERS_KEPT: usize = 4;
 /// Delivered-rate reports (distinct accounts, most recent) remembered per peer.
 pub const RATES_KEPT: usize = 4;
 
-/// Distinct accounts whose delivered-rate reports it takes before they rank a peer.
+/// Distinct accounts whose delivered-rate reports it takes, by default, before they rank a
+/// peer ([`TrackerConfig::rates_to_rank`]).
 pub const RATES_TO_RANK: usize = 2;
 
 /// What an accepted announce gives back.
@@ -211,9 +217,9 @@ struct PeerCold {
 }
 
 impl PeerCold {
-    /// The rate reporters measured, once [`RATES_TO_RANK`] accounts have: the upper median
-    /// of the kept figures.
-    fn delivered_kbps(&self) -> Option<u32> {
+    /// The rate reporters measured, once `to_rank` accounts have: the upper median of the
+    /// kept figures.
+    fn delivered_kbps(&self, to_rank: usize) -> Option<u32> {
         let mut figures = [0u32; RATES_KEPT];
         let mut count = 0;
         for &(mark, kbps) in &self.rates {
@@ -222,7 +228,7 @@ impl PeerCold {
                 count += 1;
             }
         }
-        if count < RATES_TO_RANK {
+        if count < to_rank.max(1) {
             return None;
         }
         let figures = &mut figures[..count];
@@ -496,7 +502,7 @@ impl Tracker {
             _ => self.config.client_spare_kbps_max,
         });
         let spare_kbps = cold
-            .delivered_kbps()
+            .delivered_kbps(self.config.rates_to_rank)
             .map_or(declared, |delivered| delivered.min(declared));
         let rank = rank_bits(announce.role, spare_kbps);
         let fingerprint = announce.renditions.iter().fold(
