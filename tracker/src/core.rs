@@ -416,6 +416,18 @@ impl Tracker {
         Err(error)
     }
 
+    /// True when an announce from `node` at `now` would be refused as too soon after its
+    /// last one (drivers check this before paying for the signatures of its proofs).
+    pub fn announces_too_often(&self, now: UnixMillis, node: &NodeId) -> bool {
+        self.by_node.get(node).is_some_and(|&slot| {
+            self.hot[slot as usize].seq != 0
+                && now
+                    .0
+                    .saturating_sub(self.cold[slot as usize].last_announce_ms)
+                    < self.config.announce_interval_min_ms
+        })
+    }
+
     /// Records `announce` from `node`, whose verified credential is `claims` and whose
     /// genuine proofs (signature checked, current or expired: [`Announce::proofs`]) are
     /// `proofs`. Returns the TTL (announce again before it runs out) and the renditions left

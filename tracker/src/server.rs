@@ -157,6 +157,12 @@ impl TrackerService {
             Request::Announce(announce) => {
                 self.verify(&peer, &announce.credential, now)
                     .and_then(|claims| {
+                        // A flood is refused before its proofs' signatures are checked.
+                        if !announce.proofs.is_empty()
+                            && self.core().announces_too_often(now, &peer)
+                        {
+                            return self.core().announce(now, &peer, &claims, &[], announce);
+                        }
                         // A proof that does not verify proves nothing: what it would have
                         // covered comes back as unproven.
                         let proofs: Vec<LicenseClaims> = announce
