@@ -1,15 +1,15 @@
 //! `chorus tracker` and `chorus node` as real processes next to a real `chorus origin`: the
 //! operator creates a super-node account, the tracker learns the origin's key by itself, the
-//! node caches what listeners ask for and announces it, and every process stops cleanly on
-//! SIGTERM.
+//! node caches what listeners ask for and announces it, a stranger cannot announce what it
+//! holds no license for, and every process stops cleanly on SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use protocol::wire::{PeerQuery, Request, Response};
-use protocol::{Identity, LicenseToken, NodeId};
+use protocol::wire::{Announce, NodeRole, PeerQuery, Request, Response};
+use protocol::{Identity, LicenseClaims, LicenseToken, NodeId, codec};
 use serde_json::{Value, json};
 use transport::{Endpoint, Limits};
 
@@ -310,6 +310,73 @@ fn tracker_and_super_node_processes_serve_a_listener() {
         }
     });
     assert_eq!(listed.peers[0].node, node_id);
+
+    // A stranger licensed for another track announces this one, with the listener's license
+    // as "proof" (bound to the listener's node): the tracker leaves it out, says so, and
+    // never lists the stranger for it.
+    let form = reqwest::blocking::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::blocking::multipart::Part::bytes(origin::synth::wav(5, 3.0, 44_100, 2))
+                .file_name("other.wav"),
+        )
+        .text(
+            "metadata",
+            json!({"title": "Other", "artist": "A"}).to_string(),
+        );
+    let other: Value = http
+        .post(format!("{base}/v1/tracks"))
+        .bearer_auth(&artist)
+        .multipart(form)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let stranger_token = account(&http, &base, &ca, "stranger", "listener");
+    let stranger = Identity::from_secret_bytes(&[0x52; 32]);
+    let stranger_grant = post(
+        &http,
+        format!("{base}/v1/tracks/{}/play", other["id"].as_str().unwrap()),
+        Some(&stranger_token),
+        json!({"node_id": stranger.node_id().to_hex()}),
+    );
+    let stranger_license = LicenseToken::from_bytes(
+        &hex::decode(stranger_grant["license"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let claims: LicenseClaims = codec::decode(&stranger_license.claims).unwrap();
+    runtime.block_on(async {
+        let endpoint =
+            Endpoint::bind(&stranger, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
+        let peer = endpoint.connect(tracker_id, tracker_addr).await.unwrap();
+        let announce = Request::Announce(Announce {
+            region: claims.region,
+            role: NodeRole::Client,
+            addrs: vec![endpoint.local_addr().unwrap()],
+            renditions: vec![rendition],
+            upload_spare_kbps: 20_000,
+            credential: stranger_license.clone(),
+            proofs: vec![license.clone()],
+        });
+        match peer.request_one(&announce).await.unwrap() {
+            Response::AnnounceAck { unproven, .. } => assert_eq!(unproven, vec![rendition]),
+            other => panic!("{other:?}"),
+        }
+        let endpoint =
+            Endpoint::bind(&client, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
+        let peer = endpoint.connect(tracker_id, tracker_addr).await.unwrap();
+        let query = Request::PeerQuery(PeerQuery {
+            rendition,
+            want: 10,
+            license: license.clone(),
+        });
+        match peer.request_one(&query).await.unwrap() {
+            Response::PeerList(list) => {
+                assert!(list.peers.iter().all(|p| p.node != stranger.node_id()));
+            }
+            other => panic!("{other:?}"),
+        }
+    });
     let cached = std::fs::read_dir(dir.path().join("node").join("renditions"))
         .unwrap()
         .count();
