@@ -254,7 +254,7 @@ impl ClientCache {
 
     /// Keeps `license`, this client's token for `rendition`, next to its manifest: what
     /// proves to a tracker that this client may announce the rendition (expired tokens
-    /// count). A newer token replaces an older one.
+    /// count). It replaces whatever token was kept for the rendition before.
     pub fn put_license(
         &self,
         rendition: &RenditionId,

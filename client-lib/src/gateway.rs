@@ -272,6 +272,9 @@ impl Gateway {
                             .announce(&gateway.endpoint, tracker, &license, &gateway.cache, addr)
                             .await
                         {
+                            Ok(_) if serving.catching_up() => {
+                                wait = crate::serve::ANNOUNCE_CATCH_UP;
+                            }
                             Ok(ttl_ms) => {
                                 wait = std::time::Duration::from_millis(
                                     u64::from(ttl_ms / 3).max(1_000),

@@ -706,7 +706,13 @@ impl Listener {
         let this = self.clone();
         AbortOnDrop(tokio::spawn(async move {
             loop {
-                tokio::time::sleep(ANNOUNCE_REFRESH).await;
+                // Sooner while the tracker still wants proof of renditions held here.
+                let wait = if serving.catching_up() {
+                    crate::serve::ANNOUNCE_CATCH_UP
+                } else {
+                    ANNOUNCE_REFRESH
+                };
+                tokio::time::sleep(wait).await;
                 let grant = latest
                     .lock()
                     .unwrap_or_else(|poison| poison.into_inner())

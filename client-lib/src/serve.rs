@@ -10,7 +10,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use protocol::wire::{
     ANNOUNCE_PROOFS_MAX, ANNOUNCE_RENDITIONS_MAX, Announce, NodeRole, Request, Response,
@@ -23,6 +24,12 @@ use transport::upload::UploadGate;
 
 use crate::cache::ClientCache;
 use crate::origin_api::NodeAddr;
+
+/// How soon a client announces again while the tracker still wants proof of renditions it
+/// holds ([`Serving::catching_up`]): each announce proves up to
+/// [`ANNOUNCE_PROOFS_MAX`] tracks, so a cache of 2,000 tracks is listed within about a
+/// minute of a start or a tracker restart.
+pub const ANNOUNCE_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The listener's sharing settings.
 #[derive(Debug, Clone)]
@@ -64,6 +71,12 @@ pub struct Serving {
     region: Region,
     /// Renditions the tracker accepted in the last announce: they need no proof again.
     accepted: std::sync::Mutex<HashSet<RenditionId>>,
+    /// Renditions the tracker left unproven although this client sent the license it keeps
+    /// for them (or keeps none), with that license: not announced again until the cache
+    /// keeps another (the track was played again).
+    refused: std::sync::Mutex<HashMap<RenditionId, Option<LicenseToken>>>,
+    /// The last ack left renditions unproven that a kept license not yet sent may prove.
+    catching_up: AtomicBool,
 }
 
 impl Drop for Serving {
@@ -104,6 +117,8 @@ impl Serving {
             config,
             region,
             accepted: std::sync::Mutex::new(HashSet::new()),
+            refused: std::sync::Mutex::new(HashMap::new()),
+            catching_up: AtomicBool::new(false),
         })
     }
 
@@ -113,11 +128,20 @@ impl Serving {
         (self.config.upload_kbps.unwrap_or(10_000) as f64 * free) as u32
     }
 
+    /// True when the tracker has not yet accepted renditions this client can prove (more
+    /// than one announce carries, or the tracker forgot them): announce again soon, not in
+    /// a refresh period.
+    pub fn catching_up(&self) -> bool {
+        self.catching_up.load(Ordering::Relaxed)
+    }
+
     /// Tells `tracker` which renditions this client holds in full, reachable at `addr`.
     /// `credential` is any current license of this client. Renditions the tracker has not
     /// accepted before, and the credential does not cover, go with the license kept for them
     /// in `cache` as proof (at most [`ANNOUNCE_PROOFS_MAX`] tokens; the rest are proved in
-    /// later announces). Returns the announce TTL (ms).
+    /// the next announces, which [`Serving::catching_up`] says to send soon). A rendition the
+    /// tracker refuses with the license kept for it is not announced again until the cache
+    /// keeps another. Returns the announce TTL (ms).
     pub async fn announce(
         &self,
         endpoint: &Endpoint,
@@ -126,8 +150,16 @@ impl Serving {
         cache: &ClientCache,
         addr: SocketAddr,
     ) -> anyhow::Result<u32> {
-        let renditions = cache.complete_renditions(ANNOUNCE_RENDITIONS_MAX);
-        let proofs = self.proofs(credential, cache, &renditions);
+        let mut renditions = cache.complete_renditions(ANNOUNCE_RENDITIONS_MAX);
+        {
+            let mut refused = lock(&self.refused);
+            refused.retain(|rendition, _| renditions.contains(rendition));
+            renditions.retain(|rendition| match refused.get(rendition) {
+                Some(tried) => cache.license(rendition) != *tried,
+                None => true,
+            });
+        }
+        let (proofs, proved) = self.proofs(credential, cache, &renditions);
         let request = Request::Announce(Announce {
             region: self.region,
             role: NodeRole::Client,
@@ -140,17 +172,28 @@ impl Serving {
         let peer = endpoint.connect(tracker.node, tracker.addr).await?;
         match peer.request_one(&request).await? {
             Response::AnnounceAck { ttl_ms, unproven } => {
+                let unproven: HashSet<RenditionId> = unproven.into_iter().collect();
+                let mut pending = false;
+                {
+                    let mut refused = lock(&self.refused);
+                    for rendition in &unproven {
+                        let kept = cache.license(rendition);
+                        if kept.is_none() || proved.contains(rendition) {
+                            refused.insert(*rendition, kept);
+                        } else {
+                            pending = true;
+                        }
+                    }
+                }
                 if !unproven.is_empty() {
                     tracing::debug!(
                         unproven = unproven.len(),
+                        pending,
                         "the tracker wants proof of some cached renditions"
                     );
                 }
-                let unproven: HashSet<RenditionId> = unproven.into_iter().collect();
-                *self
-                    .accepted
-                    .lock()
-                    .unwrap_or_else(|poison| poison.into_inner()) = renditions
+                self.catching_up.store(pending, Ordering::Relaxed);
+                *lock(&self.accepted) = renditions
                     .into_iter()
                     .filter(|rendition| !unproven.contains(rendition))
                     .collect();
@@ -163,38 +206,44 @@ impl Serving {
 
     /// The kept licenses proving the renditions of `renditions` that the tracker has not
     /// accepted yet and `credential` does not cover, deduplicated, at most
-    /// [`ANNOUNCE_PROOFS_MAX`].
+    /// [`ANNOUNCE_PROOFS_MAX`]; and the renditions they cover.
     fn proofs(
         &self,
         credential: &LicenseToken,
         cache: &ClientCache,
         renditions: &[RenditionId],
-    ) -> Vec<LicenseToken> {
+    ) -> (Vec<LicenseToken>, HashSet<RenditionId>) {
         let covered = own_claims(credential);
-        let accepted = self
-            .accepted
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .clone();
+        let accepted = lock(&self.accepted).clone();
         let mut proofs: Vec<LicenseToken> = Vec::new();
+        let mut proved = HashSet::new();
         for rendition in renditions {
-            if proofs.len() >= ANNOUNCE_PROOFS_MAX {
-                break;
-            }
             if accepted.contains(rendition)
+                || proved.contains(rendition)
                 || covered
                     .as_ref()
                     .is_some_and(|claims| claims.permits(rendition))
             {
                 continue;
             }
-            if let Some(token) = cache.license(rendition)
-                && token != *credential
-                && !proofs.contains(&token)
-            {
-                proofs.push(token);
+            let Some(token) = cache.license(rendition) else {
+                continue;
+            };
+            if token == *credential || proofs.contains(&token) {
+                continue;
             }
+            if proofs.len() >= ANNOUNCE_PROOFS_MAX {
+                break;
+            }
+            if let Some(claims) = own_claims(&token) {
+                proved.extend(renditions.iter().filter(|held| claims.permits(held)));
+            }
+            proofs.push(token);
         }
-        proofs
+        (proofs, proved)
     }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }

@@ -55,7 +55,7 @@ pub const RANGE_CHUNKS_MAX: u32 = 256;
 pub const ANNOUNCE_RENDITIONS_MAX: usize = 1024;
 /// Most license tokens one announce carries as proof of what it holds
 /// ([`Announce::proofs`]); a node holding more proves the rest in later announces.
-pub const ANNOUNCE_PROOFS_MAX: usize = 16;
+pub const ANNOUNCE_PROOFS_MAX: usize = 64;
 /// Most addresses a node advertises.
 pub const NODE_ADDRS_MAX: usize = 8;
 /// Most peers in one peer list.

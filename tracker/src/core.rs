@@ -8,8 +8,9 @@
 //!
 //! # State and its bounds
 //!
-//! - **Peers**: a slab of at most [`TrackerConfig::peers_max`] slots, each ~96 bytes plus
-//!   32 bytes per advertised address (at most [`protocol::wire::NODE_ADDRS_MAX`]), and an index
+//! - **Peers**: a slab of at most [`TrackerConfig::peers_max`] slots, each 32 bytes hot and
+//!   192 cold (three cache lines: node id, addresses, reporters, delivered-rate figures) plus
+//!   32 bytes per advertised address past the first (at most [`protocol::wire::NODE_ADDRS_MAX`]), and an index
 //!   from node id to slot (~48 bytes per peer). A peer's slot is freed when its announce
 //!   expires (`announce_ttl_ms`), unless it is quarantined.
 //! - **Renditions**: a map of at most [`TrackerConfig::renditions_max`] entries (~80 bytes
@@ -22,17 +23,18 @@
 //!
 //! - **Report budgets**: at most [`REPORT_ACCOUNTS_MAX`] accounts' hourly counts (~2.6 MiB).
 //!
-//! Worst case: `peers_max × (~180 + 8 × 32) + renditions_max × (~80 + 20 × 16)` bytes; with
-//! the defaults (1 M peers, 2 M renditions) about 1.2 GiB, far above what a real swarm
+//! Worst case: `peers_max × (~270 + 7 × 32) + renditions_max × (~80 + 20 × 16)` bytes; with
+//! the defaults (1 M peers, 2 M renditions) about 1.3 GiB, far above what a real swarm
 //! reaches, and typical load is measured by `chorus bench tracker` (bytes per
 //! (peer, rendition) entry).
 //!
 //! # What a node may announce
 //!
 //! A client may announce only renditions a license of its own covers: the announce's
-//! credential, one of its [`Announce::proofs`] (genuine tokens bound to it, current or
-//! expired, whose markets include its region), or a proof it gave earlier: a holder pair of
-//! its own made since its record was created. Renditions without any are left out and named
+//! credential, one of its [`Announce::proofs`] (genuine play tokens bound to it, current or
+//! expired, whose markets include its region; never a super-node role token, which would
+//! cover everything long after the role was withdrawn), or a proof it gave earlier: a holder
+//! pair of its own made since its record was created. Renditions without any are left out and named
 //! in the ack's `unproven`, so the node proves them next time. A super-node's role token
 //! covers every rendition (the origin checks its region per rendition when it fetches).
 //!
@@ -42,11 +44,14 @@
 //! ([`TrackerConfig::client_spare_kbps_max`], [`TrackerConfig::super_node_spare_kbps_max`])
 //! before it ranks anything: a liar ranks no higher than an honest fast peer. Peers that
 //! fetched from a holder report the rate they measured ([`ReportReason::Delivered`]); once
-//! [`RATES_TO_RANK`] distinct accounts have, the holder ranks by the upper median of the last
-//! [`RATES_KEPT`] accounts' figures, when that is below what it declared. A liar is caught by
-//! the first two honest reporters; pulling an honest peer down takes most of its recent
-//! reporters; no report can lift a peer above its own capped declaration. The rate applies
-//! from the holder's next announce (the rank is part of each holder pair).
+//! [`RATES_TO_RANK`] distinct accounts have (within [`RATE_MAX_AGE_MS`]), the holder ranks by
+//! the median of the last [`RATES_KEPT`] accounts' figures, when that is below what it
+//! declared. A peer's own account cannot report on it. Moving the median takes a majority of
+//! the kept figures (three of five; a tie between two halves goes to the higher figure), so
+//! two colluding accounts can neither sink an honest peer nor, once three honest accounts
+//! have reported, keep a liar at its claim. No report lifts a peer above its own capped
+//! declaration, and figures age out, so a peer measured slow once is not slow forever. The
+//! rate applies from the holder's next announce (the rank is part of each holder pair).
 //!
 //! A query returns at most `min(want, peers_returned_max)` peers out of the rendition's most
 //! recent holders: never the asker, never a quarantined peer, never a peer outside the track's
@@ -96,8 +101,11 @@ pub struct TrackerConfig {
     pub quarantine_ms: u64,
     /// How long a computed popularity list is reused.
     pub popular_refresh_ms: u64,
-    /// Reports one account may file per hour; more are refused (`Overloaded`).
+    /// Failure reports one account may file per hour; more are refused (`Overloaded`).
     pub reports_per_account_per_hour: u32,
+    /// Delivered-rate reports one account may file per hour (a budget of their own, so
+    /// ranking honest peers never uses up the failure reports).
+    pub rate_reports_per_account_per_hour: u32,
     /// The highest spare upload capacity a client may claim for ranking (kbps); more ranks
     /// as this. Self-declared figures are never taken uncapped.
     pub client_spare_kbps_max: u32,
@@ -123,6 +131,7 @@ impl Default for TrackerConfig {
             quarantine_ms: 600_000,
             popular_refresh_ms: 10_000,
             reports_per_account_per_hour: 60,
+            rate_reports_per_account_per_hour: 120,
             client_spare_kbps_max: 20_000,
             super_node_spare_kbps_max: 10_000_000,
             rates_to_rank: RATES_TO_RANK,
@@ -134,7 +143,10 @@ impl Default for TrackerConfig {
 const REPORTERS_KEPT: usize = 4;
 
 /// Delivered-rate reports (distinct accounts, most recent) remembered per peer.
-pub const RATES_KEPT: usize = 4;
+pub const RATES_KEPT: usize = 5;
+
+/// How long a delivered-rate figure counts.
+pub const RATE_MAX_AGE_MS: u64 = 3_600_000;
 
 /// Distinct accounts whose delivered-rate reports it takes, by default, before they rank a
 /// peer ([`TrackerConfig::rates_to_rank`]).
@@ -212,18 +224,25 @@ struct PeerCold {
     /// The announce sequence when this record was created: holder pairs of this slot with a
     /// higher sequence are this peer's own, and prove it was licensed for their rendition.
     born_seq: u64,
-    /// Delivered-rate reports: (reporter mark, kbit/s), most recent first; mark 0 is empty.
-    rates: [(u32, u32); RATES_KEPT],
+    /// Delivered-rate reports: (reporter mark, kbit/s, second of the report), most recent
+    /// first; mark 0 is empty.
+    rates: [(u32, u32, u32); RATES_KEPT],
+    /// The mark of the account its credential belongs to (its own reports do not count).
+    account: u32,
 }
 
+const _: () = assert!(std::mem::size_of::<PeerCold>() == 192);
+
 impl PeerCold {
-    /// The rate reporters measured, once `to_rank` accounts have: the upper median of the
-    /// kept figures.
-    fn delivered_kbps(&self, to_rank: usize) -> Option<u32> {
+    /// The rate reporters measured, once `to_rank` accounts have within
+    /// [`RATE_MAX_AGE_MS`] of `now_ms`: the median of those figures (the upper one of an
+    /// even count).
+    fn delivered_kbps(&self, to_rank: usize, now_ms: u64) -> Option<u32> {
         let mut figures = [0u32; RATES_KEPT];
         let mut count = 0;
-        for &(mark, kbps) in &self.rates {
-            if mark != 0 {
+        let now_s = now_ms / 1000;
+        for &(mark, kbps, at_s) in &self.rates {
+            if mark != 0 && now_s.saturating_sub(u64::from(at_s)) * 1000 < RATE_MAX_AGE_MS {
                 figures[count] = kbps;
                 count += 1;
             }
@@ -315,7 +334,7 @@ pub struct Tracker {
     popular: Vec<PopularEntry>,
     popular_at_ms: Option<u64>,
     /// Per account: the start of its current hour and the reports filed in it.
-    report_budgets: HashMap<protocol::AccountId, (u64, u32), Hasher>,
+    report_budgets: HashMap<protocol::AccountId, (u64, u32, u32), Hasher>,
 }
 
 fn refuse(code: ErrorCode, message: impl Into<String>) -> WireError {
@@ -416,16 +435,33 @@ impl Tracker {
         Err(error)
     }
 
-    /// True when an announce from `node` at `now` would be refused as too soon after its
-    /// last one (drivers check this before paying for the signatures of its proofs).
-    pub fn announces_too_often(&self, now: UnixMillis, node: &NodeId) -> bool {
-        self.by_node.get(node).is_some_and(|&slot| {
-            self.hot[slot as usize].seq != 0
-                && now
-                    .0
-                    .saturating_sub(self.cold[slot as usize].last_announce_ms)
-                    < self.config.announce_interval_min_ms
-        })
+    /// The checks of [`Tracker::announce`] that need no proof: the credential's binding,
+    /// role and region, quarantine and the announce rate. A driver runs them before it pays
+    /// for the signatures of an announce's proofs.
+    pub fn precheck_announce(
+        &self,
+        now: UnixMillis,
+        node: &NodeId,
+        claims: &LicenseClaims,
+        announce: &Announce,
+    ) -> Result<(), WireError> {
+        self.check_announce(now, node, claims, announce)?;
+        let Some(&slot) = self.by_node.get(node) else {
+            return Ok(());
+        };
+        let (hot, cold) = (&self.hot[slot as usize], &self.cold[slot as usize]);
+        if hot.quarantined_until_ms > now.0 {
+            return Err(refuse(
+                ErrorCode::Overloaded,
+                "quarantined after reports of failed serving",
+            ));
+        }
+        if hot.seq != 0
+            && now.0.saturating_sub(cold.last_announce_ms) < self.config.announce_interval_min_ms
+        {
+            return Err(refuse(ErrorCode::Overloaded, "announcing too often"));
+        }
+        Ok(())
     }
 
     /// Records `announce` from `node`, whose verified credential is `claims` and whose
@@ -469,7 +505,8 @@ impl Tracker {
                             strikes: 0,
                             unproven: 0,
                             born_seq: 0,
-                            rates: [(0, 0); RATES_KEPT],
+                            rates: [(0, 0, 0); RATES_KEPT],
+                            account: 0,
                         });
                         (self.hot.len() - 1) as u32
                     }
@@ -488,7 +525,7 @@ impl Tracker {
                 cold.fingerprint = 0;
                 cold.unproven = 0;
                 cold.born_seq = self.seq;
-                cold.rates = [(0, 0); RATES_KEPT];
+                cold.rates = [(0, 0, 0); RATES_KEPT];
                 self.hot[slot as usize].quarantined_until_ms = 0;
                 self.by_node.insert(*node, slot);
                 slot
@@ -513,8 +550,9 @@ impl Tracker {
             NodeRole::SuperNode => self.config.super_node_spare_kbps_max,
             _ => self.config.client_spare_kbps_max,
         });
+        cold.account = fingerprint(&claims.account);
         let spare_kbps = cold
-            .delivered_kbps(self.config.rates_to_rank)
+            .delivered_kbps(self.config.rates_to_rank, now_ms)
             .map_or(declared, |delivered| delivered.min(declared));
         let rank = rank_bits(announce.role, spare_kbps);
         let fingerprint = announce.renditions.iter().fold(
@@ -553,9 +591,7 @@ impl Tracker {
             self.hot[slot as usize].seq = seq;
             for (rendition, proven) in announce.renditions.iter().zip(proven) {
                 if !proven {
-                    if !unproven.contains(rendition) {
-                        unproven.push(*rendition);
-                    }
+                    unproven.push(*rendition);
                     continue;
                 }
                 let holder = Holder {
@@ -566,6 +602,8 @@ impl Tracker {
                 };
                 self.add_holder(*rendition, holder);
             }
+            unproven.sort_unstable();
+            unproven.dedup();
             self.cold[slot as usize].unproven = u16::try_from(unproven.len()).unwrap_or(u16::MAX);
             self.stats.unproven += unproven.len() as u64;
         }
@@ -591,6 +629,7 @@ impl Tracker {
         claims.permits(rendition)
             || proofs.iter().any(|proof| {
                 proof.node == *node
+                    && matches!(proof.scope, LicenseScope::Play { .. })
                     && proof.issuer == claims.issuer
                     && proof.permits(rendition)
                     && proof.market_includes(&claims.region)
@@ -837,7 +876,9 @@ impl Tracker {
     /// - reporters are counted by **account**, not node id, and reports from
     ///   [`TrackerConfig::strikes_to_quarantine`] distinct accounts quarantine the peer, so one
     ///   account with many node ids cannot evict an honest peer;
-    /// - each account may file [`TrackerConfig::reports_per_account_per_hour`] reports.
+    /// - each account may file [`TrackerConfig::reports_per_account_per_hour`] failure reports
+    ///   and [`TrackerConfig::rate_reports_per_account_per_hour`] rate reports;
+    /// - nobody's report on itself, or on a node of its own account, counts.
     pub fn report(
         &mut self,
         now: UnixMillis,
@@ -847,15 +888,24 @@ impl Tracker {
     ) -> Result<(), WireError> {
         if let Err(error) = check_claims(reporter, claims, now)
             .and_then(|()| check_covers(claims, &report.rendition))
-            .and_then(|()| self.spend_report(now.0, &claims.account))
+            .and_then(|()| {
+                let delivered = matches!(report.reason, ReportReason::Delivered { .. });
+                self.spend_report(now.0, &claims.account, delivered)
+            })
         {
             return self.refused(error);
         }
         self.stats.reports += 1;
+        let mark = fingerprint(&claims.account);
         let Some(&slot) = self.by_node.get(&report.peer) else {
             self.stats.reports_ignored += 1;
             return Ok(());
         };
+        // Nobody reports on itself, nor on another node of its own account.
+        if *reporter == report.peer || self.cold[slot as usize].account == mark {
+            self.stats.reports_ignored += 1;
+            return Ok(());
+        }
         let hot = &self.hot;
         // A failure costs the peer its pair for the rendition; a delivered rate does not.
         let failure = !matches!(report.reason, ReportReason::Delivered { .. });
@@ -879,16 +929,16 @@ impl Tracker {
             self.stats.reports_ignored += 1;
             return Ok(());
         }
-        let mark = fingerprint(&claims.account);
         if let ReportReason::Delivered { kbps } = report.reason {
             let cold = &mut self.cold[slot as usize];
             let at = cold
                 .rates
                 .iter()
-                .position(|&(kept, _)| kept == mark)
+                .position(|&(kept, _, _)| kept == mark)
                 .unwrap_or(RATES_KEPT - 1);
             cold.rates[..=at].rotate_right(1);
-            cold.rates[0] = (mark, kbps);
+            let at_s = u32::try_from(now.0 / 1000).unwrap_or(u32::MAX);
+            cold.rates[0] = (mark, kbps, at_s);
             self.stats.rates_reported += 1;
             return Ok(());
         }
@@ -909,18 +959,20 @@ impl Tracker {
         Ok(())
     }
 
-    /// Takes one report from `account`'s hourly budget.
+    /// Takes one report from `account`'s hourly budget (failures and delivered rates have
+    /// one each).
     fn spend_report(
         &mut self,
         now_ms: u64,
         account: &protocol::AccountId,
+        delivered: bool,
     ) -> Result<(), WireError> {
         const HOUR_MS: u64 = 3_600_000;
         if !self.report_budgets.contains_key(account)
             && self.report_budgets.len() >= REPORT_ACCOUNTS_MAX
         {
             self.report_budgets
-                .retain(|_, (start, _)| now_ms.saturating_sub(*start) < HOUR_MS);
+                .retain(|_, (start, _, _)| now_ms.saturating_sub(*start) < HOUR_MS);
             if self.report_budgets.len() >= REPORT_ACCOUNTS_MAX {
                 return Err(refuse(
                     ErrorCode::Overloaded,
@@ -928,11 +980,19 @@ impl Tracker {
                 ));
             }
         }
-        let (start, count) = self.report_budgets.entry(*account).or_insert((now_ms, 0));
+        let (start, failures, rates) = self
+            .report_budgets
+            .entry(*account)
+            .or_insert((now_ms, 0, 0));
         if now_ms.saturating_sub(*start) >= HOUR_MS {
-            (*start, *count) = (now_ms, 0);
+            (*start, *failures, *rates) = (now_ms, 0, 0);
         }
-        if *count >= self.config.reports_per_account_per_hour {
+        let (count, max) = if delivered {
+            (rates, self.config.rate_reports_per_account_per_hour)
+        } else {
+            (failures, self.config.reports_per_account_per_hour)
+        };
+        if *count >= max {
             return Err(refuse(
                 ErrorCode::Overloaded,
                 "this account has used its reports for the hour",
@@ -1002,7 +1062,7 @@ impl Tracker {
     pub fn expire(&mut self, now: UnixMillis) -> usize {
         let now_ms = now.0;
         self.report_budgets
-            .retain(|_, (start, _)| now_ms.saturating_sub(*start) < 3_600_000);
+            .retain(|_, (start, _, _)| now_ms.saturating_sub(*start) < 3_600_000);
         let mut removed = 0;
         for (slot, (peer, cold)) in self.hot.iter_mut().zip(&mut self.cold).enumerate() {
             if peer.seq != 0 && peer.expires_ms <= now_ms && peer.quarantined_until_ms <= now_ms {

@@ -149,36 +149,69 @@ impl TrackerService {
         self.licenses.verify(peer, token, now)
     }
 
+    /// The claims of `announce`'s proofs worth a signature check, verified: each must decode,
+    /// be a play token of the trusted issuer bound to `peer`, and cover an announced
+    /// rendition the credential (`claims`) does not. The first proof whose signature fails
+    /// ends the checking (an honest node sends none). What a refused proof would have
+    /// covered comes back to the node as unproven.
+    fn proofs(
+        &self,
+        peer: &NodeId,
+        claims: &LicenseClaims,
+        announce: &Announce,
+        now: UnixMillis,
+    ) -> Vec<LicenseClaims> {
+        let mut verified = Vec::new();
+        for proof in &announce.proofs {
+            let Ok(unverified) = protocol::codec::decode::<LicenseClaims>(&proof.claims) else {
+                continue;
+            };
+            let useful = unverified.node == *peer
+                && unverified.issuer == *self.licenses.issuer()
+                && matches!(
+                    unverified.scope,
+                    protocol::license::LicenseScope::Play { .. }
+                )
+                && announce
+                    .renditions
+                    .iter()
+                    .any(|rendition| unverified.permits(rendition) && !claims.permits(rendition));
+            if !useful {
+                continue;
+            }
+            match self.licenses.verify_genuine(peer, proof, now) {
+                Ok(genuine) => verified.push(genuine),
+                Err(_) => break,
+            }
+        }
+        verified
+    }
+
     /// Answers one request (the part of [`Service::handle`] that does not write), taking
     /// announced addresses as they are: [`TrackerService::answer_from`] checks them.
     pub fn answer(&self, peer: NodeId, request: &Request) -> Response {
         let now = (self.clock)();
         let result = match request {
-            Request::Announce(announce) => {
-                self.verify(&peer, &announce.credential, now)
-                    .and_then(|claims| {
-                        // A flood is refused before its proofs' signatures are checked.
-                        if !announce.proofs.is_empty()
-                            && self.core().announces_too_often(now, &peer)
-                        {
+            Request::Announce(announce) => self
+                .verify(&peer, &announce.credential, now)
+                .and_then(|claims| {
+                    let proofs = if announce.proofs.is_empty() {
+                        Vec::new()
+                    } else {
+                        // What the core would refuse anyway is refused before any proof's
+                        // signature is checked.
+                        let precheck = self.core().precheck_announce(now, &peer, &claims, announce);
+                        if precheck.is_err() {
                             return self.core().announce(now, &peer, &claims, &[], announce);
                         }
-                        // A proof that does not verify proves nothing: what it would have
-                        // covered comes back as unproven.
-                        let proofs: Vec<LicenseClaims> = announce
-                            .proofs
-                            .iter()
-                            .filter_map(|proof| {
-                                self.licenses.verify_genuine(&peer, proof, now).ok()
-                            })
-                            .collect();
-                        self.core().announce(now, &peer, &claims, &proofs, announce)
-                    })
-                    .map(|announced| Response::AnnounceAck {
-                        ttl_ms: announced.ttl_ms,
-                        unproven: announced.unproven,
-                    })
-            }
+                        self.proofs(&peer, &claims, announce, now)
+                    };
+                    self.core().announce(now, &peer, &claims, &proofs, announce)
+                })
+                .map(|announced| Response::AnnounceAck {
+                    ttl_ms: announced.ttl_ms,
+                    unproven: announced.unproven,
+                }),
             Request::PeerQuery(query) => self
                 .verify(&peer, &query.license, now)
                 .and_then(|claims| self.core().query(now, &peer, &claims, query))

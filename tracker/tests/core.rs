@@ -1082,17 +1082,22 @@ fn a_client_announces_only_renditions_its_licenses_cover() {
 /// A delivered-rate report of `peer` for `r` at `kbps`, filed by a fresh node of `account`.
 fn delivered_as(world: &mut World, account: u8, peer: NodeId, r: RenditionId, kbps: u32) {
     let reporter = world.node();
+    delivered_from(world, &reporter, AccountId([account; 16]), peer, r, kbps);
+}
+
+/// A delivered-rate report of `peer` for `r` at `kbps`, filed by `reporter` of `account`.
+fn delivered_from(
+    world: &mut World,
+    reporter: &Identity,
+    account: AccountId,
+    peer: NodeId,
+    r: RenditionId,
+    kbps: u32,
+) {
     let scope = LicenseScope::Play {
         renditions: vec![r],
     };
-    let license = world.token_for(
-        &world.origin,
-        reporter.node_id(),
-        AccountId([account; 16]),
-        "SE",
-        scope,
-        &[],
-    );
+    let license = world.token_for(&world.origin, reporter.node_id(), account, "SE", scope, &[]);
     let response = world.tracker.answer(
         reporter.node_id(),
         &Request::Report(PeerReport {
@@ -1158,7 +1163,102 @@ fn holders_rank_by_delivered_rates_which_cannot_lift_a_liar() {
     assert_eq!(stats.rates_reported, 5);
     assert_eq!(stats.quarantined, 0);
 
-    // A figure about a peer that does not hold the rendition counts for nothing.
+    // A figure about a peer that does not hold the rendition counts for nothing; nor does
+    // a peer's figure about itself, or from another node of its own account.
     delivered_as(&mut world, 4, honest.node_id(), rendition(71), 1);
+    delivered_from(
+        &mut world,
+        &liar,
+        AccountId([9; 16]),
+        liar.node_id(),
+        r,
+        90_000,
+    );
+    let mut own = [0u8; 16];
+    own.copy_from_slice(&liar.node_id().0[..16]);
+    let sock_puppet = world.node();
+    delivered_from(
+        &mut world,
+        &sock_puppet,
+        AccountId(own),
+        liar.node_id(),
+        r,
+        90_000,
+    );
     assert_eq!(world.tracker.snapshot().0.rates_reported, 5);
+
+    // An account reporting again replaces its own figure. Three honest accounts against the
+    // liar's two friends: the liar stays at what it delivered.
+    delivered_as(&mut world, 5, liar.node_id(), r, 300);
+    delivered_as(&mut world, 6, liar.node_id(), r, 20_000);
+    delivered_as(&mut world, 7, liar.node_id(), r, 20_000);
+    delivered_as(&mut world, 1, liar.node_id(), r, 220);
+    world.advance(2_000);
+    acked(world.announce(&liar, "SE", NodeRole::Client, &[r], 1_000_000));
+    assert_eq!(ranked(&world)[1], (liar.node_id(), 300));
+
+    // Figures age out: an hour later the liar ranks by its (capped) claim again, until new
+    // figures come in.
+    world.advance(tracker::core::RATE_MAX_AGE_MS);
+    acked(world.announce(&liar, "SE", NodeRole::Client, &[r], 1_000_000));
+    acked(world.announce(&honest, "SE", NodeRole::Client, &[r], 3_000));
+    assert_eq!(ranked(&world)[0], (liar.node_id(), cap));
+}
+
+#[test]
+fn proofs_cost_signatures_only_when_they_can_prove_something() {
+    let mut world = World::new(TrackerConfig::default());
+    let (r1, r2, r3) = (rendition(81), rendition(82), rendition(83));
+    let holder = world.node();
+    let credential = world.play(holder.node_id(), "SE", &[], r1);
+    let proof_r2 = world.play(holder.node_id(), "SE", &[], r2);
+    let proof_r3 = world.play(holder.node_id(), "SE", &[], r3);
+    // A super-node role token (expired or not) is no proof for a client's announce.
+    let role = world.token(
+        &world.origin,
+        holder.node_id(),
+        "SE",
+        LicenseScope::SuperNode,
+        &[],
+    );
+    // A token with the origin's claims but a broken signature ends the checking: the good
+    // proof after it is not looked at.
+    let mut broken = proof_r2.clone();
+    broken.signature[0] ^= 1;
+    assert_eq!(
+        announce_with(
+            &world,
+            &holder,
+            &[r1, r2, r3],
+            credential.clone(),
+            vec![role, broken, proof_r3.clone()]
+        ),
+        vec![r2, r3]
+    );
+    // An announce that floods is refused before its proofs are looked at.
+    let response = world.tracker.answer(
+        holder.node_id(),
+        &Request::Announce(Announce {
+            region: region("SE"),
+            role: NodeRole::Client,
+            addrs: vec![],
+            renditions: vec![r1, r2, r3],
+            upload_spare_kbps: 1_000,
+            credential: credential.clone(),
+            proofs: vec![proof_r2.clone(), proof_r3.clone()],
+        }),
+    );
+    assert_eq!(error_code(response), ErrorCode::Overloaded);
+    // A second later, honest proofs prove.
+    world.advance(1_000);
+    assert!(
+        announce_with(
+            &world,
+            &holder,
+            &[r1, r2, r3],
+            credential,
+            vec![proof_r2, proof_r3]
+        )
+        .is_empty()
+    );
 }
