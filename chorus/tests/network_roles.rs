@@ -133,6 +133,33 @@ fn account(
         .to_string()
 }
 
+/// Uploads 3 s of synthetic audio (from `seed`) titled `title` as the artist `token`.
+fn upload(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    token: &str,
+    seed: u64,
+    title: &str,
+) -> Value {
+    let form = reqwest::blocking::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::blocking::multipart::Part::bytes(origin::synth::wav(seed, 3.0, 44_100, 2))
+                .file_name("song.wav"),
+        )
+        .text(
+            "metadata",
+            json!({"title": title, "artist": "A"}).to_string(),
+        );
+    http.post(format!("{base}/v1/tracks"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
 #[test]
 fn tracker_and_super_node_processes_serve_a_listener() {
     let dir = tempfile::tempdir().unwrap();
@@ -252,24 +279,7 @@ fn tracker_and_super_node_processes_serve_a_listener() {
         .unwrap();
     let artist = account(&http, &base, &ca, "artist", "artist");
     let listener = account(&http, &base, &ca, "listener", "listener");
-    let form = reqwest::blocking::multipart::Form::new()
-        .part(
-            "file",
-            reqwest::blocking::multipart::Part::bytes(origin::synth::wav(4, 3.0, 44_100, 2))
-                .file_name("song.wav"),
-        )
-        .text(
-            "metadata",
-            json!({"title": "Song", "artist": "A"}).to_string(),
-        );
-    let track: Value = http
-        .post(format!("{base}/v1/tracks"))
-        .bearer_auth(&artist)
-        .multipart(form)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let track = upload(&http, &base, &artist, 4, "Song");
     let track_id = track["id"].as_str().unwrap();
     let client = Identity::from_secret_bytes(&[0x51; 32]);
     let grant = post(
@@ -314,24 +324,7 @@ fn tracker_and_super_node_processes_serve_a_listener() {
     // A stranger licensed for another track announces this one, with the listener's license
     // as "proof" (bound to the listener's node): the tracker leaves it out, says so, and
     // never lists the stranger for it.
-    let form = reqwest::blocking::multipart::Form::new()
-        .part(
-            "file",
-            reqwest::blocking::multipart::Part::bytes(origin::synth::wav(5, 3.0, 44_100, 2))
-                .file_name("other.wav"),
-        )
-        .text(
-            "metadata",
-            json!({"title": "Other", "artist": "A"}).to_string(),
-        );
-    let other: Value = http
-        .post(format!("{base}/v1/tracks"))
-        .bearer_auth(&artist)
-        .multipart(form)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let other = upload(&http, &base, &artist, 5, "Other");
     let stranger_token = account(&http, &base, &ca, "stranger", "listener");
     let stranger = Identity::from_secret_bytes(&[0x52; 32]);
     let stranger_grant = post(

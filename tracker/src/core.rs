@@ -449,15 +449,20 @@ impl Tracker {
         let Some(&slot) = self.by_node.get(node) else {
             return Ok(());
         };
+        self.check_record(slot, now.0)
+    }
+
+    /// A known peer's own standing: not quarantined, not announcing too often.
+    fn check_record(&self, slot: u32, now_ms: u64) -> Result<(), WireError> {
         let (hot, cold) = (&self.hot[slot as usize], &self.cold[slot as usize]);
-        if hot.quarantined_until_ms > now.0 {
+        if hot.quarantined_until_ms > now_ms {
             return Err(refuse(
                 ErrorCode::Overloaded,
                 "quarantined after reports of failed serving",
             ));
         }
         if hot.seq != 0
-            && now.0.saturating_sub(cold.last_announce_ms) < self.config.announce_interval_min_ms
+            && now_ms.saturating_sub(cold.last_announce_ms) < self.config.announce_interval_min_ms
         {
             return Err(refuse(ErrorCode::Overloaded, "announcing too often"));
         }
@@ -531,18 +536,10 @@ impl Tracker {
                 slot
             }
         };
+        if let Err(error) = self.check_record(slot, now_ms) {
+            return self.refused(error);
+        }
         let (hot, cold) = (&mut self.hot[slot as usize], &mut self.cold[slot as usize]);
-        if hot.quarantined_until_ms > now_ms {
-            return self.refused(refuse(
-                ErrorCode::Overloaded,
-                "quarantined after reports of failed serving",
-            ));
-        }
-        if hot.seq != 0
-            && now_ms.saturating_sub(cold.last_announce_ms) < self.config.announce_interval_min_ms
-        {
-            return self.refused(refuse(ErrorCode::Overloaded, "announcing too often"));
-        }
         // A live peer re-announcing the same set only refreshes its soft state: its holder
         // pairs stay valid (their sequence number is the set's), so the maps are not touched.
         let hasher = self.renditions.hasher();
