@@ -866,8 +866,9 @@ impl Tracker {
     /// - it counts only against a peer that is a current holder of the rendition (anything
     ///   else is ignored);
     /// - the reported peer loses its entry for the rendition until it announces it again with
-    ///   a proof (the ack of its next announce names the rendition unproven), so an honest
-    ///   peer is listed again within two refreshes;
+    ///   a proof (the ack of its next announce names the rendition unproven, and a client
+    ///   proves it in a catch-up announce seconds later), so an honest peer is listed again
+    ///   within a refresh period;
     /// - a [`ReportReason::Delivered`] report is no failure: it records the measured rate
     ///   (see Ranking in the module docs) and the peer keeps its entry;
     /// - reporters are counted by **account**, not node id, and reports from

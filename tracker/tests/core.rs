@@ -1154,7 +1154,7 @@ fn holders_rank_by_delivered_rates_which_cannot_lift_a_liar() {
         vec![(honest.node_id(), 3_000), (liar.node_id(), 250)]
     );
 
-    // One hostile account cannot pull the honest peer down: the upper median of three.
+    // One hostile account cannot pull the honest peer down: the median of three.
     delivered_as(&mut world, 3, honest.node_id(), r, 1);
     world.advance(2_000);
     acked(world.announce(&honest, "SE", NodeRole::Client, &[r], 3_000));
