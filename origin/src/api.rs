@@ -256,6 +256,51 @@ impl FromRequestParts<AppState> for Authed {
     }
 }
 
+/// Rewrites an error answered in plain text into the JSON envelope
+/// `{"error": {"code", "message"}}`: axum's query, path and multipart rejections and its
+/// `405` for a method a route does not have. Headers such as `Allow` are kept; the text
+/// becomes the message. Every other answer passes unchanged.
+async fn envelope_plain_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_none_or(|kind| kind.starts_with("text/plain"));
+    if !plain {
+        return response;
+    }
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_request",
+        status if status.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 2048)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let mut rewritten = ApiError::new(status, code, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().append(name, value.clone());
+        }
+    }
+    rewritten
+}
+
 /// The router with every route and limit.
 pub fn app(state: AppState) -> Router {
     let json_limit = state.config.json_bytes_max;
@@ -328,6 +373,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/nodes/token", post(crate::nodes::node_token))
         .route("/v1/openapi.json", get(openapi_json))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
+        .layer(axum::middleware::map_response(envelope_plain_errors))
         .layer(DefaultBodyLimit::max(json_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

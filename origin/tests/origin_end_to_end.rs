@@ -566,6 +566,36 @@ async fn bad_input_gets_stable_codes_and_loses_nothing() {
     let artist = origin.account("artist2", "DE", "artist", "premium").await;
     let listener = origin.account("listener2", "DE", "listener", "free").await;
 
+    // Rejections by the HTTP layer itself (query, method) are JSON envelopes too.
+    let (status, answer) = origin.get("/v1/me/tracks?offset=-1", Some(&listener)).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("offset"),
+        "{answer}"
+    );
+    let (status, answer) = origin.get("/v1/search", Some(&listener)).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+    let response = origin
+        .http
+        .patch(format!("{}/v1/search", origin.base))
+        .bearer_auth(&listener)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(response.headers().contains_key("allow"));
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&answer), "method_not_allowed");
+
     // Accounts.
     let (status, answer) = origin
         .post(
