@@ -117,6 +117,6 @@ mod tests {
         );
         assert_eq!(budget.take(61_001), (true, 0));
         assert!(is_decoder("symphonia_bundle_mp3::demuxer"));
-        assert!(!is_decoder("origin::api"));
+        assert!(!is_decoder("origin::http::catalog"));
     }
 }

@@ -330,7 +330,7 @@ fn change_account(target: &AccountTarget, change: &AccountChange) -> anyhow::Res
                 .account_by_username(&target.username)?
                 .with_context(|| format!("no account {:?}", target.username))?;
             origin::admin::apply_change(&mut account, change)
-                .map_err(|error| anyhow::anyhow!("{}", error.code()))?;
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
             store.update_account(&account)?;
             origin::admin::AccountView::from(&account)
         }
@@ -410,7 +410,7 @@ fn create_privileged(
         bail!("passwords are 8 to 256 bytes");
     }
     let store = open_store(data)?;
-    let account = origin::api::new_account(username, &password, region, role, Tier::Premium)
+    let account = origin::accounts::new_account(username, &password, region, role, Tier::Premium)
         .map_err(|_| anyhow::anyhow!("could not hash the password"))?;
     if !store.create_account(&account)? {
         bail!("username {username:?} is taken");

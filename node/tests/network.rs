@@ -132,7 +132,7 @@ impl Net {
             other => panic!("no test role {other}"),
         };
         let account =
-            origin::api::new_account(username, PASSWORD, region, role, Tier::Free).unwrap();
+            origin::accounts::new_account(username, PASSWORD, region, role, Tier::Free).unwrap();
         assert!(self.origin.store().create_account(&account).unwrap());
         self.login(username).await
     }
@@ -149,9 +149,14 @@ impl Net {
     }
 
     fn super_node_account(&self, username: &str, region: &str) {
-        let account =
-            origin::api::new_account(username, PASSWORD, region, Role::SuperNode, Tier::Premium)
-                .unwrap();
+        let account = origin::accounts::new_account(
+            username,
+            PASSWORD,
+            region,
+            Role::SuperNode,
+            Tier::Premium,
+        )
+        .unwrap();
         assert!(self.origin.store().create_account(&account).unwrap());
     }
 

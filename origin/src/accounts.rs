@@ -50,6 +50,26 @@ pub fn valid_username(username: &str) -> bool {
 /// Shortest and longest accepted passwords, in bytes.
 pub const PASSWORD_BYTES: std::ops::RangeInclusive<usize> = 8..=256;
 
+/// A new account record with a fresh id and hashed password (operator tools; handlers hash
+/// in the [`crate::passwords::PasswordPool`]). Blocking: argon2 takes tens of milliseconds.
+pub fn new_account(
+    username: &str,
+    password: &str,
+    region: &str,
+    role: crate::store::Role,
+    tier: crate::store::Tier,
+) -> Result<crate::store::Account, argon2::password_hash::Error> {
+    Ok(crate::store::Account {
+        id: hex::encode(rand::random::<[u8; 16]>()),
+        username: username.to_string(),
+        password_hash: hash_password(password)?,
+        region: region.to_string(),
+        role,
+        tier,
+        created_at_ms: crate::now_ms(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,11 +13,20 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::http::StatusCode;
 use tokio::sync::Semaphore;
 
 use crate::accounts;
-use crate::api::ApiError;
+
+/// Why the pool did not hash or verify.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// Every slot is busy and the waiting places are full: retry in a second.
+    #[error("too many log-ins at once: retry in a second")]
+    Busy,
+    /// The hashing itself failed (a server fault).
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
 
 /// Requests that may wait for a slot, per slot, before the pool answers busy.
 pub const WAITING_PER_SLOT: usize = 8;
@@ -60,11 +69,11 @@ impl PasswordPool {
         }
     }
 
-    fn admit(&self) -> Result<Admission, ApiError> {
+    fn admit(&self) -> Result<Admission, PasswordError> {
         let before = self.admitted.fetch_add(1, Ordering::AcqRel);
         let admission = Admission(self.admitted.clone());
         if before >= self.admitted_max {
-            return Err(busy());
+            return Err(PasswordError::Busy);
         }
         Ok(admission)
     }
@@ -72,14 +81,14 @@ impl PasswordPool {
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, PasswordError> {
         let admission = self.admit()?;
         let permit = self
             .slots
             .clone()
             .acquire_owned()
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(|error| PasswordError::Failed(error.to_string()))?;
         // The slot is held by the hash itself: if the request goes away, the hash still
         // finishes before its place is free.
         tokio::task::spawn_blocking(move || {
@@ -88,19 +97,23 @@ impl PasswordPool {
             result
         })
         .await
-        .map_err(ApiError::internal)
+        .map_err(|error| PasswordError::Failed(error.to_string()))
     }
 
     /// Hashes a new password.
-    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+    pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
         self.run(move || accounts::hash_password(&password))
             .await?
-            .map_err(ApiError::internal)
+            .map_err(|error| PasswordError::Failed(error.to_string()))
     }
 
     /// Verifies `password` against `stored`, or, for an unknown user (`None`), against the
     /// stand-in hash, so both cost the same; the unknown user never verifies.
-    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, PasswordError> {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.clone());
         let verified = self
@@ -108,15 +121,6 @@ impl PasswordPool {
             .await?;
         Ok(known && verified)
     }
-}
-
-fn busy() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "busy",
-        "too many log-ins at once: retry in a second",
-    )
-    .with_retry_after(1)
 }
 
 #[cfg(test)]
@@ -153,7 +157,7 @@ mod tests {
             .map(|_| pool.admit().unwrap())
             .collect();
         let refused = pool.admit().map(|_| ()).unwrap_err();
-        assert!(!refused.is_client_error());
+        assert!(matches!(refused, PasswordError::Busy));
         drop(admitted);
         assert!(pool.admit().is_ok());
         assert_eq!(pool.admitted.load(Ordering::Acquire), 0);

@@ -14,21 +14,18 @@
 //! Signed chunk URLs (`GET /v1/chunks/...`), health, metrics and the OpenAPI document are not
 //! limited: chunk URLs are already scoped by their signature and are what a CDN caches.
 //!
-//! [`Buckets`] is sans-IO (time is an argument); [`limit`] is the axum middleware. Memory is
+//! Each route names its class where it is routed (`crate::http::limit`); the OpenAPI
+//! document shows it as `x-rate-limit` on every operation.
+//!
+//! [`Buckets`] is sans-IO (time is an argument). Memory is
 //! bounded by [`KEYS_MAX`]: when full, buckets that have refilled (which hold no state) are
 //! dropped first.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-
-use crate::api::{ApiError, AppState, now_ms};
 
 /// Most (class, key) buckets held.
 pub const KEYS_MAX: usize = 200_000;
@@ -259,40 +256,19 @@ impl Limiter {
         }
     }
 
-    fn take(&self, class: Class, key: Key, now_ms: u64) -> Result<(), u64> {
+    /// True when requests from `peer` are keyed by their `X-Forwarded-For`.
+    pub fn trusts(&self, peer: &IpAddr) -> bool {
+        self.trusted_proxies.contains(peer)
+    }
+
+    /// Takes one token of `class` from `key`'s bucket, or answers how many milliseconds
+    /// until one is there.
+    pub fn take(&self, class: Class, key: Key, now_ms: u64) -> Result<(), u64> {
         self.buckets
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
             .take(class, key, now_ms)
     }
-}
-
-/// The class a request is limited under besides [`Class::Ip`], if any, and whether it is
-/// exempt from limits altogether.
-fn classify(method: &Method, path: &str) -> (Option<Class>, bool) {
-    if path.starts_with("/v1/chunks/")
-        || matches!(path, "/healthz" | "/metrics" | "/v1/openapi.json")
-    {
-        return (None, true);
-    }
-    let class =
-        if *method == Method::POST && path.starts_with("/v1/tracks/") && path.ends_with("/play") {
-            Some(Class::Stream)
-        } else if *method == Method::POST
-            && matches!(
-                path,
-                "/v1/accounts" | "/v1/sessions" | "/v1/sessions/refresh"
-            )
-        {
-            Some(Class::Unauthenticated)
-        } else if path == "/v1/search" {
-            Some(Class::Search)
-        } else if path.starts_with("/v1/playlists") && *method != Method::GET {
-            Some(Class::PlaylistWrite)
-        } else {
-            None
-        };
-    (class, false)
 }
 
 /// The address a client is limited as: itself for IPv4, its /64 for IPv6 (one subscriber's
@@ -307,99 +283,6 @@ pub fn limit_key(ip: IpAddr) -> IpAddr {
         },
         v4 => v4,
     }
-}
-
-fn too_many(class: Class, wait_ms: u64) -> Response {
-    let seconds = wait_ms.div_ceil(1000).clamp(1, 3600);
-    let mut response = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-        format!(
-            "too many {} requests: retry in {seconds} s",
-            class.as_str().replace('_', " ")
-        ),
-    )
-    .into_response();
-    response.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from_str(&seconds.to_string()).expect("digits are a valid header value"),
-    );
-    response
-}
-
-/// The axum middleware: limits the request per IP, then per account (or per IP without a
-/// token) under its class.
-pub async fn limit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let (class, exempt) = classify(request.method(), request.uri().path());
-    if exempt {
-        return next.run(request).await;
-    }
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
-    let ip = peer.map(|peer| {
-        if state.limiter.trusted_proxies.contains(&peer) {
-            request
-                .headers()
-                .get("x-forwarded-for")
-                .and_then(|value| value.to_str().ok())
-                .and_then(|list| list.rsplit(',').next())
-                .and_then(|last| last.trim().parse().ok())
-                .unwrap_or(peer)
-        } else {
-            peer
-        }
-    });
-    if let Some(ip) = ip {
-        // Sign-up reads it for the operator's region rules.
-        request.extensions_mut().insert(crate::api::ClientIp(ip));
-    }
-    // An IPv6 client usually has a whole /64: it is limited as one address.
-    let ip = ip.map(limit_key);
-    let now = now_ms();
-    if let Some(ip) = ip
-        && let Err(wait) = state.limiter.take(Class::Ip, Key::Ip(ip), now)
-    {
-        state.metrics.rate_limited(Class::Ip.as_str());
-        return too_many(Class::Ip, wait);
-    }
-    let record = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .and_then(|token| {
-            state
-                .store
-                .token(&crate::accounts::token_hash(token))
-                .ok()
-                .flatten()
-        })
-        .filter(|record| record.expires_at_ms > now);
-    let account = record.as_ref().map(|record| record.account.clone());
-    if let Some(record) = record {
-        // The handler's `Authed` uses it instead of looking the token up again.
-        request
-            .extensions_mut()
-            .insert(crate::api::ResolvedToken(record));
-    }
-    let limited = match (account, class, ip) {
-        // Sign-up, log-in and refresh are limited per address whatever bearer comes along.
-        (_, Some(Class::Unauthenticated), Some(ip)) => Some((Class::Unauthenticated, Key::Ip(ip))),
-        (_, Some(Class::Unauthenticated), None) => None,
-        (Some(account), Some(class), _) => Some((class, Key::Account(account))),
-        (Some(_), None, _) => None,
-        (None, _, Some(ip)) => Some((Class::Unauthenticated, Key::Ip(ip))),
-        (None, _, None) => None,
-    };
-    if let Some((class, key)) = limited
-        && let Err(wait) = state.limiter.take(class, key, now)
-    {
-        state.metrics.rate_limited(class.as_str());
-        return too_many(class, wait);
-    }
-    next.run(request).await
 }
 
 #[cfg(test)]
@@ -474,33 +357,6 @@ mod tests {
                 .is_ok()
         );
         assert!(buckets.take(Class::Unauthenticated, busy, 1_000).is_err());
-    }
-
-    #[test]
-    fn requests_are_classified() {
-        let post = Method::POST;
-        assert_eq!(
-            classify(&post, "/v1/tracks/ab/play"),
-            (Some(Class::Stream), false)
-        );
-        assert_eq!(
-            classify(&Method::GET, "/v1/search"),
-            (Some(Class::Search), false)
-        );
-        assert_eq!(
-            classify(&post, "/v1/playlists"),
-            (Some(Class::PlaylistWrite), false)
-        );
-        assert_eq!(
-            classify(&Method::PUT, "/v1/playlists/x/tracks"),
-            (Some(Class::PlaylistWrite), false)
-        );
-        assert_eq!(classify(&Method::GET, "/v1/playlists/x"), (None, false));
-        assert_eq!(classify(&Method::GET, "/v1/chunks/ab"), (None, true));
-        assert_eq!(classify(&Method::GET, "/metrics"), (None, true));
-        for path in ["/v1/accounts", "/v1/sessions", "/v1/sessions/refresh"] {
-            assert_eq!(classify(&post, path), (Some(Class::Unauthenticated), false));
-        }
     }
 
     #[test]

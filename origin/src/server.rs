@@ -1,20 +1,19 @@
 //! Runs an origin: keys, store, the HTTP API and the QUIC chunk protocol, with graceful
 //! shutdown.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
-use bytes::Bytes;
-use protocol::{ChunkId, Identity, NodeId, RenditionId, SignedManifest, codec};
+use protocol::{Identity, NodeId};
 use tokio::sync::{Semaphore, oneshot};
-use transport::chunks::{ChunkService, ChunkSource, system_clock};
+use transport::chunks::{ChunkService, system_clock};
 use transport::{Endpoint, Limits};
 
-use crate::api::{self, AppState};
+use crate::chunk_source::StoreChunkSource;
 use crate::config::OriginConfig;
+use crate::http::{self, AppState, Shared};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -45,93 +44,6 @@ pub fn origin_identity(data_dir: &Path) -> anyhow::Result<Identity> {
     )?))
 }
 
-/// A decoded manifest, its chunk ids and its track's markets (empty: everywhere), shared
-/// between requests.
-type CachedManifest = Arc<(SignedManifest, Vec<ChunkId>, Vec<String>)>;
-
-/// Serves stored renditions on the QUIC chunk protocol. Manifests are decoded once and kept
-/// (at most [`MANIFEST_CACHE_MAX`] of them, ~1 MiB each at worst, 32 KiB typically).
-#[derive(Debug)]
-pub struct StoreChunkSource {
-    store: Arc<Store>,
-    metrics: Arc<Metrics>,
-    manifests: Mutex<HashMap<RenditionId, CachedManifest>>,
-}
-
-/// Decoded manifests kept by [`StoreChunkSource`].
-pub const MANIFEST_CACHE_MAX: usize = 1024;
-
-impl StoreChunkSource {
-    /// A source over `store`.
-    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>) -> Self {
-        Self {
-            store,
-            metrics,
-            manifests: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn entry(&self, rendition: &RenditionId) -> Option<CachedManifest> {
-        let mut cache = self
-            .manifests
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        if let Some(entry) = cache.get(rendition) {
-            return Some(entry.clone());
-        }
-        let record = self.store.rendition(&rendition.to_hex()).ok()??;
-        let signed: SignedManifest = codec::decode(&hex::decode(record.manifest).ok()?).ok()?;
-        let body: protocol::ManifestBody = codec::decode(&signed.body).ok()?;
-        let markets = self.store.track(&record.track).ok()??.markets;
-        if cache.len() >= MANIFEST_CACHE_MAX {
-            cache.clear();
-        }
-        let entry = Arc::new((signed, body.chunks, markets));
-        cache.insert(*rendition, entry.clone());
-        Some(entry)
-    }
-
-    /// Whether `chunk` belongs to `rendition`: `None` when the rendition is not published
-    /// (never was, or deleted).
-    pub fn holds(&self, rendition: &RenditionId, chunk: &ChunkId) -> Option<bool> {
-        self.entry(rendition).map(|entry| entry.1.contains(chunk))
-    }
-
-    /// Forgets a rendition (after a delete).
-    pub fn forget(&self, rendition: &RenditionId) {
-        self.manifests
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .remove(rendition);
-    }
-}
-
-impl ChunkSource for StoreChunkSource {
-    fn manifest(&self, rendition: &RenditionId) -> Option<SignedManifest> {
-        self.entry(rendition).map(|entry| entry.0.clone())
-    }
-
-    fn chunk_count(&self, rendition: &RenditionId) -> Option<u32> {
-        self.entry(rendition).map(|entry| entry.1.len() as u32)
-    }
-
-    fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
-        let entry = self.entry(rendition)?;
-        let id = *entry.1.get(index as usize)?;
-        let data = self.store.chunks().get(&id).ok()??;
-        self.metrics
-            .chunk_bytes_quic
-            .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        Some((id, data))
-    }
-
-    fn region_allows(&self, rendition: &RenditionId, region: &protocol::Region) -> bool {
-        self.entry(rendition).is_some_and(|entry| {
-            entry.2.is_empty() || entry.2.iter().any(|market| market == region.as_str())
-        })
-    }
-}
-
 /// Background upkeep: every 2 s, search popularity follows the play counts; hourly, expired
 /// tokens go, trending drops what left its window, and event ids and plays older than a month
 /// are forgotten (so those trees stay bounded by live sessions and a month of listening).
@@ -150,7 +62,7 @@ async fn janitor(state: AppState) {
         if ticks % 1800 != 1 {
             continue;
         }
-        let now = api::now_ms();
+        let now = crate::now_ms();
         state.activity.prune(now);
         let store = state.store.clone();
         let purged = tokio::task::spawn_blocking(move || {
@@ -305,7 +217,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         crate::events::Activity::load(
             &activity_store,
             crate::activity::TrendingConfig::default(),
-            api::now_ms(),
+            crate::now_ms(),
         )
     })
     .await
@@ -318,7 +230,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
     let _ = std::fs::remove_dir_all(&uploads);
     transport::keyfile::create_private_dir(&uploads)
         .with_context(|| format!("creating {}", uploads.display()))?;
-    let state = AppState {
+    let state = AppState::new(Shared {
         account_ingests: Arc::new(crate::publish::AccountIngests::new(
             config.ingest_per_account_max,
         )),
@@ -341,7 +253,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         public_url,
         quic_addr,
         metrics,
-    };
+    });
     let janitor = tokio::spawn(janitor(state.clone()));
     let recommender = tokio::spawn(crate::recommendations::refresh(
         state.store.clone(),
@@ -351,7 +263,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
     let (shutdown, stopped) = oneshot::channel::<()>();
     let limits = state.config.http;
     let trusted_proxies = state.config.trusted_proxies.clone();
-    let app = api::app(state);
+    let app = http::app(state);
     let mut plain = None;
     let mut http_plain_addr = None;
     if let Some(listener) = plain_listener {

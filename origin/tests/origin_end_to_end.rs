@@ -81,7 +81,7 @@ impl Origin {
 
     /// A privileged account made on the store, as `chorus admin` does; returns its token.
     async fn admin(&self, username: &str) -> String {
-        let account = origin::api::new_account(
+        let account = origin::accounts::new_account(
             username,
             "correct horse battery",
             "SE",
@@ -397,7 +397,7 @@ async fn upload_authorize_and_fetch_over_http_and_quic() {
         .unwrap()
         .status();
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let expired_grant = origin::api::ChunkGrant {
+    let expired_grant = origin::grant::ChunkGrant {
         rendition: manifest.id().to_hex(),
         account: "0".repeat(32),
         region: "SE".into(),
@@ -436,7 +436,7 @@ async fn upload_authorize_and_fetch_over_http_and_quic() {
         .verify(
             &origin_id,
             &client.node_id(),
-            protocol::UnixMillis(origin::api::now_ms()),
+            protocol::UnixMillis(origin::now_ms()),
         )
         .unwrap();
     let markets: Vec<&str> = claims.markets.iter().map(|m| m.as_str()).collect();
@@ -511,7 +511,7 @@ async fn upload_authorize_and_fetch_over_http_and_quic() {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{grant}");
-        let lifetime_ms = grant["expires_at"].as_u64().unwrap() - origin::api::now_ms();
+        let lifetime_ms = grant["expires_at"].as_u64().unwrap() - origin::now_ms();
         assert!(
             lifetime_ms > 29 * 24 * 3600 * 1000,
             "offline license lasts {lifetime_ms} ms"
@@ -570,7 +570,7 @@ async fn bad_input_gets_stable_codes_and_loses_nothing() {
     let (status, answer) = origin.get("/v1/me/tracks?offset=-1", Some(&listener)).await;
     assert_eq!(
         (status, error_code(&answer)),
-        (StatusCode::BAD_REQUEST, "bad_request")
+        (StatusCode::BAD_REQUEST, "invalid_query")
     );
     assert!(
         answer["error"]["message"]
@@ -582,7 +582,17 @@ async fn bad_input_gets_stable_codes_and_loses_nothing() {
     let (status, answer) = origin.get("/v1/search", Some(&listener)).await;
     assert_eq!(
         (status, error_code(&answer)),
-        (StatusCode::BAD_REQUEST, "bad_request")
+        (StatusCode::BAD_REQUEST, "invalid_query")
+    );
+    let (status, answer) = origin.get("/v1/tracks/x/radio", Some(&listener)).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "invalid_id")
+    );
+    let (status, answer) = origin.get("/v1/nowhere", Some(&listener)).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::NOT_FOUND, "no_route")
     );
     let response = origin
         .http
@@ -949,7 +959,7 @@ async fn network_info_and_super_node_role_tokens() {
     );
 
     // The operator's super-node account gets a role token bound to the node, in its region.
-    let account = origin::api::new_account(
+    let account = origin::accounts::new_account(
         "isp",
         "correct horse battery",
         "DE",
@@ -986,7 +996,7 @@ async fn network_info_and_super_node_role_tokens() {
     let license =
         LicenseToken::from_bytes(&hex::decode(grant["license"].as_str().unwrap()).unwrap())
             .unwrap();
-    let now = protocol::UnixMillis(origin::api::now_ms());
+    let now = protocol::UnixMillis(origin::now_ms());
     let claims = license
         .verify(&origin.running.node_id, &node.node_id(), now)
         .unwrap();
@@ -1551,7 +1561,7 @@ async fn playlists_edit_safely_from_two_devices() {
 }
 
 fn now_ms() -> u64 {
-    origin::api::now_ms()
+    origin::now_ms()
 }
 
 /// The events of one play of `track`: started `ago_ms` before now, listened `listened_ms`.

@@ -77,14 +77,14 @@ pub fn run(args: &HttpsBenchArgs) -> anyhow::Result<ExitCode> {
     let result = client.block_on(async {
         let http = client_lib::origin_api::http_client_builder()?.build()?;
         let make = |username: &str, role| -> anyhow::Result<()> {
-            let account = origin::api::new_account(
+            let account = origin::accounts::new_account(
                 username,
                 "benchmark password",
                 "SE",
                 role,
                 origin::store::Tier::Premium,
             )
-            .map_err(|error| anyhow::anyhow!("{}", error.code()))?;
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
             store.create_account(&account)?;
             Ok(())
         };

@@ -149,14 +149,14 @@ impl LocalOrigin {
             "artist" => origin::store::Role::Artist,
             _ => origin::store::Role::Listener,
         };
-        let account = origin::api::new_account(
+        let account = origin::accounts::new_account(
             username,
             "benchmark password",
             "SE",
             role,
             origin::store::Tier::Premium,
         )
-        .map_err(|error| anyhow::anyhow!("{}", error.code()))?;
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
         self._running.store().create_account(&account)?;
         let tokens = self
             .post(

@@ -583,7 +583,7 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
     {
         let store = crate::origin_cmd::open_store(&origin_data)?;
         if store.account_by_username(OPERATOR)?.is_none() {
-            let account = origin::api::new_account(
+            let account = origin::accounts::new_account(
                 OPERATOR,
                 PASSWORD,
                 REGIONS[0],
@@ -596,7 +596,7 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
         for index in 0..args.super_nodes as usize {
             let username = format!("devnet_sn{index}");
             if store.account_by_username(&username)?.is_none() {
-                let account = origin::api::new_account(
+                let account = origin::accounts::new_account(
                     &username,
                     PASSWORD,
                     REGIONS[index % regions],

@@ -9,16 +9,22 @@
 //! otherwise), so positions a client computed on an old copy never hit the wrong tracks.
 //! Reads go to the same store the writes went to, so an account reads its own writes.
 
+use super::auth::Authed;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Page};
+use super::state::{AppState, now_ms};
+use super::{Limit, Routes};
+use crate::ratelimit::Class;
+use utoipa_axum::routes;
+
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use protocol::TrackId;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::{self, ApiError, ApiJson, AppState, Authed, ErrorBody, now_ms};
-use crate::publish::Page;
 use crate::store::{Account, PlaylistRecord};
 
 /// Most tracks in one playlist.
@@ -42,7 +48,7 @@ fn snapshot_id(playlist: &PlaylistRecord) -> String {
 fn check_snapshot(given: Option<&str>, playlist: &PlaylistRecord) -> Result<(), ApiError> {
     let Some(text) = given else { return Ok(()) };
     let version = u64::from_str_radix(text, 16).map_err(|_| {
-        api::bad_request(
+        ApiError::bad_request(
             "bad_snapshot",
             "snapshot_id is the value a playlist answer gave",
         )
@@ -73,12 +79,12 @@ fn can_edit(playlist: &PlaylistRecord, account: &Account) -> bool {
 /// not revealed), 403 otherwise.
 fn edit_refused(playlist: &PlaylistRecord, account: &Account) -> ApiError {
     if can_read(playlist, account) {
-        api::forbidden(
+        ApiError::forbidden(
             "not_editor",
             "only the owner, and collaborators of a collaborative playlist, may edit it",
         )
     } else {
-        api::not_found("playlist")
+        ApiError::not_found("playlist")
     }
 }
 
@@ -100,13 +106,13 @@ fn edit_tracks(
             check_snapshot(snapshot, playlist)?;
             change(playlist)
         })?
-        .ok_or_else(|| api::not_found("playlist"))?
+        .ok_or_else(|| ApiError::not_found("playlist"))?
 }
 
 fn valid_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > NAME_CHARS_MAX {
-        return Err(api::bad_request(
+        return Err(ApiError::bad_request(
             "invalid_name",
             format!("a playlist name is 1 to {NAME_CHARS_MAX} characters"),
         ));
@@ -116,7 +122,7 @@ fn valid_name(name: &str) -> Result<String, ApiError> {
 
 fn valid_description(text: &str) -> Result<String, ApiError> {
     if text.chars().count() > DESCRIPTION_CHARS_MAX {
-        return Err(api::bad_request(
+        return Err(ApiError::bad_request(
             "invalid_description",
             format!("a description is at most {DESCRIPTION_CHARS_MAX} characters"),
         ));
@@ -157,7 +163,7 @@ pub async fn create(
         updated_at_ms: now,
     };
     if !state.store.create_playlist(&playlist)? {
-        return Err(api::bad_request(
+        return Err(ApiError::bad_request(
             "too_many_playlists",
             format!(
                 "an account owns at most {} playlists",
@@ -198,14 +204,14 @@ fn user_view(state: &AppState, id: &str) -> serde_json::Value {
 pub async fn read(
     State(state): State<AppState>,
     Authed(account): Authed,
-    Path(id): Path<String>,
-    Query(page): Query<TracksPage>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(page): ApiQuery<TracksPage>,
 ) -> Result<axum::response::Response, ApiError> {
     let playlist = state
         .store
         .playlist(&id)?
         .filter(|playlist| can_read(playlist, &account))
-        .ok_or_else(|| api::not_found("playlist"))?;
+        .ok_or_else(|| ApiError::not_found("playlist"))?;
     let offset = page.offset.unwrap_or(0);
     let limit = page
         .limit
@@ -304,7 +310,7 @@ pub struct PlaylistChange {
 pub async fn change(
     State(state): State<AppState>,
     Authed(account): Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<PlaylistChange>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let name = body.name.as_deref().map(valid_name).transpose()?;
@@ -316,7 +322,7 @@ pub async fn change(
     let collaborators = match &body.collaborators {
         None => None,
         Some(names) if names.len() > COLLABORATORS_MAX => {
-            return Err(api::bad_request(
+            return Err(ApiError::bad_request(
                 "too_many_collaborators",
                 format!("at most {COLLABORATORS_MAX} collaborators"),
             ));
@@ -325,7 +331,7 @@ pub async fn change(
             let mut ids = Vec::with_capacity(names.len());
             for name in names {
                 let found = state.store.account_by_username(name)?.ok_or_else(|| {
-                    api::bad_request("unknown_user", format!("no account is named {name:?}"))
+                    ApiError::bad_request("unknown_user", format!("no account is named {name:?}"))
                 })?;
                 if found.id != account.id && !ids.contains(&found.id) {
                     ids.push(found.id);
@@ -339,9 +345,9 @@ pub async fn change(
         .update_playlist(&id, now_ms(), |playlist| {
             if playlist.owner != account.id {
                 return Err(if can_read(playlist, &account) {
-                    api::forbidden("not_owner", "only the owner changes a playlist's details")
+                    ApiError::forbidden("not_owner", "only the owner changes a playlist's details")
                 } else {
-                    api::not_found("playlist")
+                    ApiError::not_found("playlist")
                 });
             }
             check_snapshot(body.snapshot_id.as_deref(), playlist)?;
@@ -362,7 +368,7 @@ pub async fn change(
             }
             Ok(())
         })?
-        .ok_or_else(|| api::not_found("playlist"))??;
+        .ok_or_else(|| ApiError::not_found("playlist"))??;
     index(&state, &updated, &account.username).await;
     Ok(Json(json!({"snapshot_id": snapshot_id(&updated)})))
 }
@@ -380,16 +386,16 @@ async fn index(state: &AppState, playlist: &PlaylistRecord, owner: &str) {
 
 fn valid_track_ids(state: &AppState, ids: &[String]) -> Result<(), ApiError> {
     if ids.is_empty() || ids.len() > TRACKS_PER_REQUEST_MAX {
-        return Err(api::bad_request(
+        return Err(ApiError::bad_request(
             "bad_track_ids",
             format!("1 to {TRACKS_PER_REQUEST_MAX} track ids per request"),
         ));
     }
     for id in ids {
         id.parse::<TrackId>()
-            .map_err(|_| api::bad_request("invalid_id", "track ids are 32 hex characters"))?;
+            .map_err(|_| ApiError::bad_request("invalid_id", "track ids are 32 hex characters"))?;
         if state.store.track(id)?.is_none() {
-            return Err(api::not_found(&format!("track {id}")));
+            return Err(ApiError::not_found(&format!("track {id}")));
         }
     }
     Ok(())
@@ -409,7 +415,7 @@ pub struct AddTracks {
 pub async fn add_tracks(
     State(state): State<AppState>,
     Authed(account): Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<AddTracks>,
 ) -> Result<impl IntoResponse, ApiError> {
     valid_track_ids(&state, &body.track_ids)?;
@@ -421,7 +427,7 @@ pub async fn add_tracks(
         |playlist| {
             let at = body.position.unwrap_or(playlist.tracks.len());
             if at > playlist.tracks.len() {
-                return Err(api::bad_request(
+                return Err(ApiError::bad_request(
                     "bad_position",
                     format!(
                         "position {at} is past the end ({} tracks)",
@@ -430,7 +436,7 @@ pub async fn add_tracks(
                 ));
             }
             if playlist.tracks.len() + body.track_ids.len() > PLAYLIST_TRACKS_MAX {
-                return Err(api::bad_request(
+                return Err(ApiError::bad_request(
                     "playlist_full",
                     format!("a playlist holds at most {PLAYLIST_TRACKS_MAX} tracks"),
                 ));
@@ -460,21 +466,21 @@ pub struct RemoveTracks {
 pub async fn remove_tracks(
     State(state): State<AppState>,
     Authed(account): Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RemoveTracks>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let count = match (&body.track_ids, &body.positions) {
         (Some(ids), None) => ids.len(),
         (None, Some(positions)) => positions.len(),
         _ => {
-            return Err(api::bad_request(
+            return Err(ApiError::bad_request(
                 "bad_request",
                 "give either track_ids or positions",
             ));
         }
     };
     if count == 0 || count > TRACKS_PER_REQUEST_MAX {
-        return Err(api::bad_request(
+        return Err(ApiError::bad_request(
             "bad_request",
             format!("1 to {TRACKS_PER_REQUEST_MAX} track ids or positions per request"),
         ));
@@ -492,7 +498,7 @@ pub async fn remove_tracks(
             }
             if let Some(positions) = &body.positions {
                 if let Some(bad) = positions.iter().find(|&&at| at >= before) {
-                    return Err(api::bad_request(
+                    return Err(ApiError::bad_request(
                         "bad_position",
                         format!("position {bad} is past the end ({before} tracks)"),
                     ));
@@ -546,7 +552,7 @@ pub fn move_range<T>(items: &mut Vec<T>, start: usize, length: usize, before: us
 pub async fn reorder(
     State(state): State<AppState>,
     Authed(account): Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Reorder>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let length = body.range_length.unwrap_or(1);
@@ -564,7 +570,7 @@ pub async fn reorder(
                     .is_some_and(|end| end <= total)
                 && body.insert_before <= total;
             if !in_bounds {
-                return Err(api::bad_request(
+                return Err(ApiError::bad_request(
                     "bad_range",
                     format!(
                         "range {}+{length} or insert_before {} is outside the playlist ({total} tracks)",
@@ -589,7 +595,7 @@ pub async fn reorder(
 pub async fn mine(
     State(state): State<AppState>,
     Authed(account): Authed,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (offset, limit) = page.bounds();
     let mut found = Vec::new();
@@ -625,6 +631,20 @@ pub async fn mine(
     Ok(Json(
         json!({"items": items, "total": total, "limit": limit, "offset": offset}),
     ))
+}
+
+/// Playlist writes take the `playlist_write` bucket.
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    Routes::new()
+        .add(Limit::Class(Class::PlaylistWrite), routes!(create))
+        .add(Limit::Ip, routes!(read))
+        .add(Limit::Class(Class::PlaylistWrite), routes!(change))
+        .add(
+            Limit::Class(Class::PlaylistWrite),
+            routes!(add_tracks, remove_tracks, reorder),
+        )
+        .add(Limit::Ip, routes!(mine))
+        .into()
 }
 
 #[cfg(test)]

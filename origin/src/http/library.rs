@@ -3,19 +3,24 @@
 //! something absent is not an error, lists are paged most recent first, and each library
 //! holds at most [`LIBRARY_ITEMS_MAX`] items.
 
+use super::auth::Authed;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiPath, ApiQuery, Page, check_artist_id, check_track_id};
+use super::state::{AppState, now_ms};
+use super::{Limit, Routes};
+use utoipa_axum::routes;
+
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use protocol::{AccountId, TrackId};
+use axum::extract::State;
 use serde_json::json;
 
-use crate::api::{self, ApiError, AppState, Authed, ErrorBody, now_ms};
-use crate::publish::{Page, track_json};
+use crate::publish::track_json;
 use crate::store::{LIBRARY_ITEMS_MAX, Library, LibraryAdd, Role};
 
 fn added(result: LibraryAdd, what: &str) -> Result<u64, ApiError> {
     match result {
         LibraryAdd::Added(at) | LibraryAdd::Already(at) => Ok(at),
-        LibraryAdd::Full => Err(api::bad_request(
+        LibraryAdd::Full => Err(ApiError::bad_request(
             "library_full",
             format!("at most {LIBRARY_ITEMS_MAX} {what}"),
         )),
@@ -23,30 +28,19 @@ fn added(result: LibraryAdd, what: &str) -> Result<u64, ApiError> {
 }
 
 /// Checks the form of a track id (`400 invalid_id`).
-pub(crate) fn track_id(id: &str) -> Result<(), ApiError> {
-    id.parse::<TrackId>()
-        .map(|_| ())
-        .map_err(|_| api::bad_request("invalid_id", "track ids are 32 hex characters"))
-}
-
-fn artist_id(id: &str) -> Result<(), ApiError> {
-    id.parse::<AccountId>()
-        .map(|_| ())
-        .map_err(|_| api::bad_request("invalid_id", "artist ids are 32 hex characters"))
-}
 
 #[utoipa::path(put, path = "/v1/me/tracks/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "{id, added_at_ms}: liked (again: unchanged)"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 /// `PUT /v1/me/tracks/{id}`: like a song.
 pub async fn like_track(
     State(state): State<AppState>,
     Authed(account): Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    track_id(&id)?;
+    check_track_id(&id)?;
     state
         .store
         .track(&id)?
-        .ok_or_else(|| api::not_found("track"))?;
+        .ok_or_else(|| ApiError::not_found("track"))?;
     let result = state
         .store
         .library_add(Library::Tracks, &account.id, &id, now_ms())?;
@@ -59,9 +53,9 @@ pub async fn like_track(
 pub async fn unlike_track(
     State(state): State<AppState>,
     Authed(account): Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    track_id(&id)?;
+    check_track_id(&id)?;
     let removed = state
         .store
         .library_remove(Library::Tracks, &account.id, &id)?;
@@ -74,7 +68,7 @@ pub async fn unlike_track(
 pub async fn liked_tracks(
     State(state): State<AppState>,
     Authed(account): Authed,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (offset, limit) = page.bounds();
     let (total, items) = state
@@ -95,14 +89,14 @@ pub async fn liked_tracks(
 pub async fn follow_artist(
     State(state): State<AppState>,
     Authed(account): Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    artist_id(&id)?;
+    check_artist_id(&id)?;
     state
         .store
         .account(&id)?
         .filter(|artist| matches!(artist.role, Role::Artist | Role::Admin))
-        .ok_or_else(|| api::not_found("artist"))?;
+        .ok_or_else(|| ApiError::not_found("artist"))?;
     let result = state
         .store
         .library_add(Library::Artists, &account.id, &id, now_ms())?;
@@ -115,9 +109,9 @@ pub async fn follow_artist(
 pub async fn unfollow_artist(
     State(state): State<AppState>,
     Authed(account): Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    artist_id(&id)?;
+    check_artist_id(&id)?;
     let removed = state
         .store
         .library_remove(Library::Artists, &account.id, &id)?;
@@ -129,7 +123,7 @@ pub async fn unfollow_artist(
 pub async fn followed_artists(
     State(state): State<AppState>,
     Authed(account): Authed,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (offset, limit) = page.bounds();
     let (total, items) = state
@@ -151,4 +145,14 @@ pub async fn followed_artists(
     Ok(Json(
         json!({"items": shown, "total": total, "limit": limit, "offset": offset}),
     ))
+}
+
+/// The caller's likes and follows.
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    Routes::new()
+        .add(Limit::Ip, routes!(liked_tracks))
+        .add(Limit::Ip, routes!(like_track, unlike_track))
+        .add(Limit::Ip, routes!(followed_artists))
+        .add(Limit::Ip, routes!(follow_artist, unfollow_artist))
+        .into()
 }

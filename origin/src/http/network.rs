@@ -1,6 +1,13 @@
 //! What super-nodes and trackers need from the origin: where the network's services are
 //! (`GET /v1/network`) and the super-node role token (`POST /v1/nodes/token`).
 
+use super::auth::Authed;
+use super::error::{ApiError, ErrorBody};
+use super::extract::ApiJson;
+use super::state::{AppState, now_ms};
+use super::{Limit, Routes};
+use utoipa_axum::routes;
+
 use axum::Json;
 use axum::extract::State;
 use protocol::UnixMillis;
@@ -8,7 +15,6 @@ use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope, LicenseTok
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::{self, ApiError, ApiJson, AppState, Authed, ErrorBody, now_ms};
 use crate::store::Role;
 
 #[utoipa::path(get, path = "/v1/network", tag = "network", responses((status = 200, description = "{origin: {node_id, quic}, tracker}")))]
@@ -40,12 +46,12 @@ pub async fn node_token(
     ApiJson(request): ApiJson<NodeTokenRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if !matches!(account.role, Role::SuperNode | Role::Admin) {
-        return Err(api::forbidden(
+        return Err(ApiError::forbidden(
             "not_super_node",
             "only super-node accounts get role tokens",
         ));
     }
-    let node = api::parse_node_id(&request.node_id)?;
+    let node = super::error::parse_node_id(&request.node_id)?;
     let now = now_ms();
     let expires_at = now + state.config.license_ttl_s * 1000;
     let claims = LicenseClaims {
@@ -68,4 +74,12 @@ pub async fn node_token(
         "origin": {"node_id": state.identity.node_id().to_hex(), "quic": state.quic_addr.to_string()},
         "tracker": state.config.tracker,
     })))
+}
+
+/// Where the network is, and super-node role tokens.
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    Routes::new()
+        .add(Limit::Ip, routes!(network))
+        .add(Limit::Ip, routes!(node_token))
+        .into()
 }

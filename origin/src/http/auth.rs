@@ -1,0 +1,54 @@
+//! Who is asking: the bearer token's account and the client's address.
+
+use axum::extract::FromRequestParts;
+use axum::http::{header, request::Parts};
+
+use super::error::ApiError;
+use super::state::{AppState, now_ms};
+use crate::accounts;
+use crate::store::{Account, TokenKind, TokenRecord};
+
+/// The stored record of the request's bearer token, as the rate limiter found it.
+#[derive(Debug, Clone)]
+pub struct ResolvedToken(pub TokenRecord);
+
+/// The authenticated account behind `Authorization: Bearer <access token>`.
+#[derive(Debug)]
+pub struct Authed(pub Account);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| ApiError::unauthorized("expected a bearer token"))?;
+        let resolved = parts
+            .extensions
+            .get::<ResolvedToken>()
+            .map(|resolved| resolved.0.clone());
+        let record = match resolved {
+            Some(record) => Some(record),
+            None => state.store.token(&accounts::token_hash(token))?,
+        }
+        .filter(|record| record.kind == TokenKind::Access && record.expires_at_ms > now_ms())
+        .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
+        let account = state
+            .store
+            .account(&record.account)?
+            .ok_or_else(|| ApiError::unauthorized("account gone"))?;
+        Ok(Authed(account))
+    }
+}
+
+/// The client address the rate limiter resolved (behind trusted proxies, `X-Forwarded-For`).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub std::net::IpAddr);

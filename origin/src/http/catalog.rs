@@ -1,0 +1,429 @@
+//! The catalog: uploads, track, artist and album reads, deletion.
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::{Multipart, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use protocol::{AccountId, TrackId};
+use serde_json::json;
+
+use super::auth::Authed;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiPath, ApiQuery, Page, check_track_id};
+use super::state::AppState;
+use super::{Limit, Routes};
+use crate::ingest::{self, IngestLimits};
+use crate::publish::{
+    IngestPlaces, SpooledUpload, TrackMetadata, TrackView, UPLOAD_BUFFER_BYTES, store_track,
+    track_json, uploads_dir,
+};
+use crate::store::{Role, StoreError, TrackRecord};
+use axum::extract::DefaultBodyLimit;
+use utoipa_axum::router::UtoipaMethodRouterExt;
+use utoipa_axum::routes;
+
+impl TrackMetadata {
+    fn check(&self) -> Result<(), ApiError> {
+        let text_ok = |text: &str| !text.trim().is_empty() && text.chars().count() <= 200;
+        if !text_ok(&self.title) || !text_ok(&self.artist) {
+            return Err(ApiError::bad_request(
+                "invalid_metadata",
+                "title and artist are 1 to 200 characters",
+            ));
+        }
+        if self.album.as_deref().is_some_and(|album| !text_ok(album))
+            || self.genre.as_deref().is_some_and(|genre| !text_ok(genre))
+        {
+            return Err(ApiError::bad_request(
+                "invalid_metadata",
+                "album and genre are 1 to 200 characters",
+            ));
+        }
+        for market in self.markets.iter().flatten() {
+            if market.parse::<protocol::Region>().is_err() {
+                return Err(ApiError::bad_request(
+                    "invalid_market",
+                    format!("{market:?} is not an ISO 3166-1 alpha-2 code"),
+                ));
+            }
+        }
+        if self
+            .markets
+            .as_ref()
+            .is_some_and(|markets| markets.len() > 250)
+        {
+            return Err(ApiError::bad_request(
+                "invalid_market",
+                "at most 250 markets",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[utoipa::path(post, path = "/v1/tracks", tag = "catalog", security(("bearer" = [])), request_body(content_type = "multipart/form-data", description = "`file`: the audio; `metadata`: TrackMetadata as JSON"), responses((status = 201, body = TrackView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "not_an_artist"), (status = 413, body = ErrorBody, description = "upload_too_large"), (status = 422, body = ErrorBody, description = "not_audio, unsupported_codec, decode_failed, empty_audio, audio_too_long, unsupported_format")))]
+/// `POST /v1/tracks` (multipart `file` + `metadata`): ingest, then `201` with the track.
+pub async fn upload_track(
+    State(state): State<AppState>,
+    authed: Result<Authed, ApiError>,
+    mut multipart: Multipart,
+) -> Result<impl IntoResponse, ApiError> {
+    // A refused upload still reads (and drops) the body it was sent, up to the body limit, so
+    // the client reads a clean error instead of a reset connection mid-send.
+    let account = match authed {
+        Ok(Authed(account)) if matches!(account.role, Role::Artist | Role::Admin) => account,
+        Ok(_) => {
+            drain(&mut multipart).await;
+            return Err(ApiError::forbidden(
+                "not_an_artist",
+                "only artist accounts upload tracks",
+            ));
+        }
+        Err(error) => {
+            drain(&mut multipart).await;
+            return Err(error);
+        }
+    };
+    // One account's uploads take at most `ingest_per_account_max` ingest slots' worth of
+    // queue, so one artist cannot hold every slot.
+    let Some(account_slot) = state.account_ingests.enter(&account.id) else {
+        drain(&mut multipart).await;
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_ingests",
+            format!(
+                "at most {} uploads per account are ingested at once: retry when one finishes",
+                state.config.ingest_per_account_max.max(1)
+            ),
+        )
+        .with_retry_after(10));
+    };
+    let cap = state.config.upload_bytes_max;
+    let parsed = read_upload(
+        &mut multipart,
+        cap,
+        state.config.json_bytes_max,
+        &state.config.data_dir,
+    )
+    .await;
+    if parsed.is_err() {
+        drain(&mut multipart).await;
+    }
+    let (file, extension, metadata) = parsed?;
+    let file = file.ok_or_else(|| {
+        ApiError::bad_request("missing_file", "a non-empty `file` field is required")
+    })?;
+    let metadata = metadata.ok_or_else(|| {
+        ApiError::bad_request("missing_metadata", "a `metadata` JSON field is required")
+    })?;
+    metadata.check()?;
+
+    let slot = state
+        .ingest_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(ApiError::internal)?;
+    // The places travel with the ingest work: a client that hangs up mid-transcode does not
+    // free them while the work still runs.
+    let places = IngestPlaces::new(slot, account_slot);
+    let metrics = state.metrics.clone();
+    metrics.ingest_running.fetch_add(1, Ordering::Relaxed);
+    let result = ingest_and_store(&state, file, extension, account.id, metadata, places).await;
+    metrics.ingest_running.fetch_sub(1, Ordering::Relaxed);
+    match &result {
+        Ok(record) => {
+            metrics.ingest_ok.fetch_add(1, Ordering::Relaxed);
+            metrics
+                .ingest_audio_ms
+                .fetch_add(record.duration_ms, Ordering::Relaxed);
+        }
+        Err(error) if error.is_client_error() => {
+            metrics.ingest_rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(_) => {
+            metrics.ingest_failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok((StatusCode::CREATED, Json(track_json(&result?))))
+}
+
+type Upload = (Option<SpooledUpload>, Option<String>, Option<TrackMetadata>);
+
+/// Reads the `file` (at most `cap` bytes, spooled to disk through a buffer of
+/// [`UPLOAD_BUFFER_BYTES`]) and `metadata` fields of an upload.
+async fn read_upload(
+    multipart: &mut Multipart,
+    cap: u64,
+    metadata_cap: usize,
+    data_dir: &std::path::Path,
+) -> Result<Upload, ApiError> {
+    use tokio::io::AsyncWriteExt;
+    let (mut file, mut extension, mut metadata) = (None, None, None);
+    while let Some(mut field) = multipart
+        .next_field()
+        .await
+        .map_err(|error| ApiError::bad_request("invalid_multipart", error.body_text()))?
+    {
+        match field.name() {
+            Some("file") if file.is_none() => {
+                extension = field
+                    .file_name()
+                    .and_then(|name| std::path::Path::new(name).extension())
+                    .map(|extension| extension.to_string_lossy().to_ascii_lowercase());
+                let spooled = tempfile::Builder::new()
+                    .prefix("upload-")
+                    .tempfile_in(uploads_dir(data_dir))
+                    .map_err(ApiError::internal)?;
+                let handle = spooled.reopen().map_err(ApiError::internal)?;
+                let mut writer = tokio::io::BufWriter::with_capacity(
+                    UPLOAD_BUFFER_BYTES,
+                    tokio::fs::File::from_std(handle),
+                );
+                let mut written = 0u64;
+                while let Some(piece) = field.chunk().await.map_err(|error| {
+                    ApiError::new(error.status(), "upload_failed", error.body_text())
+                })? {
+                    written += piece.len() as u64;
+                    if written > cap {
+                        return Err(ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "upload_too_large",
+                            format!("uploads are at most {cap} bytes"),
+                        ));
+                    }
+                    writer.write_all(&piece).await.map_err(ApiError::internal)?;
+                }
+                writer.flush().await.map_err(ApiError::internal)?;
+                if written > 0 {
+                    file = Some(SpooledUpload { file: spooled });
+                }
+            }
+            Some("metadata") if metadata.is_none() => {
+                let mut text = Vec::new();
+                while let Some(piece) = field.chunk().await.map_err(|error| {
+                    ApiError::bad_request("invalid_multipart", error.body_text())
+                })? {
+                    if text.len() + piece.len() > metadata_cap {
+                        return Err(ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "body_too_large",
+                            format!("`metadata` is at most {metadata_cap} bytes"),
+                        ));
+                    }
+                    text.extend_from_slice(&piece);
+                }
+                let parsed: TrackMetadata = serde_json::from_slice(&text).map_err(|error| {
+                    ApiError::bad_request("invalid_metadata", error.to_string())
+                })?;
+                metadata = Some(parsed);
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_multipart",
+                    "fields are one `file` and one `metadata`",
+                ));
+            }
+        }
+    }
+    Ok((file, extension, metadata))
+}
+
+/// Reads and discards the rest of a multipart body (bounded by the route's body limit).
+async fn drain(multipart: &mut Multipart) {
+    while let Ok(Some(mut field)) = multipart.next_field().await {
+        while let Ok(Some(_)) = field.chunk().await {}
+    }
+}
+
+async fn ingest_and_store(
+    state: &AppState,
+    file: SpooledUpload,
+    extension: Option<String>,
+    owner: String,
+    metadata: TrackMetadata,
+    places: IngestPlaces,
+) -> Result<TrackRecord, ApiError> {
+    let limits = IngestLimits {
+        duration_ms_max: state.config.audio_ms_max,
+        spool_dir: state
+            .config
+            .ingest_spool
+            .then(|| uploads_dir(&state.config.data_dir)),
+    };
+    let (transcoded, places) = tokio::task::spawn_blocking(move || {
+        let reader = file.file.reopen().map_err(|error| {
+            ingest::IngestError::Encode(format!("reading the spooled upload: {error}"))
+        })?;
+        let result = ingest::transcode_from(
+            Box::new(reader),
+            extension.as_deref(),
+            rand::random::<i32>(),
+            &limits,
+        );
+        drop(file);
+        result.map(|transcoded| (transcoded, places))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|error| {
+        if error.is_input_error() {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                error.code(),
+                error.to_string(),
+            )
+        } else {
+            ApiError::internal(error)
+        }
+    })?;
+    let (store, identity, search) = (
+        state.store.clone(),
+        state.identity.clone(),
+        state.search.clone(),
+    );
+    let record = tokio::task::spawn_blocking(move || {
+        let record = store_track(&store, &identity, &owner, &metadata, &transcoded);
+        drop(places);
+        let record = record?;
+        // Searchable once the upload is answered. A failing index does not fail the upload
+        // (the track is published); it is rebuilt from the store at the next start.
+        if let Err(error) = search.track_published(&store, &record) {
+            tracing::warn!(%error, "search index not updated");
+        }
+        Ok::<_, StoreError>(record)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    state.recommender.catalog_changed();
+    Ok(record)
+}
+
+#[utoipa::path(get, path = "/v1/tracks/{id}", tag = "catalog", params(("id" = String, Path)), responses((status = 200, body = TrackView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+/// `GET /v1/tracks/{id}`.
+pub async fn get_track(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<TrackView>, ApiError> {
+    check_track_id(&id)?;
+    let track = state
+        .store
+        .track(&id)?
+        .ok_or_else(|| ApiError::not_found("track"))?;
+    Ok(Json(track_json(&track)))
+}
+
+#[utoipa::path(delete, path = "/v1/tracks/{id}", tag = "catalog", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 204), (status = 403, body = ErrorBody, description = "not_owner"), (status = 404, body = ErrorBody)))]
+/// `DELETE /v1/tracks/{id}`: the owning artist or an admin.
+pub async fn delete_track(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    check_track_id(&id)?;
+    let track = state
+        .store
+        .track(&id)?
+        .ok_or_else(|| ApiError::not_found("track"))?;
+    if track.owner != account.id && account.role != Role::Admin {
+        return Err(ApiError::forbidden(
+            "not_owner",
+            "only the owning artist or an admin may delete a track",
+        ));
+    }
+    let store = state.store.clone();
+    let deleted = track.clone();
+    tokio::task::spawn_blocking(move || store.delete_track(&deleted))
+        .await
+        .map_err(ApiError::internal)??;
+    // Revoked on both chunk paths at once: no cached manifest serves it any more.
+    for rendition in &track.renditions {
+        if let Ok(id) = rendition.rendition_id.parse() {
+            state.chunk_source.forget(&id);
+        }
+    }
+    state.track_views.forget(&track.id);
+    state.recommender.catalog_changed();
+    // Gone from search by the time the delete is answered.
+    let (store, search) = (state.store.clone(), state.search.clone());
+    let indexed = tokio::task::spawn_blocking(move || search.track_deleted(&store, &track)).await;
+    if let Ok(Err(error)) = indexed {
+        tracing::warn!(%error, "search index not updated");
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/artists/{id}", tag = "catalog", params(("id" = String, Path)), responses((status = 200, description = "{id, name, username}"), (status = 404, body = ErrorBody)))]
+/// `GET /v1/artists/{id}`: an artist account and the name its latest upload shows.
+pub async fn artist(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    id.parse::<AccountId>()
+        .map_err(|_| ApiError::bad_request("invalid_id", "artist ids are 32 hex characters"))?;
+    let account = state
+        .store
+        .account(&id)?
+        .filter(|account| matches!(account.role, Role::Artist | Role::Admin))
+        .ok_or_else(|| ApiError::not_found("artist"))?;
+    let latest = state.store.artist_tracks(&id, 0, 1)?;
+    let name = latest
+        .first()
+        .map_or(account.username.clone(), |track| track.artist.clone());
+    Ok(Json(
+        json!({"id": account.id, "name": name, "username": account.username}),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/artists/{id}/tracks", tag = "catalog", params(("id" = String, Path), Page), responses((status = 200, description = "{items: [TrackView], offset, limit}")))]
+/// `GET /v1/artists/{id}/tracks`.
+pub async fn artist_tracks(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    id.parse::<AccountId>()
+        .map_err(|_| ApiError::bad_request("invalid_id", "artist ids are 32 hex characters"))?;
+    let (offset, limit) = page.bounds();
+    let tracks = state.store.artist_tracks(&id, offset, limit)?;
+    Ok(Json(
+        json!({"items": tracks.iter().map(track_json).collect::<Vec<_>>(), "offset": offset, "limit": limit}),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/albums/{id}", tag = "catalog", params(("id" = String, Path), Page), responses((status = 200, description = "{id, title, artist, artist_id, tracks: {items, offset, limit}}"), (status = 404, body = ErrorBody)))]
+/// `GET /v1/albums/{id}`.
+pub async fn album(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    id.parse::<TrackId>()
+        .map_err(|_| ApiError::bad_request("invalid_id", "album ids are 32 hex characters"))?;
+    let (offset, limit) = page.bounds();
+    let tracks = state.store.album_tracks(&id, offset, limit)?;
+    let first = tracks.first().ok_or_else(|| ApiError::not_found("album"))?;
+    Ok(Json(json!({
+        "id": id,
+        "title": first.album,
+        "artist": first.artist,
+        "artist_id": first.artist_id,
+        "tracks": {"items": tracks.iter().map(track_json).collect::<Vec<_>>(), "offset": offset, "limit": limit},
+    })))
+}
+
+/// Uploads and catalog reads.
+pub fn router(limits: super::RouteLimits) -> utoipa_axum::router::OpenApiRouter<AppState> {
+    Routes::new()
+        .add(
+            Limit::Ip,
+            routes!(upload_track).layer(DefaultBodyLimit::max(limits.upload_body_bytes)),
+        )
+        .add(Limit::Ip, routes!(get_track, delete_track))
+        .add(Limit::Ip, routes!(artist))
+        .add(Limit::Ip, routes!(artist_tracks))
+        .add(Limit::Ip, routes!(album))
+        .into()
+}

@@ -1,0 +1,364 @@
+//! Listening events, trending and royalties.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::Authed;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiQuery};
+use super::state::{AppState, now_ms};
+use super::{Limit, Routes};
+use crate::activity::EventKind;
+use crate::activity::{
+    EVENT_AGE_MAX_MS, EVENT_FUTURE_MAX_MS, FraudLimits, FraudRule, count_royalties, month_range,
+};
+use crate::events::{
+    EVENT_ID_BYTES_MAX, EVENTS_PER_BATCH_MAX, POSITION_MS_MAX, ROYALTY_STREAMS_MAX,
+};
+use crate::store::EventInput;
+use crate::store::{Role, Store};
+use axum::extract::DefaultBodyLimit;
+use utoipa_axum::router::UtoipaMethodRouterExt;
+use utoipa_axum::routes;
+
+/// One listening event as a client sends it.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// Client-chosen unique id (1–64 of `A-Z a-z 0-9 _ -`); sending it again is harmless.
+    pub id: String,
+    /// Id shared by the events of one play (same alphabet).
+    pub play_id: String,
+    /// `play_start`, `progress`, `skip` or `complete`.
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    /// The track.
+    pub track_id: String,
+    /// Playback position, ms.
+    pub position_ms: u64,
+    /// When it happened, Unix ms (at most 30 days ago, 5 minutes ahead).
+    pub at: u64,
+    /// Where the listener was (ISO 3166-1 alpha-2); default the account's region.
+    pub region: Option<String>,
+}
+
+fn valid_id(id: &str) -> bool {
+    (1..=EVENT_ID_BYTES_MAX).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn refuse(status: StatusCode, code: &'static str, index: usize, why: String) -> ApiError {
+    ApiError::new(status, code, format!("event {index}: {why}"))
+}
+
+#[utoipa::path(post, path = "/v1/events", tag = "activity", security(("bearer" = [])), request_body = Vec<Event>, responses(
+    (status = 200, description = "{accepted, duplicates, streams}: streams is how many plays this batch qualified (30-second rule)"),
+    (status = 400, body = ErrorBody, description = "no_events, too_many_events, invalid_event_id, invalid_play_id, invalid_id, invalid_position, invalid_region, event_in_future, event_too_old; the message names the event's index"),
+    (status = 404, body = ErrorBody, description = "unknown_track"),
+    (status = 409, body = ErrorBody, description = "play_track_mismatch: a play_id already used for another track")))]
+/// `POST /v1/events`: a batch of listening events, recorded all or nothing.
+pub async fn post_events(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    ApiJson(events): ApiJson<Vec<Event>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if events.is_empty() {
+        return Err(ApiError::bad_request(
+            "no_events",
+            "send at least one event",
+        ));
+    }
+    if events.len() > EVENTS_PER_BATCH_MAX {
+        return Err(ApiError::bad_request(
+            "too_many_events",
+            format!("at most {EVENTS_PER_BATCH_MAX} events per batch"),
+        ));
+    }
+    let now = now_ms();
+    let bad = |code, index, why: String| refuse(StatusCode::BAD_REQUEST, code, index, why);
+    let mut tracks = HashMap::new();
+    let mut inputs = Vec::with_capacity(events.len());
+    for (index, event) in events.into_iter().enumerate() {
+        if !valid_id(&event.id) {
+            return Err(bad(
+                "invalid_event_id",
+                index,
+                "ids are 1 to 64 of A-Z a-z 0-9 _ -".into(),
+            ));
+        }
+        if !valid_id(&event.play_id) {
+            return Err(bad(
+                "invalid_play_id",
+                index,
+                "play ids are 1 to 64 of A-Z a-z 0-9 _ -".into(),
+            ));
+        }
+        if event.track_id.parse::<protocol::TrackId>().is_err() {
+            return Err(bad(
+                "invalid_id",
+                index,
+                "track ids are 32 hex characters".into(),
+            ));
+        }
+        if event.position_ms > POSITION_MS_MAX {
+            return Err(bad(
+                "invalid_position",
+                index,
+                format!("position_ms is at most {POSITION_MS_MAX}"),
+            ));
+        }
+        if event.at > now + EVENT_FUTURE_MAX_MS {
+            return Err(bad(
+                "event_in_future",
+                index,
+                "its time is ahead of the server's clock".into(),
+            ));
+        }
+        if event.at + EVENT_AGE_MAX_MS < now {
+            return Err(bad(
+                "event_too_old",
+                index,
+                "events older than 30 days are not accepted".into(),
+            ));
+        }
+        let region = match event.region {
+            Some(region) if region.parse::<protocol::Region>().is_ok() => region,
+            Some(_) => {
+                return Err(bad(
+                    "invalid_region",
+                    index,
+                    "region must be an ISO 3166-1 alpha-2 code".into(),
+                ));
+            }
+            None => account.region.clone(),
+        };
+        if !tracks.contains_key(&event.track_id) {
+            let track = state.store.track(&event.track_id)?.ok_or_else(|| {
+                refuse(
+                    StatusCode::NOT_FOUND,
+                    "unknown_track",
+                    index,
+                    format!("no track {}", event.track_id),
+                )
+            })?;
+            tracks.insert(event.track_id.clone(), track);
+        }
+        let track = &tracks[&event.track_id];
+        inputs.push(EventInput {
+            id: event.id,
+            play_id: event.play_id,
+            kind: event.kind,
+            artist_id: track.artist_id.clone(),
+            genre: track.genre.clone(),
+            track: event.track_id,
+            region,
+            position_ms: event.position_ms,
+            at_ms: event.at,
+        });
+    }
+    let store = state.store.clone();
+    let account_id = account.id.clone();
+    let recorded = tokio::task::spawn_blocking(move || store.record_events(&account_id, &inputs))
+        .await
+        .map_err(ApiError::internal)??;
+    let recorded = match recorded {
+        Ok(recorded) => recorded,
+        Err((index, refused)) => {
+            return Err(refuse(
+                StatusCode::CONFLICT,
+                "play_track_mismatch",
+                index,
+                refused.to_string(),
+            ));
+        }
+    };
+    state.activity.record(&recorded.streams);
+    state
+        .search
+        .plays_changed(recorded.streams.iter().map(|stream| stream.track.clone()));
+    Ok(Json(json!({
+        "accepted": recorded.accepted,
+        "duplicates": recorded.duplicates,
+        "streams": recorded.streams.len(),
+    })))
+}
+
+/// Query of `GET /v1/trending`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct TrendingParams {
+    /// ISO region (default: the world).
+    region: Option<String>,
+    /// Genre, case-insensitive (default: all).
+    genre: Option<String>,
+    /// At most this many, 1 to 100 (default 20).
+    limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/v1/trending", tag = "activity", params(TrendingParams), responses((status = 200, description = "{region, genre, items: [{track, score, streams}]}: decayed stream counts (half-life 24 h) over a 7-day window"), (status = 400, body = ErrorBody, description = "invalid_region")))]
+/// `GET /v1/trending`: the tracks streamed most lately, per region and genre.
+pub async fn trending(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<TrendingParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if let Some(region) = &params.region
+        && region.parse::<protocol::Region>().is_err()
+    {
+        return Err(ApiError::bad_request(
+            "invalid_region",
+            "region must be an ISO 3166-1 alpha-2 code",
+        ));
+    }
+    let genre = params.genre.as_deref().filter(|genre| !genre.is_empty());
+    let limit = params.limit.unwrap_or(20).clamp(1, 100);
+    // Ask for a few more: tracks deleted since are skipped.
+    let top = state
+        .activity
+        .top(params.region.as_deref(), genre, now_ms(), limit + 10);
+    let mut items = Vec::with_capacity(limit);
+    for entry in top {
+        if items.len() == limit {
+            break;
+        }
+        if let Some(track) = state.store.track(&entry.track_id)? {
+            items.push(json!({
+                "track": crate::publish::track_json(&track),
+                "score": entry.score,
+                "streams": entry.streams,
+            }));
+        }
+    }
+    Ok(Json(
+        json!({"region": params.region, "genre": genre, "items": items}),
+    ))
+}
+
+/// Query of `GET /v1/royalties`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct RoyaltyParams {
+    /// `YYYY-MM` (UTC).
+    month: String,
+    /// Tracks and artists listed, most streamed first, 1 to 1000 (default 100); totals
+    /// and shares always cover everything.
+    limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/v1/royalties", tag = "activity", security(("bearer" = [])), params(RoyaltyParams), responses(
+    (status = 200, description = "{month, streams, counted, flagged: {looping, impossible_travel, burst}, tracks_total, artists_total, tracks: [{track_id, title, artist_id, streams, share}], artists: [{artist_id, name, streams, share}]}"),
+    (status = 400, body = ErrorBody, description = "invalid_month"),
+    (status = 403, body = ErrorBody, description = "admin_only")))]
+/// `GET /v1/royalties`: qualified streams per track and artist in a month, fraud excluded,
+/// and each one's pro-rata share of the counted streams.
+pub async fn royalties(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    ApiQuery(params): ApiQuery<RoyaltyParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if account.role != Role::Admin {
+        return Err(ApiError::forbidden(
+            "admin_only",
+            "royalty reports are for admins",
+        ));
+    }
+    let (from, to) = month_range(&params.month)
+        .ok_or_else(|| ApiError::bad_request("invalid_month", "month is YYYY-MM"))?;
+    let limit = params.limit.unwrap_or(100).clamp(1, 1000);
+    let store = state.store.clone();
+    let report = tokio::task::spawn_blocking(move || royalty_report(&store, from, to, limit))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(Json(json!({
+        "month": params.month,
+        "streams": report.0.streams,
+        "counted": report.0.counted,
+        "flagged": {
+            "looping": report.0.flagged.get(&FraudRule::Looping).copied().unwrap_or(0),
+            "impossible_travel": report.0.flagged.get(&FraudRule::ImpossibleTravel).copied().unwrap_or(0),
+            "burst": report.0.flagged.get(&FraudRule::Burst).copied().unwrap_or(0),
+        },
+        "tracks_total": report.0.tracks.len(),
+        "artists_total": report.3,
+        "tracks": report.1,
+        "artists": report.2,
+    })))
+}
+
+type Report = (
+    crate::activity::RoyaltyCount,
+    Vec<serde_json::Value>,
+    Vec<serde_json::Value>,
+    usize,
+);
+
+fn royalty_report(store: &Store, from: u64, to: u64, limit: usize) -> Result<Report, ApiError> {
+    // The day before is context for the fraud rules' windows.
+    let mut streams = Vec::new();
+    for stream in store.streams_between(from.saturating_sub(24 * 3600 * 1000), to) {
+        if streams.len() == ROYALTY_STREAMS_MAX {
+            return Err(ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "too_many_streams",
+                format!("more than {ROYALTY_STREAMS_MAX} streams: run the batch pipeline"),
+            ));
+        }
+        streams.push(stream?);
+    }
+    let count = count_royalties(&streams, from, to, &FraudLimits::default());
+    let mut artist_of: HashMap<&str, &str> = HashMap::new();
+    for stream in &streams {
+        artist_of.insert(&stream.track, &stream.artist_id);
+    }
+    let counted = count.counted.max(1) as f64;
+    let mut tracks: Vec<(&String, u64)> = count.tracks.iter().map(|(t, n)| (t, *n)).collect();
+    tracks.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let mut artists: HashMap<&str, u64> = HashMap::new();
+    for (track, n) in &tracks {
+        *artists.entry(artist_of[track.as_str()]).or_default() += n;
+    }
+    let mut artists: Vec<(&str, u64)> = artists.into_iter().collect();
+    artists.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let artists_total = artists.len();
+    let mut track_rows = Vec::new();
+    for (track, n) in tracks.iter().take(limit) {
+        let record = store.track(track)?;
+        track_rows.push(json!({
+            "track_id": track,
+            "title": record.as_ref().map(|record| record.title.clone()),
+            "artist_id": artist_of[track.as_str()],
+            "streams": n,
+            "share": *n as f64 / counted,
+        }));
+    }
+    let mut artist_rows = Vec::new();
+    for (artist, n) in artists.iter().take(limit) {
+        let name = store
+            .artist_tracks(artist, 0, 1)?
+            .first()
+            .map(|track| track.artist.clone());
+        artist_rows.push(json!({
+            "artist_id": artist,
+            "name": name,
+            "streams": n,
+            "share": *n as f64 / counted,
+        }));
+    }
+    Ok((count, track_rows, artist_rows, artists_total))
+}
+
+/// Listening events, trending and royalties.
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    Routes::new()
+        .add(
+            Limit::Ip,
+            routes!(post_events).layer(DefaultBodyLimit::max(crate::events::EVENTS_BODY_BYTES_MAX)),
+        )
+        .add(Limit::Ip, routes!(trending))
+        .add(Limit::Ip, routes!(royalties))
+        .into()
+}

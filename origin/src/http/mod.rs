@@ -1,0 +1,254 @@
+//! The origin's HTTP API: one router per resource, its OpenAPI document generated from the
+//! routes themselves.
+//!
+//! ```text
+//!  mod.rs      app(): the resource routers merged, the global layers, the fallback;
+//!              document(): the OpenAPI document of exactly those routes
+//!    │
+//!    ├── accounts  admin  catalog  playback  chunks  search  library
+//!    │   playlists  events  recommendations  network  service
+//!    │        each: its handlers and `router()`, every operation added with its Limit
+//!    │
+//!    └── leaves: state (AppState)  error (ApiError, the JSON envelope)
+//!                auth (Authed, ClientIp)  extract (ApiJson, ApiQuery, ApiPath, Page)
+//!                limit (admit, Limit, enforce)
+//! ```
+//!
+//! Resource modules import the leaves and the domain modules (`store`, `publish`, `search`,
+//! ...); the leaves import no resource module, and no domain module imports `http`.
+//! A route is declared once, in its resource's `router()`, with `routes!` over a handler
+//! carrying `#[utoipa::path]`: the router, the rate-limit class and the document come from
+//! that one place.
+
+pub mod accounts;
+pub mod admin;
+pub mod auth;
+pub mod catalog;
+pub mod chunks;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod library;
+pub mod limit;
+pub mod network;
+pub mod playback;
+pub mod playlists;
+pub mod recommendations;
+pub mod search;
+pub mod service;
+pub mod state;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::any;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter, UtoipaMethodRouterExt};
+
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use limit::Limit;
+pub use state::{AppState, Shared, now_ms};
+
+/// A resource's routes under construction: every operation is added with the [`Limit`] it
+/// is rate-limited under, which the document shows as `x-rate-limit`.
+#[derive(Default)]
+pub struct Routes(OpenApiRouter<AppState>);
+
+impl Routes {
+    /// No routes yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `operations` (from `utoipa_axum::routes!`), each limited under `limit`.
+    pub fn add(self, limit: Limit, operations: UtoipaMethodRouter<AppState>) -> Self {
+        let (schemas, mut paths, method_router) = operations;
+        for item in paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                operation
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .insert("x-rate-limit".into(), limit.as_str().into());
+            }
+        }
+        let limited = (schemas, paths, method_router).layer(axum::middleware::from_fn(
+            move |request, next| limit::enforce(limit, request, next),
+        ));
+        Self(self.0.routes(limited))
+    }
+}
+
+impl std::fmt::Debug for Routes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Routes").finish_non_exhaustive()
+    }
+}
+
+impl From<Routes> for OpenApiRouter<AppState> {
+    fn from(routes: Routes) -> Self {
+        routes.0
+    }
+}
+
+/// Settings the routes themselves depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLimits {
+    /// Largest upload body (the file, its metadata and the form's framing).
+    pub upload_body_bytes: usize,
+}
+
+impl Default for RouteLimits {
+    fn default() -> Self {
+        let config = crate::config::OriginConfig::default();
+        Self::from(&config)
+    }
+}
+
+impl From<&crate::config::OriginConfig> for RouteLimits {
+    fn from(config: &crate::config::OriginConfig) -> Self {
+        Self {
+            upload_body_bytes: usize::try_from(config.upload_bytes_max)
+                .unwrap_or(usize::MAX)
+                .saturating_add(64 * 1024),
+        }
+    }
+}
+
+/// Every route of the API with its documentation.
+pub fn routes(limits: RouteLimits) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(base_document())
+        .merge(service::router())
+        .merge(accounts::router())
+        .merge(admin::router())
+        .merge(catalog::router(limits))
+        .merge(playback::router())
+        .merge(chunks::router())
+        .merge(search::router())
+        .merge(library::router())
+        .merge(playlists::router())
+        .merge(events::router())
+        .merge(recommendations::router())
+        .merge(network::router())
+}
+
+/// The document's info, security scheme and tags, before the routes add their paths.
+fn base_document() -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApiBuilder};
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("Chorus origin API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Catalog, accounts, ingest, playback authorization and chunks. Every error \
+                     is `{\"error\": {\"code\", \"message\"}}` with a stable code; \
+                     `x-rate-limit` on an operation names the bucket it takes from.",
+                ))
+                .build(),
+        )
+        .components(Some(
+            ComponentsBuilder::new()
+                .security_scheme(
+                    "bearer",
+                    SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+                )
+                .build(),
+        ))
+        .build()
+}
+
+/// The OpenAPI document of the routes [`app`] serves (also at `GET /v1/openapi.json`).
+pub fn document() -> utoipa::openapi::OpenApi {
+    routes(RouteLimits::default()).into_openapi()
+}
+
+/// The application: every route, its limits, the JSON error envelope for whatever axum
+/// answers itself, and metrics.
+pub fn app(state: AppState) -> Router {
+    let (router, _) = routes(RouteLimits::from(&*state.config)).split_for_parts();
+    let no_route =
+        any(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
+            .layer(axum::middleware::from_fn(|request, next| {
+                limit::enforce(Limit::Ip, request, next)
+            }))
+            .with_state(state.clone());
+    router
+        .fallback_service(no_route)
+        .layer(axum::middleware::map_response(error::envelope_plain_errors))
+        .layer(DefaultBodyLimit::max(state.config.json_bytes_max))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit::admit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track,
+        ))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    fn document() -> Value {
+        serde_json::to_value(super::document()).unwrap()
+    }
+
+    #[test]
+    fn every_operation_names_its_rate_limit() {
+        let document = document();
+        let limit = |path: &str, method: &str| {
+            document["paths"][path][method]["x-rate-limit"]
+                .as_str()
+                .map(str::to_string)
+        };
+        let expected = [
+            ("/v1/tracks/{id}/play", "post", "stream"),
+            ("/v1/search", "get", "search"),
+            ("/v1/playlists", "post", "playlist_write"),
+            ("/v1/playlists/{id}", "put", "playlist_write"),
+            ("/v1/playlists/{id}/tracks", "put", "playlist_write"),
+            ("/v1/playlists/{id}/tracks", "delete", "playlist_write"),
+            ("/v1/playlists/{id}", "get", "ip"),
+            ("/v1/accounts", "post", "unauthenticated"),
+            ("/v1/sessions", "post", "unauthenticated"),
+            ("/v1/sessions/refresh", "post", "unauthenticated"),
+            ("/v1/chunks/{id}", "get", "none"),
+            ("/metrics", "get", "none"),
+            ("/healthz", "get", "none"),
+            ("/v1/openapi.json", "get", "none"),
+            ("/v1/me", "get", "ip"),
+        ];
+        for (path, method, class) in expected {
+            assert_eq!(
+                limit(path, method).as_deref(),
+                Some(class),
+                "{method} {path}"
+            );
+        }
+        let mut operations = 0;
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                operations += 1;
+                assert!(
+                    operation["x-rate-limit"].is_string(),
+                    "{method} {path} has no rate limit"
+                );
+            }
+        }
+        assert_eq!(operations, 37, "every route is in the document");
+    }
+}
