@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use api::client::{NodeAddr, OriginApi};
 use clap::Args;
-use node::origin_api::{NodeAddr, OriginApi};
 use protocol::NodeId;
 use tracker::{TrackerConfig, TrackerService};
 use transport::{Endpoint, Limits};
@@ -64,7 +64,7 @@ async fn learn_issuer(origin: &str, pin_file: &std::path::Path) -> anyhow::Resul
                 api.keep_pin(pin_file)?;
                 return Ok(network.origin);
             }
-            Err(error) if error.is::<node::origin_api::KeyChanged>() => return Err(error),
+            Err(error) if error.is::<api::client::KeyChanged>() => return Err(error),
             Err(error) if started.elapsed() < Duration::from_secs(60) => {
                 eprintln!("waiting for the origin at {origin}: {error:#}");
                 tokio::time::sleep(Duration::from_secs(2)).await;

@@ -345,7 +345,7 @@ fn change_account(target: &AccountTarget, change: &AccountChange) -> anyhow::Res
 /// The base URL of `spec` (`URL` or `NODE_ID@URL`), refused if it is plain HTTP off
 /// loopback or if the origin does not answer with the pinned key.
 pub async fn checked_origin(spec: &str) -> anyhow::Result<String> {
-    let api = client_lib::origin_api::OriginApi::new(spec)?;
+    let api = api::client::OriginApi::new(spec)?;
     if api.pinned().is_some() {
         api.network().await?;
     }
@@ -361,7 +361,7 @@ async fn change_online(
 ) -> anyhow::Result<origin::admin::AccountView> {
     let base = checked_origin(origin).await?;
     let base = base.as_str();
-    let http = client_lib::origin_api::http_client_builder()?
+    let http = api::client::http_client_builder()?
         .timeout(Duration::from_secs(30))
         .build()?;
     let response = http
@@ -470,7 +470,7 @@ pub fn run_ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
 
 async fn ingest_files(args: IngestArgs, password: String) -> anyhow::Result<ExitCode> {
     let base = checked_origin(&args.origin).await?;
-    let http = client_lib::origin_api::http_client_builder()?
+    let http = api::client::http_client_builder()?
         .timeout(Duration::from_secs(3600))
         .build()?;
     let login = http

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use api::client::OriginApi;
 use clap::Args;
 use client_lib::decode::{StreamDecoder, WavSink};
-use client_lib::origin_api::OriginApi;
 use client_lib::player::PlayOptions;
 use serde_json::json;
 use transport::{Endpoint, Limits};
@@ -315,7 +315,7 @@ async fn session(
     origin: Option<&str>,
     user: Option<&str>,
     dir: &Path,
-) -> anyhow::Result<(OriginApi, client_lib::origin_api::Session)> {
+) -> anyhow::Result<(OriginApi, api::client::Session)> {
     if let Some(user) = user {
         let api = OriginApi::new(origin.unwrap_or("http://127.0.0.1:8470"))?;
         let session = api.session(user, &password()?).await?;

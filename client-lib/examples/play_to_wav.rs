@@ -12,9 +12,9 @@
 
 use std::sync::Arc;
 
+use api::client::OriginApi;
 use client_lib::cache::ClientCache;
 use client_lib::decode::{StreamDecoder, WavSink};
-use client_lib::origin_api::OriginApi;
 use client_lib::player::{self, Output, PlayOptions};
 use transport::{Endpoint, Limits};
 

@@ -14,11 +14,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use api::client::OriginApi;
 use client_lib::cache::ClientCache;
 use client_lib::decode::{Continuous, PcmSink, StreamDecoder, WavSink};
 use client_lib::listener::{Listener, ListenerConfig, QueueControl, QueueOutput};
 use client_lib::offline::OfflineStore;
-use client_lib::origin_api::OriginApi;
 use client_lib::player::PlayOptions;
 use client_lib::queue::{Queue, Repeat};
 use transport::{Endpoint, Limits};

@@ -12,32 +12,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
-use crate::origin_api::OriginApi;
+use api::client::OriginApi;
 
 /// Events kept waiting at most.
 pub const QUEUED_MAX: usize = 10_000;
 /// Events per request (the origin takes up to 500).
 pub const BATCH_MAX: usize = 500;
 
-/// One listening event, as `POST /v1/events` takes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListeningEvent {
-    /// Unique id (the origin ignores a repeat).
-    pub id: String,
-    /// Shared by the events of one play.
-    pub play_id: String,
-    /// `play_start`, `progress`, `skip` or `complete`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The track.
-    pub track_id: String,
-    /// Playback position, ms.
-    pub position_ms: u64,
-    /// When, Unix ms.
-    pub at: u64,
-}
+pub use api::events::{Event, EventKind};
 
 /// A fresh random id (128 bits, hex).
 pub fn new_id() -> String {
@@ -55,7 +37,7 @@ pub fn now_ms() -> u64 {
 /// Queued listening events and where they go. Cheap to clone (shared).
 #[derive(Debug, Clone, Default)]
 pub struct EventLog {
-    queue: Arc<Mutex<VecDeque<ListeningEvent>>>,
+    queue: Arc<Mutex<VecDeque<Event>>>,
     /// One JSON event per line; rewritten after each send.
     file: Option<PathBuf>,
 }
@@ -89,14 +71,14 @@ impl EventLog {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<ListeningEvent>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Event>> {
         self.queue
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// Queues an event.
-    pub fn push(&self, event: ListeningEvent) {
+    pub fn push(&self, event: Event) {
         let mut queue = self.lock();
         while queue.len() >= QUEUED_MAX {
             queue.pop_front();
@@ -142,12 +124,12 @@ impl EventLog {
     pub async fn flush(&self, api: &OriginApi, access_token: &str) -> anyhow::Result<usize> {
         let mut sent = 0;
         for _ in 0..(QUEUED_MAX / BATCH_MAX + BATCH_MAX) {
-            let batch: Vec<ListeningEvent> = self.lock().iter().take(BATCH_MAX).cloned().collect();
+            let batch: Vec<Event> = self.lock().iter().take(BATCH_MAX).cloned().collect();
             if batch.is_empty() {
                 break;
             }
             match api.post_events(access_token, &batch).await {
-                Ok(()) => {
+                Ok(_) => {
                     let mut queue = self.lock();
                     for _ in 0..batch.len().min(queue.len()) {
                         queue.pop_front();
@@ -157,21 +139,12 @@ impl EventLog {
                     self.save();
                 }
                 Err(error) => {
-                    let refused = crate::origin_api::ApiError::of(&error)
+                    let refused = api::client::ApiError::of(&error)
                         .filter(|refusal| {
                             (400..500).contains(&refusal.status)
                                 && !matches!(refusal.status, 401 | 429)
                         })
-                        .and_then(|refusal| {
-                            // "event N: ..."
-                            refusal
-                                .message
-                                .strip_prefix("event ")?
-                                .split(':')
-                                .next()?
-                                .parse::<usize>()
-                                .ok()
-                        });
+                        .and_then(|refusal| refusal.index);
                     match refused {
                         Some(index) if index < batch.len() => {
                             tracing::warn!(%error, "the origin refused a listening event; dropping it");
@@ -192,11 +165,12 @@ impl EventLog {
 mod tests {
     use super::*;
 
-    fn event(n: u64) -> ListeningEvent {
-        ListeningEvent {
+    fn event(n: u64) -> Event {
+        Event {
             id: format!("e{n}"),
             play_id: "p".into(),
-            kind: "progress".into(),
+            kind: EventKind::Progress,
+            region: None,
             track_id: "t".into(),
             position_ms: n,
             at: n,

@@ -25,8 +25,8 @@ use transport::Endpoint;
 
 use crate::cache::ClientCache;
 use crate::fetch::{BanList, FetchReport, Source, fetch_chunks};
-use crate::origin_api::ApiError;
-use crate::origin_api::{Grant, OriginApi, Session};
+use api::client::ApiError;
+use api::client::{Grant, OriginApi, Session};
 
 /// Who may use a gateway. It decrypts with its user's licenses, so it is as private as the
 /// user's session:

@@ -14,7 +14,6 @@
 //!   pause/resume/skip/previous/stop, prefetching the next track and adapting the bitrate.
 //! - [`offline`]: offline downloads: whole renditions with their 30-day license, renewal,
 //!   expiry.
-//! - [`origin_api`]: the origin's HTTP API (sessions, play authorization, network info).
 //! - [`player`]: the driver that runs the scheduler over QUIC and yields decrypted audio in
 //!   play order.
 //! - [`queue`]: the play queue (playlist order, seeded shuffle, repeat), sans-IO.
@@ -32,7 +31,6 @@ pub mod fetch;
 pub mod gateway;
 pub mod listener;
 pub mod offline;
-pub mod origin_api;
 pub mod player;
 pub mod queue;
 pub mod scheduler;

@@ -33,12 +33,13 @@ use transport::Endpoint;
 
 use crate::abr::Abr;
 use crate::cache::ClientCache;
+use crate::events::EventKind;
 use crate::fetch::{BanList, FetchReport, Source, fetch_chunks};
 use crate::offline::{OfflineError, OfflineStore};
-use crate::origin_api::{Grant, OriginApi, PlayParams};
 use crate::player::{self, Control, Output, PlayOptions};
 use crate::queue::Queue;
 use crate::scheduler::{PlayStats, PlayerEvent};
+use api::client::{Grant, OriginApi, PlayParams};
 
 /// What the app can tell a queue playback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -489,7 +490,7 @@ impl Listener {
             let start_ms = if first_track { self.config.start_ms } else { 0 };
             let mut heard = Heard::new(start_ms);
             let play_id = crate::events::new_id();
-            self.report(&play_id, "play_start", &track_id, start_ms);
+            self.report(&play_id, EventKind::PlayStart, &track_id, start_ms);
             let (track_out, mut track_outputs) = mpsc::channel(64);
             let (track_controls, track_control_rx) = mpsc::channel(8);
             let mut playback = {
@@ -615,10 +616,10 @@ impl Listener {
                     stats.bytes_origin += ahead;
                     let duration = grant.manifest.body().duration_ms;
                     match moved {
-                        None => self.report(&play_id, "complete", &track_id, duration),
+                        None => self.report(&play_id, EventKind::Complete, &track_id, duration),
                         Some(_) => {
                             let position = heard.position_ms().min(duration);
-                            self.report(&play_id, "skip", &track_id, position);
+                            self.report(&play_id, EventKind::Skip, &track_id, position);
                         }
                     }
                     self.send_events();
@@ -666,12 +667,13 @@ impl Listener {
     }
 
     /// Queues a listening event of this play.
-    fn report(&self, play_id: &str, kind: &str, track_id: &str, position_ms: u64) {
+    fn report(&self, play_id: &str, kind: EventKind, track_id: &str, position_ms: u64) {
         if let Some(events) = &self.config.events {
-            events.push(crate::events::ListeningEvent {
+            events.push(crate::events::Event {
                 id: crate::events::new_id(),
                 play_id: play_id.to_string(),
-                kind: kind.to_string(),
+                kind,
+                region: None,
                 track_id: track_id.to_string(),
                 position_ms,
                 at: crate::events::now_ms(),
@@ -824,9 +826,7 @@ impl<T> Drop for AbortOnDrop<T> {
 /// load balancer in front of a dead origin accepts the connection, then drops it), or a
 /// gateway's 502/503/504.
 pub fn unreachable(error: &anyhow::Error) -> bool {
-    if crate::origin_api::ApiError::of(error)
-        .is_some_and(|refusal| matches!(refusal.status, 502..=504))
-    {
+    if api::client::ApiError::of(error).is_some_and(|refusal| matches!(refusal.status, 502..=504)) {
         return true;
     }
     error.chain().any(|cause| {
@@ -839,13 +839,13 @@ pub fn unreachable(error: &anyhow::Error) -> bool {
 }
 
 fn is_tier_refusal(error: &anyhow::Error) -> bool {
-    crate::origin_api::ApiError::code_of(error) == Some("tier_quality")
+    api::client::ApiError::code_of(error) == Some("tier_quality")
 }
 
 #[cfg(test)]
 mod tests {
     use super::unreachable;
-    use crate::origin_api::ApiError;
+    use api::client::ApiError;
 
     fn refusal(status: u16) -> anyhow::Error {
         anyhow::Error::new(ApiError {
@@ -853,6 +853,8 @@ mod tests {
             reason: String::new(),
             code: String::new(),
             message: String::new(),
+            field: None,
+            index: None,
         })
         .context("authorizing playback")
     }

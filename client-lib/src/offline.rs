@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use protocol::{ContentKey, LicenseToken, SignedManifest, codec};
 
-use crate::origin_api::{Grant, NodeAddr};
+use api::client::{Grant, NodeAddr};
 
 /// Renew a download's license when less than this remains (milliseconds): a week.
 pub const RENEW_BEFORE_MS: u64 = 7 * 24 * 3600 * 1000;
@@ -399,7 +399,7 @@ impl OfflineStore {
 /// every chunk and keeps the whole rendition in `store`.
 pub async fn download(
     endpoint: &transport::Endpoint,
-    api: &crate::origin_api::OriginApi,
+    api: &api::client::OriginApi,
     access_token: &str,
     track_id: &str,
     quality: Option<protocol::Quality>,
@@ -479,7 +479,7 @@ pub async fn download(
 /// happened to each.
 pub async fn renew_due(
     endpoint: &transport::Endpoint,
-    api: &crate::origin_api::OriginApi,
+    api: &api::client::OriginApi,
     access_token: &str,
     store: &OfflineStore,
     now_ms: u64,

@@ -15,11 +15,11 @@ use tokio::task::JoinHandle;
 use transport::chunks::{RangeItem, fetch_range};
 use transport::{Endpoint, TransportError};
 
-use crate::origin_api::{Grant, NodeAddr};
 use crate::scheduler::{
     Action, Failure, PlayStats, PlayerEvent, RequestId, Scheduler, SchedulerConfig, SourceKind,
     TrackPlan,
 };
+use api::client::{Grant, NodeAddr};
 
 /// What a playback produces, in order.
 #[derive(Debug, Clone)]

@@ -23,7 +23,7 @@ use transport::chunks::{ChunkService, system_clock};
 use transport::upload::UploadGate;
 
 use crate::cache::ClientCache;
-use crate::origin_api::NodeAddr;
+use api::client::NodeAddr;
 
 /// How soon a client announces again while the tracker still wants proof of renditions it
 /// holds ([`Serving::catching_up`]): each announce proves up to

@@ -5,12 +5,10 @@
 //!   never a content key), crash-safe, verified on load and before serving.
 //! - [`fetch`]: fetching from ranked sources with every chunk verified and sources that
 //!   send bad chunks banned (from `client-lib`).
-//! - [`origin_api`]: the origin HTTP client (from `client-lib`; role token, network info).
 //! - [`supernode`]: the driver behind `chorus node`.
 
 pub mod cache;
 pub use client_lib::fetch;
-pub use client_lib::origin_api;
 pub mod store;
 pub mod supernode;
 

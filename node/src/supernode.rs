@@ -20,8 +20,8 @@ use transport::upload::UploadGate;
 use transport::{Endpoint, Limits};
 
 use crate::fetch::{BanList, FetchRequest, Source, fetch_rendition};
-use crate::origin_api::{NodeAddr, OriginApi, RoleToken};
 use crate::store::DiskCache;
+use api::client::{NodeAddr, OriginApi, RoleToken};
 
 /// Settings of a super-node.
 #[derive(Debug, Clone)]

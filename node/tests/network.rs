@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use api::client::NodeAddr;
 use bytes::Bytes;
 use discovery::{Discovery, DiscoveryConfig};
 use node::fetch::{BanList, FetchRequest, Source, fetch_rendition};
-use node::origin_api::NodeAddr;
 use node::{SuperNode, SuperNodeConfig};
 use origin::config::OriginConfig;
 use origin::server::{self, Running};
@@ -765,7 +765,7 @@ async fn without_a_tracker_listeners_find_super_nodes_through_the_dht() {
         Limits::default(),
     )
     .unwrap();
-    let api = client_lib::origin_api::OriginApi::new(&net.base).unwrap();
+    let api = api::client::OriginApi::new(&net.base).unwrap();
     let player_grant = api
         .play(&listener, &track, &player_client.node_id(), None, false)
         .await
@@ -837,7 +837,7 @@ async fn a_listener_plays_mostly_from_super_nodes() {
     let client = Identity::from_secret_bytes(&[0x62; 32]);
     let endpoint =
         Endpoint::bind(&client, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
-    let api = client_lib::origin_api::OriginApi::new(&net.base).unwrap();
+    let api = api::client::OriginApi::new(&net.base).unwrap();
     let mut grant = api
         .play(&listener, &track, &client.node_id(), None, false)
         .await
@@ -895,7 +895,7 @@ async fn listeners_share_their_cache_with_licensed_peers() {
     let artist = net.account("artist", "SE", "artist").await;
     let listener = net.account("listener", "SE", "listener").await;
     let track = net.upload(&artist, 6, 5.0, &[]).await;
-    let api = client_lib::origin_api::OriginApi::new(&net.base).unwrap();
+    let api = api::client::OriginApi::new(&net.base).unwrap();
 
     // Listener A plays the track; its cache fills.
     let a = Identity::from_secret_bytes(&[0x74; 32]);
@@ -1054,7 +1054,7 @@ async fn a_playback_pauses_resumes_and_stops_on_command() {
     let artist = net.account("artist", "SE", "artist").await;
     let listener = net.account("listener", "SE", "listener").await;
     let track = net.upload(&artist, 8, 3.0, &[]).await;
-    let api = client_lib::origin_api::OriginApi::new(&net.base).unwrap();
+    let api = api::client::OriginApi::new(&net.base).unwrap();
     let client = Identity::from_secret_bytes(&[0x75; 32]);
     let endpoint =
         Endpoint::bind(&client, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();

@@ -19,19 +19,7 @@ pub const EVENT_AGE_MAX_MS: u64 = 30 * 24 * 3600 * 1000;
 /// How far in the future an event's time may be (clock skew).
 pub const EVENT_FUTURE_MAX_MS: u64 = 5 * 60 * 1000;
 
-/// What a listening event says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// Playback of a track started.
-    PlayStart,
-    /// Playback is at `position_ms` (sent periodically).
-    Progress,
-    /// The listener skipped at `position_ms`.
-    Skip,
-    /// The track played to its end.
-    Complete,
-}
+pub use api::events::EventKind;
 
 /// What the origin remembers of one play (one `play_id` of one account).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,37 +5,9 @@
 //! `set-tier` and `set-region` call this route on a running origin, or change the data
 //! directory directly when the origin is stopped.
 
-use serde::{Deserialize, Serialize};
+pub use api::admin::{AccountChange, AccountView};
 
-use crate::store::{Account, Role, Tier};
-
-/// The fields an admin may change; those left out stay as they are.
-#[derive(Debug, Default, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AccountChange {
-    /// New role.
-    pub role: Option<Role>,
-    /// New tier.
-    pub tier: Option<Tier>,
-    /// New region, an assigned ISO 3166-1 alpha-2 code.
-    #[schema(pattern = "^[A-Z]{2}$")]
-    pub region: Option<String>,
-}
-
-/// An account as an admin sees it.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AccountView {
-    /// Account id, 32 hex.
-    pub id: String,
-    /// Login name.
-    pub username: String,
-    /// Role.
-    pub role: Role,
-    /// Tier.
-    pub tier: Tier,
-    /// Region.
-    pub region: String,
-}
+use crate::store::Account;
 
 impl From<&Account> for AccountView {
     fn from(account: &Account) -> Self {

@@ -3,27 +3,12 @@
 use protocol::content::{CHUNK_BYTES_DEFAULT, ChunkCipher, ContentKey, SealLabel};
 use protocol::manifest::{MANIFEST_VERSION, ManifestBody, SignedManifest};
 use protocol::{Identity, TrackId, codec};
-use serde::Deserialize;
 use std::collections::HashMap;
 
 use crate::ingest::Transcoded;
 use crate::store::{RenditionRecord, RenditionSummary, Store, StoreError, TrackRecord};
 
-/// Metadata sent with an upload (the `metadata` multipart field).
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TrackMetadata {
-    /// Title, 1 to 200 characters.
-    pub title: String,
-    /// Artist display name, 1 to 200 characters.
-    pub artist: String,
-    /// Album title.
-    pub album: Option<String>,
-    /// Genre.
-    pub genre: Option<String>,
-    /// ISO regions where the track may be played; none means everywhere.
-    pub markets: Option<Vec<String>>,
-}
+pub use api::catalog::{TrackMetadata, TrackView};
 
 /// Seals every rendition of `transcoded`, stores its chunks durably, then publishes the track
 /// atomically. Blocking (file I/O): run it off the async runtime.
@@ -124,37 +109,6 @@ pub fn store_track(
     };
     store.publish_track(&record, &records)?;
     Ok(record)
-}
-
-/// A track as the API shows it.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct TrackView {
-    /// Track id, 32 hex.
-    pub id: String,
-    /// Title.
-    pub title: String,
-    /// Artist display name.
-    pub artist: String,
-    /// Artist id, 32 hex.
-    pub artist_id: String,
-    /// Album title.
-    pub album: Option<String>,
-    /// Album id, 32 hex.
-    pub album_id: Option<String>,
-    /// Genre.
-    pub genre: Option<String>,
-    /// Regions where it plays; empty means everywhere.
-    pub markets: Vec<String>,
-    /// Duration.
-    pub duration_ms: u64,
-    /// EBU R128 integrated loudness (absent for silence).
-    pub loudness_lufs: Option<f64>,
-    /// Tempo measured at ingest (absent without a clear pulse).
-    pub tempo_bpm: Option<f32>,
-    /// Playback gain to -14 LUFS, limited by the peak.
-    pub gain_db: f64,
-    /// The rendition ladder.
-    pub renditions: Vec<RenditionSummary>,
 }
 
 /// Rendered track views (`track_json` as JSON text), for reads that list many tracks

@@ -38,22 +38,7 @@ pub const LIMIT_MAX: usize = 100;
 pub const PER_ARTIST_MAX: usize = 3;
 const SESSION_GAP_MS: u64 = 30 * 60 * 1000;
 
-/// Why a track is recommended.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Reason {
-    /// `co_listening`, `co_playlisting`, `similar_sound`, `same_artist`, `by_artist`,
-    /// `popular_in_region` or `popular`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// The seed track it follows from, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seed_track: Option<String>,
-    /// The seed artist it follows from, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seed_artist: Option<String>,
-    /// A sentence for the listener.
-    pub text: String,
-}
+pub use api::recommendations::Reason;
 
 /// One recommended track.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -373,7 +358,7 @@ impl Model {
                     neighbour.track,
                     2.0 + neighbour.score,
                     Reason {
-                        kind,
+                        kind: kind.into(),
                         seed_track: Some(seed_id.clone()),
                         seed_artist: None,
                         text,
@@ -391,7 +376,7 @@ impl Model {
                     track,
                     score,
                     Reason {
-                        kind: "similar_sound",
+                        kind: "similar_sound".into(),
                         seed_track: Some(seed_id.clone()),
                         seed_artist: None,
                         text: format!("Sounds like {seed_title}: {genre}, {tempo:.0} BPM"),
@@ -405,7 +390,7 @@ impl Model {
                     track,
                     0.5,
                     Reason {
-                        kind: "same_artist",
+                        kind: "same_artist".into(),
                         seed_track: Some(seed_id.clone()),
                         seed_artist: None,
                         text: format!("More by {}", self.artist_names[artist as usize]),
@@ -423,7 +408,7 @@ impl Model {
                     track,
                     1.5 - rank as f32 * 0.01,
                     Reason {
-                        kind: "by_artist",
+                        kind: "by_artist".into(),
                         seed_track: None,
                         seed_artist: Some(artist_id.clone()),
                         text: format!("Because you like {}", self.artist_names[artist as usize]),
@@ -439,7 +424,7 @@ impl Model {
                         track,
                         0.3 - rank as f32 * 1e-4,
                         Reason {
-                            kind: "popular_in_region",
+                            kind: "popular_in_region".into(),
                             seed_track: None,
                             seed_artist: None,
                             text: format!("Trending in {}", region.unwrap_or("the world")),
@@ -455,7 +440,7 @@ impl Model {
                     track,
                     0.2 - rank as f32 * 1e-5,
                     Reason {
-                        kind: "popular",
+                        kind: "popular".into(),
                         seed_track: None,
                         seed_artist: None,
                         text: "Popular on Chorus".into(),

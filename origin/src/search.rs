@@ -82,22 +82,7 @@ impl Kind {
     }
 }
 
-/// One search hit.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
-pub struct Hit {
-    /// `track`, `artist`, `album` or `playlist`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Its id.
-    pub id: String,
-    /// Title or name.
-    pub name: String,
-    /// The artist (tracks and albums) or the owner's username (playlists).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub artist: Option<String>,
-    /// Relevance score (higher first).
-    pub score: f32,
-}
+pub use api::search::Hit;
 
 /// Why a search was refused.
 #[derive(Debug, thiserror::Error)]

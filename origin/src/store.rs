@@ -145,29 +145,8 @@ impl KeyWrap {
     }
 }
 
-/// An account's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Listens.
-    Listener,
-    /// Listens and uploads tracks.
-    Artist,
-    /// Operates the service; created only by `chorus admin`.
-    Admin,
-    /// Runs a super-node (gets role tokens); created only by `chorus admin`.
-    SuperNode,
-}
-
-/// An account's subscription tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Tier {
-    /// Up to normal quality.
-    Free,
-    /// Every quality.
-    Premium,
-}
+pub use api::catalog::RenditionSummary;
+pub use api::{Role, Tier};
 
 /// A stored account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -207,23 +186,6 @@ pub struct TokenRecord {
     pub kind: TokenKind,
     /// Expiry, Unix ms.
     pub expires_at_ms: u64,
-}
-
-/// A rendition as the catalog lists it.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct RenditionSummary {
-    /// `low`, `normal` or `high`.
-    pub quality: String,
-    /// Hex rendition id (BLAKE3 of the manifest body).
-    pub rendition_id: String,
-    /// `vorbis`.
-    pub codec: String,
-    /// Target bitrate.
-    pub bitrate_bps: u32,
-    /// Encoded size.
-    pub bytes: u64,
-    /// Number of chunks.
-    pub chunks: u32,
 }
 
 /// A stored track.

@@ -176,7 +176,7 @@ pub fn run(args: &AbuseBenchArgs) -> anyhow::Result<std::process::ExitCode> {
 
 async fn run_async(args: &AbuseBenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let origin = OriginProcess::start()?;
-    let http = client_lib::origin_api::http_client_builder()?
+    let http = api::client::http_client_builder()?
         .pool_max_idle_per_host(64)
         .build()?;
     let mut summary = json!({});
@@ -203,7 +203,7 @@ async fn run_async(args: &AbuseBenchArgs) -> anyhow::Result<std::process::ExitCo
 /// 127.0.0.2 and every chunk of the rendition at playing priority. Returns (ms to the first
 /// chunk from pressing play, per-chunk latencies in ms, real time over fetch time).
 async fn quic_play(
-    api: &client_lib::origin_api::OriginApi,
+    api: &api::client::OriginApi,
     access: &str,
     track: &str,
 ) -> anyhow::Result<(f64, Vec<f64>, f64)> {
@@ -250,7 +250,7 @@ async fn quic_play(
 }
 
 async fn quic_plays(
-    api: &client_lib::origin_api::OriginApi,
+    api: &api::client::OriginApi,
     access: &str,
     track: &str,
     plays: u32,
@@ -302,7 +302,7 @@ async fn quic_flood(
     let artist = login_token(http, base, "quic_artist").await?;
     let track = super::origin::upload_synth(http, base, &artist, 11, 30.0).await?;
     let track = track["id"].as_str().context("no track id")?.to_string();
-    let api = client_lib::origin_api::OriginApi::new(&format!("{}@{base}", origin.node))?;
+    let api = api::client::OriginApi::new(&format!("{}@{base}", origin.node))?;
     let access = api.login("quic_listener", PASSWORD).await?;
 
     let baseline = quic_plays(&api, &access, &track, plays, "baseline").await?;
@@ -521,7 +521,7 @@ async fn healthz_ms(base: &str, count: u32) -> anyhow::Result<(Vec<f64>, u32)> {
     let mut latencies = Vec::new();
     let mut failures = 0;
     for _ in 0..count {
-        let client = client_lib::origin_api::http_client_builder()?
+        let client = api::client::http_client_builder()?
             .timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(0)
             .local_address(std::net::IpAddr::from([127, 0, 0, 2]))

@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use api::client::{OriginApi, PlayParams};
 use clap::Args;
 use client_lib::decode::{PcmSink, StreamDecoder};
-use client_lib::origin_api::{OriginApi, PlayParams};
 use client_lib::player::{self, Control, Output, PlayOptions};
 use linkem::{LinkConfig, TcpRelay, UdpRelay};
 use protocol::Identity;

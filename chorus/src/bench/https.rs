@@ -75,7 +75,7 @@ pub fn run(args: &HttpsBenchArgs) -> anyhow::Result<ExitCode> {
     );
     let store = running.store().clone();
     let result = client.block_on(async {
-        let http = client_lib::origin_api::http_client_builder()?.build()?;
+        let http = api::client::http_client_builder()?.build()?;
         let make = |username: &str, role| -> anyhow::Result<()> {
             let account = origin::accounts::new_account(
                 username,
@@ -220,7 +220,7 @@ async fn measure(
     tokens: &[String],
     track_id: &str,
 ) -> anyhow::Result<Side> {
-    let mut builder = client_lib::origin_api::http_client_builder()?.pool_max_idle_per_host(1024);
+    let mut builder = api::client::http_client_builder()?.pool_max_idle_per_host(1024);
     if args.http1 {
         builder = builder.http1_only();
     }

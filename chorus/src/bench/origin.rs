@@ -109,7 +109,7 @@ pub(crate) async fn local_origin_with(
     };
     let running = origin::server::start(config).await?;
     let base = format!("http://{}", running.http_addr);
-    let http = client_lib::origin_api::http_client_builder()?
+    let http = api::client::http_client_builder()?
         .pool_max_idle_per_host(256)
         .build()?;
     Ok(LocalOrigin {
@@ -404,7 +404,7 @@ pub fn run_chunks(args: &ChunksBenchArgs) -> anyhow::Result<ExitCode> {
 
         let nginx = Nginx::start(&origin.data.path().join("chunks"))?;
         let nginx_urls: Vec<String> = body.chunks.iter().map(|id| format!("http://{}/v1/chunks/{}", nginx.addr, id.to_hex())).collect();
-        let http = client_lib::origin_api::http_client_builder()?.pool_max_idle_per_host(256).build()?;
+        let http = api::client::http_client_builder()?.pool_max_idle_per_host(256).build()?;
         let duration = Duration::from_secs_f64(args.seconds);
         let (mut chorus, mut baseline) = (Vec::new(), Vec::new());
         for round in 1..=args.common.rounds {

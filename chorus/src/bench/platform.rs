@@ -302,7 +302,7 @@ pub fn run_search(args: &SearchBenchArgs) -> anyhow::Result<ExitCode> {
     drop(catalog);
     let health: Vec<String> = (0..args.queries).map(|_| "/healthz".to_string()).collect();
     let (searches, prefixes, health) = (Arc::new(searches), Arc::new(prefixes), Arc::new(health));
-    let http = client_lib::origin_api::http_client_builder()?
+    let http = api::client::http_client_builder()?
         .pool_max_idle_per_host(256)
         .build()?;
     let result = client.block_on(async {
@@ -389,7 +389,7 @@ pub fn run_search(args: &SearchBenchArgs) -> anyhow::Result<ExitCode> {
 
 /// Waits until the origin's search index is built (search stops answering 503).
 async fn search_ready(base: &str) -> anyhow::Result<()> {
-    let http = client_lib::origin_api::http_client_builder()?.build()?;
+    let http = api::client::http_client_builder()?.build()?;
     for _ in 0..3_600 {
         let response = http.get(format!("{base}/v1/search?q=ready")).send().await?;
         if response.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE {
@@ -487,7 +487,7 @@ pub fn run_playlists(args: &PlaylistBenchArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .map(|(track, _)| track.id)
         .collect();
-    let http = client_lib::origin_api::http_client_builder()?
+    let http = api::client::http_client_builder()?
         .pool_max_idle_per_host(256)
         .build()?;
     let result = client.block_on(async {

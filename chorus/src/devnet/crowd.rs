@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use api::client::OriginApi;
 use client_lib::cache::ClientCache;
 use client_lib::decode::{PcmSink, StreamDecoder};
 use client_lib::listener::{Listener, ListenerConfig, QueueControl, QueueOutput};
 use client_lib::offline::OfflineStore;
-use client_lib::origin_api::OriginApi;
 use client_lib::player::PlayOptions;
 use client_lib::queue::Queue;
 use client_lib::scheduler::{PlayerEvent, SourceKind};

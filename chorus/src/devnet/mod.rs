@@ -844,7 +844,7 @@ struct Setup {
 
 async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Result<ExitCode> {
     let regions = plan.regions.len();
-    let http = client_lib::origin_api::http_client_builder()?
+    let http = api::client::http_client_builder()?
         .pool_max_idle_per_host(64)
         .build()?;
     let setup_interrupted =

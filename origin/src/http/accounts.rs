@@ -1,11 +1,10 @@
 //! Accounts and sessions: sign-up, log-in, token refresh, the caller's own account.
 
+use api::accounts::{AccountCreated, Login, Me, NewAccount, Refresh, Tokens};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::auth::Authed;
 use super::auth::ClientIp;
@@ -19,28 +18,7 @@ use crate::ratelimit::Class;
 use crate::store::{Account, Role, Tier, TokenKind, TokenRecord};
 use utoipa_axum::routes;
 
-/// A sign-up. Only the username and password are the caller's to choose: the role is a
-/// listener (or an artist where the operator opened artist sign-up), the tier is free and the
-/// region comes from the operator's rules. A caller may state `role`, `tier` or `region` to
-/// check them, and asking for more than it may have is refused with `403 not_allowed`
-/// naming the field.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewAccount {
-    /// 3 to 32 characters of `a-z A-Z 0-9 _ . -`.
-    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
-    username: String,
-    /// 8 to 256 bytes.
-    password: String,
-    /// Must be the region the operator's rules give this address, if stated.
-    region: Option<String>,
-    /// `listener` (default), or `artist` where artist sign-up is open.
-    role: Option<Role>,
-    /// `free` (the only tier a sign-up gets), if stated.
-    tier: Option<Tier>,
-}
-
-#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = NewAccount, responses((status = 201, description = "Created: {id, region, role, tier}"), (status = 400, body = ErrorBody, description = "invalid_username, invalid_password, invalid_region"), (status = 403, body = ErrorBody, description = "not_allowed: a role, tier or region the caller may not have (error.field names it)"), (status = 409, body = ErrorBody, description = "username_taken"), (status = 503, body = ErrorBody, description = "busy: too many log-ins at once")))]
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = NewAccount, responses((status = 201, body = AccountCreated, description = "Created"), (status = 400, body = ErrorBody, description = "invalid_username, invalid_password, invalid_region"), (status = 403, body = ErrorBody, description = "not_allowed: a role, tier or region the caller may not have (error.field names it)"), (status = 409, body = ErrorBody, description = "username_taken"), (status = 503, body = ErrorBody, description = "busy: too many log-ins at once")))]
 async fn create_account(
     State(state): State<AppState>,
     client: Option<axum::Extension<ClientIp>>,
@@ -114,9 +92,12 @@ async fn create_account(
     }
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({"id": account.id, "region": account.region, "role": account.role, "tier": account.tier}),
-        ),
+        Json(AccountCreated {
+            id: account.id,
+            region: account.region,
+            role: account.role,
+            tier: account.tier,
+        }),
     ))
 }
 
@@ -136,21 +117,6 @@ fn signup_role(config: &OriginConfig, asked: Option<Role>) -> Result<Role, ApiEr
         )
         .with_field("role")),
     }
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Login {
-    username: String,
-    password: String,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Tokens {
-    access_token: String,
-    refresh_token: String,
-    expires_in: u64,
-    token_type: &'static str,
 }
 
 #[utoipa::path(post, path = "/v1/sessions", tag = "accounts", request_body = Login, responses((status = 200, body = Tokens), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody, description = "busy: too many log-ins at once")))]
@@ -193,14 +159,8 @@ fn issue_tokens(state: &AppState, account_id: &str) -> Result<Tokens, ApiError> 
         access_token,
         refresh_token,
         expires_in: state.config.access_token_ttl_s,
-        token_type: "Bearer",
+        token_type: "Bearer".into(),
     })
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Refresh {
-    refresh_token: String,
 }
 
 #[utoipa::path(post, path = "/v1/sessions/refresh", tag = "accounts", request_body = Refresh, responses((status = 200, body = Tokens, description = "New tokens; the refresh token used is spent"), (status = 401, body = ErrorBody)))]
@@ -217,15 +177,15 @@ async fn refresh_session(
     issue_tokens(&state, &record.account).map(Json)
 }
 
-#[utoipa::path(get, path = "/v1/me", tag = "accounts", security(("bearer" = [])), responses((status = 200, description = "id, username, region, role, tier"), (status = 401, body = ErrorBody)))]
-async fn me(Authed(account): Authed) -> Json<serde_json::Value> {
-    Json(json!({
-        "id": account.id,
-        "username": account.username,
-        "region": account.region,
-        "role": account.role,
-        "tier": account.tier,
-    }))
+#[utoipa::path(get, path = "/v1/me", tag = "accounts", security(("bearer" = [])), responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+async fn me(Authed(account): Authed) -> Json<Me> {
+    Json(Me {
+        id: account.id,
+        username: account.username,
+        region: account.region,
+        role: account.role,
+        tier: account.tier,
+    })
 }
 
 /// Sign-up, log-in and refresh take the address's `unauthenticated` bucket.

@@ -6,12 +6,10 @@ use axum::Json;
 use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use protocol::{AccountId, TrackId};
-use serde_json::json;
 
 use super::auth::Authed;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiPath, ApiQuery, Page, check_track_id};
+use super::extract::{ApiPath, ApiQuery, Page, check_artist_id, check_track_id};
 use super::state::AppState;
 use super::{Limit, Routes};
 use crate::ingest::{self, IngestLimits};
@@ -20,50 +18,56 @@ use crate::publish::{
     track_json, uploads_dir,
 };
 use crate::store::{Role, StoreError, TrackRecord};
+use api::catalog::{AlbumView, ArtistView, TrackPage};
 use axum::extract::DefaultBodyLimit;
 use utoipa_axum::router::UtoipaMethodRouterExt;
 use utoipa_axum::routes;
 
-impl TrackMetadata {
-    fn check(&self) -> Result<(), ApiError> {
-        let text_ok = |text: &str| !text.trim().is_empty() && text.chars().count() <= 200;
-        if !text_ok(&self.title) || !text_ok(&self.artist) {
-            return Err(ApiError::bad_request(
-                "invalid_metadata",
-                "title and artist are 1 to 200 characters",
-            ));
-        }
-        if self.album.as_deref().is_some_and(|album| !text_ok(album))
-            || self.genre.as_deref().is_some_and(|genre| !text_ok(genre))
-        {
-            return Err(ApiError::bad_request(
-                "invalid_metadata",
-                "album and genre are 1 to 200 characters",
-            ));
-        }
-        for market in self.markets.iter().flatten() {
-            if market.parse::<protocol::Region>().is_err() {
-                return Err(ApiError::bad_request(
-                    "invalid_market",
-                    format!("{market:?} is not an ISO 3166-1 alpha-2 code"),
-                ));
-            }
-        }
-        if self
-            .markets
-            .as_ref()
-            .is_some_and(|markets| markets.len() > 250)
-        {
+/// Checks an upload's metadata: lengths and markets.
+fn check_metadata(metadata: &TrackMetadata) -> Result<(), ApiError> {
+    let text_ok = |text: &str| !text.trim().is_empty() && text.chars().count() <= 200;
+    if !text_ok(&metadata.title) || !text_ok(&metadata.artist) {
+        return Err(ApiError::bad_request(
+            "invalid_metadata",
+            "title and artist are 1 to 200 characters",
+        ));
+    }
+    if metadata
+        .album
+        .as_deref()
+        .is_some_and(|album| !text_ok(album))
+        || metadata
+            .genre
+            .as_deref()
+            .is_some_and(|genre| !text_ok(genre))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_metadata",
+            "album and genre are 1 to 200 characters",
+        ));
+    }
+    for market in metadata.markets.iter().flatten() {
+        if market.parse::<protocol::Region>().is_err() {
             return Err(ApiError::bad_request(
                 "invalid_market",
-                "at most 250 markets",
+                format!("{market:?} is not an ISO 3166-1 alpha-2 code"),
             ));
         }
-        Ok(())
     }
+    if metadata
+        .markets
+        .as_ref()
+        .is_some_and(|markets| markets.len() > 250)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_market",
+            "at most 250 markets",
+        ));
+    }
+    Ok(())
 }
 
-#[utoipa::path(post, path = "/v1/tracks", tag = "catalog", security(("bearer" = [])), request_body(content_type = "multipart/form-data", description = "`file`: the audio; `metadata`: TrackMetadata as JSON"), responses((status = 201, body = TrackView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "not_an_artist"), (status = 413, body = ErrorBody, description = "upload_too_large"), (status = 422, body = ErrorBody, description = "not_audio, unsupported_codec, decode_failed, empty_audio, audio_too_long, unsupported_format")))]
+#[utoipa::path(post, path = "/v1/tracks", tag = "catalog", security(("bearer" = [])), request_body(content = api::catalog::UploadForm, content_type = "multipart/form-data", description = "`file`: the audio; `metadata`: TrackMetadata as JSON"), responses((status = 201, body = TrackView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "not_an_artist"), (status = 413, body = ErrorBody, description = "upload_too_large"), (status = 422, body = ErrorBody, description = "not_audio, unsupported_codec, decode_failed, empty_audio, audio_too_long, unsupported_format")))]
 /// `POST /v1/tracks` (multipart `file` + `metadata`): ingest, then `201` with the track.
 pub async fn upload_track(
     State(state): State<AppState>,
@@ -118,7 +122,7 @@ pub async fn upload_track(
     let metadata = metadata.ok_or_else(|| {
         ApiError::bad_request("missing_metadata", "a `metadata` JSON field is required")
     })?;
-    metadata.check()?;
+    check_metadata(&metadata)?;
 
     let slot = state
         .ingest_slots
@@ -355,14 +359,13 @@ pub async fn delete_track(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/artists/{id}", tag = "catalog", params(("id" = String, Path)), responses((status = 200, description = "{id, name, username}"), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/artists/{id}", tag = "catalog", params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "Artist (account) id")), responses((status = 200, body = ArtistView), (status = 400, body = ErrorBody, description = "invalid_id"), (status = 404, body = ErrorBody, description = "not_found")))]
 /// `GET /v1/artists/{id}`: an artist account and the name its latest upload shows.
 pub async fn artist(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    id.parse::<AccountId>()
-        .map_err(|_| ApiError::bad_request("invalid_id", "artist ids are 32 hex characters"))?;
+) -> Result<Json<ArtistView>, ApiError> {
+    check_artist_id(&id)?;
     let account = state
         .store
         .account(&id)?
@@ -372,46 +375,53 @@ pub async fn artist(
     let name = latest
         .first()
         .map_or(account.username.clone(), |track| track.artist.clone());
-    Ok(Json(
-        json!({"id": account.id, "name": name, "username": account.username}),
-    ))
+    Ok(Json(ArtistView {
+        id: account.id,
+        name,
+        username: account.username,
+    }))
 }
 
-#[utoipa::path(get, path = "/v1/artists/{id}/tracks", tag = "catalog", params(("id" = String, Path), Page), responses((status = 200, description = "{items: [TrackView], offset, limit}")))]
+#[utoipa::path(get, path = "/v1/artists/{id}/tracks", tag = "catalog", params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "Artist (account) id"), Page), responses((status = 200, body = TrackPage, description = "Newest first; an artist without tracks has an empty page"), (status = 400, body = ErrorBody, description = "invalid_id")))]
 /// `GET /v1/artists/{id}/tracks`.
 pub async fn artist_tracks(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(page): ApiQuery<Page>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    id.parse::<AccountId>()
-        .map_err(|_| ApiError::bad_request("invalid_id", "artist ids are 32 hex characters"))?;
+) -> Result<Json<TrackPage>, ApiError> {
+    check_artist_id(&id)?;
     let (offset, limit) = page.bounds();
     let tracks = state.store.artist_tracks(&id, offset, limit)?;
-    Ok(Json(
-        json!({"items": tracks.iter().map(track_json).collect::<Vec<_>>(), "offset": offset, "limit": limit}),
-    ))
+    Ok(Json(TrackPage {
+        items: tracks.iter().map(track_json).collect(),
+        offset,
+        limit,
+    }))
 }
 
-#[utoipa::path(get, path = "/v1/albums/{id}", tag = "catalog", params(("id" = String, Path), Page), responses((status = 200, description = "{id, title, artist, artist_id, tracks: {items, offset, limit}}"), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/albums/{id}", tag = "catalog", params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "Album id"), Page), responses((status = 200, body = AlbumView), (status = 400, body = ErrorBody, description = "invalid_id"), (status = 404, body = ErrorBody, description = "not_found")))]
 /// `GET /v1/albums/{id}`.
 pub async fn album(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(page): ApiQuery<Page>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    id.parse::<TrackId>()
+) -> Result<Json<AlbumView>, ApiError> {
+    check_track_id(&id)
         .map_err(|_| ApiError::bad_request("invalid_id", "album ids are 32 hex characters"))?;
     let (offset, limit) = page.bounds();
     let tracks = state.store.album_tracks(&id, offset, limit)?;
     let first = tracks.first().ok_or_else(|| ApiError::not_found("album"))?;
-    Ok(Json(json!({
-        "id": id,
-        "title": first.album,
-        "artist": first.artist,
-        "artist_id": first.artist_id,
-        "tracks": {"items": tracks.iter().map(track_json).collect::<Vec<_>>(), "offset": offset, "limit": limit},
-    })))
+    Ok(Json(AlbumView {
+        title: first.album.clone(),
+        artist: first.artist.clone(),
+        artist_id: first.artist_id.clone(),
+        id,
+        tracks: TrackPage {
+            items: tracks.iter().map(track_json).collect(),
+            offset,
+            limit,
+        },
+    }))
 }
 
 /// Uploads and catalog reads.

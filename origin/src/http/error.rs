@@ -7,7 +7,6 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use protocol::{NodeId, Quality};
-use serde::Serialize;
 
 use crate::passwords::PasswordError;
 use crate::store::StoreError;
@@ -19,6 +18,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     field: Option<&'static str>,
+    index: Option<usize>,
     retry_after_s: Option<u64>,
 }
 
@@ -30,6 +30,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            index: None,
             retry_after_s: None,
         }
     }
@@ -37,6 +38,12 @@ impl ApiError {
     /// Names the request field the error is about (`error.field` in the body).
     pub fn with_field(mut self, field: &'static str) -> Self {
         self.field = Some(field);
+        self
+    }
+
+    /// Names the item of a batch the error is about (`error.index` in the body).
+    pub fn with_index(mut self, index: usize) -> Self {
+        self.index = Some(index);
         self
     }
 
@@ -104,24 +111,7 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// The body of every error answer.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// A stable machine-readable code and a human message.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// Stable snake_case code, e.g. `not_in_market`.
-    pub code: String,
-    /// Human-readable detail.
-    pub message: String,
-    /// The request field the error is about, when it is about one (`tier`, `region`, ...).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
+pub use api::error::{ErrorBody, ErrorDetail};
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -130,6 +120,7 @@ impl IntoResponse for ApiError {
                 code: self.code.to_string(),
                 message: self.message,
                 field: self.field.map(str::to_string),
+                index: self.index,
             },
         };
         let mut response = (self.status, Json(body)).into_response();

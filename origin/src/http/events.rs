@@ -6,14 +6,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::Authed;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery};
 use super::state::{AppState, now_ms};
 use super::{Limit, Routes};
-use crate::activity::EventKind;
 use crate::activity::{
     EVENT_AGE_MAX_MS, EVENT_FUTURE_MAX_MS, FraudLimits, FraudRule, count_royalties, month_range,
 };
@@ -22,30 +20,12 @@ use crate::events::{
 };
 use crate::store::EventInput;
 use crate::store::{Role, Store};
+use api::events::{
+    ArtistRoyalty, Event, EventsAccepted, Flagged, Royalties, TrackRoyalty, Trending, TrendingItem,
+};
 use axum::extract::DefaultBodyLimit;
 use utoipa_axum::router::UtoipaMethodRouterExt;
 use utoipa_axum::routes;
-
-/// One listening event as a client sends it.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Event {
-    /// Client-chosen unique id (1–64 of `A-Z a-z 0-9 _ -`); sending it again is harmless.
-    pub id: String,
-    /// Id shared by the events of one play (same alphabet).
-    pub play_id: String,
-    /// `play_start`, `progress`, `skip` or `complete`.
-    #[serde(rename = "type")]
-    pub kind: EventKind,
-    /// The track.
-    pub track_id: String,
-    /// Playback position, ms.
-    pub position_ms: u64,
-    /// When it happened, Unix ms (at most 30 days ago, 5 minutes ahead).
-    pub at: u64,
-    /// Where the listener was (ISO 3166-1 alpha-2); default the account's region.
-    pub region: Option<String>,
-}
 
 fn valid_id(id: &str) -> bool {
     (1..=EVENT_ID_BYTES_MAX).contains(&id.len())
@@ -55,20 +35,20 @@ fn valid_id(id: &str) -> bool {
 }
 
 fn refuse(status: StatusCode, code: &'static str, index: usize, why: String) -> ApiError {
-    ApiError::new(status, code, format!("event {index}: {why}"))
+    ApiError::new(status, code, format!("event {index}: {why}")).with_index(index)
 }
 
 #[utoipa::path(post, path = "/v1/events", tag = "activity", security(("bearer" = [])), request_body = Vec<Event>, responses(
-    (status = 200, description = "{accepted, duplicates, streams}: streams is how many plays this batch qualified (30-second rule)"),
-    (status = 400, body = ErrorBody, description = "no_events, too_many_events, invalid_event_id, invalid_play_id, invalid_id, invalid_position, invalid_region, event_in_future, event_too_old; the message names the event's index"),
-    (status = 404, body = ErrorBody, description = "unknown_track"),
-    (status = 409, body = ErrorBody, description = "play_track_mismatch: a play_id already used for another track")))]
+    (status = 200, body = EventsAccepted, description = "Recorded, all or nothing"),
+    (status = 400, body = ErrorBody, description = "no_events, too_many_events, invalid_event_id, invalid_play_id, invalid_id, invalid_position, invalid_region, event_in_future, event_too_old; error.index names the event"),
+    (status = 404, body = ErrorBody, description = "unknown_track (error.index names the event)"),
+    (status = 409, body = ErrorBody, description = "play_track_mismatch: a play_id already used for another track (error.index names the event)")))]
 /// `POST /v1/events`: a batch of listening events, recorded all or nothing.
 pub async fn post_events(
     State(state): State<AppState>,
     Authed(account): Authed,
     ApiJson(events): ApiJson<Vec<Event>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<EventsAccepted>, ApiError> {
     if events.is_empty() {
         return Err(ApiError::bad_request(
             "no_events",
@@ -183,11 +163,11 @@ pub async fn post_events(
     state
         .search
         .plays_changed(recorded.streams.iter().map(|stream| stream.track.clone()));
-    Ok(Json(json!({
-        "accepted": recorded.accepted,
-        "duplicates": recorded.duplicates,
-        "streams": recorded.streams.len(),
-    })))
+    Ok(Json(EventsAccepted {
+        accepted: recorded.accepted,
+        duplicates: recorded.duplicates,
+        streams: recorded.streams.len(),
+    }))
 }
 
 /// Query of `GET /v1/trending`.
@@ -201,12 +181,12 @@ pub struct TrendingParams {
     limit: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/v1/trending", tag = "activity", params(TrendingParams), responses((status = 200, description = "{region, genre, items: [{track, score, streams}]}: decayed stream counts (half-life 24 h) over a 7-day window"), (status = 400, body = ErrorBody, description = "invalid_region")))]
+#[utoipa::path(get, path = "/v1/trending", tag = "activity", params(TrendingParams), responses((status = 200, body = Trending, description = "Decayed stream counts (half-life 24 h) over a 7-day window"), (status = 400, body = ErrorBody, description = "invalid_region")))]
 /// `GET /v1/trending`: the tracks streamed most lately, per region and genre.
 pub async fn trending(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<TrendingParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Trending>, ApiError> {
     if let Some(region) = &params.region
         && region.parse::<protocol::Region>().is_err()
     {
@@ -227,16 +207,18 @@ pub async fn trending(
             break;
         }
         if let Some(track) = state.store.track(&entry.track_id)? {
-            items.push(json!({
-                "track": crate::publish::track_json(&track),
-                "score": entry.score,
-                "streams": entry.streams,
-            }));
+            items.push(TrendingItem {
+                track: crate::publish::track_json(&track),
+                score: entry.score,
+                streams: u64::from(entry.streams),
+            });
         }
     }
-    Ok(Json(
-        json!({"region": params.region, "genre": genre, "items": items}),
-    ))
+    Ok(Json(Trending {
+        region: params.region,
+        genre: genre.map(str::to_string),
+        items,
+    }))
 }
 
 /// Query of `GET /v1/royalties`.
@@ -250,16 +232,17 @@ pub struct RoyaltyParams {
 }
 
 #[utoipa::path(get, path = "/v1/royalties", tag = "activity", security(("bearer" = [])), params(RoyaltyParams), responses(
-    (status = 200, description = "{month, streams, counted, flagged: {looping, impossible_travel, burst}, tracks_total, artists_total, tracks: [{track_id, title, artist_id, streams, share}], artists: [{artist_id, name, streams, share}]}"),
+    (status = 200, body = Royalties),
     (status = 400, body = ErrorBody, description = "invalid_month"),
-    (status = 403, body = ErrorBody, description = "admin_only")))]
+    (status = 403, body = ErrorBody, description = "admin_only"),
+    (status = 507, body = ErrorBody, description = "too_many_streams: the month is too large for an online report")))]
 /// `GET /v1/royalties`: qualified streams per track and artist in a month, fraud excluded,
 /// and each one's pro-rata share of the counted streams.
 pub async fn royalties(
     State(state): State<AppState>,
     Authed(account): Authed,
     ApiQuery(params): ApiQuery<RoyaltyParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Royalties>, ApiError> {
     if account.role != Role::Admin {
         return Err(ApiError::forbidden(
             "admin_only",
@@ -273,26 +256,27 @@ pub async fn royalties(
     let report = tokio::task::spawn_blocking(move || royalty_report(&store, from, to, limit))
         .await
         .map_err(ApiError::internal)??;
-    Ok(Json(json!({
-        "month": params.month,
-        "streams": report.0.streams,
-        "counted": report.0.counted,
-        "flagged": {
-            "looping": report.0.flagged.get(&FraudRule::Looping).copied().unwrap_or(0),
-            "impossible_travel": report.0.flagged.get(&FraudRule::ImpossibleTravel).copied().unwrap_or(0),
-            "burst": report.0.flagged.get(&FraudRule::Burst).copied().unwrap_or(0),
+    let flagged = |rule| report.0.flagged.get(&rule).copied().unwrap_or(0);
+    Ok(Json(Royalties {
+        streams: report.0.streams,
+        counted: report.0.counted,
+        flagged: Flagged {
+            looping: flagged(FraudRule::Looping),
+            impossible_travel: flagged(FraudRule::ImpossibleTravel),
+            burst: flagged(FraudRule::Burst),
         },
-        "tracks_total": report.0.tracks.len(),
-        "artists_total": report.3,
-        "tracks": report.1,
-        "artists": report.2,
-    })))
+        tracks_total: report.0.tracks.len(),
+        artists_total: report.3,
+        tracks: report.1,
+        artists: report.2,
+        month: params.month,
+    }))
 }
 
 type Report = (
     crate::activity::RoyaltyCount,
-    Vec<serde_json::Value>,
-    Vec<serde_json::Value>,
+    Vec<TrackRoyalty>,
+    Vec<ArtistRoyalty>,
     usize,
 );
 
@@ -327,13 +311,13 @@ fn royalty_report(store: &Store, from: u64, to: u64, limit: usize) -> Result<Rep
     let mut track_rows = Vec::new();
     for (track, n) in tracks.iter().take(limit) {
         let record = store.track(track)?;
-        track_rows.push(json!({
-            "track_id": track,
-            "title": record.as_ref().map(|record| record.title.clone()),
-            "artist_id": artist_of[track.as_str()],
-            "streams": n,
-            "share": *n as f64 / counted,
-        }));
+        track_rows.push(TrackRoyalty {
+            track_id: track.to_string(),
+            title: record.as_ref().map(|record| record.title.clone()),
+            artist_id: artist_of[track.as_str()].to_string(),
+            streams: *n,
+            share: *n as f64 / counted,
+        });
     }
     let mut artist_rows = Vec::new();
     for (artist, n) in artists.iter().take(limit) {
@@ -341,12 +325,12 @@ fn royalty_report(store: &Store, from: u64, to: u64, limit: usize) -> Result<Rep
             .artist_tracks(artist, 0, 1)?
             .first()
             .map(|track| track.artist.clone());
-        artist_rows.push(json!({
-            "artist_id": artist,
-            "name": name,
-            "streams": n,
-            "share": *n as f64 / counted,
-        }));
+        artist_rows.push(ArtistRoyalty {
+            artist_id: artist.to_string(),
+            name,
+            streams: *n,
+            share: *n as f64 / counted,
+        });
     }
     Ok((count, track_rows, artist_rows, artists_total))
 }

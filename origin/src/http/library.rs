@@ -8,11 +8,13 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery, Page, check_artist_id, check_track_id};
 use super::state::{AppState, now_ms};
 use super::{Limit, Routes};
+use api::library::{
+    Followed, FollowedArtist, FollowedArtists, Liked, LikedTrack, LikedTracks, Removed,
+};
 use utoipa_axum::routes;
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::json;
 
 use crate::publish::track_json;
 use crate::store::{LIBRARY_ITEMS_MAX, Library, LibraryAdd, Role};
@@ -29,13 +31,13 @@ fn added(result: LibraryAdd, what: &str) -> Result<u64, ApiError> {
 
 /// Checks the form of a track id (`400 invalid_id`).
 
-#[utoipa::path(put, path = "/v1/me/tracks/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "{id, added_at_ms}: liked (again: unchanged)"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/me/tracks/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = Liked, description = "Liked (again: unchanged)"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 /// `PUT /v1/me/tracks/{id}`: like a song.
 pub async fn like_track(
     State(state): State<AppState>,
     Authed(account): Authed,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Liked>, ApiError> {
     check_track_id(&id)?;
     state
         .store
@@ -45,31 +47,34 @@ pub async fn like_track(
         .store
         .library_add(Library::Tracks, &account.id, &id, now_ms())?;
     let at = added(result, "liked songs")?;
-    Ok(Json(json!({"id": id, "added_at_ms": at})))
+    Ok(Json(Liked {
+        id,
+        added_at_ms: at,
+    }))
 }
 
-#[utoipa::path(delete, path = "/v1/me/tracks/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "{id, removed}"), (status = 400, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/me/tracks/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = Removed), (status = 400, body = ErrorBody)))]
 /// `DELETE /v1/me/tracks/{id}`: unlike a song.
 pub async fn unlike_track(
     State(state): State<AppState>,
     Authed(account): Authed,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Removed>, ApiError> {
     check_track_id(&id)?;
     let removed = state
         .store
         .library_remove(Library::Tracks, &account.id, &id)?;
-    Ok(Json(json!({"id": id, "removed": removed})))
+    Ok(Json(Removed { id, removed }))
 }
 
-#[utoipa::path(get, path = "/v1/me/tracks", tag = "library", security(("bearer" = [])), params(Page), responses((status = 200, description = "{items: [{added_at_ms, track}], total, limit, offset}, most recent first")))]
+#[utoipa::path(get, path = "/v1/me/tracks", tag = "library", security(("bearer" = [])), params(Page), responses((status = 200, body = LikedTracks, description = "Most recent first")))]
 /// `GET /v1/me/tracks`: liked songs. A song deleted from the catalog since shows as
 /// `track: null`.
 pub async fn liked_tracks(
     State(state): State<AppState>,
     Authed(account): Authed,
     ApiQuery(page): ApiQuery<Page>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<LikedTracks>, ApiError> {
     let (offset, limit) = page.bounds();
     let (total, items) = state
         .store
@@ -77,20 +82,27 @@ pub async fn liked_tracks(
     let mut shown = Vec::with_capacity(items.len());
     for (id, at) in items {
         let track = state.store.track(&id)?.map(|track| track_json(&track));
-        shown.push(json!({"id": id, "added_at_ms": at, "track": track}));
+        shown.push(LikedTrack {
+            id,
+            added_at_ms: at,
+            track,
+        });
     }
-    Ok(Json(
-        json!({"items": shown, "total": total, "limit": limit, "offset": offset}),
-    ))
+    Ok(Json(LikedTracks {
+        items: shown,
+        total,
+        limit,
+        offset,
+    }))
 }
 
-#[utoipa::path(put, path = "/v1/me/following/artists/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "{id, followed_at_ms}"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/me/following/artists/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = Followed), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 /// `PUT /v1/me/following/artists/{id}`: follow an artist.
 pub async fn follow_artist(
     State(state): State<AppState>,
     Authed(account): Authed,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Followed>, ApiError> {
     check_artist_id(&id)?;
     state
         .store
@@ -101,30 +113,33 @@ pub async fn follow_artist(
         .store
         .library_add(Library::Artists, &account.id, &id, now_ms())?;
     let at = added(result, "followed artists")?;
-    Ok(Json(json!({"id": id, "followed_at_ms": at})))
+    Ok(Json(Followed {
+        id,
+        followed_at_ms: at,
+    }))
 }
 
-#[utoipa::path(delete, path = "/v1/me/following/artists/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "{id, removed}"), (status = 400, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/me/following/artists/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = Removed), (status = 400, body = ErrorBody)))]
 /// `DELETE /v1/me/following/artists/{id}`: stop following.
 pub async fn unfollow_artist(
     State(state): State<AppState>,
     Authed(account): Authed,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Removed>, ApiError> {
     check_artist_id(&id)?;
     let removed = state
         .store
         .library_remove(Library::Artists, &account.id, &id)?;
-    Ok(Json(json!({"id": id, "removed": removed})))
+    Ok(Json(Removed { id, removed }))
 }
 
-#[utoipa::path(get, path = "/v1/me/following/artists", tag = "library", security(("bearer" = [])), params(Page), responses((status = 200, description = "{items: [{id, name, followed_at_ms}], total, limit, offset}, most recent first")))]
+#[utoipa::path(get, path = "/v1/me/following/artists", tag = "library", security(("bearer" = [])), params(Page), responses((status = 200, body = FollowedArtists, description = "Most recent first")))]
 /// `GET /v1/me/following/artists`.
 pub async fn followed_artists(
     State(state): State<AppState>,
     Authed(account): Authed,
     ApiQuery(page): ApiQuery<Page>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<FollowedArtists>, ApiError> {
     let (offset, limit) = page.bounds();
     let (total, items) = state
         .store
@@ -140,11 +155,18 @@ pub async fn followed_artists(
                 .and_then(|tracks| tracks.first().map(|track| track.artist.clone()))
                 .unwrap_or(artist.username)
         });
-        shown.push(json!({"id": id, "name": name, "followed_at_ms": at}));
+        shown.push(FollowedArtist {
+            id,
+            name,
+            followed_at_ms: at,
+        });
     }
-    Ok(Json(
-        json!({"items": shown, "total": total, "limit": limit, "offset": offset}),
-    ))
+    Ok(Json(FollowedArtists {
+        items: shown,
+        total,
+        limit,
+        offset,
+    }))
 }
 
 /// The caller's likes and follows.

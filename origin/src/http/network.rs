@@ -6,37 +6,36 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
 use super::state::{AppState, now_ms};
 use super::{Limit, Routes};
+use api::network::{Network, NodeToken, NodeTokenRequest, OriginAddr};
 use utoipa_axum::routes;
 
 use axum::Json;
 use axum::extract::State;
 use protocol::UnixMillis;
 use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope, LicenseToken};
-use serde::Deserialize;
-use serde_json::json;
 
 use crate::store::Role;
 
-#[utoipa::path(get, path = "/v1/network", tag = "network", responses((status = 200, description = "{origin: {node_id, quic}, tracker}")))]
+#[utoipa::path(get, path = "/v1/network", tag = "network", responses((status = 200, body = Network)))]
 /// `GET /v1/network`: the origin's node id (the key that signs manifests and licenses) and
 /// QUIC address, and the tracker, if one is configured. Public: trackers and super-nodes read
 /// it at start to learn whom to trust.
-pub async fn network(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({
-        "origin": {"node_id": state.identity.node_id().to_hex(), "quic": state.quic_addr.to_string()},
-        "tracker": state.config.tracker,
-    }))
+pub async fn network(State(state): State<AppState>) -> Json<Network> {
+    Json(Network {
+        origin: origin_addr(&state),
+        tracker: state.config.tracker.clone(),
+    })
 }
 
-/// Body of `POST /v1/nodes/token`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NodeTokenRequest {
-    /// The super-node's node id (hex): the token is bound to it.
-    node_id: String,
+/// The origin's key and QUIC address.
+fn origin_addr(state: &AppState) -> OriginAddr {
+    OriginAddr {
+        node_id: state.identity.node_id().to_hex(),
+        quic: state.quic_addr.to_string(),
+    }
 }
 
-#[utoipa::path(post, path = "/v1/nodes/token", tag = "network", security(("bearer" = [])), request_body = NodeTokenRequest, responses((status = 200, description = "{license, region, expires_at, origin, tracker}"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "not_super_node")))]
+#[utoipa::path(post, path = "/v1/nodes/token", tag = "network", security(("bearer" = [])), request_body = NodeTokenRequest, responses((status = 200, body = NodeToken), (status = 400, body = ErrorBody, description = "invalid_node_id"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "not_super_node")))]
 /// `POST /v1/nodes/token`: a super-node role token for an account with the `super_node` role
 /// (created by the operator with `chorus admin create-super-node`), bound to the node id, in
 /// the account's region, valid for the play-license lifetime. Renew before `expires_at`.
@@ -44,7 +43,7 @@ pub async fn node_token(
     State(state): State<AppState>,
     Authed(account): Authed,
     ApiJson(request): ApiJson<NodeTokenRequest>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<NodeToken>, ApiError> {
     if !matches!(account.role, Role::SuperNode | Role::Admin) {
         return Err(ApiError::forbidden(
             "not_super_node",
@@ -67,13 +66,13 @@ pub async fn node_token(
         offline: false,
     };
     let license = LicenseToken::issue(&state.identity, &claims).map_err(ApiError::internal)?;
-    Ok(Json(json!({
-        "license": hex::encode(license.to_bytes().map_err(ApiError::internal)?),
-        "region": account.region,
-        "expires_at": expires_at,
-        "origin": {"node_id": state.identity.node_id().to_hex(), "quic": state.quic_addr.to_string()},
-        "tracker": state.config.tracker,
-    })))
+    Ok(Json(NodeToken {
+        license: hex::encode(license.to_bytes().map_err(ApiError::internal)?),
+        region: account.region,
+        expires_at,
+        origin: origin_addr(&state),
+        tracker: state.config.tracker.clone(),
+    }))
 }
 
 /// Where the network is, and super-node role tokens.

@@ -6,8 +6,6 @@ use base64::Engine;
 use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope, LicenseToken};
 use protocol::manifest::SignedManifest;
 use protocol::{UnixMillis, codec};
-use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::Authed;
 use super::error::{ApiError, ErrorBody};
@@ -16,28 +14,11 @@ use super::state::{AppState, now_ms};
 use super::{Limit, Routes};
 use crate::ratelimit::Class;
 use crate::store::Tier;
+use api::network::OriginAddr;
+use api::playback::{OPENING_CHUNKS_MAX, PlayGrant, PlayRequest};
 use utoipa_axum::routes;
 
-/// Body of `POST /v1/tracks/{id}/play`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PlayRequest {
-    /// `low`, `normal` or `high`; default normal (free) or high (premium).
-    quality: Option<String>,
-    /// Ask for a 30-day offline license (counts against the device limit).
-    offline: Option<bool>,
-    /// The client's node id (hex): the license is bound to it.
-    node_id: String,
-    /// Chunks from the start of the rendition to include in the answer (0 to
-    /// [`OPENING_CHUNKS_MAX`], default 0): the first-chunk path. A client that asks starts
-    /// decoding one round trip after pressing play instead of two (authorize, then fetch).
-    opening_chunks: Option<u32>,
-}
-
-/// Most opening chunks one play authorization carries.
-pub const OPENING_CHUNKS_MAX: u32 = 2;
-
-#[utoipa::path(post, path = "/v1/tracks/{id}/play", tag = "playback", security(("bearer" = [])), params(("id" = String, Path)), request_body = PlayRequest, responses((status = 200, description = "{manifest, content_key, license, chunk_url_template, origin, tracker, expires_at, ...}"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "not_in_market, tier_quality, device_limit"), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tracks/{id}/play", tag = "playback", security(("bearer" = [])), params(("id" = String, Path)), request_body = PlayRequest, responses((status = 200, body = PlayGrant), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "not_in_market, tier_quality, device_limit"), (status = 404, body = ErrorBody)))]
 /// `POST /v1/tracks/{id}/play`: checks market and tier, answers with the signed manifest, the
 /// content key, a license bound to the client's node id, and where to fetch chunks.
 pub async fn play(
@@ -45,7 +26,7 @@ pub async fn play(
     Authed(account): Authed,
     ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<PlayRequest>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PlayGrant>, ApiError> {
     check_track_id(&id)?;
     let node = super::error::parse_node_id(&request.node_id)?;
     let track = state
@@ -179,21 +160,24 @@ pub async fn play(
         region: account.region.clone(),
         expires_s: url_expires_s,
     };
-    Ok(Json(json!({
-        "track_id": track.id,
-        "quality": quality.as_str(),
-        "rendition_id": summary.rendition_id,
-        "manifest": rendition.manifest,
-        "content_key": rendition.content_key,
-        "license": hex::encode(license_bytes),
-        "chunk_url_template": chunk_grant.url_template(&state.public_url, &state.url_key),
-        "origin": {"node_id": state.identity.node_id().to_hex(), "quic": state.quic_addr.to_string()},
-        "tracker": state.config.tracker,
-        "gain_db": track.gain_db,
-        "duration_ms": track.duration_ms,
-        "expires_at": expires_at,
-        "opening_chunks": opening_chunks,
-    })))
+    Ok(Json(PlayGrant {
+        track_id: track.id,
+        quality: quality.as_str().to_string(),
+        rendition_id: summary.rendition_id.clone(),
+        manifest: rendition.manifest,
+        content_key: rendition.content_key,
+        license: hex::encode(license_bytes),
+        chunk_url_template: chunk_grant.url_template(&state.public_url, &state.url_key),
+        origin: OriginAddr {
+            node_id: state.identity.node_id().to_hex(),
+            quic: state.quic_addr.to_string(),
+        },
+        tracker: state.config.tracker.clone(),
+        gain_db: track.gain_db,
+        duration_ms: track.duration_ms,
+        expires_at,
+        opening_chunks,
+    }))
 }
 
 /// Play authorizations take the account's `stream` bucket.

@@ -15,6 +15,11 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, Page};
 use super::state::{AppState, now_ms};
 use super::{Limit, Routes};
 use crate::ratelimit::Class;
+use api::playlists::{
+    AddTracks, NewPlaylist, PlaylistChange, PlaylistCreated, PlaylistItem, PlaylistSummaries,
+    PlaylistSummary, PlaylistTracks, PlaylistView, RemoveTracks, Reorder, Snapshot, TracksAdded,
+    TracksRemoved, UserRef,
+};
 use utoipa_axum::routes;
 
 use axum::Json;
@@ -23,7 +28,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use protocol::TrackId;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::store::{Account, PlaylistRecord};
 
@@ -130,18 +134,7 @@ fn valid_description(text: &str) -> Result<String, ApiError> {
     Ok(text.trim().to_string())
 }
 
-/// Body of `POST /v1/playlists`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct NewPlaylist {
-    name: String,
-    description: Option<String>,
-    /// Default true.
-    public: Option<bool>,
-    /// Default false.
-    collaborative: Option<bool>,
-}
-
-#[utoipa::path(post, path = "/v1/playlists", tag = "playlists", security(("bearer" = [])), request_body = NewPlaylist, responses((status = 201, description = "{id, snapshot_id}"), (status = 400, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/playlists", tag = "playlists", security(("bearer" = [])), request_body = NewPlaylist, responses((status = 201, body = PlaylistCreated), (status = 400, body = ErrorBody)))]
 /// `POST /v1/playlists`.
 pub async fn create(
     State(state): State<AppState>,
@@ -174,7 +167,10 @@ pub async fn create(
     index(&state, &playlist, &account.username).await;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": playlist.id, "snapshot_id": snapshot_id(&playlist)})),
+        Json(PlaylistCreated {
+            snapshot_id: snapshot_id(&playlist),
+            id: playlist.id,
+        }),
     ))
 }
 
@@ -187,17 +183,20 @@ pub struct TracksPage {
     offset: Option<usize>,
 }
 
-fn user_view(state: &AppState, id: &str) -> serde_json::Value {
+fn user_view(state: &AppState, id: &str) -> UserRef {
     let username = state
         .store
         .account(id)
         .ok()
         .flatten()
         .map(|account| account.username);
-    json!({"id": id, "username": username})
+    UserRef {
+        id: id.to_string(),
+        username,
+    }
 }
 
-#[utoipa::path(get, path = "/v1/playlists/{id}", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path), TracksPage), responses((status = 200, description = "the playlist with a page of its tracks"), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/playlists/{id}", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path), TracksPage), responses((status = 200, body = PlaylistView, description = "The playlist with a page of its tracks"), (status = 404, body = ErrorBody)))]
 /// `GET /v1/playlists/{id}`: a public playlist, or a private one of the owner or a
 /// collaborator, with a page of its tracks (a track deleted from the catalog since shows as
 /// `track: null`).
@@ -206,7 +205,7 @@ pub async fn read(
     Authed(account): Authed,
     ApiPath(id): ApiPath<String>,
     ApiQuery(page): ApiQuery<TracksPage>,
-) -> Result<axum::response::Response, ApiError> {
+) -> Result<Json<PlaylistView<Box<serde_json::value::RawValue>>>, ApiError> {
     let playlist = state
         .store
         .playlist(&id)?
@@ -226,16 +225,16 @@ pub async fn read(
             ),
             None => None,
         };
-        items.push(PageItem {
+        items.push(PlaylistItem {
             position,
-            id: track_id,
+            id: track_id.clone(),
             track,
         });
     }
     let view = PlaylistView {
-        id: &playlist.id,
-        name: &playlist.name,
-        description: &playlist.description,
+        id: playlist.id.clone(),
+        name: playlist.name.clone(),
+        description: playlist.description.clone(),
         public: playlist.public,
         collaborative: playlist.collaborative,
         owner: user_view(&state, &playlist.owner),
@@ -247,72 +246,24 @@ pub async fn read(
         snapshot_id: snapshot_id(&playlist),
         created_at_ms: playlist.created_at_ms,
         updated_at_ms: playlist.updated_at_ms,
-        tracks: TracksView {
+        tracks: PlaylistTracks {
             items,
             total: playlist.tracks.len(),
             limit,
             offset,
         },
     };
-    let body = serde_json::to_vec(&view).map_err(ApiError::internal)?;
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response())
+    Ok(Json(view))
 }
 
-/// A playlist as `GET /v1/playlists/{id}` shows it (track views are pre-rendered JSON).
-#[derive(serde::Serialize)]
-struct PlaylistView<'a> {
-    id: &'a str,
-    name: &'a str,
-    description: &'a str,
-    public: bool,
-    collaborative: bool,
-    owner: serde_json::Value,
-    collaborators: Vec<serde_json::Value>,
-    snapshot_id: String,
-    created_at_ms: u64,
-    updated_at_ms: u64,
-    tracks: TracksView<'a>,
-}
-
-#[derive(serde::Serialize)]
-struct TracksView<'a> {
-    items: Vec<PageItem<'a>>,
-    total: usize,
-    limit: usize,
-    offset: usize,
-}
-
-#[derive(serde::Serialize)]
-struct PageItem<'a> {
-    position: usize,
-    id: &'a str,
-    track: Option<Box<serde_json::value::RawValue>>,
-}
-
-/// Body of `PUT /v1/playlists/{id}`: what changes.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct PlaylistChange {
-    name: Option<String>,
-    description: Option<String>,
-    public: Option<bool>,
-    collaborative: Option<bool>,
-    /// Usernames of the collaborators (replaces the list).
-    collaborators: Option<Vec<String>>,
-    snapshot_id: Option<String>,
-}
-
-#[utoipa::path(put, path = "/v1/playlists/{id}", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path)), request_body = PlaylistChange, responses((status = 200, description = "{snapshot_id}"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/playlists/{id}", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path)), request_body = PlaylistChange, responses((status = 200, body = Snapshot), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 /// `PUT /v1/playlists/{id}`: rename, describe, visibility, collaboration (the owner only).
 pub async fn change(
     State(state): State<AppState>,
     Authed(account): Authed,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<PlaylistChange>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Snapshot>, ApiError> {
     let name = body.name.as_deref().map(valid_name).transpose()?;
     let description = body
         .description
@@ -370,7 +321,9 @@ pub async fn change(
         })?
         .ok_or_else(|| ApiError::not_found("playlist"))??;
     index(&state, &updated, &account.username).await;
-    Ok(Json(json!({"snapshot_id": snapshot_id(&updated)})))
+    Ok(Json(Snapshot {
+        snapshot_id: snapshot_id(&updated),
+    }))
 }
 
 /// Brings search up to date with a playlist's name, description and visibility. A failing
@@ -401,16 +354,7 @@ fn valid_track_ids(state: &AppState, ids: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Body of `POST /v1/playlists/{id}/tracks`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct AddTracks {
-    track_ids: Vec<String>,
-    /// Where they go (0 = first); default the end.
-    position: Option<usize>,
-    snapshot_id: Option<String>,
-}
-
-#[utoipa::path(post, path = "/v1/playlists/{id}/tracks", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path)), request_body = AddTracks, responses((status = 201, description = "{snapshot_id, total}"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/playlists/{id}/tracks", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path)), request_body = AddTracks, responses((status = 201, body = TracksAdded), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 /// `POST /v1/playlists/{id}/tracks`: add tracks at a position.
 pub async fn add_tracks(
     State(state): State<AppState>,
@@ -449,26 +393,21 @@ pub async fn add_tracks(
     )?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"snapshot_id": snapshot_id(&updated), "total": updated.tracks.len()})),
+        Json(TracksAdded {
+            snapshot_id: snapshot_id(&updated),
+            total: updated.tracks.len(),
+        }),
     ))
 }
 
-/// Body of `DELETE /v1/playlists/{id}/tracks`: track ids (every occurrence) or positions.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct RemoveTracks {
-    track_ids: Option<Vec<String>>,
-    positions: Option<Vec<usize>>,
-    snapshot_id: Option<String>,
-}
-
-#[utoipa::path(delete, path = "/v1/playlists/{id}/tracks", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path)), request_body = RemoveTracks, responses((status = 200, description = "{snapshot_id, total, removed}"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/playlists/{id}/tracks", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path)), request_body = RemoveTracks, responses((status = 200, body = TracksRemoved), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 /// `DELETE /v1/playlists/{id}/tracks`.
 pub async fn remove_tracks(
     State(state): State<AppState>,
     Authed(account): Authed,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RemoveTracks>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TracksRemoved>, ApiError> {
     let count = match (&body.track_ids, &body.positions) {
         (Some(ids), None) => ids.len(),
         (None, Some(positions)) => positions.len(),
@@ -514,22 +453,11 @@ pub async fn remove_tracks(
             Ok(())
         },
     )?;
-    Ok(Json(json!({
-        "snapshot_id": snapshot_id(&updated),
-        "total": updated.tracks.len(),
-        "removed": removed,
-    })))
-}
-
-/// Body of `PUT /v1/playlists/{id}/tracks`: move `range_length` tracks from `range_start`
-/// to before the track now at `insert_before`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct Reorder {
-    range_start: usize,
-    insert_before: usize,
-    /// Default 1.
-    range_length: Option<usize>,
-    snapshot_id: Option<String>,
+    Ok(Json(TracksRemoved {
+        snapshot_id: snapshot_id(&updated),
+        total: updated.tracks.len(),
+        removed,
+    }))
 }
 
 /// Moves `length` items from `start` to before the item now at `before` (Spotify's
@@ -547,14 +475,14 @@ pub fn move_range<T>(items: &mut Vec<T>, start: usize, length: usize, before: us
     items.splice(at..at, moved);
 }
 
-#[utoipa::path(put, path = "/v1/playlists/{id}/tracks", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reorder, responses((status = 200, description = "{snapshot_id}"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/playlists/{id}/tracks", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reorder, responses((status = 200, body = Snapshot), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 /// `PUT /v1/playlists/{id}/tracks`: reorder a range.
 pub async fn reorder(
     State(state): State<AppState>,
     Authed(account): Authed,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Reorder>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Snapshot>, ApiError> {
     let length = body.range_length.unwrap_or(1);
     let updated = edit_tracks(
         &state,
@@ -587,16 +515,18 @@ pub async fn reorder(
             Ok(())
         },
     )?;
-    Ok(Json(json!({"snapshot_id": snapshot_id(&updated)})))
+    Ok(Json(Snapshot {
+        snapshot_id: snapshot_id(&updated),
+    }))
 }
 
-#[utoipa::path(get, path = "/v1/me/playlists", tag = "playlists", security(("bearer" = [])), params(Page), responses((status = 200, description = "{items, total, limit, offset}: owned and collaborating, newest first")))]
+#[utoipa::path(get, path = "/v1/me/playlists", tag = "playlists", security(("bearer" = [])), params(Page), responses((status = 200, body = PlaylistSummaries, description = "Owned and collaborating, newest first")))]
 /// `GET /v1/me/playlists`: the playlists the account owns or collaborates on.
 pub async fn mine(
     State(state): State<AppState>,
     Authed(account): Authed,
     ApiQuery(page): ApiQuery<Page>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PlaylistSummaries>, ApiError> {
     let (offset, limit) = page.bounds();
     let mut found = Vec::new();
     for id in state.store.account_playlist_ids(&account.id)? {
@@ -612,25 +542,26 @@ pub async fn mine(
             .then_with(|| a.id.cmp(&b.id))
     });
     let total = found.len();
-    let items: Vec<serde_json::Value> = found
+    let items: Vec<PlaylistSummary> = found
         .iter()
         .skip(offset)
         .take(limit)
-        .map(|playlist| {
-            json!({
-                "id": playlist.id,
-                "name": playlist.name,
-                "public": playlist.public,
-                "collaborative": playlist.collaborative,
-                "owned": playlist.owner == account.id,
-                "tracks_total": playlist.tracks.len(),
-                "snapshot_id": snapshot_id(playlist),
-            })
+        .map(|playlist| PlaylistSummary {
+            id: playlist.id.clone(),
+            name: playlist.name.clone(),
+            public: playlist.public,
+            collaborative: playlist.collaborative,
+            owned: playlist.owner == account.id,
+            tracks_total: playlist.tracks.len(),
+            snapshot_id: snapshot_id(playlist),
         })
         .collect();
-    Ok(Json(
-        json!({"items": items, "total": total, "limit": limit, "offset": offset}),
-    ))
+    Ok(Json(PlaylistSummaries {
+        items,
+        total,
+        limit,
+        offset,
+    }))
 }
 
 /// Playlist writes take the `playlist_write` bucket.

@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::Authed;
 use super::error::{ApiError, ErrorBody};
@@ -13,6 +12,7 @@ use super::{Limit, Routes};
 use crate::recommend::{LIMIT_MAX, Pick};
 use crate::recommendations::SEEDS_MAX;
 use crate::store::Library;
+use api::recommendations::{Radio, Recommendation, Recommendations, Seeds};
 use utoipa_axum::routes;
 
 /// Query of `GET /v1/recommendations`.
@@ -35,22 +35,22 @@ fn split_ids(text: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-fn answer(state: &AppState, picks: Vec<Pick>) -> Result<Vec<serde_json::Value>, ApiError> {
+fn answer(state: &AppState, picks: Vec<Pick>) -> Result<Vec<Recommendation>, ApiError> {
     let mut items = Vec::with_capacity(picks.len());
     for pick in picks {
         if let Some(track) = state.store.track(&pick.track_id)? {
-            items.push(json!({
-                "track": crate::publish::track_json(&track),
-                "score": pick.score,
-                "reason": pick.reason,
-            }));
+            items.push(Recommendation {
+                track: crate::publish::track_json(&track),
+                score: pick.score,
+                reason: pick.reason,
+            });
         }
     }
     Ok(items)
 }
 
 #[utoipa::path(get, path = "/v1/recommendations", tag = "activity", security(("bearer" = [])), params(RecommendationParams), responses(
-    (status = 200, description = "{seeds: {tracks, artists}, items: [{track, score, reason: {type, seed_track?, seed_artist?, text}}]}. Without seeds, the listener's recent plays, liked songs and followed artists are the seeds; a new listener gets what is trending in their region."),
+    (status = 200, body = Recommendations, description = "Without seeds, the listener's recent plays, liked songs and followed artists are the seeds; a new listener gets what is trending in their region."),
     (status = 400, body = ErrorBody, description = "invalid_id, too_many_seeds"),
     (status = 404, body = ErrorBody, description = "unknown_seed")))]
 /// `GET /v1/recommendations`: personalised tracks, each with its reason.
@@ -58,7 +58,7 @@ pub async fn recommendations(
     State(state): State<AppState>,
     Authed(account): Authed,
     ApiQuery(params): ApiQuery<RecommendationParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Recommendations>, ApiError> {
     let mut seed_tracks = split_ids(params.seed_tracks.as_deref());
     let mut seed_artists = split_ids(params.seed_artists.as_deref());
     if seed_tracks.len() + seed_artists.len() > SEEDS_MAX {
@@ -121,10 +121,13 @@ pub async fn recommendations(
         limit,
     );
     let items = answer(&state, picks)?;
-    Ok(Json(json!({
-        "seeds": {"tracks": seed_tracks, "artists": seed_artists},
-        "items": items,
-    })))
+    Ok(Json(Recommendations {
+        seeds: Seeds {
+            tracks: seed_tracks,
+            artists: seed_artists,
+        },
+        items,
+    }))
 }
 
 /// Query of `GET /v1/tracks/{id}/radio`.
@@ -135,7 +138,7 @@ pub struct RadioParams {
 }
 
 #[utoipa::path(get, path = "/v1/tracks/{id}/radio", tag = "activity", security(("bearer" = [])), params(("id" = String, Path), RadioParams), responses(
-    (status = 200, description = "{seed, items: [{track, score, reason}]}: a station from one track; the same artist never twice in a row while others are left"),
+    (status = 200, body = Radio, description = "A station from one track; the same artist never twice in a row while others are left"),
     (status = 400, body = ErrorBody, description = "invalid_id"),
     (status = 404, body = ErrorBody, description = "not_found")))]
 /// `GET /v1/tracks/{id}/radio`: a station that starts from a track.
@@ -144,7 +147,7 @@ pub async fn radio(
     Authed(account): Authed,
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<RadioParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Radio>, ApiError> {
     check_track_id(&id)?;
     if state.store.track(&id)?.is_none() {
         return Err(ApiError::not_found("track"));
@@ -155,7 +158,7 @@ pub async fn radio(
         .model()
         .radio(&id, Some(&account.region), limit);
     let items = answer(&state, picks)?;
-    Ok(Json(json!({"seed": id, "items": items})))
+    Ok(Json(Radio { seed: id, items }))
 }
 
 /// Recommendations and radio.

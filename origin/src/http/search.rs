@@ -11,6 +11,7 @@ use super::extract::ApiQuery;
 use super::state::AppState;
 use super::{Limit, Routes};
 use crate::ratelimit::Class;
+use api::search::SearchResults;
 use utoipa_axum::routes;
 
 /// Query of `GET /v1/search`.
@@ -27,7 +28,7 @@ pub struct SearchParams {
     offset: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/v1/search", tag = "catalog", params(SearchParams), responses((status = 200, description = "{total, items: [{type, id, name, artist?, score}], limit, offset}"), (status = 400, body = ErrorBody, description = "bad_query, bad_type"), (status = 503, body = ErrorBody, description = "search_warming_up: the index is being built after a start; Retry-After says when to ask again")))]
+#[utoipa::path(get, path = "/v1/search", tag = "catalog", params(SearchParams), responses((status = 200, body = SearchResults), (status = 400, body = ErrorBody, description = "bad_query, bad_type"), (status = 503, body = ErrorBody, description = "search_warming_up: the index is being built after a start; Retry-After says when to ask again")))]
 /// `GET /v1/search`: typo-tolerant search of tracks, artists, albums and public playlists,
 /// ranked by relevance and popularity.
 pub async fn search_catalog(
@@ -62,12 +63,12 @@ pub async fn search_catalog(
             .await
             .map_err(ApiError::internal)?;
     match result {
-        Ok((total, items)) => Ok(Json(serde_json::json!({
-            "total": total,
-            "items": items,
-            "limit": limit,
-            "offset": offset,
-        }))
+        Ok((total, items)) => Ok(Json(SearchResults {
+            total,
+            items,
+            limit,
+            offset,
+        })
         .into_response()),
         Err(SearchError::BadQuery(message)) => Err(ApiError::bad_request("bad_query", message)),
         Err(warming @ SearchError::Warming(_)) => {

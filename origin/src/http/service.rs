@@ -2,6 +2,7 @@
 
 use std::sync::LazyLock;
 
+use api::service::Health;
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
@@ -11,13 +12,6 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ErrorBody};
 use super::state::AppState;
 use super::{Limit, Routes};
-
-/// `GET /healthz`'s answer.
-#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct Health {
-    /// `ok`.
-    pub status: String,
-}
 
 #[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, body = Health, description = "Ready: the store answers"), (status = 500, body = ErrorBody, description = "internal: the store does not answer")))]
 async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {

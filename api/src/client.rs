@@ -1,5 +1,7 @@
-//! The origin's HTTP API as clients, super-nodes and trackers use it: where the network's
-//! services are, sessions, play authorization, and the super-node role token.
+//! The origin's HTTP client, as players, super-nodes, trackers, the devnet and the benches
+//! use it: where the network's services are, sessions, play authorization, search, listening
+//! events and the super-node role token. Bodies are this crate's types; what the origin
+//! signs is verified against the pinned origin key before a caller sees it.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -8,6 +10,14 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use protocol::{ContentKey, LicenseToken, Manifest, NodeId, Region, SignedManifest, codec};
+use serde::de::DeserializeOwned;
+
+use crate::accounts::{Login, Refresh, Tokens};
+use crate::error::ErrorBody;
+use crate::events::{Event, EventsAccepted};
+use crate::network::{Network, NodeToken, NodeTokenRequest};
+use crate::playback::{OPENING_CHUNKS_MAX, PlayGrant, PlayRequest};
+use crate::search::SearchResults;
 
 /// A node reachable over `chorus/2`: its id and address, written `NODE_ID@HOST:PORT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,35 +169,31 @@ pub fn http_client_builder() -> anyhow::Result<reqwest::ClientBuilder> {
         .http2_adaptive_window(true))
 }
 
-fn parse_network(value: &serde_json::Value) -> anyhow::Result<NetworkInfo> {
+fn network_of(network: &Network) -> anyhow::Result<NetworkInfo> {
     let origin = NodeAddr {
-        node: value["origin"]["node_id"]
-            .as_str()
-            .context("origin.node_id missing")?
-            .parse()?,
-        addr: value["origin"]["quic"]
-            .as_str()
-            .context("origin.quic missing")?
-            .parse()?,
+        node: network
+            .origin
+            .node_id
+            .parse()
+            .context("the origin's node id")?,
+        addr: network
+            .origin
+            .quic
+            .parse()
+            .context("the origin's QUIC address")?,
     };
-    let tracker = match value["tracker"].as_str() {
+    let tracker = match &network.tracker {
         Some(text) => Some(text.parse().context("the origin's tracker setting")?),
         None => None,
     };
     Ok(NetworkInfo { origin, tracker })
 }
 
-fn session_of(body: &serde_json::Value) -> anyhow::Result<Session> {
-    Ok(Session {
-        access_token: body["access_token"]
-            .as_str()
-            .context("no access token in the answer")?
-            .to_string(),
-        refresh_token: body["refresh_token"]
-            .as_str()
-            .context("no refresh token in the answer")?
-            .to_string(),
-    })
+fn session_of(tokens: Tokens) -> Session {
+    Session {
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
+    }
 }
 
 /// Times a rate-limited request is sent again.
@@ -195,7 +201,7 @@ pub const RATE_LIMIT_RETRIES: u32 = 2;
 /// Longest `Retry-After` waited out, seconds.
 pub const RETRY_AFTER_MAX_S: u64 = 5;
 
-/// A refusal from the origin: its HTTP status and the API's error code (API.md).
+/// A refusal from the origin: its HTTP status and the [`ErrorBody`] it came with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status} {reason}: {message}")]
 pub struct ApiError {
@@ -207,6 +213,10 @@ pub struct ApiError {
     pub code: String,
     /// The origin's explanation.
     pub message: String,
+    /// The request field it is about, if any.
+    pub field: Option<String>,
+    /// In a batch, the index of the item refused.
+    pub index: Option<usize>,
 }
 
 impl ApiError {
@@ -223,22 +233,33 @@ impl ApiError {
     }
 }
 
-async fn answer(response: reqwest::Response) -> anyhow::Result<serde_json::Value> {
+/// The body of a 2xx answer as `T`; an [`ApiError`] from the error envelope otherwise.
+async fn answer<T: DeserializeOwned>(response: reqwest::Response) -> anyhow::Result<T> {
     let status = response.status();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let bytes = response
+        .bytes()
+        .await
+        .context("reading the origin's answer")?;
     if !status.is_success() {
+        let detail = serde_json::from_slice::<ErrorBody>(&bytes)
+            .map(|body| body.error)
+            .ok();
         return Err(ApiError {
             status: status.as_u16(),
             reason: status.canonical_reason().unwrap_or("").to_string(),
-            code: body["error"]["code"].as_str().unwrap_or("").to_string(),
-            message: body["error"]["message"]
-                .as_str()
-                .unwrap_or("no detail")
-                .to_string(),
+            code: detail
+                .as_ref()
+                .map(|detail| detail.code.clone())
+                .unwrap_or_default(),
+            message: detail
+                .as_ref()
+                .map_or_else(|| "no detail".to_string(), |detail| detail.message.clone()),
+            field: detail.as_ref().and_then(|detail| detail.field.clone()),
+            index: detail.and_then(|detail| detail.index),
         }
         .into());
     }
-    Ok(body)
+    serde_json::from_slice(&bytes).context("the origin's answer is not what the API says")
 }
 
 impl OriginApi {
@@ -323,7 +344,10 @@ impl OriginApi {
     /// Sends `request` and returns the JSON body of a 2xx answer; a clear error otherwise.
     /// A `429` whose `Retry-After` is at most [`RETRY_AFTER_MAX_S`] is waited out and sent
     /// again, up to [`RATE_LIMIT_RETRIES`] times; a longer wait is the caller's error to show.
-    async fn call(&self, request: reqwest::RequestBuilder) -> anyhow::Result<serde_json::Value> {
+    async fn call<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<T> {
         let mut retries = 0;
         loop {
             let Some(attempt) = request.try_clone() else {
@@ -363,8 +387,8 @@ impl OriginApi {
     pub async fn post_events(
         &self,
         access: &str,
-        events: &[crate::events::ListeningEvent],
-    ) -> anyhow::Result<()> {
+        events: &[Event],
+    ) -> anyhow::Result<EventsAccepted> {
         self.call(
             self.http
                 .post(format!("{}/v1/events", self.base))
@@ -372,15 +396,14 @@ impl OriginApi {
                 .json(events),
         )
         .await
-        .context("sending listening events")?;
-        Ok(())
+        .context("sending listening events")
     }
 
     /// `GET /v1/network`. Pins the origin's key if none is pinned yet; refuses a changed one.
     pub async fn network(&self) -> anyhow::Result<NetworkInfo> {
-        let network = parse_network(
+        let network = network_of(
             &self
-                .call(self.http.get(format!("{}/v1/network", self.base)))
+                .call::<Network>(self.http.get(format!("{}/v1/network", self.base)))
                 .await?,
         )?;
         self.pin(network.origin.node)?;
@@ -393,30 +416,37 @@ impl OriginApi {
         // Pins the origin's key at log-in, or checks it against the pinned one, before any
         // secret is sent.
         self.network().await?;
-        let body = self
+        let login = Login {
+            username: username.to_string(),
+            password: password.to_string(),
+        };
+        let tokens = self
             .call(
                 self.http
                     .post(format!("{}/v1/sessions", self.base))
-                    .json(&serde_json::json!({"username": username, "password": password})),
+                    .json(&login),
             )
             .await
             .context("logging in")?;
-        session_of(&body)
+        Ok(session_of(tokens))
     }
 
     /// Renews a session with its refresh token (which rotates); checks or pins the origin's
     /// key as [`OriginApi::session`] does.
     pub async fn refresh(&self, refresh_token: &str) -> anyhow::Result<Session> {
         self.network().await?;
-        let body = self
+        let refresh = Refresh {
+            refresh_token: refresh_token.to_string(),
+        };
+        let tokens = self
             .call(
                 self.http
                     .post(format!("{}/v1/sessions/refresh", self.base))
-                    .json(&serde_json::json!({"refresh_token": refresh_token})),
+                    .json(&refresh),
             )
             .await
             .context("renewing the session")?;
-        session_of(&body)
+        Ok(session_of(tokens))
     }
 
     /// `POST /v1/tracks/{id}/play`: authorizes playing `track_id` on node `node`.
@@ -445,51 +475,48 @@ impl OriginApi {
         params: PlayParams<'_>,
     ) -> anyhow::Result<Grant> {
         let origin_key = self.origin_key().await?;
-        let mut body = serde_json::json!({"node_id": node.to_hex(), "offline": params.offline});
-        if let Some(quality) = params.quality {
-            body["quality"] = quality.into();
-        }
-        if params.opening_chunks > 0 {
-            body["opening_chunks"] = params.opening_chunks.into();
-        }
-        let body = self
+        let request = PlayRequest {
+            quality: params.quality.map(str::to_string),
+            offline: Some(params.offline),
+            node_id: node.to_hex(),
+            opening_chunks: (params.opening_chunks > 0).then_some(params.opening_chunks),
+        };
+        let body: PlayGrant = self
             .call(
                 self.http
                     .post(format!("{}/v1/tracks/{track_id}/play", self.base))
                     .bearer_auth(access)
-                    .json(&body),
+                    .json(&request),
             )
             .await
             .context("authorizing playback")?;
-        let network = self.checked(parse_network(&body)?)?;
-        let signed: SignedManifest = codec::decode(&hex::decode(
-            body["manifest"].as_str().context("no manifest")?,
-        )?)?;
+        let network = self.checked(network_of(&Network {
+            origin: body.origin.clone(),
+            tracker: body.tracker.clone(),
+        })?)?;
+        let signed: SignedManifest =
+            codec::decode(&hex::decode(&body.manifest).context("the manifest is not hex")?)?;
         let manifest = signed
             .verify(&origin_key)
             .map_err(|error| anyhow::anyhow!("manifest does not verify: {error}"))?;
-        let key: [u8; 32] = hex::decode(body["content_key"].as_str().context("no content key")?)?
+        let key: [u8; 32] = hex::decode(&body.content_key)
+            .context("the content key is not hex")?
             .try_into()
             .map_err(|_| anyhow::anyhow!("content key is not 32 bytes"))?;
-        let license = LicenseToken::from_bytes(&hex::decode(
-            body["license"].as_str().context("no license")?,
-        )?)?;
+        let license = LicenseToken::from_bytes(
+            &hex::decode(&body.license).context("the license is not hex")?,
+        )?;
         // The opening chunks, each checked against the manifest; the first that fails ends
         // the list (the scheduler fetches the rest).
         let mut opening = Vec::new();
-        for (index, text) in body["opening_chunks"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+        for (index, text) in body
+            .opening_chunks
             .iter()
-            .take(2)
+            .take(OPENING_CHUNKS_MAX as usize)
             .enumerate()
         {
             use base64::Engine;
-            let Some(chunk) = text
-                .as_str()
-                .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
-            else {
+            let Ok(chunk) = base64::engine::general_purpose::STANDARD.decode(text) else {
                 break;
             };
             let fits = manifest
@@ -512,8 +539,8 @@ impl OriginApi {
             license,
             origin: network.origin,
             tracker: network.tracker,
-            gain_db: body["gain_db"].as_f64().unwrap_or(0.0),
-            expires_at_ms: body["expires_at"].as_u64().unwrap_or(0),
+            gain_db: body.gain_db,
+            expires_at_ms: body.expires_at,
         })
     }
 
@@ -524,7 +551,7 @@ impl OriginApi {
         query: &str,
         limit: usize,
     ) -> anyhow::Result<Vec<(String, String, String)>> {
-        let body = self
+        let body: SearchResults = self
             .call(self.http.get(format!("{}/v1/search", self.base)).query(&[
                 ("q", query),
                 ("type", "track"),
@@ -532,18 +559,10 @@ impl OriginApi {
             ]))
             .await
             .context("searching the catalog")?;
-        Ok(body["items"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|hit| {
-                Some((
-                    hit["id"].as_str()?.to_string(),
-                    hit["name"].as_str().unwrap_or_default().to_string(),
-                    hit["artist"].as_str().unwrap_or_default().to_string(),
-                ))
-            })
+        Ok(body
+            .items
+            .into_iter()
+            .map(|hit| (hit.id, hit.name, hit.artist.unwrap_or_default()))
             .collect())
     }
 
@@ -555,21 +574,27 @@ impl OriginApi {
     /// `POST /v1/nodes/token`: a super-node role token bound to `node`.
     pub async fn role_token(&self, access: &str, node: &NodeId) -> anyhow::Result<RoleToken> {
         self.origin_key().await?;
-        let body = self
+        let request = NodeTokenRequest {
+            node_id: node.to_hex(),
+        };
+        let body: NodeToken = self
             .call(
                 self.http
                     .post(format!("{}/v1/nodes/token", self.base))
                     .bearer_auth(access)
-                    .json(&serde_json::json!({"node_id": node.to_hex()})),
+                    .json(&request),
             )
             .await
             .context("asking for a role token")?;
-        let bytes = hex::decode(body["license"].as_str().context("no license")?)?;
+        let bytes = hex::decode(&body.license).context("the role token is not hex")?;
         Ok(RoleToken {
             license: LicenseToken::from_bytes(&bytes)?,
-            region: body["region"].as_str().context("no region")?.parse()?,
-            expires_at_ms: body["expires_at"].as_u64().context("no expires_at")?,
-            network: self.checked(parse_network(&body)?)?,
+            region: body.region.parse()?,
+            expires_at_ms: body.expires_at,
+            network: self.checked(network_of(&Network {
+                origin: body.origin,
+                tracker: body.tracker,
+            })?)?,
         })
     }
 }

@@ -1,0 +1,114 @@
+//! Sign-up, log-in, refresh and the caller's own account.
+
+use serde::{Deserialize, Serialize};
+
+/// An account's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Listens.
+    Listener,
+    /// Listens and uploads tracks.
+    Artist,
+    /// Operates the service; created only by `chorus admin`.
+    Admin,
+    /// Runs a super-node (gets role tokens); created only by `chorus admin`.
+    SuperNode,
+}
+
+/// An account's subscription tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// Up to normal quality.
+    Free,
+    /// Every quality.
+    Premium,
+}
+
+/// Body of `POST /v1/accounts`. Only the username and password are the caller's to choose:
+/// the role is a listener (or an artist where the operator opened artist sign-up), the tier
+/// is free and the region comes from the operator's rules. A caller may state `role`, `tier`
+/// or `region` to check them; asking for more than it may have is `403 not_allowed` naming
+/// the field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccount {
+    /// 3 to 32 characters of `a-z A-Z 0-9 _ . -`.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$", min_length = 3, max_length = 32)]
+    pub username: String,
+    /// 8 to 256 bytes.
+    #[schema(min_length = 8, max_length = 256)]
+    pub password: String,
+    /// Must be the region the operator's rules give this address, if stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Z]{2}$")]
+    pub region: Option<String>,
+    /// `listener` (default), or `artist` where artist sign-up is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// `free` (the only tier a sign-up gets), if stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+}
+
+/// `201` answer of `POST /v1/accounts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AccountCreated {
+    /// Account id.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
+    pub id: String,
+    /// The region the operator's rules gave it.
+    pub region: String,
+    /// Its role.
+    pub role: Role,
+    /// Its tier.
+    pub tier: Tier,
+}
+
+/// Body of `POST /v1/sessions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    /// The login name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+/// Body of `POST /v1/sessions/refresh`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Refresh {
+    /// A refresh token from a log-in or an earlier refresh (each works once).
+    pub refresh_token: String,
+}
+
+/// Tokens of a session: the answer of a log-in and of a refresh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Tokens {
+    /// Bearer token for API calls.
+    pub access_token: String,
+    /// Renews the session once (`POST /v1/sessions/refresh`).
+    pub refresh_token: String,
+    /// Seconds the access token lasts.
+    pub expires_in: u64,
+    /// `Bearer`.
+    pub token_type: String,
+}
+
+/// `GET /v1/me`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Me {
+    /// Account id.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// Region.
+    pub region: String,
+    /// Role.
+    pub role: Role,
+    /// Tier.
+    pub tier: Tier,
+}

@@ -1,0 +1,138 @@
+//! Listening events, trending and royalties.
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::TrackView;
+
+/// What a listening event says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// Playback of a track started.
+    PlayStart,
+    /// Playback is at `position_ms` (sent periodically).
+    Progress,
+    /// The listener skipped at `position_ms`.
+    Skip,
+    /// The track played to its end.
+    Complete,
+}
+
+/// One listening event as a client sends it (`POST /v1/events` takes a batch of 1 to 500).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// Client-chosen unique id; sending it again is harmless.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub id: String,
+    /// Id shared by the events of one play (same alphabet).
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub play_id: String,
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    /// The track.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
+    pub track_id: String,
+    /// Playback position, ms (at most 24 hours).
+    pub position_ms: u64,
+    /// When it happened, Unix ms (at most 30 days ago, 5 minutes ahead).
+    pub at: u64,
+    /// Where the listener was (ISO 3166-1 alpha-2); default the account's region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Z]{2}$")]
+    pub region: Option<String>,
+}
+
+/// The answer of `POST /v1/events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EventsAccepted {
+    /// Events recorded.
+    pub accepted: usize,
+    /// Events already recorded before (same id).
+    pub duplicates: usize,
+    /// Plays this batch qualified as streams (the 30-second rule).
+    pub streams: usize,
+}
+
+/// One trending track.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TrendingItem {
+    /// The track.
+    pub track: TrackView,
+    /// Decayed stream count (half-life 24 h).
+    pub score: f64,
+    /// Streams in the window (7 days).
+    pub streams: u64,
+}
+
+/// `GET /v1/trending`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Trending {
+    /// The region asked for; `null`: the world.
+    pub region: Option<String>,
+    /// The genre asked for; `null`: all.
+    pub genre: Option<String>,
+    /// Most streamed first.
+    pub items: Vec<TrendingItem>,
+}
+
+/// Streams the fraud rules excluded, per rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Flagged {
+    /// The same track over and over.
+    pub looping: u64,
+    /// Streams from places too far apart for the time between them.
+    pub impossible_travel: u64,
+    /// More streams in a window than anyone listens to.
+    pub burst: u64,
+}
+
+/// A track's line in a royalty report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TrackRoyalty {
+    /// The track.
+    pub track_id: String,
+    /// Its title; `null` if it was deleted since.
+    pub title: Option<String>,
+    /// Its artist.
+    pub artist_id: String,
+    /// Counted streams.
+    pub streams: u64,
+    /// Its share of the counted streams, 0 to 1.
+    pub share: f64,
+}
+
+/// An artist's line in a royalty report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ArtistRoyalty {
+    /// The artist.
+    pub artist_id: String,
+    /// Its display name.
+    pub name: Option<String>,
+    /// Counted streams.
+    pub streams: u64,
+    /// Its share of the counted streams, 0 to 1.
+    pub share: f64,
+}
+
+/// `GET /v1/royalties`: a month's qualified streams per track and artist, fraud excluded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Royalties {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Qualified streams in the month.
+    pub streams: u64,
+    /// Streams counted (not flagged).
+    pub counted: u64,
+    /// Streams flagged, per rule.
+    pub flagged: Flagged,
+    /// Tracks with counted streams.
+    pub tracks_total: usize,
+    /// Artists with counted streams.
+    pub artists_total: usize,
+    /// The top tracks (at most `limit`).
+    pub tracks: Vec<TrackRoyalty>,
+    /// The top artists (at most `limit`).
+    pub artists: Vec<ArtistRoyalty>,
+}
