@@ -37,12 +37,12 @@ pub struct NewAccount {
     /// 3 to 32 characters of `a-z A-Z 0-9 _ . -`.
     #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$", min_length = 3, max_length = 32)]
     pub username: String,
-    /// 8 to 256 bytes.
+    /// 8 to 256 characters.
     #[schema(min_length = 8, max_length = 256)]
     pub password: String,
     /// Must be the region the operator's rules give this address, if stated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^[A-Z]{2}$")]
+    #[schema(schema_with = crate::assigned_region_schema)]
     pub region: Option<String>,
     /// `listener` (default), or `artist` where artist sign-up is open.
     #[serde(default, skip_serializing_if = "Option::is_none")]

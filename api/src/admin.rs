@@ -16,7 +16,7 @@ pub struct AccountChange {
     pub tier: Option<Tier>,
     /// New region, an assigned ISO 3166-1 alpha-2 code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^[A-Z]{2}$")]
+    #[schema(schema_with = crate::assigned_region_schema)]
     pub region: Option<String>,
 }
 

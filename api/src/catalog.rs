@@ -6,32 +6,52 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackMetadata {
-    /// Title, 1 to 200 characters.
-    #[schema(min_length = 1, max_length = 200)]
+    /// Title, 1 to 200 characters, not all spaces.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]"
+    )]
     pub title: String,
-    /// Artist display name, 1 to 200 characters.
-    #[schema(min_length = 1, max_length = 200)]
+    /// Artist display name, 1 to 200 characters, not all spaces.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]"
+    )]
     pub artist: String,
-    /// Album title.
+    /// Album title, 1 to 200 characters, not all spaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]"
+    )]
     pub album: Option<String>,
-    /// Genre.
+    /// Genre, 1 to 200 characters, not all spaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]"
+    )]
     pub genre: Option<String>,
-    /// ISO regions where the track may be played; none means everywhere.
+    /// Regions (two capital letters) where the track may be played, at most 250; none means
+    /// everywhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::markets_schema)]
     pub markets: Option<Vec<String>>,
 }
 
-/// The form of `POST /v1/tracks` (`multipart/form-data`).
-#[derive(Debug, Clone, utoipa::ToSchema)]
+/// The form of `POST /v1/tracks` (`multipart/form-data`): these two parts and no others.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UploadForm {
     /// The audio: WAV, FLAC, MP3, Ogg Vorbis or Opus, AAC/ALAC in MP4, AIFF, CAF.
     #[schema(value_type = String, format = Binary)]
     pub file: Vec<u8>,
-    /// [`TrackMetadata`] as JSON.
-    #[schema(value_type = String, content_media_type = "application/json")]
-    pub metadata: String,
+    /// The track's metadata, as a JSON part.
+    pub metadata: TrackMetadata,
 }
 
 /// A rendition as the catalog lists it.

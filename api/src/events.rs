@@ -35,13 +35,53 @@ pub struct Event {
     #[schema(pattern = "^[0-9a-f]{32}$")]
     pub track_id: String,
     /// Playback position, ms (at most 24 hours).
+    #[serde(deserialize_with = "crate::int::exact")]
+    #[schema(minimum = 0, maximum = 86_400_000)]
     pub position_ms: u64,
-    /// When it happened, Unix ms (at most 30 days ago, 5 minutes ahead).
+    /// When it happened, Unix ms. Events more than 30 days old or 5 minutes ahead of the
+    /// origin's clock are skipped (counted in `skipped`), not recorded.
+    #[serde(deserialize_with = "crate::int::exact")]
+    #[schema(minimum = 0, maximum = 9_007_199_254_740_992_u64)]
     pub at: u64,
     /// Where the listener was (ISO 3166-1 alpha-2); default the account's region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^[A-Z]{2}$")]
     pub region: Option<String>,
+}
+
+/// Most events in one batch.
+pub const EVENTS_PER_BATCH_MAX: usize = 500;
+
+/// The body of `POST /v1/events`: 1 to [`EVENTS_PER_BATCH_MAX`] events, recorded all or
+/// nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventBatch(pub Vec<Event>);
+
+impl utoipa::PartialSchema for EventBatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(utoipa::openapi::Ref::from_schema_name("Event"))
+            .min_items(Some(1))
+            .max_items(Some(EVENTS_PER_BATCH_MAX))
+            .description(Some("1 to 500 listening events, recorded all or nothing."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EventBatch {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            "Event".to_string(),
+            <Event as utoipa::PartialSchema>::schema(),
+        ));
+        <Event as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 /// The answer of `POST /v1/events`.
@@ -51,6 +91,10 @@ pub struct EventsAccepted {
     pub accepted: usize,
     /// Events already recorded before (same id).
     pub duplicates: usize,
+    /// Events outside the accepted time window (more than 30 days old, or more than 5
+    /// minutes ahead of the origin's clock): not recorded.
+    #[serde(default)]
+    pub skipped: usize,
     /// Plays this batch qualified as streams (the 30-second rule).
     pub streams: usize,
 }

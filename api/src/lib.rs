@@ -16,6 +16,7 @@ pub mod admin;
 pub mod catalog;
 pub mod error;
 pub mod events;
+pub mod int;
 pub mod library;
 pub mod network;
 pub mod playback;
@@ -34,3 +35,73 @@ pub use error::{ErrorBody, ErrorDetail};
 pub const ID32_PATTERN: &str = "^[0-9a-f]{32}$";
 /// The pattern of a 64-hex id (renditions, chunks, nodes).
 pub const ID64_PATTERN: &str = "^[0-9a-f]{64}$";
+
+/// The schema of a region a caller may name where only assigned codes are taken (sign-up,
+/// admin changes): one of the 249 ISO 3166-1 alpha-2 codes, or `null` (not stated).
+pub fn assigned_region_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    let codes = protocol::ids::ISO_3166_ALPHA2
+        .iter()
+        .map(|code| serde_json::Value::from(String::from_utf8_lossy(code).into_owned()))
+        .chain([serde_json::Value::Null]);
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(codes))
+        .build()
+}
+
+fn track_id_items() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(ID32_PATTERN))
+        .build()
+}
+
+/// 1 to 100 track ids.
+pub fn track_id_list_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(track_id_items())
+        .min_items(Some(1))
+        .max_items(Some(100))
+        .build()
+}
+
+/// Up to 100 track ids, or `null`.
+pub fn optional_track_id_list_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(track_id_items())
+        .max_items(Some(100))
+        .build()
+}
+
+/// Up to 100 playlist positions, or `null`.
+pub fn position_list_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(9_999)),
+        )
+        .max_items(Some(100))
+        .build()
+}
+
+/// Up to 250 regions (two capital letters), or `null`.
+pub fn markets_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[A-Z]{2}$")),
+        )
+        .max_items(Some(250))
+        .build()
+}

@@ -24,8 +24,12 @@ pub struct PlayRequest {
     /// Chunks from the start of the rendition to include in the answer (0 to
     /// [`OPENING_CHUNKS_MAX`], default 0): the first-chunk path. A client that asks starts
     /// decoding one round trip after pressing play instead of two.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(maximum = 2)]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::int::optional"
+    )]
+    #[schema(minimum = 0, maximum = 2)]
     pub opening_chunks: Option<u32>,
 }
 

@@ -7,8 +7,12 @@ use crate::catalog::TrackView;
 /// Body of `POST /v1/playlists`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewPlaylist {
-    /// 1 to 100 characters.
-    #[schema(min_length = 1, max_length = 100)]
+    /// 1 to 100 characters, not all spaces.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]"
+    )]
     pub name: String,
     /// At most 300 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -25,9 +29,13 @@ pub struct NewPlaylist {
 /// Body of `PUT /v1/playlists/{id}`: what changes (the owner only).
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlaylistChange {
-    /// New name, 1 to 100 characters.
+    /// New name, 1 to 100 characters, not all spaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]"
+    )]
     pub name: Option<String>,
     /// New description, at most 300 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,9 +49,11 @@ pub struct PlaylistChange {
     pub collaborative: Option<bool>,
     /// Usernames of the collaborators (replaces the list; at most 50).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 50)]
     pub collaborators: Option<Vec<String>>,
-    /// The version edited; a stale one is `409 snapshot_mismatch`.
+    /// The version edited; a stale one is `409 stale_snapshot`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9a-f]{16}$")]
     pub snapshot_id: Option<String>,
 }
 
@@ -51,26 +61,40 @@ pub struct PlaylistChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AddTracks {
     /// 1 to 100 track ids.
+    #[schema(schema_with = crate::track_id_list_schema)]
     pub track_ids: Vec<String>,
-    /// Where they go (0 = first); default the end.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Where they go (0 = first, at most the playlist's length); default the end.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::int::optional"
+    )]
+    #[schema(minimum = 0, maximum = 10_000)]
     pub position: Option<usize>,
     /// The version edited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9a-f]{16}$")]
     pub snapshot_id: Option<String>,
 }
 
 /// Body of `DELETE /v1/playlists/{id}/tracks`: track ids (every occurrence) or positions.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RemoveTracks {
-    /// Track ids, every occurrence removed.
+    /// Track ids, every occurrence removed (at most 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::optional_track_id_list_schema)]
     pub track_ids: Option<Vec<String>>,
-    /// Positions removed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Positions removed (at most 100; each below the playlist's length).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::int::list"
+    )]
+    #[schema(schema_with = crate::position_list_schema)]
     pub positions: Option<Vec<usize>>,
     /// The version edited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9a-f]{16}$")]
     pub snapshot_id: Option<String>,
 }
 
@@ -79,14 +103,24 @@ pub struct RemoveTracks {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reorder {
     /// First position moved.
+    #[serde(deserialize_with = "crate::int::exact")]
+    #[schema(minimum = 0, maximum = 10_000)]
     pub range_start: usize,
     /// The position they go before (the length: the end).
+    #[serde(deserialize_with = "crate::int::exact")]
+    #[schema(minimum = 0, maximum = 10_000)]
     pub insert_before: usize,
-    /// Default 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Tracks moved, default 1.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::int::optional"
+    )]
+    #[schema(minimum = 1, maximum = 10_000)]
     pub range_length: Option<usize>,
     /// The version edited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9a-f]{16}$")]
     pub snapshot_id: Option<String>,
 }
 

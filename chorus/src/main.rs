@@ -79,6 +79,10 @@ enum Command {
         #[command(subcommand)]
         command: origin_cmd::AdminCommand,
     },
+    /// Print the origin's HTTP contract: the OpenAPI 3.1 document every origin serves at
+    /// /v1/openapi.json, generated from its routes (the repository keeps a copy in
+    /// docs/openapi.json).
+    Openapi,
 }
 
 fn main() -> ExitCode {
@@ -130,5 +134,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Node(args) => network_cmd::run_node(args),
         Command::Devnet(args) => devnet::run(args),
         Command::Sim(args) => sim_cmd::run(args),
+        Command::Openapi => {
+            println!("{}", origin::http::document_json());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -366,21 +366,19 @@ async fn change_online(
         .build()?;
     let response = http
         .post(format!("{base}/v1/sessions"))
-        .json(&serde_json::json!({"username": admin, "password": password}))
+        .json(&api::accounts::Login {
+            username: admin.to_string(),
+            password: password.to_string(),
+        })
         .send()
         .await
         .with_context(|| format!("reaching {base}"))?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
-    if !status.is_success() {
-        bail!("logging in as {admin}: {status} {body}");
-    }
-    let token = body["access_token"]
-        .as_str()
-        .context("the origin's log-in answer has no access_token")?;
+    let tokens: api::accounts::Tokens = api_answer(response)
+        .await
+        .with_context(|| format!("logging in as {admin}"))?;
     let response = http
         .patch(format!("{base}/v1/admin/accounts/{username}"))
-        .bearer_auth(token)
+        .bearer_auth(&tokens.access_token)
         .json(change)
         .send()
         .await?;
@@ -406,8 +404,8 @@ fn create_privileged(
         anyhow::anyhow!("--region {region:?} is not an ISO 3166-1 alpha-2 country code")
     })?;
     let password = password()?;
-    if !origin::accounts::PASSWORD_BYTES.contains(&password.len()) {
-        bail!("passwords are 8 to 256 bytes");
+    if !origin::accounts::PASSWORD_CHARS.contains(&password.chars().count()) {
+        bail!("passwords are 8 to 256 characters");
     }
     let store = open_store(data)?;
     let account = origin::accounts::new_account(username, &password, region, role, Tier::Premium)
@@ -475,15 +473,15 @@ async fn ingest_files(args: IngestArgs, password: String) -> anyhow::Result<Exit
         .build()?;
     let login = http
         .post(format!("{base}/v1/sessions"))
-        .json(&serde_json::json!({"username": args.user, "password": password}))
+        .json(&api::accounts::Login {
+            username: args.user.clone(),
+            password,
+        })
         .send()
         .await
         .with_context(|| format!("reaching the origin at {base}"))?;
-    let tokens = api_answer(login).await.context("logging in")?;
-    let token = tokens["access_token"]
-        .as_str()
-        .context("no access token in the answer")?
-        .to_string();
+    let tokens: api::accounts::Tokens = api_answer(login).await.context("logging in")?;
+    let token = tokens.access_token;
 
     let bars = indicatif::MultiProgress::new();
     let style = indicatif::ProgressStyle::with_template(
@@ -503,12 +501,10 @@ async fn ingest_files(args: IngestArgs, password: String) -> anyhow::Result<Exit
         );
         match upload(&http, &base, &token, path, &args, &bar).await {
             Ok(track) => {
-                bar.finish_with_message(format!(
-                    "ingested {}",
-                    track["id"].as_str().unwrap_or("?")
-                ));
+                bar.finish_with_message(format!("ingested {}", track.id));
                 if args.json {
-                    bars.suspend(|| println!("{track}"));
+                    let line = serde_json::to_string(&track).unwrap_or_default();
+                    bars.suspend(|| println!("{line}"));
                 }
             }
             Err(error) => {
@@ -531,7 +527,7 @@ async fn upload(
     path: &std::path::Path,
     args: &IngestArgs,
     bar: &indicatif::ProgressBar,
-) -> anyhow::Result<serde_json::Value> {
+) -> anyhow::Result<api::catalog::TrackView> {
     use futures_util::StreamExt;
     let file = tokio::fs::File::open(path)
         .await
@@ -549,16 +545,13 @@ async fn upload(
         .file_stem()
         .map(|stem| stem.to_string_lossy().to_string())
         .unwrap_or_else(|| "Untitled".into());
-    let mut metadata = serde_json::json!({"title": title, "artist": args.artist.clone().unwrap_or_else(|| args.user.clone())});
-    if let Some(album) = &args.album {
-        metadata["album"] = album.clone().into();
-    }
-    if let Some(genre) = &args.genre {
-        metadata["genre"] = genre.clone().into();
-    }
-    if !args.markets.is_empty() {
-        metadata["markets"] = args.markets.clone().into();
-    }
+    let metadata = api::catalog::TrackMetadata {
+        title,
+        artist: args.artist.clone().unwrap_or_else(|| args.user.clone()),
+        album: args.album.clone(),
+        genre: args.genre.clone(),
+        markets: (!args.markets.is_empty()).then(|| args.markets.clone()),
+    };
     let file_name = path
         .file_name()
         .map(|name| name.to_string_lossy().to_string())
@@ -568,7 +561,7 @@ async fn upload(
             .file_name(file_name);
     let form = reqwest::multipart::Form::new()
         .part("file", part)
-        .text("metadata", metadata.to_string());
+        .text("metadata", serde_json::to_string(&metadata)?);
     let request = http
         .post(format!("{base}/v1/tracks"))
         .bearer_auth(token)
@@ -591,15 +584,22 @@ async fn upload(
     api_answer(response?).await
 }
 
-/// The JSON body of a success, or the API's error code and message as an error.
-async fn api_answer(response: reqwest::Response) -> anyhow::Result<serde_json::Value> {
+/// The body of a success as `T`, or the API's error code and message as an error.
+async fn api_answer<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> anyhow::Result<T> {
     let status = response.status();
-    let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+    let bytes = response
+        .bytes()
+        .await
+        .context("reading the origin's answer")?;
     if status.is_success() {
-        Ok(body)
+        serde_json::from_slice(&bytes).context("the origin's answer is not what the API says")
     } else {
-        let code = body["error"]["code"].as_str().unwrap_or("unknown");
-        let message = body["error"]["message"].as_str().unwrap_or("");
+        let refusal = serde_json::from_slice::<api::ErrorBody>(&bytes).ok();
+        let (code, message) = refusal
+            .map(|body| (body.error.code, body.error.message))
+            .unwrap_or_else(|| ("unknown".into(), String::new()));
         bail!("{status} {code}: {message}")
     }
 }

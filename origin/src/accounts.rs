@@ -47,8 +47,8 @@ pub fn valid_username(username: &str) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-'))
 }
 
-/// Shortest and longest accepted passwords, in bytes.
-pub const PASSWORD_BYTES: std::ops::RangeInclusive<usize> = 8..=256;
+/// Shortest and longest accepted passwords, in characters (so at most 1 KiB).
+pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=256;
 
 /// A new account record with a fresh id and hashed password (operator tools; handlers hash
 /// in the [`crate::passwords::PasswordPool`]). Blocking: argon2 takes tens of milliseconds.

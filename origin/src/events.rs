@@ -12,8 +12,7 @@ use std::sync::Mutex;
 use crate::activity::{StreamRecord, Trending, TrendingConfig};
 use crate::store::{Store, StoreError};
 
-/// Most events in one batch.
-pub const EVENTS_PER_BATCH_MAX: usize = 500;
+pub use api::events::EVENTS_PER_BATCH_MAX;
 /// Largest events body: a full batch of events with the longest ids fits.
 pub const EVENTS_BODY_BYTES_MAX: usize = EVENTS_PER_BATCH_MAX * 512;
 /// Longest event or play id.

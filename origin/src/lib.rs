@@ -16,6 +16,7 @@
 //! - [`listener`]: the HTTP accept loop with a connection cap and header and idle timeouts.
 //! - [`server`]: runs the HTTP API and the QUIC chunk protocol together.
 //! - [`synth`]: deterministic synthetic music for tests, benchmarks and sample catalogs.
+//! - [`text`]: blank and trimmed text as the document's patterns mean them.
 
 pub mod accounts;
 pub mod activity;
@@ -39,6 +40,7 @@ pub mod search;
 pub mod server;
 pub mod store;
 pub mod synth;
+pub mod text;
 
 /// The wall clock in Unix milliseconds. Policy code takes time as an argument; drivers
 /// (handlers, jobs, operator tools) read it here.

@@ -92,8 +92,8 @@ pub fn store_track(
     });
     let record = TrackRecord {
         id: track.to_hex(),
-        title: metadata.title.trim().to_string(),
-        artist: metadata.artist.trim().to_string(),
+        title: crate::text::trim_blank(&metadata.title).to_string(),
+        artist: crate::text::trim_blank(&metadata.artist).to_string(),
         artist_id: owner.to_string(),
         album: metadata.album.clone(),
         album_id,

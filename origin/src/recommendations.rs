@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::recommend::{HISTORY_DAYS, Inputs, Model, STREAMS_MAX};
 use crate::store::{Store, StoreError};
 
-/// Seeds (tracks and artists together) one request may give.
+/// Seeds of each kind (tracks, artists) one request may give.
 pub const SEEDS_MAX: usize = 5;
 
 /// The current model, swapped whole by the background job.

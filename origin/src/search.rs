@@ -16,8 +16,9 @@
 //! streams and [`Search::refresh_popularity`] (run every few seconds) re-indexes those whose
 //! count moved to another power of two, with their artist and album.
 //!
-//! Bounds: queries longer than [`QUERY_BYTES_MAX`] or with more than [`QUERY_WORDS_MAX`] words
-//! are refused; a page holds at most [`PAGE_MAX`] hits and offsets stop at [`OFFSET_MAX`].
+//! Bounds: empty queries and queries longer than [`QUERY_CHARS_MAX`] are refused; words past
+//! the first [`QUERY_WORDS_MAX`] are ignored; a page holds at most [`PAGE_MAX`] hits and
+//! offsets stop at [`OFFSET_MAX`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -35,9 +36,9 @@ use tantivy::{
 
 use crate::store::{PlaylistRecord, Store, StoreError, TrackRecord};
 
-/// Longest query accepted, bytes.
-pub const QUERY_BYTES_MAX: usize = 256;
-/// Most words in a query.
+/// Longest query accepted, characters.
+pub const QUERY_CHARS_MAX: usize = 256;
+/// Words of a query used (the rest are ignored).
 pub const QUERY_WORDS_MAX: usize = 8;
 /// Most hits in one page.
 pub const PAGE_MAX: usize = 50;
@@ -554,20 +555,21 @@ impl Search {
         if !ready {
             return Err(SearchError::Warming(indexed));
         }
-        if text.len() > QUERY_BYTES_MAX {
+        if text.is_empty() {
+            return Err(SearchError::BadQuery("the query is empty".into()));
+        }
+        if text.chars().count() > QUERY_CHARS_MAX {
             return Err(SearchError::BadQuery(format!(
-                "queries are at most {QUERY_BYTES_MAX} bytes"
+                "queries are at most {QUERY_CHARS_MAX} characters"
             )));
         }
-        let words = self.words(text)?;
+        let mut words = self.words(text)?;
+        // Punctuation alone finds nothing; past the first words, the rest add nothing a
+        // listener would miss.
         if words.is_empty() {
-            return Err(SearchError::BadQuery("the query has no words".into()));
+            return Ok((0, Vec::new()));
         }
-        if words.len() > QUERY_WORDS_MAX {
-            return Err(SearchError::BadQuery(format!(
-                "queries have at most {QUERY_WORDS_MAX} words"
-            )));
-        }
+        words.truncate(QUERY_WORDS_MAX);
         let limit = limit.clamp(1, PAGE_MAX);
         let offset = offset.min(OFFSET_MAX);
         // Exact words (and the prefix being typed) first; only when they do not fill the page
@@ -795,20 +797,16 @@ mod tests {
             search.search("", &[], 10, 0),
             Err(SearchError::BadQuery(_))
         ));
-        assert!(matches!(
-            search.search("  !! ", &[], 10, 0),
-            Err(SearchError::BadQuery(_))
-        ));
+        // Punctuation alone finds nothing; it is not an error.
+        assert_eq!(search.search("  !! ", &[], 10, 0).unwrap(), (0, Vec::new()));
         let long = "a".repeat(10 * 1024);
         assert!(matches!(
             search.search(&long, &[], 10, 0),
             Err(SearchError::BadQuery(_))
         ));
+        // Words past the eighth are ignored.
         let many = "w ".repeat(20);
-        assert!(matches!(
-            search.search(&many, &[], 10, 0),
-            Err(SearchError::BadQuery(_))
-        ));
+        assert!(search.search(&many, &[], 10, 0).is_ok());
         // Limits are clamped, not errors.
         assert!(search.search("x", &[], 0, 1_000_000).is_ok());
     }

@@ -386,7 +386,7 @@ async fn post_json(
     http: &reqwest::Client,
     url: String,
     token: Option<&str>,
-    body: Value,
+    body: impl serde::Serialize,
 ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
     let mut request = http.post(url).json(&body);
     if let Some(token) = token {
@@ -406,16 +406,18 @@ async fn log_in(http: &reqwest::Client, base: &str, username: &str) -> anyhow::R
         http,
         format!("{base}/v1/sessions"),
         None,
-        json!({"username": username, "password": PASSWORD}),
+        api::accounts::Login {
+            username: username.to_string(),
+            password: PASSWORD.to_string(),
+        },
     )
     .await?;
     if !status.is_success() {
         bail!("logging in {username}: {status} {body}");
     }
-    Ok(body["access_token"]
-        .as_str()
-        .context("no access token")?
-        .to_string())
+    let tokens: api::accounts::Tokens =
+        serde_json::from_value(body).context("the log-in answer")?;
+    Ok(tokens.access_token)
 }
 
 /// Creates (or reuses) an account as a stranger would (sign-up), has the operator give it its
@@ -426,13 +428,19 @@ async fn account(
     operator: &str,
     username: &str,
     region: &str,
-    role: &str,
+    role: api::Role,
 ) -> anyhow::Result<String> {
     let (status, body) = post_json(
         http,
         format!("{base}/v1/accounts"),
         None,
-        json!({"username": username, "password": PASSWORD}),
+        api::accounts::NewAccount {
+            username: username.to_string(),
+            password: PASSWORD.to_string(),
+            region: None,
+            role: None,
+            tier: None,
+        },
     )
     .await?;
     if !status.is_success() && status != reqwest::StatusCode::CONFLICT {
@@ -441,7 +449,11 @@ async fn account(
     let response = http
         .patch(format!("{base}/v1/admin/accounts/{username}"))
         .bearer_auth(operator)
-        .json(&json!({"role": role, "tier": "premium", "region": region}))
+        .json(&api::admin::AccountChange {
+            role: Some(role),
+            tier: Some(api::Tier::Premium),
+            region: Some(region.to_string()),
+        })
         .send()
         .await?;
     let status = response.status();
@@ -469,7 +481,15 @@ async fn catalog(
     {
         return Ok(found);
     }
-    let artist = account(http, base, operator, "devnet_artist", REGIONS[0], "artist").await?;
+    let artist = account(
+        http,
+        base,
+        operator,
+        "devnet_artist",
+        REGIONS[0],
+        api::Role::Artist,
+    )
+    .await?;
     let bar = indicatif::ProgressBar::new(u64::from(args.tracks));
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -483,20 +503,19 @@ async fn catalog(
         let wav = origin::synth::wav(seed, f64::from(args.track_seconds), 44_100, 2);
         let title = format!("Devnet Song {}", index + 1);
         let markets = markets_of(index, args.regions as usize);
-        let mut metadata = json!({
-            "title": title,
-            "artist": format!("Devnet Artist {}", index % 5 + 1),
-            "album": format!("Devnet Album {}", index % 3 + 1),
-        });
-        if !markets.is_empty() {
-            metadata["markets"] = json!(markets);
-        }
+        let metadata = api::catalog::TrackMetadata {
+            title: title.clone(),
+            artist: format!("Devnet Artist {}", index % 5 + 1),
+            album: Some(format!("Devnet Album {}", index % 3 + 1)),
+            genre: None,
+            markets: (!markets.is_empty()).then(|| markets.clone()),
+        };
         let form = reqwest::multipart::Form::new()
             .part(
                 "file",
                 reqwest::multipart::Part::bytes(wav).file_name(format!("song{index}.wav")),
             )
-            .text("metadata", metadata.to_string());
+            .text("metadata", serde_json::to_string(&metadata)?);
         let response = http
             .post(format!("{base}/v1/tracks"))
             .bearer_auth(&artist)
@@ -505,12 +524,14 @@ async fn catalog(
             .send()
             .await?;
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
             bail!("ingesting track {}: {status} {body}", index + 1);
         }
+        let track: api::catalog::TrackView =
+            response.json().await.context("the upload's answer")?;
         tracks.push(CatalogTrack {
-            id: body["id"].as_str().context("no track id")?.to_string(),
+            id: track.id,
             title,
             markets,
         });
@@ -927,7 +948,7 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
                 &operator,
                 &format!("devnet_l{index}"),
                 region,
-                "listener",
+                api::Role::Listener,
             )
             .await;
             (index, token)

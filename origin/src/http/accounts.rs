@@ -31,9 +31,9 @@ async fn create_account(
         )
         .with_field("username"));
     }
-    if !accounts::PASSWORD_BYTES.contains(&new.password.len()) {
+    if !accounts::PASSWORD_CHARS.contains(&new.password.chars().count()) {
         return Err(
-            ApiError::bad_request("invalid_password", "passwords are 8 to 256 bytes")
+            ApiError::bad_request("invalid_password", "passwords are 8 to 256 characters")
                 .with_field("password"),
         );
     }

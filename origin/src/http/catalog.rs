@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 
 use super::auth::Authed;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiPath, ApiQuery, Page, check_artist_id, check_track_id};
+use super::extract::{ApiPath, ApiQuery, Page, check_artist_id, check_track_id, is_blank};
 use super::state::AppState;
 use super::{Limit, Routes};
 use crate::ingest::{self, IngestLimits};
@@ -25,7 +25,7 @@ use utoipa_axum::routes;
 
 /// Checks an upload's metadata: lengths and markets.
 fn check_metadata(metadata: &TrackMetadata) -> Result<(), ApiError> {
-    let text_ok = |text: &str| !text.trim().is_empty() && text.chars().count() <= 200;
+    let text_ok = |text: &str| !is_blank(text) && text.chars().count() <= 200;
     if !text_ok(&metadata.title) || !text_ok(&metadata.artist) {
         return Err(ApiError::bad_request(
             "invalid_metadata",
@@ -116,9 +116,8 @@ pub async fn upload_track(
         drain(&mut multipart).await;
     }
     let (file, extension, metadata) = parsed?;
-    let file = file.ok_or_else(|| {
-        ApiError::bad_request("missing_file", "a non-empty `file` field is required")
-    })?;
+    let file =
+        file.ok_or_else(|| ApiError::bad_request("missing_file", "a `file` field is required"))?;
     let metadata = metadata.ok_or_else(|| {
         ApiError::bad_request("missing_metadata", "a `metadata` JSON field is required")
     })?;
@@ -201,9 +200,15 @@ async fn read_upload(
                     writer.write_all(&piece).await.map_err(ApiError::internal)?;
                 }
                 writer.flush().await.map_err(ApiError::internal)?;
-                if written > 0 {
-                    file = Some(SpooledUpload { file: spooled });
+                if written == 0 {
+                    // Present but empty: not audio (a missing part is `missing_file`).
+                    return Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "not_audio",
+                        "the file is empty",
+                    ));
                 }
+                file = Some(SpooledUpload { file: spooled });
             }
             Some("metadata") if metadata.is_none() => {
                 let mut text = Vec::new();
@@ -305,7 +310,7 @@ async fn ingest_and_store(
     Ok(record)
 }
 
-#[utoipa::path(get, path = "/v1/tracks/{id}", tag = "catalog", params(("id" = String, Path)), responses((status = 200, body = TrackView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tracks/{id}", tag = "catalog", params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), responses((status = 200, body = TrackView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 /// `GET /v1/tracks/{id}`.
 pub async fn get_track(
     State(state): State<AppState>,
@@ -319,7 +324,7 @@ pub async fn get_track(
     Ok(Json(track_json(&track)))
 }
 
-#[utoipa::path(delete, path = "/v1/tracks/{id}", tag = "catalog", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 204), (status = 403, body = ErrorBody, description = "not_owner"), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/tracks/{id}", tag = "catalog", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), responses((status = 204), (status = 403, body = ErrorBody, description = "not_owner"), (status = 404, body = ErrorBody)))]
 /// `DELETE /v1/tracks/{id}`: the owning artist or an admin.
 pub async fn delete_track(
     State(state): State<AppState>,
@@ -390,7 +395,7 @@ pub async fn artist_tracks(
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<TrackPage>, ApiError> {
     check_artist_id(&id)?;
-    let (offset, limit) = page.bounds();
+    let (offset, limit) = page.bounds()?;
     let tracks = state.store.artist_tracks(&id, offset, limit)?;
     Ok(Json(TrackPage {
         items: tracks.iter().map(track_json).collect(),
@@ -408,7 +413,7 @@ pub async fn album(
 ) -> Result<Json<AlbumView>, ApiError> {
     check_track_id(&id)
         .map_err(|_| ApiError::bad_request("invalid_id", "album ids are 32 hex characters"))?;
-    let (offset, limit) = page.bounds();
+    let (offset, limit) = page.bounds()?;
     let tracks = state.store.album_tracks(&id, offset, limit)?;
     let first = tracks.first().ok_or_else(|| ApiError::not_found("album"))?;
     Ok(Json(AlbumView {

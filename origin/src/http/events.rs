@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::auth::Authed;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiQuery, bounded};
 use super::state::{AppState, now_ms};
 use super::{Limit, Routes};
 use crate::activity::{
@@ -21,7 +21,8 @@ use crate::events::{
 use crate::store::EventInput;
 use crate::store::{Role, Store};
 use api::events::{
-    ArtistRoyalty, Event, EventsAccepted, Flagged, Royalties, TrackRoyalty, Trending, TrendingItem,
+    ArtistRoyalty, EventBatch, EventsAccepted, Flagged, Royalties, TrackRoyalty, Trending,
+    TrendingItem,
 };
 use axum::extract::DefaultBodyLimit;
 use utoipa_axum::router::UtoipaMethodRouterExt;
@@ -38,16 +39,16 @@ fn refuse(status: StatusCode, code: &'static str, index: usize, why: String) -> 
     ApiError::new(status, code, format!("event {index}: {why}")).with_index(index)
 }
 
-#[utoipa::path(post, path = "/v1/events", tag = "activity", security(("bearer" = [])), request_body = Vec<Event>, responses(
+#[utoipa::path(post, path = "/v1/events", tag = "activity", security(("bearer" = [])), request_body = EventBatch, responses(
     (status = 200, body = EventsAccepted, description = "Recorded, all or nothing"),
-    (status = 400, body = ErrorBody, description = "no_events, too_many_events, invalid_event_id, invalid_play_id, invalid_id, invalid_position, invalid_region, event_in_future, event_too_old; error.index names the event"),
+    (status = 400, body = ErrorBody, description = "no_events, too_many_events, invalid_event_id, invalid_play_id, invalid_id, invalid_position, invalid_region, error.index names the event"),
     (status = 404, body = ErrorBody, description = "unknown_track (error.index names the event)"),
     (status = 409, body = ErrorBody, description = "play_track_mismatch: a play_id already used for another track (error.index names the event)")))]
 /// `POST /v1/events`: a batch of listening events, recorded all or nothing.
 pub async fn post_events(
     State(state): State<AppState>,
     Authed(account): Authed,
-    ApiJson(events): ApiJson<Vec<Event>>,
+    ApiJson(EventBatch(events)): ApiJson<EventBatch>,
 ) -> Result<Json<EventsAccepted>, ApiError> {
     if events.is_empty() {
         return Err(ApiError::bad_request(
@@ -65,6 +66,7 @@ pub async fn post_events(
     let bad = |code, index, why: String| refuse(StatusCode::BAD_REQUEST, code, index, why);
     let mut tracks = HashMap::new();
     let mut inputs = Vec::with_capacity(events.len());
+    let mut skipped = 0;
     for (index, event) in events.into_iter().enumerate() {
         if !valid_id(&event.id) {
             return Err(bad(
@@ -94,20 +96,6 @@ pub async fn post_events(
                 format!("position_ms is at most {POSITION_MS_MAX}"),
             ));
         }
-        if event.at > now + EVENT_FUTURE_MAX_MS {
-            return Err(bad(
-                "event_in_future",
-                index,
-                "its time is ahead of the server's clock".into(),
-            ));
-        }
-        if event.at + EVENT_AGE_MAX_MS < now {
-            return Err(bad(
-                "event_too_old",
-                index,
-                "events older than 30 days are not accepted".into(),
-            ));
-        }
         let region = match event.region {
             Some(region) if region.parse::<protocol::Region>().is_ok() => region,
             Some(_) => {
@@ -119,6 +107,12 @@ pub async fn post_events(
             }
             None => account.region.clone(),
         };
+        // Outside the window the ids are remembered for, an event cannot be deduplicated:
+        // it is skipped (and counted), not recorded, and the rest of the batch is.
+        if event.at > now + EVENT_FUTURE_MAX_MS || event.at.saturating_add(EVENT_AGE_MAX_MS) < now {
+            skipped += 1;
+            continue;
+        }
         if !tracks.contains_key(&event.track_id) {
             let track = state.store.track(&event.track_id)?.ok_or_else(|| {
                 refuse(
@@ -166,18 +160,23 @@ pub async fn post_events(
     Ok(Json(EventsAccepted {
         accepted: recorded.accepted,
         duplicates: recorded.duplicates,
+        skipped,
         streams: recorded.streams.len(),
     }))
 }
 
 /// Query of `GET /v1/trending`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TrendingParams {
     /// ISO region (default: the world).
+    #[param(pattern = "^[A-Z]{2}$", nullable = false)]
     region: Option<String>,
     /// Genre, case-insensitive (default: all).
+    #[param(max_length = 200, nullable = false)]
     genre: Option<String>,
     /// At most this many, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100, nullable = false)]
     limit: Option<usize>,
 }
 
@@ -195,8 +194,18 @@ pub async fn trending(
             "region must be an ISO 3166-1 alpha-2 code",
         ));
     }
+    if params
+        .genre
+        .as_deref()
+        .is_some_and(|genre| genre.chars().count() > 200)
+    {
+        return Err(
+            ApiError::bad_request("invalid_query", "genre is at most 200 characters")
+                .with_field("genre"),
+        );
+    }
     let genre = params.genre.as_deref().filter(|genre| !genre.is_empty());
-    let limit = params.limit.unwrap_or(20).clamp(1, 100);
+    let limit = bounded("limit", params.limit, 20, 1..=100)?;
     // Ask for a few more: tracks deleted since are skipped.
     let top = state
         .activity
@@ -223,11 +232,14 @@ pub async fn trending(
 
 /// Query of `GET /v1/royalties`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RoyaltyParams {
     /// `YYYY-MM` (UTC).
+    #[param(pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$")]
     month: String,
     /// Tracks and artists listed, most streamed first, 1 to 1000 (default 100); totals
     /// and shares always cover everything.
+    #[param(minimum = 1, maximum = 1000, nullable = false)]
     limit: Option<usize>,
 }
 
@@ -251,7 +263,7 @@ pub async fn royalties(
     }
     let (from, to) = month_range(&params.month)
         .ok_or_else(|| ApiError::bad_request("invalid_month", "month is YYYY-MM"))?;
-    let limit = params.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = bounded("limit", params.limit, 100, 1..=1000)?;
     let store = state.store.clone();
     let report = tokio::task::spawn_blocking(move || royalty_report(&store, from, to, limit))
         .await

@@ -31,7 +31,7 @@ fn added(result: LibraryAdd, what: &str) -> Result<u64, ApiError> {
 
 /// Checks the form of a track id (`400 invalid_id`).
 
-#[utoipa::path(put, path = "/v1/me/tracks/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = Liked, description = "Liked (again: unchanged)"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/me/tracks/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), responses((status = 200, body = Liked, description = "Liked (again: unchanged)"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 /// `PUT /v1/me/tracks/{id}`: like a song.
 pub async fn like_track(
     State(state): State<AppState>,
@@ -53,7 +53,7 @@ pub async fn like_track(
     }))
 }
 
-#[utoipa::path(delete, path = "/v1/me/tracks/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = Removed), (status = 400, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/me/tracks/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), responses((status = 200, body = Removed), (status = 400, body = ErrorBody)))]
 /// `DELETE /v1/me/tracks/{id}`: unlike a song.
 pub async fn unlike_track(
     State(state): State<AppState>,
@@ -75,7 +75,7 @@ pub async fn liked_tracks(
     Authed(account): Authed,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<LikedTracks>, ApiError> {
-    let (offset, limit) = page.bounds();
+    let (offset, limit) = page.bounds()?;
     let (total, items) = state
         .store
         .library_page(Library::Tracks, &account.id, offset, limit)?;
@@ -96,7 +96,7 @@ pub async fn liked_tracks(
     }))
 }
 
-#[utoipa::path(put, path = "/v1/me/following/artists/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = Followed), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/me/following/artists/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), responses((status = 200, body = Followed), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 /// `PUT /v1/me/following/artists/{id}`: follow an artist.
 pub async fn follow_artist(
     State(state): State<AppState>,
@@ -119,7 +119,7 @@ pub async fn follow_artist(
     }))
 }
 
-#[utoipa::path(delete, path = "/v1/me/following/artists/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = Removed), (status = 400, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/me/following/artists/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), responses((status = 200, body = Removed), (status = 400, body = ErrorBody)))]
 /// `DELETE /v1/me/following/artists/{id}`: stop following.
 pub async fn unfollow_artist(
     State(state): State<AppState>,
@@ -140,7 +140,7 @@ pub async fn followed_artists(
     Authed(account): Authed,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<FollowedArtists>, ApiError> {
-    let (offset, limit) = page.bounds();
+    let (offset, limit) = page.bounds()?;
     let (total, items) = state
         .store
         .library_page(Library::Artists, &account.id, offset, limit)?;

@@ -81,12 +81,109 @@ impl Routes {
                     .extensions
                     .get_or_insert_with(Default::default)
                     .insert("x-rate-limit".into(), limit.as_str().into());
+                declare_common_responses(operation, limit);
             }
         }
         let limited = (schemas, paths, method_router).layer(axum::middleware::from_fn(
             move |request, next| limit::enforce(limit, request, next),
         ));
         Self(self.0.routes(limited))
+    }
+}
+
+/// Declares the answers every operation of its kind can give, whatever its handler does: the
+/// extractors' rejections, authentication, rate limits. A handler's own annotation of the same
+/// status keeps its description, with these codes added.
+fn declare_common_responses(operation: &mut utoipa::openapi::path::Operation, limit: Limit) {
+    use utoipa::openapi::path::ParameterIn;
+    let body_types: Vec<String> = operation
+        .request_body
+        .as_ref()
+        .map(|body| body.content.keys().cloned().collect())
+        .unwrap_or_default();
+    let json_body = body_types.iter().any(|kind| kind == "application/json");
+    let form_body = body_types.iter().any(|kind| kind == "multipart/form-data");
+    let parameters = operation.parameters.as_deref().unwrap_or_default();
+    let query = parameters
+        .iter()
+        .any(|parameter| parameter.parameter_in == ParameterIn::Query);
+    let path = parameters
+        .iter()
+        .any(|parameter| parameter.parameter_in == ParameterIn::Path);
+    let secured = operation
+        .security
+        .as_ref()
+        .is_some_and(|security| !security.is_empty());
+    let mut common: Vec<(&str, &str)> = Vec::new();
+    if secured {
+        common.push((
+            "401",
+            "unauthorized: no bearer token, or an invalid or expired one",
+        ));
+    }
+    if json_body {
+        common.push(("400", "invalid_json: the body is not JSON"));
+        common.push(("413", "body_too_large"));
+        common.push((
+            "415",
+            "unsupported_media_type: the body is not application/json",
+        ));
+        common.push((
+            "422",
+            "invalid_json: JSON of another shape than the schema's",
+        ));
+    }
+    if form_body {
+        common.push((
+            "400",
+            "invalid_multipart, missing_file, missing_metadata, invalid_metadata",
+        ));
+        common.push(("413", "upload_too_large, body_too_large"));
+    }
+    if query {
+        common.push((
+            "400",
+            "invalid_query: a query parameter of the wrong type or range",
+        ));
+    }
+    if path {
+        common.push(("400", "invalid_path, invalid_id: a malformed id"));
+    }
+    if limit != Limit::Exempt {
+        common.push(("429", "rate_limited: Retry-After says when to ask again"));
+    }
+    for (status, codes) in common {
+        add_error_response(&mut operation.responses, status, codes);
+    }
+}
+
+/// Adds an error answer with `codes` to `status`, or its codes to the one declared.
+fn add_error_response(responses: &mut utoipa::openapi::Responses, status: &str, codes: &str) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    match responses.responses.get_mut(status) {
+        Some(RefOr::T(response)) => {
+            if !response.description.contains(codes) {
+                if !response.description.is_empty() {
+                    response.description.push_str("; ");
+                }
+                response.description.push_str(codes);
+            }
+        }
+        Some(RefOr::Ref(_)) => {}
+        None => {
+            let response = ResponseBuilder::new()
+                .description(codes)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build();
+            responses
+                .responses
+                .insert(status.to_string(), RefOr::T(response));
+        }
     }
 }
 
@@ -174,6 +271,14 @@ pub fn document() -> utoipa::openapi::OpenApi {
     routes(RouteLimits::default()).into_openapi()
 }
 
+/// [`document`] as pretty JSON, as `docs/openapi.json` keeps it.
+pub fn document_json() -> String {
+    serde_json::to_string_pretty(&document()).unwrap_or_else(|error| {
+        tracing::error!(%error, "the OpenAPI document does not serialize");
+        "{}".into()
+    })
+}
+
 /// The application: every route, its limits, the JSON error envelope for whatever axum
 /// answers itself, and metrics.
 pub fn app(state: AppState) -> Router {
@@ -205,6 +310,16 @@ mod tests {
 
     fn document() -> Value {
         serde_json::to_value(super::document()).unwrap()
+    }
+
+    #[test]
+    fn the_repository_keeps_the_document_the_routes_make() {
+        let kept = include_str!("../../../docs/openapi.json");
+        let kept: Value = serde_json::from_str(kept).expect("docs/openapi.json is JSON");
+        assert!(
+            kept == document(),
+            "docs/openapi.json differs from the routes: run `chorus openapi > docs/openapi.json`"
+        );
     }
 
     #[test]

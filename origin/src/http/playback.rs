@@ -18,7 +18,7 @@ use api::network::OriginAddr;
 use api::playback::{OPENING_CHUNKS_MAX, PlayGrant, PlayRequest};
 use utoipa_axum::routes;
 
-#[utoipa::path(post, path = "/v1/tracks/{id}/play", tag = "playback", security(("bearer" = [])), params(("id" = String, Path)), request_body = PlayRequest, responses((status = 200, body = PlayGrant), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "not_in_market, tier_quality, device_limit"), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tracks/{id}/play", tag = "playback", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), request_body = PlayRequest, responses((status = 200, body = PlayGrant), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "not_in_market, tier_quality, device_limit"), (status = 404, body = ErrorBody)))]
 /// `POST /v1/tracks/{id}/play`: checks market and tier, answers with the signed manifest, the
 /// content key, a license bound to the client's node id, and where to fetch chunks.
 pub async fn play(

@@ -11,7 +11,9 @@
 
 use super::auth::Authed;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiPath, ApiQuery, Page};
+use super::extract::{
+    ApiJson, ApiPath, ApiQuery, Page, bounded, check_track_id, is_blank, trim_blank,
+};
 use super::state::{AppState, now_ms};
 use super::{Limit, Routes};
 use crate::ratelimit::Class;
@@ -51,12 +53,16 @@ fn snapshot_id(playlist: &PlaylistRecord) -> String {
 /// Refuses when `given` names another version than the stored one.
 fn check_snapshot(given: Option<&str>, playlist: &PlaylistRecord) -> Result<(), ApiError> {
     let Some(text) = given else { return Ok(()) };
-    let version = u64::from_str_radix(text, 16).map_err(|_| {
-        ApiError::bad_request(
-            "bad_snapshot",
-            "snapshot_id is the value a playlist answer gave",
-        )
-    })?;
+    let version = (text.len() == 16)
+        .then(|| u64::from_str_radix(text, 16).ok())
+        .flatten()
+        .filter(|_| text.bytes().all(|byte| !byte.is_ascii_uppercase()))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "bad_snapshot",
+                "snapshot_id is the 16 hex characters a playlist answer gave",
+            )
+        })?;
     if version != playlist.version {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -68,6 +74,12 @@ fn check_snapshot(given: Option<&str>, playlist: &PlaylistRecord) -> Result<(), 
         ));
     }
     Ok(())
+}
+
+/// A change the playlist as it is now cannot take (`409`): positions past its end, a full
+/// playlist. Read it again and retry.
+fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, code, message)
 }
 
 fn can_read(playlist: &PlaylistRecord, account: &Account) -> bool {
@@ -114,14 +126,13 @@ fn edit_tracks(
 }
 
 fn valid_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > NAME_CHARS_MAX {
+    if is_blank(name) || name.chars().count() > NAME_CHARS_MAX {
         return Err(ApiError::bad_request(
             "invalid_name",
             format!("a playlist name is 1 to {NAME_CHARS_MAX} characters"),
         ));
     }
-    Ok(name.to_string())
+    Ok(trim_blank(name).to_string())
 }
 
 fn valid_description(text: &str) -> Result<String, ApiError> {
@@ -131,7 +142,7 @@ fn valid_description(text: &str) -> Result<String, ApiError> {
             format!("a description is at most {DESCRIPTION_CHARS_MAX} characters"),
         ));
     }
-    Ok(text.trim().to_string())
+    Ok(trim_blank(text).to_string())
 }
 
 #[utoipa::path(post, path = "/v1/playlists", tag = "playlists", security(("bearer" = [])), request_body = NewPlaylist, responses((status = 201, body = PlaylistCreated), (status = 400, body = ErrorBody)))]
@@ -176,10 +187,13 @@ pub async fn create(
 
 /// Paging of a playlist's tracks.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TracksPage {
     /// Tracks per page, 1 to 100 (default 100).
+    #[param(minimum = 1, maximum = 100, nullable = false)]
     limit: Option<usize>,
-    /// Tracks to skip.
+    /// Tracks to skip, at most 10,000.
+    #[param(minimum = 0, maximum = 10_000, nullable = false)]
     offset: Option<usize>,
 }
 
@@ -196,7 +210,7 @@ fn user_view(state: &AppState, id: &str) -> UserRef {
     }
 }
 
-#[utoipa::path(get, path = "/v1/playlists/{id}", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path), TracksPage), responses((status = 200, body = PlaylistView, description = "The playlist with a page of its tracks"), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/playlists/{id}", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$"), TracksPage), responses((status = 200, body = PlaylistView, description = "The playlist with a page of its tracks"), (status = 404, body = ErrorBody)))]
 /// `GET /v1/playlists/{id}`: a public playlist, or a private one of the owner or a
 /// collaborator, with a page of its tracks (a track deleted from the catalog since shows as
 /// `track: null`).
@@ -211,11 +225,8 @@ pub async fn read(
         .playlist(&id)?
         .filter(|playlist| can_read(playlist, &account))
         .ok_or_else(|| ApiError::not_found("playlist"))?;
-    let offset = page.offset.unwrap_or(0);
-    let limit = page
-        .limit
-        .unwrap_or(TRACKS_PAGE_MAX)
-        .clamp(1, TRACKS_PAGE_MAX);
+    let offset = bounded("offset", page.offset, 0, 0..=PLAYLIST_TRACKS_MAX)?;
+    let limit = bounded("limit", page.limit, TRACKS_PAGE_MAX, 1..=TRACKS_PAGE_MAX)?;
     let mut items = Vec::with_capacity(limit);
     for (position, track_id) in playlist.tracks.iter().enumerate().skip(offset).take(limit) {
         let track = match state.track_views.get(&state.store, track_id)? {
@@ -256,7 +267,7 @@ pub async fn read(
     Ok(Json(view))
 }
 
-#[utoipa::path(put, path = "/v1/playlists/{id}", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path)), request_body = PlaylistChange, responses((status = 200, body = Snapshot), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/playlists/{id}", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), request_body = PlaylistChange, responses((status = 200, body = Snapshot), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 /// `PUT /v1/playlists/{id}`: rename, describe, visibility, collaboration (the owner only).
 pub async fn change(
     State(state): State<AppState>,
@@ -282,7 +293,7 @@ pub async fn change(
             let mut ids = Vec::with_capacity(names.len());
             for name in names {
                 let found = state.store.account_by_username(name)?.ok_or_else(|| {
-                    ApiError::bad_request("unknown_user", format!("no account is named {name:?}"))
+                    conflict("unknown_user", format!("no account is named {name:?}"))
                 })?;
                 if found.id != account.id && !ids.contains(&found.id) {
                     ids.push(found.id);
@@ -354,7 +365,7 @@ fn valid_track_ids(state: &AppState, ids: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[utoipa::path(post, path = "/v1/playlists/{id}/tracks", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path)), request_body = AddTracks, responses((status = 201, body = TracksAdded), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/playlists/{id}/tracks", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), request_body = AddTracks, responses((status = 201, body = TracksAdded), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 /// `POST /v1/playlists/{id}/tracks`: add tracks at a position.
 pub async fn add_tracks(
     State(state): State<AppState>,
@@ -371,7 +382,7 @@ pub async fn add_tracks(
         |playlist| {
             let at = body.position.unwrap_or(playlist.tracks.len());
             if at > playlist.tracks.len() {
-                return Err(ApiError::bad_request(
+                return Err(conflict(
                     "bad_position",
                     format!(
                         "position {at} is past the end ({} tracks)",
@@ -380,7 +391,7 @@ pub async fn add_tracks(
                 ));
             }
             if playlist.tracks.len() + body.track_ids.len() > PLAYLIST_TRACKS_MAX {
-                return Err(ApiError::bad_request(
+                return Err(conflict(
                     "playlist_full",
                     format!("a playlist holds at most {PLAYLIST_TRACKS_MAX} tracks"),
                 ));
@@ -400,7 +411,7 @@ pub async fn add_tracks(
     ))
 }
 
-#[utoipa::path(delete, path = "/v1/playlists/{id}/tracks", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path)), request_body = RemoveTracks, responses((status = 200, body = TracksRemoved), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/playlists/{id}/tracks", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), request_body = RemoveTracks, responses((status = 200, body = TracksRemoved), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 /// `DELETE /v1/playlists/{id}/tracks`.
 pub async fn remove_tracks(
     State(state): State<AppState>,
@@ -408,21 +419,18 @@ pub async fn remove_tracks(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RemoveTracks>,
 ) -> Result<Json<TracksRemoved>, ApiError> {
-    let count = match (&body.track_ids, &body.positions) {
-        (Some(ids), None) => ids.len(),
-        (None, Some(positions)) => positions.len(),
-        _ => {
-            return Err(ApiError::bad_request(
-                "bad_request",
-                "give either track_ids or positions",
-            ));
-        }
-    };
-    if count == 0 || count > TRACKS_PER_REQUEST_MAX {
+    let ids = body.track_ids.as_deref().unwrap_or_default();
+    let positions = body.positions.as_deref().unwrap_or_default();
+    if ids.len() > TRACKS_PER_REQUEST_MAX || positions.len() > TRACKS_PER_REQUEST_MAX {
         return Err(ApiError::bad_request(
-            "bad_request",
-            format!("1 to {TRACKS_PER_REQUEST_MAX} track ids or positions per request"),
+            "too_many_tracks",
+            format!(
+                "at most {TRACKS_PER_REQUEST_MAX} track ids and {TRACKS_PER_REQUEST_MAX} positions per request"
+            ),
         ));
+    }
+    for id in ids {
+        check_track_id(id)?;
     }
     let mut removed = 0usize;
     let updated = edit_tracks(
@@ -431,24 +439,21 @@ pub async fn remove_tracks(
         &account,
         body.snapshot_id.as_deref(),
         |playlist| {
+            // Positions name the playlist as it was before this request; ids, every
+            // occurrence. Neither given: nothing changes.
             let before = playlist.tracks.len();
-            if let Some(ids) = &body.track_ids {
-                playlist.tracks.retain(|track| !ids.contains(track));
+            if let Some(bad) = positions.iter().find(|&&at| at >= before) {
+                return Err(conflict(
+                    "bad_position",
+                    format!("position {bad} is past the end ({before} tracks)"),
+                ));
             }
-            if let Some(positions) = &body.positions {
-                if let Some(bad) = positions.iter().find(|&&at| at >= before) {
-                    return Err(ApiError::bad_request(
-                        "bad_position",
-                        format!("position {bad} is past the end ({before} tracks)"),
-                    ));
-                }
-                let mut index = 0;
-                playlist.tracks.retain(|_| {
-                    let keep = !positions.contains(&index);
-                    index += 1;
-                    keep
-                });
-            }
+            let mut index = 0;
+            playlist.tracks.retain(|track| {
+                let keep = !positions.contains(&index) && !ids.contains(track);
+                index += 1;
+                keep
+            });
             removed = before - playlist.tracks.len();
             Ok(())
         },
@@ -475,7 +480,7 @@ pub fn move_range<T>(items: &mut Vec<T>, start: usize, length: usize, before: us
     items.splice(at..at, moved);
 }
 
-#[utoipa::path(put, path = "/v1/playlists/{id}/tracks", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reorder, responses((status = 200, body = Snapshot), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/playlists/{id}/tracks", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), request_body = Reorder, responses((status = 200, body = Snapshot), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 /// `PUT /v1/playlists/{id}/tracks`: reorder a range.
 pub async fn reorder(
     State(state): State<AppState>,
@@ -498,7 +503,7 @@ pub async fn reorder(
                     .is_some_and(|end| end <= total)
                 && body.insert_before <= total;
             if !in_bounds {
-                return Err(ApiError::bad_request(
+                return Err(conflict(
                     "bad_range",
                     format!(
                         "range {}+{length} or insert_before {} is outside the playlist ({total} tracks)",
@@ -527,7 +532,7 @@ pub async fn mine(
     Authed(account): Authed,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<PlaylistSummaries>, ApiError> {
-    let (offset, limit) = page.bounds();
+    let (offset, limit) = page.bounds()?;
     let mut found = Vec::new();
     for id in state.store.account_playlist_ids(&account.id)? {
         if let Some(playlist) = state.store.playlist(&id)?

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::auth::Authed;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiPath, ApiQuery, check_track_id};
+use super::extract::{ApiPath, ApiQuery, bounded, check_track_id};
 use super::state::{AppState, now_ms};
 use super::{Limit, Routes};
 use crate::recommend::{LIMIT_MAX, Pick};
@@ -17,20 +17,23 @@ use utoipa_axum::routes;
 
 /// Query of `GET /v1/recommendations`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RecommendationParams {
     /// Comma-separated track ids.
+    #[param(pattern = "^[0-9a-f]{32}(,[0-9a-f]{32}){0,4}$", nullable = false)]
     seed_tracks: Option<String>,
     /// Comma-separated artist ids.
+    #[param(pattern = "^[0-9a-f]{32}(,[0-9a-f]{32}){0,4}$", nullable = false)]
     seed_artists: Option<String>,
     /// At most this many, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100, nullable = false)]
     limit: Option<usize>,
 }
 
+/// The ids of a comma-separated list as given (an empty item is an invalid id).
 fn split_ids(text: Option<&str>) -> Vec<String> {
-    text.unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
+    text.into_iter()
+        .flat_map(|text| text.split(','))
         .map(str::to_string)
         .collect()
 }
@@ -61,10 +64,10 @@ pub async fn recommendations(
 ) -> Result<Json<Recommendations>, ApiError> {
     let mut seed_tracks = split_ids(params.seed_tracks.as_deref());
     let mut seed_artists = split_ids(params.seed_artists.as_deref());
-    if seed_tracks.len() + seed_artists.len() > SEEDS_MAX {
+    if seed_tracks.len() > SEEDS_MAX || seed_artists.len() > SEEDS_MAX {
         return Err(ApiError::bad_request(
             "too_many_seeds",
-            format!("at most {SEEDS_MAX} seeds, tracks and artists together"),
+            format!("at most {SEEDS_MAX} track seeds and {SEEDS_MAX} artist seeds"),
         ));
     }
     for id in &seed_tracks {
@@ -106,7 +109,7 @@ pub async fn recommendations(
             .library_page(Library::Artists, &account.id, 0, 1)?;
         seed_artists = followed.into_iter().map(|(id, _)| id).collect();
     }
-    let limit = params.limit.unwrap_or(20).clamp(1, LIMIT_MAX);
+    let limit = bounded("limit", params.limit, 20, 1..=LIMIT_MAX)?;
     let trending: Vec<String> = state
         .activity
         .top(Some(&account.region), None, now_ms(), 50)
@@ -132,12 +135,14 @@ pub async fn recommendations(
 
 /// Query of `GET /v1/tracks/{id}/radio`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RadioParams {
     /// At most this many, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100, nullable = false)]
     limit: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/v1/tracks/{id}/radio", tag = "activity", security(("bearer" = [])), params(("id" = String, Path), RadioParams), responses(
+#[utoipa::path(get, path = "/v1/tracks/{id}/radio", tag = "activity", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$"), RadioParams), responses(
     (status = 200, body = Radio, description = "A station from one track; the same artist never twice in a row while others are left"),
     (status = 400, body = ErrorBody, description = "invalid_id"),
     (status = 404, body = ErrorBody, description = "not_found")))]
@@ -152,7 +157,7 @@ pub async fn radio(
     if state.store.track(&id)?.is_none() {
         return Err(ApiError::not_found("track"));
     }
-    let limit = params.limit.unwrap_or(50).clamp(1, LIMIT_MAX);
+    let limit = bounded("limit", params.limit, 50, 1..=LIMIT_MAX)?;
     let picks = state
         .recommender
         .model()

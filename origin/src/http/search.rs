@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::ApiQuery;
+use super::extract::{ApiQuery, bounded};
 use super::state::AppState;
 use super::{Limit, Routes};
 use crate::ratelimit::Class;
@@ -16,15 +16,23 @@ use utoipa_axum::routes;
 
 /// Query of `GET /v1/search`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// The text, typos allowed; the last word may be a prefix (type-ahead).
+    #[param(min_length = 1, max_length = 256)]
     q: String,
     /// Comma-separated kinds: `track`, `artist`, `album`, `playlist` (default all).
+    #[param(
+        pattern = "^(track|artist|album|playlist)(,(track|artist|album|playlist))*$",
+        nullable = false
+    )]
     #[serde(rename = "type")]
     kinds: Option<String>,
     /// Hits per page, 1 to 50 (default 20).
+    #[param(minimum = 1, maximum = 50, nullable = false)]
     limit: Option<usize>,
     /// Hits to skip (at most 1000).
+    #[param(minimum = 0, maximum = 1000, nullable = false)]
     offset: Option<usize>,
 }
 
@@ -40,10 +48,8 @@ pub async fn search_catalog(
     for name in params
         .kinds
         .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|name| !name.is_empty())
+        .into_iter()
+        .flat_map(|kinds| kinds.split(','))
     {
         match Kind::parse(name) {
             Some(kind) => kinds.push(kind),
@@ -55,8 +61,8 @@ pub async fn search_catalog(
             }
         }
     }
-    let limit = params.limit.unwrap_or(20).clamp(1, crate::search::PAGE_MAX);
-    let offset = params.offset.unwrap_or(0).min(crate::search::OFFSET_MAX);
+    let limit = bounded("limit", params.limit, 20, 1..=crate::search::PAGE_MAX)?;
+    let offset = bounded("offset", params.offset, 0, 0..=crate::search::OFFSET_MAX)?;
     let search = state.search.clone();
     let result =
         tokio::task::spawn_blocking(move || search.search(&params.q, &kinds, limit, offset))
