@@ -171,8 +171,16 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
+/// A refusal in the origin's envelope (`api::ErrorBody`), so one client reads both.
 fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
-    let body = serde_json::json!({"error": {"code": code, "message": message.to_string()}});
+    let body = api::ErrorBody {
+        error: api::ErrorDetail {
+            code: code.to_string(),
+            message: message.to_string(),
+            field: None,
+            index: None,
+        },
+    };
     (status, axum::Json(body)).into_response()
 }
 

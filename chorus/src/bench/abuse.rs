@@ -155,15 +155,37 @@ async fn login_token(http: &reqwest::Client, base: &str, username: &str) -> anyh
     let (status, body) = post(
         http,
         format!("{base}/v1/sessions"),
-        json!({"username": username, "password": PASSWORD}),
+        &login(username, PASSWORD),
     )
     .await?;
     ensure!(status == 200, "log-in: {status} {body}");
-    Ok(body["access_token"].as_str().context("token")?.to_string())
+    let tokens: api::accounts::Tokens = serde_json::from_value(body)?;
+    Ok(tokens.access_token)
 }
 
-async fn post(http: &reqwest::Client, url: String, body: Value) -> anyhow::Result<(u16, Value)> {
-    let response = http.post(url).json(&body).send().await?;
+fn login(username: &str, password: &str) -> api::accounts::Login {
+    api::accounts::Login {
+        username: username.to_string(),
+        password: password.to_string(),
+    }
+}
+
+fn sign_up(username: &str, role: Option<api::Role>) -> api::accounts::NewAccount {
+    api::accounts::NewAccount {
+        username: username.to_string(),
+        password: PASSWORD.to_string(),
+        region: None,
+        role,
+        tier: None,
+    }
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    body: &impl serde::Serialize,
+) -> anyhow::Result<(u16, Value)> {
+    let response = http.post(url).json(body).send().await?;
     let status = response.status().as_u16();
     Ok((status, response.json().await.unwrap_or(Value::Null)))
 }
@@ -291,17 +313,21 @@ async fn quic_flood(
     plays: u32,
 ) -> anyhow::Result<Value> {
     let base = &origin.base;
-    for (username, role) in [("quic_artist", Some("artist")), ("quic_listener", None)] {
-        let mut body = json!({"username": username, "password": PASSWORD});
-        if let Some(role) = role {
-            body["role"] = role.into();
-        }
-        let (status, answer) = post(http, format!("{base}/v1/accounts"), body).await?;
+    for (username, role) in [
+        ("quic_artist", Some(api::Role::Artist)),
+        ("quic_listener", None),
+    ] {
+        let (status, answer) = post(
+            http,
+            format!("{base}/v1/accounts"),
+            &sign_up(username, role),
+        )
+        .await?;
         ensure!(status == 201 || status == 409, "sign-up: {status} {answer}");
     }
     let artist = login_token(http, base, "quic_artist").await?;
     let track = super::origin::upload_synth(http, base, &artist, 11, 30.0).await?;
-    let track = track["id"].as_str().context("no track id")?.to_string();
+    let track = track.id;
     let api = api::client::OriginApi::new(&format!("{}@{base}", origin.node))?;
     let access = api.login("quic_listener", PASSWORD).await?;
 
@@ -455,7 +481,7 @@ async fn logins(
     let (status, body) = post(
         http,
         format!("{}/v1/accounts", origin.base),
-        json!({"username": "bench_known", "password": PASSWORD}),
+        &sign_up("bench_known", None),
     )
     .await?;
     ensure!(status == 201, "sign-up: {status} {body}");
@@ -473,7 +499,7 @@ async fn logins(
             let (status, _) = post(
                 http,
                 format!("{}/v1/sessions", origin.base),
-                json!({"username": username, "password": password}),
+                &login(username, password),
             )
             .await?;
             let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -695,18 +721,19 @@ async fn uploads(
         let (status, body) = post(
             http,
             format!("{}/v1/accounts", origin.base),
-            json!({"username": username, "password": PASSWORD, "role": "artist"}),
+            &sign_up(&username, Some(api::Role::Artist)),
         )
         .await?;
         ensure!(status == 201, "sign-up: {status} {body}");
         let (status, body) = post(
             http,
             format!("{}/v1/sessions", origin.base),
-            json!({"username": username, "password": PASSWORD}),
+            &login(&username, PASSWORD),
         )
         .await?;
         ensure!(status == 200, "log-in: {status} {body}");
-        tokens.push(body["access_token"].as_str().context("token")?.to_string());
+        let answer: api::accounts::Tokens = serde_json::from_value(body)?;
+        tokens.push(answer.access_token);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (idle_mib, idle_peak_mib) = origin.rss_mib()?;
@@ -722,10 +749,16 @@ async fn uploads(
                 size,
             )
             .file_name("upload.wav");
-            let form = reqwest::multipart::Form::new().part("file", part).text(
-                "metadata",
-                json!({"title": format!("Upload {index}"), "artist": "Bench"}).to_string(),
-            );
+            let metadata = api::catalog::TrackMetadata {
+                title: format!("Upload {index}"),
+                artist: "Bench".into(),
+                album: None,
+                genre: None,
+                markets: None,
+            };
+            let form = reqwest::multipart::Form::new()
+                .part("file", part)
+                .text("metadata", serde_json::to_string(&metadata)?);
             let response = http
                 .post(format!("{base}/v1/tracks"))
                 .bearer_auth(token)

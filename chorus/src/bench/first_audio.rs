@@ -158,7 +158,7 @@ pub fn run(args: &FirstAudioBenchArgs) -> anyhow::Result<ExitCode> {
             let track = origin
                 .upload_seeded(&artist, 40 + u64::from(seed), 8.0)
                 .await?;
-            tracks.push(track["id"].as_str().context("no track id")?.to_string());
+            tracks.push(track.id);
         }
         let access = origin.account("fa_listener", "listener").await?;
         let identity = Identity::from_secret_bytes(&[0x5a; 32]);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use origin::config::OriginConfig;
 use protocol::Identity;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::origin::{fetch_for, load, runtimes, server_cpu_s, upload_synth};
 use super::{Common, median, percentile, print_table, progress, progress_done};
@@ -92,7 +92,7 @@ pub fn run(args: &HttpsBenchArgs) -> anyhow::Result<ExitCode> {
         make("bench_artist", origin::store::Role::Artist)?;
         let artist = log_in(&http, &https_base, "bench_artist").await?;
         let track = upload_synth(&http, &https_base, &artist, 5, 60.0).await?;
-        let track_id = track["id"].as_str().context("no track id")?.to_string();
+        let track_id = track.id;
         let mut tokens = Vec::new();
         for index in 0..args.clients {
             let username = format!("bench_listener_{index}");
@@ -197,7 +197,10 @@ pub fn run(args: &HttpsBenchArgs) -> anyhow::Result<ExitCode> {
 async fn log_in(http: &reqwest::Client, base: &str, username: &str) -> anyhow::Result<String> {
     let response = http
         .post(format!("{base}/v1/sessions"))
-        .json(&json!({"username": username, "password": "benchmark password"}))
+        .json(&api::accounts::Login {
+            username: username.to_string(),
+            password: "benchmark password".to_string(),
+        })
         .send()
         .await?;
     ensure!(
@@ -205,11 +208,8 @@ async fn log_in(http: &reqwest::Client, base: &str, username: &str) -> anyhow::R
         "log-in: {}",
         response.status()
     );
-    let body: Value = response.json().await?;
-    Ok(body["access_token"]
-        .as_str()
-        .context("no token")?
-        .to_string())
+    let tokens: api::accounts::Tokens = response.json().await?;
+    Ok(tokens.access_token)
 }
 
 /// One side of one round, with a new client (new connections, handshakes included, then
@@ -240,7 +240,12 @@ async fn measure(
     let response = http
         .post(format!("{base}/v1/tracks/{track_id}/play"))
         .bearer_auth(&tokens[0])
-        .json(&json!({"node_id": node_id, "quality": "high"}))
+        .json(&api::playback::PlayRequest {
+            quality: Some("high".into()),
+            offline: None,
+            node_id,
+            opening_chunks: None,
+        })
         .send()
         .await?;
     ensure!(
@@ -248,15 +253,10 @@ async fn measure(
         "play: {}",
         response.status()
     );
-    let grant: Value = response.json().await?;
-    let signed: protocol::SignedManifest = protocol::codec::decode(&hex::decode(
-        grant["manifest"].as_str().context("manifest")?,
-    )?)?;
+    let grant: api::playback::PlayGrant = response.json().await?;
+    let signed: protocol::SignedManifest = protocol::codec::decode(&hex::decode(&grant.manifest)?)?;
     let body: protocol::ManifestBody = protocol::codec::decode(&signed.body)?;
-    let template = grant["chunk_url_template"]
-        .as_str()
-        .context("template")?
-        .to_string();
+    let template = grant.chunk_url_template;
     // The template names the origin's public URL (HTTPS); the plain side swaps its base in.
     let path = template
         .find("/v1/chunks/")

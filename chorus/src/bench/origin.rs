@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use api::catalog::TrackView;
 use origin::config::OriginConfig;
 use origin::ingest::{self, IngestLimits};
 use protocol::content::{self, CHUNK_BYTES_DEFAULT, ChunkCipher, ContentKey, SealLabel};
 use protocol::{Identity, TrackId};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{
     ChunksBenchArgs, IngestBenchArgs, PlayBenchArgs, median, percentile, print_table, progress,
@@ -131,16 +132,25 @@ impl LocalOrigin {
         Ok(self._running.http_addr)
     }
 
-    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
-        let mut request = self.http.post(format!("{}{path}", self.base)).json(&body);
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &impl serde::Serialize,
+    ) -> anyhow::Result<T> {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
         let response = request.send().await?;
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        ensure!(status.is_success(), "{path}: {status} {body}");
-        Ok(body)
+        let bytes = response.bytes().await?;
+        ensure!(
+            status.is_success(),
+            "{path}: {status} {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        serde_json::from_slice(&bytes).with_context(|| format!("{path}: the answer"))
     }
 
     pub(crate) async fn account(&self, username: &str, role: &str) -> anyhow::Result<String> {
@@ -158,20 +168,20 @@ impl LocalOrigin {
         )
         .map_err(|error| anyhow::anyhow!("{error}"))?;
         self._running.store().create_account(&account)?;
-        let tokens = self
+        let tokens: api::accounts::Tokens = self
             .post(
                 "/v1/sessions",
                 None,
-                json!({"username": username, "password": "benchmark password"}),
+                &api::accounts::Login {
+                    username: username.to_string(),
+                    password: "benchmark password".to_string(),
+                },
             )
             .await?;
-        Ok(tokens["access_token"]
-            .as_str()
-            .context("no token")?
-            .to_string())
+        Ok(tokens.access_token)
     }
 
-    pub(crate) async fn upload(&self, token: &str, seconds: f64) -> anyhow::Result<Value> {
+    pub(crate) async fn upload(&self, token: &str, seconds: f64) -> anyhow::Result<TrackView> {
         self.upload_seeded(token, 3, seconds).await
     }
 
@@ -181,7 +191,7 @@ impl LocalOrigin {
         token: &str,
         seed: u64,
         seconds: f64,
-    ) -> anyhow::Result<Value> {
+    ) -> anyhow::Result<TrackView> {
         upload_synth(&self.http, &self.base, token, seed, seconds).await
     }
 }
@@ -194,17 +204,21 @@ pub(crate) async fn upload_synth(
     token: &str,
     seed: u64,
     seconds: f64,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<TrackView> {
+    let metadata = api::catalog::TrackMetadata {
+        title: "Bench".into(),
+        artist: "Bench".into(),
+        album: None,
+        genre: None,
+        markets: None,
+    };
     let form = reqwest::multipart::Form::new()
         .part(
             "file",
             reqwest::multipart::Part::bytes(origin::synth::wav(seed, seconds, 44_100, 2))
                 .file_name("bench.wav"),
         )
-        .text(
-            "metadata",
-            json!({"title": "Bench", "artist": "Bench"}).to_string(),
-        );
+        .text("metadata", serde_json::to_string(&metadata)?);
     let response = http
         .post(format!("{base}/v1/tracks"))
         .bearer_auth(token)
@@ -274,7 +288,7 @@ pub fn run_play(args: &PlayBenchArgs) -> anyhow::Result<ExitCode> {
     client.block_on(async {
         let artist = origin.account("bench_artist", "artist").await?;
         let track = origin.upload(&artist, 5.0).await?;
-        let track_id = track["id"].as_str().context("no track id")?.to_string();
+        let track_id = track.id;
         progress("play: creating listener accounts");
         let mut tokens = Vec::new();
         for client in 0..args.clients {
@@ -360,7 +374,12 @@ pub(crate) async fn load(
                     Some(track) => {
                         http.post(format!("{base}/v1/tracks/{track}/play"))
                             .bearer_auth(&token)
-                            .json(&json!({"node_id": node_id}))
+                            .json(&api::playback::PlayRequest {
+                                quality: None,
+                                offline: None,
+                                node_id: node_id.clone(),
+                                opening_chunks: None,
+                            })
                             .send()
                             .await?
                     }
@@ -393,13 +412,19 @@ pub fn run_chunks(args: &ChunksBenchArgs) -> anyhow::Result<ExitCode> {
         let artist = origin.account("bench_artist", "artist").await?;
         progress("chunks: ingesting a track to serve");
         let track = origin.upload(&artist, f64::from(args.track_seconds)).await?;
-        let track_id = track["id"].as_str().context("no track id")?.to_string();
+        let track_id = track.id;
         let listener = origin.account("bench_listener", "listener").await?;
         let node_id = Identity::from_secret_bytes(&[7; 32]).node_id().to_hex();
-        let grant = origin.post(&format!("/v1/tracks/{track_id}/play"), Some(&listener), json!({"node_id": node_id, "quality": "high"})).await?;
-        let signed: protocol::SignedManifest = protocol::codec::decode(&hex::decode(grant["manifest"].as_str().context("manifest")?)?)?;
+        let request = api::playback::PlayRequest {
+            quality: Some("high".into()),
+            offline: None,
+            node_id,
+            opening_chunks: None,
+        };
+        let grant: api::playback::PlayGrant = origin.post(&format!("/v1/tracks/{track_id}/play"), Some(&listener), &request).await?;
+        let signed: protocol::SignedManifest = protocol::codec::decode(&hex::decode(&grant.manifest)?)?;
         let body: protocol::ManifestBody = protocol::codec::decode(&signed.body)?;
-        let template = grant["chunk_url_template"].as_str().context("template")?.to_string();
+        let template = grant.chunk_url_template;
         let origin_urls: Vec<String> = body.chunks.iter().map(|id| template.replace("{chunk_id}", &id.to_hex())).collect();
 
         let nginx = Nginx::start(&origin.data.path().join("chunks"))?;

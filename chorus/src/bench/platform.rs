@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, ensure};
+use anyhow::ensure;
 use clap::Args;
 use origin::config::OriginConfig;
 use origin::store::{Store, TrackRecord};
@@ -187,6 +187,9 @@ fn import(dir: &std::path::Path, tracks: u32, seed: u64) -> anyhow::Result<f64> 
     let started = Instant::now();
     progress(&format!("generating {tracks} tracks"));
     let catalog = catalog(tracks, seed);
+    // The origin's key first, as `chorus origin` makes it: an origin refuses a database
+    // without its key.
+    origin::server::origin_identity(dir)?;
     let store = Store::open(dir)?;
     for (done, part) in catalog.chunks(50_000).enumerate() {
         progress(&format!(
@@ -310,15 +313,13 @@ pub fn run_search(args: &SearchBenchArgs) -> anyhow::Result<ExitCode> {
         progress("checking typo recall");
         let mut found = 0;
         for (path, id) in searches.iter().zip(&wanted).take(500) {
-            let answer: Value = http
+            let answer: api::search::SearchResults = http
                 .get(format!("{base}{path}"))
                 .send()
                 .await?
                 .json()
                 .await?;
-            let hit = answer["items"]
-                .as_array()
-                .is_some_and(|items| items.iter().any(|item| item["id"] == json!(id)));
+            let hit = answer.items.iter().any(|item| item.id == *id);
             found += usize::from(hit);
         }
         let recall = found as f64 / wanted.len().min(500) as f64;
@@ -424,51 +425,62 @@ fn bench_config(data: &std::path::Path) -> OriginConfig {
     }
 }
 
-async fn call(
+async fn call<T: serde::de::DeserializeOwned, B: serde::Serialize + Sync>(
     http: &reqwest::Client,
     method: reqwest::Method,
     url: String,
     token: Option<&str>,
-    body: Option<Value>,
-) -> anyhow::Result<Value> {
+    body: Option<&B>,
+) -> anyhow::Result<T> {
     let mut request = http.request(method, &url);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
     if let Some(body) = body {
-        request = request.json(&body);
+        request = request.json(body);
     }
     let response = request.send().await?;
     let status = response.status();
-    let body: Value = response.json().await.unwrap_or_default();
-    ensure!(status.is_success(), "{url}: {status} {body}");
-    Ok(body)
+    let bytes = response.bytes().await?;
+    ensure!(
+        status.is_success(),
+        "{url}: {status} {}",
+        String::from_utf8_lossy(&bytes)
+    );
+    Ok(serde_json::from_slice(&bytes)?)
 }
 
 async fn login(http: &reqwest::Client, base: &str, username: &str) -> anyhow::Result<String> {
     let password = "correct horse battery";
-    let body = json!({"username": username, "password": password});
-    call(
+    let sign_up = api::accounts::NewAccount {
+        username: username.to_string(),
+        password: password.to_string(),
+        region: None,
+        role: None,
+        tier: None,
+    };
+    call::<api::accounts::AccountCreated, _>(
         http,
         reqwest::Method::POST,
         format!("{base}/v1/accounts"),
         None,
-        Some(body),
+        Some(&sign_up),
     )
     .await
     .ok();
-    let tokens = call(
+    let login = api::accounts::Login {
+        username: username.to_string(),
+        password: password.to_string(),
+    };
+    let tokens: api::accounts::Tokens = call(
         http,
         reqwest::Method::POST,
         format!("{base}/v1/sessions"),
         None,
-        Some(json!({"username": username, "password": password})),
+        Some(&login),
     )
     .await?;
-    Ok(tokens["access_token"]
-        .as_str()
-        .context("no access token")?
-        .to_string())
+    Ok(tokens.access_token)
 }
 
 /// `chorus bench playlists`: paged playlist reads on loopback against `GET /healthz`, then
@@ -493,18 +505,21 @@ pub fn run_playlists(args: &PlaylistBenchArgs) -> anyhow::Result<ExitCode> {
     let result = client.block_on(async {
         let token = login(&http, &base, "bench_owner").await?;
         let device_two = login(&http, &base, "bench_owner").await?;
-        let playlist = call(
+        let new = api::playlists::NewPlaylist {
+            name: "Bench mix".into(),
+            description: None,
+            public: None,
+            collaborative: None,
+        };
+        let playlist: api::playlists::PlaylistCreated = call(
             &http,
             Method::POST,
             format!("{base}/v1/playlists"),
             Some(&token),
-            Some(json!({"name": "Bench mix"})),
+            Some(&new),
         )
         .await?;
-        let id = playlist["id"]
-            .as_str()
-            .context("no playlist id")?
-            .to_string();
+        let id = playlist.id;
         for part in ids
             .iter()
             .cycle()
@@ -512,12 +527,17 @@ pub fn run_playlists(args: &PlaylistBenchArgs) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .chunks(100)
         {
-            call(
+            let add = api::playlists::AddTracks {
+                track_ids: part.iter().map(|id| id.to_string()).collect(),
+                position: None,
+                snapshot_id: None,
+            };
+            call::<api::playlists::TracksAdded, _>(
                 &http,
                 Method::POST,
                 format!("{base}/v1/playlists/{id}/tracks"),
                 Some(&token),
-                Some(json!({"track_ids": part})),
+                Some(&add),
             )
             .await?;
         }
@@ -559,12 +579,17 @@ pub fn run_playlists(args: &PlaylistBenchArgs) -> anyhow::Result<ExitCode> {
                 let mut acknowledged = 0u64;
                 for n in 0..edits {
                     let track = &ids[(device * edits + n) % ids.len()];
-                    if call(
+                    let add = api::playlists::AddTracks {
+                        track_ids: vec![track.to_string()],
+                        position: None,
+                        snapshot_id: None,
+                    };
+                    if call::<api::playlists::TracksAdded, _>(
                         &http,
                         Method::POST,
                         format!("{base}/v1/playlists/{id}/tracks"),
                         Some(&token),
-                        Some(json!({"track_ids": [track]})),
+                        Some(&add),
                     )
                     .await
                     .is_ok()
@@ -579,15 +604,15 @@ pub fn run_playlists(args: &PlaylistBenchArgs) -> anyhow::Result<ExitCode> {
         while let Some(count) = tasks.join_next().await {
             acknowledged += count?;
         }
-        let after = call(
+        let after: api::playlists::PlaylistView = call(
             &http,
             Method::GET,
             format!("{base}/v1/playlists/{id}?limit=1"),
             Some(&token),
-            None,
+            None::<&()>,
         )
         .await?;
-        let length = after["tracks"]["total"].as_u64().context("no total")?;
+        let length = after.tracks.total as u64;
         let lost = (total + acknowledged).saturating_sub(length);
         progress_done();
         anyhow::Ok((
