@@ -603,6 +603,18 @@ async fn bad_input_gets_stable_codes_and_loses_nothing() {
         (StatusCode::OK, json!(0)),
         "punctuation alone finds nothing: {answer}"
     );
+    // serde would read a struct from an array of its fields; the API does not.
+    let (status, answer) = origin
+        .post(
+            "/v1/playlists",
+            Some(&listener),
+            json!(["Mix", "about", true]),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_json")
+    );
     let (status, answer) = origin.get("/v1/nowhere", Some(&listener)).await;
     assert_eq!(
         (status, error_code(&answer)),

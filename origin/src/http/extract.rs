@@ -5,6 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 
 use protocol::{AccountId, TrackId};
 
@@ -44,11 +45,15 @@ impl<S: Send + Sync, T: JsonBody> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let Json(value) = Json::<serde_json::Value>::from_request(request, state).await?;
-        let shaped = match &value {
-            serde_json::Value::Object(_) => !T::LIST,
-            serde_json::Value::Array(items) => T::LIST && items.iter().all(|item| item.is_object()),
-            _ => false,
+        // Syntax, media type and size are checked here without building a tree; the shape
+        // from the raw text; then one typed parse.
+        let Json(raw) = Json::<Box<RawValue>>::from_request(request, state).await?;
+        let is_object = |raw: &RawValue| raw.get().trim_start().starts_with('{');
+        let shaped = if T::LIST {
+            serde_json::from_str::<Vec<&RawValue>>(raw.get())
+                .is_ok_and(|items| items.into_iter().all(is_object))
+        } else {
+            is_object(&raw)
         };
         if !shaped {
             let expected = if T::LIST {
@@ -62,13 +67,15 @@ impl<S: Send + Sync, T: JsonBody> FromRequest<S> for ApiJson<T> {
                 format!("the body must be {expected}"),
             ));
         }
-        serde_json::from_value(value).map(ApiJson).map_err(|error| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_json",
-                error.to_string(),
-            )
-        })
+        serde_json::from_str(raw.get())
+            .map(ApiJson)
+            .map_err(|error| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_json",
+                    error.to_string(),
+                )
+            })
     }
 }
 

@@ -22,7 +22,8 @@ use crate::store::{LIBRARY_ITEMS_MAX, Library, LibraryAdd, Role};
 fn added(result: LibraryAdd, what: &str) -> Result<u64, ApiError> {
     match result {
         LibraryAdd::Added(at) | LibraryAdd::Already(at) => Ok(at),
-        LibraryAdd::Full => Err(ApiError::bad_request(
+        LibraryAdd::Full => Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
             "library_full",
             format!("at most {LIBRARY_ITEMS_MAX} {what}"),
         )),
@@ -31,7 +32,7 @@ fn added(result: LibraryAdd, what: &str) -> Result<u64, ApiError> {
 
 /// Checks the form of a track id (`400 invalid_id`).
 
-#[utoipa::path(put, path = "/v1/me/tracks/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), responses((status = 200, body = Liked, description = "Liked (again: unchanged)"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/me/tracks/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), responses((status = 200, body = Liked, description = "Liked (again: unchanged)"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "not_found: no such track"), (status = 409, body = ErrorBody, description = "library_full")))]
 /// `PUT /v1/me/tracks/{id}`: like a song.
 pub async fn like_track(
     State(state): State<AppState>,
@@ -96,7 +97,7 @@ pub async fn liked_tracks(
     }))
 }
 
-#[utoipa::path(put, path = "/v1/me/following/artists/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), responses((status = 200, body = Followed), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/me/following/artists/{id}", tag = "library", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), responses((status = 200, body = Followed), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "not_found: no such artist"), (status = 409, body = ErrorBody, description = "library_full")))]
 /// `PUT /v1/me/following/artists/{id}`: follow an artist.
 pub async fn follow_artist(
     State(state): State<AppState>,
