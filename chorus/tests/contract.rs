@@ -18,8 +18,9 @@ use serde_json::{Value, json};
 
 const PASSWORD: &str = "contract password";
 
-/// Where `scripts/setup` installs schemathesis, or `st` on the PATH.
-fn schemathesis() -> PathBuf {
+/// Where `scripts/setup` installs schemathesis, or `st` on the PATH. Missing: a skip on a
+/// developer's machine, a failure in CI (where `scripts/setup` installs it), as with ffmpeg.
+fn schemathesis() -> Option<PathBuf> {
     let tools = std::env::var_os("CHORUS_TOOLS")
         .map(PathBuf::from)
         .or_else(|| {
@@ -28,15 +29,18 @@ fn schemathesis() -> PathBuf {
     if let Some(st) = tools.map(|tools| tools.join("venv/bin/st"))
         && st.exists()
     {
-        return st;
+        return Some(st);
     }
-    let on_path = Command::new("st").arg("--version").output();
+    let on_path = Command::new("st")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
     assert!(
-        on_path.is_ok_and(|output| output.status.success()),
-        "schemathesis is not installed: run scripts/setup (it installs it into \
-         ~/.cache/chorus-tools/venv, or $CHORUS_TOOLS/venv)"
+        on_path || std::env::var_os("CI").is_none(),
+        "schemathesis is required in CI: scripts/setup installs it into \
+         ~/.cache/chorus-tools/venv (or $CHORUS_TOOLS/venv)"
     );
-    PathBuf::from("st")
+    on_path.then(|| PathBuf::from("st"))
 }
 
 /// An origin process, killed on drop.
@@ -139,10 +143,10 @@ fn sign_up(http: &Client, base: &str, username: &str, role: &str) -> String {
 
 /// One schemathesis run with `token`, working in `dir` (it keeps a cache where it runs); the
 /// report on failure.
-fn check(dir: &Path, base: &str, role: &str, token: &str) -> Result<(), String> {
+fn check(st: &Path, dir: &Path, base: &str, role: &str, token: &str) -> Result<(), String> {
     let seconds = std::env::var("CHORUS_CONTRACT_SECONDS").unwrap_or_else(|_| "40".into());
     let seed = std::env::var("CHORUS_CONTRACT_SEED").unwrap_or_else(|_| "7".into());
-    let output = Command::new(schemathesis())
+    let output = Command::new(st)
         .current_dir(dir)
         .arg("--config-file")
         .arg(concat!(
@@ -186,6 +190,10 @@ fn check(dir: &Path, base: &str, role: &str, token: &str) -> Result<(), String> 
 
 #[test]
 fn the_origin_keeps_its_documented_contract() {
+    let Some(st) = schemathesis() else {
+        eprintln!("skipped: schemathesis is not installed (run scripts/setup)");
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let origin = start(dir.path());
     let http = Client::new();
@@ -217,7 +225,7 @@ fn the_origin_keeps_its_documented_contract() {
         ("an admin", &admin),
     ]
     .into_iter()
-    .filter_map(|(role, token)| check(dir.path(), &origin.base, role, token).err())
+    .filter_map(|(role, token)| check(&st, dir.path(), &origin.base, role, token).err())
     .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
