@@ -141,10 +141,37 @@ fn sign_up(http: &Client, base: &str, username: &str, role: &str) -> String {
     login(http, base, username)
 }
 
-/// One schemathesis run with `token`, working in `dir` (it keeps a cache where it runs); the
-/// report on failure.
+/// The two runs for each role: the single-request phases, then the stateful phase on its own
+/// time budget (it comes last and would otherwise get what the others leave).
 fn check(st: &Path, dir: &Path, base: &str, role: &str, token: &str) -> Result<(), String> {
-    let seconds = std::env::var("CHORUS_CONTRACT_SECONDS").unwrap_or_else(|_| "40".into());
+    let seconds: u64 = std::env::var("CHORUS_CONTRACT_SECONDS")
+        .ok()
+        .and_then(|seconds| seconds.parse().ok())
+        .unwrap_or(40);
+    run(
+        st,
+        dir,
+        base,
+        role,
+        token,
+        "examples,coverage,fuzzing",
+        seconds,
+    )?;
+    run(st, dir, base, role, token, "stateful", seconds.div_ceil(2))
+}
+
+/// One schemathesis run of `phases` with `token`, working in `dir` (it keeps a cache where it
+/// runs); the report on failure.
+fn run(
+    st: &Path,
+    dir: &Path,
+    base: &str,
+    role: &str,
+    token: &str,
+    phases: &str,
+    seconds: u64,
+) -> Result<(), String> {
+    let seconds = seconds.to_string();
     let seed = std::env::var("CHORUS_CONTRACT_SEED").unwrap_or_else(|_| "7".into());
     let output = Command::new(st)
         .current_dir(dir)
@@ -161,7 +188,7 @@ fn check(st: &Path, dir: &Path, base: &str, role: &str, token: &str) -> Result<(
             "--checks",
             "all",
             "--phases",
-            "examples,coverage,fuzzing,stateful",
+            phases,
             "--workers",
             "1",
             "--max-examples",
@@ -178,11 +205,21 @@ fn check(st: &Path, dir: &Path, base: &str, role: &str, token: &str) -> Result<(
         .expect("run schemathesis");
     let report = String::from_utf8_lossy(&output.stdout);
     if output.status.success() {
-        eprintln!("{role}: {}", report.lines().last().unwrap_or_default());
+        // The phases' summaries (operations and links covered) and the verdict.
+        let summary: Vec<&str> = report
+            .lines()
+            .filter(|line| {
+                let line = line.trim_start();
+                line.starts_with("API Links:")
+            })
+            .chain(report.lines().last())
+            .map(str::trim)
+            .collect();
+        eprintln!("{role}, {phases}: {}", summary.join("; "));
         Ok(())
     } else {
         Err(format!(
-            "as {role}:\n{report}\n{}",
+            "as {role} ({phases}):\n{report}\n{}",
             String::from_utf8_lossy(&output.stderr)
         ))
     }

@@ -1395,15 +1395,19 @@ async fn playlists_edit_safely_from_two_devices() {
         (status, error_code(&answer)),
         (StatusCode::CONFLICT, "bad_position")
     );
+    // A track the catalog does not have: 409 naming which one (404 is for the playlist).
     let unknown = "0".repeat(32);
-    let (status, _) = call(
+    let (status, answer) = call(
         Method::POST,
         tracks_path.clone(),
         &owner,
-        Some(json!({"track_ids": [unknown]})),
+        Some(json!({"track_ids": [tracks[0], unknown]})),
     )
     .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        (status, error_code(&answer), &answer["error"]["index"]),
+        (StatusCode::CONFLICT, "unknown_track", &json!(1))
+    );
 
     // Private: a stranger cannot see it (404, existence not revealed) nor edit it.
     let (status, _) = call(Method::GET, format!("/v1/playlists/{id}"), &stranger, None).await;

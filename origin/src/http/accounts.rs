@@ -18,7 +18,7 @@ use crate::ratelimit::Class;
 use crate::store::{Account, Role, Tier, TokenKind, TokenRecord};
 use utoipa_axum::routes;
 
-#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = NewAccount, responses((status = 201, body = AccountCreated, description = "Created"), (status = 400, body = ErrorBody, description = "invalid_username, invalid_password, invalid_region"), (status = 403, body = ErrorBody, description = "not_allowed: a role, tier or region the caller may not have (error.field names it)"), (status = 409, body = ErrorBody, description = "username_taken"), (status = 503, body = ErrorBody, description = "busy: too many log-ins at once")))]
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = NewAccount, responses((status = 201, body = AccountCreated, description = "Created", links(("LogIn" = (operation_id = "create_session", request_body = json!({"username": "$request.body#/username", "password": "$request.body#/password"}))))), (status = 400, body = ErrorBody, description = "invalid_username, invalid_password, invalid_region"), (status = 403, body = ErrorBody, description = "not_allowed: a role, tier or region the caller may not have (error.field names it)"), (status = 409, body = ErrorBody, description = "username_taken"), (status = 503, body = ErrorBody, description = "busy: too many log-ins at once")))]
 async fn create_account(
     State(state): State<AppState>,
     client: Option<axum::Extension<ClientIp>>,
@@ -119,7 +119,7 @@ fn signup_role(config: &OriginConfig, asked: Option<Role>) -> Result<Role, ApiEr
     }
 }
 
-#[utoipa::path(post, path = "/v1/sessions", tag = "accounts", request_body = Login, responses((status = 200, body = Tokens), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody, description = "busy: too many log-ins at once")))]
+#[utoipa::path(post, path = "/v1/sessions", tag = "accounts", request_body = Login, responses((status = 200, body = Tokens, links(("Refresh" = (operation_id = "refresh_session", request_body = json!({"refresh_token": "$response.body#/refresh_token"}))))), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody, description = "busy: too many log-ins at once")))]
 async fn create_session(
     State(state): State<AppState>,
     ApiJson(login): ApiJson<Login>,

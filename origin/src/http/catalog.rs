@@ -67,7 +67,7 @@ fn check_metadata(metadata: &TrackMetadata) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[utoipa::path(post, path = "/v1/tracks", tag = "catalog", security(("bearer" = [])), request_body(content = api::catalog::UploadForm, content_type = "multipart/form-data", description = "`file`: the audio; `metadata`: TrackMetadata as JSON"), responses((status = 201, body = TrackView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "not_an_artist"), (status = 413, body = ErrorBody, description = "upload_too_large"), (status = 422, body = ErrorBody, description = "not_audio, unsupported_codec, decode_failed, empty_audio, audio_too_long, unsupported_format")))]
+#[utoipa::path(post, path = "/v1/tracks", tag = "catalog", security(("bearer" = [])), request_body(content = api::catalog::UploadForm, content_type = "multipart/form-data", description = "`file`: the audio; `metadata`: TrackMetadata as JSON"), responses((status = 201, body = TrackView, links(("GetTrack" = (operation_id = "get_track", parameters(("id" = "$response.body#/id")))), ("Play" = (operation_id = "play", parameters(("id" = "$response.body#/id")))), ("Radio" = (operation_id = "radio", parameters(("id" = "$response.body#/id")))), ("Like" = (operation_id = "like_track", parameters(("id" = "$response.body#/id")))), ("Artist" = (operation_id = "artist", parameters(("id" = "$response.body#/artist_id")))), ("ArtistTracks" = (operation_id = "artist_tracks", parameters(("id" = "$response.body#/artist_id")))), ("Follow" = (operation_id = "follow_artist", parameters(("id" = "$response.body#/artist_id")))), ("DeleteTrack" = (operation_id = "delete_track", parameters(("id" = "$response.body#/id")))))), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "not_an_artist"), (status = 413, body = ErrorBody, description = "upload_too_large"), (status = 422, body = ErrorBody, description = "not_audio, unsupported_codec, decode_failed, empty_audio, audio_too_long, unsupported_format")))]
 /// `POST /v1/tracks` (multipart `file` + `metadata`): ingest, then `201` with the track.
 pub async fn upload_track(
     State(state): State<AppState>,
@@ -310,7 +310,7 @@ async fn ingest_and_store(
     Ok(record)
 }
 
-#[utoipa::path(get, path = "/v1/tracks/{id}", tag = "catalog", params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), responses((status = 200, body = TrackView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tracks/{id}", tag = "catalog", params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), responses((status = 200, body = TrackView, links(("Play" = (operation_id = "play", parameters(("id" = "$response.body#/id")))), ("Radio" = (operation_id = "radio", parameters(("id" = "$response.body#/id")))), ("Like" = (operation_id = "like_track", parameters(("id" = "$response.body#/id")))), ("Artist" = (operation_id = "artist", parameters(("id" = "$response.body#/artist_id")))), ("ArtistTracks" = (operation_id = "artist_tracks", parameters(("id" = "$response.body#/artist_id")))), ("Follow" = (operation_id = "follow_artist", parameters(("id" = "$response.body#/artist_id")))))), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 /// `GET /v1/tracks/{id}`.
 pub async fn get_track(
     State(state): State<AppState>,
@@ -387,7 +387,7 @@ pub async fn artist(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/artists/{id}/tracks", tag = "catalog", params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "Artist (account) id"), Page), responses((status = 200, body = TrackPage, description = "Newest first; an artist without tracks has an empty page"), (status = 400, body = ErrorBody, description = "invalid_id")))]
+#[utoipa::path(get, path = "/v1/artists/{id}/tracks", tag = "catalog", params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "Artist (account) id"), Page), responses((status = 200, body = TrackPage, description = "Newest first; an artist without tracks has an empty page", links(("GetTrack" = (operation_id = "get_track", parameters(("id" = "$response.body#/items/0/id")))), ("Play" = (operation_id = "play", parameters(("id" = "$response.body#/items/0/id")))))), (status = 400, body = ErrorBody, description = "invalid_id")))]
 /// `GET /v1/artists/{id}/tracks`.
 pub async fn artist_tracks(
     State(state): State<AppState>,

@@ -268,7 +268,47 @@ fn base_document() -> utoipa::openapi::OpenApi {
 
 /// The OpenAPI document of the routes [`app`] serves (also at `GET /v1/openapi.json`).
 pub fn document() -> utoipa::openapi::OpenApi {
-    routes(RouteLimits::default()).into_openapi()
+    let mut document = routes(RouteLimits::default()).into_openapi();
+    spell_links_as_openapi_does(&mut document);
+    document
+}
+
+/// utoipa 5 writes a link's `operationId` and `requestBody` as `operation_id` and
+/// `request_body`, which no OpenAPI tool reads; they move into the link's extension map, which
+/// is written verbatim.
+fn spell_links_as_openapi_does(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::extensions::Extensions;
+    for item in document.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for response in operation.responses.responses.values_mut() {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                for link in response.links.values_mut() {
+                    let RefOr::T(link) = link else { continue };
+                    let mut spelled = serde_json::Map::new();
+                    let id = std::mem::take(&mut link.operation_id);
+                    if !id.is_empty() {
+                        spelled.insert("operationId".into(), id.into());
+                    }
+                    if let Some(body) = link.request_body.take() {
+                        spelled.insert("requestBody".into(), body);
+                    }
+                    link.extensions
+                        .get_or_insert_with(Extensions::default)
+                        .merge(Extensions::from_iter(spelled));
+                }
+            }
+        }
+    }
 }
 
 /// [`document`] as pretty JSON, as `docs/openapi.json` keeps it.
@@ -320,6 +360,39 @@ mod tests {
             kept == document(),
             "docs/openapi.json differs from the routes: run `chorus openapi > docs/openapi.json`"
         );
+    }
+
+    #[test]
+    fn every_link_leads_to_an_operation_of_the_document() {
+        let document = document();
+        let mut operations = std::collections::HashSet::new();
+        let mut links = Vec::new();
+        for (_, item) in document["paths"].as_object().unwrap() {
+            for (_, operation) in item.as_object().unwrap() {
+                if let Some(id) = operation["operationId"].as_str() {
+                    operations.insert(id.to_string());
+                }
+                for (_, response) in operation["responses"].as_object().into_iter().flatten() {
+                    for (name, link) in response["links"].as_object().into_iter().flatten() {
+                        links.push((
+                            name.clone(),
+                            link["operationId"].as_str().map(str::to_string),
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(
+            links.len() >= 20,
+            "the stateful phase needs links: {links:?}"
+        );
+        for (name, target) in links {
+            let target = target.unwrap_or_else(|| panic!("link {name} names no operationId"));
+            assert!(
+                operations.contains(&target),
+                "link {name} leads to {target}, which is not an operation"
+            );
+        }
     }
 
     #[test]

@@ -145,7 +145,7 @@ fn valid_description(text: &str) -> Result<String, ApiError> {
     Ok(trim_blank(text).to_string())
 }
 
-#[utoipa::path(post, path = "/v1/playlists", tag = "playlists", security(("bearer" = [])), request_body = NewPlaylist, responses((status = 201, body = PlaylistCreated), (status = 400, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/playlists", tag = "playlists", security(("bearer" = [])), request_body = NewPlaylist, responses((status = 201, body = PlaylistCreated, links(("ReadPlaylist" = (operation_id = "read", parameters(("id" = "$response.body#/id")))), ("ChangePlaylist" = (operation_id = "change", parameters(("id" = "$response.body#/id")))), ("AddTracks" = (operation_id = "add_tracks", parameters(("id" = "$response.body#/id")))), ("ReorderTracks" = (operation_id = "reorder", parameters(("id" = "$response.body#/id")))), ("RemoveTracks" = (operation_id = "remove_tracks", parameters(("id" = "$response.body#/id")))))), (status = 400, body = ErrorBody)))]
 /// `POST /v1/playlists`.
 pub async fn create(
     State(state): State<AppState>,
@@ -355,17 +355,25 @@ fn valid_track_ids(state: &AppState, ids: &[String]) -> Result<(), ApiError> {
             format!("1 to {TRACKS_PER_REQUEST_MAX} track ids per request"),
         ));
     }
-    for id in ids {
-        id.parse::<TrackId>()
-            .map_err(|_| ApiError::bad_request("invalid_id", "track ids are 32 hex characters"))?;
+    for (index, id) in ids.iter().enumerate() {
+        id.parse::<TrackId>().map_err(|_| {
+            ApiError::bad_request("invalid_id", "track ids are 32 hex characters")
+                .with_field("track_ids")
+                .with_index(index)
+        })?;
+        // 409, not 404: the playlist in the path exists; a track the body names does not.
         if state.store.track(id)?.is_none() {
-            return Err(ApiError::not_found(&format!("track {id}")));
+            return Err(
+                conflict("unknown_track", format!("no track {id} in the catalog"))
+                    .with_field("track_ids")
+                    .with_index(index),
+            );
         }
     }
     Ok(())
 }
 
-#[utoipa::path(post, path = "/v1/playlists/{id}/tracks", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), request_body = AddTracks, responses((status = 201, body = TracksAdded), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/playlists/{id}/tracks", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), request_body = AddTracks, responses((status = 201, body = TracksAdded, links(("ReadPlaylist" = (operation_id = "read", parameters(("id" = "$request.path.id")))), ("ReorderTracks" = (operation_id = "reorder", parameters(("id" = "$request.path.id")))), ("RemoveTracks" = (operation_id = "remove_tracks", parameters(("id" = "$request.path.id")))))), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "The playlist is not there (or not yours to see)"), (status = 409, body = ErrorBody, description = "stale_snapshot, bad_position, playlist_full, unknown_track (error.index names it)")))]
 /// `POST /v1/playlists/{id}/tracks`: add tracks at a position.
 pub async fn add_tracks(
     State(state): State<AppState>,
