@@ -14,7 +14,7 @@ use protocol::NodeId;
 use tracker::{TrackerConfig, TrackerService};
 use transport::{Endpoint, Limits};
 
-use crate::origin_cmd::{password, wait_for_shutdown_signal};
+use crate::origin_cmd::{ShutdownSignal, password};
 
 /// Flags of `chorus tracker`.
 #[derive(Debug, Args)]
@@ -129,12 +129,13 @@ pub fn run_tracker(args: TrackerArgs) -> anyhow::Result<ExitCode> {
             None => addr,
         };
         println!("  address  {}@{shown}", identity.node_id());
+        let shutdown = ShutdownSignal::listen()?;
         println!(
             "ready; start the origin with --tracker {}@{shown} so clients and super-nodes find it; Ctrl-C stops it",
             identity.node_id()
         );
         let status = tokio::spawn(status_lines(service.clone(), args.status_every_s));
-        wait_for_shutdown_signal().await?;
+        shutdown.wait().await?;
         status.abort();
         janitor.abort();
         endpoint.close();
@@ -321,6 +322,7 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
                 println!("  p2p      {addr}");
             }
         }
+        let shutdown = ShutdownSignal::listen()?;
         println!("ready; Ctrl-C or SIGTERM stops it");
         let stats = node.stats().clone();
         let cache = node.cache().clone();
@@ -342,7 +344,7 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         });
-        wait_for_shutdown_signal().await?;
+        shutdown.wait().await?;
         status.abort();
         node.shutdown().await;
         eprintln!("node stopped; its cache stays in place for the next start");

@@ -138,27 +138,58 @@ pub fn run_origin(args: OriginArgs) -> anyhow::Result<ExitCode> {
         println!("  http     {}", running.base_url);
         println!("  quic     {}", running.quic_addr);
         println!("  data     {}", data_dir.display());
+        let shutdown = ShutdownSignal::listen()?;
         println!("ready; Ctrl-C or SIGTERM stops it");
-        wait_for_shutdown_signal().await?;
+        shutdown.wait().await?;
         eprintln!("shutting down: finishing requests in flight");
         running.shutdown().await?;
         Ok(ExitCode::SUCCESS)
     })
 }
 
-pub async fn wait_for_shutdown_signal() -> anyhow::Result<()> {
+/// SIGINT (Ctrl-C) and SIGTERM, caught from the moment this is made. A role makes it before
+/// it prints `ready`: a supervisor that stops it right after sees a graceful shutdown, never
+/// the default action of a signal nobody listens for yet.
+#[derive(Debug)]
+pub struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result?,
-            _ = terminate.recv() => {}
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    /// Starts catching the signals (inside a Tokio runtime).
+    pub fn listen() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt()).context("catching SIGINT")?,
+                terminate: signal(SignalKind::terminate()).context("catching SIGTERM")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+
+    /// Waits for the first of them.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await?;
+        let _ = &mut self;
+        Ok(())
+    }
+}
+
+/// Waits for SIGINT or SIGTERM from now on.
+pub async fn wait_for_shutdown_signal() -> anyhow::Result<()> {
+    ShutdownSignal::listen()?.wait().await
 }
 
 /// `chorus admin ...`: operator actions on an origin's data directory (origin stopped).

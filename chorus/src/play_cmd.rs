@@ -389,10 +389,11 @@ pub fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         println!("chorus gateway {}", env!("CARGO_PKG_VERSION"));
         println!("  origin   {base}");
         println!("  http     http://{addr}");
+        let shutdown = crate::origin_cmd::ShutdownSignal::listen()?;
         println!("ready; play http://{addr}/tracks/TRACK_ID in any player; Ctrl-C stops it");
         axum::serve(listener, gateway.router(access))
             .with_graceful_shutdown(async {
-                let _ = crate::origin_cmd::wait_for_shutdown_signal().await;
+                let _ = shutdown.wait().await;
             })
             .await?;
         endpoint.close();
