@@ -139,56 +139,24 @@ impl Running {
     }
 }
 
-/// Starts an origin with `config`: opens the store, loads or creates the keys, binds HTTP and
-/// QUIC. Returns once both listen.
-pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
-    let identity = origin_identity(&config.data_dir)?;
+/// The origin's state for `config`: keys, store, search index, listening activity, region
+/// rules and limits; everything [`http::app`] needs to answer requests, and no socket.
+/// `public_url` is the API's base URL as clients reach it and `quic_addr` the chunk
+/// protocol's address, both as the network sees them. Handler tests build this and call the
+/// app with `tower::ServiceExt::oneshot`.
+pub async fn open_state(
+    config: OriginConfig,
+    identity: Identity,
+    public_url: String,
+    quic_addr: SocketAddr,
+) -> anyhow::Result<AppState> {
     let url_key = load_or_create_secret(&config.data_dir.join("url.key"))?;
     let store = Arc::new(
         Store::open(&config.data_dir)
             .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
     );
-
-    let quic = Endpoint::bind(&identity, config.quic_addr, Limits::default())
-        .context("binding the QUIC endpoint")?;
-    let bound_quic_addr = quic.local_addr()?;
-    let quic_addr = config.quic_public_addr.unwrap_or(bound_quic_addr);
     let metrics = Arc::new(Metrics::default());
     let chunk_source = Arc::new(StoreChunkSource::new(store.clone(), metrics.clone()));
-    let service = ChunkService::new(chunk_source.clone(), identity.node_id(), system_clock());
-    tokio::spawn(transport::serve(quic.clone(), Arc::new(service)));
-
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(Arc::new(
-            transport::https::server_config(cert, key).context("loading the TLS certificate")?,
-        )),
-        (None, None) => None,
-        _ => anyhow::bail!("TLS needs both a certificate (tls_cert) and its key (tls_key)"),
-    };
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let plain_listener = match config.http_plain_addr {
-        Some(addr) if !addr.ip().is_loopback() => {
-            anyhow::bail!("http_plain_addr {addr} is not a loopback address")
-        }
-        Some(_) if tls.is_none() => {
-            anyhow::bail!("http_plain_addr is for an origin serving HTTPS (tls_cert, tls_key)")
-        }
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding plain HTTP on {addr}"))?,
-        ),
-        None => None,
-    };
-    let listener = tokio::net::TcpListener::bind(config.http_addr)
-        .await
-        .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
-    let http_addr = listener.local_addr()?;
-    let public_url = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("{scheme}://{http_addr}"));
-    let node_id = identity.node_id();
     // A small catalog is indexed before the API opens; a large one (minutes for millions of
     // tracks) in the background, search answering 503 until it is done.
     let search = Arc::new(
@@ -230,7 +198,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
     let _ = std::fs::remove_dir_all(&uploads);
     transport::keyfile::create_private_dir(&uploads)
         .with_context(|| format!("creating {}", uploads.display()))?;
-    let state = AppState::new(Shared {
+    Ok(AppState::new(Shared {
         account_ingests: Arc::new(crate::publish::AccountIngests::new(
             config.ingest_per_account_max,
         )),
@@ -245,7 +213,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
             config.rate_limits,
             config.trusted_proxies.clone(),
         )),
-        store: store.clone(),
+        store,
         identity: Arc::new(identity),
         url_key: Arc::new(url_key),
         ingest_slots: Arc::new(Semaphore::new(config.ingest_jobs_max.max(1))),
@@ -253,7 +221,53 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         public_url,
         quic_addr,
         metrics,
-    });
+    }))
+}
+
+/// Starts an origin with `config`: opens the store, loads or creates the keys, binds HTTP and
+/// QUIC. Returns once both listen.
+pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
+    let identity = origin_identity(&config.data_dir)?;
+    let quic = Endpoint::bind(&identity, config.quic_addr, Limits::default())
+        .context("binding the QUIC endpoint")?;
+    let bound_quic_addr = quic.local_addr()?;
+    let quic_addr = config.quic_public_addr.unwrap_or(bound_quic_addr);
+
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(
+            transport::https::server_config(cert, key).context("loading the TLS certificate")?,
+        )),
+        (None, None) => None,
+        _ => anyhow::bail!("TLS needs both a certificate (tls_cert) and its key (tls_key)"),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let plain_listener = match config.http_plain_addr {
+        Some(addr) if !addr.ip().is_loopback() => {
+            anyhow::bail!("http_plain_addr {addr} is not a loopback address")
+        }
+        Some(_) if tls.is_none() => {
+            anyhow::bail!("http_plain_addr is for an origin serving HTTPS (tls_cert, tls_key)")
+        }
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding plain HTTP on {addr}"))?,
+        ),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
+    let http_addr = listener.local_addr()?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{http_addr}"));
+    let node_id = identity.node_id();
+    let state = open_state(config, identity, public_url, quic_addr).await?;
+    let store = state.store.clone();
+    let service = ChunkService::new(state.chunk_source.clone(), node_id, system_clock());
+    tokio::spawn(transport::serve(quic.clone(), Arc::new(service)));
     let janitor = tokio::spawn(janitor(state.clone()));
     let recommender = tokio::spawn(crate::recommendations::refresh(
         state.store.clone(),

@@ -1,0 +1,296 @@
+//! An origin in this process on loopback ports the system picks, with a private data
+//! directory, and async helpers to make accounts and upload tracks the way operators and
+//! artists do.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, ensure};
+use api::accounts::{Login, Tokens};
+use api::catalog::{TrackMetadata, TrackView};
+use origin::config::OriginConfig;
+use origin::server::{self, Running};
+use origin::store::{Role, Store, Tier};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::http::PASSWORD;
+
+/// A running in-process origin; stopped (its tasks aborted) and its data deleted on drop.
+pub struct LocalOrigin {
+    /// The running origin.
+    pub running: Running,
+    /// Its API's base URL.
+    pub base: String,
+    /// An HTTP client for it (many idle connections, for load).
+    pub http: reqwest::Client,
+    operator: tokio::sync::OnceCell<String>,
+    dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for LocalOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalOrigin")
+            .field("base", &self.base)
+            .field("data_dir", &self.dir.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalOrigin {
+    /// An origin with the default config (loopback ports, 4 MiB uploads) as `change` adjusts it.
+    pub async fn start_with(change: impl FnOnce(&mut OriginConfig)) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut config = OriginConfig {
+            data_dir: dir.path().to_path_buf(),
+            http_addr: "127.0.0.1:0".parse()?,
+            quic_addr: "127.0.0.1:0".parse()?,
+            upload_bytes_max: 4 * 1024 * 1024,
+            ..OriginConfig::default()
+        };
+        change(&mut config);
+        let running = server::start(config).await?;
+        let base = format!("http://{}", running.http_addr);
+        let http = api::client::http_client_builder()?
+            .pool_max_idle_per_host(256)
+            .build()?;
+        Ok(Self {
+            running,
+            base,
+            http,
+            operator: tokio::sync::OnceCell::new(),
+            dir,
+        })
+    }
+
+    /// An origin with the default config; panics if it does not start (for tests).
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await.expect("the origin starts")
+    }
+
+    /// Its data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Where its QUIC endpoint is bound.
+    pub fn quic_addr(&self) -> SocketAddr {
+        self.running.quic_addr
+    }
+
+    /// Where its HTTP API listens.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.running.http_addr
+    }
+
+    /// An account made on the store, as `chorus admin` does (role, tier and region are the
+    /// operator's to give); its access token.
+    pub async fn create_account(
+        &self,
+        username: &str,
+        region: &str,
+        role: Role,
+        tier: Tier,
+    ) -> anyhow::Result<String> {
+        let store = self.running.store();
+        create_account(store, &self.http, &self.base, username, region, role, tier).await
+    }
+
+    /// An admin made on the store; its token (panics on failure, for tests).
+    pub async fn admin(&self, username: &str) -> String {
+        self.create_account(username, "SE", Role::Admin, Tier::Premium)
+            .await
+            .expect("an admin account")
+    }
+
+    /// An account made as a stranger would (sign-up), whose role, tier and region an
+    /// operator then sets (`PATCH /v1/admin/accounts/{username}`); its token (panics on
+    /// failure, for tests).
+    pub async fn account(&self, username: &str, region: &str, role: &str, tier: &str) -> String {
+        let body = json!({"username": username, "password": PASSWORD});
+        let (status, answer) = self.post("/v1/accounts", None, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        assert_eq!(answer["tier"], "free", "{answer}");
+        assert_eq!(answer["role"], "listener", "{answer}");
+        let operator = self
+            .operator
+            .get_or_init(|| self.admin("operator_admin"))
+            .await;
+        let response = self
+            .http
+            .patch(format!("{}/v1/admin/accounts/{username}", self.base))
+            .bearer_auth(operator)
+            .json(&json!({"role": role, "tier": tier, "region": region}))
+            .send()
+            .await
+            .expect("PATCH the account");
+        assert_eq!(response.status(), StatusCode::OK);
+        let login = json!({"username": username, "password": PASSWORD});
+        let (status, tokens) = self.post("/v1/sessions", None, login).await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        tokens["access_token"]
+            .as_str()
+            .expect("an access token")
+            .to_string()
+    }
+
+    /// `POST path` with an optional bearer token and JSON body: (status, JSON answer).
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("POST");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST path` with `body`, which must succeed: its answer as `T`.
+    pub async fn post_as<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &impl serde::Serialize,
+    ) -> anyhow::Result<T> {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        ensure!(
+            status.is_success(),
+            "{path}: {status} {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        serde_json::from_slice(&bytes).with_context(|| format!("{path}: the answer"))
+    }
+
+    /// `GET path`: (status, JSON answer).
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let (status, body, _) = self.get_with_headers(path, token).await;
+        (status, body)
+    }
+
+    /// `GET path`: (status, JSON answer, headers).
+    pub async fn get_with_headers(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("GET");
+        let (status, headers) = (response.status(), response.headers().clone());
+        (
+            status,
+            response.json().await.unwrap_or(Value::Null),
+            headers,
+        )
+    }
+
+    /// Uploads `file` named `name` with `metadata` (any JSON) as the artist `token`:
+    /// (status, answer).
+    pub async fn upload(
+        &self,
+        token: &str,
+        file: Vec<u8>,
+        name: &str,
+        metadata: Value,
+    ) -> (StatusCode, Value) {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(file).file_name(name.to_string()),
+            )
+            .text("metadata", metadata.to_string());
+        let response = self
+            .http
+            .post(format!("{}/v1/tracks", self.base))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Uploads `seconds` of the synthesizer's stereo piece for `seed` as `metadata`.
+    pub async fn upload_synth(
+        &self,
+        token: &str,
+        seed: u64,
+        seconds: f64,
+        metadata: &TrackMetadata,
+    ) -> anyhow::Result<TrackView> {
+        upload_synth(&self.http, &self.base, token, seed, seconds, metadata).await
+    }
+}
+
+/// An account made on `store` as `chorus admin` does (password [`PASSWORD`]), then logged
+/// in at the origin at `base`; its access token.
+pub async fn create_account(
+    store: &Store,
+    http: &reqwest::Client,
+    base: &str,
+    username: &str,
+    region: &str,
+    role: Role,
+    tier: Tier,
+) -> anyhow::Result<String> {
+    let account = origin::accounts::new_account(username, PASSWORD, region, role, tier)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    ensure!(store.create_account(&account)?, "{username} exists");
+    let login = Login {
+        username: username.to_string(),
+        password: PASSWORD.to_string(),
+    };
+    let response = http
+        .post(format!("{base}/v1/sessions"))
+        .json(&login)
+        .send()
+        .await?;
+    ensure!(
+        response.status().is_success(),
+        "log-in: {}",
+        response.status()
+    );
+    let tokens: Tokens = response.json().await.context("log-in answer")?;
+    Ok(tokens.access_token)
+}
+
+/// Uploads `seconds` of the synthesizer's stereo piece for `seed` to the origin at `base` as
+/// the artist whose access token is `token`; the created track.
+pub async fn upload_synth(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    seed: u64,
+    seconds: f64,
+    metadata: &TrackMetadata,
+) -> anyhow::Result<TrackView> {
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(origin::synth::wav(seed, seconds, 44_100, 2))
+                .file_name("synth.wav"),
+        )
+        .text("metadata", serde_json::to_string(metadata)?);
+    let response = http
+        .post(format!("{base}/v1/tracks"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await?;
+    let status = response.status();
+    ensure!(
+        status.is_success(),
+        "upload: {status} {}",
+        response.text().await.unwrap_or_default()
+    );
+    Ok(response.json().await?)
+}
