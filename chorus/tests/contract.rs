@@ -9,14 +9,13 @@
 //! Bounded: each role's run stops after `CHORUS_CONTRACT_SECONDS` (default 40) seconds; the
 //! seed is fixed (`CHORUS_CONTRACT_SEED` to try another), so a failure replays.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
+use api::accounts::Role;
 use reqwest::blocking::Client;
-use serde_json::{Value, json};
-
-const PASSWORD: &str = "contract password";
+use testkit::chorus::{OriginProcess, RunningOrigin as Origin};
+use testkit::http::{login, metadata, sign_up, upload_synth};
 
 /// Where `scripts/setup` installs schemathesis, or `st` on the PATH. Missing: a skip on a
 /// developer's machine, a failure in CI (where `scripts/setup` installs it), as with ffmpeg.
@@ -43,19 +42,6 @@ fn schemathesis() -> Option<PathBuf> {
     on_path.then(|| PathBuf::from("st"))
 }
 
-/// An origin process, killed on drop.
-struct Origin {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Origin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The origin as the contract sees it: artist sign-up open (so the stateful phase can make
 /// artists) and rate limits out of the way (the generator sends thousands of requests from
 /// one address; limits have their own tests).
@@ -70,75 +56,14 @@ ip = { per_minute = 4294967295, burst = 4294967295 }
 "#;
 
 fn start(dir: &Path) -> Origin {
-    let data = dir.join("origin");
-    let config = dir.join("origin.toml");
-    std::fs::write(&config, CONFIG).unwrap();
-    let admin = Command::new(env!("CARGO_BIN_EXE_chorus"))
-        .args(["admin", "create-admin", "--username", "operator", "--data"])
-        .arg(&data)
-        .env("CHORUS_PASSWORD", PASSWORD)
-        .output()
-        .unwrap();
-    assert!(admin.status.success(), "{admin:?}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
-        .arg("origin")
-        .arg("--config")
-        .arg(&config)
-        .args(["--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--data"])
-        .arg(&data)
+    OriginProcess::new(env!("CARGO_BIN_EXE_chorus"), &dir.join("origin"))
+        .config(CONFIG)
+        .admin("operator")
         // The generator sends thousands of undecodable uploads; their decoder errors are
-        // expected. Panics still reach stderr.
-        .env("CHORUS_LOG", "off")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start chorus origin");
-    let mut base = None;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some(url) = line.trim().strip_prefix("http") {
-            base = Some(url.trim().to_string());
-        }
-        if line.starts_with("ready") {
-            break;
-        }
-    }
-    Origin {
-        base: base.expect("the origin printed its address"),
-        child,
-    }
-}
-
-fn post(http: &Client, url: String, token: Option<&str>, body: Value) -> (u16, Value) {
-    let mut request = http.post(url).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().unwrap_or(Value::Null))
-}
-
-fn login(http: &Client, base: &str, username: &str) -> String {
-    let (status, tokens) = post(
-        http,
-        format!("{base}/v1/sessions"),
-        None,
-        json!({"username": username, "password": PASSWORD}),
-    );
-    assert_eq!(status, 200, "{tokens}");
-    tokens["access_token"].as_str().unwrap().to_string()
-}
-
-fn sign_up(http: &Client, base: &str, username: &str, role: &str) -> String {
-    let (status, answer) = post(
-        http,
-        format!("{base}/v1/accounts"),
-        None,
-        json!({"username": username, "password": PASSWORD, "role": role}),
-    );
-    assert_eq!(status, 201, "{answer}");
-    login(http, base, username)
+        // expected. A panic still shows: the kit prints the stderr of a process that panicked.
+        .log("off")
+        .start()
+        .unwrap()
 }
 
 /// The two runs for each role: the single-request phases, then the stateful phase on its own
@@ -234,28 +159,16 @@ fn the_origin_keeps_its_documented_contract() {
     let dir = tempfile::tempdir().unwrap();
     let origin = start(dir.path());
     let http = Client::new();
-    let listener = sign_up(&http, &origin.base, "listener1", "listener");
-    let artist = sign_up(&http, &origin.base, "artist1", "artist");
+    sign_up(&http, &origin.base, "listener1", None);
+    sign_up(&http, &origin.base, "artist1", Some(Role::Artist));
+    let listener = login(&http, &origin.base, "listener1");
+    let artist = login(&http, &origin.base, "artist1");
     let admin = login(&http, &origin.base, "operator");
     // A track, so catalog reads, plays and events have something to find.
-    let form = reqwest::blocking::multipart::Form::new()
-        .part(
-            "file",
-            reqwest::blocking::multipart::Part::bytes(origin::synth::wav(3, 2.0, 44_100, 2))
-                .file_name("track.wav"),
-        )
-        .text(
-            "metadata",
-            json!({"title": "Contract", "artist": "Artist One", "album": "Tests", "genre": "test"})
-                .to_string(),
-        );
-    let uploaded = http
-        .post(format!("{}/v1/tracks", origin.base))
-        .bearer_auth(&artist)
-        .multipart(form)
-        .send()
-        .unwrap();
-    assert_eq!(uploaded.status().as_u16(), 201);
+    let mut metadata = metadata("Contract", "Artist One");
+    metadata.album = Some("Tests".into());
+    metadata.genre = Some("test".into());
+    upload_synth(&http, &origin.base, &artist, 3, 2.0, &metadata);
     let failures: Vec<String> = [
         ("a listener", &listener),
         ("an artist", &artist),

@@ -3,9 +3,8 @@
 //! node caches what listeners ask for and announces it, a stranger cannot announce what it
 //! holds no license for, and every process stops cleanly on SIGTERM.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use protocol::wire::{Announce, NodeRole, PeerQuery, Request, Response};
@@ -13,89 +12,28 @@ use protocol::{Identity, LicenseClaims, LicenseToken, NodeId, codec};
 use serde_json::{Value, json};
 use transport::{Endpoint, Limits};
 
-const PASSWORD: &str = "correct horse battery";
-
-/// A child process killed on drop unless it was stopped.
-struct Process {
-    child: Child,
-    lines: Vec<String>,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use testkit::PASSWORD;
+use testkit::chorus::READY_WAIT;
+use testkit::http::{metadata, post_ok, upload_synth};
+use testkit::process::Process;
 
 /// Starts `chorus ARGS EXTRA` trusting the CA certificate `ca` (`CHORUS_CA_CERT`), if any.
 fn spawn(args: &[&str], extra: &[&Path], ca: Option<&Path>) -> Process {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_chorus"));
+    let mut command = testkit::chorus::command(Path::new(env!("CARGO_BIN_EXE_chorus")));
+    command.args(args).args(extra);
     if let Some(ca) = ca {
         command.env("CHORUS_CA_CERT", ca);
     }
-    let mut child = command
-        .args(args)
-        .args(extra)
-        .env("CHORUS_LOG", "error")
-        .env("CHORUS_PASSWORD", PASSWORD)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chorus");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        let ready = line.starts_with("ready");
-        lines.push(line);
-        if ready {
-            break;
-        }
-    }
-    assert!(
-        lines.last().is_some_and(|line| line.starts_with("ready")),
-        "{args:?} did not start: {lines:?}"
-    );
-    Process { child, lines }
+    testkit::process::start(command, READY_WAIT)
+        .unwrap_or_else(|error| panic!("{args:?} did not start: {error}"))
 }
 
-impl Process {
-    fn field(&self, name: &str) -> String {
-        self.lines
-            .iter()
-            .find_map(|line| {
-                line.trim()
-                    .strip_prefix(name)
-                    .map(|rest| rest.trim().to_string())
-            })
-            .unwrap_or_else(|| panic!("no {name} line in {:?}", self.lines))
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-fn post(http: &reqwest::blocking::Client, url: String, token: Option<&str>, body: Value) -> Value {
-    let mut request = http.post(url).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().unwrap();
-    let status = response.status();
-    let body: Value = response.json().unwrap_or(Value::Null);
-    assert!(status.is_success(), "{status}: {body}");
-    body
+/// Stops `process` with SIGTERM: it must exit cleanly within 15 s.
+fn stopped_cleanly(mut process: Process) -> bool {
+    process
+        .terminate(Duration::from_secs(15))
+        .expect("stopped on SIGTERM")
+        .success()
 }
 
 /// Signs `name` up as a listener; the operator then gives it `role` through the running
@@ -107,7 +45,7 @@ fn account(
     name: &str,
     role: &str,
 ) -> String {
-    let created = post(
+    let created = post_ok(
         http,
         format!("{base}/v1/accounts"),
         None,
@@ -122,7 +60,7 @@ fn account(
         .output()
         .unwrap();
     assert!(changed.status.success(), "{changed:?}");
-    post(
+    post_ok(
         http,
         format!("{base}/v1/sessions"),
         None,
@@ -141,23 +79,7 @@ fn upload(
     seed: u64,
     title: &str,
 ) -> Value {
-    let form = reqwest::blocking::multipart::Form::new()
-        .part(
-            "file",
-            reqwest::blocking::multipart::Part::bytes(origin::synth::wav(seed, 3.0, 44_100, 2))
-                .file_name("song.wav"),
-        )
-        .text(
-            "metadata",
-            json!({"title": title, "artist": "A"}).to_string(),
-        );
-    http.post(format!("{base}/v1/tracks"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap()
+    upload_synth(http, base, token, seed, 3.0, &metadata(title, "A"))
 }
 
 #[test]
@@ -217,9 +139,9 @@ fn tracker_and_super_node_processes_serve_a_listener() {
         &[&origin_data],
         None,
     );
-    let base = origin.field("http");
+    let base = origin.field("http").unwrap();
     assert!(base.starts_with("https://"), "{base}");
-    let origin_id: NodeId = origin.field("node id").parse().unwrap();
+    let origin_id: NodeId = origin.field("node id").unwrap().parse().unwrap();
     let tracker = spawn(
         &[
             "tracker",
@@ -234,8 +156,13 @@ fn tracker_and_super_node_processes_serve_a_listener() {
         &[&dir.path().join("tracker")],
         Some(&ca),
     );
-    let tracker_address = tracker.field("address");
-    assert!(tracker.field("trusts").starts_with(&origin_id.to_hex()));
+    let tracker_address = tracker.field("address").unwrap();
+    assert!(
+        tracker
+            .field("trusts")
+            .unwrap()
+            .starts_with(&origin_id.to_hex())
+    );
     let (tracker_id, tracker_addr) = tracker_address.split_once('@').unwrap();
     let tracker_id: NodeId = tracker_id.parse().unwrap();
     let tracker_addr: std::net::SocketAddr = tracker_addr.parse().unwrap();
@@ -269,8 +196,8 @@ fn tracker_and_super_node_processes_serve_a_listener() {
         let kept = std::fs::read_to_string(&pin).unwrap();
         assert_eq!(kept.trim(), origin_id.to_hex(), "{}", pin.display());
     }
-    let node_id: NodeId = node.field("node id").parse().unwrap();
-    assert_eq!(node.field("region"), "SE");
+    let node_id: NodeId = node.field("node id").unwrap().parse().unwrap();
+    assert_eq!(node.field("region").unwrap(), "SE");
 
     // A listener plays a track; its peer queries make the track popular.
     let http = reqwest::blocking::Client::builder()
@@ -282,7 +209,7 @@ fn tracker_and_super_node_processes_serve_a_listener() {
     let track = upload(&http, &base, &artist, 4, "Song");
     let track_id = track["id"].as_str().unwrap();
     let client = Identity::from_secret_bytes(&[0x51; 32]);
-    let grant = post(
+    let grant = post_ok(
         &http,
         format!("{base}/v1/tracks/{track_id}/play"),
         Some(&listener),
@@ -327,7 +254,7 @@ fn tracker_and_super_node_processes_serve_a_listener() {
     let other = upload(&http, &base, &artist, 5, "Other");
     let stranger_token = account(&http, &base, &ca, "stranger", "listener");
     let stranger = Identity::from_secret_bytes(&[0x52; 32]);
-    let stranger_grant = post(
+    let stranger_grant = post_ok(
         &http,
         format!("{base}/v1/tracks/{}/play", other["id"].as_str().unwrap()),
         Some(&stranger_token),
@@ -375,9 +302,9 @@ fn tracker_and_super_node_processes_serve_a_listener() {
         .count();
     assert_eq!(cached, 1);
 
-    assert!(node.terminate().success());
-    assert!(tracker.terminate().success());
-    assert!(origin.terminate().success());
+    assert!(stopped_cleanly(node));
+    assert!(stopped_cleanly(tracker));
+    assert!(stopped_cleanly(origin));
 }
 
 #[test]

@@ -1,55 +1,23 @@
 //! Every acknowledged write survives `kill -9`: the origin process is SIGKILLed repeatedly
 //! while account creations and uploads are in flight, restarted, and checked.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use protocol::{ChunkId, SignedManifest, codec};
 use serde_json::{Value, json};
-
-struct Origin {
-    child: Child,
-    base: String,
-}
+use testkit::chorus::{OriginProcess, RunningOrigin as Origin};
 
 fn start(data: &Path) -> Origin {
     // Many sign-ups and log-ins from one address: this test is about durability, not limits.
-    let config = data.with_extension("toml");
-    std::fs::write(
-        &config,
-        "artist_signup = true\n[rate_limits]\nunauthenticated = { per_minute = 100000, burst = 100000 }\n",
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
-        .arg("origin")
-        .arg("--config")
-        .arg(&config)
-        .args(["--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .env("CHORUS_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chorus origin");
-    let stdout = child.stdout.take().unwrap();
-    let mut base = None;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        if let Some(url) = line.trim().strip_prefix("http") {
-            base = Some(url.trim().to_string());
-        }
-        if line.starts_with("ready") {
-            break;
-        }
-    }
-    Origin {
-        child,
-        base: base.expect("origin printed its HTTP address"),
-    }
+    OriginProcess::new(env!("CARGO_BIN_EXE_chorus"), data)
+        .config(
+            "artist_signup = true\n[rate_limits]\nunauthenticated = { per_minute = 100000, burst = 100000 }\n",
+        )
+        .start()
+        .unwrap()
 }
 
 fn wav(seed: u64) -> Vec<u8> {
@@ -189,8 +157,7 @@ fn acknowledged_writes_survive_sigkill() {
         );
         // Kill at a different point of the write stream each round.
         std::thread::sleep(Duration::from_millis(400 + 250 * round));
-        origin.child.kill().unwrap(); // SIGKILL
-        origin.child.wait().unwrap();
+        origin.process.kill(); // SIGKILL
         stop.store(true, Ordering::Relaxed);
         for handle in handles {
             handle.join().unwrap();
@@ -224,8 +191,7 @@ fn acknowledged_writes_survive_sigkill() {
             "acknowledged track {id} lost"
         );
     }
-    origin.child.kill().unwrap();
-    origin.child.wait().unwrap();
+    origin.process.kill();
 
     // Every track in the store, acknowledged or not, is whole: each rendition's manifest
     // verifies and every chunk is on disk and matches its hash.
@@ -294,20 +260,11 @@ fn sigterm_stops_the_origin_gracefully() {
             .status()
             .is_success()
     );
-    let status = Command::new("kill")
-        .args(["-TERM", &origin.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(exit) = origin.child.try_wait().unwrap() {
-            assert!(exit.success(), "origin exited with {exit}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "origin ignored SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let exit = origin
+        .process
+        .terminate(Duration::from_secs(10))
+        .expect("origin stops on SIGTERM");
+    assert!(exit.success(), "origin exited with {exit}");
     // And it starts again on the same data (the database lock was released).
     let mut again = start(&dir.path().join("origin"));
     assert!(
@@ -317,6 +274,5 @@ fn sigterm_stops_the_origin_gracefully() {
             .status()
             .is_success()
     );
-    again.child.kill().unwrap();
-    again.child.wait().unwrap();
+    again.process.kill();
 }

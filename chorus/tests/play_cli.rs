@@ -1,96 +1,14 @@
 //! `chorus login` and `chorus play` against a real origin process: a saved session, a track
 //! played to a WAV file with the JSON summary, and to stdout.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-const PASSWORD: &str = "correct horse battery";
-
-struct Origin {
-    child: Child,
-    base: String,
-    /// The certificate of the test CA that signed the origin's (what clients trust).
-    ca: std::path::PathBuf,
-}
-
-impl Drop for Origin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts an origin serving HTTPS with a certificate from a test CA (`chorus tls init`).
-fn start_origin_with(data: &std::path::Path, config: Option<&std::path::Path>) -> Origin {
-    let tls = data.with_extension("tls");
-    let made = Command::new(env!("CARGO_BIN_EXE_chorus"))
-        .args(["tls", "init", "--host", "127.0.0.1", "--dir"])
-        .arg(&tls)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_chorus"));
-    command.args([
-        "origin",
-        "--http",
-        "127.0.0.1:0",
-        "--quic",
-        "127.0.0.1:0",
-        "--data",
-    ]);
-    command.arg(data);
-    command
-        .arg("--tls-cert")
-        .arg(tls.join("cert.pem"))
-        .arg("--tls-key")
-        .arg(tls.join("key.pem"));
-    if let Some(config) = config {
-        command.arg("--config").arg(config);
-    }
-    let mut child = command
-        .env("CHORUS_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut base = None;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some(url) = line.trim().strip_prefix("http") {
-            base = Some(url.trim().to_string());
-        }
-        if line.starts_with("ready") {
-            break;
-        }
-    }
-    Origin {
-        child,
-        base: base.unwrap(),
-        ca: tls.join("ca.pem"),
-    }
-}
-
-/// A client trusting `origin`'s test CA.
-fn client_of(origin: &Origin) -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(&origin.ca).unwrap()).unwrap(),
-        )
-        .build()
-        .unwrap()
-}
-
-fn post(http: &reqwest::blocking::Client, url: String, token: Option<&str>, body: Value) -> Value {
-    let mut request = http.post(url).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().unwrap();
-    assert!(response.status().is_success());
-    response.json().unwrap()
-}
+use api::accounts::Role;
+use testkit::PASSWORD;
+use testkit::chorus::{OriginProcess, RunningOrigin as Origin};
+use testkit::http::{login, metadata, sign_up, upload_synth};
 
 fn wav_ms(bytes: &[u8]) -> u64 {
     assert_eq!(&bytes[..4], b"RIFF");
@@ -115,54 +33,22 @@ fn world_with(
     tracks: &[(u64, f64)],
 ) -> (Origin, Vec<String>) {
     // Artists sign themselves up on this origin (closed by default).
-    let config_path = dir.join("origin.toml");
-    std::fs::write(
-        &config_path,
-        format!("artist_signup = true\n{}", config.unwrap_or_default()),
-    )
-    .unwrap();
-    let origin = start_origin_with(&dir.join("origin"), Some(&config_path));
-    let base = origin.base.clone();
-    let http = client_of(&origin);
-    for (name, role) in [("artist", "artist"), ("listener", "listener")] {
-        post(
-            &http,
-            format!("{base}/v1/accounts"),
-            None,
-            json!({"username": name, "password": PASSWORD, "role": role}),
-        );
-    }
-    let artist = post(
-        &http,
-        format!("{base}/v1/sessions"),
-        None,
-        json!({"username": "artist", "password": PASSWORD}),
-    )["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let origin = OriginProcess::new(env!("CARGO_BIN_EXE_chorus"), &dir.join("origin"))
+        .config(&format!(
+            "artist_signup = true\n{}",
+            config.unwrap_or_default()
+        ))
+        .tls()
+        .start()
+        .unwrap();
+    let (base, http) = (&origin.base, origin.client());
+    sign_up(&http, base, "artist", Some(Role::Artist));
+    sign_up(&http, base, "listener", None);
+    let artist = login(&http, base, "artist");
     let mut ids = Vec::new();
     for &(seed, seconds) in tracks {
-        let form = reqwest::blocking::multipart::Form::new()
-            .part(
-                "file",
-                reqwest::blocking::multipart::Part::bytes(origin::synth::wav(
-                    seed, seconds, 44_100, 2,
-                ))
-                .file_name("track.wav"),
-            )
-            .text(
-                "metadata",
-                json!({"title": format!("Track {seed}"), "artist": "A"}).to_string(),
-            );
-        let track: Value = http
-            .post(format!("{base}/v1/tracks"))
-            .bearer_auth(&artist)
-            .multipart(form)
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
+        let metadata = metadata(&format!("Track {seed}"), "A");
+        let track = upload_synth(&http, base, &artist, seed, seconds, &metadata);
         ids.push(track["id"].as_str().unwrap().to_string());
     }
     (origin, ids)
@@ -190,7 +76,7 @@ fn queues_prefetch_and_downloads_play_offline_until_their_license_expires() {
     let (a, b, c) = (tracks[0].as_str(), tracks[1].as_str(), tracks[2].as_str());
     let base = origin.base.clone();
     // Kept apart from `origin`, which the test stops half-way.
-    let ca = origin.ca.clone();
+    let ca = origin.ca_path().to_path_buf();
     let chorus_in = |config: &std::path::Path, args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_chorus"))
             .args(args)
@@ -384,7 +270,7 @@ fn login_then_play_to_a_file_and_to_stdout() {
             .env("CHORUS_CONFIG_DIR", &config)
             .env("CHORUS_PASSWORD", PASSWORD)
             .env("CHORUS_LOG", "error")
-            .env("CHORUS_CA_CERT", &origin.ca)
+            .env("CHORUS_CA_CERT", origin.ca_path())
             .output()
             .unwrap()
     };
@@ -482,40 +368,17 @@ fn the_gateway_serves_decrypted_tracks_with_ranges() {
     let base = origin.base.clone();
     let http = reqwest::blocking::Client::new();
 
-    let mut gateway = Command::new(env!("CARGO_BIN_EXE_chorus"))
-        .args([
-            "gateway",
-            "--listen",
-            "127.0.0.1:0",
-            "--origin",
-            &base,
-            "--user",
-            "listener",
-        ])
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_chorus"));
+    gateway
+        .args(["gateway", "--listen", "127.0.0.1:0", "--origin", &base])
+        .args(["--user", "listener"])
         .env("CHORUS_CONFIG_DIR", dir.path().join("config"))
         .env("CHORUS_PASSWORD", PASSWORD)
         .env("CHORUS_LOG", "error")
-        .env("CHORUS_CA_CERT", &origin.ca)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut address = None;
-    for line in BufReader::new(gateway.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some(url) = line.trim().strip_prefix("http") {
-            address = Some(url.trim().to_string());
-        }
-        if line.starts_with("ready") {
-            break;
-        }
-    }
-    let gateway = Origin {
-        child: gateway,
-        base: address.unwrap(),
-        ca: origin.ca.clone(),
-    };
-    let url = format!("{}/tracks/{track_id}", gateway.base);
+        .env("CHORUS_CA_CERT", origin.ca_path());
+    let gateway = testkit::process::start(gateway, testkit::chorus::READY_WAIT).unwrap();
+    let gateway_base = gateway.field("http").unwrap();
+    let url = format!("{gateway_base}/tracks/{track_id}");
 
     let full = http.get(&url).send().unwrap();
     assert_eq!(full.status(), 200);
@@ -545,12 +408,12 @@ fn the_gateway_serves_decrypted_tracks_with_ranges() {
         .unwrap();
     assert_eq!(beyond.status(), 416);
     let unknown = http
-        .get(format!("{}/tracks/{}", gateway.base, "0".repeat(32)))
+        .get(format!("{}/tracks/{}", gateway_base, "0".repeat(32)))
         .send()
         .unwrap();
     assert_eq!(unknown.status(), 404);
     let bad = http
-        .get(format!("{}/tracks/../../etc", gateway.base))
+        .get(format!("{gateway_base}/tracks/../../etc"))
         .send()
         .unwrap();
     assert!(bad.status().is_client_error());

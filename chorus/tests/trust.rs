@@ -4,136 +4,27 @@
 //! data directory is private and a copied database holds no playable key; log-in limits hold
 //! whatever bearer is sent.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct horse battery";
+use testkit::PASSWORD;
+use testkit::chorus::{OriginProcess, RunningOrigin as Origin};
+use testkit::http::{call, get, login, post, upload_synth};
 
-/// An origin process serving HTTPS with a certificate from its own test CA, killed on drop.
-struct Origin {
-    child: Child,
-    base: String,
-    data: PathBuf,
-    /// The test CA's certificate (what clients pass as --ca-cert).
-    ca: PathBuf,
-}
-
-impl Origin {
-    /// A client trusting the origin's test CA and nothing else.
-    fn client(&self) -> Client {
-        let pem = std::fs::read(&self.ca).unwrap();
-        Client::builder()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-            .build()
-            .unwrap()
-    }
-}
-
-/// `chorus tls init` for loopback into `dir` (once); returns the CA certificate's path.
-fn test_ca(dir: &Path) -> PathBuf {
-    let ca = dir.join("ca.pem");
-    if !ca.exists() {
-        let output = Command::new(env!("CARGO_BIN_EXE_chorus"))
-            .args([
-                "tls",
-                "init",
-                "--host",
-                "127.0.0.1",
-                "--host",
-                "localhost",
-                "--dir",
-            ])
-            .arg(dir)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{output:?}");
-    }
-    ca
-}
-
-impl Drop for Origin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `chorus origin` on `data` with the TOML `config`; `Err` holds its error output when
-/// it refuses to start.
+/// `chorus origin` on `data` with the TOML `config`, serving HTTPS with a certificate from
+/// its own test CA; `Err` holds its error output when it refuses to start.
 fn try_start(data: &Path, config: &str) -> Result<Origin, String> {
-    let config_path = data.with_extension("toml");
-    std::fs::write(&config_path, config).unwrap();
-    let tls = data.with_extension("tls");
-    let ca = test_ca(&tls);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
-        .arg("origin")
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--tls-cert")
-        .arg(tls.join("cert.pem"))
-        .arg("--tls-key")
-        .arg(tls.join("key.pem"))
-        .args(["--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .env("CHORUS_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start chorus origin");
-    let mut base = None;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some(url) = line.trim().strip_prefix("http") {
-            base = Some(url.trim().to_string());
-        }
-        if line.starts_with("ready") {
-            break;
-        }
-    }
-    match base {
-        Some(base) => Ok(Origin {
-            child,
-            base,
-            data: data.to_path_buf(),
-            ca,
-        }),
-        None => {
-            let output = child.wait_with_output().unwrap();
-            Err(String::from_utf8_lossy(&output.stderr).to_string())
-        }
-    }
+    OriginProcess::new(env!("CARGO_BIN_EXE_chorus"), data)
+        .config(config)
+        .tls()
+        .start()
 }
 
 fn start(data: &Path, config: &str) -> Origin {
     try_start(data, config).unwrap_or_else(|error| panic!("origin did not start: {error}"))
-}
-
-fn call(
-    http: &Client,
-    method: reqwest::Method,
-    url: String,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = http.request(method, url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().unwrap_or(Value::Null))
-}
-
-fn post(http: &Client, url: String, token: Option<&str>, body: Value) -> (u16, Value) {
-    call(http, reqwest::Method::POST, url, token, Some(body))
 }
 
 fn code(answer: &Value) -> (&str, Option<&str>) {
@@ -141,17 +32,6 @@ fn code(answer: &Value) -> (&str, Option<&str>) {
         answer["error"]["code"].as_str().unwrap_or(""),
         answer["error"]["field"].as_str(),
     )
-}
-
-fn login(http: &Client, base: &str, username: &str) -> String {
-    let (status, tokens) = post(
-        http,
-        format!("{base}/v1/sessions"),
-        None,
-        json!({"username": username, "password": PASSWORD}),
-    );
-    assert_eq!(status, 200, "{tokens}");
-    tokens["access_token"].as_str().unwrap().to_string()
 }
 
 /// `chorus admin ARGS` with the shared password; panics with its stderr on failure.
@@ -193,7 +73,7 @@ fn account(http: &Client, origin: &Origin, username: &str, changes: &[(&str, &st
         admin(&[
             &format!("set-{what}"),
             "--ca-cert",
-            origin.ca.to_str().unwrap(),
+            origin.ca_path().to_str().unwrap(),
             "--origin",
             &origin.base,
             "--admin",
@@ -208,25 +88,9 @@ fn account(http: &Client, origin: &Origin, username: &str, changes: &[(&str, &st
 }
 
 fn upload(http: &Client, base: &str, token: &str, seed: u64, markets: Option<&[&str]>) -> Value {
-    let mut metadata = json!({"title": format!("Track {seed}"), "artist": "A"});
-    if let Some(markets) = markets {
-        metadata["markets"] = json!(markets);
-    }
-    let form = reqwest::blocking::multipart::Form::new()
-        .part(
-            "file",
-            reqwest::blocking::multipart::Part::bytes(origin::synth::wav(seed, 2.0, 44_100, 2))
-                .file_name("track.wav"),
-        )
-        .text("metadata", metadata.to_string());
-    let response = http
-        .post(format!("{base}/v1/tracks"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 201);
-    response.json().unwrap()
+    let mut metadata = testkit::http::metadata(&format!("Track {seed}"), "A");
+    metadata.markets = markets.map(|markets| markets.iter().map(|m| m.to_string()).collect());
+    upload_synth(http, base, token, seed, 2.0, &metadata)
 }
 
 fn play(http: &Client, base: &str, token: &str, track: &str) -> (u16, Value) {
@@ -236,12 +100,6 @@ fn play(http: &Client, base: &str, token: &str, track: &str) -> (u16, Value) {
         Some(token),
         json!({"node_id": protocol::Identity::from_secret_bytes(&[7; 32]).node_id().to_hex(), "quality": "low"}),
     )
-}
-
-fn get_status(http: &Client, url: &str) -> (u16, Value) {
-    let response = http.get(url).send().unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().unwrap_or(Value::Null))
 }
 
 /// The chunk ids of a play authorization's manifest.
@@ -342,7 +200,7 @@ fn sign_up_takes_no_entitlement_from_the_caller() {
     let printed = admin(&[
         "set-tier",
         "--ca-cert",
-        origin.ca.to_str().unwrap(),
+        origin.ca_path().to_str().unwrap(),
         "--origin",
         &origin.base,
         "--admin",
@@ -356,7 +214,7 @@ fn sign_up_takes_no_entitlement_from_the_caller() {
     admin(&[
         "set-region",
         "--ca-cert",
-        origin.ca.to_str().unwrap(),
+        origin.ca_path().to_str().unwrap(),
         "--origin",
         &origin.base,
         "--admin",
@@ -442,26 +300,26 @@ fn deleted_tracks_and_foreign_chunk_urls_open_nothing() {
     let american_chunks = chunk_ids(&american_grant);
     let url = |template: &str, chunk: &str| template.replace("{chunk_id}", chunk);
     assert_eq!(
-        get_status(&http, &url(swedish_template, &swedish_chunks[0])).0,
+        get(&http, url(swedish_template, &swedish_chunks[0]), None).0,
         200
     );
     assert_eq!(
-        get_status(&http, &url(american_template, &american_chunks[0])).0,
+        get(&http, url(american_template, &american_chunks[0]), None).0,
         200
     );
     // One track's URL does not open another track's chunks.
-    let (status, answer) = get_status(&http, &url(american_template, &swedish_chunks[0]));
+    let (status, answer) = get(&http, url(american_template, &swedish_chunks[0]), None);
     assert_eq!((status, code(&answer).0), (403, "not_in_rendition"));
     // Rewriting what a URL grants breaks its signature: rendition, account, region.
     let swedish_rendition = swedish_grant["rendition_id"].as_str().unwrap();
     let american_rendition = american_grant["rendition_id"].as_str().unwrap();
     let moved =
         url(american_template, &swedish_chunks[0]).replace(american_rendition, swedish_rendition);
-    assert_eq!(code(&get_status(&http, &moved).1).0, "bad_signature");
+    assert_eq!(code(&get(&http, &moved, None).1).0, "bad_signature");
     let relocated = url(swedish_template, &swedish_chunks[0]).replace("g=SE", "g=US");
-    assert_eq!(code(&get_status(&http, &relocated).1).0, "bad_signature");
+    assert_eq!(code(&get(&http, &relocated, None).1).0, "bad_signature");
     let unsigned = format!("{base}/v1/chunks/{}", swedish_chunks[0]);
-    assert_eq!(code(&get_status(&http, &unsigned).1).0, "missing_signature");
+    assert_eq!(code(&get(&http, &unsigned, None).1).0, "missing_signature");
 
     // Deleting the track revokes it at once: URLs, grants and the chunk files themselves.
     let (status, _) = call(
@@ -473,14 +331,14 @@ fn deleted_tracks_and_foreign_chunk_urls_open_nothing() {
     );
     assert_eq!(status, 204);
     for chunk in &swedish_chunks {
-        assert_eq!(get_status(&http, &url(swedish_template, chunk)).0, 404);
+        assert_eq!(get(&http, url(swedish_template, chunk), None).0, 404);
         let file = origin.data.join("chunks").join(&chunk[..2]).join(chunk);
         assert!(!file.exists(), "{} survived the delete", file.display());
     }
     assert_eq!(play(&http, &base, &swede, &sweden_only).0, 404);
     // The other track is untouched.
     assert_eq!(
-        get_status(&http, &url(american_template, &american_chunks[1])).0,
+        get(&http, url(american_template, &american_chunks[1]), None).0,
         200
     );
 
@@ -562,16 +420,12 @@ fn data_at_rest_is_private_and_holds_no_playable_key() {
     // Missing secrets stop the origin instead of being silently replaced.
     let kek = std::fs::read(data.join("content.kek")).unwrap();
     std::fs::remove_file(data.join("content.kek")).unwrap();
-    let refused = try_start(&data, "")
-        .err()
-        .expect("started without content.kek");
+    let refused = try_start(&data, "").expect_err("started without content.kek");
     assert!(refused.contains("content.kek"), "{refused}");
     std::fs::write(data.join("content.kek"), kek).unwrap();
     let key = std::fs::read(data.join("origin.key")).unwrap();
     std::fs::remove_file(data.join("origin.key")).unwrap();
-    let refused = try_start(&data, "")
-        .err()
-        .expect("started without origin.key");
+    let refused = try_start(&data, "").expect_err("started without origin.key");
     assert!(refused.contains("origin.key is missing"), "{refused}");
     std::fs::write(data.join("origin.key"), key).unwrap();
     // With both back, the same key opens the same content.
@@ -662,10 +516,10 @@ fn tls_is_verified_and_the_origin_key_is_pinned() {
     );
     assert_eq!(status, 201, "{answer}");
     assert!(origin.base.starts_with("https://"), "{}", origin.base);
-    let (_, network) = get_status(&http, &format!("{}/v1/network", origin.base));
+    let (_, network) = get(&http, format!("{}/v1/network", origin.base), None);
     let origin_id = network["origin"]["node_id"].as_str().unwrap().to_string();
     let config = dir.path().join("config");
-    let ca = origin.ca.to_str().unwrap();
+    let ca = origin.ca_path().to_str().unwrap();
     let login = |extra: &[&str], url: &str| {
         let mut args = vec!["login", "--user", "listener", "--origin", url];
         args.extend_from_slice(extra);

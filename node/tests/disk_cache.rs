@@ -6,44 +6,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use node::store::{DiskCache, StoreError};
-use protocol::content::{self, ChunkCipher, ContentKey, SealLabel};
-use protocol::manifest::{MANIFEST_VERSION, ManifestBody};
-use protocol::{
-    Codec, Identity, Manifest, Quality, RenditionId, SignedManifest, TrackId, UnixMillis,
-};
+use protocol::{Identity, Manifest, RenditionId, UnixMillis};
 use transport::chunks::{ChunkSource, Clock};
 
 /// A rendition of `chunks` 4 KiB chunks (4,096 + 16 bytes of ciphertext each) of track `n`.
 fn rendition(origin: &Identity, n: u8, chunks: usize) -> (Manifest, Vec<Bytes>) {
-    let track = TrackId([n; 16]);
-    let cipher = ChunkCipher::new(
-        &ContentKey([n; 32]),
-        SealLabel {
-            track,
-            quality: Quality::Normal,
-        },
-    );
-    let plaintext: Vec<u8> = (0..chunks * 4096).map(|i| (i % 249) as u8 ^ n).collect();
-    let (ids, sealed) = content::seal_rendition(&cipher, &plaintext, 4096).unwrap();
-    let body = ManifestBody {
-        version: MANIFEST_VERSION,
-        origin: origin.node_id(),
-        track,
-        quality: Quality::Normal,
-        codec: Codec::Vorbis,
-        bitrate_bps: 160_000,
-        sample_rate_hz: 44_100,
-        channels: 2,
-        duration_ms: 1_000,
-        chunk_bytes: 4096,
-        plaintext_bytes: plaintext.len() as u64,
-        chunks: ids,
-    };
-    let manifest = SignedManifest::sign(origin, &body)
-        .unwrap()
-        .verify(&origin.node_id())
+    let sealed = testkit::RenditionSpec::new(n)
+        .chunks(chunks)
+        .seal(origin)
         .unwrap();
-    (manifest, sealed.into_iter().map(Bytes::from).collect())
+    (sealed.manifest, sealed.chunks)
 }
 
 const RENDITION_BYTES: u64 = 10 * (4096 + 16);

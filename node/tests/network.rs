@@ -14,7 +14,7 @@ use discovery::{Discovery, DiscoveryConfig};
 use node::fetch::{BanList, FetchRequest, Source, fetch_rendition};
 use node::{SuperNode, SuperNodeConfig};
 use origin::config::OriginConfig;
-use origin::server::{self, Running};
+use origin::server;
 use origin::store::{Role, Tier};
 use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope};
 use protocol::wire::{
@@ -26,17 +26,15 @@ use protocol::{
     RenditionId, SealLabel, SignedManifest, UnixMillis, codec,
 };
 use serde_json::{Value, json};
+use testkit::local::LocalOrigin;
 use tracker::{TrackerConfig, TrackerService};
 use transport::chunks::{ChunkService, ChunkSource, fetch_range, system_clock};
 use transport::{Endpoint, Limits, TransportError};
 
-const PASSWORD: &str = "correct horse battery";
+use testkit::PASSWORD;
 
 struct Net {
-    origin: Running,
-    origin_dir: tempfile::TempDir,
-    base: String,
-    http: reqwest::Client,
+    origin: LocalOrigin,
     tracker_identity: Identity,
     tracker_addr: SocketAddr,
     tracker_endpoint: Option<Endpoint>,
@@ -80,16 +78,12 @@ fn start_tracker(
 
 impl Net {
     async fn start() -> Self {
-        let origin_dir = tempfile::tempdir().unwrap();
-        let config = OriginConfig {
-            data_dir: origin_dir.path().to_path_buf(),
-            http_addr: "127.0.0.1:0".parse().unwrap(),
-            quic_addr: "127.0.0.1:0".parse().unwrap(),
-            rate_limits: origin::ratelimit::RateLimits::off(),
-            ..OriginConfig::default()
-        };
-        let origin = server::start(config).await.unwrap();
-        let base = format!("http://{}", origin.http_addr);
+        let origin = LocalOrigin::start_with(|config| {
+            config.rate_limits = origin::ratelimit::RateLimits::off();
+            config.upload_bytes_max = OriginConfig::default().upload_bytes_max;
+        })
+        .await
+        .unwrap();
         let tracker_identity = Identity::from_secret_bytes(&[0x71; 32]);
         // Short TTL so nodes re-announce every few seconds (the restart test waits on it).
         let tracker_config = TrackerConfig {
@@ -102,14 +96,11 @@ impl Net {
             &tracker_identity,
             "127.0.0.1:0".parse().unwrap(),
             tracker_config.clone(),
-            origin.node_id,
+            origin.running.node_id,
         );
         let tracker_addr = tracker_endpoint.local_addr().unwrap();
         Self {
             origin,
-            origin_dir,
-            base,
-            http: reqwest::Client::new(),
             tracker_identity,
             tracker_addr,
             tracker_endpoint: Some(tracker_endpoint),
@@ -131,21 +122,10 @@ impl Net {
             "listener" => Role::Listener,
             other => panic!("no test role {other}"),
         };
-        let account =
-            origin::accounts::new_account(username, PASSWORD, region, role, Tier::Free).unwrap();
-        assert!(self.origin.store().create_account(&account).unwrap());
-        self.login(username).await
-    }
-
-    async fn login(&self, username: &str) -> String {
-        let tokens = post(
-            &self.http,
-            format!("{}/v1/sessions", self.base),
-            None,
-            json!({"username": username, "password": PASSWORD}),
-        )
-        .await;
-        tokens["access_token"].as_str().unwrap().to_string()
+        self.origin
+            .create_account(username, region, role, Tier::Free)
+            .await
+            .unwrap()
     }
 
     fn super_node_account(&self, username: &str, region: &str) {
@@ -157,44 +137,38 @@ impl Net {
             Tier::Premium,
         )
         .unwrap();
-        assert!(self.origin.store().create_account(&account).unwrap());
+        assert!(
+            self.origin
+                .running
+                .store()
+                .create_account(&account)
+                .unwrap()
+        );
     }
 
     async fn upload(&self, artist: &str, seed: u64, seconds: f64, markets: &[&str]) -> String {
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(origin::synth::wav(seed, seconds, 44_100, 2))
-                    .file_name(format!("track-{seed}.wav")),
-            )
-            .text(
-                "metadata",
-                json!({"title": format!("Track {seed}"), "artist": "Synth", "markets": markets})
-                    .to_string(),
-            );
-        let response = self
-            .http
-            .post(format!("{}/v1/tracks", self.base))
-            .bearer_auth(artist)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        let body: Value = response.json().await.unwrap();
-        body["id"].as_str().unwrap().to_string()
+        let file = origin::synth::wav(seed, seconds, 44_100, 2);
+        let metadata =
+            json!({"title": format!("Track {seed}"), "artist": "Synth", "markets": markets});
+        let (status, track) = self
+            .origin
+            .upload(artist, file, &format!("track-{seed}.wav"), metadata)
+            .await;
+        assert!(status.is_success(), "{status}: {track}");
+        track["id"].as_str().unwrap().to_string()
     }
 
     async fn play(&self, listener: &str, track: &str, node: &Identity) -> Grant {
         let grant = post(
-            &self.http,
-            format!("{}/v1/tracks/{track}/play", self.base),
+            &self.origin.http,
+            format!("{}/v1/tracks/{track}/play", self.origin.base),
             Some(listener),
             json!({"node_id": node.node_id().to_hex()}),
         )
         .await;
         let signed: SignedManifest =
             codec::decode(&hex::decode(grant["manifest"].as_str().unwrap()).unwrap()).unwrap();
-        let manifest = signed.verify(&self.origin.node_id).unwrap();
+        let manifest = signed.verify(&self.origin.running.node_id).unwrap();
         let key: [u8; 32] = hex::decode(grant["content_key"].as_str().unwrap())
             .unwrap()
             .try_into()
@@ -224,7 +198,7 @@ impl Net {
         let dir = tempfile::tempdir().unwrap();
         let mut config = SuperNodeConfig::new(
             dir.path().to_path_buf(),
-            self.base.clone(),
+            self.origin.base.clone(),
             username.to_string(),
             PASSWORD.to_string(),
         );
@@ -240,7 +214,7 @@ impl Net {
 
     /// A token signed with the origin's own key, for the cases the origin would never issue.
     fn forge_with_origin_key(&self, claims: LicenseClaims) -> LicenseToken {
-        let key = server::origin_identity(self.origin_dir.path()).unwrap();
+        let key = server::origin_identity(self.origin.data_dir()).unwrap();
         LicenseToken::issue(&key, &claims).unwrap()
     }
 }
@@ -297,7 +271,7 @@ fn playing<'a>(
     license: &'a LicenseToken,
 ) -> FetchRequest<'a> {
     FetchRequest {
-        origin: &net.origin.node_id,
+        origin: &net.origin.running.node_id,
         rendition,
         license,
         priority: Priority::Playing,
@@ -458,7 +432,7 @@ async fn super_nodes_fill_from_each_other_and_serve_licensed_listeners() {
     .await
     .unwrap();
     assert!(fetched.failures.is_empty(), "{:?}", fetched.failures);
-    assert!(!fetched.bytes_from.contains_key(&net.origin.node_id));
+    assert!(!fetched.bytes_from.contains_key(&net.origin.running.node_id));
     let ms = decoded_ms(&grant, &fetched.chunks);
     assert!((ms as i64 - 20_000).abs() < 100, "decoded {ms} ms");
 
@@ -475,7 +449,7 @@ async fn super_nodes_fill_from_each_other_and_serve_licensed_listeners() {
         manifest: grant.manifest.signed().clone(),
         chunks: grant.manifest.body().chunks.clone(),
     };
-    let service = ChunkService::new(corrupting, net.origin.node_id, system_clock());
+    let service = ChunkService::new(corrupting, net.origin.running.node_id, system_clock());
     tokio::spawn(transport::serve(evil.clone(), Arc::new(service)));
     let evil_source = Source {
         node: evil_identity.node_id(),
@@ -508,7 +482,7 @@ async fn super_nodes_fill_from_each_other_and_serve_licensed_listeners() {
     )
     .unwrap();
     let empty = transport::chunks::MemoryChunkSource::new();
-    let liar_service = ChunkService::new(empty, net.origin.node_id, system_clock());
+    let liar_service = ChunkService::new(empty, net.origin.running.node_id, system_clock());
     tokio::spawn(transport::serve(liar.clone(), Arc::new(liar_service)));
     let liar_listener = net.account("liar", "SE", "listener").await;
     let liar_grant = net.play(&liar_listener, &everywhere, &liar_identity).await;
@@ -580,7 +554,7 @@ async fn super_nodes_fill_from_each_other_and_serve_licensed_listeners() {
     let claims =
         |node: NodeId, region: &str, markets: &[&str], expires_at: UnixMillis| LicenseClaims {
             version: LICENSE_VERSION,
-            issuer: net.origin.node_id,
+            issuer: net.origin.running.node_id,
             account: AccountId([9; 16]),
             node,
             region: region.parse::<Region>().unwrap(),
@@ -636,7 +610,7 @@ async fn super_nodes_fill_from_each_other_and_serve_licensed_listeners() {
         &net.tracker_identity,
         net.tracker_addr,
         net.tracker_config.clone(),
-        net.origin.node_id,
+        net.origin.running.node_id,
     );
     let fresh = Identity::from_secret_bytes(&[0x35; 32]);
     let fresh_endpoint =
@@ -765,7 +739,7 @@ async fn without_a_tracker_listeners_find_super_nodes_through_the_dht() {
         Limits::default(),
     )
     .unwrap();
-    let api = api::client::OriginApi::new(&net.base).unwrap();
+    let api = api::client::OriginApi::new(&net.origin.base).unwrap();
     let player_grant = api
         .play(&listener, &track, &player_client.node_id(), None, false)
         .await
@@ -837,7 +811,7 @@ async fn a_listener_plays_mostly_from_super_nodes() {
     let client = Identity::from_secret_bytes(&[0x62; 32]);
     let endpoint =
         Endpoint::bind(&client, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
-    let api = api::client::OriginApi::new(&net.base).unwrap();
+    let api = api::client::OriginApi::new(&net.origin.base).unwrap();
     let mut grant = api
         .play(&listener, &track, &client.node_id(), None, false)
         .await
@@ -895,7 +869,7 @@ async fn listeners_share_their_cache_with_licensed_peers() {
     let artist = net.account("artist", "SE", "artist").await;
     let listener = net.account("listener", "SE", "listener").await;
     let track = net.upload(&artist, 6, 5.0, &[]).await;
-    let api = api::client::OriginApi::new(&net.base).unwrap();
+    let api = api::client::OriginApi::new(&net.origin.base).unwrap();
 
     // Listener A plays the track; its cache fills.
     let a = Identity::from_secret_bytes(&[0x74; 32]);
@@ -931,7 +905,7 @@ async fn listeners_share_their_cache_with_licensed_peers() {
         Serving::start(
             &a_endpoint,
             cache.clone(),
-            net.origin.node_id,
+            net.origin.running.node_id,
             region,
             metered
         )
@@ -943,7 +917,7 @@ async fn listeners_share_their_cache_with_licensed_peers() {
     let serving = Serving::start(
         &a_endpoint,
         cache.clone(),
-        net.origin.node_id,
+        net.origin.running.node_id,
         region,
         ServeConfig::default(),
     )
@@ -1054,7 +1028,7 @@ async fn a_playback_pauses_resumes_and_stops_on_command() {
     let artist = net.account("artist", "SE", "artist").await;
     let listener = net.account("listener", "SE", "listener").await;
     let track = net.upload(&artist, 8, 3.0, &[]).await;
-    let api = api::client::OriginApi::new(&net.base).unwrap();
+    let api = api::client::OriginApi::new(&net.origin.base).unwrap();
     let client = Identity::from_secret_bytes(&[0x75; 32]);
     let endpoint =
         Endpoint::bind(&client, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();

@@ -2,7 +2,6 @@
 //! HTTP (signed URLs) and QUIC (license tokens), decrypted and decoded back to audio.
 
 use origin::config::OriginConfig;
-use origin::server::{self, Running};
 use origin::synth;
 use protocol::{ChunkCipher, ContentKey, Identity, LicenseToken, SealLabel, SignedManifest, codec};
 use reqwest::StatusCode;
@@ -10,158 +9,18 @@ use serde_json::{Value, json};
 use transport::chunks::{self, RangeItem};
 use transport::{Endpoint, Limits};
 
-struct Origin {
-    running: Running,
-    base: String,
-    http: reqwest::Client,
-    /// An admin's token, made on first use by [`Origin::account`].
-    operator: tokio::sync::OnceCell<String>,
-    _dir: tempfile::TempDir,
-}
+use testkit::local::LocalOrigin as Origin;
 
 async fn start() -> Origin {
-    start_with(|_| {}).await
+    Origin::start().await
 }
 
 /// An origin whose config `change` adjusts.
 async fn start_with(change: impl FnOnce(&mut OriginConfig)) -> Origin {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = OriginConfig {
-        data_dir: dir.path().to_path_buf(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        quic_addr: "127.0.0.1:0".parse().unwrap(),
-        upload_bytes_max: 4 * 1024 * 1024,
-        ..OriginConfig::default()
-    };
-    change(&mut config);
-    let running = server::start(config).await.unwrap();
-    let base = format!("http://{}", running.http_addr);
-    Origin {
-        running,
-        base,
-        http: reqwest::Client::new(),
-        operator: tokio::sync::OnceCell::new(),
-        _dir: dir,
-    }
+    Origin::start_with(change).await.unwrap()
 }
 
-impl Origin {
-    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
-        let mut request = self.http.post(format!("{}{path}", self.base)).json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-        let (status, body, _) = self.get_with_headers(path, token).await;
-        (status, body)
-    }
-
-    async fn get_with_headers(
-        &self,
-        path: &str,
-        token: Option<&str>,
-    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
-        let mut request = self.http.get(format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        let (status, headers) = (response.status(), response.headers().clone());
-        (
-            status,
-            response.json().await.unwrap_or(Value::Null),
-            headers,
-        )
-    }
-
-    /// A privileged account made on the store, as `chorus admin` does; returns its token.
-    async fn admin(&self, username: &str) -> String {
-        let account = origin::accounts::new_account(
-            username,
-            "correct horse battery",
-            "SE",
-            origin::store::Role::Admin,
-            origin::store::Tier::Premium,
-        )
-        .unwrap();
-        assert!(self.running.store().create_account(&account).unwrap());
-        let (status, tokens) = self
-            .post(
-                "/v1/sessions",
-                None,
-                json!({"username": username, "password": "correct horse battery"}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{tokens}");
-        tokens["access_token"].as_str().unwrap().to_string()
-    }
-
-    /// An account made as a stranger would (sign-up), whose role, tier and region an
-    /// operator then sets (`PATCH /v1/admin/accounts/{username}`); returns its token.
-    async fn account(&self, username: &str, region: &str, role: &str, tier: &str) -> String {
-        let body = json!({"username": username, "password": "correct horse battery"});
-        let (status, answer) = self.post("/v1/accounts", None, body).await;
-        assert_eq!(status, StatusCode::CREATED, "{answer}");
-        assert_eq!(answer["tier"], "free", "{answer}");
-        assert_eq!(answer["role"], "listener", "{answer}");
-        let operator = self
-            .operator
-            .get_or_init(|| self.admin("operator_admin"))
-            .await;
-        let response = self
-            .http
-            .patch(format!("{}/v1/admin/accounts/{username}", self.base))
-            .bearer_auth(operator)
-            .json(&json!({"role": role, "tier": tier, "region": region}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let (status, tokens) = self
-            .post(
-                "/v1/sessions",
-                None,
-                json!({"username": username, "password": "correct horse battery"}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{tokens}");
-        tokens["access_token"].as_str().unwrap().to_string()
-    }
-
-    async fn upload(
-        &self,
-        token: &str,
-        file: Vec<u8>,
-        name: &str,
-        metadata: Value,
-    ) -> (StatusCode, Value) {
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(file).file_name(name.to_string()),
-            )
-            .text("metadata", metadata.to_string());
-        let response = self
-            .http
-            .post(format!("{}/v1/tracks", self.base))
-            .bearer_auth(token)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-}
-
-fn error_code(answer: &Value) -> &str {
-    answer["error"]["code"].as_str().unwrap_or("<none>")
-}
+use testkit::http::error_code;
 
 fn decoded_ms(file: &[u8]) -> u64 {
     let (frames, rate) = origin::ingest::decoded_frames(file).unwrap();

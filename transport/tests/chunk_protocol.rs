@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use protocol::content::{self, ChunkCipher, ContentKey, SealLabel};
+use protocol::content::ChunkCipher;
 use protocol::license::{LICENSE_VERSION, LicenseScope};
-use protocol::manifest::MANIFEST_VERSION;
 use protocol::wire::{ErrorCode, Priority, Request, Response};
 use protocol::*;
 use rand::SeedableRng;
@@ -38,40 +37,23 @@ fn fixed_clock() -> chunks::Clock {
 }
 
 fn seal(origin: &Identity, chunk_count: usize) -> (Manifest, Vec<Bytes>, Vec<u8>, ChunkCipher) {
-    let cipher = ChunkCipher::new(
-        &ContentKey([8; 32]),
-        SealLabel {
-            track: TRACK,
-            quality: Quality::High,
-        },
-    );
+    // The last chunk short of full.
     let plaintext: Vec<u8> = (0..chunk_count * 4096 - 100)
         .map(|i| (i % 251) as u8)
         .collect();
-    let (ids, sealed) = content::seal_rendition(&cipher, &plaintext, 4096).unwrap();
-    let body = ManifestBody {
-        version: MANIFEST_VERSION,
-        origin: origin.node_id(),
-        track: TRACK,
-        quality: Quality::High,
-        codec: Codec::Vorbis,
-        bitrate_bps: 320_000,
-        sample_rate_hz: 48_000,
-        channels: 2,
-        duration_ms: 1_000,
-        chunk_bytes: 4096,
-        plaintext_bytes: plaintext.len() as u64,
-        chunks: ids,
-    };
-    let manifest = SignedManifest::sign(origin, &body)
-        .unwrap()
-        .verify(&origin.node_id())
+    let sealed = testkit::RenditionSpec::new(3)
+        .track(TRACK)
+        .key([8; 32])
+        .quality(Quality::High)
+        .plaintext(plaintext)
+        .timing(320_000, 48_000, 1_000)
+        .seal(origin)
         .unwrap();
     (
-        manifest,
-        sealed.into_iter().map(Bytes::from).collect(),
-        plaintext,
-        cipher,
+        sealed.manifest,
+        sealed.chunks,
+        sealed.plaintext,
+        sealed.cipher,
     )
 }
 

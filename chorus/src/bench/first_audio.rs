@@ -144,7 +144,7 @@ pub fn run(args: &FirstAudioBenchArgs) -> anyhow::Result<ExitCode> {
     let (_quic_relay, http_relay) = server.block_on(async {
         let quic = UdpRelay::start(quic_relay_socket, origin.quic_addr(), half, half, 1)?;
         let http =
-            TcpRelay::bind("127.0.0.1:0".parse()?, origin.http_addr()?, half, half, 2).await?;
+            TcpRelay::bind("127.0.0.1:0".parse()?, origin.http_addr(), half, half, 2).await?;
         anyhow::Ok((quic, http))
     })?;
     // Keep the server runtime's threads for the origin and the relays.
@@ -152,15 +152,17 @@ pub fn run(args: &FirstAudioBenchArgs) -> anyhow::Result<ExitCode> {
     let base = format!("http://{}", http_relay.addr());
     let result = client.block_on(async {
         progress("first-audio: ingesting the catalog");
-        let artist = origin.account("fa_artist", "artist").await?;
+        let artist =
+            super::origin::account(&origin, "fa_artist", origin::store::Role::Artist).await?;
         let mut tracks = Vec::new();
         for seed in 0..args.tracks {
-            let track = origin
-                .upload_seeded(&artist, 40 + u64::from(seed), 8.0)
-                .await?;
+            let seed = 40 + u64::from(seed);
+            let track =
+                super::origin::upload_synth(&origin.http, &origin.base, &artist, seed, 8.0).await?;
             tracks.push(track.id);
         }
-        let access = origin.account("fa_listener", "listener").await?;
+        let access =
+            super::origin::account(&origin, "fa_listener", origin::store::Role::Listener).await?;
         let identity = Identity::from_secret_bytes(&[0x5a; 32]);
 
         // The link itself, for scale: UDP echoes through a relay with the same setting.

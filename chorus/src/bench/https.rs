@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::origin::{fetch_for, load, runtimes, server_cpu_s, upload_synth};
 use super::{Common, median, percentile, print_table, progress, progress_done};
+use origin::store::{Role, Tier};
 
 /// Flags of `chorus bench https`.
 #[derive(Debug, clap::Args)]
@@ -76,28 +77,29 @@ pub fn run(args: &HttpsBenchArgs) -> anyhow::Result<ExitCode> {
     let store = running.store().clone();
     let result = client.block_on(async {
         let http = api::client::http_client_builder()?.build()?;
-        let make = |username: &str, role| -> anyhow::Result<()> {
-            let account = origin::accounts::new_account(
-                username,
-                "benchmark password",
-                "SE",
-                role,
-                origin::store::Tier::Premium,
-            )
-            .map_err(|error| anyhow::anyhow!("{error}"))?;
-            store.create_account(&account)?;
-            Ok(())
+        let account = |username: String, role| {
+            let (store, http, base) = (&store, &http, &https_base);
+            async move {
+                testkit::local::create_account(
+                    store,
+                    http,
+                    base,
+                    &username,
+                    "SE",
+                    role,
+                    Tier::Premium,
+                )
+                .await
+            }
         };
         progress("https: accounts and a track");
-        make("bench_artist", origin::store::Role::Artist)?;
-        let artist = log_in(&http, &https_base, "bench_artist").await?;
+        let artist = account("bench_artist".into(), Role::Artist).await?;
         let track = upload_synth(&http, &https_base, &artist, 5, 60.0).await?;
         let track_id = track.id;
         let mut tokens = Vec::new();
         for index in 0..args.clients {
             let username = format!("bench_listener_{index}");
-            make(&username, origin::store::Role::Listener)?;
-            tokens.push(log_in(&http, &https_base, &username).await?);
+            tokens.push(account(username, Role::Listener).await?);
         }
         let mut https_rounds = Vec::new();
         let mut http_rounds = Vec::new();
@@ -192,24 +194,6 @@ pub fn run(args: &HttpsBenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-async fn log_in(http: &reqwest::Client, base: &str, username: &str) -> anyhow::Result<String> {
-    let response = http
-        .post(format!("{base}/v1/sessions"))
-        .json(&api::accounts::Login {
-            username: username.to_string(),
-            password: "benchmark password".to_string(),
-        })
-        .send()
-        .await?;
-    ensure!(
-        response.status().is_success(),
-        "log-in: {}",
-        response.status()
-    );
-    let tokens: api::accounts::Tokens = response.json().await?;
-    Ok(tokens.access_token)
 }
 
 /// One side of one round, with a new client (new connections, handshakes included, then

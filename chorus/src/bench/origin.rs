@@ -9,6 +9,7 @@ use anyhow::{Context, bail, ensure};
 use api::catalog::TrackView;
 use origin::config::OriginConfig;
 use origin::ingest::{self, IngestLimits};
+use origin::store::Role;
 use protocol::content::{self, CHUNK_BYTES_DEFAULT, ChunkCipher, ContentKey, SealLabel};
 use protocol::{Identity, TrackId};
 use serde_json::json;
@@ -80,120 +81,36 @@ fn decode_only(file: &[u8]) -> anyhow::Result<u64> {
     Ok(ingest::decoded_frames(file)?.0)
 }
 
-/// An origin in this process on loopback, in a temporary directory.
-pub(crate) struct LocalOrigin {
-    /// Keeps the origin running until the benchmark ends.
-    _running: origin::server::Running,
-    pub(crate) base: String,
-    http: reqwest::Client,
-    data: tempfile::TempDir,
-}
+pub(crate) use testkit::local::LocalOrigin;
 
 async fn local_origin() -> anyhow::Result<LocalOrigin> {
     local_origin_with(None).await
 }
 
 /// An in-process origin on loopback telling clients `quic_public` (a relay) as its QUIC
-/// address, if given.
+/// address, if given. The benchmarks measure the origin, from one address, not its rate
+/// limits; uploads may be as large as a real origin takes.
 pub(crate) async fn local_origin_with(
     quic_public: Option<SocketAddr>,
 ) -> anyhow::Result<LocalOrigin> {
-    let data = tempfile::tempdir()?;
-    let config = OriginConfig {
-        data_dir: data.path().to_path_buf(),
-        http_addr: "127.0.0.1:0".parse()?,
-        quic_addr: "127.0.0.1:0".parse()?,
-        quic_public_addr: quic_public,
-        // The benchmarks measure the origin, from one address, not its rate limits.
-        rate_limits: origin::ratelimit::RateLimits::off(),
-        ..OriginConfig::default()
-    };
-    let running = origin::server::start(config).await?;
-    let base = format!("http://{}", running.http_addr);
-    let http = api::client::http_client_builder()?
-        .pool_max_idle_per_host(256)
-        .build()?;
-    Ok(LocalOrigin {
-        _running: running,
-        base,
-        http,
-        data,
+    LocalOrigin::start_with(|config| {
+        config.quic_public_addr = quic_public;
+        config.rate_limits = origin::ratelimit::RateLimits::off();
+        config.upload_bytes_max = OriginConfig::default().upload_bytes_max;
     })
+    .await
 }
 
-impl LocalOrigin {
-    /// Where the origin's QUIC endpoint is bound.
-    pub(crate) fn quic_addr(&self) -> SocketAddr {
-        self._running.quic_addr
-    }
-
-    /// Where its HTTP API listens.
-    pub(crate) fn http_addr(&self) -> anyhow::Result<SocketAddr> {
-        Ok(self._running.http_addr)
-    }
-
-    async fn post<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        token: Option<&str>,
-        body: &impl serde::Serialize,
-    ) -> anyhow::Result<T> {
-        let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let bytes = response.bytes().await?;
-        ensure!(
-            status.is_success(),
-            "{path}: {status} {}",
-            String::from_utf8_lossy(&bytes)
-        );
-        serde_json::from_slice(&bytes).with_context(|| format!("{path}: the answer"))
-    }
-
-    pub(crate) async fn account(&self, username: &str, role: &str) -> anyhow::Result<String> {
-        // Made as the operator does: role and tier are not the caller's to choose.
-        let role = match role {
-            "artist" => origin::store::Role::Artist,
-            _ => origin::store::Role::Listener,
-        };
-        let account = origin::accounts::new_account(
-            username,
-            "benchmark password",
-            "SE",
-            role,
-            origin::store::Tier::Premium,
-        )
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
-        self._running.store().create_account(&account)?;
-        let tokens: api::accounts::Tokens = self
-            .post(
-                "/v1/sessions",
-                None,
-                &api::accounts::Login {
-                    username: username.to_string(),
-                    password: "benchmark password".to_string(),
-                },
-            )
-            .await?;
-        Ok(tokens.access_token)
-    }
-
-    pub(crate) async fn upload(&self, token: &str, seconds: f64) -> anyhow::Result<TrackView> {
-        self.upload_seeded(token, 3, seconds).await
-    }
-
-    /// Uploads `seconds` of the synthesizer's piece for `seed`.
-    pub(crate) async fn upload_seeded(
-        &self,
-        token: &str,
-        seed: u64,
-        seconds: f64,
-    ) -> anyhow::Result<TrackView> {
-        upload_synth(&self.http, &self.base, token, seed, seconds).await
-    }
+/// A premium account in SE made as the operator makes it (role and tier are not the caller's
+/// to choose); its access token.
+pub(crate) async fn account(
+    origin: &LocalOrigin,
+    username: &str,
+    role: origin::store::Role,
+) -> anyhow::Result<String> {
+    origin
+        .create_account(username, "SE", role, origin::store::Tier::Premium)
+        .await
 }
 
 /// Uploads `seconds` of the synthesizer's piece for `seed` to the origin at `base` as the
@@ -205,32 +122,8 @@ pub(crate) async fn upload_synth(
     seed: u64,
     seconds: f64,
 ) -> anyhow::Result<TrackView> {
-    let metadata = api::catalog::TrackMetadata {
-        title: "Bench".into(),
-        artist: "Bench".into(),
-        album: None,
-        genre: None,
-        markets: None,
-    };
-    let form = reqwest::multipart::Form::new()
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(origin::synth::wav(seed, seconds, 44_100, 2))
-                .file_name("bench.wav"),
-        )
-        .text("metadata", serde_json::to_string(&metadata)?);
-    let response = http
-        .post(format!("{base}/v1/tracks"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await?;
-    ensure!(
-        response.status().is_success(),
-        "upload: {}",
-        response.status()
-    );
-    Ok(response.json().await?)
+    let metadata = testkit::http::metadata("Bench", "Bench");
+    testkit::local::upload_synth(http, base, token, seed, seconds, &metadata).await
 }
 
 /// Name of the server runtime's threads (so a benchmark can read their CPU time).
@@ -286,13 +179,13 @@ pub fn run_play(args: &PlayBenchArgs) -> anyhow::Result<ExitCode> {
     let (server, client) = runtimes()?;
     let origin = server.block_on(local_origin())?;
     client.block_on(async {
-        let artist = origin.account("bench_artist", "artist").await?;
-        let track = origin.upload(&artist, 5.0).await?;
+        let artist = account(&origin, "bench_artist", Role::Artist).await?;
+        let track = upload_synth(&origin.http, &origin.base, &artist, 3, 5.0).await?;
         let track_id = track.id;
         progress("play: creating listener accounts");
         let mut tokens = Vec::new();
         for client in 0..args.clients {
-            tokens.push(origin.account(&format!("bench_listener_{client}"), "listener").await?);
+            tokens.push(account(&origin, &format!("bench_listener_{client}"), Role::Listener).await?);
         }
         let origin = Arc::new(origin);
         let (mut play_p50, mut play_p99, mut health_p50, mut health_p99, mut rates) = (vec![], vec![], vec![], vec![], vec![]);
@@ -409,11 +302,11 @@ pub fn run_chunks(args: &ChunksBenchArgs) -> anyhow::Result<ExitCode> {
     let (server, client) = runtimes()?;
     let origin = server.block_on(local_origin())?;
     client.block_on(async {
-        let artist = origin.account("bench_artist", "artist").await?;
+        let artist = account(&origin, "bench_artist", Role::Artist).await?;
         progress("chunks: ingesting a track to serve");
-        let track = origin.upload(&artist, f64::from(args.track_seconds)).await?;
+        let track = upload_synth(&origin.http, &origin.base, &artist, 3, f64::from(args.track_seconds)).await?;
         let track_id = track.id;
-        let listener = origin.account("bench_listener", "listener").await?;
+        let listener = account(&origin, "bench_listener", Role::Listener).await?;
         let node_id = Identity::from_secret_bytes(&[7; 32]).node_id().to_hex();
         let request = api::playback::PlayRequest {
             quality: Some("high".into()),
@@ -421,13 +314,13 @@ pub fn run_chunks(args: &ChunksBenchArgs) -> anyhow::Result<ExitCode> {
             node_id,
             opening_chunks: None,
         };
-        let grant: api::playback::PlayGrant = origin.post(&format!("/v1/tracks/{track_id}/play"), Some(&listener), &request).await?;
+        let grant: api::playback::PlayGrant = origin.post_as(&format!("/v1/tracks/{track_id}/play"), Some(&listener), &request).await?;
         let signed: protocol::SignedManifest = protocol::codec::decode(&hex::decode(&grant.manifest)?)?;
         let body: protocol::ManifestBody = protocol::codec::decode(&signed.body)?;
         let template = grant.chunk_url_template;
         let origin_urls: Vec<String> = body.chunks.iter().map(|id| template.replace("{chunk_id}", &id.to_hex())).collect();
 
-        let nginx = Nginx::start(&origin.data.path().join("chunks"))?;
+        let nginx = Nginx::start(&origin.data_dir().join("chunks"))?;
         let nginx_urls: Vec<String> = body.chunks.iter().map(|id| format!("http://{}/v1/chunks/{}", nginx.addr, id.to_hex())).collect();
         let http = api::client::http_client_builder()?.pool_max_idle_per_host(256).build()?;
         let duration = Duration::from_secs_f64(args.seconds);

@@ -16,15 +16,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use clap::Args;
-use protocol::content::{self, ChunkCipher, ContentKey, SealLabel};
 use protocol::license::{LICENSE_VERSION, LicenseScope};
-use protocol::manifest::MANIFEST_VERSION;
 use protocol::wire::Priority;
-use protocol::{
-    AccountId, Codec, Identity, LicenseClaims, LicenseToken, Manifest, ManifestBody, NodeId,
-    Quality, SignedManifest, TrackId,
-};
-use rand::{Rng, RngCore, SeedableRng};
+use protocol::{AccountId, Identity, LicenseClaims, LicenseToken, Manifest, NodeId};
+use rand::{Rng, SeedableRng};
 use transport::chunks::{ChunkService, fetch_range, system_clock};
 use transport::upload::UploadGate;
 use transport::{Endpoint, Limits};
@@ -57,39 +52,20 @@ pub struct SuperNodeBenchArgs {
 const CHUNK_BYTES: u32 = 16 * 1024;
 const WARM_UP: Duration = Duration::from_secs(2);
 
+/// Rendition `n`: `seconds` of seeded random bytes (incompressible, as audio is) at `kbps`.
 fn rendition(
     origin: &Identity,
     n: u32,
     seconds: u32,
     kbps: u32,
 ) -> anyhow::Result<(Manifest, Vec<Bytes>)> {
-    let track = TrackId([n as u8; 16]);
-    let cipher = ChunkCipher::new(
-        &ContentKey([n as u8; 32]),
-        SealLabel {
-            track,
-            quality: Quality::Normal,
-        },
-    );
-    let mut plaintext = vec![0u8; (seconds as usize) * (kbps as usize) * 1000 / 8];
-    rand_chacha::ChaCha8Rng::seed_from_u64(u64::from(n)).fill_bytes(&mut plaintext);
-    let (ids, sealed) = content::seal_rendition(&cipher, &plaintext, CHUNK_BYTES)?;
-    let body = ManifestBody {
-        version: MANIFEST_VERSION,
-        origin: origin.node_id(),
-        track,
-        quality: Quality::Normal,
-        codec: Codec::Vorbis,
-        bitrate_bps: kbps * 1000,
-        sample_rate_hz: 44_100,
-        channels: 2,
-        duration_ms: u64::from(seconds) * 1000,
-        chunk_bytes: CHUNK_BYTES,
-        plaintext_bytes: plaintext.len() as u64,
-        chunks: ids,
-    };
-    let manifest = SignedManifest::sign(origin, &body)?.verify(&origin.node_id())?;
-    Ok((manifest, sealed.into_iter().map(Bytes::from).collect()))
+    let bytes = (seconds as usize) * (kbps as usize) * 1000 / 8;
+    let sealed = testkit::RenditionSpec::new(n as u8)
+        .chunk_bytes(CHUNK_BYTES)
+        .random_bytes(bytes, u64::from(n))
+        .timing(kbps * 1000, 44_100, u64::from(seconds) * 1000)
+        .seal(origin)?;
+    Ok((sealed.manifest, sealed.chunks))
 }
 
 /// CPU time this thread has used, from the kernel's scheduler statistics.

@@ -14,15 +14,12 @@ use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
 use bytes::Bytes;
-use protocol::content::{self, CHUNK_BYTES_DEFAULT, ChunkCipher, ContentKey, SealLabel};
+use protocol::content::CHUNK_BYTES_DEFAULT;
 use protocol::license::{LICENSE_VERSION, LicenseScope};
-use protocol::manifest::{CHUNKS_PER_RENDITION_MAX, MANIFEST_VERSION};
+use protocol::manifest::CHUNKS_PER_RENDITION_MAX;
 use protocol::wire::Priority;
-use protocol::{
-    AccountId, Codec, Identity, LicenseClaims, LicenseToken, Manifest, ManifestBody, NodeId,
-    Quality, SignedManifest, TrackId,
-};
-use rand::{RngCore, SeedableRng};
+use protocol::{AccountId, Identity, LicenseClaims, LicenseToken, Manifest, NodeId, Quality};
+use rand::SeedableRng;
 use transport::chunks::{self, ChunkService, MemoryChunkSource, RangeItem};
 use transport::{Endpoint, Limits, Peer};
 
@@ -225,33 +222,14 @@ async fn setup(mib: u32) -> anyhow::Result<Setup> {
         "--mib too large for one rendition (at most {} MiB)",
         CHUNKS_PER_RENDITION_MAX * CHUNK_BYTES_DEFAULT as usize / (1024 * 1024)
     );
-    let mut plaintext = vec![0u8; total];
-    rng.fill_bytes(&mut plaintext);
-    let track = TrackId([2; 16]);
-    let cipher = ChunkCipher::new(
-        &ContentKey::generate(&mut rng),
-        SealLabel {
-            track,
-            quality: Quality::High,
-        },
-    );
-    let (ids, sealed) = content::seal_rendition(&cipher, &plaintext, CHUNK_BYTES_DEFAULT)?;
-    let body = ManifestBody {
-        version: MANIFEST_VERSION,
-        origin: origin.node_id(),
-        track,
-        quality: Quality::High,
-        codec: Codec::Vorbis,
-        bitrate_bps: 320_000,
-        sample_rate_hz: 44_100,
-        channels: 2,
-        duration_ms: total as u64 * 8 / 320,
-        chunk_bytes: CHUNK_BYTES_DEFAULT,
-        plaintext_bytes: total as u64,
-        chunks: ids,
-    };
-    let manifest = SignedManifest::sign(&origin, &body)?.verify(&origin.node_id())?;
-    let sealed: Arc<Vec<Bytes>> = Arc::new(sealed.into_iter().map(Bytes::from).collect());
+    let sealed = testkit::RenditionSpec::new(2)
+        .chunk_bytes(CHUNK_BYTES_DEFAULT)
+        .quality(Quality::High)
+        .random_bytes(total, 7)
+        .timing(320_000, 44_100, total as u64 * 8 / 320)
+        .seal(&origin)?;
+    let manifest = sealed.manifest;
+    let sealed: Arc<Vec<Bytes>> = Arc::new(sealed.chunks);
     let total_bytes = sealed.iter().map(Bytes::len).sum();
 
     let now = chunks::system_clock()();

@@ -3,11 +3,10 @@
 
 use std::net::SocketAddr;
 
-use protocol::content::{self, ChunkCipher, ContentKey, SealLabel};
 use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope, LicenseToken};
-use protocol::manifest::{MANIFEST_VERSION, ManifestBody, SignedManifest};
+use protocol::manifest::SignedManifest;
 use protocol::wire::*;
-use protocol::{AccountId, Codec, Identity, NodeId, Quality, RenditionId, TrackId, UnixMillis};
+use protocol::{AccountId, Identity, NodeId, RenditionId, UnixMillis};
 
 pub fn origin() -> Identity {
     Identity::from_secret_bytes(&[0x11; 32])
@@ -18,32 +17,15 @@ pub fn client() -> Identity {
 }
 
 pub fn manifest() -> SignedManifest {
-    let origin = origin();
-    let track = TrackId([0x33; 16]);
-    let cipher = ChunkCipher::new(
-        &ContentKey([0x44; 32]),
-        SealLabel {
-            track,
-            quality: Quality::Normal,
-        },
-    );
     let audio: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
-    let (chunks, _) = content::seal_rendition(&cipher, &audio, 2048).unwrap();
-    let body = ManifestBody {
-        version: MANIFEST_VERSION,
-        origin: origin.node_id(),
-        track,
-        quality: Quality::Normal,
-        codec: Codec::Vorbis,
-        bitrate_bps: 160_000,
-        sample_rate_hz: 44_100,
-        channels: 2,
-        duration_ms: 250,
-        chunk_bytes: 2048,
-        plaintext_bytes: audio.len() as u64,
-        chunks,
-    };
-    SignedManifest::sign(&origin, &body).unwrap()
+    let rendition = testkit::RenditionSpec::new(0x33)
+        .key([0x44; 32])
+        .plaintext(audio)
+        .chunk_bytes(2048)
+        .timing(160_000, 44_100, 250)
+        .seal(&origin())
+        .unwrap();
+    rendition.manifest.signed().clone()
 }
 
 pub fn license() -> LicenseToken {
