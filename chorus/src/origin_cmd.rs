@@ -174,6 +174,7 @@ impl ShutdownSignal {
     }
 
     /// Waits for the first of them.
+    #[cfg_attr(not(unix), allow(unused_mut))]
     pub async fn wait(mut self) -> anyhow::Result<()> {
         #[cfg(unix)]
         tokio::select! {
@@ -182,7 +183,6 @@ impl ShutdownSignal {
         }
         #[cfg(not(unix))]
         tokio::signal::ctrl_c().await?;
-        let _ = &mut self;
         Ok(())
     }
 }

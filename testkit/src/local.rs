@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 
 use crate::http::PASSWORD;
 
-/// A running in-process origin; stopped (its tasks aborted) and its data deleted on drop.
+/// A running in-process origin. Dropping it deletes its data directory; its tasks end with
+/// the runtime it was started on (call `running.shutdown()` to stop it sooner).
 pub struct LocalOrigin {
     /// The running origin.
     pub running: Running,
@@ -150,21 +151,10 @@ impl LocalOrigin {
         &self,
         path: &str,
         token: Option<&str>,
-        body: &impl serde::Serialize,
+        body: &(impl serde::Serialize + Sync),
     ) -> anyhow::Result<T> {
-        let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let bytes = response.bytes().await?;
-        ensure!(
-            status.is_success(),
-            "{path}: {status} {}",
-            String::from_utf8_lossy(&bytes)
-        );
-        serde_json::from_slice(&bytes).with_context(|| format!("{path}: the answer"))
+        let url = format!("{}{path}", self.base);
+        call_as(&self.http, reqwest::Method::POST, &url, token, Some(body)).await
     }
 
     /// `GET path`: (status, JSON answer).
@@ -229,6 +219,33 @@ impl LocalOrigin {
     ) -> anyhow::Result<TrackView> {
         upload_synth(&self.http, &self.base, token, seed, seconds, metadata).await
     }
+}
+
+/// `method url` with an optional bearer `token` and JSON `body`, which must succeed: its
+/// answer as `T` (an error names the URL, the status and the body).
+pub async fn call_as<T: serde::de::DeserializeOwned, B: serde::Serialize + Sync + ?Sized>(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&B>,
+) -> anyhow::Result<T> {
+    let mut request = http.request(method, url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let bytes = response.bytes().await?;
+    ensure!(
+        status.is_success(),
+        "{url}: {status} {}",
+        String::from_utf8_lossy(&bytes)
+    );
+    serde_json::from_slice(&bytes).with_context(|| format!("{url}: the answer"))
 }
 
 /// An account made on `store` as `chorus admin` does (password [`PASSWORD`]), then logged

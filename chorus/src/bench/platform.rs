@@ -432,22 +432,7 @@ async fn call<T: serde::de::DeserializeOwned, B: serde::Serialize + Sync>(
     token: Option<&str>,
     body: Option<&B>,
 ) -> anyhow::Result<T> {
-    let mut request = http.request(method, &url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(body);
-    }
-    let response = request.send().await?;
-    let status = response.status();
-    let bytes = response.bytes().await?;
-    ensure!(
-        status.is_success(),
-        "{url}: {status} {}",
-        String::from_utf8_lossy(&bytes)
-    );
-    Ok(serde_json::from_slice(&bytes)?)
+    testkit::local::call_as(http, method, &url, token, body).await
 }
 
 async fn login(http: &reqwest::Client, base: &str, username: &str) -> anyhow::Result<String> {
