@@ -157,6 +157,13 @@ mod tests {
         );
         assert_eq!(parse(r#"{"n": 1, "m": null}"#).unwrap().m, None);
         assert_eq!(parse(r#"{"n": 1}"#).unwrap().l, None);
+        // Large integral floats parse exactly (serde_json's float_roundtrip): 3655677191092222.0
+        // is that integer, not the neighbouring float a fast parser lands on.
+        let large: Option<usize> = super::optional(&mut serde_json::Deserializer::from_str(
+            "3655677191092222.0",
+        ))
+        .unwrap();
+        assert_eq!(large, Some(3_655_677_191_092_222));
         for bad in [
             r#"{"n": 3.5}"#,
             r#"{"n": -1}"#,

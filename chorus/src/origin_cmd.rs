@@ -42,6 +42,16 @@ pub struct OriginArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Where metadata lives: `embedded` (sled in --data, the default) or
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE. Also read from CHORUS_DATABASE, which
+    /// keeps the password out of the process list.
+    #[arg(long, env = "CHORUS_DATABASE", hide_env_values = true)]
+    database: Option<String>,
+    /// Where chunks live: `files` (in --data, the default) or s3://BUCKET[/PREFIX], the
+    /// endpoint and credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ALLOW_HTTP.
+    #[arg(long, env = "CHORUS_BLOBS")]
+    blobs: Option<String>,
 }
 
 /// `chorus tls …`.
@@ -129,6 +139,12 @@ pub fn run_origin(args: OriginArgs) -> anyhow::Result<ExitCode> {
         config.tls_cert = args.tls_cert;
         config.tls_key = args.tls_key;
     }
+    if let Some(database) = args.database {
+        config.database = database;
+    }
+    if let Some(blobs) = args.blobs {
+        config.blobs = blobs;
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let data_dir = config.data_dir.clone();
@@ -192,14 +208,32 @@ pub async fn wait_for_shutdown_signal() -> anyhow::Result<()> {
     ShutdownSignal::listen()?.wait().await
 }
 
-/// `chorus admin ...`: operator actions on an origin's data directory (origin stopped).
+/// Where an admin command finds the origin's store: its data directory (keys, and the
+/// embedded database) and, for an origin on PostgreSQL, the database.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// The origin's data directory.
+    #[arg(long, default_value = "chorus-origin")]
+    data: PathBuf,
+    /// The origin's database: `embedded` (in --data; the origin must be stopped) or
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE (the origin may run). Also read from
+    /// CHORUS_DATABASE.
+    #[arg(
+        long,
+        env = "CHORUS_DATABASE",
+        hide_env_values = true,
+        default_value = "embedded"
+    )]
+    database: String,
+}
+
+/// `chorus admin ...`: operator actions on an origin's store.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Create an admin account (password from CHORUS_PASSWORD or a prompt).
     CreateAdmin {
-        /// The origin's data directory.
-        #[arg(long, default_value = "chorus-origin")]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Login name.
         #[arg(long)]
         username: String,
@@ -210,9 +244,8 @@ pub enum AdminCommand {
     /// Create a super-node account: its node gets role tokens to cache and serve ciphertext
     /// (password from CHORUS_PASSWORD or a prompt).
     CreateSuperNode {
-        /// The origin's data directory.
-        #[arg(long, default_value = "chorus-origin")]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Login name.
         #[arg(long)]
         username: String,
@@ -236,6 +269,27 @@ pub enum AdminCommand {
         #[arg(long)]
         role: String,
     },
+    /// Copy an embedded origin's data (sled and chunk files in --data; the origin stopped)
+    /// into PostgreSQL and object storage, with progress. Resumable: run it again after an
+    /// interruption and it goes on from its checkpoint. Ends by verifying every domain's count
+    /// and every chunk's hash in the target. Then start the origin with the same --data and
+    /// the new --database and --blobs.
+    Migrate {
+        /// The origin's data directory (its keys stay here and keep serving the target).
+        #[arg(long, default_value = "chorus-origin")]
+        data: PathBuf,
+        /// The target database: postgres://USER:PASSWORD@HOST:PORT/DATABASE (also from
+        /// CHORUS_TO_DATABASE).
+        #[arg(long, env = "CHORUS_TO_DATABASE", hide_env_values = true)]
+        to_database: String,
+        /// The target chunk store: s3://BUCKET[/PREFIX] (endpoint and credentials from the
+        /// AWS_* variables), or `files` to keep chunk files in --data.
+        #[arg(long)]
+        to_blobs: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Change an account's region (an ISO 3166-1 alpha-2 country code).
     SetRegion {
         #[command(flatten)]
@@ -254,9 +308,9 @@ pub struct AccountTarget {
     /// The account's login name.
     #[arg(long)]
     username: String,
-    /// The stopped origin's data directory (used without --origin).
-    #[arg(long, default_value = "chorus-origin")]
-    data: PathBuf,
+    /// The origin's store (used without --origin).
+    #[command(flatten)]
+    store: StoreArgs,
     /// A running origin's URL: the change goes through PATCH /v1/admin/accounts/{username}.
     #[arg(long, requires = "admin")]
     origin: Option<String>,
@@ -265,31 +319,56 @@ pub struct AccountTarget {
     admin: Option<String>,
 }
 
-pub(crate) fn open_store(data: &std::path::Path) -> anyhow::Result<Store> {
+pub(crate) async fn open_store(data: &std::path::Path) -> anyhow::Result<Store> {
+    open_store_at(&StoreArgs {
+        data: data.to_path_buf(),
+        database: "embedded".into(),
+    })
+    .await
+}
+
+/// Opens the store `args` names (chunks are not touched by admin commands, so blobs stay
+/// files).
+async fn open_store_at(args: &StoreArgs) -> anyhow::Result<Store> {
     // A data directory gets its origin key when it gets its database, so an origin started on
     // it later finds both (and a directory with a database but no key is refused).
-    origin::server::origin_identity(data)?;
-    Store::open(data).with_context(|| {
-        format!(
-            "opening {} (is an origin running on it? stop it first: the database is locked)",
-            data.display()
-        )
+    origin::server::origin_identity(&args.data)?;
+    let database = origin::store::Database::parse(&args.database).map_err(anyhow::Error::msg)?;
+    let embedded = database == origin::store::Database::Embedded;
+    let config = origin::store::StoreConfig {
+        database,
+        ..origin::store::StoreConfig::embedded(&args.data)
+    };
+    Store::open(&config).await.with_context(|| {
+        if embedded {
+            format!(
+                "opening {} (is an origin running on it? stop it first: the database is locked)",
+                args.data.display()
+            )
+        } else {
+            format!("opening the database {}", config.database.describe())
+        }
     })
 }
 
 /// Runs an admin action.
 pub fn run_admin(command: AdminCommand) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(admin(command))
+}
+
+async fn admin(command: AdminCommand) -> anyhow::Result<ExitCode> {
     match command {
         AdminCommand::CreateAdmin {
-            data,
+            store,
             username,
             region,
-        } => create_privileged(&data, &username, &region, Role::Admin)?,
+        } => create_privileged(&store, &username, &region, Role::Admin).await?,
         AdminCommand::CreateSuperNode {
-            data,
+            store,
             username,
             region,
-        } => create_privileged(&data, &username, &region, Role::SuperNode)?,
+        } => create_privileged(&store, &username, &region, Role::SuperNode).await?,
         AdminCommand::SetTier { target, tier } => {
             let tier = match tier.as_str() {
                 "free" => Tier::Free,
@@ -300,7 +379,7 @@ pub fn run_admin(command: AdminCommand) -> anyhow::Result<ExitCode> {
                 tier: Some(tier),
                 ..AccountChange::default()
             };
-            change_account(&target, &change)?;
+            change_account(&target, &change).await?;
         }
         AdminCommand::SetRole { target, role } => {
             let role = match role.as_str() {
@@ -314,8 +393,14 @@ pub fn run_admin(command: AdminCommand) -> anyhow::Result<ExitCode> {
                 role: Some(role),
                 ..AccountChange::default()
             };
-            change_account(&target, &change)?;
+            change_account(&target, &change).await?;
         }
+        AdminCommand::Migrate {
+            data,
+            to_database,
+            to_blobs,
+            json,
+        } => migrate(&data, &to_database, &to_blobs, json).await?,
         AdminCommand::SetRegion { target, region } => {
             protocol::Region::assigned(&region).map_err(|_| {
                 anyhow::anyhow!("--region {region:?} is not an ISO 3166-1 alpha-2 country code")
@@ -324,45 +409,126 @@ pub fn run_admin(command: AdminCommand) -> anyhow::Result<ExitCode> {
                 region: Some(region),
                 ..AccountChange::default()
             };
-            change_account(&target, &change)?;
+            change_account(&target, &change).await?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// `chorus admin migrate`: embedded store in `data` → `to_database` and `to_blobs`.
+async fn migrate(
+    data: &std::path::Path,
+    to_database: &str,
+    to_blobs: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    use origin::migrate::{Phase, checkpoint_path};
+    use origin::store::{Blobs, Database, StoreConfig};
+    if !data.join("meta").exists() {
+        bail!("{} holds no embedded origin database", data.display());
+    }
+    let database = Database::parse(to_database).map_err(anyhow::Error::msg)?;
+    if database == Database::Embedded {
+        bail!("--to-database is the database to move to: a postgres:// URL");
+    }
+    let blobs = Blobs::parse(to_blobs).map_err(anyhow::Error::msg)?;
+    let source = open_store(data).await?;
+    let target = Store::open(&StoreConfig {
+        database,
+        blobs,
+        chunk_cache_bytes: 0,
+        ..StoreConfig::embedded(data)
+    })
+    .await
+    .context("opening the target")?;
+    let checkpoint = checkpoint_path(data);
+    if checkpoint.exists() {
+        eprintln!("resuming from {}", checkpoint.display());
+    }
+    eprintln!("from: {}\nto:   {}", source.describe(), target.describe());
+    let bars = indicatif::MultiProgress::new();
+    let style =
+        indicatif::ProgressStyle::with_template("{prefix:24!} {bar:30} {pos:>9}/{len:9} {msg}")
+            .expect("valid template");
+    let spinner = indicatif::ProgressStyle::with_template("{prefix:24!} {spinner} {pos:>9} {msg}")
+        .expect("valid template");
+    let current: std::sync::Mutex<Option<(Phase, indicatif::ProgressBar)>> =
+        std::sync::Mutex::new(None);
+    let progress = |phase: Phase, done: u64, total: Option<u64>| {
+        let mut current = current.lock().unwrap_or_else(|poison| poison.into_inner());
+        if current.as_ref().is_none_or(|(shown, _)| *shown != phase) {
+            if let Some((_, bar)) = current.take() {
+                bar.finish();
+            }
+            let bar = match total {
+                Some(total) => {
+                    bars.add(indicatif::ProgressBar::new(total).with_style(style.clone()))
+                }
+                None => bars.add(indicatif::ProgressBar::no_length().with_style(spinner.clone())),
+            };
+            *current = Some((phase, bar.with_prefix(phase.name())));
+        }
+        if let Some((_, bar)) = current.as_ref() {
+            bar.set_position(done);
+        }
+    };
+    let report = origin::migrate::migrate(&source, &target, &checkpoint, &progress)
+        .await
+        .context("migrating (run the same command again to resume)")?;
+    if let Some((_, bar)) = current
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .take()
+    {
+        bar.finish();
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for (name, count) in &report.counts {
+            println!("{name:>20}: {count}");
+        }
+        println!(
+            "{:>20}: {} (read back, hashes match)",
+            "chunks", report.chunks_verified
+        );
+        println!(
+            "done: start the origin with --data {} --database <the URL> --blobs {to_blobs}",
+            data.display()
+        );
+    }
+    Ok(())
+}
+
 /// Applies an entitlement change through a running origin or in its data directory, and
 /// prints the account as it now is.
-fn change_account(target: &AccountTarget, change: &AccountChange) -> anyhow::Result<()> {
+async fn change_account(target: &AccountTarget, change: &AccountChange) -> anyhow::Result<()> {
     if !origin::accounts::valid_username(&target.username) {
         bail!("usernames are 3 to 32 characters of a-z, A-Z, 0-9, _ . -");
     }
     let view = match (&target.origin, &target.admin) {
         (Some(origin), Some(admin)) => {
             let password = password()?;
-            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(change_online(
-                origin,
-                admin,
-                &password,
-                &target.username,
-                change,
-            ))?
+            change_online(origin, admin, &password, &target.username, change).await?
         }
         _ => {
             // Changing an account needs an origin's existing data, never a new directory.
-            if !target.data.join("meta").exists() {
+            if target.store.database == "embedded" && !target.store.data.join("meta").exists() {
                 bail!(
-                    "{} holds no origin database (give --data, or --origin and --admin)",
-                    target.data.display()
+                    "{} holds no origin database (give --data, --database, or --origin and \
+                     --admin)",
+                    target.store.data.display()
                 );
             }
-            let store = open_store(&target.data)?;
+            let store = open_store_at(&target.store).await?;
             let mut account = store
-                .account_by_username(&target.username)?
+                .accounts()
+                .account_by_username(&target.username)
+                .await?
                 .with_context(|| format!("no account {:?}", target.username))?;
             origin::admin::apply_change(&mut account, change)
                 .map_err(|error| anyhow::anyhow!("{error}"))?;
-            store.update_account(&account)?;
+            store.accounts().update_account(&account).await?;
             origin::admin::AccountView::from(&account)
         }
     };
@@ -422,8 +588,8 @@ async fn change_online(
 }
 
 /// Creates an admin or super-node account in the data directory.
-fn create_privileged(
-    data: &std::path::Path,
+async fn create_privileged(
+    store_args: &StoreArgs,
     username: &str,
     region: &str,
     role: Role,
@@ -438,10 +604,10 @@ fn create_privileged(
     if !origin::accounts::PASSWORD_CHARS.contains(&password.chars().count()) {
         bail!("passwords are 8 to 256 characters");
     }
-    let store = open_store(data)?;
+    let store = open_store_at(store_args).await?;
     let account = origin::accounts::new_account(username, &password, region, role, Tier::Premium)
         .map_err(|_| anyhow::anyhow!("could not hash the password"))?;
-    if !store.create_account(&account)? {
+    if !store.accounts().create_account(&account).await? {
         bail!("username {username:?} is taken");
     }
     let kind = if role == Role::Admin {

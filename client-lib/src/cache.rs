@@ -369,16 +369,16 @@ impl ClientCache {
 }
 
 impl transport::chunks::ChunkSource for ClientCache {
-    fn manifest(&self, rendition: &RenditionId) -> Option<SignedManifest> {
+    async fn manifest(&self, rendition: &RenditionId) -> Option<SignedManifest> {
         self.decoded(rendition).map(|decoded| decoded.0.clone())
     }
 
-    fn chunk_count(&self, rendition: &RenditionId) -> Option<u32> {
+    async fn chunk_count(&self, rendition: &RenditionId) -> Option<u32> {
         self.decoded(rendition)
             .map(|decoded| decoded.1.len() as u32)
     }
 
-    fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
+    async fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
         let id = *self.decoded(rendition)?.1.get(index as usize)?;
         self.get(&id).map(|data| (id, data))
     }

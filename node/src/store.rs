@@ -379,13 +379,13 @@ fn cache_bytes(held: &Held) -> u64 {
 }
 
 impl ChunkSource for DiskCache {
-    fn manifest(&self, rendition: &RenditionId) -> Option<SignedManifest> {
+    async fn manifest(&self, rendition: &RenditionId) -> Option<SignedManifest> {
         self.read_held()
             .get(rendition)
             .map(|held| held.signed.clone())
     }
 
-    fn chunk_count(&self, rendition: &RenditionId) -> Option<u32> {
+    async fn chunk_count(&self, rendition: &RenditionId) -> Option<u32> {
         let count = self
             .read_held()
             .get(rendition)
@@ -396,7 +396,7 @@ impl ChunkSource for DiskCache {
         count
     }
 
-    fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
+    async fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
         let id = *self
             .read_held()
             .get(rendition)?
@@ -410,7 +410,7 @@ impl ChunkSource for DiskCache {
         Some((id, Bytes::from(data)))
     }
 
-    fn region_allows(&self, rendition: &RenditionId, region: &Region) -> bool {
+    async fn region_allows(&self, rendition: &RenditionId, region: &Region) -> bool {
         // Another super-node may copy what this one holds only within this node's region:
         // the origin let this node cache it here, so it is licensed here; elsewhere this node
         // cannot tell, and the other node must ask the origin.

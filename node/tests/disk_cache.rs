@@ -33,8 +33,8 @@ fn files_of(dir: &std::path::Path, id: &RenditionId) -> bool {
     dir.join("renditions").join(id.to_hex()).exists()
 }
 
-#[test]
-fn a_full_cache_evicts_least_recently_used_unpinned_renditions_and_their_files() {
+#[tokio::test]
+async fn a_full_cache_evicts_least_recently_used_unpinned_renditions_and_their_files() {
     let origin = Identity::from_secret_bytes(&[1; 32]);
     let dir = tempfile::tempdir().unwrap();
     let (clock, now) = clock();
@@ -66,7 +66,7 @@ fn a_full_cache_evicts_least_recently_used_unpinned_renditions_and_their_files()
     assert_eq!(cache.usage(), (3 * RENDITION_BYTES, 3 * RENDITION_BYTES));
     // 1 is played (its first chunk served), so 2 is now the least recently used.
     now.fetch_add(10, Ordering::Relaxed);
-    assert!(cache.chunk(&id(1), 0).is_some());
+    assert!(cache.chunk(&id(1), 0).await.is_some());
 
     now.fetch_add(10, Ordering::Relaxed);
     let (manifest, chunks) = &renditions[3];
@@ -75,7 +75,7 @@ fn a_full_cache_evicts_least_recently_used_unpinned_renditions_and_their_files()
         .unwrap();
     assert_eq!(evicted, vec![id(2)]);
     assert!(!files_of(dir.path(), &id(2)), "evicted files are deleted");
-    assert!(cache.chunk(&id(2), 0).is_none());
+    assert!(cache.chunk(&id(2), 0).await.is_none());
     now.fetch_add(10, Ordering::Relaxed);
     let (manifest, chunks) = &renditions[4];
     let evicted = cache
@@ -104,8 +104,8 @@ fn a_full_cache_evicts_least_recently_used_unpinned_renditions_and_their_files()
     assert!(!cache.holds(&manifest.id()));
 }
 
-#[test]
-fn reopening_keeps_complete_renditions_and_drops_damage() {
+#[tokio::test]
+async fn reopening_keeps_complete_renditions_and_drops_damage() {
     let origin = Identity::from_secret_bytes(&[1; 32]);
     let dir = tempfile::tempdir().unwrap();
     let (clock, _) = clock();
@@ -152,7 +152,7 @@ fn reopening_keeps_complete_renditions_and_drops_damage() {
     assert!(!dir.path().join("incoming").join("partial").exists());
     assert_eq!(cache.usage().0, RENDITION_BYTES);
     // What was kept serves byte-for-byte what was stored.
-    let (id, data) = cache.chunk(&kept.id(), 9).unwrap();
+    let (id, data) = cache.chunk(&kept.id(), 9).await.unwrap();
     assert_eq!(id, kept.body().chunks[9]);
     assert_eq!(data, kept_chunks[9]);
 }

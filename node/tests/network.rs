@@ -128,7 +128,7 @@ impl Net {
             .unwrap()
     }
 
-    fn super_node_account(&self, username: &str, region: &str) {
+    async fn super_node_account(&self, username: &str, region: &str) {
         let account = origin::accounts::new_account(
             username,
             PASSWORD,
@@ -141,7 +141,9 @@ impl Net {
             self.origin
                 .running
                 .store()
+                .accounts()
                 .create_account(&account)
+                .await
                 .unwrap()
         );
     }
@@ -312,13 +314,13 @@ struct Corrupting {
 }
 
 impl ChunkSource for Corrupting {
-    fn manifest(&self, _: &RenditionId) -> Option<SignedManifest> {
+    async fn manifest(&self, _: &RenditionId) -> Option<SignedManifest> {
         Some(self.manifest.clone())
     }
-    fn chunk_count(&self, _: &RenditionId) -> Option<u32> {
+    async fn chunk_count(&self, _: &RenditionId) -> Option<u32> {
         Some(self.chunks.len() as u32)
     }
-    fn chunk(&self, _: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
+    async fn chunk(&self, _: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
         Some((self.chunks[index as usize], Bytes::from(vec![0xEE; 1024])))
     }
     fn verified_on_load(&self) -> bool {
@@ -334,8 +336,8 @@ async fn super_nodes_fill_from_each_other_and_serve_licensed_listeners() {
     let listener_de = net.account("listener_de", "DE", "listener").await;
     let everywhere = net.upload(&artist, 1, 20.0, &[]).await;
     let de_only = net.upload(&artist, 2, 6.0, &["DE"]).await;
-    net.super_node_account("sn_a", "SE");
-    net.super_node_account("sn_b", "SE");
+    net.super_node_account("sn_a", "SE").await;
+    net.super_node_account("sn_b", "SE").await;
     let (a, _a_dir) = net.super_node("sn_a", 64 << 20).await;
     let (b, _b_dir) = net.super_node("sn_b", 64 << 20).await;
 
@@ -656,7 +658,7 @@ async fn without_a_tracker_listeners_find_super_nodes_through_the_dht() {
     let artist = net.account("artist", "SE", "artist").await;
     let listener = net.account("listener", "SE", "listener").await;
     let track = net.upload(&artist, 3, 8.0, &[]).await;
-    net.super_node_account("sn_dht", "SE");
+    net.super_node_account("sn_dht", "SE").await;
     // No tracker anywhere: the origin names none and the node is given none.
     let (node, _dir) = net
         .super_node_with("sn_dht", 64 << 20, None, Some(loopback_discovery(vec![])))
@@ -782,7 +784,7 @@ async fn a_listener_plays_mostly_from_super_nodes() {
     let artist = net.account("artist", "SE", "artist").await;
     let listener = net.account("listener", "SE", "listener").await;
     let track = net.upload(&artist, 5, 30.0, &[]).await;
-    net.super_node_account("sn_play", "SE");
+    net.super_node_account("sn_play", "SE").await;
     let (node, _dir) = net.super_node("sn_play", 64 << 20).await;
 
     // Make the track popular, let the super-node cache and announce it.

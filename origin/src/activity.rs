@@ -95,6 +95,22 @@ pub fn apply_event(
     Ok(listened_enough)
 }
 
+/// [`apply_event`] for a checked event: the rule the store runs inside its transaction
+/// ([`crate::store::PlayRule`]).
+pub fn apply_input(
+    play: &mut Option<PlayState>,
+    event: &crate::store::EventInput,
+) -> Result<bool, PlayError> {
+    apply_event(
+        play,
+        &event.play_id,
+        event.kind,
+        &event.track,
+        event.position_ms,
+        event.at_ms,
+    )
+}
+
 /// One qualified stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamRecord {

@@ -36,30 +36,46 @@ impl StoreChunkSource {
         }
     }
 
-    fn entry(&self, rendition: &RenditionId) -> Option<CachedManifest> {
+    fn cached(&self, rendition: &RenditionId) -> Option<CachedManifest> {
+        self.manifests
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(rendition)
+            .cloned()
+    }
+
+    async fn entry(&self, rendition: &RenditionId) -> Option<CachedManifest> {
+        if let Some(entry) = self.cached(rendition) {
+            return Some(entry);
+        }
+        let record = self.store.rendition(&rendition.to_hex()).await.ok()??;
+        let signed: SignedManifest = codec::decode(&hex::decode(record.manifest).ok()?).ok()?;
+        let body: protocol::ManifestBody = codec::decode(&signed.body).ok()?;
+        let markets = self
+            .store
+            .catalog()
+            .track(&record.track)
+            .await
+            .ok()??
+            .markets;
+        let entry = Arc::new((signed, body.chunks, markets));
         let mut cache = self
             .manifests
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        if let Some(entry) = cache.get(rendition) {
-            return Some(entry.clone());
-        }
-        let record = self.store.rendition(&rendition.to_hex()).ok()??;
-        let signed: SignedManifest = codec::decode(&hex::decode(record.manifest).ok()?).ok()?;
-        let body: protocol::ManifestBody = codec::decode(&signed.body).ok()?;
-        let markets = self.store.track(&record.track).ok()??.markets;
         if cache.len() >= MANIFEST_CACHE_MAX {
             cache.clear();
         }
-        let entry = Arc::new((signed, body.chunks, markets));
         cache.insert(*rendition, entry.clone());
         Some(entry)
     }
 
     /// Whether `chunk` belongs to `rendition`: `None` when the rendition is not published
     /// (never was, or deleted).
-    pub fn holds(&self, rendition: &RenditionId, chunk: &ChunkId) -> Option<bool> {
-        self.entry(rendition).map(|entry| entry.1.contains(chunk))
+    pub async fn holds(&self, rendition: &RenditionId, chunk: &ChunkId) -> Option<bool> {
+        self.entry(rendition)
+            .await
+            .map(|entry| entry.1.contains(chunk))
     }
 
     /// Forgets a rendition (after a delete).
@@ -72,26 +88,34 @@ impl StoreChunkSource {
 }
 
 impl ChunkSource for StoreChunkSource {
-    fn manifest(&self, rendition: &RenditionId) -> Option<SignedManifest> {
-        self.entry(rendition).map(|entry| entry.0.clone())
+    async fn manifest(&self, rendition: &RenditionId) -> Option<SignedManifest> {
+        self.entry(rendition).await.map(|entry| entry.0.clone())
     }
 
-    fn chunk_count(&self, rendition: &RenditionId) -> Option<u32> {
-        self.entry(rendition).map(|entry| entry.1.len() as u32)
+    async fn chunk_count(&self, rendition: &RenditionId) -> Option<u32> {
+        self.entry(rendition)
+            .await
+            .map(|entry| entry.1.len() as u32)
     }
 
-    fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
-        let entry = self.entry(rendition)?;
+    async fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
+        let entry = self.entry(rendition).await?;
         let id = *entry.1.get(index as usize)?;
-        let data = self.store.chunks().get(&id).ok()??;
+        let data = match self.store.blobs().get(&id).await {
+            Ok(data) => data?,
+            Err(error) => {
+                tracing::warn!(%error, chunk = %id, "a chunk could not be read");
+                return None;
+            }
+        };
         self.metrics
             .chunk_bytes_quic
             .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Some((id, data))
     }
 
-    fn region_allows(&self, rendition: &RenditionId, region: &protocol::Region) -> bool {
-        self.entry(rendition).is_some_and(|entry| {
+    async fn region_allows(&self, rendition: &RenditionId, region: &protocol::Region) -> bool {
+        self.entry(rendition).await.is_some_and(|entry| {
             entry.2.is_empty() || entry.2.iter().any(|market| market == region.as_str())
         })
     }

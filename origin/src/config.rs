@@ -81,6 +81,52 @@ pub struct OriginConfig {
     pub password_jobs_max: usize,
     /// Limits of the HTTP listener (`[http]`: connections, header and idle timeouts).
     pub http: crate::listener::HttpLimits,
+    /// Where metadata lives: `embedded` (sled in the data directory; the default, no set-up)
+    /// or a `postgres://user:password@host:port/database` URL.
+    pub database: String,
+    /// Connections kept in the PostgreSQL pool.
+    pub database_pool: usize,
+    /// Where chunks live: `files` (in the data directory; the default) or
+    /// `s3://BUCKET[/PREFIX]` on any S3-compatible store, its endpoint and credentials from
+    /// `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION` and
+    /// `AWS_ALLOW_HTTP`.
+    pub blobs: String,
+    /// Bytes of hot chunks kept in memory in front of the blob store.
+    pub chunk_cache_bytes: usize,
+    /// Settings of the S3 endpoint that override the `AWS_*` variables (`[s3]`). Usually
+    /// empty: the variables are the standard place for them.
+    pub s3: S3Settings,
+}
+
+/// `[s3]`: the S3 endpoint and credentials, each overriding its `AWS_*` variable when set.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Settings {
+    /// Overrides `AWS_ENDPOINT_URL`.
+    pub endpoint: Option<String>,
+    /// Overrides `AWS_REGION`.
+    pub region: Option<String>,
+    /// Overrides `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: Option<String>,
+    /// Overrides `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: Option<String>,
+    /// Overrides `AWS_ALLOW_HTTP`.
+    pub allow_http: Option<bool>,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "…"),
+            )
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
 }
 
 /// One `[[region_networks]]` rule: sign-ups from `cidr` get `region`.
@@ -125,11 +171,43 @@ impl Default for OriginConfig {
             artist_signup: false,
             password_jobs_max: 0,
             http: crate::listener::HttpLimits::default(),
+            database: "embedded".to_string(),
+            database_pool: crate::store::postgres::POOL_SIZE_DEFAULT,
+            blobs: "files".to_string(),
+            chunk_cache_bytes: crate::store::blobs::CHUNK_CACHE_BYTES_DEFAULT,
+            s3: S3Settings::default(),
         }
     }
 }
 
 impl OriginConfig {
+    /// Where the store lives (see [`crate::store::StoreConfig`]).
+    pub fn store_config(&self) -> anyhow::Result<crate::store::StoreConfig> {
+        use crate::store::{Blobs, Database};
+        let mut database = Database::parse(&self.database).map_err(anyhow::Error::msg)?;
+        if let Database::Postgres { pool_size, .. } = &mut database {
+            *pool_size = self.database_pool.max(1);
+        }
+        let mut blobs = Blobs::parse(&self.blobs).map_err(anyhow::Error::msg)?;
+        if let Blobs::S3 { access, .. } = &mut blobs {
+            let s3 = &self.s3;
+            access.endpoint = s3.endpoint.clone().or(access.endpoint.take());
+            access.region = s3.region.clone().or(access.region.take());
+            access.access_key_id = s3.access_key_id.clone().or(access.access_key_id.take());
+            access.secret_access_key = s3
+                .secret_access_key
+                .clone()
+                .or(access.secret_access_key.take());
+            access.allow_http = s3.allow_http.unwrap_or(access.allow_http);
+        }
+        Ok(crate::store::StoreConfig {
+            data_dir: self.data_dir.clone(),
+            database,
+            blobs,
+            chunk_cache_bytes: self.chunk_cache_bytes,
+        })
+    }
+
     /// Reads a TOML file; fields it leaves out keep their defaults.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)?;

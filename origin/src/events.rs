@@ -31,10 +31,32 @@ pub struct Activity {
 
 impl Activity {
     /// Trending over the streams of the last window in `store`, as of `now_ms`.
-    pub fn load(store: &Store, config: TrendingConfig, now_ms: u64) -> Result<Self, StoreError> {
+    pub async fn load(
+        store: &Store,
+        config: TrendingConfig,
+        now_ms: u64,
+    ) -> Result<Self, StoreError> {
+        const PAGE: usize = 10_000;
         let mut trending = Trending::new(config);
-        for stream in store.streams_between(now_ms.saturating_sub(config.window_ms), u64::MAX) {
-            trending.record(&stream?);
+        let mut last: Option<crate::activity::StreamRecord> = None;
+        loop {
+            let page = store
+                .listening()
+                .streams_between(
+                    now_ms.saturating_sub(config.window_ms),
+                    u64::MAX,
+                    last.as_ref(),
+                    PAGE,
+                )
+                .await?;
+            for stream in &page {
+                trending.record(stream);
+            }
+            let done = page.len() < PAGE;
+            last = page.into_iter().last();
+            if done {
+                break;
+            }
         }
         Ok(Self {
             trending: Mutex::new(trending),

@@ -3,9 +3,10 @@
 //! - [`http`]: the HTTP API, one router per resource, its OpenAPI document generated from
 //!   the routes (see its docs for the layers).
 //! - [`ingest`]: decode any common audio file, measure loudness, encode the rendition ladder.
-//! - [`store`]: accounts, tokens and the catalog in sled; [`chunks`]: chunk files;
-//!   [`chunk_source`]: published manifests as both chunk paths see them; [`grant`]: signed
-//!   chunk URLs.
+//! - [`store`]: the storage seams, one async trait per domain (accounts, catalog, playlists,
+//!   libraries, listening, devices) and the chunk blob store with its memory cache, over the
+//!   embedded backend (sled and files); [`chunk_source`]: published manifests as both chunk
+//!   paths see them; [`grant`]: signed chunk URLs.
 //! - [`publish`]: sealing and storing an ingested track, track views, ingest admission.
 //! - [`activity`] (sans-IO) and [`events`]: listening events, the 30-second rule, trending,
 //!   royalties and their fraud rules.
@@ -22,7 +23,6 @@ pub mod accounts;
 pub mod activity;
 pub mod admin;
 pub mod chunk_source;
-pub mod chunks;
 pub mod config;
 pub mod events;
 pub mod features;
@@ -31,6 +31,7 @@ pub mod http;
 pub mod ingest;
 pub mod listener;
 pub mod metrics;
+pub mod migrate;
 pub mod passwords;
 pub mod publish;
 pub mod ratelimit;

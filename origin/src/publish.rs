@@ -2,27 +2,36 @@
 
 use protocol::content::{CHUNK_BYTES_DEFAULT, ChunkCipher, ContentKey, SealLabel};
 use protocol::manifest::{MANIFEST_VERSION, ManifestBody, SignedManifest};
-use protocol::{Identity, TrackId, codec};
+use protocol::{ChunkId, Identity, TrackId, codec};
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use crate::ingest::Transcoded;
 use crate::store::{RenditionRecord, RenditionSummary, Store, StoreError, TrackRecord};
 
 pub use api::catalog::{TrackMetadata, TrackView};
 
+/// Sealed chunks in flight between the sealing thread and the blob store: at most this many
+/// wait, so an ingest holds a few chunks in memory however long the track.
+const SEALED_IN_FLIGHT: usize = 4;
+
 /// Seals every rendition of `transcoded`, stores its chunks durably, then publishes the track
-/// atomically. Blocking (file I/O): run it off the async runtime.
-pub fn store_track(
+/// atomically. Sealing runs on the blocking pool (it reads the spooled rendition) and hands
+/// each sealed chunk to the blob store as it goes, so a slow object store slows the ingest but
+/// never grows its memory.
+pub async fn store_track(
     store: &Store,
     origin: &Identity,
     owner: &str,
     metadata: &TrackMetadata,
-    transcoded: &Transcoded,
+    transcoded: Arc<Transcoded>,
 ) -> Result<TrackRecord, StoreError> {
     let track = TrackId(rand::random());
     let mut summaries = Vec::new();
     let mut records = Vec::new();
-    for rendition in &transcoded.renditions {
+    for (rendition_index, rendition) in transcoded.renditions.iter().enumerate() {
         let key = ContentKey::generate(&mut rand::rngs::OsRng);
         let cipher = ChunkCipher::new(
             &key,
@@ -31,25 +40,51 @@ pub fn store_track(
                 quality: rendition.quality,
             },
         );
-        // Sealed and written a chunk at a time: an ingest never holds a second, sealed copy
-        // of a rendition in memory (two ingests of an hour-long track would hold ~280 MB).
+        let (sender, mut sealed_chunks) =
+            tokio::sync::mpsc::channel::<Result<(ChunkId, Bytes), StoreError>>(SEALED_IN_FLIGHT);
+        let source = transcoded.clone();
+        let sealer = tokio::task::spawn_blocking(move || {
+            let file = &source.renditions[rendition_index].file;
+            let mut index = 0u32;
+            loop {
+                let mut sealed = Vec::with_capacity(CHUNK_BYTES_DEFAULT as usize + 16);
+                let more = file
+                    .read_piece(u64::from(index), CHUNK_BYTES_DEFAULT as usize, &mut sealed)
+                    .map_err(|error| {
+                        StoreError::Transaction(format!("reading a rendition: {error}"))
+                    });
+                let item = match more {
+                    Ok(false) => return,
+                    Ok(true) => {
+                        let id = cipher.seal_in_place(index, &mut sealed);
+                        Ok((id, Bytes::from(sealed)))
+                    }
+                    Err(error) => Err(error),
+                };
+                let failed = item.is_err();
+                if sender.blocking_send(item).is_err() || failed {
+                    return;
+                }
+                let Some(next) = index.checked_add(1) else {
+                    let _ = sender.blocking_send(Err(StoreError::Transaction(
+                        "rendition has too many chunks".into(),
+                    )));
+                    return;
+                };
+                index = next;
+            }
+        });
         let mut ids = Vec::with_capacity(
             (rendition.file.len() / u64::from(CHUNK_BYTES_DEFAULT)) as usize + 1,
         );
-        let mut sealed = Vec::with_capacity(CHUNK_BYTES_DEFAULT as usize + 16);
-        let mut index = 0u32;
-        while rendition
-            .file
-            .read_piece(u64::from(index), CHUNK_BYTES_DEFAULT as usize, &mut sealed)
-            .map_err(|error| StoreError::Transaction(format!("reading a rendition: {error}")))?
-        {
-            let id = cipher.seal_in_place(index, &mut sealed);
-            index = index
-                .checked_add(1)
-                .ok_or_else(|| StoreError::Transaction("rendition has too many chunks".into()))?;
-            store.chunks().put(&id, &sealed)?;
+        while let Some(item) = sealed_chunks.recv().await {
+            let (id, sealed) = item?;
+            store.blobs().put(&id, sealed).await?;
             ids.push(id);
         }
+        sealer
+            .await
+            .map_err(|join| StoreError::Transaction(format!("sealing a rendition: {join}")))?;
         let body = ManifestBody {
             version: MANIFEST_VERSION,
             origin: origin.node_id(),
@@ -107,7 +142,7 @@ pub fn store_track(
         created_at_ms: crate::now_ms(),
         renditions: summaries,
     };
-    store.publish_track(&record, &records)?;
+    store.publish_track(&record, &records).await?;
     Ok(record)
 }
 
@@ -132,7 +167,7 @@ impl TrackViews {
     }
 
     /// The view of track `id` as JSON text, `None` if there is no such track.
-    pub fn get(
+    pub async fn get(
         &self,
         store: &crate::store::Store,
         id: &str,
@@ -140,7 +175,7 @@ impl TrackViews {
         if let Some(view) = self.lock().get(id) {
             return Ok(Some(view.clone()));
         }
-        let Some(track) = store.track(id)? else {
+        let Some(track) = store.catalog().track(id).await? else {
             return Ok(None);
         };
         let view: std::sync::Arc<str> = serde_json::to_string(&track_json(&track))?.into();

@@ -43,37 +43,68 @@ impl Recommender {
 
 /// Reads what a build needs from `store`: the catalog with play counts, the newest streams
 /// of the last [`HISTORY_DAYS`] days (at most [`STREAMS_MAX`]) and every playlist.
-pub fn inputs(store: &Store, now_ms: u64) -> Result<Inputs, StoreError> {
+pub async fn inputs(store: &Store, now_ms: u64) -> Result<Inputs, StoreError> {
+    const PAGE: usize = 10_000;
     let mut inputs = Inputs::default();
-    for track in store.all_tracks() {
-        let track = track?;
-        let plays = store.play_count(&track.id)?;
-        inputs.tracks.push((track, plays));
+    let mut after: Option<String> = None;
+    loop {
+        let tracks = store.catalog().tracks_after(after.as_deref(), PAGE).await?;
+        let Some(last) = tracks.last() else {
+            break;
+        };
+        after = Some(last.id.clone());
+        let ids: Vec<String> = tracks.iter().map(|track| track.id.clone()).collect();
+        let plays = store.listening().play_counts(&ids).await?;
+        let done = tracks.len() < PAGE;
+        inputs.tracks.extend(tracks.into_iter().zip(plays));
+        if done {
+            break;
+        }
     }
     let from = now_ms.saturating_sub(HISTORY_DAYS * 24 * 3600 * 1000);
-    for stream in store.streams_newest_first(from).take(STREAMS_MAX) {
-        inputs.streams.push(stream?);
-    }
-    for playlist in store.all_playlists() {
-        inputs.playlists.push(playlist?);
+    inputs.streams = store
+        .listening()
+        .streams_newest_first(from, STREAMS_MAX)
+        .await?;
+    let mut after: Option<String> = None;
+    loop {
+        let playlists = store
+            .playlists()
+            .playlists_after(after.as_deref(), PAGE)
+            .await?;
+        let Some(last) = playlists.last() else {
+            break;
+        };
+        after = Some(last.id.clone());
+        let done = playlists.len() < PAGE;
+        inputs.playlists.extend(playlists);
+        if done {
+            break;
+        }
     }
     Ok(inputs)
 }
 
-/// Builds a model now and serves it.
-pub fn rebuild(store: &Store, recommender: &Recommender) -> Result<(), StoreError> {
+/// Builds a model now and serves it: the inputs are read from `store`, the model is built on
+/// the blocking pool.
+pub async fn rebuild(store: &Store, recommender: &Arc<Recommender>) -> Result<(), StoreError> {
     let started = Instant::now();
     recommender.dirty.store(false, Ordering::Relaxed);
-    let model = Model::build(inputs(store, crate::now_ms())?);
-    tracing::info!(
-        tracks = model.len(),
-        streams = model.streams,
-        pairs = model.pairs,
-        ms = started.elapsed().as_millis() as u64,
-        "recommendation model built"
-    );
-    recommender.replace(model);
-    Ok(())
+    let inputs = inputs(store, crate::now_ms()).await?;
+    let recommender = recommender.clone();
+    tokio::task::spawn_blocking(move || {
+        let model = Model::build(inputs);
+        tracing::info!(
+            tracks = model.len(),
+            streams = model.streams,
+            pairs = model.pairs,
+            ms = started.elapsed().as_millis() as u64,
+            "recommendation model built"
+        );
+        recommender.replace(model);
+    })
+    .await
+    .map_err(|join| StoreError::Backend(format!("recommendation build: {join}")))
 }
 
 /// The background job: builds at once, then every `refresh` and, after a catalog change,
@@ -96,11 +127,8 @@ pub async fn refresh(store: Arc<Store>, recommender: Arc<Recommender>, refresh: 
             }
         };
         if due {
-            let (store, recommender) = (store.clone(), recommender.clone());
-            match tokio::task::spawn_blocking(move || rebuild(&store, &recommender)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::warn!(%error, "building recommendations failed"),
-                Err(error) => tracing::warn!(%error, "recommendation job panicked"),
+            if let Err(error) = rebuild(&store, &recommender).await {
+                tracing::warn!(%error, "building recommendations failed");
             }
             built = Some(Instant::now());
         }

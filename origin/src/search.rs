@@ -21,7 +21,7 @@
 //! offsets stop at [`OFFSET_MAX`].
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
@@ -228,39 +228,35 @@ impl Search {
     }
 
     /// An index of everything in `store` (see [`Search::fill`]).
-    pub fn build(store: &Store) -> Result<Self, SearchError> {
-        let search = Self::new()?;
-        search.fill(store)?;
+    pub async fn build(store: &Store) -> Result<Arc<Self>, SearchError> {
+        let search = Arc::new(Self::new()?);
+        search.fill(store).await?;
         Ok(search)
     }
 
     /// Indexes everything in `store`: tracks with their play counts, each artist and album
     /// once with the sum of theirs, and the public playlists; then searches are served. The
-    /// writer is taken a chunk of tracks at a time, so uploads indexed meanwhile do not wait
-    /// for the whole catalog. Until it is done, [`Search::search`] answers
-    /// [`SearchError::Warming`].
-    pub fn fill(&self, store: &Store) -> Result<(), SearchError> {
-        const CHUNK: usize = 10_000;
-        let f = self.fields;
+    /// catalog is read a page at a time and each page is indexed on the blocking pool with the
+    /// writer taken for that page only, so uploads indexed meanwhile do not wait for the whole
+    /// catalog. Until it is done, [`Search::search`] answers [`SearchError::Warming`].
+    pub async fn fill(self: &Arc<Self>, store: &Store) -> Result<(), SearchError> {
+        const PAGE: usize = 10_000;
         let mut artists: HashMap<String, (String, u64)> = HashMap::new();
         let mut albums: HashMap<String, (String, String, u64)> = HashMap::new();
         let mut buckets = HashMap::new();
-        let mut tracks = store.all_tracks();
+        let mut after: Option<String> = None;
         loop {
-            let writer = self.lock();
-            let mut done = 0;
-            for track in tracks.by_ref().take(CHUNK) {
-                let track = track?;
-                done += 1;
-                let plays = store.play_count(&track.id)?;
+            let tracks = store.catalog().tracks_after(after.as_deref(), PAGE).await?;
+            let Some(last) = tracks.last() else {
+                break;
+            };
+            after = Some(last.id.clone());
+            let ids: Vec<String> = tracks.iter().map(|track| track.id.clone()).collect();
+            let plays = store.listening().play_counts(&ids).await?;
+            for (track, &plays) in tracks.iter().zip(&plays) {
                 if plays > 0 {
                     buckets.insert(track.id.clone(), bucket(plays));
                 }
-                self.put(
-                    &writer,
-                    self.track_doc(&track, plays),
-                    &format!("track/{}", track.id),
-                )?;
                 let artist = artists
                     .entry(track.artist_id.clone())
                     .or_insert_with(|| (track.artist.clone(), 0));
@@ -272,41 +268,83 @@ impl Search {
                     entry.2 += plays;
                 }
             }
+            let done = tracks.len();
+            let search = self.clone();
+            blocking(move || {
+                let writer = search.lock();
+                for (track, plays) in tracks.iter().zip(plays) {
+                    search.put(
+                        &writer,
+                        search.track_doc(track, plays),
+                        &format!("track/{}", track.id),
+                    )?;
+                }
+                Ok(())
+            })
+            .await?;
             self.indexed
                 .fetch_add(done as u64, std::sync::atomic::Ordering::Relaxed);
-            if done < CHUNK {
+            if done < PAGE {
                 break;
             }
         }
-        {
-            let writer = self.lock();
-            for (id, (name, plays)) in artists {
-                let document = doc!(f.kind => "artist", f.id => id.as_str(), f.name => name, f.popularity => plays);
-                self.put(&writer, document, &format!("artist/{id}"))?;
+        let mut playlists = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .playlists()
+                .playlists_after(after.as_deref(), PAGE)
+                .await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = Some(last.id.clone());
+            let full = page.len() == PAGE;
+            for playlist in page.into_iter().filter(|playlist| playlist.public) {
+                let owner = store
+                    .accounts()
+                    .account(&playlist.owner)
+                    .await?
+                    .map(|owner| owner.username);
+                playlists.push((playlist, owner));
             }
-            for (id, (name, artist, plays)) in albums {
-                let document = doc!(f.kind => "album", f.id => id.as_str(), f.name => name, f.artist => artist, f.popularity => plays);
-                self.put(&writer, document, &format!("album/{id}"))?;
+            if !full {
+                break;
             }
-            for playlist in store.all_playlists() {
-                let playlist = playlist?;
-                if playlist.public {
-                    let owner = store.account(&playlist.owner)?.map(|owner| owner.username);
-                    self.put(
+        }
+        let search = self.clone();
+        blocking(move || {
+            let f = search.fields;
+            {
+                let writer = search.lock();
+                for (id, (name, plays)) in artists {
+                    let document = doc!(f.kind => "artist", f.id => id.as_str(), f.name => name, f.popularity => plays);
+                    search.put(&writer, document, &format!("artist/{id}"))?;
+                }
+                for (id, (name, artist, plays)) in albums {
+                    let document = doc!(f.kind => "album", f.id => id.as_str(), f.name => name, f.artist => artist, f.popularity => plays);
+                    search.put(&writer, document, &format!("album/{id}"))?;
+                }
+                for (playlist, owner) in &playlists {
+                    search.put(
                         &writer,
-                        self.playlist_doc(&playlist, owner.as_deref()),
+                        search.playlist_doc(playlist, owner.as_deref()),
                         &format!("playlist/{}", playlist.id),
                     )?;
                 }
             }
-        }
-        self.buckets
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .extend(buckets);
-        self.commit()?;
-        self.ready.store(true, std::sync::atomic::Ordering::Release);
-        Ok(())
+            search
+                .buckets
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .extend(buckets);
+            search.commit()?;
+            search
+                .ready
+                .store(true, std::sync::atomic::Ordering::Release);
+            Ok(())
+        })
+        .await
     }
 
     /// Tracks indexed so far by [`Search::fill`], and whether searches are served.
@@ -386,42 +424,33 @@ impl Search {
     }
 
     /// Adds (or replaces) the documents of `track`: the track, its artist, its album, with
-    /// their play counts from `store`.
+    /// their play counts.
     fn add(
         &self,
         writer: &IndexWriter,
-        store: &Store,
         track: &TrackRecord,
+        popularity: &Popularity,
     ) -> Result<(), SearchError> {
         let f = self.fields;
-        let plays = store.play_count(&track.id)?;
         self.put(
             writer,
-            self.track_doc(track, plays),
+            self.track_doc(track, popularity.track),
             &format!("track/{}", track.id),
         )?;
-        let mut artist_plays = 0;
-        for other in store.artist_tracks(&track.artist_id, 0, POPULARITY_TRACKS_MAX)? {
-            artist_plays += store.play_count(&other.id)?;
-        }
         let artist = doc!(
             f.kind => "artist",
             f.id => track.artist_id.as_str(),
             f.name => track.artist.as_str(),
-            f.popularity => artist_plays,
+            f.popularity => popularity.artist,
         );
         self.put(writer, artist, &format!("artist/{}", track.artist_id))?;
         if let (Some(album), Some(album_id)) = (&track.album, &track.album_id) {
-            let mut album_plays = 0;
-            for other in store.album_tracks(album_id, 0, POPULARITY_TRACKS_MAX)? {
-                album_plays += store.play_count(&other.id)?;
-            }
             let album = doc!(
                 f.kind => "album",
                 f.id => album_id.as_str(),
                 f.name => album.as_str(),
                 f.artist => track.artist.as_str(),
-                f.popularity => album_plays,
+                f.popularity => popularity.album,
             );
             self.put(writer, album, &format!("album/{album_id}"))?;
         }
@@ -444,7 +473,7 @@ impl Search {
 
     /// Re-indexes the noted tracks whose play count moved to another power of two (and
     /// their artist and album). Returns how many were re-indexed.
-    pub fn refresh_popularity(&self, store: &Store) -> Result<usize, SearchError> {
+    pub async fn refresh_popularity(self: &Arc<Self>, store: &Store) -> Result<usize, SearchError> {
         let pending: Vec<String> = {
             let mut pending = self
                 .pending
@@ -452,14 +481,18 @@ impl Search {
                 .unwrap_or_else(|poison| poison.into_inner());
             pending.drain().collect()
         };
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let counts = store.listening().play_counts(&pending).await?;
         let mut changed = Vec::new();
         {
             let mut buckets = self
                 .buckets
                 .lock()
                 .unwrap_or_else(|poison| poison.into_inner());
-            for id in pending {
-                let now = bucket(store.play_count(&id)?);
+            for (id, count) in pending.into_iter().zip(counts) {
+                let now = bucket(count);
                 if buckets.get(&id).copied().unwrap_or(0) != now {
                     buckets.insert(id.clone(), now);
                     changed.push(id);
@@ -469,15 +502,24 @@ impl Search {
         if changed.is_empty() {
             return Ok(0);
         }
-        {
-            let writer = self.lock();
-            for id in &changed {
-                if let Some(track) = store.track(id)? {
-                    self.add(&writer, store, &track)?;
-                }
+        let mut updates = Vec::with_capacity(changed.len());
+        for id in &changed {
+            if let Some(track) = store.catalog().track(id).await? {
+                let popularity = Popularity::of(store, &track).await?;
+                updates.push((track, popularity));
             }
         }
-        self.commit()?;
+        let search = self.clone();
+        blocking(move || {
+            {
+                let writer = search.lock();
+                for (track, popularity) in &updates {
+                    search.add(&writer, track, popularity)?;
+                }
+            }
+            search.commit()
+        })
+        .await?;
         Ok(changed.len())
     }
 
@@ -500,30 +542,40 @@ impl Search {
         self.commit()
     }
 
-    /// Makes a newly published `track` searchable.
-    pub fn track_published(&self, store: &Store, track: &TrackRecord) -> Result<(), SearchError> {
+    /// Makes a newly published `track` searchable, with its `popularity` (blocking: the
+    /// index commits to disk).
+    pub fn track_published(
+        &self,
+        track: &TrackRecord,
+        popularity: &Popularity,
+    ) -> Result<(), SearchError> {
         {
             let writer = self.lock();
-            self.add(&writer, store, track)?;
+            self.add(&writer, track, popularity)?;
         }
         self.commit()
     }
 
-    /// Removes a deleted `track`; its artist and album go too when `store` has no other track
-    /// of theirs.
-    pub fn track_deleted(&self, store: &Store, track: &TrackRecord) -> Result<(), SearchError> {
+    /// Removes a deleted `track`; its artist and album go too when they have no other track
+    /// (`artist_gone`, `album_gone`: what the store says now). Blocking.
+    pub fn track_deleted(
+        &self,
+        track: &TrackRecord,
+        artist_gone: bool,
+        album_gone: bool,
+    ) -> Result<(), SearchError> {
         let f = self.fields;
         {
             let writer = self.lock();
             writer.delete_term(Term::from_field_text(f.key, &format!("track/{}", track.id)));
-            if store.artist_tracks(&track.artist_id, 0, 1)?.is_empty() {
+            if artist_gone {
                 writer.delete_term(Term::from_field_text(
                     f.key,
                     &format!("artist/{}", track.artist_id),
                 ));
             }
             if let Some(album_id) = &track.album_id
-                && store.album_tracks(album_id, 0, 1)?.is_empty()
+                && album_gone
             {
                 writer.delete_term(Term::from_field_text(f.key, &format!("album/{album_id}")));
             }
@@ -703,6 +755,66 @@ impl Search {
     }
 }
 
+/// Play counts a track's documents carry: its own, its artist's and its album's (summed over
+/// at most [`POPULARITY_TRACKS_MAX`] of their tracks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Popularity {
+    /// The track's qualified streams.
+    pub track: u64,
+    /// Its artist's.
+    pub artist: u64,
+    /// Its album's (0 without an album).
+    pub album: u64,
+}
+
+impl Popularity {
+    /// Reads `track`'s popularity from `store`.
+    pub async fn of(store: &Store, track: &TrackRecord) -> Result<Self, StoreError> {
+        let listening = store.listening();
+        let track_plays = store.play_count(&track.id).await?;
+        let ids = |tracks: Vec<TrackRecord>| -> Vec<String> {
+            tracks.into_iter().map(|track| track.id).collect()
+        };
+        let artist_tracks = store
+            .catalog()
+            .artist_tracks(&track.artist_id, 0, POPULARITY_TRACKS_MAX)
+            .await?;
+        let artist = listening
+            .play_counts(&ids(artist_tracks))
+            .await?
+            .iter()
+            .sum();
+        let album = match &track.album_id {
+            Some(album_id) => {
+                let album_tracks = store
+                    .catalog()
+                    .album_tracks(album_id, 0, POPULARITY_TRACKS_MAX)
+                    .await?;
+                listening
+                    .play_counts(&ids(album_tracks))
+                    .await?
+                    .iter()
+                    .sum()
+            }
+            None => 0,
+        };
+        Ok(Self {
+            track: track_plays,
+            artist,
+            album,
+        })
+    }
+}
+
+/// Runs index work (tantivy writes and commits block) on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, SearchError> + Send + 'static,
+) -> Result<T, SearchError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|join| SearchError::Store(StoreError::Backend(join.to_string())))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -737,17 +849,17 @@ mod tests {
         hits.iter().map(|hit| hit.name.as_str()).collect()
     }
 
-    #[test]
-    fn typos_prefixes_types_and_pages() {
+    #[tokio::test]
+    async fn typos_prefixes_types_and_pages() {
         let store_dir = tempfile::tempdir().unwrap();
-        let store = Store::open(store_dir.path()).unwrap();
-        let search = Search::new().unwrap();
+        let store = Store::open_embedded(store_dir.path()).await.unwrap();
+        let search = Arc::new(Search::new().unwrap());
         // Not served until the catalog is indexed.
         assert!(matches!(
             search.search("queen", &[], 10, 0),
             Err(SearchError::Warming(0))
         ));
-        search.fill(&store).unwrap();
+        search.fill(&store).await.unwrap();
         for (id, title, artist, album) in [
             (
                 1,
@@ -760,7 +872,7 @@ mod tests {
             (4, "Under Pressure", "Queen", None),
         ] {
             search
-                .track_published(&store, &track(id, title, artist, album))
+                .track_published(&track(id, title, artist, album), &Popularity::default())
                 .unwrap();
         }
         // Two typos, still first.
@@ -784,15 +896,16 @@ mod tests {
         assert_eq!(search.search("zzzzzz", &[], 10, 0).unwrap().0, 0);
         // Deletes follow.
         search
-            .track_deleted(&store, &track(4, "Under Pressure", "Queen", None))
+            .track_deleted(&track(4, "Under Pressure", "Queen", None), true, false)
             .unwrap();
         assert_eq!(search.search("pressure", &[], 10, 0).unwrap().0, 0);
     }
 
-    #[test]
-    fn bad_queries_are_refused() {
+    #[tokio::test]
+    async fn bad_queries_are_refused() {
         let store_dir = tempfile::tempdir().unwrap();
-        let search = Search::build(&Store::open(store_dir.path()).unwrap()).unwrap();
+        let store = Store::open_embedded(store_dir.path()).await.unwrap();
+        let search = Search::build(&store).await.unwrap();
         assert!(matches!(
             search.search("", &[], 10, 0),
             Err(SearchError::BadQuery(_))

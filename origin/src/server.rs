@@ -52,11 +52,10 @@ async fn janitor(state: AppState) {
     let mut ticks: u64 = 0;
     loop {
         every.tick().await;
-        let (store, search) = (state.store.clone(), state.search.clone());
-        match tokio::task::spawn_blocking(move || search.refresh_popularity(&store)).await {
-            Ok(Err(error)) => tracing::warn!(%error, "refreshing search popularity failed"),
-            Ok(Ok(count)) if count > 0 => tracing::debug!(count, "search popularity refreshed"),
-            _ => {}
+        match state.search.refresh_popularity(&state.store).await {
+            Err(error) => tracing::warn!(%error, "refreshing search popularity failed"),
+            Ok(count) if count > 0 => tracing::debug!(count, "search popularity refreshed"),
+            Ok(_) => {}
         }
         ticks += 1;
         if ticks % 1800 != 1 {
@@ -64,21 +63,24 @@ async fn janitor(state: AppState) {
         }
         let now = crate::now_ms();
         state.activity.prune(now);
-        let store = state.store.clone();
-        let purged = tokio::task::spawn_blocking(move || {
-            let tokens = store.purge_expired_tokens(now)?;
-            let activity = store.prune_activity(
-                now.saturating_sub(crate::activity::EVENT_AGE_MAX_MS + 24 * 3600 * 1000),
-            )?;
+        let store = &state.store;
+        let purged = async {
+            let tokens = store.accounts().purge_expired_tokens(now).await?;
+            let activity = store
+                .listening()
+                .prune_activity(
+                    now.saturating_sub(crate::activity::EVENT_AGE_MAX_MS + 24 * 3600 * 1000),
+                )
+                .await?;
             Ok::<_, crate::store::StoreError>((tokens, activity))
-        })
+        }
         .await;
         match purged {
-            Ok(Ok((tokens, activity))) if tokens + activity > 0 => {
+            Ok((tokens, activity)) if tokens + activity > 0 => {
                 tracing::info!(tokens, activity, "purged expired tokens and old activity")
             }
-            Ok(Err(error)) => tracing::warn!(%error, "purging failed"),
-            _ => {}
+            Err(error) => tracing::warn!(%error, "purging failed"),
+            Ok(_) => {}
         }
     }
 }
@@ -151,10 +153,15 @@ pub async fn open_state(
     quic_addr: SocketAddr,
 ) -> anyhow::Result<AppState> {
     let url_key = load_or_create_secret(&config.data_dir.join("url.key"))?;
-    let store = Arc::new(
-        Store::open(&config.data_dir)
-            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
-    );
+    let store_config = config.store_config().context("the origin config")?;
+    let store = Arc::new(Store::open(&store_config).await.with_context(|| {
+        format!(
+            "opening the store (metadata: {}, data: {})",
+            store_config.database.describe(),
+            store_config.data_dir.display()
+        )
+    })?);
+    tracing::info!(store = store.describe(), "store open");
     let metrics = Arc::new(Metrics::default());
     let chunk_source = Arc::new(StoreChunkSource::new(store.clone(), metrics.clone()));
     // A small catalog is indexed before the API opens; a large one (minutes for millions of
@@ -165,9 +172,9 @@ pub async fn open_state(
     );
     let fill = {
         let (search, store) = (search.clone(), store.clone());
-        tokio::task::spawn_blocking(move || {
+        tokio::spawn(async move {
             let started = std::time::Instant::now();
-            match search.fill(&store) {
+            match search.fill(&store).await {
                 Ok(()) => tracing::info!(
                     tracks = search.progress().0,
                     seconds = started.elapsed().as_secs_f64(),
@@ -177,19 +184,15 @@ pub async fn open_state(
             }
         })
     };
-    if store.track_count() < SEARCH_BUILD_BEFORE_OPEN_MAX {
+    if store.catalog().track_count().await? < SEARCH_BUILD_BEFORE_OPEN_MAX as u64 {
         fill.await.context("building the search index")?;
     }
-    let activity_store = store.clone();
-    let activity = tokio::task::spawn_blocking(move || {
-        crate::events::Activity::load(
-            &activity_store,
-            crate::activity::TrendingConfig::default(),
-            crate::now_ms(),
-        )
-    })
+    let activity = crate::events::Activity::load(
+        &store,
+        crate::activity::TrendingConfig::default(),
+        crate::now_ms(),
+    )
     .await
-    .context("loading listening activity")?
     .context("loading listening activity")?;
     let region_rules = config.region_rules().context("the origin config")?;
     let passwords = crate::passwords::PasswordPool::new(config.password_jobs_max);

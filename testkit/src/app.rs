@@ -171,7 +171,9 @@ impl TestApp {
         assert!(
             self.state
                 .store
+                .accounts()
                 .create_account(&account)
+                .await
                 .expect("the store"),
             "{username} exists"
         );

@@ -58,6 +58,7 @@ pub struct OriginProcess {
     tls: bool,
     admin: Option<String>,
     log: String,
+    env: Vec<(String, String)>,
 }
 
 /// A running `chorus origin`, killed on drop.
@@ -84,7 +85,15 @@ impl OriginProcess {
             tls: false,
             admin: None,
             log: "error".into(),
+            env: Vec::new(),
         }
+    }
+
+    /// An environment variable for the origin and its `chorus admin` step (`CHORUS_DATABASE`,
+    /// the `AWS_*` settings of an object store, ...).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
     }
 
     /// The origin's TOML config (written beside the data directory).
@@ -119,6 +128,7 @@ impl OriginProcess {
             let output = command(&self.chorus)
                 .args(["admin", "create-admin", "--username", username, "--data"])
                 .arg(&self.data)
+                .envs(self.env.iter().map(|(key, value)| (key, value)))
                 .output()
                 .map_err(|error| error.to_string())?;
             if !output.status.success() {
@@ -134,6 +144,7 @@ impl OriginProcess {
             .arg(&config)
             .args(["--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--data"])
             .arg(&self.data)
+            .envs(self.env.iter().map(|(key, value)| (key, value)))
             .env("CHORUS_LOG", &self.log);
         let ca = self.tls.then(|| {
             let tls = self.data.with_extension("tls");

@@ -15,6 +15,7 @@ pub mod http;
 pub mod local;
 pub mod process;
 pub mod rendition;
+pub mod services;
 
 pub use http::PASSWORD;
 pub use rendition::{Rendition, RenditionSpec};

@@ -27,6 +27,17 @@ pub struct LocalOrigin {
     pub http: reqwest::Client,
     operator: tokio::sync::OnceCell<String>,
     dir: tempfile::TempDir,
+    /// PostgreSQL and Garage, for an origin on [`Backend::PostgresS3`] (dropped after it).
+    pub services: Option<crate::services::Services>,
+}
+
+/// Which store an in-process origin runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// sled and files in its data directory.
+    Embedded,
+    /// A private PostgreSQL cluster and a private Garage object store.
+    PostgresS3,
 }
 
 impl std::fmt::Debug for LocalOrigin {
@@ -41,6 +52,21 @@ impl std::fmt::Debug for LocalOrigin {
 impl LocalOrigin {
     /// An origin with the default config (loopback ports, 4 MiB uploads) as `change` adjusts it.
     pub async fn start_with(change: impl FnOnce(&mut OriginConfig)) -> anyhow::Result<Self> {
+        Self::start_on(Backend::Embedded, change).await
+    }
+
+    /// [`LocalOrigin::start_with`] on `backend` (for PostgreSQL and S3, private servers are
+    /// started first and kept with the origin).
+    pub async fn start_on(
+        backend: Backend,
+        change: impl FnOnce(&mut OriginConfig),
+    ) -> anyhow::Result<Self> {
+        let services = match backend {
+            Backend::Embedded => None,
+            Backend::PostgresS3 => {
+                Some(tokio::task::spawn_blocking(crate::services::Services::start).await??)
+            }
+        };
         let dir = tempfile::tempdir()?;
         let mut config = OriginConfig {
             data_dir: dir.path().to_path_buf(),
@@ -49,6 +75,9 @@ impl LocalOrigin {
             upload_bytes_max: 4 * 1024 * 1024,
             ..OriginConfig::default()
         };
+        if let Some(services) = &services {
+            services.configure(&mut config, "origin")?;
+        }
         change(&mut config);
         let running = server::start(config).await?;
         let base = format!("http://{}", running.http_addr);
@@ -61,6 +90,7 @@ impl LocalOrigin {
             http,
             operator: tokio::sync::OnceCell::new(),
             dir,
+            services,
         })
     }
 
@@ -261,7 +291,10 @@ pub async fn create_account(
 ) -> anyhow::Result<String> {
     let account = origin::accounts::new_account(username, PASSWORD, region, role, tier)
         .map_err(|error| anyhow::anyhow!("{error}"))?;
-    ensure!(store.create_account(&account)?, "{username} exists");
+    ensure!(
+        store.accounts().create_account(&account).await?,
+        "{username} exists"
+    );
     let login = Login {
         username: username.to_string(),
         password: PASSWORD.to_string(),

@@ -29,11 +29,20 @@ use crate::{Peer, Responder, Service, TransportError};
 /// Where a server's sealed chunks and manifests come from (a disk store, a cache, memory).
 pub trait ChunkSource: Send + Sync + 'static {
     /// The signed manifest of `rendition`, if held.
-    fn manifest(&self, rendition: &RenditionId) -> Option<SignedManifest>;
+    fn manifest(
+        &self,
+        rendition: &RenditionId,
+    ) -> impl Future<Output = Option<SignedManifest>> + Send;
     /// Number of chunks of `rendition`, if its manifest is held.
-    fn chunk_count(&self, rendition: &RenditionId) -> Option<u32>;
-    /// Chunk `index` of `rendition` with the id it must hash to, if held.
-    fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)>;
+    fn chunk_count(&self, rendition: &RenditionId) -> impl Future<Output = Option<u32>> + Send;
+    /// Chunk `index` of `rendition` with the id it must hash to, if held. Sources behind a
+    /// network (object storage) or a disk answer asynchronously: the service never blocks a
+    /// runtime thread on them.
+    fn chunk(
+        &self,
+        rendition: &RenditionId,
+        index: u32,
+    ) -> impl Future<Output = Option<(ChunkId, Bytes)>> + Send;
     /// True when every chunk this source returns was verified against its id when it was
     /// loaded and cannot have changed since (immutable memory). Sources backed by disk return
     /// false, and the service hashes each chunk again before sending it.
@@ -42,9 +51,13 @@ pub trait ChunkSource: Send + Sync + 'static {
     }
     /// True when `rendition` may be cached by a super-node of `region` (the track's markets
     /// include it). Only sources that know the catalog (the origin) can tell; others allow.
-    fn region_allows(&self, rendition: &RenditionId, region: &Region) -> bool {
+    fn region_allows(
+        &self,
+        rendition: &RenditionId,
+        region: &Region,
+    ) -> impl Future<Output = bool> + Send {
         let _ = (rendition, region);
-        true
+        async { true }
     }
 }
 
@@ -189,19 +202,20 @@ impl<S: ChunkSource> ChunkService<S> {
     }
 
     /// Checks `license` for `presenter` and `rendition` at the current time.
-    pub fn authorize(
+    pub async fn authorize(
         &self,
         presenter: &NodeId,
         rendition: &RenditionId,
         license: &LicenseToken,
     ) -> Result<(), WireError> {
         self.authorized_account(presenter, rendition, license)
+            .await
             .map(|_| ())
     }
 
     /// [`ChunkService::authorize`], returning the account the license belongs to (upload
     /// slots are shared per account: node ids cost nothing to make).
-    pub fn authorized_account(
+    pub async fn authorized_account(
         &self,
         presenter: &NodeId,
         rendition: &RenditionId,
@@ -214,7 +228,7 @@ impl<S: ChunkSource> ChunkService<S> {
         }
         check_region(&claims, self.region.as_ref())?;
         if matches!(claims.scope, LicenseScope::SuperNode)
-            && !self.source.region_allows(rendition, &claims.region)
+            && !self.source.region_allows(rendition, &claims.region).await
         {
             return Err(WireError::new(
                 ErrorCode::NotInRegion,
@@ -230,11 +244,14 @@ impl<S: ChunkSource> ChunkService<S> {
         request: ChunkRangeRequest,
         responder: &mut Responder,
     ) -> Result<(), TransportError> {
-        let account = match self.authorized_account(&peer, &request.rendition, &request.license) {
+        let account = match self
+            .authorized_account(&peer, &request.rendition, &request.license)
+            .await
+        {
             Ok(account) => account,
             Err(error) => return responder.send(&Response::Error(error)).await,
         };
-        let Some(count) = self.source.chunk_count(&request.rendition) else {
+        let Some(count) = self.source.chunk_count(&request.rendition).await else {
             return responder
                 .send_error(ErrorCode::NotFound, "rendition not held here")
                 .await;
@@ -259,7 +276,7 @@ impl<S: ChunkSource> ChunkService<S> {
         responder.set_priority(request.priority);
         let verified = self.source.verified_on_load();
         for index in request.first..request.first + request.count {
-            match self.source.chunk(&request.rendition, index) {
+            match self.source.chunk(&request.rendition, index).await {
                 Some((id, data)) if verified || verify_chunk(&id, &data).is_ok() => {
                     if let Some(gate) = &self.upload {
                         gate.pace(data.len()).await;
@@ -282,10 +299,13 @@ impl<S: ChunkSource> ChunkService<S> {
         request: ManifestRequest,
         responder: &mut Responder,
     ) -> Result<(), TransportError> {
-        if let Err(error) = self.authorize(&peer, &request.rendition, &request.license) {
+        if let Err(error) = self
+            .authorize(&peer, &request.rendition, &request.license)
+            .await
+        {
             return responder.send(&Response::Error(error)).await;
         }
-        match self.source.manifest(&request.rendition) {
+        match self.source.manifest(&request.rendition).await {
             Some(manifest) => responder.send(&Response::Manifest(manifest)).await,
             None => {
                 responder
@@ -502,19 +522,19 @@ impl MemoryChunkSource {
 }
 
 impl ChunkSource for MemoryChunkSource {
-    fn manifest(&self, rendition: &RenditionId) -> Option<SignedManifest> {
+    async fn manifest(&self, rendition: &RenditionId) -> Option<SignedManifest> {
         self.read()
             .get(rendition)
             .map(|stored| stored.manifest.clone())
     }
 
-    fn chunk_count(&self, rendition: &RenditionId) -> Option<u32> {
+    async fn chunk_count(&self, rendition: &RenditionId) -> Option<u32> {
         self.read()
             .get(rendition)
             .map(|stored| stored.ids.len() as u32)
     }
 
-    fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
+    async fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
         let renditions = self.read();
         let stored = renditions.get(rendition)?;
         let data = stored.chunks.get(index as usize)?.clone()?;
@@ -528,19 +548,19 @@ impl ChunkSource for MemoryChunkSource {
 }
 
 impl<T: ChunkSource> ChunkSource for Arc<T> {
-    fn manifest(&self, rendition: &RenditionId) -> Option<SignedManifest> {
-        (**self).manifest(rendition)
+    async fn manifest(&self, rendition: &RenditionId) -> Option<SignedManifest> {
+        (**self).manifest(rendition).await
     }
-    fn chunk_count(&self, rendition: &RenditionId) -> Option<u32> {
-        (**self).chunk_count(rendition)
+    async fn chunk_count(&self, rendition: &RenditionId) -> Option<u32> {
+        (**self).chunk_count(rendition).await
     }
-    fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
-        (**self).chunk(rendition, index)
+    async fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
+        (**self).chunk(rendition, index).await
     }
     fn verified_on_load(&self) -> bool {
         (**self).verified_on_load()
     }
-    fn region_allows(&self, rendition: &RenditionId, region: &Region) -> bool {
-        (**self).region_allows(rendition, region)
+    async fn region_allows(&self, rendition: &RenditionId, region: &Region) -> bool {
+        (**self).region_allows(rendition, region).await
     }
 }

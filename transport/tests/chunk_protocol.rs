@@ -291,14 +291,14 @@ async fn the_serving_peer_enforces_the_license_matrix() {
 struct Rotten(MemoryChunkSource);
 
 impl ChunkSource for Rotten {
-    fn manifest(&self, rendition: &RenditionId) -> Option<SignedManifest> {
-        self.0.manifest(rendition)
+    async fn manifest(&self, rendition: &RenditionId) -> Option<SignedManifest> {
+        self.0.manifest(rendition).await
     }
-    fn chunk_count(&self, rendition: &RenditionId) -> Option<u32> {
-        self.0.chunk_count(rendition)
+    async fn chunk_count(&self, rendition: &RenditionId) -> Option<u32> {
+        self.0.chunk_count(rendition).await
     }
-    fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
-        let (id, data) = self.0.chunk(rendition, index)?;
+    async fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
+        let (id, data) = self.0.chunk(rendition, index).await?;
         if index != 1 {
             return Some((id, data));
         }

@@ -13,6 +13,7 @@ mod https;
 mod origin;
 mod pipeline;
 mod platform;
+mod storage;
 mod supernode;
 mod tracker;
 mod transport;
@@ -61,6 +62,10 @@ pub enum Which {
     /// The origin under abuse: log-in timing for existing against unknown users, slow-header
     /// sockets against GET /healthz, resident memory during concurrent large uploads.
     Abuse(AbuseBenchArgs),
+    /// The origin on PostgreSQL and S3-compatible storage against the embedded store, same
+    /// run: play authorization latency, playlist reads over a large catalog, listening events
+    /// per second, cold chunk GETs.
+    Storage(storage::StorageBenchArgs),
 }
 
 /// Flags of `chorus bench ingest`.
@@ -163,6 +168,7 @@ pub fn run(which: Which) -> anyhow::Result<ExitCode> {
         Which::Search(args) => platform::run_search(&args),
         Which::Playlists(args) => platform::run_playlists(&args),
         Which::Abuse(args) => abuse::run(&args),
+        Which::Storage(args) => storage::run_storage(&args),
         Which::Https(args) => https::run(&args),
     }
 }

@@ -190,20 +190,26 @@ fn import(dir: &std::path::Path, tracks: u32, seed: u64) -> anyhow::Result<f64> 
     // The origin's key first, as `chorus origin` makes it: an origin refuses a database
     // without its key.
     origin::server::origin_identity(dir)?;
-    let store = Store::open(dir)?;
-    for (done, part) in catalog.chunks(50_000).enumerate() {
-        progress(&format!(
-            "importing the catalog: {}/{tracks}",
-            (done * 50_000 + part.len())
-        ));
-        store.import_tracks(part)?;
-    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = Store::open_embedded(dir).await?;
+        for (done, part) in catalog.chunks(50_000).enumerate() {
+            progress(&format!(
+                "importing the catalog: {}/{tracks}",
+                (done * 50_000 + part.len())
+            ));
+            store.catalog().import_tracks(part).await?;
+        }
+        anyhow::Ok(())
+    })?;
     Ok(started.elapsed().as_secs_f64())
 }
 
 /// Sends every request in `paths` (split over `clients` back-to-back clients); returns
 /// sorted latencies in ms and requests per second.
-async fn hammer(
+pub(crate) async fn hammer(
     http: &reqwest::Client,
     base: &str,
     token: Option<&str>,

@@ -602,8 +602,13 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
     // origin's data, as `chorus admin` does.
     let origin_id = origin::server::origin_identity(&origin_data)?.node_id();
     {
-        let store = crate::origin_cmd::open_store(&origin_data)?;
-        if store.account_by_username(OPERATOR)?.is_none() {
+        let store = crate::origin_cmd::open_store(&origin_data).await?;
+        if store
+            .accounts()
+            .account_by_username(OPERATOR)
+            .await?
+            .is_none()
+        {
             let account = origin::accounts::new_account(
                 OPERATOR,
                 PASSWORD,
@@ -612,11 +617,16 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
                 origin::store::Tier::Premium,
             )
             .map_err(|_| anyhow::anyhow!("could not hash a password"))?;
-            store.create_account(&account)?;
+            store.accounts().create_account(&account).await?;
         }
         for index in 0..args.super_nodes as usize {
             let username = format!("devnet_sn{index}");
-            if store.account_by_username(&username)?.is_none() {
+            if store
+                .accounts()
+                .account_by_username(&username)
+                .await?
+                .is_none()
+            {
                 let account = origin::accounts::new_account(
                     &username,
                     PASSWORD,
@@ -625,7 +635,7 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
                     origin::store::Tier::Premium,
                 )
                 .map_err(|_| anyhow::anyhow!("could not hash a password"))?;
-                store.create_account(&account)?;
+                store.accounts().create_account(&account).await?;
             }
         }
     }

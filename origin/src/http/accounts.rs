@@ -75,13 +75,7 @@ async fn create_account(
         tier: Tier::Free,
         created_at_ms: now_ms(),
     };
-    let store = state.store.clone();
-    let created = tokio::task::spawn_blocking({
-        let account = account.clone();
-        move || store.create_account(&account)
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    let created = state.store.accounts().create_account(&account).await?;
     if !created {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -124,7 +118,11 @@ async fn create_session(
     State(state): State<AppState>,
     ApiJson(login): ApiJson<Login>,
 ) -> Result<Json<Tokens>, ApiError> {
-    let account = state.store.account_by_username(&login.username)?;
+    let account = state
+        .store
+        .accounts()
+        .account_by_username(&login.username)
+        .await?;
     let password_hash = account
         .as_ref()
         .map(|account| account.password_hash.clone());
@@ -134,12 +132,12 @@ async fn create_session(
         .verify(login.password, password_hash)
         .await?;
     match account {
-        Some(account) if verified => issue_tokens(&state, &account.id).map(Json),
+        Some(account) if verified => issue_tokens(&state, &account.id).await.map(Json),
         _ => Err(ApiError::unauthorized("wrong username or password")),
     }
 }
 
-fn issue_tokens(state: &AppState, account_id: &str) -> Result<Tokens, ApiError> {
+async fn issue_tokens(state: &AppState, account_id: &str) -> Result<Tokens, ApiError> {
     let now = now_ms();
     let (access_token, access_hash) = accounts::new_token();
     let (refresh_token, refresh_hash) = accounts::new_token();
@@ -153,8 +151,12 @@ fn issue_tokens(state: &AppState, account_id: &str) -> Result<Tokens, ApiError> 
         kind: TokenKind::Refresh,
         expires_at_ms: now + state.config.refresh_token_ttl_s * 1000,
     };
-    state.store.put_token(&access_hash, &access)?;
-    state.store.put_token(&refresh_hash, &refresh)?;
+    // One durable write for both (a log-in costs one flush, not two).
+    state
+        .store
+        .accounts()
+        .put_tokens(&[(access_hash, access), (refresh_hash, refresh)])
+        .await?;
     Ok(Tokens {
         access_token,
         refresh_token,
@@ -171,10 +173,12 @@ async fn refresh_session(
     // Refresh tokens rotate: taking one removes it, so it works exactly once.
     let record = state
         .store
-        .take_token(&accounts::token_hash(&refresh.refresh_token))?
+        .accounts()
+        .take_token(&accounts::token_hash(&refresh.refresh_token))
+        .await?
         .filter(|record| record.kind == TokenKind::Refresh && record.expires_at_ms > now_ms())
         .ok_or_else(|| ApiError::unauthorized("invalid, used or expired refresh token"))?;
-    issue_tokens(&state, &record.account).map(Json)
+    issue_tokens(&state, &record.account).await.map(Json)
 }
 
 #[utoipa::path(get, path = "/v1/me", tag = "accounts", security(("bearer" = [])), responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]

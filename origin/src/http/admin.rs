@@ -28,16 +28,14 @@ pub async fn patch_account(
     }
     let mut account = state
         .store
-        .account_by_username(&username)?
+        .accounts()
+        .account_by_username(&username)
+        .await?
         .ok_or_else(|| ApiError::not_found("account"))?;
     apply_change(&mut account, &change).map_err(|error| {
         ApiError::bad_request("invalid_region", error.to_string()).with_field("region")
     })?;
-    let store = state.store.clone();
-    let stored = account.clone();
-    tokio::task::spawn_blocking(move || store.update_account(&stored))
-        .await
-        .map_err(ApiError::internal)??;
+    state.store.accounts().update_account(&account).await?;
     tracing::info!(
         admin = %caller.username,
         account = %account.username,

@@ -37,13 +37,21 @@ impl FromRequestParts<AppState> for Authed {
             .map(|resolved| resolved.0.clone());
         let record = match resolved {
             Some(record) => Some(record),
-            None => state.store.token(&accounts::token_hash(token))?,
+            None => {
+                state
+                    .store
+                    .accounts()
+                    .token(&accounts::token_hash(token))
+                    .await?
+            }
         }
         .filter(|record| record.kind == TokenKind::Access && record.expires_at_ms > now_ms())
         .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
         let account = state
             .store
-            .account(&record.account)?
+            .accounts()
+            .account(&record.account)
+            .await?
             .ok_or_else(|| ApiError::unauthorized("account gone"))?;
         Ok(Authed(account))
     }

@@ -1,5 +1,6 @@
 //! The catalog: uploads, track, artist and album reads, deletion.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
@@ -17,7 +18,8 @@ use crate::publish::{
     IngestPlaces, SpooledUpload, TrackMetadata, TrackView, UPLOAD_BUFFER_BYTES, store_track,
     track_json, uploads_dir,
 };
-use crate::store::{Role, StoreError, TrackRecord};
+use crate::search::Popularity;
+use crate::store::{Role, TrackRecord};
 use api::catalog::{AlbumView, ArtistView, TrackPage};
 use axum::extract::DefaultBodyLimit;
 use utoipa_axum::router::UtoipaMethodRouterExt;
@@ -288,24 +290,31 @@ async fn ingest_and_store(
             ApiError::internal(error)
         }
     })?;
-    let (store, identity, search) = (
-        state.store.clone(),
-        state.identity.clone(),
-        state.search.clone(),
-    );
-    let record = tokio::task::spawn_blocking(move || {
-        let record = store_track(&store, &identity, &owner, &metadata, &transcoded);
-        drop(places);
-        let record = record?;
-        // Searchable once the upload is answered. A failing index does not fail the upload
-        // (the track is published); it is rebuilt from the store at the next start.
-        if let Err(error) = search.track_published(&store, &record) {
-            tracing::warn!(%error, "search index not updated");
+    let record = store_track(
+        &state.store,
+        &state.identity,
+        &owner,
+        &metadata,
+        Arc::new(transcoded),
+    )
+    .await;
+    drop(places);
+    let record = record?;
+    // Searchable once the upload is answered. A failing index does not fail the upload (the
+    // track is published); it is rebuilt from the store at the next start.
+    let indexed = match Popularity::of(&state.store, &record).await {
+        Ok(popularity) => {
+            let (search, track) = (state.search.clone(), record.clone());
+            tokio::task::spawn_blocking(move || search.track_published(&track, &popularity))
+                .await
+                .map_err(|join| join.to_string())
+                .and_then(|indexed| indexed.map_err(|error| error.to_string()))
         }
-        Ok::<_, StoreError>(record)
-    })
-    .await
-    .map_err(ApiError::internal)??;
+        Err(error) => Err(error.to_string()),
+    };
+    if let Err(error) = indexed {
+        tracing::warn!(%error, "search index not updated");
+    }
     state.recommender.catalog_changed();
     Ok(record)
 }
@@ -319,7 +328,9 @@ pub async fn get_track(
     check_track_id(&id)?;
     let track = state
         .store
-        .track(&id)?
+        .catalog()
+        .track(&id)
+        .await?
         .ok_or_else(|| ApiError::not_found("track"))?;
     Ok(Json(track_json(&track)))
 }
@@ -334,7 +345,9 @@ pub async fn delete_track(
     check_track_id(&id)?;
     let track = state
         .store
-        .track(&id)?
+        .catalog()
+        .track(&id)
+        .await?
         .ok_or_else(|| ApiError::not_found("track"))?;
     if track.owner != account.id && account.role != Role::Admin {
         return Err(ApiError::forbidden(
@@ -342,11 +355,7 @@ pub async fn delete_track(
             "only the owning artist or an admin may delete a track",
         ));
     }
-    let store = state.store.clone();
-    let deleted = track.clone();
-    tokio::task::spawn_blocking(move || store.delete_track(&deleted))
-        .await
-        .map_err(ApiError::internal)??;
+    state.store.delete_track(&track).await?;
     // Revoked on both chunk paths at once: no cached manifest serves it any more.
     for rendition in &track.renditions {
         if let Ok(id) = rendition.rendition_id.parse() {
@@ -356,8 +365,19 @@ pub async fn delete_track(
     state.track_views.forget(&track.id);
     state.recommender.catalog_changed();
     // Gone from search by the time the delete is answered.
-    let (store, search) = (state.store.clone(), state.search.clone());
-    let indexed = tokio::task::spawn_blocking(move || search.track_deleted(&store, &track)).await;
+    let catalog = state.store.catalog();
+    let artist_gone = catalog
+        .artist_tracks(&track.artist_id, 0, 1)
+        .await?
+        .is_empty();
+    let album_gone = match &track.album_id {
+        Some(album) => catalog.album_tracks(album, 0, 1).await?.is_empty(),
+        None => false,
+    };
+    let search = state.search.clone();
+    let indexed =
+        tokio::task::spawn_blocking(move || search.track_deleted(&track, artist_gone, album_gone))
+            .await;
     if let Ok(Err(error)) = indexed {
         tracing::warn!(%error, "search index not updated");
     }
@@ -373,10 +393,12 @@ pub async fn artist(
     check_artist_id(&id)?;
     let account = state
         .store
-        .account(&id)?
+        .accounts()
+        .account(&id)
+        .await?
         .filter(|account| matches!(account.role, Role::Artist | Role::Admin))
         .ok_or_else(|| ApiError::not_found("artist"))?;
-    let latest = state.store.artist_tracks(&id, 0, 1)?;
+    let latest = state.store.catalog().artist_tracks(&id, 0, 1).await?;
     let name = latest
         .first()
         .map_or(account.username.clone(), |track| track.artist.clone());
@@ -396,7 +418,11 @@ pub async fn artist_tracks(
 ) -> Result<Json<TrackPage>, ApiError> {
     check_artist_id(&id)?;
     let (offset, limit) = page.bounds()?;
-    let tracks = state.store.artist_tracks(&id, offset, limit)?;
+    let tracks = state
+        .store
+        .catalog()
+        .artist_tracks(&id, offset, limit)
+        .await?;
     Ok(Json(TrackPage {
         items: tracks.iter().map(track_json).collect(),
         offset,
@@ -414,7 +440,11 @@ pub async fn album(
     check_track_id(&id)
         .map_err(|_| ApiError::bad_request("invalid_id", "album ids are 32 hex characters"))?;
     let (offset, limit) = page.bounds()?;
-    let tracks = state.store.album_tracks(&id, offset, limit)?;
+    let tracks = state
+        .store
+        .catalog()
+        .album_tracks(&id, offset, limit)
+        .await?;
     let first = tracks.first().ok_or_else(|| ApiError::not_found("album"))?;
     Ok(Json(AlbumView {
         title: first.album.clone(),

@@ -67,7 +67,7 @@ async fn get_chunk(
         .parse()
         .map_err(|_| ApiError::bad_request("invalid_region", "not a region"))?;
     // Manifests are cached; a miss is one small database read.
-    match state.chunk_source.holds(&rendition, &chunk_id) {
+    match state.chunk_source.holds(&rendition, &chunk_id).await {
         None => return Err(ApiError::not_found("chunk")),
         Some(false) => {
             return Err(ApiError::forbidden(
@@ -77,7 +77,9 @@ async fn get_chunk(
         }
         Some(true) => {}
     }
-    if !transport::chunks::ChunkSource::region_allows(&*state.chunk_source, &rendition, &region) {
+    if !transport::chunks::ChunkSource::region_allows(&*state.chunk_source, &rendition, &region)
+        .await
+    {
         return Err(ApiError::forbidden(
             "not_in_market",
             format!("this track is not available in {region}"),
@@ -98,18 +100,15 @@ async fn get_chunk(
     {
         return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
     }
-    // Hot chunks come from memory on this thread; others from disk off the async runtime.
-    let data = match state.store.chunks().cached(&chunk_id) {
-        Some(data) => data,
-        None => {
-            let store = state.store.clone();
-            tokio::task::spawn_blocking(move || store.chunks().get(&chunk_id))
-                .await
-                .map_err(ApiError::internal)?
-                .map_err(ApiError::internal)?
-                .ok_or_else(|| ApiError::not_found("chunk"))?
-        }
-    };
+    // Hot chunks come from memory; others from the blob store (files read off the async
+    // workers, or object storage: an outage answers 503).
+    let data = state
+        .store
+        .blobs()
+        .get(&chunk_id)
+        .await
+        .map_err(crate::store::StoreError::from)?
+        .ok_or_else(|| ApiError::not_found("chunk"))?;
     state
         .metrics
         .chunk_bytes_http

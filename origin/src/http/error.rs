@@ -107,7 +107,19 @@ impl From<PasswordError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        ApiError::internal(error)
+        match error {
+            // The database or object store is down or restarting: the client may retry.
+            StoreError::Unavailable(message) => {
+                tracing::warn!(%message, "storage unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "storage is unavailable; try again shortly",
+                )
+                .with_retry_after(5)
+            }
+            other => ApiError::internal(other),
+        }
     }
 }
 

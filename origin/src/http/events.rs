@@ -19,7 +19,7 @@ use crate::events::{
     EVENT_ID_BYTES_MAX, EVENTS_PER_BATCH_MAX, POSITION_MS_MAX, ROYALTY_STREAMS_MAX,
 };
 use crate::store::EventInput;
-use crate::store::{Role, Store};
+use crate::store::{Role, Store, StreamRecord};
 use api::events::{
     ArtistRoyalty, EventBatch, EventsAccepted, Flagged, Royalties, TrackRoyalty, Trending,
     TrendingItem,
@@ -114,14 +114,19 @@ pub async fn post_events(
             continue;
         }
         if !tracks.contains_key(&event.track_id) {
-            let track = state.store.track(&event.track_id)?.ok_or_else(|| {
-                refuse(
-                    StatusCode::NOT_FOUND,
-                    "unknown_track",
-                    index,
-                    format!("no track {}", event.track_id),
-                )
-            })?;
+            let track = state
+                .store
+                .catalog()
+                .track(&event.track_id)
+                .await?
+                .ok_or_else(|| {
+                    refuse(
+                        StatusCode::NOT_FOUND,
+                        "unknown_track",
+                        index,
+                        format!("no track {}", event.track_id),
+                    )
+                })?;
             tracks.insert(event.track_id.clone(), track);
         }
         let track = &tracks[&event.track_id];
@@ -137,11 +142,7 @@ pub async fn post_events(
             at_ms: event.at,
         });
     }
-    let store = state.store.clone();
-    let account_id = account.id.clone();
-    let recorded = tokio::task::spawn_blocking(move || store.record_events(&account_id, &inputs))
-        .await
-        .map_err(ApiError::internal)??;
+    let recorded = state.store.record_events(&account.id, &inputs).await?;
     let recorded = match recorded {
         Ok(recorded) => recorded,
         Err((index, refused)) => {
@@ -215,7 +216,7 @@ pub async fn trending(
         if items.len() == limit {
             break;
         }
-        if let Some(track) = state.store.track(&entry.track_id)? {
+        if let Some(track) = state.store.catalog().track(&entry.track_id).await? {
             items.push(TrendingItem {
                 track: crate::publish::track_json(&track),
                 score: entry.score,
@@ -264,10 +265,7 @@ pub async fn royalties(
     let (from, to) = month_range(&params.month)
         .ok_or_else(|| ApiError::bad_request("invalid_month", "month is YYYY-MM"))?;
     let limit = bounded("limit", params.limit, 100, 1..=1000)?;
-    let store = state.store.clone();
-    let report = tokio::task::spawn_blocking(move || royalty_report(&store, from, to, limit))
-        .await
-        .map_err(ApiError::internal)??;
+    let report = royalty_report(&state.store, from, to, limit).await?;
     let flagged = |rule| report.0.flagged.get(&rule).copied().unwrap_or(0);
     Ok(Json(Royalties {
         streams: report.0.streams,
@@ -292,18 +290,37 @@ type Report = (
     usize,
 );
 
-fn royalty_report(store: &Store, from: u64, to: u64, limit: usize) -> Result<Report, ApiError> {
+async fn royalty_report(
+    store: &Store,
+    from: u64,
+    to: u64,
+    limit: usize,
+) -> Result<Report, ApiError> {
+    const PAGE: usize = 10_000;
     // The day before is context for the fraud rules' windows.
-    let mut streams = Vec::new();
-    for stream in store.streams_between(from.saturating_sub(24 * 3600 * 1000), to) {
-        if streams.len() == ROYALTY_STREAMS_MAX {
+    let mut streams: Vec<StreamRecord> = Vec::new();
+    loop {
+        let page = store
+            .listening()
+            .streams_between(
+                from.saturating_sub(24 * 3600 * 1000),
+                to,
+                streams.last(),
+                PAGE,
+            )
+            .await?;
+        let done = page.len() < PAGE;
+        streams.extend(page);
+        if streams.len() > ROYALTY_STREAMS_MAX {
             return Err(ApiError::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "too_many_streams",
                 format!("more than {ROYALTY_STREAMS_MAX} streams: run the batch pipeline"),
             ));
         }
-        streams.push(stream?);
+        if done {
+            break;
+        }
     }
     let count = count_royalties(&streams, from, to, &FraudLimits::default());
     let mut artist_of: HashMap<&str, &str> = HashMap::new();
@@ -322,7 +339,7 @@ fn royalty_report(store: &Store, from: u64, to: u64, limit: usize) -> Result<Rep
     let artists_total = artists.len();
     let mut track_rows = Vec::new();
     for (track, n) in tracks.iter().take(limit) {
-        let record = store.track(track)?;
+        let record = store.catalog().track(track).await?;
         track_rows.push(TrackRoyalty {
             track_id: track.to_string(),
             title: record.as_ref().map(|record| record.title.clone()),
@@ -334,7 +351,9 @@ fn royalty_report(store: &Store, from: u64, to: u64, limit: usize) -> Result<Rep
     let mut artist_rows = Vec::new();
     for (artist, n) in artists.iter().take(limit) {
         let name = store
-            .artist_tracks(artist, 0, 1)?
+            .catalog()
+            .artist_tracks(artist, 0, 1)
+            .await?
             .first()
             .map(|track| track.artist.clone());
         artist_rows.push(ArtistRoyalty {

@@ -42,11 +42,21 @@ pub async fn like_track(
     check_track_id(&id)?;
     state
         .store
-        .track(&id)?
+        .catalog()
+        .track(&id)
+        .await?
         .ok_or_else(|| ApiError::not_found("track"))?;
     let result = state
         .store
-        .library_add(Library::Tracks, &account.id, &id, now_ms())?;
+        .libraries()
+        .library_add(
+            Library::Tracks,
+            &account.id,
+            &id,
+            now_ms(),
+            crate::store::LIBRARY_ITEMS_MAX,
+        )
+        .await?;
     let at = added(result, "liked songs")?;
     Ok(Json(Liked {
         id,
@@ -64,7 +74,9 @@ pub async fn unlike_track(
     check_track_id(&id)?;
     let removed = state
         .store
-        .library_remove(Library::Tracks, &account.id, &id)?;
+        .libraries()
+        .library_remove(Library::Tracks, &account.id, &id)
+        .await?;
     Ok(Json(Removed { id, removed }))
 }
 
@@ -79,10 +91,17 @@ pub async fn liked_tracks(
     let (offset, limit) = page.bounds()?;
     let (total, items) = state
         .store
-        .library_page(Library::Tracks, &account.id, offset, limit)?;
+        .libraries()
+        .library_page(Library::Tracks, &account.id, offset, limit)
+        .await?;
     let mut shown = Vec::with_capacity(items.len());
     for (id, at) in items {
-        let track = state.store.track(&id)?.map(|track| track_json(&track));
+        let track = state
+            .store
+            .catalog()
+            .track(&id)
+            .await?
+            .map(|track| track_json(&track));
         shown.push(LikedTrack {
             id,
             added_at_ms: at,
@@ -107,12 +126,22 @@ pub async fn follow_artist(
     check_artist_id(&id)?;
     state
         .store
-        .account(&id)?
+        .accounts()
+        .account(&id)
+        .await?
         .filter(|artist| matches!(artist.role, Role::Artist | Role::Admin))
         .ok_or_else(|| ApiError::not_found("artist"))?;
     let result = state
         .store
-        .library_add(Library::Artists, &account.id, &id, now_ms())?;
+        .libraries()
+        .library_add(
+            Library::Artists,
+            &account.id,
+            &id,
+            now_ms(),
+            crate::store::LIBRARY_ITEMS_MAX,
+        )
+        .await?;
     let at = added(result, "followed artists")?;
     Ok(Json(Followed {
         id,
@@ -130,7 +159,9 @@ pub async fn unfollow_artist(
     check_artist_id(&id)?;
     let removed = state
         .store
-        .library_remove(Library::Artists, &account.id, &id)?;
+        .libraries()
+        .library_remove(Library::Artists, &account.id, &id)
+        .await?;
     Ok(Json(Removed { id, removed }))
 }
 
@@ -144,18 +175,25 @@ pub async fn followed_artists(
     let (offset, limit) = page.bounds()?;
     let (total, items) = state
         .store
-        .library_page(Library::Artists, &account.id, offset, limit)?;
+        .libraries()
+        .library_page(Library::Artists, &account.id, offset, limit)
+        .await?;
     let mut shown = Vec::with_capacity(items.len());
     for (id, at) in items {
-        let name = state.store.account(&id)?.map(|artist| {
+        let name = match state.store.accounts().account(&id).await? {
             // The name its latest upload shows, else the username.
-            state
-                .store
-                .artist_tracks(&artist.id, 0, 1)
-                .ok()
-                .and_then(|tracks| tracks.first().map(|track| track.artist.clone()))
-                .unwrap_or(artist.username)
-        });
+            Some(artist) => Some(
+                state
+                    .store
+                    .catalog()
+                    .artist_tracks(&artist.id, 0, 1)
+                    .await
+                    .ok()
+                    .and_then(|tracks| tracks.first().map(|track| track.artist.clone()))
+                    .unwrap_or(artist.username),
+            ),
+            None => None,
+        };
         shown.push(FollowedArtist {
             id,
             name,

@@ -82,19 +82,17 @@ pub async fn admit(State(state): State<AppState>, mut request: Request, next: Ne
         request.extensions_mut().insert(ClientIp(ip));
     }
     let now = now_ms();
-    let record = request
+    let token_hash = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
-        .and_then(|token| {
-            state
-                .store
-                .token(&crate::accounts::token_hash(token))
-                .ok()
-                .flatten()
-        })
-        .filter(|record| record.expires_at_ms > now);
+        .map(crate::accounts::token_hash);
+    let record = match token_hash {
+        Some(hash) => state.store.accounts().token(&hash).await.ok().flatten(),
+        None => None,
+    }
+    .filter(|record| record.expires_at_ms > now);
     let account = record.as_ref().map(|record| record.account.clone());
     if let Some(record) = record {
         request.extensions_mut().insert(ResolvedToken(record));

@@ -31,7 +31,9 @@ pub async fn play(
     let node = super::error::parse_node_id(&request.node_id)?;
     let track = state
         .store
-        .track(&id)?
+        .catalog()
+        .track(&id)
+        .await?
         .ok_or_else(|| ApiError::not_found("track"))?;
     if !track.markets.is_empty() && !track.markets.contains(&account.region) {
         return Err(ApiError::forbidden(
@@ -59,18 +61,23 @@ pub async fn play(
         .ok_or_else(|| ApiError::not_found("rendition"))?;
     let rendition = state
         .store
-        .rendition(&summary.rendition_id)?
+        .rendition(&summary.rendition_id)
+        .await?
         .ok_or_else(|| ApiError::not_found("rendition"))?;
     let offline = request.offline.unwrap_or(false);
     let now = now_ms();
     if offline {
-        let admitted = state.store.admit_offline_device(
-            &account.id,
-            &request.node_id,
-            now,
-            state.config.offline_devices_max,
-            now + state.config.offline_license_ttl_s * 1000,
-        )?;
+        let admitted = state
+            .store
+            .devices()
+            .admit_offline_device(
+                &account.id,
+                &request.node_id,
+                now,
+                state.config.offline_devices_max,
+                now + state.config.offline_license_ttl_s * 1000,
+            )
+            .await?;
         if !admitted {
             return Err(ApiError::forbidden(
                 "device_limit",
@@ -127,17 +134,13 @@ pub async fn play(
             let Some(id) = manifest.chunk_id(index) else {
                 break;
             };
-            let chunk_store = state.store.clone();
-            let id = *id;
-            // The chunk cache answers hot openings from memory; files are read off the
-            // async workers.
-            let data = match chunk_store.chunks().cached(&id) {
-                Some(data) => Some(data),
-                None => tokio::task::spawn_blocking(move || chunk_store.chunks().get(&id))
-                    .await
-                    .map_err(ApiError::internal)?
-                    .map_err(ApiError::internal)?,
-            };
+            // The chunk cache answers hot openings from memory.
+            let data = state
+                .store
+                .blobs()
+                .get(id)
+                .await
+                .map_err(crate::store::StoreError::from)?;
             match data {
                 Some(data) => {
                     state

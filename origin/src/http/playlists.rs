@@ -106,12 +106,12 @@ fn edit_refused(playlist: &PlaylistRecord, account: &Account) -> ApiError {
 
 /// Applies `change` to the tracks of playlist `id` for an editor, at `snapshot` when
 /// given (see [`Store::update_playlist`](crate::store::Store::update_playlist)).
-fn edit_tracks(
+async fn edit_tracks(
     state: &AppState,
     id: &str,
     account: &Account,
     snapshot: Option<&str>,
-    mut change: impl FnMut(&mut PlaylistRecord) -> Result<(), ApiError>,
+    mut change: impl FnMut(&mut PlaylistRecord) -> Result<(), ApiError> + Send,
 ) -> Result<PlaylistRecord, ApiError> {
     state
         .store
@@ -121,7 +121,8 @@ fn edit_tracks(
             }
             check_snapshot(snapshot, playlist)?;
             change(playlist)
-        })?
+        })
+        .await?
         .ok_or_else(|| ApiError::not_found("playlist"))?
 }
 
@@ -166,7 +167,7 @@ pub async fn create(
         created_at_ms: now,
         updated_at_ms: now,
     };
-    if !state.store.create_playlist(&playlist)? {
+    if !state.store.playlists().create_playlist(&playlist).await? {
         return Err(ApiError::bad_request(
             "too_many_playlists",
             format!(
@@ -197,10 +198,12 @@ pub struct TracksPage {
     offset: Option<usize>,
 }
 
-fn user_view(state: &AppState, id: &str) -> UserRef {
+async fn user_view(state: &AppState, id: &str) -> UserRef {
     let username = state
         .store
+        .accounts()
         .account(id)
+        .await
         .ok()
         .flatten()
         .map(|account| account.username);
@@ -222,14 +225,16 @@ pub async fn read(
 ) -> Result<Json<PlaylistView<Box<serde_json::value::RawValue>>>, ApiError> {
     let playlist = state
         .store
-        .playlist(&id)?
+        .playlists()
+        .playlist(&id)
+        .await?
         .filter(|playlist| can_read(playlist, &account))
         .ok_or_else(|| ApiError::not_found("playlist"))?;
     let offset = bounded("offset", page.offset, 0, 0..=PLAYLIST_TRACKS_MAX)?;
     let limit = bounded("limit", page.limit, TRACKS_PAGE_MAX, 1..=TRACKS_PAGE_MAX)?;
     let mut items = Vec::with_capacity(limit);
     for (position, track_id) in playlist.tracks.iter().enumerate().skip(offset).take(limit) {
-        let track = match state.track_views.get(&state.store, track_id)? {
+        let track = match state.track_views.get(&state.store, track_id).await? {
             Some(view) => Some(
                 serde_json::value::RawValue::from_string(view.to_string())
                     .map_err(ApiError::internal)?,
@@ -242,18 +247,18 @@ pub async fn read(
             track,
         });
     }
+    let mut collaborators = Vec::with_capacity(playlist.collaborators.len());
+    for id in &playlist.collaborators {
+        collaborators.push(user_view(&state, id).await);
+    }
     let view = PlaylistView {
         id: playlist.id.clone(),
         name: playlist.name.clone(),
         description: playlist.description.clone(),
         public: playlist.public,
         collaborative: playlist.collaborative,
-        owner: user_view(&state, &playlist.owner),
-        collaborators: playlist
-            .collaborators
-            .iter()
-            .map(|id| user_view(&state, id))
-            .collect(),
+        owner: user_view(&state, &playlist.owner).await,
+        collaborators,
         snapshot_id: snapshot_id(&playlist),
         created_at_ms: playlist.created_at_ms,
         updated_at_ms: playlist.updated_at_ms,
@@ -292,9 +297,14 @@ pub async fn change(
         Some(names) => {
             let mut ids = Vec::with_capacity(names.len());
             for name in names {
-                let found = state.store.account_by_username(name)?.ok_or_else(|| {
-                    conflict("unknown_user", format!("no account is named {name:?}"))
-                })?;
+                let found = state
+                    .store
+                    .accounts()
+                    .account_by_username(name)
+                    .await?
+                    .ok_or_else(|| {
+                        conflict("unknown_user", format!("no account is named {name:?}"))
+                    })?;
                 if found.id != account.id && !ids.contains(&found.id) {
                     ids.push(found.id);
                 }
@@ -329,7 +339,8 @@ pub async fn change(
                 playlist.collaborators = collaborators.clone();
             }
             Ok(())
-        })?
+        })
+        .await?
         .ok_or_else(|| ApiError::not_found("playlist"))??;
     index(&state, &updated, &account.username).await;
     Ok(Json(Snapshot {
@@ -348,7 +359,7 @@ async fn index(state: &AppState, playlist: &PlaylistRecord, owner: &str) {
     }
 }
 
-fn valid_track_ids(state: &AppState, ids: &[String]) -> Result<(), ApiError> {
+async fn valid_track_ids(state: &AppState, ids: &[String]) -> Result<(), ApiError> {
     if ids.is_empty() || ids.len() > TRACKS_PER_REQUEST_MAX {
         return Err(ApiError::bad_request(
             "bad_track_ids",
@@ -362,7 +373,7 @@ fn valid_track_ids(state: &AppState, ids: &[String]) -> Result<(), ApiError> {
                 .with_index(index)
         })?;
         // 409, not 404: the playlist in the path exists; a track the body names does not.
-        if state.store.track(id)?.is_none() {
+        if state.store.catalog().track(id).await?.is_none() {
             return Err(
                 conflict("unknown_track", format!("no track {id} in the catalog"))
                     .with_field("track_ids")
@@ -381,7 +392,7 @@ pub async fn add_tracks(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<AddTracks>,
 ) -> Result<impl IntoResponse, ApiError> {
-    valid_track_ids(&state, &body.track_ids)?;
+    valid_track_ids(&state, &body.track_ids).await?;
     let updated = edit_tracks(
         &state,
         &id,
@@ -409,7 +420,8 @@ pub async fn add_tracks(
                 .splice(at..at, body.track_ids.iter().cloned());
             Ok(())
         },
-    )?;
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(TracksAdded {
@@ -465,7 +477,8 @@ pub async fn remove_tracks(
             removed = before - playlist.tracks.len();
             Ok(())
         },
-    )?;
+    )
+    .await?;
     Ok(Json(TracksRemoved {
         snapshot_id: snapshot_id(&updated),
         total: updated.tracks.len(),
@@ -527,7 +540,8 @@ pub async fn reorder(
             );
             Ok(())
         },
-    )?;
+    )
+    .await?;
     Ok(Json(Snapshot {
         snapshot_id: snapshot_id(&updated),
     }))
@@ -542,8 +556,13 @@ pub async fn mine(
 ) -> Result<Json<PlaylistSummaries>, ApiError> {
     let (offset, limit) = page.bounds()?;
     let mut found = Vec::new();
-    for id in state.store.account_playlist_ids(&account.id)? {
-        if let Some(playlist) = state.store.playlist(&id)?
+    for id in state
+        .store
+        .playlists()
+        .account_playlist_ids(&account.id)
+        .await?
+    {
+        if let Some(playlist) = state.store.playlists().playlist(&id).await?
             && (playlist.owner == account.id || playlist.collaborators.contains(&account.id))
         {
             found.push(playlist);

@@ -38,10 +38,10 @@ fn split_ids(text: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-fn answer(state: &AppState, picks: Vec<Pick>) -> Result<Vec<Recommendation>, ApiError> {
+async fn answer(state: &AppState, picks: Vec<Pick>) -> Result<Vec<Recommendation>, ApiError> {
     let mut items = Vec::with_capacity(picks.len());
     for pick in picks {
-        if let Some(track) = state.store.track(&pick.track_id)? {
+        if let Some(track) = state.store.catalog().track(&pick.track_id).await? {
             items.push(Recommendation {
                 track: crate::publish::track_json(&track),
                 score: pick.score,
@@ -72,7 +72,7 @@ pub async fn recommendations(
     }
     for id in &seed_tracks {
         check_track_id(id)?;
-        if state.store.track(id)?.is_none() {
+        if state.store.catalog().track(id).await?.is_none() {
             return Err(super::error::not_found_code(
                 "unknown_seed",
                 &format!("track {id}"),
@@ -86,7 +86,13 @@ pub async fn recommendations(
                 "artist ids are 32 hex characters",
             ));
         }
-        if state.store.artist_tracks(id, 0, 1)?.is_empty() {
+        if state
+            .store
+            .catalog()
+            .artist_tracks(id, 0, 1)
+            .await?
+            .is_empty()
+        {
             return Err(super::error::not_found_code(
                 "unknown_seed",
                 &format!("artist {id}"),
@@ -95,10 +101,16 @@ pub async fn recommendations(
     }
     if seed_tracks.is_empty() && seed_artists.is_empty() {
         // Personal seeds: what they played lately, then what they liked and follow.
-        seed_tracks = state.store.recent_tracks(&account.id, 3)?;
+        seed_tracks = state
+            .store
+            .listening()
+            .recent_tracks(&account.id, 3)
+            .await?;
         let (_, liked) = state
             .store
-            .library_page(Library::Tracks, &account.id, 0, 2)?;
+            .libraries()
+            .library_page(Library::Tracks, &account.id, 0, 2)
+            .await?;
         for (id, _) in liked {
             if seed_tracks.len() < 4 && !seed_tracks.contains(&id) {
                 seed_tracks.push(id);
@@ -106,7 +118,9 @@ pub async fn recommendations(
         }
         let (_, followed) = state
             .store
-            .library_page(Library::Artists, &account.id, 0, 1)?;
+            .libraries()
+            .library_page(Library::Artists, &account.id, 0, 1)
+            .await?;
         seed_artists = followed.into_iter().map(|(id, _)| id).collect();
     }
     let limit = bounded("limit", params.limit, 20, 1..=LIMIT_MAX)?;
@@ -123,7 +137,7 @@ pub async fn recommendations(
         &trending,
         limit,
     );
-    let items = answer(&state, picks)?;
+    let items = answer(&state, picks).await?;
     Ok(Json(Recommendations {
         seeds: Seeds {
             tracks: seed_tracks,
@@ -154,7 +168,7 @@ pub async fn radio(
     ApiQuery(params): ApiQuery<RadioParams>,
 ) -> Result<Json<Radio>, ApiError> {
     check_track_id(&id)?;
-    if state.store.track(&id)?.is_none() {
+    if state.store.catalog().track(&id).await?.is_none() {
         return Err(ApiError::not_found("track"));
     }
     let limit = bounded("limit", params.limit, 50, 1..=LIMIT_MAX)?;
@@ -162,7 +176,7 @@ pub async fn radio(
         .recommender
         .model()
         .radio(&id, Some(&account.region), limit);
-    let items = answer(&state, picks)?;
+    let items = answer(&state, picks).await?;
     Ok(Json(Radio { seed: id, items }))
 }
 

@@ -16,7 +16,7 @@ use super::{Limit, Routes};
 #[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, body = Health, description = "Ready: the store answers"), (status = 500, body = ErrorBody, description = "internal: the store does not answer")))]
 async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     // Ready means the store answers.
-    state.store.track(&"0".repeat(32))?;
+    state.store.catalog().track(&"0".repeat(32)).await?;
     Ok(Json(Health {
         status: "ok".into(),
     }))
@@ -40,7 +40,9 @@ async fn openapi_json() -> impl IntoResponse {
 
 #[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, body = String, description = "Prometheus text format", content_type = "text/plain")))]
 async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = state.metrics.render(state.store.track_count());
+    // A store that does not answer shows 0 tracks; /healthz reports the failure.
+    let tracks = state.store.catalog().track_count().await.unwrap_or(0);
+    let body = state.metrics.render(tracks as usize);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

@@ -1,0 +1,105 @@
+//! Accounts (`accounts`, `usernames`) and tokens (`tokens`, keyed by the token's SHA-256).
+
+use async_trait::async_trait;
+
+use super::{EmbeddedStore, get_json, json_after};
+use crate::store::{Account, Accounts, StoreError, TokenRecord};
+
+#[async_trait]
+impl Accounts for EmbeddedStore {
+    async fn create_account(&self, account: &Account) -> Result<bool, StoreError> {
+        let claimed = self.0.usernames.compare_and_swap(
+            account.username.as_bytes(),
+            None as Option<&[u8]>,
+            Some(account.id.as_bytes()),
+        )?;
+        if claimed.is_err() {
+            return Ok(false);
+        }
+        self.0
+            .accounts
+            .insert(account.id.as_bytes(), serde_json::to_vec(account)?)?;
+        self.flush().await?;
+        Ok(true)
+    }
+
+    async fn update_account(&self, account: &Account) -> Result<(), StoreError> {
+        self.0
+            .accounts
+            .insert(account.id.as_bytes(), serde_json::to_vec(account)?)?;
+        self.flush().await
+    }
+
+    async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
+        get_json(&self.0.accounts, id.as_bytes())
+    }
+
+    async fn account_by_username(&self, username: &str) -> Result<Option<Account>, StoreError> {
+        match self.0.usernames.get(username.as_bytes())? {
+            Some(id) => get_json(&self.0.accounts, &id),
+            None => Ok(None),
+        }
+    }
+
+    async fn put_tokens(&self, tokens: &[([u8; 32], TokenRecord)]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (hash, record) in tokens {
+            batch.insert(&hash[..], serde_json::to_vec(record)?);
+        }
+        self.0.tokens.apply_batch(batch)?;
+        self.flush().await
+    }
+
+    async fn token(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+        get_json(&self.0.tokens, token_hash)
+    }
+
+    async fn take_token(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+        let taken = match self.0.tokens.remove(token_hash)? {
+            Some(bytes) => Some(serde_json::from_slice(&bytes)?),
+            None => return Ok(None),
+        };
+        self.flush().await?;
+        Ok(taken)
+    }
+
+    async fn purge_expired_tokens(&self, now_ms: u64) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for entry in self.0.tokens.iter() {
+            let (key, value) = entry?;
+            let record: TokenRecord = serde_json::from_slice(&value)?;
+            if record.expires_at_ms <= now_ms {
+                self.0.tokens.remove(key)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn accounts_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Account>, StoreError> {
+        Ok(
+            json_after(&self.0.accounts, after.map(str::as_bytes), limit)?
+                .into_iter()
+                .map(|(_, account)| account)
+                .collect(),
+        )
+    }
+
+    async fn tokens_after(
+        &self,
+        after: Option<&[u8; 32]>,
+        limit: usize,
+    ) -> Result<Vec<([u8; 32], TokenRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for (key, record) in json_after(&self.0.tokens, after.map(|hash| &hash[..]), limit)? {
+            if let Ok(hash) = <[u8; 32]>::try_from(&key[..]) {
+                out.push((hash, record));
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,181 @@
+//! The embedded metadata backend: sled in `DATA/meta`, no set-up.
+//!
+//! Records are JSON values in sled trees, one file per domain here. Reads run inline (sled
+//! serves them from its page cache); every write that a caller acknowledges is flushed to disk
+//! first on the blocking pool ([`EmbeddedStore::flush`]), so it survives `kill -9` without
+//! blocking a runtime thread. Multi-tree writes that must be atomic (publishing a
+//! track, a batch of listening events) are sled transactions.
+//!
+//! The tree layout is the one origins have always used, so existing data directories open
+//! unchanged; rendition records whose keys are still in the clear (from before keys were
+//! sealed) are sealed when the store opens.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use super::keys::KeyWrap;
+use super::{RenditionRecord, StoreError};
+
+mod accounts;
+mod catalog;
+mod devices;
+mod libraries;
+mod listening;
+mod playlists;
+
+/// sled's page cache (its default is 1 GiB; the OS page cache is behind it anyway).
+pub const STORE_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The sled trees.
+#[derive(Debug)]
+struct Trees {
+    db: sled::Db,
+    accounts: sled::Tree,
+    usernames: sled::Tree,
+    tokens: sled::Tree,
+    tracks: sled::Tree,
+    renditions: sled::Tree,
+    artist_tracks: sled::Tree,
+    album_tracks: sled::Tree,
+    offline_devices: sled::Tree,
+    liked_tracks: sled::Tree,
+    followed_artists: sled::Tree,
+    playlists: sled::Tree,
+    account_playlists: sled::Tree,
+    event_ids: sled::Tree,
+    plays: sled::Tree,
+    streams: sled::Tree,
+    play_counts: sled::Tree,
+    /// Held while an offline device is counted and admitted.
+    admissions: std::sync::Mutex<()>,
+}
+
+/// The embedded backend; implements every metadata domain of [`crate::store`].
+#[derive(Debug, Clone)]
+pub struct EmbeddedStore(Arc<Trees>);
+
+impl From<sled::Error> for StoreError {
+    fn from(error: sled::Error) -> Self {
+        match error {
+            sled::Error::Io(error) => StoreError::Io(error),
+            sled::Error::Corruption { .. } => StoreError::Corrupt(error.to_string()),
+            other => StoreError::Backend(other.to_string()),
+        }
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the trees in `data_dir/meta`, sealing with `keys` any
+    /// content key stored in the clear.
+    pub fn open(data_dir: &Path, keys: &KeyWrap) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(data_dir.join("meta"))
+            .cache_capacity(STORE_CACHE_BYTES)
+            .open()?;
+        transport::keyfile::restrict_tree(&data_dir.join("meta"))?;
+        let trees = Trees {
+            accounts: db.open_tree("accounts")?,
+            usernames: db.open_tree("usernames")?,
+            tokens: db.open_tree("tokens")?,
+            tracks: db.open_tree("tracks")?,
+            renditions: db.open_tree("renditions")?,
+            artist_tracks: db.open_tree("artist_tracks")?,
+            album_tracks: db.open_tree("album_tracks")?,
+            offline_devices: db.open_tree("offline_devices")?,
+            liked_tracks: db.open_tree("liked_tracks")?,
+            followed_artists: db.open_tree("followed_artists")?,
+            playlists: db.open_tree("playlists")?,
+            account_playlists: db.open_tree("account_playlists")?,
+            event_ids: db.open_tree("event_ids")?,
+            plays: db.open_tree("plays")?,
+            streams: db.open_tree("streams")?,
+            play_counts: db.open_tree("play_counts")?,
+            admissions: std::sync::Mutex::new(()),
+            db,
+        };
+        seal_clear_keys(&trees.renditions, keys)?;
+        Ok(Self(Arc::new(trees)))
+    }
+
+    /// Makes every write so far durable, on the blocking pool (a flush is an fsync). Call
+    /// before acknowledging. (sled's own `flush_async` hangs now and then under concurrent
+    /// callers, so it is not used.)
+    async fn flush(&self) -> Result<(), StoreError> {
+        let trees = self.0.clone();
+        tokio::task::spawn_blocking(move || trees.db.flush())
+            .await
+            .map_err(|join| StoreError::Backend(format!("flushing: {join}")))??;
+        Ok(())
+    }
+}
+
+/// Seals every content key still stored in the clear (a store from before wrapping).
+fn seal_clear_keys(renditions: &sled::Tree, keys: &KeyWrap) -> Result<(), StoreError> {
+    let mut migrated = sled::Batch::default();
+    let mut count = 0usize;
+    for entry in renditions.iter() {
+        let (id, bytes) = entry?;
+        let mut record: RenditionRecord = serde_json::from_slice(&bytes)?;
+        if KeyWrap::is_sealed(&record.content_key) {
+            continue;
+        }
+        let rendition = String::from_utf8_lossy(&id).to_string();
+        record.content_key = keys.wrap(&rendition, &record.content_key)?;
+        migrated.insert(id, serde_json::to_vec(&record)?);
+        count += 1;
+    }
+    if count > 0 {
+        renditions.apply_batch(migrated)?;
+        renditions.flush()?;
+        tracing::info!(count, "sealed content keys stored in the clear");
+    }
+    Ok(())
+}
+
+/// `owner/item`: the key of one entry of a per-account (or per-artist) index.
+fn pair_key(owner: &str, item: &str) -> Vec<u8> {
+    format!("{owner}/{item}").into_bytes()
+}
+
+/// Splits a [`pair_key`] at its first `/`.
+fn split_pair(key: &[u8]) -> (String, String) {
+    let text = String::from_utf8_lossy(key);
+    match text.split_once('/') {
+        Some((owner, item)) => (owner.to_string(), item.to_string()),
+        None => (text.into_owned(), String::new()),
+    }
+}
+
+fn decode_u64(bytes: &[u8]) -> u64 {
+    bytes.try_into().map(u64::from_be_bytes).unwrap_or_default()
+}
+
+fn get_json<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
+    match tree.get(key)? {
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// Up to `limit` JSON values of `tree` with keys after `after`, in key order.
+fn json_after<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<(sled::IVec, T)>, StoreError> {
+    let range = match after {
+        Some(after) => tree.range((
+            std::ops::Bound::Excluded(after.to_vec()),
+            std::ops::Bound::Unbounded,
+        )),
+        None => tree.iter(),
+    };
+    let mut out = Vec::new();
+    for entry in range.take(limit) {
+        let (key, value) = entry?;
+        out.push((key, serde_json::from_slice(&value)?));
+    }
+    Ok(out)
+}

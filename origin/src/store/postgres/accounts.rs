@@ -1,0 +1,179 @@
+//! `accounts` (username unique) and `tokens` (keyed by the token's SHA-256).
+
+use async_trait::async_trait;
+use tokio_postgres::types::Json;
+
+use super::{PostgresStore, big, count, db_error};
+use crate::store::{Account, Accounts, StoreError, TokenRecord};
+
+#[async_trait]
+impl Accounts for PostgresStore {
+    async fn create_account(&self, account: &Account) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO accounts (id, username, record) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+            )
+            .await
+            .map_err(db_error)?;
+        let inserted = client
+            .execute(
+                &statement,
+                &[&account.id, &account.username, &Json(account)],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(inserted == 1)
+    }
+
+    async fn update_account(&self, account: &Account) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("UPDATE accounts SET username = $2, record = $3 WHERE id = $1")
+            .await
+            .map_err(db_error)?;
+        client
+            .execute(
+                &statement,
+                &[&account.id, &account.username, &Json(account)],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT record FROM accounts WHERE id = $1")
+            .await
+            .map_err(db_error)?;
+        let row = client
+            .query_opt(&statement, &[&id])
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|row| row.get::<_, Json<Account>>(0).0))
+    }
+
+    async fn account_by_username(&self, username: &str) -> Result<Option<Account>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT record FROM accounts WHERE username = $1")
+            .await
+            .map_err(db_error)?;
+        let row = client
+            .query_opt(&statement, &[&username])
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|row| row.get::<_, Json<Account>>(0).0))
+    }
+
+    async fn put_tokens(&self, tokens: &[([u8; 32], TokenRecord)]) -> Result<(), StoreError> {
+        let hashes: Vec<&[u8]> = tokens.iter().map(|(hash, _)| &hash[..]).collect();
+        let expiries: Vec<i64> = tokens
+            .iter()
+            .map(|(_, record)| big(record.expires_at_ms))
+            .collect();
+        let records: Vec<Json<&TokenRecord>> =
+            tokens.iter().map(|(_, record)| Json(record)).collect();
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO tokens (hash, expires_at_ms, record)
+                 SELECT * FROM UNNEST($1::bytea[], $2::bigint[], $3::jsonb[])
+                 ON CONFLICT (hash) DO UPDATE
+                 SET expires_at_ms = EXCLUDED.expires_at_ms, record = EXCLUDED.record",
+            )
+            .await
+            .map_err(db_error)?;
+        client
+            .execute(&statement, &[&hashes, &expiries, &records])
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn token(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT record FROM tokens WHERE hash = $1")
+            .await
+            .map_err(db_error)?;
+        let row = client
+            .query_opt(&statement, &[&&token_hash[..]])
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|row| row.get::<_, Json<TokenRecord>>(0).0))
+    }
+
+    async fn take_token(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("DELETE FROM tokens WHERE hash = $1 RETURNING record")
+            .await
+            .map_err(db_error)?;
+        let row = client
+            .query_opt(&statement, &[&&token_hash[..]])
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|row| row.get::<_, Json<TokenRecord>>(0).0))
+    }
+
+    async fn purge_expired_tokens(&self, now_ms: u64) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let removed = client
+            .execute(
+                "DELETE FROM tokens WHERE expires_at_ms <= $1",
+                &[&big(now_ms)],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(removed as usize)
+    }
+
+    async fn accounts_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Account>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT record FROM accounts WHERE $1::text IS NULL OR id > $1
+                 ORDER BY id LIMIT $2",
+                &[&after, &count(limit)],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| row.get::<_, Json<Account>>(0).0)
+            .collect())
+    }
+
+    async fn tokens_after(
+        &self,
+        after: Option<&[u8; 32]>,
+        limit: usize,
+    ) -> Result<Vec<([u8; 32], TokenRecord)>, StoreError> {
+        let client = self.client().await?;
+        let after: Option<&[u8]> = after.map(|hash| &hash[..]);
+        let rows = client
+            .query(
+                "SELECT hash, record FROM tokens WHERE $1::bytea IS NULL OR hash > $1
+                 ORDER BY hash LIMIT $2",
+                &[&after, &count(limit)],
+            )
+            .await
+            .map_err(db_error)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let hash: &[u8] = row.get(0);
+            if let Ok(hash) = <[u8; 32]>::try_from(hash) {
+                out.push((hash, row.get::<_, Json<TokenRecord>>(1).0));
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,193 @@
+//! The records every store backend keeps, and the limits the store enforces.
+//!
+//! Plain data: no backend type appears here, so handlers and policy code depend on these and
+//! on the traits in [`crate::store`], never on sled or PostgreSQL.
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::activity::{EventKind, PlayError, PlayState, StreamRecord};
+
+/// One listening event, checked and resolved against the catalog, ready to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventInput {
+    /// The client's event id (idempotency).
+    pub id: String,
+    /// The client's play id (events of one play share it).
+    pub play_id: String,
+    /// What happened.
+    pub kind: EventKind,
+    /// The track.
+    pub track: String,
+    /// The track's artist.
+    pub artist_id: String,
+    /// The track's genre.
+    pub genre: Option<String>,
+    /// Where the listener was.
+    pub region: String,
+    /// Playback position.
+    pub position_ms: u64,
+    /// When it happened, Unix ms.
+    pub at_ms: u64,
+}
+
+/// What [`crate::store::Store::record_events`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventsRecorded {
+    /// New events.
+    pub accepted: usize,
+    /// Events whose id was recorded before.
+    pub duplicates: usize,
+    /// Plays this batch qualified as streams.
+    pub streams: Vec<StreamRecord>,
+}
+
+pub use api::catalog::RenditionSummary;
+pub use api::{Role, Tier};
+
+/// A stored account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Account {
+    /// Hex account id.
+    pub id: String,
+    /// Unique login name.
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// ISO 3166-1 alpha-2 region.
+    pub region: String,
+    /// Role.
+    pub role: Role,
+    /// Tier.
+    pub tier: Tier,
+    /// Creation time, Unix ms.
+    pub created_at_ms: u64,
+}
+
+/// What a bearer token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// Authenticates API calls.
+    Access,
+    /// Obtains a new access token, once.
+    Refresh,
+}
+
+/// A stored token, keyed by the SHA-256 of the token (the token itself is never stored).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Hex account id.
+    pub account: String,
+    /// Access or refresh.
+    pub kind: TokenKind,
+    /// Expiry, Unix ms.
+    pub expires_at_ms: u64,
+}
+
+/// A stored track.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrackRecord {
+    /// Hex track id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Artist display name.
+    pub artist: String,
+    /// Hex artist id (the uploading artist account).
+    pub artist_id: String,
+    /// Album title, if any.
+    pub album: Option<String>,
+    /// Hex album id, if any.
+    pub album_id: Option<String>,
+    /// Genre, if given.
+    pub genre: Option<String>,
+    /// ISO regions where it may be played; empty means everywhere.
+    pub markets: Vec<String>,
+    /// Duration of the audio.
+    pub duration_ms: u64,
+    /// EBU R128 integrated loudness.
+    pub loudness_lufs: f64,
+    /// Tempo measured at ingest, if the audio has a clear pulse.
+    #[serde(default)]
+    pub tempo_bpm: Option<f32>,
+    /// Playback gain to the target loudness.
+    pub gain_db: f64,
+    /// Hex id of the uploading account.
+    pub owner: String,
+    /// Creation time, Unix ms.
+    pub created_at_ms: u64,
+    /// Renditions, lowest quality first.
+    pub renditions: Vec<RenditionSummary>,
+}
+
+/// A stored rendition: its manifest and the key that opens its chunks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenditionRecord {
+    /// Hex track id.
+    pub track: String,
+    /// Quality name.
+    pub quality: String,
+    /// Hex of the encoded `SignedManifest`.
+    pub manifest: String,
+    /// Hex content key (sealed at rest: see the module docs). Leaves the origin only inside
+    /// a play authorization over HTTPS.
+    pub content_key: String,
+}
+
+/// A stored playlist. Every change goes through [`crate::store::Store::update_playlist`], which bumps
+/// `version` (the `snapshot_id` clients see).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaylistRecord {
+    /// Hex id.
+    pub id: String,
+    /// The owning account's id.
+    pub owner: String,
+    /// Name.
+    pub name: String,
+    /// Description (may be empty).
+    pub description: String,
+    /// Visible to every account (else to the owner and collaborators only).
+    pub public: bool,
+    /// Collaborators may edit its tracks.
+    pub collaborative: bool,
+    /// Account ids of the collaborators.
+    pub collaborators: Vec<String>,
+    /// Track ids in order (repeats allowed).
+    pub tracks: Vec<String>,
+    /// Bumped by every change.
+    pub version: u64,
+    /// Unix ms.
+    pub created_at_ms: u64,
+    /// Unix ms of the last change.
+    pub updated_at_ms: u64,
+}
+
+/// Most playlists one account owns.
+pub const PLAYLISTS_PER_ACCOUNT_MAX: usize = 2_000;
+
+/// Tries of an optimistic playlist update before giving up (each retry means another write
+/// landed in between, so this only runs out under extreme contention).
+pub const PLAYLIST_UPDATE_TRIES: usize = 64;
+
+/// A listener's library: liked songs or followed artists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Library {
+    /// Liked songs (track ids).
+    Tracks,
+    /// Followed artists (artist account ids).
+    Artists,
+}
+
+/// Most items in one account's liked songs, and in its followed artists.
+pub const LIBRARY_ITEMS_MAX: usize = 10_000;
+
+/// What [`crate::store::Libraries::library_add`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LibraryAdd {
+    /// Added now, at this time (Unix ms).
+    Added(u64),
+    /// It was there already, since this time: nothing changed.
+    Already(u64),
+    /// The library holds [`LIBRARY_ITEMS_MAX`] items.
+    Full,
+}

@@ -1,0 +1,642 @@
+//! The behavioural contract of a store backend: one suite, run against every backend (the
+//! embedded one in `origin/tests/store_embedded.rs`, PostgreSQL and S3 in
+//! `origin/tests/store_postgres.rs`). A new backend passes all of it before it ships.
+//!
+//! Each function takes a freshly opened, empty [`Store`] and panics on the first guarantee
+//! the backend breaks, naming it. [`run`] runs them all in order on one store (each uses its
+//! own ids, so they do not interfere).
+
+use bytes::Bytes;
+use protocol::ChunkId;
+
+use super::{
+    Account, EventInput, EventKind, Library, LibraryAdd, PlaylistRecord, RenditionRecord,
+    RenditionSummary, Role, Store, StreamRecord, Tier, TokenKind, TokenRecord, TrackRecord,
+};
+
+/// Runs every check of the suite on `store`.
+pub async fn run(store: &Store) {
+    accounts(store).await;
+    tokens(store).await;
+    catalog(store).await;
+    playlists(store).await;
+    concurrent_playlist_edits(store).await;
+    libraries(store).await;
+    listening(store).await;
+    devices(store).await;
+    blobs(store).await;
+}
+
+/// An account record for tests.
+pub fn account(id: &str, username: &str) -> Account {
+    Account {
+        id: id.into(),
+        username: username.into(),
+        password_hash: "$argon2id$test".into(),
+        region: "SE".into(),
+        role: Role::Listener,
+        tier: Tier::Free,
+        created_at_ms: 1,
+    }
+}
+
+/// A track record for tests, by `artist_id`, on `album_id`, with one rendition `rendition`.
+pub fn track(id: &str, artist_id: &str, album_id: Option<&str>, rendition: &str) -> TrackRecord {
+    TrackRecord {
+        id: id.into(),
+        title: format!("Title {id}"),
+        artist: format!("Artist {artist_id}"),
+        artist_id: artist_id.into(),
+        album: album_id.map(|album| format!("Album {album}")),
+        album_id: album_id.map(str::to_string),
+        genre: Some("rock".into()),
+        markets: vec![],
+        duration_ms: 180_000,
+        loudness_lufs: -14.0,
+        tempo_bpm: Some(120.0),
+        gain_db: 0.0,
+        owner: artist_id.into(),
+        created_at_ms: 1,
+        renditions: vec![RenditionSummary {
+            quality: "normal".into(),
+            rendition_id: rendition.into(),
+            codec: "vorbis".into(),
+            bitrate_bps: 96_000,
+            bytes: 1000,
+            chunks: 0,
+        }],
+    }
+}
+
+/// Accounts: usernames are unique (of concurrent sign-ups with one name, one wins), reads by
+/// id and by name, updates, paging.
+pub async fn accounts(store: &Store) {
+    let accounts = store.accounts();
+    assert!(
+        accounts
+            .create_account(&account("acc1", "ada"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !accounts
+            .create_account(&account("acc2", "ada"))
+            .await
+            .unwrap(),
+        "a taken username must be refused"
+    );
+    let racers = (0..8).map(|n| {
+        let store = store.clone();
+        async move {
+            store
+                .accounts()
+                .create_account(&account(&format!("race{n}"), "grace"))
+                .await
+                .unwrap()
+        }
+    });
+    let won = futures_util::future::join_all(racers).await;
+    assert_eq!(
+        won.iter().filter(|won| **won).count(),
+        1,
+        "exactly one concurrent sign-up takes a username"
+    );
+    let mut updated = accounts.account_by_username("ada").await.unwrap().unwrap();
+    assert_eq!(updated.id, "acc1");
+    updated.tier = Tier::Premium;
+    accounts.update_account(&updated).await.unwrap();
+    assert_eq!(
+        accounts.account("acc1").await.unwrap().unwrap().tier,
+        Tier::Premium
+    );
+    assert!(accounts.account("nobody").await.unwrap().is_none());
+    assert!(
+        accounts
+            .account_by_username("nobody")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let first = accounts.accounts_after(None, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let rest = accounts
+        .accounts_after(Some(&first[0].id), 100)
+        .await
+        .unwrap();
+    assert!(rest.iter().all(|account| account.id > first[0].id));
+    assert_eq!(
+        rest.len() + 1,
+        2,
+        "two accounts exist: ada and the race winner"
+    );
+}
+
+/// Tokens: stored together, purged when expired, single-use under concurrency.
+pub async fn tokens(store: &Store) {
+    let accounts = store.accounts();
+    let record = |expires_at_ms| TokenRecord {
+        account: "acc1".into(),
+        kind: TokenKind::Refresh,
+        expires_at_ms,
+    };
+    accounts
+        .put_tokens(&[([1; 32], record(10)), ([2; 32], record(1_000))])
+        .await
+        .unwrap();
+    assert_eq!(accounts.purge_expired_tokens(500).await.unwrap(), 1);
+    assert!(accounts.token(&[1; 32]).await.unwrap().is_none());
+    assert_eq!(
+        accounts
+            .token(&[2; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at_ms,
+        1_000
+    );
+    let takers = (0..8).map(|_| {
+        let store = store.clone();
+        async move { store.accounts().take_token(&[2; 32]).await.unwrap() }
+    });
+    let taken = futures_util::future::join_all(takers).await;
+    assert_eq!(
+        taken.iter().filter(|taken| taken.is_some()).count(),
+        1,
+        "a refresh token is taken exactly once"
+    );
+    accounts
+        .put_tokens(&[([3; 32], record(2_000))])
+        .await
+        .unwrap();
+    let page = accounts.tokens_after(None, 10).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].0, [3; 32]);
+    assert!(
+        accounts
+            .tokens_after(Some(&[3; 32]), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A manifest listing `chunks` (signed by a fixed test key), hex-encoded as the catalog
+/// stores it.
+pub fn manifest_hex(chunks: &[ChunkId]) -> String {
+    let identity = protocol::Identity::from_secret_bytes(&[9; 32]);
+    let body = protocol::ManifestBody {
+        version: protocol::manifest::MANIFEST_VERSION,
+        origin: identity.node_id(),
+        track: protocol::TrackId([1; 16]),
+        quality: protocol::Quality::Normal,
+        codec: protocol::Codec::Vorbis,
+        bitrate_bps: 96_000,
+        sample_rate_hz: 44_100,
+        channels: 2,
+        duration_ms: 1_000,
+        chunk_bytes: protocol::content::CHUNK_BYTES_DEFAULT,
+        // Every chunk full but the last, which holds 10 bytes.
+        plaintext_bytes: (chunks.len().max(1) as u64 - 1)
+            * u64::from(protocol::content::CHUNK_BYTES_DEFAULT)
+            + 10,
+        chunks: chunks.to_vec(),
+    };
+    let signed = protocol::SignedManifest::sign(&identity, &body).unwrap();
+    hex::encode(protocol::codec::encode(&signed).unwrap())
+}
+
+/// The catalog: a published track is whole (track, rendition, indexes), its key is sealed at
+/// rest and opens through [`Store::rendition`], indexes page, deleting removes the records
+/// and the chunks.
+pub async fn catalog(store: &Store) {
+    let chunk = Bytes::from_static(b"sealed chunk of the catalog check");
+    let chunk_id = ChunkId::of(&chunk);
+    store.blobs().put(&chunk_id, chunk.clone()).await.unwrap();
+    let key = hex::encode([7u8; 32]);
+    let first = track("t01", "artist1", Some("album1"), "r01");
+    let rendition = RenditionRecord {
+        track: "t01".into(),
+        quality: "normal".into(),
+        manifest: manifest_hex(&[chunk_id]),
+        content_key: key.clone(),
+    };
+    store
+        .publish_track(&first, &[("r01".into(), rendition)])
+        .await
+        .unwrap();
+    let catalog = store.catalog();
+    assert_eq!(
+        catalog.track("t01").await.unwrap().unwrap().title,
+        "Title t01"
+    );
+    assert!(catalog.has_rendition("r01").await.unwrap());
+    let sealed = catalog.rendition("r01").await.unwrap().unwrap();
+    assert_ne!(sealed.content_key, key, "content keys rest sealed");
+    assert_eq!(
+        store.rendition("r01").await.unwrap().unwrap().content_key,
+        key
+    );
+    let more: Vec<(TrackRecord, u64)> = (2..=5)
+        .map(|n| {
+            (
+                track(&format!("t0{n}"), "artist1", None, &format!("r0{n}")),
+                n,
+            )
+        })
+        .collect();
+    catalog.import_tracks(&more).await.unwrap();
+    assert_eq!(catalog.track_count().await.unwrap(), 5);
+    let page = catalog.artist_tracks("artist1", 1, 2).await.unwrap();
+    let ids: Vec<&str> = page.iter().map(|track| track.id.as_str()).collect();
+    assert_eq!(ids, ["t02", "t03"], "artist tracks page in id order");
+    assert_eq!(
+        catalog.album_tracks("album1", 0, 10).await.unwrap().len(),
+        1
+    );
+    assert_eq!(store.play_count("t04").await.unwrap(), 4);
+    let after = catalog.tracks_after(Some("t02"), 2).await.unwrap();
+    let ids: Vec<&str> = after.iter().map(|track| track.id.as_str()).collect();
+    assert_eq!(ids, ["t03", "t04"]);
+    assert_eq!(catalog.renditions_after(None, 10).await.unwrap().len(), 1);
+    store.delete_track(&first).await.unwrap();
+    assert!(catalog.track("t01").await.unwrap().is_none());
+    assert!(!catalog.has_rendition("r01").await.unwrap());
+    assert!(
+        catalog
+            .album_tracks("album1", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !store.blobs().contains(&chunk_id).await.unwrap(),
+        "a deleted track's chunks go"
+    );
+    assert_eq!(catalog.track_count().await.unwrap(), 4);
+}
+
+fn playlist(id: &str, owner: &str) -> PlaylistRecord {
+    PlaylistRecord {
+        id: id.into(),
+        owner: owner.into(),
+        name: format!("Playlist {id}"),
+        description: String::new(),
+        public: true,
+        collaborative: false,
+        collaborators: vec![],
+        tracks: vec![],
+        version: 1,
+        created_at_ms: 5,
+        updated_at_ms: 5,
+    }
+}
+
+/// Playlists: created, read, changed with the version bumped, refused changes write nothing,
+/// collaborators see it, paging.
+pub async fn playlists(store: &Store) {
+    let playlists = store.playlists();
+    assert!(
+        playlists
+            .create_playlist(&playlist("p1", "owner1"))
+            .await
+            .unwrap()
+    );
+    let changed = store
+        .update_playlist("p1", 10, |playlist| {
+            playlist.tracks.push("t02".into());
+            playlist.collaborators.push("friend".into());
+            Ok::<(), ()>(())
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.version, 2);
+    assert_eq!(changed.updated_at_ms, 10);
+    let refused = store
+        .update_playlist("p1", 11, |playlist| {
+            playlist.name = "never stored".into();
+            Err::<(), &str>("refused")
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(refused, Err("refused"));
+    let stored = playlists.playlist("p1").await.unwrap().unwrap();
+    assert_eq!(stored.version, 2, "a refused change writes nothing");
+    assert_eq!(stored.name, "Playlist p1");
+    assert_eq!(
+        playlists.account_playlist_ids("friend").await.unwrap(),
+        ["p1"]
+    );
+    assert!(
+        store
+            .update_playlist("missing", 1, |_| Ok::<(), ()>(()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store
+        .update_playlist("p1", 12, |playlist| {
+            playlist.collaborators.clear();
+            Ok::<(), ()>(())
+        })
+        .await
+        .unwrap();
+    assert!(
+        playlists
+            .account_playlist_ids("friend")
+            .await
+            .unwrap()
+            .is_empty(),
+        "a removed collaborator loses the playlist"
+    );
+    assert_eq!(playlists.playlists_after(None, 10).await.unwrap().len(), 1);
+}
+
+/// Concurrent edits of one playlist: every acknowledged append is in the final playlist and
+/// the version counts every change.
+pub async fn concurrent_playlist_edits(store: &Store) {
+    assert!(
+        store
+            .playlists()
+            .create_playlist(&playlist("p-race", "owner2"))
+            .await
+            .unwrap()
+    );
+    let editors = (0..16).map(|n| {
+        let store = store.clone();
+        async move {
+            store
+                .update_playlist("p-race", 20, move |playlist| {
+                    playlist.tracks.push(format!("track{n}"));
+                    Ok::<(), ()>(())
+                })
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+        }
+    });
+    let handles: Vec<_> = editors.map(tokio::spawn).collect();
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    let stored = store.playlists().playlist("p-race").await.unwrap().unwrap();
+    assert_eq!(stored.tracks.len(), 16, "no concurrent edit is lost");
+    assert_eq!(stored.version, 17);
+}
+
+/// Libraries: per account, most recent first, idempotent, capped, removable.
+pub async fn libraries(store: &Store) {
+    let libraries = store.libraries();
+    let add = |account: &'static str, item: &'static str, at: u64| async move {
+        libraries
+            .library_add(Library::Tracks, account, item, at, 3)
+            .await
+            .unwrap()
+    };
+    assert_eq!(add("la", "t1", 10).await, LibraryAdd::Added(10));
+    assert_eq!(add("la", "t2", 20).await, LibraryAdd::Added(20));
+    assert_eq!(add("la", "t1", 30).await, LibraryAdd::Already(10));
+    assert_eq!(add("la", "t3", 30).await, LibraryAdd::Added(30));
+    assert_eq!(add("la", "t4", 40).await, LibraryAdd::Full);
+    assert_eq!(add("lb", "t4", 40).await, LibraryAdd::Added(40));
+    assert_eq!(
+        libraries
+            .library_page(Library::Artists, "la", 0, 10)
+            .await
+            .unwrap()
+            .0,
+        0
+    );
+    let (total, page) = libraries
+        .library_page(Library::Tracks, "la", 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(page, vec![("t2".to_string(), 20), ("t1".to_string(), 10)]);
+    assert!(
+        libraries
+            .library_remove(Library::Tracks, "la", "t2")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !libraries
+            .library_remove(Library::Tracks, "la", "t2")
+            .await
+            .unwrap()
+    );
+    assert_eq!(add("la", "t4", 50).await, LibraryAdd::Added(50));
+    let all = libraries
+        .library_after(Library::Tracks, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 4);
+    let rest = libraries
+        .library_after(Library::Tracks, Some(("la", "t3")), 100)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 2, "after la/t3: la/t4 and lb/t4");
+}
+
+fn event(
+    id: &str,
+    play: &str,
+    kind: EventKind,
+    track: &str,
+    position_ms: u64,
+    at_ms: u64,
+) -> EventInput {
+    EventInput {
+        id: id.into(),
+        play_id: play.into(),
+        kind,
+        track: track.into(),
+        artist_id: "artist1".into(),
+        genre: None,
+        region: "SE".into(),
+        position_ms,
+        at_ms,
+    }
+}
+
+/// Listening: the rule qualifies a play once, repeats are duplicates, a refused event aborts
+/// the whole batch, streams read back by time, counts, recent tracks, pruning, export.
+pub async fn listening(store: &Store) {
+    let start = 1_000_000;
+    let batch = [
+        event("e1", "play1", EventKind::PlayStart, "t02", 0, start),
+        event(
+            "e2",
+            "play1",
+            EventKind::Progress,
+            "t02",
+            31_000,
+            start + 31_000,
+        ),
+    ];
+    let recorded = store.record_events("lis", &batch).await.unwrap().unwrap();
+    assert_eq!((recorded.accepted, recorded.duplicates), (2, 0));
+    assert_eq!(recorded.streams.len(), 1, "31 s of listening is a stream");
+    let again = store.record_events("lis", &batch).await.unwrap().unwrap();
+    assert_eq!(
+        (again.accepted, again.duplicates),
+        (0, 2),
+        "event ids are idempotent"
+    );
+    let before = store.play_count("t02").await.unwrap();
+    let mixed = [
+        event(
+            "e3",
+            "play2",
+            EventKind::PlayStart,
+            "t03",
+            0,
+            start + 40_000,
+        ),
+        event(
+            "e4",
+            "play1",
+            EventKind::Progress,
+            "t03",
+            40_000,
+            start + 41_000,
+        ),
+    ];
+    let refused = store.record_events("lis", &mixed).await.unwrap();
+    assert_eq!(refused.unwrap_err().0, 1, "the refused event's index");
+    let retried = store
+        .record_events("lis", &mixed[..1])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        retried.accepted, 1,
+        "a refused batch wrote nothing: its first event is new"
+    );
+    assert_eq!(store.play_count("t02").await.unwrap(), before);
+    let listening = store.listening();
+    let streams = listening
+        .streams_between(start, start + 100_000, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(streams.len(), 1);
+    assert_eq!(streams[0].track, "t02");
+    let after: &StreamRecord = &streams[0];
+    assert!(
+        listening
+            .streams_between(start, start + 100_000, Some(after), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        listening.streams_newest_first(0, 10).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        listening.recent_tracks("lis", 5).await.unwrap(),
+        ["t03", "t02"]
+    );
+    let (page, next) = listening.export_listening(None, 1000).await.unwrap();
+    assert!(next.is_none());
+    assert_eq!(page.event_ids.len(), 3);
+    assert_eq!(page.plays.len(), 2);
+    assert_eq!(page.streams.len(), 1);
+    let (first, cursor) = listening.export_listening(None, 2).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let (second, _) = listening
+        .export_listening(cursor.as_deref(), 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        first.len() + second.len(),
+        page.len(),
+        "pages cover it all once"
+    );
+    assert_eq!(listening.prune_activity(start + 35_000).await.unwrap(), 3);
+}
+
+/// Offline devices: at most the limit with unexpired licenses, also under concurrency; a known
+/// device renews; expired ones make room.
+pub async fn devices(store: &Store) {
+    let devices = store.devices();
+    assert!(
+        devices
+            .admit_offline_device("da", "n1", 0, 2, 100)
+            .await
+            .unwrap()
+    );
+    assert!(
+        devices
+            .admit_offline_device("da", "n2", 0, 2, 100)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !devices
+            .admit_offline_device("da", "n3", 0, 2, 100)
+            .await
+            .unwrap()
+    );
+    assert!(
+        devices
+            .admit_offline_device("da", "n1", 50, 2, 200)
+            .await
+            .unwrap()
+    );
+    assert!(
+        devices
+            .admit_offline_device("db", "n3", 0, 2, 100)
+            .await
+            .unwrap()
+    );
+    assert!(
+        devices
+            .admit_offline_device("da", "n3", 150, 2, 300)
+            .await
+            .unwrap()
+    );
+    let racers = (0..8).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .devices()
+                .admit_offline_device("dc", &format!("node{n}"), 0, 3, 100)
+                .await
+                .unwrap()
+        })
+    });
+    let mut admitted = 0;
+    for racer in racers.collect::<Vec<_>>() {
+        admitted += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(admitted, 3, "concurrent admissions hold the limit");
+    assert!(!devices.devices_after(None, 100).await.unwrap().is_empty());
+}
+
+/// Blobs: content-addressed, idempotent, verified on write, removable.
+pub async fn blobs(store: &Store) {
+    let data = Bytes::from(vec![42u8; 70_000]);
+    let id = ChunkId::of(&data);
+    store.blobs().put(&id, data.clone()).await.unwrap();
+    store.blobs().put(&id, data.clone()).await.unwrap();
+    assert!(store.blobs().contains(&id).await.unwrap());
+    assert_eq!(
+        store.blobs().backend().get(&id).await.unwrap().unwrap(),
+        data
+    );
+    assert!(
+        store
+            .blobs()
+            .put(&id, Bytes::from_static(b"not it"))
+            .await
+            .is_err(),
+        "bytes that do not hash to the id are refused"
+    );
+    store.blobs().remove(&id).await.unwrap();
+    assert!(store.blobs().get(&id).await.unwrap().is_none());
+    store.blobs().remove(&id).await.unwrap();
+}

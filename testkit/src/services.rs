@@ -1,0 +1,462 @@
+//! Real storage servers for tests, each a private process on loopback in a temporary
+//! directory: a PostgreSQL cluster ([`Postgres`]) and a Garage object store ([`Garage`]).
+//! `scripts/setup` installs both (PostgreSQL from Debian, Garage built from crates.io into
+//! `$CHORUS_TOOLS/bin`); a test that needs one fails with what to run when it is missing.
+//!
+//! Each test starts its own, so tests run in parallel, and one may stop and restart its
+//! server (an outage, a database restart) without touching another's.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_for_port(port: u16, within: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("nothing listens on 127.0.0.1:{port} after {within:?}")
+}
+
+fn run(command: &mut Command) -> anyhow::Result<String> {
+    let output = command
+        .output()
+        .with_context(|| format!("running {command:?}"))?;
+    ensure!(
+        output.status.success(),
+        "{command:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn is_root() -> bool {
+    std::env::var("USER").is_ok_and(|user| user == "root")
+        || Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|output| output.stdout.trim_ascii() == b"0")
+}
+
+/// A private PostgreSQL cluster (Debian's binaries; `initdb` runs as the `postgres` user
+/// when the tests run as root, since PostgreSQL refuses root).
+#[derive(Debug)]
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+/// The directory holding `initdb` and `pg_ctl`.
+fn postgres_bin() -> anyhow::Result<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok().map(|entry| entry.path().join("bin")))
+                .filter(|bin| bin.join("initdb").exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found.pop().context(
+        "PostgreSQL's server binaries are not installed (/usr/lib/postgresql/*/bin/initdb): \
+         run scripts/setup",
+    )
+}
+
+impl Postgres {
+    /// Initialises and starts a cluster on a free loopback port, with a `chorus` superuser
+    /// that needs no password.
+    pub fn start() -> anyhow::Result<Self> {
+        let bin = postgres_bin()?;
+        let dir = tempfile::Builder::new().prefix("chorus-pg").tempdir()?;
+        let as_postgres = is_root();
+        if as_postgres {
+            run(Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(dir.path()))?;
+        }
+        let cluster = Self {
+            dir,
+            bin,
+            port: free_port()?,
+            as_postgres,
+        };
+        cluster.pg(
+            "initdb",
+            &[
+                "-D",
+                &cluster.data().to_string_lossy(),
+                "--auth=trust",
+                "--username=chorus",
+                "--no-sync",
+                "--encoding=UTF8",
+                "--locale=C",
+            ],
+        )?;
+        cluster.start_server()?;
+        Ok(cluster)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn pg(&self, tool: &str, args: &[&str]) -> anyhow::Result<String> {
+        let program = self.bin.join(tool);
+        let mut command = if self.as_postgres {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
+        } else {
+            Command::new(program)
+        };
+        command.args(args).stdin(Stdio::null());
+        run(&mut command)
+    }
+
+    fn start_server(&self) -> anyhow::Result<()> {
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c max_connections=200 -c fsync=on",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log");
+        self.pg(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data().to_string_lossy(),
+                "-o",
+                &options,
+                "-l",
+                &log.to_string_lossy(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )?;
+        wait_for_port(self.port, Duration::from_secs(30))
+    }
+
+    /// Stops the server at once (`immediate`: like a crash; the next start recovers).
+    pub fn stop(&self) -> anyhow::Result<()> {
+        self.pg(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data().to_string_lossy(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        )
+        .map(drop)
+    }
+
+    /// Starts the server again after [`Postgres::stop`], on the same port.
+    pub fn restart(&self) -> anyhow::Result<()> {
+        self.start_server()
+    }
+
+    /// Creates a database and returns its URL.
+    pub fn create_database(&self, name: &str) -> anyhow::Result<String> {
+        self.pg(
+            "createdb",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "chorus",
+                name,
+            ],
+        )?;
+        Ok(self.url(name))
+    }
+
+    /// The URL of database `name`.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://chorus:unused@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// The Garage binary: `$CHORUS_TOOLS/bin/garage` (default `~/.cache/chorus-tools`), else on
+/// `PATH`.
+pub fn garage_bin() -> anyhow::Result<PathBuf> {
+    let tools = std::env::var_os("CHORUS_TOOLS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/chorus-tools"))
+        });
+    if let Some(tools) = tools {
+        let bin = tools.join("bin/garage");
+        if bin.exists() {
+            return Ok(bin);
+        }
+    }
+    let on_path = Command::new("garage").arg("--version").output();
+    if on_path.is_ok_and(|output| output.status.success()) {
+        return Ok(PathBuf::from("garage"));
+    }
+    bail!("the Garage object store is not installed ($CHORUS_TOOLS/bin/garage): run scripts/setup")
+}
+
+/// A single-node Garage object store (an S3-compatible server that checks every request's
+/// signature), with one access key allowed on the buckets it creates.
+#[derive(Debug)]
+pub struct Garage {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    config: PathBuf,
+    s3_port: u16,
+    child: std::sync::Mutex<Option<Child>>,
+    /// The access key id.
+    pub key_id: String,
+    /// The secret key.
+    pub secret: String,
+}
+
+/// The region Garage answers to.
+pub const GARAGE_REGION: &str = "garage";
+
+impl Garage {
+    /// Starts Garage on free loopback ports, lays out its one node and imports an access key.
+    pub fn start() -> anyhow::Result<Self> {
+        let bin = garage_bin()?;
+        let dir = tempfile::Builder::new().prefix("chorus-garage").tempdir()?;
+        let (s3_port, rpc_port, admin_port) = (free_port()?, free_port()?, free_port()?);
+        let rpc_secret: String = (0..32)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
+        let config = dir.path().join("garage.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"metadata_dir = "{meta}"
+data_dir = "{data}"
+db_engine = "lmdb"
+metadata_fsync = true
+data_fsync = true
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:{rpc_port}"
+rpc_public_addr = "127.0.0.1:{rpc_port}"
+rpc_secret = "{rpc_secret}"
+
+[s3_api]
+s3_region = "{GARAGE_REGION}"
+api_bind_addr = "127.0.0.1:{s3_port}"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:{admin_port}"
+"#,
+                meta = dir.path().join("meta").display(),
+                data = dir.path().join("data").display(),
+            ),
+        )?;
+        let key_id = format!(
+            "GK{}",
+            (0..12)
+                .map(|_| format!("{:02x}", rand::random::<u8>()))
+                .collect::<String>()
+        );
+        let secret: String = (0..32)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
+        let garage = Self {
+            dir,
+            bin,
+            config,
+            s3_port,
+            child: std::sync::Mutex::new(None),
+            key_id,
+            secret,
+        };
+        garage.start_server()?;
+        let status = garage.cli(&["status"])?;
+        let node = status
+            .lines()
+            .find_map(|line| {
+                let word = line.split_whitespace().next()?;
+                (word.len() == 16 && word.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .then(|| word.to_string())
+            })
+            .with_context(|| format!("no node id in `garage status`:\n{status}"))?;
+        garage.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node])?;
+        garage.cli(&["layout", "apply", "--version", "1"])?;
+        let (key_id, secret) = (garage.key_id.clone(), garage.secret.clone());
+        garage.cli(&["key", "import", "--yes", "-n", "chorus", &key_id, &secret])?;
+        Ok(garage)
+    }
+
+    fn start_server(&self) -> anyhow::Result<()> {
+        let log = std::fs::File::create(self.dir.path().join("server.log"))?;
+        let child = Command::new(&self.bin)
+            .arg("-c")
+            .arg(&self.config)
+            .arg("server")
+            .env("RUST_LOG", "garage=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting garage")?;
+        *self
+            .child
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = Some(child);
+        wait_for_port(self.s3_port, Duration::from_secs(30))?;
+        // The RPC layer comes up with the API; `status` answers once the node knows itself.
+        let started = Instant::now();
+        while self.cli(&["status"]).is_err() {
+            ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "garage does not answer `status`"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
+    fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        run(Command::new(&self.bin)
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::null()))
+    }
+
+    /// Creates `bucket` and allows the key on it.
+    pub fn create_bucket(&self, bucket: &str) -> anyhow::Result<()> {
+        self.cli(&["bucket", "create", bucket])?;
+        self.cli(&[
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            bucket,
+            "--key",
+            &self.key_id,
+        ])?;
+        Ok(())
+    }
+
+    /// The S3 endpoint URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.s3_port)
+    }
+
+    /// The standard variables that point an S3 client (a `chorus origin`) here.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ACCESS_KEY_ID", self.key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret.clone()),
+            ("AWS_REGION", GARAGE_REGION.to_string()),
+            ("AWS_ALLOW_HTTP", "true".to_string()),
+        ]
+    }
+
+    /// Access for an in-process store.
+    pub fn access(&self) -> origin::store::s3::S3Access {
+        origin::store::s3::S3Access {
+            endpoint: Some(self.endpoint()),
+            access_key_id: Some(self.key_id.clone()),
+            secret_access_key: Some(self.secret.clone()),
+            region: Some(GARAGE_REGION.to_string()),
+            allow_http: true,
+        }
+    }
+
+    /// Kills the server (an outage).
+    pub fn stop(&self) {
+        let child = self
+            .child
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .take();
+        if let Some(mut child) = child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again after [`Garage::stop`], on the same ports and data.
+    pub fn restart(&self) -> anyhow::Result<()> {
+        self.stop();
+        self.start_server()
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A PostgreSQL cluster and a Garage store together: what an origin on the scale-out
+/// backends needs.
+#[derive(Debug)]
+pub struct Services {
+    /// The database server.
+    pub postgres: Postgres,
+    /// The object store.
+    pub garage: Garage,
+}
+
+impl Services {
+    /// Starts both (blocking: a second or two).
+    pub fn start() -> anyhow::Result<Self> {
+        Ok(Self {
+            postgres: Postgres::start()?,
+            garage: Garage::start()?,
+        })
+    }
+
+    /// Creates database `name` and bucket `name` and points `config` at them.
+    pub fn configure(
+        &self,
+        config: &mut origin::config::OriginConfig,
+        name: &str,
+    ) -> anyhow::Result<()> {
+        config.database = self.postgres.create_database(name)?;
+        self.garage.create_bucket(name)?;
+        config.blobs = format!("s3://{name}/origin");
+        config.s3 = origin::config::S3Settings {
+            endpoint: Some(self.garage.endpoint()),
+            region: Some(GARAGE_REGION.to_string()),
+            access_key_id: Some(self.garage.key_id.clone()),
+            secret_access_key: Some(self.garage.secret.clone()),
+            allow_http: Some(true),
+        };
+        Ok(())
+    }
+}
