@@ -432,5 +432,8 @@ pub fn run_storage(args: &StorageBenchArgs) -> anyhow::Result<ExitCode> {
             })
         );
     }
+    // Stop the origins' tasks before their database and object store go away.
+    drop(server);
+    drop((embedded, scaled));
     Ok(ExitCode::SUCCESS)
 }

@@ -8,9 +8,10 @@ use super::state::{AppState, now_ms};
 use crate::accounts;
 use crate::store::{Account, TokenKind, TokenRecord};
 
-/// The stored record of the request's bearer token, as the rate limiter found it.
+/// The stored record of the request's bearer token and its account, as the rate limiter
+/// found them (one store round trip per request for both).
 #[derive(Debug, Clone)]
-pub struct ResolvedToken(pub TokenRecord);
+pub struct ResolvedToken(pub TokenRecord, pub Option<Account>);
 
 /// The authenticated account behind `Authorization: Bearer <access token>`.
 #[derive(Debug)]
@@ -31,27 +32,24 @@ impl FromRequestParts<AppState> for Authed {
         let token = header
             .strip_prefix("Bearer ")
             .ok_or_else(|| ApiError::unauthorized("expected a bearer token"))?;
-        let resolved = parts
-            .extensions
-            .get::<ResolvedToken>()
-            .map(|resolved| resolved.0.clone());
-        let record = match resolved {
-            Some(record) => Some(record),
-            None => {
-                state
-                    .store
-                    .accounts()
-                    .token(&accounts::token_hash(token))
-                    .await?
-            }
-        }
-        .filter(|record| record.kind == TokenKind::Access && record.expires_at_ms > now_ms())
-        .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
-        let account = state
-            .store
-            .accounts()
-            .account(&record.account)
-            .await?
+        let resolved = parts.extensions.get::<ResolvedToken>().cloned();
+        let (record, account) = match resolved {
+            Some(ResolvedToken(record, account)) => (Some(record), account),
+            None => match state
+                .store
+                .accounts()
+                .session(&accounts::token_hash(token))
+                .await?
+            {
+                Some((record, account)) => (Some(record), account),
+                None => (None, None),
+            },
+        };
+        let record = record
+            .filter(|record| record.kind == TokenKind::Access && record.expires_at_ms > now_ms())
+            .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
+        let account = account
+            .filter(|account| account.id == record.account)
             .ok_or_else(|| ApiError::unauthorized("account gone"))?;
         Ok(Authed(account))
     }

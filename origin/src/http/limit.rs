@@ -88,14 +88,17 @@ pub async fn admit(State(state): State<AppState>, mut request: Request, next: Ne
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(crate::accounts::token_hash);
-    let record = match token_hash {
-        Some(hash) => state.store.accounts().token(&hash).await.ok().flatten(),
+    let session = match token_hash {
+        Some(hash) => state.store.accounts().session(&hash).await.ok().flatten(),
         None => None,
     }
-    .filter(|record| record.expires_at_ms > now);
+    .filter(|(record, _)| record.expires_at_ms > now);
+    let record = session.as_ref().map(|(record, _)| record.clone());
     let account = record.as_ref().map(|record| record.account.clone());
-    if let Some(record) = record {
-        request.extensions_mut().insert(ResolvedToken(record));
+    if let Some((record, account)) = session {
+        request
+            .extensions_mut()
+            .insert(ResolvedToken(record, account));
     }
     request.extensions_mut().insert(Admitted {
         limiter: state.limiter.clone(),

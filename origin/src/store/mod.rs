@@ -125,6 +125,12 @@ pub trait Accounts: Send + Sync + std::fmt::Debug {
     async fn put_tokens(&self, tokens: &[([u8; 32], TokenRecord)]) -> Result<(), StoreError>;
     /// The token record for a token hash.
     async fn token(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError>;
+    /// The token record for a token hash with its account (if the account still exists), in
+    /// one round trip: what authenticating a request needs.
+    async fn session(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<(TokenRecord, Option<Account>)>, StoreError>;
     /// Removes and returns a token record atomically (refresh tokens are single-use: of two
     /// concurrent takes, one gets the record).
     async fn take_token(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError>;

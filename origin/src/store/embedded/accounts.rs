@@ -54,6 +54,17 @@ impl Accounts for EmbeddedStore {
         get_json(&self.0.tokens, token_hash)
     }
 
+    async fn session(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<(TokenRecord, Option<Account>)>, StoreError> {
+        let Some(record) = get_json::<TokenRecord>(&self.0.tokens, token_hash)? else {
+            return Ok(None);
+        };
+        let account = get_json(&self.0.accounts, record.account.as_bytes())?;
+        Ok(Some((record, account)))
+    }
+
     async fn take_token(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
         let taken = match self.0.tokens.remove(token_hash)? {
             Some(bytes) => Some(serde_json::from_slice(&bytes)?),

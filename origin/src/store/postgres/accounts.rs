@@ -107,6 +107,32 @@ impl Accounts for PostgresStore {
         Ok(row.map(|row| row.get::<_, Json<TokenRecord>>(0).0))
     }
 
+    async fn session(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<(TokenRecord, Option<Account>)>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT t.record, a.record FROM tokens t
+                 LEFT JOIN accounts a ON a.id = t.record->>'account'
+                 WHERE t.hash = $1",
+            )
+            .await
+            .map_err(db_error)?;
+        let row = client
+            .query_opt(&statement, &[&&token_hash[..]])
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|row| {
+            (
+                row.get::<_, Json<TokenRecord>>(0).0,
+                row.get::<_, Option<Json<Account>>>(1)
+                    .map(|account| account.0),
+            )
+        }))
+    }
+
     async fn take_token(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
         let client = self.client().await?;
         let statement = client
