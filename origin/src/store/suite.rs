@@ -557,6 +557,74 @@ pub async fn listening(store: &Store) {
         "pages cover it all once"
     );
     assert_eq!(listening.prune_activity(start + 35_000).await.unwrap(), 3);
+    concurrent_event_batches(store, start).await;
+}
+
+/// Batches of many accounts at once, qualifying plays of the same tracks in different
+/// orders: every batch is recorded (shared counters do not deadlock) and the counts add up.
+async fn concurrent_event_batches(store: &Store, start: u64) {
+    let tracks = ["t02", "t03", "t04", "t05"];
+    let before: u64 = {
+        let ids: Vec<String> = tracks.iter().map(|track| track.to_string()).collect();
+        store
+            .listening()
+            .play_counts(&ids)
+            .await
+            .unwrap()
+            .iter()
+            .sum()
+    };
+    let batches = (0..8usize).map(|account| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for round in 0..4usize {
+                let mut events = Vec::new();
+                for n in 0..tracks.len() {
+                    // Each account walks the tracks in its own order.
+                    let track = tracks[(n + account) % tracks.len()];
+                    let play = format!("c{account}r{round}p{n}");
+                    events.push(event(
+                        &format!("{play}a"),
+                        &play,
+                        EventKind::PlayStart,
+                        track,
+                        0,
+                        start,
+                    ));
+                    events.push(event(
+                        &format!("{play}b"),
+                        &play,
+                        EventKind::Progress,
+                        track,
+                        31_000,
+                        start + 31_000,
+                    ));
+                }
+                let recorded = store
+                    .record_events(&format!("concurrent{account}"), &events)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(recorded.streams.len(), tracks.len());
+            }
+        })
+    });
+    for batch in batches.collect::<Vec<_>>() {
+        batch.await.unwrap();
+    }
+    let ids: Vec<String> = tracks.iter().map(|track| track.to_string()).collect();
+    let after: u64 = store
+        .listening()
+        .play_counts(&ids)
+        .await
+        .unwrap()
+        .iter()
+        .sum();
+    assert_eq!(
+        after - before,
+        8 * 4 * 4,
+        "every qualified play counted once"
+    );
 }
 
 /// Offline devices: at most the limit with unexpired licenses, also under concurrency; a known

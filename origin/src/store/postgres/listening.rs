@@ -192,7 +192,10 @@ impl Listening for PostgresStore {
                 write.plays.push((account.to_string(), play_id, state));
             }
         }
+        // Counters are shared between accounts: update them in one order (by track), so two
+        // batches touching the same tracks wait for each other instead of deadlocking.
         write.play_counts = counts.into_iter().collect();
+        write.play_counts.sort();
         self.write_listening(&transaction, &write, true).await?;
         transaction.commit().await.map_err(db_error)?;
         Ok(Ok(recorded))
