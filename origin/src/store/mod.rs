@@ -32,6 +32,7 @@ use async_trait::async_trait;
 use protocol::ChunkId;
 
 pub mod blobs;
+pub mod cached;
 pub mod embedded;
 pub mod keys;
 pub mod postgres;
@@ -557,7 +558,7 @@ impl Store {
     ) -> Self {
         Self {
             accounts: metadata.clone().accounts(),
-            catalog: metadata.clone().catalog(),
+            catalog: Arc::new(cached::CachedCatalog::new(metadata.clone().catalog())),
             playlists: metadata.clone().playlists(),
             libraries: metadata.clone().libraries(),
             listening: metadata.clone().listening(),
