@@ -199,14 +199,7 @@ pub struct TracksPage {
 }
 
 async fn user_view(state: &AppState, id: &str) -> UserRef {
-    let username = state
-        .store
-        .accounts()
-        .account(id)
-        .await
-        .ok()
-        .flatten()
-        .map(|account| account.username);
+    let username = state.store.username(id).await.ok().flatten();
     UserRef {
         id: id.to_string(),
         username,

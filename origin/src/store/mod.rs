@@ -497,7 +497,11 @@ pub struct Store {
     blobs: ChunkBlobs,
     keys: Arc<KeyWrap>,
     describe: String,
+    usernames: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
+
+/// Usernames kept by [`Store::username`].
+pub const USERNAMES_MAX: usize = 100_000;
 
 /// One backend serving every metadata domain.
 pub trait Metadata: Accounts + Catalog + Playlists + Libraries + Listening + Devices {}
@@ -566,6 +570,7 @@ impl Store {
             blobs,
             keys,
             describe,
+            usernames: Arc::default(),
         }
     }
 
@@ -735,6 +740,33 @@ impl Store {
                 }
             },
         })
+    }
+
+    /// The username of account `id`. Usernames never change once taken, so they are kept in
+    /// memory (at most [`USERNAMES_MAX`], emptied when full): playlist pages name their owner
+    /// and collaborators on every read.
+    pub async fn username(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let known = self
+            .usernames
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(id)
+            .cloned();
+        if known.is_some() {
+            return Ok(known);
+        }
+        let Some(account) = self.accounts.account(id).await? else {
+            return Ok(None);
+        };
+        let mut usernames = self
+            .usernames
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if usernames.len() >= USERNAMES_MAX {
+            usernames.clear();
+        }
+        usernames.insert(id.to_string(), account.username.clone());
+        Ok(Some(account.username))
     }
 
     /// Qualified streams of `track`, ever.
