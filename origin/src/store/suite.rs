@@ -110,8 +110,14 @@ pub async fn accounts(store: &Store) {
         Tier::Premium
     );
     assert!(accounts.account("nobody").await.unwrap().is_none());
-    assert_eq!(store.username("acc1").await.unwrap().as_deref(), Some("ada"));
-    assert_eq!(store.username("acc1").await.unwrap().as_deref(), Some("ada"));
+    assert_eq!(
+        store.username("acc1").await.unwrap().as_deref(),
+        Some("ada")
+    );
+    assert_eq!(
+        store.username("acc1").await.unwrap().as_deref(),
+        Some("ada")
+    );
     assert!(store.username("nobody").await.unwrap().is_none());
     assert!(
         accounts
