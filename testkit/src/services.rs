@@ -1,7 +1,9 @@
 //! Real storage servers for tests, each a private process on loopback in a temporary
-//! directory: a PostgreSQL cluster ([`Postgres`]) and a Garage object store ([`Garage`]).
-//! `scripts/setup` installs both (PostgreSQL from Debian, Garage built from crates.io into
-//! `$CHORUS_TOOLS/bin`); a test that needs one fails with what to run when it is missing.
+//! directory: a PostgreSQL cluster ([`Postgres`]), a Garage object store ([`Garage`]) with
+//! nginx in front of it as `deploy/nginx/s3-front.conf` says, and nginx itself ([`Nginx`]).
+//! `scripts/setup` installs them (PostgreSQL and nginx from Debian, Garage built from
+//! crates.io into `$CHORUS_TOOLS/bin`); a test that needs one fails with what to run when it
+//! is missing.
 //!
 //! Each test starts its own, so tests run in parallel, and one may stop and restart its
 //! server (an outage, a database restart) without touching another's.
@@ -228,15 +230,23 @@ pub fn garage_bin() -> anyhow::Result<PathBuf> {
     bail!("the Garage object store is not installed ($CHORUS_TOOLS/bin/garage): run scripts/setup")
 }
 
+/// The nginx server block that faces the network for Garage (see the file for why).
+const S3_FRONT: &str = include_str!("../../deploy/nginx/s3-front.conf");
+
 /// A single-node Garage object store (an S3-compatible server that checks every request's
-/// signature), with one access key allowed on the buckets it creates.
+/// signature), with one access key allowed on the buckets it creates. Garage listens on a
+/// Unix socket and nginx on a loopback port in front of it, as `deploy/nginx/s3-front.conf`
+/// advises; [`Garage::stop`] kills Garage only, so an outage looks like one behind a proxy.
 #[derive(Debug)]
 pub struct Garage {
     dir: tempfile::TempDir,
     bin: PathBuf,
     config: PathBuf,
+    socket: PathBuf,
     s3_port: u16,
     child: std::sync::Mutex<Option<Child>>,
+    /// nginx in front; kept for as long as Garage (dropping it stops it).
+    _front: Option<Nginx>,
     /// The access key id.
     pub key_id: String,
     /// The secret key.
@@ -252,6 +262,7 @@ impl Garage {
         let bin = garage_bin()?;
         let dir = tempfile::Builder::new().prefix("chorus-garage").tempdir()?;
         let (s3_port, rpc_port, admin_port) = (free_port()?, free_port()?, free_port()?);
+        let socket = dir.path().join("s3.sock");
         let rpc_secret: String = (0..32)
             .map(|_| format!("{:02x}", rand::random::<u8>()))
             .collect();
@@ -271,7 +282,7 @@ rpc_secret = "{rpc_secret}"
 
 [s3_api]
 s3_region = "{GARAGE_REGION}"
-api_bind_addr = "127.0.0.1:{s3_port}"
+api_bind_addr = "{socket}"
 root_domain = ".s3.garage.localhost"
 
 [admin]
@@ -279,6 +290,7 @@ api_bind_addr = "127.0.0.1:{admin_port}"
 "#,
                 meta = dir.path().join("meta").display(),
                 data = dir.path().join("data").display(),
+                socket = socket.display(),
             ),
         )?;
         let key_id = format!(
@@ -294,12 +306,19 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             dir,
             bin,
             config,
+            socket,
             s3_port,
             child: std::sync::Mutex::new(None),
+            _front: None,
             key_id,
             secret,
         };
+        let mut garage = garage;
         garage.start_server()?;
+        let front = S3_FRONT
+            .replace("@LISTEN@", &format!("127.0.0.1:{s3_port}"))
+            .replace("@GARAGE_SOCKET@", &garage.socket.to_string_lossy());
+        garage._front = Some(Nginx::start(&front)?);
         let status = garage.cli(&["status"])?;
         let node = status
             .lines()
@@ -332,7 +351,15 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             .child
             .lock()
             .unwrap_or_else(|poison| poison.into_inner()) = Some(child);
-        wait_for_port(self.s3_port, Duration::from_secs(30))?;
+        let started = Instant::now();
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "garage does not listen on {}",
+                self.socket.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         // The RPC layer comes up with the API; `status` answers once the node knows itself.
         let started = Instant::now();
         while self.cli(&["status"]).is_err() {
@@ -369,7 +396,7 @@ api_bind_addr = "127.0.0.1:{admin_port}"
         Ok(())
     }
 
-    /// The S3 endpoint URL.
+    /// The S3 endpoint URL (nginx in front of Garage).
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.s3_port)
     }
@@ -458,5 +485,121 @@ impl Services {
             allow_http: Some(true),
         };
         Ok(())
+    }
+}
+
+/// Where Debian's nginx is, or the one on `PATH`.
+pub fn nginx_bin() -> anyhow::Result<PathBuf> {
+    for candidate in [
+        "/usr/sbin/nginx",
+        "/usr/local/sbin/nginx",
+        "/usr/local/nginx/sbin/nginx",
+    ] {
+        if Path::new(candidate).exists() {
+            return Ok(PathBuf::from(candidate));
+        }
+    }
+    let on_path = Command::new("nginx").arg("-v").output();
+    if on_path.is_ok_and(|output| output.status.success()) {
+        return Ok(PathBuf::from("nginx"));
+    }
+    bail!("nginx is not installed: run scripts/setup")
+}
+
+/// A private nginx: one process (no master, no user switch) in a temporary directory, serving
+/// the `server {}` and `upstream {}` blocks it is given. Every listen address in them must be
+/// free; [`Nginx::start`] returns once the first one accepts connections.
+#[derive(Debug)]
+pub struct Nginx {
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Nginx {
+    /// Writes a whole configuration around `blocks` and starts nginx on it.
+    pub fn start(blocks: &str) -> anyhow::Result<Self> {
+        let bin = nginx_bin()?;
+        let dir = tempfile::Builder::new().prefix("chorus-nginx").tempdir()?;
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let config = format!(
+            r#"daemon off;
+master_process off;
+worker_processes 1;
+pid {pid};
+error_log {error_log} warn;
+events {{
+    worker_connections 1024;
+}}
+http {{
+    access_log off;
+    client_body_temp_path {body};
+    proxy_temp_path {proxy};
+    fastcgi_temp_path {fastcgi};
+    uwsgi_temp_path {uwsgi};
+    scgi_temp_path {scgi};
+{blocks}
+}}
+"#,
+            pid = path("nginx.pid"),
+            error_log = path("error.log"),
+            body = path("client_body"),
+            proxy = path("proxy"),
+            fastcgi = path("fastcgi"),
+            uwsgi = path("uwsgi"),
+            scgi = path("scgi"),
+        );
+        let config_path = dir.path().join("nginx.conf");
+        std::fs::write(&config_path, config)?;
+        run(Command::new(&bin)
+            .arg("-t")
+            .arg("-q")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(path("error.log"))
+            .arg("-c")
+            .arg(&config_path)
+            .stdin(Stdio::null()))
+        .context("nginx refuses its configuration")?;
+        let child = Command::new(&bin)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(path("error.log"))
+            .arg("-c")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting nginx")?;
+        let nginx = Self { dir, child };
+        let port = blocks
+            .lines()
+            .find_map(|line| {
+                let address = line.trim().strip_prefix("listen ")?;
+                let address = address.trim_end_matches(';').split_whitespace().next()?;
+                address.rsplit(':').next()?.parse::<u16>().ok()
+            })
+            .context("no `listen ADDRESS:PORT;` in the nginx blocks")?;
+        wait_for_port(port, Duration::from_secs(10)).with_context(|| {
+            format!(
+                "nginx did not come up: {}",
+                std::fs::read_to_string(nginx.dir.path().join("error.log")).unwrap_or_default()
+            )
+        })?;
+        Ok(nginx)
+    }
+
+    /// nginx's error log so far.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
