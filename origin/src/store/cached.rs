@@ -1,18 +1,28 @@
-//! A read-through cache of track and rendition records in front of any [`Catalog`]: the play
-//! path reads both on every authorization, and on a networked database each read is a round
-//! trip. Rendition records never change once published; a track changes only when deleted or
+//! Read-through caches in front of any backend, for the reads every request makes: on a
+//! networked database each read is a round trip.
+//!
+//! [`CachedCatalog`] keeps track and rendition records (the play path reads both on every
+//! authorization). Rendition records never change once published; a track changes only when deleted or
 //! re-imported, which goes through this layer and forgets it. Entries also expire after
 //! [`RECORD_TTL`], which bounds how long another origin's delete on a shared database can go
 //! unseen here. Bounded: at most [`RECORDS_MAX`] of each (emptied when full).
+//!
+//! [`CachedAccounts`] keeps sessions (an access token's record with its account), which every
+//! authenticated request resolves. Access tokens are never revoked before they expire (expiry
+//! is checked on every request against the cached record); an account changes only through
+//! [`Accounts::update_account`], which forgets its sessions here at once. Another origin's
+//! change to an account (a tier or role) is seen within [`SESSION_TTL`]. Only found sessions
+//! are kept, so a token issued by another origin works at once.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use protocol::ChunkId;
 
-use super::{Catalog, RenditionRecord, StoreError, TrackRecord};
+use super::{Account, Accounts, Catalog, RenditionRecord, StoreError, TokenRecord, TrackRecord};
 
 /// How long a cached record is served before it is read again.
 pub const RECORD_TTL: Duration = Duration::from_secs(10);
@@ -20,7 +30,13 @@ pub const RECORD_TTL: Duration = Duration::from_secs(10);
 /// Records of each kind kept.
 pub const RECORDS_MAX: usize = 100_000;
 
-type Entries<T> = Mutex<HashMap<String, (Instant, T)>>;
+/// How long a cached session is served before it is read again.
+pub const SESSION_TTL: Duration = Duration::from_secs(5);
+
+/// Sessions kept.
+pub const SESSIONS_MAX: usize = 100_000;
+
+type Entries<T, K = String> = Mutex<HashMap<K, (Instant, T)>>;
 
 /// [`Catalog`] with its track and rendition reads cached (see the module docs).
 #[derive(Debug)]
@@ -31,19 +47,32 @@ pub struct CachedCatalog {
 }
 
 fn lookup<T: Clone>(entries: &Entries<T>, id: &str) -> Option<T> {
+    lookup_within(entries, id, RECORD_TTL)
+}
+
+fn lookup_within<K, Q, T>(entries: &Entries<T, K>, key: &Q, ttl: Duration) -> Option<T>
+where
+    K: std::borrow::Borrow<Q> + Hash + Eq,
+    Q: Hash + Eq + ?Sized,
+    T: Clone,
+{
     let entries = entries.lock().unwrap_or_else(|poison| poison.into_inner());
     entries
-        .get(id)
-        .filter(|(at, _)| at.elapsed() < RECORD_TTL)
+        .get(key)
+        .filter(|(at, _)| at.elapsed() < ttl)
         .map(|(_, record)| record.clone())
 }
 
 fn remember<T>(entries: &Entries<T>, id: &str, record: T) {
+    remember_up_to(entries, id.to_string(), record, RECORDS_MAX);
+}
+
+fn remember_up_to<K: Hash + Eq, T>(entries: &Entries<T, K>, key: K, record: T, max: usize) {
     let mut entries = entries.lock().unwrap_or_else(|poison| poison.into_inner());
-    if entries.len() >= RECORDS_MAX {
+    if entries.len() >= max {
         entries.clear();
     }
-    entries.insert(id.to_string(), (Instant::now(), record));
+    entries.insert(key, (Instant::now(), record));
 }
 
 fn forget<T>(entries: &Entries<T>, ids: impl IntoIterator<Item = impl AsRef<str>>) {
@@ -173,5 +202,151 @@ impl Catalog for CachedCatalog {
 
     async fn track_count(&self) -> Result<u64, StoreError> {
         self.inner.track_count().await
+    }
+}
+
+type Session = (TokenRecord, Option<Account>);
+
+/// [`Accounts`] with sessions cached (see the module docs).
+#[derive(Debug)]
+pub struct CachedAccounts {
+    inner: Arc<dyn Accounts>,
+    sessions: Entries<Session, [u8; 32]>,
+}
+
+impl CachedAccounts {
+    /// `inner` with a session cache in front.
+    pub fn new(inner: Arc<dyn Accounts>) -> Self {
+        Self {
+            inner,
+            sessions: Mutex::default(),
+        }
+    }
+
+    fn forget_account(&self, id: &str) {
+        let mut sessions = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        sessions.retain(|_, (_, (token, _))| token.account != id);
+    }
+}
+
+#[async_trait]
+impl Accounts for CachedAccounts {
+    async fn create_account(&self, account: &Account) -> Result<bool, StoreError> {
+        self.inner.create_account(account).await
+    }
+
+    async fn update_account(&self, account: &Account) -> Result<(), StoreError> {
+        let result = self.inner.update_account(account).await;
+        // Forgotten whatever the outcome (a session read while the update was in flight may
+        // still put the old record back: it lasts SESSION_TTL at most).
+        self.forget_account(&account.id);
+        result
+    }
+
+    async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
+        self.inner.account(id).await
+    }
+
+    async fn account_by_username(&self, username: &str) -> Result<Option<Account>, StoreError> {
+        self.inner.account_by_username(username).await
+    }
+
+    async fn put_tokens(&self, tokens: &[([u8; 32], TokenRecord)]) -> Result<(), StoreError> {
+        self.inner.put_tokens(tokens).await
+    }
+
+    async fn token(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+        self.inner.token(token_hash).await
+    }
+
+    async fn session(&self, token_hash: &[u8; 32]) -> Result<Option<Session>, StoreError> {
+        if let Some(session) = lookup_within(&self.sessions, token_hash, SESSION_TTL) {
+            return Ok(Some(session));
+        }
+        let found = self.inner.session(token_hash).await?;
+        if let Some(session) = &found {
+            remember_up_to(&self.sessions, *token_hash, session.clone(), SESSIONS_MAX);
+        }
+        Ok(found)
+    }
+
+    async fn take_token(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+        let result = self.inner.take_token(token_hash).await;
+        self.sessions
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .remove(token_hash);
+        result
+    }
+
+    async fn purge_expired_tokens(&self, now_ms: u64) -> Result<usize, StoreError> {
+        self.inner.purge_expired_tokens(now_ms).await
+    }
+
+    async fn accounts_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Account>, StoreError> {
+        self.inner.accounts_after(after, limit).await
+    }
+
+    async fn tokens_after(
+        &self,
+        after: Option<&[u8; 32]>,
+        limit: usize,
+    ) -> Result<Vec<([u8; 32], TokenRecord)>, StoreError> {
+        self.inner.tokens_after(after, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Role, Store, Tier, TokenKind};
+    use super::*;
+
+    fn account(id: &str, tier: Tier) -> Account {
+        Account {
+            id: id.to_string(),
+            username: format!("user_{id}"),
+            password_hash: String::new(),
+            region: "SE".to_string(),
+            role: Role::Listener,
+            tier,
+            created_at_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_follow_account_changes_and_new_tokens_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_embedded(dir.path()).await.unwrap();
+        let accounts = store.accounts();
+        let listener = account("a1", Tier::Free);
+        assert!(accounts.create_account(&listener).await.unwrap());
+        let hash = [7u8; 32];
+        // Not found is not remembered: the token works as soon as it is stored.
+        assert!(accounts.session(&hash).await.unwrap().is_none());
+        let record = TokenRecord {
+            account: listener.id.clone(),
+            kind: TokenKind::Access,
+            expires_at_ms: u64::MAX,
+        };
+        accounts.put_tokens(&[(hash, record)]).await.unwrap();
+        let (_, found) = accounts.session(&hash).await.unwrap().unwrap();
+        assert_eq!(found.unwrap().tier, Tier::Free);
+        // An upgrade through this store is seen by the next request, not SESSION_TTL later.
+        accounts
+            .update_account(&account("a1", Tier::Premium))
+            .await
+            .unwrap();
+        let (_, found) = accounts.session(&hash).await.unwrap().unwrap();
+        assert_eq!(found.unwrap().tier, Tier::Premium);
+        // A taken token is gone at once too.
+        accounts.take_token(&hash).await.unwrap();
+        assert!(accounts.session(&hash).await.unwrap().is_none());
     }
 }

@@ -561,7 +561,7 @@ impl Store {
         describe: String,
     ) -> Self {
         Self {
-            accounts: metadata.clone().accounts(),
+            accounts: Arc::new(cached::CachedAccounts::new(metadata.clone().accounts())),
             catalog: Arc::new(cached::CachedCatalog::new(metadata.clone().catalog())),
             playlists: metadata.clone().playlists(),
             libraries: metadata.clone().libraries(),
