@@ -9,63 +9,39 @@ use crate::store::{Account, Accounts, StoreError, TokenRecord};
 #[async_trait]
 impl Accounts for PostgresStore {
     async fn create_account(&self, account: &Account) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
+        let inserted = self
+            .run(
                 "INSERT INTO accounts (id, username, record) VALUES ($1, $2, $3)
                  ON CONFLICT DO NOTHING",
-            )
-            .await
-            .map_err(db_error)?;
-        let inserted = client
-            .execute(
-                &statement,
                 &[&account.id, &account.username, &Json(account)],
             )
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(inserted == 1)
     }
 
     async fn update_account(&self, account: &Account) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached("UPDATE accounts SET username = $2, record = $3 WHERE id = $1")
-            .await
-            .map_err(db_error)?;
-        client
-            .execute(
-                &statement,
-                &[&account.id, &account.username, &Json(account)],
-            )
-            .await
-            .map_err(db_error)?;
+        self.run(
+            "UPDATE accounts SET username = $2, record = $3 WHERE id = $1",
+            &[&account.id, &account.username, &Json(account)],
+        )
+        .await?;
         Ok(())
     }
 
     async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached("SELECT record FROM accounts WHERE id = $1")
-            .await
-            .map_err(db_error)?;
-        let row = client
-            .query_opt(&statement, &[&id])
-            .await
-            .map_err(db_error)?;
+        let row = self
+            .row("SELECT record FROM accounts WHERE id = $1", &[&id])
+            .await?;
         Ok(row.map(|row| row.get::<_, Json<Account>>(0).0))
     }
 
     async fn account_by_username(&self, username: &str) -> Result<Option<Account>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached("SELECT record FROM accounts WHERE username = $1")
-            .await
-            .map_err(db_error)?;
-        let row = client
-            .query_opt(&statement, &[&username])
-            .await
-            .map_err(db_error)?;
+        let row = self
+            .row(
+                "SELECT record FROM accounts WHERE username = $1",
+                &[&username],
+            )
+            .await?;
         Ok(row.map(|row| row.get::<_, Json<Account>>(0).0))
     }
 
@@ -77,33 +53,24 @@ impl Accounts for PostgresStore {
             .collect();
         let records: Vec<Json<&TokenRecord>> =
             tokens.iter().map(|(_, record)| Json(record)).collect();
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
-                "INSERT INTO tokens (hash, expires_at_ms, record)
+        self.run(
+            "INSERT INTO tokens (hash, expires_at_ms, record)
                  SELECT * FROM UNNEST($1::bytea[], $2::bigint[], $3::jsonb[])
                  ON CONFLICT (hash) DO UPDATE
                  SET expires_at_ms = EXCLUDED.expires_at_ms, record = EXCLUDED.record",
-            )
-            .await
-            .map_err(db_error)?;
-        client
-            .execute(&statement, &[&hashes, &expiries, &records])
-            .await
-            .map_err(db_error)?;
+            &[&hashes, &expiries, &records],
+        )
+        .await?;
         Ok(())
     }
 
     async fn token(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached("SELECT record FROM tokens WHERE hash = $1")
-            .await
-            .map_err(db_error)?;
-        let row = client
-            .query_opt(&statement, &[&&token_hash[..]])
-            .await
-            .map_err(db_error)?;
+        let row = self
+            .row(
+                "SELECT record FROM tokens WHERE hash = $1",
+                &[&&token_hash[..]],
+            )
+            .await?;
         Ok(row.map(|row| row.get::<_, Json<TokenRecord>>(0).0))
     }
 
@@ -111,19 +78,14 @@ impl Accounts for PostgresStore {
         &self,
         token_hash: &[u8; 32],
     ) -> Result<Option<(TokenRecord, Option<Account>)>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
+        let row = self
+            .row(
                 "SELECT t.record, a.record FROM tokens t
                  LEFT JOIN accounts a ON a.id = t.record->>'account'
                  WHERE t.hash = $1",
+                &[&&token_hash[..]],
             )
-            .await
-            .map_err(db_error)?;
-        let row = client
-            .query_opt(&statement, &[&&token_hash[..]])
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(row.map(|row| {
             (
                 row.get::<_, Json<TokenRecord>>(0).0,
@@ -134,15 +96,12 @@ impl Accounts for PostgresStore {
     }
 
     async fn take_token(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached("DELETE FROM tokens WHERE hash = $1 RETURNING record")
-            .await
-            .map_err(db_error)?;
-        let row = client
-            .query_opt(&statement, &[&&token_hash[..]])
-            .await
-            .map_err(db_error)?;
+        let row = self
+            .row(
+                "DELETE FROM tokens WHERE hash = $1 RETURNING record",
+                &[&&token_hash[..]],
+            )
+            .await?;
         Ok(row.map(|row| row.get::<_, Json<TokenRecord>>(0).0))
     }
 

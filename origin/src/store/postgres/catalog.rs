@@ -143,15 +143,9 @@ impl Catalog for PostgresStore {
     }
 
     async fn track(&self, id: &str) -> Result<Option<TrackRecord>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached("SELECT record FROM tracks WHERE id = $1")
-            .await
-            .map_err(db_error)?;
-        let row = client
-            .query_opt(&statement, &[&id])
-            .await
-            .map_err(db_error)?;
+        let row = self
+            .row("SELECT record FROM tracks WHERE id = $1", &[&id])
+            .await?;
         Ok(row.map(|row| row.get::<_, Json<TrackRecord>>(0).0))
     }
 
@@ -169,15 +163,9 @@ impl Catalog for PostgresStore {
     }
 
     async fn rendition(&self, id: &str) -> Result<Option<RenditionRecord>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached("SELECT record FROM renditions WHERE id = $1")
-            .await
-            .map_err(db_error)?;
-        let row = client
-            .query_opt(&statement, &[&id])
-            .await
-            .map_err(db_error)?;
+        let row = self
+            .row("SELECT record FROM renditions WHERE id = $1", &[&id])
+            .await?;
         Ok(row.map(|row| row.get::<_, Json<RenditionRecord>>(0).0))
     }
 
@@ -187,17 +175,12 @@ impl Catalog for PostgresStore {
         offset: usize,
         limit: usize,
     ) -> Result<Vec<TrackRecord>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
+        let rows = self
+            .rows(
                 "SELECT record FROM tracks WHERE artist_id = $1 ORDER BY id OFFSET $2 LIMIT $3",
+                &[&artist_id, &count(offset), &count(limit)],
             )
-            .await
-            .map_err(db_error)?;
-        let rows = client
-            .query(&statement, &[&artist_id, &count(offset), &count(limit)])
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(tracks_of(&rows))
     }
 
@@ -207,17 +190,12 @@ impl Catalog for PostgresStore {
         offset: usize,
         limit: usize,
     ) -> Result<Vec<TrackRecord>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
+        let rows = self
+            .rows(
                 "SELECT record FROM tracks WHERE album_id = $1 ORDER BY id OFFSET $2 LIMIT $3",
+                &[&album_id, &count(offset), &count(limit)],
             )
-            .await
-            .map_err(db_error)?;
-        let rows = client
-            .query(&statement, &[&album_id, &count(offset), &count(limit)])
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(tracks_of(&rows))
     }
 

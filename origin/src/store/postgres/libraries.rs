@@ -90,35 +90,24 @@ impl Libraries for PostgresStore {
         offset: usize,
         limit: usize,
     ) -> Result<(usize, Vec<(String, u64)>), StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
+        let rows = self
+            .rows(
                 "SELECT item, added_at_ms, count(*) OVER () FROM library
                  WHERE kind = $1 AND account = $2
                  ORDER BY added_at_ms DESC, item OFFSET $3 LIMIT $4",
-            )
-            .await
-            .map_err(db_error)?;
-        let rows = client
-            .query(
-                &statement,
                 &[&kind(which), &account, &count(offset), &count(limit)],
             )
-            .await
-            .map_err(db_error)?;
+            .await?;
         let total = match rows.first() {
             Some(row) => unbig(row.get(2)) as usize,
             // Past the end the window count is not there: count separately.
-            None => unbig(
-                client
-                    .query_one(
-                        "SELECT count(*) FROM library WHERE kind = $1 AND account = $2",
-                        &[&kind(which), &account],
-                    )
-                    .await
-                    .map_err(db_error)?
-                    .get(0),
-            ) as usize,
+            None => self
+                .row(
+                    "SELECT count(*) FROM library WHERE kind = $1 AND account = $2",
+                    &[&kind(which), &account],
+                )
+                .await?
+                .map_or(0, |row| unbig(row.get(0)) as usize),
         };
         Ok((
             total,

@@ -259,18 +259,13 @@ impl Listening for PostgresStore {
     }
 
     async fn recent_tracks(&self, account: &str, limit: usize) -> Result<Vec<String>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
+        let rows = self
+            .rows(
                 "SELECT state->>'track' AS track, max(last_at_ms) AS last FROM plays
                  WHERE account = $1 GROUP BY track ORDER BY last DESC, track DESC LIMIT $2",
+                &[&account, &count(limit)],
             )
-            .await
-            .map_err(db_error)?;
-        let rows = client
-            .query(&statement, &[&account, &count(limit)])
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 

@@ -22,8 +22,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
 
 use super::StoreError;
 
@@ -133,6 +134,36 @@ impl PostgresStore {
     /// A pooled connection.
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(pool_error)
+    }
+
+    /// The rows of one statement on a pooled connection, outside a transaction (the statement
+    /// is prepared once per connection).
+    async fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(db_error)?;
+        client.query(&statement, params).await.map_err(db_error)
+    }
+
+    /// The row of one statement that returns at most one, as [`PostgresStore::rows`].
+    async fn row(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(db_error)?;
+        client.query_opt(&statement, params).await.map_err(db_error)
+    }
+
+    /// Runs one statement as [`PostgresStore::rows`] does; how many rows it touched.
+    async fn run(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(db_error)?;
+        client.execute(&statement, params).await.map_err(db_error)
     }
 
     /// Applies the migrations this database lacks, under an advisory lock (origins starting

@@ -58,30 +58,19 @@ impl Playlists for PostgresStore {
     }
 
     async fn playlist(&self, id: &str) -> Result<Option<PlaylistRecord>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached("SELECT record FROM playlists WHERE id = $1")
-            .await
-            .map_err(db_error)?;
-        let row = client
-            .query_opt(&statement, &[&id])
-            .await
-            .map_err(db_error)?;
+        let row = self
+            .row("SELECT record FROM playlists WHERE id = $1", &[&id])
+            .await?;
         Ok(row.map(|row| row.get::<_, Json<PlaylistRecord>>(0).0))
     }
 
     async fn account_playlist_ids(&self, account: &str) -> Result<Vec<String>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
+        let rows = self
+            .rows(
                 "SELECT playlist FROM playlist_access WHERE account = $1 ORDER BY playlist",
+                &[&account],
             )
-            .await
-            .map_err(db_error)?;
-        let rows = client
-            .query(&statement, &[&account])
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
