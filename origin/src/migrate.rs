@@ -181,6 +181,7 @@ pub async fn migrate(
         state.current = None;
         state.save(checkpoint)?;
     }
+    to.catalog().settle_after_import().await?;
     let report = verify(from, to, progress).await?;
     let _ = std::fs::remove_file(checkpoint);
     Ok(report)

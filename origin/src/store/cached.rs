@@ -203,6 +203,10 @@ impl Catalog for CachedCatalog {
     async fn track_count(&self) -> Result<u64, StoreError> {
         self.inner.track_count().await
     }
+
+    async fn settle_after_import(&self) -> Result<(), StoreError> {
+        self.inner.settle_after_import().await
+    }
 }
 
 type Session = (TokenRecord, Option<Account>);

@@ -207,6 +207,13 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<(String, RenditionRecord)>, StoreError>;
     /// Number of published tracks.
     async fn track_count(&self) -> Result<u64, StoreError>;
+    /// Brings the backend's housekeeping up to date after a bulk import (a migration, a
+    /// benchmark's catalog), so the next queries are planned on real statistics and no
+    /// background pass over the new rows competes with them. On PostgreSQL `VACUUM (ANALYZE)`
+    /// of the database; nothing to do on the embedded store.
+    async fn settle_after_import(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Playlists.

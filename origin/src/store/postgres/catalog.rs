@@ -244,4 +244,14 @@ impl Catalog for PostgresStore {
             .map_err(db_error)?;
         Ok(unbig(row.get(0)))
     }
+
+    async fn settle_after_import(&self) -> Result<(), StoreError> {
+        // Outside any transaction (VACUUM refuses one); the whole database, as a restore
+        // would be followed by.
+        let client = self.client().await?;
+        client
+            .batch_execute("VACUUM (ANALYZE)")
+            .await
+            .map_err(db_error)
+    }
 }

@@ -123,7 +123,23 @@ impl PostgresStore {
             describe: redact(url),
         };
         store.migrate().await?;
+        store.fill_pool(pool_size).await;
         Ok(store)
+    }
+
+    /// Opens the pool's connections now, together: each costs the server a process and a few
+    /// milliseconds, which the first burst of requests after a start should not wait for.
+    /// Best effort: a database that refuses more connections leaves the pool smaller.
+    async fn fill_pool(&self, pool_size: usize) {
+        let opened = futures_util::future::join_all((0..pool_size).map(|_| self.pool.get())).await;
+        let failed = opened.iter().filter(|opened| opened.is_err()).count();
+        if failed > 0 {
+            tracing::warn!(
+                failed,
+                pool_size,
+                "could not open every pooled database connection"
+            );
+        }
     }
 
     /// Where the database is, without the password.
