@@ -1,16 +1,21 @@
-//! A global allocator that counts live heap bytes, so benchmarks can report memory per entry
-//! exactly (`chorus bench tracker`). One relaxed atomic add per allocation and free.
+//! The global allocator: mimalloc (built from its bundled C sources), counting live heap
+//! bytes so benchmarks can report memory per entry exactly (`chorus bench tracker`). One
+//! relaxed atomic add per allocation and free. mimalloc rather than the system's: a request
+//! allocates and frees many small buffers across worker threads, and glibc's malloc spent
+//! ~12% of the origin's CPU doing that (`chorus bench storage`, BENCHMARKS.md).
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+use mimalloc::MiMalloc as System;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
-/// The system allocator, counting.
+/// mimalloc, counting.
 pub struct Counting;
 
-// SAFETY: every call is forwarded unchanged to the system allocator; only a counter is added.
+// SAFETY: every call is forwarded unchanged to mimalloc; only a counter is added.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: same contract as the caller's.
