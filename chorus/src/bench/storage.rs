@@ -37,6 +37,10 @@ pub struct StorageBenchArgs {
     /// Concurrent clients for play authorization and events.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub clients: u32,
+    /// Concurrent readers of the playlist, each reading page after page (a closed loop: with
+    /// few readers the figure is the round trip's latency, not what the origin can serve).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub readers: u32,
     /// Play authorizations per client per round.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub requests: u32,
@@ -83,7 +87,6 @@ struct Figures {
 
 const PLAYLIST_TRACKS: usize = 100;
 const PAGE: usize = 20;
-const READ_CLIENTS: u32 = 16;
 const CHUNK_CLIENTS: u32 = 16;
 
 /// Starts an origin on `backend`, imports the catalog into its store, and prepares accounts,
@@ -112,8 +115,14 @@ async fn prepare(
         ));
         origin.running.store().catalog().import_tracks(part).await?;
     }
+    origin
+        .running
+        .store()
+        .catalog()
+        .settle_after_import()
+        .await?;
     eprintln!(
-        "\r{name}: {} tracks imported in {:.1} s",
+        "\r{name}: {} tracks imported and settled in {:.1} s",
         catalog.len(),
         started.elapsed().as_secs_f64()
     );
@@ -324,7 +333,7 @@ async fn round(
         &subject.origin.base,
         Some(&subject.owner),
         Arc::new(reads),
-        READ_CLIENTS,
+        args.readers,
     )
     .await?;
     figures.reads_per_s.push(per_s);
@@ -413,8 +422,8 @@ pub fn run_storage(args: &StorageBenchArgs) -> anyhow::Result<ExitCode> {
         .collect();
     print_table(
         &format!(
-            "storage backends: embedded (sled + files) | PostgreSQL + S3 (Garage) | ratio; {} tracks, {} clients, median of {} rounds",
-            args.tracks, args.clients, args.common.rounds
+            "storage backends: embedded (sled + files) | PostgreSQL + S3 (Garage) | ratio; {} tracks, {} clients, {} readers, median of {} rounds",
+            args.tracks, args.clients, args.readers, args.common.rounds
         ),
         &rows,
     );
@@ -422,7 +431,7 @@ pub fn run_storage(args: &StorageBenchArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{}",
             json!({
-                "tracks": args.tracks, "clients": args.clients, "rounds": args.common.rounds,
+                "tracks": args.tracks, "clients": args.clients, "readers": args.readers, "rounds": args.common.rounds,
                 "embedded": {"play_ms_p50": e_p50, "play_ms_p99": e_p99, "playlist_reads_per_s": e_reads,
                     "playlist_read_ms_p99": e_rp99, "events_per_s": e_events, "event_batch_ms_p99": e_ep99,
                     "cold_chunk_mib_s": e_chunks, "cold_chunk_ms_p99": e_cp99},
