@@ -573,7 +573,7 @@ http {{
             .stderr(Stdio::null())
             .spawn()
             .context("starting nginx")?;
-        let nginx = Self { dir, child };
+        let mut nginx = Self { dir, child };
         let port = blocks
             .lines()
             .find_map(|line| {
@@ -582,12 +582,14 @@ http {{
                 address.rsplit(':').next()?.parse::<u16>().ok()
             })
             .context("no `listen ADDRESS:PORT;` in the nginx blocks")?;
-        wait_for_port(port, Duration::from_secs(10)).with_context(|| {
-            format!(
-                "nginx did not come up: {}",
-                std::fs::read_to_string(nginx.dir.path().join("error.log")).unwrap_or_default()
-            )
-        })?;
+        wait_for_port(port, Duration::from_secs(10))
+            .with_context(|| format!("nginx did not come up: {}", nginx.error_log()))?;
+        // Something else may hold the port (taken after free_port chose it): then nginx
+        // has exited and the port is not ours.
+        std::thread::sleep(Duration::from_millis(50));
+        if let Ok(Some(status)) = nginx.child.try_wait() {
+            bail!("nginx exited ({status}): {}", nginx.error_log());
+        }
         Ok(nginx)
     }
 

@@ -9,7 +9,7 @@ use crate::accounts;
 use crate::store::{Account, TokenKind, TokenRecord};
 
 /// The stored record of the request's bearer token and its account, as the rate limiter
-/// found them (one store round trip per request for both).
+/// found them (one store read per request for both, usually answered by the session cache).
 #[derive(Debug, Clone)]
 pub struct ResolvedToken(pub TokenRecord, pub Option<Account>);
 

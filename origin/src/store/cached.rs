@@ -64,13 +64,35 @@ where
 }
 
 fn remember<T>(entries: &Entries<T>, id: &str, record: T) {
-    remember_up_to(entries, id.to_string(), record, RECORDS_MAX);
+    remember_within(
+        entries,
+        id.to_string(),
+        record,
+        RECORDS_MAX,
+        RECORD_TTL,
+        || true,
+    );
 }
 
-fn remember_up_to<K: Hash + Eq, T>(entries: &Entries<T, K>, key: K, record: T, max: usize) {
+/// Keeps `record` if `keep` (asked under the lock) agrees; when `max` are kept, the expired
+/// go first, and everything if none has.
+fn remember_within<K: Hash + Eq, T>(
+    entries: &Entries<T, K>,
+    key: K,
+    record: T,
+    max: usize,
+    ttl: Duration,
+    keep: impl FnOnce() -> bool,
+) {
     let mut entries = entries.lock().unwrap_or_else(|poison| poison.into_inner());
+    if !keep() {
+        return;
+    }
     if entries.len() >= max {
-        entries.clear();
+        entries.retain(|_, (at, _)| at.elapsed() < ttl);
+        if entries.len() >= max {
+            entries.clear();
+        }
     }
     entries.insert(key, (Instant::now(), record));
 }
@@ -211,11 +233,15 @@ impl Catalog for CachedCatalog {
 
 type Session = (TokenRecord, Option<Account>);
 
-/// [`Accounts`] with sessions cached (see the module docs).
+/// [`Accounts`] with sessions cached (see the module docs). At most [`SESSIONS_MAX`] entries
+/// of a token record and an account each (under 1 KiB: some tens of MiB when full).
 #[derive(Debug)]
 pub struct CachedAccounts {
     inner: Arc<dyn Accounts>,
     sessions: Entries<Session, [u8; 32]>,
+    /// Bumped after every change to accounts or tokens through here: a session read that
+    /// began before a change is not kept (it may hold the old record).
+    changes: std::sync::atomic::AtomicU64,
 }
 
 impl CachedAccounts {
@@ -224,7 +250,13 @@ impl CachedAccounts {
         Self {
             inner,
             sessions: Mutex::default(),
+            changes: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    fn changed(&self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn forget_account(&self, id: &str) {
@@ -244,8 +276,8 @@ impl Accounts for CachedAccounts {
 
     async fn update_account(&self, account: &Account) -> Result<(), StoreError> {
         let result = self.inner.update_account(account).await;
-        // Forgotten whatever the outcome (a session read while the update was in flight may
-        // still put the old record back: it lasts SESSION_TTL at most).
+        // Forgotten whatever the outcome; reads in flight will not put the old record back.
+        self.changed();
         self.forget_account(&account.id);
         result
     }
@@ -270,15 +302,26 @@ impl Accounts for CachedAccounts {
         if let Some(session) = lookup_within(&self.sessions, token_hash, SESSION_TTL) {
             return Ok(Some(session));
         }
+        let before = self.changes.load(std::sync::atomic::Ordering::SeqCst);
         let found = self.inner.session(token_hash).await?;
         if let Some(session) = &found {
-            remember_up_to(&self.sessions, *token_hash, session.clone(), SESSIONS_MAX);
+            // A change bumps the counter before it forgets: one that came after this read
+            // began either shows here (not kept) or forgets after this insert.
+            remember_within(
+                &self.sessions,
+                *token_hash,
+                session.clone(),
+                SESSIONS_MAX,
+                SESSION_TTL,
+                || self.changes.load(std::sync::atomic::Ordering::SeqCst) == before,
+            );
         }
         Ok(found)
     }
 
     async fn take_token(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
         let result = self.inner.take_token(token_hash).await;
+        self.changed();
         self.sessions
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
