@@ -550,25 +550,21 @@ http {{
         );
         let config_path = dir.path().join("nginx.conf");
         std::fs::write(&config_path, config)?;
-        run(Command::new(&bin)
-            .arg("-t")
-            .arg("-q")
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-e")
-            .arg(path("error.log"))
-            .arg("-c")
-            .arg(&config_path)
-            .stdin(Stdio::null()))
-        .context("nginx refuses its configuration")?;
-        let child = Command::new(&bin)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-e")
-            .arg(path("error.log"))
-            .arg("-c")
-            .arg(&config_path)
-            .stdin(Stdio::null())
+        let nginx_on = |config_path: &Path| {
+            let mut command = Command::new(&bin);
+            command
+                .arg("-p")
+                .arg(dir.path())
+                .arg("-e")
+                .arg(path("error.log"))
+                .arg("-c")
+                .arg(config_path)
+                .stdin(Stdio::null());
+            command
+        };
+        run(nginx_on(&config_path).args(["-t", "-q"]))
+            .context("nginx refuses its configuration")?;
+        let child = nginx_on(&config_path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

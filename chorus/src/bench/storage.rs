@@ -1,7 +1,7 @@
 //! `chorus bench storage`: the origin on its embedded store (sled and files) against the
 //! origin on PostgreSQL and S3-compatible object storage (a private PostgreSQL cluster and a
-//! private Garage store, started here), same workloads, same run, rounds alternating between
-//! the two so the machine's noise falls on both:
+//! private Garage store behind nginx, started here), same workloads, same run, rounds
+//! alternating between the two so the machine's noise falls on both:
 //!
 //! - play authorization latency under concurrent clients at an offered rate;
 //! - paged playlist reads over a large catalog, back to back;
@@ -47,7 +47,7 @@ pub struct StorageBenchArgs {
     /// Offered play authorizations per second over all clients.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub rate: u32,
-    /// Playlist page reads per round (16 clients back to back, 20 tracks a page).
+    /// Playlist page reads per round (`--readers` clients back to back, 20 tracks a page).
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(100..=10_000_000))]
     pub reads: u32,
     /// Event batches (100 events each) per client per round.
