@@ -12,7 +12,7 @@ use crate::store::Store;
 
 /// A decoded manifest, its chunk ids and its track's markets (empty: everywhere), shared
 /// between requests.
-type CachedManifest = Arc<(SignedManifest, Vec<ChunkId>, Vec<String>)>;
+type CachedManifest = Arc<(SignedManifest, Vec<ChunkId>, Vec<String>, String)>;
 
 /// Serves stored renditions on the QUIC chunk protocol. Manifests are decoded once and kept
 /// (at most [`MANIFEST_CACHE_MAX`] of them, ~1 MiB each at worst, 32 KiB typically).
@@ -58,7 +58,7 @@ impl StoreChunkSource {
             .await
             .ok()??
             .markets;
-        let entry = Arc::new((signed, body.chunks, markets));
+        let entry = Arc::new((signed, body.chunks, markets, record.track));
         let mut cache = self
             .manifests
             .lock()
@@ -84,6 +84,14 @@ impl StoreChunkSource {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
             .remove(rendition);
+    }
+
+    /// Forgets every rendition of track `id` (another origin deleted or replaced it).
+    pub fn forget_track(&self, id: &str) {
+        self.manifests
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .retain(|_, entry| entry.3 != id);
     }
 }
 

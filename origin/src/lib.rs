@@ -26,6 +26,7 @@ pub mod chunk_source;
 pub mod config;
 pub mod events;
 pub mod features;
+pub mod follow;
 pub mod grant;
 pub mod http;
 pub mod ingest;

@@ -3,18 +3,24 @@
 //! popularity boost (`1 + 0.1 ln(1 + qualified streams)`: relevance decides, popularity orders
 //! the near-ties).
 //!
-//! The index is rebuilt from the store at every start ([`Search::fill`]; in memory, or in
-//! memory-mapped files with [`Search::new_in`]) and follows ingest, deletes and playlist
-//! changes (a track is searchable once its upload is answered). Name, artist and album words
-//! are one `text` field; the 2–12 character prefixes of name and artist words are a
-//! `prefixes` field, so the word being typed is one term lookup. Every query word must match:
-//! exactly, as the typed prefix (the last word), or, when the exact query does not fill the
-//! page and the word is not in the index, within an edit distance that grows with its length
-//! (1 for 4–7 letters, 2 from 8). Words in the name add to the score.
+//! Name, artist and album words are one `text` field; the 2–12 character prefixes of name and
+//! artist words are a `prefixes` field, so the word being typed is one term lookup. Every
+//! query word must match: exactly, as the typed prefix (the last word), or, when the exact
+//! query does not fill the page and the word is not in the index, within an edit distance that
+//! grows with its length (1 for 4–7 letters, 2 from 8). Words in the name add to the score.
 //!
-//! Popularity follows the play counts: [`Search::plays_changed`] notes tracks that gained
-//! streams and [`Search::refresh_popularity`] (run every few seconds) re-indexes those whose
-//! count moved to another power of two, with their artist and album.
+//! The index lives in memory-mapped files in the origin's data directory and follows the
+//! store's change feed ([`crate::store::Coordination`]): every commit records the number of
+//! the last change applied, so a restarted origin opens its index and catches up from there
+//! ([`Search::resume`], [`Search::apply`]) instead of re-reading the catalog. It is rebuilt
+//! from the store ([`Search::fill`]) only when it is missing, from another database or layout,
+//! interrupted mid-build, or older than the feed's pruning point. The origin that makes a
+//! change also indexes it before answering (a track is searchable once its upload is
+//! answered); every other origin sharing the database does within a second or two.
+//!
+//! Popularity follows the play counts: the store notes in the feed when a track's count
+//! moves into another power of two, and applying that re-indexes the track with its artist
+//! and album, so a document is rewritten a logarithmic number of times.
 //!
 //! Bounds: empty queries and queries longer than [`QUERY_CHARS_MAX`] are refused; words past
 //! the first [`QUERY_WORDS_MAX`] are ignored; a page holds at most [`PAGE_MAX`] hits and
@@ -34,7 +40,7 @@ use tantivy::{
     DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, Term, doc,
 };
 
-use crate::store::{PlaylistRecord, Store, StoreError, TrackRecord};
+use crate::store::{Change, ChangeKind, FeedState, PlaylistRecord, Store, StoreError, TrackRecord};
 
 /// Longest query accepted, characters.
 pub const QUERY_CHARS_MAX: usize = 256;
@@ -115,7 +121,23 @@ struct Fields {
     /// Prefixes (2 to [`PREFIX_CHARS_MAX`] characters) of the name's and artist's words: a
     /// word being typed is one term lookup, not a scan of the term dictionary.
     prefixes: Field,
+    /// Of a track: its artist's and album's ids (a deleted track's artist and album documents
+    /// go when it was their last).
+    artist_id: Field,
+    album_id: Field,
     popularity: Field,
+}
+
+/// One document change [`Search::apply`] makes.
+enum Update {
+    Track(TrackRecord, Popularity),
+    TrackGone {
+        id: String,
+        artist_id: Option<String>,
+        album_id: Option<String>,
+    },
+    Playlist(PlaylistRecord, Option<String>),
+    PlaylistGone(String),
 }
 
 /// Longest word prefix indexed for type-ahead.
@@ -127,24 +149,34 @@ pub struct Search {
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
     fields: Fields,
-    /// Tracks that gained streams since the last [`Search::refresh_popularity`].
-    pending: Mutex<HashSet<String>>,
-    /// The popularity bucket each track was last indexed with (absent: 0).
-    buckets: Mutex<HashMap<String, u32>>,
+    /// What the index held when it was opened (persisted indexes only).
+    opened: Option<Payload>,
+    /// The change feed and the number of its last change applied here, once the catalog is
+    /// indexed; written into every commit.
+    applied: Mutex<Option<(String, u64)>>,
     /// Tracks indexed by [`Search::fill`] so far.
     indexed: std::sync::atomic::AtomicU64,
     /// Searches are served (the catalog is indexed).
     ready: std::sync::atomic::AtomicBool,
+    /// Times [`Search::fill`] started in this process.
+    builds: std::sync::atomic::AtomicU64,
 }
 
-/// Tracks noted by [`Search::plays_changed`] between refreshes; more are dropped until the
-/// next refresh (their next stream notes them again).
-pub const PENDING_MAX: usize = 100_000;
+/// The index's layout version: an index on disk written with another one is rebuilt.
+pub const INDEX_SCHEMA: u32 = 2;
 
-/// Which power of two a play count is in: re-indexing happens when it changes.
-fn bucket(plays: u64) -> u32 {
-    64 - plays.leading_zeros()
+/// What a commit records beside the documents (tantivy's commit payload).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Payload {
+    schema: u32,
+    /// The change feed followed and the last change applied; absent until the catalog is
+    /// fully indexed (an index from an interrupted fill is rebuilt).
+    feed: Option<String>,
+    cursor: Option<u64>,
 }
+
+/// Changes applied per commit while following the feed.
+pub const CHANGES_PER_COMMIT: usize = 1_000;
 
 /// The multiplier popularity gives a relevance score.
 fn boost(plays: u64) -> Score {
@@ -175,40 +207,74 @@ fn unpositioned(record: IndexRecordOption) -> TextOptions {
     )
 }
 
+fn io_error(error: std::io::Error) -> SearchError {
+    SearchError::Store(StoreError::Io(error))
+}
+
+/// The index's schema and its fields.
+fn schema() -> (Schema, Fields) {
+    let mut schema = Schema::builder();
+    let fields = Fields {
+        key: schema.add_text_field("key", STRING),
+        kind: schema.add_text_field("kind", STRING | STORED),
+        id: schema.add_text_field("id", STRING | STORED),
+        name: schema.add_text_field("name", TEXT | STORED),
+        artist: schema.add_text_field("artist", STORED),
+        album: schema.add_text_field("album", STORED),
+        artist_id: schema.add_text_field("artist_id", STORED),
+        album_id: schema.add_text_field("album_id", STORED),
+        text: schema.add_text_field("text", unpositioned(IndexRecordOption::WithFreqs)),
+        prefixes: schema.add_text_field("prefixes", unpositioned(IndexRecordOption::Basic)),
+        popularity: schema.add_u64_field("popularity", FAST),
+    };
+    (schema.build(), fields)
+}
+
+/// Opens the index in `dir` if it was written by this layout, with what its last commit
+/// recorded.
+fn open_existing(dir: &std::path::Path, schema: &Schema) -> Option<(Index, Payload)> {
+    if !dir.join("meta.json").exists() {
+        return None;
+    }
+    let index = Index::open_in_dir(dir)
+        .map_err(|error| tracing::warn!(%error, "the search index on disk does not open"))
+        .ok()?;
+    let payload: Payload = index
+        .load_metas()
+        .ok()?
+        .payload
+        .and_then(|payload| serde_json::from_str(&payload).ok())
+        .unwrap_or_default();
+    (payload.schema == INDEX_SCHEMA && index.schema() == *schema).then_some((index, payload))
+}
+
 impl Search {
     /// An empty index in memory.
     pub fn new() -> Result<Self, SearchError> {
-        Self::new_in(None)
+        Self::open(None)
     }
 
-    /// An empty index, in memory or in files under `dir` (emptied first: the index is
-    /// rebuilt from the store at every start). Files are memory-mapped, so a large catalog's
-    /// index lives in the page cache, which the kernel may reclaim, not in the heap.
-    pub fn new_in(dir: Option<&std::path::Path>) -> Result<Self, SearchError> {
-        let mut schema = Schema::builder();
-        let fields = Fields {
-            key: schema.add_text_field("key", STRING),
-            kind: schema.add_text_field("kind", STRING | STORED),
-            id: schema.add_text_field("id", STRING | STORED),
-            name: schema.add_text_field("name", TEXT | STORED),
-            artist: schema.add_text_field("artist", STORED),
-            album: schema.add_text_field("album", STORED),
-            text: schema.add_text_field("text", unpositioned(IndexRecordOption::WithFreqs)),
-            prefixes: schema.add_text_field("prefixes", unpositioned(IndexRecordOption::Basic)),
-            popularity: schema.add_u64_field("popularity", FAST),
-        };
-        let index = match dir {
-            None => Index::create_in_ram(schema.build()),
-            Some(dir) => {
-                match std::fs::remove_dir_all(dir) {
-                    Ok(()) => {}
-                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(error) => return Err(SearchError::Store(StoreError::Io(error))),
+    /// The index in memory, or in files under `dir`. An index already in `dir` (written by
+    /// this layout) is kept: [`Search::resume`] tells whether it can follow the store's feed
+    /// from where it stopped, or must be rebuilt ([`Search::clear`], [`Search::fill`]).
+    /// Files are memory-mapped, so a large catalog's index lives in the page cache, which the
+    /// kernel may reclaim, not in the heap.
+    pub fn open(dir: Option<&std::path::Path>) -> Result<Self, SearchError> {
+        let (schema, fields) = schema();
+        let (index, opened) = match dir {
+            None => (Index::create_in_ram(schema), None),
+            Some(dir) => match open_existing(dir, &schema) {
+                Some((index, payload)) => (index, Some(payload)),
+                None => {
+                    match std::fs::remove_dir_all(dir) {
+                        Ok(()) => {}
+                        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(error) => return Err(io_error(error)),
+                    }
+                    std::fs::create_dir_all(dir).map_err(io_error)?;
+                    (Index::create_in_dir(dir, schema)?, None)
                 }
-                std::fs::create_dir_all(dir)
-                    .map_err(|error| SearchError::Store(StoreError::Io(error)))?;
-                Index::create_in_dir(dir, schema.build())?
-            }
+            },
         };
         let writer = index.writer(32 * 1024 * 1024)?;
         let reader = index
@@ -220,11 +286,42 @@ impl Search {
             reader,
             writer: Mutex::new(writer),
             fields,
-            pending: Mutex::new(HashSet::new()),
-            buckets: Mutex::new(HashMap::new()),
+            opened,
+            applied: Mutex::new(None),
             indexed: std::sync::atomic::AtomicU64::new(0),
             ready: std::sync::atomic::AtomicBool::new(false),
+            builds: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// If the index opened from disk is complete and `feed` still holds every change since it
+    /// was written, marks it ready and returns the number of the last change it applied:
+    /// follow the feed from there ([`Search::apply`]). `None`: rebuild it.
+    pub fn resume(&self, feed: &FeedState) -> Option<u64> {
+        let opened = self.opened.as_ref()?;
+        let cursor = opened.cursor?;
+        if opened.feed.as_deref() != Some(feed.id.as_str())
+            || cursor < feed.pruned_through
+            || cursor > feed.head
+        {
+            return None;
+        }
+        *self.applied_lock() = Some((feed.id.clone(), cursor));
+        self.indexed.store(
+            self.reader.searcher().num_docs(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.ready.store(true, std::sync::atomic::Ordering::Release);
+        Some(cursor)
+    }
+
+    /// Removes every document (before a rebuild); searches wait for the next fill.
+    pub fn clear(&self) -> Result<(), SearchError> {
+        self.ready
+            .store(false, std::sync::atomic::Ordering::Release);
+        *self.applied_lock() = None;
+        self.lock().delete_all_documents()?;
+        self.commit()
     }
 
     /// An index of everything in `store` (see [`Search::fill`]).
@@ -235,15 +332,20 @@ impl Search {
     }
 
     /// Indexes everything in `store`: tracks with their play counts, each artist and album
-    /// once with the sum of theirs, and the public playlists; then searches are served. The
+    /// once with the sum of theirs, and the public playlists; then searches are served, and
+    /// the index records the change feed's head as it was when the fill began (changes made
+    /// meanwhile are applied again by the follower: applying one twice does no harm). The
     /// catalog is read a page at a time and each page is indexed on the blocking pool with the
     /// writer taken for that page only, so uploads indexed meanwhile do not wait for the whole
-    /// catalog. Until it is done, [`Search::search`] answers [`SearchError::Warming`].
-    pub async fn fill(self: &Arc<Self>, store: &Store) -> Result<(), SearchError> {
+    /// catalog. Until the first fill is done, [`Search::search`] answers
+    /// [`SearchError::Warming`]. Returns the feed position recorded.
+    pub async fn fill(self: &Arc<Self>, store: &Store) -> Result<u64, SearchError> {
         const PAGE: usize = 10_000;
+        self.builds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let feed = store.coordination().feed_state().await?;
         let mut artists: HashMap<String, (String, u64)> = HashMap::new();
         let mut albums: HashMap<String, (String, String, u64)> = HashMap::new();
-        let mut buckets = HashMap::new();
         let mut after: Option<String> = None;
         loop {
             let tracks = store.catalog().tracks_after(after.as_deref(), PAGE).await?;
@@ -254,9 +356,6 @@ impl Search {
             let ids: Vec<String> = tracks.iter().map(|track| track.id.clone()).collect();
             let plays = store.listening().play_counts(&ids).await?;
             for (track, &plays) in tracks.iter().zip(&plays) {
-                if plays > 0 {
-                    buckets.insert(track.id.clone(), bucket(plays));
-                }
                 let artist = artists
                     .entry(track.artist_id.clone())
                     .or_insert_with(|| (track.artist.clone(), 0));
@@ -301,11 +400,7 @@ impl Search {
             after = Some(last.id.clone());
             let full = page.len() == PAGE;
             for playlist in page.into_iter().filter(|playlist| playlist.public) {
-                let owner = store
-                    .accounts()
-                    .account(&playlist.owner)
-                    .await?
-                    .map(|owner| owner.username);
+                let owner = store.username(&playlist.owner).await?;
                 playlists.push((playlist, owner));
             }
             if !full {
@@ -333,18 +428,185 @@ impl Search {
                     )?;
                 }
             }
-            search
-                .buckets
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner())
-                .extend(buckets);
+            {
+                let mut applied = search.applied_lock();
+                // A fill over a ready index (after an import) keeps the position it follows.
+                if applied.is_none() {
+                    *applied = Some((feed.id.clone(), feed.head));
+                }
+            }
             search.commit()?;
             search
                 .ready
                 .store(true, std::sync::atomic::Ordering::Release);
             Ok(())
         })
-        .await
+        .await?;
+        Ok(feed.head)
+    }
+
+    /// The index's lines of the Prometheus text exposition, with the feed's `head` when the
+    /// store answered: whether it serves, how often it was built since start (0 after a
+    /// resume) and how far behind the feed it is.
+    pub fn render_metrics(&self, head: Option<u64>) -> String {
+        let (documents, ready) = self.progress();
+        let mut out = format!(
+            "# HELP chorus_search_ready Whether the search index serves (1) or is being built.\n\
+             # TYPE chorus_search_ready gauge\nchorus_search_ready {}\n\
+             # HELP chorus_search_documents Tracks indexed (by the last build or the index opened).\n\
+             # TYPE chorus_search_documents gauge\nchorus_search_documents {documents}\n\
+             # HELP chorus_search_builds_total Full builds of the search index since this origin started.\n\
+             # TYPE chorus_search_builds_total counter\nchorus_search_builds_total {}\n",
+            u8::from(ready),
+            self.builds.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        if let (Some(head), Some(cursor)) = (head, self.cursor()) {
+            out.push_str(&format!(
+                "# HELP chorus_search_feed_lag Changes of the feed not yet applied to the index.\n\
+                 # TYPE chorus_search_feed_lag gauge\nchorus_search_feed_lag {}\n",
+                head.saturating_sub(cursor)
+            ));
+        }
+        out
+    }
+
+    /// The number of the last change of the feed applied here (once indexed).
+    pub fn cursor(&self) -> Option<u64> {
+        self.applied_lock().as_ref().map(|(_, cursor)| *cursor)
+    }
+
+    /// Applies `changes` (in feed order, after [`Search::cursor`]): each track, playlist or
+    /// play count named is read from `store` as it is now and its documents replaced (or
+    /// removed when it is gone), then the index commits with the last change's number. Returns
+    /// whether one of them was an import, after which the caller re-fills the index.
+    pub async fn apply(
+        self: &Arc<Self>,
+        store: &Store,
+        changes: &[Change],
+    ) -> Result<bool, SearchError> {
+        let Some(last) = changes.last() else {
+            return Ok(false);
+        };
+        let mut import = false;
+        let mut seen = HashSet::new();
+        let mut updates = Vec::new();
+        for change in changes {
+            if !seen.insert((change.kind, change.id.as_str())) {
+                continue;
+            }
+            match change.kind {
+                ChangeKind::Import => import = true,
+                ChangeKind::Account => {}
+                ChangeKind::Track | ChangeKind::Plays => {
+                    match store.catalog().track(&change.id).await? {
+                        Some(track) => {
+                            let popularity = Popularity::of(store, &track).await?;
+                            updates.push(Update::Track(track, popularity));
+                        }
+                        None => {
+                            let Some((artist_id, album_id)) = self.track_owners(&change.id)? else {
+                                continue;
+                            };
+                            let catalog = store.catalog();
+                            let artist_gone =
+                                catalog.artist_tracks(&artist_id, 0, 1).await?.is_empty();
+                            let album_gone = match &album_id {
+                                Some(album) => catalog.album_tracks(album, 0, 1).await?.is_empty(),
+                                None => false,
+                            };
+                            updates.push(Update::TrackGone {
+                                id: change.id.clone(),
+                                artist_id: artist_gone.then_some(artist_id),
+                                album_id: album_id.filter(|_| album_gone),
+                            });
+                        }
+                    }
+                }
+                ChangeKind::Playlist => match store.playlists().playlist(&change.id).await? {
+                    Some(playlist) if playlist.public => {
+                        let owner = store.username(&playlist.owner).await?;
+                        updates.push(Update::Playlist(playlist, owner));
+                    }
+                    _ => updates.push(Update::PlaylistGone(change.id.clone())),
+                },
+            }
+        }
+        let search = self.clone();
+        let cursor = last.seq;
+        blocking(move || {
+            {
+                let writer = search.lock();
+                let f = search.fields;
+                for update in &updates {
+                    match update {
+                        Update::Track(track, popularity) => {
+                            search.add(&writer, track, popularity)?
+                        }
+                        Update::TrackGone {
+                            id,
+                            artist_id,
+                            album_id,
+                        } => {
+                            writer
+                                .delete_term(Term::from_field_text(f.key, &format!("track/{id}")));
+                            if let Some(artist) = artist_id {
+                                writer.delete_term(Term::from_field_text(
+                                    f.key,
+                                    &format!("artist/{artist}"),
+                                ));
+                            }
+                            if let Some(album) = album_id {
+                                writer.delete_term(Term::from_field_text(
+                                    f.key,
+                                    &format!("album/{album}"),
+                                ));
+                            }
+                        }
+                        Update::Playlist(playlist, owner) => search.put(
+                            &writer,
+                            search.playlist_doc(playlist, owner.as_deref()),
+                            &format!("playlist/{}", playlist.id),
+                        )?,
+                        Update::PlaylistGone(id) => {
+                            writer.delete_term(Term::from_field_text(
+                                f.key,
+                                &format!("playlist/{id}"),
+                            ));
+                        }
+                    }
+                }
+                if let Some((_, applied)) = search.applied_lock().as_mut() {
+                    *applied = (*applied).max(cursor);
+                }
+            }
+            search.commit()
+        })
+        .await?;
+        Ok(import)
+    }
+
+    /// The artist and album ids stored with track `id`'s document, if it is indexed.
+    fn track_owners(&self, id: &str) -> Result<Option<(String, Option<String>)>, SearchError> {
+        let f = self.fields;
+        let searcher = self.reader.searcher();
+        let query = TermQuery::new(
+            Term::from_field_text(f.key, &format!("track/{id}")),
+            IndexRecordOption::Basic,
+        );
+        let Some((_, address)) = searcher
+            .search(&query, &TopDocs::with_limit(1).order_by_score())?
+            .pop()
+        else {
+            return Ok(None);
+        };
+        let document: TantivyDocument = searcher.doc(address)?;
+        let text = |field: Field| {
+            document
+                .get_first(field)
+                .and_then(|value| value.as_str().map(str::to_string))
+                .filter(|text| !text.is_empty())
+        };
+        Ok(text(f.artist_id).map(|artist| (artist, text(f.album_id))))
     }
 
     /// Tracks indexed so far by [`Search::fill`], and whether searches are served.
@@ -361,8 +623,28 @@ impl Search {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
+    fn applied_lock(&self) -> std::sync::MutexGuard<'_, Option<(String, u64)>> {
+        self.applied
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Commits, recording the feed position applied (none until the catalog is indexed).
     fn commit(&self) -> Result<(), SearchError> {
-        self.lock().commit()?;
+        let payload = {
+            let applied = self.applied_lock();
+            serde_json::to_string(&Payload {
+                schema: INDEX_SCHEMA,
+                feed: applied.as_ref().map(|(feed, _)| feed.clone()),
+                cursor: applied.as_ref().map(|(_, cursor)| *cursor),
+            })
+            .unwrap_or_default()
+        };
+        let mut writer = self.lock();
+        let mut prepared = writer.prepare_commit()?;
+        prepared.set_payload(&payload);
+        prepared.commit()?;
+        drop(writer);
         // Searches right after see it (the reload policy would within a second anyway).
         self.reader.reload()?;
         Ok(())
@@ -376,6 +658,8 @@ impl Search {
             f.name => track.title.as_str(),
             f.artist => track.artist.as_str(),
             f.album => track.album.clone().unwrap_or_default(),
+            f.artist_id => track.artist_id.as_str(),
+            f.album_id => track.album_id.clone().unwrap_or_default(),
             f.popularity => plays,
         )
     }
@@ -455,72 +739,6 @@ impl Search {
             self.put(writer, album, &format!("album/{album_id}"))?;
         }
         Ok(())
-    }
-
-    /// Notes tracks that gained qualified streams (cheap: called on every events batch).
-    pub fn plays_changed(&self, tracks: impl IntoIterator<Item = String>) {
-        let mut pending = self
-            .pending
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        for track in tracks {
-            if pending.len() >= PENDING_MAX {
-                break;
-            }
-            pending.insert(track);
-        }
-    }
-
-    /// Re-indexes the noted tracks whose play count moved to another power of two (and
-    /// their artist and album). Returns how many were re-indexed.
-    pub async fn refresh_popularity(self: &Arc<Self>, store: &Store) -> Result<usize, SearchError> {
-        let pending: Vec<String> = {
-            let mut pending = self
-                .pending
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
-            pending.drain().collect()
-        };
-        if pending.is_empty() {
-            return Ok(0);
-        }
-        let counts = store.listening().play_counts(&pending).await?;
-        let mut changed = Vec::new();
-        {
-            let mut buckets = self
-                .buckets
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
-            for (id, count) in pending.into_iter().zip(counts) {
-                let now = bucket(count);
-                if buckets.get(&id).copied().unwrap_or(0) != now {
-                    buckets.insert(id.clone(), now);
-                    changed.push(id);
-                }
-            }
-        }
-        if changed.is_empty() {
-            return Ok(0);
-        }
-        let mut updates = Vec::with_capacity(changed.len());
-        for id in &changed {
-            if let Some(track) = store.catalog().track(id).await? {
-                let popularity = Popularity::of(store, &track).await?;
-                updates.push((track, popularity));
-            }
-        }
-        let search = self.clone();
-        blocking(move || {
-            {
-                let writer = search.lock();
-                for (track, popularity) in &updates {
-                    search.add(&writer, track, popularity)?;
-                }
-            }
-            search.commit()
-        })
-        .await?;
-        Ok(changed.len())
     }
 
     /// Indexes a playlist if it is public, removes it if not (after create, change, or
@@ -899,6 +1117,102 @@ mod tests {
             .track_deleted(&track(4, "Under Pressure", "Queen", None), true, false)
             .unwrap();
         assert_eq!(search.search("pressure", &[], 10, 0).unwrap().0, 0);
+    }
+
+    async fn follow(search: &Arc<Search>, store: &Store) {
+        let cursor = search.cursor().unwrap();
+        let changes = store
+            .coordination()
+            .changes_after(cursor, CHANGES_PER_COMMIT)
+            .await
+            .unwrap();
+        search.apply(store, &changes).await.unwrap();
+    }
+
+    fn found(search: &Search, text: &str, kind: Kind) -> Vec<String> {
+        let (_, hits) = search.search(text, &[kind], 10, 0).unwrap();
+        hits.into_iter().map(|hit| hit.name).collect()
+    }
+
+    #[tokio::test]
+    async fn a_persisted_index_resumes_where_it_stopped_and_follows_the_feed() {
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open_embedded(store_dir.path()).await.unwrap();
+        let dir = store_dir.path().join("search");
+        let rhapsody = track(
+            1,
+            "Bohemian Rhapsody",
+            "Queen",
+            Some("A Night at the Opera"),
+        );
+        let pressure = track(2, "Under Pressure", "Queen", None);
+        {
+            let search = Arc::new(Search::open(Some(&dir)).unwrap());
+            let feed = store.coordination().feed_state().await.unwrap();
+            assert_eq!(search.resume(&feed), None, "a new index is built");
+            search.fill(&store).await.unwrap();
+            store.publish_track(&rhapsody, &[]).await.unwrap();
+            follow(&search, &store).await;
+            assert_eq!(
+                found(&search, "rhapsody", Kind::Track),
+                ["Bohemian Rhapsody"]
+            );
+        }
+        // Published while no index was open.
+        store.publish_track(&pressure, &[]).await.unwrap();
+        let search = Arc::new(Search::open(Some(&dir)).unwrap());
+        let feed = store.coordination().feed_state().await.unwrap();
+        let cursor = search.resume(&feed).expect("the index resumes");
+        assert_eq!(cursor, feed.head - 1, "one change behind");
+        assert_eq!(
+            found(&search, "rhapsody", Kind::Track),
+            ["Bohemian Rhapsody"],
+            "served at once, without a rebuild"
+        );
+        assert!(found(&search, "pressure", Kind::Track).is_empty());
+        follow(&search, &store).await;
+        assert_eq!(found(&search, "pressure", Kind::Track), ["Under Pressure"]);
+        // Deletes: the artist stays while it has a track, the album goes with its last.
+        store.delete_track(&rhapsody).await.unwrap();
+        follow(&search, &store).await;
+        assert!(found(&search, "rhapsody", Kind::Track).is_empty());
+        assert!(found(&search, "opera", Kind::Album).is_empty());
+        assert_eq!(found(&search, "queen", Kind::Artist), ["Queen"]);
+        store.delete_track(&pressure).await.unwrap();
+        follow(&search, &store).await;
+        assert!(found(&search, "queen", Kind::Artist).is_empty());
+        // A feed pruned past the index, or another database's feed: rebuilt.
+        let mut pruned = store.coordination().feed_state().await.unwrap();
+        assert_eq!(search.cursor(), Some(pruned.head));
+        drop(search);
+        pruned.pruned_through = pruned.head + 1;
+        pruned.head += 1;
+        let reopened = Search::open(Some(&dir)).unwrap();
+        assert_eq!(reopened.resume(&pruned), None);
+        let other = FeedState {
+            id: "another database".into(),
+            ..store.coordination().feed_state().await.unwrap()
+        };
+        assert_eq!(reopened.resume(&other), None);
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_build_is_not_resumed() {
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open_embedded(store_dir.path()).await.unwrap();
+        let dir = store_dir.path().join("search");
+        let search = Search::open(Some(&dir)).unwrap();
+        // A commit before the catalog is indexed (an upload during the build) records no
+        // position.
+        search
+            .track_published(
+                &track(3, "Half Built", "Nobody", None),
+                &Popularity::default(),
+            )
+            .unwrap();
+        drop(search);
+        let feed = store.coordination().feed_state().await.unwrap();
+        assert_eq!(Search::open(Some(&dir)).unwrap().resume(&feed), None);
     }
 
     #[tokio::test]

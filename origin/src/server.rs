@@ -44,26 +44,79 @@ pub fn origin_identity(data_dir: &Path) -> anyhow::Result<Identity> {
     )?))
 }
 
-/// Background upkeep: every 2 s, search popularity follows the play counts; hourly, expired
-/// tokens go, trending drops what left its window, and event ids and plays older than a month
-/// are forgotten (so those trees stay bounded by live sessions and a month of listening).
+/// The key files every origin of one service shares (in its data directory): the signing
+/// identity (manifests, licenses, the QUIC node id clients pin), the chunk-URL key (a URL
+/// signed by one origin is checked by another, or by the CDN) and the content-key wrapping key.
+pub const SERVICE_KEY_FILES: [&str; 3] = ["origin.key", "url.key", "content.kek"];
+
+/// Copies the [`SERVICE_KEY_FILES`] from one origin's data directory to another's (created
+/// private if needed): how a second origin of a service is set up.
+pub fn copy_service_keys(from: &Path, to: &Path) -> anyhow::Result<()> {
+    transport::keyfile::create_private_dir(to)
+        .with_context(|| format!("creating {}", to.display()))?;
+    for name in SERVICE_KEY_FILES {
+        let (source, target) = (from.join(name), to.join(name));
+        let bytes =
+            std::fs::read(&source).with_context(|| format!("reading {}", source.display()))?;
+        transport::keyfile::write_private(&target, &bytes)
+            .with_context(|| format!("writing {}", target.display()))?;
+    }
+    Ok(())
+}
+
+/// What origins sharing a database compare to know they share their keys: a hash of the
+/// node id and the chunk-URL key (the content-key wrapping key is checked by the store).
+fn service_fingerprint(identity: &Identity, url_key: &[u8; 32]) -> String {
+    let mut hasher = blake3::Hasher::new_derive_key("chorus service keys v1");
+    hasher.update(identity.node_id().as_bytes());
+    hasher.update(url_key);
+    hasher.finalize().to_hex().to_string()
+}
+
+/// How long the change feed keeps an entry: an origin stopped for longer rebuilds its search
+/// index when it starts again.
+pub const CHANGES_KEPT_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// How often [`janitor`] looks at the time (and, with a shared database, claims the lead of a
+/// stopped leader).
+const JANITOR_TICK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Background upkeep, hourly. Every origin drops what left trending's window from its own
+/// memory. The origin leading the jobs ([`crate::store::Coordination::lead`]: one among those
+/// sharing a database) also purges expired tokens, event ids and plays older than a month, and
+/// change-feed entries older than [`CHANGES_KEPT_MS`], so those tables stay bounded by live
+/// sessions and a month of listening.
 async fn janitor(state: AppState) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
-    let mut ticks: u64 = 0;
+    let mut every = tokio::time::interval(JANITOR_TICK);
+    let mut pruned_at: Option<std::time::Instant> = None;
+    let mut purged_at: Option<std::time::Instant> = None;
+    let hourly = |at: Option<std::time::Instant>| {
+        at.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(3600))
+    };
     loop {
         every.tick().await;
-        match state.search.refresh_popularity(&state.store).await {
-            Err(error) => tracing::warn!(%error, "refreshing search popularity failed"),
-            Ok(count) if count > 0 => tracing::debug!(count, "search popularity refreshed"),
-            Ok(_) => {}
+        let now = crate::now_ms();
+        if hourly(pruned_at) {
+            state.activity.prune(now);
+            pruned_at = Some(std::time::Instant::now());
         }
-        ticks += 1;
-        if ticks % 1800 != 1 {
+        let store = &state.store;
+        match store.coordination().lead().await {
+            Ok(true) => {}
+            Ok(false) => {
+                // Another origin leads; if it stops, this one takes over with a full hour's
+                // work at once.
+                purged_at = None;
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "claiming the lead of the background jobs failed");
+                continue;
+            }
+        }
+        if !hourly(purged_at) {
             continue;
         }
-        let now = crate::now_ms();
-        state.activity.prune(now);
-        let store = &state.store;
         let purged = async {
             let tokens = store.accounts().purge_expired_tokens(now).await?;
             let activity = store
@@ -72,15 +125,26 @@ async fn janitor(state: AppState) {
                     now.saturating_sub(crate::activity::EVENT_AGE_MAX_MS + 24 * 3600 * 1000),
                 )
                 .await?;
-            Ok::<_, crate::store::StoreError>((tokens, activity))
+            let changes = store
+                .coordination()
+                .prune_changes(now.saturating_sub(CHANGES_KEPT_MS))
+                .await?;
+            Ok::<_, crate::store::StoreError>((tokens, activity, changes))
         }
         .await;
         match purged {
-            Ok((tokens, activity)) if tokens + activity > 0 => {
-                tracing::info!(tokens, activity, "purged expired tokens and old activity")
+            Ok((tokens, activity, changes)) => {
+                purged_at = Some(std::time::Instant::now());
+                if tokens + activity + changes > 0 {
+                    tracing::info!(
+                        tokens,
+                        activity,
+                        changes,
+                        "purged expired tokens, old activity and old changes"
+                    )
+                }
             }
             Err(error) => tracing::warn!(%error, "purging failed"),
-            Ok(_) => {}
         }
     }
 }
@@ -110,6 +174,7 @@ pub struct Running {
     )>,
     janitor: tokio::task::JoinHandle<()>,
     recommender: tokio::task::JoinHandle<()>,
+    followers: [tokio::task::JoinHandle<()>; 2],
     quic: Endpoint,
 }
 
@@ -133,6 +198,9 @@ impl Running {
         self.quic.close();
         self.janitor.abort();
         self.recommender.abort();
+        for follower in &self.followers {
+            follower.abort();
+        }
         (&mut self.http)
             .await
             .context("HTTP server task")?
@@ -162,30 +230,51 @@ pub async fn open_state(
         )
     })?);
     tracing::info!(store = store.describe(), "store open");
+    let fingerprint = service_fingerprint(&identity, &url_key);
+    let recorded = store
+        .coordination()
+        .service_keys(&fingerprint)
+        .await
+        .context("recording the service's keys")?;
+    if recorded != fingerprint {
+        anyhow::bail!(
+            "this database is served by origins with other keys: every origin of one service \
+             needs the same {} as the others (copy origin.key, url.key and content.kek from \
+             the data directory of one that runs)",
+            SERVICE_KEY_FILES.join(", ")
+        );
+    }
     let metrics = Arc::new(Metrics::default());
     let chunk_source = Arc::new(StoreChunkSource::new(store.clone(), metrics.clone()));
-    // A small catalog is indexed before the API opens; a large one (minutes for millions of
-    // tracks) in the background, search answering 503 until it is done.
+    // The search index persists in the data directory and follows the change feed. When it
+    // cannot resume (first start, another database, too long stopped) it is rebuilt: a small
+    // catalog before the API opens, a large one (minutes for millions of tracks) by the
+    // follower in the background, search answering 503 until it is done.
     let search = Arc::new(
-        crate::search::Search::new_in(Some(&config.data_dir.join("search")))
-            .context("creating the search index")?,
+        crate::search::Search::open(Some(&config.data_dir.join("search")))
+            .context("opening the search index")?,
     );
-    let fill = {
-        let (search, store) = (search.clone(), store.clone());
-        tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            match search.fill(&store).await {
-                Ok(()) => tracing::info!(
-                    tracks = search.progress().0,
-                    seconds = started.elapsed().as_secs_f64(),
-                    "search index built"
-                ),
-                Err(error) => tracing::error!(%error, "building the search index failed"),
+    let feed = store
+        .coordination()
+        .feed_state()
+        .await
+        .context("reading the change feed")?;
+    match search.resume(&feed) {
+        Some(cursor) => tracing::info!(
+            documents = search.progress().0,
+            cursor,
+            behind = feed.head - cursor,
+            "search index resumed"
+        ),
+        None => {
+            search.clear().context("clearing the search index")?;
+            if store.catalog().track_count().await? < SEARCH_BUILD_BEFORE_OPEN_MAX as u64 {
+                search
+                    .fill(&store)
+                    .await
+                    .context("building the search index")?;
             }
-        })
-    };
-    if store.catalog().track_count().await? < SEARCH_BUILD_BEFORE_OPEN_MAX as u64 {
-        fill.await.context("building the search index")?;
+        }
     }
     let activity = crate::events::Activity::load(
         &store,
@@ -272,6 +361,13 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
     let service = ChunkService::new(state.chunk_source.clone(), node_id, system_clock());
     tokio::spawn(transport::serve(quic.clone(), Arc::new(service)));
     let janitor = tokio::spawn(janitor(state.clone()));
+    let followers = [
+        tokio::spawn(crate::follow::caches(state.clone())),
+        tokio::spawn(crate::follow::search(
+            state.search.clone(),
+            state.store.clone(),
+        )),
+    ];
     let recommender = tokio::spawn(crate::recommendations::refresh(
         state.store.clone(),
         state.recommender.clone(),
@@ -316,6 +412,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         http,
         janitor,
         recommender,
+        followers,
         quic,
     })
 }

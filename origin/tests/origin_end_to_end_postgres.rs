@@ -110,3 +110,164 @@ async fn an_object_store_outage_answers_503_and_publishes_nothing() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
 }
+
+/// Names of the hits for `query` on `origin`.
+async fn search_names(origin: &LocalOrigin, token: &str, query: &str) -> Vec<String> {
+    let (status, found) = origin
+        .get(&format!("/v1/search?q={query}"), Some(token))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Polls `check` every 100 ms until it holds (a bound for a broken build, not a timing claim).
+async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_origins_serve_one_service_and_follow_each_others_changes() {
+    let a = LocalOrigin::start_on(Backend::PostgresS3, |_| {})
+        .await
+        .unwrap();
+    let b = a.start_peer(|_| {}).await.unwrap();
+    assert_eq!(a.running.node_id, b.running.node_id, "one signing identity");
+    let artist = a.account("twin_artist", "SE", "artist", "free").await;
+    let listener = a
+        .account("twin_listener", "SE", "listener", "premium")
+        .await;
+    let metadata = json!({"title": "Marmalade Skies", "artist": "Twin Origins"});
+    let (status, track) = a
+        .upload(
+            &artist,
+            origin::synth::wav(3, 1.0, 22_050, 1),
+            "m.wav",
+            metadata,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{track}");
+    let track_id = track["id"].as_str().unwrap().to_string();
+    // A token issued by one origin works on the other; the other's index follows the upload.
+    eventually("the other origin's search finds the upload", || async {
+        search_names(&b, &listener, "marmalade").await == ["Marmalade Skies"]
+    })
+    .await;
+    // A grant from one origin signs chunk URLs the other serves (one URL key).
+    let node_id = Identity::from_secret_bytes(&[9; 32]).node_id().to_hex();
+    let (status, grant) = b
+        .post(
+            &format!("/v1/tracks/{track_id}/play"),
+            Some(&listener),
+            json!({"node_id": node_id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{grant}");
+    let signed: SignedManifest =
+        codec::decode(&hex::decode(grant["manifest"].as_str().unwrap()).unwrap()).unwrap();
+    let first = signed.verify(&a.running.node_id).unwrap().body().chunks[0];
+    let chunk_url = grant["chunk_url_template"]
+        .as_str()
+        .unwrap()
+        .replace("{chunk_id}", &first.to_hex())
+        .replace(&b.base, &a.base);
+    assert!(chunk_url.starts_with(&a.base), "{chunk_url}");
+    assert_eq!(
+        a.http.get(&chunk_url).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    // A delete through one origin reaches the other's caches and index.
+    assert_eq!(
+        a.get(&format!("/v1/tracks/{track_id}"), Some(&listener))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let deleted = b
+        .http
+        .delete(format!("{}/v1/tracks/{track_id}", b.base))
+        .bearer_auth(&artist)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    eventually("the other origin forgets the deleted track", || async {
+        a.get(&format!("/v1/tracks/{track_id}"), Some(&listener))
+            .await
+            .0
+            == StatusCode::NOT_FOUND
+            && search_names(&a, &listener, "marmalade").await.is_empty()
+    })
+    .await;
+    // An origin with keys of its own is refused: it would sign URLs and manifests the others
+    // reject.
+    let stranger = tempfile::tempdir().unwrap();
+    let refused = origin::server::start(origin::config::OriginConfig {
+        data_dir: stranger.path().to_path_buf(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        quic_addr: "127.0.0.1:0".parse().unwrap(),
+        ..a.config.clone()
+    })
+    .await
+    .unwrap_err();
+    assert!(format!("{refused:#}").contains("other keys"), "{refused:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_origin_resumes_its_search_index_and_catches_up() {
+    let a = LocalOrigin::start_on(Backend::PostgresS3, |_| {})
+        .await
+        .unwrap();
+    let b = a.start_peer(|_| {}).await.unwrap();
+    let artist = a.account("resume_artist", "SE", "artist", "free").await;
+    let listener = a
+        .account("resume_listener", "SE", "listener", "premium")
+        .await;
+    let upload = |title: &'static str, seed: u64| {
+        let (a, artist) = (&a, &artist);
+        async move {
+            let metadata = json!({"title": title, "artist": "Resumers"});
+            let (status, track) = a
+                .upload(
+                    artist,
+                    origin::synth::wav(seed, 1.0, 22_050, 1),
+                    "r.wav",
+                    metadata,
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{track}");
+        }
+    };
+    upload("Before The Stop", 4).await;
+    eventually("the peer indexes the first upload", || async {
+        !search_names(&b, &listener, "before").await.is_empty()
+    })
+    .await;
+    assert_eq!(b.metric("chorus_search_builds_total").await, Some(1.0));
+    // Stopped while the catalog changes; started again on the same data directory.
+    let b = b.restart_after(upload("While Stopped", 5)).await.unwrap();
+    assert_eq!(
+        b.metric("chorus_search_builds_total").await,
+        Some(0.0),
+        "resumed, not rebuilt"
+    );
+    assert_eq!(
+        search_names(&b, &listener, "before").await,
+        ["Before The Stop"]
+    );
+    eventually("the restarted origin catches up", || async {
+        search_names(&b, &listener, "stopped").await == ["While Stopped"]
+    })
+    .await;
+}

@@ -220,3 +220,33 @@ async fn an_embedded_origin_migrates_and_an_interrupted_migration_resumes() {
     assert_eq!(counts(&report, "tracks"), Some(5));
     assert!(counts(&report, "listening rows").unwrap() > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_origin_leads_and_another_takes_over_when_it_stops() {
+    let (postgres, garage) = (Postgres::start().unwrap(), Garage::start().unwrap());
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config_one = config(one.path(), &postgres, "lead", &garage, "lead");
+    let mut config_two = config_one.clone();
+    config_two.data_dir = two.path().to_path_buf();
+    let first = Store::open(&config_one).await.unwrap();
+    let second = Store::open(&config_two).await.unwrap();
+    assert!(
+        first.coordination().lead().await.unwrap(),
+        "the first to ask leads"
+    );
+    assert!(
+        first.coordination().lead().await.unwrap(),
+        "and keeps leading"
+    );
+    assert!(
+        !second.coordination().lead().await.unwrap(),
+        "one leader at a time"
+    );
+    drop(first);
+    // The server releases the lock when the leader's session ends.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !second.coordination().lead().await.unwrap() {
+        assert!(std::time::Instant::now() < deadline, "nobody took over");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -26,6 +26,8 @@ pub struct LocalOrigin {
     /// An HTTP client for it (many idle connections, for load).
     pub http: reqwest::Client,
     operator: tokio::sync::OnceCell<String>,
+    /// The config it was started with.
+    pub config: OriginConfig,
     dir: tempfile::TempDir,
     /// PostgreSQL and Garage, for an origin on [`Backend::PostgresS3`] (dropped after it).
     pub services: Option<crate::services::Services>,
@@ -79,7 +81,15 @@ impl LocalOrigin {
             services.configure(&mut config, "origin")?;
         }
         change(&mut config);
-        let running = server::start(config).await?;
+        Self::launch(config, dir, services).await
+    }
+
+    async fn launch(
+        config: OriginConfig,
+        dir: tempfile::TempDir,
+        services: Option<crate::services::Services>,
+    ) -> anyhow::Result<Self> {
+        let running = server::start(config.clone()).await?;
         let base = format!("http://{}", running.http_addr);
         let http = api::client::http_client_builder()?
             .pool_max_idle_per_host(256)
@@ -89,9 +99,58 @@ impl LocalOrigin {
             base,
             http,
             operator: tokio::sync::OnceCell::new(),
+            config,
             dir,
             services,
         })
+    }
+
+    /// Another origin of the same service: the same database and object store, a copy of
+    /// this one's keys in a data directory of its own, loopback ports of its own.
+    pub async fn start_peer(&self, change: impl FnOnce(&mut OriginConfig)) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        server::copy_service_keys(self.data_dir(), dir.path())?;
+        let mut config = OriginConfig {
+            data_dir: dir.path().to_path_buf(),
+            http_addr: "127.0.0.1:0".parse()?,
+            quic_addr: "127.0.0.1:0".parse()?,
+            ..self.config.clone()
+        };
+        change(&mut config);
+        Self::launch(config, dir, None).await
+    }
+
+    /// Stops this origin, runs `meanwhile`, and starts it again on the same data directory and
+    /// config (new loopback ports unless the config names them).
+    pub async fn restart_after(
+        self,
+        meanwhile: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<Self> {
+        let Self {
+            running,
+            config,
+            dir,
+            services,
+            ..
+        } = self;
+        running.shutdown().await?;
+        meanwhile.await;
+        Self::launch(config, dir, services).await
+    }
+
+    /// A value of this origin's `/metrics` (the first sample of `name`).
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
     }
 
     /// An origin with the default config; panics if it does not start (for tests).

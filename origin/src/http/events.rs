@@ -155,9 +155,6 @@ pub async fn post_events(
         }
     };
     state.activity.record(&recorded.streams);
-    state
-        .search
-        .plays_changed(recorded.streams.iter().map(|stream| stream.track.clone()));
     Ok(Json(EventsAccepted {
         accepted: recorded.accepted,
         duplicates: recorded.duplicates,

@@ -42,7 +42,15 @@ async fn openapi_json() -> impl IntoResponse {
 async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
     // A store that does not answer shows 0 tracks; /healthz reports the failure.
     let tracks = state.store.catalog().track_count().await.unwrap_or(0);
-    let body = state.metrics.render(tracks as usize);
+    let mut body = state.metrics.render(tracks as usize);
+    let head = state
+        .store
+        .coordination()
+        .feed_state()
+        .await
+        .map(|feed| feed.head)
+        .ok();
+    body.push_str(&state.search.render_metrics(head));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

@@ -2,16 +2,18 @@
 //! networked database each read is a round trip.
 //!
 //! [`CachedCatalog`] keeps track and rendition records (the play path reads both on every
-//! authorization). Rendition records never change once published; a track changes only when deleted or
-//! re-imported, which goes through this layer and forgets it. Entries also expire after
-//! [`RECORD_TTL`], which bounds how long another origin's delete on a shared database can go
-//! unseen here. Bounded: at most [`RECORDS_MAX`] of each (emptied when full).
+//! authorization). Rendition records never change once published; a track changes only when
+//! deleted or re-imported, which goes through this layer and forgets it. Another origin's
+//! change reaches this one through the change feed ([`crate::follow`], within a second or
+//! two), and entries expire after [`RECORD_TTL`] whatever happens to the feed. Bounded: at
+//! most [`RECORDS_MAX`] of each (emptied when full).
 //!
 //! [`CachedAccounts`] keeps sessions (an access token's record with its account), which every
 //! authenticated request resolves. Access tokens are never revoked before they expire (expiry
 //! is checked on every request against the cached record); an account changes only through
 //! [`Accounts::update_account`], which forgets its sessions here at once. Another origin's
-//! change to an account (a tier or role) is seen within [`SESSION_TTL`]. Only found sessions
+//! change to an account (a tier or role) arrives through the change feed, and is seen within
+//! [`SESSION_TTL`] at worst. Only found sessions
 //! are kept, so a token issued by another origin works at once.
 
 use std::collections::HashMap;
@@ -111,6 +113,23 @@ impl CachedCatalog {
             inner,
             tracks: Mutex::default(),
             renditions: Mutex::default(),
+        }
+    }
+
+    /// Forgets track `id` and its renditions (another origin changed or deleted it).
+    pub fn forget_track_id(&self, id: &str) {
+        let cached = self
+            .tracks
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .remove(id);
+        match cached {
+            Some((_, track)) => self.forget_track(&track),
+            None => self
+                .renditions
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .retain(|_, (_, record)| record.track != id),
         }
     }
 
@@ -257,6 +276,12 @@ impl CachedAccounts {
     fn changed(&self) {
         self.changes
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Forgets the sessions of account `id` (another origin changed it).
+    pub fn forget_sessions_of(&self, id: &str) {
+        self.changed();
+        self.forget_account(id);
     }
 
     fn forget_account(&self, id: &str) {

@@ -3,9 +3,10 @@
 //! Metadata lives behind six traits, one per domain: [`Accounts`] (accounts and tokens),
 //! [`Catalog`] (tracks and renditions), [`Playlists`], [`Libraries`] (liked songs and followed
 //! artists), [`Listening`] (listening events, plays, streams and play counts) and
-//! [`Devices`] (offline devices). Chunk bytes live behind [`blobs::BlobStore`], with the
-//! hot-chunk memory cache ([`blobs::ChunkBlobs`]) layered over it. [`Store`] holds one of
-//! each, chosen at open time from a [`StoreConfig`]:
+//! [`Devices`] (offline devices); a seventh, [`Coordination`], is what several origins sharing
+//! a database coordinate through (the change feed, job leadership). Chunk bytes live behind
+//! [`blobs::BlobStore`], with the hot-chunk memory cache ([`blobs::ChunkBlobs`]) layered over
+//! it. [`Store`] holds one of each, chosen at open time from a [`StoreConfig`]:
 //!
 //! | backend | metadata | blobs |
 //! |---|---|---|
@@ -356,6 +357,34 @@ pub trait Devices: Send + Sync + std::fmt::Debug {
     async fn import_devices(&self, devices: &[(String, String, u64)]) -> Result<(), StoreError>;
 }
 
+/// What origins sharing one database coordinate through: the change feed and the leadership
+/// of once-only jobs.
+///
+/// The feed lists every change another origin must hear of (a track published or deleted, a
+/// playlist changed, an account changed, a play count moving into another power of two, a bulk
+/// import), numbered in the order the changes committed. A backend writes an entry together
+/// with the change it describes, and a reader never sees an entry before its change: a reader
+/// that has applied entry `n` has seen every change up to it. Each origin follows the feed to
+/// keep its search index and its caches current ([`crate::follow`]).
+#[async_trait]
+pub trait Coordination: Send + Sync + std::fmt::Debug {
+    /// Changes numbered after `after`, oldest first, at most `limit`.
+    async fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError>;
+    /// The feed's id, head and pruning point.
+    async fn feed_state(&self) -> Result<FeedState, StoreError>;
+    /// Forgets changes made before `before_ms`; returns how many.
+    async fn prune_changes(&self, before_ms: u64) -> Result<usize, StoreError>;
+    /// Whether this process leads the jobs that run once across the origins sharing the
+    /// database, claiming the lead when nobody holds it. A leader that stops (or loses the
+    /// database) loses it; another origin claims it on its next call. The embedded backend
+    /// has one origin, which always leads.
+    async fn lead(&self) -> Result<bool, StoreError>;
+    /// The fingerprint of the signing keys this database is served with: `fingerprint` if
+    /// none was recorded yet (it is recorded now), else the one recorded first. Origins sharing
+    /// a database must share their keys; one whose fingerprint differs is refused at start.
+    async fn service_keys(&self, fingerprint: &str) -> Result<String, StoreError>;
+}
+
 /// A page of listening state moving between stores.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListeningImport {
@@ -495,12 +524,13 @@ impl StoreConfig {
 /// The origin's storage: one backend per domain and the chunk blobs (see the module docs).
 #[derive(Debug, Clone)]
 pub struct Store {
-    accounts: Arc<dyn Accounts>,
-    catalog: Arc<dyn Catalog>,
+    accounts: Arc<cached::CachedAccounts>,
+    catalog: Arc<cached::CachedCatalog>,
     playlists: Arc<dyn Playlists>,
     libraries: Arc<dyn Libraries>,
     listening: Arc<dyn Listening>,
     devices: Arc<dyn Devices>,
+    coordination: Arc<dyn Coordination>,
     blobs: ChunkBlobs,
     keys: Arc<KeyWrap>,
     describe: String,
@@ -511,9 +541,15 @@ pub struct Store {
 pub const USERNAMES_MAX: usize = 100_000;
 
 /// One backend serving every metadata domain.
-pub trait Metadata: Accounts + Catalog + Playlists + Libraries + Listening + Devices {}
+pub trait Metadata:
+    Accounts + Catalog + Playlists + Libraries + Listening + Devices + Coordination
+{
+}
 
-impl<T: Accounts + Catalog + Playlists + Libraries + Listening + Devices> Metadata for T {}
+impl<T: Accounts + Catalog + Playlists + Libraries + Listening + Devices + Coordination> Metadata
+    for T
+{
+}
 
 impl Store {
     /// Opens (creating if needed) the store `config` names.
@@ -573,7 +609,8 @@ impl Store {
             playlists: metadata.clone().playlists(),
             libraries: metadata.clone().libraries(),
             listening: metadata.clone().listening(),
-            devices: metadata.devices(),
+            devices: metadata.clone().devices(),
+            coordination: metadata.coordination(),
             blobs,
             keys,
             describe,
@@ -644,6 +681,20 @@ impl Store {
     /// Offline devices.
     pub fn devices(&self) -> &dyn Devices {
         &*self.devices
+    }
+
+    /// The change feed and job leadership.
+    pub fn coordination(&self) -> &dyn Coordination {
+        &*self.coordination
+    }
+
+    /// Forgets what the caches hold of the subject of `change`, made by another origin.
+    pub fn forget_changed(&self, change: &Change) {
+        match change.kind {
+            ChangeKind::Track => self.catalog.forget_track_id(&change.id),
+            ChangeKind::Account => self.accounts.forget_sessions_of(&change.id),
+            ChangeKind::Playlist | ChangeKind::Plays | ChangeKind::Import => {}
+        }
     }
 
     /// The chunk blobs, with their memory cache.
@@ -796,6 +847,7 @@ trait MetadataObject: Send + Sync {
     fn libraries(self: Arc<Self>) -> Arc<dyn Libraries>;
     fn listening(self: Arc<Self>) -> Arc<dyn Listening>;
     fn devices(self: Arc<Self>) -> Arc<dyn Devices>;
+    fn coordination(self: Arc<Self>) -> Arc<dyn Coordination>;
 }
 
 impl<T: Metadata + 'static> MetadataObject for T {
@@ -815,6 +867,9 @@ impl<T: Metadata + 'static> MetadataObject for T {
         self
     }
     fn devices(self: Arc<Self>) -> Arc<dyn Devices> {
+        self
+    }
+    fn coordination(self: Arc<Self>) -> Arc<dyn Coordination> {
         self
     }
 }

@@ -39,6 +39,80 @@ pub struct EventsRecorded {
     pub duplicates: usize,
     /// Plays this batch qualified as streams.
     pub streams: Vec<StreamRecord>,
+    /// Tracks whose play count this batch moved into another power of two (their search
+    /// popularity changes; see [`ChangeKind::Plays`]).
+    pub popularity_moved: Vec<String>,
+}
+
+/// The power of two a play count is in (0 for none): search popularity is re-indexed when it
+/// moves, so a track's documents are rewritten a logarithmic number of times.
+pub fn popularity_bucket(plays: u64) -> u32 {
+    64 - plays.leading_zeros()
+}
+
+/// What a [`Change`] is about; its id names one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A track was published, re-imported or deleted (id: the track).
+    Track,
+    /// A playlist was created or changed (id: the playlist).
+    Playlist,
+    /// An account changed: tier, role, password (id: the account).
+    Account,
+    /// A track's play count moved into another power of two (id: the track).
+    Plays,
+    /// A bulk import: a reader re-reads everything (id: empty).
+    Import,
+}
+
+impl ChangeKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Track => "track",
+            ChangeKind::Playlist => "playlist",
+            ChangeKind::Account => "account",
+            ChangeKind::Plays => "plays",
+            ChangeKind::Import => "import",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "track" => ChangeKind::Track,
+            "playlist" => ChangeKind::Playlist,
+            "account" => ChangeKind::Account,
+            "plays" => ChangeKind::Plays,
+            "import" => ChangeKind::Import,
+            _ => return None,
+        })
+    }
+}
+
+/// One entry of the change feed ([`crate::store::Changes`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// Its place in the feed: numbers grow by one, in the order the changes committed.
+    pub seq: u64,
+    /// What changed.
+    pub kind: ChangeKind,
+    /// Which one (empty for [`ChangeKind::Import`]).
+    pub id: String,
+}
+
+/// Where a change feed stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedState {
+    /// Names this feed (random, made with the database): a reader's cursor from another
+    /// database means nothing here.
+    pub id: String,
+    /// The newest change's number (0: none yet).
+    pub head: u64,
+    /// Changes up to this number are pruned: a reader whose cursor is older has missed some
+    /// and must re-read everything.
+    pub pruned_through: u64,
 }
 
 pub use api::catalog::RenditionSummary;

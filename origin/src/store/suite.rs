@@ -10,8 +10,9 @@ use bytes::Bytes;
 use protocol::ChunkId;
 
 use super::{
-    Account, EventInput, EventKind, Library, LibraryAdd, PlaylistRecord, RenditionRecord,
-    RenditionSummary, Role, Store, StreamRecord, Tier, TokenKind, TokenRecord, TrackRecord,
+    Account, Change, ChangeKind, EventInput, EventKind, Library, LibraryAdd, PlaylistRecord,
+    RenditionRecord, RenditionSummary, Role, Store, StreamRecord, Tier, TokenKind, TokenRecord,
+    TrackRecord,
 };
 
 /// Runs every check of the suite on `store`.
@@ -25,6 +26,8 @@ pub async fn run(store: &Store) {
     listening(store).await;
     devices(store).await;
     blobs(store).await;
+    changes(store).await;
+    concurrent_changes(store).await;
 }
 
 /// An account record for tests.
@@ -716,4 +719,181 @@ pub async fn blobs(store: &Store) {
     store.blobs().remove(&id).await.unwrap();
     assert!(store.blobs().get(&id).await.unwrap().is_none());
     store.blobs().remove(&id).await.unwrap();
+}
+
+/// A stream of `track` for `account`: a start and 31 s of progress, as play `play`.
+fn stream(account_play: &str, track: &str, at_ms: u64) -> [EventInput; 2] {
+    [
+        event(
+            &format!("{account_play}-start"),
+            account_play,
+            EventKind::PlayStart,
+            track,
+            0,
+            at_ms,
+        ),
+        event(
+            &format!("{account_play}-progress"),
+            account_play,
+            EventKind::Progress,
+            track,
+            31_000,
+            at_ms + 31_000,
+        ),
+    ]
+}
+
+/// The change feed: every change another origin must hear of gets the next number, in the
+/// order the changes were made; a play count moving into another power of two is one; the
+/// feed pages, prunes from its start, and keeps its head when pruned empty.
+pub async fn changes(store: &Store) {
+    let feed = store.coordination();
+    let start = feed.feed_state().await.unwrap();
+    assert!(!start.id.is_empty(), "the feed has an id");
+    let chunk = Bytes::from_static(b"a chunk of the change feed check");
+    let chunk_id = ChunkId::of(&chunk);
+    store.blobs().put(&chunk_id, chunk).await.unwrap();
+    let changed = track("ft", "fartist", Some("falbum"), "fr");
+    let rendition = RenditionRecord {
+        track: "ft".into(),
+        quality: "normal".into(),
+        manifest: manifest_hex(&[chunk_id]),
+        content_key: hex::encode([9u8; 32]),
+    };
+    store
+        .publish_track(&changed, &[("fr".into(), rendition)])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .playlists()
+            .create_playlist(&playlist("fp", "fowner"))
+            .await
+            .unwrap()
+    );
+    store
+        .update_playlist("fp", 5, |playlist| {
+            playlist.public = true;
+            Ok::<(), ()>(())
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .accounts()
+            .create_account(&account("fa", "feeder"))
+            .await
+            .unwrap()
+    );
+    let mut upgraded = account("fa", "feeder");
+    upgraded.tier = Tier::Premium;
+    store.accounts().update_account(&upgraded).await.unwrap();
+    // Plays 1 and 2 move the count into a new power of two; play 3 does not; play 4 does.
+    let mut moved = Vec::new();
+    for play in 1..=4u64 {
+        let events = stream(&format!("fplay{play}"), "ft", 5_000_000 + play * 100_000);
+        let recorded = store.record_events("flis", &events).await.unwrap().unwrap();
+        assert_eq!(recorded.streams.len(), 1);
+        moved.push(!recorded.popularity_moved.is_empty());
+    }
+    assert_eq!(
+        moved,
+        [true, true, false, true],
+        "popularity moves at 1, 2 and 4"
+    );
+    store.delete_track(&changed).await.unwrap();
+    let expected = [
+        (ChangeKind::Track, "ft"),
+        (ChangeKind::Playlist, "fp"),
+        (ChangeKind::Playlist, "fp"),
+        (ChangeKind::Account, "fa"),
+        (ChangeKind::Plays, "ft"),
+        (ChangeKind::Plays, "ft"),
+        (ChangeKind::Plays, "ft"),
+        (ChangeKind::Track, "ft"),
+    ];
+    let seen = feed.changes_after(start.head, 100).await.unwrap();
+    let kinds: Vec<(ChangeKind, &str)> = seen
+        .iter()
+        .map(|change| (change.kind, change.id.as_str()))
+        .collect();
+    assert_eq!(kinds, expected, "every change, in order");
+    let numbers: Vec<u64> = seen.iter().map(|change| change.seq).collect();
+    let consecutive: Vec<u64> = (1..=expected.len() as u64)
+        .map(|n| start.head + n)
+        .collect();
+    assert_eq!(numbers, consecutive, "numbered one by one");
+    let head = feed.feed_state().await.unwrap().head;
+    assert_eq!(head, start.head + expected.len() as u64);
+    let page = feed.changes_after(start.head + 2, 2).await.unwrap();
+    assert_eq!(page, seen[2..4].to_vec(), "pages by number");
+    // Pruning everything made before now keeps the head; the next change follows it.
+    let pruned = feed.prune_changes(crate::now_ms() + 1).await.unwrap();
+    assert!(pruned >= expected.len(), "pruned {pruned}");
+    let state = feed.feed_state().await.unwrap();
+    assert_eq!((state.head, state.pruned_through), (head, head));
+    assert_eq!(state.id, start.id, "the feed keeps its id");
+    assert!(feed.changes_after(0, 100).await.unwrap().is_empty());
+    store
+        .update_playlist("fp", 6, |playlist| {
+            playlist.name = "after the prune".into();
+            Ok::<(), ()>(())
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let next: Vec<Change> = feed.changes_after(head, 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].seq, head + 1, "numbers go on after a prune");
+    assert!(feed.lead().await.unwrap(), "a lone origin leads");
+}
+
+/// Changes made concurrently are read in order without gaps by a reader polling meanwhile: a
+/// reader at entry `n` never later finds an entry numbered below `n` (one that committed
+/// late), which would make it miss a change.
+pub async fn concurrent_changes(store: &Store) {
+    let feed = store.coordination();
+    let start = feed.feed_state().await.unwrap().head;
+    for writer in 0..4 {
+        assert!(
+            store
+                .playlists()
+                .create_playlist(&playlist(&format!("cp{writer}"), &format!("co{writer}")))
+                .await
+                .unwrap()
+        );
+    }
+    let after_creates = start + 4;
+    let writers = (0..4).map(|writer| async move {
+        for edit in 0..10 {
+            store
+                .update_playlist(&format!("cp{writer}"), 100 + edit, |playlist| {
+                    playlist.name = format!("edit {edit}");
+                    Ok::<(), ()>(())
+                })
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+        }
+    });
+    let reader = async {
+        let mut cursor = after_creates;
+        let mut read = 0usize;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while read < 40 && std::time::Instant::now() < deadline {
+            for change in feed.changes_after(cursor, 7).await.unwrap() {
+                assert_eq!(change.seq, cursor + 1, "no gap, no reordering");
+                cursor = change.seq;
+                read += 1;
+            }
+            tokio::task::yield_now().await;
+        }
+        read
+    };
+    let (_, read) = tokio::join!(futures_util::future::join_all(writers), reader);
+    assert_eq!(read, 40, "every edit was read");
 }

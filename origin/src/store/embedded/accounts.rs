@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::{EmbeddedStore, get_json, json_after};
-use crate::store::{Account, Accounts, StoreError, TokenRecord};
+use crate::store::{Account, Accounts, ChangeKind, StoreError, TokenRecord};
 
 #[async_trait]
 impl Accounts for EmbeddedStore {
@@ -24,10 +24,13 @@ impl Accounts for EmbeddedStore {
     }
 
     async fn update_account(&self, account: &Account) -> Result<(), StoreError> {
-        self.0
-            .accounts
-            .insert(account.id.as_bytes(), serde_json::to_vec(account)?)?;
-        self.flush().await
+        self.changing(ChangeKind::Account, &[&account.id], async {
+            self.0
+                .accounts
+                .insert(account.id.as_bytes(), serde_json::to_vec(account)?)?;
+            self.flush().await
+        })
+        .await
     }
 
     async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {

@@ -6,7 +6,7 @@ use protocol::ChunkId;
 
 use super::{EmbeddedStore, get_json, json_after, pair_key};
 use crate::store::manifest_chunks;
-use crate::store::{Catalog, RenditionRecord, StoreError, TrackRecord};
+use crate::store::{Catalog, ChangeKind, RenditionRecord, StoreError, TrackRecord};
 
 impl EmbeddedStore {
     fn indexed_tracks(
@@ -38,63 +38,69 @@ impl Catalog for EmbeddedStore {
         track: &TrackRecord,
         renditions: &[(String, RenditionRecord)],
     ) -> Result<(), StoreError> {
-        use sled::Transactional;
-        let track_bytes = serde_json::to_vec(track)?;
-        let mut encoded = Vec::with_capacity(renditions.len());
-        for (id, record) in renditions {
-            encoded.push((id.clone(), serde_json::to_vec(record)?));
-        }
-        let artist_key = pair_key(&track.artist_id, &track.id);
-        let album_key = track
-            .album_id
-            .as_ref()
-            .map(|album| pair_key(album, &track.id));
-        let trees = &self.0;
-        (
-            &trees.tracks,
-            &trees.renditions,
-            &trees.artist_tracks,
-            &trees.album_tracks,
-        )
-            .transaction(|(tracks, renditions, artist_tracks, album_tracks)| {
-                for (id, bytes) in &encoded {
-                    renditions.insert(id.as_bytes(), bytes.as_slice())?;
-                }
-                artist_tracks.insert(artist_key.as_slice(), track.id.as_bytes())?;
-                if let Some(key) = &album_key {
-                    album_tracks.insert(key.as_slice(), track.id.as_bytes())?;
-                }
-                tracks.insert(track.id.as_bytes(), track_bytes.as_slice())?;
-                Ok(())
-            })
-            .map_err(|error: sled::transaction::TransactionError<()>| {
-                StoreError::Transaction(format!("{error:?}"))
-            })?;
-        self.flush().await
+        self.changing(ChangeKind::Track, &[&track.id], async {
+            use sled::Transactional;
+            let track_bytes = serde_json::to_vec(track)?;
+            let mut encoded = Vec::with_capacity(renditions.len());
+            for (id, record) in renditions {
+                encoded.push((id.clone(), serde_json::to_vec(record)?));
+            }
+            let artist_key = pair_key(&track.artist_id, &track.id);
+            let album_key = track
+                .album_id
+                .as_ref()
+                .map(|album| pair_key(album, &track.id));
+            let trees = &self.0;
+            (
+                &trees.tracks,
+                &trees.renditions,
+                &trees.artist_tracks,
+                &trees.album_tracks,
+            )
+                .transaction(|(tracks, renditions, artist_tracks, album_tracks)| {
+                    for (id, bytes) in &encoded {
+                        renditions.insert(id.as_bytes(), bytes.as_slice())?;
+                    }
+                    artist_tracks.insert(artist_key.as_slice(), track.id.as_bytes())?;
+                    if let Some(key) = &album_key {
+                        album_tracks.insert(key.as_slice(), track.id.as_bytes())?;
+                    }
+                    tracks.insert(track.id.as_bytes(), track_bytes.as_slice())?;
+                    Ok(())
+                })
+                .map_err(|error: sled::transaction::TransactionError<()>| {
+                    StoreError::Transaction(format!("{error:?}"))
+                })?;
+            self.flush().await
+        })
+        .await
     }
 
     async fn import_tracks(&self, tracks: &[(TrackRecord, u64)]) -> Result<(), StoreError> {
-        let (mut records, mut by_artist, mut by_album, mut plays) = (
-            sled::Batch::default(),
-            sled::Batch::default(),
-            sled::Batch::default(),
-            sled::Batch::default(),
-        );
-        for (track, count) in tracks {
-            records.insert(track.id.as_bytes(), serde_json::to_vec(track)?);
-            by_artist.insert(pair_key(&track.artist_id, &track.id), track.id.as_bytes());
-            if let Some(album) = &track.album_id {
-                by_album.insert(pair_key(album, &track.id), track.id.as_bytes());
+        self.changing(ChangeKind::Import, &[""], async {
+            let (mut records, mut by_artist, mut by_album, mut plays) = (
+                sled::Batch::default(),
+                sled::Batch::default(),
+                sled::Batch::default(),
+                sled::Batch::default(),
+            );
+            for (track, count) in tracks {
+                records.insert(track.id.as_bytes(), serde_json::to_vec(track)?);
+                by_artist.insert(pair_key(&track.artist_id, &track.id), track.id.as_bytes());
+                if let Some(album) = &track.album_id {
+                    by_album.insert(pair_key(album, &track.id), track.id.as_bytes());
+                }
+                if *count > 0 {
+                    plays.insert(track.id.as_bytes(), &count.to_be_bytes());
+                }
             }
-            if *count > 0 {
-                plays.insert(track.id.as_bytes(), &count.to_be_bytes());
-            }
-        }
-        self.0.artist_tracks.apply_batch(by_artist)?;
-        self.0.album_tracks.apply_batch(by_album)?;
-        self.0.play_counts.apply_batch(plays)?;
-        self.0.tracks.apply_batch(records)?;
-        self.flush().await
+            self.0.artist_tracks.apply_batch(by_artist)?;
+            self.0.album_tracks.apply_batch(by_album)?;
+            self.0.play_counts.apply_batch(plays)?;
+            self.0.tracks.apply_batch(records)?;
+            self.flush().await
+        })
+        .await
     }
 
     async fn import_renditions(
@@ -110,28 +116,32 @@ impl Catalog for EmbeddedStore {
     }
 
     async fn delete_track(&self, track: &TrackRecord) -> Result<Vec<ChunkId>, StoreError> {
-        let mut chunks = Vec::new();
-        for rendition in &track.renditions {
-            if let Some(record) =
-                get_json::<RenditionRecord>(&self.0.renditions, rendition.rendition_id.as_bytes())?
-            {
-                chunks.extend(manifest_chunks(&record.manifest));
+        self.changing(ChangeKind::Track, &[&track.id], async {
+            let mut chunks = Vec::new();
+            for rendition in &track.renditions {
+                if let Some(record) = get_json::<RenditionRecord>(
+                    &self.0.renditions,
+                    rendition.rendition_id.as_bytes(),
+                )? {
+                    chunks.extend(manifest_chunks(&record.manifest));
+                }
             }
-        }
-        self.0.tracks.remove(track.id.as_bytes())?;
-        self.0
-            .artist_tracks
-            .remove(pair_key(&track.artist_id, &track.id))?;
-        if let Some(album) = &track.album_id {
-            self.0.album_tracks.remove(pair_key(album, &track.id))?;
-        }
-        for rendition in &track.renditions {
+            self.0.tracks.remove(track.id.as_bytes())?;
             self.0
-                .renditions
-                .remove(rendition.rendition_id.as_bytes())?;
-        }
-        self.flush().await?;
-        Ok(chunks)
+                .artist_tracks
+                .remove(pair_key(&track.artist_id, &track.id))?;
+            if let Some(album) = &track.album_id {
+                self.0.album_tracks.remove(pair_key(album, &track.id))?;
+            }
+            for rendition in &track.renditions {
+                self.0
+                    .renditions
+                    .remove(rendition.rendition_id.as_bytes())?;
+            }
+            self.flush().await?;
+            Ok(chunks)
+        })
+        .await
     }
 
     async fn track(&self, id: &str) -> Result<Option<TrackRecord>, StoreError> {

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 
 use super::{EmbeddedStore, decode_u64, pair_key, split_pair};
 use crate::store::{
-    EventInput, EventsRecorded, Listening, ListeningImport, PlayError, PlayRule, PlayState,
-    StoreError, StreamRecord,
+    ChangeKind, EventInput, EventsRecorded, Listening, ListeningImport, PlayError, PlayRule,
+    PlayState, StoreError, StreamRecord, popularity_bucket,
 };
 
 /// The `streams` key of a stream: its time first, so ranges are time ranges.
@@ -77,6 +77,11 @@ impl Listening for EmbeddedStore {
                             .get(event.track.as_bytes())?
                             .map_or(0, |bytes| decode_u64(&bytes));
                         play_counts.insert(event.track.as_bytes(), &(count + 1).to_be_bytes())?;
+                        if popularity_bucket(count + 1) != popularity_bucket(count)
+                            && !recorded.popularity_moved.contains(&event.track)
+                        {
+                            recorded.popularity_moved.push(event.track.clone());
+                        }
                         recorded.streams.push(stream);
                     }
                 }
@@ -89,6 +94,12 @@ impl Listening for EmbeddedStore {
             Err(TransactionError::Storage(error)) => return Err(error.into()),
         };
         self.flush().await?;
+        let moved: Vec<&str> = recorded
+            .popularity_moved
+            .iter()
+            .map(String::as_str)
+            .collect();
+        self.changed(ChangeKind::Plays, &moved).await?;
         Ok(Ok(recorded))
     }
 
@@ -188,29 +199,32 @@ impl Listening for EmbeddedStore {
     }
 
     async fn import_listening(&self, import: &ListeningImport) -> Result<(), StoreError> {
-        let (mut event_ids, mut plays, mut streams, mut counts) = (
-            sled::Batch::default(),
-            sled::Batch::default(),
-            sled::Batch::default(),
-            sled::Batch::default(),
-        );
-        for (account, event, at_ms) in &import.event_ids {
-            event_ids.insert(pair_key(account, event), &at_ms.to_be_bytes());
-        }
-        for (account, play_id, state) in &import.plays {
-            plays.insert(pair_key(account, play_id), serde_json::to_vec(state)?);
-        }
-        for stream in &import.streams {
-            streams.insert(stream_key(stream), serde_json::to_vec(stream)?);
-        }
-        for (track, count) in &import.play_counts {
-            counts.insert(track.as_bytes(), &count.to_be_bytes());
-        }
-        self.0.event_ids.apply_batch(event_ids)?;
-        self.0.plays.apply_batch(plays)?;
-        self.0.streams.apply_batch(streams)?;
-        self.0.play_counts.apply_batch(counts)?;
-        self.flush().await
+        self.changing(ChangeKind::Import, &[""], async {
+            let (mut event_ids, mut plays, mut streams, mut counts) = (
+                sled::Batch::default(),
+                sled::Batch::default(),
+                sled::Batch::default(),
+                sled::Batch::default(),
+            );
+            for (account, event, at_ms) in &import.event_ids {
+                event_ids.insert(pair_key(account, event), &at_ms.to_be_bytes());
+            }
+            for (account, play_id, state) in &import.plays {
+                plays.insert(pair_key(account, play_id), serde_json::to_vec(state)?);
+            }
+            for stream in &import.streams {
+                streams.insert(stream_key(stream), serde_json::to_vec(stream)?);
+            }
+            for (track, count) in &import.play_counts {
+                counts.insert(track.as_bytes(), &count.to_be_bytes());
+            }
+            self.0.event_ids.apply_batch(event_ids)?;
+            self.0.plays.apply_batch(plays)?;
+            self.0.streams.apply_batch(streams)?;
+            self.0.play_counts.apply_batch(counts)?;
+            self.flush().await
+        })
+        .await
     }
 
     async fn export_listening(

@@ -20,6 +20,7 @@ use super::{RenditionRecord, StoreError};
 
 mod accounts;
 mod catalog;
+mod coordination;
 mod devices;
 mod libraries;
 mod listening;
@@ -48,6 +49,10 @@ struct Trees {
     plays: sled::Tree,
     streams: sled::Tree,
     play_counts: sled::Tree,
+    changes: sled::Tree,
+    feed: sled::Tree,
+    /// Held while a change and its feed entry are made, and while the feed is read.
+    feed_lock: tokio::sync::Mutex<()>,
     /// Held while an offline device is counted and admitted.
     admissions: std::sync::Mutex<()>,
 }
@@ -92,6 +97,9 @@ impl EmbeddedStore {
             plays: db.open_tree("plays")?,
             streams: db.open_tree("streams")?,
             play_counts: db.open_tree("play_counts")?,
+            changes: db.open_tree("changes")?,
+            feed: db.open_tree("feed")?,
+            feed_lock: tokio::sync::Mutex::new(()),
             admissions: std::sync::Mutex::new(()),
             db,
         };

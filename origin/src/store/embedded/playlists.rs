@@ -5,32 +5,35 @@ use async_trait::async_trait;
 
 use super::{EmbeddedStore, get_json, json_after, pair_key};
 use crate::store::{
-    PLAYLIST_UPDATE_TRIES, PLAYLISTS_PER_ACCOUNT_MAX, PlaylistChange, PlaylistRecord, Playlists,
-    Refused, StoreError,
+    ChangeKind, PLAYLIST_UPDATE_TRIES, PLAYLISTS_PER_ACCOUNT_MAX, PlaylistChange, PlaylistRecord,
+    Playlists, Refused, StoreError,
 };
 
 #[async_trait]
 impl Playlists for EmbeddedStore {
     async fn create_playlist(&self, playlist: &PlaylistRecord) -> Result<bool, StoreError> {
-        let mut owned = 0;
-        for id in self.account_playlist_ids(&playlist.owner).await? {
-            if get_json::<PlaylistRecord>(&self.0.playlists, id.as_bytes())?
-                .is_some_and(|found| found.owner == playlist.owner)
-            {
-                owned += 1;
+        self.changing(ChangeKind::Playlist, &[&playlist.id], async {
+            let mut owned = 0;
+            for id in self.account_playlist_ids(&playlist.owner).await? {
+                if get_json::<PlaylistRecord>(&self.0.playlists, id.as_bytes())?
+                    .is_some_and(|found| found.owner == playlist.owner)
+                {
+                    owned += 1;
+                }
             }
-        }
-        if owned >= PLAYLISTS_PER_ACCOUNT_MAX {
-            return Ok(false);
-        }
-        self.0
-            .playlists
-            .insert(playlist.id.as_bytes(), serde_json::to_vec(playlist)?)?;
-        self.0
-            .account_playlists
-            .insert(pair_key(&playlist.owner, &playlist.id), &[])?;
-        self.flush().await?;
-        Ok(true)
+            if owned >= PLAYLISTS_PER_ACCOUNT_MAX {
+                return Ok(false);
+            }
+            self.0
+                .playlists
+                .insert(playlist.id.as_bytes(), serde_json::to_vec(playlist)?)?;
+            self.0
+                .account_playlists
+                .insert(pair_key(&playlist.owner, &playlist.id), &[])?;
+            self.flush().await?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn playlist(&self, id: &str) -> Result<Option<PlaylistRecord>, StoreError> {
@@ -53,44 +56,48 @@ impl Playlists for EmbeddedStore {
         now_ms: u64,
         change: PlaylistChange<'_>,
     ) -> Result<Option<Result<PlaylistRecord, Refused>>, StoreError> {
-        for _ in 0..PLAYLIST_UPDATE_TRIES {
-            let Some(current) = self.0.playlists.get(id.as_bytes())? else {
-                return Ok(None);
-            };
-            let mut playlist: PlaylistRecord = serde_json::from_slice(&current)?;
-            let collaborators_before = playlist.collaborators.clone();
-            if let Err(refused) = change(&mut playlist) {
-                return Ok(Some(Err(refused)));
+        self.changing(ChangeKind::Playlist, &[id], async {
+            for _ in 0..PLAYLIST_UPDATE_TRIES {
+                let Some(current) = self.0.playlists.get(id.as_bytes())? else {
+                    return Ok(None);
+                };
+                let mut playlist: PlaylistRecord = serde_json::from_slice(&current)?;
+                let collaborators_before = playlist.collaborators.clone();
+                if let Err(refused) = change(&mut playlist) {
+                    return Ok(Some(Err(refused)));
+                }
+                playlist.version += 1;
+                playlist.updated_at_ms = now_ms.max(playlist.updated_at_ms);
+                let next = serde_json::to_vec(&playlist)?;
+                let swapped = self.0.playlists.compare_and_swap(
+                    id.as_bytes(),
+                    Some(&current[..]),
+                    Some(next),
+                )?;
+                if swapped.is_err() {
+                    continue;
+                }
+                for added in playlist
+                    .collaborators
+                    .iter()
+                    .filter(|account| !collaborators_before.contains(account))
+                {
+                    self.0.account_playlists.insert(pair_key(added, id), &[])?;
+                }
+                for removed in collaborators_before
+                    .iter()
+                    .filter(|account| !playlist.collaborators.contains(account))
+                {
+                    self.0.account_playlists.remove(pair_key(removed, id))?;
+                }
+                self.flush().await?;
+                return Ok(Some(Ok(playlist)));
             }
-            playlist.version += 1;
-            playlist.updated_at_ms = now_ms.max(playlist.updated_at_ms);
-            let next = serde_json::to_vec(&playlist)?;
-            let swapped =
-                self.0
-                    .playlists
-                    .compare_and_swap(id.as_bytes(), Some(&current[..]), Some(next))?;
-            if swapped.is_err() {
-                continue;
-            }
-            for added in playlist
-                .collaborators
-                .iter()
-                .filter(|account| !collaborators_before.contains(account))
-            {
-                self.0.account_playlists.insert(pair_key(added, id), &[])?;
-            }
-            for removed in collaborators_before
-                .iter()
-                .filter(|account| !playlist.collaborators.contains(account))
-            {
-                self.0.account_playlists.remove(pair_key(removed, id))?;
-            }
-            self.flush().await?;
-            return Ok(Some(Ok(playlist)));
-        }
-        Err(StoreError::Transaction(format!(
-            "playlist {id}: {PLAYLIST_UPDATE_TRIES} concurrent writes in a row"
-        )))
+            Err(StoreError::Transaction(format!(
+                "playlist {id}: {PLAYLIST_UPDATE_TRIES} concurrent writes in a row"
+            )))
+        })
+        .await
     }
 
     async fn playlists_after(
@@ -107,15 +114,18 @@ impl Playlists for EmbeddedStore {
     }
 
     async fn import_playlists(&self, playlists: &[PlaylistRecord]) -> Result<(), StoreError> {
-        let (mut records, mut access) = (sled::Batch::default(), sled::Batch::default());
-        for playlist in playlists {
-            records.insert(playlist.id.as_bytes(), serde_json::to_vec(playlist)?);
-            for account in std::iter::once(&playlist.owner).chain(&playlist.collaborators) {
-                access.insert(pair_key(account, &playlist.id), &[]);
+        self.changing(ChangeKind::Import, &[""], async {
+            let (mut records, mut access) = (sled::Batch::default(), sled::Batch::default());
+            for playlist in playlists {
+                records.insert(playlist.id.as_bytes(), serde_json::to_vec(playlist)?);
+                for account in std::iter::once(&playlist.owner).chain(&playlist.collaborators) {
+                    access.insert(pair_key(account, &playlist.id), &[]);
+                }
             }
-        }
-        self.0.playlists.apply_batch(records)?;
-        self.0.account_playlists.apply_batch(access)?;
-        self.flush().await
+            self.0.playlists.apply_batch(records)?;
+            self.0.account_playlists.apply_batch(access)?;
+            self.flush().await
+        })
+        .await
     }
 }

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use tokio_postgres::types::Json;
 
-use super::{PostgresStore, big, count, db_error};
-use crate::store::{Account, Accounts, StoreError, TokenRecord};
+use super::{PostgresStore, big, count, db_error, note_changes};
+use crate::store::{Account, Accounts, ChangeKind, StoreError, TokenRecord};
 
 #[async_trait]
 impl Accounts for PostgresStore {
@@ -20,12 +20,17 @@ impl Accounts for PostgresStore {
     }
 
     async fn update_account(&self, account: &Account) -> Result<(), StoreError> {
-        self.run(
-            "UPDATE accounts SET username = $2, record = $3 WHERE id = $1",
-            &[&account.id, &account.username, &Json(account)],
-        )
-        .await?;
-        Ok(())
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(db_error)?;
+        transaction
+            .execute(
+                "UPDATE accounts SET username = $2, record = $3 WHERE id = $1",
+                &[&account.id, &account.username, &Json(account)],
+            )
+            .await
+            .map_err(db_error)?;
+        note_changes(&transaction, ChangeKind::Account, &[&account.id]).await?;
+        transaction.commit().await.map_err(db_error)
     }
 
     async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {

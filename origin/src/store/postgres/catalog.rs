@@ -5,9 +5,9 @@ use async_trait::async_trait;
 use protocol::ChunkId;
 use tokio_postgres::types::Json;
 
-use super::{PostgresStore, big, count, db_error, unbig};
+use super::{PostgresStore, big, count, db_error, note_changes, unbig};
 use crate::store::manifest_chunks;
-use crate::store::{Catalog, RenditionRecord, StoreError, TrackRecord};
+use crate::store::{Catalog, ChangeKind, RenditionRecord, StoreError, TrackRecord};
 
 fn tracks_of(rows: &[tokio_postgres::Row]) -> Vec<TrackRecord> {
     rows.iter()
@@ -46,6 +46,7 @@ impl Catalog for PostgresStore {
             )
             .await
             .map_err(db_error)?;
+        note_changes(&transaction, ChangeKind::Track, &[&track.id]).await?;
         transaction.commit().await.map_err(db_error)
     }
 
@@ -89,6 +90,7 @@ impl Catalog for PostgresStore {
                 .await
                 .map_err(db_error)?;
         }
+        note_changes(&transaction, ChangeKind::Import, &[""]).await?;
         transaction.commit().await.map_err(db_error)
     }
 
@@ -135,6 +137,7 @@ impl Catalog for PostgresStore {
             .execute("DELETE FROM tracks WHERE id = $1", &[&track.id])
             .await
             .map_err(db_error)?;
+        note_changes(&transaction, ChangeKind::Track, &[&track.id]).await?;
         transaction.commit().await.map_err(db_error)?;
         Ok(removed
             .iter()

@@ -8,10 +8,10 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use tokio_postgres::types::Json;
 
-use super::{PostgresStore, account_lock, big, count, db_error, unbig};
+use super::{PostgresStore, account_lock, big, count, db_error, note_changes, unbig};
 use crate::store::{
-    EventInput, EventsRecorded, Listening, ListeningImport, PlayError, PlayRule, PlayState,
-    StoreError, StreamRecord,
+    ChangeKind, EventInput, EventsRecorded, Listening, ListeningImport, PlayError, PlayRule,
+    PlayState, StoreError, StreamRecord, popularity_bucket,
 };
 
 fn streams_of(rows: &[tokio_postgres::Row]) -> Vec<StreamRecord> {
@@ -29,7 +29,8 @@ impl PostgresStore {
         transaction: &deadpool_postgres::Transaction<'_>,
         import: &ListeningImport,
         add_counts: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
+        let mut moved = Vec::new();
         if !import.event_ids.is_empty() {
             let accounts: Vec<&str> = import.event_ids.iter().map(|e| e.0.as_str()).collect();
             let ids: Vec<&str> = import.event_ids.iter().map(|e| e.1.as_str()).collect();
@@ -90,19 +91,36 @@ impl PostgresStore {
             let sql = if add_counts {
                 "INSERT INTO play_counts (track, count)
                  SELECT * FROM UNNEST($1::text[], $2::bigint[])
-                 ON CONFLICT (track) DO UPDATE SET count = play_counts.count + EXCLUDED.count"
+                 ON CONFLICT (track) DO UPDATE SET count = play_counts.count + EXCLUDED.count
+                 RETURNING track, count"
             } else {
                 "INSERT INTO play_counts (track, count)
                  SELECT * FROM UNNEST($1::text[], $2::bigint[])
                  ON CONFLICT (track) DO UPDATE SET count = EXCLUDED.count"
             };
             let statement = transaction.prepare_cached(sql).await.map_err(db_error)?;
-            transaction
-                .execute(&statement, &[&tracks, &counts])
+            let rows = transaction
+                .query(&statement, &[&tracks, &counts])
                 .await
                 .map_err(db_error)?;
+            if add_counts {
+                let added: HashMap<&str, u64> = import
+                    .play_counts
+                    .iter()
+                    .map(|(track, count)| (track.as_str(), *count))
+                    .collect();
+                for row in &rows {
+                    let (track, now): (String, i64) = (row.get(0), row.get(1));
+                    let now = unbig(now);
+                    let before =
+                        now.saturating_sub(added.get(track.as_str()).copied().unwrap_or(0));
+                    if popularity_bucket(now) != popularity_bucket(before) {
+                        moved.push(track);
+                    }
+                }
+            }
         }
-        Ok(())
+        Ok(moved)
     }
 }
 
@@ -196,7 +214,13 @@ impl Listening for PostgresStore {
         // batches touching the same tracks wait for each other instead of deadlocking.
         write.play_counts = counts.into_iter().collect();
         write.play_counts.sort();
-        self.write_listening(&transaction, &write, true).await?;
+        recorded.popularity_moved = self.write_listening(&transaction, &write, true).await?;
+        let moved: Vec<&str> = recorded
+            .popularity_moved
+            .iter()
+            .map(String::as_str)
+            .collect();
+        note_changes(&transaction, ChangeKind::Plays, &moved).await?;
         transaction.commit().await.map_err(db_error)?;
         Ok(Ok(recorded))
     }
@@ -308,6 +332,7 @@ impl Listening for PostgresStore {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(db_error)?;
         self.write_listening(&transaction, import, false).await?;
+        note_changes(&transaction, ChangeKind::Import, &[""]).await?;
         transaction.commit().await.map_err(db_error)
     }
 

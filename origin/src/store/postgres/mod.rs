@@ -27,16 +27,21 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::StoreError;
+use coordination::note_changes;
 
 mod accounts;
 mod catalog;
+mod coordination;
 mod devices;
 mod libraries;
 mod listening;
 mod playlists;
 
 /// The schema, in order. A database is at the version of the last one applied.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (2, "changes", include_str!("migrations/0002_changes.sql")),
+];
 
 /// Connections kept by the pool (each origin process; PostgreSQL's default limit is 100).
 pub const POOL_SIZE_DEFAULT: usize = 16;
@@ -53,6 +58,10 @@ const MIGRATION_LOCK: i64 = 0x43_48_4f_52_55_53; // "CHORUS"
 pub struct PostgresStore {
     pool: Pool,
     describe: String,
+    /// Connects the leadership connection.
+    config: tokio_postgres::Config,
+    /// The leadership connection ([`crate::store::Coordination::lead`]).
+    leader: std::sync::Arc<tokio::sync::Mutex<Option<coordination::Leader>>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -104,7 +113,7 @@ impl PostgresStore {
             ));
         }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -121,6 +130,8 @@ impl PostgresStore {
         let store = Self {
             pool,
             describe: redact(url),
+            config,
+            leader: Default::default(),
         };
         store.migrate().await?;
         store.fill_pool(pool_size).await;

@@ -3,10 +3,10 @@
 use async_trait::async_trait;
 use tokio_postgres::types::Json;
 
-use super::{PostgresStore, account_lock, big, count, db_error, unbig};
+use super::{PostgresStore, account_lock, big, count, db_error, note_changes, unbig};
 use crate::store::{
-    PLAYLIST_UPDATE_TRIES, PLAYLISTS_PER_ACCOUNT_MAX, PlaylistChange, PlaylistRecord, Playlists,
-    Refused, StoreError,
+    ChangeKind, PLAYLIST_UPDATE_TRIES, PLAYLISTS_PER_ACCOUNT_MAX, PlaylistChange, PlaylistRecord,
+    Playlists, Refused, StoreError,
 };
 
 #[async_trait]
@@ -53,6 +53,7 @@ impl Playlists for PostgresStore {
             )
             .await
             .map_err(db_error)?;
+        note_changes(&transaction, ChangeKind::Playlist, &[&playlist.id]).await?;
         transaction.commit().await.map_err(db_error)?;
         Ok(true)
     }
@@ -145,6 +146,7 @@ impl Playlists for PostgresStore {
                     .await
                     .map_err(db_error)?;
             }
+            note_changes(&transaction, ChangeKind::Playlist, &[id]).await?;
             transaction.commit().await.map_err(db_error)?;
             return Ok(Some(Ok(playlist)));
         }
@@ -205,6 +207,7 @@ impl Playlists for PostgresStore {
                 .await
                 .map_err(db_error)?;
         }
+        note_changes(&transaction, ChangeKind::Import, &[""]).await?;
         transaction.commit().await.map_err(db_error)
     }
 }

@@ -1,0 +1,141 @@
+//! Following the store's change feed ([`crate::store::Coordination`]): what keeps each of
+//! several origins sharing one database current with changes made through any of them.
+//!
+//! Two loops poll the feed every [`FOLLOW_INTERVAL`]:
+//! - [`caches`] forgets what this origin's caches hold of changed tracks and accounts (record
+//!   and session caches, cached manifests, track views), from the feed's head at start (the
+//!   caches start empty);
+//! - [`search`] keeps the search index current: it builds the index when it could not resume
+//!   from disk, then applies each change and commits the position with it, so a restart
+//!   resumes there. A gap in the numbers (the feed was pruned past this index) or a bulk
+//!   import makes it re-read the catalog.
+//!
+//! Applying a change re-reads its subject from the store as it is now, so applying one twice,
+//! or out of a batch, does no harm; a change this origin made was applied already when it was
+//! answered, and is applied again here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::http::AppState;
+use crate::search::{CHANGES_PER_COMMIT, Search};
+use crate::store::{ChangeKind, Store};
+
+/// How often the feed is read.
+pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How long a failed read of the feed waits before the next try.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// Changes read at once by [`caches`].
+const CACHE_CHANGES_MAX: usize = 10_000;
+
+/// Keeps this origin's caches current with changes made anywhere (see the module docs).
+pub async fn caches(state: AppState) {
+    let mut cursor = loop {
+        match state.store.coordination().feed_state().await {
+            Ok(feed) => break feed.head,
+            Err(error) => {
+                tracing::warn!(%error, "reading the change feed failed");
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
+        }
+    };
+    loop {
+        tokio::time::sleep(FOLLOW_INTERVAL).await;
+        let changes = match state
+            .store
+            .coordination()
+            .changes_after(cursor, CACHE_CHANGES_MAX)
+            .await
+        {
+            Ok(changes) => changes,
+            Err(error) => {
+                tracing::warn!(%error, "reading the change feed failed");
+                tokio::time::sleep(RETRY_AFTER).await;
+                continue;
+            }
+        };
+        for change in &changes {
+            state.store.forget_changed(change);
+            if change.kind == ChangeKind::Track {
+                state.chunk_source.forget_track(&change.id);
+                state.track_views.forget(&change.id);
+                state.recommender.catalog_changed();
+            }
+        }
+        if let Some(last) = changes.last() {
+            cursor = last.seq;
+        }
+    }
+}
+
+/// Keeps `search` current with the catalog in `store` (see the module docs). Returns only
+/// when the runtime stops.
+pub async fn search(search: Arc<Search>, store: Arc<Store>) {
+    loop {
+        let cursor = match search.cursor() {
+            Some(cursor) => cursor,
+            None => {
+                let started = std::time::Instant::now();
+                match search.fill(&store).await {
+                    Ok(head) => {
+                        tracing::info!(
+                            tracks = search.progress().0,
+                            seconds = started.elapsed().as_secs_f64(),
+                            feed = head,
+                            "search index built"
+                        );
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "building the search index failed");
+                        tokio::time::sleep(RETRY_AFTER).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        let changes = match store
+            .coordination()
+            .changes_after(cursor, CHANGES_PER_COMMIT)
+            .await
+        {
+            Ok(changes) => changes,
+            Err(error) => {
+                tracing::warn!(%error, "reading the change feed failed");
+                tokio::time::sleep(RETRY_AFTER).await;
+                continue;
+            }
+        };
+        let Some(first) = changes.first() else {
+            tokio::time::sleep(FOLLOW_INTERVAL).await;
+            continue;
+        };
+        if first.seq != cursor + 1 {
+            tracing::warn!(
+                cursor,
+                next = first.seq,
+                "the change feed was pruned past the search index: rebuilding it"
+            );
+            if let Err(error) = search.clear() {
+                tracing::error!(%error, "clearing the search index failed");
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
+            continue;
+        }
+        match search.apply(&store, &changes).await {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::info!("a bulk import: indexing the catalog again");
+                if let Err(error) = search.fill(&store).await {
+                    tracing::error!(%error, "re-indexing after an import failed");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "applying changes to the search index failed");
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
+        }
+    }
+}
