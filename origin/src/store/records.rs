@@ -91,7 +91,7 @@ impl ChangeKind {
     }
 }
 
-/// One entry of the change feed ([`crate::store::Changes`]).
+/// One entry of the change feed ([`crate::store::Coordination`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// Its place in the feed: numbers grow by one, in the order the changes committed.
