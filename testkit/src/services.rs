@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 
-fn free_port() -> anyhow::Result<u16> {
+/// A loopback TCP port free now (the caller binds it soon after).
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -599,5 +600,110 @@ impl Drop for Nginx {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The CDN edge configuration the repository ships.
+const CDN_CONF: &str = include_str!("../../deploy/nginx/cdn.conf");
+
+/// nginx as the CDN edge in front of several origins, configured by `deploy/nginx/cdn.conf`
+/// on a loopback port, its chunk cache in a private directory.
+#[derive(Debug)]
+pub struct Cdn {
+    nginx: Nginx,
+    cache: tempfile::TempDir,
+    /// Where clients reach it: `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Its address.
+    pub addr: std::net::SocketAddr,
+}
+
+/// Chunk requests the edge answered, by what its cache did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CdnCounts {
+    /// Served from the cache.
+    pub hits: u64,
+    /// Fetched from an origin (and kept).
+    pub misses: u64,
+    /// Served from the cache while the origins failed.
+    pub stale: u64,
+    /// Refused (a URL that did not check out, or no origin answered).
+    pub refused: u64,
+}
+
+impl CdnCounts {
+    /// Hits (fresh or stale) over the chunk requests the cache answered.
+    pub fn hit_ratio(&self) -> f64 {
+        let served = self.hits + self.stale + self.misses;
+        if served == 0 {
+            0.0
+        } else {
+            (self.hits + self.stale) as f64 / served as f64
+        }
+    }
+}
+
+impl Cdn {
+    /// Starts the edge on loopback `port` (from [`free_port`], so the origins can be told their
+    /// public URL first) in front of the origins' HTTP addresses.
+    pub fn start(port: u16, origins: &[std::net::SocketAddr]) -> anyhow::Result<Self> {
+        ensure!(!origins.is_empty(), "a CDN needs at least one origin");
+        let cache = tempfile::Builder::new().prefix("chorus-cdn").tempdir()?;
+        let servers: Vec<String> = origins
+            .iter()
+            .map(|origin| format!("server {origin} max_fails=1 fail_timeout=10s;"))
+            .collect();
+        // Placeholders are filled in directives only (the comments name them too).
+        let blocks: Vec<String> = CDN_CONF
+            .lines()
+            .map(|line| {
+                if line.trim_start().starts_with('#') {
+                    return line.to_string();
+                }
+                line.replace("@LISTEN@", &format!("127.0.0.1:{port}"))
+                    .replace("@ORIGINS@", &servers.join("\n    "))
+                    .replace("@CACHE_DIR@", &cache.path().display().to_string())
+                    .replace("@CACHE_MAX@", "1g")
+            })
+            .collect();
+        let blocks = blocks.join("\n");
+        let nginx = Nginx::start(&blocks)?;
+        Ok(Self {
+            nginx,
+            cache,
+            base: format!("http://127.0.0.1:{port}"),
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        })
+    }
+
+    /// What the cache did for the chunk requests so far (from the edge's access log).
+    pub fn counts(&self) -> CdnCounts {
+        let log = std::fs::read_to_string(self.cache.path().join("access.log")).unwrap_or_default();
+        let mut counts = CdnCounts::default();
+        for line in log
+            .lines()
+            .filter(|line| line.contains(" \"GET /v1/chunks/"))
+        {
+            let status = line
+                .split('"')
+                .nth(2)
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap_or("");
+            if !status.starts_with('2') && status != "304" {
+                counts.refused += 1;
+            } else if line.contains("cache=HIT") {
+                counts.hits += 1;
+            } else if line.contains("cache=STALE") || line.contains("cache=UPDATING") {
+                counts.stale += 1;
+            } else {
+                counts.misses += 1;
+            }
+        }
+        counts
+    }
+
+    /// nginx's error log so far.
+    pub fn error_log(&self) -> String {
+        self.nginx.error_log()
     }
 }

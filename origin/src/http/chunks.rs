@@ -21,13 +21,14 @@ struct ChunkQuery {
     sig: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/chunks/{id}", tag = "playback", params(("id" = String, Path, pattern = "^[0-9a-f]{64}$", description = "Chunk id, 64 hex"), ("r" = String, Query, description = "Rendition id the URL was granted for"), ("a" = String, Query, description = "Account the URL was granted to"), ("g" = String, Query, description = "The account's region"), ("exp" = u64, Query, description = "Expiry, Unix seconds"), ("sig" = String, Query, description = "HMAC from the chunk URL template")), responses((status = 200, description = "Chunk ciphertext; immutable, cacheable", content_type = "application/octet-stream"), (status = 304, description = "Not modified"), (status = 403, body = ErrorBody, description = "missing_signature, url_expired, bad_signature, not_in_rendition, not_in_market"), (status = 404, body = ErrorBody, description = "not_found: no such chunk, or its track was deleted")))]
-async fn get_chunk(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-    ApiQuery(query): ApiQuery<ChunkQuery>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
+/// Checks a chunk URL: its signature and expiry, that the chunk belongs to the rendition it
+/// was granted for (a deleted track's belongs to nothing), and the market. Returns the chunk
+/// and the URL's expiry (Unix seconds).
+async fn authorize(
+    state: &AppState,
+    id: &str,
+    query: ChunkQuery,
+) -> Result<(protocol::ChunkId, u64), ApiError> {
     let chunk_id: protocol::ChunkId = id
         .parse()
         .map_err(|_| ApiError::bad_request("invalid_id", "chunk ids are 64 hex characters"))?;
@@ -85,6 +86,50 @@ async fn get_chunk(
             format!("this track is not available in {region}"),
         ));
     }
+    Ok((chunk_id, expires_s))
+}
+
+/// How long a CDN may keep a chunk URL's successful check.
+pub const VERIFIED_CACHE_S: u64 = 10;
+
+#[utoipa::path(get, path = "/v1/chunks/{id}/verify", tag = "playback", params(("id" = String, Path, pattern = "^[0-9a-f]{64}$", description = "Chunk id, 64 hex"), ("r" = String, Query, description = "Rendition id the URL was granted for"), ("a" = String, Query, description = "Account the URL was granted to"), ("g" = String, Query, description = "The account's region"), ("exp" = u64, Query, description = "Expiry, Unix seconds"), ("sig" = String, Query, description = "HMAC from the chunk URL template")), responses((status = 200, description = "The URL opens this chunk now; `Cache-Control: max-age` says for how long the answer may be kept (at most 10 s, never past the URL's expiry)"), (status = 403, body = ErrorBody, description = "missing_signature, url_expired, bad_signature, not_in_rendition, not_in_market, not_found (no such chunk, or its track was deleted)")))]
+/// `GET /v1/chunks/{id}/verify`: whether a chunk URL (same query as `GET /v1/chunks/{id}`)
+/// opens its chunk, without reading the chunk. A CDN in front of the origins asks this before
+/// serving a chunk from its cache (nginx `auth_request`, `deploy/nginx/cdn.conf`), so a cached
+/// chunk is only served to a valid URL.
+async fn verify_chunk_url(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ChunkQuery>,
+) -> Result<Response, ApiError> {
+    // A CDN's `auth_request` passes on 401 and 403 only (anything else is its own 500): a
+    // chunk that is gone is refused like any other.
+    let (_, expires_s) = authorize(&state, &id, query).await.map_err(|error| {
+        if error.status() == StatusCode::NOT_FOUND {
+            ApiError::forbidden("not_found", "no such chunk, or its track was deleted")
+        } else {
+            error
+        }
+    })?;
+    let left_s = expires_s.saturating_sub(now_ms() / 1000);
+    Ok((
+        StatusCode::OK,
+        [(
+            header::CACHE_CONTROL,
+            format!("max-age={}", left_s.min(VERIFIED_CACHE_S)),
+        )],
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/v1/chunks/{id}", tag = "playback", params(("id" = String, Path, pattern = "^[0-9a-f]{64}$", description = "Chunk id, 64 hex"), ("r" = String, Query, description = "Rendition id the URL was granted for"), ("a" = String, Query, description = "Account the URL was granted to"), ("g" = String, Query, description = "The account's region"), ("exp" = u64, Query, description = "Expiry, Unix seconds"), ("sig" = String, Query, description = "HMAC from the chunk URL template")), responses((status = 200, description = "Chunk ciphertext; immutable, cacheable", content_type = "application/octet-stream"), (status = 304, description = "Not modified"), (status = 403, body = ErrorBody, description = "missing_signature, url_expired, bad_signature, not_in_rendition, not_in_market"), (status = 404, body = ErrorBody, description = "not_found: no such chunk, or its track was deleted")))]
+async fn get_chunk(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ChunkQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (chunk_id, _) = authorize(&state, &id, query).await?;
     let etag = format!("\"{}\"", chunk_id.to_hex());
     let cache = [
         (
@@ -124,5 +169,8 @@ async fn get_chunk(
 
 /// Signed chunk URLs: scoped by their signature, not rate-limited.
 pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
-    Routes::new().add(Limit::Exempt, routes!(get_chunk)).into()
+    Routes::new()
+        .add(Limit::Exempt, routes!(get_chunk))
+        .add(Limit::Exempt, routes!(verify_chunk_url))
+        .into()
 }

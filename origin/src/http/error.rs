@@ -53,6 +53,11 @@ impl ApiError {
         self
     }
 
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// The stable code.
     pub fn code(&self) -> &'static str {
         self.code

@@ -415,6 +415,7 @@ mod tests {
             ("/v1/sessions", "post", "unauthenticated"),
             ("/v1/sessions/refresh", "post", "unauthenticated"),
             ("/v1/chunks/{id}", "get", "none"),
+            ("/v1/chunks/{id}/verify", "get", "none"),
             ("/metrics", "get", "none"),
             ("/healthz", "get", "none"),
             ("/v1/openapi.json", "get", "none"),
@@ -437,6 +438,6 @@ mod tests {
                 );
             }
         }
-        assert_eq!(operations, 37, "every route is in the document");
+        assert_eq!(operations, 38, "every route is in the document");
     }
 }
