@@ -45,13 +45,76 @@ impl std::fmt::Display for NodeAddr {
     }
 }
 
+/// The tracker shards of a network. Each rendition belongs to one shard, chosen by
+/// rendezvous hashing over their node ids ([`protocol::shards`]): every party finds the same
+/// shard without asking, and a shard that stops takes only its own renditions to the DHT and
+/// origin fallback.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trackers(Vec<NodeAddr>);
+
+impl Trackers {
+    /// The shards, in any order.
+    pub fn new(shards: Vec<NodeAddr>) -> Self {
+        Self(shards)
+    }
+
+    /// Parses `NODE_ID@HOST:PORT` entries.
+    pub fn parse<S: AsRef<str>>(entries: &[S]) -> anyhow::Result<Self> {
+        entries
+            .iter()
+            .map(|entry| {
+                entry
+                    .as_ref()
+                    .parse()
+                    .with_context(|| format!("tracker {:?}", entry.as_ref()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map(Self)
+    }
+
+    /// Every shard.
+    pub fn all(&self) -> &[NodeAddr] {
+        &self.0
+    }
+
+    /// True without trackers.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The shard that holds `rendition`.
+    pub fn shard_of(&self, rendition: &protocol::RenditionId) -> Option<NodeAddr> {
+        protocol::shards::shard_of(rendition, self.0.iter().map(|shard| &shard.node))
+            .map(|index| self.0[index])
+    }
+
+    /// `renditions` grouped by their shard (shards holding none are left out), each group in
+    /// the order given.
+    pub fn split(
+        &self,
+        renditions: impl IntoIterator<Item = protocol::RenditionId>,
+    ) -> Vec<(NodeAddr, Vec<protocol::RenditionId>)> {
+        let mut groups: Vec<(NodeAddr, Vec<protocol::RenditionId>)> = Vec::new();
+        for rendition in renditions {
+            let Some(shard) = self.shard_of(&rendition) else {
+                continue;
+            };
+            match groups.iter_mut().find(|(held, _)| *held == shard) {
+                Some((_, group)) => group.push(rendition),
+                None => groups.push((shard, vec![rendition])),
+            }
+        }
+        groups
+    }
+}
+
 /// What `GET /v1/network` says.
 #[derive(Debug, Clone)]
 pub struct NetworkInfo {
     /// The origin: its node id signs manifests and licenses.
     pub origin: NodeAddr,
-    /// The tracker, if the origin's operator configured one.
-    pub tracker: Option<NodeAddr>,
+    /// The tracker shards, if the origin's operator configured any.
+    pub trackers: Trackers,
 }
 
 /// A super-node role token and what came with it.
@@ -89,8 +152,10 @@ pub struct Grant {
     pub license: LicenseToken,
     /// The origin's QUIC endpoint.
     pub origin: NodeAddr,
-    /// The tracker, if one is configured.
+    /// The tracker shard of this grant's rendition, if trackers are configured.
     pub tracker: Option<NodeAddr>,
+    /// Every tracker shard (announces go to each rendition's own).
+    pub trackers: Trackers,
     /// Playback gain to -14 LUFS, in dB.
     pub gain_db: f64,
     /// When the license expires (Unix ms).
@@ -182,11 +247,13 @@ fn network_of(network: &Network) -> anyhow::Result<NetworkInfo> {
             .parse()
             .context("the origin's QUIC address")?,
     };
-    let tracker = match &network.tracker {
-        Some(text) => Some(text.parse().context("the origin's tracker setting")?),
-        None => None,
-    };
-    Ok(NetworkInfo { origin, tracker })
+    // An origin from before shards names one tracker and no list.
+    let trackers = match (&network.tracker, network.trackers.is_empty()) {
+        (Some(one), true) => Trackers::parse(std::slice::from_ref(one)),
+        _ => Trackers::parse(&network.trackers),
+    }
+    .context("the origin's tracker setting")?;
+    Ok(NetworkInfo { origin, trackers })
 }
 
 fn session_of(tokens: Tokens) -> Session {
@@ -493,7 +560,12 @@ impl OriginApi {
         let network = self.checked(network_of(&Network {
             origin: body.origin.clone(),
             tracker: body.tracker.clone(),
+            trackers: body.trackers.clone(),
         })?)?;
+        let tracker = match &body.tracker {
+            Some(text) => Some(text.parse().context("the grant's tracker")?),
+            None => None,
+        };
         let signed: SignedManifest =
             codec::decode(&hex::decode(&body.manifest).context("the manifest is not hex")?)?;
         let manifest = signed
@@ -538,7 +610,8 @@ impl OriginApi {
             content_key: ContentKey(key),
             license,
             origin: network.origin,
-            tracker: network.tracker,
+            tracker,
+            trackers: network.trackers,
             gain_db: body.gain_db,
             expires_at_ms: body.expires_at,
         })
@@ -594,6 +667,7 @@ impl OriginApi {
             network: self.checked(network_of(&Network {
                 origin: body.origin,
                 tracker: body.tracker,
+                trackers: body.trackers,
             })?)?,
         })
     }

@@ -17,8 +17,14 @@ pub struct OriginAddr {
 pub struct Network {
     /// The origin.
     pub origin: OriginAddr,
-    /// The tracker, `NODE_ID@HOST:PORT`, if the operator configured one.
+    /// The first tracker shard, `NODE_ID@HOST:PORT`, if the operator configured any (for
+    /// clients from before shards; read `trackers`).
     pub tracker: Option<String>,
+    /// The tracker shards, `NODE_ID@HOST:PORT` each. A rendition belongs to one of them, by
+    /// rendezvous hashing over their node ids (`protocol::shards`): announce it there and ask
+    /// there for its peers.
+    #[serde(default)]
+    pub trackers: Vec<String>,
 }
 
 /// Body of `POST /v1/nodes/token`.
@@ -41,6 +47,9 @@ pub struct NodeToken {
     pub expires_at: u64,
     /// The origin.
     pub origin: OriginAddr,
-    /// The tracker, if configured.
+    /// The first tracker shard, if any (see [`Network::trackers`]).
     pub tracker: Option<String>,
+    /// The tracker shards (see [`Network::trackers`]).
+    #[serde(default)]
+    pub trackers: Vec<String>,
 }

@@ -54,8 +54,13 @@ pub struct PlayGrant {
     pub chunk_url_template: String,
     /// The origin's QUIC endpoint.
     pub origin: OriginAddr,
-    /// The tracker, `NODE_ID@HOST:PORT`, if the operator configured one.
+    /// The tracker shard of this rendition, `NODE_ID@HOST:PORT`, if the operator configured
+    /// trackers: where to ask for its peers.
     pub tracker: Option<String>,
+    /// Every tracker shard (as `GET /v1/network` lists them): where to announce what the
+    /// client holds, each rendition to its own shard.
+    #[serde(default)]
+    pub trackers: Vec<String>,
     /// Playback gain to -14 LUFS, in dB.
     pub gain_db: f64,
     /// Duration.

@@ -193,9 +193,10 @@ pub struct NodeArgs {
     /// Address to announce when peers reach this node elsewhere (NAT, 0.0.0.0).
     #[arg(long)]
     public_addr: Option<SocketAddr>,
-    /// Tracker as NODE_ID@HOST:PORT (default: the one the origin names).
-    #[arg(long)]
-    tracker: Option<NodeAddr>,
+    /// Tracker as NODE_ID@HOST:PORT; repeat it for several shards (default: the ones the
+    /// origin names).
+    #[arg(long = "tracker")]
+    trackers: Vec<NodeAddr>,
     /// Concurrent uploads.
     #[arg(long, default_value_t = 256)]
     upload_slots: usize,
@@ -284,7 +285,7 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     config.cache_bytes = args.cache_bytes;
     config.listen = args.listen;
     config.public_addr = args.public_addr;
-    config.tracker = args.tracker;
+    config.trackers = args.trackers;
     config.upload_slots = args.upload_slots;
     config.upload_bytes_per_s = args.upload_mbps.map(|mbps| (mbps * 1e6 / 8.0) as u64);
     config.pin_fraction = args.pin_fraction;
@@ -310,9 +311,11 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         println!("  quic     {}", node.quic_addr);
         println!("  announce {}", node.announce_addr);
         println!("  region   {}", node.region);
-        match &node.tracker {
-            Some(tracker) => println!("  tracker  {tracker}"),
-            None => println!("  tracker  none (set --tracker or the origin's --tracker)"),
+        if node.trackers.is_empty() {
+            println!("  tracker  none (set --tracker or the origin's --tracker)");
+        }
+        for tracker in node.trackers.all() {
+            println!("  tracker  {tracker}");
         }
         println!("  cache    {} ({} of {} MiB used)", args.cache_dir.display(), used >> 20, capacity >> 20);
         if let Some(discovery) = node.discovery() {

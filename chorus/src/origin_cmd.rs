@@ -33,9 +33,10 @@ pub struct OriginArgs {
     /// Base URL put in chunk URLs (e.g. a CDN in front of this origin).
     #[arg(long)]
     public_url: Option<String>,
-    /// Tracker clients should use, as NODE_ID@HOST:PORT.
-    #[arg(long)]
-    tracker: Option<String>,
+    /// Tracker clients should use, as NODE_ID@HOST:PORT; repeat it for several shards
+    /// (renditions are split over them by rendezvous hashing).
+    #[arg(long = "tracker")]
+    trackers: Vec<String>,
     /// PEM certificate chain: serve the HTTP API over HTTPS only (with --tls-key).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -132,8 +133,9 @@ pub fn run_origin(args: OriginArgs) -> anyhow::Result<ExitCode> {
     if args.public_url.is_some() {
         config.public_url = args.public_url;
     }
-    if args.tracker.is_some() {
-        config.tracker = args.tracker;
+    if !args.trackers.is_empty() {
+        config.tracker = None;
+        config.trackers = args.trackers;
     }
     if args.tls_cert.is_some() {
         config.tls_cert = args.tls_cert;

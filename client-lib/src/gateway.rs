@@ -255,7 +255,8 @@ impl Gateway {
             claims.region,
             self.share.clone(),
         );
-        let Some(tracker) = grant.tracker else {
+        let trackers = grant.trackers.clone();
+        let Some(first) = trackers.all().first().copied() else {
             return;
         };
         let gateway = Arc::downgrade(self);
@@ -273,11 +274,11 @@ impl Gateway {
                     .map(|(grant, _)| grant.license.clone());
                 let mut wait = std::time::Duration::from_secs(30);
                 if let (Some(license), Ok(local)) = (newest, gateway.endpoint.local_addr()) {
-                    let addr = transport::keyfile::advertised_addr(local, tracker.addr);
+                    let addr = transport::keyfile::advertised_addr(local, first.addr);
                     let serving = gateway.serving.lock().await;
                     if let Some(serving) = serving.as_ref() {
                         match serving
-                            .announce(&gateway.endpoint, tracker, &license, &gateway.cache, addr)
+                            .announce(&gateway.endpoint, &trackers, &license, &gateway.cache, addr)
                             .await
                         {
                             Ok(_) if serving.catching_up() => {

@@ -726,17 +726,18 @@ impl Listener {
         }))
     }
 
-    /// Tells the grant's tracker which renditions the cache holds in full (waits at most
-    /// 3 s; a failure is logged, the next announce makes up for it).
+    /// Tells the grant's tracker shards which renditions the cache holds in full, each to
+    /// its own (waits at most 3 s; a failure is logged, the next announce makes up for it).
     async fn announce(&self, serving: &crate::serve::Serving, grant: &Grant) {
-        let (Some(tracker), Some(cache)) = (grant.tracker, &self.options.cache) else {
+        let (Some(first), Some(cache)) = (grant.trackers.all().first(), &self.options.cache) else {
             return;
         };
         let Ok(local) = self.endpoint.local_addr() else {
             return;
         };
-        let addr = transport::keyfile::advertised_addr(local, tracker.addr);
-        let announce = serving.announce(&self.endpoint, tracker, &grant.license, cache, addr);
+        let addr = transport::keyfile::advertised_addr(local, first.addr);
+        let announce =
+            serving.announce(&self.endpoint, &grant.trackers, &grant.license, cache, addr);
         match tokio::time::timeout(std::time::Duration::from_secs(3), announce).await {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => tracing::debug!(%error, "announce failed"),

@@ -152,6 +152,7 @@ impl OfflineStore {
             "license": hex::encode(grant.license.to_bytes().map_err(std::io::Error::other)?),
             "origin": grant.origin.to_string(),
             "tracker": grant.tracker.map(|tracker| tracker.to_string()),
+            "trackers": grant.trackers.all().iter().map(ToString::to_string).collect::<Vec<_>>(),
             "gain_db": grant.gain_db,
             "expires_at": grant.expires_at_ms,
         });
@@ -202,6 +203,16 @@ impl OfflineStore {
             ),
             None => None,
         };
+        // Kept before shards: the rendition's tracker was the only one.
+        let trackers: Vec<String> = match value["trackers"].as_array() {
+            Some(list) => list
+                .iter()
+                .filter_map(|entry| entry.as_str().map(str::to_string))
+                .collect(),
+            None => tracker.iter().map(ToString::to_string).collect(),
+        };
+        let trackers =
+            api::client::Trackers::parse(&trackers).map_err(|error| damaged(error.to_string()))?;
         let hex_field = |name: &str| {
             hex::decode(field(name)?).map_err(|error| damaged(format!("{name}: {error}")))
         };
@@ -226,6 +237,7 @@ impl OfflineStore {
             license,
             origin,
             tracker,
+            trackers,
             gain_db: value["gain_db"].as_f64().unwrap_or(0.0),
             expires_at_ms,
         };

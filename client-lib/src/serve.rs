@@ -23,7 +23,7 @@ use transport::chunks::{ChunkService, system_clock};
 use transport::upload::UploadGate;
 
 use crate::cache::ClientCache;
-use api::client::NodeAddr;
+use api::client::{NodeAddr, Trackers};
 
 /// How soon a client announces again while the tracker still wants proof of renditions it
 /// holds ([`Serving::catching_up`]): each announce proves up to
@@ -135,17 +135,18 @@ impl Serving {
         self.catching_up.load(Ordering::Relaxed)
     }
 
-    /// Tells `tracker` which renditions this client holds in full, reachable at `addr`.
-    /// `credential` is any current license of this client. Renditions the tracker has not
-    /// accepted before, and the credential does not cover, go with the license kept for them
-    /// in `cache` as proof (at most [`ANNOUNCE_PROOFS_MAX`] tokens; the rest are proved in
-    /// the next announces, which [`Serving::catching_up`] says to send soon). A rendition the
-    /// tracker refuses with the license kept for it is not announced again until the cache
-    /// keeps another. Returns the announce TTL (ms).
+    /// Tells the tracker shards which renditions this client holds in full, reachable at
+    /// `addr`: each rendition to its own shard ([`Trackers::shard_of`]). `credential` is any
+    /// current license of this client. Renditions a shard has not accepted before, and the
+    /// credential does not cover, go with the license kept for them in `cache` as proof (at
+    /// most [`ANNOUNCE_PROOFS_MAX`] tokens per shard; the rest are proved in the next
+    /// announces, which [`Serving::catching_up`] says to send soon). A rendition refused with
+    /// the license kept for it is not announced again until the cache keeps another. Returns
+    /// the shortest announce TTL (ms) of the shards that answered; fails when none did.
     pub async fn announce(
         &self,
         endpoint: &Endpoint,
-        tracker: NodeAddr,
+        trackers: &Trackers,
         credential: &LicenseToken,
         cache: &ClientCache,
         addr: SocketAddr,
@@ -159,6 +160,53 @@ impl Serving {
                 None => true,
             });
         }
+        let mut groups = trackers.split(renditions.iter().copied());
+        if groups.is_empty()
+            && let Some(first) = trackers.all().first()
+        {
+            // Nothing to announce: the first shard still hears this client is here.
+            groups.push((*first, Vec::new()));
+        }
+        let mut accepted = HashSet::new();
+        let mut pending = false;
+        let mut shortest: Option<u32> = None;
+        let mut failure = None;
+        for (tracker, renditions) in groups {
+            match self
+                .announce_to(endpoint, tracker, credential, cache, addr, renditions)
+                .await
+            {
+                Ok((ttl_ms, taken, more)) => {
+                    shortest = Some(shortest.map_or(ttl_ms, |known| known.min(ttl_ms)));
+                    accepted.extend(taken);
+                    pending |= more;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, %tracker, "a tracker shard did not take the announce");
+                    failure = Some(error);
+                }
+            }
+        }
+        self.catching_up.store(pending, Ordering::Relaxed);
+        *lock(&self.accepted) = accepted;
+        match (shortest, failure) {
+            (Some(ttl_ms), _) => Ok(ttl_ms),
+            (None, Some(error)) => Err(error),
+            (None, None) => anyhow::bail!("no tracker to announce to"),
+        }
+    }
+
+    /// One shard's announce: (TTL, renditions it accepted, whether some left unproven may be
+    /// proved by a kept license not sent yet).
+    async fn announce_to(
+        &self,
+        endpoint: &Endpoint,
+        tracker: NodeAddr,
+        credential: &LicenseToken,
+        cache: &ClientCache,
+        addr: SocketAddr,
+        renditions: Vec<RenditionId>,
+    ) -> anyhow::Result<(u32, Vec<RenditionId>, bool)> {
         let (proofs, proved) = self.proofs(credential, cache, &renditions);
         let request = Request::Announce(Announce {
             region: self.region,
@@ -192,12 +240,11 @@ impl Serving {
                         "the tracker wants proof of some cached renditions"
                     );
                 }
-                self.catching_up.store(pending, Ordering::Relaxed);
-                *lock(&self.accepted) = renditions
+                let taken = renditions
                     .into_iter()
                     .filter(|rendition| !unproven.contains(rendition))
                     .collect();
-                Ok(ttl_ms)
+                Ok((ttl_ms, taken, pending))
             }
             Response::Error(error) => anyhow::bail!("tracker refused the announce: {error}"),
             other => anyhow::bail!("unexpected tracker answer {other:?}"),

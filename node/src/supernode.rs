@@ -21,7 +21,7 @@ use transport::{Endpoint, Limits};
 
 use crate::fetch::{BanList, FetchRequest, Source, fetch_rendition};
 use crate::store::DiskCache;
-use api::client::{NodeAddr, OriginApi, RoleToken};
+use api::client::{NodeAddr, OriginApi, RoleToken, Trackers};
 
 /// Settings of a super-node.
 #[derive(Debug, Clone)]
@@ -42,8 +42,8 @@ pub struct SuperNodeConfig {
     pub username: String,
     /// Its password.
     pub password: String,
-    /// The tracker; default: the one the origin names.
-    pub tracker: Option<NodeAddr>,
+    /// The tracker shards; default (empty): the ones the origin names.
+    pub trackers: Vec<NodeAddr>,
     /// Concurrent uploads.
     pub upload_slots: usize,
     /// Upload cap in bytes per second (none: unlimited).
@@ -77,7 +77,7 @@ impl SuperNodeConfig {
             origin_url,
             username,
             password,
-            tracker: None,
+            trackers: Vec::new(),
             upload_slots: 256,
             upload_bytes_per_s: None,
             popular_want: 200,
@@ -112,7 +112,7 @@ struct Shared {
     cache: Arc<DiskCache>,
     api: OriginApi,
     role: Mutex<RoleToken>,
-    tracker: Option<NodeAddr>,
+    trackers: Trackers,
     gate: Arc<UploadGate>,
     bans: BanList,
     changed: Notify,
@@ -140,8 +140,8 @@ pub struct SuperNode {
     pub announce_addr: SocketAddr,
     /// Its region (from the role token).
     pub region: Region,
-    /// The tracker it announces to, if any.
-    pub tracker: Option<NodeAddr>,
+    /// The tracker shards it announces to (each rendition to its own).
+    pub trackers: Trackers,
     shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -201,7 +201,11 @@ impl SuperNode {
             .with_region(region)
             .with_upload_gate(gate.clone());
         let serve = tokio::spawn(transport::serve(endpoint.clone(), Arc::new(service)));
-        let tracker = config.tracker.or(role.network.tracker);
+        let trackers = if config.trackers.is_empty() {
+            role.network.trackers.clone()
+        } else {
+            Trackers::new(config.trackers.clone())
+        };
         let announce_addr = config.public_addr.unwrap_or_else(|| {
             transport::keyfile::advertised_addr(quic_addr, role.network.origin.addr)
         });
@@ -219,7 +223,7 @@ impl SuperNode {
             cache,
             api,
             role: Mutex::new(role),
-            tracker,
+            trackers: trackers.clone(),
             gate,
             bans: BanList::default(),
             changed: Notify::new(),
@@ -241,7 +245,7 @@ impl SuperNode {
             quic_addr,
             announce_addr,
             region,
-            tracker,
+            trackers,
             shared,
             tasks,
         })
@@ -295,8 +299,11 @@ impl SuperNode {
     }
 }
 
-async fn tracker_request(shared: &Shared, request: &Request) -> anyhow::Result<Response> {
-    let tracker = shared.tracker.context("no tracker configured")?;
+async fn tracker_request(
+    shared: &Shared,
+    tracker: NodeAddr,
+    request: &Request,
+) -> anyhow::Result<Response> {
     let peer = shared.endpoint.connect(tracker.node, tracker.addr).await?;
     let response = peer.request_one(request).await?;
     if let Response::Error(error) = &response {
@@ -343,38 +350,60 @@ async fn publish(shared: &Shared) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Announces the held renditions, each to its tracker shard (every shard hears of this node,
+/// with an empty list when it holds none of its renditions). Returns the shortest TTL of the
+/// shards that took it; fails only when none did.
 async fn announce(shared: &Shared) -> anyhow::Result<u32> {
     let role = shared.role();
-    let mut renditions = shared.cache.held();
-    renditions.truncate(ANNOUNCE_RENDITIONS_MAX);
-    let request = Request::Announce(Announce {
-        region: role.region,
-        role: NodeRole::SuperNode,
-        addrs: advertised_addrs(shared),
-        renditions,
-        upload_spare_kbps: spare_kbps(shared),
-        credential: role.license,
-        // The role token covers every rendition.
-        proofs: Vec::new(),
-    });
-    match tracker_request(shared, &request).await? {
-        Response::AnnounceAck { ttl_ms, .. } => {
-            shared.stats.announces.fetch_add(1, Ordering::Relaxed);
-            Ok(ttl_ms)
+    let held = shared.cache.held();
+    let mut groups = shared.trackers.split(held);
+    for shard in shared.trackers.all() {
+        if !groups.iter().any(|(known, _)| known == shard) {
+            groups.push((*shard, Vec::new()));
         }
-        other => anyhow::bail!("unexpected tracker answer {other:?}"),
+    }
+    let mut shortest: Option<u32> = None;
+    let mut failure = None;
+    for (shard, mut renditions) in groups {
+        renditions.truncate(ANNOUNCE_RENDITIONS_MAX);
+        let request = Request::Announce(Announce {
+            region: role.region,
+            role: NodeRole::SuperNode,
+            addrs: advertised_addrs(shared),
+            renditions,
+            upload_spare_kbps: spare_kbps(shared),
+            credential: role.license.clone(),
+            // The role token covers every rendition.
+            proofs: Vec::new(),
+        });
+        match tracker_request(shared, shard, &request).await {
+            Ok(Response::AnnounceAck { ttl_ms, .. }) => {
+                shared.stats.announces.fetch_add(1, Ordering::Relaxed);
+                shortest = Some(shortest.map_or(ttl_ms, |known| known.min(ttl_ms)));
+            }
+            Ok(other) => failure = Some(anyhow::anyhow!("unexpected tracker answer {other:?}")),
+            Err(error) => {
+                tracing::debug!(%error, %shard, "a tracker shard did not take the announce");
+                failure = Some(error);
+            }
+        }
+    }
+    match (shortest, failure) {
+        (Some(ttl_ms), _) => Ok(ttl_ms),
+        (None, Some(error)) => Err(error),
+        (None, None) => anyhow::bail!("no tracker configured"),
     }
 }
 
 async fn announce_loop(shared: Arc<Shared>) {
-    if shared.tracker.is_none() {
+    if shared.trackers.is_empty() {
         tracing::warn!("no tracker configured: peers can find this node only through discovery");
     }
     loop {
         if let Err(error) = publish(&shared).await {
             tracing::debug!(%error, "DHT publish failed; retrying with the next announce");
         }
-        if shared.tracker.is_none() {
+        if shared.trackers.is_empty() {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(30)) => {}
                 _ = shared.changed.notified() => {}
@@ -433,25 +462,32 @@ async fn fill_round(shared: &Shared) -> usize {
     let role = shared.role();
     let now = transport::chunks::system_clock()().0;
     let mut wanted: Vec<(RenditionId, bool)> = Vec::new();
-    if shared.tracker.is_some() {
+    if !shared.trackers.is_empty() {
         let request = Request::Popular(PopularQuery {
             want: shared.config.popular_want,
             credential: role.license.clone(),
         });
-        match tracker_request(shared, &request).await {
-            Ok(Response::Popular(list)) => {
-                let ids: Vec<RenditionId> = list
-                    .renditions
-                    .iter()
-                    .map(|entry| entry.rendition)
-                    .collect();
-                let missing = shared
-                    .cache
-                    .with_policy(|policy| policy.set_popular(&ids, now));
-                wanted.extend(missing.into_iter().map(|id| (id, true)));
+        // Each shard knows its own renditions' popularity: the lists merge by score.
+        let mut entries = Vec::new();
+        let mut answered = false;
+        for shard in shared.trackers.all() {
+            match tracker_request(shared, *shard, &request).await {
+                Ok(Response::Popular(list)) => {
+                    answered = true;
+                    entries.extend(list.renditions);
+                }
+                Ok(other) => tracing::warn!(?other, "unexpected popularity answer"),
+                Err(error) => tracing::debug!(%error, %shard, "no popularity list this round"),
             }
-            Ok(other) => tracing::warn!(?other, "unexpected popularity answer"),
-            Err(error) => tracing::debug!(%error, "no popularity list this round"),
+        }
+        if answered {
+            entries.sort_by(|a, b| b.score.cmp(&a.score).then(a.rendition.cmp(&b.rendition)));
+            entries.truncate(usize::from(shared.config.popular_want));
+            let ids: Vec<RenditionId> = entries.iter().map(|entry| entry.rendition).collect();
+            let missing = shared
+                .cache
+                .with_policy(|policy| policy.set_popular(&ids, now));
+            wanted.extend(missing.into_iter().map(|id| (id, true)));
         }
     }
     for id in shared.cache.take_misses(shared.config.fill_after_misses) {
@@ -498,13 +534,14 @@ async fn fill(
     let origin = role.network.origin;
     // Other super-nodes and peers first, the origin last.
     let mut sources = Vec::new();
-    if shared.tracker.is_some() {
+    let shard = shared.trackers.shard_of(rendition);
+    if let Some(shard) = shard {
         let query = Request::PeerQuery(PeerQuery {
             rendition: *rendition,
             want: 10,
             license: license.clone(),
         });
-        if let Ok(Response::PeerList(list)) = tracker_request(shared, &query).await {
+        if let Ok(Response::PeerList(list)) = tracker_request(shared, shard, &query).await {
             for peer in list.peers {
                 if let Some(addr) = peer.addrs.first() {
                     sources.push(Source {
@@ -543,16 +580,16 @@ async fn fill(
     };
     let fetched = fetch_rendition(&shared.endpoint, &request, &sources, &shared.bans).await?;
     for (node, reason) in &fetched.failures {
-        if *node == origin.node || shared.tracker.is_none() {
+        let Some(shard) = shard.filter(|_| *node != origin.node) else {
             continue;
-        }
+        };
         let report = Request::Report(PeerReport {
             peer: *node,
             rendition: *rendition,
             reason: *reason,
             license: license.clone(),
         });
-        if let Err(error) = tracker_request(shared, &report).await {
+        if let Err(error) = tracker_request(shared, shard, &report).await {
             tracing::debug!(%error, "report not taken");
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use api::client::NodeAddr;
+use api::client::{NodeAddr, Trackers};
 use bytes::Bytes;
 use discovery::{Discovery, DiscoveryConfig};
 use node::fetch::{BanList, FetchRequest, Source, fetch_rendition};
@@ -206,7 +206,7 @@ impl Net {
         );
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.cache_bytes = cache_bytes;
-        config.tracker = tracker;
+        config.trackers = tracker.into_iter().collect();
         config.discovery = discovery;
         // The test drives fill rounds itself.
         config.background_fill = false;
@@ -938,7 +938,7 @@ async fn listeners_share_their_cache_with_licensed_peers() {
     serving
         .announce(
             &a_endpoint,
-            net.tracker(),
+            &Trackers::new(vec![net.tracker()]),
             &other_grant.license,
             &cache,
             a_endpoint.local_addr().unwrap(),
@@ -1094,4 +1094,165 @@ async fn a_playback_pauses_resumes_and_stops_on_command() {
     while outputs.recv().await.is_some() {}
     task.await.unwrap().unwrap();
     assert!(began.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracker_shards_split_renditions_and_a_lost_shard_fails_no_play() {
+    use client_lib::player::{self, Output, PlayOptions};
+
+    // Two tracker shards, bound first so the origin can name them.
+    let shard_ids = [
+        Identity::from_secret_bytes(&[0x81; 32]),
+        Identity::from_secret_bytes(&[0x82; 32]),
+    ];
+    let endpoints: Vec<Endpoint> = shard_ids
+        .iter()
+        .map(|id| Endpoint::bind(id, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap())
+        .collect();
+    let shards: Vec<NodeAddr> = shard_ids
+        .iter()
+        .zip(&endpoints)
+        .map(|(id, endpoint)| NodeAddr {
+            node: id.node_id(),
+            addr: endpoint.local_addr().unwrap(),
+        })
+        .collect();
+    let origin = LocalOrigin::start_with(|config| {
+        config.rate_limits = origin::ratelimit::RateLimits::off();
+        config.upload_bytes_max = OriginConfig::default().upload_bytes_max;
+        config.trackers = shards.iter().map(ToString::to_string).collect();
+    })
+    .await
+    .unwrap();
+    let tracker_config = TrackerConfig {
+        announce_ttl_ms: 6_000,
+        popular_refresh_ms: 0,
+        ..TrackerConfig::default()
+    };
+    for endpoint in &endpoints {
+        let service = Arc::new(TrackerService::new(
+            tracker_config.clone(),
+            origin.running.node_id,
+            system_clock(),
+        ));
+        tokio::spawn(transport::serve(endpoint.clone(), service));
+    }
+    let net = Net {
+        origin,
+        tracker_identity: Identity::from_secret_bytes(&[0x81; 32]),
+        tracker_addr: shards[0].addr,
+        tracker_endpoint: None,
+        tracker_config,
+    };
+    let artist = net.account("shard_artist", "SE", "artist").await;
+    let listener = net.account("shard_listener", "SE", "listener").await;
+    net.super_node_account("sn_shards", "SE").await;
+    // The super-node learns the shards from the origin.
+    let (node, _dir) = net.super_node_with("sn_shards", 64 << 20, None, None).await;
+    assert_eq!(node.trackers.all().len(), 2);
+    let trackers = Trackers::new(shards.clone());
+
+    // Six tracks: each rendition has one shard, the one every party computes, and both shards
+    // get some.
+    let warm = Identity::from_secret_bytes(&[0x83; 32]);
+    let warm_endpoint =
+        Endpoint::bind(&warm, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
+    let api = api::client::OriginApi::new(&net.origin.base).unwrap();
+    let mut tracks = Vec::new();
+    for seed in 0..6 {
+        let track = net.upload(&artist, 40 + seed, 24.0, &[]).await;
+        let grant = api
+            .play(&listener, &track, &warm.node_id(), None, false)
+            .await
+            .unwrap();
+        let rendition = grant.manifest.id();
+        let shard = trackers.shard_of(&rendition).unwrap();
+        assert_eq!(
+            grant.tracker,
+            Some(shard),
+            "the grant names the rendition's shard"
+        );
+        assert_eq!(grant.trackers, trackers, "and lists every shard");
+        // Demand, on the rendition's shard.
+        peers_of(&warm_endpoint, shard, rendition, &grant.license).await;
+        tracks.push((track, grant, shard));
+    }
+    for shard in &shards {
+        assert!(
+            tracks.iter().any(|(_, _, held)| held == shard),
+            "every shard holds some renditions"
+        );
+    }
+    // The super-node merges both shards' popularity, fetches everything, and announces each
+    // rendition to its own shard only.
+    assert_eq!(node.fill_round().await, tracks.len());
+    for (_, grant, shard) in &tracks {
+        let rendition = grant.manifest.id();
+        wait_listed(
+            &warm_endpoint,
+            *shard,
+            rendition,
+            &grant.license,
+            node.node_id,
+        )
+        .await;
+        let other = shards.iter().find(|other| *other != shard).unwrap();
+        let listed = peers_of(&warm_endpoint, *other, rendition, &grant.license).await;
+        assert!(listed.peers.is_empty(), "announced to the wrong shard");
+    }
+
+    // A shard dies: its renditions play from the origin, the other shard's from the
+    // super-node; no play fails.
+    endpoints[1].close();
+    let player_id = Identity::from_secret_bytes(&[0x84; 32]);
+    let player_endpoint = Endpoint::bind(
+        &player_id,
+        "127.0.0.1:0".parse().unwrap(),
+        Limits::default(),
+    )
+    .unwrap();
+    // One play per shard (plays run in real time).
+    for shard in &shards {
+        let (track, _, _) = tracks.iter().find(|(_, _, held)| held == shard).unwrap();
+        let grant = api
+            .play(&listener, track, &player_id.node_id(), None, false)
+            .await
+            .unwrap();
+        let (out, mut outputs) = tokio::sync::mpsc::channel(64);
+        let playback = {
+            let (endpoint, grant) = (player_endpoint.clone(), grant.clone());
+            tokio::spawn(async move {
+                player::play(
+                    &endpoint,
+                    &grant,
+                    Default::default(),
+                    PlayOptions::default(),
+                    out,
+                )
+                .await
+            })
+        };
+        let mut started = false;
+        while let Some(output) = outputs.recv().await {
+            if let Output::Event(client_lib::scheduler::PlayerEvent::Started { .. }) = output {
+                started = true;
+            }
+        }
+        let stats = playback.await.unwrap().unwrap();
+        assert!(started, "track {track} played");
+        assert_eq!(stats.stutters, 0);
+        if *shard == shards[0] {
+            assert!(
+                stats.bytes_super_nodes > 0,
+                "the live shard's renditions come from peers"
+            );
+        } else {
+            assert_eq!(
+                stats.bytes_super_nodes, 0,
+                "the dead shard's fall back to the origin"
+            );
+            assert!(stats.bytes_origin > 0);
+        }
+    }
+    node.shutdown().await;
 }

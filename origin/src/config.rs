@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+
 use serde::{Deserialize, Serialize};
 
 /// Everything an origin needs to run. Every field has a default, so `chorus origin` works
@@ -29,8 +31,13 @@ pub struct OriginConfig {
     /// With TLS on, also serve plain HTTP here; loopback addresses only (monitoring, or a
     /// reverse proxy on the same machine).
     pub http_plain_addr: Option<SocketAddr>,
-    /// The tracker clients should use, as `NODE_ID@HOST:PORT`, if one runs.
+    /// The tracker clients should use, as `NODE_ID@HOST:PORT`, if one runs (one shard; see
+    /// `trackers`).
     pub tracker: Option<String>,
+    /// The tracker shards, `NODE_ID@HOST:PORT` each: renditions are split over them by
+    /// rendezvous hashing (`protocol::shards`). With none, `tracker` is the only one.
+    #[serde(default)]
+    pub trackers: Vec<String>,
     /// Largest accepted upload, in bytes.
     pub upload_bytes_max: u64,
     /// Largest accepted JSON body, in bytes.
@@ -151,6 +158,7 @@ impl Default for OriginConfig {
             tls_key: None,
             http_plain_addr: None,
             tracker: None,
+            trackers: Vec::new(),
             upload_bytes_max: 200 * 1024 * 1024,
             json_bytes_max: 64 * 1024,
             audio_ms_max: 2 * 3600 * 1000,
@@ -182,6 +190,31 @@ impl Default for OriginConfig {
 
 impl OriginConfig {
     /// Where the store lives (see [`crate::store::StoreConfig`]).
+    /// The tracker shards (`trackers`, or `tracker` alone), checked: `(node id, the entry)`.
+    pub fn tracker_shards(&self) -> anyhow::Result<TrackerShards> {
+        let entries: Vec<&String> = if self.trackers.is_empty() {
+            self.tracker.iter().collect()
+        } else {
+            self.trackers.iter().collect()
+        };
+        let mut shards = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let (node, addr) = entry
+                .split_once('@')
+                .with_context(|| format!("tracker {entry:?}: expected NODE_ID@HOST:PORT"))?;
+            let node: protocol::NodeId = node
+                .parse()
+                .map_err(|_| anyhow::anyhow!("tracker {entry:?}: the node id is 64 hex"))?;
+            addr.parse::<SocketAddr>()
+                .with_context(|| format!("tracker {entry:?}: the address is HOST:PORT"))?;
+            if shards.iter().any(|(known, _)| *known == node) {
+                anyhow::bail!("tracker {entry:?} is listed twice");
+            }
+            shards.push((node, entry.clone()));
+        }
+        Ok(TrackerShards(shards))
+    }
+
     pub fn store_config(&self) -> anyhow::Result<crate::store::StoreConfig> {
         use crate::store::{Blobs, Database};
         let mut database = Database::parse(&self.database).map_err(anyhow::Error::msg)?;
@@ -335,5 +368,27 @@ mod tests {
                 .to_string()
                 .contains("ZZ")
         );
+    }
+}
+
+/// The tracker shards an origin names (see [`OriginConfig::tracker_shards`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackerShards(Vec<(protocol::NodeId, String)>);
+
+impl TrackerShards {
+    /// Every shard, as configured (`NODE_ID@HOST:PORT`).
+    pub fn all(&self) -> Vec<String> {
+        self.0.iter().map(|(_, entry)| entry.clone()).collect()
+    }
+
+    /// The first shard (what clients from before shards read).
+    pub fn first(&self) -> Option<String> {
+        self.0.first().map(|(_, entry)| entry.clone())
+    }
+
+    /// The shard of `rendition` (rendezvous hashing, `protocol::shards`).
+    pub fn shard_of(&self, rendition: &protocol::RenditionId) -> Option<String> {
+        protocol::shards::shard_of(rendition, self.0.iter().map(|(node, _)| node))
+            .map(|index| self.0[index].1.clone())
     }
 }

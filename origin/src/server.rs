@@ -284,6 +284,7 @@ pub async fn open_state(
     .await
     .context("loading listening activity")?;
     let region_rules = config.region_rules().context("the origin config")?;
+    let trackers = config.tracker_shards().context("the origin config")?;
     let passwords = crate::passwords::PasswordPool::new(config.password_jobs_max);
     // Uploads are spooled here; anything left is from a crash.
     let uploads = crate::publish::uploads_dir(&config.data_dir);
@@ -309,6 +310,7 @@ pub async fn open_state(
         identity: Arc::new(identity),
         url_key: Arc::new(url_key),
         ingest_slots: Arc::new(Semaphore::new(config.ingest_jobs_max.max(1))),
+        trackers: Arc::new(trackers),
         config: Arc::new(config),
         public_url,
         quic_addr,

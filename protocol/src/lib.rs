@@ -19,6 +19,7 @@ pub mod identity;
 pub mod ids;
 pub mod license;
 pub mod manifest;
+pub mod shards;
 pub mod wire;
 
 pub use codec::{CodecError, FRAME_BYTES_MAX};

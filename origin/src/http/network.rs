@@ -18,12 +18,13 @@ use crate::store::Role;
 
 #[utoipa::path(get, path = "/v1/network", tag = "network", responses((status = 200, body = Network)))]
 /// `GET /v1/network`: the origin's node id (the key that signs manifests and licenses) and
-/// QUIC address, and the tracker, if one is configured. Public: trackers and super-nodes read
+/// QUIC address, and the tracker shards, if any are configured. Public: trackers and super-nodes read
 /// it at start to learn whom to trust.
 pub async fn network(State(state): State<AppState>) -> Json<Network> {
     Json(Network {
         origin: origin_addr(&state),
-        tracker: state.config.tracker.clone(),
+        tracker: state.trackers.first(),
+        trackers: state.trackers.all(),
     })
 }
 
@@ -71,7 +72,8 @@ pub async fn node_token(
         region: account.region,
         expires_at,
         origin: origin_addr(&state),
-        tracker: state.config.tracker.clone(),
+        tracker: state.trackers.first(),
+        trackers: state.trackers.all(),
     }))
 }
 

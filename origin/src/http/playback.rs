@@ -175,7 +175,12 @@ pub async fn play(
             node_id: state.identity.node_id().to_hex(),
             quic: state.quic_addr.to_string(),
         },
-        tracker: state.config.tracker.clone(),
+        tracker: summary
+            .rendition_id
+            .parse()
+            .ok()
+            .and_then(|rendition| state.trackers.shard_of(&rendition)),
+        trackers: state.trackers.all(),
         gain_db: track.gain_db,
         duration_ms: track.duration_ms,
         expires_at,

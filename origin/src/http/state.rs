@@ -40,6 +40,8 @@ pub struct Shared {
     pub url_key: Arc<[u8; 32]>,
     /// Settings.
     pub config: Arc<OriginConfig>,
+    /// The tracker shards, checked (from `config`).
+    pub trackers: Arc<crate::config::TrackerShards>,
     /// Base URL for chunk URLs.
     pub public_url: String,
     /// Where the QUIC chunk protocol listens.
