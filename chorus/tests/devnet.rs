@@ -26,7 +26,8 @@ fn devnet(args: &[&str]) -> (bool, Value, String) {
 
 /// A small devnet whose origin dies two thirds of the way through: every play completes and
 /// decodes to the ingested length, peers carry bytes, no chunk crosses a forbidden region,
-/// and plays started after the origin died still play (cached and peer-held tracks).
+/// and plays started after the origin died still play (cached and peer-held tracks), as do
+/// plays started after one of the two tracker shards died.
 #[test]
 fn a_small_devnet_plays_everything_and_survives_the_origin() {
     let dir = tempfile::tempdir().unwrap();
@@ -43,6 +44,10 @@ fn a_small_devnet_plays_everything_and_survives_the_origin() {
         "54s",
         "--kill-origin-at",
         "36s",
+        "--trackers",
+        "2",
+        "--kill-tracker-at",
+        "18s",
         "--rtt-ms",
         "30",
         "--jitter-ms",
@@ -74,6 +79,10 @@ fn a_small_devnet_plays_everything_and_survives_the_origin() {
     assert!(count(&["bytes", "origin"]) > 0, "{summary}");
     assert!(count(&["plays_without_origin"]) >= 2, "{summary}");
     assert_eq!(count(&["failed_without_origin"]), 0, "{summary}");
+    // Two tracker shards, one killed: its renditions fall back, no play fails.
+    assert_eq!(count(&["trackers"]), 2, "{summary}");
+    assert!(count(&["plays_after_tracker_loss"]) >= 2, "{summary}");
+    assert_eq!(count(&["failed_after_tracker_loss"]), 0, "{summary}");
     assert_eq!(summary["crashed"], serde_json::json!([]), "{summary}");
     assert!(
         summary["origin_killed_at_s"].as_f64().is_some(),
@@ -182,6 +191,11 @@ fn bad_flags_get_clear_messages() {
         (vec!["--duration", "soon"], "not a duration"),
         (vec!["--listeners", "0"], "--listeners"),
         (vec!["--kill-peers=-1"], "--kill-peers"),
+        (vec!["--trackers", "0"], "--trackers"),
+        (
+            vec!["--duration", "30s", "--kill-tracker-at", "60s"],
+            "--kill-tracker-at",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let output = Command::new(env!("CARGO_BIN_EXE_chorus"))

@@ -322,15 +322,24 @@ pub fn run_chunks(args: &ChunksBenchArgs) -> anyhow::Result<ExitCode> {
 
         let nginx = Nginx::start(&origin.data_dir().join("chunks"))?;
         let nginx_urls: Vec<String> = body.chunks.iter().map(|id| format!("http://{}/v1/chunks/{}", nginx.addr, id.to_hex())).collect();
+        // The CDN edge the repository ships, in front of this origin: every request checked
+        // by the origin (`/verify`, cached per URL), chunks from nginx's cache.
+        let cdn = testkit::services::Cdn::start(testkit::services::free_port()?, &[origin.http_addr()])?;
+        let cdn_urls: Vec<String> = origin_urls.iter().map(|url| url.replace(&origin.base, &cdn.base)).collect();
         let http = api::client::http_client_builder()?.pool_max_idle_per_host(256).build()?;
         let duration = Duration::from_secs_f64(args.seconds);
-        let (mut chorus, mut baseline) = (Vec::new(), Vec::new());
+        let (mut chorus, mut baseline, mut edge) = (Vec::new(), Vec::new(), Vec::new());
         for round in 1..=args.common.rounds {
             progress(&format!("chunks: round {round}/{}", args.common.rounds));
             chorus.push(fetch_for(&http, &origin_urls, args.concurrency, duration).await?);
             baseline.push(fetch_for(&http, &nginx_urls, args.concurrency, duration).await?);
+            edge.push(fetch_for(&http, &cdn_urls, args.concurrency, duration).await?);
         }
         progress_done();
+        let counts = cdn.counts();
+        ensure!(counts.refused == 0, "the edge refused {} chunk requests: {}", counts.refused, cdn.error_log());
+        let mut edge_rps: Vec<f64> = edge.iter().map(|(rps, _)| *rps).collect();
+        let edge_median = median(&mut edge_rps);
         let chorus_rps: Vec<f64> = chorus.iter().map(|(rps, _)| *rps).collect();
         let nginx_rps: Vec<f64> = baseline.iter().map(|(rps, _)| *rps).collect();
         let (mut chorus_rps, mut nginx_rps) = (chorus_rps, nginx_rps);
@@ -343,12 +352,15 @@ pub fn run_chunks(args: &ChunksBenchArgs) -> anyhow::Result<ExitCode> {
                 ("chorus origin", format!("{chorus_median:>9.0} req/s  {:>7.1} MiB/s", chorus_median * chunk_kib / 1024.0)),
                 ("nginx, same files", format!("{nginx_median:>9.0} req/s  {:>7.1} MiB/s", nginx_median * chunk_kib / 1024.0)),
                 ("ratio (target >= 0.5)", format!("{ratio:>9.3}")),
+                ("through the CDN edge (deploy/nginx/cdn.conf)", format!("{edge_median:>9.0} req/s  {:>7.1} MiB/s", edge_median * chunk_kib / 1024.0)),
+                ("edge / origin", format!("{:>9.3}", edge_median / chorus_median)),
+                ("edge cache hit ratio", format!("{:>9.4}  ({} hits, {} misses)", counts.hit_ratio(), counts.hits + counts.stale, counts.misses)),
             ],
         );
         if args.common.json {
-            println!("{}", json!({"origin_rps": chorus_median, "nginx_rps": nginx_median, "ratio": ratio, "chunks": origin_urls.len(), "concurrency": args.concurrency, "seconds": args.seconds, "rounds": args.common.rounds}));
+            println!("{}", json!({"origin_rps": chorus_median, "nginx_rps": nginx_median, "ratio": ratio, "cdn_rps": edge_median, "cdn_over_origin": edge_median / chorus_median, "cdn": {"hits": counts.hits + counts.stale, "misses": counts.misses, "hit_ratio": counts.hit_ratio()}, "chunks": origin_urls.len(), "concurrency": args.concurrency, "seconds": args.seconds, "rounds": args.common.rounds}));
         }
-        drop(nginx);
+        drop((nginx, cdn));
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -95,6 +95,13 @@ pub struct DevnetArgs {
     /// tracks should keep playing.
     #[arg(long, value_parser = parse_duration)]
     pub kill_origin_at: Option<Duration>,
+    /// Tracker shards (renditions split over them by rendezvous hashing).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub trackers: u32,
+    /// Kill the first tracker shard this far into the run (e.g. 60s): its renditions fall
+    /// back to the DHT and the origin, and no play may fail.
+    #[arg(long, value_parser = parse_duration)]
+    pub kill_tracker_at: Option<Duration>,
     /// Chance a track is skipped, 0..1.
     #[arg(long, default_value_t = 0.2)]
     pub skip_chance: f64,
@@ -303,6 +310,11 @@ fn plan(args: &DevnetArgs) -> anyhow::Result<Plan> {
         && kill >= duration
     {
         bail!("--kill-origin-at must come before the end of --duration");
+    }
+    if let (Some(kill), Some(duration)) = (args.kill_tracker_at, args.duration)
+        && kill >= duration
+    {
+        bail!("--kill-tracker-at must come before the end of --duration");
     }
     let quality = match args.quality.as_str() {
         "auto" => None,
@@ -643,7 +655,9 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
     // Ports first: every relay and route can then be set up before anything dials.
     let http_port = free_port()?;
     let origin_quic: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let tracker_addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let tracker_addrs: Vec<SocketAddr> = (0..args.trackers)
+        .map(|_| Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?))))
+        .collect::<anyhow::Result<_>>()?;
     let super_addrs: Vec<SocketAddr> = (0..args.super_nodes)
         .map(|_| Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?))))
         .collect::<anyhow::Result<_>>()?;
@@ -665,7 +679,19 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
     let routes: Vec<transport::Routes> = (0..regions).map(|_| transport::Routes::new()).collect();
     // The origin and the tracker sit in the first region; super-nodes are spread over all.
     let origin_front = front(origin_quic, 0, &plan.links, &routes, args.seed ^ 1).await?;
-    let tracker_front = front(tracker_addr, 0, &plan.links, &routes, args.seed ^ 2).await?;
+    let mut tracker_fronts = Vec::new();
+    for (index, addr) in tracker_addrs.iter().enumerate() {
+        tracker_fronts.push(
+            front(
+                *addr,
+                0,
+                &plan.links,
+                &routes,
+                args.seed ^ 2 ^ ((index as u64) << 40),
+            )
+            .await?,
+        );
+    }
     let mut super_fronts = Vec::new();
     for (index, addr) in super_addrs.iter().enumerate() {
         super_fronts.push(
@@ -710,32 +736,63 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
         dir.display()
     );
     let timeout = Duration::from_secs(60);
-    let tracker_id: NodeId = {
-        let tracker = Role::spawn(
-            "tracker",
-            &[
-                "tracker".into(),
-                "--listen".into(),
-                tracker_addr.to_string(),
-                "--data".into(),
-                run_dir.join("tracker").display().to_string(),
-                "--issuer".into(),
-                origin_id.to_string(),
-                // Every devnet node sits behind link-emulator relays on loopback.
-                "--relay-network".into(),
-                "127.0.0.0/8".into(),
-                "--status-every-s".into(),
-                "0".into(),
-            ],
-            &[],
-            &logs.join("tracker.log"),
-            timeout,
-        )?;
-        let id = tracker.field("node id")?.parse()?;
-        let mut roles = RoleSet {
-            tracker: Some(tracker),
-            ..RoleSet::default()
-        };
+    let trackers: Vec<(NodeId, SocketAddr)> = {
+        let mut roles = RoleSet::default();
+        let mut ids = Vec::new();
+        for (index, tracker_addr) in tracker_addrs.iter().enumerate() {
+            let name = if args.trackers > 1 {
+                format!("tracker {index}")
+            } else {
+                "tracker".to_string()
+            };
+            let log = if args.trackers > 1 {
+                format!("tracker-{index}.log")
+            } else {
+                "tracker.log".to_string()
+            };
+            let data = if index == 0 {
+                run_dir.join("tracker")
+            } else {
+                run_dir.join(format!("tracker-{index}"))
+            };
+            let tracker = Role::spawn(
+                &name,
+                &[
+                    "tracker".into(),
+                    "--listen".into(),
+                    tracker_addr.to_string(),
+                    "--data".into(),
+                    data.display().to_string(),
+                    "--issuer".into(),
+                    origin_id.to_string(),
+                    // Every devnet node sits behind link-emulator relays on loopback.
+                    "--relay-network".into(),
+                    "127.0.0.0/8".into(),
+                    "--status-every-s".into(),
+                    "0".into(),
+                ],
+                &[],
+                &logs.join(log),
+                timeout,
+            );
+            let tracker = match tracker {
+                Ok(tracker) => tracker,
+                Err(error) => {
+                    roles.stop_all();
+                    return Err(error);
+                }
+            };
+            let id: NodeId = match tracker.field("node id").and_then(|id| Ok(id.parse()?)) {
+                Ok(id) => id,
+                Err(error) => {
+                    roles.trackers.push(tracker);
+                    roles.stop_all();
+                    return Err(error);
+                }
+            };
+            roles.trackers.push(tracker);
+            ids.push((id, *tracker_addr));
+        }
         // Every listener reaches the origin from one loopback address, like a city behind
         // one carrier NAT: the per-address limits are raised to the crowd's size.
         let origin_config = run_dir.join("origin.toml");
@@ -746,31 +803,34 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
                 "[rate_limits]\nunauthenticated = {{ per_minute = {per_address}, burst = {per_address} }}\nip = {{ per_minute = {per_address}, burst = {per_address} }}\n"
             ),
         )?;
+        let mut origin_args: Vec<String> = vec![
+            "origin".into(),
+            "--config".into(),
+            origin_config.display().to_string(),
+            "--data".into(),
+            origin_data.display().to_string(),
+            "--http".into(),
+            origin_http.to_string(),
+            "--quic".into(),
+            origin_quic.to_string(),
+            "--tls-cert".into(),
+            tls_dir
+                .join(transport::https::CERT_FILE)
+                .display()
+                .to_string(),
+            "--tls-key".into(),
+            tls_dir
+                .join(transport::https::KEY_FILE)
+                .display()
+                .to_string(),
+        ];
+        for (id, addr) in &ids {
+            origin_args.push("--tracker".into());
+            origin_args.push(format!("{id}@{addr}"));
+        }
         let origin = Role::spawn(
             "origin",
-            &[
-                "origin".into(),
-                "--config".into(),
-                origin_config.display().to_string(),
-                "--data".into(),
-                origin_data.display().to_string(),
-                "--http".into(),
-                origin_http.to_string(),
-                "--quic".into(),
-                origin_quic.to_string(),
-                "--tracker".into(),
-                format!("{id}@{tracker_addr}"),
-                "--tls-cert".into(),
-                tls_dir
-                    .join(transport::https::CERT_FILE)
-                    .display()
-                    .to_string(),
-                "--tls-key".into(),
-                tls_dir
-                    .join(transport::https::KEY_FILE)
-                    .display()
-                    .to_string(),
-            ],
+            &origin_args,
             &[],
             &logs.join("origin.log"),
             timeout,
@@ -787,7 +847,7 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .replace(roles);
-        id
+        ids
     };
     let result = devnet_body(
         &args,
@@ -801,7 +861,7 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
             region_base,
             routes,
             origin_quic,
-            tracker: (tracker_id, tracker_addr),
+            trackers,
             super_addrs,
             catalog_path,
             started_at,
@@ -812,7 +872,7 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
     if let Some(mut roles) = ROLES.lock().unwrap_or_else(|p| p.into_inner()).take() {
         tokio::task::block_in_place(|| roles.stop_all());
     }
-    drop((origin_front, tracker_front, super_fronts, http_relays));
+    drop((origin_front, tracker_fronts, super_fronts, http_relays));
     result
 }
 
@@ -820,7 +880,7 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
 #[derive(Default)]
 struct RoleSet {
     origin: Option<Role>,
-    tracker: Option<Role>,
+    trackers: Vec<Role>,
     super_nodes: Vec<Role>,
 }
 
@@ -830,7 +890,7 @@ impl RoleSet {
             .super_nodes
             .iter_mut()
             .chain(self.origin.iter_mut())
-            .chain(self.tracker.iter_mut())
+            .chain(self.trackers.iter_mut())
         {
             role.stop(Duration::from_secs(5));
         }
@@ -843,7 +903,7 @@ impl RoleSet {
             .super_nodes
             .iter_mut()
             .chain(self.origin.iter_mut())
-            .chain(self.tracker.iter_mut())
+            .chain(self.trackers.iter_mut())
         {
             if !role.stopped
                 && let Some(status) = role.exited()
@@ -867,7 +927,7 @@ struct Setup {
     region_base: Vec<String>,
     routes: Vec<transport::Routes>,
     origin_quic: SocketAddr,
-    tracker: (NodeId, SocketAddr),
+    trackers: Vec<(NodeId, SocketAddr)>,
     super_addrs: Vec<SocketAddr>,
     catalog_path: PathBuf,
     started_at: Instant,
@@ -907,13 +967,16 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
             "2G".into(),
             "--listen".into(),
             addr.to_string(),
-            "--tracker".into(),
-            format!("{}@{}", setup.tracker.0, setup.tracker.1),
             "--no-p2p".into(),
             "--refresh-s".into(),
             "10".into(),
         ];
-        let mut targets = vec![setup.origin_quic, setup.tracker.1];
+        for (id, addr) in &setup.trackers {
+            command.push("--tracker".into());
+            command.push(format!("{id}@{addr}"));
+        }
+        let mut targets = vec![setup.origin_quic];
+        targets.extend(setup.trackers.iter().map(|(_, addr)| *addr));
         targets.extend(setup.super_addrs.iter().filter(|other| *other != addr));
         for target in targets {
             command.push("--via".into());
@@ -938,7 +1001,7 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
         let pids: Vec<String> = roles
             .origin
             .iter()
-            .chain(roles.tracker.iter())
+            .chain(roles.trackers.iter())
             .chain(roles.super_nodes.iter())
             .map(|role| format!("{} {}", role.name, role.pid()))
             .collect();
@@ -1031,6 +1094,8 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
     let mut crashed: Vec<(String, String)> = Vec::new();
     let mut origin_killed_at: Option<f64> = None;
     let mut origin_killed: Option<Instant> = None;
+    let mut tracker_killed_at: Option<f64> = None;
+    let mut tracker_killed: Option<Instant> = None;
     let mut interrupted = false;
     loop {
         let done = tokio::select! {
@@ -1057,6 +1122,22 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
                 workload_started.elapsed().as_secs_f64()
             ));
         }
+        if let (Some(at), None) = (args.kill_tracker_at, tracker_killed_at)
+            && workload_started.elapsed() >= at
+        {
+            if let Some(roles) = ROLES.lock().unwrap_or_else(|p| p.into_inner()).as_mut()
+                && let Some(tracker) = roles.trackers.first_mut()
+            {
+                tracker.kill();
+            }
+            tracker_killed_at = Some(workload_started.elapsed().as_secs_f64());
+            tracker_killed = Some(Instant::now());
+            view.note(format!(
+                "tracker shard 0 of {} was killed at {:.0} s, as asked",
+                args.trackers,
+                workload_started.elapsed().as_secs_f64()
+            ));
+        }
         let newly = ROLES
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -1069,7 +1150,7 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
             crashed.push((name, status));
         }
         let snapshot = crowd.snapshot();
-        let summary = summarize(&snapshot, egress_last, args, origin_killed);
+        let summary = summarize(&snapshot, egress_last, args, origin_killed, tracker_killed);
         let live = crowd.live();
         let mut starts = live
             .first_audio_ms
@@ -1106,7 +1187,7 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
     }
     let snapshot = crowd.stop().await;
     view.clear(interactive);
-    let mut summary = summarize(&snapshot, egress_last, args, origin_killed);
+    let mut summary = summarize(&snapshot, egress_last, args, origin_killed, tracker_killed);
     summary["wall_seconds"] = json!(setup.started_at.elapsed().as_secs_f64());
     summary["crashed"] = json!(
         crashed
@@ -1115,6 +1196,7 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
             .collect::<Vec<_>>()
     );
     summary["origin_killed_at_s"] = json!(origin_killed_at);
+    summary["tracker_killed_at_s"] = json!(tracker_killed_at);
     summary["interrupted"] = json!(interrupted);
     print_report(&summary);
     if args.json {
@@ -1141,8 +1223,11 @@ fn summarize(
     origin_egress: u64,
     args: &DevnetArgs,
     origin_killed: Option<Instant>,
+    tracker_killed: Option<Instant>,
 ) -> Value {
     let after_kill = |play: &crowd::PlayRecord| origin_killed.is_some_and(|at| play.started > at);
+    let after_tracker_loss =
+        |play: &crowd::PlayRecord| tracker_killed.is_some_and(|at| play.started > at);
     // Not plays: ones a crash cut short, and ones asked for with the origin gone and no
     // license at hand (nothing can authorize them; the listener is told so at once).
     let counted: Vec<&crowd::PlayRecord> = plays
@@ -1205,6 +1290,9 @@ fn summarize(
         "plays_without_origin": counted.iter().filter(|play| after_kill(play)).count(),
         "unlicensed_without_origin": plays.iter().filter(|play| play.unlicensed).count(),
         "failed_without_origin": failed.iter().filter(|play| after_kill(play)).count(),
+        "trackers": args.trackers,
+        "plays_after_tracker_loss": counted.iter().filter(|play| after_tracker_loss(play)).count(),
+        "failed_after_tracker_loss": failed.iter().filter(|play| after_tracker_loss(play)).count(),
         "listeners_played": counted.iter().map(|play| play.listener).collect::<std::collections::BTreeSet<_>>().len(),
         "tracks_played": counted.iter().map(|play| play.track).collect::<std::collections::BTreeSet<_>>().len(),
         "skipped_plays": counted.iter().filter(|play| play.skipped).count(),
@@ -1274,6 +1362,23 @@ fn print_report(summary: &Value) {
         get(&["checks", "duration_mismatches"]),
         get(&["checks", "durations_checked"])
     );
+    if !summary["origin_killed_at_s"].is_null() {
+        eprintln!(
+            "  origin killed  at {} s: {} plays after, {} failed",
+            get(&["origin_killed_at_s"]),
+            get(&["plays_without_origin"]),
+            get(&["failed_without_origin"])
+        );
+    }
+    if !summary["tracker_killed_at_s"].is_null() {
+        eprintln!(
+            "  tracker shard  0 of {} killed at {} s: {} plays after, {} failed",
+            get(&["trackers"]),
+            get(&["tracker_killed_at_s"]),
+            get(&["plays_after_tracker_loss"]),
+            get(&["failed_after_tracker_loss"])
+        );
+    }
     if let Some(failures) = summary["failures"].as_object() {
         for (reason, count) in failures {
             eprintln!("  failed ×{count}: {reason}");
