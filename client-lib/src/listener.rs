@@ -647,8 +647,10 @@ impl Listener {
             }
             // Tell the tracker what this client now holds in full (peers may fetch it); not
             // when playing offline (the network is likely gone).
+            // In the background: the next track does not wait on a tracker.
             if let (false, Some(serving)) = (offline, &serving) {
-                self.announce(serving, &grant).await;
+                let (this, serving, grant) = (self.clone(), serving.clone(), grant.clone());
+                tokio::spawn(async move { this.announce(&serving, &grant).await });
             }
             match moved {
                 None => {
@@ -727,7 +729,8 @@ impl Listener {
     }
 
     /// Tells the grant's tracker shards which renditions the cache holds in full, each to
-    /// its own (waits at most 3 s; a failure is logged, the next announce makes up for it).
+    /// its own (at most 3 s per shard, in parallel; a failure is logged, the next announce
+    /// makes up for it).
     async fn announce(&self, serving: &crate::serve::Serving, grant: &Grant) {
         let (Some(first), Some(cache)) = (grant.trackers.all().first(), &self.options.cache) else {
             return;
@@ -736,12 +739,12 @@ impl Listener {
             return;
         };
         let addr = transport::keyfile::advertised_addr(local, first.addr);
-        let announce =
-            serving.announce(&self.endpoint, &grant.trackers, &grant.license, cache, addr);
-        match tokio::time::timeout(std::time::Duration::from_secs(3), announce).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => tracing::debug!(%error, "announce failed"),
-            Err(_) => tracing::debug!("tracker did not answer the announce"),
+        // Each shard is waited for at most `serve::ANNOUNCE_WAIT`.
+        if let Err(error) = serving
+            .announce(&self.endpoint, &grant.trackers, &grant.license, cache, addr)
+            .await
+        {
+            tracing::debug!(%error, "announce failed");
         }
     }
 

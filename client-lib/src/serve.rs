@@ -62,6 +62,9 @@ impl ServeConfig {
     }
 }
 
+/// How long an announce waits for one tracker shard's answer.
+pub const ANNOUNCE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A running share of the cache.
 #[derive(Debug)]
 pub struct Serving {
@@ -171,11 +174,21 @@ impl Serving {
         let mut pending = false;
         let mut shortest: Option<u32> = None;
         let mut failure = None;
-        for (tracker, renditions) in groups {
-            match self
-                .announce_to(endpoint, tracker, credential, cache, addr, renditions)
+        // Shards in parallel, each with its own wait: one that is down delays nobody.
+        let answers = futures_util::future::join_all(groups.into_iter().map(
+            |(tracker, renditions)| async move {
+                let announced = tokio::time::timeout(
+                    ANNOUNCE_WAIT,
+                    self.announce_to(endpoint, tracker, credential, cache, addr, renditions),
+                )
                 .await
-            {
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {ANNOUNCE_WAIT:?}")));
+                (tracker, announced)
+            },
+        ))
+        .await;
+        for (tracker, announced) in answers {
+            match announced {
                 Ok((ttl_ms, taken, more)) => {
                     shortest = Some(shortest.map_or(ttl_ms, |known| known.min(ttl_ms)));
                     accepted.extend(taken);

@@ -299,13 +299,25 @@ impl SuperNode {
     }
 }
 
+/// How long a request waits for one tracker shard's answer.
+const TRACKER_WAIT: Duration = Duration::from_secs(5);
+
+/// One request to one tracker shard, waiting at most [`TRACKER_WAIT`] (a shard that is down
+/// must not hold up the others, or a fetch).
 async fn tracker_request(
     shared: &Shared,
     tracker: NodeAddr,
     request: &Request,
 ) -> anyhow::Result<Response> {
-    let peer = shared.endpoint.connect(tracker.node, tracker.addr).await?;
-    let response = peer.request_one(request).await?;
+    let asked = async {
+        let peer = shared.endpoint.connect(tracker.node, tracker.addr).await?;
+        anyhow::Ok(peer.request_one(request).await?)
+    };
+    let response = tokio::time::timeout(TRACKER_WAIT, asked)
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!("tracker {tracker} did not answer within {TRACKER_WAIT:?}")
+        })??;
     if let Response::Error(error) = &response {
         anyhow::bail!("tracker: {error}");
     }
@@ -364,19 +376,25 @@ async fn announce(shared: &Shared) -> anyhow::Result<u32> {
     }
     let mut shortest: Option<u32> = None;
     let mut failure = None;
-    for (shard, mut renditions) in groups {
-        renditions.truncate(ANNOUNCE_RENDITIONS_MAX);
-        let request = Request::Announce(Announce {
-            region: role.region,
-            role: NodeRole::SuperNode,
-            addrs: advertised_addrs(shared),
-            renditions,
-            upload_spare_kbps: spare_kbps(shared),
-            credential: role.license.clone(),
-            // The role token covers every rendition.
-            proofs: Vec::new(),
-        });
-        match tracker_request(shared, shard, &request).await {
+    // Shards in parallel, each with its own wait: one that is down delays nobody.
+    let answers =
+        futures_util::future::join_all(groups.into_iter().map(|(shard, mut renditions)| {
+            renditions.truncate(ANNOUNCE_RENDITIONS_MAX);
+            let request = Request::Announce(Announce {
+                region: role.region,
+                role: NodeRole::SuperNode,
+                addrs: advertised_addrs(shared),
+                renditions,
+                upload_spare_kbps: spare_kbps(shared),
+                credential: role.license.clone(),
+                // The role token covers every rendition.
+                proofs: Vec::new(),
+            });
+            async move { (shard, tracker_request(shared, shard, &request).await) }
+        }))
+        .await;
+    for (shard, answer) in answers {
+        match answer {
             Ok(Response::AnnounceAck { ttl_ms, .. }) => {
                 shared.stats.announces.fetch_add(1, Ordering::Relaxed);
                 shortest = Some(shortest.map_or(ttl_ms, |known| known.min(ttl_ms)));

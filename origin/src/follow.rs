@@ -8,7 +8,8 @@
 //! - [`search`] keeps the search index current: it builds the index when it could not resume
 //!   from disk, then applies each change and commits the position with it, so a restart
 //!   resumes there. A gap in the numbers (the feed was pruned past this index) or a bulk
-//!   import makes it re-read the catalog.
+//!   import makes it re-read the catalog (once for all the import's pages that the re-read
+//!   started after).
 //!
 //! Applying a change re-reads its subject from the store as it is now, so applying one twice,
 //! or out of a batch, does no harm; a change this origin made was applied already when it was
@@ -73,6 +74,8 @@ pub async fn caches(state: AppState) {
 /// Keeps `search` current with the catalog in `store` (see the module docs). Returns only
 /// when the runtime stops.
 pub async fn search(search: Arc<Search>, store: Arc<Store>) {
+    // The feed head the last finished fill started from: imports up to it are in the index.
+    let mut filled_through = 0;
     loop {
         let cursor = match search.cursor() {
             Some(cursor) => cursor,
@@ -80,6 +83,7 @@ pub async fn search(search: Arc<Search>, store: Arc<Store>) {
                 let started = std::time::Instant::now();
                 match search.fill(&store).await {
                     Ok(head) => {
+                        filled_through = head;
                         tracing::info!(
                             tracks = search.progress().0,
                             seconds = started.elapsed().as_secs_f64(),
@@ -124,12 +128,13 @@ pub async fn search(search: Arc<Search>, store: Arc<Store>) {
             }
             continue;
         }
-        match search.apply(&store, &changes).await {
+        match search.apply(&store, &changes, filled_through).await {
             Ok(false) => {}
             Ok(true) => {
                 tracing::info!("a bulk import: indexing the catalog again");
-                if let Err(error) = search.fill(&store).await {
-                    tracing::error!(%error, "re-indexing after an import failed");
+                match search.fill(&store).await {
+                    Ok(head) => filled_through = head,
+                    Err(error) => tracing::error!(%error, "re-indexing after an import failed"),
                 }
             }
             Err(error) => {

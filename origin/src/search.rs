@@ -160,6 +160,8 @@ pub struct Search {
     ready: std::sync::atomic::AtomicBool,
     /// Times [`Search::fill`] started in this process.
     builds: std::sync::atomic::AtomicU64,
+    /// Fills running now.
+    building: std::sync::atomic::AtomicU64,
 }
 
 /// The index's layout version: an index on disk written with another one is rebuilt.
@@ -291,6 +293,7 @@ impl Search {
             indexed: std::sync::atomic::AtomicU64::new(0),
             ready: std::sync::atomic::AtomicBool::new(false),
             builds: std::sync::atomic::AtomicU64::new(0),
+            building: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -340,9 +343,18 @@ impl Search {
     /// catalog. Until the first fill is done, [`Search::search`] answers
     /// [`SearchError::Warming`]. Returns the feed position recorded.
     pub async fn fill(self: &Arc<Self>, store: &Store) -> Result<u64, SearchError> {
-        const PAGE: usize = 10_000;
         self.builds
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.building
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let filled = self.fill_now(store).await;
+        self.building
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        filled
+    }
+
+    async fn fill_now(self: &Arc<Self>, store: &Store) -> Result<u64, SearchError> {
+        const PAGE: usize = 10_000;
         let feed = store.coordination().feed_state().await?;
         let mut artists: HashMap<String, (String, u64)> = HashMap::new();
         let mut albums: HashMap<String, (String, String, u64)> = HashMap::new();
@@ -456,9 +468,12 @@ impl Search {
              # HELP chorus_search_documents Tracks indexed (by the last build or the index opened).\n\
              # TYPE chorus_search_documents gauge\nchorus_search_documents {documents}\n\
              # HELP chorus_search_builds_total Full builds of the search index since this origin started.\n\
-             # TYPE chorus_search_builds_total counter\nchorus_search_builds_total {}\n",
+             # TYPE chorus_search_builds_total counter\nchorus_search_builds_total {}\n\
+             # HELP chorus_search_building Whether a full build of the search index runs now.\n\
+             # TYPE chorus_search_building gauge\nchorus_search_building {}\n",
             u8::from(ready),
             self.builds.load(std::sync::atomic::Ordering::Relaxed),
+            u8::from(self.building.load(std::sync::atomic::Ordering::Relaxed) > 0),
         );
         if let (Some(head), Some(cursor)) = (head, self.cursor()) {
             out.push_str(&format!(
@@ -478,11 +493,15 @@ impl Search {
     /// Applies `changes` (in feed order, after [`Search::cursor`]): each track, playlist or
     /// play count named is read from `store` as it is now and its documents replaced (or
     /// removed when it is gone), then the index commits with the last change's number. Returns
-    /// whether one of them was an import, after which the caller re-fills the index.
+    /// whether one of them was an import not covered by a fill already (numbered after
+    /// `filled_through`, the feed head a finished [`Search::fill`] started from), after which
+    /// the caller fills the index again: a bulk import of many pages costs one or two fills,
+    /// not one per page.
     pub async fn apply(
         self: &Arc<Self>,
         store: &Store,
         changes: &[Change],
+        filled_through: u64,
     ) -> Result<bool, SearchError> {
         let Some(last) = changes.last() else {
             return Ok(false);
@@ -495,7 +514,7 @@ impl Search {
                 continue;
             }
             match change.kind {
-                ChangeKind::Import => import = true,
+                ChangeKind::Import => import |= change.seq > filled_through,
                 ChangeKind::Account => {}
                 ChangeKind::Track | ChangeKind::Plays => {
                     match store.catalog().track(&change.id).await? {
@@ -1126,7 +1145,7 @@ mod tests {
             .changes_after(cursor, CHANGES_PER_COMMIT)
             .await
             .unwrap();
-        search.apply(store, &changes).await.unwrap();
+        search.apply(store, &changes, 0).await.unwrap();
     }
 
     fn found(search: &Search, text: &str, kind: Kind) -> Vec<String> {
@@ -1213,6 +1232,34 @@ mod tests {
         drop(search);
         let feed = store.coordination().feed_state().await.unwrap();
         assert_eq!(Search::open(Some(&dir)).unwrap().resume(&feed), None);
+    }
+
+    #[tokio::test]
+    async fn an_import_asks_for_one_fill_unless_a_fill_covered_it() {
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open_embedded(store_dir.path()).await.unwrap();
+        let search = Arc::new(Search::new().unwrap());
+        let head = search.fill(&store).await.unwrap();
+        store
+            .catalog()
+            .import_tracks(&[(track(5, "Imported", "Someone", None), 0)])
+            .await
+            .unwrap();
+        let changes = store.coordination().changes_after(head, 10).await.unwrap();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].kind, ChangeKind::Import);
+        assert!(
+            search.apply(&store, &changes, head).await.unwrap(),
+            "fill again"
+        );
+        assert!(
+            !search
+                .apply(&store, &changes, changes[0].seq)
+                .await
+                .unwrap(),
+            "a fill that started after the import covered it"
+        );
+        assert_eq!(search.cursor(), Some(changes[0].seq));
     }
 
     #[tokio::test]

@@ -126,6 +126,29 @@ async fn prepare(
         catalog.len(),
         started.elapsed().as_secs_f64()
     );
+    // The import reaches the origin's search index through the change feed, which indexes
+    // the catalog again: the rounds start once it is done, with the origin at rest.
+    let started = Instant::now();
+    loop {
+        let ready = origin.metric("chorus_search_ready").await == Some(1.0);
+        let building = origin.metric("chorus_search_building").await;
+        let lag = origin.metric("chorus_search_feed_lag").await;
+        if ready && building == Some(0.0) && lag == Some(0.0) {
+            break;
+        }
+        progress(&format!(
+            "{name}: search indexing the import, {:.0} documents so far",
+            origin
+                .metric("chorus_search_documents")
+                .await
+                .unwrap_or(0.0)
+        ));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!(
+        "\r{name}: search caught up with the import in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let artist = account(&origin, "store_artist", Role::Artist).await?;
     let track = upload_synth(
         &origin.http,
