@@ -163,6 +163,9 @@ pub struct Grant {
     /// Opening chunks that came with the grant (the first-chunk path), in order from chunk
     /// 0, each checked against the manifest; empty unless asked for.
     pub opening: Vec<Bytes>,
+    /// The signed chunk URL template (`{chunk_id}` to fill in) at the origin's public URL,
+    /// usually a CDN edge; empty when unknown (a grant read back for offline play).
+    pub chunk_url_template: String,
 }
 
 /// What a play authorization asks for besides the track.
@@ -614,6 +617,7 @@ impl OriginApi {
             trackers: network.trackers,
             gain_db: body.gain_db,
             expires_at_ms: body.expires_at,
+            chunk_url_template: body.chunk_url_template,
         })
     }
 

@@ -329,6 +329,19 @@ pub(crate) async fn open_store(data: &std::path::Path) -> anyhow::Result<Store> 
     .await
 }
 
+/// Opens the store of an origin on `data` over the database `database` (`embedded` or
+/// `postgres://...`).
+pub(crate) async fn open_store_with(
+    data: &std::path::Path,
+    database: &str,
+) -> anyhow::Result<Store> {
+    open_store_at(&StoreArgs {
+        data: data.to_path_buf(),
+        database: database.to_string(),
+    })
+    .await
+}
+
 /// Opens the store `args` names (chunks are not touched by admin commands, so blobs stay
 /// files).
 async fn open_store_at(args: &StoreArgs) -> anyhow::Result<Store> {

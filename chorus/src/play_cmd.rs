@@ -61,6 +61,11 @@ pub struct PlayArgs {
     /// Start the first track this many seconds in (e.g. 90, or 1:30).
     #[arg(long, value_parser = parse_position)]
     start: Option<u64>,
+    /// Fetch the origin's chunks over HTTPS through the signed chunk URLs the origin hands
+    /// out (its `--public-url`: a CDN edge, cached) instead of over its QUIC endpoint; for
+    /// networks that block UDP. Peers are still asked over QUIC.
+    #[arg(long)]
+    chunks_over_https: bool,
     #[command(flatten)]
     listener: ListenerArgs,
 }
@@ -560,8 +565,15 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
         queue.set_shuffle(args.shuffle);
         queue.set_repeat(args.repeat);
         let cache = open_cache(&dir, args.listener.cache_bytes)?;
+        let edge = if args.chunks_over_https {
+            let http = api::client::http_client_builder()?.build()?;
+            Some(client_lib::edge::ChunkEdge::new(http))
+        } else {
+            None
+        };
         let options = PlayOptions {
             cache: Some(std::sync::Arc::new(cache)),
+            edge,
             ..PlayOptions::default()
         };
         // Listening events wait in the data directory until the origin has them (offline

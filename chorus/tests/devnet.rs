@@ -97,6 +97,68 @@ fn a_small_devnet_plays_everything_and_survives_the_origin() {
 }
 
 /// Ctrl-C ends the run: a summary, exit code 130, and every role process gone.
+/// `--origins 2 --cdn nginx`: the service on a private PostgreSQL and Garage behind the
+/// repository's nginx edge; one origin is killed with SIGKILL mid-run and no play fails.
+#[test]
+fn two_origins_behind_the_edge_lose_one_and_no_play_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, summary, stderr) = devnet(&[
+        "--origins",
+        "2",
+        "--cdn",
+        "nginx",
+        "--trackers",
+        "2",
+        "--listeners",
+        "6",
+        "--super-nodes",
+        "1",
+        "--tracks",
+        "4",
+        "--track-seconds",
+        "12",
+        "--duration",
+        "45s",
+        "--kill-origin-at",
+        "20s",
+        "--rtt-ms",
+        "30",
+        "--json",
+        "--quiet",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(ok, "devnet failed: {summary}\n{stderr}");
+    let count = |path: &[&str]| {
+        let mut value = &summary;
+        for key in path {
+            value = &value[*key];
+        }
+        value
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {path:?} in {summary}"))
+    };
+    assert!(count(&["plays"]) >= 8, "{summary}");
+    assert_eq!(count(&["failed_plays"]), 0, "{summary}\n{stderr}");
+    assert!(count(&["plays_without_origin"]) >= 2, "{summary}");
+    assert_eq!(count(&["origins"]), 2, "{summary}");
+    // The edge served chunks, some of them from its cache, and refused none.
+    assert!(count(&["cdn", "misses"]) > 0, "{summary}");
+    assert!(count(&["cdn", "hits"]) > 0, "{summary}");
+    assert_eq!(count(&["cdn", "refused"]), 0, "{summary}");
+    assert!(count(&["cdn", "chunk_bytes"]) > 0, "{summary}");
+    // Both origins answered requests through it.
+    let origins = summary["origin_requests"]
+        .as_array()
+        .expect("origin_requests");
+    assert_eq!(origins.len(), 2, "{summary}");
+    for origin in origins {
+        assert!(origin["requests"].as_u64().unwrap_or(0) > 0, "{summary}");
+    }
+    assert_eq!(summary["crashed"], serde_json::json!([]), "{summary}");
+    assert!(summary["origin_share"].as_f64().is_some(), "{summary}");
+}
+
 #[test]
 fn ctrl_c_stops_every_process() {
     let dir = tempfile::tempdir().unwrap();
@@ -195,6 +257,13 @@ fn bad_flags_get_clear_messages() {
         (
             vec!["--duration", "30s", "--kill-tracker-at", "60s"],
             "--kill-tracker-at",
+        ),
+        (vec!["--origins", "2"], "--cdn nginx"),
+        (vec!["--cdn", "varnish"], "--cdn"),
+        (vec!["--database", "postgres://x@localhost/x"], "--blobs"),
+        (
+            vec!["--database", "postgres://x@localhost/x", "--blobs", "files"],
+            "s3://BUCKET",
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();

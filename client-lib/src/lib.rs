@@ -4,6 +4,8 @@
 //!   and the account's tier.
 //! - [`cache`]: the local chunk cache on disk (size cap, LRU, damaged files dropped).
 //! - [`decode`]: decoding the stream to PCM while it arrives, with the loudness gain; WAV out.
+//! - [`edge`]: the origin's chunks over HTTP(S) through the signed chunk URLs (a CDN edge),
+//!   verified.
 //! - [`events`]: listening events for the origin (the 30-second rule, trending, royalties),
 //!   queued while offline, sent in batches.
 //! - [`fetch`]: fetching chunk ranges or whole renditions from ranked sources, verified,
@@ -26,6 +28,7 @@
 pub mod abr;
 pub mod cache;
 pub mod decode;
+pub mod edge;
 pub mod events;
 pub mod fetch;
 pub mod gateway;

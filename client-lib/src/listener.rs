@@ -774,23 +774,40 @@ impl Listener {
         }
         let first_missing = (0..wanted).find(|index| !chunks.contains_key(index));
         if let Some(first) = first_missing {
-            let sources = [Source {
-                node: grant.origin.node,
-                addr: grant.origin.addr,
-            }];
-            let fetched = fetch_chunks(
-                &self.endpoint,
-                manifest,
-                &grant.license,
-                Priority::Prefetch,
-                &sources,
-                &BanList::default(),
-                (first, wanted),
-                &mut FetchReport::default(),
-            )
-            .await?;
-            for (offset, data) in fetched.into_iter().enumerate() {
-                let index = first + offset as u32;
+            // Over the edge when the options give one, else from the origin over QUIC.
+            let edge = self
+                .options
+                .edge
+                .as_ref()
+                .filter(|_| grant.chunk_url_template.contains("{chunk_id}"));
+            let fetched: Vec<(u32, Bytes)> = match edge {
+                Some(edge) => {
+                    edge.fetch_range(&grant.chunk_url_template, manifest, first, wanted - first)
+                        .await?
+                }
+                None => {
+                    let sources = [Source {
+                        node: grant.origin.node,
+                        addr: grant.origin.addr,
+                    }];
+                    fetch_chunks(
+                        &self.endpoint,
+                        manifest,
+                        &grant.license,
+                        Priority::Prefetch,
+                        &sources,
+                        &BanList::default(),
+                        (first, wanted),
+                        &mut FetchReport::default(),
+                    )
+                    .await?
+                    .into_iter()
+                    .zip(first..)
+                    .map(|(data, index)| (index, data))
+                    .collect()
+                }
+            };
+            for (index, data) in fetched {
                 if !chunks.contains_key(&index) {
                     origin_bytes += data.len() as u64;
                 }

@@ -240,6 +240,9 @@ impl OfflineStore {
             trackers,
             gain_db: value["gain_db"].as_f64().unwrap_or(0.0),
             expires_at_ms,
+            // Chunk URLs expire within hours: an offline grant plays from the cache, and
+            // over QUIC from the origin for anything missing.
+            chunk_url_template: String::new(),
         };
         Ok((grant, expires_at_ms))
     }

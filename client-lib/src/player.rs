@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use protocol::content::{ChunkCipher, SealLabel};
 use protocol::wire::{PeerQuery, PeerReport, Priority, ReportReason, Request, Response};
 use protocol::{NodeId, UnixMillis};
@@ -62,6 +63,10 @@ pub struct PlayOptions {
     pub discovery: Option<discovery::Discovery>,
     /// Where to start, milliseconds into the track (0: the beginning).
     pub start_ms: u64,
+    /// Fetch what the scheduler asks of the origin over HTTP(S) through the grant's signed
+    /// chunk URLs (a CDN edge) instead of the origin's QUIC endpoint. Unused when the grant
+    /// holds no chunk URL template.
+    pub edge: Option<crate::edge::ChunkEdge>,
 }
 
 /// Failure of a playback as a whole.
@@ -124,6 +129,17 @@ fn failure_of(error: &TransportError) -> Failure {
             _ => Failure::Refused,
         },
         _ => Failure::Unreachable,
+    }
+}
+
+fn edge_failure(error: &crate::edge::EdgeError) -> Failure {
+    match error {
+        crate::edge::EdgeError::BadChunk(_) => Failure::BadChunk,
+        crate::edge::EdgeError::Unreachable(_) => Failure::Unreachable,
+        crate::edge::EdgeError::Refused { status: 404, .. } => Failure::Missing,
+        crate::edge::EdgeError::Refused { .. } | crate::edge::EdgeError::NoUrl(_) => {
+            Failure::Refused
+        }
     }
 }
 
@@ -199,6 +215,11 @@ pub async fn play_with_controls(
         }
     }
     let cache = options.cache.clone();
+    // The edge, when the grant gives chunk URLs to use it with.
+    let edge = options
+        .edge
+        .clone()
+        .filter(|_| grant.chunk_url_template.contains("{chunk_id}"));
     let options_discovery = options.discovery.clone();
     let plan = TrackPlan {
         chunks,
@@ -242,6 +263,37 @@ pub async fn play_with_controls(
                     count,
                     priority,
                 } => {
+                    if source == grant.origin.node
+                        && let Some(edge) = edge.clone()
+                    {
+                        let (manifest, events) = (manifest.clone(), events_tx.clone());
+                        let template = grant.chunk_url_template.clone();
+                        tasks.insert(
+                            id,
+                            tokio::spawn(async move {
+                                let mut chunks =
+                                    std::pin::pin!(edge.range(&template, &manifest, first, count));
+                                let mut event = Event::Done { id };
+                                while let Some(chunk) = chunks.next().await {
+                                    match chunk {
+                                        Ok((index, data)) => {
+                                            let _ =
+                                                events.send(Event::Chunk { id, index, data }).await;
+                                        }
+                                        Err(error) => {
+                                            event = Event::Failed {
+                                                id,
+                                                failure: edge_failure(&error),
+                                            };
+                                            break;
+                                        }
+                                    }
+                                }
+                                let _ = events.send(event).await;
+                            }),
+                        );
+                        continue;
+                    }
                     let Some(addr) = addrs.get(&source).copied() else {
                         continue;
                     };
@@ -402,7 +454,14 @@ pub async fn play_with_controls(
                         events_tx.clone(),
                         grant.origin,
                     );
+                    let (edge, template) = (edge.clone(), grant.chunk_url_template.clone());
                     header_fetch = Some(tokio::spawn(async move {
+                        if let Some(edge) = edge {
+                            if let Ok(data) = edge.fetch_one(&template, &manifest, 0).await {
+                                let _ = events.send(Event::FirstChunk(data)).await;
+                            }
+                            return;
+                        }
                         let result = async {
                             let peer = endpoint.connect(origin.node, origin.addr).await?;
                             fetch_range(&peer, &manifest, 0, 1, Priority::Playing, &license).await

@@ -612,23 +612,30 @@ const CDN_CONF: &str = include_str!("../../deploy/nginx/cdn.conf");
 pub struct Cdn {
     nginx: Nginx,
     cache: tempfile::TempDir,
-    /// Where clients reach it: `http://127.0.0.1:PORT`.
+    /// The access log read so far, and what it said.
+    tally: std::sync::Mutex<(u64, CdnCounts)>,
+    /// Where clients reach it: `http://127.0.0.1:PORT` (`https://` with TLS).
     pub base: String,
     /// Its address.
     pub addr: std::net::SocketAddr,
 }
 
-/// Chunk requests the edge answered, by what its cache did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What the edge did, from its access log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CdnCounts {
-    /// Served from the cache.
+    /// Chunk requests served from the cache.
     pub hits: u64,
-    /// Fetched from an origin (and kept).
+    /// Chunk requests fetched from an origin (and kept).
     pub misses: u64,
-    /// Served from the cache while the origins failed.
+    /// Chunk requests served from the cache while the origins failed.
     pub stale: u64,
-    /// Refused (a URL that did not check out, or no origin answered).
+    /// Chunk requests refused (a URL that did not check out, or no origin answered).
     pub refused: u64,
+    /// Chunk bytes sent to clients (hits and misses alike).
+    pub chunk_bytes: u64,
+    /// Requests each origin answered (`ADDRESS:PORT`; the last one tried, when a request
+    /// failed over), chunk misses and API requests alike.
+    pub by_origin: std::collections::BTreeMap<String, u64>,
 }
 
 impl CdnCounts {
@@ -641,18 +648,87 @@ impl CdnCounts {
             (self.hits + self.stale) as f64 / served as f64
         }
     }
+
+    /// Counts one access-log line (format `chorus_edge`).
+    fn add(&mut self, line: &str) {
+        let mut quoted = line.split('"');
+        let request = quoted.nth(1).unwrap_or("");
+        let mut after = quoted.next().unwrap_or("").split_whitespace();
+        let status = after.next().unwrap_or("");
+        let bytes: u64 = after.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|word| word.strip_prefix(name))
+                .unwrap_or("")
+        };
+        // `upstream=A, B` when a request failed over (`A : B` across an internal redirect):
+        // the answer came from the last.
+        let upstream = line
+            .split(" upstream=")
+            .nth(1)
+            .and_then(|rest| rest.split(" time=").next())
+            .and_then(|list| {
+                list.rsplit([',', ' '])
+                    .find(|part| !part.is_empty() && *part != ":")
+            })
+            .unwrap_or("-");
+        if upstream != "-" {
+            *self.by_origin.entry(upstream.to_string()).or_default() += 1;
+        }
+        if !request.starts_with("GET /v1/chunks/") {
+            return;
+        }
+        let cache = field("cache=");
+        if !status.starts_with('2') && status != "304" {
+            self.refused += 1;
+            return;
+        }
+        self.chunk_bytes += bytes;
+        match cache {
+            "HIT" => self.hits += 1,
+            "STALE" | "UPDATING" => self.stale += 1,
+            _ => self.misses += 1,
+        }
+    }
+}
+
+/// TLS for the edge: a certificate chain and its key (PEM files).
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeTls<'a> {
+    /// The certificate chain.
+    pub cert: &'a Path,
+    /// Its private key.
+    pub key: &'a Path,
 }
 
 impl Cdn {
     /// Starts the edge on loopback `port` (from [`free_port`], so the origins can be told their
     /// public URL first) in front of the origins' HTTP addresses.
     pub fn start(port: u16, origins: &[std::net::SocketAddr]) -> anyhow::Result<Self> {
+        Self::start_with(port, origins, None)
+    }
+
+    /// [`Cdn::start`], answering over TLS when `tls` is given (the origins behind it are
+    /// still spoken to in plain HTTP, as on a private network).
+    pub fn start_with(
+        port: u16,
+        origins: &[std::net::SocketAddr],
+        tls: Option<EdgeTls<'_>>,
+    ) -> anyhow::Result<Self> {
         ensure!(!origins.is_empty(), "a CDN needs at least one origin");
         let cache = tempfile::Builder::new().prefix("chorus-cdn").tempdir()?;
         let servers: Vec<String> = origins
             .iter()
             .map(|origin| format!("server {origin} max_fails=1 fail_timeout=10s;"))
             .collect();
+        let listen = match tls {
+            Some(tls) => format!(
+                "127.0.0.1:{port} ssl;\n    ssl_certificate {};\n    ssl_certificate_key {};\n    ssl_protocols TLSv1.2 TLSv1.3;\n    keepalive_requests 100000",
+                tls.cert.display(),
+                tls.key.display()
+            ),
+            None => format!("127.0.0.1:{port}"),
+        };
         // Placeholders are filled in directives only (the comments name them too).
         let blocks: Vec<String> = CDN_CONF
             .lines()
@@ -660,7 +736,7 @@ impl Cdn {
                 if line.trim_start().starts_with('#') {
                     return line.to_string();
                 }
-                line.replace("@LISTEN@", &format!("127.0.0.1:{port}"))
+                line.replace("@LISTEN@", &listen)
                     .replace("@ORIGINS@", &servers.join("\n    "))
                     .replace("@CACHE_DIR@", &cache.path().display().to_string())
                     .replace("@CACHE_MAX@", "1g")
@@ -668,42 +744,78 @@ impl Cdn {
             .collect();
         let blocks = blocks.join("\n");
         let nginx = Nginx::start(&blocks)?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         Ok(Self {
             nginx,
             cache,
-            base: format!("http://127.0.0.1:{port}"),
+            tally: std::sync::Mutex::new((0, CdnCounts::default())),
+            base: format!("{scheme}://127.0.0.1:{port}"),
             addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
         })
     }
 
-    /// What the cache did for the chunk requests so far (from the edge's access log).
+    /// What the edge did so far (the access log is read on from where the last call
+    /// stopped).
     pub fn counts(&self) -> CdnCounts {
-        let log = std::fs::read_to_string(self.cache.path().join("access.log")).unwrap_or_default();
-        let mut counts = CdnCounts::default();
-        for line in log
-            .lines()
-            .filter(|line| line.contains(" \"GET /v1/chunks/"))
+        use std::io::{BufRead, Seek};
+        let mut tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+        let (offset, counts) = &mut *tally;
+        if let Ok(mut file) = std::fs::File::open(self.cache.path().join("access.log"))
+            && file.seek(std::io::SeekFrom::Start(*offset)).is_ok()
         {
-            let status = line
-                .split('"')
-                .nth(2)
-                .and_then(|rest| rest.split_whitespace().next())
-                .unwrap_or("");
-            if !status.starts_with('2') && status != "304" {
-                counts.refused += 1;
-            } else if line.contains("cache=HIT") {
-                counts.hits += 1;
-            } else if line.contains("cache=STALE") || line.contains("cache=UPDATING") {
-                counts.stale += 1;
-            } else {
-                counts.misses += 1;
+            let mut reader = std::io::BufReader::new(file);
+            let mut line = String::new();
+            // Whole lines only: one nginx is still writing is read next time.
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line.ends_with('\n') {
+                counts.add(&line);
+                *offset += line.len() as u64;
+                line.clear();
             }
         }
-        counts
+        counts.clone()
     }
 
     /// nginx's error log so far.
     pub fn error_log(&self) -> String {
         self.nginx.error_log()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edge_log_lines_are_counted_by_cache_result_and_origin() {
+        let id = "ab".repeat(32);
+        let lines = [
+            format!(
+                "127.0.0.1 \"GET /v1/chunks/{id}?sig=x HTTP/1.1\" 200 32784 cache=MISS upstream=127.0.0.1:7001 time=0.004"
+            ),
+            format!(
+                "127.0.0.1 \"GET /v1/chunks/{id}?sig=y HTTP/1.1\" 200 32784 cache=HIT upstream=- time=0.000"
+            ),
+            format!(
+                "127.0.0.1 \"GET /v1/chunks/{id}?sig=z HTTP/1.1\" 403 30 cache=- upstream=- time=0.001"
+            ),
+            format!(
+                "127.0.0.1 \"GET /v1/chunks/{id}?sig=y HTTP/1.1\" 200 32784 cache=STALE upstream=127.0.0.1:7002 time=0.002"
+            ),
+            "127.0.0.1 \"POST /v1/sessions HTTP/1.1\" 200 512 cache=- upstream=127.0.0.1:7001, 127.0.0.1:7002 time=0.010".to_string(),
+            "127.0.0.1 \"GET /v1/tracks HTTP/1.1\" 200 512 cache=- upstream=127.0.0.1:7002 time=0.010".to_string(),
+        ];
+        let mut counts = CdnCounts::default();
+        for line in &lines {
+            counts.add(line);
+        }
+        assert_eq!(
+            (counts.hits, counts.misses, counts.stale, counts.refused),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(counts.chunk_bytes, 3 * 32784);
+        assert!((counts.hit_ratio() - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(counts.by_origin.get("127.0.0.1:7001"), Some(&1));
+        // The failed-over request counts for the origin that answered it.
+        assert_eq!(counts.by_origin.get("127.0.0.1:7002"), Some(&3));
     }
 }

@@ -45,6 +45,9 @@ pub struct CrowdConfig {
     pub routes: Vec<Routes>,
     /// The origin's HTTP URL as seen from each region (its relay).
     pub region_base: Vec<String>,
+    /// With a CDN edge: where each region's listeners fetch the origin's chunks (their
+    /// relay to the edge).
+    pub region_edge: Option<Vec<String>>,
     pub tracks: Vec<Track>,
     pub quality: Option<Quality>,
     pub workload: WorkloadConfig,
@@ -346,12 +349,27 @@ async fn life(
             )
             .await;
         }
+        // Behind an edge, the origin's chunks come over HTTPS through it (the connection
+        // warmed the same way).
+        let edge = match &config.region_edge {
+            Some(bases) => {
+                let http = api::client::http_client_builder()?.build()?;
+                let _ = http
+                    .get(format!("{}/healthz", bases[region]))
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await;
+                Some(client_lib::edge::ChunkEdge::new(http).via(bases[region].clone()))
+            }
+            None => None,
+        };
         let listener = Listener::new(
             api,
             token.clone(),
             endpoint.clone(),
             PlayOptions {
                 cache: Some(cache.clone()),
+                edge,
                 ..PlayOptions::default()
             },
             ListenerConfig {

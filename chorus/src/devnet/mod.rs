@@ -91,10 +91,32 @@ pub struct DevnetArgs {
     /// listener comes back a few seconds later with its cache.
     #[arg(long, default_value_t = 0.0)]
     pub kill_peers: f64,
-    /// Kill the origin this far into the run (e.g. 60s): cached and peer-held licensed
-    /// tracks should keep playing.
+    /// Kill the origin this far into the run (e.g. 60s), with SIGKILL: cached and peer-held
+    /// licensed tracks should keep playing. With several origins, the first is killed and
+    /// the others carry on behind the edge: no play may fail.
     #[arg(long, value_parser = parse_duration)]
     pub kill_origin_at: Option<Duration>,
+    /// Origin processes serving one catalog (two or more need `--cdn nginx` in front and
+    /// PostgreSQL with an S3 object store: `--database` and `--blobs`, or ones the devnet
+    /// starts).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub origins: u32,
+    /// A CDN edge in front of the origins: `nginx` (the repository's `deploy/nginx/cdn.conf`,
+    /// with the run's TLS certificate). The API goes through it, load-balanced, and
+    /// listeners fetch the origin's chunks through it over HTTPS, cached.
+    #[arg(long, value_parser = ["nginx"])]
+    pub cdn: Option<String>,
+    /// The origins' PostgreSQL database (`postgres://...`); default with `--origins 2` or
+    /// more: a private PostgreSQL the devnet starts and stops.
+    /// (Not read from CHORUS_DATABASE: a devnet never picks up an operator's database by
+    /// accident.)
+    #[arg(long)]
+    pub database: Option<String>,
+    /// The origins' chunk store with `--database`: `s3://BUCKET[/PREFIX]` (endpoint and keys
+    /// from the `AWS_*` variables, as the origin takes them); default with `--origins 2` or
+    /// more: a private Garage object store the devnet starts and stops.
+    #[arg(long)]
+    pub blobs: Option<String>,
     /// Tracker shards (renditions split over them by rendezvous hashing).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
     pub trackers: u32,
@@ -232,6 +254,17 @@ struct Catalog {
     tracks: Vec<CatalogTrack>,
 }
 
+impl Catalog {
+    /// True when it is the catalog `args` ask for.
+    fn matches(&self, args: &DevnetArgs) -> bool {
+        self.seed == args.seed
+            && self.track_seconds == args.track_seconds
+            && self.regions == args.regions
+            && self.tracks.len() == args.tracks as usize
+            && !self.tracks.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct CatalogTrack {
     id: String,
@@ -311,6 +344,22 @@ fn plan(args: &DevnetArgs) -> anyhow::Result<Plan> {
     {
         bail!("--kill-origin-at must come before the end of --duration");
     }
+    if args.origins > 1 && args.cdn.is_none() {
+        bail!(
+            "--origins {} needs an edge in front of them: add --cdn nginx",
+            args.origins
+        );
+    }
+    if args.database.is_some() != args.blobs.is_some() {
+        bail!(
+            "--database and --blobs go together (several origins share both); give both, or neither for ones the devnet starts"
+        );
+    }
+    if let Some(blobs) = &args.blobs
+        && !blobs.starts_with("s3://")
+    {
+        bail!("--blobs {blobs}: several origins share an S3 bucket, s3://BUCKET[/PREFIX]");
+    }
     if let (Some(kill), Some(duration)) = (args.kill_tracker_at, args.duration)
         && kill >= duration
     {
@@ -372,10 +421,27 @@ async fn front(
     Ok(Fronted { relays })
 }
 
-/// Sums the origin's chunk bytes served (all transports) from its metrics.
-async fn origin_egress(http: &reqwest::Client, base: &str) -> Option<u64> {
+/// An origin's chunk bytes served so far, by transport, from its metrics.
+#[derive(Debug, Clone, Copy, Default)]
+struct Egress {
+    /// Chunk URLs over HTTP(S) (behind an edge: what the edge fetched on misses).
+    http: u64,
+    /// Over QUIC (listeners without an edge, super-node fills).
+    quic: u64,
+    /// Opening chunks sent with play grants.
+    opening: u64,
+}
+
+impl Egress {
+    fn all(&self) -> u64 {
+        self.http + self.quic + self.opening
+    }
+}
+
+/// Reads an origin's [`Egress`] from its metrics at `url`.
+async fn origin_egress(http: &reqwest::Client, url: &str) -> Option<Egress> {
     let text = http
-        .get(format!("{base}/metrics"))
+        .get(url)
         .timeout(Duration::from_secs(2))
         .send()
         .await
@@ -383,15 +449,74 @@ async fn origin_egress(http: &reqwest::Client, base: &str) -> Option<u64> {
         .text()
         .await
         .ok()?;
-    let mut total = 0u64;
+    let mut egress = Egress::default();
     for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("chorus_chunk_bytes_served_total{")
-            && let Some((_, value)) = rest.split_once("} ")
+        if let Some(rest) = line.strip_prefix("chorus_chunk_bytes_served_total{transport=\"")
+            && let Some((transport, value)) = rest.split_once("\"} ")
         {
-            total += value.trim().parse::<f64>().ok()? as u64;
+            let value = value.trim().parse::<f64>().ok()? as u64;
+            match transport {
+                "http" => egress.http += value,
+                "quic" => egress.quic += value,
+                _ => egress.opening += value,
+            }
         }
     }
-    Some(total)
+    Some(egress)
+}
+
+/// The servers' chunk bytes: every origin's (the last figure each gave: a killed one's
+/// stays counted), and with an edge, what the edge sent rather than what it fetched.
+fn server_egress(origins: &[Egress], edge: Option<&testkit::services::CdnCounts>) -> u64 {
+    match edge {
+        Some(edge) => {
+            origins
+                .iter()
+                .map(|egress| egress.quic + egress.opening)
+                .sum::<u64>()
+                + edge.chunk_bytes
+        }
+        None => origins.iter().map(Egress::all).sum(),
+    }
+}
+
+/// Adds the edge's figures and each origin's share of requests to `summary`.
+fn add_server_side(
+    summary: &mut Value,
+    edge: Option<&testkit::services::CdnCounts>,
+    origins: &[SocketAddr],
+) {
+    summary["origins"] = json!(origins.len());
+    summary["cdn"] = match edge {
+        Some(counts) => json!({
+            "hits": counts.hits + counts.stale,
+            "misses": counts.misses,
+            "stale": counts.stale,
+            "refused": counts.refused,
+            "hit_ratio": (counts.hit_ratio() * 10_000.0).round() / 10_000.0,
+            "chunk_bytes": counts.chunk_bytes,
+        }),
+        None => Value::Null,
+    };
+    if let Some(counts) = edge {
+        let total: u64 = counts.by_origin.values().sum();
+        summary["origin_requests"] = origins
+            .iter()
+            .map(|addr| {
+                let requests = counts
+                    .by_origin
+                    .get(&addr.to_string())
+                    .copied()
+                    .unwrap_or(0);
+                let share = if total == 0 {
+                    0.0
+                } else {
+                    (requests as f64 / total as f64 * 1000.0).round() / 1000.0
+                };
+                json!({"origin": addr.to_string(), "requests": requests, "share": share})
+            })
+            .collect();
+    }
 }
 
 async fn post_json(
@@ -486,12 +611,18 @@ async fn catalog(
 ) -> anyhow::Result<Catalog> {
     if let Ok(text) = std::fs::read_to_string(path)
         && let Ok(found) = serde_json::from_str::<Catalog>(&text)
-        && found.seed == args.seed
-        && found.track_seconds == args.track_seconds
-        && found.regions == args.regions
-        && found.tracks.len() == args.tracks as usize
+        && found.matches(args)
     {
-        return Ok(found);
+        // Still there? (A database given with --database may have been emptied since.)
+        let first = &found.tracks[0].id;
+        let held = http
+            .get(format!("{base}/v1/tracks/{first}"))
+            .send()
+            .await
+            .is_ok_and(|response| response.status().is_success());
+        if held {
+            return Ok(found);
+        }
     }
     let artist = account(
         http,
@@ -585,8 +716,6 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let dir = args.dir.canonicalize()?;
-    let origin_data = dir.join("origin");
-    let catalog_path = dir.join("catalog.json");
     let run_dir = dir.join("run");
     // Caches and logs start empty every run; the origin's catalog is kept.
     if run_dir.exists() {
@@ -595,26 +724,48 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
     }
     let logs = run_dir.join("logs");
     std::fs::create_dir_all(&logs)?;
-    let catalog_matches = std::fs::read_to_string(&catalog_path)
-        .ok()
-        .and_then(|text| serde_json::from_str::<Catalog>(&text).ok())
-        .is_some_and(|found| {
-            found.seed == args.seed
-                && found.track_seconds == args.track_seconds
-                && found.regions == args.regions
-                && found.tracks.len() == args.tracks as usize
-        });
-    if !catalog_matches && origin_data.exists() {
-        std::fs::remove_dir_all(&origin_data)?;
-        let _ = std::fs::remove_file(&catalog_path);
+
+    // Where the catalog lives: the first origin's embedded store (kept between runs), the
+    // PostgreSQL and S3 given (kept), or a private pair started for this run (not kept).
+    let shared = SharedStore::for_run(&args).await?;
+    let (origin_dirs, catalog_path): (Vec<PathBuf>, PathBuf) = match &shared {
+        None => (vec![dir.join("origin")], dir.join("catalog.json")),
+        Some(store) if store.private() => (
+            (0..args.origins)
+                .map(|index| run_dir.join(format!("origin-{index}")))
+                .collect(),
+            run_dir.join("catalog.json"),
+        ),
+        Some(_) => (
+            (0..args.origins)
+                .map(|index| dir.join("origins").join(index.to_string()))
+                .collect(),
+            dir.join("catalog-shared.json"),
+        ),
+    };
+    let origin_data = origin_dirs[0].clone();
+    if shared.is_none() {
+        let catalog_matches = std::fs::read_to_string(&catalog_path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Catalog>(&text).ok())
+            .is_some_and(|found| found.matches(&args));
+        if !catalog_matches && origin_data.exists() {
+            std::fs::remove_dir_all(&origin_data)?;
+            let _ = std::fs::remove_file(&catalog_path);
+        }
     }
     std::fs::create_dir_all(&origin_data)?;
 
     // The operator's admin account and the super-node accounts are made on the stopped
-    // origin's data, as `chorus admin` does.
+    // origin's data (or the shared database), as `chorus admin` does.
     let origin_id = origin::server::origin_identity(&origin_data)?.node_id();
     {
-        let store = crate::origin_cmd::open_store(&origin_data).await?;
+        let store = match &shared {
+            None => crate::origin_cmd::open_store(&origin_data).await?,
+            Some(shared) => {
+                crate::origin_cmd::open_store_with(&origin_data, &shared.database).await?
+            }
+        };
         if store
             .accounts()
             .account_by_username(OPERATOR)
@@ -653,17 +804,22 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
     }
 
     // Ports first: every relay and route can then be set up before anything dials.
-    let http_port = free_port()?;
-    let origin_quic: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let origin_https: Vec<SocketAddr> = (0..args.origins)
+        .map(|_| Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?))))
+        .collect::<anyhow::Result<_>>()?;
+    let origin_quics: Vec<SocketAddr> = (0..args.origins)
+        .map(|_| Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?))))
+        .collect::<anyhow::Result<_>>()?;
     let tracker_addrs: Vec<SocketAddr> = (0..args.trackers)
         .map(|_| Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?))))
         .collect::<anyhow::Result<_>>()?;
     let super_addrs: Vec<SocketAddr> = (0..args.super_nodes)
         .map(|_| Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?))))
         .collect::<anyhow::Result<_>>()?;
-    let origin_http: SocketAddr = ([127, 0, 0, 1], http_port).into();
+    let edge_port = free_port()?;
     // TLS on, as in production: a private CA made for this run, trusted by this process and
-    // (through CHORUS_CA_CERT) by every role it starts.
+    // (through CHORUS_CA_CERT) by every role it starts. With an edge, it holds the
+    // certificate and speaks plain HTTP to the origins behind it.
     let tls_dir = run_dir.join("tls");
     transport::https::TestAuthority::generate(&["127.0.0.1".into(), "localhost".into()])?
         .write(&tls_dir)
@@ -674,11 +830,33 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
             )
         })?;
     transport::https::trust_also(&tls_dir.join(transport::https::CA_FILE));
-    let base = format!("https://{origin_http}");
+    let (cert, key) = (
+        tls_dir.join(transport::https::CERT_FILE),
+        tls_dir.join(transport::https::KEY_FILE),
+    );
+    // What listeners reach over HTTPS: the edge, or the one origin.
+    let front_door: SocketAddr = if args.cdn.is_some() {
+        ([127, 0, 0, 1], edge_port).into()
+    } else {
+        origin_https[0]
+    };
+    let base = format!("https://{front_door}");
 
     let routes: Vec<transport::Routes> = (0..regions).map(|_| transport::Routes::new()).collect();
-    // The origin and the tracker sit in the first region; super-nodes are spread over all.
-    let origin_front = front(origin_quic, 0, &plan.links, &routes, args.seed ^ 1).await?;
+    // The origins and the trackers sit in the first region; super-nodes are spread over all.
+    let mut origin_fronts = Vec::new();
+    for (index, addr) in origin_quics.iter().enumerate() {
+        origin_fronts.push(
+            front(
+                *addr,
+                0,
+                &plan.links,
+                &routes,
+                args.seed ^ 1 ^ ((index as u64) << 44),
+            )
+            .await?,
+        );
+    }
     let mut tracker_fronts = Vec::new();
     for (index, addr) in tracker_addrs.iter().enumerate() {
         tracker_fronts.push(
@@ -712,7 +890,7 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
         http_relays.push(
             TcpRelay::bind(
                 "127.0.0.1:0".parse()?,
-                origin_http,
+                front_door,
                 link,
                 link,
                 args.seed ^ 0x4854_5450 ^ region as u64,
@@ -724,130 +902,85 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|relay| format!("{origin_id}@https://{}", relay.addr()))
         .collect();
+    // With an edge, each region's listeners fetch chunk URLs through their own relay to it.
+    let region_edge: Option<Vec<String>> = args.cdn.is_some().then(|| {
+        http_relays
+            .iter()
+            .map(|relay| format!("https://{}", relay.addr()))
+            .collect()
+    });
 
     let started_at = Instant::now();
     eprintln!(
-        "devnet: {} listeners, {} super-nodes, {} regions ({}), {} ms RTT; working in {}",
+        "devnet: {} listeners, {} super-nodes, {} regions ({}), {} ms RTT; {}{}; working in {}",
         args.listeners,
         args.super_nodes,
         regions,
         REGIONS[..regions].join(", "),
         args.rtt_ms,
+        if args.origins > 1 {
+            format!("{} origins", args.origins)
+        } else {
+            "one origin".to_string()
+        },
+        if args.cdn.is_some() {
+            " behind an nginx edge"
+        } else {
+            ""
+        },
         dir.display()
     );
     let timeout = Duration::from_secs(60);
-    let trackers: Vec<(NodeId, SocketAddr)> = {
-        let mut roles = RoleSet::default();
-        let mut ids = Vec::new();
-        for (index, tracker_addr) in tracker_addrs.iter().enumerate() {
-            let name = if args.trackers > 1 {
-                format!("tracker {index}")
-            } else {
-                "tracker".to_string()
-            };
-            let log = if args.trackers > 1 {
-                format!("tracker-{index}.log")
-            } else {
-                "tracker.log".to_string()
-            };
-            let data = if index == 0 {
-                run_dir.join("tracker")
-            } else {
-                run_dir.join(format!("tracker-{index}"))
-            };
-            let tracker = Role::spawn(
-                &name,
-                &[
-                    "tracker".into(),
-                    "--listen".into(),
-                    tracker_addr.to_string(),
-                    "--data".into(),
-                    data.display().to_string(),
-                    "--issuer".into(),
-                    origin_id.to_string(),
-                    // Every devnet node sits behind link-emulator relays on loopback.
-                    "--relay-network".into(),
-                    "127.0.0.0/8".into(),
-                    "--status-every-s".into(),
-                    "0".into(),
-                ],
-                &[],
-                &logs.join(log),
-                timeout,
-            );
-            let tracker = match tracker {
-                Ok(tracker) => tracker,
-                Err(error) => {
-                    roles.stop_all();
-                    return Err(error);
-                }
-            };
-            let id: NodeId = match tracker.field("node id").and_then(|id| Ok(id.parse()?)) {
-                Ok(id) => id,
-                Err(error) => {
-                    roles.trackers.push(tracker);
-                    roles.stop_all();
-                    return Err(error);
-                }
-            };
-            roles.trackers.push(tracker);
-            ids.push((id, *tracker_addr));
-        }
-        // Every listener reaches the origin from one loopback address, like a city behind
-        // one carrier NAT: the per-address limits are raised to the crowd's size.
-        let origin_config = run_dir.join("origin.toml");
-        let per_address = (args.listeners as u64 * 20).clamp(1_000, u64::from(u32::MAX));
-        std::fs::write(
-            &origin_config,
-            format!(
-                "[rate_limits]\nunauthenticated = {{ per_minute = {per_address}, burst = {per_address} }}\nip = {{ per_minute = {per_address}, burst = {per_address} }}\n"
-            ),
-        )?;
-        let mut origin_args: Vec<String> = vec![
-            "origin".into(),
-            "--config".into(),
-            origin_config.display().to_string(),
-            "--data".into(),
-            origin_data.display().to_string(),
-            "--http".into(),
-            origin_http.to_string(),
-            "--quic".into(),
-            origin_quic.to_string(),
-            "--tls-cert".into(),
-            tls_dir
-                .join(transport::https::CERT_FILE)
-                .display()
-                .to_string(),
-            "--tls-key".into(),
-            tls_dir
-                .join(transport::https::KEY_FILE)
-                .display()
-                .to_string(),
-        ];
-        for (id, addr) in &ids {
-            origin_args.push("--tracker".into());
-            origin_args.push(format!("{id}@{addr}"));
-        }
-        let origin = Role::spawn(
-            "origin",
-            &origin_args,
-            &[],
-            &logs.join("origin.log"),
-            timeout,
-        );
-        let origin = match origin {
-            Ok(origin) => origin,
-            Err(error) => {
+    let started = start_roles(
+        &args,
+        &RoleAddrs {
+            run_dir: &run_dir,
+            logs: &logs,
+            origin_dirs: &origin_dirs,
+            origin_https: &origin_https,
+            origin_quics: &origin_quics,
+            tracker_addrs: &tracker_addrs,
+            tls: (&cert, &key),
+            public_url: args.cdn.is_some().then(|| base.clone()),
+            shared: shared.as_ref(),
+            origin_id,
+        },
+        timeout,
+    );
+    let trackers = match started {
+        Ok(trackers) => trackers,
+        Err(error) => {
+            if let Some(mut roles) = ROLES.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 roles.stop_all();
-                return Err(error);
             }
-        };
-        roles.origin = Some(origin);
-        ROLES
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .replace(roles);
-        ids
+            return Err(error);
+        }
+    };
+    let edge = args
+        .cdn
+        .as_ref()
+        .map(|_| {
+            tokio::task::block_in_place(|| {
+                testkit::services::Cdn::start_with(
+                    edge_port,
+                    &origin_https,
+                    Some(testkit::services::EdgeTls {
+                        cert: &cert,
+                        key: &key,
+                    }),
+                )
+            })
+            .context("starting the nginx edge (scripts/setup installs nginx)")
+        })
+        .transpose();
+    let edge = match edge {
+        Ok(edge) => edge,
+        Err(error) => {
+            if let Some(mut roles) = ROLES.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                roles.stop_all();
+            }
+            return Err(error);
+        }
     };
     let result = devnet_body(
         &args,
@@ -859,8 +992,11 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
             logs,
             base: base.clone(),
             region_base,
+            region_edge,
             routes,
-            origin_quic,
+            origin_quics,
+            origin_https: origin_https.clone(),
+            edge,
             trackers,
             super_addrs,
             catalog_path,
@@ -872,14 +1008,210 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
     if let Some(mut roles) = ROLES.lock().unwrap_or_else(|p| p.into_inner()).take() {
         tokio::task::block_in_place(|| roles.stop_all());
     }
-    drop((origin_front, tracker_fronts, super_fronts, http_relays));
+    drop((origin_fronts, tracker_fronts, super_fronts, http_relays));
+    tokio::task::block_in_place(|| drop(shared));
     result
+}
+
+/// PostgreSQL and S3 for several origins: given, or started for this run.
+struct SharedStore {
+    database: String,
+    blobs: String,
+    /// The variables the origins need for the blobs (the private Garage's keys).
+    env: Vec<(&'static str, String)>,
+    services: Option<(testkit::services::Postgres, testkit::services::Garage)>,
+}
+
+impl SharedStore {
+    /// The store of this run: none for one origin on its embedded store.
+    async fn for_run(args: &DevnetArgs) -> anyhow::Result<Option<Self>> {
+        if let (Some(database), Some(blobs)) = (&args.database, &args.blobs) {
+            return Ok(Some(Self {
+                database: database.clone(),
+                blobs: blobs.clone(),
+                env: Vec::new(),
+                services: None,
+            }));
+        }
+        if args.origins < 2 {
+            return Ok(None);
+        }
+        eprintln!("devnet: starting a private PostgreSQL and Garage object store for the origins");
+        tokio::task::block_in_place(|| {
+            let postgres = testkit::services::Postgres::start()
+                .context("starting PostgreSQL (scripts/setup installs it)")?;
+            let database = postgres.create_database("chorus_devnet")?;
+            let garage = testkit::services::Garage::start()
+                .context("starting the Garage object store (scripts/setup installs it)")?;
+            garage.create_bucket("chorus-devnet")?;
+            Ok(Some(Self {
+                database,
+                blobs: "s3://chorus-devnet".into(),
+                env: garage.env(),
+                services: Some((postgres, garage)),
+            }))
+        })
+    }
+
+    /// True when the devnet started it (nothing in it outlives the run).
+    fn private(&self) -> bool {
+        self.services.is_some()
+    }
+}
+
+/// Where the server roles go.
+struct RoleAddrs<'a> {
+    run_dir: &'a Path,
+    logs: &'a Path,
+    origin_dirs: &'a [PathBuf],
+    origin_https: &'a [SocketAddr],
+    origin_quics: &'a [SocketAddr],
+    tracker_addrs: &'a [SocketAddr],
+    tls: (&'a Path, &'a Path),
+    /// The edge's URL, when there is one (the origins' `--public-url`).
+    public_url: Option<String>,
+    shared: Option<&'a SharedStore>,
+    origin_id: NodeId,
+}
+
+/// Changes the running roles.
+fn with_roles(update: impl FnOnce(&mut RoleSet)) {
+    let mut roles = ROLES.lock().unwrap_or_else(|p| p.into_inner());
+    update(roles.get_or_insert_with(RoleSet::default));
+}
+
+/// Starts the trackers and the origins (into [`ROLES`]); returns the trackers' ids and
+/// addresses.
+fn start_roles(
+    args: &DevnetArgs,
+    at: &RoleAddrs<'_>,
+    timeout: Duration,
+) -> anyhow::Result<Vec<(NodeId, SocketAddr)>> {
+    let mut ids = Vec::new();
+    for (index, tracker_addr) in at.tracker_addrs.iter().enumerate() {
+        let several = args.trackers > 1;
+        let name = if several {
+            format!("tracker {index}")
+        } else {
+            "tracker".to_string()
+        };
+        let log = if several {
+            format!("tracker-{index}.log")
+        } else {
+            "tracker.log".to_string()
+        };
+        let data = if index == 0 {
+            at.run_dir.join("tracker")
+        } else {
+            at.run_dir.join(format!("tracker-{index}"))
+        };
+        let tracker = tokio::task::block_in_place(|| {
+            Role::spawn(
+                &name,
+                &[
+                    "tracker".into(),
+                    "--listen".into(),
+                    tracker_addr.to_string(),
+                    "--data".into(),
+                    data.display().to_string(),
+                    "--issuer".into(),
+                    at.origin_id.to_string(),
+                    // Every devnet node sits behind link-emulator relays on loopback.
+                    "--relay-network".into(),
+                    "127.0.0.0/8".into(),
+                    "--status-every-s".into(),
+                    "0".into(),
+                ],
+                &[],
+                &at.logs.join(log),
+                timeout,
+            )
+        })?;
+        let id = tracker.field("node id");
+        with_roles(|roles| roles.trackers.push(tracker));
+        let id: NodeId = id?.parse()?;
+        ids.push((id, *tracker_addr));
+    }
+    // Every listener reaches the origins from one loopback address, like a city behind one
+    // carrier NAT: the per-address limits are raised to the crowd's size. Behind the edge,
+    // the origins take the listener's address from X-Forwarded-For.
+    let origin_config = at.run_dir.join("origin.toml");
+    let per_address = (args.listeners as u64 * 20).clamp(1_000, u64::from(u32::MAX));
+    let proxies = if at.public_url.is_some() {
+        "trusted_proxies = [\"127.0.0.1\"]\n"
+    } else {
+        ""
+    };
+    std::fs::write(
+        &origin_config,
+        format!(
+            "{proxies}[rate_limits]\nunauthenticated = {{ per_minute = {per_address}, burst = {per_address} }}\nip = {{ per_minute = {per_address}, burst = {per_address} }}\n"
+        ),
+    )?;
+    let env: Vec<(&str, &str)> = at
+        .shared
+        .map(|shared| {
+            shared
+                .env
+                .iter()
+                .map(|(name, value)| (*name, value.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (index, data) in at.origin_dirs.iter().enumerate() {
+        // Every origin of the service holds the first one's keys (made when it started).
+        if index > 0 {
+            origin::server::copy_service_keys(&at.origin_dirs[0], data)?;
+        }
+        let mut origin_args: Vec<String> = vec![
+            "origin".into(),
+            "--config".into(),
+            origin_config.display().to_string(),
+            "--data".into(),
+            data.display().to_string(),
+            "--http".into(),
+            at.origin_https[index].to_string(),
+            "--quic".into(),
+            at.origin_quics[index].to_string(),
+        ];
+        match &at.public_url {
+            Some(url) => origin_args.extend(["--public-url".into(), url.clone()]),
+            None => origin_args.extend([
+                "--tls-cert".into(),
+                at.tls.0.display().to_string(),
+                "--tls-key".into(),
+                at.tls.1.display().to_string(),
+            ]),
+        }
+        if let Some(shared) = at.shared {
+            origin_args.extend([
+                "--database".into(),
+                shared.database.clone(),
+                "--blobs".into(),
+                shared.blobs.clone(),
+            ]);
+        }
+        for (id, addr) in &ids {
+            origin_args.push("--tracker".into());
+            origin_args.push(format!("{id}@{addr}"));
+        }
+        let (name, log) = if args.origins > 1 {
+            (format!("origin {index}"), format!("origin-{index}.log"))
+        } else {
+            ("origin".to_string(), "origin.log".to_string())
+        };
+        let origin = tokio::task::block_in_place(|| {
+            Role::spawn(&name, &origin_args, &env, &at.logs.join(log), timeout)
+        })?;
+        with_roles(|roles| roles.origins.push(origin));
+    }
+    Ok(ids)
 }
 
 /// The roles running now (stopped by whoever ends the run).
 #[derive(Default)]
 struct RoleSet {
-    origin: Option<Role>,
+    origins: Vec<Role>,
     trackers: Vec<Role>,
     super_nodes: Vec<Role>,
 }
@@ -889,7 +1221,7 @@ impl RoleSet {
         for role in self
             .super_nodes
             .iter_mut()
-            .chain(self.origin.iter_mut())
+            .chain(self.origins.iter_mut())
             .chain(self.trackers.iter_mut())
         {
             role.stop(Duration::from_secs(5));
@@ -902,7 +1234,7 @@ impl RoleSet {
         for role in self
             .super_nodes
             .iter_mut()
-            .chain(self.origin.iter_mut())
+            .chain(self.origins.iter_mut())
             .chain(self.trackers.iter_mut())
         {
             if !role.stopped
@@ -926,7 +1258,12 @@ struct Setup {
     base: String,
     region_base: Vec<String>,
     routes: Vec<transport::Routes>,
-    origin_quic: SocketAddr,
+    /// Per region: where its listeners fetch chunk URLs (their relay to the edge).
+    region_edge: Option<Vec<String>>,
+    origin_quics: Vec<SocketAddr>,
+    /// Each origin's HTTP address (its metrics are read there).
+    origin_https: Vec<SocketAddr>,
+    edge: Option<testkit::services::Cdn>,
     trackers: Vec<(NodeId, SocketAddr)>,
     super_addrs: Vec<SocketAddr>,
     catalog_path: PathBuf,
@@ -975,7 +1312,7 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
             command.push("--tracker".into());
             command.push(format!("{id}@{addr}"));
         }
-        let mut targets = vec![setup.origin_quic];
+        let mut targets = setup.origin_quics.clone();
         targets.extend(setup.trackers.iter().map(|(_, addr)| *addr));
         targets.extend(setup.super_addrs.iter().filter(|other| *other != addr));
         for target in targets {
@@ -999,7 +1336,7 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
 
     if let Some(roles) = ROLES.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
         let pids: Vec<String> = roles
-            .origin
+            .origins
             .iter()
             .chain(roles.trackers.iter())
             .chain(roles.super_nodes.iter())
@@ -1063,6 +1400,7 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
         links: plan.links.clone(),
         routes: setup.routes.clone(),
         region_base: setup.region_base.clone(),
+        region_edge: setup.region_edge.clone(),
         tracks: catalog
             .tracks
             .iter()
@@ -1090,7 +1428,8 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
     let mut view = View::default();
     let mut ticks = tokio::time::interval(Duration::from_secs(1));
     ticks.tick().await;
-    let mut egress_last = 0;
+    let mut egress_last;
+    let mut origin_egress_last = vec![Egress::default(); setup.origin_https.len()];
     let mut crashed: Vec<(String, String)> = Vec::new();
     let mut origin_killed_at: Option<f64> = None;
     let mut origin_killed: Option<Instant> = None;
@@ -1103,24 +1442,42 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
             _ = ticks.tick() => false,
             () = crowd.finished() => true,
         };
-        if let Some(egress) = origin_egress(&http, &setup.base).await {
-            egress_last = egress;
+        for (index, addr) in setup.origin_https.iter().enumerate() {
+            let scheme = if setup.edge.is_some() {
+                "http"
+            } else {
+                "https"
+            };
+            if let Some(egress) = origin_egress(&http, &format!("{scheme}://{addr}/metrics")).await
+            {
+                origin_egress_last[index] = egress;
+            }
         }
+        let edge_counts = setup.edge.as_ref().map(testkit::services::Cdn::counts);
+        egress_last = server_egress(&origin_egress_last, edge_counts.as_ref());
         if let (Some(at), None) = (args.kill_origin_at, origin_killed_at)
             && workload_started.elapsed() >= at
         {
             if let Some(roles) = ROLES.lock().unwrap_or_else(|p| p.into_inner()).as_mut()
-                && let Some(origin) = roles.origin.as_mut()
+                && let Some(origin) = roles.origins.first_mut()
             {
                 origin.kill();
             }
             origin_killed_at = Some(workload_started.elapsed().as_secs_f64());
             origin_killed = Some(Instant::now());
-            crowd.origin_killed();
-            view.note(format!(
-                "the origin was killed at {:.0} s, as asked",
-                workload_started.elapsed().as_secs_f64()
-            ));
+            if args.origins > 1 {
+                view.note(format!(
+                    "origin 0 of {} was killed (SIGKILL) at {:.0} s, as asked",
+                    args.origins,
+                    workload_started.elapsed().as_secs_f64()
+                ));
+            } else {
+                crowd.origin_killed();
+                view.note(format!(
+                    "the origin was killed at {:.0} s, as asked",
+                    workload_started.elapsed().as_secs_f64()
+                ));
+            }
         }
         if let (Some(at), None) = (args.kill_tracker_at, tracker_killed_at)
             && workload_started.elapsed() >= at
@@ -1150,7 +1507,8 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
             crashed.push((name, status));
         }
         let snapshot = crowd.snapshot();
-        let summary = summarize(&snapshot, egress_last, args, origin_killed, tracker_killed);
+        let mut summary = summarize(&snapshot, egress_last, args, origin_killed, tracker_killed);
+        add_server_side(&mut summary, edge_counts.as_ref(), &setup.origin_https);
         let live = crowd.live();
         let mut starts = live
             .first_audio_ms
@@ -1187,7 +1545,13 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
     }
     let snapshot = crowd.stop().await;
     view.clear(interactive);
+    let edge_counts = setup.edge.as_ref().map(testkit::services::Cdn::counts);
+    if let Some(counts) = &edge_counts {
+        // The edge's last chunks, sent after the last tick.
+        egress_last = server_egress(&origin_egress_last, Some(counts));
+    }
     let mut summary = summarize(&snapshot, egress_last, args, origin_killed, tracker_killed);
+    add_server_side(&mut summary, edge_counts.as_ref(), &setup.origin_https);
     summary["wall_seconds"] = json!(setup.started_at.elapsed().as_secs_f64());
     summary["crashed"] = json!(
         crashed
@@ -1352,7 +1716,7 @@ fn print_report(summary: &Value) {
         bytes("cache")
     );
     eprintln!(
-        "  origin share   {} (origin egress {} / bytes listeners received)",
+        "  origin share   {} (server egress {} / bytes listeners received)",
         get(&["origin_share"]),
         mib(get(&["origin_egress_bytes"]).as_u64().unwrap_or(0))
     );
@@ -1362,6 +1726,9 @@ fn print_report(summary: &Value) {
         get(&["checks", "duration_mismatches"]),
         get(&["checks", "durations_checked"])
     );
+    if let Some(line) = edge_line(summary) {
+        eprintln!("  edge           {line}");
+    }
     if !summary["origin_killed_at_s"].is_null() {
         eprintln!(
             "  origin killed  at {} s: {} plays after, {} failed",
@@ -1384,6 +1751,29 @@ fn print_report(summary: &Value) {
             eprintln!("  failed ×{count}: {reason}");
         }
     }
+}
+
+/// The edge's hits and misses and each origin's share of requests, when there is an edge.
+fn edge_line(summary: &Value) -> Option<String> {
+    let cdn = summary["cdn"].as_object()?;
+    let shares: Vec<String> = summary["origin_requests"]
+        .as_array()
+        .map(|origins| {
+            origins
+                .iter()
+                .map(|origin| format!("{:.0}%", origin["share"].as_f64().unwrap_or(0.0) * 100.0))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(format!(
+        "chunk hits {} misses {} (hit ratio {}), {} refused, {} sent; origins answered {} of requests",
+        cdn["hits"],
+        cdn["misses"],
+        cdn["hit_ratio"],
+        cdn["refused"],
+        mib(cdn["chunk_bytes"].as_u64().unwrap_or(0)),
+        shares.join(" / ")
+    ))
 }
 
 /// What the view shows before plays end.
@@ -1454,6 +1844,9 @@ impl View {
                 opt(live.p99),
                 mib(live.egress),
             );
+            if let Some(line) = edge_line(summary) {
+                eprintln!("  edge: {line}");
+            }
             for note in self.notes.drain(..) {
                 eprintln!("  {note}");
             }
@@ -1503,10 +1896,13 @@ impl View {
                 bytes("cache")
             ),
             format!(
-                "  origin       sent {} in all (super-node fills too); share {share} of what ended plays received",
+                "  servers      sent {} in all (super-node fills too); share {share} of what ended plays received",
                 mib(live.egress)
             ),
         ];
+        if let Some(line) = edge_line(summary) {
+            lines.push(format!("  edge         {line}"));
+        }
         lines.extend(self.notes.iter().map(|note| format!("  ! {note}")));
         let mut err = std::io::stderr().lock();
         if self.drawn > 0 {
