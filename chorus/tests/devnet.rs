@@ -28,6 +28,17 @@ fn devnet(args: &[&str]) -> (bool, Value, String) {
 /// decodes to the ingested length, peers carry bytes, no chunk crosses a forbidden region,
 /// and plays started after the origin died still play (cached and peer-held tracks), as do
 /// plays started after one of the two tracker shards died.
+/// The number at `path` in the summary (a test failure if there is none).
+fn count_at(summary: &Value, path: &[&str]) -> u64 {
+    let mut value = summary;
+    for key in path {
+        value = &value[*key];
+    }
+    value
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {path:?} in {summary}"))
+}
+
 #[test]
 fn a_small_devnet_plays_everything_and_survives_the_origin() {
     let dir = tempfile::tempdir().unwrap();
@@ -58,15 +69,7 @@ fn a_small_devnet_plays_everything_and_survives_the_origin() {
         dir.path().to_str().unwrap(),
     ]);
     assert!(ok, "devnet failed: {summary}\n{stderr}");
-    let count = |path: &[&str]| {
-        let mut value = &summary;
-        for key in path {
-            value = &value[*key];
-        }
-        value
-            .as_u64()
-            .unwrap_or_else(|| panic!("no {path:?} in {summary}"))
-    };
+    let count = |path: &[&str]| count_at(&summary, path);
     assert!(count(&["plays"]) >= 10, "{summary}");
     assert_eq!(count(&["failed_plays"]), 0, "{summary}\n{stderr}");
     assert_eq!(count(&["checks", "region_violations"]), 0, "{summary}");
@@ -129,15 +132,7 @@ fn two_origins_behind_the_edge_lose_one_and_no_play_fails() {
         dir.path().to_str().unwrap(),
     ]);
     assert!(ok, "devnet failed: {summary}\n{stderr}");
-    let count = |path: &[&str]| {
-        let mut value = &summary;
-        for key in path {
-            value = &value[*key];
-        }
-        value
-            .as_u64()
-            .unwrap_or_else(|| panic!("no {path:?} in {summary}"))
-    };
+    let count = |path: &[&str]| count_at(&summary, path);
     assert!(count(&["plays"]) >= 8, "{summary}");
     assert_eq!(count(&["failed_plays"]), 0, "{summary}\n{stderr}");
     assert!(count(&["plays_without_origin"]) >= 2, "{summary}");

@@ -23,10 +23,15 @@ pub const POSITION_MS_MAX: u64 = 24 * 3600 * 1000;
 /// pipeline; see ARCHITECTURE.md).
 pub const ROYALTY_STREAMS_MAX: usize = 20_000_000;
 
-/// In-memory listening state: trending, rebuilt from the stored streams at start.
+/// In-memory listening state: trending, rebuilt from the stored streams at start, then fed
+/// the streams this origin takes in and (through [`crate::follow::trending`]) the ones other
+/// origins of the service record.
 #[derive(Debug)]
 pub struct Activity {
     trending: Mutex<Trending>,
+    /// The store's clock just before the load: streams other origins recorded from then on
+    /// are followed.
+    loaded_at_ms: u64,
 }
 
 impl Activity {
@@ -37,6 +42,11 @@ impl Activity {
         now_ms: u64,
     ) -> Result<Self, StoreError> {
         const PAGE: usize = 10_000;
+        let loaded_at_ms = store
+            .listening()
+            .streams_recorded_elsewhere(u64::MAX, 0)
+            .await?
+            .now_ms;
         let mut trending = Trending::new(config);
         let mut last: Option<crate::activity::StreamRecord> = None;
         loop {
@@ -60,7 +70,13 @@ impl Activity {
         }
         Ok(Self {
             trending: Mutex::new(trending),
+            loaded_at_ms,
         })
+    }
+
+    /// The store's clock just before the load (see [`crate::follow::trending`]).
+    pub fn loaded_at_ms(&self) -> u64 {
+        self.loaded_at_ms
     }
 
     fn trending(&self) -> std::sync::MutexGuard<'_, Trending> {

@@ -11,10 +11,15 @@
 //!   import makes it re-read the catalog (once for all the import's pages that the re-read
 //!   started after).
 //!
+//! A third, [`trending`], reads the streams the other origins recorded (not a feed of
+//! changes: streams are far more numerous than catalog changes) and counts them in this
+//! origin's trending.
+//!
 //! Applying a change re-reads its subject from the store as it is now, so applying one twice,
 //! or out of a batch, does no harm; a change this origin made was applied already when it was
 //! answered, and is applied again here.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +32,13 @@ pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How long a failed read of the feed waits before the next try.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// Streams read at once by [`trending`].
+const STREAMS_PER_READ: usize = 10_000;
+
+/// How far behind its cursor [`trending`] reads again: a batch of streams that committed
+/// this much later than it was written is still counted (and none twice).
+pub const STREAMS_OVERLAP_MS: u64 = 10_000;
 
 /// Changes read at once by [`caches`].
 const CACHE_CHANGES_MAX: usize = 10_000;
@@ -140,6 +152,54 @@ pub async fn search(search: Arc<Search>, store: Arc<Store>) {
             Err(error) => {
                 tracing::warn!(%error, "applying changes to the search index failed");
                 tokio::time::sleep(RETRY_AFTER).await;
+            }
+        }
+    }
+}
+
+/// Counts in this origin's trending the streams other origins of the service recorded
+/// (this origin counts its own as it takes them in), from the moment trending was loaded.
+/// Each read starts [`STREAMS_OVERLAP_MS`] behind the newest stream seen, and streams seen
+/// within that window are skipped, so a late commit is counted once.
+pub async fn trending(state: AppState) {
+    let mut cursor = state.activity.loaded_at_ms();
+    // (account, play id) → when recorded: the streams of the overlap window.
+    let mut seen: HashMap<(String, String), u64> = HashMap::new();
+    loop {
+        tokio::time::sleep(FOLLOW_INTERVAL).await;
+        let mut since = cursor.saturating_sub(STREAMS_OVERLAP_MS);
+        loop {
+            let read = match state
+                .store
+                .listening()
+                .streams_recorded_elsewhere(since, STREAMS_PER_READ)
+                .await
+            {
+                Ok(read) => read,
+                Err(error) => {
+                    tracing::warn!(%error, "reading other origins' streams failed");
+                    tokio::time::sleep(RETRY_AFTER).await;
+                    break;
+                }
+            };
+            let full = read.streams.len() >= STREAMS_PER_READ;
+            let last = read.streams.last().map(|(at, _)| *at);
+            let mut fresh = Vec::new();
+            for (at, stream) in read.streams {
+                cursor = cursor.max(at);
+                let key = (stream.account.clone(), stream.play_id.clone());
+                if seen.insert(key, at).is_none() {
+                    fresh.push(stream);
+                }
+            }
+            if !fresh.is_empty() {
+                state.activity.record(&fresh);
+            }
+            seen.retain(|_, at| at.saturating_add(STREAMS_OVERLAP_MS) >= cursor);
+            match last {
+                // A full page: read on from its last (ties are in `seen`).
+                Some(last) if full && last > since => since = last,
+                _ => break,
             }
         }
     }

@@ -174,7 +174,7 @@ pub struct Running {
     )>,
     janitor: tokio::task::JoinHandle<()>,
     recommender: tokio::task::JoinHandle<()>,
-    followers: [tokio::task::JoinHandle<()>; 2],
+    followers: [tokio::task::JoinHandle<()>; 3],
     quic: Endpoint,
 }
 
@@ -365,6 +365,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
     let janitor = tokio::spawn(janitor(state.clone()));
     let followers = [
         tokio::spawn(crate::follow::caches(state.clone())),
+        tokio::spawn(crate::follow::trending(state.clone())),
         tokio::spawn(crate::follow::search(
             state.search.clone(),
             state.store.clone(),

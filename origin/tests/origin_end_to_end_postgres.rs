@@ -187,6 +187,27 @@ async fn two_origins_serve_one_service_and_follow_each_others_changes() {
         a.http.get(&chunk_url).send().await.unwrap().status(),
         StatusCode::OK
     );
+    // A stream taken in by one origin counts in the other's trending too.
+    let start = origin::now_ms() - 40_000;
+    let events = json!([
+        {"id": "twin-s", "play_id": "twin", "type": "play_start", "track_id": track_id, "position_ms": 0, "at": start},
+        {"id": "twin-p", "play_id": "twin", "type": "progress", "track_id": track_id, "position_ms": 31_000, "at": start + 31_000},
+    ]);
+    let (status, answer) = a.post("/v1/events", Some(&listener), events).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["streams"], 1, "{answer}");
+    for (origin, name) in [(&a, "the origin that took it"), (&b, "the other origin")] {
+        eventually(&format!("{name} trends the stream"), || async {
+            let (_, trending) = origin.get("/v1/trending?region=SE", None).await;
+            trending["items"][0]["track"]["id"] == track_id.as_str()
+                && trending["items"][0]["streams"] == 1
+        })
+        .await;
+    }
+    // Read again behind the cursor (late commits), it is still counted once.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let (_, trending) = b.get("/v1/trending?region=SE", None).await;
+    assert_eq!(trending["items"][0]["streams"], 1, "{trending}");
     // A delete through one origin reaches the other's caches and index.
     assert_eq!(
         a.get(&format!("/v1/tracks/{track_id}"), Some(&listener))

@@ -70,6 +70,7 @@ struct Subject {
     playlist: String,
     owner: String,
     chunk_urls: Vec<String>,
+    artist: String,
 }
 
 /// Medians over rounds of one subject.
@@ -218,7 +219,77 @@ async fn prepare(
         playlist,
         owner,
         chunk_urls,
+        artist,
     })
+}
+
+/// Uploads found by another origin's search.
+const FOLLOW_UPLOADS: u64 = 10;
+
+/// How long a change made on `subject`'s origin takes to reach the search index of a second
+/// origin of the same service (same PostgreSQL and bucket, following the change feed): a
+/// short track is uploaded through the first, then the second's search is asked for its
+/// title every 10 ms. Milliseconds from the upload's answer to the first hit, per upload.
+async fn feed_follow(subject: &Subject) -> anyhow::Result<Vec<f64>> {
+    progress("postgres+s3: starting a second origin on the same database and bucket");
+    let peer = subject
+        .origin
+        .start_peer(|config| config.recommendations_refresh_s = 0)
+        .await?;
+    // It indexes the catalog first (built once for the service, or resumed).
+    loop {
+        let ready = peer.metric("chorus_search_ready").await == Some(1.0);
+        let lag = peer.metric("chorus_search_feed_lag").await;
+        if ready && lag == Some(0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut follow_ms = Vec::new();
+    for upload in 0..FOLLOW_UPLOADS {
+        progress(&format!(
+            "postgres+s3: feed follow, upload {}/{FOLLOW_UPLOADS}",
+            upload + 1
+        ));
+        let title = format!(
+            "Feedfollow{upload}z{}",
+            subject.track.get(..8).unwrap_or("")
+        );
+        let track = subject
+            .origin
+            .upload_synth(
+                &subject.artist,
+                1_000 + upload,
+                2.0,
+                &api::catalog::TrackMetadata {
+                    title: title.clone(),
+                    artist: "Feed Follow".into(),
+                    album: None,
+                    genre: None,
+                    markets: None,
+                },
+            )
+            .await?;
+        let uploaded = Instant::now();
+        let query = format!("/v1/search?q={title}&type=track");
+        loop {
+            let (status, found) = peer.get(&query, None).await;
+            let hit = status.is_success()
+                && found["items"]
+                    .as_array()
+                    .is_some_and(|items| items.iter().any(|item| item["id"] == track.id));
+            if hit {
+                break;
+            }
+            anyhow::ensure!(
+                uploaded.elapsed() < Duration::from_secs(60),
+                "the second origin's search did not find {title} within a minute"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        follow_ms.push(uploaded.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(follow_ms)
 }
 
 /// Posts `batches` batches of 100 events per client, back to back; events per second and
@@ -404,7 +475,13 @@ pub fn run_storage(args: &StorageBenchArgs) -> anyhow::Result<ExitCode> {
         }
         anyhow::Ok(())
     })?;
+    let mut follow_ms = server.block_on(feed_follow(&scaled))?;
     progress_done();
+    follow_ms.sort_by(f64::total_cmp);
+    let (follow_p50, follow_max) = (
+        percentile(&follow_ms, 50.0),
+        follow_ms.last().copied().unwrap_or(0.0),
+    );
     let mut e = on_embedded;
     let mut s = on_scaled;
     let (e_p50, s_p50) = (median(&mut e.play_p50), median(&mut s.play_p50));
@@ -439,6 +516,14 @@ pub fn run_storage(args: &StorageBenchArgs) -> anyhow::Result<ExitCode> {
         row("cold chunk GETs", e_chunks, s_chunks, "MiB/s"),
         row("cold chunk GET p99", e_cp99, s_cp99, "ms"),
     ];
+    let mut rows = rows.to_vec();
+    rows.push((
+        "search on a 2nd origin follows an upload (target <= 2000 ms)".to_string(),
+        format!(
+            "p50 {follow_p50:.0} ms, max {follow_max:.0} ms over {} uploads (PostgreSQL + S3)",
+            follow_ms.len()
+        ),
+    ));
     let rows: Vec<(&str, String)> = rows
         .iter()
         .map(|(name, value)| (name.as_str(), value.clone()))
@@ -460,7 +545,8 @@ pub fn run_storage(args: &StorageBenchArgs) -> anyhow::Result<ExitCode> {
                     "cold_chunk_mib_s": e_chunks, "cold_chunk_ms_p99": e_cp99},
                 "postgres_s3": {"play_ms_p50": s_p50, "play_ms_p99": s_p99, "playlist_reads_per_s": s_reads,
                     "playlist_read_ms_p99": s_rp99, "events_per_s": s_events, "event_batch_ms_p99": s_ep99,
-                    "cold_chunk_mib_s": s_chunks, "cold_chunk_ms_p99": s_cp99},
+                    "cold_chunk_mib_s": s_chunks, "cold_chunk_ms_p99": s_cp99,
+                    "feed_follow_ms": {"p50": follow_p50, "max": follow_max, "uploads": follow_ms.len()}},
             })
         );
     }

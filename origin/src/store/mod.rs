@@ -309,6 +309,17 @@ pub trait Listening: Send + Sync + std::fmt::Debug {
         after: Option<&StreamRecord>,
         limit: usize,
     ) -> Result<Vec<StreamRecord>, StoreError>;
+    /// Qualified streams that other origin processes recorded into this (shared) store at or
+    /// after `since_ms` by the store's clock, oldest first, at most `limit`, with when each
+    /// was recorded: how every instance's trending also counts the streams the others took
+    /// in. A store one process opens alone (the embedded one) has none. Writes that commit
+    /// late may appear behind a reader's cursor: readers ask again from a little before it
+    /// and skip what they saw.
+    async fn streams_recorded_elsewhere(
+        &self,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<RecordedElsewhere, StoreError>;
     /// Up to `limit` qualified streams from `from_ms` on, newest first.
     async fn streams_newest_first(
         &self,

@@ -30,6 +30,16 @@ pub struct EventInput {
     pub at_ms: u64,
 }
 
+/// Streams other origin processes recorded, from
+/// [`crate::store::Listening::streams_recorded_elsewhere`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordedElsewhere {
+    /// The store's clock when it was asked (a reader's first cursor).
+    pub now_ms: u64,
+    /// (when it was recorded, by the store's clock; the stream), oldest first.
+    pub streams: Vec<(u64, StreamRecord)>,
+}
+
 /// What [`crate::store::Store::record_events`] did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventsRecorded {

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::{EmbeddedStore, decode_u64, pair_key, split_pair};
 use crate::store::{
     ChangeKind, EventInput, EventsRecorded, Listening, ListeningImport, PlayError, PlayRule,
-    PlayState, StoreError, StreamRecord, popularity_bucket,
+    PlayState, RecordedElsewhere, StoreError, StreamRecord, popularity_bucket,
 };
 
 /// The `streams` key of a stream: its time first, so ranges are time ranges.
@@ -126,6 +126,18 @@ impl Listening for EmbeddedStore {
             }
         }
         Ok(out)
+    }
+
+    async fn streams_recorded_elsewhere(
+        &self,
+        _since_ms: u64,
+        _limit: usize,
+    ) -> Result<RecordedElsewhere, StoreError> {
+        // One process holds the embedded store: every stream in it was recorded here.
+        Ok(RecordedElsewhere {
+            now_ms: crate::now_ms(),
+            streams: Vec::new(),
+        })
     }
 
     async fn streams_newest_first(

@@ -11,7 +11,7 @@ use tokio_postgres::types::Json;
 use super::{PostgresStore, account_lock, big, count, db_error, note_changes, unbig};
 use crate::store::{
     ChangeKind, EventInput, EventsRecorded, Listening, ListeningImport, PlayError, PlayRule,
-    PlayState, StoreError, StreamRecord, popularity_bucket,
+    PlayState, RecordedElsewhere, StoreError, StreamRecord, popularity_bucket,
 };
 
 fn streams_of(rows: &[tokio_postgres::Row]) -> Vec<StreamRecord> {
@@ -74,14 +74,18 @@ impl PostgresStore {
             let records: Vec<Json<&StreamRecord>> = import.streams.iter().map(Json).collect();
             let statement = transaction
                 .prepare_cached(
-                    "INSERT INTO streams (at_ms, account, play_id, record)
-                     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::jsonb[])
+                    "INSERT INTO streams (at_ms, account, play_id, record, recorded_by)
+                     SELECT u.*, $5::text
+                     FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::jsonb[]) AS u
                      ON CONFLICT DO NOTHING",
                 )
                 .await
                 .map_err(db_error)?;
             transaction
-                .execute(&statement, &[&times, &accounts, &plays, &records])
+                .execute(
+                    &statement,
+                    &[&times, &accounts, &plays, &records, &self.instance],
+                )
                 .await
                 .map_err(db_error)?;
         }
@@ -280,6 +284,44 @@ impl Listening for PostgresStore {
             .await
             .map_err(db_error)?;
         Ok(streams_of(&rows))
+    }
+
+    async fn streams_recorded_elsewhere(
+        &self,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<RecordedElsewhere, StoreError> {
+        let client = self.client().await?;
+        let now: i64 = client
+            .query_one(
+                "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+                &[],
+            )
+            .await
+            .map_err(db_error)?
+            .get(0);
+        let rows = client
+            .query(
+                "SELECT record, recorded_ms FROM streams
+                 WHERE recorded_ms >= $1 AND recorded_by <> $2
+                 ORDER BY recorded_ms LIMIT $3",
+                &[&big(since_ms), &self.instance, &count(limit)],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(RecordedElsewhere {
+            now_ms: u64::try_from(now).unwrap_or(0),
+            streams: rows
+                .iter()
+                .map(|row| {
+                    let at: i64 = row.get(1);
+                    (
+                        u64::try_from(at).unwrap_or(0),
+                        row.get::<_, Json<StreamRecord>>(0).0,
+                    )
+                })
+                .collect(),
+        })
     }
 
     async fn recent_tracks(&self, account: &str, limit: usize) -> Result<Vec<String>, StoreError> {

@@ -41,6 +41,11 @@ mod playlists;
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "changes", include_str!("migrations/0002_changes.sql")),
+    (
+        3,
+        "streams_recorded",
+        include_str!("migrations/0003_streams_recorded.sql"),
+    ),
 ];
 
 /// Connections kept by the pool (each origin process; PostgreSQL's default limit is 100).
@@ -62,6 +67,9 @@ pub struct PostgresStore {
     config: tokio_postgres::Config,
     /// The leadership connection ([`crate::store::Coordination::lead`]).
     leader: std::sync::Arc<tokio::sync::Mutex<Option<coordination::Leader>>>,
+    /// Names this process's writes of streams (random per open store), so it can ask for
+    /// the streams the other instances recorded.
+    instance: String,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -132,6 +140,7 @@ impl PostgresStore {
             describe: redact(url),
             config,
             leader: Default::default(),
+            instance: format!("{:032x}", rand::random::<u128>()),
         };
         store.migrate().await?;
         store.fill_pool(pool_size).await;
