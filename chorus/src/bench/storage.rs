@@ -226,13 +226,11 @@ async fn prepare(
 /// Uploads found by another origin's search.
 const FOLLOW_UPLOADS: u64 = 10;
 
-/// How long a change made on `subject`'s origin takes to reach the search index of a second
-/// origin of the same service (same PostgreSQL and bucket, following the change feed): a
-/// short track is uploaded through the first, then the second's search is asked for its
-/// title every 10 ms. Milliseconds from the upload's answer to the first hit, per upload.
-/// Also: seconds from a second origin's start to its search answering, new (it builds its
-/// index from the catalog) and restarted (it resumes its index).
-async fn feed_follow(subject: &Subject) -> anyhow::Result<(Vec<f64>, f64, f64)> {
+/// Starts a second origin of `subject`'s service (same PostgreSQL and bucket), waits for its
+/// search, restarts it and waits again: the second origin, and the seconds from each start to
+/// its search answering (new: it builds its index from the catalog; restarted: it resumes
+/// it). Runs on the server runtime, as the origins do.
+async fn second_origin(subject: &Subject) -> anyhow::Result<(LocalOrigin, f64, f64)> {
     progress("postgres+s3: starting a second origin on the same database and bucket");
     let started = Instant::now();
     let peer = subject
@@ -249,7 +247,15 @@ async fn feed_follow(subject: &Subject) -> anyhow::Result<(Vec<f64>, f64, f64)> 
         })
         .await?;
     search_caught_up(&peer).await;
-    let restart_s = restarted_at.elapsed().as_secs_f64();
+    Ok((peer, fresh_s, restarted_at.elapsed().as_secs_f64()))
+}
+
+/// How long a change made on `subject`'s origin takes to reach the search index of the
+/// second origin `peer` (following the change feed): a short track is uploaded through the
+/// first, then the second's search is asked for its title every 10 ms. Milliseconds from the
+/// upload's answer to the first hit, per upload. Runs on the client runtime, as the other
+/// workloads do.
+async fn feed_follow(subject: &Subject, peer: &LocalOrigin) -> anyhow::Result<Vec<f64>> {
     let mut follow_ms = Vec::new();
     for upload in 0..FOLLOW_UPLOADS {
         progress(&format!(
@@ -294,7 +300,7 @@ async fn feed_follow(subject: &Subject) -> anyhow::Result<(Vec<f64>, f64, f64)> 
         }
         follow_ms.push(uploaded.elapsed().as_secs_f64() * 1000.0);
     }
-    Ok((follow_ms, fresh_s, restart_s))
+    Ok(follow_ms)
 }
 
 /// Waits until `origin`'s search answers and has applied the whole feed.
@@ -492,7 +498,9 @@ pub fn run_storage(args: &StorageBenchArgs) -> anyhow::Result<ExitCode> {
         }
         anyhow::Ok(())
     })?;
-    let (mut follow_ms, fresh_s, restart_s) = server.block_on(feed_follow(&scaled))?;
+    let (peer, fresh_s, restart_s) = server.block_on(second_origin(&scaled))?;
+    let mut follow_ms = client.block_on(feed_follow(&scaled, &peer))?;
+    server.block_on(async move { drop(peer) });
     progress_done();
     follow_ms.sort_by(f64::total_cmp);
     let (follow_p50, follow_max) = (
