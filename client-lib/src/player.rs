@@ -457,8 +457,13 @@ pub async fn play_with_controls(
                     let (edge, template) = (edge.clone(), grant.chunk_url_template.clone());
                     header_fetch = Some(tokio::spawn(async move {
                         if let Some(edge) = edge {
-                            if let Ok(data) = edge.fetch_one(&template, &manifest, 0).await {
-                                let _ = events.send(Event::FirstChunk(data)).await;
+                            match edge.fetch_one(&template, &manifest, 0).await {
+                                Ok(data) => {
+                                    let _ = events.send(Event::FirstChunk(data)).await;
+                                }
+                                // Not again at once: the loop starts the next try when
+                                // this one has ended.
+                                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
                             }
                             return;
                         }

@@ -29,9 +29,21 @@ pub const ROYALTY_STREAMS_MAX: usize = 20_000_000;
 #[derive(Debug)]
 pub struct Activity {
     trending: Mutex<Trending>,
-    /// The store's clock just before the load: streams other origins recorded from then on
-    /// are followed.
-    loaded_at_ms: u64,
+    /// Where [`crate::follow::trending`] starts: taken by it once.
+    followed: Mutex<Option<Followed>>,
+    /// Trending's window (older streams are not counted when they arrive late).
+    window_ms: u64,
+}
+
+/// Where following the other origins' streams stands: the newest recording time seen (the
+/// store's clock), and the streams recorded within [`crate::follow::STREAMS_OVERLAP_MS`]
+/// before it that are counted already (read again behind the cursor, they are skipped).
+#[derive(Debug, Default)]
+pub struct Followed {
+    /// The newest recording time seen.
+    pub cursor_ms: u64,
+    /// (account, play id) → when it was recorded.
+    pub seen: std::collections::HashMap<(String, String), u64>,
 }
 
 impl Activity {
@@ -68,15 +80,50 @@ impl Activity {
                 break;
             }
         }
+        // What the load counted of the last moments: following starts behind the load (for
+        // late commits) and must not count these again. (This origin has recorded nothing
+        // yet, so every stream is "elsewhere".)
+        let mut followed = Followed {
+            cursor_ms: loaded_at_ms,
+            seen: Default::default(),
+        };
+        let mut since = loaded_at_ms.saturating_sub(crate::follow::STREAMS_OVERLAP_MS);
+        loop {
+            let read = store
+                .listening()
+                .streams_recorded_elsewhere(since, PAGE)
+                .await?;
+            let full = read.streams.len() >= PAGE;
+            let last = read.streams.last().map(|(at, _)| *at);
+            for (at, stream) in read.streams {
+                followed.cursor_ms = followed.cursor_ms.max(at);
+                followed.seen.insert((stream.account, stream.play_id), at);
+            }
+            match last {
+                Some(last) if full && last > since => since = last,
+                _ => break,
+            }
+        }
         Ok(Self {
             trending: Mutex::new(trending),
-            loaded_at_ms,
+            followed: Mutex::new(Some(followed)),
+            window_ms: config.window_ms,
         })
     }
 
-    /// The store's clock just before the load (see [`crate::follow::trending`]).
-    pub fn loaded_at_ms(&self) -> u64 {
-        self.loaded_at_ms
+    /// Where following the other origins' streams starts (once; later calls get a cursor at
+    /// 0, which re-reads nothing older than the store keeps).
+    pub fn take_followed(&self) -> Followed {
+        self.followed
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .take()
+            .unwrap_or_default()
+    }
+
+    /// Trending's window.
+    pub fn window_ms(&self) -> u64 {
+        self.window_ms
     }
 
     fn trending(&self) -> std::sync::MutexGuard<'_, Trending> {

@@ -19,7 +19,6 @@
 //! or out of a batch, does no harm; a change this origin made was applied already when it was
 //! answered, and is applied again here.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,9 +35,14 @@ const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// Streams read at once by [`trending`].
 const STREAMS_PER_READ: usize = 10_000;
 
-/// How far behind its cursor [`trending`] reads again: a batch of streams that committed
-/// this much later than it was written is still counted (and none twice).
+/// How far behind its cursor [`trending`] reads again (every [`OVERLAP_EVERY`] reads): a
+/// batch of streams that committed up to this much later than it was written is still
+/// counted, and none twice.
 pub const STREAMS_OVERLAP_MS: u64 = 10_000;
+
+/// Every this many reads, [`trending`] reads again from [`STREAMS_OVERLAP_MS`] behind its
+/// cursor (every 5 s), not from the cursor.
+pub const OVERLAP_EVERY: u64 = 10;
 
 /// Changes read at once by [`caches`].
 const CACHE_CHANGES_MAX: usize = 10_000;
@@ -158,16 +162,26 @@ pub async fn search(search: Arc<Search>, store: Arc<Store>) {
 }
 
 /// Counts in this origin's trending the streams other origins of the service recorded
-/// (this origin counts its own as it takes them in), from the moment trending was loaded.
-/// Each read starts [`STREAMS_OVERLAP_MS`] behind the newest stream seen, and streams seen
-/// within that window are skipped, so a late commit is counted once.
+/// (this origin counts its own as it takes them in), from where the load of trending stopped.
+/// Each read starts at the newest stream seen; every [`OVERLAP_EVERY`] reads start
+/// [`STREAMS_OVERLAP_MS`] behind it instead, and streams seen within that window are skipped,
+/// so a batch that committed late is counted once. Streams older than trending's window (a
+/// bulk import of listening history) are not counted.
 pub async fn trending(state: AppState) {
-    let mut cursor = state.activity.loaded_at_ms();
-    // (account, play id) → when recorded: the streams of the overlap window.
-    let mut seen: HashMap<(String, String), u64> = HashMap::new();
+    let crate::events::Followed {
+        cursor_ms: mut cursor,
+        mut seen,
+    } = state.activity.take_followed();
+    let window_ms = state.activity.window_ms();
+    let mut reads: u64 = 0;
     loop {
         tokio::time::sleep(FOLLOW_INTERVAL).await;
-        let mut since = cursor.saturating_sub(STREAMS_OVERLAP_MS);
+        reads += 1;
+        let mut since = if reads.is_multiple_of(OVERLAP_EVERY) {
+            cursor.saturating_sub(STREAMS_OVERLAP_MS)
+        } else {
+            cursor
+        };
         loop {
             let read = match state
                 .store
@@ -184,11 +198,12 @@ pub async fn trending(state: AppState) {
             };
             let full = read.streams.len() >= STREAMS_PER_READ;
             let last = read.streams.last().map(|(at, _)| *at);
+            let oldest = read.now_ms.saturating_sub(window_ms);
             let mut fresh = Vec::new();
             for (at, stream) in read.streams {
                 cursor = cursor.max(at);
                 let key = (stream.account.clone(), stream.play_id.clone());
-                if seen.insert(key, at).is_none() {
+                if seen.insert(key, at).is_none() && stream.at_ms >= oldest {
                     fresh.push(stream);
                 }
             }

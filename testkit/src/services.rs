@@ -631,10 +631,13 @@ pub struct CdnCounts {
     pub stale: u64,
     /// Chunk requests refused (a URL that did not check out, or no origin answered).
     pub refused: u64,
+    /// Chunk requests the client gave up on before the answer (nginx's 499).
+    pub abandoned: u64,
     /// Chunk bytes sent to clients (hits and misses alike).
     pub chunk_bytes: u64,
     /// Requests each origin answered (`ADDRESS:PORT`; the last one tried, when a request
-    /// failed over), chunk misses and API requests alike.
+    /// failed over), chunk misses and API requests alike; the chunk URL checks (`auth_request`
+    /// subrequests) are not in the log's upstream field and not counted.
     pub by_origin: std::collections::BTreeMap<String, u64>,
 }
 
@@ -649,37 +652,44 @@ impl CdnCounts {
         }
     }
 
-    /// Counts one access-log line (format `chorus_edge`).
+    /// Counts one access-log line (format `chorus_edge`: the request in quotes, then status,
+    /// bytes, `cache=`, `upstream=` and `time=` in that order; nginx escapes quotes inside the
+    /// request, so what follows the closing quote is nginx's own).
     fn add(&mut self, line: &str) {
-        let mut quoted = line.split('"');
+        let mut quoted = line.splitn(3, '"');
         let request = quoted.nth(1).unwrap_or("");
-        let mut after = quoted.next().unwrap_or("").split_whitespace();
-        let status = after.next().unwrap_or("");
-        let bytes: u64 = after.next().and_then(|n| n.parse().ok()).unwrap_or(0);
-        let field = |name: &str| {
-            line.split_whitespace()
-                .find_map(|word| word.strip_prefix(name))
-                .unwrap_or("")
-        };
+        let fields = quoted.next().unwrap_or("");
+        let mut words = fields.split_whitespace();
+        let status: u16 = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        let bytes: u64 = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        let cache = words
+            .next()
+            .and_then(|word| word.strip_prefix("cache="))
+            .unwrap_or("-");
         // `upstream=A, B` when a request failed over (`A : B` across an internal redirect):
-        // the answer came from the last.
-        let upstream = line
+        // the answer came from the last. Requests no origin answered (a 5xx, or the group's
+        // name when none was up) count for none.
+        let upstream = fields
             .split(" upstream=")
             .nth(1)
-            .and_then(|rest| rest.split(" time=").next())
+            .and_then(|rest| rest.rsplit(" time=").nth(1))
             .and_then(|list| {
                 list.rsplit([',', ' '])
                     .find(|part| !part.is_empty() && *part != ":")
             })
             .unwrap_or("-");
-        if upstream != "-" {
+        if status < 500 && upstream.parse::<std::net::SocketAddr>().is_ok() {
             *self.by_origin.entry(upstream.to_string()).or_default() += 1;
         }
         if !request.starts_with("GET /v1/chunks/") {
             return;
         }
-        let cache = field("cache=");
-        if !status.starts_with('2') && status != "304" {
+        if status == 499 {
+            // The client hung up first (a cancelled or superseded fetch).
+            self.abandoned += 1;
+            return;
+        }
+        if !(200..300).contains(&status) && status != 304 {
             self.refused += 1;
             return;
         }
@@ -803,6 +813,12 @@ mod tests {
             ),
             "127.0.0.1 \"POST /v1/sessions HTTP/1.1\" 200 512 cache=- upstream=127.0.0.1:7001, 127.0.0.1:7002 time=0.010".to_string(),
             "127.0.0.1 \"GET /v1/tracks HTTP/1.1\" 200 512 cache=- upstream=127.0.0.1:7002 time=0.010".to_string(),
+            format!(
+                "127.0.0.1 \"GET /v1/chunks/{id}?sig=w HTTP/1.1\" 499 0 cache=- upstream=127.0.0.1:7001 time=0.003"
+            ),
+            // The request line is the client's: words in it count for nothing.
+            "127.0.0.1 \"GET /x?a= upstream=127.0.0.1:9 cache=HIT HTTP/1.1\" 404 9 cache=- upstream=- time=0.001".to_string(),
+            "127.0.0.1 \"GET /v1/me HTTP/1.1\" 502 150 cache=- upstream=chorus_origins time=0.000".to_string(),
         ];
         let mut counts = CdnCounts::default();
         for line in &lines {
@@ -814,7 +830,9 @@ mod tests {
         );
         assert_eq!(counts.chunk_bytes, 3 * 32784);
         assert!((counts.hit_ratio() - 2.0 / 3.0).abs() < 1e-9);
-        assert_eq!(counts.by_origin.get("127.0.0.1:7001"), Some(&1));
+        assert_eq!(counts.abandoned, 1);
+        assert_eq!(counts.by_origin.get("127.0.0.1:7001"), Some(&2));
+        assert_eq!(counts.by_origin.len(), 2, "{counts:?}");
         // The failed-over request counts for the origin that answered it.
         assert_eq!(counts.by_origin.get("127.0.0.1:7002"), Some(&3));
     }

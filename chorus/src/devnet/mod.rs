@@ -93,7 +93,8 @@ pub struct DevnetArgs {
     pub kill_peers: f64,
     /// Kill the origin this far into the run (e.g. 60s), with SIGKILL: cached and peer-held
     /// licensed tracks should keep playing. With several origins, the first is killed and
-    /// the others carry on behind the edge: no play may fail.
+    /// the others carry on behind the edge (the summary counts the plays after it, and those
+    /// that failed).
     #[arg(long, value_parser = parse_duration)]
     pub kill_origin_at: Option<Duration>,
     /// Origin processes serving one catalog (two or more need `--cdn nginx` in front and
@@ -493,13 +494,17 @@ fn add_server_side(
             "misses": counts.misses,
             "stale": counts.stale,
             "refused": counts.refused,
+            "abandoned": counts.abandoned,
             "hit_ratio": (counts.hit_ratio() * 10_000.0).round() / 10_000.0,
             "chunk_bytes": counts.chunk_bytes,
         }),
         None => Value::Null,
     };
     if let Some(counts) = edge {
-        let total: u64 = counts.by_origin.values().sum();
+        let total: u64 = origins
+            .iter()
+            .filter_map(|addr| counts.by_origin.get(&addr.to_string()))
+            .sum();
         summary["origin_requests"] = origins
             .iter()
             .map(|addr| {
