@@ -51,7 +51,7 @@ pub struct Pick {
     pub reason: Reason,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, bincode::Encode, bincode::Decode)]
 struct Features {
     artist: u32,
     genre: Option<u32>,
@@ -62,7 +62,7 @@ struct Features {
     markets: Vec<[u8; 2]>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, bincode::Encode, bincode::Decode)]
 struct Neighbour {
     track: u32,
     score: f32,
@@ -92,6 +92,58 @@ pub struct Model {
     pub pairs: usize,
     /// Streams learned from.
     pub streams: usize,
+}
+
+/// Bytes of an encoded model at most (one of 1,000,000 tracks encodes to about 100 MB).
+pub const ENCODED_MAX: usize = 1 << 31;
+
+/// The first bytes of an encoded model: a name and the format's version.
+const ENCODED_MAGIC: &[u8; 8] = b"CHRMDL\x00\x01";
+
+/// The model as stored: [`Model`] without the maps, which [`Model::decode`] rebuilds.
+#[derive(bincode::Encode)]
+struct EncodedRef<'a> {
+    ids: &'a [String],
+    titles: &'a [String],
+    features: &'a [Features],
+    artists: &'a [String],
+    artist_names: &'a [String],
+    genres: &'a [String],
+    by_genre: &'a [Vec<(f32, u32)>],
+    by_artist: &'a [Vec<u32>],
+    neighbours: &'a [Vec<Neighbour>],
+    popular: &'a [u32],
+    pairs: u64,
+    streams: u64,
+}
+
+/// What [`EncodedRef`] decodes to.
+#[derive(bincode::Decode)]
+struct Encoded {
+    ids: Vec<String>,
+    titles: Vec<String>,
+    features: Vec<Features>,
+    artists: Vec<String>,
+    artist_names: Vec<String>,
+    genres: Vec<String>,
+    by_genre: Vec<Vec<(f32, u32)>>,
+    by_artist: Vec<Vec<u32>>,
+    neighbours: Vec<Vec<Neighbour>>,
+    popular: Vec<u32>,
+    pairs: u64,
+    streams: u64,
+}
+
+/// Why bytes are not a model [`Model::decode`] can serve.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// Not an encoded model of this format.
+    #[error("not a recommendation model of this version: {0}")]
+    Format(String),
+    /// Decoded, but its parts do not fit together (an index out of range).
+    #[error("recommendation model is inconsistent: {0}")]
+    Inconsistent(&'static str),
 }
 
 /// Inputs of [`Model::build`].
@@ -264,6 +316,116 @@ impl Model {
             list.shrink_to_fit();
         }
         self.neighbours = neighbours;
+    }
+
+    /// The model as bytes for [`Model::decode`] (the leading origin stores them for the others).
+    pub fn encode(&self) -> Vec<u8> {
+        let stored = EncodedRef {
+            ids: &self.ids,
+            titles: &self.titles,
+            features: &self.features,
+            artists: &self.artists,
+            artist_names: &self.artist_names,
+            genres: &self.genres,
+            by_genre: &self.by_genre,
+            by_artist: &self.by_artist,
+            neighbours: &self.neighbours,
+            popular: &self.popular,
+            pairs: self.pairs as u64,
+            streams: self.streams as u64,
+        };
+        let mut out = ENCODED_MAGIC.to_vec();
+        // Encoding into a Vec cannot fail: no type here refuses to encode.
+        let _ = bincode::encode_into_std_write(&stored, &mut out, bincode::config::standard());
+        out
+    }
+
+    /// A model from [`Model::encode`]'s bytes. Every index is checked, so a model that decodes
+    /// serves requests without panicking whatever the bytes were; sizes are bounded by
+    /// [`ENCODED_MAX`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, ModelError> {
+        let Some(body) = bytes.strip_prefix(ENCODED_MAGIC.as_slice()) else {
+            return Err(ModelError::Format("unknown header".into()));
+        };
+        if bytes.len() > ENCODED_MAX {
+            return Err(ModelError::Format(format!("{} bytes", bytes.len())));
+        }
+        let config = bincode::config::standard().with_limit::<ENCODED_MAX>();
+        let (stored, used): (Encoded, usize) = bincode::decode_from_slice(body, config)
+            .map_err(|error| ModelError::Format(error.to_string()))?;
+        if used != body.len() {
+            return Err(ModelError::Format("trailing bytes".into()));
+        }
+        let tracks = stored.ids.len();
+        let artists = stored.artists.len();
+        let genres = stored.genres.len();
+        let track_ok = |track: &u32| (*track as usize) < tracks;
+        if stored.titles.len() != tracks
+            || stored.features.len() != tracks
+            || stored.neighbours.len() != tracks
+        {
+            return Err(ModelError::Inconsistent("per-track lists differ in length"));
+        }
+        if stored.artist_names.len() != artists || stored.by_artist.len() != artists {
+            return Err(ModelError::Inconsistent(
+                "per-artist lists differ in length",
+            ));
+        }
+        if stored.by_genre.len() != genres {
+            return Err(ModelError::Inconsistent("per-genre lists differ in length"));
+        }
+        if !stored.features.iter().all(|features| {
+            (features.artist as usize) < artists
+                && features.genre.is_none_or(|genre| (genre as usize) < genres)
+        }) {
+            return Err(ModelError::Inconsistent("a track's artist or genre"));
+        }
+        if !stored
+            .by_genre
+            .iter()
+            .flatten()
+            .all(|(_, track)| track_ok(track))
+            || !stored.by_artist.iter().flatten().all(track_ok)
+            || !stored.popular.iter().all(track_ok)
+            || !stored
+                .neighbours
+                .iter()
+                .flatten()
+                .all(|neighbour| track_ok(&neighbour.track))
+        {
+            return Err(ModelError::Inconsistent("a track index"));
+        }
+        let index: HashMap<String, u32> = stored
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(at, id)| (id.clone(), at as u32))
+            .collect();
+        let artist_index: HashMap<String, u32> = stored
+            .artists
+            .iter()
+            .enumerate()
+            .map(|(at, id)| (id.clone(), at as u32))
+            .collect();
+        if index.len() != tracks || artist_index.len() != artists || tracks > u32::MAX as usize {
+            return Err(ModelError::Inconsistent("an id twice"));
+        }
+        Ok(Self {
+            ids: stored.ids,
+            titles: stored.titles,
+            index,
+            features: stored.features,
+            artists: stored.artists,
+            artist_names: stored.artist_names,
+            artist_index,
+            genres: stored.genres,
+            by_genre: stored.by_genre,
+            by_artist: stored.by_artist,
+            neighbours: stored.neighbours,
+            popular: stored.popular,
+            pairs: stored.pairs as usize,
+            streams: stored.streams as usize,
+        })
     }
 
     /// Tracks in the model.
@@ -656,6 +818,77 @@ mod tests {
         assert_eq!(picks[0].reason.kind, "popular_in_region");
         assert_eq!(picks[1].track_id, id(1));
         assert_eq!(picks[1].reason.kind, "popular");
+    }
+
+    #[test]
+    fn an_encoded_model_decodes_to_the_same_answers() {
+        let model = Model::build(inputs());
+        let bytes = model.encode();
+        let decoded = Model::decode(&bytes).unwrap();
+        assert_eq!(decoded.encode(), bytes);
+        assert_eq!(
+            (decoded.pairs, decoded.streams),
+            (model.pairs, model.streams)
+        );
+        for seeds in [vec![id(1)], vec![id(2)], vec![]] {
+            assert_eq!(
+                decoded.recommend(&seeds, &["a1".into()], Some("SE"), &[id(4)], 10),
+                model.recommend(&seeds, &["a1".into()], Some("SE"), &[id(4)], 10)
+            );
+        }
+        assert_eq!(
+            decoded.radio(&id(1), Some("SE"), 10),
+            model.radio(&id(1), Some("SE"), 10)
+        );
+        let empty = Model::default().encode();
+        assert!(Model::decode(&empty).unwrap().is_empty());
+    }
+
+    #[test]
+    fn damaged_models_are_refused_not_served() {
+        let bytes = Model::build(inputs()).encode();
+        // Every truncation, and every single-byte change: refused, or decoded into a model
+        // whose answers do not panic.
+        for cut in 0..bytes.len() {
+            assert!(Model::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        for at in 0..bytes.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut damaged = bytes.clone();
+                damaged[at] ^= flip;
+                if let Ok(model) = Model::decode(&damaged) {
+                    for seed in 0..model.len() {
+                        let seed = model.ids[seed].clone();
+                        let _ = model.recommend(
+                            std::slice::from_ref(&seed),
+                            &model.artists,
+                            Some("SE"),
+                            &model.ids,
+                            10,
+                        );
+                        let _ = model.radio(&seed, None, 10);
+                    }
+                }
+            }
+        }
+        // An index past the end is caught.
+        let mut model = Model::build(inputs());
+        model.popular.push(model.ids.len() as u32);
+        assert!(matches!(
+            Model::decode(&model.encode()),
+            Err(ModelError::Inconsistent(_))
+        ));
+        let mut model = Model::build(inputs());
+        model.neighbours[0].push(Neighbour {
+            track: 1_000,
+            score: 1.0,
+            playlists: false,
+        });
+        assert!(Model::decode(&model.encode()).is_err());
+        assert!(Model::decode(b"CHRMDL\x00\x02").is_err(), "another version");
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(Model::decode(&trailing).is_err());
     }
 
     #[test]

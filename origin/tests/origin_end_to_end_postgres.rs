@@ -139,9 +139,12 @@ async fn eventually<F: std::future::Future<Output = bool>>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_origins_serve_one_service_and_follow_each_others_changes() {
-    let a = LocalOrigin::start_on(Backend::PostgresS3, |_| {})
-        .await
-        .unwrap();
+    // Recommendations rebuilt every second (and so within a second of a change).
+    let a = LocalOrigin::start_on(Backend::PostgresS3, |config| {
+        config.recommendations_refresh_s = 1
+    })
+    .await
+    .unwrap();
     let b = a.start_peer(|_| {}).await.unwrap();
     assert_eq!(a.running.node_id, b.running.node_id, "one signing identity");
     let artist = a.account("twin_artist", "SE", "artist", "free").await;
@@ -204,6 +207,29 @@ async fn two_origins_serve_one_service_and_follow_each_others_changes() {
         })
         .await;
     }
+    // The first origin leads the recommendation builds; the other serves the model it
+    // publishes, which holds the track and its stream, and builds none of its own.
+    let newcomer = a.account("twin_newcomer", "SE", "listener", "free").await;
+    for (origin, name) in [(&a, "the leader"), (&b, "the other origin")] {
+        eventually(&format!("{name} recommends the streamed track"), || async {
+            let (_, picks) = origin.get("/v1/recommendations", Some(&newcomer)).await;
+            picks["items"][0]["track"]["id"] == track_id.as_str()
+        })
+        .await;
+    }
+    const BUILT: &str = "chorus_recommendation_models_total{how=\"built\"}";
+    const LOADED: &str = "chorus_recommendation_models_total{how=\"loaded\"}";
+    let built = a.metric(BUILT).await.unwrap();
+    assert!(
+        built >= 2.0,
+        "the leader built at its start and after the upload"
+    );
+    assert_eq!(
+        b.metric(BUILT).await,
+        Some(0.0),
+        "the other origin builds none"
+    );
+    assert!(b.metric(LOADED).await.unwrap() >= 1.0);
     // An origin started now loads it with trending, and its following (which starts behind
     // the load, for late commits) does not count it again.
     let c = a.start_peer(|_| {}).await.unwrap();
@@ -214,6 +240,14 @@ async fn two_origins_serve_one_service_and_follow_each_others_changes() {
         assert_eq!(trending["items"][0]["track"]["id"], track_id.as_str());
         assert_eq!(trending["items"][0]["streams"], 1, "{trending}");
     }
+    // The new origin serves the published model at once, without building.
+    let (_, picks) = c.get("/v1/recommendations", Some(&newcomer)).await;
+    assert_eq!(
+        picks["items"][0]["track"]["id"],
+        track_id.as_str(),
+        "{picks}"
+    );
+    assert_eq!(c.metric(BUILT).await, Some(0.0));
     drop(c);
     // A delete through one origin reaches the other's caches and index.
     assert_eq!(
@@ -250,6 +284,15 @@ async fn two_origins_serve_one_service_and_follow_each_others_changes() {
     .await
     .unwrap_err();
     assert!(format!("{refused:#}").contains("other keys"), "{refused:#}");
+    // The leader stops: the other origin takes over the recommendation builds.
+    let a = a
+        .restart_after(eventually(
+            "the other origin takes over the builds",
+            || async { b.metric(BUILT).await.is_some_and(|built| built >= 1.0) },
+        ))
+        .await
+        .unwrap();
+    drop(a);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,6 +332,12 @@ async fn a_restarted_origin_resumes_its_search_index_and_catches_up() {
         b.metric("chorus_search_builds_total").await,
         Some(0.0),
         "resumed, not rebuilt"
+    );
+    // The leader stays up, so the restarted origin serves the leader's model without building.
+    assert_eq!(
+        b.metric("chorus_recommendation_models_total{how=\"built\"}")
+            .await,
+        Some(0.0)
     );
     assert_eq!(
         search_names(&b, &listener, "before").await,

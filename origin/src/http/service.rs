@@ -51,6 +51,7 @@ async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
         .map(|feed| feed.head)
         .ok();
     body.push_str(&state.search.render_metrics(head));
+    body.push_str(&state.recommender.render_metrics(crate::now_ms()));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

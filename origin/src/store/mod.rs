@@ -394,6 +394,17 @@ pub trait Coordination: Send + Sync + std::fmt::Debug {
     /// none was recorded yet (it is recorded now), else the one recorded first. Origins sharing
     /// a database must share their keys; one whose fingerprint differs is refused at start.
     async fn service_keys(&self, fingerprint: &str) -> Result<String, StoreError>;
+    /// Records `published` as the newest artifact called `name` (the leader calls this after
+    /// storing its blob). The previous one stays recorded as its predecessor, for readers that
+    /// are still loading it; returns the blob recorded before that, which nothing names any
+    /// more and the caller removes (never `published.blob` or its predecessor).
+    async fn publish(
+        &self,
+        name: &str,
+        published: &Published,
+    ) -> Result<Option<ChunkId>, StoreError>;
+    /// The newest artifact called `name`, if one was published.
+    async fn published(&self, name: &str) -> Result<Option<Published>, StoreError>;
 }
 
 /// A page of listening state moving between stores.
@@ -573,7 +584,22 @@ impl Store {
         )?));
         let (metadata, describe_meta): (Arc<dyn MetadataObject>, String) = match &config.database {
             Database::Embedded => {
-                let store = embedded::EmbeddedStore::open(&config.data_dir, &keys)?;
+                // sled lets go of its lock file only when its background threads drop their
+                // handles, a moment after the last of ours: an origin started again in the
+                // same process (tests, `chorus devnet`) may find it still held for a while.
+                // Another process holding it is still refused, after the wait.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                let store = loop {
+                    match embedded::EmbeddedStore::open(&config.data_dir, &keys) {
+                        Err(error)
+                            if error.to_string().contains("could not acquire lock")
+                                && std::time::Instant::now() < deadline =>
+                        {
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await
+                        }
+                        opened => break opened?,
+                    }
+                };
                 (
                     Arc::new(store),
                     format!("sled in {}", config.data_dir.join("meta").display()),

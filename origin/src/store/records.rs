@@ -125,6 +125,18 @@ pub struct FeedState {
     pub pruned_through: u64,
 }
 
+/// A derived artifact (the recommendation model) that the leading origin built and stored as
+/// a content-addressed blob, for the other origins to load instead of building it themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The blob: BLAKE3 of its bytes, so a reader checks what it loads.
+    pub blob: protocol::ChunkId,
+    /// When it was built (the builder's clock), ms since the epoch.
+    pub built_ms: u64,
+    /// Its size.
+    pub bytes: u64,
+}
+
 pub use api::catalog::RenditionSummary;
 pub use api::{Role, Tier};
 

@@ -11,8 +11,8 @@ use protocol::ChunkId;
 
 use super::{
     Account, Change, ChangeKind, EventInput, EventKind, Library, LibraryAdd, PlaylistRecord,
-    RenditionRecord, RenditionSummary, Role, Store, StreamRecord, Tier, TokenKind, TokenRecord,
-    TrackRecord,
+    Published, RenditionRecord, RenditionSummary, Role, Store, StreamRecord, Tier, TokenKind,
+    TokenRecord, TrackRecord,
 };
 
 /// Runs every check of the suite on `store`.
@@ -28,6 +28,7 @@ pub async fn run(store: &Store) {
     blobs(store).await;
     changes(store).await;
     concurrent_changes(store).await;
+    published(store).await;
 }
 
 /// An account record for tests.
@@ -896,4 +897,46 @@ pub async fn concurrent_changes(store: &Store) {
     };
     let (_, read) = tokio::join!(futures_util::future::join_all(writers), reader);
     assert_eq!(read, 40, "every edit was read");
+}
+
+/// Published artifacts: the newest is read back, its predecessor stays named, and the blob
+/// before that is handed back for removal exactly once; publishing the same blob again drops
+/// nothing.
+pub async fn published(store: &Store) {
+    let feed = store.coordination();
+    let at = |n: u8, built_ms: u64| Published {
+        blob: ChunkId([n; 32]),
+        built_ms,
+        bytes: u64::from(n) * 100,
+    };
+    assert_eq!(feed.published("model").await.unwrap(), None);
+    assert_eq!(feed.publish("model", &at(1, 10)).await.unwrap(), None);
+    assert_eq!(feed.published("model").await.unwrap(), Some(at(1, 10)));
+    assert_eq!(
+        feed.publish("model", &at(2, 20)).await.unwrap(),
+        None,
+        "the first one is the predecessor now"
+    );
+    assert_eq!(
+        feed.publish("model", &at(2, 25)).await.unwrap(),
+        None,
+        "the same blob again drops nothing"
+    );
+    assert_eq!(feed.published("model").await.unwrap(), Some(at(2, 25)));
+    assert_eq!(
+        feed.publish("model", &at(3, 30)).await.unwrap(),
+        Some(ChunkId([1; 32])),
+        "the blob before the predecessor is handed back"
+    );
+    assert_eq!(
+        feed.publish("model", &at(2, 40)).await.unwrap(),
+        None,
+        "a blob published again is not handed back"
+    );
+    assert_eq!(feed.published("model").await.unwrap(), Some(at(2, 40)));
+    assert_eq!(
+        feed.publish("model", &at(4, 50)).await.unwrap(),
+        Some(ChunkId([3; 32]))
+    );
+    assert_eq!(feed.published("other").await.unwrap(), None, "names apart");
 }

@@ -1912,3 +1912,34 @@ async fn rate_limits_answer_429_with_retry_after() {
     );
     assert!(metrics.contains("chorus_rate_limited_total{limit=\"unauthenticated\"} 1"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_origin_serves_the_published_recommendations_at_once() {
+    // Rebuilt every 2 s: the upload is in a published model soon.
+    let origin = start_with(|config| config.recommendations_refresh_s = 2).await;
+    let artist = origin.account("model_artist", "SE", "artist", "free").await;
+    let metadata = json!({"title": "Kept Model", "artist": "Restarters"});
+    let (status, track) = origin
+        .upload(&artist, synth::wav(7, 1.0, 22_050, 1), "k.wav", metadata)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{track}");
+    let wait = async |origin: &Origin, name: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if origin.metric(name).await.is_some_and(|value| value >= 1.0) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{name} stayed 0");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    wait(&origin, "chorus_recommendation_model_tracks").await;
+    let origin = origin.restart_after(async {}).await.unwrap();
+    // The model published before the stop is served first (a rebuild may follow: it is due).
+    wait(
+        &origin,
+        "chorus_recommendation_models_total{how=\"loaded\"}",
+    )
+    .await;
+    wait(&origin, "chorus_recommendation_model_tracks").await;
+}

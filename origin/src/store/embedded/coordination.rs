@@ -15,7 +15,17 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::{EmbeddedStore, decode_u64};
-use crate::store::{Change, ChangeKind, Coordination, FeedState, StoreError};
+use crate::store::{Change, ChangeKind, Coordination, FeedState, Published, StoreError};
+use protocol::ChunkId;
+
+/// What the feed tree holds under `published:{name}`.
+#[derive(Serialize, Deserialize)]
+struct PublishedEntry {
+    blob: ChunkId,
+    built_ms: u64,
+    bytes: u64,
+    previous: Option<ChunkId>,
+}
 
 #[derive(Serialize, Deserialize)]
 struct Entry {
@@ -164,5 +174,53 @@ impl Coordination for EmbeddedStore {
             .get("service")?
             .map(|recorded| String::from_utf8_lossy(&recorded).into_owned())
             .unwrap_or_else(|| fingerprint.to_string()))
+    }
+
+    async fn publish(
+        &self,
+        name: &str,
+        published: &Published,
+    ) -> Result<Option<ChunkId>, StoreError> {
+        let key = format!("published:{name}");
+        let before = self.published_entry(&key)?;
+        let (previous, dropped) = match before {
+            Some(before) if before.blob == published.blob => (before.previous, None),
+            Some(before) => (Some(before.blob), before.previous),
+            None => (None, None),
+        };
+        let entry = PublishedEntry {
+            blob: published.blob,
+            built_ms: published.built_ms,
+            bytes: published.bytes,
+            previous,
+        };
+        let encoded = serde_json::to_vec(&entry)
+            .map_err(|error| StoreError::Corrupt(format!("published entry: {error}")))?;
+        self.0.feed.insert(key.as_bytes(), encoded)?;
+        self.flush().await?;
+        Ok(dropped.filter(|id| *id != published.blob && Some(*id) != previous))
+    }
+
+    async fn published(&self, name: &str) -> Result<Option<Published>, StoreError> {
+        Ok(self
+            .published_entry(&format!("published:{name}"))?
+            .map(|entry| Published {
+                blob: entry.blob,
+                built_ms: entry.built_ms,
+                bytes: entry.bytes,
+            }))
+    }
+}
+
+impl EmbeddedStore {
+    fn published_entry(&self, key: &str) -> Result<Option<PublishedEntry>, StoreError> {
+        self.0
+            .feed
+            .get(key.as_bytes())?
+            .map(|bytes| {
+                serde_json::from_slice(&bytes)
+                    .map_err(|error| StoreError::Corrupt(format!("{key}: {error}")))
+            })
+            .transpose()
     }
 }

@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use tokio_postgres::NoTls;
 
 use super::{PostgresStore, big, count, db_error, unbig};
-use crate::store::{Change, ChangeKind, Coordination, FeedState, StoreError};
+use crate::store::{Change, ChangeKind, Coordination, FeedState, Published, StoreError};
+use protocol::ChunkId;
 
 /// The advisory lock the leading origin holds (any constant unique to Chorus).
 const LEADER_LOCK: i64 = 0x43_48_4f_52_55_53_4c; // "CHORUSL"
@@ -158,4 +159,78 @@ impl Coordination for PostgresStore {
             .ok_or_else(|| StoreError::Corrupt("change_feed has no row".into()))?;
         Ok(row.get(0))
     }
+
+    async fn publish(
+        &self,
+        name: &str,
+        published: &Published,
+    ) -> Result<Option<ChunkId>, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(db_error)?;
+        let before = transaction
+            .query_opt(
+                "SELECT blob, previous FROM published WHERE name = $1 FOR UPDATE",
+                &[&name],
+            )
+            .await
+            .map_err(db_error)?;
+        let (current, previous) = match &before {
+            Some(row) => (
+                Some(chunk_id(row.get::<_, &[u8]>(0))?),
+                row.get::<_, Option<&[u8]>>(1).map(chunk_id).transpose()?,
+            ),
+            None => (None, None),
+        };
+        let blob = published.blob.as_bytes().as_slice();
+        // The same blob again (an unchanged model) keeps its predecessor.
+        let (kept, dropped) = if current == Some(published.blob) {
+            (previous, None)
+        } else {
+            (current, previous)
+        };
+        let kept = kept.map(|id| id.as_bytes().to_vec());
+        transaction
+            .execute(
+                "INSERT INTO published (name, blob, built_ms, bytes, previous)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (name) DO UPDATE SET blob = EXCLUDED.blob,
+                     built_ms = EXCLUDED.built_ms, bytes = EXCLUDED.bytes,
+                     previous = EXCLUDED.previous",
+                &[
+                    &name,
+                    &blob,
+                    &big(published.built_ms),
+                    &big(published.bytes),
+                    &kept,
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+        transaction.commit().await.map_err(db_error)?;
+        Ok(dropped.filter(|id| *id != published.blob && Some(id.as_bytes().to_vec()) != kept))
+    }
+
+    async fn published(&self, name: &str) -> Result<Option<Published>, StoreError> {
+        let Some(row) = self
+            .row(
+                "SELECT blob, built_ms, bytes FROM published WHERE name = $1",
+                &[&name],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Published {
+            blob: chunk_id(row.get::<_, &[u8]>(0))?,
+            built_ms: unbig(row.get(1)),
+            bytes: unbig(row.get(2)),
+        }))
+    }
+}
+
+/// A stored 32-byte blob id.
+fn chunk_id(bytes: &[u8]) -> Result<ChunkId, StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(ChunkId)
+        .map_err(|_| StoreError::Corrupt(format!("a blob id of {} bytes", bytes.len())))
 }

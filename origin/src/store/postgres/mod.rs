@@ -46,6 +46,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "streams_recorded",
         include_str!("migrations/0003_streams_recorded.sql"),
     ),
+    (
+        4,
+        "published",
+        include_str!("migrations/0004_published.sql"),
+    ),
 ];
 
 /// Connections kept by the pool (each origin process; PostgreSQL's default limit is 100).
