@@ -6,7 +6,11 @@
 //! - play authorization latency under concurrent clients at an offered rate;
 //! - paged playlist reads over a large catalog, back to back;
 //! - listening events accepted per second, in batches of 100;
-//! - cold chunk GETs (no memory cache: every chunk from the files or the bucket).
+//! - cold chunk GETs (no memory cache: every chunk from the files or the bucket);
+//!
+//! then, on PostgreSQL and S3 only: a second origin's start to search answering (new and
+//! restarted), how soon its search follows an upload made through the first, and the
+//! recommendation model built once by the leader against loading it on another origin.
 //!
 //! Both origins run in this process on one 2-thread runtime (as an origin process would),
 //! with the database and the object store on the same two cores.
@@ -255,6 +259,38 @@ async fn second_origin(subject: &Subject) -> anyhow::Result<(LocalOrigin, f64, f
 /// first, then the second's search is asked for its title every 10 ms. Milliseconds from the
 /// upload's answer to the first hit, per upload. Runs on the client runtime, as the other
 /// workloads do.
+/// The recommendation model at this catalog's size: one build by the leader (read the
+/// store, build, encode, store the blob, publish), against one load by another origin (fetch
+/// the blob, check its hash, decode). Seconds, seconds, and the blob's bytes.
+async fn recommendation_model(subject: &Subject) -> anyhow::Result<(f64, f64, u64)> {
+    use origin::recommendations::{PUBLISHED_NAME, Recommender, load_published, rebuild};
+    progress("recommendation model: build and publish");
+    let store = subject.origin.running.store();
+    let leader = Arc::new(Recommender::default());
+    let started = Instant::now();
+    rebuild(store, &leader).await?;
+    let build_s = started.elapsed().as_secs_f64();
+    let published = store
+        .coordination()
+        .published(PUBLISHED_NAME)
+        .await?
+        .context("the build published no model")?;
+    progress("recommendation model: load on another origin");
+    let follower = Arc::new(Recommender::default());
+    let started = Instant::now();
+    load_published(store, &follower)
+        .await?
+        .context("no model to load")?;
+    let load_s = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        follower.model().len() == leader.model().len(),
+        "the loaded model has {} tracks, the built one {}",
+        follower.model().len(),
+        leader.model().len()
+    );
+    Ok((build_s, load_s, published.bytes))
+}
+
 async fn feed_follow(subject: &Subject, peer: &LocalOrigin) -> anyhow::Result<Vec<f64>> {
     let mut follow_ms = Vec::new();
     for upload in 0..FOLLOW_UPLOADS {
@@ -501,6 +537,8 @@ pub fn run_storage(args: &StorageBenchArgs) -> anyhow::Result<ExitCode> {
     let (peer, fresh_s, restart_s) = server.block_on(second_origin(&scaled))?;
     let mut follow_ms = client.block_on(feed_follow(&scaled, &peer))?;
     server.block_on(async move { drop(peer) });
+    let (model_build_s, model_load_s, model_bytes) =
+        server.block_on(recommendation_model(&scaled))?;
     progress_done();
     follow_ms.sort_by(f64::total_cmp);
     let (follow_p50, follow_max) = (
@@ -553,6 +591,14 @@ pub fn run_storage(args: &StorageBenchArgs) -> anyhow::Result<ExitCode> {
             follow_ms.len()
         ),
     ));
+    rows.push((
+        "recommendation model: built once / loaded by another origin".to_string(),
+        format!(
+            "{model_build_s:.2} s / {model_load_s:.2} s ({:.1} MB, x{:.1})",
+            model_bytes as f64 / 1e6,
+            model_build_s / model_load_s.max(f64::MIN_POSITIVE)
+        ),
+    ));
     let rows: Vec<(&str, String)> = rows
         .iter()
         .map(|(name, value)| (name.as_str(), value.clone()))
@@ -576,7 +622,8 @@ pub fn run_storage(args: &StorageBenchArgs) -> anyhow::Result<ExitCode> {
                     "playlist_read_ms_p99": s_rp99, "events_per_s": s_events, "event_batch_ms_p99": s_ep99,
                     "cold_chunk_mib_s": s_chunks, "cold_chunk_ms_p99": s_cp99,
                     "feed_follow_ms": {"p50": follow_p50, "max": follow_max, "uploads": follow_ms.len()},
-                    "second_origin_search_ready_s": {"new": fresh_s, "restarted": restart_s}},
+                    "second_origin_search_ready_s": {"new": fresh_s, "restarted": restart_s},
+                    "recommendation_model": {"build_s": model_build_s, "load_s": model_load_s, "bytes": model_bytes}},
             })
         );
     }
