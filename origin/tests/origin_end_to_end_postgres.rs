@@ -348,3 +348,33 @@ async fn a_restarted_origin_resumes_its_search_index_and_catches_up() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_builds_its_own_model_when_the_leader_publishes_none() {
+    // The leader (first to start) has the job off, as an older version would publish
+    // nothing; the other waits a refresh's grace (1 s here), then builds for itself.
+    let a = LocalOrigin::start_on(Backend::PostgresS3, |config| {
+        config.recommendations_refresh_s = 0
+    })
+    .await
+    .unwrap();
+    let b = a
+        .start_peer(|config| config.recommendations_refresh_s = 1)
+        .await
+        .unwrap();
+    const BUILT: &str = "chorus_recommendation_models_total{how=\"built\"}";
+    eventually("the other origin builds its own model", || async {
+        b.metric(BUILT).await.is_some_and(|built| built >= 1.0)
+    })
+    .await;
+    assert_eq!(
+        b.metric("chorus_recommendation_models_total{how=\"loaded\"}")
+            .await,
+        Some(0.0)
+    );
+    assert_eq!(
+        a.metric(BUILT).await,
+        Some(0.0),
+        "the job is off on the leader"
+    );
+}

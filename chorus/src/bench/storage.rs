@@ -254,11 +254,6 @@ async fn second_origin(subject: &Subject) -> anyhow::Result<(LocalOrigin, f64, f
     Ok((peer, fresh_s, restarted_at.elapsed().as_secs_f64()))
 }
 
-/// How long a change made on `subject`'s origin takes to reach the search index of the
-/// second origin `peer` (following the change feed): a short track is uploaded through the
-/// first, then the second's search is asked for its title every 10 ms. Milliseconds from the
-/// upload's answer to the first hit, per upload. Runs on the client runtime, as the other
-/// workloads do.
 /// The recommendation model at this catalog's size: one build by the leader (read the
 /// store, build, encode, store the blob, publish), against one load by another origin (fetch
 /// the blob, check its hash, decode). Seconds, seconds, and the blob's bytes.
@@ -278,9 +273,13 @@ async fn recommendation_model(subject: &Subject) -> anyhow::Result<(f64, f64, u6
     progress("recommendation model: load on another origin");
     let follower = Arc::new(Recommender::default());
     let started = Instant::now();
-    load_published(store, &follower)
-        .await?
-        .context("no model to load")?;
+    anyhow::ensure!(
+        matches!(
+            load_published(store, &follower).await?,
+            origin::recommendations::Loaded::Serving(_)
+        ),
+        "no model to load"
+    );
     let load_s = started.elapsed().as_secs_f64();
     anyhow::ensure!(
         follower.model().len() == leader.model().len(),
@@ -291,6 +290,11 @@ async fn recommendation_model(subject: &Subject) -> anyhow::Result<(f64, f64, u6
     Ok((build_s, load_s, published.bytes))
 }
 
+/// How long a change made on `subject`'s origin takes to reach the search index of the
+/// second origin `peer` (following the change feed): a short track is uploaded through the
+/// first, then the second's search is asked for its title every 10 ms. Milliseconds from the
+/// upload's answer to the first hit, per upload. Runs on the client runtime, as the other
+/// workloads do.
 async fn feed_follow(subject: &Subject, peer: &LocalOrigin) -> anyhow::Result<Vec<f64>> {
     let mut follow_ms = Vec::new();
     for upload in 0..FOLLOW_UPLOADS {
