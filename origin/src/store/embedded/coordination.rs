@@ -95,14 +95,15 @@ impl EmbeddedStore {
         change.await
     }
 
-    /// Appends entries for changes already made (popularity moves), under the feed lock.
+    /// Appends entries for changes already made (popularity moves), under the feed lock. The
+    /// caller flushes after: flushing under the lock would make every writer of listening
+    /// events wait for each other's fsync in turn.
     pub(super) async fn changed(&self, kind: ChangeKind, ids: &[&str]) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
         let _feed = self.0.feed_lock.lock().await;
-        self.append_changes(kind, ids)?;
-        self.flush().await
+        self.append_changes(kind, ids)
     }
 }
 

@@ -93,13 +93,14 @@ impl Listening for EmbeddedStore {
             Err(TransactionError::Abort(Err(error))) => return Err(error.into()),
             Err(TransactionError::Storage(error)) => return Err(error.into()),
         };
-        self.flush().await?;
         let moved: Vec<&str> = recorded
             .popularity_moved
             .iter()
             .map(String::as_str)
             .collect();
         self.changed(ChangeKind::Plays, &moved).await?;
+        // One flush makes the events and their feed entries durable before the answer.
+        self.flush().await?;
         Ok(Ok(recorded))
     }
 
