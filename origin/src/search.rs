@@ -1109,7 +1109,7 @@ impl Search {
             // where the bound stops the scan are scored one by one instead.
             let (rare, common, cost) = split_terms(segment, &plan.parts)?;
             let mut bound: Option<Bound> = None;
-            let mut here = 0u64;
+            let (mut here, mut scan) = (0u64, false);
             let mut doc = scorer.doc();
             while doc != TERMINATED {
                 if alive.is_none_or(|alive| alive.is_alive(doc)) {
@@ -1119,25 +1119,34 @@ impl Search {
                         if bound.is_none() && cost <= here * BOUND_COST_RATIO {
                             bound = Some(Bound::new(searcher, segment, &common)?);
                         }
-                        if let (Some(bound), Some(worst)) = (bound.as_mut(), page.peek())
+                        if !scan
+                            && let (Some(bound), Some(worst)) = (bound.as_mut(), page.peek())
                             && worst.score >= bound.at(doc) * boost
                         {
-                            for later in rare_docs(segment, &rare, doc)? {
-                                if scorer.doc() < later {
-                                    scorer.seek(later);
+                            let later = rare_docs(segment, &rare, doc)?;
+                            if later.len() > PROBES_MAX {
+                                // Seeking to each would cost more than the scan they save
+                                // (an intersection already visits few documents).
+                                scan = true;
+                            } else {
+                                for later in later {
+                                    if scorer.doc() < later {
+                                        scorer.seek(later);
+                                    }
+                                    if scorer.doc() == later
+                                        && alive.is_none_or(|alive| alive.is_alive(later))
+                                    {
+                                        let plays = popularity
+                                            .as_ref()
+                                            .map_or(0, |column| column.get_val(later));
+                                        scored += 1;
+                                        let score = scorer.score() * self::boost(plays);
+                                        keep(score, later, &mut page);
+                                    }
                                 }
-                                if scorer.doc() == later
-                                    && alive.is_none_or(|alive| alive.is_alive(later))
-                                {
-                                    let plays = popularity
-                                        .as_ref()
-                                        .map_or(0, |column| column.get_val(later));
-                                    scored += 1;
-                                    keep(scorer.score() * self::boost(plays), later, &mut page);
-                                }
+                                stopped = true;
+                                break;
                             }
-                            stopped = true;
-                            break;
                         }
                     }
                     total += 1;
@@ -1273,6 +1282,14 @@ fn rare_docs(
     docs.dedup();
     Ok(docs)
 }
+
+/// Rare terms' documents past the stopping point scored one by one at most; with more, the
+/// segment is scanned to its end.
+#[cfg(not(test))]
+const PROBES_MAX: usize = 256;
+/// Small in tests, so that they take both ways.
+#[cfg(test)]
+const PROBES_MAX: usize = 8;
 
 /// Postings read to make a [`Bound`] against documents scored (scoring one costs tens of
 /// times more than reading a posting).
