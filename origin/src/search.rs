@@ -177,6 +177,8 @@ pub struct Search {
     builds: std::sync::atomic::AtomicU64,
     /// Fills running now.
     building: std::sync::atomic::AtomicU64,
+    /// Whether rankings stop early ([`Search::set_pruning`]).
+    pruning: std::sync::atomic::AtomicBool,
     /// Queries run, the documents they matched and the documents scored to rank them.
     queries: std::sync::atomic::AtomicU64,
     matched: std::sync::atomic::AtomicU64,
@@ -338,6 +340,7 @@ impl Search {
             ready: std::sync::atomic::AtomicBool::new(false),
             builds: std::sync::atomic::AtomicU64::new(0),
             building: std::sync::atomic::AtomicU64::new(0),
+            pruning: std::sync::atomic::AtomicBool::new(true),
             queries: std::sync::atomic::AtomicU64::new(0),
             matched: std::sync::atomic::AtomicU64::new(0),
             scored: std::sync::atomic::AtomicU64::new(0),
@@ -539,6 +542,13 @@ impl Search {
             ));
         }
         out
+    }
+
+    /// Turns early stopping off (every match scored by tantivy's collectors, as before the
+    /// index was kept in popularity order) or back on. The pages are the same either way;
+    /// `chorus bench search` measures both in one run.
+    pub fn set_pruning(&self, on: bool) {
+        self.pruning.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The number of the last change of the feed applied here (once indexed).
@@ -1075,6 +1085,9 @@ impl Search {
         let weight = plan
             .scored
             .weight(EnableScoring::enabled_from_searcher(searcher))?;
+        if !self.pruning.load(std::sync::atomic::Ordering::Relaxed) {
+            return exhaustive(searcher, plan, limit, offset);
+        }
         let sorted = self.index.settings().sort_by_field == settings().sort_by_field;
         let wanted = offset + limit;
         // The page so far, worst first: lower score, then later address (tantivy's order).
@@ -1171,6 +1184,39 @@ impl Search {
             scored,
         })
     }
+}
+
+/// [`Search::top`] without stopping early: every match scored by tantivy's collectors.
+fn exhaustive(
+    searcher: &Searcher,
+    plan: &Plan,
+    limit: usize,
+    offset: usize,
+) -> Result<Page, SearchError> {
+    let (top, total) = searcher.search(
+        &plan.scored,
+        &(
+            TopDocs::with_limit(limit).and_offset(offset).tweak_score(
+                move |segment: &SegmentReader| {
+                    let popularity = segment
+                        .fast_fields()
+                        .u64("popularity")
+                        .map(|column| column.first_or_default_col(0))
+                        .ok();
+                    move |doc: DocId, score: Score| {
+                        let plays = popularity.as_ref().map_or(0, |column| column.get_val(doc));
+                        score * boost(plays)
+                    }
+                },
+            ),
+            Count,
+        ),
+    )?;
+    Ok(Page {
+        total,
+        hits: top,
+        scored: total,
+    })
 }
 
 /// A page of hits, before their documents are read.
@@ -1536,35 +1582,6 @@ mod tests {
         assert_eq!(search.search("pressure", &[], 10, 0).unwrap().0, 0);
     }
 
-    /// Every match scored by tantivy's own collectors, nothing skipped: what
-    /// [`Search::top`] must equal.
-    fn exhaustive(
-        searcher: &Searcher,
-        plan: &Plan,
-        limit: usize,
-        offset: usize,
-    ) -> (usize, Vec<Score>) {
-        let (top, total) = searcher
-            .search(
-                &plan.scored,
-                &(
-                    TopDocs::with_limit(limit).and_offset(offset).tweak_score(
-                        move |segment: &SegmentReader| {
-                            let popularity = segment
-                                .fast_fields()
-                                .u64("popularity")
-                                .map(|column| column.first_or_default_col(0))
-                                .unwrap();
-                            move |doc: DocId, score: Score| score * boost(popularity.get_val(doc))
-                        },
-                    ),
-                    Count,
-                ),
-            )
-            .unwrap();
-        (total, top.into_iter().map(|(score, _)| score).collect())
-    }
-
     #[test]
     fn skipping_what_cannot_reach_the_page_ranks_as_scoring_everything() {
         use rand::{Rng, SeedableRng};
@@ -1664,7 +1681,11 @@ mod tests {
             let searcher = search.reader.searcher();
             let page = search.top(&searcher, &plan, limit, offset).unwrap();
             // The same searcher: a merge in between would change the statistics.
-            let (total, expected) = exhaustive(&searcher, &plan, limit, offset);
+            let exhaustive = exhaustive(&searcher, &plan, limit, offset).unwrap();
+            let (total, expected): (usize, Vec<Score>) = (
+                exhaustive.total,
+                exhaustive.hits.iter().map(|(score, _)| *score).collect(),
+            );
             assert_eq!(page.total, total, "{query:?}: the total");
             let got: Vec<Score> = page.hits.iter().map(|(score, _)| *score).collect();
             assert_eq!(

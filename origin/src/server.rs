@@ -166,6 +166,7 @@ pub struct Running {
     /// Where the extra plain-HTTP listener is (`http_plain_addr`), if any.
     pub http_plain_addr: Option<SocketAddr>,
     store: Arc<Store>,
+    search: Arc<crate::search::Search>,
     shutdown: Option<oneshot::Sender<()>>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     plain: Option<(
@@ -182,6 +183,11 @@ impl Running {
     /// The store (operator tools in the same process: accounts with privileged roles).
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// The search index (benchmarks in the same process: ranking with and without pruning).
+    pub fn search(&self) -> &Arc<crate::search::Search> {
+        &self.search
     }
 
     /// Stops accepting, lets requests in flight finish, and closes the QUIC endpoint.
@@ -360,6 +366,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
     let node_id = identity.node_id();
     let state = open_state(config, identity, public_url, quic_addr).await?;
     let store = state.store.clone();
+    let search = state.search.clone();
     let service = ChunkService::new(state.chunk_source.clone(), node_id, system_clock());
     tokio::spawn(transport::serve(quic.clone(), Arc::new(service)));
     let janitor = tokio::spawn(janitor(state.clone()));
@@ -411,6 +418,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         quic_addr: bound_quic_addr,
         node_id,
         store,
+        search,
         shutdown: Some(shutdown),
         http,
         janitor,
