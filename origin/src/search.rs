@@ -545,8 +545,9 @@ impl Search {
     }
 
     /// Turns early stopping off (every match scored by tantivy's collectors, as before the
-    /// index was kept in popularity order) or back on. The pages are the same either way;
-    /// `chorus bench search` measures both in one run.
+    /// index was kept in popularity order) or back on. The pages score the same either way
+    /// (documents tied with a page's last hit may differ); `chorus bench search` measures
+    /// both in one run.
     pub fn set_pruning(&self, on: bool) {
         self.pruning.store(on, std::sync::atomic::Ordering::Relaxed);
     }
@@ -1082,12 +1083,12 @@ impl Search {
         limit: usize,
         offset: usize,
     ) -> Result<Page, SearchError> {
-        let weight = plan
-            .scored
-            .weight(EnableScoring::enabled_from_searcher(searcher))?;
         if !self.pruning.load(std::sync::atomic::Ordering::Relaxed) {
             return exhaustive(searcher, plan, limit, offset);
         }
+        let weight = plan
+            .scored
+            .weight(EnableScoring::enabled_from_searcher(searcher))?;
         let sorted = self.index.settings().sort_by_field == settings().sort_by_field;
         let wanted = offset + limit;
         // The page so far, worst first: lower score, then later address (tantivy's order).
@@ -1120,9 +1121,9 @@ impl Search {
             // It leaves rare terms out: a whole word typed, found in a few documents far down
             // the order, would hold it up to its last one. Their documents past the point
             // where the bound stops the scan are scored one by one instead.
-            let (rare, common, cost) = split_terms(segment, &plan.parts)?;
+            let (mut rare, common, cost) = split_terms(segment, &plan.parts)?;
             let mut bound: Option<Bound> = None;
-            let (mut here, mut scan) = (0u64, false);
+            let mut here = 0u64;
             let mut doc = scorer.doc();
             while doc != TERMINATED {
                 if alive.is_none_or(|alive| alive.is_alive(doc)) {
@@ -1132,15 +1133,20 @@ impl Search {
                         if bound.is_none() && cost <= here * BOUND_COST_RATIO {
                             bound = Some(Bound::new(searcher, segment, &common)?);
                         }
-                        if !scan
-                            && let (Some(bound), Some(worst)) = (bound.as_mut(), page.peek())
+                        if let (Some(bound), Some(worst)) = (bound.as_mut(), page.peek())
                             && worst.score >= bound.at(doc) * boost
                         {
                             let later = rare_docs(segment, &rare, doc)?;
                             if later.len() > PROBES_MAX {
                                 // Seeking to each would cost more than the scan they save
-                                // (an intersection already visits few documents).
-                                scan = true;
+                                // (an intersection already visits few documents): the bound
+                                // takes the rare terms in too (their postings are short), and
+                                // the scan goes on.
+                                let every: Vec<&Part> = plan.parts.iter().collect();
+                                let mut whole = Bound::new(searcher, segment, &every)?;
+                                whole.at(doc);
+                                *bound = whole;
+                                rare.clear();
                             } else {
                                 for later in later {
                                     if scorer.doc() < later {
@@ -1330,7 +1336,7 @@ fn rare_docs(
 }
 
 /// Rare terms' documents past the stopping point scored one by one at most; with more, the
-/// segment is scanned to its end.
+/// bound takes the rare terms in and the scan goes on.
 #[cfg(not(test))]
 const PROBES_MAX: usize = 256;
 /// Small in tests, so that they take both ways.
@@ -1699,6 +1705,23 @@ mod tests {
                     "{query:?}: {got} against {expected}"
                 );
             }
+            // The same documents too, but for those tied with the page's last score (either
+            // may be kept).
+            let above = |hits: &[(Score, DocAddress)]| -> Vec<DocAddress> {
+                let last = hits.last().map_or(0.0, |hit| hit.0);
+                let mut above: Vec<DocAddress> = hits
+                    .iter()
+                    .filter(|hit| hit.0 > last * (1.0 + 1e-5))
+                    .map(|hit| hit.1)
+                    .collect();
+                above.sort();
+                above
+            };
+            assert_eq!(
+                above(&page.hits),
+                above(&exhaustive.hits),
+                "{query:?}: the documents"
+            );
             matched += page.total;
             scored += page.scored;
         }
