@@ -298,6 +298,53 @@ impl LocalOrigin {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Uploads a body larger than the origin takes: `Ok(status, answer)`, or `Err` when the
+    /// origin answered and closed the connection before the client had written the body
+    /// (the client then sees a broken pipe or a reset, not the answer). Any other failure
+    /// panics.
+    pub async fn upload_too_large(
+        &self,
+        token: &str,
+        file: Vec<u8>,
+        name: &str,
+        metadata: Value,
+    ) -> Result<(StatusCode, Value), String> {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(file).file_name(name.to_string()),
+            )
+            .text("metadata", metadata.to_string());
+        let sent = self
+            .http
+            .post(format!("{}/v1/tracks", self.base))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await;
+        match sent {
+            Ok(response) => {
+                let status = response.status();
+                Ok((status, response.json().await.unwrap_or(Value::Null)))
+            }
+            Err(error) => {
+                let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+                while let Some(inner) = cause {
+                    if let Some(io) = inner.downcast_ref::<std::io::Error>()
+                        && matches!(
+                            io.kind(),
+                            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                        )
+                    {
+                        return Err(error.to_string());
+                    }
+                    cause = inner.source();
+                }
+                panic!("upload: {error:?}");
+            }
+        }
+    }
+
     /// Uploads `seconds` of the synthesizer's stereo piece for `seed` as `metadata`.
     pub async fn upload_synth(
         &self,

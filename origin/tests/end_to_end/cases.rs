@@ -617,15 +617,20 @@ async fn bad_input_gets_stable_codes_and_loses_nothing() {
         (status, error_code(&answer)),
         (StatusCode::UNPROCESSABLE_ENTITY, "not_audio")
     );
-    let (status, answer) = origin
-        .upload(
+    // Refused: with 413, or by closing the connection while the body is still being
+    // written (the client then never reads the 413). Either way nothing is stored: the
+    // catalog is checked below.
+    if let Ok((status, answer)) = origin
+        .upload_too_large(
             &artist,
             vec![0; 5 * 1024 * 1024],
             "big.wav",
             metadata.clone(),
         )
-        .await;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+        .await
+    {
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    }
     let (status, answer) = origin
         .upload(
             &artist,
@@ -670,11 +675,25 @@ async fn bad_input_gets_stable_codes_and_loses_nothing() {
         );
     }
 
-    // After all that, the origin still works: a good upload succeeds.
+    // After all that, the origin still works: a good upload succeeds, and it is the only
+    // track the refused ones left in the catalog.
     let (status, answer) = origin
         .upload(&artist, synth::wav(3, 1.5, 48_000, 2), "ok.wav", metadata)
         .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let artist_id = answer["artist_id"].as_str().expect("the artist's id");
+    let (status, listing) = origin
+        .get(
+            &format!("/v1/artists/{artist_id}/tracks?limit=50"),
+            Some(&artist),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listing}");
+    assert_eq!(
+        listing["items"].as_array().map(Vec::len),
+        Some(1),
+        "{listing}"
+    );
     // Refresh tokens rotate: the second use fails.
     let (_, tokens) = origin
         .post(
