@@ -1,7 +1,7 @@
 //! The playback engine player apps embed.
 //!
-//! - [`abr`]: adaptive bitrate: the quality of each track from the measured download rate
-//!   and the account's tier.
+//! - [`abr`] (from the `policy` crate): adaptive bitrate: the quality of each track from the
+//!   measured download rate and the account's tier.
 //! - [`cache`]: the local chunk cache on disk (size cap, LRU, damaged files dropped).
 //! - [`decode`]: decoding the stream to PCM while it arrives, with the loudness gain; WAV out.
 //! - [`edge`]: the origin's chunks over HTTP(S) through the signed chunk URLs (a CDN edge),
@@ -18,14 +18,16 @@
 //!   expiry.
 //! - [`player`]: the driver that runs the scheduler over QUIC and yields decrypted audio in
 //!   play order.
-//! - [`queue`]: the play queue (playlist order, seeded shuffle, repeat), sans-IO.
+//! - [`queue`] (from `policy`): the play queue (playlist order, seeded shuffle, repeat).
 //! - [`serve`]: sharing the cache with licensed peers (upload slots, cap, metered switch)
 //!   and announcing it to the tracker.
 //! - `sound` (cargo feature `sound`): `SoundSink`, PCM to the sound card.
-//! - [`scheduler`]: the sans-IO playback scheduler (which chunk from whom, when), shared with
-//!   the simulator.
+//! - [`scheduler`] (from `policy`): the playback scheduler (which chunk from whom, when),
+//!   shared with the simulator.
+//!
+//! The decisions without I/O live in the `policy` crate, which the simulator runs too; they
+//! are re-exported here under their old paths.
 
-pub mod abr;
 pub mod cache;
 pub mod decode;
 pub mod edge;
@@ -35,8 +37,8 @@ pub mod gateway;
 pub mod listener;
 pub mod offline;
 pub mod player;
-pub mod queue;
-pub mod scheduler;
 pub mod serve;
 #[cfg(feature = "sound")]
 pub mod sound;
+
+pub use policy::{abr, queue, scheduler};

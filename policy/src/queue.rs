@@ -1,7 +1,7 @@
 //! The play queue as a sans-IO state machine: a list of tracks, the order they play in
 //! (playlist order or shuffled from a seed), repeat modes, skip and previous.
 //!
-//! It decides nothing about the network; the driver ([`crate::listener`]) asks it which track
+//! It decides nothing about the network; the driver (`client_lib::listener`) asks it which track
 //! plays now and which comes next (to prefetch when the scheduler says the current one is
 //! nearly done). Shuffle is a seeded Fisher–Yates permutation, so a seed replays a session.
 

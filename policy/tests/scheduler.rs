@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use client_lib::scheduler::{
+use policy::scheduler::{
     Action, Failure, PlayerEvent, RequestId, Scheduler, SchedulerConfig, SourceKind, TrackPlan,
 };
 use protocol::NodeId;

@@ -1,0 +1,15 @@
+//! Chorus's decisions, without I/O: what the player, the tracker and the super-nodes decide,
+//! written so that the production drivers and the simulator run the same code.
+//!
+//! Nothing here reads the clock, draws OS randomness, opens files or sockets, or waits: time
+//! is an argument (milliseconds), randomness comes from a seed, and a state machine says
+//! when it wants to be called again. `clippy.toml` in this crate bans the ways around that.
+//!
+//! - [`scheduler`]: which chunk to fetch from whom, when, for one track being played.
+//! - [`abr`]: adaptive bitrate: the quality of each track from the measured download rate
+//!   and the account's tier.
+//! - [`queue`]: the play queue (playlist order, seeded shuffle, repeat).
+
+pub mod abr;
+pub mod queue;
+pub mod scheduler;
