@@ -1,7 +1,7 @@
 //! The scheduler driven by a small deterministic network model: sources with a latency and a
 //! rate, chunks arriving when the model says, time advanced in 10 ms steps.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use policy::scheduler::{
     Action, Failure, PlayerEvent, RequestId, Scheduler, SchedulerConfig, SourceKind, TrackPlan,
@@ -28,19 +28,19 @@ enum Behaviour {
 
 struct Net {
     scheduler: Scheduler,
-    behaviour: HashMap<NodeId, Behaviour>,
+    behaviour: BTreeMap<NodeId, Behaviour>,
     /// (time, request, chunk index) deliveries scheduled.
     pending: BTreeMap<(u64, u64, u32), ()>,
     failures: Vec<(u64, RequestId, Failure)>,
     now: u64,
     log: Vec<Action>,
     events: Vec<PlayerEvent>,
-    chunk_to_source: HashMap<u32, Vec<NodeId>>,
+    chunk_to_source: BTreeMap<u32, Vec<NodeId>>,
 }
 
 impl Net {
     fn new(config: SchedulerConfig, origin: Behaviour) -> Self {
-        let mut behaviour = HashMap::new();
+        let mut behaviour = BTreeMap::new();
         behaviour.insert(ORIGIN, origin);
         Self {
             scheduler: Scheduler::new(config, ORIGIN),
@@ -50,7 +50,7 @@ impl Net {
             now: 1_000,
             log: Vec::new(),
             events: Vec::new(),
-            chunk_to_source: HashMap::new(),
+            chunk_to_source: BTreeMap::new(),
         }
     }
 
