@@ -9,7 +9,13 @@
 //! - [`abr`]: adaptive bitrate: the quality of each track from the measured download rate
 //!   and the account's tier.
 //! - [`queue`]: the play queue (playlist order, seeded shuffle, repeat).
+//! - [`tracker`]: the tracker: announces as soft state, ranked peer lists under licensing and
+//!   region rules, popularity, reports and quarantine.
+//! - [`cache`]: the super-node's cache: popular renditions pinned, the rest LRU, in a byte
+//!   budget.
 
 pub mod abr;
+pub mod cache;
 pub mod queue;
 pub mod scheduler;
+pub mod tracker;

@@ -445,6 +445,7 @@ impl Engine {
             } else {
                 usize::MAX
             },
+            hash_seed: scenario.seed,
             ..TrackerConfig::default()
         });
         let end_ms = scenario.duration_s * 1_000;

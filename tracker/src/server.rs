@@ -36,7 +36,11 @@ impl std::fmt::Debug for TrackerService {
 
 impl TrackerService {
     /// A tracker trusting licenses signed by `issuer` (the origin's node id).
-    pub fn new(config: TrackerConfig, issuer: NodeId, clock: Clock) -> Self {
+    ///
+    /// The core's maps are keyed by a seed drawn from the OS here, whatever
+    /// [`TrackerConfig::hash_seed`] says: peers choose the ids that go in them.
+    pub fn new(mut config: TrackerConfig, issuer: NodeId, clock: Clock) -> Self {
+        config.hash_seed = rand::random();
         Self {
             core: Mutex::new(Tracker::new(config)),
             licenses: LicenseCache::new(issuer, TRACKER_LICENSE_CACHE_MAX),

@@ -1,6 +1,6 @@
 //! The tracker as a sans-IO state machine: announces in, peer lists out, time an argument.
 //!
-//! The driver ([`crate::server`]) verifies each license token's signature (with a cache) and
+//! The driver (the `tracker` crate's `server`) verifies each license token's signature (with a cache) and
 //! hands the core the verified [`LicenseClaims`] together with the node id the QUIC handshake
 //! proved. The core checks everything else: binding of the claims to that node, lifetime at
 //! `now`, coverage of the rendition, region rules, rate of announces, and its own capacity.
@@ -68,8 +68,8 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
 
-/// Keyed per process (random seed), so announced ids cannot be chosen to collide.
-type Hasher = foldhash::fast::RandomState;
+/// Keyed by [`TrackerConfig::hash_seed`], so announced ids cannot be chosen to collide.
+type Hasher = foldhash::fast::FixedState;
 
 use protocol::license::{LicenseClaims, LicenseScope};
 use protocol::wire::{
@@ -115,6 +115,10 @@ pub struct TrackerConfig {
     /// ([`RATES_TO_RANK`]); more than [`RATES_KEPT`] turns ranking by delivered rates off
     /// (the simulator's what-if).
     pub rates_to_rank: usize,
+    /// Keys the tracker's maps. Node and rendition ids are chosen by peers, so with a known
+    /// key they could be chosen to collide: the QUIC driver draws a fresh seed from the OS
+    /// at start whatever this says; the simulator takes it from its own seed, so runs replay.
+    pub hash_seed: u64,
 }
 
 impl Default for TrackerConfig {
@@ -135,6 +139,7 @@ impl Default for TrackerConfig {
             client_spare_kbps_max: 20_000,
             super_node_spare_kbps_max: 10_000_000,
             rates_to_rank: RATES_TO_RANK,
+            hash_seed: 0,
         }
     }
 }
@@ -380,19 +385,20 @@ fn fingerprint(account: &protocol::AccountId) -> u32 {
 impl Tracker {
     /// An empty tracker.
     pub fn new(config: TrackerConfig) -> Self {
+        let hasher = Hasher::with_seed(config.hash_seed);
         Self {
             config,
             hot: Vec::new(),
             cold: Vec::new(),
             free: Vec::new(),
-            by_node: HashMap::default(),
-            renditions: HashMap::default(),
+            by_node: HashMap::with_hasher(hasher.clone()),
+            renditions: HashMap::with_hasher(hasher.clone()),
             scratch: Vec::with_capacity(64),
             seq: 0,
             stats: TrackerStats::default(),
             popular: Vec::new(),
             popular_at_ms: None,
-            report_budgets: HashMap::default(),
+            report_budgets: HashMap::with_hasher(hasher),
         }
     }
 

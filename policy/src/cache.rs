@@ -20,6 +20,9 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+/// A fixed hasher: the map is iterated, and runs must replay.
+type Fixed = foldhash::fast::FixedState;
+
 use protocol::RenditionId;
 
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +50,7 @@ pub struct CachePolicy {
     pin_fraction: f64,
     used_bytes: u64,
     pinned_bytes: u64,
-    entries: HashMap<RenditionId, Entry>,
+    entries: HashMap<RenditionId, Entry, Fixed>,
     /// Unpinned entries by last use: the eviction order.
     lru: BTreeSet<(u64, RenditionId)>,
     /// What the tracker says is popular, best first (bounded by what the caller passes).
@@ -62,7 +65,7 @@ impl CachePolicy {
             pin_fraction: pin_fraction.clamp(0.0, 1.0),
             used_bytes: 0,
             pinned_bytes: 0,
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             lru: BTreeSet::new(),
             wanted: Vec::new(),
         }
@@ -145,7 +148,7 @@ impl CachePolicy {
     /// that left the list become ordinary LRU entries.
     pub fn set_popular(&mut self, popular: &[RenditionId], now_ms: u64) -> Vec<RenditionId> {
         self.wanted = popular.to_vec();
-        let wanted: HashSet<&RenditionId> = popular.iter().collect();
+        let wanted: HashSet<&RenditionId, Fixed> = popular.iter().collect();
         // Unpin what left the list.
         let unpin: Vec<RenditionId> = self
             .entries
