@@ -150,8 +150,10 @@ impl Default for ListenerConfig {
 }
 
 /// How often a playing client re-announces its holdings: a third of the tracker's default
-/// announce TTL (120 s), so one lost announce does not drop it from peer lists.
-pub const ANNOUNCE_REFRESH: std::time::Duration = std::time::Duration::from_secs(40);
+/// announce TTL (120 s), so one lost announce does not drop it from peer lists
+/// ([`policy::announce`]).
+pub const ANNOUNCE_REFRESH: std::time::Duration =
+    std::time::Duration::from_millis(policy::announce::REFRESH_MS);
 
 /// A logged-in listener on one origin.
 #[derive(Debug, Clone)]
@@ -711,12 +713,8 @@ impl Listener {
         AbortOnDrop(tokio::spawn(async move {
             loop {
                 // Sooner while the tracker still wants proof of renditions held here.
-                let wait = if serving.catching_up() {
-                    crate::serve::ANNOUNCE_CATCH_UP
-                } else {
-                    ANNOUNCE_REFRESH
-                };
-                tokio::time::sleep(wait).await;
+                let wait = policy::announce::next_in_ms(serving.catching_up());
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
                 let grant = latest
                     .lock()
                     .unwrap_or_else(|poison| poison.into_inner())

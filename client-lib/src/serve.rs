@@ -29,7 +29,8 @@ use api::client::{NodeAddr, Trackers};
 /// holds ([`Serving::catching_up`]): each announce proves up to
 /// [`ANNOUNCE_PROOFS_MAX`] tracks, so a cache of 2,000 tracks is listed within about a
 /// minute of a start or a tracker restart.
-pub const ANNOUNCE_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
+pub const ANNOUNCE_CATCH_UP: std::time::Duration =
+    std::time::Duration::from_millis(policy::announce::CATCH_UP_MS);
 
 /// The listener's sharing settings.
 #[derive(Debug, Clone)]

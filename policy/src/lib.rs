@@ -6,6 +6,7 @@
 //! when it wants to be called again. `clippy.toml` in this crate bans the ways around that.
 //!
 //! - [`scheduler`]: which chunk to fetch from whom, when, for one track being played.
+//! - [`announce`]: when a listener tells the tracker what it holds.
 //! - [`abr`]: adaptive bitrate: the quality of each track from the measured download rate
 //!   and the account's tier.
 //! - [`queue`]: the play queue (playlist order, seeded shuffle, repeat).
@@ -15,6 +16,7 @@
 //!   budget.
 
 pub mod abr;
+pub mod announce;
 pub mod cache;
 pub mod queue;
 pub mod scheduler;

@@ -444,13 +444,13 @@ pub struct Client {
 
 impl Default for Client {
     fn default() -> Self {
-        let scheduler = client_lib::scheduler::SchedulerConfig::default();
+        let scheduler = policy::scheduler::SchedulerConfig::default();
         Self {
             opening_chunks: 1,
             prefetch_ms: 10_000,
             player_ms: 10,
             poll_ms: 500,
-            announce_every_s: client_lib::listener::ANNOUNCE_REFRESH.as_secs(),
+            announce_every_s: policy::announce::REFRESH_MS / 1_000,
             announce_max: 100,
             lookup_timeout_ms: 2_000,
             prefetch_from_peers: false,

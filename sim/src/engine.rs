@@ -44,17 +44,17 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use client_lib::scheduler::{
+use policy::cache::CachePolicy;
+use policy::scheduler::{
     Action, Failure, PlayStats, PlayerEvent, RequestId, Scheduler, SchedulerConfig, SourceKind,
     TrackPlan,
 };
-use node::cache::CachePolicy;
+use policy::tracker::{Tracker, TrackerConfig};
 use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope, LicenseToken};
 use protocol::wire::{Announce, NodeRole, PeerList, PeerQuery, PeerReport, ReportReason};
 use protocol::{AccountId, NodeId, Region, RenditionId, UnixMillis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tracker::{Tracker, TrackerConfig};
 
 use crate::config::Scenario;
 use crate::report::{Checks, Outcome, PlayRecord, Sample, Summary, Totals};
@@ -441,7 +441,7 @@ impl Engine {
             renditions_max: (scenario.catalog.tracks + release_tracks) as usize + 16,
             announce_ttl_ms: scenario.tracker.announce_ttl_s * 1_000,
             rates_to_rank: if scenario.tracker.rank_by_delivered {
-                tracker::core::RATES_TO_RANK
+                policy::tracker::RATES_TO_RANK
             } else {
                 usize::MAX
             },

@@ -1,7 +1,7 @@
 //! The Chorus simulator: a seeded discrete-event engine that runs the real sans-IO state
-//! machines — the client's playback [`Scheduler`](client_lib::scheduler::Scheduler), the
-//! [`Tracker`](tracker::Tracker) core and the super-node's
-//! [`CachePolicy`](node::cache::CachePolicy) — for up to a million simulated peers over a
+//! machines — the client's playback [`Scheduler`](policy::scheduler::Scheduler), the
+//! [`Tracker`](policy::tracker::Tracker) core and the super-node's
+//! [`CachePolicy`](policy::cache::CachePolicy) — for up to a million simulated peers over a
 //! flow-level network model.
 //!
 //! - [`config`]: scenarios (TOML, `sim/scenarios/`), `--set` overrides and sweeps.

@@ -283,7 +283,7 @@ impl Summary {
         start_histogram: &[u64],
         events: u64,
         super_nodes: u32,
-        tracker: tracker::TrackerStats,
+        tracker: policy::tracker::TrackerStats,
         checks: Checks,
     ) -> Self {
         let played = totals.bytes_origin
