@@ -270,6 +270,7 @@ fn tracker_and_super_node_processes_serve_a_listener() {
             Endpoint::bind(&stranger, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
         let peer = endpoint.connect(tracker_id, tracker_addr).await.unwrap();
         let announce = Request::Announce(Announce {
+            partial: Vec::new(),
             region: claims.region,
             role: NodeRole::Client,
             addrs: vec![endpoint.local_addr().unwrap()],

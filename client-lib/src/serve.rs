@@ -223,6 +223,7 @@ impl Serving {
     ) -> anyhow::Result<(u32, Vec<RenditionId>, bool)> {
         let (proofs, proved) = self.proofs(credential, cache, &renditions);
         let request = Request::Announce(Announce {
+            partial: Vec::new(),
             region: self.region,
             role: NodeRole::Client,
             addrs: vec![addr],

@@ -20,6 +20,7 @@ fn config(bootstrap: Vec<discovery::Addr>) -> DiscoveryConfig {
 
 fn info(identity: &Identity, port: u16) -> PeerInfo {
     PeerInfo {
+        holding: None,
         node: identity.node_id(),
         addrs: vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))],
         region: "SE".parse().unwrap(),

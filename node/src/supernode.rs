@@ -352,6 +352,7 @@ async fn publish(shared: &Shared) -> anyhow::Result<()> {
     };
     let role = shared.role();
     let me = protocol::wire::PeerInfo {
+        holding: None,
         node: shared.endpoint.node_id(),
         addrs: advertised_addrs(shared),
         region: role.region,
@@ -381,6 +382,7 @@ async fn announce(shared: &Shared) -> anyhow::Result<u32> {
         futures_util::future::join_all(groups.into_iter().map(|(shard, mut renditions)| {
             renditions.truncate(ANNOUNCE_RENDITIONS_MAX);
             let request = Request::Announce(Announce {
+                partial: Vec::new(),
                 region: role.region,
                 role: NodeRole::SuperNode,
                 addrs: advertised_addrs(shared),

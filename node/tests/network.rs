@@ -492,6 +492,7 @@ async fn super_nodes_fill_from_each_other_and_serve_licensed_listeners() {
         &liar,
         net.tracker(),
         &Request::Announce(Announce {
+            partial: Vec::new(),
             region: "SE".parse().unwrap(),
             role: NodeRole::Client,
             addrs: vec![liar.local_addr().unwrap()],
@@ -955,6 +956,7 @@ async fn listeners_share_their_cache_with_licensed_peers() {
         &c_endpoint,
         net.tracker(),
         &Request::Announce(Announce {
+            partial: Vec::new(),
             region: "SE".parse().unwrap(),
             role: NodeRole::Client,
             addrs: vec![c_endpoint.local_addr().unwrap()],

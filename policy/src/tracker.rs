@@ -15,16 +15,17 @@
 //!   expires (`announce_ttl_ms`), unless it is quarantined.
 //! - **Renditions**: a map of at most [`TrackerConfig::renditions_max`] entries (~80 bytes
 //!   each with the map's own overhead), each keeping the [`TrackerConfig::peers_per_rendition_max`]
-//!   most recent holders as 16-byte pairs (slot, announce sequence, and the peer's region,
-//!   role and spare capacity as of that announce), in rank order. A holder pair is valid
+//!   most recent holders as 24-byte pairs (slot, announce sequence, the peer's region,
+//!   role and spare capacity as of that announce, and for a partial holder its held prefix,
+//!   rate and the second it said so), in rank order. A holder pair is valid
 //!   while its peer's latest announce carries the same sequence number, so a re-announce
 //!   without a rendition, an expiry or a slot reuse invalidates old pairs in O(1), and they
 //!   are pruned when next touched or by [`Tracker::expire`].
 //!
 //! - **Report budgets**: at most [`REPORT_ACCOUNTS_MAX`] accounts' hourly counts (~2.6 MiB).
 //!
-//! Worst case: `peers_max × (~270 + 7 × 32) + renditions_max × (~80 + 20 × 16)` bytes; with
-//! the defaults (1 M peers, 2 M renditions) about 1.3 GiB, far above what a real swarm
+//! Worst case: `peers_max × (~270 + 7 × 32) + renditions_max × (~80 + 20 × 24)` bytes; with
+//! the defaults (1 M peers, 2 M renditions) about 1.6 GiB, far above what a real swarm
 //! reaches, and typical load is measured by `chorus bench tracker` (bytes per
 //! (peer, rendition) entry).
 //!
@@ -37,6 +38,16 @@
 //! pair of its own made since its record was created. Renditions without any are left out and named
 //! in the ack's `unproven`, so the node proves them next time. A super-node's role token
 //! covers every rendition (the origin checks its region per rendition when it fetches).
+//!
+//! # Partial holders
+//!
+//! A node downloading a rendition announces it in [`Announce::partial`] with the chunks it
+//! holds from the first and how fast that prefix grows (licensed like a whole rendition).
+//! Its pair keeps those figures and the second of the announce; a query extrapolates them to
+//! its own time ([`Holding`]). A re-announce of the same sets updates a partial pair's
+//! figures in place (it does not need a new sequence), and one that moves the rendition to
+//! the complete set replaces the pair. A complete holder ranks above a partial one of the
+//! same role, whatever their spare capacity.
 //!
 //! # Ranking
 //!
@@ -73,8 +84,8 @@ type Hasher = foldhash::fast::FixedState;
 
 use protocol::license::{LicenseClaims, LicenseScope};
 use protocol::wire::{
-    Announce, ErrorCode, NodeRole, PeerInfo, PeerList, PeerQuery, PeerReport, PopularEntry,
-    PopularList, ReportReason, WireError,
+    Announce, ErrorCode, Holding, NodeRole, PeerInfo, PeerList, PeerQuery, PeerReport,
+    PopularEntry, PopularList, ReportReason, WireError,
 };
 use protocol::{NodeId, Region, RenditionId, UnixMillis};
 
@@ -261,7 +272,7 @@ impl PeerCold {
     }
 }
 
-/// One (peer, rendition) entry: 16 bytes. Besides the peer's slot and the sequence number of
+/// One (peer, rendition) entry: 24 bytes. Besides the peer's slot and the sequence number of
 /// the announce that listed the rendition, it carries the peer's rank inputs as of that
 /// announce (region, role, spare capacity by powers of two). These are part of the announced
 /// set's fingerprint, so a change of any of them is a new announce sequence that rewrites the
@@ -271,22 +282,54 @@ impl PeerCold {
 struct Holder {
     seq: u64,
     slot: u32,
+    /// For a partial holder, the second (of the Unix epoch) of the announce its `held` and
+    /// `per_min` come from.
+    at_s: u32,
     region: Region,
-    /// [`rank_bits`] of the peer's role and spare capacity.
+    /// [`rank_bits`] of the peer's role, spare capacity and whether it holds it all.
     rank: u8,
+    /// A partial holder's prefix (saturating), as of `at_s`.
+    held: u16,
+    /// A partial holder's growth, chunks per minute (saturating).
+    per_min: u16,
 }
 
+const _: () = assert!(std::mem::size_of::<Holder>() == 24);
+
 impl Holder {
+    fn complete(&self) -> bool {
+        self.rank & COMPLETE_BIT != 0
+    }
+
+    /// A partial holder's prefix at `now_ms`, grown at its rate since it said so.
+    fn holding(&self, now_ms: u64) -> Option<Holding> {
+        if self.complete() {
+            return None;
+        }
+        let elapsed_s = (now_ms / 1000).saturating_sub(u64::from(self.at_s));
+        let grown = u64::from(self.per_min) * elapsed_s / 60;
+        Some(Holding {
+            held: u32::try_from(u64::from(self.held) + grown).unwrap_or(u32::MAX),
+            per_min: u32::from(self.per_min),
+        })
+    }
+
     /// Rank among a rendition's pairs, higher first: super-node, spare capacity, recency.
     fn order(&self) -> u64 {
         (u64::from(self.rank) << SEQ_BITS) | (self.seq & ((1 << SEQ_BITS) - 1))
     }
 }
 
-/// Bits of the rank key below the region bit: super-node first, then spare capacity by
-/// powers of two (0 for none, 1 for 1 kbps, …, 32 for ≥ 2^31 kbps).
-fn rank_bits(role: NodeRole, spare_kbps: u32) -> u8 {
-    (u8::from(role == NodeRole::SuperNode) << 7) | (32 - spare_kbps.leading_zeros()) as u8
+/// Set in a pair's rank when the peer holds the whole rendition.
+const COMPLETE_BIT: u8 = 1 << 6;
+
+/// Bits of the rank key below the region bit: super-node first, then holding the whole
+/// rendition, then spare capacity by powers of two (0 for none, 1 for 1 kbps, …, 32 for
+/// ≥ 2^31 kbps).
+fn rank_bits(role: NodeRole, spare_kbps: u32, complete: bool) -> u8 {
+    (u8::from(role == NodeRole::SuperNode) << 7)
+        | if complete { COMPLETE_BIT } else { 0 }
+        | (32 - spare_kbps.leading_zeros()) as u8
 }
 
 /// Low bits of the rank key: the announce sequence (recency), which never reaches 2^54.
@@ -557,11 +600,17 @@ impl Tracker {
         let spare_kbps = cold
             .delivered_kbps(self.config.rates_to_rank, now_ms)
             .map_or(declared, |delivered| delivered.min(declared));
-        let rank = rank_bits(announce.role, spare_kbps);
-        let fingerprint = announce.renditions.iter().fold(
-            hasher.hash_one((announce.renditions.len(), claims.region, rank)),
-            |sum, rendition| sum.wrapping_add(hasher.hash_one(rendition)),
+        let rank = rank_bits(announce.role, spare_kbps, true);
+        let partial_rank = rank_bits(announce.role, spare_kbps, false);
+        // The sets, not the partial holders' progress: that is updated in place.
+        let fingerprint = announce.partial.iter().fold(
+            announce.renditions.iter().fold(
+                hasher.hash_one((announce.renditions.len(), claims.region, rank)),
+                |sum, rendition| sum.wrapping_add(hasher.hash_one(rendition)),
+            ),
+            |sum, partial| sum.wrapping_add(hasher.hash_one((partial.rendition, COMPLETE_BIT))),
         );
+        let at_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
         let unchanged = hot.seq != 0
             && hot.expires_ms > now_ms
             && cold.fingerprint == fingerprint
@@ -580,19 +629,42 @@ impl Tracker {
         cold.last_announce_ms = now_ms;
         cold.fingerprint = fingerprint;
         let mut unproven = Vec::new();
-        if !unchanged {
+        if unchanged {
+            let seq = hot.seq;
+            for partial in &announce.partial {
+                if let Some(entry) = self.renditions.get_mut(&partial.rendition)
+                    && let Some(pair) = entry
+                        .holders
+                        .iter_mut()
+                        .find(|held| held.slot == slot && held.seq == seq && !held.complete())
+                {
+                    pair.held = u16::try_from(partial.held).unwrap_or(u16::MAX);
+                    pair.per_min = u16::try_from(partial.per_min).unwrap_or(u16::MAX);
+                    pair.at_s = at_s;
+                }
+            }
+        } else {
             // Every rendition is checked before any pair is rewritten: the peer's current
             // pairs are part of what proves it.
             let born = cold.born_seq;
-            let proven: Vec<bool> = announce
+            let wholes = announce
                 .renditions
                 .iter()
-                .map(|rendition| self.covered(node, slot, born, claims, proofs, rendition))
+                .map(|rendition| (rendition, None));
+            let partials = announce
+                .partial
+                .iter()
+                .map(|partial| (&partial.rendition, Some(partial)));
+            // Partial first: a rendition named in both is held whole, and the later pair wins.
+            let named: Vec<_> = partials.chain(wholes).collect();
+            let proven: Vec<bool> = named
+                .iter()
+                .map(|(rendition, _)| self.covered(node, slot, born, claims, proofs, rendition))
                 .collect();
             self.seq += 1;
             let seq = self.seq;
             self.hot[slot as usize].seq = seq;
-            for (rendition, proven) in announce.renditions.iter().zip(proven) {
+            for ((rendition, partial), proven) in named.into_iter().zip(proven) {
                 if !proven {
                     unproven.push(*rendition);
                     continue;
@@ -600,8 +672,15 @@ impl Tracker {
                 let holder = Holder {
                     seq,
                     slot,
+                    at_s,
                     region: claims.region,
-                    rank,
+                    rank: if partial.is_some() {
+                        partial_rank
+                    } else {
+                        rank
+                    },
+                    held: partial.map_or(0, |p| u16::try_from(p.held).unwrap_or(u16::MAX)),
+                    per_min: partial.map_or(0, |p| u16::try_from(p.per_min).unwrap_or(u16::MAX)),
                 };
                 self.add_holder(*rendition, holder);
             }
@@ -841,9 +920,11 @@ impl Tracker {
                     region: peer.region,
                     role: peer.role,
                     upload_spare_kbps: peer.spare_kbps,
+                    holding: None,
                 });
             }
             let info = &mut out.peers[filled];
+            info.holding = held.holding(now_ms);
             info.node = node;
             info.region = peer.region;
             info.role = peer.role;

@@ -10,7 +10,7 @@
 //! - [`content`]: chunk seal/open with ChaCha20-Poly1305, BLAKE3 chunk ids.
 //! - [`manifest`]: signed rendition manifests; rendition id = BLAKE3 of the manifest body.
 //! - [`license`]: license tokens: sign, verify, expiry, binding to a node, coverage.
-//! - [`wire`]: the `chorus/2` messages; its module docs are the protocol spec.
+//! - [`wire`]: the `chorus/3` messages; its module docs are the protocol spec.
 //! - [`codec`]: bincode 2 behind size limits, framing.
 
 pub mod codec;

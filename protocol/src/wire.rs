@@ -1,4 +1,4 @@
-//! Wire messages of the `chorus/2` protocol.
+//! Wire messages of the `chorus/3` protocol.
 //!
 //! # Spec
 //!
@@ -7,7 +7,7 @@
 //! and every chunk verifiable against its id. **Non-goals:** carrying content keys (those only
 //! travel from the origin to a licensed client over HTTPS), catalog and account traffic (HTTP).
 //!
-//! **Connection.** QUIC with ALPN [`ALPN`] (`chorus/2`). Both ends present a self-signed
+//! **Connection.** QUIC with ALPN [`ALPN`] (`chorus/3`). Both ends present a self-signed
 //! certificate for their ed25519 node key; the dialer checks the server's key against the node
 //! id it meant to reach, and the server learns the client's node id from its certificate.
 //!
@@ -29,9 +29,18 @@
 //!
 //! **Limits.** Frame body ≤ [`crate::codec::FRAME_BYTES_MAX`]; a range asks for at most
 //! [`RANGE_CHUNKS_MAX`] chunks; announces carry at most [`ANNOUNCE_RENDITIONS_MAX`] renditions,
-//! [`ANNOUNCE_PROOFS_MAX`] proofs and [`NODE_ADDRS_MAX`] addresses; peer lists at most [`PEER_LIST_MAX`] peers; popularity
+//! [`ANNOUNCE_PROOFS_MAX`] proofs, [`ANNOUNCE_PARTIAL_MAX`] partial holdings and
+//! [`NODE_ADDRS_MAX`] addresses; peer lists at most [`PEER_LIST_MAX`] peers; popularity
 //! lists at most [`POPULAR_LIST_MAX`] renditions; error
 //! messages at most [`ERROR_MESSAGE_BYTES_MAX`] bytes. Anything larger is a protocol error.
+//!
+//! **Partial holders** (`chorus/3`). A node downloading a rendition announces it as a
+//! [`Partial`]: the chunks it holds from the first without a gap, and how fast that prefix
+//! grows. A tracker lists it among the rendition's holders with a [`Holding`] extrapolated to
+//! the answer's time, after the rendition's complete holders of the same role; a requester
+//! asks it only for chunks it will hold in time. A holder asked for a chunk it does not hold
+//! answers `ChunkMissing` with `held`, its prefix now, so a requester corrects its estimate
+//! instead of taking the miss for a fault.
 //!
 //! **Verification.** A sender checks a chunk against its id before sending it; a receiver
 //! checks it against the manifest before using or storing it. License tokens are checked by
@@ -48,7 +57,7 @@ use crate::license::{LicenseError, LicenseToken};
 use crate::manifest::SignedManifest;
 
 /// The versioned QUIC application protocol id.
-pub const ALPN: &[u8] = b"chorus/2";
+pub const ALPN: &[u8] = b"chorus/3";
 /// Most chunks one range request may ask for (4 MiB at 16 KiB chunks).
 pub const RANGE_CHUNKS_MAX: u32 = 256;
 /// Most renditions in one announce.
@@ -56,6 +65,9 @@ pub const ANNOUNCE_RENDITIONS_MAX: usize = 1024;
 /// Most license tokens one announce carries as proof of what it holds
 /// ([`Announce::proofs`]); a node holding more proves the rest in later announces.
 pub const ANNOUNCE_PROOFS_MAX: usize = 64;
+/// Most renditions one announce names as still downloading ([`Announce::partial`]): a
+/// player downloads the track it plays and the next.
+pub const ANNOUNCE_PARTIAL_MAX: usize = 8;
 /// Most addresses a node advertises.
 pub const NODE_ADDRS_MAX: usize = 8;
 /// Most peers in one peer list.
@@ -126,6 +138,9 @@ pub struct Announce {
     pub addrs: Vec<SocketAddr>,
     /// Renditions it holds in full and serves.
     pub renditions: Vec<RenditionId>,
+    /// Renditions it is downloading and serves the held part of (at most
+    /// [`ANNOUNCE_PARTIAL_MAX`]; licensed like `renditions`).
+    pub partial: Vec<Partial>,
     /// Upload capacity it has to spare, in kbit/s. Self-declared: a tracker caps it and
     /// ranks by the rates peers report this node delivered, when it has them.
     pub upload_spare_kbps: u32,
@@ -137,6 +152,28 @@ pub struct Announce {
     /// [`ANNOUNCE_PROOFS_MAX`]; a tracker remembers what a node proved, so only renditions
     /// new since the last announce, or named `unproven` in the last ack, need one.
     pub proofs: Vec<LicenseToken>,
+}
+
+/// A rendition a node is still downloading: what it holds and how fast that grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct Partial {
+    /// The rendition.
+    pub rendition: RenditionId,
+    /// Chunks it holds from the first on, without a gap.
+    pub held: u32,
+    /// Chunks that prefix grows by per minute (0 when it has stopped growing).
+    pub per_min: u32,
+}
+
+/// What a partial holder in a peer list holds, as the tracker reckons it at the answer:
+/// the prefix it announced, grown at its announced rate since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct Holding {
+    /// Chunks held from the first on, as of the answer (may exceed the rendition's count:
+    /// the tracker does not know it).
+    pub held: u32,
+    /// Chunks the prefix grows by per minute.
+    pub per_min: u32,
 }
 
 /// Ask a tracker who holds a rendition.
@@ -163,6 +200,9 @@ pub struct PeerInfo {
     pub role: NodeRole,
     /// Spare upload capacity it announced, in kbit/s.
     pub upload_spare_kbps: u32,
+    /// `None` for a holder of the whole rendition; what it holds so far for a node still
+    /// downloading it.
+    pub holding: Option<Holding>,
 }
 
 /// A tracker's answer to a [`PeerQuery`].
@@ -346,6 +386,9 @@ pub enum Response {
     ChunkMissing {
         /// The index.
         index: u32,
+        /// Chunks the responder holds from the first on, without a gap (0 when none, or when
+        /// it holds no prefix): a partial holder's progress.
+        held: u32,
     },
     /// A signed manifest.
     Manifest(SignedManifest),
@@ -419,6 +462,10 @@ impl Validate for Request {
                 check(
                     announce.proofs.len() <= ANNOUNCE_PROOFS_MAX,
                     "too many proofs",
+                )?;
+                check(
+                    announce.partial.len() <= ANNOUNCE_PARTIAL_MAX,
+                    "too many partial holdings",
                 )?;
                 for proof in &announce.proofs {
                     proof.validate()?;

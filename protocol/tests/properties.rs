@@ -85,11 +85,32 @@ fn request() -> impl Strategy<Value = Request> {
             prop::collection::vec(rendition(), 0..20),
             any::<u32>(),
             token(),
-            prop::collection::vec(token(), 0..=ANNOUNCE_PROOFS_MAX)
+            prop::collection::vec(token(), 0..=ANNOUNCE_PROOFS_MAX),
+            prop::collection::vec(
+                (rendition(), any::<u32>(), any::<u32>()),
+                0..=ANNOUNCE_PARTIAL_MAX
+            )
         )
             .prop_map(
-                |(region, role, addrs, renditions, upload_spare_kbps, credential, proofs)| {
+                |(
+                    region,
+                    role,
+                    addrs,
+                    renditions,
+                    upload_spare_kbps,
+                    credential,
+                    proofs,
+                    partial,
+                )| {
                     Request::Announce(Announce {
+                        partial: partial
+                            .into_iter()
+                            .map(|(rendition, held, per_min)| Partial {
+                                rendition,
+                                held,
+                                per_min,
+                            })
+                            .collect(),
                         region,
                         role,
                         addrs,
@@ -129,15 +150,24 @@ fn request() -> impl Strategy<Value = Request> {
 }
 
 fn peer() -> impl Strategy<Value = PeerInfo> {
-    (any::<[u8; 32]>(), addrs(), region(), role(), any::<u32>()).prop_map(
-        |(node, addrs, region, role, upload_spare_kbps)| PeerInfo {
-            node: NodeId(node),
-            addrs,
-            region,
-            role,
-            upload_spare_kbps,
-        },
+    (
+        any::<[u8; 32]>(),
+        addrs(),
+        region(),
+        role(),
+        any::<u32>(),
+        prop::option::of((any::<u32>(), any::<u32>())),
     )
+        .prop_map(
+            |(node, addrs, region, role, upload_spare_kbps, holding)| PeerInfo {
+                holding: holding.map(|(held, per_min)| Holding { held, per_min }),
+                node: NodeId(node),
+                addrs,
+                region,
+                role,
+                upload_spare_kbps,
+            },
+        )
 }
 
 fn error_code() -> impl Strategy<Value = ErrorCode> {
@@ -158,7 +188,8 @@ fn response() -> impl Strategy<Value = Response> {
     prop_oneof![
         (any::<u32>(), prop::collection::vec(any::<u8>(), 16..2000))
             .prop_map(|(index, data)| Response::Chunk { index, data }),
-        any::<u32>().prop_map(|index| Response::ChunkMissing { index }),
+        (any::<u32>(), any::<u32>())
+            .prop_map(|(index, held)| Response::ChunkMissing { index, held }),
         (
             prop::collection::vec(any::<u8>(), 0..500),
             any::<[u8; 32]>()

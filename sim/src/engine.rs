@@ -1852,6 +1852,7 @@ impl Engine {
             let mut held = self.supers[index].cache.held();
             held.truncate(protocol::wire::ANNOUNCE_RENDITIONS_MAX);
             let announce = Announce {
+                partial: Vec::new(),
                 region: self.regions[self.supers[index].region as usize],
                 role: NodeRole::SuperNode,
                 addrs: vec![std::net::SocketAddr::from(([10, 0, 0, 2], 4433))],
@@ -1898,6 +1899,7 @@ impl Engine {
         };
         proof.markets = Vec::new();
         let announce = Announce {
+            partial: Vec::new(),
             region: self.regions[listener.region as usize],
             role: NodeRole::Client,
             addrs: vec![std::net::SocketAddr::from(([10, 0, 0, 1], 4433))],

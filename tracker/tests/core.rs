@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope, LicenseToken};
 use protocol::wire::{
-    Announce, ErrorCode, NodeRole, PeerList, PeerQuery, PeerReport, PopularQuery, ReportReason,
-    Request, Response,
+    Announce, ErrorCode, Holding, NodeRole, Partial, PeerList, PeerQuery, PeerReport, PopularQuery,
+    ReportReason, Request, Response,
 };
 use protocol::{AccountId, Identity, NodeId, Region, RenditionId, UnixMillis};
 use rand::SeedableRng;
@@ -129,6 +129,20 @@ impl World {
         renditions: &[RenditionId],
         spare: u32,
     ) -> Response {
+        self.announce_holding(node, region_code, role, renditions, &[], spare)
+    }
+
+    /// An announce with `partial` renditions too, which the client's credential covers as
+    /// well.
+    fn announce_holding(
+        &self,
+        node: &Identity,
+        region_code: &str,
+        role: NodeRole,
+        renditions: &[RenditionId],
+        partial: &[Partial],
+        spare: u32,
+    ) -> Response {
         let credential = match role {
             NodeRole::SuperNode => self.token(
                 &self.origin,
@@ -139,11 +153,11 @@ impl World {
             ),
             // A client's credential covers what it announces (proofs are tested apart).
             _ => {
-                let covered = if renditions.is_empty() {
-                    vec![rendition(0)]
-                } else {
-                    renditions.to_vec()
-                };
+                let mut covered = renditions.to_vec();
+                covered.extend(partial.iter().map(|p| p.rendition));
+                if covered.is_empty() {
+                    covered.push(rendition(0));
+                }
                 let scope = LicenseScope::Play {
                     renditions: covered,
                 };
@@ -153,6 +167,7 @@ impl World {
         self.tracker.answer(
             node.node_id(),
             &Request::Announce(Announce {
+                partial: partial.to_vec(),
                 region: region(region_code),
                 role,
                 addrs: vec![SocketAddr::from(([127, 0, 0, 1], 4000))],
@@ -202,6 +217,126 @@ fn acked(response: Response) {
         matches!(&response, Response::AnnounceAck { ttl_ms, unproven } if *ttl_ms > 0 && unproven.is_empty()),
         "{response:?}"
     );
+}
+
+#[test]
+fn partial_holders_are_listed_after_complete_ones_with_their_progress_grown() {
+    let mut world = World::new(TrackerConfig::default());
+    let r = rendition(1);
+    let downloading = world.node();
+    let whole = world.node();
+    let partial = |held, per_min| Partial {
+        rendition: r,
+        held,
+        per_min,
+    };
+    // The downloading peer claims far more spare capacity: holding it all still ranks first.
+    acked(world.announce_holding(
+        &downloading,
+        "SE",
+        NodeRole::Client,
+        &[],
+        &[partial(10, 600)],
+        8_000,
+    ));
+    acked(world.announce(&whole, "SE", NodeRole::Client, &[r], 100));
+    let asker = world.node();
+    let list = world.query(&asker, "SE", &[], r);
+    let listed: Vec<_> = list.peers.iter().map(|p| (p.node, p.holding)).collect();
+    assert_eq!(
+        listed,
+        [
+            (whole.node_id(), None),
+            (
+                downloading.node_id(),
+                Some(Holding {
+                    held: 10,
+                    per_min: 600
+                })
+            ),
+        ]
+    );
+
+    // Half a minute later the prefix has grown at its rate (10 chunks a second).
+    world.advance(30_000);
+    let list = world.query(&asker, "SE", &[], r);
+    assert_eq!(list.peers[1].holding.map(|h| h.held), Some(310));
+
+    // A re-announce of the same sets corrects the figures in place.
+    acked(world.announce_holding(
+        &downloading,
+        "SE",
+        NodeRole::Client,
+        &[],
+        &[partial(250, 120)],
+        8_000,
+    ));
+    let list = world.query(&asker, "SE", &[], r);
+    assert_eq!(
+        list.peers[1].holding,
+        Some(Holding {
+            held: 250,
+            per_min: 120
+        })
+    );
+
+    // Done: it holds the rendition whole and ranks by its spare capacity again. A rendition
+    // named in both sets counts as whole.
+    world.advance(2_000);
+    acked(world.announce_holding(
+        &downloading,
+        "SE",
+        NodeRole::Client,
+        &[r],
+        &[partial(300, 120)],
+        8_000,
+    ));
+    let list = world.query(&asker, "SE", &[], r);
+    let listed: Vec<_> = list.peers.iter().map(|p| (p.node, p.holding)).collect();
+    assert_eq!(
+        listed,
+        [(downloading.node_id(), None), (whole.node_id(), None)]
+    );
+}
+
+#[test]
+fn a_partial_holding_needs_a_license_like_a_whole_one() {
+    let mut world = World::new(TrackerConfig::default());
+    let (r, unlicensed) = (rendition(1), rendition(2));
+    let node = world.node();
+    // The credential covers `r` only.
+    let credential = world.play(node.node_id(), "SE", &[], r);
+    let response = world.tracker.answer(
+        node.node_id(),
+        &Request::Announce(Announce {
+            region: region("SE"),
+            role: NodeRole::Client,
+            addrs: vec![SocketAddr::from(([127, 0, 0, 1], 4000))],
+            renditions: Vec::new(),
+            partial: vec![
+                Partial {
+                    rendition: r,
+                    held: 3,
+                    per_min: 60,
+                },
+                Partial {
+                    rendition: unlicensed,
+                    held: 3,
+                    per_min: 60,
+                },
+            ],
+            upload_spare_kbps: 1_000,
+            credential,
+            proofs: Vec::new(),
+        }),
+    );
+    match response {
+        Response::AnnounceAck { unproven, .. } => assert_eq!(unproven, [unlicensed]),
+        other => panic!("expected an ack, got {other:?}"),
+    }
+    let asker = world.node();
+    assert_eq!(world.query(&asker, "SE", &[], r).peers.len(), 1);
+    assert!(world.query(&asker, "SE", &[], unlicensed).peers.is_empty());
 }
 
 #[test]
@@ -270,6 +405,7 @@ fn the_licensing_and_region_matrix_at_the_tracker() {
     let response = world.tracker.answer(
         liar.node_id(),
         &Request::Announce(Announce {
+            partial: Vec::new(),
             region: region("US"),
             role: NodeRole::Client,
             addrs: vec![],
@@ -287,6 +423,7 @@ fn the_licensing_and_region_matrix_at_the_tracker() {
     let response = world.tracker.answer(
         pretender.node_id(),
         &Request::Announce(Announce {
+            partial: Vec::new(),
             region: region("SE"),
             role: NodeRole::SuperNode,
             addrs: vec![],
@@ -366,6 +503,7 @@ fn a_change_of_region_or_capacity_with_the_same_set_reranks_the_peer() {
     acked(world.tracker.answer(
         mover.node_id(),
         &Request::Announce(Announce {
+            partial: Vec::new(),
             region: region("US"),
             role: NodeRole::Client,
             addrs: vec![SocketAddr::from(([127, 0, 0, 1], 4001))],
@@ -809,6 +947,7 @@ mod properties {
                         };
                         let proofs = if proven.is_empty() { Vec::new() } else { vec![proof] };
                         let announce = Announce {
+                            partial: Vec::new(),
                             region: claims.region,
                             role: if super_node { NodeRole::SuperNode } else { NodeRole::Client },
                             addrs: vec![SocketAddr::from(([127, 0, 0, 1], u16::from(peer)))],
@@ -914,6 +1053,7 @@ fn announced_addresses_must_be_the_observed_one_unless_from_a_relay() {
             node.node_id(),
             remote,
             &Request::Announce(Announce {
+                partial: Vec::new(),
                 region: region("SE"),
                 role: NodeRole::Client,
                 addrs,
@@ -993,6 +1133,7 @@ fn announce_with(
     let response = world.tracker.answer(
         node.node_id(),
         &Request::Announce(Announce {
+            partial: Vec::new(),
             region: region("SE"),
             role: NodeRole::Client,
             addrs: vec![SocketAddr::from(([127, 0, 0, 1], 4000))],
@@ -1239,6 +1380,7 @@ fn proofs_cost_signatures_only_when_they_can_prove_something() {
     let response = world.tracker.answer(
         holder.node_id(),
         &Request::Announce(Announce {
+            partial: Vec::new(),
             region: region("SE"),
             role: NodeRole::Client,
             addrs: vec![],

@@ -1,4 +1,4 @@
-//! The chunk protocol over `chorus/2`: serving sealed chunks and manifests to licensed peers,
+//! The chunk protocol over `chorus/3`: serving sealed chunks and manifests to licensed peers,
 //! and fetching verified ranges of them.
 //!
 //! The serving side checks, for every request: the license token is signed by the trusted
@@ -43,6 +43,13 @@ pub trait ChunkSource: Send + Sync + 'static {
         rendition: &RenditionId,
         index: u32,
     ) -> impl Future<Output = Option<(ChunkId, Bytes)>> + Send;
+    /// Chunks of `rendition` held from the first on without a gap, told to a requester
+    /// whose chunk is missing (`ChunkMissing::held`). Sources that hold renditions only
+    /// whole return 0: a miss there is not progress to wait for.
+    fn held_prefix(&self, rendition: &RenditionId) -> impl Future<Output = u32> + Send {
+        let _ = rendition;
+        async { 0 }
+    }
     /// True when every chunk this source returns was verified against its id when it was
     /// loaded and cannot have changed since (immutable memory). Sources backed by disk return
     /// false, and the service hashes each chunk again before sending it.
@@ -285,9 +292,17 @@ impl<S: ChunkSource> ChunkService<S> {
                 }
                 Some(_) => {
                     tracing::warn!(rendition = %request.rendition, index, "stored chunk fails its hash; not sent");
-                    responder.send(&Response::ChunkMissing { index }).await?;
+                    let held = self.source.held_prefix(&request.rendition).await.min(index);
+                    responder
+                        .send(&Response::ChunkMissing { index, held })
+                        .await?;
                 }
-                None => responder.send(&Response::ChunkMissing { index }).await?,
+                None => {
+                    let held = self.source.held_prefix(&request.rendition).await.min(index);
+                    responder
+                        .send(&Response::ChunkMissing { index, held })
+                        .await?;
+                }
             }
         }
         Ok(())
@@ -381,6 +396,9 @@ pub enum RangeItem {
     Missing {
         /// Its index.
         index: u32,
+        /// Chunks the peer says it holds from the first on (its progress when it is still
+        /// downloading the rendition; 0 when it holds no prefix).
+        held: u32,
     },
 }
 
@@ -437,8 +455,8 @@ pub async fn fetch_range(
                 verify_chunk(id, &data)?;
                 items.push(RangeItem::Chunk { index, data });
             }
-            Other(Response::ChunkMissing { index }) if index == expected => {
-                items.push(RangeItem::Missing { index });
+            Other(Response::ChunkMissing { index, held }) if index == expected => {
+                items.push(RangeItem::Missing { index, held });
             }
             Other(Response::Error(error)) => return Err(TransportError::Remote(error)),
             _ => return Err(TransportError::Protocol("unexpected answer in a range")),

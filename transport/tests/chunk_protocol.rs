@@ -327,7 +327,7 @@ async fn a_corrupt_stored_chunk_is_reported_missing_not_sent() {
         .await
         .unwrap();
     assert!(matches!(items[0], RangeItem::Chunk { index: 0, .. }));
-    assert_eq!(items[1], RangeItem::Missing { index: 1 });
+    assert_eq!(items[1], RangeItem::Missing { index: 1, held: 0 });
     assert!(matches!(items[2], RangeItem::Chunk { index: 2, .. }));
 }
 

@@ -110,6 +110,7 @@ impl World {
         let mut held = renditions.clone();
         held.push(self.variant_rendition(peer));
         let announce = Announce {
+            partial: Vec::new(),
             region,
             role: if peer.is_multiple_of(50) {
                 NodeRole::SuperNode
@@ -279,6 +280,7 @@ pub fn run(args: &TrackerBenchArgs) -> anyhow::Result<ExitCode> {
                     .iter()
                     .take(10)
                     .map(|(peer, region, spare)| PeerInfo {
+                        holding: None,
                         node: node(*peer),
                         addrs: vec![SocketAddr::from(([10, 0, 0, 1], 4470))],
                         region: *region,

@@ -315,7 +315,7 @@ async fn chorus_fetch(setup: &Setup, first: u32, count: u32) -> anyhow::Result<u
     for item in items {
         match item {
             RangeItem::Chunk { data, .. } => bytes += data.len(),
-            RangeItem::Missing { index } => bail!("server lost chunk {index}"),
+            RangeItem::Missing { index, .. } => bail!("server lost chunk {index}"),
         }
     }
     Ok(bytes)

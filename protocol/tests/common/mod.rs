@@ -53,6 +53,10 @@ fn addr(text: &str) -> SocketAddr {
 
 pub fn peer() -> PeerInfo {
     PeerInfo {
+        holding: Some(Holding {
+            held: 40,
+            per_min: 600,
+        }),
         node: NodeId([0x66; 32]),
         addrs: vec![addr("192.0.2.7:4433"), addr("[2001:db8::7]:4433")],
         region: "DE".parse().unwrap(),
@@ -85,6 +89,11 @@ pub fn requests() -> Vec<(&'static str, Request)> {
         (
             "request_announce",
             Request::Announce(Announce {
+                partial: vec![Partial {
+                    rendition: RenditionId([0x78; 32]),
+                    held: 12,
+                    per_min: 480,
+                }],
                 region: "SE".parse().unwrap(),
                 role: NodeRole::Client,
                 addrs: vec![addr("198.51.100.2:9000")],
@@ -144,7 +153,7 @@ pub fn responses() -> Vec<(&'static str, Response)> {
         ),
         (
             "response_chunk_missing",
-            Response::ChunkMissing { index: 9 },
+            Response::ChunkMissing { index: 9, held: 4 },
         ),
         ("response_manifest", Response::Manifest(manifest())),
         (
