@@ -9,7 +9,11 @@
 //!    position is in.
 //! 3. The rest comes from peers, ranked by expected completion time (bytes outstanding on the
 //!    source plus the new range, divided by its measured rate, plus its round trip), pipelined
-//!    (several ranges in flight per peer).
+//!    (several ranges in flight per peer). A peer still downloading the rendition (a partial
+//!    holder, [`Scheduler::add_holders`]) is asked only for ranges it holds by its own
+//!    account grown at its own rate; when it answers that a chunk is missing
+//!    ([`Scheduler::on_missing`]) its figures are corrected and its rate estimate halved, and
+//!    it is neither scored down nor reported: it was early, not faulty.
 //! 4. While peers exist, the origin is asked only for chunks within `origin_lead_ms` of the play
 //!    position, and only when it would deliver sooner than the best peer and the peer would be
 //!    late; without peers it fetches the whole track (there is nothing to save).
@@ -27,6 +31,7 @@
 use std::collections::HashMap;
 
 use protocol::NodeId;
+use protocol::wire::Holding;
 
 /// A fixed-seed hasher: the maps are small and bounded (`sources_max`, requests in flight),
 /// so flooding them is not a concern, and a fixed seed keeps a simulated run replayable
@@ -226,9 +231,25 @@ enum Chunk {
     Held,
 }
 
+/// What a partial holder holds: a prefix that grows at a rate, as of a moment.
+#[derive(Debug, Clone, Copy)]
+struct Prefix {
+    held: u32,
+    per_min: u32,
+    at_ms: u64,
+}
+
+impl Prefix {
+    fn held_at(&self, now: u64) -> u64 {
+        u64::from(self.held) + u64::from(self.per_min) * now.saturating_sub(self.at_ms) / 60_000
+    }
+}
+
 #[derive(Debug)]
 struct Source {
     kind: SourceKind,
+    /// `Some` while it is still downloading the rendition.
+    partial: Option<Prefix>,
     /// Measured rate, bytes per ms (EWMA).
     rate: f64,
     /// Bytes asked for and not yet received.
@@ -303,6 +324,7 @@ impl Scheduler {
             origin,
             Source {
                 kind: SourceKind::Origin,
+                partial: None,
                 rate: config.rate_prior * 4.0,
                 outstanding: 0,
                 in_flight: 0,
@@ -508,27 +530,64 @@ impl Scheduler {
     /// play position; after an answer with no peers it fetches the whole track. Sources beyond
     /// [`SchedulerConfig::sources_max`] are ignored.
     pub fn add_sources(&mut self, now: u64, found: &[(NodeId, SourceKind)]) -> Vec<Action> {
+        let found: Vec<_> = found
+            .iter()
+            .map(|&(node, kind)| (node, kind, None))
+            .collect();
+        self.add_holders(now, &found)
+    }
+
+    /// [`Scheduler::add_sources`] with what each source holds: `None` for the whole
+    /// rendition, a [`Holding`] (as of `now`) for a peer still downloading it. A source
+    /// already known takes the new figures.
+    pub fn add_holders(
+        &mut self,
+        now: u64,
+        found: &[(NodeId, SourceKind, Option<Holding>)],
+    ) -> Vec<Action> {
         self.search_done = true;
-        for (node, kind) in found {
-            if self.sources.len() >= self.config.sources_max {
-                break;
-            }
+        for &(node, kind, holding) in found {
             let prior = match kind {
                 SourceKind::Origin => continue,
                 SourceKind::SuperNode => self.config.rate_prior * 4.0,
                 SourceKind::Peer => self.config.rate_prior,
             };
-            self.sources.entry(*node).or_insert(Source {
-                kind: *kind,
-                rate: prior,
-                outstanding: 0,
-                in_flight: 0,
-                failures: 0,
-                banned: false,
-                received: 0,
+            let partial = holding.map(|holding| Prefix {
+                held: holding.held,
+                per_min: holding.per_min,
+                at_ms: now,
             });
+            if let Some(known) = self.sources.get_mut(&node) {
+                known.partial = partial;
+                continue;
+            }
+            if self.sources.len() >= self.config.sources_max {
+                continue;
+            }
+            self.sources.insert(
+                node,
+                Source {
+                    kind,
+                    partial,
+                    rate: prior,
+                    outstanding: 0,
+                    in_flight: 0,
+                    failures: 0,
+                    banned: false,
+                    received: 0,
+                },
+            );
         }
         self.poll(now)
+    }
+
+    /// Whether `node` holds chunks up to `end` (exclusive) at `now`, by its own account.
+    fn holds_range(&self, node: &NodeId, end: u32, now: u64) -> bool {
+        self.sources.get(node).is_some_and(|source| {
+            source
+                .partial
+                .is_none_or(|prefix| prefix.held_at(now) >= u64::from(end))
+        })
     }
 
     fn chunk_bytes(&self, index: u32) -> u64 {
@@ -714,6 +773,29 @@ impl Scheduler {
         if let Some(source) = self.sources.get_mut(&node) {
             source.outstanding = outstanding;
         }
+    }
+
+    /// `id`'s source answered that it does not hold chunk `index`, and holds `held` chunks
+    /// from the first. From a partial holder this corrects its figures (its prefix is then at
+    /// most `index`, and its rate estimate is halved, so a peer that keeps answering so is
+    /// asked ever less often); it is not a failure. From anyone else it is
+    /// [`Failure::Missing`]. Either way the request's chunks go back to the pool.
+    pub fn on_missing(&mut self, now: u64, id: RequestId, index: u32, held: u32) -> Vec<Action> {
+        let Some(node) = self.requests.get(&id).map(|request| request.source) else {
+            return Vec::new();
+        };
+        let Some(prefix) = self.sources.get(&node).and_then(|source| source.partial) else {
+            return self.on_failure(now, id, Failure::Missing);
+        };
+        self.finish_request(id);
+        if let Some(source) = self.sources.get_mut(&node) {
+            source.partial = Some(Prefix {
+                held: held.min(index),
+                per_min: prefix.per_min / 2,
+                at_ms: now,
+            });
+        }
+        self.poll(now)
     }
 
     /// `id`'s source failed it (the remaining chunks of the request go back to the pool).
@@ -966,6 +1048,7 @@ impl Scheduler {
             let best_peer = peers
                 .iter()
                 .filter(|node| self.sources[*node].in_flight < self.config.requests_per_peer)
+                .filter(|node| self.holds_range(node, end, now))
                 .min_by(|a, b| {
                     self.expected_ms(a, bytes)
                         .total_cmp(&self.expected_ms(b, bytes))

@@ -7,6 +7,7 @@ use policy::scheduler::{
     Action, Failure, PlayerEvent, RequestId, Scheduler, SchedulerConfig, SourceKind, TrackPlan,
 };
 use protocol::NodeId;
+use protocol::wire::Holding;
 
 const ORIGIN: NodeId = NodeId([0; 32]);
 
@@ -24,6 +25,14 @@ enum Behaviour {
     Lies,
     /// Sends a chunk that fails its hash.
     Corrupts,
+    /// Still downloading the rendition: holds `held` chunks at `since_ms` and one more every
+    /// `ms_per_chunk`; serves what it holds (20 ms, then 2 ms a chunk) and answers that the
+    /// first chunk it lacks is missing, with its prefix.
+    Downloading {
+        held: u32,
+        since_ms: u64,
+        ms_per_chunk: u64,
+    },
 }
 
 struct Net {
@@ -32,6 +41,10 @@ struct Net {
     /// (time, request, chunk index) deliveries scheduled.
     pending: BTreeMap<(u64, u64, u32), ()>,
     failures: Vec<(u64, RequestId, Failure)>,
+    /// (time, request, index, held) missing answers scheduled.
+    missing: Vec<(u64, RequestId, u32, u32)>,
+    /// Missing answers given in all.
+    missed: usize,
     now: u64,
     log: Vec<Action>,
     events: Vec<PlayerEvent>,
@@ -47,6 +60,8 @@ impl Net {
             behaviour,
             pending: BTreeMap::new(),
             failures: Vec::new(),
+            missing: Vec::new(),
+            missed: 0,
             now: 1_000,
             log: Vec::new(),
             events: Vec::new(),
@@ -80,12 +95,30 @@ impl Net {
                     Some(Behaviour::Corrupts) => {
                         self.failures.push((self.now + 20, *id, Failure::BadChunk))
                     }
+                    Some(Behaviour::Downloading {
+                        held,
+                        since_ms,
+                        ms_per_chunk,
+                    }) => {
+                        let held = held + (self.now.saturating_sub(since_ms) / ms_per_chunk) as u32;
+                        for k in 0..*count {
+                            let at = self.now + 20 + 2 * u64::from(k + 1);
+                            if first + k < held {
+                                self.pending.insert((at, id.0, first + k), ());
+                            } else {
+                                self.missing.push((at, *id, first + k, held));
+                                self.missed += 1;
+                                break;
+                            }
+                        }
+                    }
                     Some(Behaviour::Stalls) | None => {}
                 }
             }
             if let Action::Cancel { id } = &action {
                 self.pending.retain(|(_, request, _), _| *request != id.0);
                 self.failures.retain(|(_, request, _)| request != id);
+                self.missing.retain(|(_, request, _, _)| request != id);
             }
             self.log.push(action);
         }
@@ -118,6 +151,17 @@ impl Net {
             self.failures.retain(|(at, _, _)| *at > self.now);
             for (_, id, failure) in failed {
                 let actions = self.scheduler.on_failure(self.now, id, failure);
+                self.apply(actions);
+            }
+            let missing: Vec<(u64, RequestId, u32, u32)> = self
+                .missing
+                .iter()
+                .filter(|(at, ..)| *at <= self.now)
+                .copied()
+                .collect();
+            self.missing.retain(|(at, ..)| *at > self.now);
+            for (_, id, index, held) in missing {
+                let actions = self.scheduler.on_missing(self.now, id, index, held);
                 self.apply(actions);
             }
             let actions = self.scheduler.poll(self.now);
@@ -249,6 +293,97 @@ fn opening_from_the_origin_then_peers_carry_the_rest() {
     net.scheduler.play(net.now, plan());
     assert!(net.scheduler.bytes_by_source().is_empty());
     assert!(!net.scheduler.all_held());
+}
+
+/// The chunks each fetch to `source` asked for, with the time it was asked.
+fn fetched_from(net: &Net, source: NodeId) -> usize {
+    net.log
+        .iter()
+        .filter_map(|action| match action {
+            Action::Fetch {
+                source: s, count, ..
+            } if *s == source => Some(*count as usize),
+            _ => None,
+        })
+        .sum()
+}
+
+#[test]
+fn a_partial_holder_carries_what_it_holds_and_its_misses_are_not_faults() {
+    // The peer started the track a minute ago and downloads two chunks a second (twice the
+    // play rate). It says it holds 110 chunks and grows by 120 a minute (a little under).
+    let mut net = Net::new(SchedulerConfig::default(), good(20, 1));
+    let downloading = Behaviour::Downloading {
+        held: 120,
+        since_ms: net.now,
+        ms_per_chunk: 500,
+    };
+    net.behaviour.insert(node(1), downloading);
+    let actions = net.scheduler.play(net.now, plan());
+    net.apply(actions);
+    let holding = Holding {
+        held: 110,
+        per_min: 120,
+    };
+    let actions = net
+        .scheduler
+        .add_holders(net.now, &[(node(1), SourceKind::Peer, Some(holding))]);
+    net.apply(actions);
+    net.run_until(400_000);
+    assert!(net.scheduler.finished());
+    let stats = net.scheduler.stats();
+    assert_eq!(stats.stutters, 0);
+    // It carried the track but the opening, and was never asked past what it held.
+    assert!(fetched_from(&net, node(1)) >= 170, "{stats:?}");
+    assert_eq!(net.missed, 0, "asked for chunks it did not hold");
+    assert!(
+        !net.log
+            .iter()
+            .any(|action| matches!(action, Action::Report { .. } | Action::Cancel { .. })),
+        "{:?}",
+        net.log
+    );
+
+    // A partial holder that claims far more than it holds (it holds 40 chunks and gets two
+    // a second): its misses correct the estimate (no report, no ban), the origin covers what
+    // is due, and it still carries what it has.
+    let mut net = Net::new(SchedulerConfig::default(), good(20, 1));
+    net.behaviour.insert(
+        node(2),
+        Behaviour::Downloading {
+            held: 40,
+            since_ms: net.now,
+            ms_per_chunk: 500,
+        },
+    );
+    let actions = net.scheduler.play(net.now, plan());
+    net.apply(actions);
+    let boast = Holding {
+        held: 170,
+        per_min: 6_000,
+    };
+    let actions = net
+        .scheduler
+        .add_holders(net.now, &[(node(2), SourceKind::Peer, Some(boast))]);
+    net.apply(actions);
+    net.run_until(400_000);
+    assert!(net.scheduler.finished());
+    assert_eq!(net.scheduler.stats().stutters, 0);
+    assert!(
+        !net.log
+            .iter()
+            .any(|action| matches!(action, Action::Report { .. })),
+        "a partial holder's misses are not reported"
+    );
+    let from_peer = net
+        .chunk_to_source
+        .values()
+        .filter(|s| s.contains(&node(2)))
+        .count();
+    assert!(
+        from_peer >= 60,
+        "the partial holder carried {from_peer} chunks"
+    );
 }
 
 #[test]
