@@ -343,14 +343,19 @@ impl ClientCache {
 
     /// Renditions whose every chunk is here (what a client announces), at most `max`.
     pub fn complete_renditions(&self, max: usize) -> Vec<RenditionId> {
+        self.holdings(max, 0).whole
+    }
+
+    /// What this cache holds, for an announce: renditions whole (at most `whole_max`) and
+    /// renditions held in part, with the chunks held from the first, most recently stored
+    /// first (at most `partial_max`; none whose first chunk is missing).
+    pub fn holdings(&self, whole_max: usize, partial_max: usize) -> Holdings {
+        let mut holdings = Holdings::default();
         let Ok(entries) = std::fs::read_dir(self.dir.join("manifests")) else {
-            return Vec::new();
+            return holdings;
         };
-        let mut complete = Vec::new();
+        let mut partial = Vec::new();
         for entry in entries.flatten() {
-            if complete.len() >= max {
-                break;
-            }
             let Some(rendition) = entry
                 .file_name()
                 .to_str()
@@ -358,14 +363,49 @@ impl ClientCache {
             else {
                 continue;
             };
-            if let Some(decoded) = self.decoded(&rendition)
-                && decoded.1.iter().all(|id| self.contains(id))
-            {
-                complete.push(rendition);
+            let Some(decoded) = self.decoded(&rendition) else {
+                continue;
+            };
+            let held = decoded.1.iter().take_while(|id| self.contains(id)).count();
+            if held == decoded.1.len() {
+                if holdings.whole.len() < whole_max {
+                    holdings.whole.push(rendition);
+                }
+            } else if held > 0 && partial_max > 0 {
+                // The newest chunk stored says how recently the rendition was being fetched.
+                let stored = self.last_use(&decoded.1[held - 1]);
+                partial.push((stored, rendition, held as u32));
             }
         }
-        complete
+        partial.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        holdings.partial = partial
+            .into_iter()
+            .take(partial_max)
+            .map(|(_, rendition, held)| (rendition, held))
+            .collect();
+        holdings
     }
+
+    /// Chunks of `rendition` held from the first on, without a gap (0 without its manifest).
+    pub fn held_prefix(&self, rendition: &RenditionId) -> u32 {
+        self.decoded(rendition).map_or(0, |decoded| {
+            decoded.1.iter().take_while(|id| self.contains(id)).count() as u32
+        })
+    }
+
+    /// The LRU tick of a chunk's last use (0 when not held).
+    fn last_use(&self, id: &ChunkId) -> u64 {
+        self.lock().chunks.get(id).map_or(0, |(_, last)| *last)
+    }
+}
+
+/// What a cache holds, for an announce ([`ClientCache::holdings`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Holdings {
+    /// Renditions held whole.
+    pub whole: Vec<RenditionId>,
+    /// Renditions held in part: (rendition, chunks held from the first).
+    pub partial: Vec<(RenditionId, u32)>,
 }
 
 impl transport::chunks::ChunkSource for ClientCache {
@@ -381,6 +421,10 @@ impl transport::chunks::ChunkSource for ClientCache {
     async fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
         let id = *self.decoded(rendition)?.1.get(index as usize)?;
         self.get(&id).map(|data| (id, data))
+    }
+
+    async fn held_prefix(&self, rendition: &RenditionId) -> u32 {
+        ClientCache::held_prefix(self, rendition)
     }
 
     /// `get` hashes every chunk it reads, so the service need not hash it again.

@@ -489,6 +489,17 @@ impl Listener {
             if out.send(started).await.is_err() {
                 return Ok(());
             }
+            // A download starts (unless the cache has it all): from the first audio on, this
+            // client is a partial holder that peers starting the same track can fetch from.
+            let mut announce_on_start = false;
+            if let (false, Some(serving), Some(cache)) = (offline, &serving, &self.options.cache) {
+                let rendition = grant.manifest.id();
+                let held = cache.held_prefix(&rendition);
+                if held < grant.manifest.chunk_count() {
+                    serving.downloading(rendition, held);
+                    announce_on_start = true;
+                }
+            }
             let start_ms = if first_track { self.config.start_ms } else { 0 };
             let mut heard = Heard::new(start_ms);
             let play_id = crate::events::new_id();
@@ -527,6 +538,14 @@ impl Listener {
                             }
                         }
                         Some(Output::Event(event)) => {
+                            if matches!(event, PlayerEvent::Started { .. })
+                                && std::mem::take(&mut announce_on_start)
+                                && let Some(serving) = &serving
+                            {
+                                let (this, serving, grant) =
+                                    (self.clone(), serving.clone(), grant.clone());
+                                tokio::spawn(async move { this.announce(&serving, &grant).await });
+                            }
                             let _ = out.send(QueueOutput::Event(event)).await;
                         }
                         Some(Output::PrefetchNext) => {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use protocol::content::{ChunkCipher, SealLabel};
-use protocol::wire::{PeerQuery, PeerReport, Priority, ReportReason, Request, Response};
+use protocol::wire::{Holding, PeerQuery, PeerReport, Priority, ReportReason, Request, Response};
 use protocol::{NodeId, UnixMillis};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -97,7 +97,15 @@ enum Event {
     Done {
         id: RequestId,
     },
-    Peers(Vec<(NodeId, SourceKind, std::net::SocketAddr)>),
+    /// A lookup's answer: each source, where to reach it and, for a peer still downloading
+    /// the rendition, what it holds.
+    Peers(Vec<(NodeId, SourceKind, std::net::SocketAddr, Option<Holding>)>),
+    /// A source answered that it lacks chunk `index` and holds `held` from the first.
+    Missing {
+        id: RequestId,
+        index: u32,
+        held: u32,
+    },
     /// Chunk 0, fetched for the stream headers a seek needs.
     FirstChunk(Bytes),
 }
@@ -314,7 +322,7 @@ pub async fn play_with_controls(
                             .await;
                             let event = match result {
                                 Ok(items) => {
-                                    let mut missing = false;
+                                    let mut missing = None;
                                     for item in items {
                                         match item {
                                             RangeItem::Chunk { index, data } => {
@@ -322,16 +330,14 @@ pub async fn play_with_controls(
                                                     .send(Event::Chunk { id, index, data })
                                                     .await;
                                             }
-                                            RangeItem::Missing { .. } => missing = true,
+                                            RangeItem::Missing { index, held } => {
+                                                missing = missing.or(Some((index, held)));
+                                            }
                                         }
                                     }
-                                    if missing {
-                                        Event::Failed {
-                                            id,
-                                            failure: Failure::Missing,
-                                        }
-                                    } else {
-                                        Event::Done { id }
+                                    match missing {
+                                        Some((index, held)) => Event::Missing { id, index, held },
+                                        None => Event::Done { id },
                                     }
                                 }
                                 Err(error) => Event::Failed {
@@ -385,7 +391,9 @@ pub async fn play_with_controls(
                                         }
                                         _ => SourceKind::Peer,
                                     };
-                                    peer.addrs.first().map(|addr| (peer.node, kind, *addr))
+                                    peer.addrs
+                                        .first()
+                                        .map(|addr| (peer.node, kind, *addr, None))
                                 })
                                 .collect();
                         }
@@ -614,15 +622,19 @@ pub async fn play_with_controls(
                         tasks.remove(&id);
                         scheduler.poll(now)
                     }
+                    Event::Missing { id, index, held } => {
+                        tasks.remove(&id);
+                        scheduler.on_missing(now, id, index, held)
+                    }
                     Event::Peers(found) => {
                         let mut sources = Vec::new();
-                        for (node, kind, addr) in found {
+                        for (node, kind, addr, holding) in found {
                             if node != endpoint.node_id() {
                                 addrs.insert(node, addr);
-                                sources.push((node, kind));
+                                sources.push((node, kind, holding));
                             }
                         }
-                        scheduler.add_sources(now, &sources)
+                        scheduler.add_holders(now, &sources)
                     }
                 };
             }
@@ -641,7 +653,7 @@ async fn ask_tracker(
     endpoint: &Endpoint,
     tracker: NodeAddr,
     query: &Request,
-) -> Vec<(NodeId, SourceKind, std::net::SocketAddr)> {
+) -> Vec<(NodeId, SourceKind, std::net::SocketAddr, Option<Holding>)> {
     let answer = async {
         let peer = endpoint.connect(tracker.node, tracker.addr).await?;
         peer.request_one(query).await
@@ -655,7 +667,9 @@ async fn ask_tracker(
                     protocol::wire::NodeRole::SuperNode => SourceKind::SuperNode,
                     _ => SourceKind::Peer,
                 };
-                peer.addrs.first().map(|addr| (peer.node, kind, *addr))
+                peer.addrs
+                    .first()
+                    .map(|addr| (peer.node, kind, *addr, peer.holding))
             })
             .collect(),
         Ok(Ok(other)) => {

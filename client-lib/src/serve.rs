@@ -1,6 +1,8 @@
 //! Serving peers: a client shares the chunks in its cache with licensed peers, a few upload
 //! slots at a time by priority (playing before prefetch before offline sync), within an upload
-//! cap, and tells the tracker which renditions it holds in full.
+//! cap, and tells the tracker which renditions it holds in full and which it is still
+//! downloading (a partial holder: the chunks it holds from the first, and how fast that
+//! grows), so peers starting the same track can fetch from it before it has finished.
 //!
 //! On by default; off with [`ServeConfig::enabled`], and off on metered networks
 //! ([`ServeConfig::metered`]). Every request is checked like anywhere else: the requester's
@@ -14,7 +16,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use protocol::wire::{
-    ANNOUNCE_PROOFS_MAX, ANNOUNCE_RENDITIONS_MAX, Announce, NodeRole, Request, Response,
+    ANNOUNCE_PARTIAL_MAX, ANNOUNCE_PROOFS_MAX, ANNOUNCE_RENDITIONS_MAX, Announce, NodeRole,
+    Partial, Request, Response,
 };
 use protocol::{LicenseClaims, LicenseToken, NodeId, Region, RenditionId, codec};
 use tokio::task::JoinHandle;
@@ -63,6 +66,10 @@ impl ServeConfig {
     }
 }
 
+/// Least time between two announces of this client: a tracker refuses announces closer
+/// than a second apart, so a later one waits rather than being lost.
+pub const ANNOUNCE_GAP: std::time::Duration = std::time::Duration::from_millis(1_100);
+
 /// How long an announce waits for one tracker shard's answer.
 pub const ANNOUNCE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -81,6 +88,13 @@ pub struct Serving {
     refused: std::sync::Mutex<HashMap<RenditionId, Option<LicenseToken>>>,
     /// The last ack left renditions unproven that a kept license not yet sent may prove.
     catching_up: AtomicBool,
+    /// Renditions being downloaded: the chunks held from the first, and when, as first
+    /// seen ([`Serving::downloading`] or the first announce naming it): the base of the
+    /// growth rate announced.
+    progress: std::sync::Mutex<HashMap<RenditionId, (u32, std::time::Instant)>>,
+    /// When the last announce went out; held for the whole announce, so announces go out one
+    /// at a time, [`ANNOUNCE_GAP`] apart.
+    announcing: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Drop for Serving {
@@ -123,7 +137,43 @@ impl Serving {
             accepted: std::sync::Mutex::new(HashSet::new()),
             refused: std::sync::Mutex::new(HashMap::new()),
             catching_up: AtomicBool::new(false),
+            progress: std::sync::Mutex::new(HashMap::new()),
+            announcing: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// A download of `rendition` starts, with `held` chunks from the first already here:
+    /// the growth announced for it is measured from now.
+    pub fn downloading(&self, rendition: RenditionId, held: u32) {
+        let mut progress = lock(&self.progress);
+        if progress.len() >= 4 * ANNOUNCE_PARTIAL_MAX {
+            progress.clear();
+        }
+        progress.insert(rendition, (held, std::time::Instant::now()));
+    }
+
+    /// The announced figures of renditions held in part: each one's growth since it was
+    /// first seen, in chunks per minute (0 until half a second has passed).
+    fn partial_figures(&self, held: &[(RenditionId, u32)]) -> Vec<Partial> {
+        let mut progress = lock(&self.progress);
+        progress.retain(|rendition, _| held.iter().any(|(r, _)| r == rendition));
+        let now = std::time::Instant::now();
+        held.iter()
+            .map(|&(rendition, held)| {
+                let (base, since) = *progress.entry(rendition).or_insert((held, now));
+                let elapsed_ms = now.duration_since(since).as_millis() as u64;
+                let per_min = if elapsed_ms >= 500 {
+                    u64::from(held.saturating_sub(base)) * 60_000 / elapsed_ms
+                } else {
+                    0
+                };
+                Partial {
+                    rendition,
+                    held,
+                    per_min: u32::try_from(per_min).unwrap_or(u32::MAX),
+                }
+            })
+            .collect()
     }
 
     /// Upload capacity to spare now, in kbit/s (what the tracker ranks by).
@@ -139,8 +189,10 @@ impl Serving {
         self.catching_up.load(Ordering::Relaxed)
     }
 
-    /// Tells the tracker shards which renditions this client holds in full, reachable at
-    /// `addr`: each rendition to its own shard ([`Trackers::shard_of`]). `credential` is any
+    /// Tells the tracker shards which renditions this client holds in full, and which in
+    /// part (the most recently fetched [`ANNOUNCE_PARTIAL_MAX`]), reachable at
+    /// `addr`: each rendition to its own shard ([`Trackers::shard_of`]). Announces go out one
+    /// at a time, at least [`ANNOUNCE_GAP`] apart. `credential` is any
     /// current license of this client. Renditions a shard has not accepted before, and the
     /// credential does not cover, go with the license kept for them in `cache` as proof (at
     /// most [`ANNOUNCE_PROOFS_MAX`] tokens per shard; the rest are proved in the next
@@ -155,7 +207,28 @@ impl Serving {
         cache: &ClientCache,
         addr: SocketAddr,
     ) -> anyhow::Result<u32> {
-        let mut renditions = cache.complete_renditions(ANNOUNCE_RENDITIONS_MAX);
+        let mut last = self.announcing.lock().await;
+        if let Some(wait) = last.and_then(|at| ANNOUNCE_GAP.checked_sub(at.elapsed())) {
+            tokio::time::sleep(wait).await;
+        }
+        let announced = self
+            .announce_now(endpoint, trackers, credential, cache, addr)
+            .await;
+        *last = Some(std::time::Instant::now());
+        announced
+    }
+
+    async fn announce_now(
+        &self,
+        endpoint: &Endpoint,
+        trackers: &Trackers,
+        credential: &LicenseToken,
+        cache: &ClientCache,
+        addr: SocketAddr,
+    ) -> anyhow::Result<u32> {
+        let holdings = cache.holdings(ANNOUNCE_RENDITIONS_MAX, ANNOUNCE_PARTIAL_MAX);
+        let partial = self.partial_figures(&holdings.partial);
+        let mut renditions = holdings.whole;
         {
             let mut refused = lock(&self.refused);
             refused.retain(|rendition, _| renditions.contains(rendition));
@@ -164,12 +237,25 @@ impl Serving {
                 None => true,
             });
         }
-        let mut groups = trackers.split(renditions.iter().copied());
+        let mut groups: Vec<(NodeAddr, Vec<RenditionId>, Vec<Partial>)> = trackers
+            .split(renditions.iter().copied())
+            .into_iter()
+            .map(|(tracker, renditions)| (tracker, renditions, Vec::new()))
+            .collect();
+        for held in partial {
+            let Some(shard) = trackers.shard_of(&held.rendition) else {
+                continue;
+            };
+            match groups.iter_mut().find(|(tracker, ..)| *tracker == shard) {
+                Some((_, _, group)) => group.push(held),
+                None => groups.push((shard, Vec::new(), vec![held])),
+            }
+        }
         if groups.is_empty()
             && let Some(first) = trackers.all().first()
         {
             // Nothing to announce: the first shard still hears this client is here.
-            groups.push((*first, Vec::new()));
+            groups.push((*first, Vec::new(), Vec::new()));
         }
         let mut accepted = HashSet::new();
         let mut pending = false;
@@ -177,10 +263,17 @@ impl Serving {
         let mut failure = None;
         // Shards in parallel, each with its own wait: one that is down delays nobody.
         let answers = futures_util::future::join_all(groups.into_iter().map(
-            |(tracker, renditions)| async move {
+            |(tracker, renditions, partial)| async move {
                 let announced = tokio::time::timeout(
                     ANNOUNCE_WAIT,
-                    self.announce_to(endpoint, tracker, credential, cache, addr, renditions),
+                    self.announce_to(
+                        endpoint,
+                        tracker,
+                        credential,
+                        cache,
+                        addr,
+                        (renditions, partial),
+                    ),
                 )
                 .await
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {ANNOUNCE_WAIT:?}")));
@@ -210,8 +303,9 @@ impl Serving {
         }
     }
 
-    /// One shard's announce: (TTL, renditions it accepted, whether some left unproven may be
-    /// proved by a kept license not sent yet).
+    /// One shard's announce of `held` (renditions whole, renditions in part): (TTL,
+    /// renditions it accepted, whether some left unproven may be proved by a kept license
+    /// not sent yet).
     async fn announce_to(
         &self,
         endpoint: &Endpoint,
@@ -219,11 +313,13 @@ impl Serving {
         credential: &LicenseToken,
         cache: &ClientCache,
         addr: SocketAddr,
-        renditions: Vec<RenditionId>,
+        (renditions, partial): (Vec<RenditionId>, Vec<Partial>),
     ) -> anyhow::Result<(u32, Vec<RenditionId>, bool)> {
-        let (proofs, proved) = self.proofs(credential, cache, &renditions);
+        let mut named = renditions.clone();
+        named.extend(partial.iter().map(|held| held.rendition));
+        let (proofs, proved) = self.proofs(credential, cache, &named);
         let request = Request::Announce(Announce {
-            partial: Vec::new(),
+            partial,
             region: self.region,
             role: NodeRole::Client,
             addrs: vec![addr],
@@ -255,7 +351,7 @@ impl Serving {
                         "the tracker wants proof of some cached renditions"
                     );
                 }
-                let taken = renditions
+                let taken = named
                     .into_iter()
                     .filter(|rendition| !unproven.contains(rendition))
                     .collect();

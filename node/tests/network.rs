@@ -1025,6 +1025,153 @@ async fn listeners_share_their_cache_with_licensed_peers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_still_downloading_a_track_serves_the_part_it_holds() {
+    use client_lib::cache::ClientCache;
+    use client_lib::player::{self, Output, PlayOptions};
+    use client_lib::serve::{ServeConfig, Serving, own_claims};
+
+    let net = Net::start().await;
+    let artist = net.account("artist", "SE", "artist").await;
+    let listener = net.account("listener", "SE", "listener").await;
+    let track = net.upload(&artist, 8, 30.0, &[]).await;
+    let api = api::client::OriginApi::new(&net.origin.base).unwrap();
+
+    // Listener A has the first half of the track (its download is under way): manifest,
+    // license and chunks from the origin, as its player stores them.
+    let a = Identity::from_secret_bytes(&[0x76; 32]);
+    let a_endpoint = Endpoint::bind(&a, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(ClientCache::open(cache_dir.path(), 64 << 20).unwrap());
+    let grant = api
+        .play(&listener, &track, &a.node_id(), None, false)
+        .await
+        .unwrap();
+    let rendition = grant.manifest.id();
+    let chunks = grant.manifest.chunk_count();
+    let half = chunks / 2;
+    assert!(half >= 4, "{chunks} chunks");
+    let origin = Source {
+        node: grant.origin.node,
+        addr: grant.origin.addr,
+    };
+    let fetched = fetch_rendition(
+        &a_endpoint,
+        &playing(&net, &rendition, &grant.license),
+        &[origin],
+        &BanList::default(),
+    )
+    .await
+    .unwrap();
+    cache.put_manifest(grant.manifest.signed()).unwrap();
+    cache.put_license(&rendition, &grant.license).unwrap();
+    for index in 0..half {
+        let id = grant.manifest.chunk_id(index).unwrap();
+        cache.put(id, &fetched.chunks[index as usize]).unwrap();
+    }
+    let holdings = cache.holdings(10, 10);
+    assert_eq!(holdings.whole, Vec::<RenditionId>::new());
+    assert_eq!(holdings.partial, vec![(rendition, half)]);
+
+    // It serves and announces itself as a partial holder.
+    let region = own_claims(&grant.license).unwrap().region;
+    let serving = Serving::start(
+        &a_endpoint,
+        cache.clone(),
+        net.origin.running.node_id,
+        region,
+        ServeConfig::default(),
+    )
+    .unwrap();
+    serving
+        .announce(
+            &a_endpoint,
+            &Trackers::new(vec![net.tracker()]),
+            &grant.license,
+            &cache,
+            a_endpoint.local_addr().unwrap(),
+        )
+        .await
+        .unwrap();
+
+    // B finds A with what it holds, and A answers a chunk past its prefix with that prefix.
+    let b = Identity::from_secret_bytes(&[0x77; 32]);
+    let b_endpoint = Endpoint::bind(&b, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
+    let mut b_grant = api
+        .play(&listener, &track, &b.node_id(), None, false)
+        .await
+        .unwrap();
+    b_grant.tracker = Some(net.tracker());
+    let list = peers_of(&b_endpoint, net.tracker(), rendition, &b_grant.license).await;
+    assert_eq!(list.peers.len(), 1);
+    assert_eq!(list.peers[0].node, a.node_id());
+    assert_eq!(
+        list.peers[0].holding.map(|holding| holding.held),
+        Some(half)
+    );
+    let peer = b_endpoint
+        .connect(a.node_id(), a_endpoint.local_addr().unwrap())
+        .await
+        .unwrap();
+    let items = fetch_range(
+        &peer,
+        &b_grant.manifest,
+        half - 1,
+        2,
+        Priority::Playing,
+        &b_grant.license,
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(items[0], transport::chunks::RangeItem::Chunk { index, .. } if index == half - 1)
+    );
+    assert_eq!(
+        items[1],
+        transport::chunks::RangeItem::Missing {
+            index: half,
+            held: half
+        }
+    );
+
+    // B plays the track: A carries chunks of the part it holds, the origin the rest (that a
+    // partial holder's misses are not reported is the scheduler's, tested in `policy`).
+    let (out, mut outputs) = tokio::sync::mpsc::channel(64);
+    let playback = {
+        let (endpoint, grant) = (b_endpoint.clone(), b_grant.clone());
+        tokio::spawn(async move {
+            player::play(
+                &endpoint,
+                &grant,
+                Default::default(),
+                PlayOptions::default(),
+                out,
+            )
+            .await
+        })
+    };
+    let mut sources = Vec::new();
+    while let Some(output) = outputs.recv().await {
+        if let Output::Sources(list) = output {
+            sources = list;
+        }
+    }
+    let stats = playback.await.unwrap().unwrap();
+    assert_eq!(stats.stutters, 0);
+    let chunk = u64::from(b_grant.manifest.body().chunk_bytes) + 16;
+    let from_a = sources
+        .iter()
+        .find(|(node, ..)| *node == a.node_id())
+        .map_or(0, |(_, _, bytes)| *bytes);
+    assert!(from_a > 0, "A delivered nothing: {sources:?}");
+    assert!(
+        from_a <= u64::from(half) * chunk,
+        "A delivered past its prefix"
+    );
+    assert_eq!(stats.bytes_peers, from_a);
+    drop(serving);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_playback_pauses_resumes_and_stops_on_command() {
     use client_lib::player::{Control, Output, PlayOptions, play_with_controls};
 

@@ -581,12 +581,13 @@ impl Scheduler {
         self.poll(now)
     }
 
-    /// Whether `node` holds chunks up to `end` (exclusive) at `now`, by its own account.
-    fn holds_range(&self, node: &NodeId, end: u32, now: u64) -> bool {
-        self.sources.get(node).is_some_and(|source| {
+    /// How many chunks from the first `node` holds at `now`, by its own account (all of
+    /// them unless it is a partial holder).
+    fn held_by(&self, node: &NodeId, now: u64) -> u64 {
+        self.sources.get(node).map_or(0, |source| {
             source
                 .partial
-                .is_none_or(|prefix| prefix.held_at(now) >= u64::from(end))
+                .map_or(u64::MAX, |prefix| prefix.held_at(now))
         })
     }
 
@@ -1048,7 +1049,7 @@ impl Scheduler {
             let best_peer = peers
                 .iter()
                 .filter(|node| self.sources[*node].in_flight < self.config.requests_per_peer)
-                .filter(|node| self.holds_range(node, end, now))
+                .filter(|node| self.held_by(node, now) > u64::from(index))
                 .min_by(|a, b| {
                     self.expected_ms(a, bytes)
                         .total_cmp(&self.expected_ms(b, bytes))
@@ -1082,6 +1083,10 @@ impl Scheduler {
                     from + lead_chunks
                 };
                 end = end.min(limit.max(index + 1));
+            }
+            // A partial holder is asked for no more than it holds.
+            if let Some(peer) = choice.filter(|source| *source != self.origin) {
+                end = end.min(u32::try_from(self.held_by(&peer, now)).unwrap_or(u32::MAX));
             }
             match choice {
                 Some(source) => {

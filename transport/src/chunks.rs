@@ -575,6 +575,9 @@ impl<T: ChunkSource> ChunkSource for Arc<T> {
     async fn chunk(&self, rendition: &RenditionId, index: u32) -> Option<(ChunkId, Bytes)> {
         (**self).chunk(rendition, index).await
     }
+    async fn held_prefix(&self, rendition: &RenditionId) -> u32 {
+        (**self).held_prefix(rendition).await
+    }
     fn verified_on_load(&self) -> bool {
         (**self).verified_on_load()
     }
