@@ -534,9 +534,31 @@ pub async fn play_with_controls(
         if scheduler.finished() && next_out >= chunks {
             break;
         }
-        if pending_seek.is_some() || (next_out < chunks && !scheduler.holds(next_out)) {
+        // Starving: the play head (the scheduler's model of the sink) is at a chunk not held,
+        // or a seek waits for its chunk. Audio handed on ahead of the head is buffered, so a
+        // chunk that is not held yet past it is no stall: the scheduler may wait for it to
+        // come within its origin lead while a partial holder grows.
+        let position_ms = scheduler.position_ms(now_ms());
+        let head = scheduler.chunk_at(position_ms);
+        let stalled = next_out < chunks && !scheduler.holds(next_out.min(head));
+        if pending_seek.is_some() || stalled {
             let since = *starving_since.get_or_insert_with(Instant::now);
             if since.elapsed() > Duration::from_secs(30) {
+                let position_ms = scheduler.position_ms(now_ms());
+                tracing::warn!(
+                    next_out,
+                    position_ms,
+                    head_chunk = scheduler.chunk_at(position_ms),
+                    finished = scheduler.finished(),
+                    paused = scheduler.paused(),
+                    seek = pending_seek.is_some(),
+                    held = ?(next_out..chunks.min(next_out + 20)).map(|i| scheduler.holds(i)).collect::<Vec<_>>(),
+                    stats = ?scheduler.stats(),
+                    requests = ?scheduler.requests(),
+                    sources = ?scheduler.bytes_by_source(),
+                    tasks = tasks.len(),
+                    "playback starved"
+                );
                 for (_, task) in tasks.drain() {
                     task.abort();
                 }

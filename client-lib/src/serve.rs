@@ -46,6 +46,8 @@ pub struct ServeConfig {
     pub upload_slots: usize,
     /// Upload cap in kbit/s (none: no cap).
     pub upload_kbps: Option<u64>,
+    /// Announce renditions still downloading (a partial holder), not only whole ones.
+    pub partial: bool,
 }
 
 impl Default for ServeConfig {
@@ -55,6 +57,7 @@ impl Default for ServeConfig {
             metered: false,
             upload_slots: 4,
             upload_kbps: Some(2_000),
+            partial: true,
         }
     }
 }
@@ -226,7 +229,12 @@ impl Serving {
         cache: &ClientCache,
         addr: SocketAddr,
     ) -> anyhow::Result<u32> {
-        let holdings = cache.holdings(ANNOUNCE_RENDITIONS_MAX, ANNOUNCE_PARTIAL_MAX);
+        let partial_max = if self.config.partial {
+            ANNOUNCE_PARTIAL_MAX
+        } else {
+            0
+        };
+        let holdings = cache.holdings(ANNOUNCE_RENDITIONS_MAX, partial_max);
         let partial = self.partial_figures(&holdings.partial);
         let mut renditions = holdings.whole;
         {

@@ -599,3 +599,40 @@ fn pausing_stops_the_play_head_and_neither_pause_nor_seek_counts_as_a_stutter() 
     assert_eq!(net.scheduler.stats().stutters, 0);
     assert_eq!(net.scheduler.stats().stalled_ms, 0);
 }
+
+/// A listener that skipped the track: its prefix stopped growing at 5 chunks, but its last
+/// figures still claim growth. Its misses correct them; the origin carries the rest in time.
+#[test]
+fn a_partial_holder_that_stopped_growing_costs_no_stutter() {
+    let mut net = Net::new(SchedulerConfig::default(), good(20, 1));
+    net.behaviour.insert(
+        node(2),
+        Behaviour::Downloading {
+            held: 5,
+            since_ms: net.now,
+            ms_per_chunk: 100_000_000,
+        },
+    );
+    let actions = net.scheduler.play(net.now, plan());
+    net.apply(actions);
+    let actions = net.scheduler.add_holders(
+        net.now,
+        &[(
+            node(2),
+            SourceKind::Peer,
+            Some(Holding {
+                held: 5,
+                per_min: 300,
+            }),
+        )],
+    );
+    net.apply(actions);
+    net.run_until(400_000);
+    assert!(
+        net.scheduler.finished(),
+        "{:?} {:?}",
+        net.scheduler.stats(),
+        net.scheduler.requests()
+    );
+    assert_eq!(net.scheduler.stats().stutters, 0);
+}

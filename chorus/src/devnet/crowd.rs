@@ -55,6 +55,9 @@ pub struct CrowdConfig {
     pub cache_root: PathBuf,
     /// Region index of every known node (listeners, super-nodes).
     pub node_regions: HashMap<NodeId, usize>,
+    /// Listeners announce renditions they are still downloading (`--whole-holders-only`
+    /// turns it off, to compare).
+    pub partial_holders: bool,
 }
 
 /// Decoded audio ends up nowhere; its length is what counts.
@@ -375,6 +378,10 @@ async fn life(
             ListenerConfig {
                 quality: config.quality,
                 offline: Some(offline.clone()),
+                share: client_lib::serve::ServeConfig {
+                    partial: config.partial_holders,
+                    ..client_lib::serve::ServeConfig::default()
+                },
                 ..ListenerConfig::default()
             },
         );

@@ -125,6 +125,11 @@ pub struct DevnetArgs {
     /// back to the DHT and the origin, and no play may fail.
     #[arg(long, value_parser = parse_duration)]
     pub kill_tracker_at: Option<Duration>,
+    /// Listeners announce only the renditions they hold whole, as before partial holders: a
+    /// what-if to set against the default, where a listener is listed as soon as its
+    /// download starts.
+    #[arg(long)]
+    pub whole_holders_only: bool,
     /// Chance a track is skipped, 0..1.
     #[arg(long, default_value_t = 0.2)]
     pub skip_chance: f64,
@@ -530,13 +535,34 @@ async fn post_json(
     token: Option<&str>,
     body: impl serde::Serialize,
 ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
-    let mut request = http.post(url).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
+    // Sign-ups and log-ins share a bounded pool of password hashings: a crowd logging in at
+    // once is told `503 busy` and retries after the second it is told to wait, as any
+    // client should (at most 30 times).
+    let mut attempts = 0;
+    loop {
+        let mut request = http.post(&url).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let wait_s = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+            .unwrap_or(1)
+            .clamp(1, 5);
+        let body = response.json().await.unwrap_or(Value::Null);
+        attempts += 1;
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+            && body["error"]["code"] == "busy"
+            && attempts < 30
+        {
+            tokio::time::sleep(Duration::from_secs(wait_s)).await;
+            continue;
+        }
+        return Ok((status, body));
     }
-    let response = request.send().await?;
-    let status = response.status();
-    Ok((status, response.json().await.unwrap_or(Value::Null)))
 }
 
 /// The admin account the devnet operates the origin with (made on the stopped origin's data).
@@ -1422,6 +1448,7 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
             .map_or(30, |duration| (duration.as_secs() / 4).clamp(1, 30)),
         cache_root: setup.run_dir.clone(),
         node_regions: node_regions.clone(),
+        partial_holders: !args.whole_holders_only,
     };
     // The origin process is new: its counters started at zero, so they hold every byte it
     // served in this run, super-node fills included.
