@@ -155,6 +155,9 @@ impl Default for ListenerConfig {
 pub const ANNOUNCE_REFRESH: std::time::Duration =
     std::time::Duration::from_millis(policy::announce::REFRESH_MS);
 
+/// How long a prefetch waits for peers before it asks the origin for the opening.
+pub const PREFETCH_PEERS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A logged-in listener on one origin.
 #[derive(Debug, Clone)]
 pub struct Listener {
@@ -177,6 +180,8 @@ pub struct Ready {
     /// Bytes of `chunks` that came from the origin ahead of playback (opening chunks in the
     /// grant, prefetch): they count as origin bytes, not cache bytes, in the track's stats.
     pub origin_bytes: u64,
+    /// Bytes of `chunks` a prefetch had from super-nodes and from peers, counted as theirs.
+    pub ahead_from: (u64, u64),
 }
 
 /// Where the play head is, from the wall clock, seeks and pauses: what the listener heard,
@@ -268,6 +273,7 @@ impl Listener {
                         chunks,
                         offline: true,
                         origin_bytes: 0,
+                        ahead_from: (0, 0),
                     });
                 }
                 Ok(None) => {}
@@ -335,6 +341,7 @@ impl Listener {
             chunks,
             offline: false,
             origin_bytes,
+            ahead_from: (0, 0),
         })
     }
 
@@ -364,6 +371,7 @@ impl Listener {
                 chunks,
                 offline: whole,
                 origin_bytes: 0,
+                ahead_from: (0, 0),
             }))
         })
         .await?
@@ -436,13 +444,14 @@ impl Listener {
                     .await
                     .map(|ready| (ready, false)),
             };
-            let (grant, cached, origin_ahead, was_prefetched, offline) = match found {
+            let (grant, cached, origin_ahead, was_prefetched, offline, ahead_from) = match found {
                 Ok((ready, prefetched)) => (
                     ready.grant,
                     ready.chunks,
                     ready.origin_bytes,
                     prefetched,
                     ready.offline,
+                    ready.ahead_from,
                 ),
                 Err(error) => {
                     let _ = out
@@ -635,6 +644,13 @@ impl Listener {
                     let ahead = origin_ahead.min(stats.bytes_cache);
                     stats.bytes_cache -= ahead;
                     stats.bytes_origin += ahead;
+                    // And those a prefetch had from super-nodes and peers are theirs.
+                    let ahead = ahead_from.0.min(stats.bytes_cache);
+                    stats.bytes_cache -= ahead;
+                    stats.bytes_super_nodes += ahead;
+                    let ahead = ahead_from.1.min(stats.bytes_cache);
+                    stats.bytes_cache -= ahead;
+                    stats.bytes_peers += ahead;
                     let duration = grant.manifest.body().duration_ms;
                     match moved {
                         None => self.report(&play_id, EventKind::Complete, &track_id, duration),
@@ -774,6 +790,7 @@ impl Listener {
             mut chunks,
             offline,
             mut origin_bytes,
+            ..
         } = self.grant_for(track_id, abr).await?;
         let manifest = &grant.manifest;
         let total = manifest.chunk_count();
@@ -788,6 +805,50 @@ impl Listener {
             let (cache, manifest) = (cache.clone(), manifest.clone());
             let held = tokio::task::spawn_blocking(move || cache.chunks_of(&manifest)).await?;
             chunks.extend(held.into_iter().filter(|(index, _)| *index < wanted));
+        }
+        // Peers first (DESIGN §6): holders the tracker lists with the whole opening, at most
+        // a few seconds; what they do not deliver comes from the origin (or its edge).
+        let mut ahead_from = (0, 0);
+        if let Some(first) = (0..wanted).find(|index| !chunks.contains_key(index))
+            && !offline
+            && let Some(tracker) = grant.tracker
+        {
+            let holders = player::holders(&self.endpoint, tracker, &grant, wanted).await;
+            if !holders.is_empty() {
+                let sources: Vec<Source> = holders.iter().map(|(source, _)| *source).collect();
+                let mut report = FetchReport::default();
+                let fetched = tokio::time::timeout(
+                    PREFETCH_PEERS_WAIT,
+                    fetch_chunks(
+                        &self.endpoint,
+                        manifest,
+                        &grant.license,
+                        Priority::Prefetch,
+                        &sources,
+                        &BanList::default(),
+                        (first, wanted),
+                        &mut report,
+                    ),
+                )
+                .await;
+                if let Ok(Ok(list)) = fetched {
+                    for (data, index) in list.into_iter().zip(first..) {
+                        if let (Some(cache), Some(id)) = (&cache, manifest.chunk_id(index).copied())
+                        {
+                            let (cache, data) = (cache.clone(), data.clone());
+                            tokio::task::spawn_blocking(move || cache.put(&id, &data));
+                        }
+                        chunks.entry(index).or_insert(data);
+                    }
+                    for (node, kind) in &holders {
+                        let bytes = report.bytes_from.get(&node.node).copied().unwrap_or(0);
+                        match kind {
+                            crate::scheduler::SourceKind::SuperNode => ahead_from.0 += bytes,
+                            _ => ahead_from.1 += bytes,
+                        }
+                    }
+                }
+            }
         }
         let first_missing = (0..wanted).find(|index| !chunks.contains_key(index));
         if let Some(first) = first_missing {
@@ -842,6 +903,7 @@ impl Listener {
                 chunks,
                 offline,
                 origin_bytes,
+                ahead_from,
             },
         })
     }

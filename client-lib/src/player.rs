@@ -671,6 +671,31 @@ pub async fn play_with_controls(
     Ok(stats)
 }
 
+/// The tracker's holders of `grant`'s rendition that hold its first `chunks` chunks
+/// (whole holders, and partial ones that say they do), best first, at most 4: where a
+/// prefetch looks before the origin.
+pub(crate) async fn holders(
+    endpoint: &Endpoint,
+    tracker: NodeAddr,
+    grant: &Grant,
+    chunks: u32,
+) -> Vec<(crate::fetch::Source, SourceKind)> {
+    let query = Request::PeerQuery(PeerQuery {
+        rendition: grant.manifest.id(),
+        want: 10,
+        license: grant.license.clone(),
+    });
+    ask_tracker(endpoint, tracker, &query)
+        .await
+        .into_iter()
+        .filter(|(node, _, _, holding)| {
+            *node != endpoint.node_id() && holding.is_none_or(|holding| holding.held >= chunks)
+        })
+        .take(4)
+        .map(|(node, kind, addr, _)| (crate::fetch::Source { node, addr }, kind))
+        .collect()
+}
+
 async fn ask_tracker(
     endpoint: &Endpoint,
     tracker: NodeAddr,
