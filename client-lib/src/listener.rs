@@ -504,7 +504,7 @@ impl Listener {
             if let (false, Some(serving), Some(cache)) = (offline, &serving, &self.options.cache) {
                 let rendition = grant.manifest.id();
                 let held = cache.held_prefix(&rendition);
-                if held < grant.manifest.chunk_count() {
+                if held < grant.manifest.chunk_count() && self.config.share.partial {
                     serving.downloading(rendition, held);
                     announce_on_start = true;
                 }

@@ -235,16 +235,23 @@ impl Serving {
             0
         };
         let holdings = cache.holdings(ANNOUNCE_RENDITIONS_MAX, partial_max);
-        let partial = self.partial_figures(&holdings.partial);
         let mut renditions = holdings.whole;
+        let mut held_in_part = holdings.partial;
         {
+            // What the tracker refused with the license kept for it is not sent again until
+            // the cache keeps another.
             let mut refused = lock(&self.refused);
-            refused.retain(|rendition, _| renditions.contains(rendition));
-            renditions.retain(|rendition| match refused.get(rendition) {
+            refused.retain(|rendition, _| {
+                renditions.contains(rendition) || held_in_part.iter().any(|(r, _)| r == rendition)
+            });
+            let retry = |rendition: &RenditionId| match refused.get(rendition) {
                 Some(tried) => cache.license(rendition) != *tried,
                 None => true,
-            });
+            };
+            renditions.retain(|rendition| retry(rendition));
+            held_in_part.retain(|(rendition, _)| retry(rendition));
         }
+        let partial = self.partial_figures(&held_in_part);
         let mut groups: Vec<(NodeAddr, Vec<RenditionId>, Vec<Partial>)> = trackers
             .split(renditions.iter().copied())
             .into_iter()

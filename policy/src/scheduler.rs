@@ -250,6 +250,8 @@ struct Source {
     kind: SourceKind,
     /// `Some` while it is still downloading the rendition.
     partial: Option<Prefix>,
+    /// Chunks it said it lacked although its figures said it held them.
+    misses: u32,
     /// Measured rate, bytes per ms (EWMA).
     rate: f64,
     /// Bytes asked for and not yet received.
@@ -325,6 +327,7 @@ impl Scheduler {
             Source {
                 kind: SourceKind::Origin,
                 partial: None,
+                misses: 0,
                 rate: config.rate_prior * 4.0,
                 outstanding: 0,
                 in_flight: 0,
@@ -547,6 +550,9 @@ impl Scheduler {
     ) -> Vec<Action> {
         self.search_done = true;
         for &(node, kind, holding) in found {
+            if node == self.origin {
+                continue;
+            }
             let prior = match kind {
                 SourceKind::Origin => continue,
                 SourceKind::SuperNode => self.config.rate_prior * 4.0,
@@ -569,6 +575,7 @@ impl Scheduler {
                 Source {
                     kind,
                     partial,
+                    misses: 0,
                     rate: prior,
                     outstanding: 0,
                     in_flight: 0,
@@ -779,7 +786,8 @@ impl Scheduler {
     /// `id`'s source answered that it does not hold chunk `index`, and holds `held` chunks
     /// from the first. From a partial holder this corrects its figures (its prefix is then at
     /// most `index`, and its rate estimate is halved, so a peer that keeps answering so is
-    /// asked ever less often); it is not a failure. From anyone else it is
+    /// asked ever less often, and after more than twice `failures_max` such misses not at
+    /// all for this track); it is not a failure and is never reported. From anyone else it is
     /// [`Failure::Missing`]. Either way the request's chunks go back to the pool.
     pub fn on_missing(&mut self, now: u64, id: RequestId, index: u32, held: u32) -> Vec<Action> {
         let Some(node) = self.requests.get(&id).map(|request| request.source) else {
@@ -789,14 +797,33 @@ impl Scheduler {
             return self.on_failure(now, id, Failure::Missing);
         };
         self.finish_request(id);
+        let mut actions = Vec::new();
         if let Some(source) = self.sources.get_mut(&node) {
             source.partial = Some(Prefix {
                 held: held.min(index),
                 per_min: prefix.per_min / 2,
                 at_ms: now,
             });
+            source.misses += 1;
+            // Early once or twice is growth misjudged; more is a peer that overstates what
+            // it holds: dropped for this track, still not reported.
+            if source.misses > 2 * self.config.failures_max && !source.banned {
+                source.banned = true;
+                let mut ids: Vec<RequestId> = self
+                    .requests
+                    .iter()
+                    .filter(|(_, request)| request.source == node)
+                    .map(|(id, _)| *id)
+                    .collect();
+                ids.sort();
+                for id in ids {
+                    self.finish_request(id);
+                    actions.push(Action::Cancel { id });
+                }
+            }
         }
-        self.poll(now)
+        actions.extend(self.poll(now));
+        actions
     }
 
     /// `id`'s source failed it (the remaining chunks of the request go back to the pool).

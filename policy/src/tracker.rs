@@ -67,8 +67,8 @@
 //! A query returns at most `min(want, peers_returned_max)` peers out of the rendition's most
 //! recent holders: never the asker, never a quarantined peer, never a peer outside the track's
 //! markets (from the asker's signed claims); same region as the asker first, then super-nodes,
-//! then more spare upload capacity (by powers of two: 3 Mbit/s and 3.5 Mbit/s rank alike),
-//! then the most recent announce.
+//! then whole holders before partial ones, then more spare upload capacity (by powers of two:
+//! 3 Mbit/s and 3.5 Mbit/s rank alike), then the most recent change of the announced set.
 //!
 //! A query reads the rendition's pairs (one contiguous block, already in rank order but for
 //! the asker's region, which is a stable partition) and then only the records of the peers
@@ -779,14 +779,16 @@ impl Tracker {
         }
         let max = self.config.peers_per_rendition_max.max(1);
         if entry.holders.len() >= max {
-            // Drop the least recent pair. A stale pair (its peer re-announced another set,
-            // expired, or left) carries an older sequence number than its peer's current one,
-            // so it goes first without looking the peer up: no random memory access per pair.
+            // Drop a partial pair first (a burst of listeners starting the track must not push
+            // its whole holders and super-nodes out), then the least recent. A stale pair (its
+            // peer re-announced another set, expired, or left) carries an older sequence
+            // number than its peer's current one, so it goes first without looking the peer
+            // up: no random memory access per pair.
             let victim = entry
                 .holders
                 .iter()
                 .enumerate()
-                .min_by_key(|(_, held)| held.seq)
+                .min_by_key(|(_, held)| (held.complete(), held.seq))
                 .map(|(at, _)| at);
             if let Some(at) = victim {
                 entry.holders.remove(at);

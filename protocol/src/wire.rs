@@ -37,7 +37,8 @@
 //! **Partial holders** (`chorus/3`). A node downloading a rendition announces it as a
 //! [`Partial`]: the chunks it holds from the first without a gap, and how fast that prefix
 //! grows. A tracker lists it among the rendition's holders with a [`Holding`] extrapolated to
-//! the answer's time, after the rendition's complete holders of the same role; a requester
+//! the answer's time, ranked after the complete holders of the same region and role, and
+//! evicted first when a rendition's list of holders is full; a requester
 //! asks it only for chunks it will hold in time. A holder asked for a chunk it does not hold
 //! answers `ChunkMissing` with `held`, its prefix now, so a requester corrects its estimate
 //! instead of taking the miss for a fault.

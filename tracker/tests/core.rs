@@ -300,6 +300,34 @@ fn partial_holders_are_listed_after_complete_ones_with_their_progress_grown() {
 }
 
 #[test]
+fn a_burst_of_partial_holders_does_not_push_whole_holders_out() {
+    let mut world = World::new(TrackerConfig {
+        peers_per_rendition_max: 2,
+        ..TrackerConfig::default()
+    });
+    let r = rendition(1);
+    let whole = world.node();
+    acked(world.announce(&whole, "SE", NodeRole::Client, &[r], 100));
+    let partial = Partial {
+        rendition: r,
+        held: 4,
+        per_min: 60,
+    };
+    let starters: Vec<Identity> = (0..3).map(|_| world.node()).collect();
+    for starter in &starters {
+        acked(world.announce_holding(starter, "SE", NodeRole::Client, &[], &[partial], 100));
+    }
+    let asker = world.node();
+    let listed: Vec<NodeId> = world
+        .query(&asker, "SE", &[], r)
+        .peers
+        .iter()
+        .map(|peer| peer.node)
+        .collect();
+    assert_eq!(listed, [whole.node_id(), starters[2].node_id()]);
+}
+
+#[test]
 fn a_partial_holding_needs_a_license_like_a_whole_one() {
     let mut world = World::new(TrackerConfig::default());
     let (r, unlicensed) = (rendition(1), rendition(2));

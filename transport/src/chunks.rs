@@ -282,6 +282,8 @@ impl<S: ChunkSource> ChunkService<S> {
         };
         responder.set_priority(request.priority);
         let verified = self.source.verified_on_load();
+        // The responder's prefix, told with a miss: looked up once per range.
+        let mut prefix: Option<u32> = None;
         for index in request.first..request.first + request.count {
             match self.source.chunk(&request.rendition, index).await {
                 Some((id, data)) if verified || verify_chunk(&id, &data).is_ok() => {
@@ -292,13 +294,21 @@ impl<S: ChunkSource> ChunkService<S> {
                 }
                 Some(_) => {
                     tracing::warn!(rendition = %request.rendition, index, "stored chunk fails its hash; not sent");
-                    let held = self.source.held_prefix(&request.rendition).await.min(index);
+                    let held = match prefix {
+                        Some(prefix) => prefix,
+                        None => *prefix.insert(self.source.held_prefix(&request.rendition).await),
+                    }
+                    .min(index);
                     responder
                         .send(&Response::ChunkMissing { index, held })
                         .await?;
                 }
                 None => {
-                    let held = self.source.held_prefix(&request.rendition).await.min(index);
+                    let held = match prefix {
+                        Some(prefix) => prefix,
+                        None => *prefix.insert(self.source.held_prefix(&request.rendition).await),
+                    }
+                    .min(index);
                     responder
                         .send(&Response::ChunkMissing { index, held })
                         .await?;
