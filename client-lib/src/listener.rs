@@ -819,25 +819,12 @@ impl Listener {
                 let mut report = FetchReport::default();
                 let fetched = tokio::time::timeout(
                     PREFETCH_PEERS_WAIT,
-                    fetch_chunks(
-                        &self.endpoint,
-                        manifest,
-                        &grant.license,
-                        Priority::Prefetch,
-                        &sources,
-                        &BanList::default(),
-                        (first, wanted),
-                        &mut report,
-                    ),
+                    self.fetch_ahead(&grant, &sources, (first, wanted), &mut report),
                 )
                 .await;
                 if let Ok(Ok(list)) = fetched {
-                    for (data, index) in list.into_iter().zip(first..) {
-                        if let (Some(cache), Some(id)) = (&cache, manifest.chunk_id(index).copied())
-                        {
-                            let (cache, data) = (cache.clone(), data.clone());
-                            tokio::task::spawn_blocking(move || cache.put(&id, &data));
-                        }
+                    for (index, data) in list {
+                        keep(&cache, manifest, index, &data);
                         chunks.entry(index).or_insert(data);
                     }
                     for (node, kind) in &holders {
@@ -868,31 +855,20 @@ impl Listener {
                         node: grant.origin.node,
                         addr: grant.origin.addr,
                     }];
-                    fetch_chunks(
-                        &self.endpoint,
-                        manifest,
-                        &grant.license,
-                        Priority::Prefetch,
+                    self.fetch_ahead(
+                        &grant,
                         &sources,
-                        &BanList::default(),
                         (first, wanted),
                         &mut FetchReport::default(),
                     )
                     .await?
-                    .into_iter()
-                    .zip(first..)
-                    .map(|(data, index)| (index, data))
-                    .collect()
                 }
             };
             for (index, data) in fetched {
                 if !chunks.contains_key(&index) {
                     origin_bytes += data.len() as u64;
                 }
-                if let (Some(cache), Some(id)) = (&cache, manifest.chunk_id(index).copied()) {
-                    let (cache, data) = (cache.clone(), data.clone());
-                    tokio::task::spawn_blocking(move || cache.put(&id, &data));
-                }
+                keep(&cache, manifest, index, &data);
                 chunks.entry(index).or_insert(data);
             }
         }
@@ -906,6 +882,37 @@ impl Listener {
                 ahead_from,
             },
         })
+    }
+
+    /// Chunks `range` of `grant`'s rendition, at prefetch priority, from `sources` in order
+    /// of preference, by index.
+    async fn fetch_ahead(
+        &self,
+        grant: &Grant,
+        sources: &[Source],
+        range: (u32, u32),
+        report: &mut FetchReport,
+    ) -> anyhow::Result<Vec<(u32, Bytes)>> {
+        let fetched = fetch_chunks(
+            &self.endpoint,
+            &grant.manifest,
+            &grant.license,
+            Priority::Prefetch,
+            sources,
+            &BanList::default(),
+            range,
+            report,
+        )
+        .await?;
+        Ok((range.0..).zip(fetched).collect())
+    }
+}
+
+/// Writes a fetched chunk to the cache, if there is one, off the runtime's threads.
+fn keep(cache: &Option<Arc<ClientCache>>, manifest: &protocol::Manifest, index: u32, data: &Bytes) {
+    if let (Some(cache), Some(id)) = (cache, manifest.chunk_id(index).copied()) {
+        let (cache, data) = (cache.clone(), data.clone());
+        tokio::task::spawn_blocking(move || cache.put(&id, &data));
     }
 }
 

@@ -809,17 +809,7 @@ impl Scheduler {
             // it holds: dropped for this track, still not reported.
             if source.misses > 2 * self.config.failures_max && !source.banned {
                 source.banned = true;
-                let mut ids: Vec<RequestId> = self
-                    .requests
-                    .iter()
-                    .filter(|(_, request)| request.source == node)
-                    .map(|(id, _)| *id)
-                    .collect();
-                ids.sort();
-                for id in ids {
-                    self.finish_request(id);
-                    actions.push(Action::Cancel { id });
-                }
+                actions = self.cancel_requests_of(node);
             }
         }
         actions.extend(self.poll(now));
@@ -859,21 +849,27 @@ impl Scheduler {
                     failure,
                 });
             }
-            // Cancel what is still out with it.
-            let mut ids: Vec<RequestId> = self
-                .requests
-                .iter()
-                .filter(|(_, request)| request.source == node)
-                .map(|(id, _)| *id)
-                .collect();
-            // Map order is per process: sorted, so a seeded run replays exactly.
-            ids.sort();
-            for id in ids {
-                self.finish_request(id);
-                actions.push(Action::Cancel { id });
-            }
+            actions.extend(self.cancel_requests_of(node));
         }
         actions
+    }
+
+    /// Cancels what is still out with `node`.
+    fn cancel_requests_of(&mut self, node: NodeId) -> Vec<Action> {
+        let mut ids: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, request)| request.source == node)
+            .map(|(id, _)| *id)
+            .collect();
+        // Map order is per process: sorted, so a seeded run replays exactly.
+        ids.sort();
+        ids.into_iter()
+            .map(|id| {
+                self.finish_request(id);
+                Action::Cancel { id }
+            })
+            .collect()
     }
 
     /// Moves the play head model to `now`, emitting player events.

@@ -291,29 +291,21 @@ impl<S: ChunkSource> ChunkService<S> {
                         gate.pace(data.len()).await;
                     }
                     responder.send_chunk(index, data).await?;
+                    continue;
                 }
                 Some(_) => {
                     tracing::warn!(rendition = %request.rendition, index, "stored chunk fails its hash; not sent");
-                    let held = match prefix {
-                        Some(prefix) => prefix,
-                        None => *prefix.insert(self.source.held_prefix(&request.rendition).await),
-                    }
-                    .min(index);
-                    responder
-                        .send(&Response::ChunkMissing { index, held })
-                        .await?;
                 }
-                None => {
-                    let held = match prefix {
-                        Some(prefix) => prefix,
-                        None => *prefix.insert(self.source.held_prefix(&request.rendition).await),
-                    }
-                    .min(index);
-                    responder
-                        .send(&Response::ChunkMissing { index, held })
-                        .await?;
-                }
+                None => {}
             }
+            let held = match prefix {
+                Some(prefix) => prefix,
+                None => *prefix.insert(self.source.held_prefix(&request.rendition).await),
+            }
+            .min(index);
+            responder
+                .send(&Response::ChunkMissing { index, held })
+                .await?;
         }
         Ok(())
     }
