@@ -1154,6 +1154,106 @@ impl Scheduler {
         actions
     }
 
+    /// When to call [`Scheduler::poll`] next if no event comes first: the earliest moment
+    /// at which a poll would act or emit a player event without anything new happening,
+    /// or `None` when nothing will until an event (paused with nothing in flight, finished,
+    /// no track). Call it after every poll or event; it may be `now` (poll again at once).
+    ///
+    /// What moves without an event: a request's stall deadline; the play head (it stalls at
+    /// the first chunk not held, finishes at the end, passes the prefetch mark, and carries
+    /// the opening, urgent, lead and search windows onto chunks still to be asked for); and
+    /// a partial holder's prefix growing over the first chunk nobody has been asked for.
+    /// Polling at these moments does exactly what polling every millisecond would (a test
+    /// drives both and compares every action and event), so drivers need no timer of
+    /// their own.
+    pub fn poll_timeout(&self, now: u64) -> Option<u64> {
+        let plan = self.plan.as_ref()?;
+        if self.head == Head::Finished {
+            return None;
+        }
+        if !self.peers_asked || (!self.delivered_told && self.all_held()) {
+            return Some(now);
+        }
+        let mut wake = self
+            .requests
+            .values()
+            .map(|request| request.last_progress_ms + self.config.stall_ms)
+            .min()
+            .unwrap_or(u64::MAX);
+        let chunks = self.chunks.len() as u32;
+        let from = self.chunk_at(self.position_ms);
+        let first_missing = (from..chunks).find(|&i| self.chunks[i as usize] == Chunk::Missing);
+        match self.head {
+            Head::Buffering if self.holds(from) => return Some(now),
+            Head::Playing => {
+                // The moment the head enters chunk `index` if every chunk before it is held.
+                let reach = |index: u32| -> u64 {
+                    let mut at = (f64::from(index) * self.chunk_ms()).ceil() as u64;
+                    while self.chunk_at(at) < index {
+                        at += 1;
+                    }
+                    self.head_at_ms + at.saturating_sub(self.position_ms)
+                };
+                // It stops one millisecond into the first chunk not held, or at the end.
+                wake = wake.min(match (from..chunks).find(|&i| !self.holds(i)) {
+                    Some(index) if index == from => self.head_at_ms + 1,
+                    Some(index) => reach(index) + 1,
+                    None => self.head_at_ms + plan.duration_ms.saturating_sub(self.position_ms),
+                });
+                if !self.prefetch_sent {
+                    let mark = plan
+                        .duration_ms
+                        .saturating_sub(self.config.prefetch_remaining_ms);
+                    wake = wake.min(self.head_at_ms + mark.saturating_sub(self.position_ms));
+                }
+                // A window reaching a chunk still to be asked for, or one out with a peer.
+                let chunk_ms = self.chunk_ms();
+                let window = |ms: u64| (ms as f64 / chunk_ms).ceil() as u32;
+                let mut windows = vec![
+                    (first_missing, self.config.opening_chunks),
+                    (first_missing, window(self.config.origin_lead_ms)),
+                    (first_missing, window(self.config.search_lead_ms)),
+                ];
+                let out_with_peer = (from..chunks).find(|&i| {
+                    self.urgent[i as usize].is_none()
+                        && matches!(self.chunks[i as usize], Chunk::Requested { request }
+                            if self.requests.get(&request).is_some_and(|r| r.source != self.origin))
+                });
+                windows.push((out_with_peer, window(self.config.urgent_ms)));
+                for (index, width) in windows {
+                    if let Some(index) = index
+                        && index >= from + width
+                    {
+                        wake = wake.min(reach(index + 1 - width));
+                    }
+                }
+            }
+            _ => {}
+        }
+        // A partial holder's prefix growing over the first chunk nobody was asked for.
+        if let Some(index) = first_missing {
+            for source in self.sources.values() {
+                let Some(prefix) = source.partial else {
+                    continue;
+                };
+                if source.banned || source.in_flight >= self.config.requests_per_peer {
+                    continue;
+                }
+                if prefix.held_at(now) > u64::from(index) {
+                    // Grown over it already: a poll now asks it.
+                    return Some(now);
+                }
+                if prefix.per_min == 0 {
+                    continue;
+                }
+                let need = u64::from(index) + 1 - u64::from(prefix.held);
+                let per_min = u64::from(prefix.per_min);
+                wake = wake.min(prefix.at_ms + (need * 60_000).div_ceil(per_min));
+            }
+        }
+        (wake != u64::MAX).then_some(wake.max(now))
+    }
+
     fn assign_origin(&mut self, now: u64, from: u32, end: u32, actions: &mut Vec<Action>) {
         let mut index = from;
         while index < end {

@@ -1,5 +1,6 @@
 //! The scheduler driven by a small deterministic network model: sources with a latency and a
-//! rate, chunks arriving when the model says, time advanced in 10 ms steps.
+//! rate, chunks arriving when the model says, time advanced in 10 ms steps (or 1 ms steps, or
+//! from event to event and [`Scheduler::poll_timeout`] to compare them).
 
 use std::collections::BTreeMap;
 
@@ -35,8 +36,22 @@ enum Behaviour {
     },
 }
 
+/// How the driver moves time between events.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// In steps of this many ms, polling after each.
+    Every(u64),
+    /// From one event or [`Scheduler::poll_timeout`] to the next, polling only when due.
+    OnTimeout,
+}
+
 struct Net {
     scheduler: Scheduler,
+    wake: Wake,
+    /// Polls made by the driver (besides those inside the scheduler's event handlers).
+    polls: usize,
+    /// Every action and player event with its time, to compare drivers.
+    timeline: Vec<(u64, String)>,
     behaviour: BTreeMap<NodeId, Behaviour>,
     /// (time, request, chunk index) deliveries scheduled.
     pending: BTreeMap<(u64, u64, u32), ()>,
@@ -57,6 +72,9 @@ impl Net {
         behaviour.insert(ORIGIN, origin);
         Self {
             scheduler: Scheduler::new(config, ORIGIN),
+            wake: Wake::Every(10),
+            polls: 0,
+            timeline: Vec::new(),
             behaviour,
             pending: BTreeMap::new(),
             failures: Vec::new(),
@@ -120,14 +138,47 @@ impl Net {
                 self.failures.retain(|(_, request, _)| request != id);
                 self.missing.retain(|(_, request, _, _)| request != id);
             }
+            self.timeline.push((self.now, format!("{action:?}")));
             self.log.push(action);
         }
-        self.events.extend(self.scheduler.take_events());
+        let events = self.scheduler.take_events();
+        for event in &events {
+            self.timeline.push((self.now, format!("{event:?}")));
+        }
+        self.events.extend(events);
+    }
+
+    /// The next moment anything is scheduled to arrive.
+    fn next_arrival(&self) -> u64 {
+        let pending = self.pending.keys().next().map_or(u64::MAX, |key| key.0);
+        let failed = self.failures.iter().map(|f| f.0).min().unwrap_or(u64::MAX);
+        let missing = self.missing.iter().map(|m| m.0).min().unwrap_or(u64::MAX);
+        pending.min(failed).min(missing)
     }
 
     fn run_until(&mut self, end: u64) {
+        let mut at_once = 0;
         while self.now < end && !self.scheduler.finished() {
-            self.now += 10;
+            let armed = self.scheduler.poll_timeout(self.now);
+            match self.wake {
+                Wake::Every(step) => self.now += step,
+                Wake::OnTimeout => {
+                    let timeout = armed.unwrap_or(u64::MAX);
+                    let next = timeout.min(self.next_arrival()).min(end);
+                    assert!(
+                        next >= self.now,
+                        "a timeout in the past: {next} at {}",
+                        self.now
+                    );
+                    at_once = if next == self.now { at_once + 1 } else { 0 };
+                    assert!(
+                        at_once < 100,
+                        "poll_timeout keeps answering now ({})",
+                        self.now
+                    );
+                    self.now = next;
+                }
+            }
             let due: Vec<(u64, u64, u32)> = self
                 .pending
                 .range(..=(self.now, u64::MAX, u32::MAX))
@@ -164,8 +215,19 @@ impl Net {
                 let actions = self.scheduler.on_missing(self.now, id, index, held);
                 self.apply(actions);
             }
-            let actions = self.scheduler.poll(self.now);
-            self.apply(actions);
+            let due = match self.wake {
+                Wake::Every(_) => true,
+                // The timer armed before these answers fired, or they made a poll due now.
+                Wake::OnTimeout => [armed, self.scheduler.poll_timeout(self.now)]
+                    .into_iter()
+                    .flatten()
+                    .any(|at| at <= self.now),
+            };
+            if due {
+                self.polls += 1;
+                let actions = self.scheduler.poll(self.now);
+                self.apply(actions);
+            }
         }
     }
 
@@ -636,4 +698,203 @@ fn a_partial_holder_that_stopped_growing_costs_no_stutter() {
         net.scheduler.requests()
     );
     assert_eq!(net.scheduler.stats().stutters, 0);
+}
+
+/// A track whose chunks do not last a whole number of milliseconds (60 over 61,337 ms), so
+/// the play head's chunk boundaries fall between milliseconds.
+fn uneven_plan() -> TrackPlan {
+    TrackPlan {
+        chunks: 60,
+        chunk_bytes: (0..60).map(|i| 12_000 + 97 * i).collect(),
+        duration_ms: 61_337,
+        cached: (0..60).map(|i| i == 7 || i == 31).collect(),
+        start_ms: 0,
+    }
+}
+
+/// Runs `script` twice, once polling every millisecond and once only when an answer arrives
+/// or [`Scheduler::poll_timeout`] says, and returns both drivers.
+fn both_ways(script: impl Fn(&mut Net)) -> (Net, Net) {
+    let mut every = Net::new(SchedulerConfig::default(), good(20, 1));
+    every.wake = Wake::Every(1);
+    script(&mut every);
+    let mut woken = Net::new(SchedulerConfig::default(), good(20, 1));
+    woken.wake = Wake::OnTimeout;
+    script(&mut woken);
+    (every, woken)
+}
+
+#[test]
+fn polling_on_the_timeout_does_what_polling_every_millisecond_does() {
+    type Script = Box<dyn Fn(&mut Net)>;
+    let scripts: Vec<(&str, Script)> = vec![
+        (
+            "peers of several speeds found after 100 ms",
+            Box::new(|net: &mut Net| {
+                for (n, behaviour) in [(1, good(30, 40)), (2, good(30, 400)), (3, good(10, 5))] {
+                    net.behaviour.insert(node(n), behaviour);
+                }
+                let actions = net.scheduler.play(net.now, uneven_plan());
+                net.apply(actions);
+                net.run_until(1_100);
+                let found = [
+                    (node(1), SourceKind::Peer),
+                    (node(2), SourceKind::Peer),
+                    (node(3), SourceKind::SuperNode),
+                ];
+                let actions = net.scheduler.add_sources(net.now, &found);
+                net.apply(actions);
+                net.run_until(200_000);
+            }),
+        ),
+        (
+            "a stalling peer and a slow one",
+            Box::new(|net: &mut Net| {
+                net.behaviour.insert(node(1), Behaviour::Stalls);
+                net.behaviour.insert(node(2), good(30, 900));
+                let actions = net.scheduler.play(net.now, uneven_plan());
+                net.apply(actions);
+                let found = [(node(1), SourceKind::Peer), (node(2), SourceKind::Peer)];
+                let actions = net.scheduler.add_sources(net.now, &found);
+                net.apply(actions);
+                net.run_until(200_000);
+            }),
+        ),
+        (
+            "partial holders, one honest and one boasting",
+            Box::new(|net: &mut Net| {
+                let since_ms = net.now;
+                net.behaviour.insert(
+                    node(1),
+                    Behaviour::Downloading {
+                        held: 3,
+                        since_ms,
+                        ms_per_chunk: 700,
+                    },
+                );
+                net.behaviour.insert(
+                    node(2),
+                    Behaviour::Downloading {
+                        held: 2,
+                        since_ms,
+                        ms_per_chunk: 5_000,
+                    },
+                );
+                let actions = net.scheduler.play(net.now, uneven_plan());
+                net.apply(actions);
+                let holding = |held, per_min| Some(Holding { held, per_min });
+                let found = [
+                    (node(1), SourceKind::Peer, holding(3, 80)),
+                    (node(2), SourceKind::Peer, holding(2, 90)),
+                ];
+                let actions = net.scheduler.add_holders(net.now, &found);
+                net.apply(actions);
+                net.run_until(200_000);
+            }),
+        ),
+        (
+            "no peers and a slow origin: stalls",
+            Box::new(|net: &mut Net| {
+                net.behaviour.insert(ORIGIN, good(20, 1_300));
+                let actions = net.scheduler.play(net.now, uneven_plan());
+                net.apply(actions);
+                net.run_until(1_300);
+                let actions = net.scheduler.add_sources(net.now, &[]);
+                net.apply(actions);
+                net.run_until(300_000);
+            }),
+        ),
+        (
+            "a lookup that answers late, a pause, a seek",
+            Box::new(|net: &mut Net| {
+                net.behaviour.insert(node(4), good(25, 60));
+                let actions = net.scheduler.play(net.now, uneven_plan());
+                net.apply(actions);
+                net.run_until(6_000);
+                net.scheduler.pause(net.now);
+                net.run_until(9_000);
+                let actions = net.scheduler.resume(net.now);
+                net.apply(actions);
+                net.run_until(14_000);
+                let actions = net
+                    .scheduler
+                    .add_sources(net.now, &[(node(4), SourceKind::Peer)]);
+                net.apply(actions);
+                net.run_until(20_000);
+                let actions = net.scheduler.seek(net.now, 40_000);
+                net.apply(actions);
+                net.run_until(200_000);
+            }),
+        ),
+        (
+            "four peers slower than the music take the whole track",
+            Box::new(|net: &mut Net| {
+                for n in 1..=4 {
+                    net.behaviour.insert(node(n), good(30, 1_900));
+                }
+                let actions = net.scheduler.play(net.now, uneven_plan());
+                net.apply(actions);
+                let found: Vec<_> = (1..=4).map(|n| (node(n), SourceKind::Peer)).collect();
+                let actions = net.scheduler.add_sources(net.now, &found);
+                net.apply(actions);
+                net.run_until(200_000);
+            }),
+        ),
+        (
+            "a slow origin and slower peers",
+            Box::new(|net: &mut Net| {
+                net.behaviour.insert(ORIGIN, good(40, 1_400));
+                for n in 1..=2 {
+                    net.behaviour.insert(node(n), good(30, 2_500));
+                }
+                let actions = net.scheduler.play(net.now, uneven_plan());
+                net.apply(actions);
+                let found: Vec<_> = (1..=2).map(|n| (node(n), SourceKind::Peer)).collect();
+                let actions = net.scheduler.add_sources(net.now, &found);
+                net.apply(actions);
+                net.run_until(300_000);
+            }),
+        ),
+        (
+            "liars and corrupters",
+            Box::new(|net: &mut Net| {
+                net.behaviour.insert(node(1), Behaviour::Lies);
+                net.behaviour.insert(node(2), Behaviour::Corrupts);
+                net.behaviour.insert(node(3), good(30, 50));
+                let actions = net.scheduler.play(net.now, uneven_plan());
+                net.apply(actions);
+                let found = [
+                    (node(1), SourceKind::Peer),
+                    (node(2), SourceKind::Peer),
+                    (node(3), SourceKind::Peer),
+                ];
+                let actions = net.scheduler.add_sources(net.now, &found);
+                net.apply(actions);
+                net.run_until(200_000);
+            }),
+        ),
+    ];
+    for (name, script) in scripts {
+        let (every, woken) = both_ways(script);
+        assert!(every.scheduler.finished(), "{name}: did not finish");
+        let first_difference = every
+            .timeline
+            .iter()
+            .zip(&woken.timeline)
+            .position(|(a, b)| a != b);
+        assert!(
+            first_difference.is_none() && every.timeline.len() == woken.timeline.len(),
+            "{name}: the drivers part at {first_difference:?}:\n every ms: {:?}\n on timeout: {:?}",
+            first_difference.map(|at| &every.timeline[at.saturating_sub(2)..(at + 3).min(every.timeline.len())]),
+            first_difference.map(|at| &woken.timeline[at.saturating_sub(2)..(at + 3).min(woken.timeline.len())]),
+        );
+        assert_eq!(every.scheduler.stats(), woken.scheduler.stats(), "{name}");
+        // And it wakes far less often than a timer would.
+        assert!(
+            woken.polls * 20 < every.polls,
+            "{name}: {} polls on timeout against {} every ms",
+            woken.polls,
+            every.polls
+        );
+    }
 }
