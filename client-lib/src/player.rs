@@ -22,6 +22,11 @@ use crate::scheduler::{
 };
 use api::client::{Grant, NodeAddr};
 
+/// Longest the playback loop sleeps when the scheduler has nothing due
+/// ([`Scheduler::poll_timeout`]): its own checks (the starvation limit, a header fetch to
+/// try again) need no finer clock.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
 /// What a playback produces, in order.
 #[derive(Debug, Clone)]
 pub enum Output {
@@ -259,7 +264,6 @@ pub async fn play_with_controls(
     let mut cache_writes: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     let mut header_fetch: Option<JoinHandle<()>> = None;
     let mut trim_next = false;
-    let mut ticker = tokio::time::interval(Duration::from_millis(20));
     let mut starving_since: Option<Instant> = None;
     loop {
         for action in actions.drain(..) {
@@ -567,6 +571,15 @@ pub async fn play_with_controls(
         } else {
             starving_since = None;
         }
+        // The scheduler says when it next has something to do; the loop's own checks run
+        // at least every second.
+        let now = now_ms();
+        let wait = scheduler
+            .poll_timeout(now)
+            .map_or(HOUSEKEEPING, |at| {
+                Duration::from_millis(at.saturating_sub(now))
+            })
+            .min(HOUSEKEEPING);
         tokio::select! {
             control = controls.recv(), if controls_open => {
                 let now = now_ms();
@@ -660,7 +673,7 @@ pub async fn play_with_controls(
                     }
                 };
             }
-            _ = ticker.tick() => {
+            () = tokio::time::sleep(wait) => {
                 actions = scheduler.poll(now_ms());
             }
         }
