@@ -974,7 +974,8 @@ impl Scheduler {
         })
     }
 
-    /// Decides what to ask for now. Call after every event and on a timer (every 100 ms or so).
+    /// Decides what to ask for now. Call after every event and when
+    /// [`Scheduler::poll_timeout`] comes.
     pub fn poll(&mut self, now: u64) -> Vec<Action> {
         let mut actions = Vec::new();
         if self.plan.is_none() {

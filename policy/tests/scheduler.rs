@@ -228,6 +228,15 @@ impl Net {
                 let actions = self.scheduler.poll(self.now);
                 self.apply(actions);
             }
+            if self.wake == Wake::OnTimeout {
+                // Right after a poll nothing more is due at once.
+                let again = self.scheduler.poll_timeout(self.now);
+                assert!(
+                    !due || again.is_none_or(|at| at > self.now),
+                    "poll_timeout answers {again:?} right after a poll at {}",
+                    self.now
+                );
+            }
         }
     }
 

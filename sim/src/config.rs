@@ -415,8 +415,6 @@ pub struct Client {
     pub prefetch_ms: u64,
     /// Decoder and audio output start-up, ms (added to every start).
     pub player_ms: u64,
-    /// How often the driver polls the scheduler while chunks are missing, ms.
-    pub poll_ms: u64,
     /// How often a listener re-announces while online, seconds (default: what `client-lib`
     /// does, `ANNOUNCE_REFRESH`).
     pub announce_every_s: u64,
@@ -449,7 +447,6 @@ impl Default for Client {
             opening_chunks: 1,
             prefetch_ms: 10_000,
             player_ms: 10,
-            poll_ms: 500,
             announce_every_s: policy::announce::REFRESH_MS / 1_000,
             announce_max: 100,
             lookup_timeout_ms: 2_000,
@@ -699,9 +696,6 @@ impl Scenario {
             ));
         }
         let client = &self.client;
-        if client.poll_ms == 0 || client.poll_ms > 10_000 {
-            return Err(invalid("client.poll_ms: 1..=10000"));
-        }
         if client.announce_every_s == 0 || client.announce_every_s >= tracker.announce_ttl_s {
             return Err(invalid(
                 "client.announce_every_s: positive and shorter than tracker.announce_ttl_s",

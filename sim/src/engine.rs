@@ -1216,34 +1216,24 @@ impl Engine {
         Ok(())
     }
 
+    /// Arms `peer`'s timer for its scheduler's [`Scheduler::poll_timeout`]: the driver
+    /// wakes when the policy says, as the client's playback loop does.
     fn schedule_tick(&mut self, peer: u32) {
         let now = self.now;
-        let poll_ms = self.scenario.client.poll_ms;
-        let Some(track) = self.current_track(peer) else {
-            return;
-        };
-        let duration = self.track_seconds(track) * 1_000;
-        let prefetch = self.scenario.client.prefetch_remaining_ms;
         let Some(active) = self.listeners[peer as usize].active.as_mut() else {
             return;
         };
         let Some(play) = active.play.as_ref() else {
             return;
         };
-        if !play.granted || active.sched.finished() {
+        if !play.granted {
             return;
         }
-        let at = if active.sched.all_held() && !active.sched.paused() {
-            let position = active.sched.position_ms(now);
-            let remaining = duration.saturating_sub(position);
-            if remaining > prefetch {
-                now + remaining - prefetch
-            } else {
-                now + remaining.max(1)
-            }
-        } else {
-            now + poll_ms
+        let Some(at) = active.sched.poll_timeout(now) else {
+            return;
         };
+        // Called after the scheduler was polled at `now`: nothing more is due at `now`.
+        let at = at.max(now + 1);
         if active.tick_at <= now || at < active.tick_at {
             active.tick_at = at;
             let round = active.round;
