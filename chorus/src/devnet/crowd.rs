@@ -60,14 +60,23 @@ pub struct CrowdConfig {
     pub partial_holders: bool,
 }
 
-/// Decoded audio ends up nowhere; its length is what counts.
-struct Discard;
+/// Decoded audio ends up nowhere (its length is what counts), but the moment the first
+/// samples of play `play` reach it is told: that is when the listener hears the track.
+struct Discard {
+    play: u64,
+    first: Option<mpsc::UnboundedSender<(u64, Instant)>>,
+}
 
 impl PcmSink for Discard {
     fn format(&mut self, _: u32, _: u16) -> std::io::Result<()> {
         Ok(())
     }
-    fn samples(&mut self, _: &[i16]) -> std::io::Result<()> {
+    fn samples(&mut self, samples: &[i16]) -> std::io::Result<()> {
+        if !samples.is_empty()
+            && let Some(first) = self.first.take()
+        {
+            let _ = first.send((self.play, Instant::now()));
+        }
         Ok(())
     }
     fn finish(&mut self) -> std::io::Result<()> {
@@ -459,6 +468,8 @@ async fn life(
 
 /// The play in progress.
 struct Current {
+    /// Counts the session's plays: matches the decoder's first-samples message to its play.
+    play: u64,
     step: usize,
     decoder: Option<StreamDecoder>,
     pressed_at: Instant,
@@ -492,6 +503,8 @@ async fn session(
     let mut next_step = 0usize;
     let mut pressed_at = Instant::now();
     let mut stopping = false;
+    let (first_pcm_tx, mut first_pcm) = mpsc::unbounded_channel::<(u64, Instant)>();
+    let mut plays = 0u64;
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
     loop {
         let skip_at = current
@@ -505,8 +518,11 @@ async fn session(
                 let Some(output) = output else { break };
                 match output {
                     QueueOutput::TrackStarted { gain_db, prefetched, .. } => {
-                        let decoder = StreamDecoder::start(Discard, gain_db).ok();
+                        plays += 1;
+                        let sink = Discard { play: plays, first: Some(first_pcm_tx.clone()) };
+                        let decoder = StreamDecoder::start(sink, gain_db).ok();
                         current = Some(Current {
+                            play: plays,
                             step: next_step.min(steps.len().saturating_sub(1)),
                             decoder,
                             pressed_at,
@@ -521,25 +537,18 @@ async fn session(
                             tokio::task::block_in_place(|| decoder.push(bytes));
                         }
                     }
+                    // Without a decoder (its thread could not start), the scheduler's start.
                     QueueOutput::Event(PlayerEvent::Started { .. }) => {
-                        if let Some(play) = current.as_mut() && play.first_audio_ms.is_none() {
-                            let ms = play.pressed_at.elapsed().as_secs_f64() * 1000.0;
-                            play.first_audio_ms = Some(ms);
-                            shared.live.started.fetch_add(1, Ordering::Relaxed);
-                            shared.live.playing.fetch_add(1, Ordering::Relaxed);
-                            if let Ok(mut all) = shared.live.first_audio_ms.lock()
-                                && all.len() < RECORDS_MAX
-                            {
-                                all.push(ms);
-                            }
-                            play.skip_at = steps
-                                .get(play.step)
-                                .and_then(|step| step.skip_after_s)
-                                .map(|seconds| Instant::now() + Duration::from_secs(seconds));
+                        if let Some(play) = current.as_mut().filter(|play| play.decoder.is_none()) {
+                            heard(shared, steps, play, Instant::now());
                         }
                     }
                     QueueOutput::TrackEnded { stats, skipped, sources, .. } => {
-                        pressed_at = Instant::now();
+                        // The next track's start counts from this end, or from the skip
+                        // that caused it.
+                        if !skipped {
+                            pressed_at = Instant::now();
+                        }
                         if let Some(play) = current.take() {
                             ended_playing(shared, &play);
                             let track = playable[steps[play.step].track];
@@ -600,6 +609,11 @@ async fn session(
                     QueueOutput::Prefetched { .. } | QueueOutput::Seeked { .. } | QueueOutput::Event(_) => {}
                 }
             }
+            Some((play, at)) = first_pcm.recv() => {
+                if let Some(current) = current.as_mut().filter(|current| current.play == play) {
+                    heard(shared, steps, current, at);
+                }
+            }
             () = tokio::time::sleep_until(skip_at.into()), if !stopping => {
                 if let Some(play) = current.as_mut() {
                     play.skip_at = None;
@@ -634,6 +648,27 @@ async fn session(
     } else {
         Ended::Session
     }
+}
+
+/// The first samples of `play` reached the sink at `at`: its first audio, counted from
+/// the press (or the skip, or the previous track's end) once.
+fn heard(shared: &Shared, steps: &[Step], play: &mut Current, at: Instant) {
+    if play.first_audio_ms.is_some() {
+        return;
+    }
+    let ms = at.saturating_duration_since(play.pressed_at).as_secs_f64() * 1000.0;
+    play.first_audio_ms = Some(ms);
+    shared.live.started.fetch_add(1, Ordering::Relaxed);
+    shared.live.playing.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut all) = shared.live.first_audio_ms.lock()
+        && all.len() < RECORDS_MAX
+    {
+        all.push(ms);
+    }
+    play.skip_at = steps
+        .get(play.step)
+        .and_then(|step| step.skip_after_s)
+        .map(|seconds| Instant::now() + Duration::from_secs(seconds));
 }
 
 /// A play that had started is over.
