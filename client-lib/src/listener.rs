@@ -505,7 +505,12 @@ impl Listener {
                 let rendition = grant.manifest.id();
                 let held = cache.held_prefix(&rendition);
                 if held < grant.manifest.chunk_count() && self.config.share.partial {
-                    serving.downloading(rendition, held);
+                    let body = grant.manifest.body();
+                    let play = policy::announce::play_per_min(
+                        grant.manifest.chunk_count(),
+                        body.duration_ms,
+                    );
+                    serving.downloading(rendition, held, play);
                     announce_on_start = true;
                 }
             }

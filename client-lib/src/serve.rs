@@ -93,8 +93,8 @@ pub struct Serving {
     catching_up: AtomicBool,
     /// Renditions being downloaded: the chunks held from the first, and when, as first
     /// seen ([`Serving::downloading`] or the first announce naming it): the base of the
-    /// growth rate announced.
-    progress: std::sync::Mutex<HashMap<RenditionId, (u32, std::time::Instant)>>,
+    /// growth rate announced, and the play rate claimed until it is measured.
+    progress: std::sync::Mutex<HashMap<RenditionId, (u32, std::time::Instant, u32)>>,
     /// When the last announce went out; held for the whole announce, so announces go out one
     /// at a time, [`ANNOUNCE_GAP`] apart.
     announcing: tokio::sync::Mutex<Option<std::time::Instant>>,
@@ -145,35 +145,33 @@ impl Serving {
         })
     }
 
-    /// A download of `rendition` starts, with `held` chunks from the first already here:
-    /// the growth announced for it is measured from now.
-    pub fn downloading(&self, rendition: RenditionId, held: u32) {
+    /// A download of `rendition` starts, with `held` chunks from the first already here,
+    /// for a track that plays `play_per_min` chunks a minute: the growth announced for it is
+    /// measured from now ([`policy::announce::claimed_per_min`]).
+    pub fn downloading(&self, rendition: RenditionId, held: u32, play_per_min: u32) {
         let mut progress = lock(&self.progress);
         if progress.len() >= 4 * ANNOUNCE_PARTIAL_MAX {
             progress.clear();
         }
-        progress.insert(rendition, (held, std::time::Instant::now()));
+        progress.insert(rendition, (held, std::time::Instant::now(), play_per_min));
     }
 
-    /// The announced figures of renditions held in part: each one's growth since it was
-    /// first seen, in chunks per minute (0 until half a second has passed).
+    /// The announced figures of renditions held in part: each one's growth since its
+    /// download started ([`policy::announce::claimed_per_min`]).
     fn partial_figures(&self, held: &[(RenditionId, u32)]) -> Vec<Partial> {
         let mut progress = lock(&self.progress);
         progress.retain(|rendition, _| held.iter().any(|(r, _)| r == rendition));
         let now = std::time::Instant::now();
         held.iter()
             .map(|&(rendition, held)| {
-                let (base, since) = *progress.entry(rendition).or_insert((held, now));
+                // A download this client did not see start (one left from an earlier run)
+                // claims no growth until it has been watched.
+                let (base, since, play) = *progress.entry(rendition).or_insert((held, now, 0));
                 let elapsed_ms = now.duration_since(since).as_millis() as u64;
-                let per_min = if elapsed_ms >= 500 {
-                    u64::from(held.saturating_sub(base)) * 60_000 / elapsed_ms
-                } else {
-                    0
-                };
                 Partial {
                     rendition,
                     held,
-                    per_min: u32::try_from(per_min).unwrap_or(u32::MAX),
+                    per_min: policy::announce::claimed_per_min(base, held, elapsed_ms, play),
                 }
             })
             .collect()
