@@ -16,6 +16,7 @@ mod network_cmd;
 mod origin_cmd;
 mod play_cmd;
 mod sim_cmd;
+mod validate_cmd;
 
 /// Chorus: peer-assisted music streaming.
 #[derive(Debug, Parser)]
@@ -68,6 +69,10 @@ enum Command {
     /// super-node cache code over a flow-level network model: a scenario (TOML), a seed, a
     /// progress bar, CSV and SVG plots in --out, a JSON summary with --json.
     Sim(sim_cmd::SimArgs),
+    /// The devnet and the simulator on the same crowd and seed, side by side: origin share,
+    /// first audio p50 and p90 and stutter rate, their differences, and whether each agrees
+    /// within 15% (or 2 points).
+    Validate(validate_cmd::ValidateArgs),
     /// TLS for a private deployment: `chorus tls init` makes a certificate authority and a
     /// server certificate for `chorus origin --tls-cert/--tls-key`; clients take --ca-cert.
     Tls {
@@ -134,6 +139,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Node(args) => network_cmd::run_node(args),
         Command::Devnet(args) => devnet::run(args),
         Command::Sim(args) => sim_cmd::run(args),
+        Command::Validate(args) => validate_cmd::run(args),
         Command::Openapi => {
             println!("{}", origin::http::document_json());
             Ok(ExitCode::SUCCESS)

@@ -1,0 +1,318 @@
+//! `chorus validate`: the devnet (real processes over emulated links) and the simulator on
+//! the same crowd and seed, side by side, with the differences and whether each is within
+//! the agreed tolerance (15% relative, or 2 points for shares and rates).
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde_json::{Value, json};
+
+/// Flags of `chorus validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Listeners in both runs (the devnet's crowd; the simulator's `peers`).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(2..=512))]
+    pub listeners: u32,
+    /// Seed of both runs.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Length of both runs (e.g. 120s, 5m).
+    #[arg(long, default_value = "120s", value_parser = crate::devnet::parse_duration)]
+    pub duration: Duration,
+    /// The devnet's working directory (its sample catalog is kept there between runs).
+    #[arg(long, default_value = "chorus-devnet")]
+    pub dir: PathBuf,
+    /// Print the comparison as JSON on the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Relative difference within which a measure agrees.
+pub const RELATIVE_TOLERANCE: f64 = 0.15;
+/// Absolute difference (a fraction: 0.02 is 2 points) within which a share or rate agrees.
+pub const POINTS_TOLERANCE: f64 = 0.02;
+
+/// One measure of both runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Its name, as both summaries print it.
+    pub name: &'static str,
+    /// The devnet's figure.
+    pub devnet: f64,
+    /// The simulator's figure.
+    pub sim: f64,
+    /// A share or a rate (a fraction), which may also agree within 2 points.
+    pub fraction: bool,
+}
+
+impl Row {
+    /// Simulator minus devnet.
+    pub fn difference(&self) -> f64 {
+        self.sim - self.devnet
+    }
+
+    /// Whether the two agree: within 15% of the larger, or (shares and rates) 2 points.
+    pub fn within(&self) -> bool {
+        let gap = self.difference().abs();
+        let scale = self.devnet.abs().max(self.sim.abs());
+        gap <= RELATIVE_TOLERANCE * scale + 1e-12 || (self.fraction && gap <= POINTS_TOLERANCE)
+    }
+}
+
+/// The simulator's side of the comparison.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SimSide {
+    /// The origin's egress over the bytes listeners received from the network.
+    pub origin_share: f64,
+    /// Start latency, median and 90th percentile, ms.
+    pub first_audio_p50: f64,
+    /// See `first_audio_p50`.
+    pub first_audio_p90: f64,
+    /// Share of plays with a stutter.
+    pub stutter_rate: f64,
+}
+
+impl SimSide {
+    /// The figures of a simulator's summary.
+    pub fn of(summary: &sim::Summary) -> Self {
+        Self {
+            origin_share: egress_share(&summary.bytes),
+            first_audio_p50: summary.start_ms.p50 as f64,
+            first_audio_p90: summary.start_ms.p90 as f64,
+            stutter_rate: summary.stutter_rate,
+        }
+    }
+}
+
+/// As the devnet counts it: the origin's egress (super-node fills included) over the bytes
+/// listeners received from the network.
+pub fn egress_share(bytes: &sim::report::Bytes) -> f64 {
+    let network = bytes.origin + bytes.super_nodes + bytes.peers;
+    if network == 0 {
+        0.0
+    } else {
+        bytes.origin_egress as f64 / network as f64
+    }
+}
+
+/// The rows compared, from the devnet's `--json` summary and the simulator's figures.
+pub fn compare(devnet: &Value, sim: &SimSide) -> anyhow::Result<Vec<Row>> {
+    let number = |path: &[&str]| -> anyhow::Result<f64> {
+        let mut value = devnet;
+        for key in path {
+            value = &value[*key];
+        }
+        value
+            .as_f64()
+            .with_context(|| format!("the devnet's summary has no {}", path.join(".")))
+    };
+    let plays = number(&["plays"])?;
+    let stutter = if plays > 0.0 {
+        number(&["plays_with_stutter"])? / plays
+    } else {
+        0.0
+    };
+    Ok(vec![
+        Row {
+            name: "origin_share",
+            devnet: number(&["origin_share"])?,
+            sim: sim.origin_share,
+            fraction: true,
+        },
+        Row {
+            name: "first_audio_ms.p50",
+            devnet: number(&["first_audio_ms_all", "p50"])?,
+            sim: sim.first_audio_p50,
+            fraction: false,
+        },
+        Row {
+            name: "first_audio_ms.p90",
+            devnet: number(&["first_audio_ms_all", "p90"])?,
+            sim: sim.first_audio_p90,
+            fraction: false,
+        },
+        Row {
+            name: "stutter_rate",
+            devnet: stutter,
+            sim: sim.stutter_rate,
+            fraction: true,
+        },
+    ])
+}
+
+/// Runs `chorus validate`.
+pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let seconds = args.duration.as_secs().max(1);
+    eprintln!(
+        "validate: the devnet and the simulator, {} listeners, seed {}, {seconds} s each",
+        args.listeners, args.seed
+    );
+    eprintln!("1/2 devnet (real processes, emulated 40 ms links)…");
+    let exe = std::env::current_exe().context("finding this program")?;
+    let output = Command::new(exe)
+        .args([
+            "devnet",
+            "--super-nodes",
+            "2",
+            "--tracks",
+            "12",
+            "--rtt-ms",
+            "40",
+        ])
+        .args(["--listeners", &args.listeners.to_string()])
+        .args(["--seed", &args.seed.to_string()])
+        .args(["--duration", &format!("{seconds}s")])
+        .arg("--dir")
+        .arg(&args.dir)
+        .args(["--json", "--quiet"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("starting the devnet")?;
+    if !output.status.success() {
+        bail!("the devnet failed ({})", output.status);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let devnet: Value = stdout
+        .lines()
+        .rev()
+        .find(|line| line.starts_with('{'))
+        .context("the devnet printed no summary")
+        .and_then(|line| serde_json::from_str(line).context("reading the devnet's summary"))?;
+
+    eprintln!("2/2 simulator (scenario devnet-validation)…");
+    let text = sim::config::builtin("devnet-validation")
+        .context("the built-in devnet-validation scenario")?;
+    let sets = sim::expand_sets(&[
+        format!("peers={}", args.listeners),
+        format!("seed={}", args.seed),
+        format!("duration_s={seconds}"),
+    ])?;
+    let scenario = sim::Scenario::from_toml(text, sets.first().map_or(&[][..], Vec::as_slice))?;
+    let outcome = sim::Engine::new(scenario)?
+        .run(&mut |_| {})
+        .map_err(|error| anyhow::anyhow!("simulation stopped: {error}"))?;
+
+    let rows = compare(&devnet, &SimSide::of(&outcome.summary))?;
+    let agreed = rows.iter().filter(|row| row.within()).count();
+    println!(
+        "{:<20} {:>10} {:>10} {:>11}  within 15% (or 2 points)",
+        "measure", "devnet", "sim", "difference"
+    );
+    for row in &rows {
+        let show = |value: f64| {
+            if row.fraction {
+                format!("{:.1}%", value * 100.0)
+            } else {
+                format!("{value:.1}")
+            }
+        };
+        let difference = if row.fraction {
+            format!("{:+.1} pt", row.difference() * 100.0)
+        } else {
+            format!("{:+.1}", row.difference())
+        };
+        println!(
+            "{:<20} {:>10} {:>10} {:>11}  {}",
+            row.name,
+            show(row.devnet),
+            show(row.sim),
+            difference,
+            if row.within() { "yes" } else { "NO" }
+        );
+    }
+    println!(
+        "plays: devnet {}, sim {}; {agreed} of {} measures agree",
+        devnet["plays"],
+        outcome.summary.plays,
+        rows.len()
+    );
+    if args.json {
+        let measures: Vec<Value> = rows
+            .iter()
+            .map(|row| {
+                json!({"name": row.name, "devnet": row.devnet, "sim": row.sim,
+                       "difference": row.difference(), "within": row.within()})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"listeners": args.listeners, "seed": args.seed, "seconds": seconds,
+                   "measures": measures, "agreed": agreed == rows.len()})
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(devnet: f64, sim: f64, fraction: bool) -> Row {
+        Row {
+            name: "x",
+            devnet,
+            sim,
+            fraction,
+        }
+    }
+
+    #[test]
+    fn agreement_is_fifteen_percent_of_the_larger_or_two_points_for_shares() {
+        assert!(row(100.0, 114.0, false).within());
+        assert!(!row(100.0, 120.0, false).within());
+        assert!(row(53.0, 49.6, false).within());
+        assert!(!row(93.2, 53.0, false).within());
+        // Shares: 2 points even where 15% is less.
+        assert!(row(0.05, 0.069, true).within());
+        assert!(!row(0.404, 0.213, true).within());
+        assert!(row(0.0, 0.0, true).within());
+        assert!(!row(0.0, 5.0, false).within());
+    }
+
+    #[test]
+    fn the_devnet_summary_and_the_simulator_summary_line_up() {
+        let devnet = json!({
+            "plays": 40, "plays_with_stutter": 2, "origin_share": 0.40,
+            "first_audio_ms_all": {"p50": 50.0, "p90": 90.0, "p99": 120.0},
+        });
+        let bytes = sim::report::Bytes {
+            origin: 100,
+            super_nodes: 100,
+            peers: 800,
+            origin_egress: 213,
+            ..Default::default()
+        };
+        let sim = SimSide {
+            origin_share: egress_share(&bytes),
+            first_audio_p50: 53.0,
+            first_audio_p90: 53.0,
+            stutter_rate: 0.05,
+        };
+        let rows = compare(&devnet, &sim).unwrap();
+        let names: Vec<_> = rows.iter().map(|row| row.name).collect();
+        assert_eq!(
+            names,
+            [
+                "origin_share",
+                "first_audio_ms.p50",
+                "first_audio_ms.p90",
+                "stutter_rate"
+            ]
+        );
+        assert!(
+            (rows[0].sim - 0.213).abs() < 1e-9,
+            "egress over network bytes"
+        );
+        assert!(!rows[0].within());
+        assert!(rows[1].within());
+        assert!(!rows[2].within());
+        assert!((rows[3].devnet - 0.05).abs() < 1e-9);
+        assert!(rows[3].within());
+        // A summary without a measure is an error, not a zero.
+        assert!(compare(&json!({"plays": 1}), &sim).is_err());
+    }
+}
