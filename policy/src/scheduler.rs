@@ -617,6 +617,23 @@ impl Scheduler {
         ((position_ms as f64 / self.chunk_ms()) as u32).min(chunks.saturating_sub(1))
     }
 
+    /// The first millisecond [`Scheduler::chunk_at`] places at or past chunk `index` (the
+    /// product `index × chunk_ms` rounds either way, so it is searched around).
+    fn chunk_start(&self, index: u32) -> u64 {
+        let mut at = (f64::from(index) * self.chunk_ms()).ceil() as u64;
+        // Past the last chunk `chunk_at` stays on the last one: the product is the end.
+        if index as usize >= self.chunks.len() {
+            return at;
+        }
+        while at > 0 && self.chunk_at(at - 1) >= index {
+            at -= 1;
+        }
+        while self.chunk_at(at) < index {
+            at += 1;
+        }
+        at
+    }
+
     /// When chunk `index` plays, relative to now (may be negative: already due).
     fn due_in_ms(&self, index: u32) -> f64 {
         let starts = f64::from(index) * self.chunk_ms();
@@ -919,7 +936,7 @@ impl Scheduler {
                         });
                         break;
                     }
-                    let chunk_end = ((f64::from(index) + 1.0) * self.chunk_ms()).ceil() as u64;
+                    let chunk_end = self.chunk_start(index + 1);
                     let step = left.min(chunk_end.saturating_sub(self.position_ms).max(1));
                     self.position_ms += step;
                     left -= step;
@@ -1132,12 +1149,13 @@ impl Scheduler {
                 }
             }
         }
-        // Peers ran out (all banned or none found): look again.
-        // (Only once the previous lookup has answered: one lookup in flight at a time.)
+        // Peers ran out (all banned or none found) with chunks still to come: look again.
+        // (Only once the previous lookup has answered: one lookup in flight at a time.
+        // Chunks behind the play head, skipped by a seek or a later start, are no reason.)
         if peers.is_empty()
             && self.search_done
             && self.requests.is_empty()
-            && self.chunks.contains(&Chunk::Missing)
+            && self.chunks[from as usize..].contains(&Chunk::Missing)
         {
             self.peers_asked = false;
         }
@@ -1189,11 +1207,7 @@ impl Scheduler {
             Head::Playing => {
                 // The moment the head enters chunk `index` if every chunk before it is held.
                 let reach = |index: u32| -> u64 {
-                    let mut at = (f64::from(index) * self.chunk_ms()).ceil() as u64;
-                    while self.chunk_at(at) < index {
-                        at += 1;
-                    }
-                    self.head_at_ms + at.saturating_sub(self.position_ms)
+                    self.head_at_ms + self.chunk_start(index).saturating_sub(self.position_ms)
                 };
                 // It stops one millisecond into the first chunk not held, or at the end.
                 wake = wake.min(match (from..chunks).find(|&i| !self.holds(i)) {

@@ -865,6 +865,43 @@ fn polling_on_the_timeout_does_what_polling_every_millisecond_does() {
             }),
         ),
         (
+            "a play that starts mid-track with nobody else holding it",
+            Box::new(|net: &mut Net| {
+                let plan = TrackPlan {
+                    start_ms: 30_000,
+                    ..uneven_plan()
+                };
+                let actions = net.scheduler.play(net.now, plan);
+                net.apply(actions);
+                net.run_until(1_200);
+                let actions = net.scheduler.add_sources(net.now, &[]);
+                net.apply(actions);
+                net.run_until(200_000);
+            }),
+        ),
+        (
+            "a forward seek with nobody else holding it, chunk lengths that round badly",
+            Box::new(|net: &mut Net| {
+                // 56,832 ms over 22 chunks: 11 × (56832 / 22) is 28416.000000000004.
+                let plan = TrackPlan {
+                    chunks: 22,
+                    chunk_bytes: vec![20_000; 22],
+                    duration_ms: 56_832,
+                    cached: vec![false; 22],
+                    start_ms: 0,
+                };
+                net.behaviour.insert(ORIGIN, good(20, 1_500));
+                let actions = net.scheduler.play(net.now, plan);
+                net.apply(actions);
+                let actions = net.scheduler.add_sources(net.now, &[]);
+                net.apply(actions);
+                net.run_until(9_000);
+                let actions = net.scheduler.seek(net.now, 20_000);
+                net.apply(actions);
+                net.run_until(200_000);
+            }),
+        ),
+        (
             "liars and corrupters",
             Box::new(|net: &mut Net| {
                 net.behaviour.insert(node(1), Behaviour::Lies);
@@ -885,7 +922,13 @@ fn polling_on_the_timeout_does_what_polling_every_millisecond_does() {
     ];
     for (name, script) in scripts {
         let (every, woken) = both_ways(script);
-        assert!(every.scheduler.finished(), "{name}: did not finish");
+        assert!(
+            every.scheduler.finished(),
+            "{name}: did not finish: {:?} {:?} at {}",
+            every.scheduler.stats(),
+            every.scheduler.requests(),
+            every.now
+        );
         let first_difference = every
             .timeline
             .iter()
