@@ -571,9 +571,19 @@ pub async fn play_with_controls(
         } else {
             starving_since = None;
         }
+        // The checks above moved the play head model: act on what that changed (a window
+        // reached, a stall) before sleeping.
+        let now = now_ms();
+        let due = scheduler.poll(now);
+        if !due.is_empty() {
+            actions = due;
+            continue;
+        }
+        for event in scheduler.take_events() {
+            let _ = out.send(Output::Event(event)).await;
+        }
         // The scheduler says when it next has something to do; the loop's own checks run
         // at least every second.
-        let now = now_ms();
         let wait = scheduler
             .poll_timeout(now)
             .map_or(HOUSEKEEPING, |at| {
