@@ -19,9 +19,9 @@ pub const GROWTH_WATCH_MS: u64 = 5_000;
 /// `held_then` chunks from the first `elapsed_ms` ago and holds `held_now`. A download is
 /// being played, so until [`GROWTH_WATCH_MS`] have shown how fast it really grows it claims
 /// at least the play rate, `play_per_min` (chunks a minute of audio): a listener that did not
-/// keep up would be stalling. Past that, only what it measured: a download that stopped (a
-/// skip, a pause) claims nothing, and a peer that relied on a claim too high learns its
-/// prefix from the next miss.
+/// keep up would be stalling. Past that, only what it measured, averaged since the start: a
+/// download that stopped (a skip, a pause) claims less as time passes, and a peer that
+/// relied on a claim too high learns the true prefix from its next miss.
 pub fn claimed_per_min(held_then: u32, held_now: u32, elapsed_ms: u64, play_per_min: u32) -> u32 {
     let measured = if elapsed_ms >= 500 {
         u64::from(held_now.saturating_sub(held_then)) * 60_000 / elapsed_ms

@@ -514,6 +514,13 @@ async fn session(
         let end_at = shared.deadline.unwrap_or(far);
         let crash = crash_at.unwrap_or(far);
         tokio::select! {
+            // In order: a play's first samples are counted before its end is.
+            biased;
+            Some((play, at)) = first_pcm.recv() => {
+                if let Some(current) = current.as_mut().filter(|current| current.play == play) {
+                    heard(shared, steps, current, at);
+                }
+            }
             output = outputs.recv() => {
                 let Some(output) = output else { break };
                 match output {
@@ -607,11 +614,6 @@ async fn session(
                         }
                     }
                     QueueOutput::Prefetched { .. } | QueueOutput::Seeked { .. } | QueueOutput::Event(_) => {}
-                }
-            }
-            Some((play, at)) = first_pcm.recv() => {
-                if let Some(current) = current.as_mut().filter(|current| current.play == play) {
-                    heard(shared, steps, current, at);
                 }
             }
             () = tokio::time::sleep_until(skip_at.into()), if !stopping => {
