@@ -721,6 +721,14 @@ fn uneven_plan() -> TrackPlan {
     }
 }
 
+/// Starts `plan` and answers its peer lookup at once with `found`.
+fn start(net: &mut Net, plan: TrackPlan, found: &[(NodeId, SourceKind)]) {
+    let actions = net.scheduler.play(net.now, plan);
+    net.apply(actions);
+    let actions = net.scheduler.add_sources(net.now, found);
+    net.apply(actions);
+}
+
 /// Runs `script` twice, once polling every millisecond and once only when an answer arrives
 /// or [`Scheduler::poll_timeout`] says, and returns both drivers.
 fn both_ways(script: impl Fn(&mut Net)) -> (Net, Net) {
@@ -761,11 +769,8 @@ fn polling_on_the_timeout_does_what_polling_every_millisecond_does() {
             Box::new(|net: &mut Net| {
                 net.behaviour.insert(node(1), Behaviour::Stalls);
                 net.behaviour.insert(node(2), good(30, 900));
-                let actions = net.scheduler.play(net.now, uneven_plan());
-                net.apply(actions);
                 let found = [(node(1), SourceKind::Peer), (node(2), SourceKind::Peer)];
-                let actions = net.scheduler.add_sources(net.now, &found);
-                net.apply(actions);
+                start(net, uneven_plan(), &found);
                 net.run_until(200_000);
             }),
         ),
@@ -841,11 +846,8 @@ fn polling_on_the_timeout_does_what_polling_every_millisecond_does() {
                 for n in 1..=4 {
                     net.behaviour.insert(node(n), good(30, 1_900));
                 }
-                let actions = net.scheduler.play(net.now, uneven_plan());
-                net.apply(actions);
                 let found: Vec<_> = (1..=4).map(|n| (node(n), SourceKind::Peer)).collect();
-                let actions = net.scheduler.add_sources(net.now, &found);
-                net.apply(actions);
+                start(net, uneven_plan(), &found);
                 net.run_until(200_000);
             }),
         ),
@@ -856,11 +858,8 @@ fn polling_on_the_timeout_does_what_polling_every_millisecond_does() {
                 for n in 1..=2 {
                     net.behaviour.insert(node(n), good(30, 2_500));
                 }
-                let actions = net.scheduler.play(net.now, uneven_plan());
-                net.apply(actions);
                 let found: Vec<_> = (1..=2).map(|n| (node(n), SourceKind::Peer)).collect();
-                let actions = net.scheduler.add_sources(net.now, &found);
-                net.apply(actions);
+                start(net, uneven_plan(), &found);
                 net.run_until(300_000);
             }),
         ),
@@ -907,15 +906,12 @@ fn polling_on_the_timeout_does_what_polling_every_millisecond_does() {
                 net.behaviour.insert(node(1), Behaviour::Lies);
                 net.behaviour.insert(node(2), Behaviour::Corrupts);
                 net.behaviour.insert(node(3), good(30, 50));
-                let actions = net.scheduler.play(net.now, uneven_plan());
-                net.apply(actions);
                 let found = [
                     (node(1), SourceKind::Peer),
                     (node(2), SourceKind::Peer),
                     (node(3), SourceKind::Peer),
                 ];
-                let actions = net.scheduler.add_sources(net.now, &found);
-                net.apply(actions);
+                start(net, uneven_plan(), &found);
                 net.run_until(200_000);
             }),
         ),
