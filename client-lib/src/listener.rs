@@ -138,7 +138,7 @@ pub struct ListenerConfig {
 impl Default for ListenerConfig {
     fn default() -> Self {
         Self {
-            prefetch_ms: 10_000,
+            prefetch_ms: policy::prefetch::PREFETCH_MS,
             quality: None,
             start_ms: 0,
             opening_chunks: 1,
@@ -156,7 +156,8 @@ pub const ANNOUNCE_REFRESH: std::time::Duration =
     std::time::Duration::from_millis(policy::announce::REFRESH_MS);
 
 /// How long a prefetch waits for peers before it asks the origin for the opening.
-pub const PREFETCH_PEERS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const PREFETCH_PEERS_WAIT: std::time::Duration =
+    std::time::Duration::from_millis(policy::prefetch::PEERS_WAIT_MS);
 
 /// A logged-in listener on one origin.
 #[derive(Debug, Clone)]
@@ -800,9 +801,7 @@ impl Listener {
         let manifest = &grant.manifest;
         let total = manifest.chunk_count();
         let duration = manifest.body().duration_ms.max(1);
-        let wanted = ((u64::from(total) * self.config.prefetch_ms).div_ceil(duration) as u32)
-            .clamp(1, total.max(1))
-            .min(total);
+        let wanted = policy::prefetch::chunks_wanted(total, duration, self.config.prefetch_ms);
         let cache: Option<Arc<ClientCache>> = self.options.cache.clone();
         if chunks.len() < wanted as usize
             && let Some(cache) = &cache

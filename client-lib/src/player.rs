@@ -695,8 +695,9 @@ pub async fn play_with_controls(
 }
 
 /// The tracker's holders of `grant`'s rendition that hold its first `chunks` chunks
-/// (whole holders, and partial ones that say they do), best first, at most 4: where a
-/// prefetch looks before the origin.
+/// (whole holders, and partial ones that say they do), best first, at most
+/// [`policy::prefetch::HOLDERS_TRIED`]: where a prefetch looks before the origin
+/// ([`policy::prefetch::holders`]).
 pub(crate) async fn holders(
     endpoint: &Endpoint,
     tracker: NodeAddr,
@@ -708,14 +709,19 @@ pub(crate) async fn holders(
         want: 10,
         license: grant.license.clone(),
     });
-    ask_tracker(endpoint, tracker, &query)
-        .await
-        .into_iter()
-        .filter(|(node, _, _, holding)| {
-            *node != endpoint.node_id() && holding.is_none_or(|holding| holding.held >= chunks)
+    let list = peer_list(endpoint, tracker, &query).await;
+    let me = endpoint.node_id();
+    policy::prefetch::holders(&list, &me, chunks)
+        .filter_map(|peer| {
+            let addr = *peer.addrs.first()?;
+            Some((
+                crate::fetch::Source {
+                    node: peer.node,
+                    addr,
+                },
+                kind_of(peer),
+            ))
         })
-        .take(4)
-        .map(|(node, kind, addr, _)| (crate::fetch::Source { node, addr }, kind))
         .collect()
 }
 
@@ -724,24 +730,37 @@ async fn ask_tracker(
     tracker: NodeAddr,
     query: &Request,
 ) -> Vec<(NodeId, SourceKind, std::net::SocketAddr, Option<Holding>)> {
+    peer_list(endpoint, tracker, query)
+        .await
+        .into_iter()
+        .filter_map(|peer| {
+            let kind = kind_of(&peer);
+            peer.addrs
+                .first()
+                .map(|addr| (peer.node, kind, *addr, peer.holding))
+        })
+        .collect()
+}
+
+fn kind_of(peer: &protocol::wire::PeerInfo) -> SourceKind {
+    match peer.role {
+        protocol::wire::NodeRole::SuperNode => SourceKind::SuperNode,
+        _ => SourceKind::Peer,
+    }
+}
+
+/// The tracker's answer to `query`, or nothing when it refuses or does not answer in 3 s.
+async fn peer_list(
+    endpoint: &Endpoint,
+    tracker: NodeAddr,
+    query: &Request,
+) -> Vec<protocol::wire::PeerInfo> {
     let answer = async {
         let peer = endpoint.connect(tracker.node, tracker.addr).await?;
         peer.request_one(query).await
     };
     match tokio::time::timeout(Duration::from_secs(3), answer).await {
-        Ok(Ok(Response::PeerList(list))) => list
-            .peers
-            .into_iter()
-            .filter_map(|peer| {
-                let kind = match peer.role {
-                    protocol::wire::NodeRole::SuperNode => SourceKind::SuperNode,
-                    _ => SourceKind::Peer,
-                };
-                peer.addrs
-                    .first()
-                    .map(|addr| (peer.node, kind, *addr, peer.holding))
-            })
-            .collect(),
+        Ok(Ok(Response::PeerList(list))) => list.peers,
         Ok(Ok(other)) => {
             tracing::debug!(?other, "tracker refused the peer query");
             Vec::new()

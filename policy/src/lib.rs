@@ -7,6 +7,7 @@
 //!
 //! - [`scheduler`]: which chunk to fetch from whom, when, for one track being played.
 //! - [`announce`]: when a listener tells the tracker what it holds.
+//! - [`prefetch`]: the next track's opening fetched ahead, peers first.
 //! - [`abr`]: adaptive bitrate: the quality of each track from the measured download rate
 //!   and the account's tier.
 //! - [`queue`]: the play queue (playlist order, seeded shuffle, repeat).
@@ -18,6 +19,7 @@
 pub mod abr;
 pub mod announce;
 pub mod cache;
+pub mod prefetch;
 pub mod queue;
 pub mod scheduler;
 pub mod tracker;
