@@ -71,7 +71,8 @@ impl ServeConfig {
 
 /// Least time between two announces of this client: a tracker refuses announces closer
 /// than a second apart, so a later one waits rather than being lost.
-pub const ANNOUNCE_GAP: std::time::Duration = std::time::Duration::from_millis(1_100);
+pub const ANNOUNCE_GAP: std::time::Duration =
+    std::time::Duration::from_millis(policy::announce::GAP_MS);
 
 /// How long an announce waits for one tracker shard's answer.
 pub const ANNOUNCE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);

@@ -442,7 +442,7 @@ async fn announce_loop(shared: Arc<Shared>) {
             _ = tokio::time::sleep(wait) => {}
             _ = shared.changed.notified() => {
                 // Coalesce bursts of changes; the tracker refuses announces closer than 1 s.
-                tokio::time::sleep(Duration::from_millis(1_100)).await;
+                tokio::time::sleep(Duration::from_millis(policy::announce::GAP_MS)).await;
             }
         }
     }
@@ -529,16 +529,18 @@ async fn fill_round(shared: &Shared) -> usize {
             }
         });
         match fill(shared, &rendition, &role.license, pin, limit).await {
-            Ok(()) => filled += 1,
+            Ok(()) => {
+                filled += 1;
+                // Announced as soon as it lands (after the announce gap, with whatever else
+                // lands meanwhile), not after the whole round: peers may fetch it at once.
+                shared.changed.notify_one();
+            }
             Err(error) => {
                 shared.stats.fill_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(%rendition, %error, "could not cache a rendition");
                 shared.cache.refuse_for_a_while(rendition);
             }
         }
-    }
-    if filled > 0 {
-        shared.changed.notify_one();
     }
     filled
 }

@@ -12,6 +12,12 @@ pub const REFRESH_MS: u64 = 40_000;
 /// How soon a client announces again while the tracker still wants proofs.
 pub const CATCH_UP_MS: u64 = 2_000;
 
+/// Least time between two announces of one node: the tracker refuses announces closer than
+/// [`crate::tracker::TrackerConfig::announce_interval_min_ms`] (1 s), so a node that has news
+/// sooner waits this long, gathering what else changes (a super-node's fills landing one
+/// after another go out together).
+pub const GAP_MS: u64 = 1_100;
+
 /// How long a download is watched before its own growth is what a partial holding claims.
 pub const GROWTH_WATCH_MS: u64 = 5_000;
 
@@ -59,6 +65,8 @@ mod tests {
             "two announces may be lost in a TTL"
         );
         assert!(next_in_ms(true) < next_in_ms(false));
+        let config = crate::tracker::TrackerConfig::default();
+        assert!(GAP_MS > config.announce_interval_min_ms);
     }
 
     #[test]
