@@ -425,6 +425,15 @@ impl Scheduler {
             .collect()
     }
 
+    /// Chunks held from the first without a gap: what a partial holder of this track
+    /// announces and tells a peer whose chunk it lacks.
+    pub fn held_prefix(&self) -> u32 {
+        self.chunks
+            .iter()
+            .position(|chunk| *chunk != Chunk::Held)
+            .unwrap_or(self.chunks.len()) as u32
+    }
+
     /// True when every chunk of the track is held (nothing left to fetch).
     pub fn all_held(&self) -> bool {
         !self.chunks.is_empty() && self.chunks.iter().all(|chunk| *chunk == Chunk::Held)

@@ -946,3 +946,19 @@ fn polling_on_the_timeout_does_what_polling_every_millisecond_does() {
         );
     }
 }
+
+#[test]
+fn the_held_prefix_stops_at_the_first_gap() {
+    let mut scheduler = Scheduler::new(SchedulerConfig::default(), ORIGIN);
+    assert_eq!(scheduler.held_prefix(), 0, "no track");
+    let mut track = plan();
+    track.cached = (0..track.chunks)
+        .map(|index| index < 3 || index == 4)
+        .collect();
+    scheduler.play(0, track);
+    assert_eq!(scheduler.held_prefix(), 3);
+    let mut whole = plan();
+    whole.cached = vec![true; whole.chunks as usize];
+    scheduler.play(0, whole);
+    assert_eq!(scheduler.held_prefix(), 180);
+}
