@@ -420,11 +420,17 @@ pub struct Client {
     pub announce_every_s: u64,
     /// Most renditions in a listener's announce (its most recently played).
     pub announce_max: u32,
+    /// Announce the track being downloaded as a partial holder (what it holds from the
+    /// first, and how fast that grows) from its first audio, as the client does
+    /// (`ServeConfig::partial`, default `true`); `false` announces whole tracks only, as
+    /// `chorus devnet --whole-holders-only` does.
+    pub partial_holders: bool,
     /// A peer lookup that gets no answer (tracker down) is given up after this, ms.
     pub lookup_timeout_ms: u64,
-    /// What-if: prefetch the next track's opening from a holder the tracker lists, the
-    /// origin only when there is none (DESIGN §6 says "P2P first"; `client_lib::listener`
-    /// prefetches from the origin, which is the default, `false`).
+    /// Prefetch the next track's opening from the holders the tracker lists first, the
+    /// origin only for what they did not deliver within `policy::prefetch::PEERS_WAIT_MS`, as
+    /// `client_lib::listener` does (DESIGN §6; default `true`). `false` is the what-if of an
+    /// origin-only prefetch.
     pub prefetch_from_peers: bool,
     /// `SchedulerConfig::origin_lead_ms`.
     pub origin_lead_ms: u64,
@@ -445,12 +451,13 @@ impl Default for Client {
         let scheduler = policy::scheduler::SchedulerConfig::default();
         Self {
             opening_chunks: 1,
-            prefetch_ms: 10_000,
+            prefetch_ms: policy::prefetch::PREFETCH_MS,
             player_ms: 10,
             announce_every_s: policy::announce::REFRESH_MS / 1_000,
             announce_max: 100,
+            partial_holders: true,
             lookup_timeout_ms: 2_000,
-            prefetch_from_peers: false,
+            prefetch_from_peers: true,
             origin_lead_ms: scheduler.origin_lead_ms,
             urgent_ms: scheduler.urgent_ms,
             stall_ms: scheduler.stall_ms,

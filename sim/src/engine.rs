@@ -10,8 +10,14 @@
 //! - **The driver around the scheduler** mirrors `client_lib::listener`: every play is
 //!   authorized by the origin (one round trip), which sends the opening chunks with the grant;
 //!   a track whose chunks are all in the local cache plays from it; when the scheduler asks
-//!   for [`Action::PrefetchNext`], the next track's grant and first `prefetch_ms` of audio come
-//!   from the origin ahead of time. A listener announces the renditions it holds in full (its
+//!   for [`Action::PrefetchNext`], the next track's grant and first `prefetch_ms` of audio are
+//!   fetched ahead: from the holders the tracker lists, tried in order as the client tries
+//!   them ([`policy::prefetch`]), and from the origin when none delivers in time. A super-node
+//!   fills the same way, trying every holder listed before the origin, and announces a
+//!   fill the announce gap after it lands. From its first audio a listener downloading a
+//!   track announces it as a partial holder (its scheduler's held prefix and the growth
+//!   `policy::announce::claimed_per_min` claims), and serves that prefix, answering the
+//!   rest of a range with what it holds. A listener announces the renditions it holds in full (its
 //!   `announce_max` most recently played) every `announce_every_s` while online.
 //! - **Flow-level network.** A request for a range of chunks is one transfer. Its first
 //!   byte arrives a round trip after the request (two for the first request on a new peer
@@ -51,7 +57,9 @@ use policy::scheduler::{
 };
 use policy::tracker::{Tracker, TrackerConfig};
 use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope, LicenseToken};
-use protocol::wire::{Announce, NodeRole, PeerList, PeerQuery, PeerReport, ReportReason};
+use protocol::wire::{
+    Announce, Holding, NodeRole, Partial, PeerInfo, PeerList, PeerQuery, PeerReport, ReportReason,
+};
 use protocol::{AccountId, NodeId, Region, RenditionId, UnixMillis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -166,6 +174,15 @@ enum Ev {
     SuperRefresh {
         node: u32,
     },
+    /// A listener announces, the announce gap after its last one.
+    AnnounceSoon {
+        peer: u32,
+        epoch: u32,
+    },
+    /// A super-node's fill landed: it announces (once for fills landing together).
+    SuperAnnounce {
+        node: u32,
+    },
     Sample,
     Expire,
 }
@@ -227,6 +244,10 @@ struct Listener {
     cache_bytes: u64,
     net: Attach,
     active: Option<Box<Active>>,
+    /// When it last announced (the tracker refuses announces closer than 1 s).
+    announced_ms: Option<u64>,
+    /// An [`Ev::AnnounceSoon`] is queued.
+    announce_due: bool,
 }
 
 #[derive(Debug)]
@@ -236,6 +257,8 @@ struct SuperNode {
     net: Attach,
     fills_out: u32,
     fill_queue: Vec<u32>,
+    /// A [`Ev::SuperAnnounce`] is queued.
+    announce_due: bool,
 }
 
 #[derive(Debug)]
@@ -256,6 +279,9 @@ struct PlayState {
     prefetched: bool,
     first_audio_ms: Option<u64>,
     measured: bool,
+    /// Chunks held from the first when the download started (at the grant), the base of the
+    /// growth a partial holder announces ([`policy::announce::claimed_per_min`]).
+    held_at_grant: u32,
 }
 
 #[derive(Debug)]
@@ -279,6 +305,9 @@ struct Active {
     play: Option<PlayState>,
     prefetch: Option<Prefetch>,
     requests: Vec<(RequestId, u32)>,
+    /// Requests to a partial holder that lacks some of their chunks: the first it lacks and
+    /// the prefix it holds, told once what it holds has arrived (`ChunkMissing`).
+    misses: Vec<(RequestId, u32, u32)>,
     connected: Vec<u32>,
     tick_at: u64,
 }
@@ -517,6 +546,8 @@ impl Engine {
                 cache_bytes: 0,
                 net: Attach::default(),
                 active: None,
+                announced_ms: None,
+                announce_due: false,
             };
             warm.clear();
             for _ in 0..spec.warm_tracks {
@@ -551,6 +582,7 @@ impl Engine {
                     net: Attach::default(),
                     fills_out: 0,
                     fill_queue: Vec::new(),
+                    announce_due: false,
                 });
             }
         }
@@ -828,6 +860,19 @@ impl Engine {
             }
             Ev::Announce { node, epoch } => self.announce(node, epoch),
             Ev::SuperRefresh { node } => self.super_refresh(node),
+            Ev::AnnounceSoon { peer, epoch } => {
+                let listener = &mut self.listeners[peer as usize];
+                if listener.epoch == epoch {
+                    listener.announce_due = false;
+                    self.announce_listener(peer);
+                }
+                Ok(())
+            }
+            Ev::SuperAnnounce { node } => {
+                let index = (node - self.listeners.len() as u32) as usize;
+                self.supers[index].announce_due = false;
+                self.announce_super(node)
+            }
             Ev::Sample => {
                 // The sample at the very end is taken after the plays still going are counted.
                 if self.now >= self.end_ms {
@@ -891,6 +936,7 @@ impl Engine {
             play: None,
             prefetch: None,
             requests: Vec::new(),
+            misses: Vec::new(),
             connected: Vec::new(),
             tick_at: u64::MAX,
         }));
@@ -966,6 +1012,7 @@ impl Engine {
             prefetched,
             first_audio_ms: None,
             measured,
+            held_at_grant: 0,
         });
         self.plays_started += 1;
         if skip {
@@ -1084,6 +1131,7 @@ impl Engine {
             play.origin_ahead = origin_ahead;
             play.peers_ahead = peers_ahead;
             play.super_ahead = super_ahead;
+            play.held_at_grant = ahead_chunks;
         }
         active.prefetch = None;
         // A scheduler per track, as `client_lib::player::play` makes one per grant.
@@ -1168,9 +1216,19 @@ impl Engine {
             };
             let events = active.sched.take_events();
             let mut finished = false;
+            let mut announce = false;
             for event in events {
                 match event {
                     PlayerEvent::Started { .. } => {
+                        // From its first audio a listener downloading the track is a partial
+                        // holder, and says so, as the client does.
+                        if let Some(play) = active.play.as_ref()
+                            && play.granted
+                            && !play.from_cache
+                            && !active.sched.all_held()
+                        {
+                            announce = true;
+                        }
                         if let Some(play) = active.play.as_mut()
                             && play.first_audio_ms.is_none()
                         {
@@ -1187,7 +1245,7 @@ impl Engine {
             if finished {
                 let round = active.round;
                 self.end_play(peer, End::Finished)?;
-                self.announce_listener(peer);
+                self.announce_soon(peer);
                 self.push_at(self.now, Ev::Next { peer, round });
                 return Ok(());
             }
@@ -1206,7 +1264,9 @@ impl Engine {
             })?;
             if let Some(track) = downloaded {
                 self.cache_insert(peer, track);
-                self.announce_listener(peer);
+                self.announce_soon(peer);
+            } else if announce && self.scenario.client.partial_holders {
+                self.announce_soon(peer);
             }
             if pending.is_empty() {
                 break;
@@ -1292,6 +1352,7 @@ impl Engine {
                     .active
                     .as_mut()
                     .expect("active");
+                active.misses.retain(|(req, ..)| *req != id);
                 if let Some(at) = active.requests.iter().position(|(req, _)| *req == id) {
                     let (_, flow) = active.requests.swap_remove(at);
                     self.remove_flow(flow);
@@ -1396,7 +1457,7 @@ impl Engine {
         let Some(track) = self.current_track(peer) else {
             return Ok(());
         };
-        let mut found: Vec<(NodeId, SourceKind)> = Vec::new();
+        let mut found: Vec<(NodeId, SourceKind, Option<Holding>)> = Vec::new();
         if answered && self.tracker_up() {
             let claims = self.play_claims(peer, track);
             let query = PeerQuery {
@@ -1435,7 +1496,7 @@ impl Engine {
                         NodeRole::SuperNode => SourceKind::SuperNode,
                         _ => SourceKind::Peer,
                     };
-                    found.push((info.node, kind));
+                    found.push((info.node, kind, info.holding));
                 }
             }
         }
@@ -1443,7 +1504,7 @@ impl Engine {
             .active
             .as_mut()
             .expect("checked");
-        let actions = active.sched.add_sources(self.now, &found);
+        let actions = active.sched.add_holders(self.now, &found);
         self.after(peer, actions)
     }
 
@@ -1490,7 +1551,13 @@ impl Engine {
             .active
             .as_mut()
             .expect("checked");
-        let actions = active.sched.on_failure(self.now, id, failure);
+        let actions = match active.misses.iter().position(|(req, ..)| *req == id) {
+            Some(at) if failure == Failure::Missing => {
+                let (_, index, held) = active.misses.swap_remove(at);
+                active.sched.on_missing(self.now, id, index, held)
+            }
+            _ => active.sched.on_failure(self.now, id, failure),
+        };
         self.after(peer, actions)
     }
 
@@ -1565,12 +1632,12 @@ impl Engine {
         let peers = self.listeners.len() as u32;
         let timeout = self.scenario.network.connect_timeout_ms as f64;
         let asker_region = self.regions[region];
-        let (online, holds, busy, corrupt) = if src < peers {
+        let (online, held, busy, corrupt) = if src < peers {
             let other = &self.listeners[src as usize];
             let slots = self.scenario.classes[other.class as usize].upload_slots;
             (
                 other.online && other.reachable,
-                other.cache.contains(&track),
+                self.held_prefix(src, track),
                 other.net.uploads >= slots,
                 other.corrupt,
             )
@@ -1582,7 +1649,8 @@ impl Engine {
             if holds {
                 node.cache.touch(&rendition, self.now);
             }
-            (true, holds, node.net.uploads >= slots, false)
+            let held = if holds { u32::MAX } else { 0 };
+            (true, held, node.net.uploads >= slots, false)
         };
         if !online {
             self.fail_later(peer, id, Failure::Unreachable, timeout);
@@ -1596,15 +1664,38 @@ impl Engine {
                 format!("listener {peer} asked {src} for track {track}, outside its markets")
             })?;
         }
-        if !holds {
-            self.fail_later(peer, id, Failure::Missing, first_byte);
-            return Ok(());
-        }
         if busy {
             self.fail_later(peer, id, Failure::Refused, first_byte);
             return Ok(());
         }
-        let flow = self.start_flow(src, peer, kind, track, first, count, first_byte, corrupt);
+        // A holder sends the chunks of the range it holds, then says which it lacks and how
+        // many it holds from the first (`ChunkMissing`, as `transport::chunks` serves): the
+        // scheduler corrects a partial holder's figures, and takes a whole holder's miss as
+        // a failure. The prefix is the one at the request (the holder's download goes on
+        // meanwhile, so it may in truth send a little more).
+        let sent = held.saturating_sub(first).min(count);
+        if src < peers && held < self.track_chunks(track) && held > 0 {
+            if sent > 0 {
+                self.checks.partial_served += 1;
+            }
+            if sent < count {
+                self.checks.partial_misses += 1;
+            }
+        }
+        if sent < count {
+            let active = self.listeners[peer as usize]
+                .active
+                .as_mut()
+                .expect("active");
+            active
+                .misses
+                .push((id, first + sent, held.min(first + sent)));
+        }
+        if sent == 0 {
+            self.fail_later(peer, id, Failure::Missing, first_byte);
+            return Ok(());
+        }
+        let flow = self.start_flow(src, peer, kind, track, first, sent, first_byte, corrupt);
         self.listeners[peer as usize]
             .active
             .as_mut()
@@ -1626,9 +1717,11 @@ impl Engine {
         }
         let chunks_total = self.track_chunks(track);
         let duration = self.track_seconds(track) * 1_000;
-        let chunks = (u64::from(chunks_total) * self.scenario.client.prefetch_ms)
-            .div_ceil(duration.max(1))
-            .clamp(1, u64::from(chunks_total)) as u32;
+        let chunks = policy::prefetch::chunks_wanted(
+            chunks_total,
+            duration,
+            self.scenario.client.prefetch_ms,
+        );
         let cached = self.listeners[peer as usize].cache.contains(&track);
         let active = self.listeners[peer as usize]
             .active
@@ -1665,15 +1758,27 @@ impl Engine {
             return Ok(());
         }
         let (track, chunks) = (prefetch.track, prefetch.chunks);
-        // What `client_lib::listener` does: the origin. The what-if knob asks a holder the
-        // tracker lists first (DESIGN §6: "P2P first").
-        let holder = if self.scenario.client.prefetch_from_peers {
+        // What `client_lib::listener` does (DESIGN §6, peers first): the holders the tracker
+        // lists with the whole opening, for at most `PEERS_WAIT_MS`, then the origin. The
+        // what-if `prefetch_from_peers = false` goes to the origin at once.
+        let (source, first_byte) = if self.scenario.client.prefetch_from_peers {
             let claims = self.play_claims(peer, track);
-            self.holder(peer, track, &claims)
+            let listed = self.listed(peer, track, &claims);
+            let me = node_id(peer);
+            let candidates: Vec<NodeId> = policy::prefetch::holders(&listed, &me, chunks)
+                .map(|holder| holder.node)
+                .collect();
+            self.try_holders(
+                peer,
+                track,
+                chunks,
+                &candidates,
+                policy::prefetch::PEERS_WAIT_MS as f64,
+            )
+            .unwrap_or_else(|spent| (ORIGIN, spent + rtt))
         } else {
-            None
+            (ORIGIN, rtt)
         };
-        let (source, first_byte) = holder.unwrap_or((ORIGIN, rtt));
         let flow = self.start_flow(
             source,
             peer,
@@ -1724,6 +1829,7 @@ impl Engine {
         let _ = active.sched.stop();
         active.tick_at = u64::MAX;
         let flows: Vec<u32> = active.requests.drain(..).map(|(_, flow)| flow).collect();
+        active.misses.clear();
         for flow in flows {
             self.remove_flow(flow);
         }
@@ -1797,6 +1903,8 @@ impl Engine {
                 cache_bytes: 0,
                 net: Attach::default(),
                 active: None,
+                announced_ms: None,
+                announce_due: false,
             },
         );
         self.cache_insert_into(&mut listener, track);
@@ -1825,36 +1933,16 @@ impl Engine {
     fn announce(&mut self, node: u32, epoch: u32) -> Result<(), SimError> {
         let peers = self.listeners.len() as u32;
         let every = self.scenario.client.announce_every_s * 1_000;
-        let now = UnixMillis(self.now);
         if node < peers {
             let listener = &self.listeners[node as usize];
             if listener.epoch != epoch || !listener.online {
                 return Ok(());
             }
             self.push_at(self.now + every, Ev::Announce { node, epoch });
-            self.announce_listener(node);
+            self.announce_soon(node);
         } else {
             self.push_at(self.now + every, Ev::Announce { node, epoch });
-            if !self.tracker_up() {
-                return Ok(());
-            }
-            let index = (node - peers) as usize;
-            let mut held = self.supers[index].cache.held();
-            held.truncate(protocol::wire::ANNOUNCE_RENDITIONS_MAX);
-            let announce = Announce {
-                partial: Vec::new(),
-                region: self.regions[self.supers[index].region as usize],
-                role: NodeRole::SuperNode,
-                addrs: vec![std::net::SocketAddr::from(([10, 0, 0, 2], 4433))],
-                renditions: held,
-                upload_spare_kbps: (self.scenario.super_nodes.up_mbps * 1_000.0) as u32,
-                credential: self.token.clone(),
-                proofs: Vec::new(),
-            };
-            let claims = self.super_claims(node);
-            let _ = self
-                .tracker
-                .announce(now, &node_id(node), &claims, &[], &announce);
+            return self.announce_super(node);
         }
         let tracked = self.tracker.peers();
         let bound = self.tracker.config().peers_max;
@@ -1863,13 +1951,62 @@ impl Engine {
         })
     }
 
-    /// Announces what listener `node` holds in full (its most recently played first).
+    /// Announces what super-node `node` holds, as `node::supernode` does.
+    fn announce_super(&mut self, node: u32) -> Result<(), SimError> {
+        if !self.tracker_up() {
+            return Ok(());
+        }
+        let now = UnixMillis(self.now);
+        let index = (node - self.listeners.len() as u32) as usize;
+        let mut held = self.supers[index].cache.held();
+        held.truncate(protocol::wire::ANNOUNCE_RENDITIONS_MAX);
+        let announce = Announce {
+            partial: Vec::new(),
+            region: self.regions[self.supers[index].region as usize],
+            role: NodeRole::SuperNode,
+            addrs: vec![std::net::SocketAddr::from(([10, 0, 0, 2], 4433))],
+            renditions: held,
+            upload_spare_kbps: (self.scenario.super_nodes.up_mbps * 1_000.0) as u32,
+            credential: self.token.clone(),
+            proofs: Vec::new(),
+        };
+        let claims = self.super_claims(node);
+        let _ = self
+            .tracker
+            .announce(now, &node_id(node), &claims, &[], &announce);
+        let tracked = self.tracker.peers();
+        let bound = self.tracker.config().peers_max;
+        self.check(tracked <= bound, || {
+            format!("tracker holds {tracked} peers, over {bound}")
+        })
+    }
+
+    /// Announces for listener `node` now, or the announce gap after its last announce (as
+    /// the client's announces go out one at a time, `policy::announce::GAP_MS` apart).
+    fn announce_soon(&mut self, node: u32) {
+        let now = self.now;
+        let listener = &mut self.listeners[node as usize];
+        let next = listener
+            .announced_ms
+            .map_or(now, |last| last + policy::announce::GAP_MS);
+        if next <= now {
+            self.announce_listener(node);
+        } else if !listener.announce_due {
+            listener.announce_due = true;
+            let epoch = listener.epoch;
+            self.push_at(next, Ev::AnnounceSoon { peer: node, epoch });
+        }
+    }
+
+    /// Announces what listener `node` holds in full (its most recently played first), and
+    /// the track it is downloading as a partial holder.
     fn announce_listener(&mut self, node: u32) {
         let now = UnixMillis(self.now);
         let listener = &self.listeners[node as usize];
         if !listener.reachable || !listener.online || !self.tracker_up() {
             return;
         }
+        let partial = self.partial_holding(node);
         let max = self.scenario.client.announce_max as usize;
         let renditions: Vec<RenditionId> = listener
             .cache
@@ -1884,12 +2021,21 @@ impl Engine {
         // The licenses the listener played these under, as one proof (the tracker checks
         // coverage, not how many tokens carry it; signatures are the driver's business).
         let mut proof = self.play_claims(node, 0);
+        let mut covered = renditions.clone();
+        covered.extend(partial.map(|(track, _)| rendition_id(track)));
         proof.scope = LicenseScope::Play {
-            renditions: renditions.clone(),
+            renditions: covered,
         };
         proof.markets = Vec::new();
         let announce = Announce {
-            partial: Vec::new(),
+            partial: partial
+                .map(|(track, holding)| Partial {
+                    rendition: rendition_id(track),
+                    held: holding.held,
+                    per_min: holding.per_min,
+                })
+                .into_iter()
+                .collect(),
             region: self.regions[listener.region as usize],
             role: NodeRole::Client,
             addrs: vec![std::net::SocketAddr::from(([10, 0, 0, 1], 4433))],
@@ -1905,6 +2051,7 @@ impl Engine {
         let _ = self
             .tracker
             .announce(now, &node_id(node), &claims, &[proof], &announce);
+        self.listeners[node as usize].announced_ms = Some(self.now);
     }
 
     fn super_claims(&self, node: u32) -> LicenseClaims {
@@ -1959,19 +2106,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Where super-node `node` fills `track` from: as `node::supernode` does, other
-    /// super-nodes and peers the tracker lists first (one that is up, holds it and has an
-    /// upload slot free), the origin only when there is none.
-    fn fill_source(&mut self, node: u32, track: u32) -> Option<(u32, f64)> {
-        let claims = self.super_claims(node);
-        self.holder(node, track, &claims)
-    }
-
-    /// A holder of `track` the tracker lists to `node` (with `claims`) that is up, holds it
-    /// and has an upload slot free, with the time to its first byte (a new connection).
-    fn holder(&mut self, node: u32, track: u32, claims: &LicenseClaims) -> Option<(u32, f64)> {
+    /// The holders of `track` the tracker lists to `node` (with `claims`), best first; none
+    /// while the tracker is down or refuses.
+    fn listed(&mut self, node: u32, track: u32, claims: &LicenseClaims) -> Vec<PeerInfo> {
         if !self.tracker_up() {
-            return None;
+            return Vec::new();
         }
         let query = PeerQuery {
             rendition: rendition_id(track),
@@ -1982,42 +2121,123 @@ impl Engine {
             rendition: query.rendition,
             peers: Vec::new(),
         };
-        self.tracker
-            .query_into(
-                UnixMillis(self.now),
-                &node_id(node),
-                claims,
-                &query,
-                &mut list,
-            )
-            .ok()?;
+        match self.tracker.query_into(
+            UnixMillis(self.now),
+            &node_id(node),
+            claims,
+            &query,
+            &mut list,
+        ) {
+            Ok(()) => list.peers,
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Where a fetch of `track`'s first `chunks` chunks by `node` ends up when it tries
+    /// `candidates` in order, as `client_lib::fetch` does, each until one delivers: a holder
+    /// that is down costs the connect timeout; one that lacks the chunks, has no upload slot
+    /// free or sends a corrupt chunk costs a handshake and a round trip. The driver knows
+    /// nothing the real one would not: it learns each of these by trying. `Ok`: the holder
+    /// and the time to its first byte, the failed tries included; `Err`: the time the tries
+    /// took when none delivered, cut at `wait_ms` (the prefetch's wait for peers).
+    fn try_holders(
+        &mut self,
+        node: u32,
+        track: u32,
+        chunks: u32,
+        candidates: &[NodeId],
+        wait_ms: f64,
+    ) -> Result<(u32, f64), f64> {
         let region = self.region_of(node).unwrap_or(0) as usize;
         let peers = self.listeners.len() as u32;
-        for info in &list.peers {
-            let Some(source) = node_of(&info.node) else {
+        let timeout = self.scenario.network.connect_timeout_ms as f64;
+        let mut spent = 0.0;
+        for candidate in candidates {
+            if spent >= wait_ms {
+                return Err(wait_ms);
+            }
+            let Some(source) = node_of(candidate).filter(|&source| source != node) else {
                 continue;
             };
-            let usable = if source < peers {
+            let source_region = self.region_of(source).unwrap_or(0) as usize;
+            let handshake = 2.0 * self.rtt[region][source_region];
+            let (up, holds, free, corrupt) = if source < peers {
                 let other = &self.listeners[source as usize];
                 let slots = self.scenario.classes[other.class as usize].upload_slots;
-                source != node
-                    && other.online
-                    && other.reachable
-                    && !other.corrupt
-                    && other.cache.contains(&track)
-                    && other.net.uploads < slots
+                (
+                    other.online && other.reachable,
+                    self.held_prefix(source, track) >= chunks,
+                    other.net.uploads < slots,
+                    other.corrupt,
+                )
             } else {
                 let other = &self.supers[(source - peers) as usize];
-                source != node
-                    && other.cache.contains(&rendition_id(track))
-                    && other.net.uploads < self.scenario.super_nodes.upload_slots
+                (
+                    true,
+                    other.cache.contains(&rendition_id(track)),
+                    other.net.uploads < self.scenario.super_nodes.upload_slots,
+                    false,
+                )
             };
-            if usable {
-                let source_region = self.region_of(source).unwrap_or(0) as usize;
-                return Some((source, 2.0 * self.rtt[region][source_region]));
+            if !up {
+                spent += timeout;
+            } else if !holds || !free || corrupt {
+                spent += handshake;
+            } else if spent + handshake <= wait_ms {
+                return Ok((source, spent + handshake));
+            } else {
+                spent += handshake;
             }
         }
-        None
+        Err(spent.min(wait_ms))
+    }
+
+    /// Chunks of `track` listener `source` holds from the first: all of a track in its cache;
+    /// of the track it is downloading, what its scheduler holds; none otherwise (a skipped
+    /// track's chunks are not kept: the local cache holds whole tracks).
+    fn held_prefix(&self, source: u32, track: u32) -> u32 {
+        let listener = &self.listeners[source as usize];
+        if listener.cache.contains(&track) {
+            return self.track_chunks(track);
+        }
+        match listener.active.as_ref() {
+            Some(active)
+                if active.play.as_ref().is_some_and(|play| {
+                    play.track == track && play.granted && !play.from_cache
+                }) =>
+            {
+                active.sched.held_prefix()
+            }
+            _ => 0,
+        }
+    }
+
+    /// The track `listener` is downloading and announces as a partial holder, with what it
+    /// holds and the growth it claims: none when it shares whole tracks only, or plays from
+    /// its cache, or holds the whole track.
+    fn partial_holding(&self, listener: u32) -> Option<(u32, Holding)> {
+        if !self.scenario.client.partial_holders {
+            return None;
+        }
+        let active = self.listeners[listener as usize].active.as_ref()?;
+        let play = active.play.as_ref()?;
+        if !play.granted || play.from_cache || play.downloaded {
+            return None;
+        }
+        let chunks = self.track_chunks(play.track);
+        let held = active.sched.held_prefix();
+        if held >= chunks {
+            return None;
+        }
+        let play_per_min =
+            policy::announce::play_per_min(chunks, self.track_seconds(play.track) * 1_000);
+        let per_min = policy::announce::claimed_per_min(
+            play.held_at_grant,
+            held,
+            self.now.saturating_sub(play.granted_ms),
+            play_per_min,
+        );
+        Some((play.track, Holding { held, per_min }))
     }
 
     fn start_fills(&mut self, node: u32) {
@@ -2034,7 +2254,17 @@ impl Engine {
             }
             self.supers[index].fills_out += 1;
             let chunks = self.track_chunks(track);
-            let (source, first_byte) = self.fill_source(node, track).unwrap_or((ORIGIN, rtt));
+            // As `node::supernode` fills: every holder the tracker lists, in its order, then
+            // the origin.
+            let claims = self.super_claims(node);
+            let listed: Vec<NodeId> = self
+                .listed(node, track, &claims)
+                .into_iter()
+                .map(|peer| peer.node)
+                .collect();
+            let (source, first_byte) = self
+                .try_holders(node, track, chunks, &listed, f64::INFINITY)
+                .unwrap_or_else(|spent| (ORIGIN, spent + rtt));
             self.start_flow(
                 source,
                 node,
@@ -2428,6 +2658,15 @@ impl Engine {
                     .cache
                     .admit(rendition_id(track), flow.bytes_total as u64, true, now);
                 let (used, capacity) = (node.cache.used_bytes(), node.cache.capacity_bytes());
+                // Announced as soon as it lands, after the gap that gathers fills landing
+                // together, as `node::supernode` does.
+                if !node.announce_due {
+                    node.announce_due = true;
+                    self.push_at(
+                        now + policy::announce::GAP_MS,
+                        Ev::SuperAnnounce { node: flow.dst },
+                    );
+                }
                 self.check(used <= capacity, || {
                     format!("super-node {index} cache holds {used} bytes, over {capacity}")
                 })?;
@@ -2487,11 +2726,16 @@ impl Engine {
         if last {
             active.requests.retain(|(req, _)| *req != id);
         }
-        let actions = if count == 1 {
+        let mut actions = if count == 1 {
             active.sched.on_chunk(now, id, first)
         } else {
             active.sched.on_range(now, id, first, count)
         };
+        // What it held has arrived: then the holder's word on the rest.
+        if last && let Some(at) = active.misses.iter().position(|(req, ..)| *req == id) {
+            let (_, index, held) = active.misses.swap_remove(at);
+            actions.extend(active.sched.on_missing(now, id, index, held));
+        }
         self.after(peer, actions)
     }
 

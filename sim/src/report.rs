@@ -109,6 +109,11 @@ pub struct Checks {
     pub failed_busy: u64,
     /// Peers reported to the tracker by schedulers.
     pub reports: u64,
+    /// Requests a partial holder (a listener still downloading the track) served.
+    pub partial_served: u64,
+    /// Requests a partial holder could serve only in part or not at all: it sent what it
+    /// held and told its prefix (`ChunkMissing`).
+    pub partial_misses: u64,
 }
 
 /// One time-series sample (the interval since the previous one).

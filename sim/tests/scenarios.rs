@@ -195,3 +195,19 @@ fn outcome_files_are_written() {
     assert_eq!(summary["plays"], outcome.summary.plays);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn listeners_downloading_a_track_serve_it_as_partial_holders() {
+    // The devnet's crowd, twice as large and with no super-node: listeners start the same
+    // few tracks within seconds of each other.
+    let crowd = [("peers", "64"), ("super_nodes.per_region", "0")];
+    let partial = run("devnet-validation", &crowd);
+    let checks = partial.summary.checks;
+    assert!(checks.partial_served > 0, "{checks:?}");
+    assert_eq!(partial.summary.stutter_rate, 0.0, "{:?}", partial.summary);
+    let mut whole_only = crowd.to_vec();
+    whole_only.push(("client.partial_holders", "false"));
+    let whole = run("devnet-validation", &whole_only);
+    let checks = whole.summary.checks;
+    assert_eq!((checks.partial_served, checks.partial_misses), (0, 0));
+}
