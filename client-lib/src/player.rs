@@ -709,7 +709,9 @@ pub(crate) async fn holders(
         want: 10,
         license: grant.license.clone(),
     });
-    let list = peer_list(endpoint, tracker, &query).await;
+    let mut list = peer_list(endpoint, tracker, &query).await;
+    // A peer with no address cannot be tried: it takes none of the tries.
+    list.retain(|peer| !peer.addrs.is_empty());
     let me = endpoint.node_id();
     policy::prefetch::holders(&list, &me, chunks)
         .filter_map(|peer| {

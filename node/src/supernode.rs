@@ -545,6 +545,22 @@ async fn fill_round(shared: &Shared) -> usize {
     filled
 }
 
+/// The listed peers a fill tries, in the tracker's order: whole holders only. A fill wants
+/// every chunk, and a partial holder's answer past its prefix is a miss the fill would report
+/// against an honest peer (three such reports quarantine it).
+fn fill_sources(peers: &[protocol::wire::PeerInfo]) -> Vec<Source> {
+    peers
+        .iter()
+        .filter(|peer| peer.holding.is_none())
+        .filter_map(|peer| {
+            Some(Source {
+                node: peer.node,
+                addr: *peer.addrs.first()?,
+            })
+        })
+        .collect()
+}
+
 async fn fill(
     shared: &Shared,
     rendition: &RenditionId,
@@ -564,14 +580,7 @@ async fn fill(
             license: license.clone(),
         });
         if let Ok(Response::PeerList(list)) = tracker_request(shared, shard, &query).await {
-            for peer in list.peers {
-                if let Some(addr) = peer.addrs.first() {
-                    sources.push(Source {
-                        node: peer.node,
-                        addr: *addr,
-                    });
-                }
-            }
+            sources.extend(fill_sources(&list.peers));
         }
     }
     if sources.is_empty()
@@ -634,4 +643,38 @@ async fn fill(
     }
     shared.stats.fills.fetch_add(1, Ordering::Relaxed);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::wire::{Holding, PeerInfo};
+
+    #[test]
+    fn fills_try_whole_holders_with_an_address_in_the_trackers_order() {
+        let peer = |byte: u8, holding: Option<Holding>, addrs: Vec<SocketAddr>| PeerInfo {
+            node: NodeId([byte; 32]),
+            addrs,
+            region: protocol::Region::UNKNOWN,
+            role: NodeRole::Client,
+            upload_spare_kbps: 1_000,
+            holding,
+        };
+        let at = |port| vec![SocketAddr::from(([127, 0, 0, 1], port))];
+        let growing = Some(Holding {
+            held: 40,
+            per_min: 60,
+        });
+        let listed = [
+            peer(1, growing, at(1)),
+            peer(2, None, at(2)),
+            peer(3, None, Vec::new()),
+            peer(4, None, at(4)),
+        ];
+        let tried: Vec<u8> = fill_sources(&listed)
+            .iter()
+            .map(|source| source.node.0[0])
+            .collect();
+        assert_eq!(tried, vec![2, 4]);
+    }
 }

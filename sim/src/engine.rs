@@ -17,7 +17,9 @@
 //!   fill the announce gap after it lands. From its first audio a listener downloading a
 //!   track announces it as a partial holder (its scheduler's held prefix and the growth
 //!   `policy::announce::claimed_per_min` claims), and serves that prefix, answering the
-//!   rest of a range with what it holds. A listener announces the renditions it holds in full (its
+//!   rest of a range with what it holds (the prefix as at the request; the client also
+//!   announces the prefixes of skipped tracks and prefetched openings, which the simulator's
+//!   whole-track cache does not keep). A listener announces the renditions it holds in full (its
 //!   `announce_max` most recently played) every `announce_every_s` while online.
 //! - **Flow-level network.** A request for a range of chunks is one transfer. Its first
 //!   byte arrives a round trip after the request (two for the first request on a new peer
@@ -259,6 +261,8 @@ struct SuperNode {
     fill_queue: Vec<u32>,
     /// A [`Ev::SuperAnnounce`] is queued.
     announce_due: bool,
+    /// When it last announced.
+    announced_ms: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -583,6 +587,7 @@ impl Engine {
                     fills_out: 0,
                     fill_queue: Vec::new(),
                     announce_due: false,
+                    announced_ms: None,
                 });
             }
         }
@@ -926,6 +931,8 @@ impl Engine {
         }
         listener.online = true;
         listener.epoch += 1;
+        // An announce queued in the last session is void (its epoch is past).
+        listener.announce_due = false;
         let epoch = listener.epoch;
         listener.active = Some(Box::new(Active {
             sched: Scheduler::new(self.sched_config.clone(), node_id(ORIGIN)),
@@ -1168,6 +1175,7 @@ impl Engine {
         }
         listener.online = false;
         listener.epoch += 1;
+        listener.announce_due = false;
         if let Some(mut active) = listener.active.take() {
             let _ = active.sched.stop();
             let flows: Vec<u32> = active.requests.iter().map(|(_, flow)| *flow).collect();
@@ -1556,12 +1564,26 @@ impl Engine {
                 let (_, index, held) = active.misses.swap_remove(at);
                 active.sched.on_missing(self.now, id, index, held)
             }
-            _ => active.sched.on_failure(self.now, id, failure),
+            _ => {
+                active.misses.retain(|(req, ..)| *req != id);
+                active.sched.on_failure(self.now, id, failure)
+            }
         };
         self.after(peer, actions)
     }
 
     fn fail_later(&mut self, peer: u32, id: RequestId, failure: Failure, after_ms: f64) {
+        match failure {
+            Failure::Unreachable => self.checks.failed_unreachable += 1,
+            Failure::Missing => self.checks.failed_missing += 1,
+            Failure::BadChunk => {}
+            Failure::Refused => self.checks.failed_busy += 1,
+        }
+        self.push_failure(peer, id, failure, after_ms);
+    }
+
+    /// Tells `peer`'s scheduler of `failure` of `id` after `after_ms`, uncounted.
+    fn push_failure(&mut self, peer: u32, id: RequestId, failure: Failure, after_ms: f64) {
         let round = self.current_gen(peer).unwrap_or(0);
         let code = match failure {
             Failure::Unreachable => 0,
@@ -1569,12 +1591,6 @@ impl Engine {
             Failure::BadChunk => 2,
             Failure::Refused => 3,
         };
-        match failure {
-            Failure::Unreachable => self.checks.failed_unreachable += 1,
-            Failure::Missing => self.checks.failed_missing += 1,
-            Failure::BadChunk => {}
-            Failure::Refused => self.checks.failed_busy += 1,
-        }
         self.push_at(
             self.now + after_ms.ceil() as u64,
             Ev::Failure {
@@ -1692,7 +1708,12 @@ impl Engine {
                 .push((id, first + sent, held.min(first + sent)));
         }
         if sent == 0 {
-            self.fail_later(peer, id, Failure::Missing, first_byte);
+            if held > 0 {
+                // A partial holder's "not yet": no failure, not counted as one.
+                self.push_failure(peer, id, Failure::Missing, first_byte);
+            } else {
+                self.fail_later(peer, id, Failure::Missing, first_byte);
+            }
             return Ok(());
         }
         let flow = self.start_flow(src, peer, kind, track, first, sent, first_byte, corrupt);
@@ -1762,20 +1783,24 @@ impl Engine {
         // lists with the whole opening, for at most `PEERS_WAIT_MS`, then the origin. The
         // what-if `prefetch_from_peers = false` goes to the origin at once.
         let (source, first_byte) = if self.scenario.client.prefetch_from_peers {
+            // The lookup first: a round trip to the tracker, or its time-out while it is down.
+            let lookup = if self.tracker_up() {
+                self.rtt[region][self.tracker_region]
+                    + self.scenario.network.tracker_service_ms as f64
+            } else {
+                self.scenario.client.lookup_timeout_ms as f64
+            };
             let claims = self.play_claims(peer, track);
             let listed = self.listed(peer, track, &claims);
             let me = node_id(peer);
             let candidates: Vec<NodeId> = policy::prefetch::holders(&listed, &me, chunks)
                 .map(|holder| holder.node)
                 .collect();
-            self.try_holders(
-                peer,
-                track,
-                chunks,
-                &candidates,
-                policy::prefetch::PEERS_WAIT_MS as f64,
-            )
-            .unwrap_or_else(|spent| (ORIGIN, spent + rtt))
+            let wait = policy::prefetch::PEERS_WAIT_MS as f64 - lookup;
+            match self.try_holders(peer, track, chunks, &candidates, wait.max(0.0)) {
+                Ok((holder, first_byte)) => (holder, lookup + first_byte),
+                Err(spent) => (ORIGIN, lookup + spent + rtt),
+            }
         } else {
             (ORIGIN, rtt)
         };
@@ -1942,6 +1967,17 @@ impl Engine {
             self.announce_soon(node);
         } else {
             self.push_at(self.now + every, Ev::Announce { node, epoch });
+            let index = (node - peers) as usize;
+            // One announce at a time, the gap apart, as `node::supernode`'s announce loop.
+            if let Some(last) = self.supers[index].announced_ms
+                && self.now < last + policy::announce::GAP_MS
+            {
+                if !self.supers[index].announce_due {
+                    self.supers[index].announce_due = true;
+                    self.push_at(last + policy::announce::GAP_MS, Ev::SuperAnnounce { node });
+                }
+                return Ok(());
+            }
             return self.announce_super(node);
         }
         let tracked = self.tracker.peers();
@@ -1974,6 +2010,7 @@ impl Engine {
         let _ = self
             .tracker
             .announce(now, &node_id(node), &claims, &[], &announce);
+        self.supers[index].announced_ms = Some(self.now);
         let tracked = self.tracker.peers();
         let bound = self.tracker.config().peers_max;
         self.check(tracked <= bound, || {
@@ -2139,7 +2176,10 @@ impl Engine {
     /// free or sends a corrupt chunk costs a handshake and a round trip. The driver knows
     /// nothing the real one would not: it learns each of these by trying. `Ok`: the holder
     /// and the time to its first byte, the failed tries included; `Err`: the time the tries
-    /// took when none delivered, cut at `wait_ms` (the prefetch's wait for peers).
+    /// took when none delivered, cut at `wait_ms` (the prefetch's wait for peers). Simpler
+    /// than the client in two ways: the wait covers the time to the first byte, where the
+    /// client's covers the whole transfer, and a corrupt holder is found out at its first
+    /// byte, where the client needs a whole chunk.
     fn try_holders(
         &mut self,
         node: u32,
@@ -2193,8 +2233,10 @@ impl Engine {
     }
 
     /// Chunks of `track` listener `source` holds from the first: all of a track in its cache;
-    /// of the track it is downloading, what its scheduler holds; none otherwise (a skipped
-    /// track's chunks are not kept: the local cache holds whole tracks).
+    /// of the track it is downloading, what its scheduler holds; none otherwise. The client's
+    /// cache also keeps, and announces, the prefixes of skipped tracks and prefetched
+    /// openings (up to 8): the simulator's cache holds whole tracks, so it has fewer partial
+    /// holders than the client.
     fn held_prefix(&self, source: u32, track: u32) -> u32 {
         let listener = &self.listeners[source as usize];
         if listener.cache.contains(&track) {
@@ -2254,12 +2296,13 @@ impl Engine {
             }
             self.supers[index].fills_out += 1;
             let chunks = self.track_chunks(track);
-            // As `node::supernode` fills: every holder the tracker lists, in its order, then
-            // the origin.
+            // As `node::supernode` fills: every whole holder the tracker lists, in its order,
+            // then the origin.
             let claims = self.super_claims(node);
             let listed: Vec<NodeId> = self
                 .listed(node, track, &claims)
                 .into_iter()
+                .filter(|peer| peer.holding.is_none())
                 .map(|peer| peer.node)
                 .collect();
             let (source, first_byte) = self
@@ -2582,13 +2625,53 @@ impl Engine {
         {
             active.requests.retain(|(_, transfer)| *transfer != id);
         }
-        if let FlowKind::Play { round, request } = flow.kind
-            && self.current_gen(flow.dst) == Some(round)
-        {
-            let region = self.region_of(flow.dst).unwrap_or(0) as usize;
-            let src_region = self.region_of(flow.src).unwrap_or(0) as usize;
-            let one_way = self.rtt[region][src_region] / 2.0;
-            self.fail_later(flow.dst, RequestId(request), failure, one_way);
+        let region = self.region_of(flow.dst).unwrap_or(0) as usize;
+        let src_region = self.region_of(flow.src).unwrap_or(0) as usize;
+        let one_way = self.rtt[region][src_region] / 2.0;
+        match flow.kind {
+            FlowKind::Play { round, request } if self.current_gen(flow.dst) == Some(round) => {
+                self.fail_later(flow.dst, RequestId(request), failure, one_way);
+            }
+            FlowKind::Prefetch { round } if self.current_gen(flow.dst) == Some(round) => {
+                // The prefetch's peer is gone: what it asked for comes from the origin, as
+                // the client's does when its peers fail.
+                let ours = self.listeners[flow.dst as usize]
+                    .active
+                    .as_ref()
+                    .and_then(|active| active.prefetch.as_ref())
+                    .is_some_and(|prefetch| prefetch.flow == Some(id));
+                if ours {
+                    let rtt = self.rtt[region][self.origin_region];
+                    let again = self.start_flow(
+                        ORIGIN,
+                        flow.dst,
+                        flow.kind,
+                        flow.track,
+                        flow.first,
+                        flow.count,
+                        one_way + rtt,
+                        false,
+                    );
+                    if let Some(prefetch) = self.listeners[flow.dst as usize]
+                        .active
+                        .as_mut()
+                        .and_then(|active| active.prefetch.as_mut())
+                    {
+                        prefetch.flow = Some(again);
+                        prefetch.source = ORIGIN;
+                    }
+                }
+            }
+            FlowKind::Fill { track } => {
+                // The fill's source is gone: the super-node tries again (other holders,
+                // then the origin), as `fetch_rendition` moves to its next source.
+                let index = (flow.dst - self.listeners.len() as u32) as usize;
+                let node = &mut self.supers[index];
+                node.fills_out -= 1;
+                node.fill_queue.push(track);
+                self.start_fills(flow.dst);
+            }
+            _ => {}
         }
     }
 
