@@ -673,6 +673,9 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
                 QueueOutput::Prefetched { track_id, chunks } => {
                     tracing::info!(track_id, chunks, "next track prefetched");
                 }
+                QueueOutput::PrefetchUnused { track_id, bytes } => {
+                    tracing::info!(track_id, bytes, "a prefetch went unused");
+                }
                 QueueOutput::TrackEnded {
                     track_id,
                     stats,

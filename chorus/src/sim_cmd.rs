@@ -30,7 +30,7 @@ pub struct SimArgs {
     /// the cartesian product over several swept keys. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
-    /// Write summary.json, series.csv, plays.csv, start_ms.csv and SVG plots here (one
+    /// Write summary.json, series.csv, plays.csv, first_audio_ms.csv and SVG plots here (one
     /// sub-directory per run of a sweep).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -203,9 +203,9 @@ fn run_one(
             summary.bytes_share.p2p * 100.0,
             summary.bytes_share.cache * 100.0,
             summary.stutter_rate * 100.0,
-            summary.start_ms.p50,
-            summary.start_ms.p75,
-            summary.start_ms.p90,
+            summary.first_audio_ms.p50,
+            summary.first_audio_ms.p75,
+            summary.first_audio_ms.p90,
             summary.events,
             wall,
             summary.events_per_second.unwrap_or(0.0),

@@ -22,6 +22,11 @@ pub struct ValidateArgs {
     /// Length of both runs (e.g. 120s, 5m).
     #[arg(long, default_value = "120s", value_parser = crate::devnet::parse_duration)]
     pub duration: Duration,
+    /// Churn: the share of listeners that crash (links cut, no goodbye, back a few seconds
+    /// later with their cache) in each run's length, on average; 0.3 is 30%. The devnet's
+    /// `--kill-peers` and the simulator's `faults.crash_per_min` at the same rate.
+    #[arg(long, default_value_t = 0.0)]
+    pub churn: f64,
     /// The devnet's working directory (its sample catalog is kept there between runs).
     #[arg(long, default_value = "chorus-devnet")]
     pub dir: PathBuf,
@@ -73,28 +78,34 @@ pub struct SimSide {
     pub first_audio_p90: f64,
     /// Share of plays with a stutter.
     pub stutter_rate: f64,
+    /// Wasted bytes (`wasted_bytes`, all kinds) over the bytes listeners received from the
+    /// network.
+    pub wasted_share: f64,
 }
 
 impl SimSide {
     /// The figures of a simulator's summary.
     pub fn of(summary: &sim::Summary) -> Self {
+        let bytes = &summary.bytes;
+        let wasted = &summary.wasted_bytes;
         Self {
-            origin_share: egress_share(&summary.bytes),
-            first_audio_p50: summary.start_ms.p50 as f64,
-            first_audio_p90: summary.start_ms.p90 as f64,
+            origin_share: summary.origin_share,
+            first_audio_p50: summary.first_audio_ms.p50 as f64,
+            first_audio_p90: summary.first_audio_ms.p90 as f64,
             stutter_rate: summary.stutter_rate,
+            wasted_share: share(
+                wasted.prefetch + wasted.cancelled + wasted.duplicate,
+                bytes.origin + bytes.super_nodes + bytes.peers,
+            ),
         }
     }
 }
 
-/// As the devnet counts it: the origin's egress (super-node fills included) over the bytes
-/// listeners received from the network.
-pub fn egress_share(bytes: &sim::report::Bytes) -> f64 {
-    let network = bytes.origin + bytes.super_nodes + bytes.peers;
-    if network == 0 {
+fn share(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
         0.0
     } else {
-        bytes.origin_egress as f64 / network as f64
+        part as f64 / whole as f64
     }
 }
 
@@ -109,13 +120,17 @@ pub fn compare(devnet: &Value, sim: &SimSide) -> anyhow::Result<Vec<Row>> {
             .as_f64()
             .with_context(|| format!("the devnet's summary has no {}", path.join(".")))
     };
-    // Of the plays that ran (failed ones never started), as the simulator counts them.
-    let plays = number(&["plays"])? - number(&["failed_plays"])?;
-    let stutter = if plays > 0.0 {
-        number(&["plays_with_stutter"])? / plays
-    } else {
-        0.0
+    let sum = |path: &[&str], keys: &[&str]| -> anyhow::Result<u64> {
+        let mut total = 0.0;
+        for key in keys {
+            let mut full = path.to_vec();
+            full.push(key);
+            total += number(&full)?;
+        }
+        Ok(total as u64)
     };
+    let network = sum(&["bytes"], &["origin", "super_nodes", "peers"])?;
+    let wasted = sum(&["wasted_bytes"], &["prefetch", "cancelled", "duplicate"])?;
     Ok(vec![
         Row {
             name: "origin_share",
@@ -125,20 +140,26 @@ pub fn compare(devnet: &Value, sim: &SimSide) -> anyhow::Result<Vec<Row>> {
         },
         Row {
             name: "first_audio_ms.p50",
-            devnet: number(&["first_audio_ms_all", "p50"])?,
+            devnet: number(&["first_audio_ms", "p50"])?,
             sim: sim.first_audio_p50,
             fraction: false,
         },
         Row {
             name: "first_audio_ms.p90",
-            devnet: number(&["first_audio_ms_all", "p90"])?,
+            devnet: number(&["first_audio_ms", "p90"])?,
             sim: sim.first_audio_p90,
             fraction: false,
         },
         Row {
             name: "stutter_rate",
-            devnet: stutter,
+            devnet: number(&["stutter_rate"])?,
             sim: sim.stutter_rate,
+            fraction: true,
+        },
+        Row {
+            name: "wasted_share",
+            devnet: share(wasted, network),
+            sim: sim.wasted_share,
             fraction: true,
         },
     ])
@@ -147,9 +168,16 @@ pub fn compare(devnet: &Value, sim: &SimSide) -> anyhow::Result<Vec<Row>> {
 /// Runs `chorus validate`.
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let seconds = args.duration.as_secs().max(1);
+    if !(args.churn.is_finite() && (0.0..=1.0).contains(&args.churn)) {
+        bail!("--churn is a share of the listeners, 0 to 1");
+    }
+    // Crashes per listener per minute that crash `churn` of them in the run, on average.
+    let crash_per_min = args.churn * 60.0 / seconds as f64;
     eprintln!(
-        "validate: the devnet and the simulator, {} listeners, seed {}, {seconds} s each",
-        args.listeners, args.seed
+        "validate: the devnet and the simulator, {} listeners, seed {}, {seconds} s each, churn {:.0}%",
+        args.listeners,
+        args.seed,
+        args.churn * 100.0
     );
     eprintln!("1/2 devnet (real processes, emulated 40 ms links)…");
     let exe = std::env::current_exe().context("finding this program")?;
@@ -166,6 +194,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         .args(["--listeners", &args.listeners.to_string()])
         .args(["--seed", &args.seed.to_string()])
         .args(["--duration", &format!("{seconds}s")])
+        .args(["--kill-peers", &format!("{crash_per_min}")])
         .arg("--dir")
         .arg(&args.dir)
         .args(["--json", "--quiet"])
@@ -195,6 +224,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         format!("peers={}", args.listeners),
         format!("seed={}", args.seed),
         format!("duration_s={seconds}"),
+        format!("faults.crash_per_min={crash_per_min}"),
     ])?;
     let scenario = sim::Scenario::from_toml(text, sets.first().map_or(&[][..], Vec::as_slice))?;
     let outcome = sim::Engine::new(scenario)?
@@ -245,7 +275,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             .collect();
         println!(
             "{}",
-            json!({"listeners": args.listeners, "seed": args.seed, "seconds": seconds,
+            json!({"listeners": args.listeners, "seed": args.seed, "seconds": seconds, "churn": args.churn,
                    "measures": measures, "agreed": agreed == rows.len()})
         );
     }
@@ -286,22 +316,34 @@ mod tests {
     #[test]
     fn the_devnet_summary_and_the_simulator_summary_line_up() {
         let devnet = json!({
-            "plays": 42, "failed_plays": 2, "plays_with_stutter": 2, "origin_share": 0.40,
-            "first_audio_ms_all": {"p50": 50.0, "p90": 90.0, "p99": 120.0},
+            "plays": 42, "failed_plays": 2, "stutter_rate": 0.05, "origin_share": 0.40,
+            "first_audio_ms": {"p50": 50.0, "p90": 90.0, "p99": 120.0},
+            "bytes": {"origin": 300, "super_nodes": 200, "peers": 500, "cache": 50},
+            "wasted_bytes": {"prefetch": 30, "cancelled": 20, "duplicate": 10},
         });
-        let bytes = sim::report::Bytes {
-            origin: 100,
-            super_nodes: 100,
-            peers: 800,
-            origin_egress: 213,
+        let summary = sim::Summary {
+            origin_share: 0.213,
+            first_audio_ms: sim::report::StartMs {
+                p50: 53,
+                p90: 53,
+                ..Default::default()
+            },
+            stutter_rate: 0.05,
+            bytes: sim::report::Bytes {
+                origin: 100,
+                super_nodes: 100,
+                peers: 800,
+                origin_egress: 213,
+                ..Default::default()
+            },
+            wasted_bytes: sim::report::Wasted {
+                prefetch: 50,
+                cancelled: 0,
+                duplicate: 0,
+            },
             ..Default::default()
         };
-        let sim = SimSide {
-            origin_share: egress_share(&bytes),
-            first_audio_p50: 53.0,
-            first_audio_p90: 53.0,
-            stutter_rate: 0.05,
-        };
+        let sim = SimSide::of(&summary);
         let rows = compare(&devnet, &sim).unwrap();
         let names: Vec<_> = rows.iter().map(|row| row.name).collect();
         assert_eq!(
@@ -310,7 +352,8 @@ mod tests {
                 "origin_share",
                 "first_audio_ms.p50",
                 "first_audio_ms.p90",
-                "stutter_rate"
+                "stutter_rate",
+                "wasted_share"
             ]
         );
         assert!(
@@ -322,6 +365,10 @@ mod tests {
         assert!(!rows[2].within());
         assert!((rows[3].devnet - 0.05).abs() < 1e-9);
         assert!(rows[3].within());
+        // 60 of 1000 network bytes wasted in the devnet, 50 of 1000 in the simulator.
+        assert!((rows[4].devnet - 0.06).abs() < 1e-9);
+        assert!((rows[4].sim - 0.05).abs() < 1e-9);
+        assert!(rows[4].within());
         // A summary without a measure is an error, not a zero.
         assert!(compare(&json!({"plays": 1}), &sim).is_err());
     }

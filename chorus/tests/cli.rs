@@ -241,8 +241,8 @@ fn sim_runs_a_scenario_writes_files_and_sweeps() {
     }
     for key in ["p50", "p75", "p90"] {
         assert!(
-            json["start_ms"][key].as_u64().is_some(),
-            "start_ms.{key} in {json}"
+            json["first_audio_ms"][key].as_u64().is_some(),
+            "first_audio_ms.{key} in {json}"
         );
     }
     let shares = &json["bytes_share"];

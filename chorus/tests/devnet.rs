@@ -96,6 +96,14 @@ fn a_small_devnet_plays_everything_and_survives_the_origin() {
         "{summary}"
     );
     assert!(summary["origin_share"].as_f64().is_some(), "{summary}");
+    assert!(summary["stutter_rate"].as_f64().is_some(), "{summary}");
+    // The simulator's names for the same measures.
+    for kind in ["prefetch", "cancelled", "duplicate"] {
+        assert!(
+            summary["wasted_bytes"][kind].as_u64().is_some(),
+            "wasted_bytes.{kind}: {summary}"
+        );
+    }
     assert_eq!(summary["rtt_ms"].as_f64(), Some(30.0));
 }
 

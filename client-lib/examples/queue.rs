@@ -126,6 +126,9 @@ async fn main() -> anyhow::Result<()> {
             QueueOutput::Prefetched { track_id, chunks } => {
                 println!("  prefetched {chunks} chunks of {track_id}");
             }
+            QueueOutput::PrefetchUnused { track_id, bytes } => {
+                println!("  the prefetch of {track_id} went unused ({bytes} B wasted)");
+            }
             QueueOutput::Event(event) => println!("  {event:?}"),
             QueueOutput::TrackEnded { stats, skipped, .. } => println!(
                 "  ended{}: {} B origin, {} B peers, {} B cache, {} kbit/s measured",

@@ -91,6 +91,14 @@ pub enum QueueOutput {
         /// Chunks fetched ahead.
         chunks: u32,
     },
+    /// A prefetched opening went unused (the listener went elsewhere, or stopped): the
+    /// bytes it had fetched over the network were wasted.
+    PrefetchUnused {
+        /// The track it was for.
+        track_id: String,
+        /// Bytes it had from the origin, super-nodes and peers.
+        bytes: u64,
+    },
     /// A track is over (played out, skipped or stopped).
     TrackEnded {
         /// The track.
@@ -239,6 +247,17 @@ impl Heard {
 struct Prefetch {
     track_id: String,
     ready: Ready,
+}
+
+impl Prefetch {
+    /// What is said of it when it goes unused.
+    fn unused(self) -> QueueOutput {
+        let ready = self.ready;
+        QueueOutput::PrefetchUnused {
+            track_id: self.track_id,
+            bytes: ready.origin_bytes + ready.ahead_from.0 + ready.ahead_from.1,
+        }
+    }
 }
 
 impl Listener {
@@ -440,10 +459,14 @@ impl Listener {
         while let Some(track_id) = queue.current().map(str::to_string) {
             let found = match prefetched.take() {
                 Some(ahead) if ahead.track_id == track_id => Ok((ahead.ready, true)),
-                _ => self
-                    .grant_for(&track_id, &mut abr)
-                    .await
-                    .map(|ready| (ready, false)),
+                other => {
+                    if let Some(unused) = other {
+                        let _ = out.send(unused.unused()).await;
+                    }
+                    self.grant_for(&track_id, &mut abr)
+                        .await
+                        .map(|ready| (ready, false))
+                }
             };
             let (grant, cached, origin_ahead, was_prefetched, offline, ahead_from) = match found {
                 Ok((ready, prefetched)) => (
@@ -705,8 +728,16 @@ impl Listener {
                 Some(QueueControl::Previous) => {
                     queue.previous();
                 }
-                Some(_) => return Ok(()),
+                Some(_) => {
+                    if let Some(unused) = prefetched.take() {
+                        let _ = out.send(unused.unused()).await;
+                    }
+                    return Ok(());
+                }
             }
+        }
+        if let Some(unused) = prefetched.take() {
+            let _ = out.send(unused.unused()).await;
         }
         Ok(())
     }

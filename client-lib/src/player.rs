@@ -4,6 +4,8 @@
 //! caller as it becomes playable.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,7 +15,7 @@ use protocol::wire::{Holding, PeerQuery, PeerReport, Priority, ReportReason, Req
 use protocol::{NodeId, UnixMillis};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use transport::chunks::{RangeItem, fetch_range};
+use transport::chunks::{RangeItem, fetch_range, fetch_range_counted};
 use transport::{Endpoint, TransportError};
 
 use crate::scheduler::{
@@ -249,7 +251,7 @@ pub async fn play_with_controls(
     let mut addrs: HashMap<NodeId, std::net::SocketAddr> = HashMap::new();
     addrs.insert(grant.origin.node, grant.origin.addr);
     let mut data: HashMap<u32, Bytes> = cached_data;
-    let mut tasks: HashMap<RequestId, JoinHandle<()>> = HashMap::new();
+    let mut tasks = Transfers::default();
     let (events_tx, mut events) = mpsc::channel::<Event>(1024);
     let start_ms = plan.start_ms;
     let mut actions = scheduler.play(now_ms(), plan);
@@ -282,6 +284,7 @@ pub async fn play_with_controls(
                         let template = grant.chunk_url_template.clone();
                         tasks.insert(
                             id,
+                            Arc::default(),
                             tokio::spawn(async move {
                                 let mut chunks =
                                     std::pin::pin!(edge.range(&template, &manifest, first, count));
@@ -315,13 +318,18 @@ pub async fn play_with_controls(
                         grant.license.clone(),
                         events_tx.clone(),
                     );
+                    let received = Arc::new(AtomicU64::new(0));
+                    let counter = received.clone();
                     tasks.insert(
                         id,
+                        received,
                         tokio::spawn(async move {
                             let result = async {
                                 let peer = endpoint.connect(source, addr).await?;
-                                fetch_range(&peer, &manifest, first, count, priority, &license)
-                                    .await
+                                fetch_range_counted(
+                                    &peer, &manifest, first, count, priority, &license, &counter,
+                                )
+                                .await
                             }
                             .await;
                             let event = match result {
@@ -354,9 +362,7 @@ pub async fn play_with_controls(
                     );
                 }
                 Action::Cancel { id } => {
-                    if let Some(task) = tasks.remove(&id) {
-                        task.abort();
-                    }
+                    tasks.cancel(id);
                 }
                 Action::FindPeers => {
                     let (endpoint, tracker, events) =
@@ -449,10 +455,8 @@ pub async fn play_with_controls(
                         header: found.clone(),
                     };
                     if out.send(seeked).await.is_err() {
-                        for (_, task) in tasks.drain() {
-                            task.abort();
-                        }
-                        return Ok(scheduler.stats());
+                        tasks.abort_all();
+                        return Ok(tasks.stats(&scheduler));
                     }
                     pending_seek = None;
                     trim_next = true;
@@ -528,10 +532,8 @@ pub async fn play_with_controls(
             }
             if out.send(Output::Audio(plain)).await.is_err() {
                 // The listener went away: stop everything.
-                for (_, task) in tasks.drain() {
-                    task.abort();
-                }
-                return Ok(scheduler.stats());
+                tasks.abort_all();
+                return Ok(tasks.stats(&scheduler));
             }
             next_out += 1;
         }
@@ -563,9 +565,7 @@ pub async fn play_with_controls(
                     tasks = tasks.len(),
                     "playback starved"
                 );
-                for (_, task) in tasks.drain() {
-                    task.abort();
-                }
+                tasks.abort_all();
                 return Err(PlayError::Starved(since.elapsed()));
             }
         } else {
@@ -607,11 +607,9 @@ pub async fn play_with_controls(
                         seek
                     }
                     Some(Control::Stop) => {
-                        for (_, task) in tasks.drain() {
-                            task.abort();
-                        }
+                        tasks.abort_all();
                         scheduler.stop();
-                        let stats = scheduler.stats();
+                        let stats = tasks.stats(&scheduler);
                         let _ = out.send(Output::Sources(scheduler.bytes_by_source())).await;
                         let _ = out.send(Output::Stats(stats)).await;
                         return Ok(stats);
@@ -660,15 +658,15 @@ pub async fn play_with_controls(
                         Vec::new()
                     }
                     Event::Failed { id, failure } => {
-                        tasks.remove(&id);
+                        tasks.finished(id);
                         scheduler.on_failure(now, id, failure)
                     }
                     Event::Done { id } => {
-                        tasks.remove(&id);
+                        tasks.finished(id);
                         scheduler.poll(now)
                     }
                     Event::Missing { id, index, held } => {
-                        tasks.remove(&id);
+                        tasks.finished(id);
                         scheduler.on_missing(now, id, index, held)
                     }
                     Event::Peers(found) => {
@@ -688,10 +686,62 @@ pub async fn play_with_controls(
             }
         }
     }
-    let stats = scheduler.stats();
+    tasks.abort_all();
+    let stats = tasks.stats(&scheduler);
     let _ = out.send(Output::Sources(scheduler.bytes_by_source())).await;
     let _ = out.send(Output::Stats(stats)).await;
     Ok(stats)
+}
+
+/// The fetches under way, each with what it has received of a range not yet handed over.
+#[derive(Default)]
+struct Transfers {
+    tasks: HashMap<RequestId, (JoinHandle<()>, Arc<AtomicU64>)>,
+    /// Bytes received by fetches abandoned before they handed their range over.
+    cancelled: u64,
+}
+
+impl Transfers {
+    fn insert(&mut self, id: RequestId, received: Arc<AtomicU64>, task: JoinHandle<()>) {
+        if let Some((old, _)) = self.tasks.insert(id, (task, received)) {
+            old.abort();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// A fetch that ended and said so: what it received was handed over.
+    fn finished(&mut self, id: RequestId) {
+        self.tasks.remove(&id);
+    }
+
+    /// Abandons a fetch: what it received so far is thrown away (unless it had already
+    /// ended, its chunks on their way to the scheduler).
+    fn cancel(&mut self, id: RequestId) {
+        if let Some((task, received)) = self.tasks.remove(&id) {
+            if !task.is_finished() {
+                self.cancelled += received.load(Ordering::Relaxed);
+            }
+            task.abort();
+        }
+    }
+
+    fn abort_all(&mut self) {
+        let ids: Vec<RequestId> = self.tasks.keys().copied().collect();
+        for id in ids {
+            self.cancel(id);
+        }
+    }
+
+    /// The scheduler's counters with the bytes thrown away with abandoned fetches.
+    fn stats(&self, scheduler: &Scheduler) -> PlayStats {
+        PlayStats {
+            bytes_cancelled: self.cancelled,
+            ..scheduler.stats()
+        }
+    }
 }
 
 /// The tracker's holders of `grant`'s rendition that hold its first `chunks` chunks

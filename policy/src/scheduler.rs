@@ -219,6 +219,10 @@ pub struct PlayStats {
     pub bytes_cache: u64,
     /// Bytes received twice (an urgent re-request raced a peer).
     pub bytes_duplicate: u64,
+    /// Bytes received on transfers cancelled or cut off before they were handed over
+    /// (a range the scheduler gave up on, or one in flight at a skip or stop): received
+    /// and thrown away. The scheduler never sees them; its driver fills this in.
+    pub bytes_cancelled: u64,
     /// Download rate measured over the track's fetches (running average of per-chunk
     /// samples across sources), kbit/s; 0 when nothing was fetched. Feeds [`crate::abr`].
     pub rate_kbps: u32,

@@ -469,13 +469,31 @@ impl Default for Client {
 }
 
 /// Faults.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
     /// Share of sessions that end in a crash (links cut at a random moment, no goodbye).
     pub crash_share: f64,
+    /// Crashes per listener per minute online, a Poisson process, as `chorus devnet
+    /// --kill-peers` has them: the links cut, no goodbye, and the listener back
+    /// `crash_down_s` later with its cache. 0 (the default): `crash_share` alone.
+    pub crash_per_min: f64,
+    /// How long a listener crashed by `crash_per_min` stays away, seconds (uniform between
+    /// the two; the devnet's 3 to 10).
+    pub crash_down_s: [u64; 2],
     /// Share of listeners that send corrupt chunks.
     pub corrupt_peers: f64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            crash_share: 0.0,
+            crash_per_min: 0.0,
+            crash_down_s: [3, 10],
+            corrupt_peers: 0.0,
+        }
+    }
 }
 
 /// What goes into `--out`.
@@ -725,6 +743,17 @@ impl Scenario {
             ));
         }
         share("faults.crash_share", self.faults.crash_share)?;
+        let [low, high] = self.faults.crash_down_s;
+        if !(self.faults.crash_per_min.is_finite()
+            && (0.0..=60.0).contains(&self.faults.crash_per_min))
+            || low == 0
+            || low > high
+            || high > 86_400
+        {
+            return Err(invalid(
+                "faults: crash_per_min 0..=60, crash_down_s [low, high] with 1 ≤ low ≤ high ≤ 86400",
+            ));
+        }
         share("faults.corrupt_peers", self.faults.corrupt_peers)?;
         if self.output.sample_s == 0 {
             return Err(invalid("output.sample_s: positive"));

@@ -189,6 +189,15 @@ enum Ev {
     Expire,
 }
 
+/// What wasted bytes were for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waste {
+    /// A prefetch cut short, or one whose track was not played next.
+    Prefetch,
+    /// A play's transfer abandoned before it handed its range over.
+    Cancelled,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FlowKind {
     /// A scheduler request of a listener's current play.
@@ -924,6 +933,13 @@ impl Engine {
         });
         let crash = self.rng.r#gen::<f64>() < self.scenario.faults.crash_share;
         let crash_after = self.rng.r#gen::<f64>() * length;
+        // Crashes as a rate (the devnet's `--kill-peers`): the first one of this online
+        // period, drawn only when asked for (other scenarios keep their draws).
+        let rate = self.scenario.faults.crash_per_min;
+        let crash_in_s = (rate > 0.0).then(|| {
+            let uniform: f64 = self.rng.gen_range(f64::MIN_POSITIVE..1.0);
+            -uniform.ln() * 60.0 / rate
+        });
         let now = self.now;
         let listener = &mut self.listeners[peer as usize];
         if listener.online || listener.active.is_some() {
@@ -954,6 +970,9 @@ impl Engine {
                 now + (crash_after * 1_000.0) as u64,
                 Ev::Crash { peer, epoch },
             );
+        }
+        if let Some(seconds) = crash_in_s {
+            self.push_at(now + (seconds * 1_000.0) as u64, Ev::Crash { peer, epoch });
         }
         // The client announces when a track is whole and after each track; this refresh
         // keeps a listener that lingers (or plays a long track) on the tracker's lists.
@@ -1000,8 +1019,9 @@ impl Engine {
             .prefetch
             .as_ref()
             .is_some_and(|prefetch| prefetch.track == track && prefetch.ready);
-        if !prefetched && let Some(flow) = active.prefetch.take().and_then(|p| p.flow) {
-            self.remove_flow(flow);
+        if !prefetched {
+            let unused = active.prefetch.take();
+            self.drop_prefetch(unused);
         }
         let Some(active) = self.listeners[peer as usize].active.as_mut() else {
             return Ok(());
@@ -1126,8 +1146,7 @@ impl Engine {
             start_ms: 0,
         };
         // The opening came with the grant, from the origin.
-        self.totals.origin_egress += granted_egress;
-        self.interval.origin_egress += granted_egress;
+        self.egress(granted_egress);
         let active = self.listeners[peer as usize]
             .active
             .as_mut()
@@ -1155,10 +1174,11 @@ impl Engine {
         if let Some(mut active) = listener.active.take() {
             let _ = active.sched.stop();
             let flows: Vec<u32> = active.requests.iter().map(|(_, flow)| *flow).collect();
-            let prefetch_flow = active.prefetch.take().and_then(|p| p.flow);
-            for flow in flows.into_iter().chain(prefetch_flow) {
+            let prefetch = active.prefetch.take();
+            for flow in flows {
                 self.remove_flow(flow);
             }
+            self.drop_prefetch(prefetch);
             self.listening -= 1;
         }
         self.push_at(now + linger, Ev::Offline { peer, epoch });
@@ -1179,10 +1199,11 @@ impl Engine {
         if let Some(mut active) = listener.active.take() {
             let _ = active.sched.stop();
             let flows: Vec<u32> = active.requests.iter().map(|(_, flow)| *flow).collect();
-            let prefetch_flow = active.prefetch.take().and_then(|p| p.flow);
-            for flow in flows.into_iter().chain(prefetch_flow) {
+            let prefetch = active.prefetch.take();
+            for flow in flows {
                 self.remove_flow(flow);
             }
+            self.drop_prefetch(prefetch);
             self.listening -= 1;
         }
         self.online -= 1;
@@ -1196,6 +1217,13 @@ impl Engine {
             .collect();
         for flow in uploads {
             self.break_flow(flow, Failure::Unreachable);
+        }
+        if crashed && self.scenario.faults.crash_per_min > 0.0 {
+            // Back a few seconds later with its cache, as the devnet's killed listeners are.
+            let [low, high] = self.scenario.faults.crash_down_s;
+            let down = self.rng.gen_range(low..=high) * 1_000;
+            self.push_at(self.now + down, Ev::SessionStart { peer });
+            return Ok(());
         }
         let mut rng = std::mem::replace(&mut self.rng, ChaCha8Rng::seed_from_u64(0));
         let cycle = self.cycle_ms();
@@ -1896,6 +1924,7 @@ impl Engine {
             bytes_super_nodes: stats.bytes_super_nodes + play.super_ahead,
             bytes_peers: stats.bytes_peers + play.peers_ahead,
             bytes_cache: cache_bytes,
+            bytes_duplicate: stats.bytes_duplicate,
             skipped: how == End::Skipped,
             from_cache: play.from_cache,
             prefetched: play.prefetched,
@@ -2606,11 +2635,54 @@ impl Engine {
     fn remove_flow(&mut self, id: u32) {
         self.settle(id);
         let flow = &self.flows[id as usize];
-        if flow.live && flow.src == ORIGIN {
-            self.totals.origin_egress += flow.done as u64;
-            self.interval.origin_egress += flow.done as u64;
+        if !flow.live {
+            return;
+        }
+        let (src, kind, done) = (flow.src, flow.kind, flow.done as u64);
+        let handed = self.range_bytes(flow.track, flow.first, flow.delivered);
+        if src == ORIGIN {
+            self.egress(done);
+        }
+        // What the downloader received and throws away: a play's range past the chunks it
+        // had handed over, or a prefetch cut short.
+        match kind {
+            FlowKind::Play { .. } => self.waste(Waste::Cancelled, done.saturating_sub(handed)),
+            FlowKind::Prefetch { .. } => self.waste(Waste::Prefetch, done),
+            FlowKind::Fill { .. } => {}
         }
         self.detach(id);
+    }
+
+    /// A prefetch that will not be played: cut short if under way, wasted either way.
+    fn drop_prefetch(&mut self, prefetch: Option<Prefetch>) {
+        match prefetch {
+            Some(Prefetch {
+                flow: Some(flow), ..
+            }) => self.remove_flow(flow),
+            Some(Prefetch {
+                ready: true, bytes, ..
+            }) => self.waste(Waste::Prefetch, bytes),
+            _ => {}
+        }
+    }
+
+    /// Origin egress, counted from `measure_from_s` on (the series counts all of it).
+    fn egress(&mut self, bytes: u64) {
+        if self.now >= self.measure_from_ms {
+            self.totals.origin_egress += bytes;
+        }
+        self.interval.origin_egress += bytes;
+    }
+
+    /// Bytes a listener received for nothing, counted from `measure_from_s` on.
+    fn waste(&mut self, kind: Waste, bytes: u64) {
+        if bytes == 0 || self.now < self.measure_from_ms {
+            return;
+        }
+        match kind {
+            Waste::Prefetch => self.totals.wasted_prefetch += bytes,
+            Waste::Cancelled => self.totals.wasted_cancelled += bytes,
+        }
     }
 
     /// A transfer whose source vanished: the downloader hears of it a one-way delay later.
@@ -2707,8 +2779,7 @@ impl Engine {
         }
         // Complete.
         if flow.src == ORIGIN {
-            self.totals.origin_egress += flow.bytes_total as u64;
-            self.interval.origin_egress += flow.bytes_total as u64;
+            self.egress(flow.bytes_total as u64);
             self.flows[id as usize].done = 0.0;
         }
         self.detach(id);

@@ -33,6 +33,8 @@ pub struct PlayRecord {
     pub bytes_peers: u64,
     /// Bytes played from the local cache.
     pub bytes_cache: u64,
+    /// Bytes received twice (an urgent re-request raced a peer).
+    pub bytes_duplicate: u64,
     /// Skipped before its end.
     pub skipped: bool,
     /// The whole track was in the local cache.
@@ -70,6 +72,12 @@ pub struct Totals {
     pub prefetched: u64,
     /// Plays cut short by a crash (not counted as plays).
     pub crashed_plays: u64,
+    /// Bytes received twice.
+    pub wasted_duplicate: u64,
+    /// Bytes of prefetches cut short or not played next.
+    pub wasted_prefetch: u64,
+    /// Bytes received on play transfers abandoned before they handed their range over.
+    pub wasted_cancelled: u64,
 }
 
 impl Totals {
@@ -83,6 +91,7 @@ impl Totals {
         self.bytes_super_nodes += play.bytes_super_nodes;
         self.bytes_peers += play.bytes_peers;
         self.bytes_cache += play.bytes_cache;
+        self.wasted_duplicate += play.bytes_duplicate;
         self.skipped += u64::from(play.skipped);
         self.from_cache += u64::from(play.from_cache);
         self.prefetched += u64::from(play.prefetched);
@@ -184,6 +193,18 @@ pub struct Bytes {
     pub origin_egress: u64,
 }
 
+/// Bytes listeners received for nothing, as `chorus devnet` counts them (`wasted_bytes`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Wasted {
+    /// Prefetches cut short or whose track was not played next.
+    pub prefetch: u64,
+    /// Play transfers abandoned before they handed their range over (skips, stops,
+    /// requests the scheduler gave up on).
+    pub cancelled: u64,
+    /// Chunks received twice (an urgent re-request raced a peer).
+    pub duplicate: u64,
+}
+
 /// The tracker's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct TrackerCounts {
@@ -204,7 +225,7 @@ pub struct TrackerCounts {
 /// The run's summary. Everything in it follows from the scenario and the seed, except
 /// `wall_seconds` and `events_per_second`, which the caller fills in (and leaves out of
 /// `summary.json`, so that file is byte-identical between runs of one seed).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Summary {
     /// Scenario name.
     pub scenario: String,
@@ -212,10 +233,13 @@ pub struct Summary {
     pub seed: u64,
     /// Plays measured (started after `measure_from_s`, not cut short by a crash).
     pub plays: u64,
+    /// The origin's egress (super-node fills included) over the bytes listeners received
+    /// from the network: what `chorus devnet` prints as `origin_share`.
+    pub origin_share: f64,
     /// Share of started plays that stalled at least once.
     pub stutter_rate: f64,
-    /// Time from pressing play to audio.
-    pub start_ms: StartMs,
+    /// Time from pressing play (or the skip, or the previous track's end) to audio.
+    pub first_audio_ms: StartMs,
     /// Where played bytes came from.
     pub bytes_share: BytesShare,
     /// Listeners.
@@ -228,6 +252,8 @@ pub struct Summary {
     pub events: u64,
     /// Byte counts.
     pub bytes: Bytes,
+    /// Bytes received for nothing.
+    pub wasted_bytes: Wasted,
     /// Plays that never started (skipped or cut before audio).
     pub plays_not_started: u64,
     /// Skipped plays.
@@ -311,7 +337,15 @@ impl Summary {
             } else {
                 round4(totals.stuttered as f64 / totals.started as f64)
             },
-            start_ms: StartMs {
+            origin_share: {
+                let network = totals.bytes_origin + totals.bytes_super_nodes + totals.bytes_peers;
+                if network == 0 {
+                    0.0
+                } else {
+                    round4(totals.origin_egress as f64 / network as f64)
+                }
+            },
+            first_audio_ms: StartMs {
                 p50: histogram_percentile(start_histogram, 50.0),
                 p75: histogram_percentile(start_histogram, 75.0),
                 p90: histogram_percentile(start_histogram, 90.0),
@@ -332,6 +366,11 @@ impl Summary {
                 peers: totals.bytes_peers,
                 cache: totals.bytes_cache,
                 origin_egress: totals.origin_egress,
+            },
+            wasted_bytes: Wasted {
+                prefetch: totals.wasted_prefetch,
+                cancelled: totals.wasted_cancelled,
+                duplicate: totals.wasted_duplicate,
             },
             plays_not_started: totals.plays - totals.started,
             skipped_plays: totals.skipped,
@@ -381,7 +420,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Writes `summary.json`, `series.csv`, `plays.csv`, `start_ms.csv` and three SVG plots
+    /// Writes `summary.json`, `series.csv`, `plays.csv`, `first_audio_ms.csv` and three SVG plots
     /// into `dir` (created if missing).
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
@@ -438,8 +477,9 @@ impl Outcome {
             )?;
         }
         plays.flush()?;
-        let mut starts = std::io::BufWriter::new(std::fs::File::create(dir.join("start_ms.csv"))?);
-        writeln!(starts, "start_ms,plays")?;
+        let mut starts =
+            std::io::BufWriter::new(std::fs::File::create(dir.join("first_audio_ms.csv"))?);
+        writeln!(starts, "first_audio_ms,plays")?;
         for (ms, count) in self.start_histogram.iter().enumerate() {
             if *count > 0 {
                 writeln!(starts, "{ms},{count}")?;
@@ -501,7 +541,9 @@ impl Outcome {
         Chart {
             title: format!(
                 "{}: time to first audio (p50 {} ms, p90 {} ms)",
-                self.summary.scenario, self.summary.start_ms.p50, self.summary.start_ms.p90
+                self.summary.scenario,
+                self.summary.first_audio_ms.p50,
+                self.summary.first_audio_ms.p90
             ),
             x_label: "ms from pressing play (log scale)".into(),
             y_label: "plays started within, %".into(),

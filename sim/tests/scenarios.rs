@@ -53,8 +53,8 @@ fn a_small_network_plays_mostly_from_peers_and_caches_and_checks_everything() {
     assert!((shares.origin + shares.p2p + shares.cache - 1.0).abs() < 1e-3);
     assert!(shares.p2p > 0.1 && shares.cache > 0.2, "{shares:?}");
     assert!(summary.stutter_rate < 0.05, "{summary:?}");
-    assert!(summary.start_ms.p50 <= summary.start_ms.p75);
-    assert!(summary.start_ms.p75 <= summary.start_ms.p90);
+    assert!(summary.first_audio_ms.p50 <= summary.first_audio_ms.p75);
+    assert!(summary.first_audio_ms.p75 <= summary.first_audio_ms.p90);
     // The checkers looked at every chunk and every peer list.
     assert!(summary.checks.chunks_delivered > 100_000);
     assert!(summary.checks.peer_lists > 500);
@@ -180,7 +180,7 @@ fn outcome_files_are_written() {
         "summary.json",
         "series.csv",
         "plays.csv",
-        "start_ms.csv",
+        "first_audio_ms.csv",
         "sources.svg",
         "start_latency.svg",
         "origin_load.svg",
@@ -210,4 +210,68 @@ fn listeners_downloading_a_track_serve_it_as_partial_holders() {
     let whole = run("devnet-validation", &whole_only);
     let checks = whole.summary.checks;
     assert_eq!((checks.partial_served, checks.partial_misses), (0, 0));
+}
+
+#[test]
+fn crashes_as_a_rate_bring_listeners_back_within_seconds_as_in_the_devnet() {
+    // 30% of the devnet's crowd crashing over 120 s, as `chorus validate --churn 0.3` asks.
+    let outcome = run(
+        "devnet-validation",
+        &[
+            ("faults.crash_per_min", "0.15"),
+            ("duration_s", "600"),
+            ("output.sample_s", "30"),
+        ],
+    );
+    let summary = &outcome.summary;
+    assert!(summary.crashed_plays > 0, "{summary:?}");
+    // Back 3 to 10 s later: once everyone has arrived, nearly all are online at every
+    // sample (sessions last 600 s on average, and a listener gone for the usual gap between
+    // sessions would be gone for ten minutes or more).
+    let later: Vec<u32> = outcome
+        .series
+        .iter()
+        .filter(|sample| sample.t_s >= 60 && sample.t_s <= 300)
+        .map(|sample| sample.online)
+        .collect();
+    assert!(!later.is_empty());
+    assert!(later.iter().all(|&online| online >= 26), "{later:?}");
+}
+
+#[test]
+fn skips_and_session_ends_waste_bytes_and_the_summary_says_how_many() {
+    let quiet = run("devnet-validation", &[("sessions.skip_chance", "0.0")]);
+    let skipping = run(
+        "devnet-validation",
+        &[
+            ("sessions.skip_chance", "1.0"),
+            ("sessions.skip_after_s", "[2, 4]"),
+        ],
+    );
+    let wasted = |outcome: &Outcome| {
+        let wasted = outcome.summary.wasted_bytes;
+        wasted.prefetch + wasted.cancelled + wasted.duplicate
+    };
+    let network = |outcome: &Outcome| {
+        let bytes = outcome.summary.bytes;
+        bytes.origin + bytes.super_nodes + bytes.peers
+    };
+    // Skipping within seconds abandons the transfers of every track under way.
+    assert!(
+        skipping.summary.wasted_bytes.cancelled > 0,
+        "{:?}",
+        skipping.summary
+    );
+    assert!(
+        wasted(&skipping) > wasted(&quiet),
+        "{:?} {:?}",
+        skipping.summary,
+        quiet.summary
+    );
+    // A few tracks' worth, not a run's worth.
+    assert!(
+        wasted(&skipping) < network(&skipping),
+        "{:?}",
+        skipping.summary
+    );
 }

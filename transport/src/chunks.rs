@@ -8,6 +8,7 @@
 //! checks every chunk against the manifest before handing it out.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -415,6 +416,22 @@ pub async fn fetch_range(
     priority: Priority,
     license: &LicenseToken,
 ) -> Result<Vec<RangeItem>, TransportError> {
+    let received = AtomicU64::new(0);
+    fetch_range_counted(peer, manifest, first, count, priority, license, &received).await
+}
+
+/// [`fetch_range`], adding the size of each chunk to `received` as it arrives: what a
+/// caller that abandons the range mid-way (a skip, a cancelled request) received for
+/// nothing, since the chunks are handed over only with the whole range.
+pub async fn fetch_range_counted(
+    peer: &Peer,
+    manifest: &Manifest,
+    first: u32,
+    count: u32,
+    priority: Priority,
+    license: &LicenseToken,
+    received: &AtomicU64,
+) -> Result<Vec<RangeItem>, TransportError> {
     if count == 0
         || count > RANGE_CHUNKS_MAX
         || first.saturating_add(count) > manifest.chunk_count()
@@ -455,6 +472,7 @@ pub async fn fetch_range(
                     .chunk_id(index)
                     .ok_or(TransportError::Protocol("chunk index"))?;
                 verify_chunk(id, &data)?;
+                received.fetch_add(data.len() as u64, Ordering::Relaxed);
                 items.push(RangeItem::Chunk { index, data });
             }
             Other(Response::ChunkMissing { index, held }) if index == expected => {

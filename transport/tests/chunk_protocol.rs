@@ -147,9 +147,28 @@ async fn a_licensed_client_fetches_verifies_and_decrypts_every_chunk() {
             .await
             .unwrap();
     assert_eq!(fetched, w.manifest);
-    let items = chunks::fetch_range(&peer, &w.manifest, 0, 10, Priority::Playing, &w.license())
-        .await
-        .unwrap();
+    let received = std::sync::atomic::AtomicU64::new(0);
+    let items = chunks::fetch_range_counted(
+        &peer,
+        &w.manifest,
+        0,
+        10,
+        Priority::Playing,
+        &w.license(),
+        &received,
+    )
+    .await
+    .unwrap();
+    // The counter has every chunk's ciphertext as it arrived (what an abandoned range wastes).
+    let ciphertext: u64 = items
+        .iter()
+        .map(|item| match item {
+            RangeItem::Chunk { data, .. } => data.len() as u64,
+            RangeItem::Missing { .. } => 0,
+        })
+        .sum();
+    assert!(ciphertext > 0);
+    assert_eq!(received.into_inner(), ciphertext);
     let mut audio = Vec::new();
     for item in items {
         let RangeItem::Chunk { index, data } = item else {

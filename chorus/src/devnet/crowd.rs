@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -100,6 +100,10 @@ pub struct PlayRecord {
     pub bytes_super_nodes: u64,
     pub bytes_peers: u64,
     pub bytes_cache: u64,
+    /// Received twice (an urgent re-request raced a peer): wasted.
+    pub bytes_duplicate: u64,
+    /// Received on fetches abandoned before they handed their range over: wasted.
+    pub bytes_cancelled: u64,
     pub skipped: bool,
     /// Why it could not be played.
     pub failed: Option<String>,
@@ -128,6 +132,8 @@ impl PlayRecord {
             bytes_super_nodes: 0,
             bytes_peers: 0,
             bytes_cache: 0,
+            bytes_duplicate: 0,
+            bytes_cancelled: 0,
             skipped: false,
             failed: None,
             killed: false,
@@ -160,6 +166,8 @@ pub struct Live {
     pub playing: AtomicUsize,
     /// First-audio times of every start so far, ms.
     pub first_audio_ms: Mutex<Vec<f64>>,
+    /// Bytes of prefetched openings that went unused (wasted).
+    pub prefetch_unused_bytes: AtomicU64,
 }
 
 struct Shared {
@@ -246,6 +254,11 @@ impl Crowd {
     /// The live counters.
     pub fn live(&self) -> &Live {
         &self.live
+    }
+
+    /// The live counters, to read after [`Crowd::stop`].
+    pub fn live_shared(&self) -> Arc<Live> {
+        self.live.clone()
     }
 
     /// Listeners online now.
@@ -581,6 +594,8 @@ async fn session(
                                 bytes_super_nodes: stats.bytes_super_nodes,
                                 bytes_peers: stats.bytes_peers,
                                 bytes_cache: stats.bytes_cache,
+                                bytes_duplicate: stats.bytes_duplicate,
+                                bytes_cancelled: stats.bytes_cancelled,
                                 skipped: skipped && !stopping,
                                 region_violations: violations(config, index, track, &sources),
                                 duration_mismatch: mismatch,
@@ -612,6 +627,9 @@ async fn session(
                                 ..PlayRecord::new(index, track, failed_pressed)
                             });
                         }
+                    }
+                    QueueOutput::PrefetchUnused { bytes, .. } => {
+                        shared.live.prefetch_unused_bytes.fetch_add(bytes, Ordering::Relaxed);
                     }
                     QueueOutput::Prefetched { .. } | QueueOutput::Seeked { .. } | QueueOutput::Event(_) => {}
                 }

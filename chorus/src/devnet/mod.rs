@@ -1453,6 +1453,7 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
     // The origin process is new: its counters started at zero, so they hold every byte it
     // served in this run, super-node fills included.
     let crowd = crowd::Crowd::start(crowd_config, identities, tokens, deadline);
+    let live_counters = crowd.live_shared();
     let workload_started = Instant::now();
 
     // Watch: live view, crashes, the origin kill, the end.
@@ -1539,7 +1540,14 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
             crashed.push((name, status));
         }
         let snapshot = crowd.snapshot();
-        let mut summary = summarize(&snapshot, egress_last, args, origin_killed, tracker_killed);
+        let mut summary = summarize(
+            &snapshot,
+            prefetch_unused(&live_counters),
+            egress_last,
+            args,
+            origin_killed,
+            tracker_killed,
+        );
         add_server_side(&mut summary, edge_counts.as_ref(), &setup.origin_https);
         let live = crowd.live();
         let mut starts = live
@@ -1582,7 +1590,14 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
         // The edge's last chunks, sent after the last tick.
         egress_last = server_egress(&origin_egress_last, Some(counts));
     }
-    let mut summary = summarize(&snapshot, egress_last, args, origin_killed, tracker_killed);
+    let mut summary = summarize(
+        &snapshot,
+        prefetch_unused(&live_counters),
+        egress_last,
+        args,
+        origin_killed,
+        tracker_killed,
+    );
     add_server_side(&mut summary, edge_counts.as_ref(), &setup.origin_https);
     summary["wall_seconds"] = json!(setup.started_at.elapsed().as_secs_f64());
     summary["crashed"] = json!(
@@ -1616,6 +1631,7 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
 /// The summary object from the plays so far.
 fn summarize(
     plays: &[crowd::PlayRecord],
+    prefetch_unused: u64,
     origin_egress: u64,
     args: &DevnetArgs,
     origin_killed: Option<Instant>,
@@ -1653,6 +1669,10 @@ fn summarize(
     let network = bytes_origin + bytes_super + bytes_peers;
     let stutters: u64 = counted.iter().map(|play| u64::from(play.stutters)).sum();
     let stuttered = counted.iter().filter(|play| play.stutters > 0).count();
+    let started = counted
+        .iter()
+        .filter(|play| play.first_audio_ms.is_some())
+        .count();
     let pct = |sorted: &[f64], p: f64| {
         if sorted.is_empty() {
             Value::Null
@@ -1671,9 +1691,11 @@ fn summarize(
         "failed_plays": failed.len(),
         "stutters": stutters,
         "plays_with_stutter": stuttered,
-        "first_audio_ms": {"p50": pct(&uncached, 50.0), "p90": pct(&uncached, 90.0), "p99": pct(&uncached, 99.0), "plays": uncached.len()},
-        "first_audio_ms_all": {"p50": pct(&all, 50.0), "p90": pct(&all, 90.0), "p99": pct(&all, 99.0), "plays": all.len()},
+        "stutter_rate": if started == 0 { Value::Null } else { json!(((stuttered as f64 / started as f64) * 10_000.0).round() / 10_000.0) },
+        "first_audio_ms": {"p50": pct(&all, 50.0), "p90": pct(&all, 90.0), "p99": pct(&all, 99.0), "plays": all.len()},
+        "first_audio_ms_uncached": {"p50": pct(&uncached, 50.0), "p90": pct(&uncached, 90.0), "p99": pct(&uncached, 99.0), "plays": uncached.len()},
         "bytes": {"origin": bytes_origin, "super_nodes": bytes_super, "peers": bytes_peers, "cache": bytes_cache},
+        "wasted_bytes": {"prefetch": prefetch_unused, "cancelled": sum(|play| play.bytes_cancelled), "duplicate": sum(|play| play.bytes_duplicate)},
         "origin_egress_bytes": origin_egress,
         "origin_share": if network == 0 { Value::Null } else { json!(((origin_egress as f64 / network as f64) * 10_000.0).round() / 10_000.0) },
         "rtt_ms": args.rtt_ms,
@@ -1699,6 +1721,12 @@ fn summarize(
         },
         "failures": failures,
     })
+}
+
+/// Bytes of prefetched openings that went unused, so far.
+fn prefetch_unused(live: &crowd::Live) -> u64 {
+    live.prefetch_unused_bytes
+        .load(std::sync::atomic::Ordering::Relaxed)
 }
 
 fn opt(ms: Option<f64>) -> String {
@@ -1732,12 +1760,19 @@ fn print_report(summary: &Value) {
         get(&["plays_with_stutter"])
     );
     eprintln!(
-        "  first audio    p50 {} ms, p90 {} ms, p99 {} ms ({} uncached plays; RTT {} ms)",
+        "  first audio    p50 {} ms, p90 {} ms, p99 {} ms ({} plays; RTT {} ms)",
         get(&["first_audio_ms", "p50"]),
         get(&["first_audio_ms", "p90"]),
         get(&["first_audio_ms", "p99"]),
         get(&["first_audio_ms", "plays"]),
         get(&["rtt_ms"])
+    );
+    eprintln!(
+        "    uncached     p50 {} ms, p90 {} ms, p99 {} ms ({} plays neither prefetched nor cached)",
+        get(&["first_audio_ms_uncached", "p50"]),
+        get(&["first_audio_ms_uncached", "p90"]),
+        get(&["first_audio_ms_uncached", "p99"]),
+        get(&["first_audio_ms_uncached", "plays"])
     );
     let bytes = |key: &str| mib(get(&["bytes", key]).as_u64().unwrap_or(0));
     eprintln!(
@@ -1751,6 +1786,13 @@ fn print_report(summary: &Value) {
         "  origin share   {} (server egress {} / bytes listeners received)",
         get(&["origin_share"]),
         mib(get(&["origin_egress_bytes"]).as_u64().unwrap_or(0))
+    );
+    let wasted = |key: &str| mib(get(&["wasted_bytes", key]).as_u64().unwrap_or(0));
+    eprintln!(
+        "  wasted         prefetched unused {}, cancelled transfers {}, duplicates {}",
+        wasted("prefetch"),
+        wasted("cancelled"),
+        wasted("duplicate")
     );
     eprintln!(
         "  checks         {} region violations, {} duration mismatches ({} checked)",
