@@ -22,9 +22,10 @@ pub struct ValidateArgs {
     /// Length of both runs (e.g. 120s, 5m).
     #[arg(long, default_value = "120s", value_parser = crate::devnet::parse_duration)]
     pub duration: Duration,
-    /// Churn: the share of listeners that crash (links cut, no goodbye, back a few seconds
-    /// later with their cache) in each run's length, on average; 0.3 is 30%. The devnet's
-    /// `--kill-peers` and the simulator's `faults.crash_per_min` at the same rate.
+    /// Churn: the share of listeners that crash at least once (links cut, no goodbye, back
+    /// a few seconds later with their cache) in the run's length; 0.3 is 30%. The devnet's
+    /// `--kill-peers` and the simulator's `faults.crash_per_min`, at the same rate (a
+    /// listener's crashes are a Poisson process while it plays).
     #[arg(long, default_value_t = 0.0)]
     pub churn: f64,
     /// The devnet's working directory (its sample catalog is kept there between runs).
@@ -101,6 +102,12 @@ impl SimSide {
     }
 }
 
+/// Crashes per listener per minute at which the share `churn` of listeners crashes at least
+/// once in `seconds` (a Poisson process: 1 - e^(-rate × minutes) = churn).
+pub fn crash_rate(churn: f64, seconds: u64) -> f64 {
+    -(1.0 - churn).ln() * 60.0 / seconds.max(1) as f64
+}
+
 fn share(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
@@ -152,7 +159,8 @@ pub fn compare(devnet: &Value, sim: &SimSide) -> anyhow::Result<Vec<Row>> {
         },
         Row {
             name: "stutter_rate",
-            devnet: number(&["stutter_rate"])?,
+            // None when no play started (then none stuttered either).
+            devnet: devnet["stutter_rate"].as_f64().unwrap_or(0.0),
             sim: sim.stutter_rate,
             fraction: true,
         },
@@ -168,11 +176,10 @@ pub fn compare(devnet: &Value, sim: &SimSide) -> anyhow::Result<Vec<Row>> {
 /// Runs `chorus validate`.
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let seconds = args.duration.as_secs().max(1);
-    if !(args.churn.is_finite() && (0.0..=1.0).contains(&args.churn)) {
-        bail!("--churn is a share of the listeners, 0 to 1");
+    if !(args.churn.is_finite() && (0.0..=0.99).contains(&args.churn)) {
+        bail!("--churn is a share of the listeners, 0 to 0.99");
     }
-    // Crashes per listener per minute that crash `churn` of them in the run, on average.
-    let crash_per_min = args.churn * 60.0 / seconds as f64;
+    let crash_per_min = crash_rate(args.churn, seconds);
     eprintln!(
         "validate: the devnet and the simulator, {} listeners, seed {}, {seconds} s each, churn {:.0}%",
         args.listeners,
@@ -369,6 +376,10 @@ mod tests {
         assert!((rows[4].devnet - 0.06).abs() < 1e-9);
         assert!((rows[4].sim - 0.05).abs() < 1e-9);
         assert!(rows[4].within());
+        // 30% of the listeners crash at least once in 120 s.
+        let rate = crash_rate(0.3, 120);
+        assert!((1.0 - (-rate * 2.0).exp() - 0.3).abs() < 1e-9, "{rate}");
+        assert_eq!(crash_rate(0.0, 120), 0.0);
         // A summary without a measure is an error, not a zero.
         assert!(compare(&json!({"plays": 1}), &sim).is_err());
     }

@@ -338,6 +338,12 @@ pub async fn play_with_controls(
                                     for item in items {
                                         match item {
                                             RangeItem::Chunk { index, data } => {
+                                                // Handed over: no longer this fetch's to
+                                                // lose.
+                                                counter.fetch_sub(
+                                                    data.len() as u64,
+                                                    Ordering::Relaxed,
+                                                );
                                                 let _ = events
                                                     .send(Event::Chunk { id, index, data })
                                                     .await;
@@ -624,6 +630,12 @@ pub async fn play_with_controls(
                 let Some(event) = event else { break };
                 let now = now_ms();
                 actions = match event {
+                    // A fetch abandoned after it handed this over: the scheduler no
+                    // longer expects it.
+                    Event::Chunk { id, data: bytes, .. } if !tasks.contains(id) => {
+                        tasks.discarded(bytes.len() as u64);
+                        Vec::new()
+                    }
                     Event::Chunk { id, index, data: bytes } => {
                         if let Some(cache) = &cache
                             && !scheduler.holds(index)
@@ -658,7 +670,7 @@ pub async fn play_with_controls(
                         Vec::new()
                     }
                     Event::Failed { id, failure } => {
-                        tasks.finished(id);
+                        tasks.failed(id);
                         scheduler.on_failure(now, id, failure)
                     }
                     Event::Done { id } => {
@@ -693,18 +705,20 @@ pub async fn play_with_controls(
     Ok(stats)
 }
 
-/// The fetches under way, each with what it has received of a range not yet handed over.
+/// The fetches under way, each with what it has received and not yet handed over.
 #[derive(Default)]
 struct Transfers {
     tasks: HashMap<RequestId, (JoinHandle<()>, Arc<AtomicU64>)>,
-    /// Bytes received by fetches abandoned before they handed their range over.
+    /// Bytes received by fetches and thrown away: abandoned or failed before they handed
+    /// their range over, or handed over after they were abandoned.
     cancelled: u64,
 }
 
 impl Transfers {
     fn insert(&mut self, id: RequestId, received: Arc<AtomicU64>, task: JoinHandle<()>) {
-        if let Some((old, _)) = self.tasks.insert(id, (task, received)) {
+        if let Some((old, received)) = self.tasks.insert(id, (task, received)) {
             old.abort();
+            self.cancelled += received.load(Ordering::Relaxed);
         }
     }
 
@@ -712,20 +726,33 @@ impl Transfers {
         self.tasks.len()
     }
 
-    /// A fetch that ended and said so: what it received was handed over.
+    fn contains(&self, id: RequestId) -> bool {
+        self.tasks.contains_key(&id)
+    }
+
+    /// A fetch that ended and said so: it handed over what it received.
     fn finished(&mut self, id: RequestId) {
         self.tasks.remove(&id);
     }
 
-    /// Abandons a fetch: what it received so far is thrown away (unless it had already
-    /// ended, its chunks on their way to the scheduler).
+    /// A fetch that failed: what it had received is lost with it.
+    fn failed(&mut self, id: RequestId) {
+        if let Some((_, received)) = self.tasks.remove(&id) {
+            self.cancelled += received.load(Ordering::Relaxed);
+        }
+    }
+
+    /// Abandons a fetch: what it received and had not handed over is thrown away.
     fn cancel(&mut self, id: RequestId) {
         if let Some((task, received)) = self.tasks.remove(&id) {
-            if !task.is_finished() {
-                self.cancelled += received.load(Ordering::Relaxed);
-            }
             task.abort();
+            self.cancelled += received.load(Ordering::Relaxed);
         }
+    }
+
+    /// Chunks that arrived for a fetch already abandoned.
+    fn discarded(&mut self, bytes: u64) {
+        self.cancelled += bytes;
     }
 
     fn abort_all(&mut self) {
@@ -828,4 +855,47 @@ async fn peer_list(
 /// The current time as the protocol counts it.
 pub fn unix_now() -> UnixMillis {
     transport::chunks::system_clock()()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(transfers: &mut Transfers, id: u64, received: u64) -> Arc<AtomicU64> {
+        let counter = Arc::new(AtomicU64::new(received));
+        let task = tokio::spawn(std::future::pending::<()>());
+        transfers.insert(RequestId(id), counter.clone(), task);
+        counter
+    }
+
+    #[tokio::test]
+    async fn bytes_a_fetch_received_and_did_not_hand_over_are_counted_once() {
+        let mut transfers = Transfers::default();
+        // Ended and said so: what it received was handed over (its counter went to 0).
+        let counter = pending(&mut transfers, 1, 0);
+        transfers.finished(RequestId(1));
+        assert_eq!(counter.load(Ordering::Relaxed), 0);
+        // Cancelled with 300 bytes received and not handed over.
+        pending(&mut transfers, 2, 300);
+        transfers.cancel(RequestId(2));
+        // Failed with 50.
+        pending(&mut transfers, 3, 50);
+        transfers.failed(RequestId(3));
+        // A chunk of 7 bytes arriving for the cancelled fetch.
+        assert!(!transfers.contains(RequestId(2)));
+        transfers.discarded(7);
+        // Twice cancelled, failed after a cancel: counted once.
+        transfers.cancel(RequestId(2));
+        transfers.failed(RequestId(2));
+        // Still under way at the end of the track: abandoned.
+        pending(&mut transfers, 4, 11);
+        assert_eq!(transfers.len(), 1);
+        transfers.abort_all();
+        assert_eq!(transfers.len(), 0);
+        let scheduler = Scheduler::new(SchedulerConfig::default(), NodeId([0; 32]));
+        assert_eq!(
+            transfers.stats(&scheduler).bytes_cancelled,
+            300 + 50 + 7 + 11
+        );
+    }
 }

@@ -413,8 +413,10 @@ pub struct Client {
     pub opening_chunks: u32,
     /// Audio prefetched for the next track, ms.
     pub prefetch_ms: u64,
-    /// Decoder and audio output start-up, ms (added to every start).
-    pub player_ms: u64,
+    /// The decoder's start, ms: from the first decrypted audio handed to it to its first
+    /// decoded samples, the last step of every start (the devnet measures it as
+    /// `first_audio_steps_ms.decoder`).
+    pub decoder_ms: u64,
     /// How often a listener re-announces while online, seconds (default: what `client-lib`
     /// does, `ANNOUNCE_REFRESH`).
     pub announce_every_s: u64,
@@ -452,7 +454,7 @@ impl Default for Client {
         Self {
             opening_chunks: 1,
             prefetch_ms: policy::prefetch::PREFETCH_MS,
-            player_ms: 10,
+            decoder_ms: 10,
             announce_every_s: policy::announce::REFRESH_MS / 1_000,
             announce_max: 100,
             partial_holders: true,

@@ -169,6 +169,12 @@ enum Ev {
         peer: u32,
         epoch: u32,
     },
+    /// A crash drawn from `faults.crash_per_min`: only within a session (the devnet's
+    /// crash timer runs while its listener plays), back a few seconds later.
+    Kill {
+        peer: u32,
+        epoch: u32,
+    },
     Announce {
         node: u32,
         epoch: u32,
@@ -189,10 +195,21 @@ enum Ev {
     Expire,
 }
 
+/// How a listener went offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gone {
+    /// It closed the app after lingering.
+    Left,
+    /// A crash from `faults.crash_share`: back after the usual gap between sessions.
+    Crashed,
+    /// A crash from `faults.crash_per_min`: back a few seconds later.
+    Killed,
+}
+
 /// What wasted bytes were for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Waste {
-    /// A prefetch cut short, or one whose track was not played next.
+    /// A prefetched opening whose track was not played next.
     Prefetch,
     /// A play's transfer abandoned before it handed its range over.
     Cancelled,
@@ -291,6 +308,8 @@ struct PlayState {
     from_cache: bool,
     prefetched: bool,
     first_audio_ms: Option<u64>,
+    /// `first_audio_ms` step by step: grant, first chunk, decoder.
+    first_audio_steps_ms: [u64; 3],
     measured: bool,
     /// Chunks held from the first when the download started (at the grant), the base of the
     /// growth a partial holder announces ([`policy::announce::claimed_per_min`]).
@@ -372,6 +391,10 @@ pub struct Engine {
     series: Vec<Sample>,
     plays: Vec<PlayRecord>,
     start_histogram: Vec<u64>,
+    /// The same for each step of the start (grant, first chunk, decoder).
+    steps_histograms: [Vec<u64>; 3],
+    /// Off while a crashed listener's transfers are torn down (the devnet loses its counts).
+    waste_counted: bool,
     checks: Checks,
     plays_started: u64,
     listening: u32,
@@ -527,6 +550,8 @@ impl Engine {
             series: Vec::new(),
             plays: Vec::new(),
             start_histogram: vec![0; START_HISTOGRAM_MS + 1],
+            steps_histograms: std::array::from_fn(|_| vec![0; START_HISTOGRAM_MS + 1]),
+            waste_counted: true,
             checks: Checks::default(),
             plays_started: 0,
             listening: 0,
@@ -862,13 +887,20 @@ impl Engine {
             }
             Ev::Offline { peer, epoch } => {
                 if self.listeners[peer as usize].epoch == epoch {
-                    self.go_offline(peer, false)?;
+                    self.go_offline(peer, Gone::Left)?;
                 }
                 Ok(())
             }
             Ev::Crash { peer, epoch } => {
                 if self.listeners[peer as usize].epoch == epoch {
-                    self.go_offline(peer, true)?;
+                    self.go_offline(peer, Gone::Crashed)?;
+                }
+                Ok(())
+            }
+            Ev::Kill { peer, epoch } => {
+                let listener = &self.listeners[peer as usize];
+                if listener.epoch == epoch && listener.active.is_some() {
+                    self.go_offline(peer, Gone::Killed)?;
                 }
                 Ok(())
             }
@@ -972,7 +1004,8 @@ impl Engine {
             );
         }
         if let Some(seconds) = crash_in_s {
-            self.push_at(now + (seconds * 1_000.0) as u64, Ev::Crash { peer, epoch });
+            let at = now.saturating_add((seconds * 1_000.0) as u64);
+            self.push_at(at, Ev::Kill { peer, epoch });
         }
         // The client announces when a track is whole and after each track; this refresh
         // keeps a listener that lingers (or plays a long track) on the tracker's lists.
@@ -1038,6 +1071,7 @@ impl Engine {
             from_cache,
             prefetched,
             first_audio_ms: None,
+            first_audio_steps_ms: [0; 3],
             measured,
             held_at_grant: 0,
         });
@@ -1185,13 +1219,15 @@ impl Engine {
         Ok(())
     }
 
-    fn go_offline(&mut self, peer: u32, crashed: bool) -> Result<(), SimError> {
+    /// Tears down `peer`'s session (a crash ends its play first); false when it was not
+    /// online.
+    fn leave(&mut self, peer: u32, crashed: bool) -> Result<bool, SimError> {
         if crashed && self.listeners[peer as usize].active.is_some() {
             self.end_play(peer, End::Crashed)?;
         }
         let listener = &mut self.listeners[peer as usize];
         if !listener.online {
-            return Ok(());
+            return Ok(false);
         }
         listener.online = false;
         listener.epoch += 1;
@@ -1206,6 +1242,19 @@ impl Engine {
             self.drop_prefetch(prefetch);
             self.listening -= 1;
         }
+        Ok(true)
+    }
+
+    fn go_offline(&mut self, peer: u32, how: Gone) -> Result<(), SimError> {
+        let crashed = how != Gone::Left;
+        // A crashed listener's counters die with it, as in the devnet: what it had under
+        // way is not counted as waste (its downloaders' losses are, below).
+        self.waste_counted = !crashed;
+        let result = self.leave(peer, crashed);
+        self.waste_counted = true;
+        if !result? {
+            return Ok(());
+        }
         self.online -= 1;
         // Its uploads break: each downloader learns it when the connection drops.
         let uploads: Vec<u32> = self.listeners[peer as usize]
@@ -1218,7 +1267,7 @@ impl Engine {
         for flow in uploads {
             self.break_flow(flow, Failure::Unreachable);
         }
-        if crashed && self.scenario.faults.crash_per_min > 0.0 {
+        if how == Gone::Killed {
             // Back a few seconds later with its cache, as the devnet's killed listeners are.
             let [low, high] = self.scenario.faults.crash_down_s;
             let down = self.rng.gen_range(low..=high) * 1_000;
@@ -1268,10 +1317,15 @@ impl Engine {
                         if let Some(play) = active.play.as_mut()
                             && play.first_audio_ms.is_none()
                         {
-                            play.first_audio_ms = Some(
-                                self.now.saturating_sub(play.pressed_ms)
-                                    + self.scenario.client.player_ms,
-                            );
+                            // The modelled steps: the grant's round trip (none for a
+                            // prefetched track, whose grant is at hand), the first chunk
+                            // (held with the grant, or fetched by the scheduler), the
+                            // decoder's start.
+                            let grant = play.granted_ms.saturating_sub(play.pressed_ms);
+                            let first_chunk = self.now.saturating_sub(play.granted_ms);
+                            let decoder = self.scenario.client.decoder_ms;
+                            play.first_audio_steps_ms = [grant, first_chunk, decoder];
+                            play.first_audio_ms = Some(grant + first_chunk + decoder);
                         }
                     }
                     PlayerEvent::Finished => finished = true,
@@ -1934,6 +1988,13 @@ impl Engine {
         }
         if let Some(ms) = record.first_audio_ms {
             self.start_histogram[(ms as usize).min(START_HISTOGRAM_MS)] += 1;
+            for (histogram, ms) in self
+                .steps_histograms
+                .iter_mut()
+                .zip(play.first_audio_steps_ms)
+            {
+                histogram[(ms as usize).min(START_HISTOGRAM_MS)] += 1;
+            }
         }
         if (self.plays.len() as u64) < self.scenario.output.play_records_max {
             self.plays.push(record);
@@ -2639,21 +2700,30 @@ impl Engine {
             return;
         }
         let (src, kind, done) = (flow.src, flow.kind, flow.done as u64);
-        let handed = self.range_bytes(flow.track, flow.first, flow.delivered);
+        let (track, first, delivered, count) = (flow.track, flow.first, flow.delivered, flow.count);
         if src == ORIGIN {
             self.egress(done);
         }
-        // What the downloader received and throws away: a play's range past the chunks it
-        // had handed over, or a prefetch cut short.
-        match kind {
-            FlowKind::Play { .. } => self.waste(Waste::Cancelled, done.saturating_sub(handed)),
-            FlowKind::Prefetch { .. } => self.waste(Waste::Prefetch, done),
-            FlowKind::Fill { .. } => {}
+        // What the downloader received and throws away: the whole chunks of a play's range
+        // that had arrived but not been handed over (the client counts verified chunks). A
+        // prefetch cut short is not counted, as the client cannot count its own.
+        if let FlowKind::Play { .. } = kind {
+            let mut arrived = self.range_bytes(track, first, delivered);
+            let mut wasted = 0;
+            for index in first + delivered..first + count {
+                let size = u64::from(self.chunk_size(track, index));
+                if arrived + size > done {
+                    break;
+                }
+                arrived += size;
+                wasted += size;
+            }
+            self.waste(Waste::Cancelled, wasted);
         }
         self.detach(id);
     }
 
-    /// A prefetch that will not be played: cut short if under way, wasted either way.
+    /// A prefetch that will not be played: cut short if under way; wasted if it was ready.
     fn drop_prefetch(&mut self, prefetch: Option<Prefetch>) {
         match prefetch {
             Some(Prefetch {
@@ -2676,7 +2746,7 @@ impl Engine {
 
     /// Bytes a listener received for nothing, counted from `measure_from_s` on.
     fn waste(&mut self, kind: Waste, bytes: u64) {
-        if bytes == 0 || self.now < self.measure_from_ms {
+        if bytes == 0 || self.now < self.measure_from_ms || !self.waste_counted {
             return;
         }
         match kind {
@@ -2944,6 +3014,7 @@ impl Engine {
             &self.scenario,
             &self.totals,
             &self.start_histogram,
+            &self.steps_histograms,
             self.events,
             self.supers.len() as u32,
             stats,

@@ -62,7 +62,8 @@ pub struct Totals {
     pub bytes_peers: u64,
     /// Bytes from local caches.
     pub bytes_cache: u64,
-    /// Bytes the origin sent (to listeners and to super-nodes filling their caches).
+    /// Bytes the origin sent (to listeners and to super-nodes filling their caches); the
+    /// run's totals from `measure_from_s` on, a sample's over its interval.
     pub origin_egress: u64,
     /// Skipped plays.
     pub skipped: u64,
@@ -74,7 +75,7 @@ pub struct Totals {
     pub crashed_plays: u64,
     /// Bytes received twice.
     pub wasted_duplicate: u64,
-    /// Bytes of prefetches cut short or not played next.
+    /// Bytes of ready prefetches whose track was not played next.
     pub wasted_prefetch: u64,
     /// Bytes received on play transfers abandoned before they handed their range over.
     pub wasted_cancelled: u64,
@@ -154,6 +155,26 @@ pub struct Sample {
     pub tracker_peers: u64,
 }
 
+/// A step's median and 90th percentile, ms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StepMs {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+}
+
+/// `first_audio_ms` step by step, as `chorus devnet` prints them (`first_audio_steps_ms`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StartSteps {
+    /// Press to authorization, the opening chunks with it (0 for a prefetched track).
+    pub grant: StepMs,
+    /// Authorization to the first chunk at hand.
+    pub first_chunk: StepMs,
+    /// The decoder's start (`client.decoder_ms`).
+    pub decoder: StepMs,
+}
+
 /// Start-latency percentiles, ms.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct StartMs {
@@ -189,17 +210,19 @@ pub struct Bytes {
     pub peers: u64,
     /// From local caches.
     pub cache: u64,
-    /// Everything the origin sent, super-node fills included.
+    /// Everything the origin sent from `measure_from_s` on, super-node fills included.
     pub origin_egress: u64,
 }
 
 /// Bytes listeners received for nothing, as `chorus devnet` counts them (`wasted_bytes`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Wasted {
-    /// Prefetches cut short or whose track was not played next.
+    /// Prefetched openings, ready, whose track was not played next (a prefetch cut short
+    /// under way, and one still ready when the run ends, are not counted).
     pub prefetch: u64,
-    /// Play transfers abandoned before they handed their range over (skips, stops,
-    /// requests the scheduler gave up on).
+    /// Whole chunks received on play transfers abandoned before they handed them over
+    /// (skips, stops, requests the scheduler gave up on, a source that vanished); not a
+    /// crashed listener's own, whose counters die with it.
     pub cancelled: u64,
     /// Chunks received twice (an urgent re-request raced a peer).
     pub duplicate: u64,
@@ -240,6 +263,8 @@ pub struct Summary {
     pub stutter_rate: f64,
     /// Time from pressing play (or the skip, or the previous track's end) to audio.
     pub first_audio_ms: StartMs,
+    /// The same, step by step.
+    pub first_audio_steps_ms: StartSteps,
     /// Where played bytes came from.
     pub bytes_share: BytesShare,
     /// Listeners.
@@ -308,10 +333,12 @@ pub fn histogram_percentile(histogram: &[u64], p: f64) -> u64 {
 
 impl Summary {
     /// Builds the summary from a run's totals.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         scenario: &Scenario,
         totals: &Totals,
         start_histogram: &[u64],
+        steps_histograms: &[Vec<u64>; 3],
         events: u64,
         super_nodes: u32,
         tracker: policy::tracker::TrackerStats,
@@ -343,6 +370,17 @@ impl Summary {
                     0.0
                 } else {
                     round4(totals.origin_egress as f64 / network as f64)
+                }
+            },
+            first_audio_steps_ms: {
+                let step = |histogram: &[u64]| StepMs {
+                    p50: histogram_percentile(histogram, 50.0),
+                    p90: histogram_percentile(histogram, 90.0),
+                };
+                StartSteps {
+                    grant: step(&steps_histograms[0]),
+                    first_chunk: step(&steps_histograms[1]),
+                    decoder: step(&steps_histograms[2]),
                 }
             },
             first_audio_ms: StartMs {

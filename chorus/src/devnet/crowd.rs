@@ -93,6 +93,10 @@ pub struct PlayRecord {
     pub track: usize,
     /// From pressing play (or the previous track's end) to the first audio.
     pub first_audio_ms: Option<f64>,
+    /// `first_audio_ms` step by step, ms: the grant (press to authorization, with the
+    /// opening chunks unless prefetched), the first chunk (authorization to the first
+    /// decrypted audio handed on), the decoder (that audio to the first decoded samples).
+    pub first_audio_steps_ms: Option<[f64; 3]>,
     /// Neither prefetched nor in the local cache: the opening came over the network.
     pub uncached: bool,
     pub stutters: u32,
@@ -126,6 +130,7 @@ impl PlayRecord {
             listener,
             track,
             first_audio_ms: None,
+            first_audio_steps_ms: None,
             uncached: false,
             stutters: 0,
             bytes_origin: 0,
@@ -486,7 +491,12 @@ struct Current {
     step: usize,
     decoder: Option<StreamDecoder>,
     pressed_at: Instant,
+    /// When its authorization was at hand (the queue said it starts).
+    granted_at: Instant,
+    /// When its first decrypted audio was handed on.
+    audio_at: Option<Instant>,
     first_audio_ms: Option<f64>,
+    first_audio_steps_ms: Option<[f64; 3]>,
     prefetched: bool,
     skip_at: Option<Instant>,
 }
@@ -546,13 +556,19 @@ async fn session(
                             step: next_step.min(steps.len().saturating_sub(1)),
                             decoder,
                             pressed_at,
+                            granted_at: Instant::now(),
+                            audio_at: None,
                             first_audio_ms: None,
+                            first_audio_steps_ms: None,
                             prefetched,
                             skip_at: None,
                         });
                         next_step += 1;
                     }
                     QueueOutput::Audio(bytes) => {
+                        if let Some(play) = current.as_mut() {
+                            play.audio_at.get_or_insert_with(Instant::now);
+                        }
                         if let Some(decoder) = current.as_ref().and_then(|play| play.decoder.as_ref()) {
                             tokio::task::block_in_place(|| decoder.push(bytes));
                         }
@@ -588,6 +604,7 @@ async fn session(
                             };
                             let record = PlayRecord {
                                 first_audio_ms: play.first_audio_ms,
+                                first_audio_steps_ms: play.first_audio_steps_ms,
                                 uncached: !play.prefetched && stats.bytes_cache == 0,
                                 stutters: stats.stutters,
                                 bytes_origin: stats.bytes_origin,
@@ -628,9 +645,12 @@ async fn session(
                             });
                         }
                     }
-                    QueueOutput::PrefetchUnused { bytes, .. } => {
+                    // One still ready when the run stops is not counted (nor is it in the
+                    // simulator).
+                    QueueOutput::PrefetchUnused { bytes, .. } if !stopping => {
                         shared.live.prefetch_unused_bytes.fetch_add(bytes, Ordering::Relaxed);
                     }
+                    QueueOutput::PrefetchUnused { .. } => {}
                     QueueOutput::Prefetched { .. } | QueueOutput::Seeked { .. } | QueueOutput::Event(_) => {}
                 }
             }
@@ -678,6 +698,15 @@ fn heard(shared: &Shared, steps: &[Step], play: &mut Current, at: Instant) {
     }
     let ms = at.saturating_duration_since(play.pressed_at).as_secs_f64() * 1000.0;
     play.first_audio_ms = Some(ms);
+    let between =
+        |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64() * 1000.0;
+    play.first_audio_steps_ms = play.audio_at.map(|audio| {
+        [
+            between(play.pressed_at, play.granted_at),
+            between(play.granted_at, audio),
+            between(audio, at),
+        ]
+    });
     shared.live.started.fetch_add(1, Ordering::Relaxed);
     shared.live.playing.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut all) = shared.live.first_audio_ms.lock()

@@ -1693,6 +1693,7 @@ fn summarize(
         "plays_with_stutter": stuttered,
         "stutter_rate": if started == 0 { Value::Null } else { json!(((stuttered as f64 / started as f64) * 10_000.0).round() / 10_000.0) },
         "first_audio_ms": {"p50": pct(&all, 50.0), "p90": pct(&all, 90.0), "p99": pct(&all, 99.0), "plays": all.len()},
+        "first_audio_steps_ms": steps(&counted),
         "first_audio_ms_uncached": {"p50": pct(&uncached, 50.0), "p90": pct(&uncached, 90.0), "p99": pct(&uncached, 99.0), "plays": uncached.len()},
         "bytes": {"origin": bytes_origin, "super_nodes": bytes_super, "peers": bytes_peers, "cache": bytes_cache},
         "wasted_bytes": {"prefetch": prefetch_unused, "cancelled": sum(|play| play.bytes_cancelled), "duplicate": sum(|play| play.bytes_duplicate)},
@@ -1721,6 +1722,32 @@ fn summarize(
         },
         "failures": failures,
     })
+}
+
+/// `first_audio_ms` step by step, p50 and p90 of each: `grant` (press to authorization,
+/// with the opening chunks unless prefetched), `first_chunk` (to the first decrypted audio
+/// handed on), `decoder` (to the first decoded samples); as the simulator models them.
+fn steps(plays: &[&crowd::PlayRecord]) -> Value {
+    let mut out = serde_json::Map::new();
+    for (i, name) in ["grant", "first_chunk", "decoder"].into_iter().enumerate() {
+        let mut all: Vec<f64> = plays
+            .iter()
+            .filter_map(|play| play.first_audio_steps_ms.map(|steps| steps[i]))
+            .collect();
+        all.sort_by(f64::total_cmp);
+        let pct = |p: f64| {
+            if all.is_empty() {
+                Value::Null
+            } else {
+                json!((percentile(&all, p) * 10.0).round() / 10.0)
+            }
+        };
+        out.insert(
+            name.to_string(),
+            json!({"p50": pct(50.0), "p90": pct(90.0)}),
+        );
+    }
+    Value::Object(out)
 }
 
 /// Bytes of prefetched openings that went unused, so far.
@@ -1766,6 +1793,12 @@ fn print_report(summary: &Value) {
         get(&["first_audio_ms", "p99"]),
         get(&["first_audio_ms", "plays"]),
         get(&["rtt_ms"])
+    );
+    eprintln!(
+        "    steps p50    grant {} ms, first chunk {} ms, decoder {} ms",
+        get(&["first_audio_steps_ms", "grant", "p50"]),
+        get(&["first_audio_steps_ms", "first_chunk", "p50"]),
+        get(&["first_audio_steps_ms", "decoder", "p50"])
     );
     eprintln!(
         "    uncached     p50 {} ms, p90 {} ms, p99 {} ms ({} plays neither prefetched nor cached)",
