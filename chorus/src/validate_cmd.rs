@@ -105,6 +105,10 @@ impl SimSide {
 /// Crashes per listener per minute at which the share `churn` of listeners crashes at least
 /// once in `seconds` (a Poisson process: 1 - e^(-rate × minutes) = churn).
 pub fn crash_rate(churn: f64, seconds: u64) -> f64 {
+    // No churn is 0, not -0: it is printed as a flag value.
+    if churn <= 0.0 {
+        return 0.0;
+    }
     -(1.0 - churn).ln() * 60.0 / seconds.max(1) as f64
 }
 
@@ -272,6 +276,27 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         outcome.summary.plays,
         rows.len()
     );
+    // Where first audio goes, step by step (not judged: it says why the totals differ).
+    let sim_steps = &outcome.summary.first_audio_steps_ms;
+    println!("first audio step by step, p50 / p90 ms (devnet | sim):");
+    for (name, step) in [
+        ("grant", &sim_steps.grant),
+        ("first_chunk", &sim_steps.first_chunk),
+        ("decoder", &sim_steps.decoder),
+    ] {
+        let devnet_step = |p: &str| {
+            devnet["first_audio_steps_ms"][name][p]
+                .as_f64()
+                .map_or("-".to_string(), |ms| format!("{ms:.1}"))
+        };
+        println!(
+            "  {name:<12} {:>7} / {:<7} | {:>5} / {:<5}",
+            devnet_step("p50"),
+            devnet_step("p90"),
+            step.p50,
+            step.p90
+        );
+    }
     if args.json {
         let measures: Vec<Value> = rows
             .iter()
@@ -283,7 +308,8 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{}",
             json!({"listeners": args.listeners, "seed": args.seed, "seconds": seconds, "churn": args.churn,
-                   "measures": measures, "agreed": agreed == rows.len()})
+                   "measures": measures, "agreed": agreed == rows.len(),
+                   "first_audio_steps_ms": {"devnet": devnet["first_audio_steps_ms"], "sim": sim_steps}})
         );
     }
     // Scripts can tell agreement from the exit status.
@@ -380,6 +406,7 @@ mod tests {
         let rate = crash_rate(0.3, 120);
         assert!((1.0 - (-rate * 2.0).exp() - 0.3).abs() < 1e-9, "{rate}");
         assert_eq!(crash_rate(0.0, 120), 0.0);
+        assert_eq!(format!("{}", crash_rate(0.0, 120)), "0");
         // A summary without a measure is an error, not a zero.
         assert!(compare(&json!({"plays": 1}), &sim).is_err());
     }

@@ -15,6 +15,8 @@
 //!   region rules, popularity, reports and quarantine.
 //! - [`cache`]: the super-node's cache: popular renditions pinned, the rest LRU, in a byte
 //!   budget.
+//! - [`upload`]: upload admission: which requests a serving node takes (slots by priority,
+//!   an account's share).
 
 pub mod abr;
 pub mod announce;
@@ -23,3 +25,4 @@ pub mod prefetch;
 pub mod queue;
 pub mod scheduler;
 pub mod tracker;
+pub mod upload;

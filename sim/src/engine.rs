@@ -58,9 +58,11 @@ use policy::scheduler::{
     TrackPlan,
 };
 use policy::tracker::{Tracker, TrackerConfig};
+use policy::upload::Admission;
 use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope, LicenseToken};
 use protocol::wire::{
-    Announce, Holding, NodeRole, Partial, PeerInfo, PeerList, PeerQuery, PeerReport, ReportReason,
+    Announce, Holding, NodeRole, Partial, PeerInfo, PeerList, PeerQuery, PeerReport, Priority,
+    ReportReason,
 };
 use protocol::{AccountId, NodeId, Region, RenditionId, UnixMillis};
 use rand::{Rng, SeedableRng};
@@ -195,6 +197,18 @@ enum Ev {
     Expire,
 }
 
+impl FlowKind {
+    /// The priority its request carries on the wire.
+    fn priority(self) -> Priority {
+        match self {
+            FlowKind::Play { priority, .. } => priority,
+            FlowKind::Prefetch { .. } => Priority::Prefetch,
+            // As `node::supernode` fills.
+            FlowKind::Fill { .. } => Priority::OfflineSync,
+        }
+    }
+}
+
 /// How a listener went offline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Gone {
@@ -218,7 +232,11 @@ enum Waste {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FlowKind {
     /// A scheduler request of a listener's current play.
-    Play { round: u32, request: u64 },
+    Play {
+        round: u32,
+        request: u64,
+        priority: Priority,
+    },
     /// The next track's opening, for a listener.
     Prefetch { round: u32 },
     /// A super-node filling a popular rendition.
@@ -249,6 +267,8 @@ struct Flow {
     scheduled_at: u64,
     corrupt: bool,
     live: bool,
+    /// Holds one of its source's upload slots.
+    admitted: bool,
 }
 
 /// Network attachment of a node: its transfers and their counts.
@@ -257,6 +277,8 @@ struct Attach {
     flows: Vec<u32>,
     uploads: u32,
     downloads: u32,
+    /// Who holds its upload slots (`policy::upload`), while any is held.
+    admission: Option<Box<Admission<u32>>>,
 }
 
 #[derive(Debug)]
@@ -1435,8 +1457,8 @@ impl Engine {
                 source,
                 first,
                 count,
-                ..
-            } => self.fetch(peer, id, source, first, count),
+                priority,
+            } => self.fetch(peer, id, source, first, count, priority),
             Action::Cancel { id } => {
                 let active = self.listeners[peer as usize]
                     .active
@@ -1691,6 +1713,7 @@ impl Engine {
         source: NodeId,
         first: u32,
         count: u32,
+        priority: Priority,
     ) -> Result<(), SimError> {
         let Some(track) = self.current_track(peer) else {
             return Ok(());
@@ -1706,6 +1729,7 @@ impl Engine {
         let kind = FlowKind::Play {
             round,
             request: id.0,
+            priority,
         };
         if src == ORIGIN {
             let flow = self.start_flow(ORIGIN, peer, kind, track, first, count, rtt, false);
@@ -1732,23 +1756,22 @@ impl Engine {
         let asker_region = self.regions[region];
         let (online, held, busy, corrupt) = if src < peers {
             let other = &self.listeners[src as usize];
-            let slots = self.scenario.classes[other.class as usize].upload_slots;
             (
                 other.online && other.reachable,
                 self.held_prefix(src, track),
-                other.net.uploads >= slots,
+                !self.admits(src, peer, priority),
                 other.corrupt,
             )
         } else {
+            let busy = !self.admits(src, peer, priority);
             let node = &mut self.supers[(src - peers) as usize];
-            let slots = self.scenario.super_nodes.upload_slots;
             let rendition = rendition_id(track);
             let holds = node.cache.contains(&rendition);
             if holds {
                 node.cache.touch(&rendition, self.now);
             }
             let held = if holds { u32::MAX } else { 0 };
-            (true, held, node.net.uploads >= slots, false)
+            (true, held, busy, false)
         };
         if !online {
             self.fail_later(peer, id, Failure::Unreachable, timeout);
@@ -1879,7 +1902,14 @@ impl Engine {
                 .map(|holder| holder.node)
                 .collect();
             let wait = policy::prefetch::PEERS_WAIT_MS as f64 - lookup;
-            match self.try_holders(peer, track, chunks, &candidates, wait.max(0.0)) {
+            match self.try_holders(
+                peer,
+                track,
+                chunks,
+                &candidates,
+                wait.max(0.0),
+                Priority::Prefetch,
+            ) {
                 Ok((holder, first_byte)) => (holder, lookup + first_byte),
                 Err(spent) => (ORIGIN, lookup + spent + rtt),
             }
@@ -2277,6 +2307,7 @@ impl Engine {
         chunks: u32,
         candidates: &[NodeId],
         wait_ms: f64,
+        priority: Priority,
     ) -> Result<(u32, f64), f64> {
         let region = self.region_of(node).unwrap_or(0) as usize;
         let peers = self.listeners.len() as u32;
@@ -2293,11 +2324,10 @@ impl Engine {
             let handshake = 2.0 * self.rtt[region][source_region];
             let (up, holds, free, corrupt) = if source < peers {
                 let other = &self.listeners[source as usize];
-                let slots = self.scenario.classes[other.class as usize].upload_slots;
                 (
                     other.online && other.reachable,
                     self.held_prefix(source, track) >= chunks,
-                    other.net.uploads < slots,
+                    self.admits(source, node, priority),
                     other.corrupt,
                 )
             } else {
@@ -2305,7 +2335,7 @@ impl Engine {
                 (
                     true,
                     other.cache.contains(&rendition_id(track)),
-                    other.net.uploads < self.scenario.super_nodes.upload_slots,
+                    self.admits(source, node, priority),
                     false,
                 )
             };
@@ -2396,7 +2426,14 @@ impl Engine {
                 .map(|peer| peer.node)
                 .collect();
             let (source, first_byte) = self
-                .try_holders(node, track, chunks, &listed, f64::INFINITY)
+                .try_holders(
+                    node,
+                    track,
+                    chunks,
+                    &listed,
+                    f64::INFINITY,
+                    Priority::OfflineSync,
+                )
                 .unwrap_or_else(|spent| (ORIGIN, spent + rtt));
             self.start_flow(
                 source,
@@ -2436,6 +2473,33 @@ impl Engine {
         } else {
             let node = &self.supers[(node - peers) as usize];
             self.scenario.super_nodes.down_mbps * 125.0 / f64::from(node.net.downloads.max(1))
+        }
+    }
+
+    /// Upload slots of a serving node (the origin's are not counted).
+    fn upload_slots(&self, node: u32) -> usize {
+        let peers = self.listeners.len() as u32;
+        if node == ORIGIN {
+            usize::MAX
+        } else if node < peers {
+            let class = self.listeners[node as usize].class as usize;
+            self.scenario.classes[class].upload_slots as usize
+        } else {
+            self.scenario.super_nodes.upload_slots as usize
+        }
+    }
+
+    /// Whether `src` would admit a transfer of `priority` to `dst` now
+    /// ([`Admission::check`]; the origin admits everything).
+    fn admits(&self, src: u32, dst: u32, priority: Priority) -> bool {
+        let Some(net) = self.attach_ref(src) else {
+            return true;
+        };
+        match &net.admission {
+            Some(admission) => admission.check(&dst, priority).is_ok(),
+            None => Admission::<u32>::new(self.upload_slots(src))
+                .check(&dst, priority)
+                .is_ok(),
         }
     }
 
@@ -2494,6 +2558,7 @@ impl Engine {
             scheduled_at: 0,
             corrupt,
             live: true,
+            admitted: false,
         };
         let id = match self.free_flows.pop() {
             Some(id) => {
@@ -2509,9 +2574,17 @@ impl Engine {
         if src == ORIGIN {
             self.origin_uploads += 1;
         }
+        let slots = self.upload_slots(src);
         if let Some(net) = self.attach(src) {
             net.uploads += 1;
             net.flows.push(id);
+            // A serving node admits the transfer as `transport::upload::UploadGate` does;
+            // its driver asked `admits` first.
+            let admitted = net
+                .admission
+                .get_or_insert_with(|| Box::new(Admission::new(slots)))
+                .admit(dst, kind.priority());
+            self.flows[id as usize].admitted = admitted.is_ok();
         }
         if let Some(net) = self.attach(dst) {
             net.downloads += 1;
@@ -2680,9 +2753,16 @@ impl Engine {
         if src == ORIGIN {
             self.origin_uploads -= 1;
         }
+        let admitted = std::mem::take(&mut self.flows[id as usize].admitted);
         if let Some(net) = self.attach(src) {
             net.uploads -= 1;
             net.flows.retain(|&flow| flow != id);
+            if admitted && let Some(admission) = net.admission.as_mut() {
+                admission.release(&dst);
+                if admission.slots_free() == admission.slots_total() {
+                    net.admission = None;
+                }
+            }
         }
         if let Some(net) = self.attach(dst) {
             net.downloads -= 1;
@@ -2771,7 +2851,7 @@ impl Engine {
         let src_region = self.region_of(flow.src).unwrap_or(0) as usize;
         let one_way = self.rtt[region][src_region] / 2.0;
         match flow.kind {
-            FlowKind::Play { round, request } if self.current_gen(flow.dst) == Some(round) => {
+            FlowKind::Play { round, request, .. } if self.current_gen(flow.dst) == Some(round) => {
                 self.fail_later(flow.dst, RequestId(request), failure, one_way);
             }
             FlowKind::Prefetch { round } if self.current_gen(flow.dst) == Some(round) => {
@@ -2902,7 +2982,7 @@ impl Engine {
 
     /// Hands chunks of a play transfer to the scheduler, after verifying them.
     fn deliver(&mut self, flow: &Flow, first: u32, count: u32, last: bool) -> Result<(), SimError> {
-        let FlowKind::Play { round, request } = flow.kind else {
+        let FlowKind::Play { round, request, .. } = flow.kind else {
             return Ok(());
         };
         let peer = flow.dst;
@@ -3067,9 +3147,55 @@ mod tests {
         other.online = true;
         other.reachable = true;
         let error = engine
-            .fetch(asker, RequestId(1), node_id(server), 0, 1)
+            .fetch(
+                asker,
+                RequestId(1),
+                node_id(server),
+                0,
+                1,
+                Priority::Playing,
+            )
             .unwrap_err();
         assert!(error.to_string().contains("outside its markets"), "{error}");
+    }
+
+    #[test]
+    fn serving_nodes_admit_as_the_upload_gate_does() {
+        let mut engine = tiny();
+        let server = 0;
+        let slots = engine.upload_slots(server) as u32;
+        assert!(slots >= 4, "{slots}");
+        let play = FlowKind::Play {
+            round: 0,
+            request: 0,
+            priority: Priority::Playing,
+        };
+        let mut flows = Vec::new();
+        // One downloader takes half the slots, no more.
+        for _ in 0..slots.div_ceil(2) {
+            assert!(engine.admits(server, 1, Priority::Playing));
+            flows.push(engine.start_flow(server, 1, play, 0, 0, 1, 1.0, false));
+        }
+        assert!(!engine.admits(server, 1, Priority::Playing));
+        // Others fill it up to the quarter a prefetch must leave free.
+        let mut downloader = 2;
+        while engine.admits(server, downloader, Priority::Prefetch) {
+            let kind = FlowKind::Prefetch { round: 0 };
+            flows.push(engine.start_flow(server, downloader, kind, 0, 0, 1, 1.0, false));
+            downloader += 1;
+        }
+        let held = flows.len() as u32;
+        assert_eq!(held, slots - slots / 4);
+        // A playing request still gets one of the reserved slots.
+        assert!(engine.admits(server, downloader, Priority::Playing));
+        for flow in flows {
+            engine.detach(flow);
+        }
+        assert!(
+            engine.listeners[0].net.admission.is_none(),
+            "freed when idle"
+        );
+        assert!(engine.admits(server, 1, Priority::OfflineSync));
     }
 
     #[test]

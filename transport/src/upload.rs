@@ -1,57 +1,41 @@
 //! Upload slots and an upload bandwidth cap for nodes that serve chunks to peers.
 //!
-//! A serving node grants a few upload slots at a time, by priority: a request for the track a
-//! listener is playing may take any free slot, a prefetch leaves a quarter of the slots free
-//! for playing requests, an offline sync leaves half. A request that finds no slot gets
-//! `Overloaded` at once, and the requester's scheduler goes to another source: waiting here
-//! would only hide the queue from the one party that can route around it.
-//!
-//! No account holds more than half the slots (rounded up) at once, whatever its priority: one
-//! listener asking for many ranges marked `Playing`, from as many node ids as it likes, cannot
-//! take every slot from the others.
+//! Which requests get a slot is [`policy::upload`]'s decision (slots by priority, at most
+//! half of them per account; the simulator runs the same code): this gate holds its state
+//! for the connections of a real node and hands out a slot that gives itself back when
+//! dropped. A request that finds no slot gets `Overloaded` at once, and the requester's
+//! scheduler goes to another source.
 //!
 //! The bandwidth cap is a token bucket (burst: one second of the rate, at least 256 KiB)
 //! that every chunk sent passes through before its bytes are written.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use policy::upload::Admission;
 use protocol::AccountId;
 use protocol::wire::Priority;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Slots and bandwidth shared by every request a node serves.
 #[derive(Debug)]
 pub struct UploadGate {
-    slots: std::sync::Arc<Semaphore>,
-    slots_total: usize,
-    per_account_max: usize,
-    /// Slots held per account (at most `slots_total` entries).
-    held: Arc<Mutex<HashMap<AccountId, usize>>>,
+    admission: Arc<Mutex<Admission<AccountId>>>,
     bucket: Option<Mutex<Bucket>>,
 }
 
 /// An upload slot, released when dropped.
 #[derive(Debug)]
 pub struct UploadSlot {
-    _permit: OwnedSemaphorePermit,
     account: AccountId,
-    held: Arc<Mutex<HashMap<AccountId, usize>>>,
+    admission: Arc<Mutex<Admission<AccountId>>>,
 }
 
 impl Drop for UploadSlot {
     fn drop(&mut self) {
-        let mut held = self
-            .held
+        self.admission
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        if let Some(count) = held.get_mut(&self.account) {
-            *count -= 1;
-            if *count == 0 {
-                held.remove(&self.account);
-            }
-        }
+            .unwrap_or_else(|poison| poison.into_inner())
+            .release(&self.account);
     }
 }
 
@@ -70,12 +54,8 @@ impl UploadGate {
     /// A gate with `slots` concurrent uploads (at least 1) and, if set, at most
     /// `bytes_per_s` bytes per second across all of them.
     pub fn new(slots: usize, bytes_per_s: Option<u64>) -> Self {
-        let slots = slots.max(1);
         Self {
-            slots: std::sync::Arc::new(Semaphore::new(slots)),
-            slots_total: slots,
-            per_account_max: slots.div_ceil(2),
-            held: Arc::default(),
+            admission: Arc::new(Mutex::new(Admission::new(slots))),
             bucket: bytes_per_s.filter(|rate| *rate > 0).map(|rate| {
                 let rate = rate as f64;
                 let burst = rate.max(BURST_BYTES_MIN);
@@ -89,44 +69,30 @@ impl UploadGate {
         }
     }
 
+    fn admission(&self) -> std::sync::MutexGuard<'_, Admission<AccountId>> {
+        self.admission
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
     /// Slots in all.
     pub fn slots_total(&self) -> usize {
-        self.slots_total
+        self.admission().slots_total()
     }
 
     /// Slots free now.
     pub fn slots_free(&self) -> usize {
-        self.slots.available_permits()
+        self.admission().slots_free()
     }
 
     /// Takes a slot for a request of `priority` licensed to `account`, or `None` when the
     /// slots left are reserved for more urgent requests, none are left, or the account holds
     /// its share already (per account, not node id: node ids cost nothing to make).
     pub fn try_slot(&self, account: &AccountId, priority: Priority) -> Option<UploadSlot> {
-        let reserve = match priority {
-            Priority::Playing => 0,
-            Priority::Prefetch => self.slots_total / 4,
-            Priority::OfflineSync => self.slots_total / 2,
-        };
-        if self.slots.available_permits() <= reserve {
-            return None;
-        }
-        let mut held = self
-            .held
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        if held
-            .get(account)
-            .is_some_and(|count| *count >= self.per_account_max)
-        {
-            return None;
-        }
-        let permit = self.slots.clone().try_acquire_owned().ok()?;
-        *held.entry(*account).or_insert(0) += 1;
+        self.admission().admit(*account, priority).ok()?;
         Some(UploadSlot {
-            _permit: permit,
             account: *account,
-            held: self.held.clone(),
+            admission: self.admission.clone(),
         })
     }
 
@@ -180,7 +146,7 @@ mod tests {
         assert!(gate.try_slot(&greedy, Priority::Playing).is_some());
         drop((second, theirs));
         assert_eq!(gate.slots_free(), 4);
-        assert!(gate.held.lock().unwrap().is_empty());
+        assert_eq!(gate.admission().held_by(&greedy), 0);
     }
 
     #[test]
