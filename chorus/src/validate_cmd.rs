@@ -290,7 +290,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 .map_or("-".to_string(), |ms| format!("{ms:.1}"))
         };
         println!(
-            "  {name:<12} {:>7} / {:<7} | {:>5} / {:<5}",
+            "  {name:<12} {:>7} / {:<7} | {:>5} / {}",
             devnet_step("p50"),
             devnet_step("p90"),
             step.p50,
