@@ -124,7 +124,7 @@ pub struct PlayRecord {
 }
 
 impl PlayRecord {
-    fn new(listener: usize, track: usize, started: Instant) -> Self {
+    pub(crate) fn new(listener: usize, track: usize, started: Instant) -> Self {
         Self {
             started,
             listener,

@@ -1667,6 +1667,16 @@ fn summarize(
     let bytes_peers = sum(|play| play.bytes_peers);
     let bytes_cache = sum(|play| play.bytes_cache);
     let network = bytes_origin + bytes_super + bytes_peers;
+    // The floor of the origin's share: every track played leaves the origin at least once
+    // (to a listener or a super-node). A track's size is the most any play of it received.
+    let mut sizes: BTreeMap<usize, u64> = BTreeMap::new();
+    for play in plays {
+        let received =
+            play.bytes_origin + play.bytes_super_nodes + play.bytes_peers + play.bytes_cache;
+        let size = sizes.entry(play.track).or_default();
+        *size = (*size).max(received);
+    }
+    let floor_bytes: u64 = sizes.values().sum();
     let stutters: u64 = counted.iter().map(|play| u64::from(play.stutters)).sum();
     let stuttered = counted.iter().filter(|play| play.stutters > 0).count();
     let started = counted
@@ -1699,6 +1709,9 @@ fn summarize(
         "wasted_bytes": {"prefetch": prefetch_unused, "cancelled": sum(|play| play.bytes_cancelled), "duplicate": sum(|play| play.bytes_duplicate)},
         "origin_egress_bytes": origin_egress,
         "origin_share": if network == 0 { Value::Null } else { json!(((origin_egress as f64 / network as f64) * 10_000.0).round() / 10_000.0) },
+        "origin_share_floor": if network == 0 { Value::Null } else { json!(((floor_bytes.min(network) as f64 / network as f64) * 10_000.0).round() / 10_000.0) },
+        "tracks_played_bytes": floor_bytes,
+        "peer_share": if network == 0 { Value::Null } else { json!((((bytes_super + bytes_peers) as f64 / network as f64) * 10_000.0).round() / 10_000.0) },
         "rtt_ms": args.rtt_ms,
         "listeners": args.listeners,
         "super_nodes": args.super_nodes,
@@ -1760,6 +1773,12 @@ fn opt(ms: Option<f64>) -> String {
     ms.map_or("-".to_string(), |ms| format!("{ms:.0}"))
 }
 
+/// `share` (0..1) as a bar `width` characters wide.
+fn bar(share: f64, width: usize) -> String {
+    let filled = ((share.clamp(0.0, 1.0) * width as f64).round() as usize).min(width);
+    format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled))
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
 }
@@ -1819,6 +1838,19 @@ fn print_report(summary: &Value) {
         "  origin share   {} (server egress {} / bytes listeners received)",
         get(&["origin_share"]),
         mib(get(&["origin_egress_bytes"]).as_u64().unwrap_or(0))
+    );
+    eprintln!(
+        "    its floor    {}: each of the {} tracks played leaves the origin at least once ({});",
+        get(&["origin_share_floor"]),
+        get(&["tracks_played"]),
+        mib(get(&["tracks_played_bytes"]).as_u64().unwrap_or(0))
+    );
+    eprintln!(
+        "                 every byte over it is a listener the peers and super-nodes could not serve"
+    );
+    eprintln!(
+        "                 in time, or a super-node fill no one played (peers carried {})",
+        get(&["peer_share"])
     );
     let wasted = |key: &str| mib(get(&["wasted_bytes", key]).as_u64().unwrap_or(0));
     eprintln!(
@@ -1924,6 +1956,13 @@ impl View {
         let share = summary["origin_share"]
             .as_f64()
             .map_or("-".to_string(), |share| format!("{:.1}%", share * 100.0));
+        let peer_share = summary["peer_share"].as_f64().unwrap_or(0.0);
+        let percent = |key: &str| {
+            summary[key]
+                .as_f64()
+                .map_or("-".to_string(), |value| format!("{:.1}%", value * 100.0))
+        };
+        let (peers, floor) = (percent("peer_share"), percent("origin_share_floor"));
         let bytes = |key: &str| mib(summary["bytes"][key].as_u64().unwrap_or(0));
         let ms = |key: &str| {
             summary["first_audio_ms"][key]
@@ -1940,7 +1979,7 @@ impl View {
             }
             self.last_line = Some(Instant::now());
             eprintln!(
-                "[{:>4.0} s] online {online}/{listeners} | started {} playing {} | ended {} (failed {}, stutters {}) | first audio p50 {} ms p99 {} ms | origin sent {}",
+                "[{:>4.0} s] online {online}/{listeners} | started {} playing {} | ended {} (failed {}, stutters {}) | first audio p50 {} ms p99 {} ms | origin sent {} | from peers {peers}",
                 elapsed.as_secs_f64(),
                 live.started,
                 live.playing,
@@ -2006,6 +2045,10 @@ impl View {
                 "  servers      sent {} in all (super-node fills too); share {share} of what ended plays received",
                 mib(live.egress)
             ),
+            format!(
+                "  from peers   {} {peers} of what ended plays received over the network (floor of the origin's share {floor})",
+                bar(peer_share, 30)
+            ),
         ];
         if let Some(line) = edge_line(summary) {
             lines.push(format!("  edge         {line}"));
@@ -2032,6 +2075,39 @@ impl View {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_summary_sets_the_origin_share_against_its_floor() {
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            args: DevnetArgs,
+        }
+        let args = <Wrap as clap::Parser>::parse_from(["devnet"]).args;
+        let now = Instant::now();
+        let play = |listener, track, origin, peers| crowd::PlayRecord {
+            bytes_origin: origin,
+            bytes_peers: peers,
+            first_audio_ms: Some(50.0),
+            ..crowd::PlayRecord::new(listener, track, now)
+        };
+        // Track 0 (1000 bytes) from the origin, then from a peer; track 1 (500 bytes), from
+        // the origin; a skipped play of track 1 that got 200 bytes.
+        let plays = [
+            play(0, 0, 1000, 0),
+            play(1, 0, 0, 1000),
+            play(2, 1, 500, 0),
+            play(3, 1, 0, 200),
+        ];
+        let summary = summarize(&plays, 0, 1600, &args, None, None);
+        assert_eq!(summary["origin_share"], json!(0.5926));
+        // 1500 of 2700 bytes had to leave the origin once.
+        assert_eq!(summary["tracks_played_bytes"], json!(1500));
+        assert_eq!(summary["origin_share_floor"], json!(0.5556));
+        assert_eq!(summary["peer_share"], json!(0.4444));
+        assert_eq!(bar(0.5, 10), "[#####-----]");
+        assert_eq!(bar(2.0, 4), "[####]");
+    }
 
     #[test]
     fn durations_and_links_parse() {
