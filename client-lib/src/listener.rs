@@ -513,6 +513,14 @@ impl Listener {
                     .lock()
                     .unwrap_or_else(|poison| poison.into_inner()) = Some(grant.clone());
             }
+            // What came ahead of playback (the grant's opening chunks, a prefetch) was
+            // received over the network too.
+            if let Some(received) = &self.options.received {
+                use std::sync::atomic::Ordering::Relaxed;
+                received.origin.fetch_add(origin_ahead, Relaxed);
+                received.super_nodes.fetch_add(ahead_from.0, Relaxed);
+                received.peers.fetch_add(ahead_from.1, Relaxed);
+            }
             let started = QueueOutput::TrackStarted {
                 track_id: track_id.clone(),
                 gain_db: grant.gain_db,

@@ -74,6 +74,40 @@ pub struct PlayOptions {
     /// chunk URLs (a CDN edge) instead of the origin's QUIC endpoint. Unused when the grant
     /// holds no chunk URL template.
     pub edge: Option<crate::edge::ChunkEdge>,
+    /// A running tally of the chunk bytes received over the network, by source, updated as
+    /// each chunk arrives (for a live view; the track's [`PlayStats`] come at its end). Share
+    /// one among many playbacks to sum them.
+    pub received: Option<std::sync::Arc<Received>>,
+}
+
+/// Chunk bytes received over the network, by source: see [`PlayOptions::received`].
+#[derive(Debug, Default)]
+pub struct Received {
+    /// From the origin (or the edge in front of it).
+    pub origin: AtomicU64,
+    /// From super-nodes.
+    pub super_nodes: AtomicU64,
+    /// From other listeners.
+    pub peers: AtomicU64,
+}
+
+impl Received {
+    /// Adds what `after` counts over `before` (two readings of a scheduler's stats).
+    fn add(&self, before: &PlayStats, after: &PlayStats) {
+        let more = |a: u64, b: u64| b.saturating_sub(a);
+        self.origin.fetch_add(
+            more(before.bytes_origin, after.bytes_origin),
+            Ordering::Relaxed,
+        );
+        self.super_nodes.fetch_add(
+            more(before.bytes_super_nodes, after.bytes_super_nodes),
+            Ordering::Relaxed,
+        );
+        self.peers.fetch_add(
+            more(before.bytes_peers, after.bytes_peers),
+            Ordering::Relaxed,
+        );
+    }
 }
 
 /// Failure of a playback as a whole.
@@ -236,6 +270,7 @@ pub async fn play_with_controls(
         .clone()
         .filter(|_| grant.chunk_url_template.contains("{chunk_id}"));
     let options_discovery = options.discovery.clone();
+    let options_received = options.received.clone();
     let plan = TrackPlan {
         chunks,
         chunk_bytes: (0..chunks)
@@ -651,7 +686,11 @@ pub async fn play_with_controls(
                             }));
                         }
                         data.entry(index).or_insert(bytes);
+                        let before = scheduler.stats();
                         let actions = scheduler.on_chunk(now, id, index);
+                        if let Some(received) = &options_received {
+                            received.add(&before, &scheduler.stats());
+                        }
                         if !downloaded_sent && scheduler.all_held() {
                             downloaded_sent = true;
                             // Told once the last writes have landed, off the event loop.

@@ -173,6 +173,8 @@ pub struct Live {
     pub first_audio_ms: Mutex<Vec<f64>>,
     /// Bytes of prefetched openings that went unused (wasted).
     pub prefetch_unused_bytes: AtomicU64,
+    /// Chunk bytes every listener has received so far, by source, as they arrive.
+    pub received: Arc<client_lib::player::Received>,
 }
 
 struct Shared {
@@ -400,6 +402,7 @@ async fn life(
             PlayOptions {
                 cache: Some(cache.clone()),
                 edge,
+                received: Some(shared.live.received.clone()),
                 ..PlayOptions::default()
             },
             ListenerConfig {

@@ -1562,6 +1562,15 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
             p50: (!starts.is_empty()).then(|| percentile(&starts, 50.0)),
             p99: (!starts.is_empty()).then(|| percentile(&starts, 99.0)),
             egress: egress_last,
+            peer_share: {
+                use std::sync::atomic::Ordering::Relaxed;
+                let received = &live.received;
+                let (origin, shared) = (
+                    received.origin.load(Relaxed),
+                    received.super_nodes.load(Relaxed) + received.peers.load(Relaxed),
+                );
+                (origin + shared > 0).then(|| shared as f64 / (origin + shared) as f64)
+            },
         };
         view.show(
             interactive,
@@ -1922,6 +1931,9 @@ struct LiveLine {
     p50: Option<f64>,
     p99: Option<f64>,
     egress: u64,
+    /// Of the chunk bytes listeners have received so far (plays under way included), the
+    /// share from super-nodes and peers.
+    peer_share: Option<f64>,
 }
 
 /// The live view: a block of lines redrawn in place on a terminal, one status line every
@@ -1956,13 +1968,10 @@ impl View {
         let share = summary["origin_share"]
             .as_f64()
             .map_or("-".to_string(), |share| format!("{:.1}%", share * 100.0));
-        let peer_share = summary["peer_share"].as_f64().unwrap_or(0.0);
-        let percent = |key: &str| {
-            summary[key]
-                .as_f64()
-                .map_or("-".to_string(), |value| format!("{:.1}%", value * 100.0))
-        };
-        let (peers, floor) = (percent("peer_share"), percent("origin_share_floor"));
+        let percent =
+            |value: Option<f64>| value.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
+        let peers = percent(live.peer_share);
+        let floor = percent(summary["origin_share_floor"].as_f64());
         let bytes = |key: &str| mib(summary["bytes"][key].as_u64().unwrap_or(0));
         let ms = |key: &str| {
             summary["first_audio_ms"][key]
@@ -2046,8 +2055,8 @@ impl View {
                 mib(live.egress)
             ),
             format!(
-                "  from peers   {} {peers} of what ended plays received over the network (floor of the origin's share {floor})",
-                bar(peer_share, 30)
+                "  from peers   {} {peers} of the chunks received so far (the origin's share cannot go under {floor})",
+                bar(live.peer_share.unwrap_or(0.0), 30)
             ),
         ];
         if let Some(line) = edge_line(summary) {
