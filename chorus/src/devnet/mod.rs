@@ -1848,17 +1848,21 @@ fn print_report(summary: &Value) {
         get(&["origin_share"]),
         mib(get(&["origin_egress_bytes"]).as_u64().unwrap_or(0))
     );
+    let egress = get(&["origin_egress_bytes"]).as_u64().unwrap_or(0);
+    let to_listeners = get(&["bytes", "origin"]).as_u64().unwrap_or(0);
     eprintln!(
-        "    its floor    {}: each of the {} tracks played leaves the origin at least once ({});",
+        "    its floor    {}: each of the {} tracks played must leave the origin once ({})",
         get(&["origin_share_floor"]),
         get(&["tracks_played"]),
         mib(get(&["tracks_played_bytes"]).as_u64().unwrap_or(0))
     );
     eprintln!(
-        "                 every byte over it is a listener the peers and super-nodes could not serve"
+        "    the rest     {} went to listeners no peer or super-node served in time, {} filled",
+        mib(to_listeners),
+        mib(egress.saturating_sub(to_listeners))
     );
     eprintln!(
-        "                 in time, or a super-node fill no one played (peers carried {})",
+        "                 super-nodes with what the tracker says is popular; peers and super-nodes carried {}",
         get(&["peer_share"])
     );
     let wasted = |key: &str| mib(get(&["wasted_bytes", key]).as_u64().unwrap_or(0));
