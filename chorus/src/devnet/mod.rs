@@ -1857,12 +1857,15 @@ fn print_report(summary: &Value) {
         mib(get(&["tracks_played_bytes"]).as_u64().unwrap_or(0))
     );
     eprintln!(
-        "    the rest     {} went to listeners no peer or super-node served in time, {} filled",
-        mib(to_listeners),
+        "    egress       {} to listeners (first copies among them; above the floor, listeners no",
+        mib(to_listeners)
+    );
+    eprintln!(
+        "                 peer served in time), {} to fill super-nodes with what the tracker says",
         mib(egress.saturating_sub(to_listeners))
     );
     eprintln!(
-        "                 super-nodes with what the tracker says is popular; peers and super-nodes carried {}",
+        "                 is popular; peers and super-nodes carried {} of the network bytes",
         get(&["peer_share"])
     );
     let wasted = |key: &str| mib(get(&["wasted_bytes", key]).as_u64().unwrap_or(0));
