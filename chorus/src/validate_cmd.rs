@@ -184,6 +184,13 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         bail!("--churn is a share of the listeners, 0 to 0.99");
     }
     let crash_per_min = crash_rate(args.churn, seconds);
+    if crash_per_min > 60.0 {
+        bail!(
+            "--churn {} in {seconds} s needs {crash_per_min:.1} crashes per listener-minute; \
+             the devnet takes at most 60: a lower churn or a longer --duration",
+            args.churn
+        );
+    }
     eprintln!(
         "validate: the devnet and the simulator, {} listeners, seed {}, {seconds} s each, churn {:.0}%",
         args.listeners,

@@ -74,9 +74,10 @@ pub struct PlayOptions {
     /// chunk URLs (a CDN edge) instead of the origin's QUIC endpoint. Unused when the grant
     /// holds no chunk URL template.
     pub edge: Option<crate::edge::ChunkEdge>,
-    /// A running tally of the chunk bytes received over the network, by source, updated as
-    /// each chunk arrives (for a live view; the track's [`PlayStats`] come at its end). Share
-    /// one among many playbacks to sum them.
+    /// A running tally of the chunk bytes received over the network and handed to playback,
+    /// by source, updated as each chunk arrives (for a live view; the track's [`PlayStats`]
+    /// come at its end, and only they count wasted bytes). Share one among many playbacks to
+    /// sum them.
     pub received: Option<std::sync::Arc<Received>>,
 }
 

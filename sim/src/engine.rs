@@ -2495,6 +2495,10 @@ impl Engine {
         let Some(net) = self.attach_ref(src) else {
             return true;
         };
+        // A class with no upload slots shares nothing (`Admission` keeps at least one).
+        if self.upload_slots(src) == 0 {
+            return false;
+        }
         match &net.admission {
             Some(admission) => admission.check(&dst, priority).is_ok(),
             None => Admission::<u32>::new(self.upload_slots(src))
@@ -3196,6 +3200,14 @@ mod tests {
             "freed when idle"
         );
         assert!(engine.admits(server, 1, Priority::OfflineSync));
+    }
+
+    #[test]
+    fn a_class_without_upload_slots_shares_nothing() {
+        let mut engine = tiny();
+        let class = engine.listeners[0].class as usize;
+        engine.scenario.classes[class].upload_slots = 0;
+        assert!(!engine.admits(0, 1, Priority::Playing));
     }
 
     #[test]

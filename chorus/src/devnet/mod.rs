@@ -1677,11 +1677,13 @@ fn summarize(
     let bytes_cache = sum(|play| play.bytes_cache);
     let network = bytes_origin + bytes_super + bytes_peers;
     // The floor of the origin's share: every track played leaves the origin at least once
-    // (to a listener or a super-node). A track's size is the most any play of it received.
+    // (to a listener or a super-node). A track's size is the most any play of it received
+    // (chunks received twice counted once).
     let mut sizes: BTreeMap<usize, u64> = BTreeMap::new();
-    for play in plays {
+    for play in &counted {
         let received =
-            play.bytes_origin + play.bytes_super_nodes + play.bytes_peers + play.bytes_cache;
+            (play.bytes_origin + play.bytes_super_nodes + play.bytes_peers + play.bytes_cache)
+                .saturating_sub(play.bytes_duplicate);
         let size = sizes.entry(play.track).or_default();
         *size = (*size).max(received);
     }
@@ -1857,17 +1859,18 @@ fn print_report(summary: &Value) {
         mib(get(&["tracks_played_bytes"]).as_u64().unwrap_or(0))
     );
     eprintln!(
-        "    egress       {} to listeners (first copies among them; above the floor, listeners no",
+        "    egress       {} to listeners' plays (the first copies among them; above the floor,",
         mib(to_listeners)
     );
     eprintln!(
-        "                 peer served in time), {} to fill super-nodes with what the tracker says",
+        "                 plays no peer served in time); {} else: super-node fills, unused",
         mib(egress.saturating_sub(to_listeners))
     );
     eprintln!(
-        "                 is popular; peers and super-nodes carried {} of the network bytes",
+        "                 prefetches, transfers cut off; peers and super-nodes carried {} of the",
         get(&["peer_share"])
     );
+    eprintln!("                 network bytes");
     let wasted = |key: &str| mib(get(&["wasted_bytes", key]).as_u64().unwrap_or(0));
     eprintln!(
         "  wasted         prefetched unused {}, cancelled transfers {}, duplicates {}",
@@ -2062,7 +2065,7 @@ impl View {
                 mib(live.egress)
             ),
             format!(
-                "  from peers   {} {peers} of the chunks received so far (the origin's share cannot go under {floor})",
+                "  from peers   {} {peers} of the chunks handed to playback so far (the origin's share's floor: {floor})",
                 bar(live.peer_share.unwrap_or(0.0), 30)
             ),
         ];
