@@ -19,7 +19,7 @@ use crate::network::{Network, NodeToken, NodeTokenRequest};
 use crate::playback::{OPENING_CHUNKS_MAX, PlayGrant, PlayRequest};
 use crate::search::SearchResults;
 
-/// A node reachable over `chorus/3`: its id and address, written `NODE_ID@HOST:PORT`.
+/// A node reachable over `chorus/4`: its id and address, written `NODE_ID@HOST:PORT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeAddr {
     /// The node id the handshake must prove.

@@ -212,6 +212,7 @@ mod tests {
             duration_ms: 3_000,
             chunk_bytes,
             plaintext_bytes: plaintext.len() as u64,
+            chunk_end_ms: protocol::ogg::even_ends_ms(3_000, ids.len()),
             chunks: ids,
         };
         let signed = SignedManifest::sign(&origin, &body).expect("signed");

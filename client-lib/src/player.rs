@@ -278,6 +278,7 @@ pub async fn play_with_controls(
             .map(|index| manifest.body().chunk_ciphertext_len(index).unwrap_or(0))
             .collect(),
         duration_ms: manifest.body().duration_ms,
+        chunk_end_ms: manifest.body().chunk_end_ms.clone(),
         cached: (0..chunks)
             .map(|index| cached_data.contains_key(&index))
             .collect(),

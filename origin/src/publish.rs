@@ -44,7 +44,12 @@ pub async fn store_track(
             tokio::sync::mpsc::channel::<Result<(ChunkId, Bytes), StoreError>>(SEALED_IN_FLIGHT);
         let source = transcoded.clone();
         let sealer = tokio::task::spawn_blocking(move || {
-            let file = &source.renditions[rendition_index].file;
+            let rendition = &source.renditions[rendition_index];
+            let file = &rendition.file;
+            let stopped = || StoreError::Transaction("sealing a rendition stopped".into());
+            // How far each chunk lets playback reach, from the Ogg pages as they pass.
+            let mut timer = protocol::ogg::ChunkTimer::new(rendition.codec, CHUNK_BYTES_DEFAULT)
+                .map_err(|error| StoreError::Transaction(format!("timing a rendition: {error}")))?;
             let mut index = 0u32;
             loop {
                 let mut sealed = Vec::with_capacity(CHUNK_BYTES_DEFAULT as usize + 16);
@@ -54,22 +59,31 @@ pub async fn store_track(
                         StoreError::Transaction(format!("reading a rendition: {error}"))
                     });
                 let item = match more {
-                    Ok(false) => return,
-                    Ok(true) => {
-                        let id = cipher.seal_in_place(index, &mut sealed);
-                        Ok((id, Bytes::from(sealed)))
+                    Ok(false) => {
+                        return timer.finish().map_err(|error| {
+                            StoreError::Transaction(format!("timing a rendition: {error}"))
+                        });
                     }
+                    Ok(true) => match timer.push(&sealed) {
+                        Err(error) => Err(StoreError::Transaction(format!(
+                            "timing a rendition: {error}"
+                        ))),
+                        Ok(()) => {
+                            let id = cipher.seal_in_place(index, &mut sealed);
+                            Ok((id, Bytes::from(sealed)))
+                        }
+                    },
                     Err(error) => Err(error),
                 };
                 let failed = item.is_err();
                 if sender.blocking_send(item).is_err() || failed {
-                    return;
+                    return Err(stopped());
                 }
                 let Some(next) = index.checked_add(1) else {
                     let _ = sender.blocking_send(Err(StoreError::Transaction(
                         "rendition has too many chunks".into(),
                     )));
-                    return;
+                    return Err(stopped());
                 };
                 index = next;
             }
@@ -82,9 +96,9 @@ pub async fn store_track(
             store.blobs().put(&id, sealed).await?;
             ids.push(id);
         }
-        sealer
+        let chunk_end_ms = sealer
             .await
-            .map_err(|join| StoreError::Transaction(format!("sealing a rendition: {join}")))?;
+            .map_err(|join| StoreError::Transaction(format!("sealing a rendition: {join}")))??;
         let body = ManifestBody {
             version: MANIFEST_VERSION,
             origin: origin.node_id(),
@@ -97,6 +111,7 @@ pub async fn store_track(
             duration_ms: transcoded.duration_ms,
             chunk_bytes: CHUNK_BYTES_DEFAULT,
             plaintext_bytes: rendition.file.len(),
+            chunk_end_ms,
             chunks: ids.clone(),
         };
         let signed = SignedManifest::sign(origin, &body)

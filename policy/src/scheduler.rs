@@ -112,6 +112,11 @@ pub struct TrackPlan {
     pub chunk_bytes: Vec<u32>,
     /// Play time of the whole rendition.
     pub duration_ms: u64,
+    /// For each chunk, how far playback reaches once it and every chunk before it are held
+    /// (the manifest's [`protocol::ManifestBody::chunk_end_ms`], from the Ogg granule
+    /// positions): the play head model spends each chunk's true duration. Empty (or of the
+    /// wrong length): `duration_ms` spread evenly over the chunks.
+    pub chunk_end_ms: Vec<u32>,
     /// Chunks already in the local cache.
     pub cached: Vec<bool>,
     /// Where to start playing.
@@ -301,6 +306,9 @@ pub struct Scheduler {
     sources: HashMap<NodeId, Source, Fixed>,
     plan: Option<TrackPlan>,
     chunks: Vec<Chunk>,
+    /// Where each chunk starts playing (ms): the end of the one before. Chunks inside one
+    /// long Ogg page span no time and share their start with the chunk after them.
+    starts: Vec<u64>,
     /// A second request for an urgent chunk, to the origin.
     urgent: Vec<Option<RequestId>>,
     requests: HashMap<RequestId, Request, Fixed>,
@@ -346,6 +354,7 @@ impl Scheduler {
             sources,
             plan: None,
             chunks: Vec::new(),
+            starts: Vec::new(),
             urgent: Vec::new(),
             requests: HashMap::with_hasher(Fixed::default()),
             next_request: 1,
@@ -462,6 +471,7 @@ impl Scheduler {
             })
             .collect();
         self.urgent = vec![None; chunks];
+        self.starts = chunk_starts(&plan);
         for source in self.sources.values_mut() {
             source.received = 0;
         }
@@ -618,39 +628,55 @@ impl Scheduler {
             .map_or(0, |bytes| u64::from(*bytes))
     }
 
-    fn chunk_ms(&self) -> f64 {
-        self.plan.as_ref().map_or(1.0, |plan| {
-            plan.duration_ms as f64 / f64::from(plan.chunks.max(1))
-        })
-    }
-
-    /// The chunk that plays at `position_ms` (chunks are spread evenly over the duration).
+    /// The chunk that plays at `position_ms`: the last one starting at or before it, or,
+    /// when chunks before it span no time (the rest of an Ogg page it completes), the first
+    /// of those, which must be in before it plays.
     pub fn chunk_at(&self, position_ms: u64) -> u32 {
-        let chunks = self.chunks.len() as u32;
-        ((position_ms as f64 / self.chunk_ms()) as u32).min(chunks.saturating_sub(1))
+        let chunks = self.starts.len() as u32;
+        let last = (self.starts.partition_point(|&start| start <= position_ms) as u32)
+            .saturating_sub(1)
+            .min(chunks.saturating_sub(1));
+        let start = self.chunk_start(last);
+        (self.starts.partition_point(|&s| s < start) as u32).min(last)
     }
 
-    /// The first millisecond [`Scheduler::chunk_at`] places at or past chunk `index` (the
-    /// product `index × chunk_ms` rounds either way, so it is searched around).
+    /// One past the last chunk starting where chunk `index` does (the chunks that play
+    /// together from there).
+    fn group_end(&self, index: u32) -> u32 {
+        let start = self.chunk_start(index);
+        (self.starts.partition_point(|&s| s <= start) as u32).max(index + 1)
+    }
+
+    /// Where chunk `index` starts playing; the track's duration past the last chunk.
     fn chunk_start(&self, index: u32) -> u64 {
-        let mut at = (f64::from(index) * self.chunk_ms()).ceil() as u64;
-        // Past the last chunk `chunk_at` stays on the last one: the product is the end.
-        if index as usize >= self.chunks.len() {
-            return at;
-        }
-        while at > 0 && self.chunk_at(at - 1) >= index {
-            at -= 1;
-        }
-        while self.chunk_at(at) < index {
-            at += 1;
-        }
-        at
+        self.starts
+            .get(index as usize)
+            .copied()
+            .unwrap_or_else(|| self.plan.as_ref().map_or(0, |plan| plan.duration_ms))
+    }
+
+    /// True when chunk `index` can play: it is held, and so are the chunks before it that
+    /// span no time (the rest of the Ogg page it completes).
+    fn playable(&self, index: u32) -> bool {
+        (index..self.group_end(index)).all(|i| self.holds(i))
+    }
+
+    /// How many chunks from `from` on start within `ms` of chunk `from`'s start.
+    fn chunks_within(&self, from: u32, ms: u64) -> u32 {
+        let limit = self.chunk_start(from).saturating_add(ms);
+        (self.starts.partition_point(|&start| start < limit) as u32).saturating_sub(from)
+    }
+
+    /// The first chunk whose window of `ms` reaches chunk `index` (chunks_within counts it).
+    fn enters_window(&self, index: u32, ms: u64) -> u32 {
+        let start = self.chunk_start(index);
+        self.starts
+            .partition_point(|&s| s.saturating_add(ms) <= start) as u32
     }
 
     /// When chunk `index` plays, relative to now (may be negative: already due).
     fn due_in_ms(&self, index: u32) -> f64 {
-        let starts = f64::from(index) * self.chunk_ms();
-        starts - self.position_ms as f64
+        self.chunk_start(index) as f64 - self.position_ms as f64
     }
 
     /// A chunk arrived from `source` for `id`, verified by the driver.
@@ -913,7 +939,7 @@ impl Scheduler {
             Head::Idle | Head::Finished | Head::Paused => {}
             Head::Buffering => {
                 let index = self.chunk_at(self.position_ms);
-                if self.holds(index) {
+                if self.playable(index) {
                     self.head = Head::Playing;
                     if self.stats.first_audio_ms.is_none() {
                         let first = now.saturating_sub(self.play_started_ms);
@@ -940,7 +966,7 @@ impl Scheduler {
                         break;
                     }
                     let index = self.chunk_at(self.position_ms);
-                    if !self.holds(index) {
+                    if !self.playable(index) {
                         self.head = Head::Buffering;
                         self.stall_started_ms = now.saturating_sub(left);
                         self.stats.stutters += 1;
@@ -949,7 +975,7 @@ impl Scheduler {
                         });
                         break;
                     }
-                    let chunk_end = self.chunk_start(index + 1);
+                    let chunk_end = self.chunk_start(self.group_end(index));
                     let step = left.min(chunk_end.saturating_sub(self.position_ms).max(1));
                     self.position_ms += step;
                     left -= step;
@@ -1043,9 +1069,8 @@ impl Scheduler {
 
         let chunks = self.chunks.len() as u32;
         let from = self.chunk_at(self.position_ms);
-        let chunk_ms = self.chunk_ms();
-        let lead_chunks = (self.config.origin_lead_ms as f64 / chunk_ms).ceil() as u32;
-        let search_chunks = (self.config.search_lead_ms as f64 / chunk_ms).ceil() as u32;
+        let lead_chunks = self.chunks_within(from, self.config.origin_lead_ms);
+        let search_chunks = self.chunks_within(from, self.config.search_lead_ms);
         let peers: Vec<NodeId> = {
             let mut peers: Vec<NodeId> = self
                 .sources
@@ -1062,8 +1087,7 @@ impl Scheduler {
         self.assign_origin(now, from, opening_end, &mut actions);
 
         // 2. Urgent chunks still out with a peer: ask the origin too.
-        let urgent_end =
-            (from + (self.config.urgent_ms as f64 / chunk_ms).ceil() as u32).min(chunks);
+        let urgent_end = (from + self.chunks_within(from, self.config.urgent_ms)).min(chunks);
         for index in from..urgent_end {
             let out_with_peer = match self.chunks[index as usize] {
                 Chunk::Requested { request } => self
@@ -1216,7 +1240,7 @@ impl Scheduler {
         let from = self.chunk_at(self.position_ms);
         let first_missing = (from..chunks).find(|&i| self.chunks[i as usize] == Chunk::Missing);
         match self.head {
-            Head::Buffering if self.holds(from) => return Some(now),
+            Head::Buffering if self.playable(from) => return Some(now),
             Head::Playing => {
                 // The moment the head enters chunk `index` if every chunk before it is held.
                 let reach = |index: u32| -> u64 {
@@ -1224,7 +1248,7 @@ impl Scheduler {
                 };
                 // It stops one millisecond into the first chunk not held, or at the end.
                 wake = wake.min(match (from..chunks).find(|&i| !self.holds(i)) {
-                    Some(index) if index == from => self.head_at_ms + 1,
+                    Some(index) if index < self.group_end(from) => self.head_at_ms + 1,
                     Some(index) => reach(index) + 1,
                     None => self.head_at_ms + plan.duration_ms.saturating_sub(self.position_ms),
                 });
@@ -1235,24 +1259,24 @@ impl Scheduler {
                     wake = wake.min(self.head_at_ms + mark.saturating_sub(self.position_ms));
                 }
                 // A window reaching a chunk still to be asked for, or one out with a peer.
-                let chunk_ms = self.chunk_ms();
-                let window = |ms: u64| (ms as f64 / chunk_ms).ceil() as u32;
-                let mut windows = vec![
-                    (first_missing, self.config.opening_chunks),
-                    (first_missing, window(self.config.origin_lead_ms)),
-                    (first_missing, window(self.config.search_lead_ms)),
-                ];
+                // Each is the chunk whose entry brings it into the window.
+                let mut enters = Vec::with_capacity(4);
+                if let Some(index) = first_missing {
+                    enters.push((index + 1).saturating_sub(self.config.opening_chunks));
+                    enters.push(self.enters_window(index, self.config.origin_lead_ms));
+                    enters.push(self.enters_window(index, self.config.search_lead_ms));
+                }
                 let out_with_peer = (from..chunks).find(|&i| {
                     self.urgent[i as usize].is_none()
                         && matches!(self.chunks[i as usize], Chunk::Requested { request }
                             if self.requests.get(&request).is_some_and(|r| r.source != self.origin))
                 });
-                windows.push((out_with_peer, window(self.config.urgent_ms)));
-                for (index, width) in windows {
-                    if let Some(index) = index
-                        && index >= from + width
-                    {
-                        wake = wake.min(reach(index + 1 - width));
+                if let Some(index) = out_with_peer {
+                    enters.push(self.enters_window(index, self.config.urgent_ms));
+                }
+                for enter in enters {
+                    if enter > from {
+                        wake = wake.min(reach(enter));
                     }
                 }
             }
@@ -1302,5 +1326,28 @@ impl Scheduler {
             actions.push(action);
             index = stop;
         }
+    }
+}
+
+/// Where each chunk of `plan` starts playing: the end of the chunk before it, from
+/// [`TrackPlan::chunk_end_ms`], or the duration spread evenly when the plan carries no timing.
+fn chunk_starts(plan: &TrackPlan) -> Vec<u64> {
+    let chunks = plan.chunks as usize;
+    if plan.chunk_end_ms.len() == chunks {
+        let mut reached = 0u64;
+        plan.chunk_end_ms
+            .iter()
+            .map(|&end| {
+                let start = reached.min(plan.duration_ms);
+                // A manifest's timing never goes back; a plan's is not trusted to.
+                reached = reached.max(u64::from(end));
+                start
+            })
+            .collect()
+    } else {
+        let chunk_ms = plan.duration_ms as f64 / chunks.max(1) as f64;
+        (0..chunks)
+            .map(|index| ((index as f64 * chunk_ms).ceil() as u64).min(plan.duration_ms))
+            .collect()
     }
 }

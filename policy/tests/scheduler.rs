@@ -265,6 +265,7 @@ fn plan() -> TrackPlan {
         chunks: 180,
         chunk_bytes: vec![16_400; 180],
         duration_ms: 180_000,
+        chunk_end_ms: Vec::new(),
         cached: vec![false; 180],
         start_ms: 0,
     }
@@ -610,6 +611,7 @@ fn a_slow_origin_and_no_peers_stutters_and_the_stall_is_counted() {
             chunks: 20,
             chunk_bytes: vec![16_400; 20],
             duration_ms: 20_000,
+            chunk_end_ms: Vec::new(),
             cached: vec![false; 20],
             start_ms: 0,
         },
@@ -716,8 +718,31 @@ fn uneven_plan() -> TrackPlan {
         chunks: 60,
         chunk_bytes: (0..60).map(|i| 12_000 + 97 * i).collect(),
         duration_ms: 61_337,
+        chunk_end_ms: Vec::new(),
         cached: (0..60).map(|i| i == 7 || i == 31).collect(),
         start_ms: 0,
+    }
+}
+
+/// [`uneven_plan`] with variable-rate timing: a headers-only first chunk, then stretches of
+/// loud (short) and quiet (long) chunks, as Vorbis packs them.
+fn variable_rate_plan() -> TrackPlan {
+    let mut reached = 0u32;
+    let chunk_end_ms = (0..60u32)
+        .map(|i| {
+            reached += match i {
+                0 => 0,
+                1..=15 => 450,
+                16..=30 => 1_700,
+                _ => 700 + (i * 37) % 600,
+            };
+            reached
+        })
+        .collect::<Vec<_>>();
+    TrackPlan {
+        duration_ms: u64::from(reached),
+        chunk_end_ms,
+        ..uneven_plan()
     }
 }
 
@@ -886,6 +911,7 @@ fn polling_on_the_timeout_does_what_polling_every_millisecond_does() {
                     chunks: 22,
                     chunk_bytes: vec![20_000; 22],
                     duration_ms: 56_832,
+                    chunk_end_ms: Vec::new(),
                     cached: vec![false; 22],
                     start_ms: 0,
                 };
@@ -898,6 +924,23 @@ fn polling_on_the_timeout_does_what_polling_every_millisecond_does() {
                 let actions = net.scheduler.seek(net.now, 20_000);
                 net.apply(actions);
                 net.run_until(200_000);
+            }),
+        ),
+        (
+            "variable-rate chunks, peers of several speeds, a seek",
+            Box::new(|net: &mut Net| {
+                for (n, behaviour) in [(1, good(30, 300)), (2, good(30, 900))] {
+                    net.behaviour.insert(node(n), behaviour);
+                }
+                let found = [
+                    (node(1), SourceKind::Peer),
+                    (node(2), SourceKind::SuperNode),
+                ];
+                start(net, variable_rate_plan(), &found);
+                net.run_until(12_000);
+                let actions = net.scheduler.seek(net.now, 31_000);
+                net.apply(actions);
+                net.run_until(300_000);
             }),
         ),
         (
@@ -961,4 +1004,75 @@ fn the_held_prefix_stops_at_the_first_gap() {
     whole.cached = vec![true; whole.chunks as usize];
     scheduler.play(0, whole);
     assert_eq!(scheduler.held_prefix(), 180);
+}
+
+#[test]
+fn the_play_head_spends_each_chunk_its_true_duration() {
+    // The origin alone, one chunk a second. Spread evenly, 20 chunks over 20 s keep pace; in
+    // truth the first ten are loud (500 ms each) and the rest quiet (1.5 s each), so the start
+    // outruns the delivery and stutters where the even model saw none.
+    let config = SchedulerConfig {
+        requests_origin: 1,
+        range_chunks: 1,
+        ..SchedulerConfig::default()
+    };
+    let run = |chunk_end_ms: Vec<u32>| {
+        let mut net = Net::new(config.clone(), good(0, 1_000));
+        let actions = net.scheduler.play(
+            net.now,
+            TrackPlan {
+                chunks: 20,
+                chunk_bytes: vec![16_400; 20],
+                duration_ms: 20_000,
+                chunk_end_ms,
+                cached: vec![false; 20],
+                start_ms: 0,
+            },
+        );
+        net.apply(actions);
+        net.run_until(200_000);
+        assert!(net.scheduler.finished());
+        net.scheduler.stats()
+    };
+    let even = run(Vec::new());
+    let ends: Vec<u32> = (1..=20)
+        .map(|i| {
+            if i <= 10 {
+                i * 500
+            } else {
+                5_000 + (i - 10) * 1_500
+            }
+        })
+        .collect();
+    let true_timing = run(ends);
+    assert_eq!(even.stutters, 0, "{even:?}");
+    assert!(true_timing.stutters > 0, "{true_timing:?}");
+    assert!(true_timing.stalled_ms >= 2_000, "{true_timing:?}");
+}
+
+#[test]
+fn a_chunk_that_spans_no_time_still_has_to_arrive_before_the_audio_after_it() {
+    // Chunk 0 holds only the stream headers (it reaches 0 ms); everything else is cached.
+    let mut net = Net::new(SchedulerConfig::default(), good(300, 5));
+    let mut track = plan();
+    track.chunk_end_ms = (0..track.chunks).map(|i| i * 1_000).collect();
+    track.duration_ms = u64::from(track.chunks - 1) * 1_000;
+    track.cached = (0..track.chunks).map(|i| i != 0).collect();
+    let actions = net.scheduler.play(net.now, track);
+    assert_eq!(
+        net.scheduler.chunk_at(0),
+        0,
+        "position 0 needs chunk 0 first"
+    );
+    assert_eq!(net.scheduler.chunk_at(1_500), 2);
+    net.apply(actions);
+    net.run_until(250);
+    assert_eq!(
+        net.scheduler.stats().first_audio_ms,
+        None,
+        "chunk 0 is not in yet"
+    );
+    net.run_until(2_000);
+    let first = net.scheduler.stats().first_audio_ms.expect("started");
+    assert!((300..400).contains(&first), "{first}");
 }

@@ -9,8 +9,9 @@
 //! - [`identity`]: ed25519 identities and signatures.
 //! - [`content`]: chunk seal/open with ChaCha20-Poly1305, BLAKE3 chunk ids.
 //! - [`manifest`]: signed rendition manifests; rendition id = BLAKE3 of the manifest body.
+//! - [`ogg`]: chunk timing from Ogg granule positions.
 //! - [`license`]: license tokens: sign, verify, expiry, binding to a node, coverage.
-//! - [`wire`]: the `chorus/3` messages; its module docs are the protocol spec.
+//! - [`wire`]: the `chorus/4` messages; its module docs are the protocol spec.
 //! - [`codec`]: bincode 2 behind size limits, framing.
 
 pub mod codec;
@@ -19,6 +20,7 @@ pub mod identity;
 pub mod ids;
 pub mod license;
 pub mod manifest;
+pub mod ogg;
 pub mod shards;
 pub mod wire;
 

@@ -15,7 +15,7 @@ use crate::ids::{ChunkId, NodeId, RenditionId, TrackId};
 /// the chunk ids of such a manifest take 1 MiB.
 pub const CHUNKS_PER_RENDITION_MAX: usize = 32 * 1024;
 /// The manifest format version this code writes and accepts.
-pub const MANIFEST_VERSION: u8 = 1;
+pub const MANIFEST_VERSION: u8 = 2;
 const SIGNING_DOMAIN: &[u8] = b"chorus/manifest/1";
 
 /// Why a manifest was refused.
@@ -73,6 +73,10 @@ pub struct ManifestBody {
     pub plaintext_bytes: u64,
     /// Chunk ids, in playback order.
     pub chunks: Vec<ChunkId>,
+    /// For each chunk, how far playback reaches (ms from the start of the audio) once it and
+    /// every chunk before it are held: from the Ogg granule positions
+    /// ([`crate::ogg::chunk_ends_ms`]). Non-decreasing, one per chunk. Since version 2.
+    pub chunk_end_ms: Vec<u32>,
 }
 
 impl Validate for ManifestBody {
@@ -94,6 +98,14 @@ impl Validate for ManifestBody {
             return Err(CodecError::Invalid(
                 "chunk count does not match plaintext length",
             ));
+        }
+        if self.chunk_end_ms.len() != self.chunks.len() {
+            return Err(CodecError::Invalid(
+                "chunk timing does not match the chunk count",
+            ));
+        }
+        if self.chunk_end_ms.windows(2).any(|pair| pair[0] > pair[1]) {
+            return Err(CodecError::Invalid("chunk timing goes backwards"));
         }
         Ok(())
     }
@@ -269,6 +281,7 @@ mod tests {
             duration_ms: 3_000,
             chunk_bytes: 16 * 1024,
             plaintext_bytes: audio.len() as u64,
+            chunk_end_ms: crate::ogg::even_ends_ms(3_000, chunks.len()),
             chunks,
         };
         (body, sealed)
@@ -321,6 +334,18 @@ mod tests {
         ));
         let (mut body, _) = sample(&origin);
         body.chunk_bytes = 3;
+        assert!(matches!(
+            SignedManifest::sign(&origin, &body),
+            Err(ManifestError::Codec(_))
+        ));
+        let (mut body, _) = sample(&origin);
+        body.chunk_end_ms.pop();
+        assert!(matches!(
+            SignedManifest::sign(&origin, &body),
+            Err(ManifestError::Codec(_))
+        ));
+        let (mut body, _) = sample(&origin);
+        body.chunk_end_ms[0] = 2_500;
         assert!(matches!(
             SignedManifest::sign(&origin, &body),
             Err(ManifestError::Codec(_))

@@ -1,4 +1,4 @@
-//! Wire messages of the `chorus/3` protocol.
+//! Wire messages of the `chorus/4` protocol.
 //!
 //! # Spec
 //!
@@ -7,7 +7,7 @@
 //! and every chunk verifiable against its id. **Non-goals:** carrying content keys (those only
 //! travel from the origin to a licensed client over HTTPS), catalog and account traffic (HTTP).
 //!
-//! **Connection.** QUIC with ALPN [`ALPN`] (`chorus/3`). Both ends present a self-signed
+//! **Connection.** QUIC with ALPN [`ALPN`] (`chorus/4`). Both ends present a self-signed
 //! certificate for their ed25519 node key; the dialer checks the server's key against the node
 //! id it meant to reach, and the server learns the client's node id from its certificate.
 //!
@@ -34,7 +34,7 @@
 //! lists at most [`POPULAR_LIST_MAX`] renditions; error
 //! messages at most [`ERROR_MESSAGE_BYTES_MAX`] bytes. Anything larger is a protocol error.
 //!
-//! **Partial holders** (`chorus/3`). A node downloading a rendition announces it as a
+//! **Partial holders** (since `chorus/3`). A node downloading a rendition announces it as a
 //! [`Partial`]: the chunks it holds from the first without a gap, and how fast that prefix
 //! grows. A tracker lists it among the rendition's holders with a [`Holding`] extrapolated to
 //! the answer's time, ranked after the complete holders of the same region and role, and
@@ -42,6 +42,10 @@
 //! asks it only for chunks it will hold in time. A holder asked for a chunk it does not hold
 //! answers `ChunkMissing` with `held`, its prefix now, so a requester corrects its estimate
 //! instead of taking the miss for a fault.
+//!
+//! **Chunk timing** (`chorus/4`). Manifests are version 2: they carry, for each chunk, how far
+//! playback reaches once it and the chunks before it are held (from the Ogg granule positions,
+//! [`crate::ogg`]). A `chorus/3` node would refuse them, so the ALPN changed with them.
 //!
 //! **Verification.** A sender checks a chunk against its id before sending it; a receiver
 //! checks it against the manifest before using or storing it. License tokens are checked by
@@ -58,7 +62,7 @@ use crate::license::{LicenseError, LicenseToken};
 use crate::manifest::SignedManifest;
 
 /// The versioned QUIC application protocol id.
-pub const ALPN: &[u8] = b"chorus/3";
+pub const ALPN: &[u8] = b"chorus/4";
 /// Most chunks one range request may ask for (4 MiB at 16 KiB chunks).
 pub const RANGE_CHUNKS_MAX: u32 = 256;
 /// Most renditions in one announce.

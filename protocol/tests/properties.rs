@@ -302,6 +302,54 @@ proptest! {
         bytes.truncate(cut.index(bytes.len() + 1));
         decode_everything(&bytes);
     }
+
+    #[test]
+    fn ogg_timing_is_the_same_however_the_file_is_cut_and_never_panics(
+        pages in prop::collection::vec((any::<u64>(), 0usize..700), 1..30),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        cut in any::<prop::sample::Index>(),
+        chunk_bytes in 1u32..3_000,
+        piece in 1usize..500,
+    ) {
+        // A Vorbis identification page, then pages of random granules and lengths.
+        let mut ident = b"\x01vorbis".to_vec();
+        ident.extend_from_slice(&[0, 0, 0, 0, 2]);
+        ident.extend_from_slice(&44_100u32.to_le_bytes());
+        ident.extend_from_slice(&[0; 14]);
+        let mut file = ogg_page(0, &ident);
+        for (granule, len) in pages {
+            file.extend(ogg_page(granule, &vec![7; len]));
+        }
+        for (at, value) in flips {
+            let at = at.index(file.len());
+            file[at] ^= value;
+        }
+        file.truncate(cut.index(file.len() + 1));
+        let whole = protocol::ogg::chunk_ends_ms(&file, chunk_bytes, protocol::Codec::Vorbis);
+        let mut timer = protocol::ogg::ChunkTimer::new(protocol::Codec::Vorbis, chunk_bytes).unwrap();
+        let pieces = file
+            .chunks(piece)
+            .try_for_each(|bytes| timer.push(bytes))
+            .and_then(|()| timer.finish());
+        prop_assert_eq!(&whole, &pieces);
+        if let Ok(ends) = whole {
+            prop_assert_eq!(ends.len(), file.len().div_ceil(chunk_bytes as usize));
+            prop_assert!(ends.windows(2).all(|pair| pair[0] <= pair[1]));
+        }
+    }
+}
+
+/// One Ogg page holding `body` as one packet.
+fn ogg_page(granule: u64, body: &[u8]) -> Vec<u8> {
+    let mut lacing = vec![255u8; body.len() / 255];
+    lacing.push((body.len() % 255) as u8);
+    let mut page = b"OggS\0\0".to_vec();
+    page.extend_from_slice(&granule.to_le_bytes());
+    page.extend_from_slice(&[0; 12]);
+    page.push(lacing.len() as u8);
+    page.extend_from_slice(&lacing);
+    page.extend_from_slice(body);
+    page
 }
 
 #[test]

@@ -136,6 +136,15 @@ pub struct Catalog {
     pub bitrate_kbps: u32,
     /// Plaintext bytes per chunk (ciphertext adds a 16-byte tag).
     pub chunk_bytes: u32,
+    /// How much a chunk's play time varies around the average (a coefficient of variation):
+    /// Vorbis is variable-rate, so a loud stretch packs fewer milliseconds into a chunk than a
+    /// quiet one. The play head spends each chunk's own time, as the client does with the
+    /// manifest's timing. 0.09 is what the devnet's synthesized tracks measure (0.07-0.11
+    /// over the three qualities); music with quiet and loud passages varies more.
+    pub vbr_spread: f64,
+    /// Bytes of stream headers at the start of each rendition: they carry no audio, so the
+    /// first chunk plays for less (about half a chunk with the devnet's Vorbis files).
+    pub header_bytes: u32,
     /// Share of tracks licensed only in the first region (the region rule the checker
     /// watches).
     pub restricted_share: f64,
@@ -153,6 +162,8 @@ impl Default for Catalog {
             track_seconds: [150, 330],
             bitrate_kbps: 160,
             chunk_bytes: 16_384,
+            vbr_spread: 0.09,
+            header_bytes: 7_700,
             restricted_share: 0.05,
             playlists: 10_000,
             playlist_tracks: 40,
@@ -571,6 +582,12 @@ impl Scenario {
         }
         if !(1_024..=1 << 20).contains(&catalog.chunk_bytes) {
             return Err(invalid("catalog.chunk_bytes: 1024..=1048576"));
+        }
+        if !(0.0..=1.0).contains(&catalog.vbr_spread) {
+            return Err(invalid("catalog.vbr_spread: 0..=1"));
+        }
+        if catalog.header_bytes > 1 << 20 {
+            return Err(invalid("catalog.header_bytes: at most 1048576"));
         }
         share("catalog.restricted_share", catalog.restricted_share)?;
         if catalog.playlists == 0 || catalog.playlist_tracks == 0 || catalog.playlist_tracks > 1_000

@@ -712,6 +712,44 @@ impl Engine {
         self.track_plain_bytes(track).div_ceil(self.chunk_plain()) as u32
     }
 
+    /// How far playback reaches once chunks `0..=i` of `track` are held (what a manifest's
+    /// `chunk_end_ms` says of a real file): each chunk's audio bytes (the first loses the
+    /// stream headers) at a rate that varies by stretches of 8 chunks and a little chunk by
+    /// chunk (`catalog.vbr_spread`), scaled so the whole plays for the track's duration.
+    fn chunk_ends(&self, track: u32, chunks: u32) -> Vec<u32> {
+        let catalog = &self.scenario.catalog;
+        let duration = self.track_seconds(track) * 1_000;
+        let chunk = self.chunk_plain();
+        let header = u64::from(catalog.header_bytes);
+        let plain = self.track_plain_bytes(track);
+        let spread = catalog.vbr_spread;
+        // A draw of mean 0 and deviation 1.
+        let normalish = |x: u64| (unit(mix(x)) - 0.5) * 12f64.sqrt();
+        let salt = u64::from(track) << 32;
+        let weights: Vec<f64> = (0..u64::from(chunks))
+            .map(|i| {
+                let start = i * chunk;
+                let end = (start + chunk).min(plain);
+                let audio = end.saturating_sub(start.max(header)) as f64;
+                let stretch = normalish(salt ^ (i / 8) ^ 0x5654_5200_0000_0000);
+                let own = normalish(salt ^ i ^ 0x4348_554e_4b00_0000);
+                audio * (spread * (0.8 * stretch + 0.6 * own)).exp()
+            })
+            .collect();
+        let total: f64 = weights.iter().sum();
+        if total <= 0.0 {
+            return vec![duration as u32; chunks as usize];
+        }
+        let mut reached = 0.0;
+        weights
+            .iter()
+            .map(|weight| {
+                reached += weight;
+                ((duration as f64 * reached / total).round() as u64).min(duration) as u32
+            })
+            .collect()
+    }
+
     fn chunk_size(&self, track: u32, index: u32) -> u32 {
         let plain = self.track_plain_bytes(track);
         let chunk = self.chunk_plain();
@@ -1198,6 +1236,7 @@ impl Engine {
             chunks,
             chunk_bytes,
             duration_ms: self.track_seconds(track) * 1_000,
+            chunk_end_ms: self.chunk_ends(track, chunks),
             cached,
             start_ms: 0,
         };
@@ -3200,6 +3239,48 @@ mod tests {
             "freed when idle"
         );
         assert!(engine.admits(server, 1, Priority::OfflineSync));
+    }
+
+    #[test]
+    fn chunks_play_for_their_own_variable_time() {
+        let mut engine = tiny();
+        for track in 0..10 {
+            let chunks = engine.track_chunks(track);
+            let ends = engine.chunk_ends(track, chunks);
+            assert_eq!(ends.len(), chunks as usize);
+            assert!(ends.windows(2).all(|pair| pair[0] <= pair[1]));
+            assert_eq!(
+                u64::from(*ends.last().unwrap()),
+                engine.track_seconds(track) * 1_000
+            );
+            // The first chunk carries the stream headers: it plays for less than the next.
+            assert!(ends[0] < ends[1] - ends[0], "{:?}", &ends[..3]);
+            // The middle chunks vary about as much as asked.
+            let spans: Vec<f64> = ends[1..ends.len() - 1]
+                .windows(2)
+                .map(|pair| f64::from(pair[1] - pair[0]))
+                .collect();
+            let mean = spans.iter().sum::<f64>() / spans.len() as f64;
+            let deviation =
+                (spans.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / spans.len() as f64).sqrt();
+            let spread = engine.scenario.catalog.vbr_spread;
+            assert!(
+                (0.5 * spread..1.6 * spread).contains(&(deviation / mean)),
+                "track {track}: spread {} against {spread}",
+                deviation / mean
+            );
+        }
+        engine.scenario.catalog.vbr_spread = 0.0;
+        engine.scenario.catalog.header_bytes = 0;
+        let chunks = engine.track_chunks(3);
+        let ends = engine.chunk_ends(3, chunks);
+        let even = f64::from(ends[0]);
+        assert!(
+            ends.windows(2)
+                .take(chunks as usize - 2)
+                .all(|pair| (f64::from(pair[1] - pair[0]) - even).abs() <= 1.0),
+            "no spread and no headers: even chunks"
+        );
     }
 
     #[test]

@@ -163,6 +163,13 @@ impl RenditionSpec {
             duration_ms: self.duration_ms,
             chunk_bytes: self.chunk_bytes,
             plaintext_bytes: self.plaintext.len() as u64,
+            // Real Ogg plaintext gets its true timing; synthetic bytes an even spread.
+            chunk_end_ms: protocol::ogg::chunk_ends_ms(
+                &self.plaintext,
+                self.chunk_bytes,
+                self.codec,
+            )
+            .unwrap_or_else(|_| protocol::ogg::even_ends_ms(self.duration_ms, ids.len())),
             chunks: ids,
         };
         let manifest = protocol::SignedManifest::sign(origin, &body)

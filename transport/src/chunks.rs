@@ -1,4 +1,4 @@
-//! The chunk protocol over `chorus/3`: serving sealed chunks and manifests to licensed peers,
+//! The chunk protocol over `chorus/4`: serving sealed chunks and manifests to licensed peers,
 //! and fetching verified ranges of them.
 //!
 //! The serving side checks, for every request: the license token is signed by the trusted

@@ -124,7 +124,7 @@ fn transport_config(limits: &Limits) -> Result<quinn::TransportConfig, Transport
 }
 
 impl Endpoint {
-    /// Binds a UDP socket at `addr` (port 0 picks one) and serves `chorus/3` on it.
+    /// Binds a UDP socket at `addr` (port 0 picks one) and serves `chorus/4` on it.
     /// Must be called inside a tokio runtime.
     pub fn bind(
         identity: &Identity,
@@ -202,7 +202,7 @@ impl Endpoint {
     }
 
     /// Dials with another application protocol id, bypassing the pool. For version
-    /// negotiation and its tests; a `chorus/3` server refuses any other id.
+    /// negotiation and its tests; a `chorus/4` server refuses any other id.
     pub async fn connect_with_alpn(
         &self,
         node: NodeId,

@@ -1,4 +1,4 @@
-//! TLS for `chorus/3`: each endpoint proves its ed25519 node key.
+//! TLS for `chorus/4`: each endpoint proves its ed25519 node key.
 //!
 //! Every node presents a self-signed X.509 certificate whose subject public key is its ed25519
 //! node key. No certificate authority is involved: what a dialer checks is that the key in the

@@ -212,6 +212,7 @@ pub fn manifest_hex(chunks: &[ChunkId]) -> String {
         plaintext_bytes: (chunks.len().max(1) as u64 - 1)
             * u64::from(protocol::content::CHUNK_BYTES_DEFAULT)
             + 10,
+        chunk_end_ms: protocol::ogg::even_ends_ms(1_000, chunks.len()),
         chunks: chunks.to_vec(),
     };
     let signed = protocol::SignedManifest::sign(&identity, &body).unwrap();

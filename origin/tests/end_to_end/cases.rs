@@ -337,6 +337,25 @@ async fn upload_authorize_and_fetch_over_http_and_quic() {
         );
     }
     assert_eq!(over_quic, over_http);
+    // The manifest says how far each chunk lets playback reach, read from the file's Ogg
+    // pages; the last reaches the end of the decoded audio.
+    let ends = &manifest.body().chunk_end_ms;
+    assert_eq!(ends.len(), manifest.chunk_count() as usize);
+    assert_eq!(
+        ends,
+        &protocol::ogg::chunk_ends_ms(
+            &over_quic,
+            manifest.body().chunk_bytes,
+            manifest.body().codec
+        )
+        .unwrap()
+    );
+    let decoded = decoded_ms(&over_quic);
+    let last = u64::from(*ends.last().unwrap());
+    assert!(
+        last.abs_diff(decoded) <= 30,
+        "timing {last} ms, audio {decoded} ms"
+    );
 
     // The license is bound to the client's node: another node cannot use it.
     let thief = Endpoint::bind(
