@@ -177,6 +177,9 @@ pub struct PlayParams<'a> {
     pub offline: bool,
     /// Chunks from the start to carry in the answer (at most 2).
     pub opening_chunks: u32,
+    /// And more, within the same limit, until they reach this far into the audio (ms; 0:
+    /// `opening_chunks` alone).
+    pub opening_ms: u32,
 }
 
 impl std::fmt::Debug for Grant {
@@ -532,6 +535,7 @@ impl OriginApi {
             quality,
             offline,
             opening_chunks: 0,
+            opening_ms: 0,
         };
         self.play_with(access, track_id, node, params).await
     }
@@ -550,6 +554,7 @@ impl OriginApi {
             offline: Some(params.offline),
             node_id: node.to_hex(),
             opening_chunks: (params.opening_chunks > 0).then_some(params.opening_chunks),
+            opening_ms: (params.opening_ms > 0).then_some(params.opening_ms),
         };
         let body: PlayGrant = self
             .call(

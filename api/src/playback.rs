@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use crate::network::OriginAddr;
 
 /// Most opening chunks one play authorization carries.
-pub const OPENING_CHUNKS_MAX: u32 = 2;
+pub use protocol::manifest::OPENING_CHUNKS_MAX;
+/// Most audio `opening_ms` may ask the opening to reach.
+pub const OPENING_MS_MAX: u32 = 60_000;
 
 /// Body of `POST /v1/tracks/{id}/play`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -31,6 +33,18 @@ pub struct PlayRequest {
     )]
     #[schema(minimum = 0, maximum = 2)]
     pub opening_chunks: Option<u32>,
+    /// Carry more opening chunks, within [`OPENING_CHUNKS_MAX`], until they reach this far
+    /// into the audio (milliseconds, 0 to [`OPENING_MS_MAX`]; by the manifest's chunk timing).
+    /// Chunks are cut by bytes and the first one holds the stream headers, so one chunk may
+    /// play for a fraction of a second: a player that starts on it waits for the next. Default
+    /// 0: `opening_chunks` alone.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::int::optional"
+    )]
+    #[schema(minimum = 0, maximum = 60000)]
+    pub opening_ms: Option<u32>,
 }
 
 /// The answer of `POST /v1/tracks/{id}/play`: everything needed to fetch, verify, decrypt

@@ -132,6 +132,10 @@ pub struct ListenerConfig {
     /// Opening chunks asked for with each play authorization (the first-chunk path: first
     /// audio one round trip after pressing play). 0 to 2; default 1.
     pub opening_chunks: u32,
+    /// And more opening chunks, within the origin's limit of 2, until they reach this far
+    /// into the audio (ms; 0: `opening_chunks` alone). Default
+    /// [`policy::scheduler::OPENING_MS`].
+    pub opening_ms: u32,
     /// Sharing the local cache with licensed peers while playing (needs the options' cache):
     /// upload slots by priority, an upload cap, off and metered switches. Default on.
     pub share: crate::serve::ServeConfig,
@@ -150,6 +154,7 @@ impl Default for ListenerConfig {
             quality: None,
             start_ms: 0,
             opening_chunks: 1,
+            opening_ms: policy::scheduler::OPENING_MS,
             share: crate::serve::ServeConfig::default(),
             offline: None,
             events: Some(crate::events::EventLog::in_memory()),
@@ -414,6 +419,12 @@ impl Listener {
             }
             _ => self.config.opening_chunks,
         };
+        // The first-chunk path on: the opening should last while the next chunk comes.
+        let opening_ms = if opening_chunks > 0 {
+            self.config.opening_ms
+        } else {
+            0
+        };
         loop {
             let quality = abr.choose();
             let node = self.endpoint.node_id();
@@ -421,6 +432,7 @@ impl Listener {
                 quality: quality.map(Quality::as_str),
                 offline: false,
                 opening_chunks,
+                opening_ms,
             };
             match self
                 .api

@@ -40,6 +40,14 @@ use protocol::wire::Holding;
 type Fixed = foldhash::fast::FixedState;
 use protocol::wire::Priority;
 
+/// Audio the opening a play authorization carries should hold, ms: playback starts on it and
+/// must last while the next chunk is fetched (a round trip and a chunk's transfer; one second
+/// covers a 300 ms round trip and a 16 KiB chunk at 200 kbit/s). Chunks are cut by bytes and
+/// the first holds the stream headers: at 160 kbit/s it plays for about 0.4 s, so the
+/// opening takes two. The client asks for it (`PlayRequest::opening_ms`); the simulator
+/// grants what the origin would.
+pub const OPENING_MS: u32 = 1_000;
+
 /// Settings of the scheduler.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {

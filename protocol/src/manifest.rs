@@ -14,6 +14,8 @@ use crate::ids::{ChunkId, NodeId, RenditionId, TrackId};
 /// Most chunks in one rendition: 32,768 × 16 KiB = 512 MiB of audio (3.6 h at 320 kbps);
 /// the chunk ids of such a manifest take 1 MiB.
 pub const CHUNKS_PER_RENDITION_MAX: usize = 32 * 1024;
+/// Most opening chunks one play authorization carries (the first-chunk path).
+pub const OPENING_CHUNKS_MAX: u32 = 2;
 /// The manifest format version this code writes and accepts.
 pub const MANIFEST_VERSION: u8 = 2;
 const SIGNING_DOMAIN: &[u8] = b"chorus/manifest/1";

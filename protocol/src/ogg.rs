@@ -206,6 +206,16 @@ fn ident(packet: &[u8], codec: Codec) -> Result<(u64, u64), OggError> {
     }
 }
 
+/// How many chunks from the first a player needs to play `ms` of audio without waiting:
+/// through the first chunk whose end reaches `ms` (all of them when none does). 0 for 0 ms.
+pub fn chunks_reaching(chunk_end_ms: &[u32], ms: u32) -> u32 {
+    if ms == 0 {
+        return 0;
+    }
+    let short = chunk_end_ms.partition_point(|&end| end < ms);
+    (short + 1).min(chunk_end_ms.len()) as u32
+}
+
 /// Chunk ends for a stream whose timing is not known (not Ogg, or synthetic test data):
 /// `duration_ms` spread evenly over `chunks`, the model used before manifests carried timing.
 pub fn even_ends_ms(duration_ms: u64, chunks: usize) -> Vec<u32> {
@@ -327,6 +337,17 @@ mod tests {
         }
         assert_eq!(whole.len(), file.len().div_ceil(2_048));
         assert_eq!(*whole.last().unwrap(), 39_000 * 1000 / 44_100);
+    }
+
+    #[test]
+    fn chunks_reaching_counts_through_the_first_that_gets_there() {
+        let ends = [400, 1_200, 2_000];
+        assert_eq!(chunks_reaching(&ends, 0), 0);
+        assert_eq!(chunks_reaching(&ends, 1), 1);
+        assert_eq!(chunks_reaching(&ends, 400), 1);
+        assert_eq!(chunks_reaching(&ends, 1_000), 2);
+        assert_eq!(chunks_reaching(&ends, 9_999), 3);
+        assert_eq!(chunks_reaching(&[], 1_000), 0);
     }
 
     #[test]

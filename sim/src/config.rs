@@ -422,6 +422,10 @@ impl Default for TrackerSpec {
 pub struct Client {
     /// Chunks the origin sends with the play authorization.
     pub opening_chunks: u32,
+    /// And more, within the origin's limit of 2, until they reach this far into the audio,
+    /// ms (`PlayRequest::opening_ms`; default `policy::scheduler::OPENING_MS`, as the
+    /// client asks).
+    pub opening_ms: u32,
     /// Audio prefetched for the next track, ms.
     pub prefetch_ms: u64,
     /// The decoder's start, ms: from the first decrypted audio handed to it to its first
@@ -445,6 +449,9 @@ pub struct Client {
     /// `client_lib::listener` does (DESIGN §6; default `true`). `false` is the what-if of an
     /// origin-only prefetch.
     pub prefetch_from_peers: bool,
+    /// `SchedulerConfig::opening_chunks`: chunks the scheduler asks of the origin at once
+    /// when a track starts (those the grant brought count as held).
+    pub scheduler_opening_chunks: u32,
     /// `SchedulerConfig::origin_lead_ms`.
     pub origin_lead_ms: u64,
     /// `SchedulerConfig::urgent_ms`.
@@ -464,6 +471,7 @@ impl Default for Client {
         let scheduler = policy::scheduler::SchedulerConfig::default();
         Self {
             opening_chunks: 1,
+            opening_ms: policy::scheduler::OPENING_MS,
             prefetch_ms: policy::prefetch::PREFETCH_MS,
             decoder_ms: 10,
             announce_every_s: policy::announce::REFRESH_MS / 1_000,
@@ -471,6 +479,7 @@ impl Default for Client {
             partial_holders: true,
             lookup_timeout_ms: 2_000,
             prefetch_from_peers: true,
+            scheduler_opening_chunks: scheduler.opening_chunks,
             origin_lead_ms: scheduler.origin_lead_ms,
             urgent_ms: scheduler.urgent_ms,
             stall_ms: scheduler.stall_ms,
@@ -756,9 +765,11 @@ impl Scenario {
             || client.requests_per_peer == 0
             || client.requests_per_peer > 64
             || client.opening_chunks > 64
+            || client.scheduler_opening_chunks > 64
+            || client.opening_ms > 60_000
         {
             return Err(invalid(
-                "client: range_chunks 1..=RANGE_CHUNKS_MAX, requests_per_peer 1..=64, opening_chunks ≤ 64",
+                "client: range_chunks 1..=RANGE_CHUNKS_MAX, requests_per_peer 1..=64, opening_chunks and scheduler_opening_chunks ≤ 64, opening_ms ≤ 60000",
             ));
         }
         share("faults.crash_share", self.faults.crash_share)?;

@@ -503,7 +503,7 @@ impl Engine {
             .collect();
         let client = &scenario.client;
         let sched_config = SchedulerConfig {
-            opening_chunks: client.opening_chunks.max(1),
+            opening_chunks: client.scheduler_opening_chunks,
             origin_lead_ms: client.origin_lead_ms,
             urgent_ms: client.urgent_ms,
             stall_ms: client.stall_ms,
@@ -1145,6 +1145,24 @@ impl Engine {
         Ok(())
     }
 
+    /// Opening chunks a play authorization of `track` carries: what the client asks
+    /// (`opening_chunks`, and more until they hold `opening_ms` of audio), within the
+    /// origin's limit, as the origin's handler counts them.
+    fn grant_opening(&self, track: u32) -> u32 {
+        let client = &self.scenario.client;
+        if client.opening_chunks == 0 {
+            return 0;
+        }
+        let chunks = self.track_chunks(track);
+        let reaching =
+            protocol::ogg::chunks_reaching(&self.chunk_ends(track, chunks), client.opening_ms);
+        client
+            .opening_chunks
+            .max(reaching)
+            .min(protocol::manifest::OPENING_CHUNKS_MAX)
+            .min(chunks)
+    }
+
     /// Round trip to the origin for a play authorization (with the opening chunks unless
     /// the track is cached).
     fn grant_delay(&mut self, peer: u32, track: u32) -> u64 {
@@ -1155,7 +1173,7 @@ impl Engine {
         let opening = if cached {
             0.0
         } else {
-            self.range_bytes(track, 0, self.scenario.client.opening_chunks) as f64
+            self.range_bytes(track, 0, self.grant_opening(track)) as f64
         };
         let down = self.down_rate(peer);
         let retransmit = if self.rng.r#gen::<f64>() < 2.0 * loss {
@@ -1172,7 +1190,6 @@ impl Engine {
             return Ok(());
         }
         let now = self.now;
-        let opening = self.scenario.client.opening_chunks;
         let (track, from_cache, prefetched_chunks, prefetch_source) = {
             let active = self.listeners[peer as usize]
                 .active
@@ -1192,6 +1209,7 @@ impl Engine {
         };
         let chunks = self.track_chunks(track);
         let chunk_bytes: Vec<u32> = (0..chunks).map(|i| self.chunk_size(track, i)).collect();
+        let opening = self.grant_opening(track);
         let ahead_chunks = if from_cache {
             chunks
         } else {

@@ -80,6 +80,7 @@ async fn press(
         quality: Some("normal"),
         offline: false,
         opening_chunks: 1,
+        opening_ms: client_lib::scheduler::OPENING_MS,
     };
     let grant = api
         .play_with(access, track, &endpoint.node_id(), params)

@@ -229,6 +229,7 @@ async fn measure(
             offline: None,
             node_id,
             opening_chunks: None,
+            opening_ms: None,
         })
         .send()
         .await?;

@@ -272,6 +272,7 @@ pub(crate) async fn load(
                                 offline: None,
                                 node_id: node_id.clone(),
                                 opening_chunks: None,
+                                opening_ms: None,
                             })
                             .send()
                             .await?
@@ -313,6 +314,7 @@ pub fn run_chunks(args: &ChunksBenchArgs) -> anyhow::Result<ExitCode> {
             offline: None,
             node_id,
             opening_chunks: None,
+            opening_ms: None,
         };
         let grant: api::playback::PlayGrant = origin.post_as(&format!("/v1/tracks/{track_id}/play"), Some(&listener), &request).await?;
         let signed: protocol::SignedManifest = protocol::codec::decode(&hex::decode(&grant.manifest)?)?;

@@ -15,7 +15,7 @@ use super::{Limit, Routes};
 use crate::ratelimit::Class;
 use crate::store::Tier;
 use api::network::OriginAddr;
-use api::playback::{OPENING_CHUNKS_MAX, PlayGrant, PlayRequest};
+use api::playback::{OPENING_CHUNKS_MAX, OPENING_MS_MAX, PlayGrant, PlayRequest};
 use utoipa_axum::routes;
 
 #[utoipa::path(post, path = "/v1/tracks/{id}/play", tag = "playback", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), request_body = PlayRequest, responses((status = 200, body = PlayGrant), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "not_in_market, tier_quality, device_limit"), (status = 404, body = ErrorBody)))]
@@ -120,7 +120,14 @@ pub async fn play(
             format!("opening_chunks is at most {OPENING_CHUNKS_MAX}"),
         ));
     }
-    let opening_chunks = if opening == 0 {
+    let opening_ms = request.opening_ms.unwrap_or(0);
+    if opening_ms > OPENING_MS_MAX {
+        return Err(ApiError::bad_request(
+            "bad_opening_ms",
+            format!("opening_ms is at most {OPENING_MS_MAX}"),
+        ));
+    }
+    let opening_chunks = if opening == 0 && opening_ms == 0 {
         Vec::new()
     } else {
         let signed: SignedManifest = hex::decode(&rendition.manifest)
@@ -129,8 +136,11 @@ pub async fn play(
         let manifest = signed
             .verify(&state.identity.node_id())
             .map_err(ApiError::internal)?;
+        // Enough chunks to reach `opening_ms` of audio, within the limit.
+        let reaching = protocol::ogg::chunks_reaching(&manifest.body().chunk_end_ms, opening_ms);
+        let count = opening.max(reaching).min(OPENING_CHUNKS_MAX);
         let mut chunks = Vec::new();
-        for index in 0..opening.min(manifest.chunk_count()) {
+        for index in 0..count.min(manifest.chunk_count()) {
             let Some(id) = manifest.chunk_id(index) else {
                 break;
             };

@@ -220,6 +220,36 @@ async fn upload_authorize_and_fetch_over_http_and_quic() {
         (status, error_code(&answer)),
         (StatusCode::BAD_REQUEST, "bad_opening_chunks")
     );
+    // `opening_ms`: chunks until they hold that much audio by the manifest's timing, within
+    // the limit of two; the first chunk alone when it reaches far enough.
+    let ends = manifest.body().chunk_end_ms.clone();
+    assert!(ends.len() >= 2 && ends[0] > 0, "{ends:?}");
+    for (opening_ms, expected) in [(ends[0], 1), (ends[0] + 1, 2), (60_000, 2)] {
+        let (status, opened) = origin
+            .post(
+                &play,
+                Some(&free_se),
+                json!({"node_id": node_id, "opening_chunks": 1, "opening_ms": opening_ms}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{opened}");
+        assert_eq!(
+            opened["opening_chunks"].as_array().unwrap().len(),
+            expected,
+            "opening_ms {opening_ms}, chunk ends {ends:?}"
+        );
+    }
+    let (status, answer) = origin
+        .post(
+            &play,
+            Some(&free_se),
+            json!({"node_id": node_id, "opening_ms": 60_001}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "bad_opening_ms")
+    );
 
     // Every chunk over HTTP with the signed URL template, verified and decrypted.
     let template = grant["chunk_url_template"].as_str().unwrap();
