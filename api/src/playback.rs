@@ -37,7 +37,8 @@ pub struct PlayRequest {
     /// into the audio (milliseconds, 0 to [`OPENING_MS_MAX`]; by the manifest's chunk timing).
     /// Chunks are cut by bytes and the first one holds the stream headers, so one chunk may
     /// play for a fraction of a second: a player that starts on it waits for the next. Default
-    /// 0: `opening_chunks` alone.
+    /// 0: `opening_chunks` alone. Counted from the first chunk whatever `opening_chunks` says
+    /// (with `opening_chunks` 0 it alone decides the opening).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",

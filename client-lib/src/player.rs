@@ -589,7 +589,12 @@ pub async fn play_with_controls(
         // come within its origin lead while a partial holder grows.
         let position_ms = scheduler.position_ms(now_ms());
         let head = scheduler.chunk_at(position_ms);
-        let stalled = next_out < chunks && !scheduler.holds(next_out.min(head));
+        let stalled = next_out < chunks
+            && if next_out < head {
+                !scheduler.holds(next_out)
+            } else {
+                !scheduler.playable(head)
+            };
         if pending_seek.is_some() || stalled {
             let since = *starving_since.get_or_insert_with(Instant::now);
             if since.elapsed() > Duration::from_secs(30) {

@@ -6,7 +6,8 @@
 //! 1. Chunks in the local cache count as held from the start.
 //! 2. The opening chunks come from the origin at once, on the warm connection, while the driver
 //!    looks for peers ([`Action::FindPeers`]). Audio starts when the chunk at the play
-//!    position is in.
+//!    position is in ([`Scheduler::playable`]: with any chunks that span no time before the
+//!    audio after them).
 //! 3. The rest comes from peers, ranked by expected completion time (bytes outstanding on the
 //!    source plus the new range, divided by its measured rate, plus its round trip), pipelined
 //!    (several ranges in flight per peer). A peer still downloading the rendition (a partial
@@ -25,8 +26,10 @@
 //! 7. When `prefetch_remaining_ms` of the track remain, [`Action::PrefetchNext`] tells the
 //!    driver to start the next track's opening chunks.
 //!
-//! The play head is modelled here too: it advances in real time while the chunk under it is
-//! held, and stops (a stutter) when it is not, until that chunk arrives.
+//! The play head is modelled here too, a playout buffer fed with each chunk's arrival: it
+//! advances in real time while the chunk under it is playable, spending each chunk's own play
+//! time ([`TrackPlan::chunk_end_ms`], from the Ogg granule positions), and stops (a stutter)
+//! when it is not, until that chunk arrives.
 
 use std::collections::HashMap;
 
@@ -316,7 +319,7 @@ pub struct Scheduler {
     chunks: Vec<Chunk>,
     /// Where each chunk starts playing (ms): the end of the one before. Chunks inside one
     /// long Ogg page span no time and share their start with the chunk after them.
-    starts: Vec<u64>,
+    starts: Vec<u32>,
     /// A second request for an urgent chunk, to the origin.
     urgent: Vec<Option<RequestId>>,
     requests: HashMap<RequestId, Request, Fixed>,
@@ -466,7 +469,7 @@ impl Scheduler {
     }
 
     /// Starts a track (cancelling everything of the previous one). Returns the cancels.
-    pub fn play(&mut self, now: u64, plan: TrackPlan) -> Vec<Action> {
+    pub fn play(&mut self, now: u64, mut plan: TrackPlan) -> Vec<Action> {
         let mut actions = self.stop();
         let chunks = plan.chunks as usize;
         self.chunks = (0..chunks)
@@ -480,6 +483,8 @@ impl Scheduler {
             .collect();
         self.urgent = vec![None; chunks];
         self.starts = chunk_starts(&plan);
+        // Held once, as the starts.
+        plan.chunk_end_ms = Vec::new();
         for source in self.sources.values_mut() {
             source.received = 0;
         }
@@ -641,45 +646,51 @@ impl Scheduler {
     /// of those, which must be in before it plays.
     pub fn chunk_at(&self, position_ms: u64) -> u32 {
         let chunks = self.starts.len() as u32;
-        let last = (self.starts.partition_point(|&start| start <= position_ms) as u32)
+        let last = (self
+            .starts
+            .partition_point(|&start| u64::from(start) <= position_ms) as u32)
             .saturating_sub(1)
             .min(chunks.saturating_sub(1));
         let start = self.chunk_start(last);
-        (self.starts.partition_point(|&s| s < start) as u32).min(last)
+        (self.starts.partition_point(|&s| u64::from(s) < start) as u32).min(last)
     }
 
     /// One past the last chunk starting where chunk `index` does (the chunks that play
     /// together from there).
     fn group_end(&self, index: u32) -> u32 {
         let start = self.chunk_start(index);
-        (self.starts.partition_point(|&s| s <= start) as u32).max(index + 1)
+        (self.starts.partition_point(|&s| u64::from(s) <= start) as u32).max(index + 1)
     }
 
     /// Where chunk `index` starts playing; the track's duration past the last chunk.
     fn chunk_start(&self, index: u32) -> u64 {
         self.starts
             .get(index as usize)
-            .copied()
+            .map(|&start| u64::from(start))
             .unwrap_or_else(|| self.plan.as_ref().map_or(0, |plan| plan.duration_ms))
     }
 
-    /// True when chunk `index` can play: it is held, and so are the chunks before it that
-    /// span no time (the rest of the Ogg page it completes).
-    fn playable(&self, index: u32) -> bool {
+    /// True when chunk `index` can play: it is held, and so are the chunks after it that
+    /// start where it does (they span no time: the rest of the Ogg page the last of them
+    /// completes).
+    pub fn playable(&self, index: u32) -> bool {
         (index..self.group_end(index)).all(|i| self.holds(i))
     }
 
     /// How many chunks from `from` on start within `ms` of chunk `from`'s start.
     fn chunks_within(&self, from: u32, ms: u64) -> u32 {
         let limit = self.chunk_start(from).saturating_add(ms);
-        (self.starts.partition_point(|&start| start < limit) as u32).saturating_sub(from)
+        (self
+            .starts
+            .partition_point(|&start| u64::from(start) < limit) as u32)
+            .saturating_sub(from)
     }
 
     /// The first chunk whose window of `ms` reaches chunk `index` (chunks_within counts it).
     fn enters_window(&self, index: u32, ms: u64) -> u32 {
         let start = self.chunk_start(index);
         self.starts
-            .partition_point(|&s| s.saturating_add(ms) <= start) as u32
+            .partition_point(|&s| u64::from(s).saturating_add(ms) <= start) as u32
     }
 
     /// When chunk `index` plays, relative to now (may be negative: already due).
@@ -1260,6 +1271,10 @@ impl Scheduler {
                     Some(index) => reach(index) + 1,
                     None => self.head_at_ms + plan.duration_ms.saturating_sub(self.position_ms),
                 });
+                // Chunks that start at the very end play for no time: the head finishes
+                // there rather than stalling.
+                wake =
+                    wake.min(self.head_at_ms + plan.duration_ms.saturating_sub(self.position_ms));
                 if !self.prefetch_sent {
                     let mark = plan
                         .duration_ms
@@ -1270,7 +1285,17 @@ impl Scheduler {
                 // Each is the chunk whose entry brings it into the window.
                 let mut enters = Vec::with_capacity(4);
                 if let Some(index) = first_missing {
-                    enters.push((index + 1).saturating_sub(self.config.opening_chunks));
+                    // Counted in chunks from `from`, which is always the first of the chunks
+                    // sharing a start: the window reaches `index` when the head enters the
+                    // first such chunk at or past this one.
+                    let mut opening = (index + 1).saturating_sub(self.config.opening_chunks);
+                    if opening > 0
+                        && opening < chunks
+                        && self.chunk_start(opening - 1) == self.chunk_start(opening)
+                    {
+                        opening = self.group_end(opening);
+                    }
+                    enters.push(opening);
                     enters.push(self.enters_window(index, self.config.origin_lead_ms));
                     enters.push(self.enters_window(index, self.config.search_lead_ms));
                 }
@@ -1339,23 +1364,26 @@ impl Scheduler {
 
 /// Where each chunk of `plan` starts playing: the end of the chunk before it, from
 /// [`TrackPlan::chunk_end_ms`], or the duration spread evenly when the plan carries no timing.
-fn chunk_starts(plan: &TrackPlan) -> Vec<u64> {
+/// Milliseconds as `u32` (49 days): one is held per chunk of every track playing, a million
+/// of them in the simulator.
+fn chunk_starts(plan: &TrackPlan) -> Vec<u32> {
     let chunks = plan.chunks as usize;
+    let duration = u32::try_from(plan.duration_ms).unwrap_or(u32::MAX);
     if plan.chunk_end_ms.len() == chunks {
-        let mut reached = 0u64;
+        let mut reached = 0u32;
         plan.chunk_end_ms
             .iter()
             .map(|&end| {
-                let start = reached.min(plan.duration_ms);
+                let start = reached.min(duration);
                 // A manifest's timing never goes back; a plan's is not trusted to.
-                reached = reached.max(u64::from(end));
+                reached = reached.max(end);
                 start
             })
             .collect()
     } else {
-        let chunk_ms = plan.duration_ms as f64 / chunks.max(1) as f64;
+        let chunk_ms = f64::from(duration) / chunks.max(1) as f64;
         (0..chunks)
-            .map(|index| ((index as f64 * chunk_ms).ceil() as u64).min(plan.duration_ms))
+            .map(|index| ((index as f64 * chunk_ms).ceil() as u32).min(duration))
             .collect()
     }
 }

@@ -725,13 +725,15 @@ fn uneven_plan() -> TrackPlan {
 }
 
 /// [`uneven_plan`] with variable-rate timing: a headers-only first chunk, then stretches of
-/// loud (short) and quiet (long) chunks, as Vorbis packs them.
+/// loud (short) and quiet (long) chunks, as Vorbis packs them, and two chunks mid-track that
+/// play for no time.
 fn variable_rate_plan() -> TrackPlan {
     let mut reached = 0u32;
     let chunk_end_ms = (0..60u32)
         .map(|i| {
             reached += match i {
-                0 => 0,
+                // The headers; and two chunks inside one long page each.
+                0 | 20 | 41 => 0,
                 1..=15 => 450,
                 16..=30 => 1_700,
                 _ => 700 + (i * 37) % 600,
@@ -1075,4 +1077,50 @@ fn a_chunk_that_spans_no_time_still_has_to_arrive_before_the_audio_after_it() {
     net.run_until(2_000);
     let first = net.scheduler.stats().first_audio_ms.expect("started");
     assert!((300..400).contains(&first), "{first}");
+}
+
+#[test]
+fn a_window_counted_in_chunks_wakes_when_the_head_enters_the_next_start() {
+    // Chunks 2 and 3 start together (2 plays for no time). Chunk 4 is missing and nobody
+    // may be asked for it until the opening window (two chunks from the head) reaches it:
+    // when the head enters chunk 4's own start, not over and over while it plays chunks 2
+    // and 3 (the harness fails a wake-up that is due again right after a poll).
+    let config = SchedulerConfig {
+        requests_origin: 0,
+        ..SchedulerConfig::default()
+    };
+    let mut net = Net::new(config, good(20, 5));
+    net.wake = Wake::OnTimeout;
+    let plan = TrackPlan {
+        chunks: 10,
+        chunk_bytes: vec![16_400; 10],
+        duration_ms: 9_000,
+        chunk_end_ms: vec![
+            1_000, 2_000, 2_000, 3_000, 4_000, 5_000, 6_000, 7_000, 8_000, 9_000,
+        ],
+        cached: (0..10).map(|i| i < 4).collect(),
+        start_ms: 0,
+    };
+    // The one peer holds chunks 0-3 and has stopped downloading: it cannot serve chunk 4.
+    net.behaviour.insert(
+        node(1),
+        Behaviour::Downloading {
+            held: 4,
+            since_ms: 0,
+            ms_per_chunk: u64::MAX / 4,
+        },
+    );
+    let actions = net.scheduler.play(net.now, plan);
+    net.apply(actions);
+    let holding = Holding {
+        held: 4,
+        per_min: 0,
+    };
+    let actions = net
+        .scheduler
+        .add_holders(net.now, &[(node(1), SourceKind::Peer, Some(holding))]);
+    net.apply(actions);
+    net.run_until(60_000);
+    assert!(net.scheduler.finished());
+    assert!(net.polls < 100, "{} polls", net.polls);
 }

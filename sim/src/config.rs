@@ -420,7 +420,7 @@ impl Default for TrackerSpec {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Client {
-    /// Chunks the origin sends with the play authorization.
+    /// Chunks the origin sends with the play authorization (at most 2, the origin's limit).
     pub opening_chunks: u32,
     /// And more, within the origin's limit of 2, until they reach this far into the audio,
     /// ms (`PlayRequest::opening_ms`; default `policy::scheduler::OPENING_MS`, as the
@@ -764,12 +764,12 @@ impl Scenario {
             || client.range_chunks > protocol::wire::RANGE_CHUNKS_MAX
             || client.requests_per_peer == 0
             || client.requests_per_peer > 64
-            || client.opening_chunks > 64
+            || client.opening_chunks > protocol::manifest::OPENING_CHUNKS_MAX
             || client.scheduler_opening_chunks > 64
             || client.opening_ms > 60_000
         {
             return Err(invalid(
-                "client: range_chunks 1..=RANGE_CHUNKS_MAX, requests_per_peer 1..=64, opening_chunks and scheduler_opening_chunks ≤ 64, opening_ms ≤ 60000",
+                "client: range_chunks 1..=RANGE_CHUNKS_MAX, requests_per_peer 1..=64, opening_chunks ≤ 2, scheduler_opening_chunks ≤ 64, opening_ms ≤ 60000",
             ));
         }
         share("faults.crash_share", self.faults.crash_share)?;

@@ -738,7 +738,8 @@ impl Engine {
             .collect();
         let total: f64 = weights.iter().sum();
         if total <= 0.0 {
-            return vec![duration as u32; chunks as usize];
+            // Headers as long as the track: nothing to weigh by.
+            return protocol::ogg::even_ends_ms(duration, chunks as usize);
         }
         let mut reached = 0.0;
         weights
