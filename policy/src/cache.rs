@@ -130,6 +130,11 @@ impl CachePolicy {
         (self.capacity_bytes as f64 * self.pin_fraction) as u64
     }
 
+    /// Bytes a popular rendition may still pin: the pin budget less what is pinned.
+    pub fn pin_room_bytes(&self) -> u64 {
+        self.pin_budget().saturating_sub(self.pinned_bytes)
+    }
+
     /// Records a use of `rendition` at `now_ms` (a served request).
     pub fn touch(&mut self, rendition: &RenditionId, now_ms: u64) {
         if let Some(entry) = self.entries.get_mut(rendition) {

@@ -15,12 +15,15 @@
 //!   region rules, popularity, reports and quarantine.
 //! - [`cache`]: the super-node's cache: popular renditions pinned, the rest LRU, in a byte
 //!   budget.
+//! - [`fill`]: the super-node's fills: popular renditions and pull-through on repeated
+//!   misses, a few at once, failures held off.
 //! - [`upload`]: upload admission: which requests a serving node takes (slots by priority,
 //!   an account's share).
 
 pub mod abr;
 pub mod announce;
 pub mod cache;
+pub mod fill;
 pub mod prefetch;
 pub mod queue;
 pub mod scheduler;
