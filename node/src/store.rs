@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
 use protocol::{ChunkId, Manifest, NodeId, Region, RenditionId, SignedManifest, codec};
@@ -68,18 +68,12 @@ pub struct DiskCache {
     policy: Mutex<CachePolicy>,
     clock: transport::chunks::Clock,
     region: RwLock<Option<Region>>,
-    /// Requests for renditions not held, counted (at most [`MISSES_TRACKED_MAX`] entries).
-    misses: Mutex<HashMap<RenditionId, u32>>,
-    /// Renditions that could not be fetched, and until when not to try again (bounded
-    /// like `misses`).
-    refused: Mutex<HashMap<RenditionId, u64>>,
+    /// Told of each request for a rendition not held (the super-node's fill policy).
+    on_miss: OnceLock<MissHook>,
 }
 
-/// Renditions whose misses (or failed fetches) are tracked at once; the map is cleared when
-/// full.
-pub const MISSES_TRACKED_MAX: usize = 4096;
-/// How long a rendition that could not be fetched is not tried again.
-pub const REFUSED_RETRY_MS: u64 = 10 * 60 * 1000;
+/// What [`DiskCache::on_miss`] calls.
+pub type MissHook = Box<dyn Fn(&RenditionId) + Send + Sync>;
 
 impl std::fmt::Debug for DiskCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -115,8 +109,7 @@ impl DiskCache {
             policy: Mutex::new(CachePolicy::new(capacity_bytes, pin_fraction)),
             clock,
             region: RwLock::new(None),
-            misses: Mutex::new(HashMap::new()),
-            refused: Mutex::new(HashMap::new()),
+            on_miss: OnceLock::new(),
         };
         let mut found = Vec::new();
         for entry in std::fs::read_dir(&renditions).map_err(io(&renditions))? {
@@ -204,57 +197,16 @@ impl DiskCache {
             .unwrap_or_else(|poison| poison.into_inner()) = Some(region);
     }
 
-    /// Renditions asked for at least `threshold` times while not held; their counts reset.
-    pub fn take_misses(&self, threshold: u32) -> Vec<RenditionId> {
-        let mut misses = self
-            .misses
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let hot: Vec<RenditionId> = misses
-            .iter()
-            .filter(|(_, count)| **count >= threshold)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in &hot {
-            misses.remove(id);
-        }
-        hot
+    /// Calls `hook` for every request for a rendition this cache does not hold (set once;
+    /// later calls are ignored).
+    pub fn on_miss(&self, hook: MissHook) {
+        let _ = self.on_miss.set(hook);
     }
 
     fn record_miss(&self, rendition: &RenditionId) {
-        let mut misses = self
-            .misses
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        if misses.len() >= MISSES_TRACKED_MAX && !misses.contains_key(rendition) {
-            misses.clear();
+        if let Some(hook) = self.on_miss.get() {
+            hook(rendition);
         }
-        *misses.entry(*rendition).or_default() += 1;
-    }
-
-    /// Remembers that `rendition` could not be fetched; [`DiskCache::is_refused`] is true for
-    /// [`REFUSED_RETRY_MS`].
-    pub fn refuse_for_a_while(&self, rendition: RenditionId) {
-        let now = (self.clock)().0;
-        let mut refused = self
-            .refused
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        refused.retain(|_, until| *until > now);
-        if refused.len() >= MISSES_TRACKED_MAX {
-            refused.clear();
-        }
-        refused.insert(rendition, now + REFUSED_RETRY_MS);
-    }
-
-    /// True while a failed fetch of `rendition` is recent.
-    pub fn is_refused(&self, rendition: &RenditionId) -> bool {
-        let now = (self.clock)().0;
-        self.refused
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .get(rendition)
-            .is_some_and(|until| *until > now)
     }
 
     /// Runs `f` on the policy (pinning decisions, stats).

@@ -1,6 +1,7 @@
 //! The super-node driver: identity, role token, disk cache, the serving endpoint, and the
 //! loops that announce, learn popularity and fill the cache.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,13 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use policy::fill::{FillConfig, FillPlanner, Outcome};
 use protocol::wire::{
     ANNOUNCE_RENDITIONS_MAX, Announce, NodeRole, PeerQuery, PeerReport, PopularQuery, Priority,
     Request, Response,
 };
 use protocol::{LicenseToken, NodeId, Region, RenditionId};
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use transport::chunks::{ChunkService, Clock, system_clock};
 use transport::upload::UploadGate;
 use transport::{Endpoint, Limits};
@@ -50,16 +52,17 @@ pub struct SuperNodeConfig {
     pub upload_bytes_per_s: Option<u64>,
     /// Popular renditions asked for each round.
     pub popular_want: u16,
-    /// Interval of the popularity/fill round.
+    /// Interval of the popularity round.
     pub refresh: Duration,
     /// Requests for a rendition it does not hold before it fetches it (unpinned).
     pub fill_after_misses: u32,
-    /// Renditions fetched per round at most.
-    pub fills_per_round: usize,
+    /// Renditions fetched at once.
+    pub fills_at_once: usize,
     /// Tracker-independent discovery (Kademlia, mDNS, AutoNAT); `None` turns it off.
     pub discovery: Option<discovery::DiscoveryConfig>,
-    /// Run fill rounds in the background every `refresh` (the first at start). Off, rounds
-    /// run only through [`SuperNode::fill_round`] (tests, tools).
+    /// Fill in the background: a popularity round every `refresh` (the first at start), and
+    /// a pull-through fill as soon as a rendition reaches `fill_after_misses`. Off, fills run
+    /// only through [`SuperNode::fill_round`] (tests, tools).
     pub background_fill: bool,
     /// Addresses dialled through others (a link emulator or relay in front of them).
     pub routes: transport::Routes,
@@ -83,7 +86,7 @@ impl SuperNodeConfig {
             popular_want: 200,
             refresh: Duration::from_secs(30),
             fill_after_misses: 2,
-            fills_per_round: 16,
+            fills_at_once: 4,
             background_fill: true,
             discovery: Some(discovery::DiscoveryConfig::default()),
             routes: transport::Routes::new(),
@@ -119,6 +122,22 @@ struct Shared {
     stats: Arc<SuperNodeStats>,
     announce_addr: SocketAddr,
     discovery: Option<discovery::Discovery>,
+    fills: Arc<Fills>,
+}
+
+/// The fill policy and the wake-up a pull-through fill sends the fill loop. Shared with the
+/// cache's miss hook, which holds no reference back to the super-node.
+struct Fills {
+    planner: Mutex<FillPlanner>,
+    wanted: Notify,
+}
+
+impl Fills {
+    fn planner(&self) -> std::sync::MutexGuard<'_, FillPlanner> {
+        self.planner
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
 }
 
 impl Shared {
@@ -197,6 +216,24 @@ impl SuperNode {
             config.upload_slots,
             config.upload_bytes_per_s,
         ));
+        let fills = Arc::new(Fills {
+            planner: Mutex::new(FillPlanner::new(FillConfig {
+                refresh_ms: config.refresh.as_millis().try_into().unwrap_or(u64::MAX),
+                at_once: config.fills_at_once,
+                after_misses: config.fill_after_misses,
+                ..FillConfig::default()
+            })),
+            wanted: Notify::new(),
+        });
+        {
+            let fills = fills.clone();
+            let clock = clock.clone();
+            cache.on_miss(Box::new(move |rendition| {
+                if fills.planner().miss(*rendition, clock().0) {
+                    fills.wanted.notify_one();
+                }
+            }));
+        }
         let service = ChunkService::new(cache.clone(), origin, clock)
             .with_region(region)
             .with_upload_gate(gate.clone());
@@ -230,6 +267,7 @@ impl SuperNode {
             stats: Arc::new(SuperNodeStats::default()),
             announce_addr,
             discovery,
+            fills,
         });
         let announce_addr = shared.announce_addr;
         let mut tasks = vec![
@@ -271,7 +309,9 @@ impl SuperNode {
         self.shared.discovery.as_ref()
     }
 
-    /// Runs one popularity/fill round now (tests and tools; the loop runs it periodically).
+    /// Runs a popularity round now and every fill it and earlier misses queued, to the end
+    /// (tests and tools; the background loop does this as things become due). Returns the
+    /// number of renditions filled.
     pub async fn fill_round(&self) -> usize {
         fill_round(&self.shared).await
     }
@@ -469,27 +509,114 @@ async fn renew_role(shared: Arc<Shared>) {
     }
 }
 
-async fn fill_loop(shared: Arc<Shared>) {
-    loop {
-        fill_round(&shared).await;
-        tokio::time::sleep(shared.config.refresh).await;
+/// Fills running, and which rendition each task fetches.
+#[derive(Default)]
+struct Running {
+    tasks: JoinSet<anyhow::Result<()>>,
+    renditions: HashMap<tokio::task::Id, RenditionId>,
+}
+
+impl Running {
+    /// Starts every fill the policy allows now.
+    fn start(&mut self, shared: &Arc<Shared>) {
+        let license = shared.role().license;
+        loop {
+            let now = system_clock()().0;
+            let next = shared
+                .cache
+                .with_policy(|policy| shared.fills.planner().next(policy, now));
+            let Some(fill) = next else {
+                return;
+            };
+            let task_shared = shared.clone();
+            let license = license.clone();
+            let handle = self.tasks.spawn(async move {
+                let shared = task_shared;
+                self::fill(&shared, &fill.rendition, &license, fill.pin, fill.bytes_max).await
+            });
+            self.renditions.insert(handle.id(), fill.rendition);
+        }
+    }
+
+    /// Waits for a fill to end and tells the policy. Returns whether it filled; none when
+    /// nothing is running.
+    async fn finish_one(&mut self, shared: &Shared) -> Option<bool> {
+        let (id, result) = match self.tasks.join_next_with_id().await? {
+            Ok((id, result)) => (id, result),
+            Err(error) => (error.id(), Err(anyhow::anyhow!("fill task ended: {error}"))),
+        };
+        let rendition = self.renditions.remove(&id)?;
+        let now = system_clock()().0;
+        let outcome = match &result {
+            Ok(()) => Outcome::Filled,
+            Err(_) => Outcome::Failed,
+        };
+        shared.fills.planner().done(&rendition, outcome, now);
+        match result {
+            Ok(()) => {
+                // Announced as soon as it lands (after the announce gap, with whatever else
+                // lands meanwhile), not after the round: peers may fetch it at once.
+                shared.changed.notify_one();
+                Some(true)
+            }
+            Err(error) => {
+                shared.stats.fill_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%rendition, %error, "could not cache a rendition");
+                Some(false)
+            }
+        }
     }
 }
 
-/// Learns popularity, then fetches popular renditions not held (pinned) and renditions
-/// clients asked for repeatedly (unpinned). Returns the number fetched.
-async fn fill_round(shared: &Shared) -> usize {
+/// Drives [`FillPlanner`]: a popularity round when one is due, as many fills as it allows,
+/// then sleep until the next round, a miss that queues a pull-through fill, or a fill's end.
+async fn fill_loop(shared: Arc<Shared>) {
+    let mut running = Running::default();
+    loop {
+        if shared.fills.planner().round_due(system_clock()().0) {
+            popular_round(&shared).await;
+        }
+        running.start(&shared);
+        let now = system_clock()().0;
+        let wake = shared.fills.planner().poll_timeout(now);
+        let wait = Duration::from_millis(wake.saturating_sub(now).max(1));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shared.fills.wanted.notified() => {}
+            Some(_) = running.finish_one(&shared), if !running.tasks.is_empty() => {}
+        }
+    }
+}
+
+/// A popularity round now, then every fill the policy queues (popular and pull-through)
+/// until none is left. Returns the number that filled.
+async fn fill_round(shared: &Arc<Shared>) -> usize {
+    popular_round(shared).await;
+    let mut running = Running::default();
+    let mut filled = 0;
+    loop {
+        running.start(shared);
+        match running.finish_one(shared).await {
+            Some(true) => filled += 1,
+            Some(false) => {}
+            None if running.tasks.is_empty() => return filled,
+            None => {}
+        }
+    }
+}
+
+/// Asks every tracker shard for its popularity list, merges them by score, pins what is held
+/// and queues the rest for [`FillPlanner`].
+async fn popular_round(shared: &Shared) {
     let role = shared.role();
-    let now = transport::chunks::system_clock()().0;
-    let mut wanted: Vec<(RenditionId, bool)> = Vec::new();
+    let mut answered = false;
+    let mut entries = Vec::new();
     if !shared.trackers.is_empty() {
         let request = Request::Popular(PopularQuery {
             want: shared.config.popular_want,
             credential: role.license.clone(),
         });
         // Each shard knows its own renditions' popularity: the lists merge by score.
-        let mut entries = Vec::new();
-        let mut answered = false;
         for shard in shared.trackers.all() {
             match tracker_request(shared, *shard, &request).await {
                 Ok(Response::Popular(list)) => {
@@ -500,49 +627,19 @@ async fn fill_round(shared: &Shared) -> usize {
                 Err(error) => tracing::debug!(%error, %shard, "no popularity list this round"),
             }
         }
-        if answered {
-            entries.sort_by(|a, b| b.score.cmp(&a.score).then(a.rendition.cmp(&b.rendition)));
-            entries.truncate(usize::from(shared.config.popular_want));
-            let ids: Vec<RenditionId> = entries.iter().map(|entry| entry.rendition).collect();
-            let missing = shared
-                .cache
-                .with_policy(|policy| policy.set_popular(&ids, now));
-            wanted.extend(missing.into_iter().map(|id| (id, true)));
-        }
     }
-    for id in shared.cache.take_misses(shared.config.fill_after_misses) {
-        if !wanted.iter().any(|(held, _)| *held == id) {
-            wanted.push((id, false));
-        }
+    let now = system_clock()().0;
+    if !answered {
+        shared.fills.planner().round_failed(now);
+        return;
     }
-    let mut filled = 0;
-    for (rendition, pin) in wanted.into_iter().take(shared.config.fills_per_round) {
-        if shared.cache.holds(&rendition) || shared.cache.is_refused(&rendition) {
-            continue;
-        }
-        let limit = shared.cache.with_policy(|policy| {
-            if pin {
-                (policy.capacity_bytes() as f64 * policy.pin_fraction()) as u64
-                    - policy.pinned_bytes()
-            } else {
-                policy.capacity_bytes()
-            }
-        });
-        match fill(shared, &rendition, &role.license, pin, limit).await {
-            Ok(()) => {
-                filled += 1;
-                // Announced as soon as it lands (after the announce gap, with whatever else
-                // lands meanwhile), not after the whole round: peers may fetch it at once.
-                shared.changed.notify_one();
-            }
-            Err(error) => {
-                shared.stats.fill_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(%rendition, %error, "could not cache a rendition");
-                shared.cache.refuse_for_a_while(rendition);
-            }
-        }
-    }
-    filled
+    entries.sort_by(|a, b| b.score.cmp(&a.score).then(a.rendition.cmp(&b.rendition)));
+    entries.truncate(usize::from(shared.config.popular_want));
+    let ids: Vec<RenditionId> = entries.iter().map(|entry| entry.rendition).collect();
+    let missing = shared
+        .cache
+        .with_policy(|policy| policy.set_popular(&ids, now));
+    shared.fills.planner().popular(&missing, now);
 }
 
 /// The listed peers a fill tries, in the tracker's order: whole holders only. A fill wants

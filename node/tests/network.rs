@@ -197,6 +197,18 @@ impl Net {
         tracker: Option<NodeAddr>,
         discovery: Option<DiscoveryConfig>,
     ) -> (SuperNode, tempfile::TempDir) {
+        self.super_node_configured(username, cache_bytes, tracker, discovery, |_| {})
+            .await
+    }
+
+    async fn super_node_configured(
+        &self,
+        username: &str,
+        cache_bytes: u64,
+        tracker: Option<NodeAddr>,
+        discovery: Option<DiscoveryConfig>,
+        configure: impl FnOnce(&mut SuperNodeConfig),
+    ) -> (SuperNode, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let mut config = SuperNodeConfig::new(
             dir.path().to_path_buf(),
@@ -210,6 +222,7 @@ impl Net {
         config.discovery = discovery;
         // The test drives fill rounds itself.
         config.background_fill = false;
+        configure(&mut config);
         let node = SuperNode::start(config).await.unwrap();
         (node, dir)
     }
@@ -774,6 +787,64 @@ async fn without_a_tracker_listeners_find_super_nodes_through_the_dht() {
     let stats = task.await.unwrap().unwrap();
     assert!(stats.bytes_super_nodes > 0, "{stats:?}");
     assert_eq!(stats.stutters, 0);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_super_node_pulls_a_rendition_through_on_its_second_miss() {
+    let net = Net::start().await;
+    let artist = net.account("artist", "SE", "artist").await;
+    let listener = net.account("listener", "SE", "listener").await;
+    let track = net.upload(&artist, 6, 8.0, &[]).await;
+    net.super_node_account("sn_pull", "SE").await;
+    let (node, _dir) = net
+        .super_node_configured("sn_pull", 64 << 20, Some(net.tracker()), None, |config| {
+            config.background_fill = true;
+            // One popularity round at start (nothing is popular yet), the next in an
+            // hour: only the misses can start this fill.
+            config.refresh = Duration::from_secs(3_600);
+        })
+        .await;
+    let client = Identity::from_secret_bytes(&[0x51; 32]);
+    let endpoint =
+        Endpoint::bind(&client, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
+    let grant = net.play(&listener, &track, &client).await;
+    let rendition = grant.manifest.id();
+    let peer = endpoint
+        .connect(node.node_id, node.quic_addr)
+        .await
+        .unwrap();
+    let ask = || {
+        fetch_range(
+            &peer,
+            &grant.manifest,
+            0,
+            1,
+            Priority::Playing,
+            &grant.license,
+        )
+    };
+    assert_eq!(remote_code(ask().await), ErrorCode::NotFound);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(node.stats().fills.load(Ordering::Relaxed), 0, "one miss");
+    assert_eq!(remote_code(ask().await), ErrorCode::NotFound);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !node.cache().holds(&rendition) {
+        assert!(
+            Instant::now() < deadline,
+            "the second miss never started a fill"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !node
+            .cache()
+            .with_policy(|policy| policy.is_pinned(&rendition)),
+        "a pull-through fill is not pinned"
+    );
+    let chunks = ask().await.unwrap();
+    assert_eq!(chunks.len(), 1);
+    assert_eq!(node.stats().fills.load(Ordering::Relaxed), 1);
     node.shutdown().await;
 }
 
