@@ -365,7 +365,7 @@ pub struct SuperNodes {
     pub popular_refresh_s: u64,
     /// Renditions it asks for.
     pub popular_want: u32,
-    /// Fills from the origin at once.
+    /// Fills running at once on each super-node (`policy::fill`; the node's `fills_at_once`).
     pub fills_at_once: u32,
     /// Uploads served at once.
     pub upload_slots: u32,

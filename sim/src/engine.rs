@@ -53,6 +53,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use policy::cache::CachePolicy;
+use policy::fill::{self, FillConfig, FillPlanner};
 use policy::scheduler::{
     Action, Failure, PlayStats, PlayerEvent, RequestId, Scheduler, SchedulerConfig, SourceKind,
     TrackPlan,
@@ -84,8 +85,6 @@ const REQUESTS_PER_PLAY_MAX: usize = 512;
 const CONNECTIONS_MAX: usize = 64;
 /// Events pending per node, on average, before the queue counts as runaway.
 const EVENTS_PER_NODE_MAX: usize = 64;
-/// Renditions a super-node's fill queue holds.
-const FILL_QUEUE_MAX: usize = 1_024;
 /// Bytes of one QUIC packet's payload, for the loss-limited rate.
 const MSS_BYTES: f64 = 1_200.0;
 /// Chunks that play within this of now arrive one by one; later ones with their range.
@@ -182,6 +181,10 @@ enum Ev {
         epoch: u32,
     },
     SuperRefresh {
+        node: u32,
+    },
+    /// A miss queued a pull-through fill: the super-node starts what its policy allows.
+    SuperFill {
         node: u32,
     },
     /// A listener announces, the announce gap after its last one.
@@ -305,8 +308,8 @@ struct SuperNode {
     region: u8,
     cache: CachePolicy,
     net: Attach,
-    fills_out: u32,
-    fill_queue: Vec<u32>,
+    /// Its fill choice (`policy::fill`, as `node::supernode` drives it).
+    fills: FillPlanner,
     /// A [`Ev::SuperAnnounce`] is queued.
     announce_due: bool,
     /// When it last announced.
@@ -640,8 +643,11 @@ impl Engine {
                     region: region as u8,
                     cache: CachePolicy::new(capacity, scenario.super_nodes.pin_fraction),
                     net: Attach::default(),
-                    fills_out: 0,
-                    fill_queue: Vec::new(),
+                    fills: FillPlanner::new(FillConfig {
+                        refresh_ms: scenario.super_nodes.popular_refresh_s * 1_000,
+                        at_once: scenario.super_nodes.fills_at_once as usize,
+                        ..FillConfig::default()
+                    }),
                     announce_due: false,
                     announced_ms: None,
                 });
@@ -967,6 +973,10 @@ impl Engine {
             }
             Ev::Announce { node, epoch } => self.announce(node, epoch),
             Ev::SuperRefresh { node } => self.super_refresh(node),
+            Ev::SuperFill { node } => {
+                self.start_fills(node);
+                Ok(())
+            }
             Ev::AnnounceSoon { peer, epoch } => {
                 let listener = &mut self.listeners[peer as usize];
                 if listener.epoch == epoch {
@@ -1827,6 +1837,8 @@ impl Engine {
             let holds = node.cache.contains(&rendition);
             if holds {
                 node.cache.touch(&rendition, self.now);
+            } else {
+                self.super_miss(src, track);
             }
             let held = if holds { u32::MAX } else { 0 };
             (true, held, busy, false)
@@ -2286,39 +2298,49 @@ impl Engine {
     }
 
     fn super_refresh(&mut self, node: u32) -> Result<(), SimError> {
-        let every = self.scenario.super_nodes.popular_refresh_s * 1_000;
-        self.push_at(self.now + every, Ev::SuperRefresh { node });
-        if !self.tracker_up() {
-            return Ok(());
-        }
-        let claims = self.super_claims(node);
-        let want = self.scenario.super_nodes.popular_want as usize;
-        let Ok(list) = self
-            .tracker
-            .popular(UnixMillis(self.now), &node_id(node), &claims, want)
-        else {
-            return Ok(());
-        };
         let index = (node - self.listeners.len() as u32) as usize;
-        let region = self.regions[self.supers[index].region as usize];
-        let ids: Vec<RenditionId> = list
-            .renditions
-            .iter()
-            .map(|entry| entry.rendition)
-            // A super-node caches only what its region may stream.
-            .filter(|id| {
-                let track = track_of(id);
-                !self.restricted(track) || region == self.regions[0]
-            })
-            .collect();
-        let missing = self.supers[index].cache.set_popular(&ids, self.now);
-        let queue: Vec<u32> = missing.iter().map(track_of).collect();
-        let node_state = &mut self.supers[index];
-        node_state.fill_queue = queue;
-        node_state.fill_queue.truncate(FILL_QUEUE_MAX);
-        node_state.fill_queue.reverse();
+        let now = self.now;
+        let list = if self.tracker_up() {
+            let claims = self.super_claims(node);
+            let want = self.scenario.super_nodes.popular_want as usize;
+            self.tracker
+                .popular(UnixMillis(now), &node_id(node), &claims, want)
+                .ok()
+        } else {
+            None
+        };
+        match list {
+            Some(list) => {
+                let region = self.regions[self.supers[index].region as usize];
+                let ids: Vec<RenditionId> = list
+                    .renditions
+                    .iter()
+                    .map(|entry| entry.rendition)
+                    // A super-node caches only what its region may stream.
+                    .filter(|id| {
+                        let track = track_of(id);
+                        !self.restricted(track) || region == self.regions[0]
+                    })
+                    .collect();
+                let node_state = &mut self.supers[index];
+                let missing = node_state.cache.set_popular(&ids, now);
+                node_state.fills.popular(&missing, now);
+            }
+            None => self.supers[index].fills.round_failed(now),
+        }
+        let next = self.supers[index].fills.next_round_ms();
+        self.push_at(next, Ev::SuperRefresh { node });
         self.start_fills(node);
         Ok(())
+    }
+
+    /// A request reached super-node `node` for `track`, which it does not hold: its fill
+    /// policy counts the miss, and a pull-through fill starts at once when it is due.
+    fn super_miss(&mut self, node: u32, track: u32) {
+        let index = (node - self.listeners.len() as u32) as usize;
+        if self.supers[index].fills.miss(rendition_id(track), self.now) {
+            self.push_at(self.now, Ev::SuperFill { node });
+        }
     }
 
     /// The holders of `track` the tracker lists to `node` (with `claims`), best first; none
@@ -2389,13 +2411,13 @@ impl Engine {
                     other.corrupt,
                 )
             } else {
-                let other = &self.supers[(source - peers) as usize];
-                (
-                    true,
-                    other.cache.contains(&rendition_id(track)),
-                    self.admits(source, node, priority),
-                    false,
-                )
+                let holds = self.supers[(source - peers) as usize]
+                    .cache
+                    .contains(&rendition_id(track));
+                if !holds {
+                    self.super_miss(source, track);
+                }
+                (true, holds, self.admits(source, node, priority), false)
             };
             if !up {
                 spent += timeout;
@@ -2460,50 +2482,62 @@ impl Engine {
         Some((play.track, Holding { held, per_min }))
     }
 
+    /// Starts every fill super-node `node`'s policy allows now.
     fn start_fills(&mut self, node: u32) {
+        let index = (node - self.listeners.len() as u32) as usize;
+        let now = self.now;
+        loop {
+            let SuperNode { fills, cache, .. } = &mut self.supers[index];
+            let Some(fill) = fills.next(cache, now) else {
+                break;
+            };
+            let track = track_of(&fill.rendition);
+            // `node::supernode`'s fetch stops at `bytes_max` once the manifest tells the size.
+            if self.track_bytes(track) > fill.bytes_max {
+                self.supers[index]
+                    .fills
+                    .done(&fill.rendition, fill::Outcome::Failed, now);
+                self.checks.super_fills_failed += 1;
+                continue;
+            }
+            self.launch_fill(node, track);
+        }
+    }
+
+    /// Fetches `track` into super-node `node`: as `node::supernode` fills, from every whole
+    /// holder the tracker lists, in its order, then the origin.
+    fn launch_fill(&mut self, node: u32, track: u32) {
         let index = (node - self.listeners.len() as u32) as usize;
         let region = self.supers[index].region as usize;
         let rtt = self.rtt[region][self.origin_region];
-        while self.supers[index].fills_out < self.scenario.super_nodes.fills_at_once {
-            let Some(track) = self.supers[index].fill_queue.pop() else {
-                break;
-            };
-            let bytes = self.track_bytes(track);
-            if !self.supers[index].cache.pin_room(bytes) {
-                continue;
-            }
-            self.supers[index].fills_out += 1;
-            let chunks = self.track_chunks(track);
-            // As `node::supernode` fills: every whole holder the tracker lists, in its order,
-            // then the origin.
-            let claims = self.super_claims(node);
-            let listed: Vec<NodeId> = self
-                .listed(node, track, &claims)
-                .into_iter()
-                .filter(|peer| peer.holding.is_none())
-                .map(|peer| peer.node)
-                .collect();
-            let (source, first_byte) = self
-                .try_holders(
-                    node,
-                    track,
-                    chunks,
-                    &listed,
-                    f64::INFINITY,
-                    Priority::OfflineSync,
-                )
-                .unwrap_or_else(|spent| (ORIGIN, spent + rtt));
-            self.start_flow(
-                source,
+        let chunks = self.track_chunks(track);
+        let claims = self.super_claims(node);
+        let listed: Vec<NodeId> = self
+            .listed(node, track, &claims)
+            .into_iter()
+            .filter(|peer| peer.holding.is_none())
+            .map(|peer| peer.node)
+            .collect();
+        let (source, first_byte) = self
+            .try_holders(
                 node,
-                FlowKind::Fill { track },
                 track,
-                0,
                 chunks,
-                first_byte,
-                false,
-            );
-        }
+                &listed,
+                f64::INFINITY,
+                Priority::OfflineSync,
+            )
+            .unwrap_or_else(|spent| (ORIGIN, spent + rtt));
+        self.start_flow(
+            source,
+            node,
+            FlowKind::Fill { track },
+            track,
+            0,
+            chunks,
+            first_byte,
+            false,
+        );
     }
 
     // ---- flows ---------------------------------------------------------------------------
@@ -2947,13 +2981,9 @@ impl Engine {
                 }
             }
             FlowKind::Fill { track } => {
-                // The fill's source is gone: the super-node tries again (other holders,
-                // then the origin), as `fetch_rendition` moves to its next source.
-                let index = (flow.dst - self.listeners.len() as u32) as usize;
-                let node = &mut self.supers[index];
-                node.fills_out -= 1;
-                node.fill_queue.push(track);
-                self.start_fills(flow.dst);
+                // The fill's source is gone: the same fill goes on from the next source
+                // (other holders, then the origin), as `fetch_rendition` does.
+                self.launch_fill(flow.dst, track);
             }
             _ => {}
         }
@@ -3018,11 +3048,28 @@ impl Engine {
             FlowKind::Fill { track } => {
                 let index = (flow.dst - self.listeners.len() as u32) as usize;
                 let now = self.now;
+                let rendition = rendition_id(track);
                 let node = &mut self.supers[index];
-                node.fills_out -= 1;
-                let _ = node
+                let pin = node
+                    .fills
+                    .running_fill(&rendition)
+                    .is_none_or(|fill| fill.pin);
+                let admitted = node
                     .cache
-                    .admit(rendition_id(track), flow.bytes_total as u64, true, now);
+                    .admit(rendition, flow.bytes_total as u64, pin, now)
+                    .is_ok();
+                let outcome = if admitted {
+                    fill::Outcome::Filled
+                } else {
+                    fill::Outcome::Failed
+                };
+                node.fills.done(&rendition, outcome, now);
+                match (admitted, pin) {
+                    (true, true) => self.checks.super_fills += 1,
+                    (true, false) => self.checks.super_pull_throughs += 1,
+                    (false, _) => self.checks.super_fills_failed += 1,
+                }
+                let node = &mut self.supers[index];
                 let (used, capacity) = (node.cache.used_bytes(), node.cache.capacity_bytes());
                 // Announced as soon as it lands, after the gap that gathers fills landing
                 // together, as `node::supernode` does.

@@ -124,6 +124,12 @@ pub struct Checks {
     /// Requests a partial holder could serve only in part or not at all: it sent what it
     /// held and told its prefix (`ChunkMissing`).
     pub partial_misses: u64,
+    /// Popular renditions super-nodes fetched and pinned (`policy::fill`).
+    pub super_fills: u64,
+    /// Renditions super-nodes fetched after repeated misses, unpinned (pull-through).
+    pub super_pull_throughs: u64,
+    /// Super-node fills that failed (too large for the pin budget, or not admitted).
+    pub super_fills_failed: u64,
 }
 
 /// One time-series sample (the interval since the previous one).
