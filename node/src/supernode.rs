@@ -21,7 +21,7 @@ use transport::chunks::{ChunkService, Clock, system_clock};
 use transport::upload::UploadGate;
 use transport::{Endpoint, Limits};
 
-use crate::fetch::{BanList, FetchRequest, Source, fetch_rendition};
+use crate::fetch::{BanList, FetchError, FetchRequest, Source, fetch_rendition};
 use crate::store::DiskCache;
 use api::client::{NodeAddr, OriginApi, RoleToken, Trackers};
 
@@ -218,7 +218,13 @@ impl SuperNode {
         ));
         let fills = Arc::new(Fills {
             planner: Mutex::new(FillPlanner::new(FillConfig {
-                refresh_ms: config.refresh.as_millis().try_into().unwrap_or(u64::MAX),
+                // At least a second: a zero refresh would ask the trackers in a busy loop.
+                refresh_ms: config
+                    .refresh
+                    .as_millis()
+                    .try_into()
+                    .unwrap_or(u64::MAX)
+                    .max(1_000),
                 at_once: config.fills_at_once,
                 after_misses: config.fill_after_misses,
                 ..FillConfig::default()
@@ -509,14 +515,35 @@ async fn renew_role(shared: Arc<Shared>) {
     }
 }
 
-/// Fills running, and which rendition each task fetches.
-#[derive(Default)]
+/// Fills running, and which rendition each task fetches. Dropping it (the loop or a
+/// [`SuperNode::fill_round`] cancelled) aborts its fills and tells the policy they were
+/// cancelled, so none stays "running" for good.
 struct Running {
+    shared: Arc<Shared>,
     tasks: JoinSet<anyhow::Result<()>>,
     renditions: HashMap<tokio::task::Id, RenditionId>,
 }
 
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.tasks.abort_all();
+        let now = system_clock()().0;
+        let mut planner = self.shared.fills.planner();
+        for rendition in self.renditions.values() {
+            planner.done(rendition, Outcome::Cancelled, now);
+        }
+    }
+}
+
 impl Running {
+    fn new(shared: &Arc<Shared>) -> Self {
+        Self {
+            shared: shared.clone(),
+            tasks: JoinSet::new(),
+            renditions: HashMap::new(),
+        }
+    }
+
     /// Starts every fill the policy allows now.
     fn start(&mut self, shared: &Arc<Shared>) {
         let license = shared.role().license;
@@ -549,6 +576,9 @@ impl Running {
         let now = system_clock()().0;
         let outcome = match &result {
             Ok(()) => Outcome::Filled,
+            Err(error) if matches!(error.downcast_ref(), Some(FetchError::TooLarge(_))) => {
+                Outcome::TooLarge
+            }
             Err(_) => Outcome::Failed,
         };
         shared.fills.planner().done(&rendition, outcome, now);
@@ -571,7 +601,7 @@ impl Running {
 /// Drives [`FillPlanner`]: a popularity round when one is due, as many fills as it allows,
 /// then sleep until the next round, a miss that queues a pull-through fill, or a fill's end.
 async fn fill_loop(shared: Arc<Shared>) {
-    let mut running = Running::default();
+    let mut running = Running::new(&shared);
     loop {
         if shared.fills.planner().round_due(system_clock()().0) {
             popular_round(&shared).await;
@@ -592,7 +622,7 @@ async fn fill_loop(shared: Arc<Shared>) {
 /// until none is left. Returns the number that filled.
 async fn fill_round(shared: &Arc<Shared>) -> usize {
     popular_round(shared).await;
-    let mut running = Running::default();
+    let mut running = Running::new(shared);
     let mut filled = 0;
     loop {
         running.start(shared);

@@ -148,8 +148,8 @@ impl CachePolicy {
 
     /// Takes the tracker's popularity list (best first). Returns the renditions to fetch now,
     /// best first: popular ones not held whose sizes are unknown until fetched, so the caller
-    /// fetches them one by one and calls [`CachePolicy::admit`] with `pin = true`, which checks
-    /// the pin budget. Held renditions on the list are pinned (within the budget); pinned ones
+    /// fetches them (a few at once, as [`crate::fill::FillPlanner`] chooses) and calls
+    /// [`CachePolicy::admit`] with `pin = true`, which checks the pin budget as each lands. Held renditions on the list are pinned (within the budget); pinned ones
     /// that left the list become ordinary LRU entries.
     pub fn set_popular(&mut self, popular: &[RenditionId], now_ms: u64) -> Vec<RenditionId> {
         self.wanted = popular.to_vec();

@@ -8,17 +8,20 @@
 //!   of those it does not hold, best first, and [`FillPlanner::popular`] queues them. They
 //!   are fetched to be pinned, each within the pin budget left when it starts.
 //! - **Pull-through.** A request for a rendition it does not hold is a miss
-//!   ([`FillPlanner::miss`]). After [`FillConfig::after_misses`] misses the rendition is
-//!   queued at once, unpinned (it joins the LRU segment): demand the crowd shows this node
-//!   before the tracker's ranking does. The driver is told to start it now, not at the next
-//!   round.
+//!   ([`FillPlanner::miss`]). After [`FillConfig::after_misses`] misses within
+//!   [`FillConfig::miss_window_ms`] the rendition is queued, unpinned (it joins the LRU
+//!   segment): demand the crowd shows this node before the tracker's ranking does. The
+//!   driver is told to call [`FillPlanner::next`] now, not at the next round.
 //!
-//! Popular renditions go first (the tracker's list is the crowd's demand; a miss is a few
-//! requests), pull-through ones after them. At most [`FillConfig::at_once`] fills run
-//! together: each is its own transfer from another holder or the origin, so more would split
-//! the node's download without finishing anything sooner, and fewer would let one slow source
-//! hold up the rest. A fill that fails (no source had it, the origin refused, it did not fit)
-//! is not tried again for [`FillConfig::retry_after_ms`].
+//! Pull-through renditions go first (listeners are asking this node for them now), popular
+//! ones after them, best first; a new round replaces the popular queue, so a slow node never
+//! falls behind on a list the tracker no longer holds. At most [`FillConfig::at_once`] fills
+//! run together: each is its own transfer from another holder or the origin, so more would
+//! split the node's download without finishing anything sooner, and fewer would let one slow
+//! source hold up the rest. A fill that fails (no source had it, the origin refused) is not
+//! tried again for [`FillConfig::retry_after_ms`]; one that was too large for the pin budget
+//! it was given is held off as a popular fill only, so it can still be pulled through into
+//! the LRU segment.
 //!
 //! Memory is bounded whatever requests arrive: misses and refusals are tracked for at most
 //! [`FillConfig::tracked_max`] renditions (the counts are dropped when that fills, so a flood
@@ -46,6 +49,9 @@ pub struct FillConfig {
     pub at_once: usize,
     /// Misses of a rendition before it is fetched (at least 1).
     pub after_misses: u32,
+    /// Misses further apart than this, milliseconds, start the count again: a rendition
+    /// asked for once a day is not demand.
+    pub miss_window_ms: u64,
     /// How long a rendition whose fill failed is not tried again, milliseconds.
     pub retry_after_ms: u64,
     /// Renditions each queue holds at most (at least 1).
@@ -60,6 +66,7 @@ impl Default for FillConfig {
             refresh_ms: 30_000,
             at_once: 4,
             after_misses: 2,
+            miss_window_ms: 10 * 60 * 1_000,
             retry_after_ms: 10 * 60 * 1_000,
             queue_max: 1_024,
             tracked_max: 4_096,
@@ -86,6 +93,18 @@ pub enum Outcome {
     Filled,
     /// No source had it, or it could not be admitted.
     Failed,
+    /// It was larger than the fill's `bytes_max`. For a pinned fill, only popular fills of it
+    /// are held off; for any other it counts as [`Outcome::Failed`].
+    TooLarge,
+    /// The driver gave it up (shutting down, its task dropped): not held against it.
+    Cancelled,
+}
+
+/// A failed fill's hold-off.
+#[derive(Debug, Clone, Copy)]
+struct Refusal {
+    until_ms: u64,
+    pinned_only: bool,
 }
 
 /// The fill choice of one super-node. See the module docs.
@@ -98,10 +117,11 @@ pub struct FillPlanner {
     pulled: VecDeque<RenditionId>,
     /// Fills started and not yet done.
     running: BTreeMap<RenditionId, Fill>,
-    /// Misses per rendition not held.
-    misses: HashMap<RenditionId, u32, Fixed>,
-    /// Renditions whose fill failed, and until when not to try them.
-    refused: HashMap<RenditionId, u64, Fixed>,
+    /// Misses per rendition not held: how many, and when the count began.
+    misses: HashMap<RenditionId, (u32, u64), Fixed>,
+    /// Renditions whose fill failed: until when not to try them, and whether only as a
+    /// popular (pinned) fill.
+    refused: HashMap<RenditionId, Refusal, Fixed>,
     /// When the next popularity round is due (0: at once).
     next_round_ms: u64,
 }
@@ -156,16 +176,24 @@ impl FillPlanner {
     /// just been queued (the driver should call [`FillPlanner::next`] now).
     pub fn miss(&mut self, rendition: RenditionId, now_ms: u64) -> bool {
         if self.running.contains_key(&rendition)
-            || self.refused_at(&rendition, now_ms)
+            || self.refused_at(&rendition, false, now_ms)
             || self.pulled.contains(&rendition)
             || self.popular.contains(&rendition)
         {
             return false;
         }
         if self.misses.len() >= self.config.tracked_max && !self.misses.contains_key(&rendition) {
-            self.misses.clear();
+            let window = self.config.miss_window_ms;
+            self.misses
+                .retain(|_, (_, since)| now_ms.saturating_sub(*since) < window);
+            if self.misses.len() >= self.config.tracked_max {
+                self.misses.clear();
+            }
         }
-        let count = self.misses.entry(rendition).or_default();
+        let (count, since) = self.misses.entry(rendition).or_insert((0, now_ms));
+        if now_ms.saturating_sub(*since) >= self.config.miss_window_ms {
+            (*count, *since) = (0, now_ms);
+        }
         *count += 1;
         if *count < self.config.after_misses {
             return false;
@@ -179,8 +207,8 @@ impl FillPlanner {
         true
     }
 
-    /// The next fill to start, if one may start now: popular renditions first, best first,
-    /// then pull-through ones, oldest first. Skips what `cache` holds, what is running, what
+    /// The next fill to start, if one may start now: pull-through renditions first, oldest
+    /// first, then popular ones, best first. Skips what `cache` holds, what is running, what
     /// failed lately, and popular renditions once the pin budget is spent. The driver starts
     /// it and calls [`FillPlanner::done`] when it ends.
     pub fn next(&mut self, cache: &CachePolicy, now_ms: u64) -> Option<Fill> {
@@ -188,13 +216,13 @@ impl FillPlanner {
             return None;
         }
         loop {
-            let (rendition, pin) = match self.popular.pop_front() {
-                Some(rendition) => (rendition, true),
-                None => (self.pulled.pop_front()?, false),
+            let (rendition, pin) = match self.pulled.pop_front() {
+                Some(rendition) => (rendition, false),
+                None => (self.popular.pop_front()?, true),
             };
             if cache.contains(&rendition)
                 || self.running.contains_key(&rendition)
-                || self.refused_at(&rendition, now_ms)
+                || self.refused_at(&rendition, pin, now_ms)
             {
                 continue;
             }
@@ -219,20 +247,31 @@ impl FillPlanner {
         }
     }
 
-    /// A fill ended. A failed one is not tried again for [`FillConfig::retry_after_ms`].
-    /// Returns the fill (none if it was not running).
+    /// A fill ended. A failed one is not tried again for [`FillConfig::retry_after_ms`]
+    /// (one too large for its pin budget: not as a popular fill). Returns the fill (none if
+    /// it was not running).
     pub fn done(&mut self, rendition: &RenditionId, outcome: Outcome, now_ms: u64) -> Option<Fill> {
         let fill = self.running.remove(rendition)?;
-        if outcome == Outcome::Failed {
-            self.refused.retain(|_, until| *until > now_ms);
-            if self.refused.len() >= self.config.tracked_max {
-                self.refused.clear();
+        let pinned_only = match outcome {
+            Outcome::Filled => {
+                self.misses.remove(rendition);
+                return Some(fill);
             }
-            self.refused.insert(
-                *rendition,
-                now_ms.saturating_add(self.config.retry_after_ms),
-            );
+            Outcome::Cancelled => return Some(fill),
+            Outcome::TooLarge => fill.pin,
+            Outcome::Failed => false,
+        };
+        self.refused.retain(|_, refusal| refusal.until_ms > now_ms);
+        if self.refused.len() >= self.config.tracked_max {
+            self.refused.clear();
         }
+        self.refused.insert(
+            *rendition,
+            Refusal {
+                until_ms: now_ms.saturating_add(self.config.retry_after_ms),
+                pinned_only,
+            },
+        );
         Some(fill)
     }
 
@@ -268,15 +307,16 @@ impl FillPlanner {
         self.popular.len() + self.pulled.len()
     }
 
-    /// True while a failed fill of `rendition` is recent.
-    pub fn is_refused(&self, rendition: &RenditionId, now_ms: u64) -> bool {
-        self.refused_at(rendition, now_ms)
+    /// True while a failed fill of `rendition` is recent (as a pull-through fill when not
+    /// `pin`, as a popular one when `pin`).
+    pub fn is_refused(&self, rendition: &RenditionId, pin: bool, now_ms: u64) -> bool {
+        self.refused_at(rendition, pin, now_ms)
     }
 
-    fn refused_at(&self, rendition: &RenditionId, now_ms: u64) -> bool {
+    fn refused_at(&self, rendition: &RenditionId, pin: bool, now_ms: u64) -> bool {
         self.refused
             .get(rendition)
-            .is_some_and(|until| *until > now_ms)
+            .is_some_and(|refusal| refusal.until_ms > now_ms && (pin || !refusal.pinned_only))
     }
 }
 
@@ -338,11 +378,11 @@ mod tests {
         assert!(!fills.miss(id(7), 4), "running");
         fills.done(&id(7), Outcome::Filled, 5);
         cache.admit(id(7), 100, false, 5).unwrap();
-        // Popular ones go first.
-        assert!(!fills.miss(id(8), 6) && fills.miss(id(8), 6));
+        // Pulled ones go first: listeners are asking for them now.
         fills.popular(&[id(9)], 6);
-        assert_eq!(fills.next(&cache, 6).unwrap().rendition, id(9));
+        assert!(!fills.miss(id(8), 6) && fills.miss(id(8), 6));
         assert_eq!(fills.next(&cache, 6).unwrap().rendition, id(8));
+        assert_eq!(fills.next(&cache, 6).unwrap().rendition, id(9));
     }
 
     #[test]
@@ -365,15 +405,55 @@ mod tests {
         fills.popular(&[id(1)], 0);
         fills.next(&cache, 0).unwrap();
         fills.done(&id(1), Outcome::Failed, 100);
-        assert!(fills.is_refused(&id(1), 100));
+        assert!(fills.is_refused(&id(1), true, 100) && fills.is_refused(&id(1), false, 100));
         fills.popular(&[id(1)], 200);
         assert_eq!(fills.next(&cache, 200), None);
         assert!(!fills.miss(id(1), 200) && !fills.miss(id(1), 201));
         let later = 100 + FillConfig::default().retry_after_ms;
-        assert!(!fills.is_refused(&id(1), later));
+        assert!(!fills.is_refused(&id(1), true, later));
         fills.popular(&[id(1)], later);
         assert_eq!(fills.next(&cache, later).unwrap().rendition, id(1));
         assert_eq!(fills.done(&id(9), Outcome::Failed, later), None);
+    }
+
+    #[test]
+    fn too_large_for_the_pin_budget_may_still_be_pulled_through() {
+        let cache = CachePolicy::new(1_000, 0.5);
+        let mut fills = planner(4);
+        fills.popular(&[id(1)], 0);
+        assert!(fills.next(&cache, 0).unwrap().pin);
+        fills.done(&id(1), Outcome::TooLarge, 10);
+        assert!(fills.is_refused(&id(1), true, 10) && !fills.is_refused(&id(1), false, 10));
+        fills.popular(&[id(1)], 20);
+        assert_eq!(fills.next(&cache, 20), None, "not again as a popular fill");
+        assert!(!fills.miss(id(1), 21) && fills.miss(id(1), 22));
+        let fill = fills.next(&cache, 22).unwrap();
+        assert_eq!(
+            (fill.rendition, fill.pin, fill.bytes_max),
+            (id(1), false, 1_000)
+        );
+        // Too large for the whole cache is a plain failure.
+        fills.done(&id(1), Outcome::TooLarge, 30);
+        assert!(fills.is_refused(&id(1), false, 30));
+    }
+
+    #[test]
+    fn cancelled_fills_are_not_held_against_and_misses_expire() {
+        let cache = CachePolicy::new(1_000, 0.5);
+        let mut fills = planner(1);
+        fills.popular(&[id(1)], 0);
+        fills.next(&cache, 0).unwrap();
+        assert_eq!(fills.next(&cache, 0), None);
+        fills.done(&id(1), Outcome::Cancelled, 5);
+        assert!(!fills.is_refused(&id(1), true, 5));
+        assert_eq!(fills.running(), 0);
+        let window = FillConfig::default().miss_window_ms;
+        assert!(!fills.miss(id(2), 0));
+        assert!(
+            !fills.miss(id(2), window),
+            "the first miss is too old to count"
+        );
+        assert!(fills.miss(id(2), window + 1));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! - **Real code.** Every listening client drives a real [`Scheduler`] (client-lib), the
 //!   network has one real [`Tracker`] (tracker core), and every super-node keeps its cache with
-//!   a real [`CachePolicy`] (node). The engine is their driver: it feeds them events with the
+//!   a real [`CachePolicy`] and chooses its fills with a real [`FillPlanner`] (popular rounds,
+//!   pull-through after misses, hold-offs). The engine is their driver: it feeds them events with the
 //!   virtual time and carries out the actions they return, as the production drivers do with
 //!   sockets.
 //! - **The driver around the scheduler** mirrors `client_lib::listener`: every play is
@@ -2311,16 +2312,12 @@ impl Engine {
         };
         match list {
             Some(list) => {
-                let region = self.regions[self.supers[index].region as usize];
+                // The whole list, as `node::supernode` takes it: what its region may not
+                // stream, the origin refuses when the fill starts.
                 let ids: Vec<RenditionId> = list
                     .renditions
                     .iter()
                     .map(|entry| entry.rendition)
-                    // A super-node caches only what its region may stream.
-                    .filter(|id| {
-                        let track = track_of(id);
-                        !self.restricted(track) || region == self.regions[0]
-                    })
                     .collect();
                 let node_state = &mut self.supers[index];
                 let missing = node_state.cache.set_popular(&ids, now);
@@ -2414,7 +2411,10 @@ impl Engine {
                 let holds = self.supers[(source - peers) as usize]
                     .cache
                     .contains(&rendition_id(track));
-                if !holds {
+                // A listener's request for what a super-node lacks is a miss; another
+                // super-node's fill is refused before the store is asked (production's
+                // region check needs the rendition held), so it is not.
+                if !holds && node < peers {
                     self.super_miss(source, track);
                 }
                 (true, holds, self.admits(source, node, priority), false)
@@ -2492,11 +2492,18 @@ impl Engine {
                 break;
             };
             let track = track_of(&fill.rendition);
+            let region = self.supers[index].region;
+            // The origin refuses the manifest of a track the node's region may not stream.
+            let refused = !self.playable(track, region);
             // `node::supernode`'s fetch stops at `bytes_max` once the manifest tells the size.
-            if self.track_bytes(track) > fill.bytes_max {
-                self.supers[index]
-                    .fills
-                    .done(&fill.rendition, fill::Outcome::Failed, now);
+            let too_large = self.track_bytes(track) > fill.bytes_max;
+            if refused || too_large {
+                let outcome = if refused {
+                    fill::Outcome::Failed
+                } else {
+                    fill::Outcome::TooLarge
+                };
+                self.supers[index].fills.done(&fill.rendition, outcome, now);
                 self.checks.super_fills_failed += 1;
                 continue;
             }
@@ -3063,8 +3070,8 @@ impl Engine {
                 } else {
                     fill::Outcome::Failed
                 };
-                node.fills.done(&rendition, outcome, now);
-                match (admitted, pin) {
+                let fill = node.fills.done(&rendition, outcome, now);
+                match (admitted, fill.is_some_and(|fill| fill.pin)) {
                     (true, true) => self.checks.super_fills += 1,
                     (true, false) => self.checks.super_pull_throughs += 1,
                     (false, _) => self.checks.super_fills_failed += 1,

@@ -124,11 +124,13 @@ pub struct Checks {
     /// Requests a partial holder could serve only in part or not at all: it sent what it
     /// held and told its prefix (`ChunkMissing`).
     pub partial_misses: u64,
-    /// Popular renditions super-nodes fetched and pinned (`policy::fill`).
+    /// Popular renditions super-nodes fetched (`policy::fill`): pinned, or kept unpinned
+    /// when fills landing meanwhile had spent the pin budget.
     pub super_fills: u64,
     /// Renditions super-nodes fetched after repeated misses, unpinned (pull-through).
     pub super_pull_throughs: u64,
-    /// Super-node fills that failed (too large for the pin budget, or not admitted).
+    /// Super-node fills that failed: refused by the origin (the node's region may not stream
+    /// the track), too large for the room they were given, or not admitted.
     pub super_fills_failed: u64,
 }
 
