@@ -56,7 +56,7 @@ pub struct SuperNodeConfig {
     pub refresh: Duration,
     /// Requests for a rendition it does not hold before it fetches it (unpinned).
     pub fill_after_misses: u32,
-    /// Renditions fetched at once.
+    /// Renditions fetched at once (`policy::fill::FillConfig::at_once`; two by default).
     pub fills_at_once: usize,
     /// Tracker-independent discovery (Kademlia, mDNS, AutoNAT); `None` turns it off.
     pub discovery: Option<discovery::DiscoveryConfig>,
@@ -86,7 +86,7 @@ impl SuperNodeConfig {
             popular_want: 200,
             refresh: Duration::from_secs(30),
             fill_after_misses: 2,
-            fills_at_once: 4,
+            fills_at_once: FillConfig::default().at_once,
             background_fill: true,
             discovery: Some(discovery::DiscoveryConfig::default()),
             routes: transport::Routes::new(),

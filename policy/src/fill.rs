@@ -16,9 +16,13 @@
 //! Pull-through renditions go first (listeners are asking this node for them now), popular
 //! ones after them, best first; a new round replaces the popular queue, so a slow node never
 //! falls behind on a list the tracker no longer holds. At most [`FillConfig::at_once`] fills
-//! run together: each is its own transfer from another holder or the origin, so more would
-//! split the node's download without finishing anything sooner, and fewer would let one slow
-//! source hold up the rest. A fill that fails (no source had it, the origin refused) is not
+//! run together, two by default. A fill draws on its sources' upload at offline-sync
+//! priority, and its sources are mostly listeners: on the 32-listener devnet four fills at
+//! once per super-node took the upload of listeners who would otherwise have served each
+//! other, and the origin's share rose to 0.55 (0.40–0.47 with two, 0.42 with one); with
+//! one, a crowd with small caches and much churn (the simulator's `churn-heavy`) leans on
+//! the origin a point more than with two, as the super-nodes fall behind its demand
+//! (BENCHMARKS.md). A fill that fails (no source had it, the origin refused) is not
 //! tried again for [`FillConfig::retry_after_ms`]; one that was too large for the pin budget
 //! it was given is held off as a popular fill only, so it can still be pulled through into
 //! the LRU segment.
@@ -45,7 +49,7 @@ type Fixed = foldhash::fast::FixedState;
 pub struct FillConfig {
     /// Milliseconds between popularity rounds.
     pub refresh_ms: u64,
-    /// Fills running at once (at least 1).
+    /// Fills running at once (at least 1; 2 by default).
     pub at_once: usize,
     /// Misses of a rendition before it is fetched (at least 1).
     pub after_misses: u32,
@@ -64,7 +68,7 @@ impl Default for FillConfig {
     fn default() -> Self {
         Self {
             refresh_ms: 30_000,
-            at_once: 4,
+            at_once: 2,
             after_misses: 2,
             miss_window_ms: 10 * 60 * 1_000,
             retry_after_ms: 10 * 60 * 1_000,

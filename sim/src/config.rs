@@ -381,7 +381,7 @@ impl Default for SuperNodes {
             pin_fraction: 0.5,
             popular_refresh_s: 300,
             popular_want: 1_000,
-            fills_at_once: 4,
+            fills_at_once: 2,
             upload_slots: 200,
         }
     }
