@@ -209,6 +209,11 @@ pub struct NodeArgs {
     /// Seconds between popularity and fill rounds.
     #[arg(long, default_value_t = 30)]
     refresh_s: u64,
+    /// Renditions fetched into the cache at once (1..=64). Fills draw on their sources'
+    /// upload, mostly listeners'; more finish a popular list sooner where holders are many.
+    #[arg(long, default_value_t = node::fill::FillConfig::default().at_once as u64,
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    fills_at_once: u64,
     /// libp2p listen address for tracker-independent discovery (Kademlia, mDNS, AutoNAT).
     #[arg(long, default_value = "/ip4/0.0.0.0/tcp/4473")]
     p2p_listen: discovery::Addr,
@@ -290,6 +295,7 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     config.upload_bytes_per_s = args.upload_mbps.map(|mbps| (mbps * 1e6 / 8.0) as u64);
     config.pin_fraction = args.pin_fraction;
     config.refresh = Duration::from_secs(args.refresh_s.max(1));
+    config.fills_at_once = args.fills_at_once as usize;
     for (target, via) in &args.via {
         if !config.routes.insert(*target, *via) {
             anyhow::bail!("too many --via routes (at most {})", transport::ROUTES_MAX);

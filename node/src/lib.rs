@@ -9,7 +9,7 @@
 //! - [`supernode`]: the driver behind `chorus node`.
 
 pub use client_lib::fetch;
-pub use policy::cache;
+pub use policy::{cache, fill};
 pub mod store;
 pub mod supernode;
 
