@@ -33,6 +33,9 @@ pub const LADDER: [(Quality, u32, f32); 3] = [
     (Quality::Normal, 160_000, 0.5),
     (Quality::High, 320_000, 0.9),
 ];
+/// Quality settings the second pass tries for each rung, when the first pass's sizes are not
+/// strictly increasing (each rung's own setting from [`LADDER`] is reused from the first pass).
+pub const LADDER_CANDIDATES: [&[f32]; 3] = [&[0.1, 0.0, -0.1], &[0.4, 0.6, 0.3, 0.7], &[1.0, 0.8]];
 /// Loudness every track is normalised to on playback (the level Spotify uses).
 pub const TARGET_LOUDNESS_LUFS: f64 = -14.0;
 /// Highest sample peak normalisation may push a track to.
@@ -264,6 +267,9 @@ pub struct EncodedRendition {
     pub codec: Codec,
     /// Target average bitrate.
     pub bitrate_bps: u32,
+    /// The libvorbis VBR quality it was encoded at (the ladder's own, or a neighbour the
+    /// ordering check chose).
+    pub vbr_quality: f32,
     /// The encoded file.
     pub file: EncodedFile,
 }
@@ -300,21 +306,132 @@ pub fn transcode(
     stream_serial: i32,
     limits: &IngestLimits,
 ) -> Result<Transcoded, IngestError> {
+    let input: std::sync::Arc<[u8]> = input.into();
     transcode_from(
-        Box::new(Cursor::new(input)),
+        &mut || Ok(Box::new(Cursor::new(input.clone()))),
         extension,
         stream_serial,
         limits,
     )
 }
 
+/// Opens the input from its start: [`transcode_from`] reads it once, or twice when the
+/// ladder needs its ordering repaired.
+pub type OpenSource<'a> =
+    dyn FnMut() -> std::io::Result<Box<dyn symphonia::core::io::MediaSource>> + 'a;
+
+/// One encoder of a pass: which rung of [`LADDER`] it is for, and its VBR quality.
+#[derive(Debug, Clone, Copy)]
+struct Encoding {
+    rung: usize,
+    vbr_quality: f32,
+}
+
 /// [`transcode`] reading from any seekable source (an upload spooled to a file, so the
 /// input is never held in memory whole).
 pub fn transcode_from(
+    open: &mut OpenSource<'_>,
+    extension: Option<&str>,
+    stream_serial: i32,
+    limits: &IngestLimits,
+) -> Result<Transcoded, IngestError> {
+    let opened = |open: &mut OpenSource<'_>| {
+        open().map_err(|error| IngestError::Encode(format!("reading the input: {error}")))
+    };
+    let ladder: Vec<Encoding> = LADDER
+        .iter()
+        .enumerate()
+        .map(|(rung, &(_, _, vbr_quality))| Encoding { rung, vbr_quality })
+        .collect();
+    let mut transcoded = transcode_pass(opened(open)?, extension, stream_serial, limits, &ladder)?;
+    if sizes_increase(&transcoded.renditions) {
+        return Ok(transcoded);
+    }
+    let neighbours: Vec<Encoding> = LADDER_CANDIDATES
+        .iter()
+        .enumerate()
+        .flat_map(|(rung, qualities)| {
+            qualities
+                .iter()
+                .map(move |&vbr_quality| Encoding { rung, vbr_quality })
+        })
+        .collect();
+    let second = transcode_pass(opened(open)?, extension, stream_serial, limits, &neighbours)?;
+    let mut candidates = std::mem::take(&mut transcoded.renditions);
+    candidates.extend(second.renditions);
+    transcoded.renditions = ordered_ladder(candidates).ok_or_else(|| {
+        IngestError::Encode(
+            "no quality settings give renditions of increasing size for this audio".into(),
+        )
+    })?;
+    Ok(transcoded)
+}
+
+/// Whether each rendition is strictly larger than the one below it.
+fn sizes_increase(renditions: &[EncodedRendition]) -> bool {
+    renditions
+        .windows(2)
+        .all(|pair| pair[0].file.len() < pair[1].file.len())
+}
+
+/// Picks one candidate per rung of [`LADDER`] so that sizes strictly increase, nearest the
+/// ladder's own qualities (least total distance; among equals, the first found, which prefers
+/// each rung's own setting). `None` if no choice is ordered.
+fn ordered_ladder(candidates: Vec<EncodedRendition>) -> Option<Vec<EncodedRendition>> {
+    let rungs: Vec<Vec<usize>> = LADDER
+        .iter()
+        .map(|&(quality, _, _)| {
+            (0..candidates.len())
+                .filter(|&index| candidates[index].quality == quality)
+                .collect()
+        })
+        .collect();
+    fn search(
+        candidates: &[EncodedRendition],
+        rungs: &[Vec<usize>],
+        chosen: &mut Vec<usize>,
+        best: &mut Option<(f32, Vec<usize>)>,
+    ) {
+        let rung = chosen.len();
+        if rung == rungs.len() {
+            let distance: f32 = chosen
+                .iter()
+                .enumerate()
+                .map(|(rung, &index)| (candidates[index].vbr_quality - LADDER[rung].2).abs())
+                .sum();
+            if best
+                .as_ref()
+                .is_none_or(|(least, _)| distance < *least - 1e-6)
+            {
+                *best = Some((distance, chosen.clone()));
+            }
+            return;
+        }
+        for &index in &rungs[rung] {
+            let above_previous = chosen
+                .last()
+                .is_none_or(|&below| candidates[below].file.len() < candidates[index].file.len());
+            if above_previous {
+                chosen.push(index);
+                search(candidates, rungs, chosen, best);
+                chosen.pop();
+            }
+        }
+    }
+    let mut best = None;
+    search(&candidates, &rungs, &mut Vec::new(), &mut best);
+    let (_, chosen) = best?;
+    let mut slots: Vec<Option<EncodedRendition>> = candidates.into_iter().map(Some).collect();
+    chosen.iter().map(|&index| slots[index].take()).collect()
+}
+
+/// One decode of the source through encoders `encodings`.
+fn transcode_pass(
     input: Box<dyn symphonia::core::io::MediaSource>,
     extension: Option<&str>,
     stream_serial: i32,
     limits: &IngestLimits,
+    encodings: &[Encoding],
 ) -> Result<Transcoded, IngestError> {
     let source = MediaSourceStream::new(input, MediaSourceStreamOptions::default());
     let mut hint = Hint::new();
@@ -383,7 +500,13 @@ pub fn transcode_from(
             }
             let pipeline = match &mut pipeline {
                 Some(pipeline) => pipeline,
-                None => pipeline.insert(Pipeline::new(48_000, channels, stream_serial, limits)?),
+                None => pipeline.insert(Pipeline::new(
+                    48_000,
+                    channels,
+                    stream_serial,
+                    limits,
+                    encodings,
+                )?),
             };
             pipeline.push_interleaved(frames)?;
             continue;
@@ -402,6 +525,7 @@ pub fn transcode_from(
                 spec.channels.count(),
                 stream_serial,
                 limits,
+                encodings,
             )?),
         };
         if spec.rate != pipeline.source_rate || spec.channels.count() != pipeline.source_channels {
@@ -569,7 +693,7 @@ struct Pipeline {
     resampler: Option<Resampling>,
     meter: ebur128::EbuR128,
     tempo: crate::features::TempoMeter,
-    encoders: Vec<(Quality, u32, VorbisEncoder<Sink>)>,
+    encoders: Vec<(Encoding, VorbisEncoder<Sink>)>,
     frames_encoded: u64,
     frames_max: u64,
     /// Frames received from the decoder, at the source rate.
@@ -589,6 +713,7 @@ impl Pipeline {
         channels: usize,
         stream_serial: i32,
         limits: &IngestLimits,
+        encodings: &[Encoding],
     ) -> Result<Self, IngestError> {
         if !(8_000..=384_000).contains(&rate) {
             return Err(IngestError::Format(format!("sample rate {rate} Hz")));
@@ -620,20 +745,20 @@ impl Pipeline {
             ebur128::Mode::I | ebur128::Mode::SAMPLE_PEAK,
         )
         .map_err(|error| IngestError::Encode(error.to_string()))?;
-        let mut encoders = Vec::with_capacity(LADDER.len());
-        for (offset, (quality, bitrate, vbr_quality)) in LADDER.into_iter().enumerate() {
+        let mut encoders = Vec::with_capacity(encodings.len());
+        for &encoding in encodings {
             let encoder = VorbisEncoderBuilder::new_with_serial(
                 NonZeroU32::new(output_rate).expect("checked above"),
                 NonZeroU8::new(output_channels as u8).expect("one or two channels"),
                 Sink::new(limits.spool_dir.as_deref())?,
-                stream_serial.wrapping_add(offset as i32),
+                stream_serial.wrapping_add(encoding.rung as i32),
             )
             .bitrate_management_strategy(VorbisBitrateManagementStrategy::QualityVbr {
-                target_quality: vbr_quality,
+                target_quality: encoding.vbr_quality,
             })
             .build()
             .map_err(|error| IngestError::Encode(error.to_string()))?;
-            encoders.push((quality, bitrate, encoder));
+            encoders.push((encoding, encoder));
         }
         Ok(Self {
             source_rate: rate,
@@ -764,7 +889,7 @@ impl Pipeline {
             .add_frames_planar_f32(&planes)
             .map_err(|error| IngestError::Encode(error.to_string()))?;
         self.tempo.push(&planes);
-        for (_, _, encoder) in &mut self.encoders {
+        for (_, encoder) in &mut self.encoders {
             encoder
                 .encode_audio_block(&planes)
                 .map_err(|error| IngestError::Encode(error.to_string()))?;
@@ -790,15 +915,17 @@ impl Pipeline {
         };
         let gain_db = normalisation_gain_db(loudness_lufs, peak_dbfs);
         let mut renditions = Vec::with_capacity(self.encoders.len());
-        for (quality, bitrate_bps, encoder) in self.encoders {
+        for (encoding, encoder) in self.encoders {
             let file = encoder
                 .finish()
                 .map_err(|error| IngestError::Encode(error.to_string()))?
                 .finish()?;
+            let (quality, bitrate_bps, _) = LADDER[encoding.rung];
             renditions.push(EncodedRendition {
                 quality,
                 codec: Codec::Vorbis,
                 bitrate_bps,
+                vbr_quality: encoding.vbr_quality,
                 file,
             });
         }
@@ -859,6 +986,73 @@ pub fn normalisation_gain_db(loudness_lufs: f64, peak_dbfs: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn candidate(quality: Quality, vbr_quality: f32, bytes: usize) -> EncodedRendition {
+        EncodedRendition {
+            quality,
+            codec: Codec::Vorbis,
+            bitrate_bps: 0,
+            vbr_quality,
+            file: EncodedFile::Memory(vec![0; bytes]),
+        }
+    }
+
+    fn chosen(ladder: Option<Vec<EncodedRendition>>) -> Option<Vec<(f32, u64)>> {
+        ladder.map(|ladder| {
+            ladder
+                .iter()
+                .map(|rendition| (rendition.vbr_quality, rendition.file.len()))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn the_ladder_keeps_its_own_settings_when_they_are_ordered() {
+        let candidates = vec![
+            candidate(Quality::Low, 0.2, 100),
+            candidate(Quality::Normal, 0.5, 200),
+            candidate(Quality::High, 0.9, 300),
+            candidate(Quality::Low, 0.1, 90),
+            candidate(Quality::Normal, 0.4, 150),
+        ];
+        assert_eq!(
+            chosen(ordered_ladder(candidates)),
+            Some(vec![(0.2, 100), (0.5, 200), (0.9, 300)])
+        );
+    }
+
+    #[test]
+    fn an_inverted_ladder_takes_the_nearest_ordered_neighbours() {
+        // The measured 440 Hz tone: q0.2 208 KB, q0.5 82 KB.
+        let candidates = vec![
+            candidate(Quality::Low, 0.2, 208),
+            candidate(Quality::Normal, 0.5, 82),
+            candidate(Quality::High, 0.9, 259),
+            candidate(Quality::Low, 0.1, 194),
+            candidate(Quality::Low, 0.0, 149),
+            candidate(Quality::Low, -0.1, 90),
+            candidate(Quality::Normal, 0.4, 67),
+            candidate(Quality::Normal, 0.6, 107),
+            candidate(Quality::Normal, 0.3, 108),
+            candidate(Quality::Normal, 0.7, 140),
+            candidate(Quality::High, 1.0, 300),
+            candidate(Quality::High, 0.8, 230),
+        ];
+        assert_eq!(
+            chosen(ordered_ladder(candidates)),
+            Some(vec![(-0.1, 90), (0.6, 107), (0.9, 259)])
+        );
+    }
+
+    #[test]
+    fn no_ordered_choice_is_none() {
+        let candidates = vec![
+            candidate(Quality::Low, 0.2, 100),
+            candidate(Quality::Normal, 0.5, 100),
+            candidate(Quality::High, 0.9, 100),
+        ];
+        assert_eq!(chosen(ordered_ladder(candidates)), None);
+    }
 
     #[test]
     fn gain_is_limited_by_the_peak() {

@@ -265,11 +265,12 @@ async fn ingest_and_store(
             .then(|| uploads_dir(&state.config.data_dir)),
     };
     let (transcoded, places) = tokio::task::spawn_blocking(move || {
-        let reader = file.file.reopen().map_err(|error| {
-            ingest::IngestError::Encode(format!("reading the spooled upload: {error}"))
-        })?;
+        let spooled = &file.file;
         let result = ingest::transcode_from(
-            Box::new(reader),
+            &mut || {
+                let reader = spooled.reopen()?;
+                Ok(Box::new(reader))
+            },
             extension.as_deref(),
             rand::random::<i32>(),
             &limits,
