@@ -654,15 +654,22 @@ pub struct IngestArgs {
     /// Artist account (password from CHORUS_PASSWORD or a prompt).
     #[arg(long)]
     user: String,
-    /// Artist name shown in the catalog. Default: the account name.
+    /// Artist name for every file, over the file's tags. Default: the tags' artist, else
+    /// the account name.
     #[arg(long)]
     artist: Option<String>,
-    /// Album title for every file.
+    /// Album title for every file, over the file's tags.
     #[arg(long)]
     album: Option<String>,
-    /// Genre for every file.
+    /// Album artist for every file, over the file's tags.
+    #[arg(long)]
+    album_artist: Option<String>,
+    /// Genre for every file, over the file's tags.
     #[arg(long)]
     genre: Option<String>,
+    /// Year of release for every file, over the file's tags.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=9999))]
+    year: Option<u16>,
     /// Markets, comma-separated ISO codes (e.g. SE,NO). Default: everywhere.
     #[arg(long, value_delimiter = ',')]
     markets: Vec<String>,
@@ -671,7 +678,8 @@ pub struct IngestArgs {
     json: bool,
 }
 
-/// Uploads each file to the origin with a progress bar; the title is the file name.
+/// Uploads each file to the origin with a progress bar. The origin reads each file's tags;
+/// the flags override them, and a file without a title tag is named after the file.
 pub fn run_ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let password = password()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -753,16 +761,14 @@ async fn upload(
             progress.inc(piece.len() as u64);
         }
     });
-    let title = path
-        .file_stem()
-        .map(|stem| stem.to_string_lossy().to_string())
-        .unwrap_or_else(|| "Untitled".into());
     let metadata = api::catalog::TrackMetadata {
-        title,
-        artist: args.artist.clone().unwrap_or_else(|| args.user.clone()),
+        artist: args.artist.clone(),
         album: args.album.clone(),
+        album_artist: args.album_artist.clone(),
         genre: args.genre.clone(),
+        year: args.year,
         markets: (!args.markets.is_empty()).then(|| args.markets.clone()),
+        ..Default::default()
     };
     let file_name = path
         .file_name()

@@ -42,6 +42,7 @@ pub mod search;
 pub mod server;
 pub mod store;
 pub mod synth;
+pub mod tags;
 pub mod text;
 
 /// The wall clock in Unix milliseconds. Policy code takes time as an argument; drivers

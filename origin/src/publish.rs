@@ -13,6 +13,8 @@ use crate::store::{RenditionRecord, RenditionSummary, Store, StoreError, TrackRe
 
 pub use api::catalog::{TrackMetadata, TrackView};
 
+use crate::tags::TrackInfo;
+
 /// Sealed chunks in flight between the sealing thread and the blob store: at most this many
 /// wait, so an ingest holds a few chunks in memory however long the track.
 const SEALED_IN_FLIGHT: usize = 4;
@@ -25,7 +27,7 @@ pub async fn store_track(
     store: &Store,
     origin: &Identity,
     owner: &str,
-    metadata: &TrackMetadata,
+    info: &TrackInfo,
     transcoded: Arc<Transcoded>,
 ) -> Result<TrackRecord, StoreError> {
     let track = TrackId(rand::random());
@@ -137,18 +139,15 @@ pub async fn store_track(
             },
         ));
     }
-    let album_id = metadata.album.as_ref().map(|album| {
-        hex::encode(&blake3::hash(format!("{owner}\0{album}").as_bytes()).as_bytes()[..16])
-    });
     let record = TrackRecord {
         id: track.to_hex(),
-        title: crate::text::trim_blank(&metadata.title).to_string(),
-        artist: crate::text::trim_blank(&metadata.artist).to_string(),
+        title: info.title.clone(),
+        artist: info.artist.clone(),
         artist_id: owner.to_string(),
-        album: metadata.album.clone(),
-        album_id,
-        genre: metadata.genre.clone(),
-        markets: metadata.markets.clone().unwrap_or_default(),
+        album: info.album.clone(),
+        album_id: info.album_id(owner),
+        genre: info.genre.clone(),
+        markets: info.markets.clone(),
         duration_ms: transcoded.duration_ms,
         loudness_lufs: transcoded.loudness_lufs,
         tempo_bpm: transcoded.tempo_bpm,
@@ -156,6 +155,7 @@ pub async fn store_track(
         owner: owner.to_string(),
         created_at_ms: crate::now_ms(),
         renditions: summaries,
+        details: info.details.clone(),
     };
     store.publish_track(&record, &records).await?;
     Ok(record)
@@ -217,6 +217,17 @@ pub(crate) fn track_json(track: &TrackRecord) -> TrackView {
         album: track.album.clone(),
         album_id: track.album_id.clone(),
         genre: track.genre.clone(),
+        album_artist: track.details.album_artist.clone(),
+        track_number: track.details.track_number,
+        disc_number: track.details.disc_number,
+        year: track.details.year,
+        isrc: track.details.isrc.clone(),
+        musicbrainz: track.details.musicbrainz.clone(),
+        lyrics: track
+            .details
+            .lyrics
+            .as_ref()
+            .map_or(api::catalog::LyricsKind::None, |lyrics| lyrics.kind()),
         markets: track.markets.clone(),
         duration_ms: track.duration_ms,
         loudness_lufs: track

@@ -707,6 +707,7 @@ mod tests {
                 owner: String::new(),
                 created_at_ms: 0,
                 renditions: Vec::new(),
+                details: Default::default(),
             },
             plays,
         )

@@ -145,7 +145,7 @@ struct Fields {
 
 /// One document change [`Search::apply`] makes.
 enum Update {
-    Track(TrackRecord, Popularity),
+    Track(Box<TrackRecord>, Popularity),
     TrackGone {
         id: String,
         artist_id: Option<String>,
@@ -587,7 +587,7 @@ impl Search {
                     match store.catalog().track(&change.id).await? {
                         Some(track) => {
                             let popularity = Popularity::of(store, &track).await?;
-                            updates.push(Update::Track(track, popularity));
+                            updates.push(Update::Track(Box::new(track), popularity));
                         }
                         None => {
                             let Some((artist_id, album_id)) = self.track_owners(&change.id)? else {
@@ -1529,6 +1529,7 @@ mod tests {
             owner: String::new(),
             created_at_ms: 0,
             renditions: Vec::new(),
+            details: Default::default(),
         }
     }
 

@@ -101,11 +101,9 @@ pub fn login(http: &Client, base: &str, username: &str) -> String {
 /// Track metadata with a title and artist and nothing else.
 pub fn metadata(title: &str, artist: &str) -> TrackMetadata {
     TrackMetadata {
-        title: title.to_string(),
-        artist: artist.to_string(),
-        album: None,
-        genre: None,
-        markets: None,
+        title: Some(title.to_string()),
+        artist: Some(artist.to_string()),
+        ..TrackMetadata::default()
     }
 }
 

@@ -280,12 +280,25 @@ impl LocalOrigin {
         name: &str,
         metadata: Value,
     ) -> (StatusCode, Value) {
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(file).file_name(name.to_string()),
-            )
-            .text("metadata", metadata.to_string());
+        self.upload_parts(token, file, name, Some(metadata)).await
+    }
+
+    /// Uploads `file` named `name` with a `metadata` part only if given (the origin then goes
+    /// by the file's tags): (status, answer).
+    pub async fn upload_parts(
+        &self,
+        token: &str,
+        file: Vec<u8>,
+        name: &str,
+        metadata: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(file).file_name(name.to_string()),
+        );
+        if let Some(metadata) = metadata {
+            form = form.text("metadata", metadata.to_string());
+        }
         let response = self
             .http
             .post(format!("{}/v1/tracks", self.base))

@@ -750,11 +750,9 @@ async fn uploads(
             )
             .file_name("upload.wav");
             let metadata = api::catalog::TrackMetadata {
-                title: format!("Upload {index}"),
-                artist: "Bench".into(),
-                album: None,
-                genre: None,
-                markets: None,
+                title: Some(format!("Upload {index}")),
+                artist: Some("Bench".into()),
+                ..Default::default()
             };
             let form = reqwest::multipart::Form::new()
                 .part("file", part)

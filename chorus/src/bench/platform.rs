@@ -175,6 +175,7 @@ pub(crate) fn catalog(tracks: u32, seed: u64) -> Vec<(TrackRecord, u64)> {
                 owner: String::new(),
                 created_at_ms: 0,
                 renditions: Vec::new(),
+                details: Default::default(),
             },
             plays,
         ));

@@ -313,11 +313,9 @@ async fn feed_follow(subject: &Subject, peer: &LocalOrigin) -> anyhow::Result<Ve
                 1_000 + upload,
                 2.0,
                 &api::catalog::TrackMetadata {
-                    title: title.clone(),
-                    artist: "Feed Follow".into(),
-                    album: None,
-                    genre: None,
-                    markets: None,
+                    title: Some(title.clone()),
+                    artist: Some("Feed Follow".into()),
+                    ..Default::default()
                 },
             )
             .await?;

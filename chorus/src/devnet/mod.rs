@@ -678,11 +678,12 @@ async fn catalog(
         let title = format!("Devnet Song {}", index + 1);
         let markets = markets_of(index, args.regions as usize);
         let metadata = api::catalog::TrackMetadata {
-            title: title.clone(),
-            artist: format!("Devnet Artist {}", index % 5 + 1),
+            title: Some(title.clone()),
+            artist: Some(format!("Devnet Artist {}", index % 5 + 1)),
             album: Some(format!("Devnet Album {}", index % 3 + 1)),
-            genre: None,
+            track_number: Some(index as u32 / 3 + 1),
             markets: (!markets.is_empty()).then(|| markets.clone()),
+            ..Default::default()
         };
         let form = reqwest::multipart::Form::new()
             .part(

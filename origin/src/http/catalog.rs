@@ -20,32 +20,58 @@ use crate::publish::{
 };
 use crate::search::Popularity;
 use crate::store::{Role, TrackRecord};
-use api::catalog::{AlbumView, ArtistView, TrackPage};
+use crate::tags::TrackInfo;
+use api::catalog::{AlbumView, ArtistView, LyricsView, TrackPage};
 use axum::extract::DefaultBodyLimit;
 use utoipa_axum::router::UtoipaMethodRouterExt;
 use utoipa_axum::routes;
 
-/// Checks an upload's metadata: lengths and markets.
+/// Checks an upload's metadata: lengths, numbers, identifiers and markets.
 fn check_metadata(metadata: &TrackMetadata) -> Result<(), ApiError> {
-    let text_ok = |text: &str| !is_blank(text) && text.chars().count() <= 200;
+    let text_ok = |text: &Option<String>| {
+        text.as_deref()
+            .is_none_or(|text| !is_blank(text) && text.chars().count() <= 200)
+    };
     if !text_ok(&metadata.title) || !text_ok(&metadata.artist) {
         return Err(ApiError::bad_request(
             "invalid_metadata",
             "title and artist are 1 to 200 characters",
         ));
     }
-    if metadata
-        .album
-        .as_deref()
-        .is_some_and(|album| !text_ok(album))
-        || metadata
-            .genre
-            .as_deref()
-            .is_some_and(|genre| !text_ok(genre))
+    if !text_ok(&metadata.album) || !text_ok(&metadata.genre) || !text_ok(&metadata.album_artist) {
+        return Err(ApiError::bad_request(
+            "invalid_metadata",
+            "album, album artist and genre are 1 to 200 characters",
+        ));
+    }
+    let in_range = |value: Option<u32>, max: u32| value.is_none_or(|n| (1..=max).contains(&n));
+    if !in_range(metadata.track_number, 9999)
+        || !in_range(metadata.disc_number, 999)
+        || !in_range(metadata.year.map(u32::from), 9999)
     {
         return Err(ApiError::bad_request(
             "invalid_metadata",
-            "album and genre are 1 to 200 characters",
+            "track_number is 1 to 9999, disc_number 1 to 999, year 1 to 9999",
+        ));
+    }
+    if metadata
+        .isrc
+        .as_deref()
+        .is_some_and(|code| crate::tags::isrc(code).is_none())
+    {
+        return Err(ApiError::bad_request(
+            "invalid_metadata",
+            "an ISRC is 12 characters: country, registrant, year, number (e.g. USRC17607839)",
+        ));
+    }
+    if metadata
+        .lyrics
+        .as_ref()
+        .is_some_and(|lyrics| lyrics.len() > crate::tags::LYRICS_BYTES_MAX)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_metadata",
+            format!("lyrics are at most {} bytes", crate::tags::LYRICS_BYTES_MAX),
         ));
     }
     for market in metadata.markets.iter().flatten() {
@@ -117,13 +143,25 @@ pub async fn upload_track(
     if parsed.is_err() {
         drain(&mut multipart).await;
     }
-    let (file, extension, metadata) = parsed?;
+    let Upload {
+        file,
+        file_name,
+        extension,
+        metadata,
+    } = parsed?;
     let file =
         file.ok_or_else(|| ApiError::bad_request("missing_file", "a `file` field is required"))?;
-    let metadata = metadata.ok_or_else(|| {
-        ApiError::bad_request("missing_metadata", "a `metadata` JSON field is required")
-    })?;
-    check_metadata(&metadata)?;
+    if let Some(metadata) = &metadata {
+        check_metadata(metadata)?;
+    }
+    let upload = Ingest {
+        file,
+        file_name,
+        extension,
+        owner: account.id,
+        owner_name: account.username,
+        metadata,
+    };
 
     let slot = state
         .ingest_slots
@@ -136,7 +174,7 @@ pub async fn upload_track(
     let places = IngestPlaces::new(slot, account_slot);
     let metrics = state.metrics.clone();
     metrics.ingest_running.fetch_add(1, Ordering::Relaxed);
-    let result = ingest_and_store(&state, file, extension, account.id, metadata, places).await;
+    let result = ingest_and_store(&state, upload, places).await;
     metrics.ingest_running.fetch_sub(1, Ordering::Relaxed);
     match &result {
         Ok(record) => {
@@ -155,7 +193,23 @@ pub async fn upload_track(
     Ok((StatusCode::CREATED, Json(track_json(&result?))))
 }
 
-type Upload = (Option<SpooledUpload>, Option<String>, Option<TrackMetadata>);
+/// The parts of an upload, as read.
+struct Upload {
+    file: Option<SpooledUpload>,
+    file_name: Option<String>,
+    extension: Option<String>,
+    metadata: Option<TrackMetadata>,
+}
+
+/// An upload ready to ingest.
+struct Ingest {
+    file: SpooledUpload,
+    file_name: Option<String>,
+    extension: Option<String>,
+    owner: String,
+    owner_name: String,
+    metadata: Option<TrackMetadata>,
+}
 
 /// Reads the `file` (at most `cap` bytes, spooled to disk through a buffer of
 /// [`UPLOAD_BUFFER_BYTES`]) and `metadata` fields of an upload.
@@ -166,7 +220,7 @@ async fn read_upload(
     data_dir: &std::path::Path,
 ) -> Result<Upload, ApiError> {
     use tokio::io::AsyncWriteExt;
-    let (mut file, mut extension, mut metadata) = (None, None, None);
+    let (mut file, mut file_name, mut extension, mut metadata) = (None, None, None, None);
     while let Some(mut field) = multipart
         .next_field()
         .await
@@ -174,6 +228,7 @@ async fn read_upload(
     {
         match field.name() {
             Some("file") if file.is_none() => {
+                file_name = field.file_name().map(str::to_string);
                 extension = field
                     .file_name()
                     .and_then(|name| std::path::Path::new(name).extension())
@@ -239,7 +294,12 @@ async fn read_upload(
             }
         }
     }
-    Ok((file, extension, metadata))
+    Ok(Upload {
+        file,
+        file_name,
+        extension,
+        metadata,
+    })
 }
 
 /// Reads and discards the rest of a multipart body (bounded by the route's body limit).
@@ -251,12 +311,17 @@ async fn drain(multipart: &mut Multipart) {
 
 async fn ingest_and_store(
     state: &AppState,
-    file: SpooledUpload,
-    extension: Option<String>,
-    owner: String,
-    metadata: TrackMetadata,
+    upload: Ingest,
     places: IngestPlaces,
 ) -> Result<TrackRecord, ApiError> {
+    let Ingest {
+        file,
+        file_name,
+        extension,
+        owner,
+        owner_name,
+        metadata,
+    } = upload;
     let limits = IngestLimits {
         duration_ms_max: state.config.audio_ms_max,
         spool_dir: state
@@ -264,8 +329,10 @@ async fn ingest_and_store(
             .ingest_spool
             .then(|| uploads_dir(&state.config.data_dir)),
     };
-    let (transcoded, places) = tokio::task::spawn_blocking(move || {
+    let (transcoded, info, places) = tokio::task::spawn_blocking(move || {
         let spooled = &file.file;
+        let tags = crate::tags::read(spooled.path());
+        let info = TrackInfo::resolve(tags, metadata.as_ref(), file_name.as_deref(), &owner_name);
         let result = ingest::transcode_from(
             &mut || {
                 let reader = spooled.reopen()?;
@@ -276,7 +343,7 @@ async fn ingest_and_store(
             &limits,
         );
         drop(file);
-        result.map(|transcoded| (transcoded, places))
+        result.map(|transcoded| (transcoded, info, places))
     })
     .await
     .map_err(ApiError::internal)?
@@ -295,7 +362,7 @@ async fn ingest_and_store(
         &state.store,
         &state.identity,
         &owner,
-        &metadata,
+        &info,
         Arc::new(transcoded),
     )
     .await;
@@ -334,6 +401,32 @@ pub async fn get_track(
         .await?
         .ok_or_else(|| ApiError::not_found("track"))?;
     Ok(Json(track_json(&track)))
+}
+
+#[utoipa::path(get, path = "/v1/tracks/{id}/lyrics", tag = "catalog", params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), responses((status = 200, body = LyricsView, description = "Synced lines carry `start_ms`"), (status = 400, body = ErrorBody, description = "invalid_id"), (status = 404, body = ErrorBody, description = "not_found: no such track, or it has no lyrics")))]
+/// `GET /v1/tracks/{id}/lyrics`: the lines, timed when the lyrics are synced.
+pub async fn track_lyrics(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<LyricsView>, ApiError> {
+    check_track_id(&id)?;
+    let track = state
+        .store
+        .catalog()
+        .track(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("track"))?;
+    let lyrics = track
+        .details
+        .lyrics
+        .ok_or_else(|| ApiError::not_found("lyrics"))?;
+    Ok(Json(LyricsView {
+        track_id: track.id,
+        title: track.title,
+        artist: track.artist,
+        synced: lyrics.synced,
+        lines: lyrics.lines,
+    }))
 }
 
 #[utoipa::path(delete, path = "/v1/tracks/{id}", tag = "catalog", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), responses((status = 204), (status = 403, body = ErrorBody, description = "not_owner"), (status = 404, body = ErrorBody)))]
@@ -449,8 +542,13 @@ pub async fn album(
     let first = tracks.first().ok_or_else(|| ApiError::not_found("album"))?;
     Ok(Json(AlbumView {
         title: first.album.clone(),
-        artist: first.artist.clone(),
+        artist: first
+            .details
+            .album_artist
+            .clone()
+            .unwrap_or_else(|| first.artist.clone()),
         artist_id: first.artist_id.clone(),
+        year: first.details.year,
         id,
         tracks: TrackPage {
             items: tracks.iter().map(track_json).collect(),
@@ -468,6 +566,7 @@ pub fn router(limits: super::RouteLimits) -> utoipa_axum::router::OpenApiRouter<
             routes!(upload_track).layer(DefaultBodyLimit::max(limits.upload_body_bytes)),
         )
         .add(Limit::Ip, routes!(get_track, delete_track))
+        .add(Limit::Ip, routes!(track_lyrics))
         .add(Limit::Ip, routes!(artist))
         .add(Limit::Ip, routes!(artist_tracks))
         .add(Limit::Ip, routes!(album))

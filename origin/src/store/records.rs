@@ -214,6 +214,51 @@ pub struct TrackRecord {
     pub created_at_ms: u64,
     /// Renditions, lowest quality first.
     pub renditions: Vec<RenditionSummary>,
+    /// What the file's tags (or the upload's metadata) add: numbers, year, identifiers,
+    /// lyrics. Absent in records written before tags were read.
+    #[serde(default)]
+    pub details: TrackDetails,
+}
+
+pub use api::catalog::{LyricLine, Lyrics, MusicBrainzIds};
+
+/// A track's details beyond title, artist, album and genre.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrackDetails {
+    /// The album's artist, if named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub album_artist: Option<String>,
+    /// Place on its disc.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_number: Option<u32>,
+    /// Disc of the album.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disc_number: Option<u32>,
+    /// Year of release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub year: Option<u16>,
+    /// ISRC, 12 upper-case letters and digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isrc: Option<String>,
+    /// MusicBrainz identifiers.
+    #[serde(default, skip_serializing_if = "MusicBrainzIds::is_empty")]
+    pub musicbrainz: MusicBrainzIds,
+    /// Lyrics, at most [`crate::tags::LYRICS_BYTES_MAX`] of text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lyrics: Option<Lyrics>,
+}
+
+impl TrackRecord {
+    /// Where the track sits in its album: disc, then number, then id (tracks without a
+    /// number after the numbered ones), as a key that sorts byte-wise.
+    pub fn album_place(&self) -> String {
+        format!(
+            "{:03}.{:04}.{}",
+            self.details.disc_number.unwrap_or(1).min(999),
+            self.details.track_number.unwrap_or(9999).min(9999),
+            self.id
+        )
+    }
 }
 
 /// A stored rendition: its manifest and the key that opens its chunks.

@@ -69,6 +69,7 @@ pub fn track(id: &str, artist_id: &str, album_id: Option<&str>, rendition: &str)
             bytes: 1000,
             chunks: 0,
         }],
+        details: Default::default(),
     }
 }
 
@@ -266,6 +267,38 @@ pub async fn catalog(store: &Store) {
     assert_eq!(
         catalog.album_tracks("album1", 0, 10).await.unwrap().len(),
         1
+    );
+    // An album reads by disc, then number (unnumbered last), whatever the ids' order.
+    let placed: Vec<(TrackRecord, u64)> = [("t09", 1, 2), ("t08", 2, 1), ("t07", 1, 10)]
+        .into_iter()
+        .map(|(id, disc, number)| {
+            let mut track = track(id, "artist1", Some("album2"), &format!("r{id}"));
+            track.details.disc_number = Some(disc);
+            track.details.track_number = Some(number);
+            (track, 0)
+        })
+        .chain([(track("t06", "artist1", Some("album2"), "rt06"), 0)])
+        .collect();
+    catalog.import_tracks(&placed).await.unwrap();
+    let album = catalog.album_tracks("album2", 0, 10).await.unwrap();
+    let ids: Vec<&str> = album.iter().map(|track| track.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["t09", "t07", "t06", "t08"],
+        "album in disc and track order"
+    );
+    let page = catalog.album_tracks("album2", 1, 2).await.unwrap();
+    let ids: Vec<&str> = page.iter().map(|track| track.id.as_str()).collect();
+    assert_eq!(ids, ["t07", "t06"]);
+    for (track, _) in &placed {
+        store.delete_track(track).await.unwrap();
+    }
+    assert!(
+        catalog
+            .album_tracks("album2", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
     );
     assert_eq!(store.play_count("t04").await.unwrap(), 4);
     let after = catalog.tracks_after(Some("t02"), 2).await.unwrap();

@@ -2019,3 +2019,166 @@ async fn a_restarted_origin_serves_the_published_recommendations_at_once() {
     assert_eq!(origin.metric(TRACKS).await, Some(1.0));
     assert_eq!(origin.metric(BUILT).await, Some(0.0));
 }
+
+/// `ffmpeg` writes `seconds` of a tone as `name` (its extension picks the format) with `tags`.
+fn tagged_file(seconds: u32, name: &str, tags: &[(&str, &str)]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    let mut command = std::process::Command::new("ffmpeg");
+    command.args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"]);
+    command.arg(format!("sine=frequency=330:duration={seconds}"));
+    for (key, value) in tags {
+        command.arg("-metadata").arg(format!("{key}={value}"));
+    }
+    let status = command
+        .arg(&path)
+        .status()
+        .expect("ffmpeg runs (scripts/setup installs it)");
+    assert!(status.success(), "ffmpeg wrote {name}");
+    std::fs::read(path).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_is_read_from_the_files_tags() {
+    let origin = start().await;
+    let artist = origin
+        .account("tagged_artist", "SE", "artist", "free")
+        .await;
+    // Three tracks of one album, uploaded out of order with no metadata part at all.
+    let album_tags = [
+        ("artist", "Harbour Band"),
+        ("album", "Harbour Lights"),
+        ("album_artist", "Various Harbours"),
+        ("date", "2019-04-01"),
+        ("genre", "Ambient"),
+    ];
+    let mut ids = Vec::new();
+    for (title, disc, number) in [
+        ("Third", "1", "3"),
+        ("Encore", "2", "1"),
+        ("First", "1", "1"),
+    ] {
+        let mut tags = album_tags.to_vec();
+        tags.extend([("title", title), ("disc", disc), ("track", number)]);
+        if title == "First" {
+            tags.extend([
+                (
+                    "LYRICS",
+                    "[ar:Harbour Band]\n[00:01.50]Lights on the water\n[00:00.20]Here we go",
+                ),
+                ("ISRC", "GB-AYE-00-00351"),
+                (
+                    "MUSICBRAINZ_TRACKID",
+                    "5B11F4CE-A62D-471E-81FC-A69A8278C7DA",
+                ),
+            ]);
+        }
+        let file = tagged_file(2, &format!("{title}.flac"), &tags);
+        let (status, track) = origin.upload_parts(&artist, file, "x.flac", None).await;
+        assert_eq!(status, StatusCode::CREATED, "{track}");
+        assert_eq!(track["title"], title);
+        assert_eq!(track["artist"], "Harbour Band");
+        assert_eq!(track["album"], "Harbour Lights");
+        assert_eq!(track["album_artist"], "Various Harbours");
+        assert_eq!(track["year"], 2019);
+        assert_eq!(track["genre"], "Ambient");
+        ids.push(track);
+    }
+    let first = &ids[2];
+    assert_eq!(first["track_number"], 1);
+    assert_eq!(first["disc_number"], 1);
+    assert_eq!(first["isrc"], "GBAYE0000351");
+    assert_eq!(
+        first["musicbrainz"]["recording_id"],
+        "5b11f4ce-a62d-471e-81fc-a69a8278c7da"
+    );
+    assert_eq!(first["lyrics"], "synced");
+    assert_eq!(ids[0]["lyrics"], "none");
+    let album_id = first["album_id"].as_str().unwrap();
+    assert!(ids.iter().all(|track| track["album_id"] == album_id));
+    let (status, album) = origin.get(&format!("/v1/albums/{album_id}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{album}");
+    assert_eq!(album["artist"], "Various Harbours");
+    assert_eq!(album["year"], 2019);
+    let order: Vec<&str> = album["tracks"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|track| track["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["First", "Third", "Encore"], "disc, then number");
+
+    // Lyrics: synced lines in time order; a track without lyrics is 404.
+    let first_id = first["id"].as_str().unwrap();
+    let (status, lyrics) = origin
+        .get(&format!("/v1/tracks/{first_id}/lyrics"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{lyrics}");
+    assert_eq!(lyrics["synced"], true);
+    assert_eq!(lyrics["lines"][0]["start_ms"], 200);
+    assert_eq!(lyrics["lines"][0]["text"], "Here we go");
+    assert_eq!(lyrics["lines"][1]["text"], "Lights on the water");
+    let third_id = ids[0]["id"].as_str().unwrap();
+    let (status, answer) = origin
+        .get(&format!("/v1/tracks/{third_id}/lyrics"), None)
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+
+    // MP3 (ID3v2): the tags are read there too; the metadata part overrides them, and the
+    // same album title in another year is another album.
+    let file = tagged_file(
+        2,
+        "song.mp3",
+        &[
+            ("title", "Id3 Title"),
+            ("artist", "Harbour Band"),
+            ("album", "Harbour Lights"),
+            ("track", "4/9"),
+            ("date", "2021"),
+        ],
+    );
+    let (status, track) = origin
+        .upload_parts(
+            &artist,
+            file,
+            "song.mp3",
+            Some(json!({"title": "Given Title", "lyrics": "Plain words\nSecond line"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{track}");
+    assert_eq!(track["title"], "Given Title");
+    assert_eq!(track["track_number"], 4);
+    assert_eq!(track["year"], 2021);
+    assert_eq!(track["lyrics"], "plain");
+    assert_ne!(track["album_id"], album_id);
+
+    // No tags and no metadata: the file's name and the account's name.
+    let (status, track) = origin
+        .upload_parts(
+            &artist,
+            synth::wav(3, 1.0, 44_100, 2),
+            "Quiet Morning.wav",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{track}");
+    assert_eq!(track["title"], "Quiet Morning");
+    assert_eq!(track["artist"], "tagged_artist");
+    assert!(track["album_id"].is_null());
+
+    // Metadata in the wrong shape is refused before any work.
+    for bad in [
+        json!({"track_number": 0}),
+        json!({"year": 10000}),
+        json!({"isrc": "not an isrc"}),
+        json!({"lyrics": "x".repeat(40 * 1024)}),
+    ] {
+        let (status, answer) = origin
+            .upload_parts(&artist, synth::wav(3, 1.0, 44_100, 2), "a.wav", Some(bad))
+            .await;
+        assert_eq!(status.as_u16() / 100, 4, "{answer}");
+    }
+}

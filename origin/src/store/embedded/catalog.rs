@@ -1,5 +1,7 @@
-//! The catalog: `tracks`, `renditions`, and the `artist_tracks` and `album_tracks` indexes
-//! (`owner/track` → track id). Play counts imported with tracks go to `play_counts`.
+//! The catalog: `tracks`, `renditions`, and the `artist_tracks` (`artist/track` → track id)
+//! and `album_places` (`album/place` → track id, the place from
+//! [`TrackRecord::album_place`], so an album reads in disc and track order) indexes. Play
+//! counts imported with tracks go to `play_counts`.
 
 use async_trait::async_trait;
 use protocol::ChunkId;
@@ -49,7 +51,7 @@ impl Catalog for EmbeddedStore {
             let album_key = track
                 .album_id
                 .as_ref()
-                .map(|album| pair_key(album, &track.id));
+                .map(|album| pair_key(album, &track.album_place()));
             let trees = &self.0;
             (
                 &trees.tracks,
@@ -88,7 +90,7 @@ impl Catalog for EmbeddedStore {
                 records.insert(track.id.as_bytes(), serde_json::to_vec(track)?);
                 by_artist.insert(pair_key(&track.artist_id, &track.id), track.id.as_bytes());
                 if let Some(album) = &track.album_id {
-                    by_album.insert(pair_key(album, &track.id), track.id.as_bytes());
+                    by_album.insert(pair_key(album, &track.album_place()), track.id.as_bytes());
                 }
                 if *count > 0 {
                     plays.insert(track.id.as_bytes(), &count.to_be_bytes());
@@ -131,7 +133,9 @@ impl Catalog for EmbeddedStore {
                 .artist_tracks
                 .remove(pair_key(&track.artist_id, &track.id))?;
             if let Some(album) = &track.album_id {
-                self.0.album_tracks.remove(pair_key(album, &track.id))?;
+                self.0
+                    .album_tracks
+                    .remove(pair_key(album, &track.album_place()))?;
             }
             for rendition in &track.renditions {
                 self.0

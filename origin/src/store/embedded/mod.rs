@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use super::keys::KeyWrap;
-use super::{RenditionRecord, StoreError};
+use super::{RenditionRecord, StoreError, TrackRecord};
 
 mod accounts;
 mod catalog;
@@ -87,7 +87,7 @@ impl EmbeddedStore {
             tracks: db.open_tree("tracks")?,
             renditions: db.open_tree("renditions")?,
             artist_tracks: db.open_tree("artist_tracks")?,
-            album_tracks: db.open_tree("album_tracks")?,
+            album_tracks: db.open_tree("album_places")?,
             offline_devices: db.open_tree("offline_devices")?,
             liked_tracks: db.open_tree("liked_tracks")?,
             followed_artists: db.open_tree("followed_artists")?,
@@ -104,6 +104,7 @@ impl EmbeddedStore {
             db,
         };
         seal_clear_keys(&trees.renditions, keys)?;
+        place_album_tracks(&trees)?;
         Ok(Self(Arc::new(trees)))
     }
 
@@ -117,6 +118,34 @@ impl EmbeddedStore {
             .map_err(|join| StoreError::Backend(format!("flushing: {join}")))??;
         Ok(())
     }
+}
+
+/// Moves a store from before albums were ordered: its `album_tracks` index (`album/track`)
+/// becomes `album_places` (`album/place`), rebuilt from the tracks.
+fn place_album_tracks(trees: &Trees) -> Result<(), StoreError> {
+    if !trees
+        .db
+        .tree_names()
+        .iter()
+        .any(|name| name.as_ref() == b"album_tracks")
+    {
+        return Ok(());
+    }
+    let mut batch = sled::Batch::default();
+    let mut count = 0usize;
+    for entry in trees.tracks.iter() {
+        let (_, bytes) = entry?;
+        let track: TrackRecord = serde_json::from_slice(&bytes)?;
+        if let Some(album) = &track.album_id {
+            batch.insert(pair_key(album, &track.album_place()), track.id.as_bytes());
+            count += 1;
+        }
+    }
+    trees.album_tracks.apply_batch(batch)?;
+    trees.album_tracks.flush()?;
+    trees.db.drop_tree("album_tracks")?;
+    tracing::info!(count, "album index rebuilt in disc and track order");
+    Ok(())
 }
 
 /// Seals every content key still stored in the clear (a store from before wrapping).
@@ -186,4 +215,44 @@ fn json_after<T: DeserializeOwned>(
         out.push((key, serde_json::from_slice(&value)?));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Catalog, suite};
+
+    #[tokio::test]
+    async fn an_album_index_from_before_places_is_rebuilt_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A store as the previous layout left it: `album_tracks` keyed `album/track`.
+            let db = sled::open(dir.path().join("meta")).unwrap();
+            let (tracks, old) = (
+                db.open_tree("tracks").unwrap(),
+                db.open_tree("album_tracks").unwrap(),
+            );
+            for (id, number) in [("a1", 2), ("a2", 1)] {
+                let mut track = suite::track(id, "artist", Some("album"), "r");
+                track.details.track_number = Some(number);
+                tracks
+                    .insert(id, serde_json::to_vec(&track).unwrap())
+                    .unwrap();
+                old.insert(pair_key("album", id), id).unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path(), &KeyWrap::new(&[1; 32])).unwrap();
+        let album = store.album_tracks("album", 0, 10).await.unwrap();
+        let ids: Vec<&str> = album.iter().map(|track| track.id.as_str()).collect();
+        assert_eq!(ids, ["a2", "a1"]);
+        assert!(
+            !store
+                .0
+                .db
+                .tree_names()
+                .iter()
+                .any(|name| name.as_ref() == b"album_tracks")
+        );
+    }
 }

@@ -39,10 +39,18 @@ impl Catalog for PostgresStore {
         }
         transaction
             .execute(
-                "INSERT INTO tracks (id, artist_id, album_id, record) VALUES ($1, $2, $3, $4)
+                "INSERT INTO tracks (id, artist_id, album_id, album_place, record)
+                 VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (id) DO UPDATE SET artist_id = EXCLUDED.artist_id,
-                     album_id = EXCLUDED.album_id, record = EXCLUDED.record",
-                &[&track.id, &track.artist_id, &track.album_id, &Json(track)],
+                     album_id = EXCLUDED.album_id, album_place = EXCLUDED.album_place,
+                     record = EXCLUDED.record",
+                &[
+                    &track.id,
+                    &track.artist_id,
+                    &track.album_id,
+                    &track.album_place(),
+                    &Json(track),
+                ],
             )
             .await
             .map_err(db_error)?;
@@ -63,15 +71,18 @@ impl Catalog for PostgresStore {
                 .iter()
                 .map(|(track, _)| track.album_id.as_deref())
                 .collect();
+            let places: Vec<String> = part.iter().map(|(track, _)| track.album_place()).collect();
             let records: Vec<Json<&TrackRecord>> =
                 part.iter().map(|(track, _)| Json(track)).collect();
             transaction
                 .execute(
-                    "INSERT INTO tracks (id, artist_id, album_id, record)
-                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[])
+                    "INSERT INTO tracks (id, artist_id, album_id, album_place, record)
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[],
+                         $5::jsonb[])
                      ON CONFLICT (id) DO UPDATE SET artist_id = EXCLUDED.artist_id,
-                         album_id = EXCLUDED.album_id, record = EXCLUDED.record",
-                    &[&ids, &artists, &albums, &records],
+                         album_id = EXCLUDED.album_id, album_place = EXCLUDED.album_place,
+                         record = EXCLUDED.record",
+                    &[&ids, &artists, &albums, &places, &records],
                 )
                 .await
                 .map_err(db_error)?;
@@ -195,7 +206,8 @@ impl Catalog for PostgresStore {
     ) -> Result<Vec<TrackRecord>, StoreError> {
         let rows = self
             .rows(
-                "SELECT record FROM tracks WHERE album_id = $1 ORDER BY id OFFSET $2 LIMIT $3",
+                "SELECT record FROM tracks WHERE album_id = $1 ORDER BY album_place
+                 OFFSET $2 LIMIT $3",
                 &[&album_id, &count(offset), &count(limit)],
             )
             .await?;

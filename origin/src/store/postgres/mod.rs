@@ -51,6 +51,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "published",
         include_str!("migrations/0004_published.sql"),
     ),
+    (
+        5,
+        "album_places",
+        include_str!("migrations/0005_album_places.sql"),
+    ),
 ];
 
 /// Connections kept by the pool (each origin process; PostgreSQL's default limit is 100).
