@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 /// One search hit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Hit {
-    /// `track`, `artist`, `album` or `playlist`.
+    /// `track`, `artist`, `album`, `playlist`, or `lyrics` (a track found by its lyrics; the
+    /// id is the track's).
     #[serde(rename = "type")]
     pub kind: String,
     /// Its id.

@@ -79,9 +79,15 @@ pub enum Kind {
     Album,
     /// A public playlist.
     Playlist,
+    /// A track found by the words of its lyrics (asked for by name only).
+    Lyrics,
 }
 
 impl Kind {
+    /// What a search without a `type` looks among: everything but lyrics, which a listener
+    /// asks for when they remember a line.
+    pub const DEFAULT: [Kind; 4] = [Kind::Track, Kind::Artist, Kind::Album, Kind::Playlist];
+
     /// The API name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -89,6 +95,7 @@ impl Kind {
             Kind::Artist => "artist",
             Kind::Album => "album",
             Kind::Playlist => "playlist",
+            Kind::Lyrics => "lyrics",
         }
     }
 
@@ -99,6 +106,7 @@ impl Kind {
             "artist" => Some(Kind::Artist),
             "album" => Some(Kind::Album),
             "playlist" => Some(Kind::Playlist),
+            "lyrics" => Some(Kind::Lyrics),
             _ => None,
         }
     }
@@ -186,7 +194,7 @@ pub struct Search {
 }
 
 /// The index's layout version: an index on disk written with another one is rebuilt.
-pub const INDEX_SCHEMA: u32 = 3;
+pub const INDEX_SCHEMA: u32 = 4;
 
 /// What a commit records beside the documents (tantivy's commit payload).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -439,6 +447,9 @@ impl Search {
                         search.track_doc(track, plays),
                         &format!("track/{}", track.id),
                     )?;
+                    if track.details.lyrics.is_some() {
+                        search.put_lyrics(&writer, track, plays)?;
+                    }
                 }
                 Ok(())
             })
@@ -635,6 +646,8 @@ impl Search {
                         } => {
                             writer
                                 .delete_term(Term::from_field_text(f.key, &format!("track/{id}")));
+                            writer
+                                .delete_term(Term::from_field_text(f.key, &format!("lyrics/{id}")));
                             if let Some(artist) = artist_id {
                                 writer.delete_term(Term::from_field_text(
                                     f.key,
@@ -750,6 +763,39 @@ impl Search {
         )
     }
 
+    /// Indexes `track`'s lyrics as a `lyrics` document (its title and artist, matched by the
+    /// words sung), or removes that document when the track has none.
+    fn put_lyrics(
+        &self,
+        writer: &IndexWriter,
+        track: &TrackRecord,
+        plays: u64,
+    ) -> Result<(), SearchError> {
+        let f = self.fields;
+        let key = format!("lyrics/{}", track.id);
+        let Some(lyrics) = &track.details.lyrics else {
+            writer.delete_term(Term::from_field_text(f.key, &key));
+            return Ok(());
+        };
+        let document = doc!(
+            f.kind => "lyrics",
+            f.id => track.id.as_str(),
+            f.name => track.title.as_str(),
+            f.artist => track.artist.as_str(),
+            f.artist_id => track.artist_id.as_str(),
+            f.album_id => track.album_id.clone().unwrap_or_default(),
+            f.popularity => plays,
+        );
+        let words = lyrics.text();
+        self.put_words(
+            writer,
+            document,
+            &key,
+            format!("{} {} {words}", track.title, track.artist),
+            &format!("{} {words}", track.title),
+        )
+    }
+
     fn playlist_doc(&self, playlist: &PlaylistRecord, owner: Option<&str>) -> TantivyDocument {
         let f = self.fields;
         doc!(
@@ -762,11 +808,12 @@ impl Search {
         )
     }
 
-    /// Replaces the document under `key`.
+    /// Replaces the document under `key`: its words are its name, artist and album, its
+    /// prefixes those of its name and artist.
     fn put(
         &self,
         writer: &IndexWriter,
-        mut document: TantivyDocument,
+        document: TantivyDocument,
         key: &str,
     ) -> Result<(), SearchError> {
         let f = self.fields;
@@ -777,15 +824,39 @@ impl Search {
                 .unwrap_or_default()
         };
         let (name, artist, album) = (text_of(f.name), text_of(f.artist), text_of(f.album));
+        self.put_words(
+            writer,
+            document,
+            key,
+            format!("{name} {artist} {album}"),
+            &format!("{name} {artist}"),
+        )
+    }
+
+    /// Replaces the document under `key`, matched by the words of `text` and the prefixes
+    /// of the (distinct) words of `prefixed`.
+    fn put_words(
+        &self,
+        writer: &IndexWriter,
+        mut document: TantivyDocument,
+        key: &str,
+        text: String,
+        prefixed: &str,
+    ) -> Result<(), SearchError> {
+        let f = self.fields;
         let mut prefixes = String::new();
-        for word in self.words(&format!("{name} {artist}"))? {
+        let mut seen = HashSet::new();
+        for word in self.words(prefixed)? {
+            if !seen.insert(word.clone()) {
+                continue;
+            }
             let chars: Vec<char> = word.chars().collect();
             for end in 2..=chars.len().min(PREFIX_CHARS_MAX) {
                 prefixes.extend(&chars[..end]);
                 prefixes.push(' ');
             }
         }
-        document.add_text(f.text, format!("{name} {artist} {album}"));
+        document.add_text(f.text, text);
         document.add_text(f.prefixes, prefixes);
         writer.delete_term(Term::from_field_text(f.key, key));
         document.add_text(f.key, key);
@@ -807,6 +878,7 @@ impl Search {
             self.track_doc(track, popularity.track),
             &format!("track/{}", track.id),
         )?;
+        self.put_lyrics(writer, track, popularity.track)?;
         let artist = doc!(
             f.kind => "artist",
             f.id => track.artist_id.as_str(),
@@ -872,6 +944,10 @@ impl Search {
         {
             let writer = self.lock();
             writer.delete_term(Term::from_field_text(f.key, &format!("track/{}", track.id)));
+            writer.delete_term(Term::from_field_text(
+                f.key,
+                &format!("lyrics/{}", track.id),
+            ));
             if artist_gone {
                 writer.delete_term(Term::from_field_text(
                     f.key,
@@ -932,6 +1008,11 @@ impl Search {
         // are typos considered, and only for words the catalog does not have: most words are
         // spelled right, and fuzzy expansion is the expensive part. (A typo that makes
         // another real word is the price.)
+        let kinds = if kinds.is_empty() {
+            &Kind::DEFAULT[..]
+        } else {
+            kinds
+        };
         let none = vec![false; words.len()];
         let exact = self.run(&self.query(&words, kinds, &none), limit, offset)?;
         if exact.0 >= offset + limit {

@@ -21,9 +21,10 @@ pub struct SearchParams {
     /// The text, typos allowed; the last word may be a prefix (type-ahead).
     #[param(min_length = 1, max_length = 256)]
     q: String,
-    /// Comma-separated kinds: `track`, `artist`, `album`, `playlist` (default all).
+    /// Comma-separated kinds: `track`, `artist`, `album`, `playlist` (default: these four),
+    /// `lyrics` (tracks found by the words of their lyrics; the hit's id is the track's).
     #[param(
-        pattern = "^(track|artist|album|playlist)(,(track|artist|album|playlist))*$",
+        pattern = "^(track|artist|album|playlist|lyrics)(,(track|artist|album|playlist|lyrics))*$",
         nullable = false
     )]
     #[serde(rename = "type")]
@@ -56,7 +57,7 @@ pub async fn search_catalog(
             None => {
                 return Err(ApiError::bad_request(
                     "bad_type",
-                    format!("type {name:?}: expected track, artist, album or playlist"),
+                    format!("type {name:?}: expected track, artist, album, playlist or lyrics"),
                 ));
             }
         }

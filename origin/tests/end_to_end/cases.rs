@@ -2169,6 +2169,21 @@ async fn the_catalog_is_read_from_the_files_tags() {
     assert_eq!(track["artist"], "tagged_artist");
     assert!(track["album_id"].is_null());
 
+    // A deleted track's lyrics are no longer found.
+    let status = origin
+        .http
+        .delete(format!("{}/v1/tracks/{first_id}", origin.base))
+        .bearer_auth(&artist)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, found) = origin
+        .get("/v1/search?q=lights%20water&type=lyrics", None)
+        .await;
+    assert_eq!(found["total"], 0, "{found}");
+
     // Metadata in the wrong shape is refused before any work.
     for bad in [
         json!({"track_number": 0}),
