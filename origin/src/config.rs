@@ -63,7 +63,8 @@ pub struct OriginConfig {
     pub ingest_per_account_max: usize,
     /// Write each ingest's encoded renditions to temporary files in `DATA/uploads` while they
     /// grow (true), or hold them in memory (false: faster on a slow disk, about 65 MB more
-    /// per concurrent ingest of a 15-minute track).
+    /// per concurrent ingest of a 15-minute track, and up to four times that for a pure tone,
+    /// whose ladder a second pass of nine encoders reorders).
     pub ingest_spool: bool,
     /// Rate limits per account and per IP (`[rate_limits]`, see [`crate::ratelimit`]).
     pub rate_limits: crate::ratelimit::RateLimits,

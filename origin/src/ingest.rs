@@ -357,13 +357,22 @@ pub fn transcode_from(
         })
         .collect();
     let second = transcode_pass(opened(open)?, extension, stream_serial, limits, &neighbours)?;
-    let mut candidates = std::mem::take(&mut transcoded.renditions);
+    let first = std::mem::take(&mut transcoded.renditions);
+    let mut candidates = first.clone();
     candidates.extend(second.renditions);
-    transcoded.renditions = ordered_ladder(candidates).ok_or_else(|| {
-        IngestError::Encode(
-            "no quality settings give renditions of increasing size for this audio".into(),
-        )
-    })?;
+    transcoded.renditions = match ordered_ladder(candidates) {
+        Some(ladder) => ladder,
+        None => {
+            // No input tried has come here; the track is still better published with the
+            // ladder's own settings than refused.
+            let sizes: Vec<u64> = first.iter().map(|rendition| rendition.file.len()).collect();
+            tracing::warn!(
+                ?sizes,
+                "no ordered ladder among the candidates; keeping the first"
+            );
+            first
+        }
+    };
     Ok(transcoded)
 }
 

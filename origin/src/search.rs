@@ -193,6 +193,15 @@ pub struct Search {
     scored: std::sync::atomic::AtomicU64,
 }
 
+/// The artist an album document shows: the album artist where the tags name one.
+fn album_artist(track: &TrackRecord) -> &str {
+    track
+        .details
+        .album_artist
+        .as_deref()
+        .unwrap_or(&track.artist)
+}
+
 /// The index's layout version: an index on disk written with another one is rebuilt.
 pub const INDEX_SCHEMA: u32 = 4;
 
@@ -433,7 +442,7 @@ impl Search {
                 if let (Some(album), Some(album_id)) = (&track.album, &track.album_id) {
                     let entry = albums
                         .entry(album_id.clone())
-                        .or_insert_with(|| (album.clone(), track.artist.clone(), 0));
+                        .or_insert_with(|| (album.clone(), album_artist(track).to_string(), 0));
                     entry.2 += plays;
                 }
             }
@@ -891,7 +900,7 @@ impl Search {
                 f.kind => "album",
                 f.id => album_id.as_str(),
                 f.name => album.as_str(),
-                f.artist => track.artist.as_str(),
+                f.artist => album_artist(track),
                 f.popularity => popularity.album,
             );
             self.put(writer, album, &format!("album/{album_id}"))?;

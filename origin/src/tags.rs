@@ -9,8 +9,8 @@
 //! Everything read is bounded and cleaned: text loses control characters and is cut to
 //! [`TEXT_CHARS_MAX`] characters, numbers outside their range are dropped, identifiers in the
 //! wrong shape are dropped, lyrics stop at [`LYRICS_BYTES_MAX`] bytes and
-//! [`LYRICS_LINES_MAX`] lines. lofty itself refuses allocations above its global limit
-//! (16 MiB by default), so a hostile tag cannot grow memory past that.
+//! [`LYRICS_LINES_MAX`] lines. lofty refuses any single allocation above its global limit
+//! (16 MiB by default), and the file it reads is an upload already bounded in size.
 
 use std::io::BufReader;
 
@@ -182,63 +182,86 @@ pub fn mbid(text: &str) -> Option<String> {
     shaped.then_some(id)
 }
 
+/// LRC's ID tags: a line that is one of these in brackets and nothing else is a header.
+const LRC_HEADERS: [&str; 10] = [
+    "ar", "ti", "al", "au", "by", "re", "ve", "length", "offset", "#",
+];
+/// Largest `[offset:]` honoured, either way.
+const LRC_OFFSET_MAX_MS: i64 = 3_600_000;
+
 /// Parses lyrics: LRC (`[mm:ss.xx]` stamps, several per line allowed, `[offset:±ms]`
-/// honoured, `[ar:…]`-style header lines skipped) gives synced lines in time order; text
-/// without stamps gives plain lines. At most [`LYRICS_BYTES_MAX`] bytes are read and
-/// [`LYRICS_LINES_MAX`] lines kept; `None` when no words are left.
+/// honoured, header lines such as `[ar:…]` skipped) gives synced lines in time order; text
+/// without stamps gives plain lines (`[Verse 1: Someone]` and the like are kept as words).
+/// At most [`LYRICS_BYTES_MAX`] bytes are read, and the lines kept hold at most that many
+/// bytes of words (a line with many stamps counts once per stamp) in at most
+/// [`LYRICS_LINES_MAX`] lines; `None` when no words are left.
 pub fn parse_lyrics(text: &str) -> Option<Lyrics> {
     let mut end = text.len().min(LYRICS_BYTES_MAX);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    let text = text[..end].trim_start_matches('\u{feff}');
+    let text = text[..end]
+        .trim_start_matches('\u{feff}')
+        .replace("\r\n", "\n")
+        .replace('\r', "\n");
     let mut offset_ms: i64 = 0;
     let mut timed: Vec<(u64, String)> = Vec::new();
     let mut plain: Vec<String> = Vec::new();
-    for line in text.lines() {
+    // Bytes of words kept: a stamp's line counts once per stamp.
+    let mut kept_bytes = 0usize;
+    'lines: for line in text.lines() {
         let mut rest = line.trim();
         let mut stamps = Vec::new();
-        let mut header = false;
         while let Some(inner) = rest.strip_prefix('[') {
             let Some(close) = inner.find(']') else {
                 break;
             };
-            let tag = &inner[..close];
-            if let Some(ms) = lrc_time(tag) {
-                stamps.push(ms);
-            } else if let Some((key, value)) = tag.split_once(':') {
-                if key.trim().eq_ignore_ascii_case("offset") {
-                    offset_ms = value.trim().parse().unwrap_or(0);
-                }
-                header = true;
-            } else {
+            let Some(ms) = lrc_time(&inner[..close]) else {
                 break;
-            }
+            };
+            stamps.push(ms);
             rest = inner[close + 1..].trim_start();
         }
-        let words = clean_line(rest);
-        if !stamps.is_empty() {
-            for stamp in stamps {
-                // A positive offset makes the lyrics come earlier.
-                let at = (stamp as i64).saturating_sub(offset_ms).max(0) as u64;
-                timed.push((at, words.clone()));
+        if stamps.is_empty()
+            && let Some((key, value)) = lrc_header(rest)
+        {
+            if key == "offset"
+                && let Ok(offset) = value.trim().parse::<i64>()
+            {
+                offset_ms = offset.clamp(-LRC_OFFSET_MAX_MS, LRC_OFFSET_MAX_MS);
             }
-        } else if !header {
-            plain.push(words);
+            continue;
         }
-        if timed.len() + plain.len() >= LYRICS_LINES_MAX {
-            break;
+        let words = clean_line(rest);
+        if stamps.is_empty() {
+            if !timed.is_empty() {
+                // Untimed lines among synced ones are dropped, and do not count.
+                continue;
+            }
+            if plain.len() >= LYRICS_LINES_MAX || kept_bytes + words.len() > LYRICS_BYTES_MAX {
+                break;
+            }
+            kept_bytes += words.len();
+            plain.push(words);
+        } else {
+            for stamp in stamps {
+                if timed.len() >= LYRICS_LINES_MAX || kept_bytes + words.len() > LYRICS_BYTES_MAX {
+                    break 'lines;
+                }
+                kept_bytes += words.len();
+                timed.push((stamp, words.clone()));
+            }
         }
     }
     let lyrics = if !timed.is_empty() {
+        // A positive offset makes the lyrics come earlier.
         timed.sort_by_key(|(at, _)| *at);
-        timed.truncate(LYRICS_LINES_MAX);
         Lyrics {
             synced: true,
             lines: timed
                 .into_iter()
                 .map(|(at, text)| LyricLine {
-                    start_ms: Some(at),
+                    start_ms: Some((at as i64).saturating_sub(offset_ms).max(0) as u64),
                     text,
                 })
                 .collect(),
@@ -262,6 +285,15 @@ pub fn parse_lyrics(text: &str) -> Option<Lyrics> {
         .iter()
         .any(|line| !line.text.is_empty())
         .then_some(lyrics)
+}
+
+/// A header line (`[ar:Someone]`, `[offset:+500]`: a known LRC ID tag in brackets and
+/// nothing after): its key in lower case and its value.
+fn lrc_header(line: &str) -> Option<(String, &str)> {
+    let inner = line.strip_prefix('[')?.strip_suffix(']')?;
+    let (key, value) = inner.split_once(':')?;
+    let key = key.trim().to_ascii_lowercase();
+    LRC_HEADERS.contains(&key.as_str()).then_some((key, value))
 }
 
 /// `mm:ss`, `mm:ss.xx` or `mm:ss.xxx` in milliseconds.
@@ -427,12 +459,27 @@ mod tests {
 
     #[test]
     fn plain_lyrics_keep_their_lines_and_lose_the_blank_edges() {
-        let lyrics = parse_lyrics("\n\nOne line\n\n[not a stamp] two\u{7}\n\n").unwrap();
+        let lyrics =
+            parse_lyrics("\n\nOne line\r\n\r[Verse 1: Someone] two\u{7}\rthree\n\n").unwrap();
         assert!(!lyrics.synced);
         let lines: Vec<&str> = lyrics.lines.iter().map(|line| line.text.as_str()).collect();
-        assert_eq!(lines, vec!["One line", "", "[not a stamp] two"]);
+        assert_eq!(
+            lines,
+            vec!["One line", "", "[Verse 1: Someone] two", "three"]
+        );
         assert_eq!(parse_lyrics("  \n\n "), None);
         assert_eq!(parse_lyrics("[ar:Only a header]"), None);
+    }
+
+    #[test]
+    fn an_offset_applies_to_every_line_and_is_clamped() {
+        let lyrics = parse_lyrics("[00:10.00]before\n[offset:-2000]\n[00:20.00]after").unwrap();
+        let starts: Vec<Option<u64>> = lyrics.lines.iter().map(|line| line.start_ms).collect();
+        assert_eq!(starts, vec![Some(12_000), Some(22_000)]);
+        let lyrics = parse_lyrics(&format!("[offset:{}]\n[00:01.00]x", i64::MIN)).unwrap();
+        assert_eq!(lyrics.lines[0].start_ms, Some(3_601_000));
+        let lyrics = parse_lyrics(&format!("[offset:{}]\n[00:01.00]x", i64::MAX)).unwrap();
+        assert_eq!(lyrics.lines[0].start_ms, Some(0));
     }
 
     #[test]
@@ -440,7 +487,13 @@ mod tests {
         let long = "la la la\n".repeat(20_000);
         let lyrics = parse_lyrics(&long).unwrap();
         assert!(lyrics.lines.len() <= LYRICS_LINES_MAX);
-        assert!(lyrics.text().len() <= LYRICS_BYTES_MAX);
+        assert!(lyrics.text().len() <= LYRICS_BYTES_MAX + LYRICS_LINES_MAX);
+        // Many stamps on one long line: each copy counts against the bound.
+        let stamped = format!("{}{}", "[0:00]".repeat(2_000), "w".repeat(20_000));
+        let lyrics = parse_lyrics(&stamped).unwrap();
+        let bytes: usize = lyrics.lines.iter().map(|line| line.text.len()).sum();
+        assert!(bytes <= LYRICS_BYTES_MAX, "{bytes} bytes kept");
+        assert!(lyrics.synced && !lyrics.lines.is_empty());
         // Cut inside a multi-byte character: still valid text.
         let wide = "é".repeat(LYRICS_BYTES_MAX);
         assert!(parse_lyrics(&wide).is_some());

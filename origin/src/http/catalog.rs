@@ -28,9 +28,14 @@ use utoipa_axum::routes;
 
 /// Checks an upload's metadata: lengths, numbers, identifiers and markets.
 fn check_metadata(metadata: &TrackMetadata) -> Result<(), ApiError> {
+    // Blank, or nothing left once control characters go: refused rather than silently
+    // replaced by the tags' value.
     let text_ok = |text: &Option<String>| {
-        text.as_deref()
-            .is_none_or(|text| !is_blank(text) && text.chars().count() <= 200)
+        text.as_deref().is_none_or(|text| {
+            !is_blank(text)
+                && text.chars().count() <= 200
+                && crate::tags::clean_text(text).is_some()
+        })
     };
     if !text_ok(&metadata.title) || !text_ok(&metadata.artist) {
         return Err(ApiError::bad_request(

@@ -131,6 +131,8 @@ fn place_album_tracks(trees: &Trees) -> Result<(), StoreError> {
     {
         return Ok(());
     }
+    // From scratch: whatever an interrupted or older run left there is rebuilt too.
+    trees.album_tracks.clear()?;
     let mut batch = sled::Batch::default();
     let mut count = 0usize;
     for entry in trees.tracks.iter() {
