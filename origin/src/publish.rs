@@ -139,6 +139,10 @@ pub async fn store_track(
             },
         ));
     }
+    let mut details = info.details.clone();
+    if let Some(lyrics) = &info.lyrics {
+        details.lyrics = Some(store.put_lyrics(lyrics).await?);
+    }
     let record = TrackRecord {
         id: track.to_hex(),
         title: info.title.clone(),
@@ -155,7 +159,7 @@ pub async fn store_track(
         owner: owner.to_string(),
         created_at_ms: crate::now_ms(),
         renditions: summaries,
-        details: info.details.clone(),
+        details,
     };
     store.publish_track(&record, &records).await?;
     Ok(record)
@@ -227,7 +231,13 @@ pub(crate) fn track_json(track: &TrackRecord) -> TrackView {
             .details
             .lyrics
             .as_ref()
-            .map_or(api::catalog::LyricsKind::None, |lyrics| lyrics.kind()),
+            .map_or(api::catalog::LyricsKind::None, |lyrics| {
+                if lyrics.synced {
+                    api::catalog::LyricsKind::Synced
+                } else {
+                    api::catalog::LyricsKind::Plain
+                }
+            }),
         markets: track.markets.clone(),
         duration_ms: track.duration_ms,
         loudness_lufs: track

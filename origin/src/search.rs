@@ -55,7 +55,9 @@ use tantivy::{
     Order, ReloadPolicy, Score, Searcher, SegmentReader, TERMINATED, Term, doc,
 };
 
-use crate::store::{Change, ChangeKind, FeedState, PlaylistRecord, Store, StoreError, TrackRecord};
+use crate::store::{
+    Change, ChangeKind, FeedState, Lyrics, PlaylistRecord, Store, StoreError, TrackRecord,
+};
 
 /// Longest query accepted, characters.
 pub const QUERY_CHARS_MAX: usize = 256;
@@ -153,7 +155,7 @@ struct Fields {
 
 /// One document change [`Search::apply`] makes.
 enum Update {
-    Track(Box<TrackRecord>, Popularity),
+    Track(Box<TrackRecord>, Option<Lyrics>, Popularity),
     TrackGone {
         id: String,
         artist_id: Option<String>,
@@ -191,6 +193,18 @@ pub struct Search {
     queries: std::sync::atomic::AtomicU64,
     matched: std::sync::atomic::AtomicU64,
     scored: std::sync::atomic::AtomicU64,
+}
+
+/// The lyrics `track` points at, if any (a blob gone missing is logged and read as none).
+async fn lyrics_of(store: &Store, track: &TrackRecord) -> Result<Option<Lyrics>, StoreError> {
+    let Some(reference) = &track.details.lyrics else {
+        return Ok(None);
+    };
+    let lyrics = store.lyrics(reference).await?;
+    if lyrics.is_none() {
+        tracing::warn!(track = %track.id, "the lyrics blob is missing");
+    }
+    Ok(lyrics)
 }
 
 /// The artist an album document shows: the album artist where the tags name one.
@@ -434,6 +448,14 @@ impl Search {
             after = Some(last.id.clone());
             let ids: Vec<String> = tracks.iter().map(|track| track.id.clone()).collect();
             let plays = store.listening().play_counts(&ids).await?;
+            let mut lyrics = Vec::new();
+            for track in &tracks {
+                if track.details.lyrics.is_some()
+                    && let Some(words) = lyrics_of(store, track).await?
+                {
+                    lyrics.push((track.id.clone(), words));
+                }
+            }
             for (track, &plays) in tracks.iter().zip(&plays) {
                 let artist = artists
                     .entry(track.artist_id.clone())
@@ -450,14 +472,15 @@ impl Search {
             let search = self.clone();
             blocking(move || {
                 let writer = search.lock();
+                let mut lyrics = lyrics.into_iter().peekable();
                 for (track, plays) in tracks.iter().zip(plays) {
                     search.put(
                         &writer,
                         search.track_doc(track, plays),
                         &format!("track/{}", track.id),
                     )?;
-                    if track.details.lyrics.is_some() {
-                        search.put_lyrics(&writer, track, plays)?;
+                    if let Some((_, words)) = lyrics.next_if(|(with, _)| *with == track.id) {
+                        search.put_lyrics(&writer, track, Some(&words), plays)?;
                     }
                 }
                 Ok(())
@@ -607,7 +630,8 @@ impl Search {
                     match store.catalog().track(&change.id).await? {
                         Some(track) => {
                             let popularity = Popularity::of(store, &track).await?;
-                            updates.push(Update::Track(Box::new(track), popularity));
+                            let lyrics = lyrics_of(store, &track).await?;
+                            updates.push(Update::Track(Box::new(track), lyrics, popularity));
                         }
                         None => {
                             let Some((artist_id, album_id)) = self.track_owners(&change.id)? else {
@@ -645,8 +669,8 @@ impl Search {
                 let f = search.fields;
                 for update in &updates {
                     match update {
-                        Update::Track(track, popularity) => {
-                            search.add(&writer, track, popularity)?
+                        Update::Track(track, lyrics, popularity) => {
+                            search.add(&writer, track, lyrics.as_ref(), popularity)?
                         }
                         Update::TrackGone {
                             id,
@@ -778,11 +802,12 @@ impl Search {
         &self,
         writer: &IndexWriter,
         track: &TrackRecord,
+        lyrics: Option<&Lyrics>,
         plays: u64,
     ) -> Result<(), SearchError> {
         let f = self.fields;
         let key = format!("lyrics/{}", track.id);
-        let Some(lyrics) = &track.details.lyrics else {
+        let Some(lyrics) = lyrics else {
             writer.delete_term(Term::from_field_text(f.key, &key));
             return Ok(());
         };
@@ -879,6 +904,7 @@ impl Search {
         &self,
         writer: &IndexWriter,
         track: &TrackRecord,
+        lyrics: Option<&Lyrics>,
         popularity: &Popularity,
     ) -> Result<(), SearchError> {
         let f = self.fields;
@@ -887,7 +913,7 @@ impl Search {
             self.track_doc(track, popularity.track),
             &format!("track/{}", track.id),
         )?;
-        self.put_lyrics(writer, track, popularity.track)?;
+        self.put_lyrics(writer, track, lyrics, popularity.track)?;
         let artist = doc!(
             f.kind => "artist",
             f.id => track.artist_id.as_str(),
@@ -932,11 +958,12 @@ impl Search {
     pub fn track_published(
         &self,
         track: &TrackRecord,
+        lyrics: Option<&Lyrics>,
         popularity: &Popularity,
     ) -> Result<(), SearchError> {
         {
             let writer = self.lock();
-            self.add(&writer, track, popularity)?;
+            self.add(&writer, track, lyrics, popularity)?;
         }
         self.commit()
     }
@@ -1650,7 +1677,11 @@ mod tests {
             (4, "Under Pressure", "Queen", None),
         ] {
             search
-                .track_published(&track(id, title, artist, album), &Popularity::default())
+                .track_published(
+                    &track(id, title, artist, album),
+                    None,
+                    &Popularity::default(),
+                )
                 .unwrap();
         }
         // Two typos, still first.
@@ -1738,7 +1769,9 @@ mod tests {
         for part in catalog.chunks(400) {
             let writer = search.lock();
             for (record, plays) in part {
-                search.add(&writer, record, &popularity(*plays)).unwrap();
+                search
+                    .add(&writer, record, None, &popularity(*plays))
+                    .unwrap();
             }
             drop(writer);
             search.commit().unwrap();
@@ -1746,7 +1779,7 @@ mod tests {
         let writer = search.lock();
         for (record, plays) in catalog.iter().step_by(7) {
             search
-                .add(&writer, record, &popularity(plays * 5 + 1))
+                .add(&writer, record, None, &popularity(plays * 5 + 1))
                 .unwrap();
         }
         drop(writer);
@@ -1836,6 +1869,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn lyrics_are_found_after_a_rebuild_and_through_the_feed() {
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open_embedded(store_dir.path()).await.unwrap();
+        let sung = |text: &str| crate::tags::parse_lyrics(text).unwrap();
+        let mut song = track(1, "Harbour", "Band", None);
+        song.details.lyrics = Some(
+            store
+                .put_lyrics(&sung("Lights on the water\nand nothing else"))
+                .await
+                .unwrap(),
+        );
+        store.catalog().import_tracks(&[(song, 3)]).await.unwrap();
+        let search = Arc::new(Search::new().unwrap());
+        search.fill(&store).await.unwrap();
+        assert_eq!(found(&search, "lights water", Kind::Lyrics), ["Harbour"]);
+        assert!(found(&search, "lights water", Kind::Track).is_empty());
+        let (_, everything) = search.search("lights water", &[], 10, 0).unwrap();
+        assert!(everything.is_empty(), "lyrics only when asked for");
+        // A track published later is followed from the feed, lyrics and all.
+        let mut later = track(2, "Later", "Band", None);
+        later.details.lyrics = Some(
+            store
+                .put_lyrics(&sung("[00:01.00]paper moon"))
+                .await
+                .unwrap(),
+        );
+        store.publish_track(&later, &[]).await.unwrap();
+        follow(&search, &store).await;
+        assert_eq!(found(&search, "paper moon", Kind::Lyrics), ["Later"]);
+    }
+
+    #[tokio::test]
     async fn a_persisted_index_resumes_where_it_stopped_and_follows_the_feed() {
         let store_dir = tempfile::tempdir().unwrap();
         let store = Store::open_embedded(store_dir.path()).await.unwrap();
@@ -1908,6 +1973,7 @@ mod tests {
         search
             .track_published(
                 &track(3, "Half Built", "Nobody", None),
+                None,
                 &Popularity::default(),
             )
             .unwrap();

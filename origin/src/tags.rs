@@ -39,8 +39,10 @@ pub struct FileTags {
     pub album: Option<String>,
     /// Genre.
     pub genre: Option<String>,
-    /// Numbers, year, identifiers and lyrics.
+    /// Numbers, year and identifiers (`lyrics` stays empty: see below).
     pub details: TrackDetails,
+    /// Embedded lyrics.
+    pub lyrics: Option<Lyrics>,
 }
 
 /// Reads the tags of the file at `path`. Never fails: a file without readable tags has none.
@@ -123,8 +125,9 @@ fn from_tags(tags: &[&lofty::tag::Tag]) -> FileTags {
                         .and_then(mbid)
                 }),
             },
-            lyrics,
+            lyrics: None,
         },
+        lyrics,
     }
 }
 
@@ -352,8 +355,10 @@ pub struct TrackInfo {
     pub genre: Option<String>,
     /// Regions where it may be played (empty: everywhere).
     pub markets: Vec<String>,
-    /// Numbers, year, identifiers, lyrics.
+    /// Numbers, year, identifiers (`lyrics` is filled when they are stored).
     pub details: TrackDetails,
+    /// Lyrics, to store beside the record.
+    pub lyrics: Option<Lyrics>,
 }
 
 impl TrackInfo {
@@ -375,6 +380,7 @@ impl TrackInfo {
             })
             .and_then(clean_text);
         let mut details = tags.details;
+        let mut lyrics = tags.lyrics;
         if let Some(album_artist) = given(&metadata.album_artist) {
             details.album_artist = Some(album_artist);
         }
@@ -390,8 +396,8 @@ impl TrackInfo {
         if let Some(code) = metadata.isrc.as_deref().and_then(isrc) {
             details.isrc = Some(code);
         }
-        if let Some(lyrics) = &metadata.lyrics {
-            details.lyrics = parse_lyrics(lyrics);
+        if let Some(given) = &metadata.lyrics {
+            lyrics = parse_lyrics(given);
         }
         let artist = given(&metadata.artist)
             .or(tags.artist)
@@ -410,6 +416,7 @@ impl TrackInfo {
             genre: given(&metadata.genre).or(tags.genre),
             markets: metadata.markets.clone().unwrap_or_default(),
             details,
+            lyrics,
         }
     }
 
@@ -531,9 +538,9 @@ mod tests {
             details: TrackDetails {
                 track_number: Some(3),
                 year: Some(1999),
-                lyrics: parse_lyrics("words"),
                 ..TrackDetails::default()
             },
+            lyrics: parse_lyrics("words"),
         };
         let metadata = TrackMetadata {
             title: Some("Given".into()),
@@ -547,7 +554,7 @@ mod tests {
         assert_eq!(info.album.as_deref(), Some("Tag album"));
         assert_eq!(info.details.track_number, Some(3));
         assert_eq!(info.details.year, Some(2001));
-        assert_eq!(info.details.lyrics, None);
+        assert_eq!(info.lyrics, None);
 
         let bare = TrackInfo::resolve(
             FileTags::default(),
@@ -575,6 +582,7 @@ mod tests {
                 year,
                 ..TrackDetails::default()
             },
+            lyrics: None,
         };
         let base = info(None, "Album", Some(2000));
         assert_eq!(

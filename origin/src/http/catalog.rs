@@ -377,11 +377,13 @@ async fn ingest_and_store(
     // track is published); it is rebuilt from the store at the next start.
     let indexed = match Popularity::of(&state.store, &record).await {
         Ok(popularity) => {
-            let (search, track) = (state.search.clone(), record.clone());
-            tokio::task::spawn_blocking(move || search.track_published(&track, &popularity))
-                .await
-                .map_err(|join| join.to_string())
-                .and_then(|indexed| indexed.map_err(|error| error.to_string()))
+            let (search, track, lyrics) = (state.search.clone(), record.clone(), info.lyrics);
+            tokio::task::spawn_blocking(move || {
+                search.track_published(&track, lyrics.as_ref(), &popularity)
+            })
+            .await
+            .map_err(|join| join.to_string())
+            .and_then(|indexed| indexed.map_err(|error| error.to_string()))
         }
         Err(error) => Err(error.to_string()),
     };
@@ -421,9 +423,15 @@ pub async fn track_lyrics(
         .track(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("track"))?;
-    let lyrics = track
+    let reference = track
         .details
         .lyrics
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("lyrics"))?;
+    let lyrics = state
+        .store
+        .lyrics(reference)
+        .await?
         .ok_or_else(|| ApiError::not_found("lyrics"))?;
     Ok(Json(LyricsView {
         track_id: track.id,

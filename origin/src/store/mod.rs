@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use protocol::ChunkId;
 
 pub mod blobs;
@@ -758,6 +759,38 @@ impl Store {
             ));
         }
         self.catalog.publish_track(track, &sealed).await
+    }
+
+    /// Stores `lyrics` as a content-addressed blob (durable on return): what a track record
+    /// points at.
+    pub async fn put_lyrics(&self, lyrics: &Lyrics) -> Result<LyricsRef, StoreError> {
+        let body = Bytes::from(serde_json::to_vec(lyrics)?);
+        let id = ChunkId::of(&body);
+        let bytes = body.len() as u32;
+        self.blobs.put(&id, body).await?;
+        Ok(LyricsRef {
+            synced: lyrics.synced,
+            blob: id.to_hex(),
+            bytes,
+        })
+    }
+
+    /// The lyrics `reference` points at (checked against its hash), `None` if the blob is
+    /// gone.
+    pub async fn lyrics(&self, reference: &LyricsRef) -> Result<Option<Lyrics>, StoreError> {
+        let id: ChunkId = reference
+            .blob
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("lyrics blob id {:?}", reference.blob)))?;
+        let Some(body) = self.blobs.get(&id).await? else {
+            return Ok(None);
+        };
+        if ChunkId::of(&body) != id {
+            return Err(StoreError::Corrupt(format!(
+                "lyrics blob {id} does not match"
+            )));
+        }
+        Ok(Some(serde_json::from_slice(&body)?))
     }
 
     /// The rendition with hex `id`, its content key opened.

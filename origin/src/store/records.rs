@@ -243,9 +243,22 @@ pub struct TrackDetails {
     /// MusicBrainz identifiers.
     #[serde(default, skip_serializing_if = "MusicBrainzIds::is_empty")]
     pub musicbrainz: MusicBrainzIds,
-    /// Lyrics, at most [`crate::tags::LYRICS_BYTES_MAX`] of text.
+    /// Where the lyrics are, if the track has any (kept out of the record, which every
+    /// catalog read decodes and the record cache holds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lyrics: Option<Lyrics>,
+    pub lyrics: Option<LyricsRef>,
+}
+
+/// A track's lyrics, stored as a content-addressed blob (their JSON, [`Lyrics`]) beside the
+/// chunks: [`crate::store::Store::put_lyrics`], [`crate::store::Store::lyrics`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LyricsRef {
+    /// Every line is timed.
+    pub synced: bool,
+    /// Hex BLAKE3 of the blob.
+    pub blob: String,
+    /// The blob's size.
+    pub bytes: u32,
 }
 
 impl TrackRecord {
