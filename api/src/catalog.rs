@@ -139,6 +139,8 @@ pub struct TrackView {
     pub musicbrainz: MusicBrainzIds,
     /// Whether lyrics are there, and synced (`GET /v1/tracks/{id}/lyrics`).
     pub lyrics: LyricsKind,
+    /// Cover art from the file, if it carries one.
+    pub artwork: Option<Artwork>,
     /// Regions where it plays; empty means everywhere.
     pub markets: Vec<String>,
     /// Duration.
@@ -190,6 +192,8 @@ pub struct AlbumView {
     pub artist_id: String,
     /// Year of release.
     pub year: Option<u16>,
+    /// Cover art: the first of its tracks (by disc and number) that carries one.
+    pub artwork: Option<Artwork>,
     /// A page of its tracks, by disc and track number.
     pub tracks: TrackPage,
 }
@@ -285,4 +289,21 @@ pub struct LyricsView {
     pub synced: bool,
     /// The lines, in order.
     pub lines: Vec<LyricLine>,
+}
+
+/// A picture in a few sizes, each an immutable JPEG at its own URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Artwork {
+    /// The sizes, smallest first.
+    pub sizes: Vec<ArtworkSize>,
+}
+
+/// One size of an [`Artwork`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ArtworkSize {
+    /// The longer side, pixels.
+    pub size: u32,
+    /// `/v1/images/{id}`, relative to the origin: a JPEG named by its BLAKE3, cacheable
+    /// forever.
+    pub url: String,
 }

@@ -22,6 +22,7 @@
 pub mod accounts;
 pub mod activity;
 pub mod admin;
+pub mod artwork;
 pub mod chunk_source;
 pub mod config;
 pub mod events;

@@ -261,6 +261,28 @@ async fn copy_phase(
             }
             Phase::Tracks => {
                 let page = from.catalog().tracks_after(cursor.as_deref(), PAGE).await?;
+                // Lyrics and cover art live in blobs the records point at: copied first, so
+                // no copied record points at nothing. One the source lost is left out (and
+                // logged): the track still plays.
+                for track in &page {
+                    for blob in track.side_blobs() {
+                        let Ok(id) = blob.parse::<protocol::ChunkId>() else {
+                            continue;
+                        };
+                        if to.blobs().contains(&id).await.map_err(StoreError::from)? {
+                            continue;
+                        }
+                        match from.blobs().get(&id).await.map_err(StoreError::from)? {
+                            Some(data) => {
+                                to.blobs().put(&id, data).await.map_err(StoreError::from)?;
+                                state.chunks += 1;
+                            }
+                            None => {
+                                tracing::warn!(track = %track.id, %id, "a lyrics or artwork blob is missing at the source");
+                            }
+                        }
+                    }
+                }
                 let ids: Vec<String> = page.iter().map(|track| track.id.clone()).collect();
                 let counts = from.listening().play_counts(&ids).await?;
                 let last = page.last().map(|track| track.id.clone());

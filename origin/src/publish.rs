@@ -143,6 +143,9 @@ pub async fn store_track(
     if let Some(lyrics) = &info.lyrics {
         details.lyrics = Some(store.put_lyrics(lyrics).await?);
     }
+    if !info.artwork.is_empty() {
+        details.artwork = Some(store.put_images(&info.artwork).await?);
+    }
     let record = TrackRecord {
         id: track.to_hex(),
         title: info.title.clone(),
@@ -212,6 +215,20 @@ impl TrackViews {
     }
 }
 
+/// How the API shows a stored picture.
+pub fn artwork_view(set: &crate::store::ImageSet) -> api::catalog::Artwork {
+    api::catalog::Artwork {
+        sizes: set
+            .sizes
+            .iter()
+            .map(|size| api::catalog::ArtworkSize {
+                size: size.edge,
+                url: format!("/v1/images/{}", size.blob),
+            })
+            .collect(),
+    }
+}
+
 pub(crate) fn track_json(track: &TrackRecord) -> TrackView {
     TrackView {
         id: track.id.clone(),
@@ -238,6 +255,7 @@ pub(crate) fn track_json(track: &TrackRecord) -> TrackView {
                     api::catalog::LyricsKind::Plain
                 }
             }),
+        artwork: track.details.artwork.as_ref().map(artwork_view),
         markets: track.markets.clone(),
         duration_ms: track.duration_ms,
         loudness_lufs: track

@@ -43,6 +43,20 @@ pub struct FileTags {
     pub details: TrackDetails,
     /// Embedded lyrics.
     pub lyrics: Option<Lyrics>,
+    /// The embedded front cover (else the first picture), as stored in the file.
+    pub picture: Option<Vec<u8>>,
+}
+
+/// The front cover among the tags' pictures, else the first one; `None` past
+/// [`crate::artwork::SOURCE_BYTES_MAX`].
+fn picture(tags: &[&lofty::tag::Tag]) -> Option<Vec<u8>> {
+    let pictures = || tags.iter().flat_map(|tag| tag.pictures());
+    pictures()
+        .find(|picture| picture.pic_type() == lofty::picture::PictureType::CoverFront)
+        .or_else(|| pictures().next())
+        .map(|picture| picture.data())
+        .filter(|data| !data.is_empty() && data.len() <= crate::artwork::SOURCE_BYTES_MAX)
+        .map(<[u8]>::to_vec)
 }
 
 /// Reads the tags of the file at `path`. Never fails: a file without readable tags has none.
@@ -53,7 +67,7 @@ pub fn read(path: &std::path::Path) -> FileTags {
             .options(
                 ParseOptions::new()
                     .read_properties(false)
-                    .read_cover_art(false),
+                    .read_cover_art(true),
             )
             .guess_file_type()
             .map_err(|error| error.to_string())?
@@ -125,9 +139,11 @@ fn from_tags(tags: &[&lofty::tag::Tag]) -> FileTags {
                         .and_then(mbid)
                 }),
             },
+            artwork: None,
             lyrics: None,
         },
         lyrics,
+        picture: picture(tags),
     }
 }
 
@@ -359,9 +375,24 @@ pub struct TrackInfo {
     pub details: TrackDetails,
     /// Lyrics, to store beside the record.
     pub lyrics: Option<Lyrics>,
+    /// The embedded cover, to prepare ([`TrackInfo::prepare_artwork`]) and store.
+    pub picture: Option<Vec<u8>>,
+    /// The cover's sizes, once prepared.
+    pub artwork: Vec<crate::artwork::Sized>,
 }
 
 impl TrackInfo {
+    /// Makes the cover's sizes from the embedded picture (CPU work: call off the async
+    /// runtime). A picture that does not decode costs the artwork, not the upload.
+    pub fn prepare_artwork(&mut self) {
+        if let Some(picture) = self.picture.take() {
+            match crate::artwork::prepare(&picture) {
+                Ok(sizes) => self.artwork = sizes,
+                Err(error) => tracing::info!(%error, "embedded cover art left out"),
+            }
+        }
+    }
+
     /// `metadata` (already checked) over `tags`. The title falls back to `file_name`'s stem,
     /// then "Untitled"; the artist to `account_name`.
     pub fn resolve(
@@ -417,6 +448,8 @@ impl TrackInfo {
             markets: metadata.markets.clone().unwrap_or_default(),
             details,
             lyrics,
+            picture: tags.picture,
+            artwork: Vec::new(),
         }
     }
 
@@ -541,6 +574,7 @@ mod tests {
                 ..TrackDetails::default()
             },
             lyrics: parse_lyrics("words"),
+            picture: None,
         };
         let metadata = TrackMetadata {
             title: Some("Given".into()),
@@ -583,6 +617,8 @@ mod tests {
                 ..TrackDetails::default()
             },
             lyrics: None,
+            picture: None,
+            artwork: Vec::new(),
         };
         let base = info(None, "Album", Some(2000));
         assert_eq!(

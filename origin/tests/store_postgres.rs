@@ -142,7 +142,20 @@ async fn an_embedded_origin_migrates_and_an_interrupted_migration_resumes() {
     for (id, chunk) in ids.iter().zip(&chunks) {
         source.blobs().put(id, chunk.clone()).await.unwrap();
     }
-    let track = suite::track("mt", "martist", Some("malbum"), "mr");
+    let mut track = suite::track("mt", "martist", Some("malbum"), "mr");
+    // Lyrics and cover art ride along in blobs the record points at.
+    let lyrics = origin::tags::parse_lyrics("[00:01.00]migrated words").unwrap();
+    track.details.lyrics = Some(source.put_lyrics(&lyrics).await.unwrap());
+    let cover = origin::artwork::Sized {
+        edge: 128,
+        jpeg: vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3],
+    };
+    track.details.artwork = Some(
+        source
+            .put_images(std::slice::from_ref(&cover))
+            .await
+            .unwrap(),
+    );
     let rendition = origin::store::RenditionRecord {
         track: "mt".into(),
         quality: "normal".into(),
@@ -197,6 +210,22 @@ async fn an_embedded_origin_migrates_and_an_interrupted_migration_resumes() {
     assert_eq!(
         target.blobs().get(&ids[7]).await.unwrap().unwrap(),
         chunks[7]
+    );
+    let migrated = target.catalog().track("mt").await.unwrap().unwrap();
+    assert_eq!(
+        target
+            .lyrics(migrated.details.lyrics.as_ref().unwrap())
+            .await
+            .unwrap(),
+        Some(lyrics)
+    );
+    let cover_id: ChunkId = migrated.details.artwork.as_ref().unwrap().sizes[0]
+        .blob
+        .parse()
+        .unwrap();
+    assert_eq!(
+        target.image(&cover_id).await.unwrap().unwrap().as_ref(),
+        cover.jpeg.as_slice()
     );
     assert!(
         target

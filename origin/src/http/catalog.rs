@@ -337,7 +337,9 @@ async fn ingest_and_store(
     let (transcoded, info, places) = tokio::task::spawn_blocking(move || {
         let spooled = &file.file;
         let tags = crate::tags::read(spooled.path());
-        let info = TrackInfo::resolve(tags, metadata.as_ref(), file_name.as_deref(), &owner_name);
+        let mut info =
+            TrackInfo::resolve(tags, metadata.as_ref(), file_name.as_deref(), &owner_name);
+        info.prepare_artwork();
         let result = ingest::transcode_from(
             &mut || {
                 let reader = spooled.reopen()?;
@@ -562,6 +564,7 @@ pub async fn album(
             .unwrap_or_else(|| first.artist.clone()),
         artist_id: first.artist_id.clone(),
         year: first.details.year,
+        artwork: album_artwork(&state, &id, &tracks, offset).await?,
         id,
         tracks: TrackPage {
             items: tracks.iter().map(track_json).collect(),
@@ -569,6 +572,71 @@ pub async fn album(
             limit,
         },
     }))
+}
+
+/// An album's cover: the first of its tracks (by disc and number) with artwork, looked for
+/// in the page at hand when it is the first, else in the album's first tracks.
+async fn album_artwork(
+    state: &AppState,
+    id: &str,
+    page: &[TrackRecord],
+    offset: usize,
+) -> Result<Option<api::catalog::Artwork>, ApiError> {
+    let first_tracks;
+    let tracks = if offset == 0 {
+        page
+    } else {
+        first_tracks = state.store.catalog().album_tracks(id, 0, 50).await?;
+        &first_tracks
+    };
+    Ok(tracks
+        .iter()
+        .find_map(|track| track.details.artwork.as_ref())
+        .map(crate::publish::artwork_view))
+}
+
+#[utoipa::path(get, path = "/v1/images/{id}", tag = "catalog", params(("id" = String, Path, pattern = "^[0-9a-f]{64}$", description = "BLAKE3 of the JPEG")), responses((status = 200, content_type = "image/jpeg", description = "The JPEG; `Cache-Control: public, max-age=31536000, immutable`, `ETag` the id"), (status = 304, description = "`If-None-Match` named it"), (status = 400, body = ErrorBody, description = "invalid_id"), (status = 404, body = ErrorBody, description = "not_found")))]
+/// `GET /v1/images/{id}`: a picture, named by its content, so cacheable forever.
+pub async fn image(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::http::header;
+    let blob: protocol::ChunkId = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("invalid_id", "image ids are 64 hex characters"))?;
+    let etag = format!("\"{id}\"");
+    let cache = "public, max-age=31536000, immutable";
+    let named = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
+    let bytes = state
+        .store
+        .image(&blob)
+        .await?
+        .ok_or_else(|| ApiError::not_found("image"))?;
+    if named {
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, etag), (header::CACHE_CONTROL, cache.into())],
+        )
+            .into_response());
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg".to_string()),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, cache.into()),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// Uploads and catalog reads.
@@ -580,6 +648,7 @@ pub fn router(limits: super::RouteLimits) -> utoipa_axum::router::OpenApiRouter<
         )
         .add(Limit::Ip, routes!(get_track, delete_track))
         .add(Limit::Ip, routes!(track_lyrics))
+        .add(Limit::Ip, routes!(image))
         .add(Limit::Ip, routes!(artist))
         .add(Limit::Ip, routes!(artist_tracks))
         .add(Limit::Ip, routes!(album))

@@ -775,6 +775,36 @@ impl Store {
         })
     }
 
+    /// Stores each size of a picture (from [`crate::artwork::prepare`]) as a blob (durable on
+    /// return).
+    pub async fn put_images(
+        &self,
+        sizes: &[crate::artwork::Sized],
+    ) -> Result<ImageSet, StoreError> {
+        let mut set = ImageSet::default();
+        for sized in sizes {
+            let body = Bytes::from(sized.jpeg.clone());
+            let id = ChunkId::of(&body);
+            self.blobs.put(&id, body).await?;
+            set.sizes.push(ImageRef {
+                edge: sized.edge,
+                blob: id.to_hex(),
+                bytes: sized.jpeg.len() as u32,
+            });
+        }
+        Ok(set)
+    }
+
+    /// The JPEG stored under `id`, if there is one (a blob that is not a JPEG, such as an
+    /// audio chunk, is not served as one).
+    pub async fn image(&self, id: &ChunkId) -> Result<Option<Bytes>, StoreError> {
+        Ok(self
+            .blobs
+            .get(id)
+            .await?
+            .filter(|bytes| crate::artwork::is_jpeg(bytes)))
+    }
+
     /// The lyrics `reference` points at (checked against its hash), `None` if the blob is
     /// gone.
     pub async fn lyrics(&self, reference: &LyricsRef) -> Result<Option<Lyrics>, StoreError> {

@@ -243,10 +243,61 @@ pub struct TrackDetails {
     /// MusicBrainz identifiers.
     #[serde(default, skip_serializing_if = "MusicBrainzIds::is_empty")]
     pub musicbrainz: MusicBrainzIds,
+    /// Cover art from the file's tags, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artwork: Option<ImageSet>,
     /// Where the lyrics are, if the track has any (kept out of the record, which every
     /// catalog read decodes and the record cache holds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lyrics: Option<LyricsRef>,
+}
+
+/// A picture in a few sizes ([`crate::artwork::EDGES`]), each a JPEG stored as a
+/// content-addressed blob beside the chunks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSet {
+    /// The sizes, smallest first.
+    pub sizes: Vec<ImageRef>,
+}
+
+/// One size of an [`ImageSet`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRef {
+    /// Longer side, pixels.
+    pub edge: u32,
+    /// Hex BLAKE3 of the JPEG (its blob id, and its URL: `/v1/images/{blob}`).
+    pub blob: String,
+    /// Its size.
+    pub bytes: u32,
+}
+
+impl ImageSet {
+    /// The smallest size at least `edge` pixels, else the largest (`None`: the largest).
+    pub fn pick(&self, edge: Option<u32>) -> Option<&ImageRef> {
+        match edge {
+            Some(edge) => self
+                .sizes
+                .iter()
+                .find(|size| size.edge >= edge)
+                .or(self.sizes.last()),
+            None => self.sizes.last(),
+        }
+    }
+}
+
+impl TrackRecord {
+    /// The blobs this record points at besides its chunks (lyrics, artwork): what a
+    /// migration copies with it.
+    pub fn side_blobs(&self) -> Vec<String> {
+        let mut blobs: Vec<String> = self
+            .details
+            .artwork
+            .iter()
+            .flat_map(|set| set.sizes.iter().map(|size| size.blob.clone()))
+            .collect();
+        blobs.extend(self.details.lyrics.iter().map(|lyrics| lyrics.blob.clone()));
+        blobs
+    }
 }
 
 /// A track's lyrics, stored as a content-addressed blob (their JSON, [`Lyrics`]) beside the

@@ -743,6 +743,17 @@ pub async fn blobs(store: &Store) {
         store.blobs().backend().get(&id).await.unwrap().unwrap(),
         data
     );
+    // A chunk is not an image: the image route never serves it.
+    assert!(store.image(&id).await.unwrap().is_none());
+    let images = store
+        .put_images(&[crate::artwork::Sized {
+            edge: 1,
+            jpeg: vec![0xFF, 0xD8, 0xFF, 0xDB, 0],
+        }])
+        .await
+        .unwrap();
+    let image: ChunkId = images.sizes[0].blob.parse().unwrap();
+    assert!(store.image(&image).await.unwrap().is_some());
     assert!(
         store
             .blobs()

@@ -2020,13 +2020,40 @@ async fn a_restarted_origin_serves_the_published_recommendations_at_once() {
     assert_eq!(origin.metric(BUILT).await, Some(0.0));
 }
 
-/// `ffmpeg` writes `seconds` of a tone as `name` (its extension picks the format) with `tags`.
-fn tagged_file(seconds: u32, name: &str, tags: &[(&str, &str)]) -> Vec<u8> {
+/// `ffmpeg` writes `seconds` of a tone as `name` (its extension picks the format) with `tags`
+/// and, if given, a `width` x `height` PNG embedded as the front cover.
+fn tagged_file_with_cover(
+    seconds: u32,
+    name: &str,
+    tags: &[(&str, &str)],
+    cover: Option<(u32, u32)>,
+) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
     let mut command = std::process::Command::new("ffmpeg");
     command.args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"]);
     command.arg(format!("sine=frequency=330:duration={seconds}"));
+    if let Some((width, height)) = cover {
+        let picture = image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([(x % 251) as u8, (y % 241) as u8, 90])
+        });
+        let png = dir.path().join("cover.png");
+        picture.save(&png).unwrap();
+        command.arg("-i").arg(&png);
+        command.args([
+            "-map",
+            "0:a",
+            "-map",
+            "1:v",
+            "-disposition:v",
+            "attached_pic",
+        ]);
+        if name.ends_with(".mp3") {
+            command.args(["-c:v", "mjpeg", "-id3v2_version", "3"]);
+        } else {
+            command.args(["-c:v", "png"]);
+        }
+    }
     for (key, value) in tags {
         command.arg("-metadata").arg(format!("{key}={value}"));
     }
@@ -2073,7 +2100,9 @@ async fn the_catalog_is_read_from_the_files_tags() {
                 ),
             ]);
         }
-        let file = tagged_file(2, &format!("{title}.flac"), &tags);
+        // The second track in album order carries the cover.
+        let cover = (title == "Third").then_some((700, 500));
+        let file = tagged_file_with_cover(2, &format!("{title}.flac"), &tags, cover);
         let (status, track) = origin.upload_parts(&artist, file, "x.flac", None).await;
         assert_eq!(status, StatusCode::CREATED, "{track}");
         assert_eq!(track["title"], title);
@@ -2108,6 +2137,52 @@ async fn the_catalog_is_read_from_the_files_tags() {
         .collect();
     assert_eq!(order, ["First", "Third", "Encore"], "disc, then number");
 
+    // Cover art: the album shows the first cover in album order, in every size up to the
+    // picture's own; each size is an immutable JPEG of that size.
+    assert!(first["artwork"].is_null());
+    let sizes = album["artwork"]["sizes"].as_array().unwrap().clone();
+    assert_eq!(album["artwork"], ids[0]["artwork"]);
+    let edges: Vec<u64> = sizes
+        .iter()
+        .map(|size| size["size"].as_u64().unwrap())
+        .collect();
+    assert_eq!(edges, [128, 300, 600, 700]);
+    let url = sizes[1]["url"].as_str().unwrap();
+    let response = origin
+        .http
+        .get(format!("{}{url}", origin.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "image/jpeg");
+    assert!(
+        response.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    let etag = response.headers()["etag"].clone();
+    let picture = image::load_from_memory(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!((picture.width(), picture.height()), (300, 214));
+    let again = origin
+        .http
+        .get(format!("{}{url}", origin.base))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    // Ids that are not images: an audio chunk's id, a malformed one.
+    let chunk_url = format!("/v1/images/{}", "0".repeat(64));
+    let (status, _) = origin.get(&chunk_url, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, answer) = origin.get("/v1/images/nothex", None).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "invalid_id")
+    );
+
     // Lyrics: synced lines in time order; a track without lyrics is 404.
     let first_id = first["id"].as_str().unwrap();
     let (status, lyrics) = origin
@@ -2129,7 +2204,7 @@ async fn the_catalog_is_read_from_the_files_tags() {
 
     // MP3 (ID3v2): the tags are read there too; the metadata part overrides them, and the
     // same album title in another year is another album.
-    let file = tagged_file(
+    let file = tagged_file_with_cover(
         2,
         "song.mp3",
         &[
@@ -2139,6 +2214,7 @@ async fn the_catalog_is_read_from_the_files_tags() {
             ("track", "4/9"),
             ("date", "2021"),
         ],
+        Some((100, 100)),
     );
     let (status, track) = origin
         .upload_parts(
@@ -2154,6 +2230,17 @@ async fn the_catalog_is_read_from_the_files_tags() {
     assert_eq!(track["year"], 2021);
     assert_eq!(track["lyrics"], "plain");
     assert_ne!(track["album_id"], album_id);
+    assert_eq!(
+        track["artwork"]["sizes"][0]["size"], 100,
+        "not upscaled: {track}"
+    );
+    let chunk = track["renditions"][0]["rendition_id"].as_str().unwrap();
+    let (status, _) = origin.get(&format!("/v1/images/{chunk}"), None).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a rendition id is not an image"
+    );
 
     // No tags and no metadata: the file's name and the account's name.
     let (status, track) = origin
