@@ -165,6 +165,8 @@ pub struct ArtistView {
     pub name: String,
     /// Login name.
     pub username: String,
+    /// The picture the artist uploaded (`PUT /v1/artists/{id}/image`).
+    pub image: Option<Artwork>,
 }
 
 /// A page of tracks.
@@ -192,7 +194,8 @@ pub struct AlbumView {
     pub artist_id: String,
     /// Year of release.
     pub year: Option<u16>,
-    /// Cover art: the first of its tracks (by disc and number) that carries one.
+    /// Cover art: the one uploaded for it (`PUT /v1/albums/{id}/image`), else the first of
+    /// its tracks (by disc and number) that carries one.
     pub artwork: Option<Artwork>,
     /// A page of its tracks, by disc and track number.
     pub tracks: TrackPage,

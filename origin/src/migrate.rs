@@ -24,11 +24,12 @@ use crate::store::{Library, Store, StoreError, manifest_chunks};
 const PAGE: usize = 1_000;
 
 /// The domains, in the order they are copied.
-pub const PHASES: [Phase; 9] = [
+pub const PHASES: [Phase; 10] = [
     Phase::Accounts,
     Phase::Tokens,
     Phase::Renditions,
     Phase::Tracks,
+    Phase::Images,
     Phase::Playlists,
     Phase::LikedTracks,
     Phase::FollowedArtists,
@@ -46,8 +47,10 @@ pub enum Phase {
     Tokens,
     /// Renditions and their chunks.
     Renditions,
-    /// Tracks with their play counts.
+    /// Tracks with their play counts (and their lyrics and cover art blobs).
     Tracks,
+    /// Pictures uploaded for albums and artists, with their blobs.
+    Images,
     /// Playlists.
     Playlists,
     /// Liked songs.
@@ -70,6 +73,7 @@ impl Phase {
             Phase::Tokens => "tokens",
             Phase::Renditions => "renditions and chunks",
             Phase::Tracks => "tracks",
+            Phase::Images => "album and artist pictures",
             Phase::Playlists => "playlists",
             Phase::LikedTracks => "liked songs",
             Phase::FollowedArtists => "followed artists",
@@ -292,6 +296,29 @@ async fn copy_phase(
                 }
                 (with_counts.len(), last)
             }
+            Phase::Images => {
+                let page = from.catalog().images_after(cursor.as_deref(), PAGE).await?;
+                for (key, image) in &page {
+                    for size in &image.sizes {
+                        let Ok(id) = size.blob.parse::<ChunkId>() else {
+                            continue;
+                        };
+                        if to.blobs().contains(&id).await.map_err(StoreError::from)? {
+                            continue;
+                        }
+                        let data = from
+                            .blobs()
+                            .get(&id)
+                            .await
+                            .map_err(StoreError::from)?
+                            .ok_or_else(|| MigrateError::MissingChunk(id, key.clone()))?;
+                        to.blobs().put(&id, data).await.map_err(StoreError::from)?;
+                        state.chunks += 1;
+                    }
+                    to.catalog().set_image_for(key, Some(image)).await?;
+                }
+                (page.len(), page.last().map(|(key, _)| key.clone()))
+            }
             Phase::Playlists => {
                 let page = from
                     .playlists()
@@ -445,6 +472,19 @@ async fn counts(store: &Store) -> Result<Vec<(String, u64)>, StoreError> {
         }
     }
     out.push(("renditions".to_string(), n));
+    let (mut n, mut after) = (0u64, None::<String>);
+    loop {
+        let page = store
+            .catalog()
+            .images_after(after.as_deref(), COUNT_PAGE)
+            .await?;
+        n += page.len() as u64;
+        match page.last() {
+            Some(last) if page.len() == COUNT_PAGE => after = Some(last.0.clone()),
+            _ => break,
+        }
+    }
+    out.push(("pictures".to_string(), n));
     let (mut n, mut after) = (0u64, None::<String>);
     loop {
         let page = store

@@ -511,10 +511,17 @@ pub async fn artist(
     let name = latest
         .first()
         .map_or(account.username.clone(), |track| track.artist.clone());
+    let image = state
+        .store
+        .catalog()
+        .image_for(&format!("artist/{id}"))
+        .await?
+        .map(|set| crate::publish::artwork_view(&set));
     Ok(Json(ArtistView {
         id: account.id,
         name,
         username: account.username,
+        image,
     }))
 }
 
@@ -574,14 +581,23 @@ pub async fn album(
     }))
 }
 
-/// An album's cover: the first of its tracks (by disc and number) with artwork, looked for
-/// in the page at hand when it is the first, else in the album's first tracks.
+/// An album's cover: the one its artist uploaded, else the first of its tracks (by disc and
+/// number) with artwork, looked for in the page at hand when it is the first, else in the
+/// album's first tracks.
 async fn album_artwork(
     state: &AppState,
     id: &str,
     page: &[TrackRecord],
     offset: usize,
 ) -> Result<Option<api::catalog::Artwork>, ApiError> {
+    if let Some(uploaded) = state
+        .store
+        .catalog()
+        .image_for(&format!("album/{id}"))
+        .await?
+    {
+        return Ok(Some(crate::publish::artwork_view(&uploaded)));
+    }
     let first_tracks;
     let tracks = if offset == 0 {
         page
@@ -639,6 +655,139 @@ pub async fn image(
         .into_response())
 }
 
+/// Who may change `key`'s picture: for `album/{id}`, the artist whose tracks make the album;
+/// for `artist/{id}`, that artist; admins for both. `404` when there is no such album or
+/// artist.
+async fn may_picture(
+    state: &AppState,
+    account: &crate::store::Account,
+    kind: &str,
+    id: &str,
+) -> Result<(), ApiError> {
+    let owner = match kind {
+        "album" => {
+            check_track_id(id).map_err(|_| {
+                ApiError::bad_request("invalid_id", "album ids are 32 hex characters")
+            })?;
+            let first = state.store.catalog().album_tracks(id, 0, 1).await?;
+            first
+                .first()
+                .ok_or_else(|| ApiError::not_found("album"))?
+                .owner
+                .clone()
+        }
+        _ => {
+            check_artist_id(id)?;
+            state
+                .store
+                .accounts()
+                .account(id)
+                .await?
+                .filter(|artist| matches!(artist.role, Role::Artist | Role::Admin))
+                .ok_or_else(|| ApiError::not_found("artist"))?
+                .id
+        }
+    };
+    if owner != account.id && account.role != Role::Admin {
+        return Err(ApiError::forbidden(
+            "not_owner",
+            format!("only the artist (or an admin) changes this {kind}'s picture"),
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes and stores an uploaded picture for `kind`/`id` (one ingest slot while it decodes).
+async fn put_picture(
+    state: &AppState,
+    account: &crate::store::Account,
+    kind: &'static str,
+    id: &str,
+    body: axum::body::Bytes,
+) -> Result<Json<api::catalog::Artwork>, ApiError> {
+    may_picture(state, account, kind, id).await?;
+    let _slot = state
+        .ingest_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(ApiError::internal)?;
+    let sizes = tokio::task::spawn_blocking(move || crate::artwork::prepare(&body))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_a_picture",
+                error.to_string(),
+            )
+        })?;
+    let set = state.store.put_images(&sizes).await?;
+    state
+        .store
+        .catalog()
+        .set_image_for(&format!("{kind}/{id}"), Some(&set))
+        .await?;
+    Ok(Json(crate::publish::artwork_view(&set)))
+}
+
+async fn delete_picture(
+    state: &AppState,
+    account: &crate::store::Account,
+    kind: &'static str,
+    id: &str,
+) -> Result<StatusCode, ApiError> {
+    may_picture(state, account, kind, id).await?;
+    state
+        .store
+        .catalog()
+        .set_image_for(&format!("{kind}/{id}"), None)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(put, path = "/v1/albums/{id}/image", tag = "catalog", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "Album id")), request_body(content = Vec<u8>, content_type = "image/jpeg", description = "A JPEG, PNG, WebP, GIF or BMP of at most 16 MiB and 8192 pixels a side"), responses((status = 200, body = api::catalog::Artwork, description = "The sizes made; the album shows them from now on"), (status = 403, body = ErrorBody, description = "not_owner"), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody, description = "body_too_large"), (status = 422, body = ErrorBody, description = "not_a_picture")))]
+/// `PUT /v1/albums/{id}/image`: the album's artist sets its cover (over the files' own).
+pub async fn put_album_image(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    ApiPath(id): ApiPath<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<api::catalog::Artwork>, ApiError> {
+    put_picture(&state, &account, "album", &id, body).await
+}
+
+#[utoipa::path(delete, path = "/v1/albums/{id}/image", tag = "catalog", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "Album id")), responses((status = 204, description = "The album shows its files' cover again"), (status = 403, body = ErrorBody, description = "not_owner"), (status = 404, body = ErrorBody)))]
+/// `DELETE /v1/albums/{id}/image`.
+pub async fn delete_album_image(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    delete_picture(&state, &account, "album", &id).await
+}
+
+#[utoipa::path(put, path = "/v1/artists/{id}/image", tag = "catalog", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "Artist (account) id")), request_body(content = Vec<u8>, content_type = "image/jpeg", description = "A JPEG, PNG, WebP, GIF or BMP of at most 16 MiB and 8192 pixels a side"), responses((status = 200, body = api::catalog::Artwork), (status = 403, body = ErrorBody, description = "not_owner"), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody, description = "body_too_large"), (status = 422, body = ErrorBody, description = "not_a_picture")))]
+/// `PUT /v1/artists/{id}/image`: the artist sets their picture.
+pub async fn put_artist_image(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    ApiPath(id): ApiPath<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<api::catalog::Artwork>, ApiError> {
+    put_picture(&state, &account, "artist", &id, body).await
+}
+
+#[utoipa::path(delete, path = "/v1/artists/{id}/image", tag = "catalog", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "Artist (account) id")), responses((status = 204), (status = 403, body = ErrorBody, description = "not_owner"), (status = 404, body = ErrorBody)))]
+/// `DELETE /v1/artists/{id}/image`.
+pub async fn delete_artist_image(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    delete_picture(&state, &account, "artist", &id).await
+}
+
 /// Uploads and catalog reads.
 pub fn router(limits: super::RouteLimits) -> utoipa_axum::router::OpenApiRouter<AppState> {
     Routes::new()
@@ -649,6 +798,16 @@ pub fn router(limits: super::RouteLimits) -> utoipa_axum::router::OpenApiRouter<
         .add(Limit::Ip, routes!(get_track, delete_track))
         .add(Limit::Ip, routes!(track_lyrics))
         .add(Limit::Ip, routes!(image))
+        .add(
+            Limit::Ip,
+            routes!(put_album_image, delete_album_image)
+                .layer(DefaultBodyLimit::max(crate::artwork::SOURCE_BYTES_MAX)),
+        )
+        .add(
+            Limit::Ip,
+            routes!(put_artist_image, delete_artist_image)
+                .layer(DefaultBodyLimit::max(crate::artwork::SOURCE_BYTES_MAX)),
+        )
         .add(Limit::Ip, routes!(artist))
         .add(Limit::Ip, routes!(artist_tracks))
         .add(Limit::Ip, routes!(album))

@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use protocol::ChunkId;
 
+use crate::store::ImageSet;
+
 use super::{Account, Accounts, Catalog, RenditionRecord, StoreError, TokenRecord, TrackRecord};
 
 /// How long a cached record is served before it is read again.
@@ -231,6 +233,22 @@ impl Catalog for CachedCatalog {
         limit: usize,
     ) -> Result<Vec<TrackRecord>, StoreError> {
         self.inner.tracks_after(after, limit).await
+    }
+
+    async fn image_for(&self, key: &str) -> Result<Option<ImageSet>, StoreError> {
+        self.inner.image_for(key).await
+    }
+
+    async fn set_image_for(&self, key: &str, image: Option<&ImageSet>) -> Result<(), StoreError> {
+        self.inner.set_image_for(key, image).await
+    }
+
+    async fn images_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, ImageSet)>, StoreError> {
+        self.inner.images_after(after, limit).await
     }
 
     async fn renditions_after(

@@ -209,6 +209,16 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<(String, RenditionRecord)>, StoreError>;
     /// Number of published tracks.
     async fn track_count(&self) -> Result<u64, StoreError>;
+    /// The picture uploaded for `key` (`album/{id}` or `artist/{id}`), if any.
+    async fn image_for(&self, key: &str) -> Result<Option<ImageSet>, StoreError>;
+    /// Sets the picture uploaded for `key`, or with `None` removes it.
+    async fn set_image_for(&self, key: &str, image: Option<&ImageSet>) -> Result<(), StoreError>;
+    /// Uploaded pictures with keys after `after`, in key order, at most `limit` (migration).
+    async fn images_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, ImageSet)>, StoreError>;
     /// Brings the backend's housekeeping up to date after a bulk import (a migration, a
     /// benchmark's catalog), so the next queries are planned on real statistics and no
     /// background pass over the new rows competes with them. On PostgreSQL `VACUUM (ANALYZE)`

@@ -300,6 +300,50 @@ pub async fn catalog(store: &Store) {
             .unwrap()
             .is_empty()
     );
+    // Uploaded pictures: set, replaced, listed in key order, removed.
+    let picture = |blob: &str| crate::store::ImageSet {
+        sizes: vec![crate::store::ImageRef {
+            edge: 128,
+            blob: blob.into(),
+            bytes: 10,
+        }],
+    };
+    assert_eq!(catalog.image_for("album/a").await.unwrap(), None);
+    catalog
+        .set_image_for("artist/z", Some(&picture("1")))
+        .await
+        .unwrap();
+    catalog
+        .set_image_for("album/a", Some(&picture("2")))
+        .await
+        .unwrap();
+    catalog
+        .set_image_for("album/a", Some(&picture("3")))
+        .await
+        .unwrap();
+    assert_eq!(
+        catalog.image_for("album/a").await.unwrap(),
+        Some(picture("3"))
+    );
+    let keys: Vec<String> = catalog
+        .images_after(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    assert_eq!(keys, ["album/a", "artist/z"]);
+    assert_eq!(
+        catalog
+            .images_after(Some("album/a"), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    catalog.set_image_for("album/a", None).await.unwrap();
+    catalog.set_image_for("artist/z", None).await.unwrap();
+    assert!(catalog.images_after(None, 10).await.unwrap().is_empty());
     assert_eq!(store.play_count("t04").await.unwrap(), 4);
     let after = catalog.tracks_after(Some("t02"), 2).await.unwrap();
     let ids: Vec<&str> = after.iter().map(|track| track.id.as_str()).collect();

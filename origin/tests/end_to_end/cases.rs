@@ -2173,6 +2173,90 @@ async fn the_catalog_is_read_from_the_files_tags() {
         .await
         .unwrap();
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    // The album's artist uploads a cover over the files' own; another artist may not; what
+    // is not a picture is refused; removing it brings the files' cover back.
+    let put_picture = |path: String, token: String, body: Vec<u8>| {
+        let (http, base) = (origin.http.clone(), origin.base.clone());
+        async move {
+            let response = http
+                .put(format!("{base}{path}"))
+                .bearer_auth(token)
+                .header("content-type", "image/png")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let mut cover = Vec::new();
+    image::RgbImage::from_pixel(2000, 2000, image::Rgb([200, 10, 10]))
+        .write_to(
+            &mut std::io::Cursor::new(&mut cover),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    let album_image = format!("/v1/albums/{album_id}/image");
+    let stranger = origin.account("other_artist", "SE", "artist", "free").await;
+    let (status, answer) = put_picture(album_image.clone(), stranger.clone(), cover.clone()).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::FORBIDDEN, "not_owner")
+    );
+    let (status, answer) = put_picture(
+        album_image.clone(),
+        artist.clone(),
+        b"GIF89a broken".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "not_a_picture")
+    );
+    let (status, uploaded) = put_picture(album_image.clone(), artist.clone(), cover).await;
+    assert_eq!(status, StatusCode::OK, "{uploaded}");
+    let edges: Vec<u64> = uploaded["sizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|size| size["size"].as_u64().unwrap())
+        .collect();
+    assert_eq!(edges, [128, 300, 600, 1200]);
+    let (_, album) = origin.get(&format!("/v1/albums/{album_id}"), None).await;
+    assert_eq!(album["artwork"], uploaded);
+    let status = origin
+        .http
+        .delete(format!("{}{album_image}", origin.base))
+        .bearer_auth(&artist)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, album) = origin.get(&format!("/v1/albums/{album_id}"), None).await;
+    assert_eq!(album["artwork"], ids[0]["artwork"]);
+    let artist_id = first["artist_id"].as_str().unwrap();
+    let mut portrait = Vec::new();
+    image::RgbImage::from_pixel(400, 300, image::Rgb([10, 10, 200]))
+        .write_to(
+            &mut std::io::Cursor::new(&mut portrait),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    let (status, set) = put_picture(
+        format!("/v1/artists/{artist_id}/image"),
+        artist.clone(),
+        portrait,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    let (_, shown) = origin.get(&format!("/v1/artists/{artist_id}"), None).await;
+    assert_eq!(shown["image"], set);
+
     // Ids that are not images: an audio chunk's id, a malformed one.
     let chunk_url = format!("/v1/images/{}", "0".repeat(64));
     let (status, _) = origin.get(&chunk_url, None).await;

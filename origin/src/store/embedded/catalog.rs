@@ -8,7 +8,7 @@ use protocol::ChunkId;
 
 use super::{EmbeddedStore, get_json, json_after, pair_key};
 use crate::store::manifest_chunks;
-use crate::store::{Catalog, ChangeKind, RenditionRecord, StoreError, TrackRecord};
+use crate::store::{Catalog, ChangeKind, ImageSet, RenditionRecord, StoreError, TrackRecord};
 
 impl EmbeddedStore {
     fn indexed_tracks(
@@ -176,6 +176,35 @@ impl Catalog for EmbeddedStore {
         limit: usize,
     ) -> Result<Vec<TrackRecord>, StoreError> {
         self.indexed_tracks(&self.0.album_tracks, album_id, offset, limit)
+    }
+
+    async fn image_for(&self, key: &str) -> Result<Option<ImageSet>, StoreError> {
+        get_json(&self.0.images, key.as_bytes())
+    }
+
+    async fn set_image_for(&self, key: &str, image: Option<&ImageSet>) -> Result<(), StoreError> {
+        match image {
+            Some(image) => {
+                self.0
+                    .images
+                    .insert(key.as_bytes(), serde_json::to_vec(image)?)?;
+            }
+            None => {
+                self.0.images.remove(key.as_bytes())?;
+            }
+        }
+        self.flush().await
+    }
+
+    async fn images_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, ImageSet)>, StoreError> {
+        Ok(json_after(&self.0.images, after.map(str::as_bytes), limit)?
+            .into_iter()
+            .map(|(key, image)| (String::from_utf8_lossy(&key).into_owned(), image))
+            .collect())
     }
 
     async fn tracks_after(

@@ -40,6 +40,8 @@ struct Trees {
     renditions: sled::Tree,
     artist_tracks: sled::Tree,
     album_tracks: sled::Tree,
+    /// Pictures uploaded for albums and artists (`album/{id}`, `artist/{id}` → image set).
+    images: sled::Tree,
     offline_devices: sled::Tree,
     liked_tracks: sled::Tree,
     followed_artists: sled::Tree,
@@ -88,6 +90,7 @@ impl EmbeddedStore {
             renditions: db.open_tree("renditions")?,
             artist_tracks: db.open_tree("artist_tracks")?,
             album_tracks: db.open_tree("album_places")?,
+            images: db.open_tree("images")?,
             offline_devices: db.open_tree("offline_devices")?,
             liked_tracks: db.open_tree("liked_tracks")?,
             followed_artists: db.open_tree("followed_artists")?,

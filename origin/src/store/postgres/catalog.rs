@@ -7,7 +7,7 @@ use tokio_postgres::types::Json;
 
 use super::{PostgresStore, big, count, db_error, note_changes, unbig};
 use crate::store::manifest_chunks;
-use crate::store::{Catalog, ChangeKind, RenditionRecord, StoreError, TrackRecord};
+use crate::store::{Catalog, ChangeKind, ImageSet, RenditionRecord, StoreError, TrackRecord};
 
 fn tracks_of(rows: &[tokio_postgres::Row]) -> Vec<TrackRecord> {
     rows.iter()
@@ -212,6 +212,49 @@ impl Catalog for PostgresStore {
             )
             .await?;
         Ok(tracks_of(&rows))
+    }
+
+    async fn image_for(&self, key: &str) -> Result<Option<ImageSet>, StoreError> {
+        let row = self
+            .row("SELECT record FROM images WHERE key = $1", &[&key])
+            .await?;
+        Ok(row.map(|row| row.get::<_, Json<ImageSet>>(0).0))
+    }
+
+    async fn set_image_for(&self, key: &str, image: Option<&ImageSet>) -> Result<(), StoreError> {
+        match image {
+            Some(image) => {
+                self.run(
+                    "INSERT INTO images (key, record) VALUES ($1, $2)
+                     ON CONFLICT (key) DO UPDATE SET record = EXCLUDED.record",
+                    &[&key, &Json(image)],
+                )
+                .await?
+            }
+            None => {
+                self.run("DELETE FROM images WHERE key = $1", &[&key])
+                    .await?
+            }
+        };
+        Ok(())
+    }
+
+    async fn images_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, ImageSet)>, StoreError> {
+        let rows = self
+            .rows(
+                "SELECT key, record FROM images WHERE $1::text IS NULL OR key > $1
+                 ORDER BY key LIMIT $2",
+                &[&after, &count(limit)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get(0), row.get::<_, Json<ImageSet>>(1).0))
+            .collect())
     }
 
     async fn tracks_after(

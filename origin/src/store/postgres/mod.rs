@@ -56,6 +56,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "album_places",
         include_str!("migrations/0005_album_places.sql"),
     ),
+    (6, "images", include_str!("migrations/0006_images.sql")),
 ];
 
 /// Connections kept by the pool (each origin process; PostgreSQL's default limit is 100).
