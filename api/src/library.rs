@@ -78,3 +78,39 @@ pub struct FollowedArtists {
     /// Items skipped.
     pub offset: usize,
 }
+
+/// `GET /v1/me/player`: where the listener is, as the device that last wrote it left it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PlayerState {
+    /// Track ids, in play order.
+    pub queue: Vec<String>,
+    /// The current track's place in `queue` (0 for an empty queue).
+    pub index: u32,
+    /// How far into the current track.
+    pub position_ms: u64,
+    /// The device that wrote this (empty before any write).
+    pub device: String,
+    /// Bumped by every write; 0 before the first. A write names the version it read.
+    pub version: u64,
+    /// When it was written, Unix ms (0 before the first write).
+    pub updated_at_ms: u64,
+}
+
+/// `PUT /v1/me/player`: the new state, written only over the version it was based on (so a
+/// device that missed another's write is refused with `409 stale_version`, not obeyed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlayerUpdate {
+    /// Track ids, in play order, at most 5000.
+    #[schema(max_items = 5000)]
+    pub queue: Vec<String>,
+    /// The current track's place in `queue` (0 for an empty queue).
+    pub index: u32,
+    /// How far into the current track, at most 24 hours.
+    pub position_ms: u64,
+    /// Who is writing: a device name of 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
+    pub device: String,
+    /// The version this state was based on (what `GET` answered; 0 for the first write).
+    pub version: u64,
+}

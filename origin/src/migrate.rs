@@ -24,7 +24,7 @@ use crate::store::{Library, Store, StoreError, manifest_chunks};
 const PAGE: usize = 1_000;
 
 /// The domains, in the order they are copied.
-pub const PHASES: [Phase; 10] = [
+pub const PHASES: [Phase; 11] = [
     Phase::Accounts,
     Phase::Tokens,
     Phase::Renditions,
@@ -34,6 +34,7 @@ pub const PHASES: [Phase; 10] = [
     Phase::LikedTracks,
     Phase::FollowedArtists,
     Phase::Devices,
+    Phase::Players,
     Phase::Listening,
 ];
 
@@ -59,6 +60,8 @@ pub enum Phase {
     FollowedArtists,
     /// Offline devices.
     Devices,
+    /// Player states (`/v1/me/player`).
+    Players,
     /// Event ids, plays, streams and play counts.
     Listening,
     /// Verifying counts and chunk hashes.
@@ -78,6 +81,7 @@ impl Phase {
             Phase::LikedTracks => "liked songs",
             Phase::FollowedArtists => "followed artists",
             Phase::Devices => "offline devices",
+            Phase::Players => "player states",
             Phase::Listening => "listening history",
             Phase::Verify => "verifying",
         }
@@ -360,6 +364,16 @@ async fn copy_phase(
                         .map(|(account, node, _)| format!("{account}\n{node}")),
                 )
             }
+            Phase::Players => {
+                let page = from
+                    .libraries()
+                    .players_after(cursor.as_deref(), PAGE)
+                    .await?;
+                if !page.is_empty() {
+                    to.libraries().import_players(&page).await?;
+                }
+                (page.len(), page.last().map(|(account, _)| account.clone()))
+            }
             Phase::Listening => {
                 let (page, next) = from
                     .listening()
@@ -485,6 +499,19 @@ async fn counts(store: &Store) -> Result<Vec<(String, u64)>, StoreError> {
         }
     }
     out.push(("pictures".to_string(), n));
+    let (mut n, mut after) = (0u64, None::<String>);
+    loop {
+        let page = store
+            .libraries()
+            .players_after(after.as_deref(), COUNT_PAGE)
+            .await?;
+        n += page.len() as u64;
+        match page.last() {
+            Some(last) if page.len() == COUNT_PAGE => after = Some(last.0.clone()),
+            _ => break,
+        }
+    }
+    out.push(("player states".to_string(), n));
     let (mut n, mut after) = (0u64, None::<String>);
     loop {
         let page = store

@@ -37,6 +37,7 @@ impl JsonBody for api::playlists::PlaylistChange {}
 impl JsonBody for api::playlists::AddTracks {}
 impl JsonBody for api::playlists::RemoveTracks {}
 impl JsonBody for api::playlists::Reorder {}
+impl JsonBody for api::library::PlayerUpdate {}
 impl JsonBody for api::events::EventBatch {
     const LIST: bool = true;
 }

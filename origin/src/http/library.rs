@@ -5,11 +5,12 @@
 
 use super::auth::Authed;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiPath, ApiQuery, Page, check_artist_id, check_track_id};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Page, check_artist_id, check_track_id};
 use super::state::{AppState, now_ms};
 use super::{Limit, Routes};
 use api::library::{
-    Followed, FollowedArtist, FollowedArtists, Liked, LikedTrack, LikedTracks, Removed,
+    Followed, FollowedArtist, FollowedArtists, Liked, LikedTrack, LikedTracks, PlayerState,
+    PlayerUpdate, Removed,
 };
 use utoipa_axum::routes;
 
@@ -17,7 +18,7 @@ use axum::Json;
 use axum::extract::State;
 
 use crate::publish::track_json;
-use crate::store::{LIBRARY_ITEMS_MAX, Library, LibraryAdd, Role};
+use crate::store::{LIBRARY_ITEMS_MAX, Library, LibraryAdd, PLAYER_QUEUE_MAX, Role};
 
 fn added(result: LibraryAdd, what: &str) -> Result<u64, ApiError> {
     match result {
@@ -209,11 +210,82 @@ pub async fn followed_artists(
 }
 
 /// The caller's likes and follows.
+#[utoipa::path(get, path = "/v1/me/player", tag = "library", security(("bearer" = [])), responses((status = 200, body = PlayerState, description = "The saved state (version 0 and an empty queue before any write)")))]
+/// `GET /v1/me/player`: where the listener was, on whichever device wrote last.
+pub async fn get_player(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+) -> Result<Json<PlayerState>, ApiError> {
+    let saved = state.store.libraries().player(&account.id).await?;
+    Ok(Json(saved.unwrap_or_default()))
+}
+
+#[utoipa::path(put, path = "/v1/me/player", tag = "library", security(("bearer" = [])), request_body = PlayerUpdate, responses((status = 200, body = PlayerState, description = "Saved, as version `version + 1`"), (status = 400, body = ErrorBody, description = "invalid_player: the queue, index, position or device is out of bounds"), (status = 409, body = ErrorBody, description = "stale_version: another device wrote since `version`; GET, merge, write again")))]
+/// `PUT /v1/me/player`: save the queue and place, over the version the writer last read.
+pub async fn put_player(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    ApiJson(update): ApiJson<PlayerUpdate>,
+) -> Result<Json<PlayerState>, ApiError> {
+    let invalid = |message: String| ApiError::bad_request("invalid_player", message);
+    if update.queue.len() > PLAYER_QUEUE_MAX {
+        return Err(invalid(format!(
+            "a queue holds at most {PLAYER_QUEUE_MAX} tracks"
+        )));
+    }
+    if let Some(at) = update
+        .queue
+        .iter()
+        .position(|id| check_track_id(id).is_err())
+    {
+        return Err(invalid(format!("queue[{at}] is not a track id")));
+    }
+    let index_ok = if update.queue.is_empty() {
+        update.index == 0
+    } else {
+        (update.index as usize) < update.queue.len()
+    };
+    if !index_ok {
+        return Err(invalid("index is outside the queue".into()));
+    }
+    if update.position_ms > 24 * 3_600_000 {
+        return Err(invalid("position_ms is at most 24 hours".into()));
+    }
+    let device = crate::tags::clean_text(&update.device)
+        .filter(|device| device.chars().count() <= 100 && update.device.chars().count() <= 100)
+        .ok_or_else(|| invalid("device is 1 to 100 characters".into()))?;
+    let next = PlayerState {
+        queue: update.queue,
+        index: update.index,
+        position_ms: update.position_ms,
+        device,
+        version: update.version.saturating_add(1),
+        updated_at_ms: now_ms(),
+    };
+    if !state
+        .store
+        .libraries()
+        .put_player(&account.id, &next)
+        .await?
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "stale_version",
+            format!(
+                "the player changed since version {}: read it again, then write",
+                update.version
+            ),
+        ));
+    }
+    Ok(Json(next))
+}
+
 pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
     Routes::new()
         .add(Limit::Ip, routes!(liked_tracks))
         .add(Limit::Ip, routes!(like_track, unlike_track))
         .add(Limit::Ip, routes!(followed_artists))
         .add(Limit::Ip, routes!(follow_artist, unfollow_artist))
+        .add(Limit::Ip, routes!(get_player, put_player))
         .into()
 }

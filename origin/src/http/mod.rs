@@ -438,6 +438,6 @@ mod tests {
                 );
             }
         }
-        assert_eq!(operations, 44, "every route is in the document");
+        assert_eq!(operations, 46, "every route is in the document");
     }
 }

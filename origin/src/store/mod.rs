@@ -295,6 +295,19 @@ pub trait Libraries: Send + Sync + std::fmt::Debug {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<Vec<(String, String, u64)>, StoreError>;
+    /// `account`'s player state, if one was ever saved.
+    async fn player(&self, account: &str) -> Result<Option<PlayerRecord>, StoreError>;
+    /// Saves `state` if the stored version is `state.version - 1` (none stored counts as 0):
+    /// true when saved, false when another write came first. Durable on return.
+    async fn put_player(&self, account: &str, state: &PlayerRecord) -> Result<bool, StoreError>;
+    /// Up to `limit` player states of accounts after `after`, in account order (migrations).
+    async fn players_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, PlayerRecord)>, StoreError>;
+    /// Stores player states as they are, versions kept (migrations).
+    async fn import_players(&self, players: &[(String, PlayerRecord)]) -> Result<(), StoreError>;
 }
 
 /// Listening events, plays, qualified streams and play counts.

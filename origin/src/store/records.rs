@@ -396,3 +396,10 @@ pub enum LibraryAdd {
     /// The library holds [`LIBRARY_ITEMS_MAX`] items.
     Full,
 }
+
+/// A listener's player state (`/v1/me/player`): the queue, the place in it, the device that
+/// wrote it, and a version every write bumps.
+pub type PlayerRecord = api::library::PlayerState;
+
+/// Most tracks in a saved play queue.
+pub const PLAYER_QUEUE_MAX: usize = 5_000;

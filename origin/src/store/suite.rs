@@ -10,9 +10,9 @@ use bytes::Bytes;
 use protocol::ChunkId;
 
 use super::{
-    Account, Change, ChangeKind, EventInput, EventKind, Library, LibraryAdd, PlaylistRecord,
-    Published, RenditionRecord, RenditionSummary, Role, Store, StreamRecord, Tier, TokenKind,
-    TokenRecord, TrackRecord,
+    Account, Change, ChangeKind, EventInput, EventKind, Library, LibraryAdd, PlayerRecord,
+    PlaylistRecord, Published, RenditionRecord, RenditionSummary, Role, Store, StreamRecord, Tier,
+    TokenKind, TokenRecord, TrackRecord,
 };
 
 /// Runs every check of the suite on `store`.
@@ -71,6 +71,64 @@ pub fn track(id: &str, artist_id: &str, album_id: Option<&str>, rendition: &str)
         }],
         details: Default::default(),
     }
+}
+
+/// Player states: a write lands only over the version it was based on; of two writes based
+/// on the same version, one lands; migrations page and import them as they are.
+pub async fn players(store: &Store) {
+    let libraries = store.libraries();
+    let state = |version: u64, device: &str| PlayerRecord {
+        queue: vec!["a".repeat(32), "b".repeat(32)],
+        index: 1,
+        position_ms: 42_000,
+        device: device.into(),
+        version,
+        updated_at_ms: 7,
+    };
+    assert_eq!(libraries.player("p1").await.unwrap(), None);
+    assert!(
+        !libraries
+            .put_player("p1", &state(2, "phone"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        libraries
+            .put_player("p1", &state(1, "phone"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !libraries
+            .put_player("p1", &state(1, "laptop"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        libraries.player("p1").await.unwrap(),
+        Some(state(1, "phone"))
+    );
+    let (phone, laptop) = (state(2, "phone"), state(2, "laptop"));
+    let (first, second) = tokio::join!(
+        libraries.put_player("p1", &phone),
+        libraries.put_player("p1", &laptop),
+    );
+    assert!(
+        first.unwrap() ^ second.unwrap(),
+        "exactly one of two writes over version 1 lands"
+    );
+    assert_eq!(libraries.player("p1").await.unwrap().unwrap().version, 2);
+    libraries
+        .import_players(&[("p0".into(), state(9, "tv"))])
+        .await
+        .unwrap();
+    let all = libraries.players_after(None, 10).await.unwrap();
+    let accounts: Vec<&str> = all.iter().map(|(account, _)| account.as_str()).collect();
+    assert_eq!(accounts, ["p0", "p1"]);
+    assert_eq!(
+        libraries.players_after(Some("p0"), 10).await.unwrap().len(),
+        1
+    );
 }
 
 /// Accounts: usernames are unique (of concurrent sign-ups with one name, one wins), reads by
@@ -480,6 +538,7 @@ pub async fn concurrent_playlist_edits(store: &Store) {
 
 /// Libraries: per account, most recent first, idempotent, capped, removable.
 pub async fn libraries(store: &Store) {
+    players(store).await;
     let libraries = store.libraries();
     let add = |account: &'static str, item: &'static str, at: u64| async move {
         libraries

@@ -2368,3 +2368,83 @@ async fn the_catalog_is_read_from_the_files_tags() {
         assert_eq!(status.as_u16() / 100, 4, "{answer}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_player_state_follows_the_listener_and_refuses_stale_writes() {
+    let origin = start().await;
+    let listener = origin.account("roaming", "SE", "listener", "free").await;
+    let put = |body: Value| {
+        let (http, base, token) = (origin.http.clone(), origin.base.clone(), listener.clone());
+        async move {
+            let response = http
+                .put(format!("{base}/v1/me/player"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, empty) = origin.get("/v1/me/player", Some(&listener)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(empty["version"], 0);
+    assert_eq!(empty["queue"], json!([]));
+    let queue = json!(["a".repeat(32), "b".repeat(32), "c".repeat(32)]);
+    // The phone saves its place; the laptop, which read version 0 too, is refused.
+    let (status, saved) = put(
+        json!({"queue": queue, "index": 1, "position_ms": 61_500, "device": "phone", "version": 0}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(saved["version"], 1);
+    let (status, answer) =
+        put(json!({"queue": [], "index": 0, "position_ms": 0, "device": "laptop", "version": 0}))
+            .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::CONFLICT, "stale_version")
+    );
+    // The laptop reads, and picks up where the phone stopped.
+    let (_, read) = origin.get("/v1/me/player", Some(&listener)).await;
+    assert_eq!(read, saved);
+    assert_eq!(
+        (
+            read["index"].clone(),
+            read["position_ms"].clone(),
+            read["device"].clone()
+        ),
+        (json!(1), json!(61_500), json!("phone"))
+    );
+    let (status, moved) = put(
+        json!({"queue": queue, "index": 2, "position_ms": 0, "device": "laptop", "version": 1}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(moved["version"], 2);
+    // Out of bounds: clear errors, nothing changes.
+    for bad in [
+        json!({"queue": queue, "index": 3, "position_ms": 0, "device": "x", "version": 2}),
+        json!({"queue": [], "index": 1, "position_ms": 0, "device": "x", "version": 2}),
+        json!({"queue": ["nothex"], "index": 0, "position_ms": 0, "device": "x", "version": 2}),
+        json!({"queue": [], "index": 0, "position_ms": 0, "device": " ", "version": 2}),
+        json!({"queue": [], "index": 0, "position_ms": 100_000_000, "device": "x", "version": 2}),
+    ] {
+        let (status, answer) = put(bad).await;
+        assert_eq!(
+            (status, error_code(&answer)),
+            (StatusCode::BAD_REQUEST, "invalid_player"),
+            "{answer}"
+        );
+    }
+    let (status, answer) = put(json!({"queue": [], "version": 2})).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_json")
+    );
+    let (_, read) = origin.get("/v1/me/player", Some(&listener)).await;
+    assert_eq!(read, moved);
+    let (status, _) = origin.get("/v1/me/player", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, decode_u64, pair_key, split_pair};
-use crate::store::{Libraries, Library, LibraryAdd, StoreError};
+use super::{EmbeddedStore, decode_u64, get_json, json_after, pair_key, split_pair};
+use crate::store::{Libraries, Library, LibraryAdd, PlayerRecord, StoreError};
 
 impl EmbeddedStore {
     fn library_tree(&self, which: Library) -> &sled::Tree {
@@ -102,5 +102,53 @@ impl Libraries for EmbeddedStore {
             out.push((account, item, decode_u64(&value)));
         }
         Ok(out)
+    }
+
+    async fn player(&self, account: &str) -> Result<Option<PlayerRecord>, StoreError> {
+        get_json(&self.0.players, account.as_bytes())
+    }
+
+    async fn put_player(&self, account: &str, state: &PlayerRecord) -> Result<bool, StoreError> {
+        let key = account.as_bytes();
+        let current = self.0.players.get(key)?;
+        let stored_version = match &current {
+            Some(bytes) => serde_json::from_slice::<PlayerRecord>(bytes)?.version,
+            None => 0,
+        };
+        if state.version != stored_version.saturating_add(1) {
+            return Ok(false);
+        }
+        // Compare-and-swap on the bytes read: of two writers of the same version, one wins.
+        let swapped =
+            self.0
+                .players
+                .compare_and_swap(key, current, Some(serde_json::to_vec(state)?))?;
+        if swapped.is_err() {
+            return Ok(false);
+        }
+        self.flush().await?;
+        Ok(true)
+    }
+
+    async fn players_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, PlayerRecord)>, StoreError> {
+        Ok(
+            json_after(&self.0.players, after.map(str::as_bytes), limit)?
+                .into_iter()
+                .map(|(key, state)| (String::from_utf8_lossy(&key).into_owned(), state))
+                .collect(),
+        )
+    }
+
+    async fn import_players(&self, players: &[(String, PlayerRecord)]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (account, state) in players {
+            batch.insert(account.as_bytes(), serde_json::to_vec(state)?);
+        }
+        self.0.players.apply_batch(batch)?;
+        self.flush().await
     }
 }

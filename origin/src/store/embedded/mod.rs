@@ -42,6 +42,8 @@ struct Trees {
     album_tracks: sled::Tree,
     /// Pictures uploaded for albums and artists (`album/{id}`, `artist/{id}` → image set).
     images: sled::Tree,
+    /// Player states, by account.
+    players: sled::Tree,
     offline_devices: sled::Tree,
     liked_tracks: sled::Tree,
     followed_artists: sled::Tree,
@@ -91,6 +93,7 @@ impl EmbeddedStore {
             artist_tracks: db.open_tree("artist_tracks")?,
             album_tracks: db.open_tree("album_places")?,
             images: db.open_tree("images")?,
+            players: db.open_tree("players")?,
             offline_devices: db.open_tree("offline_devices")?,
             liked_tracks: db.open_tree("liked_tracks")?,
             followed_artists: db.open_tree("followed_artists")?,

@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 
 use super::{PostgresStore, account_lock, big, count, db_error, unbig};
-use crate::store::{Libraries, Library, LibraryAdd, StoreError};
+use crate::store::{Libraries, Library, LibraryAdd, PlayerRecord, StoreError};
+use tokio_postgres::types::Json;
 
 fn kind(which: Library) -> i16 {
     match which {
@@ -138,5 +139,63 @@ impl Libraries for PostgresStore {
             .iter()
             .map(|row| (row.get(0), row.get(1), unbig(row.get(2))))
             .collect())
+    }
+
+    async fn player(&self, account: &str) -> Result<Option<PlayerRecord>, StoreError> {
+        let row = self
+            .row("SELECT record FROM players WHERE account = $1", &[&account])
+            .await?;
+        Ok(row.map(|row| row.get::<_, Json<PlayerRecord>>(0).0))
+    }
+
+    async fn put_player(&self, account: &str, state: &PlayerRecord) -> Result<bool, StoreError> {
+        let version = big(state.version);
+        let written = if state.version == 1 {
+            self.run(
+                "INSERT INTO players (account, version, record) VALUES ($1, $2, $3)
+                 ON CONFLICT (account) DO NOTHING",
+                &[&account, &version, &Json(state)],
+            )
+            .await?
+        } else {
+            self.run(
+                "UPDATE players SET version = $2::bigint, record = $3
+                 WHERE account = $1 AND version = $2::bigint - 1",
+                &[&account, &version, &Json(state)],
+            )
+            .await?
+        };
+        Ok(written == 1)
+    }
+
+    async fn players_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, PlayerRecord)>, StoreError> {
+        let rows = self
+            .rows(
+                "SELECT account, record FROM players WHERE $1::text IS NULL OR account > $1
+                 ORDER BY account LIMIT $2",
+                &[&after, &count(limit)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get(0), row.get::<_, Json<PlayerRecord>>(1).0))
+            .collect())
+    }
+
+    async fn import_players(&self, players: &[(String, PlayerRecord)]) -> Result<(), StoreError> {
+        for (account, state) in players {
+            self.run(
+                "INSERT INTO players (account, version, record) VALUES ($1, $2, $3)
+                 ON CONFLICT (account) DO UPDATE SET version = EXCLUDED.version,
+                     record = EXCLUDED.record",
+                &[account, &big(state.version), &Json(state)],
+            )
+            .await?;
+        }
+        Ok(())
     }
 }

@@ -57,6 +57,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("migrations/0005_album_places.sql"),
     ),
     (6, "images", include_str!("migrations/0006_images.sql")),
+    (7, "players", include_str!("migrations/0007_players.sql")),
 ];
 
 /// Connections kept by the pool (each origin process; PostgreSQL's default limit is 100).
