@@ -306,7 +306,7 @@ pub struct Artwork {
 pub struct ArtworkSize {
     /// The longer side, pixels.
     pub size: u32,
-    /// `/v1/images/{id}`, relative to the origin: a JPEG named by its BLAKE3, cacheable
-    /// forever.
+    /// `/v1/images/{id}`, relative to the origin: a JPEG named by the BLAKE3 of what is
+    /// stored, so it never changes and is cacheable forever.
     pub url: String,
 }

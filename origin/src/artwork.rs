@@ -2,14 +2,17 @@
 //! JPEGs of set sizes, each stored as a content-addressed blob and served immutable.
 //!
 //! Decoding is bounded: at most [`SOURCE_BYTES_MAX`] of input, [`SOURCE_EDGE_MAX`] pixels a
-//! side and [`DECODE_ALLOC_MAX`] bytes of decoder memory (the `image` crate enforces the
-//! last two while it decodes, so a small file claiming a huge canvas is refused before the
-//! canvas is allocated). The pictures are never upscaled: a 500-pixel cover gives 128, 300
-//! and 500.
+//! side and [`SOURCE_PIXELS_MAX`] in all, read from the header before anything is decoded (a
+//! small file claiming a huge canvas is refused before the canvas, or a progressive JPEG's
+//! coefficients, are allocated), and [`DECODE_ALLOC_MAX`] for the `image` crate's own
+//! accounting. Each size is made from the next larger one, so the full picture is read once.
+//! The pictures are never upscaled: a 500-pixel cover gives 128, 300 and 500.
+//!
+//! Stored pictures are blobs of [`IMAGE_MAGIC`] followed by the JPEG, so an id naming an
+//! audio chunk (random-looking sealed bytes) can never be served as a picture.
 
 use std::io::Cursor;
 
-use image::imageops::FilterType;
 use image::{ImageReader, Limits};
 
 /// The sizes made (the longer side, in pixels), smallest first.
@@ -18,6 +21,8 @@ pub const EDGES: [u32; 4] = [128, 300, 600, 1200];
 pub const SOURCE_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Longest side accepted, in pixels.
 pub const SOURCE_EDGE_MAX: u32 = 8192;
+/// Most pixels accepted (4096 x 4096): what bounds the decoder's working memory.
+pub const SOURCE_PIXELS_MAX: u64 = 4096 * 4096;
 /// Most memory the decoder may allocate.
 pub const DECODE_ALLOC_MAX: u64 = 256 * 1024 * 1024;
 /// JPEG quality of the sizes made.
@@ -44,11 +49,22 @@ pub struct Sized {
 }
 
 /// Decodes `source` and makes each of [`EDGES`] that is not larger than the picture (and the
-/// picture's own size when it is smaller than the largest), as JPEGs, smallest first.
+/// picture's own size when it is smaller than the largest), as JPEGs, smallest first. The
+/// picture is turned as its EXIF orientation says and laid on white where it is transparent.
+/// A decoder that panics on a hostile file is an unreadable picture, not a failed request.
 pub fn prepare(source: &[u8]) -> Result<Vec<Sized>, ArtworkError> {
     if source.len() > SOURCE_BYTES_MAX {
         return Err(ArtworkError::TooLarge);
     }
+    std::panic::catch_unwind(|| prepare_checked(source)).unwrap_or_else(|_| {
+        Err(ArtworkError::Unreadable(
+            "the decoder failed on this file".into(),
+        ))
+    })
+}
+
+fn prepare_checked(source: &[u8]) -> Result<Vec<Sized>, ArtworkError> {
+    use image::{DynamicImage, ImageDecoder};
     let unreadable = |error: &dyn std::fmt::Display| ArtworkError::Unreadable(error.to_string());
     let mut reader = ImageReader::new(Cursor::new(source))
         .with_guessed_format()
@@ -58,46 +74,87 @@ pub fn prepare(source: &[u8]) -> Result<Vec<Sized>, ArtworkError> {
     limits.max_image_height = Some(SOURCE_EDGE_MAX);
     limits.max_alloc = Some(DECODE_ALLOC_MAX);
     reader.limits(limits);
-    let picture = reader.decode().map_err(|error| unreadable(&error))?;
-    let (width, height) = (picture.width(), picture.height());
+    let mut decoder = reader.into_decoder().map_err(|error| unreadable(&error))?;
+    let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
         return Err(ArtworkError::Unreadable("the picture is empty".into()));
     }
+    // Decoders keep more than the pixels (a progressive JPEG keeps every coefficient), so
+    // the area is bounded before decoding, not only the allocation of the result.
+    if u64::from(width) * u64::from(height) > SOURCE_PIXELS_MAX {
+        return Err(ArtworkError::Unreadable(format!(
+            "{width} x {height} is more than {SOURCE_PIXELS_MAX} pixels"
+        )));
+    }
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut picture = DynamicImage::from_decoder(decoder).map_err(|error| unreadable(&error))?;
+    picture.apply_orientation(orientation);
+    let rgb = if picture.color().has_alpha() {
+        let rgba = picture.into_rgba8();
+        image::RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+            let [r, g, b, a] = rgba.get_pixel(x, y).0;
+            let over_white =
+                |c: u8| ((u32::from(c) * u32::from(a) + 255 * (255 - u32::from(a))) / 255) as u8;
+            image::Rgb([over_white(r), over_white(g), over_white(b)])
+        })
+    } else {
+        picture.into_rgb8()
+    };
+    let (width, height) = rgb.dimensions();
     let longest = width.max(height);
     let mut edges: Vec<u32> = EDGES.iter().copied().filter(|&e| e < longest).collect();
     if edges.len() < EDGES.len() {
         edges.push(longest.min(EDGES[EDGES.len() - 1]));
     }
-    let rgb = picture.to_rgb8();
+    // Largest first, each made from the one before: one pass over the full picture.
+    let mut current = rgb;
     let mut sizes = Vec::with_capacity(edges.len());
-    for edge in edges {
-        let scaled = if edge == longest {
-            rgb.clone()
-        } else {
-            let (w, h) = if width >= height {
+    for &edge in edges.iter().rev() {
+        let (w, h) = (current.width(), current.height());
+        if edge < w.max(h) {
+            let (new_w, new_h) = if w >= h {
                 (
                     edge,
-                    (u64::from(height) * u64::from(edge) / u64::from(width)).max(1) as u32,
+                    (u64::from(h) * u64::from(edge) / u64::from(w)).max(1) as u32,
                 )
             } else {
                 (
-                    (u64::from(width) * u64::from(edge) / u64::from(height)).max(1) as u32,
+                    (u64::from(w) * u64::from(edge) / u64::from(h)).max(1) as u32,
                     edge,
                 )
             };
-            image::imageops::resize(&rgb, w, h, FilterType::CatmullRom)
-        };
+            current = image::imageops::thumbnail(&current, new_w, new_h);
+        }
         let mut jpeg = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, JPEG_QUALITY)
-            .encode_image(&scaled)
+            .encode_image(&current)
             .map_err(|error| unreadable(&error))?;
         sizes.push(Sized { edge, jpeg });
     }
+    sizes.reverse();
     Ok(sizes)
 }
 
-/// Whether `bytes` start as a JPEG does (what the image route checks before serving a blob,
-/// so that an id naming an audio chunk is not served as a picture).
+/// What every stored picture blob starts with, before its JPEG.
+pub const IMAGE_MAGIC: &[u8; 16] = b"chorus-image-v1\n";
+
+/// A picture's blob: [`IMAGE_MAGIC`], then the JPEG.
+pub fn to_blob(jpeg: &[u8]) -> Vec<u8> {
+    let mut blob = Vec::with_capacity(IMAGE_MAGIC.len() + jpeg.len());
+    blob.extend_from_slice(IMAGE_MAGIC);
+    blob.extend_from_slice(jpeg);
+    blob
+}
+
+/// The JPEG in a picture's blob, `None` for any other blob (an audio chunk, lyrics).
+pub fn from_blob(blob: &[u8]) -> Option<&[u8]> {
+    blob.strip_prefix(IMAGE_MAGIC.as_slice())
+        .filter(|jpeg| is_jpeg(jpeg))
+}
+
+/// Whether `bytes` start as a JPEG does.
 pub fn is_jpeg(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0xFF, 0xD8, 0xFF])
 }
@@ -142,6 +199,26 @@ mod tests {
     }
 
     #[test]
+    fn transparency_is_laid_on_white_and_blobs_are_marked() {
+        let picture = image::RgbaImage::from_pixel(10, 10, image::Rgba([0, 0, 0, 0]));
+        let mut png = Vec::new();
+        picture
+            .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let sizes = prepare(&png).unwrap();
+        let decoded = image::load_from_memory(&sizes[0].jpeg).unwrap().to_rgb8();
+        assert!(decoded.get_pixel(5, 5).0.iter().all(|&c| c > 240));
+        let blob = to_blob(&sizes[0].jpeg);
+        assert_eq!(from_blob(&blob), Some(sizes[0].jpeg.as_slice()));
+        assert_eq!(
+            from_blob(&sizes[0].jpeg),
+            None,
+            "a bare JPEG is not a picture blob"
+        );
+        assert_eq!(from_blob(&[0xFF, 0xD8, 0xFF, 1]), None);
+    }
+
+    #[test]
     fn garbage_and_bombs_are_refused() {
         assert!(matches!(
             prepare(b"not a picture"),
@@ -159,5 +236,11 @@ mod tests {
             prepare(&vec![0; SOURCE_BYTES_MAX + 1]),
             Err(ArtworkError::TooLarge)
         ));
+        // Within each side's limit, past the area: refused from the header.
+        let wide = image::GrayImage::new(8000, 2200);
+        let mut png = Vec::new();
+        wide.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        assert!(matches!(prepare(&png), Err(ArtworkError::Unreadable(_))));
     }
 }

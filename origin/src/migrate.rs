@@ -310,14 +310,15 @@ async fn copy_phase(
                         if to.blobs().contains(&id).await.map_err(StoreError::from)? {
                             continue;
                         }
-                        let data = from
-                            .blobs()
-                            .get(&id)
-                            .await
-                            .map_err(StoreError::from)?
-                            .ok_or_else(|| MigrateError::MissingChunk(id, key.clone()))?;
-                        to.blobs().put(&id, data).await.map_err(StoreError::from)?;
-                        state.chunks += 1;
+                        match from.blobs().get(&id).await.map_err(StoreError::from)? {
+                            Some(data) => {
+                                to.blobs().put(&id, data).await.map_err(StoreError::from)?;
+                                state.chunks += 1;
+                            }
+                            None => {
+                                tracing::warn!(%key, %id, "an uploaded picture's blob is missing at the source");
+                            }
+                        }
                     }
                     to.catalog().set_image_for(key, Some(image)).await?;
                 }

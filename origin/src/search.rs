@@ -195,16 +195,29 @@ pub struct Search {
     scored: std::sync::atomic::AtomicU64,
 }
 
-/// The lyrics `track` points at, if any (a blob gone missing is logged and read as none).
+/// Lyrics blobs a fill reads at once.
+const LYRICS_READS_AT_ONCE: usize = 16;
+
+/// The lyrics `track` points at, if any (a blob gone missing or damaged is logged and read as
+/// none).
 async fn lyrics_of(store: &Store, track: &TrackRecord) -> Result<Option<Lyrics>, StoreError> {
     let Some(reference) = &track.details.lyrics else {
         return Ok(None);
     };
-    let lyrics = store.lyrics(reference).await?;
-    if lyrics.is_none() {
-        tracing::warn!(track = %track.id, "the lyrics blob is missing");
+    // A missing or damaged blob costs that track's lyrics in search, never the index (an
+    // error here would stop every fill and every update); an outage is passed on, to retry.
+    match store.lyrics(reference).await {
+        Ok(Some(lyrics)) => Ok(Some(lyrics)),
+        Ok(None) => {
+            tracing::warn!(track = %track.id, "the lyrics blob is missing");
+            Ok(None)
+        }
+        Err(StoreError::Corrupt(error)) => {
+            tracing::warn!(track = %track.id, %error, "the lyrics blob does not read");
+            Ok(None)
+        }
+        Err(error) => Err(error),
     }
-    Ok(lyrics)
 }
 
 /// The artist an album document shows: the album artist where the tags name one.
@@ -448,12 +461,22 @@ impl Search {
             after = Some(last.id.clone());
             let ids: Vec<String> = tracks.iter().map(|track| track.id.clone()).collect();
             let plays = store.listening().play_counts(&ids).await?;
+            // Lyrics blobs are read a few at a time (an object store answers each in a round
+            // trip), in track order.
+            let with_lyrics: Vec<&TrackRecord> = tracks
+                .iter()
+                .filter(|track| track.details.lyrics.is_some())
+                .collect();
             let mut lyrics = Vec::new();
-            for track in &tracks {
-                if track.details.lyrics.is_some()
-                    && let Some(words) = lyrics_of(store, track).await?
-                {
-                    lyrics.push((track.id.clone(), words));
+            for group in with_lyrics.chunks(LYRICS_READS_AT_ONCE) {
+                let read = futures_util::future::try_join_all(
+                    group.iter().map(|track| lyrics_of(store, track)),
+                )
+                .await?;
+                for (track, words) in group.iter().zip(read) {
+                    if let Some(words) = words {
+                        lyrics.push((track.id.clone(), words));
+                    }
                 }
             }
             for (track, &plays) in tracks.iter().zip(&plays) {
@@ -620,7 +643,12 @@ impl Search {
         let mut seen = HashSet::new();
         let mut updates = Vec::new();
         for change in changes {
-            if !seen.insert((change.kind, change.id.as_str())) {
+            // A track's change and its play-count move re-index the same documents: once.
+            let kind = match change.kind {
+                ChangeKind::Plays => ChangeKind::Track,
+                kind => kind,
+            };
+            if !seen.insert((kind, change.id.as_str())) {
                 continue;
             }
             match change.kind {

@@ -582,8 +582,8 @@ pub async fn album(
 }
 
 /// An album's cover: the one its artist uploaded, else the first of its tracks (by disc and
-/// number) with artwork, looked for in the page at hand when it is the first, else in the
-/// album's first tracks.
+/// number) with artwork, looked for in the page at hand when it is the first, then in the
+/// album's first 50 tracks.
 async fn album_artwork(
     state: &AppState,
     id: &str,
@@ -598,20 +598,19 @@ async fn album_artwork(
     {
         return Ok(Some(crate::publish::artwork_view(&uploaded)));
     }
-    let first_tracks;
-    let tracks = if offset == 0 {
-        page
-    } else {
-        first_tracks = state.store.catalog().album_tracks(id, 0, 50).await?;
-        &first_tracks
-    };
-    Ok(tracks
+    if offset == 0
+        && let Some(artwork) = page.iter().find_map(|track| track.details.artwork.as_ref())
+    {
+        return Ok(Some(crate::publish::artwork_view(artwork)));
+    }
+    let first_tracks = state.store.catalog().album_tracks(id, 0, 50).await?;
+    Ok(first_tracks
         .iter()
         .find_map(|track| track.details.artwork.as_ref())
         .map(crate::publish::artwork_view))
 }
 
-#[utoipa::path(get, path = "/v1/images/{id}", tag = "catalog", params(("id" = String, Path, pattern = "^[0-9a-f]{64}$", description = "BLAKE3 of the JPEG")), responses((status = 200, content_type = "image/jpeg", description = "The JPEG; `Cache-Control: public, max-age=31536000, immutable`, `ETag` the id"), (status = 304, description = "`If-None-Match` named it"), (status = 400, body = ErrorBody, description = "invalid_id"), (status = 404, body = ErrorBody, description = "not_found")))]
+#[utoipa::path(get, path = "/v1/images/{id}", tag = "catalog", params(("id" = String, Path, pattern = "^[0-9a-f]{64}$", description = "BLAKE3 of the stored picture")), responses((status = 200, content_type = "image/jpeg", description = "The JPEG; `Cache-Control: public, max-age=31536000, immutable`, `ETag` the id"), (status = 304, description = "`If-None-Match` named it"), (status = 400, body = ErrorBody, description = "invalid_id"), (status = 404, body = ErrorBody, description = "not_found")))]
 /// `GET /v1/images/{id}`: a picture, named by its content, so cacheable forever.
 pub async fn image(
     State(state): State<AppState>,
@@ -622,15 +621,17 @@ pub async fn image(
     let blob: protocol::ChunkId = id
         .parse()
         .map_err(|_| ApiError::bad_request("invalid_id", "image ids are 64 hex characters"))?;
-    let etag = format!("\"{id}\"");
+    let etag = format!("\"{}\"", blob.to_hex());
     let cache = "public, max-age=31536000, immutable";
+    // Weak comparison, as `If-None-Match` asks.
     let named = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| {
-            value
-                .split(',')
-                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+            value.split(',').any(|tag| {
+                let tag = tag.trim();
+                tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag
+            })
         });
     let bytes = state
         .store
@@ -688,7 +689,8 @@ async fn may_picture(
                 .id
         }
     };
-    if owner != account.id && account.role != Role::Admin {
+    let artist_or_admin = matches!(account.role, Role::Artist | Role::Admin);
+    if !artist_or_admin || (owner != account.id && account.role != Role::Admin) {
         return Err(ApiError::forbidden(
             "not_owner",
             format!("only the artist (or an admin) changes this {kind}'s picture"),
@@ -706,22 +708,37 @@ async fn put_picture(
     body: axum::body::Bytes,
 ) -> Result<Json<api::catalog::Artwork>, ApiError> {
     may_picture(state, account, kind, id).await?;
-    let _slot = state
+    // Decoding is ingest work: it takes the account's place and a slot, both held by the
+    // decoding itself, so a client that hangs up does not free them early.
+    let Some(place) = state.account_ingests.enter(&account.id) else {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_ingests",
+            "this account's uploads are being ingested: retry when one finishes",
+        )
+        .with_retry_after(10));
+    };
+    let slot = state
         .ingest_slots
         .clone()
         .acquire_owned()
         .await
         .map_err(ApiError::internal)?;
-    let sizes = tokio::task::spawn_blocking(move || crate::artwork::prepare(&body))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|error| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "not_a_picture",
-                error.to_string(),
-            )
-        })?;
+    let places = IngestPlaces::new(slot, place);
+    let sizes = tokio::task::spawn_blocking(move || {
+        let sizes = crate::artwork::prepare(&body);
+        drop(places);
+        sizes
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|error| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_a_picture",
+            error.to_string(),
+        )
+    })?;
     let set = state.store.put_images(&sizes).await?;
     state
         .store
@@ -746,7 +763,7 @@ async fn delete_picture(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(put, path = "/v1/albums/{id}/image", tag = "catalog", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "Album id")), request_body(content = Vec<u8>, content_type = "image/jpeg", description = "A JPEG, PNG, WebP, GIF or BMP of at most 16 MiB and 8192 pixels a side"), responses((status = 200, body = api::catalog::Artwork, description = "The sizes made; the album shows them from now on"), (status = 403, body = ErrorBody, description = "not_owner"), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody, description = "body_too_large"), (status = 422, body = ErrorBody, description = "not_a_picture")))]
+#[utoipa::path(put, path = "/v1/albums/{id}/image", tag = "catalog", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "Album id")), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "A JPEG, PNG, WebP, GIF or BMP (told by its content, whatever the Content-Type) of at most 16 MiB, 8192 pixels a side and 4096 x 4096 pixels in all"), responses((status = 200, body = api::catalog::Artwork, description = "The sizes made; the album shows them from now on"), (status = 429, body = ErrorBody, description = "too_many_ingests"), (status = 403, body = ErrorBody, description = "not_owner"), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody, description = "body_too_large"), (status = 422, body = ErrorBody, description = "not_a_picture")))]
 /// `PUT /v1/albums/{id}/image`: the album's artist sets its cover (over the files' own).
 pub async fn put_album_image(
     State(state): State<AppState>,
@@ -767,7 +784,7 @@ pub async fn delete_album_image(
     delete_picture(&state, &account, "album", &id).await
 }
 
-#[utoipa::path(put, path = "/v1/artists/{id}/image", tag = "catalog", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "Artist (account) id")), request_body(content = Vec<u8>, content_type = "image/jpeg", description = "A JPEG, PNG, WebP, GIF or BMP of at most 16 MiB and 8192 pixels a side"), responses((status = 200, body = api::catalog::Artwork), (status = 403, body = ErrorBody, description = "not_owner"), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody, description = "body_too_large"), (status = 422, body = ErrorBody, description = "not_a_picture")))]
+#[utoipa::path(put, path = "/v1/artists/{id}/image", tag = "catalog", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "Artist (account) id")), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "A JPEG, PNG, WebP, GIF or BMP (told by its content, whatever the Content-Type) of at most 16 MiB, 8192 pixels a side and 4096 x 4096 pixels in all"), responses((status = 200, body = api::catalog::Artwork), (status = 429, body = ErrorBody, description = "too_many_ingests"), (status = 403, body = ErrorBody, description = "not_owner"), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody, description = "body_too_large"), (status = 422, body = ErrorBody, description = "not_a_picture")))]
 /// `PUT /v1/artists/{id}/image`: the artist sets their picture.
 pub async fn put_artist_image(
     State(state): State<AppState>,
@@ -797,7 +814,7 @@ pub fn router(limits: super::RouteLimits) -> utoipa_axum::router::OpenApiRouter<
         )
         .add(Limit::Ip, routes!(get_track, delete_track))
         .add(Limit::Ip, routes!(track_lyrics))
-        .add(Limit::Ip, routes!(image))
+        .add(Limit::Exempt, routes!(image))
         .add(
             Limit::Ip,
             routes!(put_album_image, delete_album_image)

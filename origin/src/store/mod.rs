@@ -806,7 +806,7 @@ impl Store {
     ) -> Result<ImageSet, StoreError> {
         let mut set = ImageSet::default();
         for sized in sizes {
-            let body = Bytes::from(sized.jpeg.clone());
+            let body = Bytes::from(crate::artwork::to_blob(&sized.jpeg));
             let id = ChunkId::of(&body);
             self.blobs.put(&id, body).await?;
             set.sizes.push(ImageRef {
@@ -818,14 +818,16 @@ impl Store {
         Ok(set)
     }
 
-    /// The JPEG stored under `id`, if there is one (a blob that is not a JPEG, such as an
-    /// audio chunk, is not served as one).
+    /// The JPEG of the picture stored under `id`, if there is one: only blobs stored as
+    /// pictures ([`crate::artwork::to_blob`]) are, never an audio chunk or lyrics.
     pub async fn image(&self, id: &ChunkId) -> Result<Option<Bytes>, StoreError> {
-        Ok(self
-            .blobs
-            .get(id)
-            .await?
-            .filter(|bytes| crate::artwork::is_jpeg(bytes)))
+        let Some(blob) = self.blobs.get(id).await? else {
+            return Ok(None);
+        };
+        let start = crate::artwork::IMAGE_MAGIC.len();
+        Ok(crate::artwork::from_blob(&blob)
+            .is_some()
+            .then(|| blob.slice(start..)))
     }
 
     /// The lyrics `reference` points at (checked against its hash), `None` if the blob is

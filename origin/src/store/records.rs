@@ -248,7 +248,11 @@ pub struct TrackDetails {
     pub artwork: Option<ImageSet>,
     /// Where the lyrics are, if the track has any (kept out of the record, which every
     /// catalog read decodes and the record cache holds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "lyrics_ref",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub lyrics: Option<LyricsRef>,
 }
 
@@ -265,7 +269,8 @@ pub struct ImageSet {
 pub struct ImageRef {
     /// Longer side, pixels.
     pub edge: u32,
-    /// Hex BLAKE3 of the JPEG (its blob id, and its URL: `/v1/images/{blob}`).
+    /// Hex BLAKE3 of the stored blob ([`crate::artwork::to_blob`]: a marker, then the
+    /// JPEG); its URL is `/v1/images/{blob}`.
     pub blob: String,
     /// Its size.
     pub bytes: u32,
