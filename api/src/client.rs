@@ -472,6 +472,34 @@ impl OriginApi {
         .context("sending listening events")
     }
 
+    /// `GET /v1/me/player`: the listener's saved queue and place.
+    pub async fn player(&self, access: &str) -> anyhow::Result<crate::library::PlayerState> {
+        self.call(
+            self.http
+                .get(format!("{}/v1/me/player", self.base))
+                .bearer_auth(access),
+        )
+        .await
+        .context("reading the saved player state")
+    }
+
+    /// `PUT /v1/me/player`: saves the queue and place over `update.version`; a
+    /// `409 stale_version` [`ApiError`] when another device wrote since.
+    pub async fn put_player(
+        &self,
+        access: &str,
+        update: &crate::library::PlayerUpdate,
+    ) -> anyhow::Result<crate::library::PlayerState> {
+        self.call(
+            self.http
+                .put(format!("{}/v1/me/player", self.base))
+                .bearer_auth(access)
+                .json(update),
+        )
+        .await
+        .context("saving the player state")
+    }
+
     /// `GET /v1/network`. Pins the origin's key if none is pinned yet; refuses a changed one.
     pub async fn network(&self) -> anyhow::Result<NetworkInfo> {
         let network = network_of(

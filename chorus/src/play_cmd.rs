@@ -30,12 +30,22 @@ pub struct LoginArgs {
 #[derive(Debug, Args)]
 pub struct PlayArgs {
     /// The track id, or several: a queue, played in order into one output.
-    #[arg(required_unless_present = "search", conflicts_with = "search")]
+    #[arg(
+        required_unless_present_any = ["search", "resume"],
+        conflicts_with_all = ["search", "resume"]
+    )]
     tracks: Vec<String>,
     /// Play the best match of a catalog search instead (typos allowed), e.g.
     /// --search "bohemian rhapsody".
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     search: Option<String>,
+    /// Pick up where this account last stopped, on any device: the saved queue from the
+    /// saved track, at the saved position.
+    #[arg(long, conflicts_with = "start")]
+    resume: bool,
+    /// The name this device saves its place under (default: "chorus on HOSTNAME").
+    #[arg(long)]
+    device: Option<String>,
     /// Where the decoded audio goes: a WAV file, or `-` for stdout (pipe it into any player).
     #[arg(long, required_unless_present = "sound", conflicts_with = "sound")]
     out: Option<PathBuf>,
@@ -500,6 +510,67 @@ fn open_sound(wanted: bool) -> anyhow::Result<Option<Box<dyn client_lib::decode:
 }
 
 /// Runs `chorus play`.
+/// Saves the place in the background ([`client_lib::place::PlaceKeeper`]): the newest
+/// position wins, a save is never waited for by playback, and a failed save is logged.
+struct PlaceSaver {
+    latest: tokio::sync::watch::Sender<Option<(usize, u64)>>,
+    /// A save asked for at once (a track started, playback stopped), until the saver takes it.
+    urgent: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+    queue: Vec<String>,
+}
+
+impl PlaceSaver {
+    fn spawn(mut keeper: client_lib::place::PlaceKeeper, queue: Vec<String>) -> Self {
+        use std::sync::atomic::Ordering;
+        let (latest, mut changes) = tokio::sync::watch::channel(None::<(usize, u64)>);
+        let urgent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let started = Instant::now();
+        let (saved_queue, flag) = (queue.clone(), urgent.clone());
+        let task = tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let Some((index, position_ms)) = *changes.borrow_and_update() else {
+                    continue;
+                };
+                let clock = started.elapsed().as_millis() as u64;
+                if !flag.swap(false, Ordering::Relaxed) && !keeper.due(clock) {
+                    continue;
+                }
+                if let Err(error) = keeper.save(&saved_queue, index, position_ms, clock).await {
+                    tracing::warn!(%error, "the place was not saved");
+                }
+            }
+        });
+        Self {
+            latest,
+            urgent,
+            task,
+            queue,
+        }
+    }
+
+    /// Playback is at `position_ms` of `track`; `now` saves at once, else when due.
+    fn note(&self, track: &str, position_ms: u64, now: bool) {
+        let Some(index) = self.queue.iter().position(|id| id == track) else {
+            return;
+        };
+        self.latest.send_replace(Some((index, position_ms)));
+        // After the value: a saver that already took the value sees the flag with the next
+        // one (playback notes its place with every piece of output).
+        if now {
+            self.urgent
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Waits (at most 5 s) for the last save.
+    async fn finish(self) {
+        let Self { latest, task, .. } = self;
+        drop(latest);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
+}
+
 pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
     use client_lib::decode::Continuous;
     use client_lib::listener::{Listener, ListenerConfig, QueueControl, QueueOutput};
@@ -550,7 +621,43 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
                 }
             })
         });
+        // The place this device saves as it plays (online only; a failure to read it costs
+        // the saving, not the playback, unless --resume needs it).
+        let device_name = args.device.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            format!("chorus on {}", host.trim())
+        });
+        let mut keeper = None;
+        let mut resumed = None;
+        if !access.is_empty() {
+            match client_lib::place::PlaceKeeper::load(api.clone(), access.clone(), device_name)
+                .await
+            {
+                Ok((loaded, state)) => {
+                    keeper = Some(loaded);
+                    resumed = Some(state);
+                }
+                Err(error) if args.resume => return Err(error.context("reading where you stopped")),
+                Err(error) => tracing::warn!(%error, "the place will not be saved"),
+            }
+        }
+        let mut start_ms = args.start.unwrap_or(0);
         let tracks = match &args.search {
+            None if args.resume => {
+                let state = resumed.unwrap_or_default();
+                let Some((tracks, position_ms)) = client_lib::place::resume_from(&state) else {
+                    bail!("no saved place to resume: play something first");
+                };
+                eprintln!(
+                    "chorus play: resuming {} at {}:{:02} (saved by {})",
+                    tracks[0],
+                    position_ms / 60_000,
+                    position_ms / 1000 % 60,
+                    state.device
+                );
+                start_ms = position_ms;
+                tracks
+            }
             Some(text) => {
                 let hits = api.search_tracks(text, 1).await?;
                 let Some((id, title, artist)) = hits.into_iter().next() else {
@@ -561,6 +668,7 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
             }
             None => args.tracks.clone(),
         };
+        let saver = keeper.map(|keeper| PlaceSaver::spawn(keeper, tracks.clone()));
         let mut queue = Queue::new(tracks, seed)?;
         queue.set_shuffle(args.shuffle);
         queue.set_repeat(args.repeat);
@@ -590,7 +698,7 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
                 quality,
                 offline: Some(store),
                 events: Some(events.clone()),
-                start_ms: args.start.unwrap_or(0),
+                start_ms,
                 share: args.listener.share(),
                 ..ListenerConfig::default()
             },
@@ -621,7 +729,14 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
         let mut records: Vec<TrackRecord> = Vec::new();
         let mut decoder: Option<StreamDecoder> = None;
         let mut decoder_alive = false;
+        // Where playback is: the track, and the position at a moment (the first track may
+        // start past 0: --start, --resume).
+        let mut place: Option<(String, u64, Instant)> = None;
+        let mut first_start_ms = Some(start_ms);
         while let Some(output) = outputs.recv().await {
+            if let (Some(saver), Some((track, from_ms, since))) = (&saver, &place) {
+                saver.note(track, from_ms + since.elapsed().as_millis() as u64, false);
+            }
             match output {
                 QueueOutput::TrackStarted {
                     track_id,
@@ -629,6 +744,11 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
                     quality,
                     prefetched,
                 } => {
+                    let from_ms = first_start_ms.take().unwrap_or(0);
+                    place = Some((track_id.clone(), from_ms, Instant::now()));
+                    if let Some(saver) = &saver {
+                        saver.note(&track_id, from_ms, true);
+                    }
                     // The decoder starts with the first audio (or the headers of a seek).
                     decoder = None;
                     records.push(TrackRecord {
@@ -667,6 +787,9 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
                     let fresh = StreamDecoder::start(sink.clone(), gain)?;
                     decoder_alive = tokio::task::block_in_place(|| fresh.push(header));
                     decoder = Some(fresh);
+                    if let Some((_, from_ms, since)) = &mut place {
+                        (*from_ms, *since) = (position_ms, Instant::now());
+                    }
                     tracing::info!(position_ms, "seeked");
                 }
                 QueueOutput::Event(event) => tracing::info!(?event, "playback"),
@@ -720,6 +843,12 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
             }
         }
         stopper.abort();
+        if let Some(saver) = saver {
+            if let Some((track, from_ms, since)) = &place {
+                saver.note(track, from_ms + since.elapsed().as_millis() as u64, true);
+            }
+            saver.finish().await;
+        }
         if let Some(renewal) = renewal {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(10), renewal).await;
         }

@@ -450,3 +450,98 @@ fn the_gateway_serves_decrypted_tracks_with_ranges() {
         Err(error) => panic!("ffmpeg is required in CI: {error}"),
     }
 }
+
+#[test]
+fn the_place_is_saved_as_it_plays_and_another_device_resumes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (origin, tracks) = world_with(dir.path(), None, &[(31, 3.0), (32, 3.0)]);
+    let (a, b) = (tracks[0].as_str(), tracks[1].as_str());
+    let (base, http) = (origin.base.clone(), origin.client());
+    let config = dir.path().join("config");
+    let chorus = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_chorus"))
+            .args(args)
+            .env("CHORUS_CONFIG_DIR", &config)
+            .env("CHORUS_PASSWORD", PASSWORD)
+            .env("CHORUS_LOG", "error")
+            .env("CHORUS_CA_CERT", origin.ca_path())
+            .output()
+            .unwrap()
+    };
+    assert!(
+        chorus(&["login", "--origin", &base, "--user", "listener"])
+            .status
+            .success()
+    );
+    // Nothing saved yet: --resume says so.
+    let output = chorus(&["play", "--resume", "--out", "x.wav"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no saved place"));
+
+    // The laptop plays A then B: its place is saved as it goes.
+    let wav = dir.path().join("laptop.wav");
+    let summary = summary_of(&chorus(&[
+        "play",
+        a,
+        b,
+        "--device",
+        "laptop",
+        "--out",
+        wav.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(summary["failed"], 0, "{summary}");
+    let token = login(&http, &base, "listener");
+    let url = format!("{base}/v1/me/player");
+    let (status, saved) = testkit::http::get(&http, &url, Some(&token));
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["device"], "laptop", "{saved}");
+    assert_eq!(saved["queue"], serde_json::json!([a, b]));
+    assert_eq!(saved["index"], 1, "{saved}");
+    assert!(saved["version"].as_u64().unwrap() >= 2, "{saved}");
+
+    // The phone moves the place back to 2 s into A; the laptop resumes from there: A's last
+    // second (give or take a chunk), then B whole.
+    let (status, moved) = testkit::http::call(
+        &http,
+        reqwest::Method::PUT,
+        &url,
+        Some(&token),
+        Some(serde_json::json!({
+            "queue": [a, b], "index": 0, "position_ms": 2000, "device": "phone",
+            "version": saved["version"],
+        })),
+    );
+    assert_eq!(status, 200, "{moved}");
+    let output = chorus(&[
+        "play",
+        "--resume",
+        "--device",
+        "laptop",
+        "--out",
+        wav.to_str().unwrap(),
+        "--json",
+    ]);
+    let summary = summary_of(&output);
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("saved by phone"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let played = summary["tracks"].as_array().unwrap();
+    assert_eq!(played.len(), 2, "{summary}");
+    assert_eq!(played[0]["track_id"], a);
+    let rest = played[0]["duration_ms"].as_u64().unwrap();
+    assert!((300..2600).contains(&rest), "{summary}");
+    assert!(
+        played[1]["duration_ms"].as_u64().unwrap() > 2900,
+        "{summary}"
+    );
+    // And the laptop's writes went over the phone's version.
+    let (_, after) = testkit::http::get(&http, &url, Some(&token));
+    assert_eq!(after["device"], "laptop");
+    assert!(
+        after["version"].as_u64() > moved["version"].as_u64(),
+        "{after}"
+    );
+}

@@ -36,6 +36,7 @@ pub mod fetch;
 pub mod gateway;
 pub mod listener;
 pub mod offline;
+pub mod place;
 pub mod player;
 pub mod serve;
 #[cfg(feature = "sound")]
