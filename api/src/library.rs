@@ -80,7 +80,9 @@ pub struct FollowedArtists {
 }
 
 /// `GET /v1/me/player`: where the listener is, as the device that last wrote it left it.
+/// (Also the stored record: fields added later default when older records are read.)
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
 pub struct PlayerState {
     /// Track ids, in play order.
     pub queue: Vec<String>,
@@ -113,4 +115,8 @@ pub struct PlayerUpdate {
     pub device: String,
     /// The version this state was based on (what `GET` answered; 0 for the first write).
     pub version: u64,
+    /// Ignored (the origin stamps the time), so that a state read by `GET` can be written
+    /// back as it is.
+    #[serde(default, skip_serializing)]
+    pub updated_at_ms: Option<u64>,
 }

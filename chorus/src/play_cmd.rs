@@ -43,8 +43,9 @@ pub struct PlayArgs {
     /// saved track, at the saved position.
     #[arg(long, conflicts_with = "start")]
     resume: bool,
-    /// The name this device saves its place under (default: "chorus on HOSTNAME").
-    #[arg(long)]
+    /// The name this device saves its place under, 1 to 100 characters (default: "chorus on
+    /// HOSTNAME").
+    #[arg(long, value_parser = parse_device)]
     device: Option<String>,
     /// Where the decoded audio goes: a WAV file, or `-` for stdout (pipe it into any player).
     #[arg(long, required_unless_present = "sound", conflicts_with = "sound")]
@@ -464,6 +465,15 @@ struct TrackRecord {
 }
 
 /// `SECONDS`, `M:SS` or `H:MM:SS` → milliseconds.
+fn parse_device(text: &str) -> Result<String, String> {
+    let length = text.trim().chars().count();
+    if (1..=100).contains(&length) {
+        Ok(text.trim().to_string())
+    } else {
+        Err("a device name is 1 to 100 characters".into())
+    }
+}
+
 fn parse_position(text: &str) -> Result<u64, String> {
     let mut seconds = 0f64;
     for part in text.split(':') {
@@ -510,60 +520,148 @@ fn open_sound(wanted: bool) -> anyhow::Result<Option<Box<dyn client_lib::decode:
 }
 
 /// Runs `chorus play`.
-/// Saves the place in the background ([`client_lib::place::PlaceKeeper`]): the newest
-/// position wins, a save is never waited for by playback, and a failed save is logged.
+/// Where playback is, as [`PlaceSaver`] is told: the queue index, and the position at a
+/// moment (it moves on by the clock while `playing`).
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    index: usize,
+    from_ms: u64,
+    since: Instant,
+    playing: bool,
+    /// Bumped by each note that asks for a save at once.
+    urgent: u64,
+}
+
+impl Place {
+    fn position_ms(&self) -> u64 {
+        if self.playing {
+            self.from_ms + self.since.elapsed().as_millis() as u64
+        } else {
+            self.from_ms
+        }
+    }
+}
+
+/// Saves the place in the background ([`client_lib::place::PlaceKeeper`]): at once when a
+/// track starts or playback stops, else every 15 s by its own clock; playback never waits
+/// for a save, and a failed save is logged.
 struct PlaceSaver {
-    latest: tokio::sync::watch::Sender<Option<(usize, u64)>>,
-    /// A save asked for at once (a track started, playback stopped), until the saver takes it.
-    urgent: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    latest: tokio::sync::watch::Sender<Option<Place>>,
     task: tokio::task::JoinHandle<()>,
     queue: Vec<String>,
+    /// Where the next track is looked for in `queue`.
+    next_from: usize,
+}
+
+/// How a [`PlaceSaver`] gets its keeper: read already (`--resume`), or to read in the
+/// background (so playback does not wait for it).
+enum Keeper {
+    Ready(client_lib::place::PlaceKeeper),
+    Load(OriginApi, String, String),
 }
 
 impl PlaceSaver {
-    fn spawn(mut keeper: client_lib::place::PlaceKeeper, queue: Vec<String>) -> Self {
-        use std::sync::atomic::Ordering;
-        let (latest, mut changes) = tokio::sync::watch::channel(None::<(usize, u64)>);
-        let urgent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let started = Instant::now();
-        let (saved_queue, flag) = (queue.clone(), urgent.clone());
+    fn spawn(keeper: Keeper, queue: Vec<String>, start_index: usize) -> Self {
+        let (latest, mut changes) = tokio::sync::watch::channel(None::<Place>);
+        let saved_queue = queue.clone();
         let task = tokio::spawn(async move {
-            while changes.changed().await.is_ok() {
-                let Some((index, position_ms)) = *changes.borrow_and_update() else {
-                    continue;
+            let mut keeper = match keeper {
+                Keeper::Ready(keeper) => keeper,
+                Keeper::Load(api, access, device) => {
+                    match client_lib::place::PlaceKeeper::load(api, access, device).await {
+                        Ok((keeper, _)) => keeper,
+                        Err(error) => {
+                            tracing::warn!(%error, "the place will not be saved");
+                            return;
+                        }
+                    }
+                }
+            };
+            let started = Instant::now();
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(
+                client_lib::place::SAVE_EVERY_MS,
+            ));
+            let mut urgent_seen = 0u64;
+            loop {
+                let open = tokio::select! {
+                    changed = changes.changed() => changed.is_ok(),
+                    _ = tick.tick() => true,
+                };
+                let Some(place) = *changes.borrow_and_update() else {
+                    if open {
+                        continue;
+                    }
+                    return;
                 };
                 let clock = started.elapsed().as_millis() as u64;
-                if !flag.swap(false, Ordering::Relaxed) && !keeper.due(clock) {
-                    continue;
+                // The last place is always saved when playback stops.
+                let urgent = place.urgent > urgent_seen || !open;
+                urgent_seen = place.urgent;
+                if urgent || keeper.due(clock) {
+                    let saved = keeper
+                        .save(
+                            &saved_queue,
+                            place.index,
+                            place.position_ms(),
+                            clock,
+                            urgent,
+                        )
+                        .await;
+                    if let Err(error) = saved {
+                        tracing::warn!(%error, "the place was not saved");
+                    }
                 }
-                if let Err(error) = keeper.save(&saved_queue, index, position_ms, clock).await {
-                    tracing::warn!(%error, "the place was not saved");
+                if !open {
+                    return;
                 }
             }
         });
         Self {
             latest,
-            urgent,
             task,
             queue,
+            next_from: start_index,
         }
     }
 
-    /// Playback is at `position_ms` of `track`; `now` saves at once, else when due.
-    fn note(&self, track: &str, position_ms: u64, now: bool) {
-        let Some(index) = self.queue.iter().position(|id| id == track) else {
+    /// A track started (at `from_ms`): saved at once.
+    fn started(&mut self, track: &str, from_ms: u64) {
+        let Some(index) = client_lib::place::locate(&self.queue, self.next_from, track) else {
             return;
         };
-        self.latest.send_replace(Some((index, position_ms)));
-        // After the value: a saver that already took the value sees the flag with the next
-        // one (playback notes its place with every piece of output).
-        if now {
-            self.urgent
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        }
+        self.next_from = index + 1;
+        self.latest.send_modify(|place| {
+            let urgent = place.map_or(0, |place| place.urgent) + 1;
+            *place = Some(Place {
+                index,
+                from_ms,
+                since: Instant::now(),
+                playing: true,
+                urgent,
+            });
+        });
     }
 
-    /// Waits (at most 5 s) for the last save.
+    /// The play head moved to `position_ms` (a seek).
+    fn seeked(&self, position_ms: u64) {
+        self.latest.send_modify(|place| {
+            if let Some(place) = place {
+                (place.from_ms, place.since) = (position_ms, Instant::now());
+            }
+        });
+    }
+
+    /// The track ended: its position stops moving.
+    fn ended(&self) {
+        self.latest.send_modify(|place| {
+            if let Some(place) = place {
+                place.from_ms = place.position_ms();
+                place.playing = false;
+            }
+        });
+    }
+
+    /// Playback stopped: the place is saved (waiting at most 5 s).
     async fn finish(self) {
         let Self { latest, task, .. } = self;
         drop(latest);
@@ -621,41 +719,38 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
                 }
             })
         });
-        // The place this device saves as it plays (online only; a failure to read it costs
-        // the saving, not the playback, unless --resume needs it).
+        // The place this device saves as it plays (online only). --resume reads it first;
+        // otherwise it is read in the background, so playback does not wait for it.
         let device_name = args.device.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
             format!("chorus on {}", host.trim())
         });
-        let mut keeper = None;
-        let mut resumed = None;
-        if !access.is_empty() {
-            match client_lib::place::PlaceKeeper::load(api.clone(), access.clone(), device_name)
-                .await
-            {
-                Ok((loaded, state)) => {
-                    keeper = Some(loaded);
-                    resumed = Some(state);
-                }
-                Err(error) if args.resume => return Err(error.context("reading where you stopped")),
-                Err(error) => tracing::warn!(%error, "the place will not be saved"),
-            }
-        }
         let mut start_ms = args.start.unwrap_or(0);
+        let mut start_index = 0;
+        let mut keeper = (!access.is_empty())
+            .then(|| Keeper::Load(api.clone(), access.clone(), device_name.clone()));
         let tracks = match &args.search {
             None if args.resume => {
-                let state = resumed.unwrap_or_default();
-                let Some((tracks, position_ms)) = client_lib::place::resume_from(&state) else {
+                if access.is_empty() {
+                    bail!("--resume needs the origin, which cannot be reached now");
+                }
+                let (loaded, state) =
+                    client_lib::place::PlaceKeeper::load(api.clone(), access.clone(), device_name)
+                        .await
+                        .context("reading where you stopped")?;
+                keeper = Some(Keeper::Ready(loaded));
+                let Some((tracks, index, position_ms)) = client_lib::place::resume_from(&state)
+                else {
                     bail!("no saved place to resume: play something first");
                 };
                 eprintln!(
                     "chorus play: resuming {} at {}:{:02} (saved by {})",
-                    tracks[0],
+                    tracks[index],
                     position_ms / 60_000,
                     position_ms / 1000 % 60,
                     state.device
                 );
-                start_ms = position_ms;
+                (start_ms, start_index) = (position_ms, index);
                 tracks
             }
             Some(text) => {
@@ -668,10 +763,14 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
             }
             None => args.tracks.clone(),
         };
-        let saver = keeper.map(|keeper| PlaceSaver::spawn(keeper, tracks.clone()));
+        let mut saver =
+            keeper.map(|keeper| PlaceSaver::spawn(keeper, tracks.clone(), start_index));
         let mut queue = Queue::new(tracks, seed)?;
         queue.set_shuffle(args.shuffle);
         queue.set_repeat(args.repeat);
+        if start_index > 0 {
+            queue.jump(start_index);
+        }
         let cache = open_cache(&dir, args.listener.cache_bytes)?;
         let edge = if args.chunks_over_https {
             let http = api::client::http_client_builder()?.build()?;
@@ -729,14 +828,9 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
         let mut records: Vec<TrackRecord> = Vec::new();
         let mut decoder: Option<StreamDecoder> = None;
         let mut decoder_alive = false;
-        // Where playback is: the track, and the position at a moment (the first track may
-        // start past 0: --start, --resume).
-        let mut place: Option<(String, u64, Instant)> = None;
+        // The first track may start past 0 (--start, --resume).
         let mut first_start_ms = Some(start_ms);
         while let Some(output) = outputs.recv().await {
-            if let (Some(saver), Some((track, from_ms, since))) = (&saver, &place) {
-                saver.note(track, from_ms + since.elapsed().as_millis() as u64, false);
-            }
             match output {
                 QueueOutput::TrackStarted {
                     track_id,
@@ -745,9 +839,8 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
                     prefetched,
                 } => {
                     let from_ms = first_start_ms.take().unwrap_or(0);
-                    place = Some((track_id.clone(), from_ms, Instant::now()));
-                    if let Some(saver) = &saver {
-                        saver.note(&track_id, from_ms, true);
+                    if let Some(saver) = &mut saver {
+                        saver.started(&track_id, from_ms);
                     }
                     // The decoder starts with the first audio (or the headers of a seek).
                     decoder = None;
@@ -787,8 +880,8 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
                     let fresh = StreamDecoder::start(sink.clone(), gain)?;
                     decoder_alive = tokio::task::block_in_place(|| fresh.push(header));
                     decoder = Some(fresh);
-                    if let Some((_, from_ms, since)) = &mut place {
-                        (*from_ms, *since) = (position_ms, Instant::now());
+                    if let Some(saver) = &saver {
+                        saver.seeked(position_ms);
                     }
                     tracing::info!(position_ms, "seeked");
                 }
@@ -805,6 +898,9 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
                     skipped,
                     ..
                 } => {
+                    if let Some(saver) = &saver {
+                        saver.ended();
+                    }
                     let summary = match decoder.take() {
                         Some(decoder) => tokio::task::spawn_blocking(move || decoder.finish())
                             .await?
@@ -844,9 +940,6 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
         }
         stopper.abort();
         if let Some(saver) = saver {
-            if let Some((track, from_ms, since)) = &place {
-                saver.note(track, from_ms + since.elapsed().as_millis() as u64, true);
-            }
             saver.finish().await;
         }
         if let Some(renewal) = renewal {

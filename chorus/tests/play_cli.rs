@@ -540,6 +540,12 @@ fn the_place_is_saved_as_it_plays_and_another_device_resumes_it() {
     // And the laptop's writes went over the phone's version.
     let (_, after) = testkit::http::get(&http, &url, Some(&token));
     assert_eq!(after["device"], "laptop");
+    assert_eq!(
+        after["queue"],
+        serde_json::json!([a, b]),
+        "the queue keeps what was heard"
+    );
+    assert_eq!(after["index"], 1, "{after}");
     assert!(
         after["version"].as_u64() > moved["version"].as_u64(),
         "{after}"

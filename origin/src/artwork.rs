@@ -73,8 +73,15 @@ fn prepare_checked(source: &[u8]) -> Result<Vec<Sized>, ArtworkError> {
     limits.max_image_width = Some(SOURCE_EDGE_MAX);
     limits.max_image_height = Some(SOURCE_EDGE_MAX);
     limits.max_alloc = Some(DECODE_ALLOC_MAX);
-    reader.limits(limits);
+    reader.limits(limits.clone());
     let mut decoder = reader.into_decoder().map_err(|error| unreadable(&error))?;
+    // The picture itself counts against the decoder's budget too (as `decode` would do).
+    limits
+        .reserve(decoder.total_bytes())
+        .map_err(|error| unreadable(&error))?;
+    decoder
+        .set_limits(limits)
+        .map_err(|error| unreadable(&error))?;
     let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
         return Err(ArtworkError::Unreadable("the picture is empty".into()));
@@ -109,22 +116,25 @@ fn prepare_checked(source: &[u8]) -> Result<Vec<Sized>, ArtworkError> {
         edges.push(longest.min(EDGES[EDGES.len() - 1]));
     }
     // Largest first, each made from the one before: one pass over the full picture.
+    // Each shape from the full picture's, so rounding does not build up.
+    let shape = |edge: u32| {
+        if width >= height {
+            (
+                edge,
+                (u64::from(height) * u64::from(edge) / u64::from(width)).max(1) as u32,
+            )
+        } else {
+            (
+                (u64::from(width) * u64::from(edge) / u64::from(height)).max(1) as u32,
+                edge,
+            )
+        }
+    };
     let mut current = rgb;
     let mut sizes = Vec::with_capacity(edges.len());
     for &edge in edges.iter().rev() {
-        let (w, h) = (current.width(), current.height());
-        if edge < w.max(h) {
-            let (new_w, new_h) = if w >= h {
-                (
-                    edge,
-                    (u64::from(h) * u64::from(edge) / u64::from(w)).max(1) as u32,
-                )
-            } else {
-                (
-                    (u64::from(w) * u64::from(edge) / u64::from(h)).max(1) as u32,
-                    edge,
-                )
-            };
+        if edge < current.width().max(current.height()) {
+            let (new_w, new_h) = shape(edge);
             current = image::imageops::thumbnail(&current, new_w, new_h);
         }
         let mut jpeg = Vec::new();

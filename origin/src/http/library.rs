@@ -209,7 +209,6 @@ pub async fn followed_artists(
     }))
 }
 
-/// The caller's likes and follows.
 #[utoipa::path(get, path = "/v1/me/player", tag = "library", security(("bearer" = [])), responses((status = 200, body = PlayerState, description = "The saved state (version 0 and an empty queue before any write)")))]
 /// `GET /v1/me/player`: where the listener was, on whichever device wrote last.
 pub async fn get_player(
@@ -280,6 +279,7 @@ pub async fn put_player(
     Ok(Json(next))
 }
 
+/// The caller's likes, follows and player state.
 pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
     Routes::new()
         .add(Limit::Ip, routes!(liked_tracks))
