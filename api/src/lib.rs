@@ -67,6 +67,14 @@ pub fn track_id_list_schema() -> utoipa::openapi::schema::Array {
         .build()
 }
 
+/// Up to 1000 track ids (a saved play queue).
+pub fn queue_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(track_id_items())
+        .max_items(Some(1_000))
+        .build()
+}
+
 /// Up to 100 track ids, or `null`.
 pub fn optional_track_id_list_schema() -> utoipa::openapi::schema::Array {
     use utoipa::openapi::schema::{SchemaType, Type};

@@ -103,20 +103,30 @@ pub struct PlayerState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlayerUpdate {
-    /// Track ids, in play order, at most 5000.
-    #[schema(max_items = 5000)]
+    /// Track ids, in play order, at most 1000.
+    #[schema(schema_with = crate::queue_schema)]
     pub queue: Vec<String>,
-    /// The current track's place in `queue` (0 for an empty queue).
+    /// The current track's place in `queue`: below its length (0 for an empty queue).
+    #[serde(deserialize_with = "crate::int::exact")]
+    #[schema(maximum = 999)]
     pub index: u32,
     /// How far into the current track, at most 24 hours.
+    #[serde(deserialize_with = "crate::int::exact")]
+    #[schema(maximum = 86_400_000)]
     pub position_ms: u64,
-    /// Who is writing: a device name of 1 to 100 characters.
-    #[schema(min_length = 1, max_length = 100)]
+    /// Who is writing: a device name of 1 to 100 characters, not all spaces.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]"
+    )]
     pub device: String,
     /// The version this state was based on (what `GET` answered; 0 for the first write).
+    #[serde(deserialize_with = "crate::int::exact")]
+    #[schema(maximum = 9_007_199_254_740_992_u64)]
     pub version: u64,
     /// Ignored (the origin stamps the time), so that a state read by `GET` can be written
     /// back as it is.
-    #[serde(default, skip_serializing)]
+    #[serde(default, skip_serializing, deserialize_with = "crate::int::optional")]
     pub updated_at_ms: Option<u64>,
 }

@@ -28,14 +28,11 @@ use utoipa_axum::routes;
 
 /// Checks an upload's metadata: lengths, numbers, identifiers and markets.
 fn check_metadata(metadata: &TrackMetadata) -> Result<(), ApiError> {
-    // Blank, or nothing left once control characters go: refused rather than silently
-    // replaced by the tags' value.
+    // (A value that is nothing once control characters go is left for the tags to fill:
+    // the published schema cannot tell such text apart, so refusing it would break it.)
     let text_ok = |text: &Option<String>| {
-        text.as_deref().is_none_or(|text| {
-            !is_blank(text)
-                && text.chars().count() <= 200
-                && crate::tags::clean_text(text).is_some()
-        })
+        text.as_deref()
+            .is_none_or(|text| !is_blank(text) && text.chars().count() <= 200)
     };
     if !text_ok(&metadata.title) || !text_ok(&metadata.artist) {
         return Err(ApiError::bad_request(
@@ -72,11 +69,14 @@ fn check_metadata(metadata: &TrackMetadata) -> Result<(), ApiError> {
     if metadata
         .lyrics
         .as_ref()
-        .is_some_and(|lyrics| lyrics.len() > crate::tags::LYRICS_BYTES_MAX)
+        .is_some_and(|lyrics| lyrics.chars().count() > crate::tags::LYRICS_BYTES_MAX)
     {
         return Err(ApiError::bad_request(
             "invalid_metadata",
-            format!("lyrics are at most {} bytes", crate::tags::LYRICS_BYTES_MAX),
+            format!(
+                "lyrics are at most {} characters",
+                crate::tags::LYRICS_BYTES_MAX
+            ),
         ));
     }
     for market in metadata.markets.iter().flatten() {
@@ -138,13 +138,9 @@ pub async fn upload_track(
         .with_retry_after(10));
     };
     let cap = state.config.upload_bytes_max;
-    let parsed = read_upload(
-        &mut multipart,
-        cap,
-        state.config.json_bytes_max,
-        &state.config.data_dir,
-    )
-    .await;
+    // The metadata part may carry lyrics (32 Ki characters, up to 6 bytes each in JSON).
+    let metadata_cap = state.config.json_bytes_max + 6 * crate::tags::LYRICS_BYTES_MAX;
+    let parsed = read_upload(&mut multipart, cap, metadata_cap, &state.config.data_dir).await;
     if parsed.is_err() {
         drain(&mut multipart).await;
     }
@@ -226,6 +222,7 @@ async fn read_upload(
 ) -> Result<Upload, ApiError> {
     use tokio::io::AsyncWriteExt;
     let (mut file, mut file_name, mut extension, mut metadata) = (None, None, None, None);
+    let mut metadata_seen = false;
     while let Some(mut field) = multipart
         .next_field()
         .await
@@ -272,7 +269,8 @@ async fn read_upload(
                 }
                 file = Some(SpooledUpload { file: spooled });
             }
-            Some("metadata") if metadata.is_none() => {
+            Some("metadata") if !metadata_seen => {
+                metadata_seen = true;
                 let mut text = Vec::new();
                 while let Some(piece) = field.chunk().await.map_err(|error| {
                     ApiError::bad_request("invalid_multipart", error.body_text())
@@ -286,10 +284,12 @@ async fn read_upload(
                     }
                     text.extend_from_slice(&piece);
                 }
-                let parsed: TrackMetadata = serde_json::from_slice(&text).map_err(|error| {
-                    ApiError::bad_request("invalid_metadata", error.to_string())
-                })?;
-                metadata = Some(parsed);
+                // `null` is no metadata, as leaving the part out is.
+                let parsed: Option<TrackMetadata> =
+                    serde_json::from_slice(&text).map_err(|error| {
+                        ApiError::bad_request("invalid_metadata", error.to_string())
+                    })?;
+                metadata = parsed;
             }
             _ => {
                 return Err(ApiError::bad_request(

@@ -12,6 +12,7 @@ use api::library::{
     Followed, FollowedArtist, FollowedArtists, Liked, LikedTrack, LikedTracks, PlayerState,
     PlayerUpdate, Removed,
 };
+use utoipa_axum::router::UtoipaMethodRouterExt;
 use utoipa_axum::routes;
 
 use axum::Json;
@@ -279,6 +280,10 @@ pub async fn put_player(
     Ok(Json(next))
 }
 
+/// Largest `PUT /v1/me/player` body: a full queue with room to spare, so an oversized
+/// queue is told so (`400`) rather than cut off.
+const PLAYER_BODY_BYTES_MAX: usize = 1024 * 1024;
+
 /// The caller's likes, follows and player state.
 pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
     Routes::new()
@@ -286,6 +291,10 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .add(Limit::Ip, routes!(like_track, unlike_track))
         .add(Limit::Ip, routes!(followed_artists))
         .add(Limit::Ip, routes!(follow_artist, unfollow_artist))
-        .add(Limit::Ip, routes!(get_player, put_player))
+        .add(
+            Limit::Ip,
+            routes!(get_player, put_player)
+                .layer(axum::extract::DefaultBodyLimit::max(PLAYER_BODY_BYTES_MAX)),
+        )
         .into()
 }

@@ -407,4 +407,4 @@ pub enum LibraryAdd {
 pub type PlayerRecord = api::library::PlayerState;
 
 /// Most tracks in a saved play queue.
-pub const PLAYER_QUEUE_MAX: usize = 5_000;
+pub const PLAYER_QUEUE_MAX: usize = 1_000;
