@@ -112,3 +112,136 @@ pub struct Me {
     /// Tier.
     pub tier: Tier,
 }
+
+/// What an app credential is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// A password for one app: Subsonic's `p`, `enc:` and token+salt (`t`, `s`) with the
+    /// username.
+    AppPassword,
+    /// An API key: OpenSubsonic's `apiKey`, alone.
+    ApiKey,
+}
+
+/// Body of `POST /v1/me/app-passwords`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAppCredential {
+    /// What it is for ("Symfonium on my phone"): 1 to 64 characters, not only spaces, no
+    /// control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
+    pub name: String,
+    /// `app_password` (default) or `api_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<CredentialKind>,
+}
+
+/// `201` answer of `POST /v1/me/app-passwords`: the only time the secret is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AppCredentialCreated {
+    /// Its id (revoke with `DELETE /v1/me/app-passwords/{id}`).
+    #[schema(pattern = "^[0-9a-f]{16}$")]
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Password or API key.
+    pub kind: CredentialKind,
+    /// The app password (with the username) when `kind` is `app_password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The API key when `kind` is `api_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+}
+
+/// One of the caller's app credentials, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AppCredentialView {
+    /// Its id.
+    #[schema(pattern = "^[0-9a-f]{16}$")]
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Password or API key.
+    pub kind: CredentialKind,
+    /// When it was made, Unix ms.
+    pub created_at_ms: u64,
+}
+
+/// `GET /v1/me/app-passwords`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AppCredentials {
+    /// Oldest first.
+    pub items: Vec<AppCredentialView>,
+}
+
+/// Body of `POST /v1/sessions/app`: an app's credentials, as a Subsonic client sends them,
+/// in exactly one of three forms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum AppLogin {
+    /// The username and an app password.
+    Password(PasswordLogin),
+    /// The username and a token made from an app password and a salt.
+    Token(TokenLogin),
+    /// An API key alone.
+    ApiKey(KeyLogin),
+}
+
+/// `username` and `password`: an app password, or `enc:` and its UTF-8 bytes in hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordLogin {
+    /// The login name.
+    #[schema(max_length = 32)]
+    pub username: String,
+    /// The app password, or `enc:` and hex.
+    #[schema(max_length = 1024)]
+    pub password: String,
+}
+
+/// `username`, `token` (`md5(app password + salt)`, hex) and `salt`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenLogin {
+    /// The login name.
+    #[schema(max_length = 32)]
+    pub username: String,
+    /// `md5(app password + salt)` in hex.
+    #[schema(pattern = "^[0-9a-fA-F]{32}$")]
+    pub token: String,
+    /// The salt the token was made with: 6 to 256 characters.
+    #[schema(min_length = 6, max_length = 256)]
+    pub salt: String,
+}
+
+/// `api_key` alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyLogin {
+    /// An API key.
+    #[schema(max_length = 256)]
+    pub api_key: String,
+}
+
+/// Answer of `POST /v1/sessions/app`: an access token (no refresh: the app's credential logs
+/// in again) and who it is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AppSession {
+    /// Bearer token for API calls; revoked with the credential.
+    pub access_token: String,
+    /// Seconds it lasts.
+    pub expires_in: u64,
+    /// `Bearer`.
+    pub token_type: String,
+    /// The id of the credential that logged in.
+    #[schema(pattern = "^[0-9a-f]{16}$")]
+    pub credential: String,
+    /// The account.
+    pub account: Me,
+}

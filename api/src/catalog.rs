@@ -153,6 +153,9 @@ pub struct TrackView {
     pub gain_db: f64,
     /// The rendition ladder.
     pub renditions: Vec<RenditionSummary>,
+    /// When it was published, Unix ms (0 from an origin that did not say).
+    #[serde(default)]
+    pub created_at_ms: u64,
 }
 
 /// `GET /v1/artists/{id}`: an artist account and the name its latest upload shows.

@@ -332,7 +332,9 @@ async fn answer<T: DeserializeOwned>(response: reqwest::Response) -> anyhow::Res
         }
         .into());
     }
-    serde_json::from_slice(&bytes).context("the origin's answer is not what the API says")
+    // An empty answer (204) reads as JSON null.
+    let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+    serde_json::from_slice(body).context("the origin's answer is not what the API says")
 }
 
 impl OriginApi {
@@ -470,6 +472,77 @@ impl OriginApi {
         )
         .await
         .context("sending listening events")
+    }
+
+    /// `POST /v1/sessions/app`: logs an app in with an app password or API key (what a
+    /// Subsonic client sent); a 401 [`ApiError`] when they are wrong.
+    pub async fn app_session(
+        &self,
+        login: &crate::accounts::AppLogin,
+    ) -> anyhow::Result<crate::accounts::AppSession> {
+        self.call(
+            self.http
+                .post(format!("{}/v1/sessions/app", self.base))
+                .json(login),
+        )
+        .await
+        .context("logging an app in")
+    }
+
+    /// `GET` of any JSON resource at `path_and_query` (which starts with `/v1/`), as
+    /// `access`: for callers that map the API onto another (the Subsonic gateway).
+    pub async fn get_as<T: DeserializeOwned>(
+        &self,
+        access: &str,
+        path_and_query: &str,
+    ) -> anyhow::Result<T> {
+        self.call(
+            self.http
+                .get(format!("{}{path_and_query}", self.base))
+                .bearer_auth(access),
+        )
+        .await
+    }
+
+    /// A request with a JSON body (`POST`, `PUT`, `DELETE`) to `path`, as `access`; the JSON
+    /// answer (use `serde_json::Value` for bodies not needed, `()` is not JSON).
+    pub async fn send_as<T: DeserializeOwned, B: serde::Serialize + ?Sized>(
+        &self,
+        method: reqwest::Method,
+        access: &str,
+        path: &str,
+        body: Option<&B>,
+    ) -> anyhow::Result<T> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(access);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.call(request).await
+    }
+
+    /// The bytes of a picture (`GET /v1/images/{id}`, which needs no token) and its media
+    /// type.
+    pub async fn image(&self, path: &str) -> anyhow::Result<(bytes::Bytes, String)> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .with_context(|| format!("reaching the origin at {}", self.base))?;
+        if !response.status().is_success() {
+            answer::<serde_json::Value>(response).await?;
+            anyhow::bail!("the origin answered without a picture");
+        }
+        let kind = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("image/jpeg")
+            .to_string();
+        Ok((response.bytes().await?, kind))
     }
 
     /// `GET /v1/me/player`: the listener's saved queue and place.

@@ -13,6 +13,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod browse;
 pub mod catalog;
 pub mod error;
 pub mod events;

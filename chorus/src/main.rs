@@ -59,8 +59,15 @@ enum Command {
     /// or remove downloads.
     Download(play_cmd::DownloadArgs),
     /// A local HTTP server that serves any track, decrypted, with byte ranges, so unmodified
-    /// players (ffmpeg, mpv, VLC, a browser) play P2P-assisted audio from it.
+    /// players (ffmpeg, mpv, VLC, a browser) play P2P-assisted audio from it, and the
+    /// OpenSubsonic API at /rest for Subsonic apps (DSub, Symfonium, Feishin…).
     Gateway(play_cmd::GatewayArgs),
+    /// App passwords and API keys for Subsonic apps: make one per app (shown once), list
+    /// them, revoke one. Uses the saved session (`chorus login`).
+    AppPassword {
+        #[command(subcommand)]
+        command: play_cmd::AppPasswordCommand,
+    },
     /// The whole network on this machine in one command: origin, tracker, super-nodes and a
     /// crowd of listeners streaming real audio over QUIC through emulated WAN links, with a
     /// live view and (with --duration D --json) a JSON summary.
@@ -115,6 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             | Command::Tracker(_)
             | Command::Node(_)
             | Command::Login(_)
+            | Command::AppPassword { .. }
             | Command::Download(_)
             | Command::Gateway(_)
             | Command::Devnet(_)
@@ -136,6 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Play(args) => play_cmd::run_play(args),
         Command::Download(args) => play_cmd::run_download(args),
         Command::Gateway(args) => play_cmd::run_gateway(args),
+        Command::AppPassword { command } => play_cmd::run_app_password(command),
         Command::Node(args) => network_cmd::run_node(args),
         Command::Devnet(args) => devnet::run(args),
         Command::Sim(args) => sim_cmd::run(args),

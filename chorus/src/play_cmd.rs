@@ -140,7 +140,9 @@ impl ListenerArgs {
 /// Flags of `chorus gateway`.
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
-    /// Where to listen for players. Loopback by default; any other address needs --auth.
+    /// Where to listen for players. Loopback by default. On any other address (a household:
+    /// `--listen 0.0.0.0:4533`) Subsonic apps log in with their own app passwords, and
+    /// /tracks needs --auth.
     #[arg(long, default_value = "127.0.0.1:8480")]
     listen: std::net::SocketAddr,
     /// Require HTTP Basic authentication as this user, with the password from
@@ -406,13 +408,114 @@ pub fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         println!("  origin   {base}");
         println!("  http     http://{addr}");
         let shutdown = crate::origin_cmd::ShutdownSignal::listen()?;
-        println!("ready; play http://{addr}/tracks/TRACK_ID in any player; Ctrl-C stops it");
-        axum::serve(listener, gateway.router(access))
+        println!("  subsonic http://{addr} (OpenSubsonic at /rest: log in with an app password)");
+        if access.tracks_open {
+            println!("ready; play http://{addr}/tracks/TRACK_ID in any player; Ctrl-C stops it");
+        } else {
+            println!(
+                "ready; /tracks is closed on a shared address without --auth; Ctrl-C stops it"
+            );
+        }
+        axum::serve(listener, gateway.router(access.clone()))
             .with_graceful_shutdown(async {
                 let _ = shutdown.wait().await;
             })
             .await?;
         endpoint.close();
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `chorus app-password`.
+#[derive(Debug, clap::Subcommand)]
+pub enum AppPasswordCommand {
+    /// Make an app password (or, with --api-key, an API key) for one app; it is shown once.
+    Create {
+        /// What it is for, e.g. "Symfonium on my phone".
+        name: String,
+        /// An API key (OpenSubsonic's apiKey) instead of a password.
+        #[arg(long)]
+        api_key: bool,
+    },
+    /// List the app passwords and API keys (never their secrets).
+    List,
+    /// Revoke one by id: the apps using it are logged out.
+    Revoke {
+        /// Its id, from `list`.
+        id: String,
+    },
+}
+
+/// Runs `chorus app-password`.
+pub fn run_app_password(command: AppPasswordCommand) -> anyhow::Result<ExitCode> {
+    use api::accounts::{AppCredentialCreated, AppCredentials, CredentialKind, NewAppCredential};
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let dir = config_dir()?;
+        let (api, session) = session(None, None, &dir).await?;
+        let access = session.access_token.as_str();
+        match command {
+            AppPasswordCommand::Create { name, api_key } => {
+                let kind = if api_key {
+                    CredentialKind::ApiKey
+                } else {
+                    CredentialKind::AppPassword
+                };
+                let made: AppCredentialCreated = api
+                    .send_as(
+                        reqwest::Method::POST,
+                        access,
+                        "/v1/me/app-passwords",
+                        Some(&NewAppCredential {
+                            name,
+                            kind: Some(kind),
+                        }),
+                    )
+                    .await
+                    .context("making an app password")?;
+                println!("id       {}", made.id);
+                println!("name     {}", made.name);
+                if let Some(password) = made.password {
+                    println!("password {password}");
+                    println!("In the app: the server is this network's gateway (chorus gateway),");
+                    println!("the user is your Chorus username and the password the one above.");
+                }
+                if let Some(key) = made.api_key {
+                    println!("api key  {key}");
+                }
+                println!(
+                    "It is shown only now; `chorus app-password revoke {}` ends it.",
+                    made.id
+                );
+            }
+            AppPasswordCommand::List => {
+                let list: AppCredentials = api
+                    .get_as(access, "/v1/me/app-passwords")
+                    .await
+                    .context("listing app passwords")?;
+                if list.items.is_empty() {
+                    println!("no app passwords or API keys yet: `chorus app-password create NAME`");
+                }
+                for item in list.items {
+                    let kind = match item.kind {
+                        CredentialKind::AppPassword => "password",
+                        CredentialKind::ApiKey => "api key",
+                    };
+                    println!("{}  {kind:<8}  {}", item.id, item.name);
+                }
+            }
+            AppPasswordCommand::Revoke { id } => {
+                api.send_as::<serde_json::Value, ()>(
+                    reqwest::Method::DELETE,
+                    access,
+                    &format!("/v1/me/app-passwords/{id}"),
+                    None,
+                )
+                .await
+                .with_context(|| format!("revoking {id}"))?;
+                println!("revoked {id}");
+            }
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -431,14 +534,12 @@ fn gateway_access(args: &GatewayArgs) -> anyhow::Result<client_lib::gateway::Acc
         }
         None => None,
     };
-    if !args.listen.ip().is_loopback() && basic.is_none() {
-        bail!(
-            "--listen {} is reachable from other machines: add --auth USER (password in \
-             CHORUS_GATEWAY_PASSWORD), or listen on 127.0.0.1",
-            args.listen
-        );
-    }
+    // Reachable from other machines without --auth, only the Subsonic API is open (each app
+    // logs in with its own app password); /tracks, which would play as this gateway's user,
+    // is closed.
+    let tracks_open = args.listen.ip().is_loopback() || basic.is_some();
     Ok(client_lib::gateway::Access {
+        tracks_open,
         host_names: args
             .hosts
             .iter()
@@ -1025,4 +1126,33 @@ pub fn run_play(args: PlayArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapped {
+        #[command(flatten)]
+        args: GatewayArgs,
+    }
+
+    fn access(flags: &[&str]) -> client_lib::gateway::Access {
+        let wrapped =
+            Wrapped::try_parse_from(std::iter::once("gateway").chain(flags.iter().copied()))
+                .unwrap();
+        gateway_access(&wrapped.args).unwrap()
+    }
+
+    #[test]
+    fn a_shared_gateway_closes_tracks_without_its_own_password() {
+        assert!(access(&[]).tracks_open);
+        assert!(access(&["--listen", "127.0.0.2:4533"]).tracks_open);
+        // A household: Subsonic apps with their app passwords, and no /tracks for anyone.
+        let household = access(&["--listen", "0.0.0.0:4533", "--host", "Music.LAN."]);
+        assert!(!household.tracks_open);
+        assert_eq!(household.host_names, ["music.lan"]);
+    }
 }

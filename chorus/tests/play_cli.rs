@@ -424,14 +424,6 @@ fn the_gateway_serves_decrypted_tracks_with_ranges() {
         .send()
         .unwrap();
     assert_eq!(rebound.status(), 421);
-    // A gateway reachable from other machines needs credentials.
-    let public = Command::new(env!("CARGO_BIN_EXE_chorus"))
-        .args(["gateway", "--listen", "0.0.0.0:0", "--origin", &base])
-        .env("CHORUS_CONFIG_DIR", dir.path().join("config"))
-        .output()
-        .unwrap();
-    assert!(!public.status.success());
-    assert!(String::from_utf8_lossy(&public.stderr).contains("--auth"));
 
     // An unmodified player reads it over HTTP (ffmpeg, when installed; CI installs it).
     let ffmpeg = Command::new("ffmpeg")

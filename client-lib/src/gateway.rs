@@ -37,13 +37,29 @@ use api::client::{Grant, OriginApi, Session};
 ///   `421 bad_host`.
 /// - **Credentials**: with `basic` set, every request needs HTTP Basic authentication with
 ///   that user and password (players take `http://user:password@host/tracks/ID`). `chorus
-///   gateway` requires them for a listen address other than loopback.
-#[derive(Clone, Default)]
+///   gateway` requires them for `/tracks` on a listen address other than loopback.
+/// - **`/tracks` closed** (`tracks_open` false): only the Subsonic API (`/rest`) is served,
+///   whose apps log in with their own app passwords: a household gateway without `--auth`.
+///
+/// `/rest` takes the host check only: its requests carry Subsonic credentials instead.
+#[derive(Clone)]
 pub struct Access {
     /// Host names accepted besides IP literals and `localhost` (lower case, no port).
     pub host_names: Vec<String>,
-    /// The user and password every request must present, if any.
+    /// The user and password every `/tracks` request must present, if any.
     pub basic: Option<(String, String)>,
+    /// Whether `/tracks` (playing as the gateway's own user) is served at all.
+    pub tracks_open: bool,
+}
+
+impl Default for Access {
+    fn default() -> Self {
+        Self {
+            host_names: Vec::new(),
+            basic: None,
+            tracks_open: true,
+        }
+    }
 }
 
 impl std::fmt::Debug for Access {
@@ -128,6 +144,14 @@ async fn check_access(
             "this gateway answers only to its own address (Host is not an IP, localhost or a --host name)",
         );
     }
+    if !access.tracks_open {
+        return error(
+            StatusCode::FORBIDDEN,
+            "tracks_closed",
+            "this gateway serves /tracks only with --auth on a shared address: use a Subsonic \
+             app at /rest",
+        );
+    }
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
@@ -146,8 +170,24 @@ async fn check_access(
     next.run(request).await
 }
 
-/// Chunks fetched and decrypted per step of a response body.
+/// Chunks fetched and decrypted per step of a response body (the first step is one chunk,
+/// so the first bytes leave as soon as the opening chunk is here).
 const STEP_CHUNKS: u32 = 16;
+
+/// Chunks asked for with each grant (the origin's first-chunk path): a stream's first bytes
+/// need no second round trip.
+const OPENING_CHUNKS: u32 = 2;
+
+/// Where a grant's chunks come from: the origin at first, peers first once the tracker has
+/// answered (asked in the background, so a stream does not wait for it).
+pub type Sources = Arc<std::sync::Mutex<Vec<Source>>>;
+
+fn current(sources: &Sources) -> Vec<Source> {
+    sources
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .clone()
+}
 /// Grants kept (one per track played recently).
 const GRANTS_MAX: usize = 256;
 
@@ -157,10 +197,11 @@ pub struct Gateway {
     session: Mutex<Session>,
     endpoint: Endpoint,
     cache: Arc<ClientCache>,
-    grants: Mutex<HashMap<String, (Grant, Vec<Source>)>>,
+    grants: Mutex<HashMap<String, (Grant, Sources)>>,
     bans: BanList,
     share: crate::serve::ServeConfig,
     serving: Mutex<Option<crate::serve::Serving>>,
+    subsonic: crate::subsonic::Subsonic,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -234,7 +275,32 @@ impl Gateway {
             bans: BanList::default(),
             share,
             serving: Mutex::new(None),
+            subsonic: crate::subsonic::Subsonic::default(),
         })
+    }
+
+    /// The origin this gateway works for.
+    pub fn api(&self) -> &OriginApi {
+        &self.api
+    }
+
+    /// The Subsonic side's sessions and picture cache.
+    pub fn subsonic(&self) -> &crate::subsonic::Subsonic {
+        &self.subsonic
+    }
+
+    /// The decrypted stream of `track` (at `quality`, else the origin's default) for the
+    /// listener whose token is `access`, honouring a `Range` in `headers`: what Subsonic's
+    /// `stream` answers. Errors are the origin's refusals (an [`ApiError`] inside).
+    pub async fn stream_as(
+        self: &Arc<Self>,
+        access: &str,
+        track: &str,
+        quality: Option<&str>,
+        headers: &HeaderMap,
+    ) -> anyhow::Result<Response> {
+        let (grant, sources) = self.grant_as(Some(access), track, quality).await?;
+        Ok(stream_response(self.clone(), grant, sources, headers))
     }
 
     /// Starts sharing the cache with peers (once, after the first grant tells the origin's
@@ -299,71 +365,134 @@ impl Gateway {
         });
     }
 
-    /// The HTTP routes: `GET`/`HEAD /tracks/{id}`, behind `access`'s checks.
+    /// The HTTP routes: `GET`/`HEAD /tracks/{id}` behind all of `access`'s checks, and the
+    /// OpenSubsonic API at `/rest/{method}` (GET or form POST) behind the host check, its
+    /// own credentials standing in for the gateway's password.
     pub fn router(self: &Arc<Self>, access: Access) -> Router {
-        Router::new()
+        let access = Arc::new(access);
+        let subsonic_access = Arc::new(Access {
+            basic: None,
+            tracks_open: true,
+            ..(*access).clone()
+        });
+        let tracks = Router::new()
             .route("/tracks/{id}", get(serve_track))
-            .layer(axum::middleware::from_fn_with_state(
-                Arc::new(access),
-                check_access,
+            .layer(axum::middleware::from_fn_with_state(access, check_access));
+        let rest = Router::new()
+            .route("/rest/{method}", get(serve_rest).post(serve_rest))
+            .layer(axum::extract::DefaultBodyLimit::max(
+                crate::subsonic::params::FORM_BYTES_MAX,
             ))
-            .with_state(self.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                subsonic_access,
+                check_access,
+            ));
+        tracks.merge(rest).with_state(self.clone())
     }
 
-    async fn grant(self: &Arc<Self>, track: &str) -> anyhow::Result<(Grant, Vec<Source>)> {
+    /// A grant for `track` as the gateway's own user (`access` `None`) or as the listener
+    /// whose token `access` is, at `quality` or the origin's default; reused until near its
+    /// end.
+    async fn grant_as(
+        self: &Arc<Self>,
+        access: Option<&str>,
+        track: &str,
+        quality: Option<&str>,
+    ) -> anyhow::Result<(Grant, Sources)> {
         let now = crate::player::unix_now().0;
-        if let Some((grant, sources)) = self.grants.lock().await.get(track)
+        let key = match access {
+            None => track.to_string(),
+            // Grants are the listener's own (licenses name the account): keyed by token.
+            Some(access) => format!(
+                "{}/{track}/{}",
+                blake3::hash(access.as_bytes()).to_hex(),
+                quality.unwrap_or("")
+            ),
+        };
+        if let Some((grant, sources)) = self.grants.lock().await.get(&key)
             && grant.expires_at_ms > now + 60_000
         {
             return Ok((grant.clone(), sources.clone()));
         }
         let node = self.endpoint.node_id();
-        let access = self.session.lock().await.access_token.clone();
-        let grant = match self.api.play(&access, track, &node, None, false).await {
-            Ok(grant) => grant,
-            Err(first) if ApiError::of(&first).is_some_and(|api| api.status == 401) => {
-                // The access token expired: renew the session once.
-                let refresh = self.session.lock().await.refresh_token.clone();
-                let renewed = self.api.refresh(&refresh).await?;
-                let access = renewed.access_token.clone();
-                *self.session.lock().await = renewed;
-                self.api.play(&access, track, &node, None, false).await?
+        let params = |quality| api::client::PlayParams {
+            quality,
+            offline: false,
+            opening_chunks: OPENING_CHUNKS,
+            opening_ms: 0,
+        };
+        let grant = match access {
+            Some(access) => {
+                self.api
+                    .play_with(access, track, &node, params(quality))
+                    .await?
             }
-            Err(error) => return Err(error),
+            None => {
+                let access = self.session.lock().await.access_token.clone();
+                match self
+                    .api
+                    .play_with(&access, track, &node, params(quality))
+                    .await
+                {
+                    Ok(grant) => grant,
+                    Err(first) if ApiError::of(&first).is_some_and(|api| api.status == 401) => {
+                        // The access token expired: renew the session once.
+                        let refresh = self.session.lock().await.refresh_token.clone();
+                        let renewed = self.api.refresh(&refresh).await?;
+                        let access = renewed.access_token.clone();
+                        *self.session.lock().await = renewed;
+                        self.api
+                            .play_with(&access, track, &node, params(quality))
+                            .await?
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
         };
         let _ = self.cache.put_manifest(grant.manifest.signed());
         let _ = self.cache.put_license(&grant.manifest.id(), &grant.license);
-        let mut sources = Vec::new();
+        // The opening chunks came with the grant, checked against the manifest.
+        for (index, data) in grant.opening.iter().enumerate() {
+            if let Some(id) = grant.manifest.chunk_id(index as u32) {
+                let _ = self.cache.put(id, data);
+            }
+        }
+        let sources: Sources = Arc::new(std::sync::Mutex::new(vec![Source {
+            node: grant.origin.node,
+            addr: grant.origin.addr,
+        }]));
         if let Some(tracker) = grant.tracker {
             let query = Request::PeerQuery(PeerQuery {
                 rendition: grant.manifest.id(),
                 want: 10,
                 license: grant.license.clone(),
             });
-            let asked = async {
-                let peer = self.endpoint.connect(tracker.node, tracker.addr).await?;
-                peer.request_one(&query).await
-            };
-            if let Ok(Ok(protocol::wire::Response::PeerList(list))) =
-                tokio::time::timeout(std::time::Duration::from_secs(2), asked).await
-            {
-                sources.extend(list.peers.iter().filter_map(|peer| {
-                    peer.addrs.first().map(|addr| Source {
-                        node: peer.node,
-                        addr: *addr,
-                    })
-                }));
-            }
+            let (endpoint, filled) = (self.endpoint.clone(), sources.clone());
+            tokio::spawn(async move {
+                let asked = async {
+                    let peer = endpoint.connect(tracker.node, tracker.addr).await?;
+                    peer.request_one(&query).await
+                };
+                if let Ok(Ok(protocol::wire::Response::PeerList(list))) =
+                    tokio::time::timeout(std::time::Duration::from_secs(2), asked).await
+                {
+                    let peers = list.peers.iter().filter_map(|peer| {
+                        peer.addrs.first().map(|addr| Source {
+                            node: peer.node,
+                            addr: *addr,
+                        })
+                    });
+                    let mut sources = filled.lock().unwrap_or_else(|poison| poison.into_inner());
+                    let origin = sources.clone();
+                    *sources = peers.chain(origin).collect();
+                }
+            });
         }
-        sources.push(Source {
-            node: grant.origin.node,
-            addr: grant.origin.addr,
-        });
         let mut grants = self.grants.lock().await;
         if grants.len() >= GRANTS_MAX {
             grants.clear();
         }
-        grants.insert(track.to_string(), (grant.clone(), sources.clone()));
+        grants.insert(key, (grant.clone(), sources.clone()));
         drop(grants);
         self.ensure_serving(&grant).await;
         Ok((grant, sources))
@@ -446,7 +575,7 @@ async fn serve_track(
             "track ids are 32 hex characters",
         );
     }
-    let (grant, sources) = match gateway.grant(&id).await {
+    let (grant, sources) = match gateway.grant_as(None, &id, None).await {
         Ok(found) => found,
         Err(failure) => {
             let text = format!("{failure:#}");
@@ -465,6 +594,26 @@ async fn serve_track(
             return error(status, &code, text);
         }
     };
+    stream_response(gateway, grant, sources, &headers)
+}
+
+async fn serve_rest(
+    State(gateway): State<Arc<Gateway>>,
+    Path(method): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+    form: Bytes,
+) -> Response {
+    crate::subsonic::serve(gateway, method, query, headers, form).await
+}
+
+/// The decrypted stream of a granted rendition, or the part a `Range` in `headers` asks for.
+fn stream_response(
+    gateway: Arc<Gateway>,
+    grant: Grant,
+    sources: Sources,
+    headers: &HeaderMap,
+) -> Response {
     let body = grant.manifest.body();
     let length = body.plaintext_bytes;
     let chunk_bytes = u64::from(body.chunk_bytes);
@@ -498,8 +647,12 @@ async fn serve_track(
             if next > last_chunk {
                 return None;
             }
-            let stop = (next + STEP_CHUNKS).min(last_chunk + 1);
-            let item = match gateway.plaintext(&grant, &sources, next, stop).await {
+            let step = if next == first_chunk { 1 } else { STEP_CHUNKS };
+            let stop = (next + step).min(last_chunk + 1);
+            let item = match gateway
+                .plaintext(&grant, &current(&sources), next, stop)
+                .await
+            {
                 Ok(pieces) => {
                     let mut out = Vec::new();
                     for (offset, piece) in pieces.iter().enumerate() {
@@ -570,6 +723,7 @@ mod tests {
         let named = Access {
             host_names: vec!["music.lan".into()],
             basic: Some(("me".into(), "secret word".into())),
+            tracks_open: true,
         };
         assert!(named.host_allowed("music.lan:8480"));
         use base64::Engine;

@@ -41,5 +41,6 @@ pub mod player;
 pub mod serve;
 #[cfg(feature = "sound")]
 pub mod sound;
+pub mod subsonic;
 
 pub use policy::{abr, queue, scheduler};

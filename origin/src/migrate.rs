@@ -24,9 +24,10 @@ use crate::store::{Library, Store, StoreError, manifest_chunks};
 const PAGE: usize = 1_000;
 
 /// The domains, in the order they are copied.
-pub const PHASES: [Phase; 11] = [
+pub const PHASES: [Phase; 12] = [
     Phase::Accounts,
     Phase::Tokens,
+    Phase::AppCredentials,
     Phase::Renditions,
     Phase::Tracks,
     Phase::Images,
@@ -46,6 +47,8 @@ pub enum Phase {
     Accounts,
     /// Bearer tokens (hashes).
     Tokens,
+    /// App passwords (sealed) and API keys (hashes).
+    AppCredentials,
     /// Renditions and their chunks.
     Renditions,
     /// Tracks with their play counts (and their lyrics and cover art blobs).
@@ -74,6 +77,7 @@ impl Phase {
         match self {
             Phase::Accounts => "accounts",
             Phase::Tokens => "tokens",
+            Phase::AppCredentials => "app passwords and API keys",
             Phase::Renditions => "renditions and chunks",
             Phase::Tracks => "tracks",
             Phase::Images => "album and artist pictures",
@@ -233,6 +237,20 @@ async fn copy_phase(
                     to.accounts().put_tokens(&page).await?;
                 }
                 (page.len(), page.last().map(|(hash, _)| hex::encode(hash)))
+            }
+            Phase::AppCredentials => {
+                let page = from
+                    .accounts()
+                    .app_credentials_after(cursor.as_deref(), PAGE)
+                    .await?;
+                for credential in &page {
+                    to.accounts().put_app_credential(credential).await?;
+                }
+                (
+                    page.len(),
+                    page.last()
+                        .map(|credential| format!("{}/{}", credential.account, credential.id)),
+                )
             }
             Phase::Renditions => {
                 let page = from
@@ -473,6 +491,21 @@ async fn counts(store: &Store) -> Result<Vec<(String, u64)>, StoreError> {
         }
     }
     out.push(("accounts".to_string(), n));
+    let (mut n, mut after) = (0u64, None::<String>);
+    loop {
+        let page = store
+            .accounts()
+            .app_credentials_after(after.as_deref(), COUNT_PAGE)
+            .await?;
+        n += page.len() as u64;
+        match page.last() {
+            Some(last) if page.len() == COUNT_PAGE => {
+                after = Some(format!("{}/{}", last.account, last.id))
+            }
+            _ => break,
+        }
+    }
+    out.push(("app passwords and API keys".to_string(), n));
     out.push(("tracks".to_string(), store.catalog().track_count().await?));
     let (mut n, mut after) = (0u64, None::<String>);
     loop {

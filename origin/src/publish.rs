@@ -265,6 +265,7 @@ pub(crate) fn track_json(track: &TrackRecord) -> TrackView {
         tempo_bpm: track.tempo_bpm,
         gain_db: track.gain_db,
         renditions: track.renditions.clone(),
+        created_at_ms: track.created_at_ms,
     }
 }
 

@@ -46,7 +46,7 @@ use tantivy::query::{
     TermQuery,
 };
 use tantivy::schema::{
-    FAST, Field, IndexRecordOption, STORED, STRING, Schema, TEXT, TantivyDocument,
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, TantivyDocument,
     TextFieldIndexing, TextOptions, Value,
 };
 use tantivy::tokenizer::TokenStream;
@@ -151,6 +151,17 @@ struct Fields {
     artist_id: Field,
     album_id: Field,
     popularity: Field,
+    /// Browsing: the name and the artist folded for sorting (lower case), when it was added
+    /// (Unix ms), its year (0: none), its genre, a stable order (from the id), and counts
+    /// (an album's tracks and duration; an artist's albums and tracks).
+    sort_name: Field,
+    sort_artist: Field,
+    added: Field,
+    year: Field,
+    genre: Field,
+    order: Field,
+    count: Field,
+    extra: Field,
 }
 
 /// One document change [`Search::apply`] makes.
@@ -230,7 +241,7 @@ fn album_artist(track: &TrackRecord) -> &str {
 }
 
 /// The index's layout version: an index on disk written with another one is rebuilt.
-pub const INDEX_SCHEMA: u32 = 4;
+pub const INDEX_SCHEMA: u32 = 5;
 
 /// What a commit records beside the documents (tantivy's commit payload).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -292,7 +303,15 @@ fn schema() -> (Schema, Fields) {
         album_id: schema.add_text_field("album_id", STORED),
         text: schema.add_text_field("text", unpositioned(IndexRecordOption::WithFreqs)),
         prefixes: schema.add_text_field("prefixes", unpositioned(IndexRecordOption::Basic)),
-        popularity: schema.add_u64_field("popularity", FAST),
+        popularity: schema.add_u64_field("popularity", FAST | STORED),
+        sort_name: schema.add_text_field("sort_name", STRING | FAST),
+        sort_artist: schema.add_text_field("sort_artist", STRING | FAST),
+        added: schema.add_u64_field("added", FAST | STORED),
+        year: schema.add_u64_field("year", INDEXED | FAST | STORED),
+        genre: schema.add_text_field("genre", STRING | STORED),
+        order: schema.add_u64_field("order", FAST),
+        count: schema.add_u64_field("count", STORED),
+        extra: schema.add_u64_field("extra", STORED),
     };
     (schema.build(), fields)
 }
@@ -450,8 +469,9 @@ impl Search {
     async fn fill_now(self: &Arc<Self>, store: &Store) -> Result<u64, SearchError> {
         const PAGE: usize = 10_000;
         let feed = store.coordination().feed_state().await?;
-        let mut artists: HashMap<String, (String, u64)> = HashMap::new();
-        let mut albums: HashMap<String, (String, String, u64)> = HashMap::new();
+        let mut artists: HashMap<String, (String, ArtistSums, HashSet<String>)> = HashMap::new();
+        let mut albums: HashMap<String, (String, String, Option<String>, AlbumSums)> =
+            HashMap::new();
         let mut after: Option<String> = None;
         loop {
             let tracks = store.catalog().tracks_after(after.as_deref(), PAGE).await?;
@@ -480,15 +500,26 @@ impl Search {
                 }
             }
             for (track, &plays) in tracks.iter().zip(&plays) {
-                let artist = artists
-                    .entry(track.artist_id.clone())
-                    .or_insert_with(|| (track.artist.clone(), 0));
-                artist.1 += plays;
+                let artist = artists.entry(track.artist_id.clone()).or_insert_with(|| {
+                    (track.artist.clone(), ArtistSums::default(), HashSet::new())
+                });
+                artist.1.add(track, plays);
+                if let Some(album) = &track.album_id {
+                    artist.2.insert(album.clone());
+                }
                 if let (Some(album), Some(album_id)) = (&track.album, &track.album_id) {
-                    let entry = albums
-                        .entry(album_id.clone())
-                        .or_insert_with(|| (album.clone(), album_artist(track).to_string(), 0));
-                    entry.2 += plays;
+                    let entry = albums.entry(album_id.clone()).or_insert_with(|| {
+                        (
+                            album.clone(),
+                            album_artist(track).to_string(),
+                            track.genre.clone(),
+                            AlbumSums::default(),
+                        )
+                    });
+                    entry.3.add(track, plays);
+                    if entry.2.is_none() {
+                        entry.2 = track.genre.clone();
+                    }
                 }
             }
             let done = tracks.len();
@@ -537,15 +568,15 @@ impl Search {
         }
         let search = self.clone();
         blocking(move || {
-            let f = search.fields;
             {
                 let writer = search.lock();
-                for (id, (name, plays)) in artists {
-                    let document = doc!(f.kind => "artist", f.id => id.as_str(), f.name => name, f.popularity => plays);
+                for (id, (name, mut sums, albums)) in artists {
+                    sums.albums = albums.len() as u64;
+                    let document = search.artist_doc(&id, &name, &sums);
                     search.put(&writer, document, &format!("artist/{id}"))?;
                 }
-                for (id, (name, artist, plays)) in albums {
-                    let document = doc!(f.kind => "album", f.id => id.as_str(), f.name => name, f.artist => artist, f.popularity => plays);
+                for (id, (name, artist, genre, sums)) in albums {
+                    let document = search.album_doc(&id, &name, &artist, genre.as_deref(), &sums);
                     search.put(&writer, document, &format!("album/{id}"))?;
                 }
                 for (playlist, owner) in &playlists {
@@ -812,7 +843,7 @@ impl Search {
 
     fn track_doc(&self, track: &TrackRecord, plays: u64) -> TantivyDocument {
         let f = self.fields;
-        doc!(
+        let mut document = doc!(
             f.kind => "track",
             f.id => track.id.as_str(),
             f.name => track.title.as_str(),
@@ -821,6 +852,65 @@ impl Search {
             f.artist_id => track.artist_id.as_str(),
             f.album_id => track.album_id.clone().unwrap_or_default(),
             f.popularity => plays,
+            f.sort_name => sort_key(&track.title),
+            f.sort_artist => sort_key(&track.artist),
+            f.added => track.created_at_ms,
+            f.year => u64::from(track.details.year.unwrap_or(0)),
+            f.order => stable_order(&track.id),
+            f.count => 0u64,
+            f.extra => track.duration_ms,
+        );
+        if let Some(genre) = &track.genre {
+            document.add_text(f.genre, genre);
+        }
+        document
+    }
+
+    /// An album's document: `sums` from its tracks.
+    fn album_doc(
+        &self,
+        id: &str,
+        name: &str,
+        artist: &str,
+        genre: Option<&str>,
+        sums: &AlbumSums,
+    ) -> TantivyDocument {
+        let f = self.fields;
+        let mut document = doc!(
+            f.kind => "album",
+            f.id => id,
+            f.name => name,
+            f.artist => artist,
+            f.popularity => sums.plays,
+            f.sort_name => sort_key(name),
+            f.sort_artist => sort_key(artist),
+            f.added => sums.added_ms,
+            f.year => u64::from(sums.year),
+            f.order => stable_order(id),
+            f.count => sums.tracks,
+            f.extra => sums.duration_ms,
+        );
+        if let Some(genre) = genre {
+            document.add_text(f.genre, genre);
+        }
+        document
+    }
+
+    /// An artist's document: `sums` from their tracks.
+    fn artist_doc(&self, id: &str, name: &str, sums: &ArtistSums) -> TantivyDocument {
+        let f = self.fields;
+        doc!(
+            f.kind => "artist",
+            f.id => id,
+            f.name => name,
+            f.popularity => sums.plays,
+            f.sort_name => sort_key(name),
+            f.sort_artist => sort_key(name),
+            f.added => sums.added_ms,
+            f.year => 0u64,
+            f.order => stable_order(id),
+            f.count => sums.albums,
+            f.extra => sums.tracks,
         )
     }
 
@@ -935,27 +1025,25 @@ impl Search {
         lyrics: Option<&Lyrics>,
         popularity: &Popularity,
     ) -> Result<(), SearchError> {
-        let f = self.fields;
         self.put(
             writer,
             self.track_doc(track, popularity.track),
             &format!("track/{}", track.id),
         )?;
         self.put_lyrics(writer, track, lyrics, popularity.track)?;
-        let artist = doc!(
-            f.kind => "artist",
-            f.id => track.artist_id.as_str(),
-            f.name => track.artist.as_str(),
-            f.popularity => popularity.artist,
-        );
+        let mut artist_sums = popularity.artist_sums;
+        artist_sums.plays = popularity.artist;
+        let artist = self.artist_doc(&track.artist_id, &track.artist, &artist_sums);
         self.put(writer, artist, &format!("artist/{}", track.artist_id))?;
         if let (Some(album), Some(album_id)) = (&track.album, &track.album_id) {
-            let album = doc!(
-                f.kind => "album",
-                f.id => album_id.as_str(),
-                f.name => album.as_str(),
-                f.artist => album_artist(track),
-                f.popularity => popularity.album,
+            let mut album_sums = popularity.album_sums;
+            album_sums.plays = popularity.album;
+            let album = self.album_doc(
+                album_id,
+                album,
+                album_artist(track),
+                track.genre.as_deref(),
+                &album_sums,
             );
             self.put(writer, album, &format!("album/{album_id}"))?;
         }
@@ -1587,6 +1675,269 @@ impl PartialEq for Ranked {
 
 impl Eq for Ranked {}
 
+/// How a listing ([`Search::browse`]) is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    /// By name (folded: [`sort_key`]).
+    Name,
+    /// By artist, then as the index holds them.
+    Artist,
+    /// Newest first (albums and artists: their newest track).
+    Added,
+    /// Most played first.
+    Popular,
+    /// By year, oldest first.
+    YearUp,
+    /// By year, newest first.
+    YearDown,
+    /// Shuffled by a seed: the same seed pages through one order.
+    Random(u64),
+    /// A fixed order that survives merges and restarts (by id): for paging through
+    /// everything, as a client syncing its library does.
+    Stable,
+}
+
+/// What a listing keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only this genre (exactly as tagged).
+    pub genre: Option<String>,
+    /// Only these years, inclusive (either order).
+    pub years: Option<(u16, u16)>,
+}
+
+/// One item of a listing as the index holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entry {
+    /// Its id.
+    pub id: String,
+    /// Title or name.
+    pub name: String,
+    /// The artist (tracks, albums).
+    pub artist: String,
+    /// The artist's id (tracks).
+    pub artist_id: String,
+    /// The album's id (tracks).
+    pub album_id: String,
+    /// Genre, if tagged.
+    pub genre: Option<String>,
+    /// Year (0: none).
+    pub year: u16,
+    /// When it (or its newest track) was added, Unix ms.
+    pub added_ms: u64,
+    /// An album's tracks; an artist's albums.
+    pub count: u64,
+    /// A track's or album's duration, ms; an artist's tracks.
+    pub extra: u64,
+    /// Qualified streams.
+    pub plays: u64,
+}
+
+/// Most items in one page of a listing.
+pub const BROWSE_PAGE_MAX: usize = 500;
+/// Deepest offset of a listing.
+pub const BROWSE_OFFSET_MAX: usize = 1_000_000;
+
+impl Search {
+    /// A page of everything of `kind` that `filter` keeps, in `sort` order: the total and the
+    /// items from `offset`, at most `limit` ([`BROWSE_PAGE_MAX`]).
+    pub fn browse(
+        &self,
+        kind: Kind,
+        filter: &Filter,
+        sort: Sort,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(usize, Vec<Entry>), SearchError> {
+        use tantivy::collector::DocSetCollector;
+        let (indexed, ready) = self.progress();
+        if !ready {
+            return Err(SearchError::Warming(indexed));
+        }
+        let f = self.fields;
+        let mut parts: Vec<(Occur, Box<dyn Query>)> = vec![(
+            Occur::Must,
+            Box::new(TermQuery::new(
+                Term::from_field_text(f.kind, kind.as_str()),
+                IndexRecordOption::Basic,
+            )),
+        )];
+        if let Some(genre) = &filter.genre {
+            parts.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(f.genre, genre),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        if let Some((from, to)) = filter.years {
+            let (low, high) = (from.min(to), from.max(to));
+            parts.push((
+                Occur::Must,
+                Box::new(tantivy::query::RangeQuery::new(
+                    std::ops::Bound::Included(Term::from_field_u64(f.year, u64::from(low))),
+                    std::ops::Bound::Included(Term::from_field_u64(f.year, u64::from(high))),
+                )),
+            ));
+        }
+        let query = BooleanQuery::new(parts);
+        let limit = limit.clamp(1, BROWSE_PAGE_MAX);
+        let offset = offset.min(BROWSE_OFFSET_MAX);
+        let searcher = self.reader.searcher();
+        let top = TopDocs::with_limit(limit).and_offset(offset);
+        fn addresses<K>(found: Vec<(K, DocAddress)>) -> Vec<DocAddress> {
+            found.into_iter().map(|(_, address)| address).collect()
+        }
+        let (total, page): (usize, Vec<DocAddress>) = match sort {
+            Sort::Name | Sort::Artist => {
+                let field = if sort == Sort::Name {
+                    "sort_name"
+                } else {
+                    "sort_artist"
+                };
+                let (total, found) = searcher.search(
+                    &query,
+                    &(Count, top.order_by_string_fast_field(field, Order::Asc)),
+                )?;
+                (total, addresses(found))
+            }
+            Sort::Added | Sort::Popular | Sort::YearUp | Sort::YearDown | Sort::Stable => {
+                let (field, order) = match sort {
+                    Sort::Added => ("added", Order::Desc),
+                    Sort::Popular => ("popularity", Order::Desc),
+                    Sort::YearUp => ("year", Order::Asc),
+                    Sort::YearDown => ("year", Order::Desc),
+                    _ => ("order", Order::Asc),
+                };
+                let (total, found) = searcher.search(
+                    &query,
+                    &(Count, top.order_by_fast_field::<u64>(field, order)),
+                )?;
+                (total, addresses(found))
+            }
+            Sort::Random(seed) => {
+                use rand::SeedableRng;
+                use rand::seq::SliceRandom;
+                let mut all: Vec<DocAddress> = searcher
+                    .search(&query, &DocSetCollector)?
+                    .into_iter()
+                    .collect();
+                all.sort();
+                all.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+                let total = all.len();
+                (total, all.into_iter().skip(offset).take(limit).collect())
+            }
+        };
+        let mut entries = Vec::with_capacity(page.len());
+        for address in page {
+            entries.push(self.entry(&searcher.doc(address)?));
+        }
+        Ok((total, entries))
+    }
+
+    /// The items of `kind` with these ids, in their order (ids not indexed are left out).
+    pub fn entries(&self, kind: Kind, ids: &[String]) -> Result<Vec<Entry>, SearchError> {
+        let f = self.fields;
+        let searcher = self.reader.searcher();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let query = TermQuery::new(
+                Term::from_field_text(f.key, &format!("{}/{id}", kind.as_str())),
+                IndexRecordOption::Basic,
+            );
+            if let Some((_, address)) = searcher
+                .search(&query, &TopDocs::with_limit(1).order_by_score())?
+                .pop()
+            {
+                out.push(self.entry(&searcher.doc(address)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every genre tagged, with its tracks and albums, by name.
+    pub fn genres(&self) -> Result<Vec<(String, u64, u64)>, SearchError> {
+        let (indexed, ready) = self.progress();
+        if !ready {
+            return Err(SearchError::Warming(indexed));
+        }
+        let f = self.fields;
+        let searcher = self.reader.searcher();
+        let mut names = std::collections::BTreeSet::new();
+        for segment in searcher.segment_readers() {
+            let inverted = segment.inverted_index(f.genre)?;
+            let mut terms = inverted.terms().stream().map_err(io_error)?;
+            while terms.advance() {
+                if let Ok(name) = std::str::from_utf8(terms.key()) {
+                    names.insert(name.to_string());
+                }
+                // Bounded: a catalog with more genres than this lists the first ones.
+                if names.len() >= 10_000 {
+                    break;
+                }
+            }
+        }
+        let count = |kind: &str, genre: &str| -> Result<u64, SearchError> {
+            let query = BooleanQuery::new(vec![
+                (
+                    Occur::Must,
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(f.kind, kind),
+                        IndexRecordOption::Basic,
+                    )) as Box<dyn Query>,
+                ),
+                (
+                    Occur::Must,
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(f.genre, genre),
+                        IndexRecordOption::Basic,
+                    )),
+                ),
+            ]);
+            Ok(searcher.search(&query, &Count)? as u64)
+        };
+        let mut out = Vec::new();
+        for name in names {
+            let tracks = count("track", &name)?;
+            if tracks > 0 {
+                let albums = count("album", &name)?;
+                out.push((name, tracks, albums));
+            }
+        }
+        Ok(out)
+    }
+
+    fn entry(&self, document: &TantivyDocument) -> Entry {
+        let f = self.fields;
+        let text = |field: Field| {
+            document
+                .get_first(field)
+                .and_then(|value| value.as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        let number = |field: Field| {
+            document
+                .get_first(field)
+                .and_then(|value| value.as_u64())
+                .unwrap_or(0)
+        };
+        Entry {
+            id: text(f.id),
+            name: text(f.name),
+            artist: text(f.artist),
+            artist_id: text(f.artist_id),
+            album_id: text(f.album_id),
+            genre: Some(text(f.genre)).filter(|genre| !genre.is_empty()),
+            year: u16::try_from(number(f.year)).unwrap_or(0),
+            added_ms: number(f.added),
+            count: number(f.count),
+            extra: number(f.extra),
+            plays: number(f.popularity),
+        }
+    }
+}
+
 /// Play counts a track's documents carry: its own, its artist's and its album's (summed over
 /// at most [`POPULARITY_TRACKS_MAX`] of their tracks).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -1597,6 +1948,82 @@ pub struct Popularity {
     pub artist: u64,
     /// Its album's (0 without an album).
     pub album: u64,
+    /// Its album's tracks, duration, newest upload and year.
+    pub album_sums: AlbumSums,
+    /// Its artist's albums, tracks and newest upload.
+    pub artist_sums: ArtistSums,
+}
+
+/// What an album document counts over its tracks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlbumSums {
+    /// Qualified streams.
+    pub plays: u64,
+    /// Tracks.
+    pub tracks: u64,
+    /// Total duration, ms.
+    pub duration_ms: u64,
+    /// The newest track's upload, Unix ms.
+    pub added_ms: u64,
+    /// The year its first track with one names (0: none).
+    pub year: u16,
+}
+
+impl AlbumSums {
+    fn add(&mut self, track: &TrackRecord, plays: u64) {
+        self.plays += plays;
+        self.tracks += 1;
+        self.duration_ms += track.duration_ms;
+        self.added_ms = self.added_ms.max(track.created_at_ms);
+        if self.year == 0 {
+            self.year = track.details.year.unwrap_or(0);
+        }
+    }
+}
+
+/// What an artist document counts over their tracks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArtistSums {
+    /// Qualified streams.
+    pub plays: u64,
+    /// Albums.
+    pub albums: u64,
+    /// Tracks.
+    pub tracks: u64,
+    /// The newest track's upload, Unix ms.
+    pub added_ms: u64,
+}
+
+impl ArtistSums {
+    fn add(&mut self, track: &TrackRecord, plays: u64) {
+        self.plays += plays;
+        self.tracks += 1;
+        self.added_ms = self.added_ms.max(track.created_at_ms);
+    }
+}
+
+/// A name folded for sorting: lower case, leading punctuation and an English article
+/// dropped ("The Beatles" sorts under B), at most 64 characters.
+pub fn sort_key(name: &str) -> String {
+    let lower: String = name
+        .trim_start_matches(|c: char| !c.is_alphanumeric())
+        .chars()
+        .flat_map(char::to_lowercase)
+        .take(64)
+        .collect();
+    match lower.strip_prefix("the ") {
+        Some(rest) if !rest.trim().is_empty() => rest.trim_start().to_string(),
+        _ => lower,
+    }
+}
+
+/// A stable place for an id in a full listing (from its hash), whatever the index's
+/// segments.
+fn stable_order(id: &str) -> u64 {
+    let hash = blake3::hash(id.as_bytes());
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&hash.as_bytes()[..8]);
+    u64::from_be_bytes(head)
 }
 
 impl Popularity {
@@ -1611,17 +2038,30 @@ impl Popularity {
             .catalog()
             .artist_tracks(&track.artist_id, 0, POPULARITY_TRACKS_MAX)
             .await?;
+        let mut artist_sums = ArtistSums::default();
+        let mut albums = HashSet::new();
+        for each in &artist_tracks {
+            artist_sums.add(each, 0);
+            if let Some(album) = &each.album_id {
+                albums.insert(album.clone());
+            }
+        }
+        artist_sums.albums = albums.len() as u64;
         let artist = listening
             .play_counts(&ids(artist_tracks))
             .await?
             .iter()
             .sum();
+        let mut album_sums = AlbumSums::default();
         let album = match &track.album_id {
             Some(album_id) => {
                 let album_tracks = store
                     .catalog()
                     .album_tracks(album_id, 0, POPULARITY_TRACKS_MAX)
                     .await?;
+                for each in &album_tracks {
+                    album_sums.add(each, 0);
+                }
                 listening
                     .play_counts(&ids(album_tracks))
                     .await?
@@ -1634,6 +2074,8 @@ impl Popularity {
             track: track_plays,
             artist,
             album,
+            album_sums,
+            artist_sums,
         })
     }
 }
@@ -1680,6 +2122,149 @@ mod tests {
 
     fn names(hits: &[Hit]) -> Vec<&str> {
         hits.iter().map(|hit| hit.name.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn listings_filter_order_and_page_through_everything() {
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open_embedded(store_dir.path()).await.unwrap();
+        let mut records = Vec::new();
+        for (id, title, artist, album, genre, year) in [
+            (1, "Zebra", "The Beatles", Some("Abbey Road"), "Rock", 1969),
+            (2, "apple", "The Beatles", Some("Abbey Road"), "Rock", 1969),
+            (3, "Mango", "Björk", Some("Homogenic"), "Electronic", 1997),
+            (4, "banana", "Adele", None, "Pop", 2011),
+            (5, "Cherry", "Adele", Some("21"), "Pop", 2011),
+        ] {
+            let mut record = track(id, title, artist, album);
+            record.genre = Some(genre.to_string());
+            record.details.year = Some(year);
+            record.created_at_ms = u64::from(id) * 1_000;
+            record.duration_ms = 60_000;
+            records.push((record, u64::from(id)));
+        }
+        // Two tracks of one album share its id.
+        records[1].0.album_id = records[0].0.album_id.clone();
+        store.catalog().import_tracks(&records).await.unwrap();
+        let search = Arc::new(Search::new().unwrap());
+        assert!(matches!(
+            search.browse(Kind::Track, &Filter::default(), Sort::Name, 10, 0),
+            Err(SearchError::Warming(_))
+        ));
+        search.fill(&store).await.unwrap();
+        let names = |entries: &[Entry]| -> Vec<String> {
+            entries.iter().map(|entry| entry.name.clone()).collect()
+        };
+        let all = Filter::default();
+        let (total, by_name) = search.browse(Kind::Track, &all, Sort::Name, 10, 0).unwrap();
+        assert_eq!(total, 5);
+        assert_eq!(
+            names(&by_name),
+            ["apple", "banana", "Cherry", "Mango", "Zebra"]
+        );
+        let (_, newest) = search.browse(Kind::Track, &all, Sort::Added, 2, 0).unwrap();
+        assert_eq!(names(&newest), ["Cherry", "banana"]);
+        let (_, by_artist) = search
+            .browse(Kind::Artist, &all, Sort::Name, 10, 0)
+            .unwrap();
+        // "The Beatles" sorts under B.
+        assert_eq!(names(&by_artist), ["Adele", "The Beatles", "Björk"]);
+        assert_eq!(
+            (by_artist[0].count, by_artist[0].extra),
+            (1, 2),
+            "Adele: one album, two tracks"
+        );
+        let pop = Filter {
+            genre: Some("Pop".into()),
+            years: None,
+        };
+        let (total, found) = search.browse(Kind::Track, &pop, Sort::Name, 10, 0).unwrap();
+        assert_eq!(
+            (total, names(&found)),
+            (2, vec!["banana".into(), "Cherry".into()])
+        );
+        let sixties = Filter {
+            genre: None,
+            years: Some((1970, 1960)),
+        };
+        let (_, albums) = search
+            .browse(Kind::Album, &sixties, Sort::Name, 10, 0)
+            .unwrap();
+        assert_eq!(names(&albums), ["Abbey Road"]);
+        assert_eq!((albums[0].count, albums[0].extra), (2, 120_000));
+        assert_eq!(
+            (albums[0].year, albums[0].added_ms, albums[0].plays),
+            (1969, 2_000, 3)
+        );
+        let (_, by_year) = search
+            .browse(Kind::Album, &all, Sort::YearDown, 10, 0)
+            .unwrap();
+        assert_eq!(names(&by_year), ["21", "Homogenic", "Abbey Road"]);
+        // A seed gives one order, page after page; another seed (almost surely) another.
+        let shuffled = |seed| {
+            let (_, first) = search
+                .browse(Kind::Track, &all, Sort::Random(seed), 3, 0)
+                .unwrap();
+            let (_, rest) = search
+                .browse(Kind::Track, &all, Sort::Random(seed), 3, 3)
+                .unwrap();
+            [names(&first), names(&rest)].concat()
+        };
+        assert_eq!(shuffled(7), shuffled(7));
+        let mut sorted = shuffled(7);
+        sorted.sort();
+        assert_eq!(sorted.len(), 5);
+        // The stable order pages through everything once, whatever a re-index does.
+        let (_, first) = search
+            .browse(Kind::Track, &all, Sort::Stable, 2, 0)
+            .unwrap();
+        search
+            .track_published(&records[4].0, None, &Popularity::default())
+            .unwrap();
+        let (_, rest) = search
+            .browse(Kind::Track, &all, Sort::Stable, 10, 2)
+            .unwrap();
+        let mut ids: Vec<String> = first.iter().chain(&rest).map(|e| e.id.clone()).collect();
+        assert_eq!(ids.len(), 5);
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 5, "none twice, none missed");
+        // Genres with their counts, by name.
+        assert_eq!(
+            search.genres().unwrap(),
+            [
+                ("Electronic".to_string(), 1, 1),
+                ("Pop".to_string(), 2, 1),
+                ("Rock".to_string(), 2, 1)
+            ]
+        );
+        // An upload re-indexes its album with the store's sums.
+        let mut added = track(6, "Date", "Adele", Some("21"));
+        added.album_id = records[4].0.album_id.clone();
+        added.genre = Some("Pop".into());
+        added.created_at_ms = 9_000;
+        added.duration_ms = 30_000;
+        store
+            .catalog()
+            .import_tracks(&[(added.clone(), 0)])
+            .await
+            .unwrap();
+        let popularity = Popularity::of(&store, &added).await.unwrap();
+        search.track_published(&added, None, &popularity).unwrap();
+        let entry = &search
+            .entries(Kind::Album, &[added.album_id.clone().unwrap()])
+            .unwrap()[0];
+        assert_eq!(
+            (entry.count, entry.extra, entry.added_ms),
+            (2, 90_000, 9_000)
+        );
+        assert_eq!(
+            search
+                .entries(Kind::Artist, &[added.artist_id.clone()])
+                .unwrap()[0]
+                .extra,
+            3
+        );
     }
 
     #[tokio::test]
@@ -1791,6 +2376,7 @@ mod tests {
             track: plays,
             artist: plays * 3,
             album: plays * 2,
+            ..Popularity::default()
         };
         // Several commits make several segments; re-indexing some tracks with new counts
         // leaves deleted documents behind in them.

@@ -14,6 +14,7 @@ mod origin;
 mod pipeline;
 mod platform;
 mod storage;
+mod subsonic;
 mod supernode;
 mod tracker;
 mod transport;
@@ -53,6 +54,10 @@ pub enum Which {
     /// Typo search and type-ahead over a synthetic catalog (default 1,000,000 tracks), against
     /// GET /healthz, with typo recall.
     Search(SearchBenchArgs),
+    /// The OpenSubsonic API of `chorus gateway` over a synthetic catalog (default 10,000
+    /// tracks): search3, getAlbumList2 and cached getCoverArt against ping, a whole-library
+    /// search3 sync, and a stream's first byte through the link emulator against its RTT.
+    Subsonic(subsonic::SubsonicBenchArgs),
     /// Paged playlist reads against GET /healthz, and two devices editing one playlist at
     /// once (no acknowledged add lost).
     Playlists(PlaylistBenchArgs),
@@ -166,6 +171,7 @@ pub fn run(which: Which) -> anyhow::Result<ExitCode> {
         Which::Decode(args) => decode::run(&args),
         Which::FirstAudio(args) => first_audio::run(&args),
         Which::Search(args) => platform::run_search(&args),
+        Which::Subsonic(args) => subsonic::run(&args),
         Which::Playlists(args) => platform::run_playlists(&args),
         Which::Abuse(args) => abuse::run(&args),
         Which::Storage(args) => storage::run_storage(&args),

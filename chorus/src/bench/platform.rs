@@ -189,7 +189,7 @@ const IMPORT_SESSION_TRACKS: usize = 100_000;
 const IMPORT_BATCH_TRACKS: usize = 25_000;
 
 /// Opens a store in `dir` and imports the catalog, with progress.
-fn import(dir: &std::path::Path, tracks: u32, seed: u64) -> anyhow::Result<f64> {
+pub(crate) fn import(dir: &std::path::Path, tracks: u32, seed: u64) -> anyhow::Result<f64> {
     let started = Instant::now();
     progress(&format!("generating {tracks} tracks"));
     let catalog = catalog(tracks, seed);
@@ -435,7 +435,7 @@ pub fn run_search(args: &SearchBenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Waits until the origin's search index is built (search stops answering 503).
-async fn search_ready(base: &str) -> anyhow::Result<()> {
+pub(crate) async fn search_ready(base: &str) -> anyhow::Result<()> {
     let http = api::client::http_client_builder()?.build()?;
     for _ in 0..3_600 {
         let response = http.get(format!("{base}/v1/search?q=ready")).send().await?;
@@ -457,7 +457,7 @@ async fn search_ready(base: &str) -> anyhow::Result<()> {
     anyhow::bail!("the search index was not built within 30 minutes")
 }
 
-fn bench_config(data: &std::path::Path) -> OriginConfig {
+pub(crate) fn bench_config(data: &std::path::Path) -> OriginConfig {
     OriginConfig {
         data_dir: data.to_path_buf(),
         http_addr: "127.0.0.1:0".parse().expect("literal address"),

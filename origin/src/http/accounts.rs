@@ -145,11 +145,13 @@ async fn issue_tokens(state: &AppState, account_id: &str) -> Result<Tokens, ApiE
         account: account_id.to_string(),
         kind: TokenKind::Access,
         expires_at_ms: now + state.config.access_token_ttl_s * 1000,
+        credential: None,
     };
     let refresh = TokenRecord {
         account: account_id.to_string(),
         kind: TokenKind::Refresh,
         expires_at_ms: now + state.config.refresh_token_ttl_s * 1000,
+        credential: None,
     };
     // One durable write for both (a log-in costs one flush, not two).
     state

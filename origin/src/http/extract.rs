@@ -38,6 +38,8 @@ impl JsonBody for api::playlists::AddTracks {}
 impl JsonBody for api::playlists::RemoveTracks {}
 impl JsonBody for api::playlists::Reorder {}
 impl JsonBody for api::library::PlayerUpdate {}
+impl JsonBody for api::accounts::NewAppCredential {}
+impl JsonBody for api::accounts::AppLogin {}
 impl JsonBody for api::events::EventBatch {
     const LIST: bool = true;
 }

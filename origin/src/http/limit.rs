@@ -29,6 +29,10 @@ pub enum Limit {
     Exempt,
     /// The per-IP cap, and without a token the `unauthenticated` bucket of the address.
     Ip,
+    /// The per-IP cap alone, token or not: an app's log-in with an app password or API key
+    /// (secrets of 130 bits and more, not worth guessing; a gateway logs in for each request
+    /// of a client that salts every one anew).
+    IpOnly,
     /// The per-IP cap and the class's bucket: the account's, or without a token the
     /// `unauthenticated` bucket of the address. [`Class::Unauthenticated`] (sign-up, log-in,
     /// refresh) always takes the address's bucket, whatever bearer comes along.
@@ -41,6 +45,7 @@ impl Limit {
         match self {
             Limit::Exempt => "none",
             Limit::Ip => "ip",
+            Limit::IpOnly => "ip_only",
             Limit::Class(class) => class.as_str(),
         }
     }
@@ -129,6 +134,7 @@ pub async fn enforce(limit: Limit, request: Request, next: Next) -> Response {
     let class = match limit {
         Limit::Class(class) => Some(class),
         Limit::Ip | Limit::Exempt => None,
+        Limit::IpOnly => return next.run(request).await,
     };
     let limited = match (&admitted.account, class, ip) {
         // Sign-up, log-in and refresh are limited per address whatever bearer comes along.

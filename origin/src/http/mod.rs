@@ -22,7 +22,9 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod app_passwords;
 pub mod auth;
+pub mod browse;
 pub mod catalog;
 pub mod chunks;
 pub mod error;
@@ -228,11 +230,13 @@ pub fn routes(limits: RouteLimits) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(base_document())
         .merge(service::router())
         .merge(accounts::router())
+        .merge(app_passwords::router())
         .merge(admin::router())
         .merge(catalog::router(limits))
         .merge(playback::router())
         .merge(chunks::router())
         .merge(search::router())
+        .merge(browse::router())
         .merge(library::router())
         .merge(playlists::router())
         .merge(events::router())
@@ -438,6 +442,6 @@ mod tests {
                 );
             }
         }
-        assert_eq!(operations, 46, "every route is in the document");
+        assert_eq!(operations, 55, "every route is in the document");
     }
 }

@@ -341,6 +341,39 @@ pub async fn change(
     }))
 }
 
+#[utoipa::path(delete, path = "/v1/playlists/{id}", tag = "playlists", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), responses((status = 204, description = "Deleted, for its owner and every collaborator"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "not_owner: a collaborator cannot delete it"), (status = 404, body = ErrorBody)))]
+/// `DELETE /v1/playlists/{id}`: deletes a playlist (the owner only).
+pub async fn delete_playlist(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let playlist = state
+        .store
+        .playlists()
+        .playlist(&id)
+        .await?
+        .filter(|playlist| can_read(playlist, &account))
+        .ok_or_else(|| ApiError::not_found("playlist"))?;
+    if playlist.owner != account.id {
+        return Err(ApiError::forbidden(
+            "not_owner",
+            "only the owner deletes a playlist",
+        ));
+    }
+    // The owner of a playlist never changes, so the check above still holds.
+    let mut removed = state
+        .store
+        .playlists()
+        .delete_playlist(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("playlist"))?;
+    // Out of search: indexed as private, it is removed.
+    removed.public = false;
+    index(&state, &removed, &account.username).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Brings search up to date with a playlist's name, description and visibility. A failing
 /// index does not fail the change (it is rebuilt from the store at the next start).
 async fn index(state: &AppState, playlist: &PlaylistRecord, owner: &str) {
@@ -594,7 +627,10 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
     Routes::new()
         .add(Limit::Class(Class::PlaylistWrite), routes!(create))
         .add(Limit::Ip, routes!(read))
-        .add(Limit::Class(Class::PlaylistWrite), routes!(change))
+        .add(
+            Limit::Class(Class::PlaylistWrite),
+            routes!(change, delete_playlist),
+        )
         .add(
             Limit::Class(Class::PlaylistWrite),
             routes!(add_tracks, remove_tracks, reorder),

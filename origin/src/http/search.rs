@@ -44,7 +44,7 @@ pub async fn search_catalog(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Response, ApiError> {
-    use crate::search::{Kind, SearchError};
+    use crate::search::Kind;
     let mut kinds = Vec::new();
     for name in params
         .kinds
@@ -77,8 +77,17 @@ pub async fn search_catalog(
             offset,
         })
         .into_response()),
-        Err(SearchError::BadQuery(message)) => Err(ApiError::bad_request("bad_query", message)),
-        Err(warming @ SearchError::Warming(_)) => {
+        Err(error) => refused(error),
+    }
+}
+
+/// The answer to a search or listing the index refused: `400 bad_query`, `503
+/// search_warming_up` with `Retry-After` while the index is built, else an internal error.
+pub(crate) fn refused(error: crate::search::SearchError) -> Result<Response, ApiError> {
+    use crate::search::SearchError;
+    match error {
+        SearchError::BadQuery(message) => Err(ApiError::bad_request("bad_query", message)),
+        warming @ SearchError::Warming(_) => {
             let mut response = ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "search_warming_up",
@@ -90,7 +99,7 @@ pub async fn search_catalog(
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
             Ok(response)
         }
-        Err(error) => Err(ApiError::internal(error)),
+        error => Err(ApiError::internal(error)),
     }
 }
 

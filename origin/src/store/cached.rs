@@ -26,7 +26,10 @@ use protocol::ChunkId;
 
 use crate::store::ImageSet;
 
-use super::{Account, Accounts, Catalog, RenditionRecord, StoreError, TokenRecord, TrackRecord};
+use super::{
+    Account, Accounts, AppCredential, Catalog, RenditionRecord, StoreError, TokenRecord,
+    TrackRecord,
+};
 
 /// How long a cached record is served before it is read again.
 pub const RECORD_TTL: Duration = Duration::from_secs(10);
@@ -391,6 +394,38 @@ impl Accounts for CachedAccounts {
     ) -> Result<Vec<([u8; 32], TokenRecord)>, StoreError> {
         self.inner.tokens_after(after, limit).await
     }
+
+    async fn put_app_credential(&self, credential: &AppCredential) -> Result<(), StoreError> {
+        self.inner.put_app_credential(credential).await
+    }
+
+    async fn app_credentials(&self, account: &str) -> Result<Vec<AppCredential>, StoreError> {
+        self.inner.app_credentials(account).await
+    }
+
+    async fn api_key(&self, key_hash: &[u8; 32]) -> Result<Option<AppCredential>, StoreError> {
+        self.inner.api_key(key_hash).await
+    }
+
+    async fn delete_app_credential(&self, account: &str, id: &str) -> Result<bool, StoreError> {
+        let result = self.inner.delete_app_credential(account, id).await;
+        // The tokens it issued are gone: so are the sessions remembered for them (revoking is
+        // rare, so all are forgotten).
+        self.changed();
+        self.sessions
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clear();
+        result
+    }
+
+    async fn app_credentials_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AppCredential>, StoreError> {
+        self.inner.app_credentials_after(after, limit).await
+    }
 }
 
 #[cfg(test)]
@@ -424,6 +459,7 @@ mod tests {
             account: listener.id.clone(),
             kind: TokenKind::Access,
             expires_at_ms: u64::MAX,
+            credential: None,
         };
         accounts.put_tokens(&[(hash, record)]).await.unwrap();
         let (_, found) = accounts.session(&hash).await.unwrap().unwrap();

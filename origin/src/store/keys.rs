@@ -12,7 +12,7 @@ use super::StoreError;
 pub const WRAPPED_PREFIX: &str = "kw1:";
 
 /// Seals content keys at rest under the key-encryption key (see the module docs).
-pub struct KeyWrap(chacha20poly1305::ChaCha20Poly1305);
+pub struct KeyWrap(chacha20poly1305::ChaCha20Poly1305, [u8; 32]);
 
 impl std::fmt::Debug for KeyWrap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -24,7 +24,15 @@ impl KeyWrap {
     /// A sealer under the 32-byte key-encryption key `kek`.
     pub fn new(kek: &[u8; 32]) -> Self {
         use chacha20poly1305::KeyInit;
-        Self(chacha20poly1305::ChaCha20Poly1305::new(kek.into()))
+        // The derivation key is the KEK hashed for that purpose, never the KEK itself.
+        let derive = blake3::derive_key("chorus origin key derivation v1", kek);
+        Self(chacha20poly1305::ChaCha20Poly1305::new(kek.into()), derive)
+    }
+
+    /// 32 bytes derived from the key-encryption key for `context`, the same every time:
+    /// secrets the origin can remake rather than store (an app session's token).
+    pub fn derive(&self, context: &str) -> [u8; 32] {
+        *blake3::keyed_hash(&self.1, context.as_bytes()).as_bytes()
     }
 
     /// Seals a hex content key for `rendition`.
@@ -77,6 +85,18 @@ impl KeyWrap {
 }
 
 impl KeyWrap {
+    /// Seals any short secret (an app password) under the key-encryption key, bound to
+    /// `context` (the record it belongs to) as associated data.
+    pub fn seal(&self, context: &str, secret: &[u8]) -> Result<String, StoreError> {
+        self.wrap(context, &hex::encode(secret))
+    }
+
+    /// Opens what [`KeyWrap::seal`] sealed for `context`.
+    pub fn open(&self, context: &str, stored: &str) -> Result<Vec<u8>, StoreError> {
+        let key_hex = self.unwrap(context, stored)?;
+        hex::decode(key_hex).map_err(|_| StoreError::Keys("a sealed secret is not hex".into()))
+    }
+
     /// True when `stored` is a sealed key (else it is a legacy key in the clear).
     pub fn is_sealed(stored: &str) -> bool {
         stored.starts_with(WRAPPED_PREFIX)

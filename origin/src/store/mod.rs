@@ -151,6 +151,22 @@ pub trait Accounts: Send + Sync + std::fmt::Debug {
         after: Option<&[u8; 32]>,
         limit: usize,
     ) -> Result<Vec<([u8; 32], TokenRecord)>, StoreError>;
+    /// Stores an app password or API key (an upsert by account and id). Durable on return.
+    async fn put_app_credential(&self, credential: &AppCredential) -> Result<(), StoreError>;
+    /// An account's app passwords and API keys, in id order.
+    async fn app_credentials(&self, account: &str) -> Result<Vec<AppCredential>, StoreError>;
+    /// The API key whose SHA-256 is `key_hash`.
+    async fn api_key(&self, key_hash: &[u8; 32]) -> Result<Option<AppCredential>, StoreError>;
+    /// Removes an account's credential and every token issued for it; false when there was
+    /// none. Durable on return.
+    async fn delete_app_credential(&self, account: &str, id: &str) -> Result<bool, StoreError>;
+    /// Up to `limit` credentials after the `account/id` key `after`, in that order
+    /// (migrations).
+    async fn app_credentials_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AppCredential>, StoreError>;
 }
 
 /// Tracks and renditions. Rendition records carry content keys sealed ([`keys`]).
@@ -248,6 +264,9 @@ pub trait Playlists: Send + Sync + std::fmt::Debug {
         now_ms: u64,
         change: PlaylistChange<'_>,
     ) -> Result<Option<Result<PlaylistRecord, Refused>>, StoreError>;
+    /// Removes a playlist and every account's access to it; the removed record, `None` when
+    /// there was none. Durable on return.
+    async fn delete_playlist(&self, id: &str) -> Result<Option<PlaylistRecord>, StoreError>;
     /// Up to `limit` playlists with ids after `after`, in id order.
     async fn playlists_after(
         &self,
@@ -583,6 +602,26 @@ pub struct Store {
     usernames: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
+/// What an app password is sealed to: its account and id.
+fn credential_context(credential: &AppCredential) -> String {
+    format!("app-password:{}/{}", credential.account, credential.id)
+}
+
+/// Characters of an app password: lower-case letters and digits, none that look alike.
+const APP_PASSWORD_ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
+
+/// A new app password: 26 characters of [`APP_PASSWORD_ALPHABET`] (130 random bits), easy to
+/// type on a phone and never worth guessing.
+fn new_app_password() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 26];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes
+        .iter()
+        .map(|byte| char::from(APP_PASSWORD_ALPHABET[usize::from(byte % 32)]))
+        .collect()
+}
+
 /// Usernames kept by [`Store::username`].
 pub const USERNAMES_MAX: usize = 100_000;
 
@@ -782,6 +821,68 @@ impl Store {
             ));
         }
         self.catalog.publish_track(track, &sealed).await
+    }
+
+    /// Makes and stores an app password or API key named `name` for `account` (durable on
+    /// return): the record and the secret, which is shown once. An app password is kept sealed
+    /// under `content.kek`; an API key only as its SHA-256.
+    pub async fn create_app_credential(
+        &self,
+        account: &str,
+        name: &str,
+        kind: CredentialKind,
+        now_ms: u64,
+    ) -> Result<(AppCredential, String), StoreError> {
+        let id = hex::encode(rand::random::<[u8; 8]>());
+        let mut credential = AppCredential {
+            id,
+            account: account.to_string(),
+            name: name.to_string(),
+            kind,
+            sealed: String::new(),
+            key_hash: String::new(),
+            created_at_ms: now_ms,
+        };
+        let secret = match kind {
+            CredentialKind::AppPassword => {
+                let secret = new_app_password();
+                credential.sealed = self
+                    .keys
+                    .seal(&credential_context(&credential), secret.as_bytes())?;
+                secret
+            }
+            CredentialKind::ApiKey => {
+                let (secret, hash) = crate::accounts::new_token();
+                credential.key_hash = hex::encode(hash);
+                secret
+            }
+        };
+        self.accounts.put_app_credential(&credential).await?;
+        Ok((credential, secret))
+    }
+
+    /// The access token an app credential's log-in gets during `window` (a count of periods):
+    /// derived from `content.kek`, so logging in again within the window makes no new token.
+    pub fn app_session_token(&self, credential: &AppCredential, window: u64) -> String {
+        use base64::Engine;
+        let context = format!(
+            "app-session:{}/{}/{window}",
+            credential.account, credential.id
+        );
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.keys.derive(&context))
+    }
+
+    /// The app password a credential holds, opened (`None` for an API key).
+    pub fn app_password(&self, credential: &AppCredential) -> Result<Option<String>, StoreError> {
+        if credential.kind != CredentialKind::AppPassword {
+            return Ok(None);
+        }
+        let bytes = self
+            .keys
+            .open(&credential_context(credential), &credential.sealed)?;
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| StoreError::Keys("a sealed app password is not text".into()))
     }
 
     /// Stores `lyrics` as a content-addressed blob (durable on return): what a track record

@@ -178,6 +178,43 @@ pub struct TokenRecord {
     pub kind: TokenKind,
     /// Expiry, Unix ms.
     pub expires_at_ms: u64,
+    /// The app password or API key it was issued for (`POST /v1/sessions/app`), if any:
+    /// revoking that credential removes the token too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// What an app credential is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// A password for one app (Subsonic's `p`, `enc:` and token+salt): stored sealed under
+    /// `content.kek`, since token authentication needs the password itself.
+    AppPassword,
+    /// An API key (OpenSubsonic's `apiKey`): stored only as its SHA-256.
+    ApiKey,
+}
+
+/// A credential an account made for one app (`/v1/me/app-passwords`). It logs in as the
+/// account with the listener's rights and never changes the account itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppCredential {
+    /// Hex id (16 characters), unique within the account.
+    pub id: String,
+    /// Hex account id.
+    pub account: String,
+    /// The name the listener gave it ("Symfonium on my phone").
+    pub name: String,
+    /// Password or API key.
+    pub kind: CredentialKind,
+    /// An app password sealed under `content.kek` (`kw1:` + hex); empty for an API key.
+    #[serde(default)]
+    pub sealed: String,
+    /// Hex SHA-256 of an API key; empty for an app password.
+    #[serde(default)]
+    pub key_hash: String,
+    /// Creation time, Unix ms.
+    pub created_at_ms: u64,
 }
 
 /// A stored track.

@@ -19,6 +19,7 @@ use super::{
 pub async fn run(store: &Store) {
     accounts(store).await;
     tokens(store).await;
+    app_credentials(store).await;
     catalog(store).await;
     playlists(store).await;
     concurrent_playlist_edits(store).await;
@@ -203,6 +204,100 @@ pub async fn accounts(store: &Store) {
     );
 }
 
+/// App passwords and API keys: made, listed per account, found by key hash, opened, revoked
+/// with the tokens issued for them.
+pub async fn app_credentials(store: &Store) {
+    use crate::store::CredentialKind;
+    let accounts = store.accounts();
+    let (password, secret) = store
+        .create_app_credential("appacc", "phone", CredentialKind::AppPassword, 5)
+        .await
+        .unwrap();
+    assert_eq!(secret.len(), 26);
+    assert!(
+        !password.sealed.contains(&secret),
+        "sealed, not in the clear"
+    );
+    assert_eq!(store.app_password(&password).unwrap(), Some(secret.clone()));
+    let (key, key_secret) = store
+        .create_app_credential("appacc", "web", CredentialKind::ApiKey, 6)
+        .await
+        .unwrap();
+    assert!(key.sealed.is_empty());
+    assert_eq!(store.app_password(&key).unwrap(), None);
+    store
+        .create_app_credential("otheracc", "tv", CredentialKind::AppPassword, 7)
+        .await
+        .unwrap();
+    let mut mine = accounts.app_credentials("appacc").await.unwrap();
+    mine.sort_by_key(|credential| credential.created_at_ms);
+    assert_eq!(mine, vec![password.clone(), key.clone()]);
+    let hash = crate::accounts::token_hash(&key_secret);
+    assert_eq!(accounts.api_key(&hash).await.unwrap(), Some(key.clone()));
+    assert_eq!(accounts.api_key(&[9; 32]).await.unwrap(), None);
+    // Moved to another record, the sealed password does not open.
+    let mut moved = password.clone();
+    moved.id = key.id.clone();
+    assert!(store.app_password(&moved).is_err());
+    // A token issued for the password goes with it; others stay.
+    let token = |credential: Option<&str>| TokenRecord {
+        account: "appacc".into(),
+        kind: TokenKind::Access,
+        expires_at_ms: u64::MAX,
+        credential: credential.map(str::to_string),
+    };
+    accounts
+        .put_tokens(&[
+            ([31; 32], token(Some(&password.id))),
+            ([32; 32], token(None)),
+            ([33; 32], token(Some(&key.id))),
+        ])
+        .await
+        .unwrap();
+    assert!(accounts.session(&[31; 32]).await.unwrap().is_some());
+    assert!(
+        accounts
+            .delete_app_credential("appacc", &password.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !accounts
+            .delete_app_credential("appacc", &password.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !accounts
+            .delete_app_credential("otheracc", &key.id)
+            .await
+            .unwrap(),
+        "only the owner's own credential is removed"
+    );
+    assert!(accounts.session(&[31; 32]).await.unwrap().is_none());
+    assert!(accounts.token(&[32; 32]).await.unwrap().is_some());
+    assert!(accounts.token(&[33; 32]).await.unwrap().is_some());
+    assert!(
+        accounts
+            .delete_app_credential("appacc", &key.id)
+            .await
+            .unwrap()
+    );
+    assert_eq!(accounts.api_key(&hash).await.unwrap(), None);
+    assert!(accounts.token(&[33; 32]).await.unwrap().is_none());
+    // Paging for migrations, in account/id order.
+    let all = accounts.app_credentials_after(None, 10).await.unwrap();
+    assert_eq!(all.len(), 1);
+    let after = format!("{}/{}", all[0].account, all[0].id);
+    assert!(
+        accounts
+            .app_credentials_after(Some(&after), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// Tokens: stored together, purged when expired, single-use under concurrency.
 pub async fn tokens(store: &Store) {
     let accounts = store.accounts();
@@ -210,6 +305,7 @@ pub async fn tokens(store: &Store) {
         account: "acc1".into(),
         kind: TokenKind::Refresh,
         expires_at_ms,
+        credential: None,
     };
     accounts
         .put_tokens(&[([1; 32], record(10)), ([2; 32], record(1_000))])
@@ -500,6 +596,37 @@ pub async fn playlists(store: &Store) {
             .is_empty(),
         "a removed collaborator loses the playlist"
     );
+    assert_eq!(playlists.playlists_after(None, 10).await.unwrap().len(), 1);
+    // Deleting takes it from everyone who had it.
+    assert!(
+        playlists
+            .create_playlist(&playlist("p2", "owner1"))
+            .await
+            .unwrap()
+    );
+    store
+        .update_playlist("p2", 20, |playlist| {
+            playlist.collaborators.push("friend".into());
+            Ok::<(), ()>(())
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let removed = playlists.delete_playlist("p2").await.unwrap().unwrap();
+    assert_eq!(removed.id, "p2");
+    assert!(playlists.playlist("p2").await.unwrap().is_none());
+    assert!(playlists.delete_playlist("p2").await.unwrap().is_none());
+    for account in ["owner1", "friend"] {
+        assert!(
+            !playlists
+                .account_playlist_ids(account)
+                .await
+                .unwrap()
+                .contains(&"p2".to_string()),
+            "{account} keeps no access to a deleted playlist"
+        );
+    }
     assert_eq!(playlists.playlists_after(None, 10).await.unwrap().len(), 1);
 }
 

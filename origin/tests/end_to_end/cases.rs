@@ -2448,3 +2448,166 @@ async fn the_player_state_follows_the_listener_and_refuses_stale_writes() {
     let (status, _) = origin.get("/v1/me/player", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_passwords_and_api_keys_log_apps_in_and_revoke_alone() {
+    let origin = start().await;
+    let owner = origin.account("appowner", "SE", "artist", "free").await;
+    let other = origin.account("appother", "SE", "listener", "free").await;
+    let (status, made) = origin
+        .post(
+            "/v1/me/app-passwords",
+            Some(&owner),
+            json!({"name": "Symfonium"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(made["kind"], "app_password");
+    let password = made["password"].as_str().unwrap().to_string();
+    assert!(made.get("api_key").is_none());
+    let (status, keyed) = origin
+        .post(
+            "/v1/me/app-passwords",
+            Some(&owner),
+            json!({"name": "web", "kind": "api_key"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{keyed}");
+    let api_key = keyed["api_key"].as_str().unwrap().to_string();
+    let (_, listed) = origin.get("/v1/me/app-passwords", Some(&owner)).await;
+    let mut names: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["name"].as_str().unwrap())
+        .collect();
+    // Oldest first; two made in the same millisecond may come either way.
+    names.sort();
+    assert_eq!(names, ["Symfonium", "web"]);
+    assert!(
+        !listed.to_string().contains(&password),
+        "never listed again"
+    );
+    let (_, theirs) = origin.get("/v1/me/app-passwords", Some(&other)).await;
+    assert_eq!(theirs["items"], json!([]));
+
+    // Every form logs in as the owner, with the listener's rights.
+    let salt = "c19b2d";
+    let token = {
+        use md5::Digest;
+        hex::encode(md5::Md5::digest(format!("{password}{salt}")))
+    };
+    let forms = [
+        json!({"username": "appowner", "password": password}),
+        json!({"username": "appowner", "password": format!("enc:{}", hex::encode(&password))}),
+        json!({"username": "appowner", "token": token, "salt": salt}),
+        json!({"api_key": api_key}),
+    ];
+    let mut tokens = Vec::new();
+    for form in &forms {
+        let (status, session) = origin.post("/v1/sessions/app", None, form.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{form}: {session}");
+        assert_eq!(session["account"]["username"], "appowner");
+        assert_eq!(session["account"]["role"], "listener");
+        tokens.push(session["access_token"].as_str().unwrap().to_string());
+    }
+    // Logging in again within the period gives the same token (nothing new is stored).
+    let (_, again) = origin
+        .post("/v1/sessions/app", None, forms[2].clone())
+        .await;
+    assert_eq!(again["access_token"], tokens[0].as_str());
+    let (status, me) = origin.get("/v1/me", Some(&tokens[0])).await;
+    assert_eq!(
+        (status, me["role"].clone()),
+        (StatusCode::OK, json!("listener"))
+    );
+    // An app's token cannot manage credentials.
+    let (status, answer) = origin.get("/v1/me/app-passwords", Some(&tokens[0])).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::FORBIDDEN, "not_allowed")
+    );
+
+    // Wrong secrets, the account password, another user's name, mixed forms.
+    for (form, expected) in [
+        (json!({"username": "appowner", "password": "wrong"}), 401),
+        (
+            json!({"username": "appowner", "password": "password123"}),
+            401,
+        ),
+        (json!({"username": "appother", "password": password}), 401),
+        (json!({"username": "nobody", "password": password}), 401),
+        (
+            json!({"username": "appowner", "token": "00".repeat(16), "salt": salt}),
+            401,
+        ),
+        (json!({"api_key": "not a key"}), 401),
+        (
+            json!({"username": "appowner", "token": token, "salt": "ab"}),
+            400,
+        ),
+        (
+            json!({"username": "appowner", "token": "xyz", "salt": salt}),
+            400,
+        ),
+        (json!({"username": "appowner", "password": "enc:zz"}), 400),
+        (json!({"username": "appowner", "api_key": api_key}), 422),
+        (json!({"username": "appowner"}), 422),
+        (json!({}), 422),
+    ] {
+        let (status, answer) = origin.post("/v1/sessions/app", None, form.clone()).await;
+        assert_eq!(status.as_u16(), expected, "{form}: {answer}");
+    }
+    for bad in [
+        json!({"name": ""}),
+        json!({"name": "x".repeat(65)}),
+        json!({"name": "a\u{7}"}),
+    ] {
+        let (status, answer) = origin.post("/v1/me/app-passwords", Some(&owner), bad).await;
+        assert_eq!(
+            (status, error_code(&answer)),
+            (StatusCode::BAD_REQUEST, "invalid_name")
+        );
+    }
+
+    // Revoking the password ends its sessions and log-ins; the API key's stay.
+    let id = made["id"].as_str().unwrap();
+    let revoke = |token: String, id: String| {
+        let (http, base) = (origin.http.clone(), origin.base.clone());
+        async move {
+            http.delete(format!("{base}/v1/me/app-passwords/{id}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        revoke(other.clone(), id.to_string()).await,
+        StatusCode::NOT_FOUND,
+        "another account cannot revoke it"
+    );
+    assert_eq!(
+        revoke(tokens[3].clone(), id.to_string()).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        revoke(owner.clone(), id.to_string()).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        revoke(owner.clone(), "zz".into()).await,
+        StatusCode::BAD_REQUEST
+    );
+    let (status, _) = origin.get("/v1/me", Some(&tokens[0])).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = origin
+        .post("/v1/sessions/app", None, forms[0].clone())
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = origin.get("/v1/me", Some(&tokens[3])).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, listed) = origin.get("/v1/me/app-passwords", Some(&owner)).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+}

@@ -2,8 +2,10 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, get_json, json_after};
-use crate::store::{Account, Accounts, ChangeKind, StoreError, TokenRecord};
+use super::{EmbeddedStore, get_json, json_after, pair_key};
+use crate::store::{
+    Account, Accounts, AppCredential, ChangeKind, CredentialKind, StoreError, TokenRecord,
+};
 
 #[async_trait]
 impl Accounts for EmbeddedStore {
@@ -115,5 +117,67 @@ impl Accounts for EmbeddedStore {
             }
         }
         Ok(out)
+    }
+
+    async fn put_app_credential(&self, credential: &AppCredential) -> Result<(), StoreError> {
+        let key = pair_key(&credential.account, &credential.id);
+        if credential.kind == CredentialKind::ApiKey {
+            let hash = hex::decode(&credential.key_hash)
+                .map_err(|_| StoreError::Corrupt("an API key hash is not hex".into()))?;
+            self.0.api_keys.insert(hash, key.clone())?;
+        }
+        self.0
+            .app_credentials
+            .insert(key, serde_json::to_vec(credential)?)?;
+        self.flush().await
+    }
+
+    async fn app_credentials(&self, account: &str) -> Result<Vec<AppCredential>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.0.app_credentials.scan_prefix(pair_key(account, "")) {
+            let (_, bytes) = entry?;
+            out.push(serde_json::from_slice(&bytes)?);
+        }
+        Ok(out)
+    }
+
+    async fn api_key(&self, key_hash: &[u8; 32]) -> Result<Option<AppCredential>, StoreError> {
+        match self.0.api_keys.get(key_hash)? {
+            Some(key) => get_json(&self.0.app_credentials, &key),
+            None => Ok(None),
+        }
+    }
+
+    async fn delete_app_credential(&self, account: &str, id: &str) -> Result<bool, StoreError> {
+        let Some(bytes) = self.0.app_credentials.remove(pair_key(account, id))? else {
+            return Ok(false);
+        };
+        let credential: AppCredential = serde_json::from_slice(&bytes)?;
+        if let Ok(hash) = hex::decode(&credential.key_hash) {
+            self.0.api_keys.remove(hash)?;
+        }
+        // Tokens are few per account; a full pass is what revocation costs here.
+        for entry in self.0.tokens.iter() {
+            let (key, value) = entry?;
+            let record: TokenRecord = serde_json::from_slice(&value)?;
+            if record.account == account && record.credential.as_deref() == Some(id) {
+                self.0.tokens.remove(key)?;
+            }
+        }
+        self.flush().await?;
+        Ok(true)
+    }
+
+    async fn app_credentials_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AppCredential>, StoreError> {
+        Ok(
+            json_after(&self.0.app_credentials, after.map(str::as_bytes), limit)?
+                .into_iter()
+                .map(|(_, credential)| credential)
+                .collect(),
+        )
     }
 }

@@ -36,6 +36,10 @@ struct Trees {
     accounts: sled::Tree,
     usernames: sled::Tree,
     tokens: sled::Tree,
+    /// App passwords and API keys (`account/id` → record).
+    app_credentials: sled::Tree,
+    /// API keys by their SHA-256 (→ `account/id`).
+    api_keys: sled::Tree,
     tracks: sled::Tree,
     renditions: sled::Tree,
     artist_tracks: sled::Tree,
@@ -88,6 +92,8 @@ impl EmbeddedStore {
             accounts: db.open_tree("accounts")?,
             usernames: db.open_tree("usernames")?,
             tokens: db.open_tree("tokens")?,
+            app_credentials: db.open_tree("app_credentials")?,
+            api_keys: db.open_tree("api_keys")?,
             tracks: db.open_tree("tracks")?,
             renditions: db.open_tree("renditions")?,
             artist_tracks: db.open_tree("artist_tracks")?,

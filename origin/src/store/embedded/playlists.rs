@@ -100,6 +100,21 @@ impl Playlists for EmbeddedStore {
         .await
     }
 
+    async fn delete_playlist(&self, id: &str) -> Result<Option<PlaylistRecord>, StoreError> {
+        self.changing(ChangeKind::Playlist, &[id], async {
+            let Some(bytes) = self.0.playlists.remove(id.as_bytes())? else {
+                return Ok(None);
+            };
+            let playlist: PlaylistRecord = serde_json::from_slice(&bytes)?;
+            for account in std::iter::once(&playlist.owner).chain(&playlist.collaborators) {
+                self.0.account_playlists.remove(pair_key(account, id))?;
+            }
+            self.flush().await?;
+            Ok(Some(playlist))
+        })
+        .await
+    }
+
     async fn playlists_after(
         &self,
         after: Option<&str>,

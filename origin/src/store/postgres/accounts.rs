@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use tokio_postgres::types::Json;
 
 use super::{PostgresStore, big, count, db_error, note_changes};
-use crate::store::{Account, Accounts, ChangeKind, StoreError, TokenRecord};
+use crate::store::{Account, Accounts, AppCredential, ChangeKind, StoreError, TokenRecord};
 
 #[async_trait]
 impl Accounts for PostgresStore {
@@ -165,5 +165,96 @@ impl Accounts for PostgresStore {
             }
         }
         Ok(out)
+    }
+
+    async fn put_app_credential(&self, credential: &AppCredential) -> Result<(), StoreError> {
+        let key_hash = hex::decode(&credential.key_hash)
+            .ok()
+            .filter(|hash| !hash.is_empty());
+        self.run(
+            "INSERT INTO app_credentials (account, id, key_hash, record) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (account, id) DO UPDATE
+             SET key_hash = EXCLUDED.key_hash, record = EXCLUDED.record",
+            &[
+                &credential.account,
+                &credential.id,
+                &key_hash,
+                &Json(credential),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn app_credentials(&self, account: &str) -> Result<Vec<AppCredential>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT record FROM app_credentials WHERE account = $1 ORDER BY id",
+                &[&account],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| row.get::<_, Json<AppCredential>>(0).0)
+            .collect())
+    }
+
+    async fn api_key(&self, key_hash: &[u8; 32]) -> Result<Option<AppCredential>, StoreError> {
+        let row = self
+            .row(
+                "SELECT record FROM app_credentials WHERE key_hash = $1",
+                &[&&key_hash[..]],
+            )
+            .await?;
+        Ok(row.map(|row| row.get::<_, Json<AppCredential>>(0).0))
+    }
+
+    async fn delete_app_credential(&self, account: &str, id: &str) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(db_error)?;
+        let removed = transaction
+            .execute(
+                "DELETE FROM app_credentials WHERE account = $1 AND id = $2",
+                &[&account, &id],
+            )
+            .await
+            .map_err(db_error)?;
+        transaction
+            .execute(
+                "DELETE FROM tokens WHERE record ? 'credential'
+                 AND record->>'credential' = $2 AND record->>'account' = $1",
+                &[&account, &id],
+            )
+            .await
+            .map_err(db_error)?;
+        transaction.commit().await.map_err(db_error)?;
+        Ok(removed == 1)
+    }
+
+    async fn app_credentials_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AppCredential>, StoreError> {
+        let (account, id) = match after.and_then(|key| key.split_once('/')) {
+            Some((account, id)) => (Some(account), id),
+            None => (None, ""),
+        };
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT record FROM app_credentials
+                 WHERE $1::text IS NULL OR (account, id) > ($1, $2)
+                 ORDER BY account, id LIMIT $3",
+                &[&account, &id, &count(limit)],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| row.get::<_, Json<AppCredential>>(0).0)
+            .collect())
     }
 }

@@ -58,6 +58,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
     (6, "images", include_str!("migrations/0006_images.sql")),
     (7, "players", include_str!("migrations/0007_players.sql")),
+    (
+        8,
+        "app_credentials",
+        include_str!("migrations/0008_app_credentials.sql"),
+    ),
 ];
 
 /// Connections kept by the pool (each origin process; PostgreSQL's default limit is 100).

@@ -155,6 +155,28 @@ impl Playlists for PostgresStore {
         )))
     }
 
+    async fn delete_playlist(&self, id: &str) -> Result<Option<PlaylistRecord>, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(db_error)?;
+        let row = transaction
+            .query_opt(
+                "DELETE FROM playlists WHERE id = $1 RETURNING record",
+                &[&id],
+            )
+            .await
+            .map_err(db_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        transaction
+            .execute("DELETE FROM playlist_access WHERE playlist = $1", &[&id])
+            .await
+            .map_err(db_error)?;
+        note_changes(&transaction, ChangeKind::Playlist, &[id]).await?;
+        transaction.commit().await.map_err(db_error)?;
+        Ok(Some(row.get::<_, Json<PlaylistRecord>>(0).0))
+    }
+
     async fn playlists_after(
         &self,
         after: Option<&str>,
