@@ -39,6 +39,9 @@ pub struct AlbumSummary {
     pub title: String,
     /// Its artist (the album artist where tags name one).
     pub artist: String,
+    /// The artist's (account) id.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
+    pub artist_id: String,
     /// Year of release, if known.
     pub year: Option<u16>,
     /// Genre of its tracks, if tagged.

@@ -505,6 +505,9 @@ pub fn run_app_password(command: AppPasswordCommand) -> anyhow::Result<ExitCode>
                 }
             }
             AppPasswordCommand::Revoke { id } => {
+                if id.len() != 16 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                    bail!("{id:?} is not an app password id (16 hex characters, from `list`)");
+                }
                 api.send_as::<serde_json::Value, ()>(
                     reqwest::Method::DELETE,
                     access,

@@ -4,191 +4,21 @@
 //! bitrate caps, stars, playlists, the play queue, scrobbles, form POST and `.view`, and
 //! revocation.
 
-use std::process::Command;
+#[path = "subsonic/world.rs"]
+mod world;
 
 use serde_json::{Value, json};
-
-use api::accounts::Role;
-use api::catalog::TrackMetadata;
 use testkit::PASSWORD;
-use testkit::chorus::OriginProcess;
-use testkit::http::{login, sign_up, upload_synth};
-
-/// A Subsonic client of one gateway: `u` with token and salt (a new salt per request, as
-/// py-sonic does), or an API key.
-struct Client {
-    http: reqwest::blocking::Client,
-    base: String,
-    user: String,
-    password: String,
-    api_key: Option<String>,
-}
-
-impl Client {
-    fn auth(&self) -> Vec<(String, String)> {
-        let mut pairs = vec![
-            ("v".into(), "1.16.1".into()),
-            ("c".into(), "chorus-test".into()),
-            ("f".into(), "json".into()),
-        ];
-        match &self.api_key {
-            Some(key) => pairs.push(("apiKey".into(), key.clone())),
-            None => {
-                use md5::Digest;
-                let salt = hex::encode(rand_bytes());
-                let token = hex::encode(md5::Md5::digest(format!("{}{salt}", self.password)));
-                pairs.push(("u".into(), self.user.clone()));
-                pairs.push(("t".into(), token));
-                pairs.push(("s".into(), salt));
-            }
-        }
-        pairs
-    }
-
-    fn get_raw(&self, method: &str, params: &[(&str, &str)]) -> reqwest::blocking::Response {
-        let mut query = self.auth();
-        query.extend(params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        self.http
-            .get(format!("{}/rest/{method}", self.base))
-            .query(&query)
-            .send()
-            .unwrap()
-    }
-
-    /// The `subsonic-response` of a JSON call.
-    fn call(&self, method: &str, params: &[(&str, &str)]) -> Value {
-        let response = self.get_raw(method, params);
-        assert_eq!(response.status(), 200, "{method}");
-        let body: Value = response.json().unwrap();
-        body["subsonic-response"].clone()
-    }
-
-    /// A call that must succeed: its body.
-    fn ok(&self, method: &str, params: &[(&str, &str)]) -> Value {
-        let answer = self.call(method, params);
-        assert_eq!(answer["status"], "ok", "{method} {params:?}: {answer}");
-        answer
-    }
-
-    /// A call that must fail: its Subsonic error code.
-    fn fails(&self, method: &str, params: &[(&str, &str)]) -> i64 {
-        let answer = self.call(method, params);
-        assert_eq!(answer["status"], "failed", "{method} {params:?}: {answer}");
-        answer["error"]["code"].as_i64().unwrap()
-    }
-}
-
-fn rand_bytes() -> [u8; 8] {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let counter = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    (nanos as u64 ^ counter.rotate_left(32)).to_le_bytes()
-}
-
-static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
-fn ids(list: &Value) -> Vec<String> {
-    list.as_array()
-        .map(|items| {
-            items
-                .iter()
-                .map(|item| item["id"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use world::ids;
 
 #[test]
 fn subsonic_apps_browse_search_stream_and_keep_state_through_the_gateway() {
-    let dir = tempfile::tempdir().unwrap();
-    let origin = OriginProcess::new(env!("CARGO_BIN_EXE_chorus"), &dir.path().join("origin"))
-        .config("artist_signup = true\n")
-        .tls()
-        .start()
-        .unwrap();
-    let (base, http) = (&origin.base, origin.client());
-    sign_up(&http, base, "artist", Some(Role::Artist));
-    sign_up(&http, base, "listener", None);
-    let artist = login(&http, base, "artist");
-    let upload = |seed, title: &str, album: Option<&str>, number, genre: &str, year, lyrics| {
-        let metadata = TrackMetadata {
-            title: Some(title.into()),
-            artist: Some("The Quiet Ones".into()),
-            album: album.map(str::to_string),
-            genre: Some(genre.into()),
-            track_number: number,
-            year: Some(year),
-            lyrics,
-            ..TrackMetadata::default()
-        };
-        let track = upload_synth(&http, base, &artist, seed, 40.0, &metadata);
-        track["id"].as_str().unwrap().to_string()
-    };
-    // Uploaded out of order: the album lists them by number.
-    let second = upload(
-        1,
-        "Second Light",
-        Some("Night Songs"),
-        Some(2),
-        "Jazz",
-        1999,
-        None,
-    );
-    let first = upload(
-        2,
-        "First Light",
-        Some("Night Songs"),
-        Some(1),
-        "Jazz",
-        1999,
-        Some("[00:01.00]hello dawn\n[00:03.50]goodbye night".into()),
-    );
-    let single = upload(3, "Loud Single", None, None, "Rock", 2005, None);
-
-    let listener = login(&http, base, "listener");
-    let made = |body: Value| {
-        let response = http
-            .post(format!("{base}/v1/me/app-passwords"))
-            .bearer_auth(&listener)
-            .json(&body)
-            .send()
-            .unwrap();
-        assert_eq!(response.status(), 201);
-        response.json::<Value>().unwrap()
-    };
-    let password = made(json!({"name": "test app"}));
-    let key = made(json!({"name": "web", "kind": "api_key"}));
-
-    let mut gateway = Command::new(env!("CARGO_BIN_EXE_chorus"));
-    gateway
-        .args(["gateway", "--listen", "127.0.0.1:0", "--origin", base])
-        .args(["--user", "listener"])
-        .env("CHORUS_CONFIG_DIR", dir.path().join("config"))
-        .env("CHORUS_PASSWORD", PASSWORD)
-        .env("CHORUS_LOG", "error")
-        .env("CHORUS_CA_CERT", origin.ca_path());
-    let gateway = testkit::process::start(gateway, testkit::chorus::READY_WAIT).unwrap();
-    let gateway_base = gateway.field("http").unwrap();
-    let client = Client {
-        http: reqwest::blocking::Client::new(),
-        base: gateway_base.to_string(),
-        user: "listener".into(),
-        password: password["password"].as_str().unwrap().into(),
-        api_key: None,
-    };
-    let keyed = Client {
-        api_key: Some(key["api_key"].as_str().unwrap().into()),
-        ..Client {
-            http: client.http.clone(),
-            base: client.base.clone(),
-            user: String::new(),
-            password: String::new(),
-            api_key: None,
-        }
-    };
+    let world = world::world();
+    let (base, http, listener) = (&world.base, &world.http, &world.listener);
+    let (first, second, single) = (&world.first, &world.second, &world.single);
+    let (password, gateway_base) = (&world.password, &world.gateway_base);
+    let client = world.client();
+    let keyed = world.keyed();
 
     // Credentials.
     let ping = client.ok("ping", &[]);
@@ -197,27 +27,9 @@ fn subsonic_apps_browse_search_stream_and_keep_state_through_the_gateway() {
         (json!("1.16.1"), json!(true))
     );
     keyed.ok("ping", &[]);
-    let wrong = Client {
-        password: "not the password".into(),
-        ..Client {
-            http: client.http.clone(),
-            base: client.base.clone(),
-            user: "listener".into(),
-            password: String::new(),
-            api_key: None,
-        }
-    };
+    let wrong = world.with("listener", "not the password");
     assert_eq!(wrong.fails("ping", &[]), 40);
-    let account_password = Client {
-        password: PASSWORD.into(),
-        ..Client {
-            http: client.http.clone(),
-            base: client.base.clone(),
-            user: "listener".into(),
-            password: String::new(),
-            api_key: None,
-        }
-    };
+    let account_password = world.with("listener", PASSWORD);
     assert_eq!(
         account_password.fails("ping", &[]),
         40,
@@ -315,6 +127,10 @@ fn subsonic_apps_browse_search_stream_and_keep_state_through_the_gateway() {
         &[("type", "alphabeticalByName"), ("size", "10")],
     );
     assert_eq!(ids(&list["albumList2"]["album"]), [album_id.as_str()]);
+    assert_eq!(
+        list["albumList2"]["album"][0]["artistId"],
+        artist_id.as_str()
+    );
     let list = client.ok("getAlbumList", &[("type", "byGenre"), ("genre", "Jazz")]);
     assert_eq!(ids(&list["albumList"]["album"]), [album_id.as_str()]);
     let list = client.ok(
@@ -365,14 +181,14 @@ fn subsonic_apps_browse_search_stream_and_keep_state_through_the_gateway() {
     assert_eq!(ids(&found["searchResult2"]["album"]), [album_id.as_str()]);
 
     // Lyrics.
-    let lyrics = client.ok("getLyricsBySongId", &[("id", &first)]);
+    let lyrics = client.ok("getLyricsBySongId", &[("id", first)]);
     let structured = &lyrics["lyricsList"]["structuredLyrics"][0];
     assert_eq!(structured["synced"], true);
     assert_eq!(
         structured["line"][1],
         json!({"start": 3500, "value": "goodbye night"})
     );
-    let none = client.ok("getLyricsBySongId", &[("id", &second)]);
+    let none = client.ok("getLyricsBySongId", &[("id", second)]);
     assert_eq!(none["lyricsList"]["structuredLyrics"], json!([]));
     let plain = client.ok(
         "getLyrics",
@@ -382,9 +198,9 @@ fn subsonic_apps_browse_search_stream_and_keep_state_through_the_gateway() {
 
     // Streams: the whole file decodes to the song's length; a range is its slice; a bitrate
     // cap picks a smaller rendition.
-    let song = client.ok("getSong", &[("id", &first)]);
+    let song = client.ok("getSong", &[("id", first)]);
     assert_eq!(song["song"]["duration"], 40);
-    let full = client.get_raw("stream", &[("id", &first)]);
+    let full = client.get_raw("stream", &[("id", first)]);
     assert_eq!(full.status(), 200);
     assert_eq!(full.headers()["content-type"], "audio/ogg");
     let full = full.bytes().unwrap();
@@ -402,7 +218,7 @@ fn subsonic_apps_browse_search_stream_and_keep_state_through_the_gateway() {
         .unwrap();
     assert_eq!(part.status(), 206);
     assert_eq!(&part.bytes().unwrap()[..], &full[1000..2000]);
-    let capped = client.get_raw("stream", &[("id", &first), ("maxBitRate", "8")]);
+    let capped = client.get_raw("stream", &[("id", first), ("maxBitRate", "8")]);
     let capped = capped.bytes().unwrap();
     assert!(
         capped.len() < full.len(),
@@ -411,7 +227,7 @@ fn subsonic_apps_browse_search_stream_and_keep_state_through_the_gateway() {
         full.len()
     );
     origin::ingest::decoded_frames(&capped).unwrap();
-    let download = client.get_raw("download", &[("id", &first)]);
+    let download = client.get_raw("download", &[("id", first)]);
     assert!(
         download.headers()["content-disposition"]
             .to_str()
@@ -419,8 +235,42 @@ fn subsonic_apps_browse_search_stream_and_keep_state_through_the_gateway() {
             .contains("First Light.ogg")
     );
 
+    // Cover art: the size asked for picks the nearest made, kept in memory after.
+    let cover_id = format!("al-{}", world.album);
+    for size in ["128", "300", "5000"] {
+        let cover = client.get_raw("getCoverArt", &[("id", &cover_id), ("size", size)]);
+        assert_eq!(cover.headers()["content-type"], "image/jpeg");
+        let bytes = cover.bytes().unwrap();
+        assert_eq!(&bytes[..2], &[0xff, 0xd8], "a JPEG");
+    }
+    let small = client
+        .get_raw("getCoverArt", &[("id", &cover_id), ("size", "100")])
+        .bytes()
+        .unwrap();
+    let large = client
+        .get_raw("getCoverArt", &[("id", &cover_id)])
+        .bytes()
+        .unwrap();
+    assert!(
+        small.len() < large.len(),
+        "{} < {}",
+        small.len(),
+        large.len()
+    );
+    let song_cover = client.get_raw("getCoverArt", &[("id", &format!("tr-{first}"))]);
+    assert_eq!(
+        song_cover.headers()["content-type"],
+        "image/jpeg",
+        "a song shows its album's"
+    );
+    assert_eq!(
+        client.fails("getCoverArt", &[("id", &format!("tr-{single}"))]),
+        70
+    );
+    assert_eq!(client.fails("getCoverArt", &[("id", "nonsense")]), 70);
+
     // Stars are the library.
-    client.ok("star", &[("id", &first), ("artistId", &artist_id)]);
+    client.ok("star", &[("id", first), ("artistId", &artist_id)]);
     let starred = client.ok("getStarred2", &[]);
     assert_eq!(ids(&starred["starred2"]["song"]), [first.as_str()]);
     assert_eq!(ids(&starred["starred2"]["artist"]), [artist_id.as_str()]);
@@ -429,14 +279,14 @@ fn subsonic_apps_browse_search_stream_and_keep_state_through_the_gateway() {
         ids(&starred_albums["albumList2"]["album"]),
         [album_id.as_str()]
     );
-    client.ok("unstar", &[("id", &first)]);
+    client.ok("unstar", &[("id", first)]);
     let starred = client.ok("getStarred", &[]);
     assert!(ids(&starred["starred"]["song"]).is_empty());
 
     // Playlists.
     let created = client.ok(
         "createPlaylist",
-        &[("name", "Mix"), ("songId", &first), ("songId", &second)],
+        &[("name", "Mix"), ("songId", first), ("songId", second)],
     );
     let playlist_id = created["playlist"]["id"].as_str().unwrap().to_string();
     assert_eq!(
@@ -449,7 +299,7 @@ fn subsonic_apps_browse_search_stream_and_keep_state_through_the_gateway() {
             ("playlistId", &playlist_id),
             ("name", "Evening mix"),
             ("songIndexToRemove", "0"),
-            ("songIdToAdd", &single),
+            ("songIdToAdd", single),
         ],
     );
     let playlist = client.ok("getPlaylist", &[("id", &playlist_id)]);
@@ -471,9 +321,9 @@ fn subsonic_apps_browse_search_stream_and_keep_state_through_the_gateway() {
     client.ok(
         "savePlayQueue",
         &[
-            ("id", &first),
-            ("id", &second),
-            ("current", &second),
+            ("id", first),
+            ("id", second),
+            ("current", second),
             ("position", "12345"),
         ],
     );
@@ -486,7 +336,7 @@ fn subsonic_apps_browse_search_stream_and_keep_state_through_the_gateway() {
     );
     let player: Value = http
         .get(format!("{base}/v1/me/player"))
-        .bearer_auth(&listener)
+        .bearer_auth(listener)
         .send()
         .unwrap()
         .json()
@@ -505,10 +355,10 @@ fn subsonic_apps_browse_search_stream_and_keep_state_through_the_gateway() {
     for _ in 0..2 {
         client.ok(
             "scrobble",
-            &[("id", &first), ("time", &now), ("submission", "true")],
+            &[("id", first), ("time", &now), ("submission", "true")],
         );
     }
-    client.ok("scrobble", &[("id", &second), ("submission", "false")]);
+    client.ok("scrobble", &[("id", second), ("submission", "false")]);
 
     // Unknown methods are 404 with a Subsonic error.
     assert_eq!(client.get_raw("getPodcasts", &[]).status(), 404);
@@ -519,7 +369,7 @@ fn subsonic_apps_browse_search_stream_and_keep_state_through_the_gateway() {
             "{base}/v1/me/app-passwords/{}",
             password["id"].as_str().unwrap()
         ))
-        .bearer_auth(&listener)
+        .bearer_auth(listener)
         .send()
         .unwrap();
     assert_eq!(revoked.status(), 204);

@@ -166,6 +166,8 @@ struct Fields {
 
 /// One document change [`Search::apply`] makes.
 enum Update {
+    /// A surviving track's artist and album documents, recounted.
+    Regroup(Box<TrackRecord>, Popularity),
     Track(Box<TrackRecord>, Option<Lyrics>, Popularity),
     TrackGone {
         id: String,
@@ -206,6 +208,10 @@ pub struct Search {
     scored: std::sync::atomic::AtomicU64,
 }
 
+/// An album as a fill meets it: its title, its artist's name and id, the first genre of its
+/// tracks, and their counts.
+type AlbumSeen = (String, (String, String), Option<String>, AlbumSums);
+
 /// Lyrics blobs a fill reads at once.
 const LYRICS_READS_AT_ONCE: usize = 16;
 
@@ -241,7 +247,7 @@ fn album_artist(track: &TrackRecord) -> &str {
 }
 
 /// The index's layout version: an index on disk written with another one is rebuilt.
-pub const INDEX_SCHEMA: u32 = 5;
+pub const INDEX_SCHEMA: u32 = 6;
 
 /// What a commit records beside the documents (tantivy's commit payload).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -470,8 +476,7 @@ impl Search {
         const PAGE: usize = 10_000;
         let feed = store.coordination().feed_state().await?;
         let mut artists: HashMap<String, (String, ArtistSums, HashSet<String>)> = HashMap::new();
-        let mut albums: HashMap<String, (String, String, Option<String>, AlbumSums)> =
-            HashMap::new();
+        let mut albums: HashMap<String, AlbumSeen> = HashMap::new();
         let mut after: Option<String> = None;
         loop {
             let tracks = store.catalog().tracks_after(after.as_deref(), PAGE).await?;
@@ -511,7 +516,7 @@ impl Search {
                     let entry = albums.entry(album_id.clone()).or_insert_with(|| {
                         (
                             album.clone(),
-                            album_artist(track).to_string(),
+                            (album_artist(track).to_string(), track.artist_id.clone()),
                             track.genre.clone(),
                             AlbumSums::default(),
                         )
@@ -576,7 +581,13 @@ impl Search {
                     search.put(&writer, document, &format!("artist/{id}"))?;
                 }
                 for (id, (name, artist, genre, sums)) in albums {
-                    let document = search.album_doc(&id, &name, &artist, genre.as_deref(), &sums);
+                    let document = search.album_doc(
+                        &id,
+                        &name,
+                        (&artist.0, &artist.1),
+                        genre.as_deref(),
+                        &sums,
+                    );
                     search.put(&writer, document, &format!("album/{id}"))?;
                 }
                 for (playlist, owner) in &playlists {
@@ -703,6 +714,12 @@ impl Search {
                                 Some(album) => catalog.album_tracks(album, 0, 1).await?.is_empty(),
                                 None => false,
                             };
+                            for survivor in
+                                survivors(store, &artist_id, album_id.as_deref()).await?
+                            {
+                                let popularity = Popularity::of(store, &survivor).await?;
+                                updates.push(Update::Regroup(Box::new(survivor), popularity));
+                            }
                             updates.push(Update::TrackGone {
                                 id: change.id.clone(),
                                 artist_id: artist_gone.then_some(artist_id),
@@ -730,6 +747,9 @@ impl Search {
                     match update {
                         Update::Track(track, lyrics, popularity) => {
                             search.add(&writer, track, lyrics.as_ref(), popularity)?
+                        }
+                        Update::Regroup(track, popularity) => {
+                            search.put_groups(&writer, track, popularity)?
                         }
                         Update::TrackGone {
                             id,
@@ -871,7 +891,7 @@ impl Search {
         &self,
         id: &str,
         name: &str,
-        artist: &str,
+        (artist, artist_id): (&str, &str),
         genre: Option<&str>,
         sums: &AlbumSums,
     ) -> TantivyDocument {
@@ -881,6 +901,7 @@ impl Search {
             f.id => id,
             f.name => name,
             f.artist => artist,
+            f.artist_id => artist_id,
             f.popularity => sums.plays,
             f.sort_name => sort_key(name),
             f.sort_artist => sort_key(artist),
@@ -1031,6 +1052,16 @@ impl Search {
             &format!("track/{}", track.id),
         )?;
         self.put_lyrics(writer, track, lyrics, popularity.track)?;
+        self.put_groups(writer, track, popularity)
+    }
+
+    /// Replaces the documents of `track`'s artist and album, with `popularity`'s counts.
+    fn put_groups(
+        &self,
+        writer: &IndexWriter,
+        track: &TrackRecord,
+        popularity: &Popularity,
+    ) -> Result<(), SearchError> {
         let mut artist_sums = popularity.artist_sums;
         artist_sums.plays = popularity.artist;
         let artist = self.artist_doc(&track.artist_id, &track.artist, &artist_sums);
@@ -1041,7 +1072,7 @@ impl Search {
             let album = self.album_doc(
                 album_id,
                 album,
-                album_artist(track),
+                (album_artist(track), &track.artist_id),
                 track.genre.as_deref(),
                 &album_sums,
             );
@@ -1110,6 +1141,21 @@ impl Search {
                 && album_gone
             {
                 writer.delete_term(Term::from_field_text(f.key, &format!("album/{album_id}")));
+            }
+        }
+        self.commit()
+    }
+
+    /// Re-indexes the artist and album of each surviving track with the store's counts (after
+    /// a delete left them with fewer tracks). Blocking.
+    pub fn regroup(&self, survivors: &[(TrackRecord, Popularity)]) -> Result<(), SearchError> {
+        if survivors.is_empty() {
+            return Ok(());
+        }
+        {
+            let writer = self.lock();
+            for (track, popularity) in survivors {
+                self.put_groups(&writer, track, popularity)?;
             }
         }
         self.commit()
@@ -1838,6 +1884,10 @@ impl Search {
 
     /// The items of `kind` with these ids, in their order (ids not indexed are left out).
     pub fn entries(&self, kind: Kind, ids: &[String]) -> Result<Vec<Entry>, SearchError> {
+        let (indexed, ready) = self.progress();
+        if !ready {
+            return Err(SearchError::Warming(indexed));
+        }
         let f = self.fields;
         let searcher = self.reader.searcher();
         let mut out = Vec::with_capacity(ids.len());
@@ -2080,6 +2130,28 @@ impl Popularity {
     }
 }
 
+/// After a track of `artist_id` (and album `album_id`) is deleted: a track still on the album,
+/// else one still of the artist, whose re-indexing recounts what is left (none when both are
+/// gone).
+pub async fn survivors(
+    store: &Store,
+    artist_id: &str,
+    album_id: Option<&str>,
+) -> Result<Vec<TrackRecord>, StoreError> {
+    let catalog = store.catalog();
+    if let Some(album) = album_id
+        && let Some(survivor) = catalog.album_tracks(album, 0, 1).await?.pop()
+    {
+        // The album's tracks are its artist's: one survivor recounts both.
+        return Ok(vec![survivor]);
+    }
+    Ok(catalog
+        .artist_tracks(artist_id, 0, 1)
+        .await?
+        .into_iter()
+        .collect())
+}
+
 /// Runs index work (tantivy writes and commits block) on the blocking pool.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, SearchError> + Send + 'static,
@@ -2264,6 +2336,29 @@ mod tests {
                 .unwrap()[0]
                 .extra,
             3
+        );
+        // Deleting it recounts what is left of the album and the artist.
+        store.delete_track(&added).await.unwrap();
+        search.track_deleted(&added, false, false).unwrap();
+        let mut left = Vec::new();
+        for survivor in survivors(&store, &added.artist_id, added.album_id.as_deref())
+            .await
+            .unwrap()
+        {
+            let popularity = Popularity::of(&store, &survivor).await.unwrap();
+            left.push((survivor, popularity));
+        }
+        search.regroup(&left).unwrap();
+        let entry = &search
+            .entries(Kind::Album, &[added.album_id.clone().unwrap()])
+            .unwrap()[0];
+        assert_eq!((entry.count, entry.extra), (1, 60_000));
+        assert_eq!(
+            search
+                .entries(Kind::Artist, &[added.artist_id.clone()])
+                .unwrap()[0]
+                .extra,
+            2
         );
     }
 

@@ -13,6 +13,7 @@ pub mod app;
 pub mod chorus;
 pub mod http;
 pub mod local;
+pub mod picture;
 pub mod process;
 pub mod rendition;
 pub mod services;

@@ -48,32 +48,6 @@ pub struct SubsonicBenchArgs {
 
 const PASSWORD: &str = "bench password 1";
 
-/// A 24-bit BMP of `edge` × `edge` pixels (a gradient): a picture the origin takes.
-fn bmp(edge: u32, shade: u8) -> Vec<u8> {
-    let row = (edge * 3).div_ceil(4) * 4;
-    let pixels = row * edge;
-    let mut out = Vec::with_capacity(54 + pixels as usize);
-    out.extend_from_slice(b"BM");
-    out.extend_from_slice(&(54 + pixels).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&54u32.to_le_bytes());
-    out.extend_from_slice(&40u32.to_le_bytes());
-    out.extend_from_slice(&(edge as i32).to_le_bytes());
-    out.extend_from_slice(&(edge as i32).to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&24u16.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&pixels.to_le_bytes());
-    out.extend_from_slice(&[0; 16]);
-    for y in 0..edge {
-        for x in 0..edge {
-            out.extend_from_slice(&[(x % 256) as u8, (y % 256) as u8, shade]);
-        }
-        out.resize(out.len() + (row - edge * 3) as usize, 0);
-    }
-    out
-}
-
 /// A gateway for `username` on `base`, served on loopback: its address.
 async fn gateway(
     base: &str,
@@ -249,7 +223,7 @@ pub fn run(args: &SubsonicBenchArgs) -> anyhow::Result<ExitCode> {
             let response = http
                 .put(format!("{base}/v1/albums/{album}/image"))
                 .bearer_auth(&admin)
-                .body(bmp(640, at as u8 * 10))
+                .body(testkit::picture::bmp(640, at as u8 * 10))
                 .send()
                 .await?;
             ensure!(

@@ -3,7 +3,8 @@
 //!
 //! The gateway never sees an account password and cannot check a token itself (that needs
 //! the app password, which only the origin holds): it asks the origin once per distinct
-//! credential and keeps the answer until the session's token nears its end. A client that
+//! credential and keeps the answer for at most [`REVALIDATE`] (so a revoked credential stops
+//! working within it), or until the session's token nears its end. A client that
 //! salts every request anew costs one origin round trip per request; one that keeps its salt
 //! (as Symfonium does) or uses an API key costs one per session.
 
@@ -22,6 +23,10 @@ pub const SESSIONS_MAX: usize = 4_096;
 
 /// A session kept this long before its token's end is logged in again.
 const RENEW_BEFORE: Duration = Duration::from_secs(60);
+
+/// A session is checked with the origin again at least this often: a revoked app password
+/// or API key stops working at the gateway within this time.
+pub const REVALIDATE: Duration = Duration::from_secs(60);
 
 /// The credentials a request presents, checked for form (not yet for truth).
 pub fn login_of(params: &Params) -> Result<AppLogin, Failure> {
@@ -120,7 +125,9 @@ impl Sessions {
                 _ => Failure::generic(format!("the origin could not log in: {error:#}")),
             }
         })?;
-        let lasts = Duration::from_secs(session.expires_in).saturating_sub(RENEW_BEFORE);
+        let lasts = Duration::from_secs(session.expires_in)
+            .saturating_sub(RENEW_BEFORE)
+            .min(REVALIDATE);
         let mut known = self.known.lock().await;
         if known.len() >= SESSIONS_MAX {
             known.retain(|_, (_, until)| *until > now);

@@ -18,7 +18,7 @@ pub const IGNORED_ARTICLES: &str = "The";
 /// Artists listed in an index at most.
 const INDEX_ARTISTS_MAX: usize = 20_000;
 
-fn query(pairs: &[(&str, String)]) -> String {
+pub(super) fn query(pairs: &[(&str, String)]) -> String {
     let mut out = form_urlencoded::Serializer::new(String::new());
     for (key, value) in pairs {
         out.append_pair(key, value);
@@ -62,7 +62,7 @@ fn index_letter(name: &str) -> String {
     }
 }
 
-fn artist_id3(artist: &ArtistSummary) -> Node {
+pub(super) fn artist_id3(artist: &ArtistSummary) -> Node {
     Node::new("artist")
         .attr("id", &artist.id)
         .attr("name", &artist.name)
@@ -123,7 +123,7 @@ fn album_node(name: &'static str, album: &AlbumSummary, id3: bool) -> Node {
             &album.id,
             Some(&album.title),
             &album.artist,
-            "",
+            &album.artist_id,
             album.track_count as usize,
             album.duration_ms.div_ceil(1000),
             album.added_at_ms,
@@ -134,6 +134,7 @@ fn album_node(name: &'static str, album: &AlbumSummary, id3: bool) -> Node {
     }
     Node::new(name)
         .attr("id", &album.id)
+        .attr("parent", &album.artist_id)
         .attr("isDir", true)
         .attr("title", &album.title)
         .attr("album", &album.title)
@@ -141,7 +142,6 @@ fn album_node(name: &'static str, album: &AlbumSummary, id3: bool) -> Node {
         .attr_opt("year", album.year)
         .attr_opt("genre", album.genre.as_ref())
         .attr("coverArt", views::album_art(&album.id))
-        .attr("songCount", album.track_count)
         .attr("duration", album.duration_ms.div_ceil(1000))
         .attr("playCount", album.plays)
         .attr("created", views::iso_time(album.added_at_ms))
@@ -231,18 +231,15 @@ async fn starred_albums(
             .map(|album| {
                 let mut child = Node::new("album").attr("isDir", true);
                 for key in [
-                    "id",
-                    "name",
-                    "artist",
-                    "coverArt",
-                    "songCount",
-                    "duration",
-                    "created",
-                    "year",
+                    "id", "name", "artist", "artistId", "coverArt", "duration", "created", "year",
                     "genre",
                 ] {
                     if let Some(value) = album.get(key) {
-                        let key = if key == "name" { "title" } else { key };
+                        let key = match key {
+                            "name" => "title",
+                            "artistId" => "parent",
+                            key => key,
+                        };
                         child = child.attr(key, value.clone());
                     }
                 }

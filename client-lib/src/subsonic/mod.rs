@@ -124,6 +124,10 @@ pub async fn serve(
         *response.status_mut() = StatusCode::NOT_FOUND;
         return response;
     }
+    if method == "getOpenSubsonicExtensions" {
+        // OpenSubsonic: answered without credentials, so a client can probe before logging in.
+        return envelope(format, Ok(Some(extensions())));
+    }
     let subsonic = gateway.subsonic();
     let caller = match subsonic.sessions.caller(gateway.api(), &params).await {
         Ok(caller) => caller,
@@ -303,23 +307,6 @@ async fn call(
                 .attr("email", "")
                 .attr("licenseExpires", "2100-01-01T00:00:00Z"),
         ),
-        "getOpenSubsonicExtensions" => body(
-            Node::top_level().list(
-                "openSubsonicExtensions",
-                [
-                    ("apiKeyAuthentication", 1),
-                    ("formPost", 1),
-                    ("songLyrics", 1),
-                ]
-                .into_iter()
-                .map(|(name, version)| {
-                    Node::new("openSubsonicExtensions")
-                        .attr("name", name)
-                        .values("versions", vec![response::Value::Int(version)])
-                })
-                .collect(),
-            ),
-        ),
         "getUser" => {
             let asked = params.get("username").unwrap_or(caller.username());
             if asked != caller.username() {
@@ -401,61 +388,13 @@ async fn call(
             star(gateway, caller, params, method == "star").await?;
             Ok(Answer::Body(None))
         }
-        "getStarred" | "getStarred2" => {
-            let liked: LikedTracks =
-                get(gateway, caller, "/v1/me/tracks?limit=50", "starred").await?;
-            let followed: FollowedArtists = get(
-                gateway,
-                caller,
-                "/v1/me/following/artists?limit=50",
-                "starred",
-            )
-            .await?;
-            let name = if method == "getStarred" {
-                "starred"
-            } else {
-                "starred2"
-            };
-            let songs = liked
-                .items
-                .iter()
-                .filter_map(|item| {
-                    item.track
-                        .as_ref()
-                        .map(|track| views::song("song", track, Some(item.added_at_ms)))
-                })
-                .collect();
-            let artists = followed
-                .items
-                .iter()
-                .map(|artist| {
-                    Node::new("artist")
-                        .attr("id", &artist.id)
-                        .attr("name", artist.name.as_deref().unwrap_or("(unknown)"))
-                        .attr("coverArt", views::artist_art(&artist.id))
-                        .attr("starred", views::iso_time(artist.followed_at_ms))
-                })
-                .collect();
-            body(
-                Node::new(name)
-                    .list("artist", artists)
-                    .list("album", vec![])
-                    .list("song", songs),
-            )
-        }
+        "getStarred" | "getStarred2" => starred(gateway, caller, method == "getStarred2").await,
         "getPlayQueue" => {
             let state: PlayerState = get(gateway, caller, "/v1/me/player", "play queue").await?;
             if state.version == 0 {
                 return Ok(Answer::Body(None));
             }
-            let mut entries = Vec::new();
-            for id in state.queue.iter().take(500) {
-                if let Ok(track) =
-                    get::<TrackView>(gateway, caller, &format!("/v1/tracks/{id}"), "song").await
-                {
-                    entries.push(views::song("entry", &track, None));
-                }
-            }
+            let entries = tracks_by_id(gateway, caller, &state.queue).await?;
             body(
                 Node::new("playQueue")
                     .attr_opt("current", state.queue.get(state.index as usize))
@@ -463,7 +402,13 @@ async fn call(
                     .attr("username", caller.username())
                     .attr("changed", views::iso_time(state.updated_at_ms))
                     .attr("changedBy", &state.device)
-                    .list("entry", entries),
+                    .list(
+                        "entry",
+                        entries
+                            .iter()
+                            .map(|track| views::song("entry", track, None))
+                            .collect(),
+                    ),
             )
         }
         "getPlaylists" => body(playlists::list(gateway, caller, params).await?),
@@ -487,6 +432,116 @@ async fn call(
         }
         _ => Err(Failure::not_found("method")),
     }
+}
+
+/// Tracks by id, in that order, 100 a request (ids the catalog lacks are left out).
+async fn tracks_by_id(
+    gateway: &Gateway,
+    caller: &Caller,
+    ids: &[String],
+) -> Result<Vec<TrackView>, Failure> {
+    let mut tracks = Vec::with_capacity(ids.len());
+    for group in ids.chunks(100) {
+        let list: api::browse::TrackList = get(
+            gateway,
+            caller,
+            &format!("/v1/browse/tracks?ids={}", group.join(",")),
+            "songs",
+        )
+        .await?;
+        tracks.extend(list.items);
+    }
+    Ok(tracks)
+}
+
+/// `getStarred` (`id3` false: artists as `artist`, albums as directories) and
+/// `getStarred2`: liked songs, their albums, followed artists.
+async fn starred(gateway: &Gateway, caller: &Caller, id3: bool) -> Result<Answer, Failure> {
+    let liked: LikedTracks = get(gateway, caller, "/v1/me/tracks?limit=50", "starred").await?;
+    let followed: FollowedArtists = get(
+        gateway,
+        caller,
+        "/v1/me/following/artists?limit=50",
+        "starred",
+    )
+    .await?;
+    let songs: Vec<Node> = liked
+        .items
+        .iter()
+        .filter_map(|item| {
+            item.track
+                .as_ref()
+                .map(|track| views::song("song", track, Some(item.added_at_ms)))
+        })
+        .collect();
+    let when: std::collections::HashMap<&str, u64> = followed
+        .items
+        .iter()
+        .map(|artist| (artist.id.as_str(), artist.followed_at_ms))
+        .collect();
+    let artists: Vec<Node> = if followed.items.is_empty() {
+        Vec::new()
+    } else {
+        let ids: Vec<&str> = followed.items.iter().map(|a| a.id.as_str()).collect();
+        let list: api::browse::ArtistList = get(
+            gateway,
+            caller,
+            &format!("/v1/browse/artists?ids={}", ids.join(",")),
+            "starred",
+        )
+        .await?;
+        list.items
+            .iter()
+            .map(|artist| {
+                let node = if id3 {
+                    browse::artist_id3(artist)
+                } else {
+                    Node::new("artist")
+                        .attr("id", &artist.id)
+                        .attr("name", &artist.name)
+                };
+                node.attr_opt(
+                    "starred",
+                    when.get(artist.id.as_str()).map(|at| views::iso_time(*at)),
+                )
+            })
+            .collect()
+    };
+    let tracks: Vec<TrackView> = liked
+        .items
+        .into_iter()
+        .filter_map(|item| item.track)
+        .collect();
+    let albums = if id3 {
+        views::albums_of(&tracks)
+    } else {
+        Vec::new()
+    };
+    Ok(Answer::Body(Some(
+        Node::new(if id3 { "starred2" } else { "starred" })
+            .list("artist", artists)
+            .list("album", albums)
+            .list("song", songs),
+    )))
+}
+
+/// The OpenSubsonic extensions served.
+fn extensions() -> Node {
+    Node::top_level().list(
+        "openSubsonicExtensions",
+        [
+            ("apiKeyAuthentication", 1),
+            ("formPost", 1),
+            ("songLyrics", 1),
+        ]
+        .into_iter()
+        .map(|(name, version)| {
+            Node::new("openSubsonicExtensions")
+                .attr("name", name)
+                .values("versions", vec![response::Value::Int(version)])
+        })
+        .collect(),
+    )
 }
 
 fn user(caller: &Caller) -> Node {
@@ -537,11 +592,13 @@ fn structured(lyrics: &LyricsView) -> Node {
 async fn cover_art(gateway: &Gateway, caller: &Caller, params: &Params) -> Result<Answer, Failure> {
     let id = params.required("id")?;
     let size = params.number("size", 1..=8192)?.unwrap_or(0) as u32;
-    let (kind, raw) = id.split_at(id.len().min(3));
-    let raw = if raw.len() == 32 && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
-        raw
-    } else {
-        return Err(Failure::not_found("cover art"));
+    let (kind, raw) = match (id.get(..3), id.get(3..)) {
+        (Some(kind), Some(raw))
+            if raw.len() == 32 && raw.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            (kind, raw)
+        }
+        _ => return Err(Failure::not_found("cover art")),
     };
     let artwork = match kind {
         "al-" => {

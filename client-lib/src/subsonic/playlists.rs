@@ -35,12 +35,14 @@ async fn send<B: serde::Serialize + ?Sized>(
         .map_err(|error| origin_failure(error, "playlist"))
 }
 
-/// A playlist with every song (up to [`PLAYLIST_SONGS_MAX`]).
+/// A playlist with every song (up to [`PLAYLIST_SONGS_MAX`]): the songs a client sees and,
+/// for each, its place in the playlist (songs deleted from the catalog since are not shown,
+/// but keep their places).
 async fn read(
     gateway: &Gateway,
     caller: &Caller,
     id: &str,
-) -> Result<(PlaylistView, Vec<TrackView>), Failure> {
+) -> Result<(PlaylistView, Vec<(usize, TrackView)>), Failure> {
     let mut view: PlaylistView = get(
         gateway,
         caller,
@@ -63,9 +65,15 @@ async fn read(
         }
         items.extend(page.tracks.items);
     }
-    // Songs deleted from the catalog since are left out.
-    let tracks = items.into_iter().filter_map(|item| item.track).collect();
-    Ok((view, tracks))
+    let shown = items
+        .into_iter()
+        .filter_map(|item| item.track.map(|track| (item.position, track)))
+        .collect();
+    Ok((view, shown))
+}
+
+fn tracks_of(shown: &[(usize, TrackView)]) -> Vec<TrackView> {
+    shown.iter().map(|(_, track)| track.clone()).collect()
 }
 
 fn playlist_node(view: &PlaylistView, tracks: &[TrackView], entries: bool) -> Node {
@@ -132,8 +140,8 @@ pub async fn list(gateway: &Gateway, caller: &Caller, params: &Params) -> Result
     let mut nodes = Vec::with_capacity(summaries.len());
     for summary in &summaries {
         // Durations and cover art need the songs: read each (a household's few playlists).
-        let (view, tracks) = read(gateway, caller, &summary.id).await?;
-        nodes.push(playlist_node(&view, &tracks, false));
+        let (view, shown) = read(gateway, caller, &summary.id).await?;
+        nodes.push(playlist_node(&view, &tracks_of(&shown), false));
     }
     Ok(Node::new("playlists").list("playlist", nodes))
 }
@@ -141,8 +149,8 @@ pub async fn list(gateway: &Gateway, caller: &Caller, params: &Params) -> Result
 /// `getPlaylist`.
 pub async fn one(gateway: &Gateway, caller: &Caller, params: &Params) -> Result<Node, Failure> {
     let id = hex_id(params, "id")?;
-    let (view, tracks) = read(gateway, caller, id).await?;
-    Ok(playlist_node(&view, &tracks, true))
+    let (view, shown) = read(gateway, caller, id).await?;
+    Ok(playlist_node(&view, &tracks_of(&shown), true))
 }
 
 fn song_ids<'a>(params: &'a Params, name: &str) -> Result<Vec<&'a str>, Failure> {
@@ -215,8 +223,9 @@ pub async fn create(gateway: &Gateway, caller: &Caller, params: &Params) -> Resu
     let id = match params.get("playlistId") {
         Some(_) => {
             let id = hex_id(params, "playlistId")?.to_string();
-            let (_, tracks) = read(gateway, caller, &id).await?;
-            remove_positions(gateway, caller, &id, (0..tracks.len()).collect()).await?;
+            // Every place goes, those of songs deleted from the catalog too.
+            let (view, _) = read(gateway, caller, &id).await?;
+            remove_positions(gateway, caller, &id, (0..view.tracks.total).collect()).await?;
             if let Some(name) = params.get("name") {
                 let change = PlaylistChange {
                     name: Some(name.to_string()),
@@ -258,8 +267,8 @@ pub async fn create(gateway: &Gateway, caller: &Caller, params: &Params) -> Resu
         }
     };
     add_songs(gateway, caller, &id, &songs).await?;
-    let (view, tracks) = read(gateway, caller, &id).await?;
-    Ok(playlist_node(&view, &tracks, true))
+    let (view, shown) = read(gateway, caller, &id).await?;
+    Ok(playlist_node(&view, &tracks_of(&shown), true))
 }
 
 /// `updatePlaylist`: name, comment, visibility, songs added and removed by index.
@@ -293,8 +302,19 @@ pub async fn update(gateway: &Gateway, caller: &Caller, params: &Params) -> Resu
         )
         .await?;
     }
-    // Removals by index first (they name places in the playlist as the client saw it).
-    remove_positions(gateway, caller, &id, removes).await?;
+    // Removals by index first: an index names a song as the client saw the playlist, which
+    // leaves out songs deleted from the catalog; each maps to its place.
+    if !removes.is_empty() {
+        let (_, shown) = read(gateway, caller, &id).await?;
+        let mut positions = Vec::with_capacity(removes.len());
+        for index in removes {
+            let (position, _) = shown
+                .get(index)
+                .ok_or_else(|| Failure::generic(format!("no song at index {index}")))?;
+            positions.push(*position);
+        }
+        remove_positions(gateway, caller, &id, positions).await?;
+    }
     add_songs(gateway, caller, &id, &adds).await
 }
 

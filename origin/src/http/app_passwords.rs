@@ -295,6 +295,19 @@ async fn app_session(
             credential: Some(credential.id.clone()),
         };
         state.store.accounts().put_tokens(&[(hash, record)]).await?;
+        // A revoke that ran between reading the credential and storing its token removed the
+        // credential and its tokens before this one was stored: look again, and take it back.
+        let still = state
+            .store
+            .accounts()
+            .app_credentials(&account.id)
+            .await?
+            .iter()
+            .any(|held| held.id == credential.id);
+        if !still {
+            state.store.accounts().take_token(&hash).await?;
+            return Err(refused());
+        }
     }
     Ok(Json(AppSession {
         access_token: token,

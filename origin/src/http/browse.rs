@@ -20,6 +20,9 @@ use api::browse::{
 };
 use utoipa_axum::routes;
 
+/// Ids one listing names at most (`ids`): a request line of 3.3 KB.
+pub const IDS_MAX: usize = 100;
+
 /// Query of `GET /v1/browse/*`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -28,6 +31,14 @@ pub struct BrowseParams {
     /// at most 50 a page and offsets to 1000; `sort`, `genre`, years and `seed` are ignored.
     #[param(min_length = 1, max_length = 256, nullable = false)]
     q: Option<String>,
+    /// Only these ids, comma-separated (at most 500), in this order; ids not in the catalog
+    /// are left out. `q`, `sort`, filters and paging do not apply.
+    #[param(
+        max_length = 16_500,
+        pattern = "^[0-9a-f]{32}(,[0-9a-f]{32}){0,499}$",
+        nullable = false
+    )]
+    ids: Option<String>,
     /// The order (default `popular`).
     #[param(inline, nullable = false)]
     sort: Option<BrowseSort>,
@@ -67,6 +78,15 @@ async fn page(
         }
     }
     if params
+        .q
+        .as_ref()
+        .is_some_and(|q| !(1..=256).contains(&q.chars().count()))
+    {
+        return Err(
+            ApiError::bad_request("bad_query", "a query is 1 to 256 characters").with_field("q"),
+        );
+    }
+    if params
         .genre
         .as_ref()
         .is_some_and(|genre| !(1..=200).contains(&genre.chars().count()))
@@ -82,7 +102,25 @@ async fn page(
         );
     }
     let search = state.search.clone();
-    let found = if let Some(q) = params.q {
+    let found = if let Some(ids) = params.ids {
+        let ids: Vec<String> = ids.split(',').map(str::to_string).collect();
+        if ids.len() > IDS_MAX
+            || ids.iter().any(|id| {
+                id.len() != 32 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            })
+        {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "ids are at most 100 ids of 32 lower-case hex characters, comma-separated",
+            )
+            .with_field("ids"));
+        }
+        tokio::task::spawn_blocking(move || {
+            let entries = search.entries(kind, &ids)?;
+            Ok((entries.len(), ids.len(), 0, entries))
+        })
+        .await
+    } else if let Some(q) = params.q {
         let limit = limit.min(crate::search::PAGE_MAX);
         let offset = offset.min(crate::search::OFFSET_MAX);
         tokio::task::spawn_blocking(move || {
@@ -121,7 +159,7 @@ async fn page(
     }
 }
 
-#[utoipa::path(get, path = "/v1/browse/tracks", tag = "catalog", params(BrowseParams), responses((status = 200, body = TrackList), (status = 400, body = ErrorBody, description = "invalid_query, bad_query"), (status = 503, body = ErrorBody, description = "search_warming_up: the index is being built after a start; Retry-After says when to ask again")))]
+#[utoipa::path(get, path = "/v1/browse/tracks", tag = "catalog", params(BrowseParams), responses((status = 200, body = TrackList), (status = 400, body = ErrorBody, description = "invalid_query, bad_query"), (status = 414, description = "the URI is longer than the HTTP layer takes: far longer than any valid query"), (status = 431, description = "the request line is longer than the origin reads (64 KiB): far longer than any valid query"), (status = 503, body = ErrorBody, description = "search_warming_up: the index is being built after a start; Retry-After says when to ask again")))]
 /// `GET /v1/browse/tracks`: every track, filtered and ordered.
 pub async fn browse_tracks(
     State(state): State<AppState>,
@@ -147,7 +185,7 @@ pub async fn browse_tracks(
     .into_response())
 }
 
-#[utoipa::path(get, path = "/v1/browse/albums", tag = "catalog", params(BrowseParams), responses((status = 200, body = AlbumList), (status = 400, body = ErrorBody, description = "invalid_query, bad_query"), (status = 503, body = ErrorBody, description = "search_warming_up")))]
+#[utoipa::path(get, path = "/v1/browse/albums", tag = "catalog", params(BrowseParams), responses((status = 200, body = AlbumList), (status = 400, body = ErrorBody, description = "invalid_query, bad_query"), (status = 414, description = "the URI is longer than the HTTP layer takes: far longer than any valid query"), (status = 431, description = "the request line is longer than the origin reads (64 KiB): far longer than any valid query"), (status = 503, body = ErrorBody, description = "search_warming_up")))]
 /// `GET /v1/browse/albums`: every album, filtered and ordered.
 pub async fn browse_albums(
     State(state): State<AppState>,
@@ -163,6 +201,7 @@ pub async fn browse_albums(
             id: entry.id,
             title: entry.name,
             artist: entry.artist,
+            artist_id: entry.artist_id,
             year: (entry.year > 0).then_some(entry.year),
             genre: entry.genre,
             track_count: entry.count,
@@ -180,7 +219,7 @@ pub async fn browse_albums(
     .into_response())
 }
 
-#[utoipa::path(get, path = "/v1/browse/artists", tag = "catalog", params(BrowseParams), responses((status = 200, body = ArtistList), (status = 400, body = ErrorBody, description = "invalid_query, bad_query"), (status = 503, body = ErrorBody, description = "search_warming_up")))]
+#[utoipa::path(get, path = "/v1/browse/artists", tag = "catalog", params(BrowseParams), responses((status = 200, body = ArtistList), (status = 400, body = ErrorBody, description = "invalid_query, bad_query"), (status = 414, description = "the URI is longer than the HTTP layer takes: far longer than any valid query"), (status = 431, description = "the request line is longer than the origin reads (64 KiB): far longer than any valid query"), (status = 503, body = ErrorBody, description = "search_warming_up")))]
 /// `GET /v1/browse/artists`: every artist, ordered (genre and years keep none: artists have
 /// neither).
 pub async fn browse_artists(

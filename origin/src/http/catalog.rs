@@ -8,7 +8,7 @@ use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
-use super::auth::Authed;
+use super::auth::{AccountSession, Authed};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery, Page, check_artist_id, check_track_id, is_blank};
 use super::state::AppState;
@@ -444,11 +444,12 @@ pub async fn track_lyrics(
     }))
 }
 
-#[utoipa::path(delete, path = "/v1/tracks/{id}", tag = "catalog", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), responses((status = 204), (status = 403, body = ErrorBody, description = "not_owner"), (status = 404, body = ErrorBody)))]
-/// `DELETE /v1/tracks/{id}`: the owning artist or an admin.
+#[utoipa::path(delete, path = "/v1/tracks/{id}", tag = "catalog", security(("bearer" = [])), params(("id" = String, Path, pattern = "^[0-9a-f]{32}$")), responses((status = 204), (status = 403, body = ErrorBody, description = "not_owner; not_allowed: an app's token (app password or API key) deletes nothing"), (status = 404, body = ErrorBody)))]
+/// `DELETE /v1/tracks/{id}`: the owning artist or an admin, with the account password's
+/// session (an app's token only listens).
 pub async fn delete_track(
     State(state): State<AppState>,
-    Authed(account): Authed,
+    AccountSession(account): AccountSession,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     check_track_id(&id)?;
@@ -483,10 +484,20 @@ pub async fn delete_track(
         Some(album) => catalog.album_tracks(album, 0, 1).await?.is_empty(),
         None => false,
     };
+    // What is left of its album and artist is recounted.
+    let mut survivors = Vec::new();
+    for survivor in
+        crate::search::survivors(&state.store, &track.artist_id, track.album_id.as_deref()).await?
+    {
+        let popularity = Popularity::of(&state.store, &survivor).await?;
+        survivors.push((survivor, popularity));
+    }
     let search = state.search.clone();
-    let indexed =
-        tokio::task::spawn_blocking(move || search.track_deleted(&track, artist_gone, album_gone))
-            .await;
+    let indexed = tokio::task::spawn_blocking(move || {
+        search.track_deleted(&track, artist_gone, album_gone)?;
+        search.regroup(&survivors)
+    })
+    .await;
     if let Ok(Err(error)) = indexed {
         tracing::warn!(%error, "search index not updated");
     }

@@ -9,8 +9,10 @@
 //! most [`RECORDS_MAX`] of each (emptied when full).
 //!
 //! [`CachedAccounts`] keeps sessions (an access token's record with its account), which every
-//! authenticated request resolves. Access tokens are never revoked before they expire (expiry
-//! is checked on every request against the cached record); an account changes only through
+//! authenticated request resolves. An access token ends when it expires (checked on every
+//! request against the cached record), or when the app credential it was issued for is
+//! revoked through [`Accounts::delete_app_credential`], which forgets every session here (another
+//! origin sees that within [`SESSION_TTL`]); an account changes only through
 //! [`Accounts::update_account`], which forgets its sessions here at once. Another origin's
 //! change to an account (a tier or role) arrives through the change feed, and is seen within
 //! [`SESSION_TTL`] at worst. Only found sessions

@@ -2521,6 +2521,15 @@ async fn app_passwords_and_api_keys_log_apps_in_and_revoke_alone() {
         (status, me["role"].clone()),
         (StatusCode::OK, json!("listener"))
     );
+    // An app's token only listens: the artist's own tracks are not its to delete.
+    let deleted = origin
+        .http
+        .delete(format!("{}/v1/tracks/{}", origin.base, "0".repeat(32)))
+        .bearer_auth(&tokens[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::FORBIDDEN);
     // An app's token cannot manage credentials.
     let (status, answer) = origin.get("/v1/me/app-passwords", Some(&tokens[0])).await;
     assert_eq!(

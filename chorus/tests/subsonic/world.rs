@@ -1,0 +1,259 @@
+//! The world the Subsonic tests share: real origin and gateway processes, three songs (two on
+//! an album, one with synced lyrics, one single), a listener with an app password and an API
+//! key, and a small Subsonic client of the gateway.
+#![allow(dead_code)]
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use api::accounts::Role;
+use api::catalog::TrackMetadata;
+use testkit::PASSWORD;
+use testkit::chorus::OriginProcess;
+use testkit::http::{login, sign_up, upload_synth};
+
+/// A Subsonic client of one gateway: `u` with token and salt (a new salt per request, as
+/// py-sonic does), or an API key.
+pub struct Client {
+    pub http: reqwest::blocking::Client,
+    pub base: String,
+    pub user: String,
+    pub password: String,
+    pub api_key: Option<String>,
+}
+
+impl Client {
+    pub fn auth(&self) -> Vec<(String, String)> {
+        let mut pairs = vec![
+            ("v".into(), "1.16.1".into()),
+            ("c".into(), "chorus-test".into()),
+            ("f".into(), "json".into()),
+        ];
+        match &self.api_key {
+            Some(key) => pairs.push(("apiKey".into(), key.clone())),
+            None => {
+                use md5::Digest;
+                let salt = hex::encode(rand_bytes());
+                let token = hex::encode(md5::Md5::digest(format!("{}{salt}", self.password)));
+                pairs.push(("u".into(), self.user.clone()));
+                pairs.push(("t".into(), token));
+                pairs.push(("s".into(), salt));
+            }
+        }
+        pairs
+    }
+
+    pub fn get_raw(&self, method: &str, params: &[(&str, &str)]) -> reqwest::blocking::Response {
+        let mut query = self.auth();
+        query.extend(params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.http
+            .get(format!("{}/rest/{method}", self.base))
+            .query(&query)
+            .send()
+            .unwrap()
+    }
+
+    /// The `subsonic-response` of a JSON call.
+    pub fn call(&self, method: &str, params: &[(&str, &str)]) -> Value {
+        let response = self.get_raw(method, params);
+        assert_eq!(response.status(), 200, "{method}");
+        let body: Value = response.json().unwrap();
+        body["subsonic-response"].clone()
+    }
+
+    /// A call that must succeed: its body.
+    pub fn ok(&self, method: &str, params: &[(&str, &str)]) -> Value {
+        let answer = self.call(method, params);
+        assert_eq!(answer["status"], "ok", "{method} {params:?}: {answer}");
+        answer
+    }
+
+    /// A call that must fail: its Subsonic error code.
+    pub fn fails(&self, method: &str, params: &[(&str, &str)]) -> i64 {
+        let answer = self.call(method, params);
+        assert_eq!(answer["status"], "failed", "{method} {params:?}: {answer}");
+        answer["error"]["code"].as_i64().unwrap()
+    }
+}
+
+fn rand_bytes() -> [u8; 8] {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let counter = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    (nanos as u64 ^ counter.rotate_left(32)).to_le_bytes()
+}
+
+static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+pub fn ids(list: &Value) -> Vec<String> {
+    list.as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| item["id"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Everything a Subsonic test needs, running.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub origin: testkit::chorus::RunningOrigin,
+    pub gateway: testkit::process::Process,
+    pub gateway_base: String,
+    /// The origin's HTTP client and base URL.
+    pub http: reqwest::blocking::Client,
+    pub base: String,
+    /// The listener's account session.
+    pub listener: String,
+    /// `POST /v1/me/app-passwords` answers: an app password and an API key.
+    pub password: Value,
+    pub key: Value,
+    /// Song ids: "First Light" (album track 1, synced lyrics), "Second Light" (track 2),
+    /// "Loud Single" (no album).
+    pub first: String,
+    pub second: String,
+    pub single: String,
+    /// The album's id (it has a cover).
+    pub album: String,
+}
+
+impl World {
+    /// A client logging in with the app password (token and salt).
+    pub fn client(&self) -> Client {
+        Client {
+            http: reqwest::blocking::Client::new(),
+            base: self.gateway_base.clone(),
+            user: "listener".into(),
+            password: self.password["password"].as_str().unwrap().into(),
+            api_key: None,
+        }
+    }
+
+    /// A client logging in with the API key.
+    pub fn keyed(&self) -> Client {
+        Client {
+            api_key: Some(self.key["api_key"].as_str().unwrap().into()),
+            user: String::new(),
+            password: String::new(),
+            ..self.client()
+        }
+    }
+
+    /// A client with this user and password.
+    pub fn with(&self, user: &str, password: &str) -> Client {
+        Client {
+            user: user.into(),
+            password: password.into(),
+            ..self.client()
+        }
+    }
+}
+
+/// Starts the world.
+pub fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = OriginProcess::new(env!("CARGO_BIN_EXE_chorus"), &dir.path().join("origin"))
+        .config("artist_signup = true\n")
+        .tls()
+        .start()
+        .unwrap();
+    let (base, http) = (&origin.base.clone(), origin.client());
+    sign_up(&http, base, "artist", Some(Role::Artist));
+    sign_up(&http, base, "listener", None);
+    let artist = login(&http, base, "artist");
+    let upload = |seed, title: &str, album: Option<&str>, number, genre: &str, year, lyrics| {
+        let metadata = TrackMetadata {
+            title: Some(title.into()),
+            artist: Some("The Quiet Ones".into()),
+            album: album.map(str::to_string),
+            genre: Some(genre.into()),
+            track_number: number,
+            year: Some(year),
+            lyrics,
+            ..TrackMetadata::default()
+        };
+        let track = upload_synth(&http, base, &artist, seed, 40.0, &metadata);
+        track["id"].as_str().unwrap().to_string()
+    };
+    // Uploaded out of order: the album lists them by number.
+    let second = upload(
+        1,
+        "Second Light",
+        Some("Night Songs"),
+        Some(2),
+        "Jazz",
+        1999,
+        None,
+    );
+    let first = upload(
+        2,
+        "First Light",
+        Some("Night Songs"),
+        Some(1),
+        "Jazz",
+        1999,
+        Some("[00:01.00]hello dawn\n[00:03.50]goodbye night".into()),
+    );
+    let single = upload(3, "Loud Single", None, None, "Rock", 2005, None);
+    // The album gets a cover (its files carry none).
+    let track: Value = http
+        .get(format!("{base}/v1/tracks/{first}"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let album = track["album_id"].as_str().unwrap().to_string();
+    let cover = http
+        .put(format!("{base}/v1/albums/{album}/image"))
+        .bearer_auth(&artist)
+        .body(testkit::picture::bmp(700, 90))
+        .send()
+        .unwrap();
+    assert_eq!(cover.status(), 200, "{:?}", cover.text());
+
+    let listener = login(&http, base, "listener");
+    let made = |body: Value| {
+        let response = http
+            .post(format!("{base}/v1/me/app-passwords"))
+            .bearer_auth(&listener)
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().unwrap()
+    };
+    let password = made(json!({"name": "test app"}));
+    let key = made(json!({"name": "web", "kind": "api_key"}));
+
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_chorus"));
+    gateway
+        .args(["gateway", "--listen", "127.0.0.1:0", "--origin", base])
+        .args(["--user", "listener"])
+        .env("CHORUS_CONFIG_DIR", dir.path().join("config"))
+        .env("CHORUS_PASSWORD", PASSWORD)
+        .env("CHORUS_LOG", "error")
+        .env("CHORUS_CA_CERT", origin.ca_path());
+    let gateway = testkit::process::start(gateway, testkit::chorus::READY_WAIT).unwrap();
+    let gateway_base = gateway.field("http").unwrap();
+    World {
+        gateway_base: gateway_base.to_string(),
+        base: base.to_string(),
+        http,
+        listener,
+        password,
+        key,
+        first,
+        second,
+        single,
+        album,
+        gateway,
+        origin,
+        dir,
+    }
+}
