@@ -82,6 +82,7 @@ fn subsonic_apps_browse_search_stream_and_keep_state_through_the_gateway() {
         .map(|e| e["name"].as_str().unwrap())
         .collect();
     assert!(names.contains(&"apiKeyAuthentication") && names.contains(&"songLyrics"));
+    assert!(names.contains(&"transcodeOffset"));
     let user = client.ok("getUser", &[("username", "listener")]);
     assert_eq!(
         (
@@ -218,6 +219,33 @@ fn subsonic_apps_browse_search_stream_and_keep_state_through_the_gateway() {
         .unwrap();
     assert_eq!(part.status(), 206);
     assert_eq!(&part.bytes().unwrap()[..], &full[1000..2000]);
+    // A seek by time: a whole Ogg stream of what is left from about 30 s (its landing is
+    // checked against the song's audio in subsonic_clients.rs, with ffmpeg); no seek past
+    // the end.
+    let cut = client.get_raw("stream", &[("id", first), ("timeOffset", "30")]);
+    assert_eq!(cut.status(), 200);
+    assert_eq!(cut.headers()["content-type"], "audio/ogg");
+    let cut = cut.bytes().unwrap();
+    assert_eq!(&cut[..4], b"OggS");
+    assert!(
+        cut.len() < full.len() / 3,
+        "{} of {}",
+        cut.len(),
+        full.len()
+    );
+    let (frames, rate) = origin::ingest::decoded_frames(&cut).unwrap();
+    let left_ms = frames * 1000 / u64::from(rate);
+    assert!((10_000..=11_000).contains(&left_ms), "{left_ms} ms left");
+    let whole = client.get_raw("stream", &[("id", first), ("timeOffset", "0")]);
+    assert_eq!(&whole.bytes().unwrap()[..], &full[..]);
+    assert_eq!(
+        client.fails("stream", &[("id", first), ("timeOffset", "41")]),
+        0
+    );
+    assert_eq!(
+        client.fails("stream", &[("id", first), ("timeOffset", "-3")]),
+        0
+    );
     let capped = client.get_raw("stream", &[("id", first), ("maxBitRate", "8")]);
     let capped = capped.bytes().unwrap();
     assert!(

@@ -49,6 +49,76 @@ fn run_client(what: &str, mut command: Command) -> Option<String> {
     Some(stdout)
 }
 
+/// Sample rate the seek check decodes at.
+const PCM_HZ: usize = 8_000;
+
+/// The audio at `url` decoded by ffmpeg to mono 16-bit samples at [`PCM_HZ`]; `None` without
+/// ffmpeg outside CI.
+fn pcm(url: &str) -> Option<Vec<i16>> {
+    let mut ffmpeg = Command::new("ffmpeg");
+    ffmpeg.args([
+        "-v", "error", "-i", url, "-f", "s16le", "-ac", "1", "-ar", "8000", "-",
+    ]);
+    let output = match ffmpeg.output() {
+        Ok(output) => output,
+        Err(error) if std::env::var_os("CI").is_none() => {
+            eprintln!("ffmpeg not installed ({error}): run scripts/setup; skipped");
+            return None;
+        }
+        Err(error) => panic!("ffmpeg is required in CI (scripts/setup installs it): {error}"),
+    };
+    assert!(
+        output.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(
+        output
+            .stdout
+            .chunks_exact(2)
+            .map(|pair| i16::from_le_bytes([pair[0], pair[1]]))
+            .collect(),
+    )
+}
+
+/// Where in `full` (ms) the audio of `cut` begins: half a second of `cut` (from 0.3 s, past
+/// the decoder's warm-up) against every position within two seconds before `near_ms` and half
+/// a second after, by normalised correlation, which must be a clear match.
+fn landing_ms(full: &[i16], cut: &[i16], near_ms: usize) -> u64 {
+    let (skip, len) = (PCM_HZ * 3 / 10, PCM_HZ / 2);
+    let window: Vec<f64> = cut[skip..skip + len]
+        .iter()
+        .map(|&s| f64::from(s))
+        .collect();
+    let energy = window.iter().map(|s| s * s).sum::<f64>().sqrt();
+    let near = near_ms * PCM_HZ / 1000;
+    let (lo, hi) = (near - 2 * PCM_HZ, (near + PCM_HZ / 2).min(full.len() - len));
+    let (best, score) = (lo..=hi)
+        .map(|at| {
+            let there = &full[at..at + len];
+            let dot: f64 = there
+                .iter()
+                .zip(&window)
+                .map(|(&a, b)| f64::from(a) * b)
+                .sum();
+            let norm = there
+                .iter()
+                .map(|&a| f64::from(a).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            (at, dot / (norm * energy).max(1.0))
+        })
+        .fold(
+            (0, f64::MIN),
+            |best, next| if next.1 > best.1 { next } else { best },
+        );
+    assert!(
+        score > 0.8,
+        "no clear match for the cut audio (best {score:.2})"
+    );
+    ((best - skip) * 1000 / PCM_HZ) as u64
+}
+
 fn env_for(command: &mut Command, world: &world::World) {
     let url = reqwest::Url::parse(&world.gateway_base).unwrap();
     command
@@ -173,6 +243,44 @@ fn independent_clients_and_the_schema_agree_with_the_gateway() {
             .parse()
             .unwrap_or_else(|_| panic!("ffprobe said {out:?}"));
         assert!((seconds - 40.0).abs() < 0.1, "ffprobe: {seconds} s");
+    }
+
+    // A seek by time (OpenSubsonic transcodeOffset), as ffmpeg-based players make it: the
+    // stream from 25 s decodes to the song's own audio from just before 25 s, and its length
+    // is what is left of the song from there.
+    let mut at_25 = query.clone();
+    at_25.push(("timeOffset".into(), "25".into()));
+    let cut_url =
+        reqwest::Url::parse_with_params(&format!("{}/rest/stream", world.gateway_base), &at_25)
+            .unwrap();
+    if let (Some(full), Some(cut)) = (pcm(url.as_str()), pcm(cut_url.as_str())) {
+        let landed_ms = landing_ms(&full, &cut, 25_000);
+        assert!(
+            (24_000..=25_100).contains(&landed_ms),
+            "the cut stream starts at {landed_ms} ms of the song"
+        );
+        let cut_ms = cut.len() as u64 * 1000 / PCM_HZ as u64;
+        assert!(
+            (cut_ms + landed_ms).abs_diff(40_000) < 150,
+            "{cut_ms} ms decoded from {landed_ms} ms"
+        );
+        // Its granule positions agree: ffprobe reads the length from the last page (of a
+        // file: a cut stream has a length but takes no ranges, so not over HTTP).
+        let saved = world.dir.path().join("cut.ogg");
+        let mut get = reqwest::blocking::get(cut_url.as_str()).unwrap();
+        let announced = get.content_length();
+        let mut file = std::fs::File::create(&saved).unwrap();
+        let copied = std::io::copy(&mut get, &mut file).unwrap();
+        assert_eq!(announced, Some(copied), "Content-Length is the length");
+        let mut ffprobe = Command::new("ffprobe");
+        ffprobe.args(["-v", "error", "-show_entries", "format=duration"]);
+        ffprobe.args(["-of", "csv=p=0"]).arg(&saved);
+        let said = run_client("ffprobe", ffprobe).unwrap_or_default();
+        let seconds: f64 = said.trim().parse().unwrap_or(0.0);
+        assert!(
+            ((seconds * 1000.0) as u64 + landed_ms).abs_diff(40_000) < 150,
+            "ffprobe says the cut stream lasts {said:?} s from {landed_ms} ms"
+        );
     }
 
     // py-sonic: token and salt, POST then GET.

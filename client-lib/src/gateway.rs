@@ -23,6 +23,8 @@ use protocol::wire::{PeerQuery, Priority, Request};
 use tokio::sync::Mutex;
 use transport::Endpoint;
 
+mod offset;
+
 use crate::cache::ClientCache;
 use crate::fetch::{BanList, FetchReport, Source, fetch_chunks};
 use api::client::ApiError;
@@ -301,6 +303,29 @@ impl Gateway {
     ) -> anyhow::Result<Response> {
         let (grant, sources) = self.grant_as(Some(access), track, quality).await?;
         Ok(stream_response(self.clone(), grant, sources, headers))
+    }
+
+    /// The stream of `track` from `offset_ms` into it (Subsonic's `timeOffset`): a whole Ogg
+    /// stream whose time 0 is the end of the last page before the offset, without the bytes
+    /// before it. Errors are the origin's refusals, an offset past the end, or a file that
+    /// cannot be cut.
+    pub async fn stream_from(
+        self: &Arc<Self>,
+        access: &str,
+        track: &str,
+        quality: Option<&str>,
+        offset_ms: u64,
+    ) -> anyhow::Result<Response> {
+        let (grant, sources) = self.grant_as(Some(access), track, quality).await?;
+        if offset_ms == 0 {
+            return Ok(stream_response(
+                self.clone(),
+                grant,
+                sources,
+                &HeaderMap::new(),
+            ));
+        }
+        offset::offset_response(self.clone(), grant, sources, offset_ms).await
     }
 
     /// Starts sharing the cache with peers (once, after the first grant tells the origin's

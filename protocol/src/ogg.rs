@@ -11,6 +11,8 @@
 
 use crate::content::Codec;
 
+pub mod seek;
+
 /// Ogg's page capture pattern.
 const CAPTURE: &[u8; 4] = b"OggS";
 /// Bytes of a page header before its segment table.
@@ -37,6 +39,15 @@ pub enum OggError {
     /// Zero chunk size.
     #[error("chunk size 0")]
     ZeroChunk,
+    /// The codec headers run past [`seek::HEADERS_BYTES_MAX`].
+    #[error("the codec headers are larger than {} bytes", seek::HEADERS_BYTES_MAX)]
+    HeadersTooLarge,
+    /// A page of another logical stream among the headers.
+    #[error("a second logical stream at byte {0}: multiplexed Ogg is not served")]
+    Multiplexed(u64),
+    /// The page at this byte completes the last header packet and audio packets too.
+    #[error("the Ogg page at byte {0} mixes codec headers and audio")]
+    HeadersShareAPage(u64),
 }
 
 /// How far playback reaches, in milliseconds from the start of the audio, once chunks `0..=i`

@@ -339,6 +339,135 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn an_ogg_cut_starts_at_the_last_page_before_the_offset_and_never_panics(
+        pages in prop::collection::vec((1u64..5_000, 1usize..900, any::<bool>()), 1..40),
+        ms in 0u64..40_000,
+        on_a_page in any::<Option<prop::sample::Index>>(),
+        from in any::<prop::sample::Index>(),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+        piece in 1usize..3_000,
+    ) {
+        use protocol::ogg::seek::{Cutter, Found, Headers, Scan};
+        // Vorbis headers on two pages, then audio pages whose granules grow by the given
+        // steps; a page marked `true` leaves its packet open into the next page.
+        let mut ident = b"\x01vorbis".to_vec();
+        ident.extend_from_slice(&[0, 0, 0, 0, 2]);
+        ident.extend_from_slice(&1_000u32.to_le_bytes());
+        ident.extend_from_slice(&[0; 14]);
+        let mut file = sealed_page(0x02, 0, 0, &[(&ident, false)]);
+        file.extend(sealed_page(0, 0, 1, &[(b"\x03vorbis", false), (b"\x05vorbis", false)]));
+        let headers_end = file.len();
+        let (mut granule, mut continued) = (0u64, false);
+        let mut page_ends = Vec::new();
+        for (sequence, (step, len, open)) in pages.iter().enumerate() {
+            let flags = u8::from(continued);
+            let body = vec![(sequence % 251) as u8; *len];
+            let (granule_field, packets): (u64, Vec<(&[u8], bool)>) = if *open {
+                // A closed packet, then one left open (whole 255-byte segments).
+                (granule + step, vec![(&body[..], false), (&[9u8; 255][..], true)])
+            } else {
+                (granule + step, vec![(&body[..], false)])
+            };
+            granule = granule_field;
+            file.extend(sealed_page(flags, granule, sequence as u32 + 2, &packets));
+            page_ends.push((file.len() as u64, granule));
+            continued = *open;
+        }
+        // Sometimes exactly where a page ends (1,000 Hz: a granule is a millisecond).
+        let ms = on_a_page.map_or(ms, |pick| page_ends[pick.index(page_ends.len())].1);
+        let clean = flips.is_empty();
+        for (at, value) in flips {
+            let at = at.index(file.len());
+            file[at] ^= value;
+        }
+        let mut headers = Headers::new(protocol::Codec::Vorbis);
+        let whole = file.chunks(piece).map(|bytes| headers.push(bytes)).find(|done| !matches!(done, Ok(false)));
+        let Some(Ok(true)) = whole else {
+            prop_assert!(!clean, "clean headers read");
+            return Ok(());
+        };
+        let target = headers.granule_at(ms);
+        let from = from.index(file.len());
+        let mut scan = Scan::new(&headers, target, from as u64);
+        let found = file[from..].chunks(piece).find_map(|bytes| scan.push(bytes));
+        let Some(found) = found else {
+            // The end came first: the offset is past the last page (or the bytes are broken).
+            prop_assert!(!clean || page_ends.last().is_none_or(|&(_, last)| last <= target) || from > headers_end);
+            return Ok(());
+        };
+        let mut out = headers.bytes().to_vec();
+        let at = match found {
+            Found::Cut { at, base } => {
+                if clean {
+                    // The cut follows the last page ending at or before the offset.
+                    let before = page_ends.iter().rev().find(|&&(_, granule)| granule <= target);
+                    prop_assert_eq!(base, before.map(|&(_, granule)| granule));
+                    prop_assert_eq!(at, before.map_or(headers_end as u64, |&(end, _)| end));
+                }
+                at as usize
+            }
+            Found::Earlier => {
+                prop_assert!(from > headers_end);
+                return Ok(());
+            }
+        };
+        prop_assert!(at <= file.len());
+        let mut cutter = Cutter::new(&headers, found);
+        let mut failed = false;
+        let mut settled_removed = None;
+        for bytes in file[at..].chunks(piece) {
+            failed |= cutter.push(bytes, &mut out).is_err();
+            if cutter.settled() && settled_removed.is_none() {
+                settled_removed = Some(cutter.removed());
+            }
+        }
+        if clean {
+            prop_assert!(!failed);
+            // Once settled, nothing more shrinks: the length announced then is the length.
+            let removed = settled_removed.unwrap_or(cutter.removed());
+            prop_assert_eq!(removed, cutter.removed());
+            prop_assert_eq!(out.len() as u64, (headers_end + file.len() - at) as u64 - removed);
+            prop_assert!(cutter.finish().is_ok());
+            // What was written reads back as whole pages, unchanged by a second pass.
+            let mut again = Vec::new();
+            let mut check = Cutter::new(&headers, Found::Cut { at: 0, base: None });
+            check.push(&out[headers_end..], &mut again).unwrap();
+            prop_assert!(check.finish().is_ok());
+            prop_assert_eq!(&again[..], &out[headers_end..]);
+        }
+    }
+}
+
+/// A checksummed Ogg page with `flags`, `granule` and `sequence` holding `packets`, each
+/// closed or left open into the next page (open ones must be whole 255-byte segments).
+fn sealed_page(flags: u8, granule: u64, sequence: u32, packets: &[(&[u8], bool)]) -> Vec<u8> {
+    let mut lacing = Vec::new();
+    let mut body = Vec::new();
+    for (packet, open) in packets {
+        lacing.extend(std::iter::repeat_n(255u8, packet.len() / 255));
+        if !open {
+            lacing.push((packet.len() % 255) as u8);
+        }
+        body.extend_from_slice(packet);
+    }
+    let mut page = b"OggS\0".to_vec();
+    page.push(flags);
+    page.extend_from_slice(&granule.to_le_bytes());
+    page.extend_from_slice(&1u32.to_le_bytes());
+    page.extend_from_slice(&sequence.to_le_bytes());
+    page.extend_from_slice(&[0; 4]);
+    page.push(lacing.len() as u8);
+    page.extend_from_slice(&lacing);
+    page.extend_from_slice(&body);
+    let sum = protocol::ogg::seek::checksum(&page);
+    page[22..26].copy_from_slice(&sum.to_le_bytes());
+    page
+}
+
 /// One Ogg page holding `body` as one packet.
 fn ogg_page(granule: u64, body: &[u8]) -> Vec<u8> {
     let mut lacing = vec![255u8; body.len() / 255];

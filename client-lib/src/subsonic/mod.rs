@@ -533,6 +533,7 @@ fn extensions() -> Node {
             ("apiKeyAuthentication", 1),
             ("formPost", 1),
             ("songLyrics", 1),
+            ("transcodeOffset", 1),
         ]
         .into_iter()
         .map(|(name, version)| {
@@ -680,6 +681,9 @@ async fn cover_art(gateway: &Gateway, caller: &Caller, params: &Params) -> Resul
     Ok(Answer::Raw(response))
 }
 
+/// The longest `timeOffset` taken, in seconds (a day).
+const OFFSET_MAX_S: u64 = 86_400;
+
 async fn stream(
     gateway: &Arc<Gateway>,
     caller: &Caller,
@@ -707,10 +711,22 @@ async fn stream(
             views::suffix(&rendition.codec),
         )
     };
-    let mut response = gateway
-        .stream_as(caller.token(), id, quality.as_deref(), headers)
-        .await
-        .map_err(|error| origin_failure(error, "song"))?;
+    // A seek in a player that cannot ask for bytes: start the stream part-way (OpenSubsonic's
+    // `transcodeOffset`). A download is always whole.
+    let offset_ms = match method {
+        "stream" => params.seconds_ms("timeOffset", OFFSET_MAX_S)?.unwrap_or(0),
+        _ => 0,
+    };
+    let streamed = if offset_ms > 0 {
+        gateway
+            .stream_from(caller.token(), id, quality.as_deref(), offset_ms)
+            .await
+    } else {
+        gateway
+            .stream_as(caller.token(), id, quality.as_deref(), headers)
+            .await
+    };
+    let mut response = streamed.map_err(|error| origin_failure(error, "song"))?;
     if let Some(title) = title.filter(|_| method == "download")
         && let Ok(value) = HeaderValue::from_str(&format!(
             "attachment; filename=\"{}.{suffix}\"",

@@ -89,6 +89,28 @@ impl Params {
         Ok(Some(value))
     }
 
+    /// `name` as seconds (whole or decimal, at most `max_s`) in milliseconds, `None` when
+    /// absent; code 0 when malformed.
+    pub fn seconds_ms(&self, name: &str, max_s: u64) -> Result<Option<u64>, Failure> {
+        let Some(text) = self.get(name) else {
+            return Ok(None);
+        };
+        let seconds: f64 = text
+            .trim()
+            .parse()
+            .ok()
+            .filter(|seconds: &f64| seconds.is_finite() && *seconds >= 0.0)
+            .ok_or_else(|| {
+                Failure::generic(format!("parameter {name} is not a number of seconds"))
+            })?;
+        if seconds > max_s as f64 {
+            return Err(Failure::generic(format!(
+                "parameter {name} is more than {max_s} seconds"
+            )));
+        }
+        Ok(Some((seconds * 1000.0).round() as u64))
+    }
+
     /// `name` as a boolean (`true`/`false`, `1`/`0`); absent is `None`.
     pub fn flag(&self, name: &str) -> Result<Option<bool>, Failure> {
         match self.get(name).map(str::trim) {
@@ -116,6 +138,16 @@ mod tests {
             params.required("x").unwrap_err().code,
             ErrorCode::MissingParameter
         );
+        let seconds = Params::parse("a=95&b=1.25&c=-1&d=NaN&e=inf&f=90000", b"").unwrap();
+        assert_eq!(seconds.seconds_ms("a", 86_400).unwrap(), Some(95_000));
+        assert_eq!(seconds.seconds_ms("b", 86_400).unwrap(), Some(1_250));
+        assert_eq!(seconds.seconds_ms("z", 86_400).unwrap(), None);
+        for bad in ["c", "d", "e", "f"] {
+            assert_eq!(
+                seconds.seconds_ms(bad, 86_400).unwrap_err().code,
+                ErrorCode::Generic
+            );
+        }
         let numbers = Params::parse("size=500&offset=-1&bad=x&t=true&z=0", b"").unwrap();
         assert_eq!(numbers.number("size", 0..=500).unwrap(), Some(500));
         assert!(numbers.number("offset", 0..=10).is_err());
