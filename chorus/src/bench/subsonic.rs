@@ -240,6 +240,15 @@ pub fn run(args: &SubsonicBenchArgs) -> anyhow::Result<ExitCode> {
                     .await?;
             songs.push(track.id);
         }
+        // As many again to seek in (`timeOffset`), each cold too.
+        let mut seeks = Vec::new();
+        for seed in 0..args.streams {
+            progress(&format!("songs to seek in: {}/{}", seed + 1, args.streams));
+            let track =
+                super::origin::upload_synth(&http, &base, &artist, 700 + u64::from(seed), 6.0)
+                    .await?;
+            seeks.push(track.id);
+        }
 
         // The gateway near the origin (loopback) for the API, another behind the link for
         // streams.
@@ -371,7 +380,7 @@ pub fn run(args: &SubsonicBenchArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             sync.push(started.elapsed().as_secs_f64());
-            let expected = args.tracks as usize + songs.len();
+            let expected = args.tracks as usize + songs.len() + seeks.len();
             ensure!(
                 seen.len() == expected,
                 "the sync saw {} songs of {expected}",
@@ -428,6 +437,32 @@ pub fn run(args: &SubsonicBenchArgs) -> anyhow::Result<ExitCode> {
             while response.chunk().await?.is_some() {}
         }
         first_bytes.sort_by(f64::total_cmp);
+        // Seeks by time to the middle of songs not played before: the grant with the header
+        // chunk, then the chunks from the offset on.
+        let mut seek_bytes = Vec::new();
+        for (at, song) in seeks.iter().enumerate() {
+            progress(&format!("seeks: {}/{}", at + 1, seeks.len()));
+            let url = rest(
+                &far,
+                &app_password,
+                "stream",
+                &[("id", song), ("timeOffset", "3")],
+            );
+            let sent = Instant::now();
+            let mut response = http.get(&url).send().await?;
+            ensure!(
+                response.status().is_success()
+                    && response.headers().get("content-type").map(|v| v.as_bytes())
+                        == Some(b"audio/ogg"),
+                "seek: {}",
+                response.status()
+            );
+            let chunk = response.chunk().await?.context("an empty stream")?;
+            ensure!(!chunk.is_empty(), "an empty first piece");
+            seek_bytes.push(sent.elapsed().as_secs_f64() * 1000.0);
+            while response.chunk().await?.is_some() {}
+        }
+        seek_bytes.sort_by(f64::total_cmp);
         progress_done();
         anyhow::Ok(json!({
             "tracks": args.tracks,
@@ -443,6 +478,8 @@ pub fn run(args: &SubsonicBenchArgs) -> anyhow::Result<ExitCode> {
             "link_rtt_ms": rtt,
             "stream_first_byte_p50_ms": percentile(&first_bytes, 50.0),
             "stream_first_byte_max_ms": first_bytes.last().copied().unwrap_or(0.0),
+            "seek_first_byte_p50_ms": percentile(&seek_bytes, 50.0),
+            "seek_first_byte_max_ms": seek_bytes.last().copied().unwrap_or(0.0),
             "import_s": import_s,
         }))
     })?;
@@ -501,6 +538,15 @@ pub fn run(args: &SubsonicBenchArgs) -> anyhow::Result<ExitCode> {
                     number("stream_first_byte_p50_ms"),
                     1.5 * rtt + 10.0,
                     number("stream_first_byte_max_ms")
+                ),
+            ),
+            (
+                "seek (timeOffset=3 s) first byte p50",
+                format!(
+                    "{:>8.2} ms ({:.1} x RTT; slowest {:.1} ms)",
+                    number("seek_first_byte_p50_ms"),
+                    number("seek_first_byte_p50_ms") / rtt,
+                    number("seek_first_byte_max_ms")
                 ),
             ),
         ],
