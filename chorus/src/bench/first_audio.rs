@@ -17,7 +17,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use api::client::{OriginApi, PlayParams};
@@ -167,26 +167,7 @@ pub fn run(args: &FirstAudioBenchArgs) -> anyhow::Result<ExitCode> {
         let identity = Identity::from_secret_bytes(&[0x5a; 32]);
 
         // The link itself, for scale: UDP echoes through a relay with the same setting.
-        let echo = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
-        let echo_addr = echo.local_addr()?;
-        tokio::spawn(async move {
-            let mut buffer = [0u8; 64];
-            while let Ok((len, from)) = echo.recv_from(&mut buffer).await {
-                let _ = echo.send_to(&buffer[..len], from).await;
-            }
-        });
-        let echo_relay = UdpRelay::bind("127.0.0.1:0".parse()?, echo_addr, half, half, 3).await?;
-        let pinger = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
-        pinger.connect(echo_relay.addr()).await?;
-        let mut link_rtts = Vec::new();
-        for _ in 0..20 {
-            let sent = Instant::now();
-            pinger.send(b"ping").await?;
-            let mut buffer = [0u8; 8];
-            tokio::time::timeout(Duration::from_secs(5), pinger.recv(&mut buffer)).await??;
-            link_rtts.push(sent.elapsed().as_secs_f64() * 1000.0);
-        }
-        link_rtts.sort_by(f64::total_cmp);
+        let link_rtts = super::link_rtts(half).await?;
 
         // Warm: one client, one endpoint, connections open.
         let api = OriginApi::new(&base)?;

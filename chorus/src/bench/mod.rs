@@ -180,6 +180,34 @@ pub fn run(which: Which) -> anyhow::Result<ExitCode> {
 }
 
 /// The median of `values` (which must not be empty).
+/// Round trips of 20 UDP echoes through a relay delaying each way by `half` (the link
+/// emulator a benchmark's traffic crosses), sorted: the link's own RTT, as a same-run baseline.
+pub(crate) async fn link_rtts(half: linkem::LinkConfig) -> anyhow::Result<Vec<f64>> {
+    use std::time::{Duration, Instant};
+    let echo = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let echo_addr = echo.local_addr()?;
+    let echoing = tokio::spawn(async move {
+        let mut buffer = [0u8; 64];
+        while let Ok((len, from)) = echo.recv_from(&mut buffer).await {
+            let _ = echo.send_to(&buffer[..len], from).await;
+        }
+    });
+    let relay = linkem::UdpRelay::bind("127.0.0.1:0".parse()?, echo_addr, half, half, 3).await?;
+    let pinger = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    pinger.connect(relay.addr()).await?;
+    let mut rtts = Vec::new();
+    for _ in 0..20 {
+        let sent = Instant::now();
+        pinger.send(b"ping").await?;
+        let mut buffer = [0u8; 8];
+        tokio::time::timeout(Duration::from_secs(5), pinger.recv(&mut buffer)).await??;
+        rtts.push(sent.elapsed().as_secs_f64() * 1000.0);
+    }
+    echoing.abort();
+    rtts.sort_by(f64::total_cmp);
+    Ok(rtts)
+}
+
 pub(crate) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;

@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, ensure};
 use api::client::OriginApi;
@@ -389,26 +389,7 @@ pub fn run(args: &SubsonicBenchArgs) -> anyhow::Result<ExitCode> {
         }
 
         // Streams through the link: time to the first byte of songs never played here.
-        let echo = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
-        let echo_addr = echo.local_addr()?;
-        tokio::spawn(async move {
-            let mut buffer = [0u8; 64];
-            while let Ok((len, from)) = echo.recv_from(&mut buffer).await {
-                let _ = echo.send_to(&buffer[..len], from).await;
-            }
-        });
-        let echo_relay = UdpRelay::bind("127.0.0.1:0".parse()?, echo_addr, half, half, 3).await?;
-        let pinger = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
-        pinger.connect(echo_relay.addr()).await?;
-        let mut rtts = Vec::new();
-        for _ in 0..20 {
-            let sent = Instant::now();
-            pinger.send(b"ping").await?;
-            let mut buffer = [0u8; 8];
-            tokio::time::timeout(Duration::from_secs(5), pinger.recv(&mut buffer)).await??;
-            rtts.push(sent.elapsed().as_secs_f64() * 1000.0);
-        }
-        rtts.sort_by(f64::total_cmp);
+        let rtts = super::link_rtts(half).await?;
         let rtt = percentile(&rtts, 50.0);
         // The far gateway's session and connections warm, as a running gateway's are.
         hammer(
