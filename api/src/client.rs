@@ -523,6 +523,32 @@ impl OriginApi {
         self.call(request).await
     }
 
+    /// `method` to `path_and_query` (which starts with `/v1/`) as `access`, with `body` and
+    /// its media type, passed through as it is: the origin's answer whatever its status (a
+    /// first-party web app's same-origin proxy). Errors only when the origin cannot be
+    /// reached.
+    pub async fn forward(
+        &self,
+        method: reqwest::Method,
+        access: &str,
+        path_and_query: &str,
+        body: Option<(bytes::Bytes, String)>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path_and_query}", self.base))
+            .bearer_auth(access);
+        if let Some((body, kind)) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, kind)
+                .body(body);
+        }
+        request
+            .send()
+            .await
+            .with_context(|| format!("reaching the origin at {}", self.base))
+    }
+
     /// The bytes of a picture (`GET /v1/images/{id}`, which needs no token) and its media
     /// type.
     pub async fn image(&self, path: &str) -> anyhow::Result<(bytes::Bytes, String)> {

@@ -47,6 +47,56 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^[A-Z]{2}$")]
     pub region: Option<String>,
+    /// The play's audio bytes by where the player got them, since the play's previous event
+    /// that carried them (players send them with a play's last event). Reported by the
+    /// listener's device, not verified: the origin adds them to its traffic view
+    /// (`GET /v1/admin/traffic`) next to the egress it measures itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<SourceBytes>,
+}
+
+/// Most bytes of one source an event may report (4 GiB: far more than any one play).
+pub const SOURCE_BYTES_MAX: u64 = 1 << 32;
+
+/// Audio bytes by where a player got them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceBytes {
+    /// Already in the device's cache (fetched for an earlier play, or a download).
+    #[serde(deserialize_with = "crate::int::exact")]
+    #[schema(minimum = 0, maximum = 4_294_967_296_u64)]
+    pub cache: u64,
+    /// From other listeners' devices.
+    #[serde(deserialize_with = "crate::int::exact")]
+    #[schema(minimum = 0, maximum = 4_294_967_296_u64)]
+    pub peers: u64,
+    /// From super-nodes.
+    #[serde(deserialize_with = "crate::int::exact")]
+    #[schema(minimum = 0, maximum = 4_294_967_296_u64)]
+    pub super_nodes: u64,
+    /// From the origin (or its CDN).
+    #[serde(deserialize_with = "crate::int::exact")]
+    #[schema(minimum = 0, maximum = 4_294_967_296_u64)]
+    pub origin: u64,
+}
+
+impl SourceBytes {
+    /// Whether every figure is within [`SOURCE_BYTES_MAX`].
+    pub fn in_bounds(&self) -> bool {
+        [self.cache, self.peers, self.super_nodes, self.origin]
+            .iter()
+            .all(|&bytes| bytes <= SOURCE_BYTES_MAX)
+    }
+
+    /// `self - earlier`, figure by figure (never below zero).
+    pub fn since(&self, earlier: &SourceBytes) -> SourceBytes {
+        SourceBytes {
+            cache: self.cache.saturating_sub(earlier.cache),
+            peers: self.peers.saturating_sub(earlier.peers),
+            super_nodes: self.super_nodes.saturating_sub(earlier.super_nodes),
+            origin: self.origin.saturating_sub(earlier.origin),
+        }
+    }
 }
 
 /// Most events in one batch.

@@ -400,6 +400,7 @@ pub fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         let share = args.listener.share();
         let gateway =
             client_lib::gateway::Gateway::new(api, session, endpoint.clone(), cache, share);
+        gateway.keep_web_downloads_in(dir.join("web-downloads"));
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("binding {}", args.listen))?;
@@ -409,6 +410,7 @@ pub fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         println!("  http     http://{addr}");
         let shutdown = crate::origin_cmd::ShutdownSignal::listen()?;
         println!("  subsonic http://{addr} (OpenSubsonic at /rest: log in with an app password)");
+        println!("  web      http://{addr}/ (the web player: sign in with your Chorus account)");
         if access.tracks_open {
             println!("ready; play http://{addr}/tracks/TRACK_ID in any player; Ctrl-C stops it");
         } else {

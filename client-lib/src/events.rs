@@ -174,6 +174,7 @@ mod tests {
             track_id: "t".into(),
             position_ms: n,
             at: n,
+            sources: None,
         }
     }
 

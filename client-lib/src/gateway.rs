@@ -204,6 +204,40 @@ pub struct Gateway {
     share: crate::serve::ServeConfig,
     serving: Mutex<Option<crate::serve::Serving>>,
     subsonic: crate::subsonic::Subsonic,
+    traffic: std::sync::Mutex<Traffic>,
+    web: crate::web::WebState,
+}
+
+/// Bytes a gateway served for one track, by where it got them (the type listening events
+/// report them in).
+pub use api::events::SourceBytes;
+
+/// Tracks whose [`SourceBytes`] are kept (the most recently played).
+const TRAFFIC_TRACKS_MAX: usize = 256;
+/// Node roles remembered from the tracker's answers.
+const ROLES_MAX: usize = 4096;
+
+/// Where each track's bytes came from, and what the gateway knows to tell them apart.
+#[derive(Debug, Default)]
+struct Traffic {
+    by_track: HashMap<String, SourceBytes>,
+    /// Roles of the peers trackers named.
+    roles: HashMap<protocol::NodeId, protocol::wire::NodeRole>,
+    /// Chunks that came with a grant (from the origin) and were not read since, per track.
+    from_grant: HashMap<String, Vec<u32>>,
+    /// What listening events already reported, per track.
+    reported: HashMap<String, SourceBytes>,
+}
+
+impl Traffic {
+    fn entry(&mut self, track: &str) -> &mut SourceBytes {
+        if self.by_track.len() >= TRAFFIC_TRACKS_MAX && !self.by_track.contains_key(track) {
+            self.by_track.clear();
+            self.from_grant.clear();
+            self.reported.clear();
+        }
+        self.by_track.entry(track.to_string()).or_default()
+    }
 }
 
 impl std::fmt::Debug for Gateway {
@@ -278,12 +312,72 @@ impl Gateway {
             share,
             serving: Mutex::new(None),
             subsonic: crate::subsonic::Subsonic::default(),
+            traffic: std::sync::Mutex::new(Traffic::default()),
+            web: crate::web::WebState::default(),
         })
     }
 
     /// The origin this gateway works for.
     pub fn api(&self) -> &OriginApi {
         &self.api
+    }
+
+    /// Where the bytes served for `track` came from, since the gateway started (or since it
+    /// last forgot the track: it keeps the 256 most recent).
+    pub fn traffic_of(&self, track: &str) -> SourceBytes {
+        self.traffic
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .by_track
+            .get(track)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// What the gateway served for `track` since this was last asked for it: what a
+    /// listening event reports (`sources`) when an app says the play ended.
+    pub fn unreported_traffic(&self, track: &str) -> SourceBytes {
+        let mut traffic = self
+            .traffic
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let now = traffic.by_track.get(track).copied().unwrap_or_default();
+        let before = traffic
+            .reported
+            .insert(track.to_string(), now)
+            .unwrap_or_default();
+        now.since(&before)
+    }
+
+    /// Keeps the web player's offline downloads under `dir` (one directory per user);
+    /// without it the page offers none.
+    pub fn keep_web_downloads_in(&self, dir: std::path::PathBuf) {
+        self.web.keep_downloads_in(dir);
+    }
+
+    /// The web player's sessions and downloads.
+    pub(crate) fn web(&self) -> &crate::web::WebState {
+        &self.web
+    }
+
+    /// The QUIC endpoint chunks are fetched over.
+    pub(crate) fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The chunk cache.
+    pub(crate) fn cache(&self) -> &Arc<ClientCache> {
+        &self.cache
+    }
+
+    /// Serves `grant` (a download's, say) as [`Gateway::stream_as`] would, its chunks from
+    /// the cache first.
+    pub(crate) fn stream_grant(self: &Arc<Self>, grant: Grant, headers: &HeaderMap) -> Response {
+        let sources: Sources = Arc::new(std::sync::Mutex::new(vec![Source {
+            node: grant.origin.node,
+            addr: grant.origin.addr,
+        }]));
+        stream_response(self.clone(), grant, sources, headers)
     }
 
     /// The Subsonic side's sessions and picture cache.
@@ -390,9 +484,10 @@ impl Gateway {
         });
     }
 
-    /// The HTTP routes: `GET`/`HEAD /tracks/{id}` behind all of `access`'s checks, and the
-    /// OpenSubsonic API at `/rest/{method}` (GET or form POST) behind the host check, its
-    /// own credentials standing in for the gateway's password.
+    /// The HTTP routes: `GET`/`HEAD /tracks/{id}` behind all of `access`'s checks; the
+    /// OpenSubsonic API at `/rest/{method}` (GET or form POST) and the web player at `/`
+    /// (with its `/web/...` endpoints, [`crate::web`]) behind the host check, their own
+    /// credentials standing in for the gateway's password.
     pub fn router(self: &Arc<Self>, access: Access) -> Router {
         let access = Arc::new(access);
         let subsonic_access = Arc::new(Access {
@@ -403,6 +498,10 @@ impl Gateway {
         let tracks = Router::new()
             .route("/tracks/{id}", get(serve_track))
             .layer(axum::middleware::from_fn_with_state(access, check_access));
+        let web = crate::web::router().layer(axum::middleware::from_fn_with_state(
+            subsonic_access.clone(),
+            check_access,
+        ));
         let rest = Router::new()
             .route("/rest/{method}", get(serve_rest).post(serve_rest))
             .layer(axum::extract::DefaultBodyLimit::max(
@@ -412,7 +511,7 @@ impl Gateway {
                 subsonic_access,
                 check_access,
             ));
-        tracks.merge(rest).with_state(self.clone())
+        tracks.merge(rest).merge(web).with_state(self.clone())
     }
 
     /// A grant for `track` as the gateway's own user (`access` `None`) or as the listener
@@ -482,6 +581,16 @@ impl Gateway {
                 let _ = self.cache.put(id, data);
             }
         }
+        {
+            let mut traffic = self
+                .traffic
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            traffic.entry(track);
+            traffic
+                .from_grant
+                .insert(track.to_string(), (0..grant.opening.len() as u32).collect());
+        }
         let sources: Sources = Arc::new(std::sync::Mutex::new(vec![Source {
             node: grant.origin.node,
             addr: grant.origin.addr,
@@ -493,6 +602,7 @@ impl Gateway {
                 license: grant.license.clone(),
             });
             let (endpoint, filled) = (self.endpoint.clone(), sources.clone());
+            let gateway = Arc::downgrade(self);
             tokio::spawn(async move {
                 let asked = async {
                     let peer = endpoint.connect(tracker.node, tracker.addr).await?;
@@ -501,6 +611,18 @@ impl Gateway {
                 if let Ok(Ok(protocol::wire::Response::PeerList(list))) =
                     tokio::time::timeout(std::time::Duration::from_secs(2), asked).await
                 {
+                    if let Some(gateway) = gateway.upgrade() {
+                        let mut traffic = gateway
+                            .traffic
+                            .lock()
+                            .unwrap_or_else(|poison| poison.into_inner());
+                        if traffic.roles.len() + list.peers.len() > ROLES_MAX {
+                            traffic.roles.clear();
+                        }
+                        for peer in &list.peers {
+                            traffic.roles.insert(peer.node, peer.role);
+                        }
+                    }
                     let peers = list.peers.iter().filter_map(|peer| {
                         peer.addrs.first().map(|addr| Source {
                             node: peer.node,
@@ -543,6 +665,32 @@ impl Gateway {
                 .collect()
         })
         .await?;
+        let track = grant.track_id.as_str();
+        {
+            let mut traffic = self
+                .traffic
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            let mut opening = traffic.from_grant.remove(track).unwrap_or_default();
+            let (mut cached, mut origin) = (0, 0);
+            for (offset, data) in ciphertext.iter().enumerate() {
+                let Some(data) = data else { continue };
+                let index = first + offset as u32;
+                match opening.iter().position(|&held| held == index) {
+                    Some(at) => {
+                        opening.swap_remove(at);
+                        origin += data.len() as u64;
+                    }
+                    None => cached += data.len() as u64,
+                }
+            }
+            if !opening.is_empty() {
+                traffic.from_grant.insert(track.to_string(), opening);
+            }
+            let entry = traffic.entry(track);
+            entry.cache += cached;
+            entry.origin += origin;
+        }
         if ciphertext.iter().any(Option::is_none) {
             let lo = first + ciphertext.iter().position(Option::is_none).unwrap_or(0) as u32;
             let hi = first + ciphertext.iter().rposition(Option::is_none).unwrap_or(0) as u32 + 1;
@@ -565,6 +713,28 @@ impl Gateway {
                 }
                 ciphertext[(index - first) as usize] = Some(data);
             }
+            let mut traffic = self
+                .traffic
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            let mut by_role = SourceBytes::default();
+            for (node, bytes) in &report.bytes_from {
+                use protocol::wire::NodeRole;
+                let role = if *node == grant.origin.node {
+                    NodeRole::Origin
+                } else {
+                    traffic.roles.get(node).copied().unwrap_or(NodeRole::Client)
+                };
+                match role {
+                    NodeRole::Origin => by_role.origin += bytes,
+                    NodeRole::SuperNode => by_role.super_nodes += bytes,
+                    NodeRole::Client => by_role.peers += bytes,
+                }
+            }
+            let entry = traffic.entry(track);
+            entry.origin += by_role.origin;
+            entry.super_nodes += by_role.super_nodes;
+            entry.peers += by_role.peers;
         }
         let cipher = ChunkCipher::new(
             &grant.content_key,

@@ -22,6 +22,9 @@
 //! - [`serve`]: sharing the cache with licensed peers (upload slots, cap, metered switch)
 //!   and announcing it to the tracker.
 //! - `sound` (cargo feature `sound`): `SoundSink`, PCM to the sound card.
+//! - [`subsonic`]: the OpenSubsonic API the gateway serves at `/rest`.
+//! - [`web`]: the web player the gateway serves at `/` (sign-in, the origin's API passed
+//!   through, streams, where their bytes came from, offline downloads).
 //! - [`scheduler`] (from `policy`): the playback scheduler (which chunk from whom, when),
 //!   shared with the simulator.
 //!
@@ -42,5 +45,6 @@ pub mod serve;
 #[cfg(feature = "sound")]
 pub mod sound;
 pub mod subsonic;
+pub mod web;
 
 pub use policy::{abr, queue, scheduler};

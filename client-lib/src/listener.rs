@@ -701,11 +701,29 @@ impl Listener {
                     stats.bytes_cache -= ahead;
                     stats.bytes_peers += ahead;
                     let duration = grant.manifest.body().duration_ms;
+                    let reported = api::events::SourceBytes {
+                        cache: stats.bytes_cache,
+                        peers: stats.bytes_peers,
+                        super_nodes: stats.bytes_super_nodes,
+                        origin: stats.bytes_origin,
+                    };
                     match moved {
-                        None => self.report(&play_id, EventKind::Complete, &track_id, duration),
+                        None => self.report_with(
+                            &play_id,
+                            EventKind::Complete,
+                            &track_id,
+                            duration,
+                            Some(reported),
+                        ),
                         Some(_) => {
                             let position = heard.position_ms().min(duration);
-                            self.report(&play_id, EventKind::Skip, &track_id, position);
+                            self.report_with(
+                                &play_id,
+                                EventKind::Skip,
+                                &track_id,
+                                position,
+                                Some(reported),
+                            );
                         }
                     }
                     self.send_events();
@@ -764,6 +782,18 @@ impl Listener {
 
     /// Queues a listening event of this play.
     fn report(&self, play_id: &str, kind: EventKind, track_id: &str, position_ms: u64) {
+        self.report_with(play_id, kind, track_id, position_ms, None);
+    }
+
+    /// Queues a listening event of this play carrying where its bytes came from.
+    fn report_with(
+        &self,
+        play_id: &str,
+        kind: EventKind,
+        track_id: &str,
+        position_ms: u64,
+        sources: Option<api::events::SourceBytes>,
+    ) {
         if let Some(events) = &self.config.events {
             events.push(crate::events::Event {
                 id: crate::events::new_id(),
@@ -773,6 +803,7 @@ impl Listener {
                 track_id: track_id.to_string(),
                 position_ms,
                 at: crate::events::now_ms(),
+                sources,
             });
         }
     }

@@ -382,6 +382,19 @@ impl TrackerShards {
         self.0.iter().map(|(_, entry)| entry.clone()).collect()
     }
 
+    /// Every shard's node id and `HOST:PORT`.
+    pub fn nodes(&self) -> Vec<(protocol::NodeId, String)> {
+        self.0
+            .iter()
+            .map(|(node, entry)| {
+                let addr = entry
+                    .split_once('@')
+                    .map_or(entry.as_str(), |(_, addr)| addr);
+                (*node, addr.to_string())
+            })
+            .collect()
+    }
+
     /// The first shard (what clients from before shards read).
     pub fn first(&self) -> Option<String> {
         self.0.first().map(|(_, entry)| entry.clone())

@@ -18,6 +18,8 @@
 //! - [`server`]: runs the HTTP API and the QUIC chunk protocol together.
 //! - [`synth`]: deterministic synthetic music for tests, benchmarks and sample catalogs.
 //! - [`text`]: blank and trimmed text as the document's patterns mean them.
+//! - [`traffic`]: the console's traffic log (egress measured, peer bytes reported) and
+//!   super-node roster.
 
 pub mod accounts;
 pub mod activity;
@@ -45,6 +47,7 @@ pub mod store;
 pub mod synth;
 pub mod tags;
 pub mod text;
+pub mod traffic;
 
 /// The wall clock in Unix milliseconds. Policy code takes time as an argument; drivers
 /// (handlers, jobs, operator tools) read it here.

@@ -51,6 +51,24 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Requests refused by each rate limit so far.
+    pub fn refusals(&self) -> Vec<(&'static str, u64)> {
+        self.limited
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .iter()
+            .map(|(class, count)| (*class, *count))
+            .collect()
+    }
+
+    /// Chunk bytes served in all (QUIC, HTTP and with play authorizations).
+    pub fn egress_total(&self) -> u64 {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        load(&self.chunk_bytes_quic)
+            .saturating_add(load(&self.chunk_bytes_http))
+            .saturating_add(load(&self.chunk_bytes_opening))
+    }
+
     /// Counts a request refused by the rate limit of `class`.
     pub fn rate_limited(&self, class: &'static str) {
         *self

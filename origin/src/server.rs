@@ -96,6 +96,9 @@ async fn janitor(state: AppState) {
     loop {
         every.tick().await;
         let now = crate::now_ms();
+        state
+            .traffic
+            .sample_egress(now, state.metrics.egress_total());
         if hourly(pruned_at) {
             state.activity.prune(now);
             pruned_at = Some(std::time::Instant::now());
@@ -321,6 +324,7 @@ pub async fn open_state(
         public_url,
         quic_addr,
         metrics,
+        traffic: Arc::new(crate::traffic::TrafficLog::new(crate::now_ms())),
     }))
 }
 
@@ -365,6 +369,7 @@ pub async fn start(config: OriginConfig) -> anyhow::Result<Running> {
         .unwrap_or_else(|| format!("{scheme}://{http_addr}"));
     let node_id = identity.node_id();
     let state = open_state(config, identity, public_url, quic_addr).await?;
+    state.traffic.set_endpoint(quic.clone());
     let store = state.store.clone();
     let search = state.search.clone();
     let service = ChunkService::new(state.chunk_source.clone(), node_id, system_clock());

@@ -158,6 +158,83 @@ async fn an_admin_changes_entitlements_a_listener_cannot() {
     assert_eq!(me.json["tier"], "premium", "{}", me.json);
 }
 
+#[tokio::test]
+async fn the_console_reads_are_for_admins_and_count_what_listeners_report() {
+    let app = TestApp::new().await;
+    let admin = app.account("operator2", Role::Admin, Tier::Premium).await;
+    let listener = app.account("listener4", Role::Listener, Tier::Free).await;
+    for path in [
+        "/v1/admin/overview",
+        "/v1/admin/accounts?q=list",
+        "/v1/admin/traffic",
+        "/v1/royalties/export?month=2026-01",
+    ] {
+        let answer = app.get(path, Some(&listener)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{path}: {}",
+            answer.json
+        );
+        assert_eq!(answer.code(), "admin_only");
+    }
+    // The overview: an empty catalog, no trackers configured, nothing refused yet.
+    let overview = app.get("/v1/admin/overview", Some(&admin)).await;
+    assert_eq!(overview.status, StatusCode::OK, "{}", overview.json);
+    assert_eq!(overview.json["catalog"]["tracks"], 0);
+    assert_eq!(overview.json["trackers"], json!([]));
+    // Accounts by part of the name, the exact one first; a query outside the alphabet is
+    // refused.
+    let found = app
+        .get("/v1/admin/accounts?q=LISTENER4", Some(&admin))
+        .await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.json);
+    assert_eq!(found.json["items"][0]["username"], "listener4");
+    let found = app.get("/v1/admin/accounts?q=ener", Some(&admin)).await;
+    assert_eq!(found.json["items"].as_array().unwrap().len(), 1);
+    let refused = app.get("/v1/admin/accounts?q=a%20b", Some(&admin)).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.json);
+    // An event reporting more bytes than any play has is refused, named by index.
+    let event = json!({
+        "id": "e1", "play_id": "p1", "type": "complete", "track_id": "0".repeat(32),
+        "position_ms": 0, "at": origin::now_ms(),
+        "sources": {"cache": 0, "peers": 5_000_000_000u64, "super_nodes": 0, "origin": 0},
+    });
+    let refused = app
+        .post("/v1/events", Some(&listener), Value::Array(vec![event]))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.json);
+    assert_eq!(refused.code(), "invalid_sources");
+    // The royalties of an empty month are a header.
+    let csv = app
+        .get("/v1/royalties/export?month=2026-01", Some(&admin))
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(csv.headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    assert_eq!(
+        &csv.bytes[..],
+        b"track_id,title,artist_id,artist,streams,share\n"
+    );
+    let traffic = app.get("/v1/admin/traffic", Some(&admin)).await;
+    assert_eq!(traffic.status, StatusCode::OK, "{}", traffic.json);
+    assert!(traffic.json["minutes"].is_array());
+    // The console's page is served, with a policy that runs only its own script.
+    let page = app.raw(Method::GET, "/console", None, None, "").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'self'")
+    );
+    let script = app
+        .raw(Method::GET, "/console/app.js", None, None, "")
+        .await;
+    assert_eq!(script.status, StatusCode::OK);
+    let missing = app.raw(Method::GET, "/console/../x", None, None, "").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
 fn rand_id() -> u128 {
     rand::random()
 }

@@ -18,6 +18,7 @@ mod subsonic;
 mod supernode;
 mod tracker;
 mod transport;
+mod web;
 
 pub use abuse::AbuseBenchArgs;
 pub use decode::DecodeBenchArgs;
@@ -71,6 +72,9 @@ pub enum Which {
     /// run: play authorization latency, playlist reads over a large catalog, listening events
     /// per second, cold chunk GETs.
     Storage(storage::StorageBenchArgs),
+    /// The web player in Chromium (headless): first paint, search results after each
+    /// keystroke, press play to audio moving, each against a floor measured in the same run.
+    Web(web::WebBenchArgs),
 }
 
 /// Flags of `chorus bench ingest`.
@@ -176,6 +180,7 @@ pub fn run(which: Which) -> anyhow::Result<ExitCode> {
         Which::Abuse(args) => abuse::run(&args),
         Which::Storage(args) => storage::run_storage(&args),
         Which::Https(args) => https::run(&args),
+        Which::Web(args) => web::run(&args),
     }
 }
 

@@ -46,10 +46,10 @@ pub struct SubsonicBenchArgs {
     pub seed: u64,
 }
 
-const PASSWORD: &str = "bench password 1";
+pub(crate) const PASSWORD: &str = "bench password 1";
 
 /// A gateway for `username` on `base`, served on loopback: its address.
-async fn gateway(
+pub(crate) async fn gateway(
     base: &str,
     origin_key: protocol::NodeId,
     username: &str,

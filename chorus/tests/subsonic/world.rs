@@ -161,6 +161,7 @@ pub fn world() -> World {
     let origin = OriginProcess::new(env!("CARGO_BIN_EXE_chorus"), &dir.path().join("origin"))
         .config("artist_signup = true\n")
         .tls()
+        .admin("operator")
         .start()
         .unwrap();
     let (base, http) = (&origin.base.clone(), origin.client());

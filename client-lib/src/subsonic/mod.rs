@@ -593,6 +593,39 @@ fn structured(lyrics: &LyricsView) -> Node {
 async fn cover_art(gateway: &Gateway, caller: &Caller, params: &Params) -> Result<Answer, Failure> {
     let id = params.required("id")?;
     let size = params.number("size", 1..=8192)?.unwrap_or(0) as u32;
+    let (bytes, kind) = cover(gateway, caller.token(), id, size).await?;
+    let mut response = Response::new(Body::from(bytes));
+    if let Ok(value) = HeaderValue::from_str(&kind) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400"),
+    );
+    Ok(Answer::Raw(response))
+}
+
+/// The picture of `id` (`al-`, `ar-` or `tr-` and the item's id) as the listener whose token
+/// is `access` sees it, at the smallest size at least `size` (the largest for 0), and its
+/// media type; pictures are kept in the gateway's memory (the web player uses it too).
+pub(crate) async fn cover(
+    gateway: &Gateway,
+    access: &str,
+    id: &str,
+    size: u32,
+) -> Result<(bytes::Bytes, String), Failure> {
+    async fn get<T: serde::de::DeserializeOwned>(
+        gateway: &Gateway,
+        access: &str,
+        path: &str,
+        what: &str,
+    ) -> Result<T, Failure> {
+        gateway
+            .api()
+            .get_as(access, path)
+            .await
+            .map_err(|error| origin_failure(error, what))
+    }
     let (kind, raw) = match (id.get(..3), id.get(3..)) {
         (Some(kind), Some(raw))
             if raw.len() == 32 && raw.bytes().all(|b| b.is_ascii_hexdigit()) =>
@@ -605,7 +638,7 @@ async fn cover_art(gateway: &Gateway, caller: &Caller, params: &Params) -> Resul
         "al-" => {
             get::<AlbumView>(
                 gateway,
-                caller,
+                access,
                 &format!("/v1/albums/{raw}?limit=1"),
                 "album",
             )
@@ -613,19 +646,19 @@ async fn cover_art(gateway: &Gateway, caller: &Caller, params: &Params) -> Resul
             .artwork
         }
         "ar-" => {
-            get::<ArtistView>(gateway, caller, &format!("/v1/artists/{raw}"), "artist")
+            get::<ArtistView>(gateway, access, &format!("/v1/artists/{raw}"), "artist")
                 .await?
                 .image
         }
         "tr-" => {
             let track: TrackView =
-                get(gateway, caller, &format!("/v1/tracks/{raw}"), "song").await?;
+                get(gateway, access, &format!("/v1/tracks/{raw}"), "song").await?;
             match (&track.artwork, &track.album_id) {
                 (Some(artwork), _) => Some(artwork.clone()),
                 (None, Some(album)) => {
                     get::<AlbumView>(
                         gateway,
-                        caller,
+                        access,
                         &format!("/v1/albums/{album}?limit=1"),
                         "album",
                     )
@@ -670,15 +703,7 @@ async fn cover_art(gateway: &Gateway, caller: &Caller, params: &Params) -> Resul
             (bytes, kind)
         }
     };
-    let mut response = Response::new(Body::from(bytes));
-    if let Ok(value) = HeaderValue::from_str(&kind) {
-        response.headers_mut().insert(header::CONTENT_TYPE, value);
-    }
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=86400"),
-    );
-    Ok(Answer::Raw(response))
+    Ok((bytes, kind))
 }
 
 /// The longest `timeOffset` taken, in seconds (a day).

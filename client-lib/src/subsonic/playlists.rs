@@ -374,6 +374,8 @@ pub async fn scrobble(gateway: &Gateway, caller: &Caller, params: &Params) -> Re
             position_ms,
             at: time.min(now),
             region: None,
+            // A finished play reports where the gateway got its bytes.
+            sources: submission.then(|| gateway.unreported_traffic(id)),
         });
     }
     gateway

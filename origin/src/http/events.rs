@@ -66,6 +66,7 @@ pub async fn post_events(
     let bad = |code, index, why: String| refuse(StatusCode::BAD_REQUEST, code, index, why);
     let mut tracks = HashMap::new();
     let mut inputs = Vec::with_capacity(events.len());
+    let mut reported = Vec::new();
     let mut skipped = 0;
     for (index, event) in events.into_iter().enumerate() {
         if !valid_id(&event.id) {
@@ -95,6 +96,19 @@ pub async fn post_events(
                 index,
                 format!("position_ms is at most {POSITION_MS_MAX}"),
             ));
+        }
+        if event.sources.is_some_and(|sources| !sources.in_bounds()) {
+            return Err(bad(
+                "invalid_sources",
+                index,
+                format!(
+                    "each source's bytes are at most {}",
+                    api::events::SOURCE_BYTES_MAX
+                ),
+            ));
+        }
+        if let Some(sources) = event.sources {
+            reported.push(sources);
         }
         let region = match event.region {
             Some(region) if region.parse::<protocol::Region>().is_ok() => region,
@@ -155,6 +169,13 @@ pub async fn post_events(
         }
     };
     state.activity.record(&recorded.streams);
+    // What listeners reported getting from where, once: a batch sent again (all duplicates)
+    // adds nothing; one partly seen before is left out rather than counted twice.
+    if recorded.duplicates == 0 {
+        for sources in &reported {
+            state.traffic.add_reported(now, sources);
+        }
+    }
     Ok(Json(EventsAccepted {
         accepted: recorded.accepted,
         duplicates: recorded.duplicates,
@@ -280,6 +301,44 @@ pub async fn royalties(
     }))
 }
 
+/// The month's royalty report with every track, as CSV: `track_id,title,artist_id,artist,
+/// streams,share`, most streamed first. Text fields are quoted where they must be, and one
+/// that a spreadsheet would take for a formula (`=`, `+`, `-`, `@`) starts with `'`.
+pub(crate) async fn royalty_csv(state: &AppState, month: &str) -> Result<String, ApiError> {
+    let (from, to) = month_range(month)
+        .ok_or_else(|| ApiError::bad_request("invalid_month", "month is YYYY-MM"))?;
+    let (_, tracks, artists, _) = royalty_report(&state.store, from, to, usize::MAX).await?;
+    let names: HashMap<&str, &str> = artists
+        .iter()
+        .filter_map(|artist| Some((artist.artist_id.as_str(), artist.name.as_deref()?)))
+        .collect();
+    let mut csv = String::from("track_id,title,artist_id,artist,streams,share\n");
+    for track in &tracks {
+        let title = csv_field(track.title.as_deref().unwrap_or(""));
+        let artist = csv_field(names.get(track.artist_id.as_str()).copied().unwrap_or(""));
+        csv.push_str(&format!(
+            "{},{title},{},{artist},{},{:.8}\n",
+            track.track_id, track.artist_id, track.streams, track.share
+        ));
+    }
+    Ok(csv)
+}
+
+/// One CSV text field: quoted when it holds a comma, quote or line break; a leading
+/// formula character defused with `'`.
+fn csv_field(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
 type Report = (
     crate::activity::RoyaltyCount,
     Vec<TrackRoyalty>,
@@ -373,4 +432,18 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .add(Limit::Ip, routes!(trending))
         .add(Limit::Ip, routes!(royalties))
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_field("Night Songs"), "Night Songs");
+        assert_eq!(csv_field("Hello, \"World\""), "\"Hello, \"\"World\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("-1"), "'-1");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
 }

@@ -27,6 +27,7 @@ pub mod auth;
 pub mod browse;
 pub mod catalog;
 pub mod chunks;
+pub mod console;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -232,6 +233,7 @@ pub fn routes(limits: RouteLimits) -> OpenApiRouter<AppState> {
         .merge(accounts::router())
         .merge(app_passwords::router())
         .merge(admin::router())
+        .merge(console::router())
         .merge(catalog::router(limits))
         .merge(playback::router())
         .merge(chunks::router())
@@ -334,6 +336,11 @@ pub fn app(state: AppState) -> Router {
             }))
             .with_state(state.clone());
     router
+        .merge(
+            console::pages().layer(axum::middleware::from_fn(|request, next| {
+                limit::enforce(Limit::Ip, request, next)
+            })),
+        )
         .fallback_service(no_route)
         .layer(axum::middleware::map_response(error::envelope_plain_errors))
         .layer(DefaultBodyLimit::max(state.config.json_bytes_max))
@@ -442,6 +449,6 @@ mod tests {
                 );
             }
         }
-        assert_eq!(operations, 55, "every route is in the document");
+        assert_eq!(operations, 59, "every route is in the document");
     }
 }

@@ -67,6 +67,15 @@ pub async fn node_token(
         offline: false,
     };
     let license = LicenseToken::issue(&state.identity, &claims).map_err(ApiError::internal)?;
+    state.traffic.super_node(
+        api::admin::SuperNodeState {
+            node_id: node.to_hex(),
+            username: account.username.clone(),
+            region: account.region.clone(),
+            expires_at_ms: expires_at,
+        },
+        now,
+    );
     Ok(Json(NodeToken {
         license: hex::encode(license.to_bytes().map_err(ApiError::internal)?),
         region: account.region,

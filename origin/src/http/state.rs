@@ -68,6 +68,8 @@ pub struct Shared {
     pub passwords: Arc<crate::passwords::PasswordPool>,
     /// Which region a sign-up gets.
     pub region_rules: Arc<crate::config::RegionRules>,
+    /// What the operator console shows of traffic and super-nodes.
+    pub traffic: Arc<crate::traffic::TrafficLog>,
 }
 
 impl std::fmt::Debug for Shared {
