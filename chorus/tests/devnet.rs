@@ -163,7 +163,7 @@ fn two_origins_behind_the_edge_lose_one_and_no_play_fails() {
 }
 
 #[test]
-fn ctrl_c_stops_every_process() {
+fn ctrl_c_stops_every_process_and_the_live_page_draws_the_network() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
         .args([
@@ -177,6 +177,8 @@ fn ctrl_c_stops_every_process() {
             "--track-seconds",
             "8",
             "--quiet",
+            "--web",
+            "127.0.0.1:0",
             "--dir",
             dir.path().to_str().unwrap(),
         ])
@@ -195,6 +197,7 @@ fn ctrl_c_stops_every_process() {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut pids: Vec<u32> = Vec::new();
     let mut seen = Vec::new();
+    let mut page = None;
     // Wait for the processes, then for the first status line (the crowd is playing).
     loop {
         let line = lines
@@ -206,12 +209,62 @@ fn ctrl_c_stops_every_process() {
                 .filter_map(|entry| entry.rsplit(' ').next()?.parse().ok())
                 .collect();
         }
+        if let Some(url) = line.strip_prefix("devnet: watch it live at ") {
+            page = Some(url.trim_end_matches('/').to_string());
+        }
         let status = line.starts_with('[');
         seen.push(line);
         if status && !pids.is_empty() {
             break;
         }
     }
+    // The live page: every node, and what listeners received second by second.
+    let page = page.unwrap_or_else(|| panic!("no live page announced: {seen:?}"));
+    let html = reqwest::blocking::get(format!("{page}/"))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(html.contains("Chorus devnet"), "{html}");
+    let state: serde_json::Value = reqwest::blocking::get(format!("{page}/state.json"))
+        .unwrap()
+        .json()
+        .unwrap();
+    let kinds: Vec<&str> = state["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|node| node["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|kind| **kind == "origin").count(),
+        1,
+        "{state}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|kind| **kind == "super_node").count(),
+        1,
+        "{state}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|kind| **kind == "listener").count(),
+        2,
+        "{state}"
+    );
+    let received: u64 = state["shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|second| {
+            ["origin", "super_nodes", "peers"]
+                .iter()
+                .filter_map(|key| second[key].as_u64())
+                .sum::<u64>()
+        })
+        .sum();
+    assert!(
+        received > 0,
+        "listeners received bytes while playing: {state}"
+    );
     assert_eq!(pids.len(), 3, "origin, tracker, super-node: {seen:?}");
     for pid in &pids {
         assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());

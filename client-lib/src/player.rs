@@ -90,9 +90,41 @@ pub struct Received {
     pub super_nodes: AtomicU64,
     /// From other listeners.
     pub peers: AtomicU64,
+    /// Bytes by (receiver, sender) node: who got chunks from whom.
+    edges: std::sync::Mutex<HashMap<(NodeId, NodeId), u64>>,
 }
 
+/// Receiver–sender pairs a [`Received`] keeps (a devnet's worth; pairs past it are not
+/// counted by pair, only by source).
+const EDGES_MAX: usize = 100_000;
+
 impl Received {
+    /// Counts `bytes` that `receiver` got from `sender`.
+    pub fn edge(&self, receiver: NodeId, sender: NodeId, bytes: u64) {
+        let mut edges = self
+            .edges
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let full = edges.len() >= EDGES_MAX;
+        match edges.get_mut(&(receiver, sender)) {
+            Some(total) => *total += bytes,
+            None if !full => {
+                edges.insert((receiver, sender), bytes);
+            }
+            None => {}
+        }
+    }
+
+    /// Bytes by (receiver, sender) so far.
+    pub fn edges(&self) -> Vec<(NodeId, NodeId, u64)> {
+        self.edges
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .iter()
+            .map(|(&(receiver, sender), &bytes)| (receiver, sender, bytes))
+            .collect()
+    }
+
     /// Adds what `after` counts over `before` (two readings of a scheduler's stats).
     fn add(&self, before: &PlayStats, after: &PlayStats) {
         let more = |a: u64, b: u64| b.saturating_sub(a);
@@ -692,11 +724,16 @@ pub async fn play_with_controls(
                                 }
                             }));
                         }
+                        let sender = scheduler.request_source(id);
+                        let length = bytes.len() as u64;
                         data.entry(index).or_insert(bytes);
                         let before = scheduler.stats();
                         let actions = scheduler.on_chunk(now, id, index);
                         if let Some(received) = &options_received {
                             received.add(&before, &scheduler.stats());
+                            if let Some(sender) = sender {
+                                received.edge(endpoint.node_id(), sender, length);
+                            }
                         }
                         if !downloaded_sent && scheduler.all_held() {
                             downloaded_sent = true;

@@ -698,6 +698,11 @@ impl Scheduler {
         self.chunk_start(index) as f64 - self.position_ms as f64
     }
 
+    /// The node request `id` went to, while it is outstanding.
+    pub fn request_source(&self, id: RequestId) -> Option<NodeId> {
+        self.requests.get(&id).map(|request| request.source)
+    }
+
     /// A chunk arrived from `source` for `id`, verified by the driver.
     pub fn on_chunk(&mut self, now: u64, id: RequestId, index: u32) -> Vec<Action> {
         let bytes = self.chunk_bytes(index);

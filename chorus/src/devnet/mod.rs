@@ -17,6 +17,7 @@
 
 mod crowd;
 mod procs;
+mod web;
 pub mod workload;
 
 use std::collections::{BTreeMap, HashMap};
@@ -148,6 +149,10 @@ pub struct DevnetArgs {
     /// No live view (status lines every 10 s instead).
     #[arg(long)]
     pub quiet: bool,
+    /// Also draw the network live in a browser page served on this address (e.g.
+    /// 127.0.0.1:8490): nodes, the last second's transfers, source shares over time.
+    #[arg(long, value_name = "ADDR")]
+    pub web: Option<SocketAddr>,
 }
 
 /// Parses `90`, `90s`, `2m`, `1h`, `500ms`.
@@ -1033,6 +1038,7 @@ async fn run_async(args: DevnetArgs, plan: Plan) -> anyhow::Result<ExitCode> {
             super_addrs,
             catalog_path,
             started_at,
+            origin_id,
         },
     )
     .await;
@@ -1300,6 +1306,8 @@ struct Setup {
     super_addrs: Vec<SocketAddr>,
     catalog_path: PathBuf,
     started_at: Instant,
+    /// The origins' node id (they share the key).
+    origin_id: NodeId,
 }
 
 async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Result<ExitCode> {
@@ -1453,6 +1461,38 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
     };
     // The origin process is new: its counters started at zero, so they hold every byte it
     // served in this run, super-node fills included.
+    // The page, if asked for: every node, by region.
+    let web_view = match args.web {
+        Some(addr) => {
+            let view = std::sync::Arc::new(web::WebView::default());
+            let mut nodes = vec![web::Node {
+                id: web::short(&setup.origin_id),
+                kind: "origin",
+                region: String::new(),
+            }];
+            for (node, region) in &super_ids {
+                nodes.push(web::Node {
+                    id: web::short(node),
+                    kind: "super_node",
+                    region: plan.regions[*region].to_string(),
+                });
+            }
+            for (index, identity) in identities.iter().enumerate() {
+                nodes.push(web::Node {
+                    id: web::short(&identity.node_id()),
+                    kind: "listener",
+                    region: plan.regions[index % regions].to_string(),
+                });
+            }
+            view.nodes(nodes);
+            let bound = web::serve(addr, view.clone())
+                .await
+                .with_context(|| format!("serving the devnet page on {addr}"))?;
+            eprintln!("devnet: watch it live at http://{bound}/");
+            Some(view)
+        }
+        None => None,
+    };
     let crowd = crowd::Crowd::start(crowd_config, identities, tokens, deadline);
     let live_counters = crowd.live_shared();
     let workload_started = Instant::now();
@@ -1573,6 +1613,27 @@ async fn devnet_body(args: &DevnetArgs, plan: &Plan, setup: Setup) -> anyhow::Re
                 (origin + shared > 0).then(|| shared as f64 / (origin + shared) as f64)
             },
         };
+        if let Some(web_view) = &web_view {
+            use std::sync::atomic::Ordering::Relaxed;
+            let received = &crowd.live().received;
+            web_view.update(
+                workload_started.elapsed().as_secs_f64(),
+                received.edges(),
+                (
+                    received.origin.load(Relaxed),
+                    received.super_nodes.load(Relaxed),
+                    received.peers.load(Relaxed),
+                ),
+                json!({
+                    "started": live.started,
+                    "playing": live.playing,
+                    "p50_ms": live.p50,
+                    "p99_ms": live.p99,
+                    "egress": live.egress,
+                    "peer_share": live.peer_share,
+                }),
+            );
+        }
         view.show(
             interactive,
             &summary,
