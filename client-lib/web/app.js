@@ -503,9 +503,16 @@ async function searchFor(q) {
       case "playlist": return h("a", { class: "hit", href: `#/playlist/${hit.id}` }, hit.name, hit.artist ? ` · ${hit.artist}` : "");
       default: {
         const button = h("button", { type: "button", class: "link hit", "data-track": hit.id }, hit.name, hit.artist ? ` · ${hit.artist}` : "");
-        button.addEventListener("click", async () => {
-          const track = await api(`tracks/${hit.id}`).catch(failed);
-          if (track) player.playList([track], 0);
+        button.addEventListener("click", () => {
+          // Plays at once; the rest of the song's details follow.
+          const track = { id: hit.id, title: hit.name, artist: hit.artist || "", duration_ms: 0 };
+          player.playList([track], 0);
+          api(`tracks/${hit.id}`)
+            .then((view) => {
+              Object.assign(track, view);
+              if (player.current === track) player.describe(track);
+            })
+            .catch(() => {});
         });
         return button;
       }
@@ -650,6 +657,12 @@ const player = {
     audio.src = `/web/stream/${track.id}`;
     document.body.dataset.playing = track.id;
     audio.play().catch(() => {});
+    this.describe(track);
+    traffic.follow(track.id);
+  },
+
+  /** Shows what is playing (again, when more of it is known). */
+  describe(track) {
     $("now-title").textContent = track.title;
     $("now-artist").textContent = track.artist || "";
     const now = $("now-cover");
@@ -668,7 +681,6 @@ const player = {
         artwork: [{ src: `/web/cover/tr-${track.id}?size=300`, sizes: "300x300", type: "image/jpeg" }],
       });
     }
-    traffic.follow(track.id);
   },
 
   next(ended = false) {
@@ -790,6 +802,12 @@ function wirePlayer() {
   };
   audio.addEventListener("play", paused);
   audio.addEventListener("pause", paused);
+  audio.addEventListener("durationchange", () => {
+    if (Number.isFinite(audio.duration) && player.current && !player.current.duration_ms) {
+      seek.max = String(audio.duration);
+      $("length").textContent = time(audio.duration);
+    }
+  });
   audio.addEventListener("ended", () => {
     events.end("complete");
     player.next(true);

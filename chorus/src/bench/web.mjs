@@ -26,15 +26,16 @@ function instrument() {
     if (event.target.closest && event.target.closest("[data-track]")) {
       window.__pressed = performance.now();
       window.__audible = undefined;
+      // Watched every frame: timeupdate comes only every quarter second.
+      const watch = () => {
+        const audio = document.getElementById("audio");
+        if (audio && audio.currentTime > 0) window.__audible = performance.now();
+        else requestAnimationFrame(watch);
+      };
+      requestAnimationFrame(watch);
     }
   }, true);
   document.addEventListener("DOMContentLoaded", () => {
-    const audio = document.getElementById("audio");
-    audio.addEventListener("timeupdate", () => {
-      if (audio.currentTime > 0 && window.__audible === undefined && window.__pressed !== undefined) {
-        window.__audible = performance.now();
-      }
-    });
     new MutationObserver(() => {
       window.__shown.push({ q: document.body.dataset.searched, at: performance.now() });
     }).observe(document.body, { attributes: true, attributeFilter: ["data-searched"] });
