@@ -88,6 +88,16 @@ impl SourceBytes {
             .all(|&bytes| bytes <= SOURCE_BYTES_MAX)
     }
 
+    /// Each figure at most [`SOURCE_BYTES_MAX`] (what an event may carry).
+    pub fn clamped(&self) -> SourceBytes {
+        SourceBytes {
+            cache: self.cache.min(SOURCE_BYTES_MAX),
+            peers: self.peers.min(SOURCE_BYTES_MAX),
+            super_nodes: self.super_nodes.min(SOURCE_BYTES_MAX),
+            origin: self.origin.min(SOURCE_BYTES_MAX),
+        }
+    }
+
     /// `self - earlier`, figure by figure (never below zero).
     pub fn since(&self, earlier: &SourceBytes) -> SourceBytes {
         SourceBytes {

@@ -341,12 +341,15 @@ impl Gateway {
             .traffic
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        let now = traffic.by_track.get(track).copied().unwrap_or_default();
+        // Only tracks the gateway keeps counts of (bounded with them).
+        let Some(now) = traffic.by_track.get(track).copied() else {
+            return SourceBytes::default();
+        };
         let before = traffic
             .reported
             .insert(track.to_string(), now)
             .unwrap_or_default();
-        now.since(&before)
+        now.since(&before).clamped()
     }
 
     /// Keeps the web player's offline downloads under `dir` (one directory per user);
@@ -691,9 +694,15 @@ impl Gateway {
             entry.cache += cached;
             entry.origin += origin;
         }
-        if ciphertext.iter().any(Option::is_none) {
-            let lo = first + ciphertext.iter().position(Option::is_none).unwrap_or(0) as u32;
-            let hi = first + ciphertext.iter().rposition(Option::is_none).unwrap_or(0) as u32 + 1;
+        // Each run of missing chunks is fetched by itself: chunks already held are neither
+        // fetched again nor counted twice.
+        let mut at = 0;
+        while let Some(start) = (at..ciphertext.len()).find(|&i| ciphertext[i].is_none()) {
+            let end = (start..ciphertext.len())
+                .find(|&i| ciphertext[i].is_some())
+                .unwrap_or(ciphertext.len());
+            at = end;
+            let (lo, hi) = (first + start as u32, first + end as u32);
             let mut report = FetchReport::default();
             let fetched = fetch_chunks(
                 &self.endpoint,
@@ -711,7 +720,9 @@ impl Gateway {
                 if let Some(id) = manifest.chunk_id(index) {
                     let _ = self.cache.put(id, &data);
                 }
-                ciphertext[(index - first) as usize] = Some(data);
+                if let Some(slot) = ciphertext.get_mut((index - first) as usize) {
+                    *slot = Some(data);
+                }
             }
             let mut traffic = self
                 .traffic

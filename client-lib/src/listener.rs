@@ -706,7 +706,8 @@ impl Listener {
                         peers: stats.bytes_peers,
                         super_nodes: stats.bytes_super_nodes,
                         origin: stats.bytes_origin,
-                    };
+                    }
+                    .clamped();
                     match moved {
                         None => self.report_with(
                             &play_id,

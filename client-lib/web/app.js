@@ -38,7 +38,7 @@ async function call(path, { method = "GET", body, signal } = {}) {
   }
   if (!response.ok) {
     const error = json && json.error ? json.error : {};
-    if (response.status === 401 && path !== "/web/session") showSignIn();
+    if (response.status === 401 && path !== "/web/session" && $("signin").hidden) showSignIn();
     throw new Refused(response.status, error.code || "", error.message || response.statusText);
   }
   return json;
@@ -223,7 +223,10 @@ function trackList(tracks, options = {}) {
       { type: "button", class: "link title", "data-track": track.id },
       track.title,
     );
-    title.addEventListener("click", () => player.playList(tracks.filter(Boolean), index));
+    title.addEventListener("click", () => {
+      const playable = tracks.filter(Boolean);
+      player.playList(playable, playable.indexOf(track));
+    });
     const row = h(
       "li",
       { class: "track", "data-id": track.id, "data-index": index },
@@ -545,15 +548,15 @@ const events = {
     const bytes = crypto.getRandomValues(new Uint8Array(16));
     return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   },
-  record(type, position_s, sources, play = this.play) {
+  record(type, position_s, sources, play = this.play, at = Date.now()) {
     if (!play) return;
     const event = {
       id: this.id(),
       play_id: play.id,
       type,
       track_id: play.track,
-      position_ms: Math.max(0, Math.round(position_s * 1000)),
-      at: Date.now(),
+      position_ms: Math.min(86400000, Math.max(0, Math.round(position_s * 1000))),
+      at,
     };
     if (sources) event.sources = sources;
     this.pending.push(event);
@@ -565,8 +568,13 @@ const events = {
     const play = { id: this.id(), track: track.id, reported: 0, counts: null };
     this.play = play;
     this.record("play_start", 0);
-    // Where the gateway got this track's bytes so far, so the play's own share is known.
-    call(`/web/traffic/${track.id}`).then((counts) => { play.counts = counts; }).catch(() => {});
+    // Where the gateway got this track's bytes so far for this browser, so the play's own
+    // share is known (nothing yet, 404, when this browser never streamed it).
+    call(`/web/traffic/${track.id}`)
+      .then((counts) => { play.counts = counts; })
+      .catch((error) => {
+        if (error.status === 404) play.counts = { cache: 0, peers: 0, super_nodes: 0, origin: 0 };
+      });
   },
   progress(position_s) {
     if (!this.play) return;
@@ -580,17 +588,19 @@ const events = {
     if (!this.play) return Promise.resolve();
     const play = this.play;
     const position = audio.currentTime || 0;
+    const at = Date.now();
     this.play = null;
     // The play's last event carries where its bytes came from (what the gateway served for
-    // it): the origin's console plots it.
+    // the track since the play began): the origin's console plots it. Without the count at
+    // its start, it carries none.
+    if (!play.counts) return Promise.resolve(this.record(type, position, null, play, at));
     return call(`/web/traffic/${play.track}`)
       .then((now) => {
-        const was = play.counts || { cache: 0, peers: 0, super_nodes: 0, origin: 0 };
-        const since = (key) => Math.max(0, now[key] - was[key]);
+        const since = (key) => Math.min(2 ** 32, Math.max(0, now[key] - play.counts[key]));
         return { cache: since("cache"), peers: since("peers"), super_nodes: since("super_nodes"), origin: since("origin") };
       })
       .catch(() => null)
-      .then((sources) => this.record(type, position, sources, play));
+      .then((sources) => this.record(type, position, sources, play, at));
   },
   async flush() {
     if (this.sending || !this.pending.length) return;
@@ -629,20 +639,25 @@ const player = {
       index = Math.floor(Math.random() * this.list.length);
     }
     this.reorder(index);
-    this.at = 0;
     this.start();
   },
 
-  /** Play order: `first` first, then the rest in order or shuffled. */
-  reorder(first) {
-    const rest = this.list.map((_, i) => i).filter((i) => i !== first);
-    if (this.shuffle) {
-      for (let i = rest.length - 1; i > 0; i--) {
-        const j = Math.floor(Math.random() * (i + 1));
-        [rest[i], rest[j]] = [rest[j], rest[i]];
-      }
+  /** The play order from the list's `current`: in list order from it, or, shuffled, it
+   * first and the rest in a random order. Sets where in the order playing is. */
+  reorder(current) {
+    const all = this.list.map((_, i) => i);
+    if (!this.shuffle) {
+      this.order = all;
+      this.at = Math.max(0, current);
+      return;
     }
-    this.order = this.list.length ? [first, ...rest] : [];
+    const rest = all.filter((i) => i !== current);
+    for (let i = rest.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [rest[i], rest[j]] = [rest[j], rest[i]];
+    }
+    this.order = this.list.length ? [current, ...rest] : [];
+    this.at = 0;
   },
 
   upcoming() {
@@ -712,11 +727,7 @@ const player = {
 
   toggleShuffle() {
     this.shuffle = !this.shuffle;
-    if (this.list.length) {
-      const playing = this.order[this.at];
-      this.reorder(playing);
-      this.at = 0;
-    }
+    if (this.list.length) this.reorder(this.order[this.at]);
     $("shuffle").setAttribute("aria-pressed", String(this.shuffle));
   },
 
@@ -856,12 +867,23 @@ async function route() {
 }
 
 function showSignIn() {
+  audio.pause();
+  traffic.track = null;
   $("app").hidden = true;
   $("signin").hidden = false;
   $("signin-user").focus();
 }
 
 async function signedIn(who) {
+  // Listening not yet sent belongs to whoever played it: never sent as someone else.
+  if (events.owner !== who.username) {
+    events.pending = [];
+    events.play = null;
+    player.list = [];
+    player.order = [];
+    player.current = null;
+  }
+  events.owner = who.username;
   downloadsOffered = who.downloads;
   $("who").textContent = who.username;
   $("nav-downloads").hidden = !downloadsOffered;

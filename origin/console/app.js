@@ -211,7 +211,8 @@ const views = {
   },
 
   async royalties(params) {
-    const month = params.get("month") || new Date().toISOString().slice(0, 7);
+    const asked = params.get("month") || "";
+    const month = /^\d{4}-\d{2}$/.test(asked) ? asked : new Date().toISOString().slice(0, 7);
     const input = h("input", { id: "month", type: "month", value: month, required: true });
     const form = h("form", { class: "row" }, h("label", { for: "month" }, "Month"), input, h("button", { type: "submit" }, "Show"));
     form.addEventListener("submit", (event) => {
@@ -220,8 +221,13 @@ const views = {
     });
     const exporter = h("button", { type: "button", id: "export" }, "Export CSV");
     exporter.addEventListener("click", async () => {
+      // A call that renews the session first if it must.
+      await api("/v1/me");
       const response = await raw(`/v1/royalties/export?month=${month}`);
-      if (!response.ok) return;
+      if (!response.ok) {
+        exporter.textContent = "Export failed: try again";
+        return;
+      }
       const url = URL.createObjectURL(await response.blob());
       const link = h("a", { href: url, download: `royalties-${month}.csv` });
       document.body.append(link);

@@ -233,6 +233,12 @@ try {
   check(kept === "Loud Single|Second Light|First Light", `the order after a reload (${kept})`);
   await shot("playlist-reordered");
 
+  // Started from the middle, the queue goes on in the list's order.
+  await page.click('.track[data-index="1"] .title');
+  await page.waitForFunction(() => document.getElementById("now-title").textContent === "Second Light");
+  await page.click("#next");
+  await page.waitForFunction(() => document.getElementById("now-title").textContent === "First Light");
+
   // Shuffle and repeat; next moves on in the queue.
   await page.click('main .actions button:has-text("Play")');
   await page.waitForFunction(() => document.getElementById("now-title").textContent === "Loud Single");

@@ -14,7 +14,7 @@
 //! - `GET /web/stream/{id}` is the track as an Ogg stream with byte ranges (what `<audio>`
 //!   seeks with), from a download if there is one, else through the gateway's cache, peers,
 //!   super-nodes and the origin; `GET /web/traffic/{id}` says how many of its bytes came
-//!   from each.
+//!   from each since this browser first streamed it (only for tracks it streamed).
 //! - `/web/downloads` lists, makes and removes offline downloads (30-day licenses), which
 //!   list and play with the origin down.
 //!
@@ -48,27 +48,85 @@ const COOKIE: &str = "chorus_web";
 const SESSIONS_MAX: usize = 256;
 /// Largest request body passed to the origin.
 const BODY_MAX: usize = 1 << 20;
-/// First path segments of the origin API the page may use.
-const API_ALLOWED: &[&str] = &[
-    "me",
-    "search",
-    "browse",
-    "albums",
-    "artists",
-    "tracks",
-    "playlists",
-    "images",
-    "recommendations",
-    "trending",
-    "events",
+/// The origin API the page may use, by method and route (`*` is one id segment): the
+/// listener's own catalog, library, playlists and listening, nothing else (no credentials,
+/// uploads, pictures to change or admin).
+const API_ALLOWED: &[(&str, &str)] = &[
+    ("GET", "me"),
+    ("GET", "me/tracks"),
+    ("PUT", "me/tracks/*"),
+    ("DELETE", "me/tracks/*"),
+    ("GET", "me/following/artists"),
+    ("PUT", "me/following/artists/*"),
+    ("DELETE", "me/following/artists/*"),
+    ("GET", "me/playlists"),
+    ("GET", "me/player"),
+    ("PUT", "me/player"),
+    ("GET", "search"),
+    ("GET", "browse/tracks"),
+    ("GET", "browse/albums"),
+    ("GET", "browse/artists"),
+    ("GET", "browse/genres"),
+    ("GET", "albums/*"),
+    ("GET", "artists/*"),
+    ("GET", "artists/*/tracks"),
+    ("GET", "tracks/*"),
+    ("GET", "tracks/*/lyrics"),
+    ("GET", "tracks/*/radio"),
+    ("GET", "images/*"),
+    ("POST", "playlists"),
+    ("GET", "playlists/*"),
+    ("PUT", "playlists/*"),
+    ("DELETE", "playlists/*"),
+    ("POST", "playlists/*/tracks"),
+    ("PUT", "playlists/*/tracks"),
+    ("DELETE", "playlists/*/tracks"),
+    ("GET", "recommendations"),
+    ("GET", "trending"),
+    ("POST", "events"),
 ];
+
+/// Whether the page may send `method` to `/v1/{path}`. Every segment must be plain (letters,
+/// digits, `_`, `-`: no dots, escapes or separators a URL parser would read again).
+fn api_allowed(method: &Method, path: &str) -> bool {
+    let segments: Vec<&str> = path.split('/').collect();
+    let plain = |segment: &str| {
+        !segment.is_empty()
+            && segment.len() <= 128
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    if !segments.iter().all(|segment| plain(segment)) {
+        return false;
+    }
+    API_ALLOWED.iter().any(|(allowed, route)| {
+        *allowed == method.as_str()
+            && route.split('/').count() == segments.len()
+            && route
+                .split('/')
+                .zip(&segments)
+                .all(|(part, segment)| part == "*" || part == *segment)
+    })
+}
+
+/// Tracks a session remembers having streamed (whose traffic it may read).
+const STREAMED_MAX: usize = 1_000;
 
 /// One signed-in browser.
 #[derive(Debug, Clone)]
 struct WebSession {
     username: String,
+    /// The account's id (names its downloads' directory).
+    account_id: String,
     session: Session,
     used: std::time::Instant,
+    /// Held while the session is renewed: refresh tokens work once, so one request renews
+    /// and the others wait for its tokens.
+    renewing: Arc<tokio::sync::Mutex<()>>,
+    /// Tracks this session streamed, with the gateway's counts for each when it first did:
+    /// it is told only of these, and only what came after.
+    streamed: Arc<std::sync::Mutex<HashMap<String, crate::gateway::SourceBytes>>>,
 }
 
 /// The web player's state inside a gateway: its sessions and where downloads go.
@@ -79,8 +137,8 @@ pub struct WebState {
 }
 
 impl WebState {
-    /// Keeps each web user's offline downloads under `dir/<username>/` (set once, at start;
-    /// without it the page offers no downloads).
+    /// Keeps each web user's offline downloads under `dir/<account id>/` (set once, at
+    /// start; without it the page offers no downloads).
     pub fn keep_downloads_in(&self, dir: PathBuf) {
         let _ = self.downloads.set(dir);
     }
@@ -93,7 +151,7 @@ impl WebState {
         Some((id, found.clone()))
     }
 
-    fn insert(&self, username: String, session: Session) -> String {
+    fn insert(&self, username: String, account_id: String, session: Session) -> String {
         let id = hex::encode(rand::random::<[u8; 32]>());
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         if sessions.len() >= SESSIONS_MAX
@@ -108,8 +166,11 @@ impl WebState {
             id.clone(),
             WebSession {
                 username,
+                account_id,
                 session,
                 used: std::time::Instant::now(),
+                renewing: Arc::default(),
+                streamed: Arc::default(),
             },
         );
         id
@@ -133,19 +194,17 @@ impl WebState {
             .remove(id);
     }
 
-    fn store(&self, username: &str) -> Option<crate::offline::OfflineStore> {
+    /// The directory of the account's downloads (named by its id, 32 hex characters:
+    /// usernames differ in case only on file systems that tell case apart).
+    fn downloads_dir(&self, account_id: &str) -> Option<PathBuf> {
         let root = self.downloads.get()?;
-        // Usernames are the origin's (letters, digits, `_`, `-`, `.`); anything else never
-        // names a directory.
-        if username.is_empty()
-            || username.starts_with('.')
-            || !username
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
-        {
-            return None;
-        }
-        Some(crate::offline::OfflineStore::new(&root.join(username)))
+        (account_id.len() == 32 && account_id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| root.join(account_id.to_ascii_lowercase()))
+    }
+
+    fn store(&self, account_id: &str) -> Option<crate::offline::OfflineStore> {
+        self.downloads_dir(account_id)
+            .map(|dir| crate::offline::OfflineStore::new(&dir))
     }
 }
 
@@ -300,13 +359,21 @@ async fn sign_in(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: 
             "expected {\"username\", \"password\"}",
         );
     };
-    let username = form.username.trim().to_string();
-    let session = match gateway.api().session(&username, &form.password).await {
+    let session = match gateway
+        .api()
+        .session(form.username.trim(), &form.password)
+        .await
+    {
         Ok(session) => session,
         Err(error) => return origin_error(&error),
     };
-    let id = gateway.web().insert(username.clone(), session);
-    let downloads = gateway.web().store(&username).is_some();
+    let me: api::accounts::Me = match gateway.api().get_as(&session.access_token, "/v1/me").await {
+        Ok(me) => me,
+        Err(error) => return origin_error(&error),
+    };
+    let username = me.username.clone();
+    let downloads = gateway.web().store(&me.id).is_some();
+    let id = gateway.web().insert(username.clone(), me.id, session);
     let mut response = axum::Json(SignedIn {
         username,
         downloads,
@@ -323,7 +390,7 @@ async fn sign_in(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: 
 async fn whoami(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     match gateway.web().lookup(&headers) {
         Some((_, found)) => {
-            let downloads = gateway.web().store(&found.username).is_some();
+            let downloads = gateway.web().store(&found.account_id).is_some();
             axum::Json(SignedIn {
                 username: found.username,
                 downloads,
@@ -353,20 +420,42 @@ async fn sign_out(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Re
     response
 }
 
-/// Renews `found`'s session at the origin; `None` when it cannot be renewed (signed out).
-async fn renew(gateway: &Gateway, id: &str, found: &WebSession) -> Option<Session> {
-    match gateway.api().refresh(&found.session.refresh_token).await {
+/// Renews the session `id` after its access token `failed` was refused: once, however many
+/// requests were refused at the same time (refresh tokens work once). The new tokens, or the
+/// answer to give: signed out (the origin refused the refresh token) or the origin out of
+/// reach.
+async fn renew(
+    gateway: &Gateway,
+    id: &str,
+    found: &WebSession,
+    failed: &str,
+) -> Result<Session, Response> {
+    let _renewing = found.renewing.lock().await;
+    let current = gateway
+        .web()
+        .sessions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(id)
+        .map(|current| current.session.clone());
+    let Some(current) = current else {
+        return Err(signed_out());
+    };
+    if current.access_token != failed {
+        // Another request renewed it while this one waited.
+        return Ok(current);
+    }
+    match gateway.api().refresh(&current.refresh_token).await {
         Ok(session) => {
             gateway.web().renewed(id, session.clone());
-            Some(session)
+            Ok(session)
         }
-        Err(error) => {
-            tracing::debug!(%error, "web session not renewed");
-            if ApiError::of(&error).is_some() {
-                gateway.web().remove(id);
-            }
-            None
+        Err(error) if ApiError::of(&error).is_some_and(|api| api.status == 401) => {
+            tracing::debug!(%error, "web session ended at the origin");
+            gateway.web().remove(id);
+            Err(signed_out())
         }
+        Err(error) => Err(origin_error(&error)),
     }
 }
 
@@ -385,8 +474,7 @@ async fn proxy(
             "missing X-Chorus-Web",
         );
     }
-    let first = path.split('/').next().unwrap_or_default();
-    if !API_ALLOWED.contains(&first) || path.split('/').any(|part| part == ".." || part == ".") {
+    if !api_allowed(&method, &path) {
         return refuse(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -413,12 +501,12 @@ async fn proxy(
         .forward(method.clone(), &access, &target, body.clone())
         .await;
     if matches!(&answer, Ok(response) if response.status() == reqwest::StatusCode::UNAUTHORIZED) {
-        match renew(&gateway, &id, &found).await {
-            Some(session) => {
+        match renew(&gateway, &id, &found, &access).await {
+            Ok(session) => {
                 access = session.access_token;
                 answer = gateway.api().forward(method, &access, &target, body).await;
             }
-            None => return signed_out(),
+            Err(answer) => return answer,
         }
     }
     let answer = match answer {
@@ -459,8 +547,17 @@ async fn stream(
     let Some((id, found)) = gateway.web().lookup(&headers) else {
         return signed_out();
     };
+    {
+        let mut streamed = found.streamed.lock().unwrap_or_else(|p| p.into_inner());
+        if streamed.len() >= STREAMED_MAX {
+            streamed.clear();
+        }
+        streamed
+            .entry(track.clone())
+            .or_insert_with(|| gateway.traffic_of(&track));
+    }
     // A download plays from disk, with or without the origin.
-    if let Some(store) = gateway.web().store(&found.username) {
+    if let Some(store) = gateway.web().store(&found.account_id) {
         let now = crate::player::unix_now().0;
         let loaded = {
             let track = track.clone();
@@ -487,9 +584,9 @@ async fn stream(
             Err(error)
                 if attempt == 0 && ApiError::of(&error).is_some_and(|api| api.status == 401) =>
             {
-                match renew(&gateway, &id, &found).await {
-                    Some(session) => access = session.access_token,
-                    None => return signed_out(),
+                match renew(&gateway, &id, &found, &access).await {
+                    Ok(session) => access = session.access_token,
+                    Err(answer) => return answer,
                 }
             }
             Err(error) => return origin_error(&error),
@@ -537,17 +634,25 @@ async fn traffic(
     Path(track): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if gateway.web().lookup(&headers).is_none() {
+    let Some((_, found)) = gateway.web().lookup(&headers) else {
         return signed_out();
-    }
-    if !valid_id(&track) {
+    };
+    // Only for tracks this browser streamed, and only since it first did: the counts are
+    // the gateway's, and what others on it play is theirs.
+    let since = found
+        .streamed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&track)
+        .copied();
+    let Some(since) = since else {
         return refuse(
-            StatusCode::BAD_REQUEST,
-            "invalid_id",
-            "track ids are 32 hex characters",
+            StatusCode::NOT_FOUND,
+            "not_streamed",
+            "this browser did not stream that track",
         );
-    }
-    axum::Json(gateway.traffic_of(&track)).into_response()
+    };
+    axum::Json(gateway.traffic_of(&track).since(&since)).into_response()
 }
 
 /// A download as the page lists it: the track as the origin described it when it was made,
@@ -571,15 +676,10 @@ async fn downloads(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> R
     let Some((_, found)) = gateway.web().lookup(&headers) else {
         return signed_out();
     };
-    let Some(store) = gateway.web().store(&found.username) else {
+    let Some(store) = gateway.web().store(&found.account_id) else {
         return axum::Json(Vec::<DownloadEntry>::new()).into_response();
     };
-    let Some(root) = gateway
-        .web()
-        .downloads
-        .get()
-        .map(|root| root.join(&found.username))
-    else {
+    let Some(root) = gateway.web().downloads_dir(&found.account_id) else {
         return axum::Json(Vec::<DownloadEntry>::new()).into_response();
     };
     let listed = tokio::task::spawn_blocking(move || {
@@ -633,12 +733,8 @@ async fn download(
         return signed_out();
     };
     let (Some(store), Some(root)) = (
-        gateway.web().store(&found.username),
-        gateway
-            .web()
-            .downloads
-            .get()
-            .map(|root| root.join(&found.username)),
+        gateway.web().store(&found.account_id),
+        gateway.web().downloads_dir(&found.account_id),
     ) else {
         return refuse(
             StatusCode::NOT_FOUND,
@@ -654,8 +750,8 @@ async fn download(
     {
         Ok(view) => view,
         Err(error) if ApiError::of(&error).is_some_and(|api| api.status == 401) => {
-            match renew(&gateway, &id, &found).await {
-                Some(session) => {
+            match renew(&gateway, &id, &found, &access).await {
+                Ok(session) => {
                     access = session.access_token;
                     match gateway
                         .api()
@@ -666,7 +762,7 @@ async fn download(
                         Err(error) => return origin_error(&error),
                     }
                 }
-                None => return signed_out(),
+                Err(answer) => return answer,
             }
         }
         Err(error) => return origin_error(&error),
@@ -722,12 +818,8 @@ async fn remove_download(
         return signed_out();
     };
     let (Some(store), Some(root)) = (
-        gateway.web().store(&found.username),
-        gateway
-            .web()
-            .downloads
-            .get()
-            .map(|root| root.join(&found.username)),
+        gateway.web().store(&found.account_id),
+        gateway.web().downloads_dir(&found.account_id),
     ) else {
         return refuse(
             StatusCode::NOT_FOUND,
@@ -768,18 +860,60 @@ mod tests {
     }
 
     #[test]
-    fn changes_need_the_page_header_and_downloads_need_a_plain_username() {
+    fn changes_need_the_page_header_and_downloads_are_named_by_account_id() {
         let mut headers = HeaderMap::new();
         assert!(from_page(&Method::GET, &headers));
         assert!(!from_page(&Method::POST, &headers));
         headers.insert("x-chorus-web", HeaderValue::from_static("1"));
         assert!(from_page(&Method::DELETE, &headers));
         let state = WebState::default();
-        assert!(state.store("ada").is_none(), "no directory set");
-        state.keep_downloads_in(std::env::temp_dir().join("chorus-web-test"));
-        assert!(state.store("ada.b-c_1").is_some());
-        for bad in ["", "..", ".hidden", "a/b", "a\\b", "ada\0"] {
+        let id = "0123456789abcdef0123456789ABCDEF";
+        assert!(state.store(id).is_none(), "no directory set");
+        let root = std::env::temp_dir().join("chorus-web-test");
+        state.keep_downloads_in(root.clone());
+        assert_eq!(
+            state.downloads_dir(id),
+            Some(root.join(id.to_ascii_lowercase()))
+        );
+        for bad in [
+            "",
+            "ada",
+            "..",
+            "../../etc/passwd",
+            &"a".repeat(33),
+            "0123456789abcdef0123456789abcdeg",
+        ] {
             assert!(state.store(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_proxy_takes_only_the_listed_routes_with_plain_segments() {
+        let id = "0123456789abcdef0123456789abcdef";
+        assert!(api_allowed(&Method::GET, "search"));
+        assert!(api_allowed(&Method::GET, &format!("albums/{id}")));
+        assert!(api_allowed(&Method::PUT, &format!("playlists/{id}/tracks")));
+        assert!(api_allowed(&Method::POST, "events"));
+        // Other methods on listed routes, and routes not listed at all.
+        assert!(!api_allowed(&Method::DELETE, &format!("tracks/{id}")));
+        assert!(!api_allowed(&Method::POST, "tracks"));
+        assert!(!api_allowed(&Method::POST, "me/app-passwords"));
+        assert!(!api_allowed(&Method::PUT, &format!("albums/{id}/image")));
+        assert!(!api_allowed(&Method::POST, "sessions"));
+        assert!(!api_allowed(&Method::PATCH, "admin/accounts/ada"));
+        // What a URL parser would read again: dots, backslashes, escapes (as axum hands
+        // them over, decoded once), empty segments.
+        for sneaky in [
+            "search/x\\..\\..\\sessions",
+            "search/%2e%2e/sessions",
+            "search/../sessions",
+            "search/./x",
+            "search//x",
+            "search/a?b",
+            "search/a#b",
+            "",
+        ] {
+            assert!(!api_allowed(&Method::GET, sneaky), "{sneaky:?}");
         }
     }
 }

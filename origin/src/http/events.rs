@@ -107,9 +107,6 @@ pub async fn post_events(
                 ),
             ));
         }
-        if let Some(sources) = event.sources {
-            reported.push(sources);
-        }
         let region = match event.region {
             Some(region) if region.parse::<protocol::Region>().is_ok() => region,
             Some(_) => {
@@ -126,6 +123,9 @@ pub async fn post_events(
         if event.at > now + EVENT_FUTURE_MAX_MS || event.at.saturating_add(EVENT_AGE_MAX_MS) < now {
             skipped += 1;
             continue;
+        }
+        if let Some(sources) = event.sources {
+            reported.push(sources);
         }
         if !tracks.contains_key(&event.track_id) {
             let track = state
