@@ -249,7 +249,7 @@ impl std::fmt::Debug for Gateway {
 }
 
 /// A refusal in the origin's envelope (`api::ErrorBody`), so one client reads both.
-fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
     let body = api::ErrorBody {
         error: api::ErrorDetail {
             code: code.to_string(),

@@ -5,6 +5,7 @@
 // one JSON line of raw samples (milliseconds) on success.
 
 import { createRequire } from "node:module";
+import { instrument } from "./web_instrument.mjs";
 
 const require = createRequire(import.meta.url);
 const { chromium } = require(require.resolve("playwright-core"));
@@ -17,30 +18,6 @@ const songs = JSON.parse(env.CHORUS_BENCH_SONGS);
 const floorSongs = JSON.parse(env.CHORUS_BENCH_FLOOR_SONGS);
 const out = { first_paint: [], first_paint_floor: [], keystroke: [], round_trip: [], play: [], stream_first_byte: [] };
 const progress = (text) => process.stderr.write(`\r\x1b[2K${text}`);
-
-function instrument() {
-  window.__keys = [];
-  window.__shown = [];
-  document.addEventListener("keydown", () => window.__keys.push(performance.now()), true);
-  document.addEventListener("click", (event) => {
-    if (event.target.closest && event.target.closest("[data-track]")) {
-      window.__pressed = performance.now();
-      window.__audible = undefined;
-      // Watched every frame: timeupdate comes only every quarter second.
-      const watch = () => {
-        const audio = document.getElementById("audio");
-        if (audio && audio.currentTime > 0) window.__audible = performance.now();
-        else requestAnimationFrame(watch);
-      };
-      requestAnimationFrame(watch);
-    }
-  }, true);
-  document.addEventListener("DOMContentLoaded", () => {
-    new MutationObserver(() => {
-      window.__shown.push({ q: document.body.dataset.searched, at: performance.now() });
-    }).observe(document.body, { attributes: true, attributeFilter: ["data-searched"] });
-  });
-}
 
 const paint = (page) =>
   page

@@ -21,8 +21,9 @@ use super::platform::{bench_config, catalog, import, search_ready};
 use super::{percentile, print_table, progress, progress_done};
 use origin::store::{Role, Tier};
 
-/// The script the browser runs.
+/// The script the browser runs, and what it puts in the page (shared with the browser test).
 const SCRIPT: &str = include_str!("web.mjs");
+const INSTRUMENT: &str = include_str!("web_instrument.mjs");
 /// The accounts' password: the one `super::subsonic::gateway` logs in with.
 const PASSWORD: &str = super::subsonic::PASSWORD;
 
@@ -148,6 +149,7 @@ pub fn run(args: &WebBenchArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let script = dirs.path().join("web-bench.mjs");
     std::fs::write(&script, SCRIPT)?;
+    std::fs::write(dirs.path().join("web_instrument.mjs"), INSTRUMENT)?;
     // The browser runs while the gateway and origin serve on this process's runtimes.
     let (chromium, loads) = (args.chromium.clone(), args.loads);
     let (words, songs, floor) = (json!(words), json!(songs), json!(floor));

@@ -12,6 +12,7 @@
 import { createRequire } from "node:module";
 import { mkdirSync } from "node:fs";
 import { createInterface } from "node:readline";
+import { instrument } from "../../src/bench/web_instrument.mjs";
 
 const require = createRequire(import.meta.url);
 const { chromium } = require(require.resolve("playwright-core"));
@@ -29,40 +30,6 @@ function check(ok, what) {
 
 const stdin = createInterface({ input: process.stdin });
 const lines = stdin[Symbol.asyncIterator]();
-
-// In the page before any script: when each key went down, when search results were shown
-// (the app marks `body[data-searched]`), when a play was pressed and when the audio first
-// moved.
-function instrument() {
-  window.__keys = [];
-  window.__shown = [];
-  document.addEventListener("keydown", () => window.__keys.push(performance.now()), true);
-  document.addEventListener(
-    "click",
-    (event) => {
-      if (event.target.closest && event.target.closest("[data-track]")) {
-        window.__pressed = performance.now();
-        window.__audible = undefined;
-        // Watched every frame: timeupdate comes only every quarter second.
-        const watch = () => {
-          const audio = document.getElementById("audio");
-          if (audio && audio.currentTime > 0) window.__audible = performance.now();
-          else requestAnimationFrame(watch);
-        };
-        requestAnimationFrame(watch);
-      }
-    },
-    true,
-  );
-  const watch = () => {
-    const audio = document.getElementById("audio");
-    if (!audio) return setTimeout(watch, 5);
-    new MutationObserver(() => {
-      window.__shown.push({ q: document.body.dataset.searched, at: performance.now() });
-    }).observe(document.body, { attributes: true, attributeFilter: ["data-searched"] });
-  };
-  document.addEventListener("DOMContentLoaded", watch);
-}
 
 const browser = await chromium.launch({
   executablePath: env.CHORUS_CHROMIUM || "/usr/bin/chromium",

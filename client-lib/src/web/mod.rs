@@ -221,17 +221,10 @@ fn cookie(headers: &HeaderMap) -> Option<String> {
         .filter(|value| value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// A refusal in the origin's envelope (`api::ErrorBody`).
+/// A refusal in the origin's envelope (`api::ErrorBody`), as the gateway's other routes
+/// answer.
 fn refuse(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
-    let body = api::ErrorBody {
-        error: api::ErrorDetail {
-            code: code.to_string(),
-            message: message.to_string(),
-            field: None,
-            index: None,
-        },
-    };
-    (status, axum::Json(body)).into_response()
+    crate::gateway::error(status, code, message)
 }
 
 fn signed_out() -> Response {
@@ -710,37 +703,52 @@ async fn downloads(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> R
     }
 }
 
+/// What a download route needs: the page's header (for a change), a well-formed track id,
+/// the session, and the account's store and directory; or the answer.
+fn download_place(
+    gateway: &Gateway,
+    method: &Method,
+    track: &str,
+    headers: &HeaderMap,
+) -> Result<(String, WebSession, crate::offline::OfflineStore, PathBuf), Box<Response>> {
+    if !from_page(method, headers) {
+        return Err(Box::new(refuse(
+            StatusCode::FORBIDDEN,
+            "not_from_page",
+            "missing X-Chorus-Web",
+        )));
+    }
+    if !valid_id(track) {
+        return Err(Box::new(refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+            "track ids are 32 hex characters",
+        )));
+    }
+    let Some((id, found)) = gateway.web().lookup(headers) else {
+        return Err(Box::new(signed_out()));
+    };
+    match (
+        gateway.web().store(&found.account_id),
+        gateway.web().downloads_dir(&found.account_id),
+    ) {
+        (Some(store), Some(root)) => Ok((id, found, store, root)),
+        _ => Err(Box::new(refuse(
+            StatusCode::NOT_FOUND,
+            "no_downloads",
+            "this gateway keeps no downloads",
+        ))),
+    }
+}
+
 async fn download(
     State(gateway): State<Arc<Gateway>>,
     Path(track): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if !from_page(&Method::POST, &headers) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "not_from_page",
-            "missing X-Chorus-Web",
-        );
-    }
-    if !valid_id(&track) {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "invalid_id",
-            "track ids are 32 hex characters",
-        );
-    }
-    let Some((id, found)) = gateway.web().lookup(&headers) else {
-        return signed_out();
-    };
-    let (Some(store), Some(root)) = (
-        gateway.web().store(&found.account_id),
-        gateway.web().downloads_dir(&found.account_id),
-    ) else {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            "no_downloads",
-            "this gateway keeps no downloads",
-        );
+    let (id, found, store, root) = match download_place(&gateway, &Method::POST, &track, &headers) {
+        Ok(place) => place,
+        Err(answer) => return *answer,
     };
     let mut access = found.session.access_token.clone();
     let view: serde_json::Value = match gateway
@@ -800,32 +808,9 @@ async fn remove_download(
     Path(track): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if !from_page(&Method::DELETE, &headers) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "not_from_page",
-            "missing X-Chorus-Web",
-        );
-    }
-    if !valid_id(&track) {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "invalid_id",
-            "track ids are 32 hex characters",
-        );
-    }
-    let Some((_, found)) = gateway.web().lookup(&headers) else {
-        return signed_out();
-    };
-    let (Some(store), Some(root)) = (
-        gateway.web().store(&found.account_id),
-        gateway.web().downloads_dir(&found.account_id),
-    ) else {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            "no_downloads",
-            "this gateway keeps no downloads",
-        );
+    let (_, _, store, root) = match download_place(&gateway, &Method::DELETE, &track, &headers) {
+        Ok(place) => place,
+        Err(answer) => return *answer,
     };
     let removed = tokio::task::spawn_blocking(move || {
         let _ = std::fs::remove_file(described(&root, &track));

@@ -32,15 +32,20 @@ const ACCOUNTS_SCANNED_MAX: usize = 100_000;
 /// How long a tracker has to answer the console's ping.
 const PING_WAIT: Duration = Duration::from_secs(2);
 
-fn admin(caller: &Account) -> Result<(), ApiError> {
+/// `403 admin_only` unless `caller` is an admin; `what` says what is theirs.
+fn admin_only(caller: &Account, what: &str) -> Result<(), ApiError> {
     if caller.role == Role::Admin {
         Ok(())
     } else {
         Err(ApiError::forbidden(
             "admin_only",
-            "the console is for admins",
+            format!("{what} are for admins"),
         ))
     }
+}
+
+fn admin(caller: &Account) -> Result<(), ApiError> {
+    admin_only(caller, "the console's reads")
 }
 
 #[utoipa::path(get, path = "/v1/admin/overview", tag = "admin", security(("bearer" = [])), responses((status = 200, body = Overview), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "admin_only")))]
@@ -270,12 +275,7 @@ pub async fn export_royalties(
     Authed(caller): Authed,
     ApiQuery(params): ApiQuery<ExportParams>,
 ) -> Result<Response, ApiError> {
-    if caller.role != Role::Admin {
-        return Err(ApiError::forbidden(
-            "admin_only",
-            "royalty reports are for admins",
-        ));
-    }
+    admin_only(&caller, "royalty reports")?;
     let csv = super::events::royalty_csv(&state, &params.month).await?;
     let mut response = csv.into_response();
     response.headers_mut().insert(
