@@ -265,6 +265,41 @@ fn ctrl_c_stops_every_process_and_the_live_page_draws_the_network() {
         received > 0,
         "listeners received bytes while playing: {state}"
     );
+    // And in a browser, where there is one (scripts/setup installs it; CI requires it).
+    let tools = std::env::var_os("CHORUS_TOOLS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/chorus-tools")
+        });
+    let chromium = std::path::Path::new("/usr/bin/chromium");
+    if chromium.exists() && tools.join("npm/node_modules/playwright-core").exists() {
+        let shots = std::env::var_os("CHORUS_ARTIFACTS")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")))
+            .join("web-player");
+        let drawn = Command::new("node")
+            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web/devnet.mjs"))
+            .env("NODE_PATH", tools.join("npm/node_modules"))
+            .env("CHORUS_CHROMIUM", chromium)
+            .env("CHORUS_DEVNET_URL", &page)
+            .env("CHORUS_WEB_SHOTS", &shots)
+            .output()
+            .unwrap();
+        assert!(
+            drawn.status.success(),
+            "the live page in Chromium: {}{}",
+            String::from_utf8_lossy(&drawn.stdout),
+            String::from_utf8_lossy(&drawn.stderr)
+        );
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "Chromium and playwright-core are required in CI (scripts/setup installs them)"
+        );
+        eprintln!(
+            "Chromium or playwright-core not installed: run scripts/setup; browser check skipped"
+        );
+    }
     assert_eq!(pids.len(), 3, "origin, tracker, super-node: {seen:?}");
     for pid in &pids {
         assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());

@@ -82,7 +82,8 @@ function draw(state) {
   // Source shares, second by second, as stacked bars of the last 300 seconds.
   const seconds = state.shares.slice(-300);
   shares.replaceChildren();
-  const width = 1000 / Math.max(seconds.length, 1);
+  // A fixed window of 300 seconds: the bars fill it from the left as the run goes on.
+  const width = 1000 / 300;
   seconds.forEach((second, i) => {
     const total = second.origin + second.super_nodes + second.peers;
     if (!total) return;
