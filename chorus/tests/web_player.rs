@@ -1,7 +1,8 @@
 //! The web player that `chorus gateway` serves at `/`, and the operator console `chorus
 //! origin` serves at `/console`, in a real browser: Debian's Chromium, headless, driven by the
-//! npm package playwright-core (`web/player.mjs` says what it does), against a real origin
-//! and gateway. The test stops the origin half-way, when the script asks,
+//! npm package playwright-core (`web/player.mjs` says what it does), against a real origin,
+//! tracker and gateway, with another listener's gateway sharing the song played first (its
+//! bytes come from that peer). The test stops the origin half-way, when the script asks,
 //! so the script can play a download with the origin gone.
 //!
 //! Screenshots of each step are kept in `$CHORUS_ARTIFACTS/web-player` (default: cargo's
@@ -45,7 +46,7 @@ fn the_web_player_signs_in_browses_searches_plays_edits_and_plays_offline_in_chr
         eprintln!("Chromium or playwright-core not installed: run scripts/setup; skipped");
         return;
     }
-    let mut world = world::world();
+    let mut world = world::world_with_a_peer();
     let shots = artifacts();
     let _ = std::fs::remove_dir_all(&shots);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/web/player.mjs");
@@ -123,6 +124,10 @@ fn the_web_player_signs_in_browses_searches_plays_edits_and_plays_offline_in_chr
         assert!(measured[key].is_number(), "{key} measured: {measured}");
     }
     assert!(measured["search_samples"].as_u64().unwrap_or(0) >= 20);
+    assert!(
+        measured["peer_bytes"].as_u64().unwrap_or(0) > 0,
+        "bytes from the peer: {measured}"
+    );
     let count = std::fs::read_dir(&shots).map_or(0, |dir| dir.count());
     assert!(count >= 7, "screenshots kept: {count}");
 }

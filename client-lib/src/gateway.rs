@@ -180,16 +180,67 @@ const STEP_CHUNKS: u32 = 16;
 /// need no second round trip.
 const OPENING_CHUNKS: u32 = 2;
 
-/// Where a grant's chunks come from: the origin at first, peers first once the tracker has
-/// answered (asked in the background, so a stream does not wait for it).
-pub type Sources = Arc<std::sync::Mutex<Vec<Source>>>;
+/// How long a response's second step waits for the tracker's answer before fetching from
+/// the sources known then. The first step and the grant's opening chunks cover that time, so
+/// the wait costs playback nothing and the body comes from peers first.
+const TRACKER_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
 
-fn current(sources: &Sources) -> Vec<Source> {
-    sources
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner())
-        .clone()
+/// Where a grant's chunks come from: the origin at first, peers first once the tracker has
+/// answered (asked in the background, so a stream's first bytes do not wait for it).
+pub(crate) type Sources = Arc<SourceList>;
+
+/// The sources of one grant, and whether the tracker's answer is in.
+#[derive(Debug)]
+pub(crate) struct SourceList {
+    list: std::sync::Mutex<Vec<Source>>,
+    answered: tokio::sync::watch::Sender<bool>,
 }
+
+impl SourceList {
+    /// The origin alone; `answered` when no tracker will be asked.
+    fn origin(grant: &Grant, answered: bool) -> Sources {
+        Arc::new(Self {
+            list: std::sync::Mutex::new(vec![Source {
+                node: grant.origin.node,
+                addr: grant.origin.addr,
+            }]),
+            answered: tokio::sync::watch::Sender::new(answered),
+        })
+    }
+
+    /// The sources now, best first.
+    fn current(&self) -> Vec<Source> {
+        self.list
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+
+    /// `peers` ahead of the sources known.
+    fn put_first(&self, peers: impl Iterator<Item = Source>) {
+        let mut list = self
+            .list
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let known = std::mem::take(&mut *list);
+        *list = peers.chain(known).collect();
+    }
+
+    /// The tracker answered, or will not.
+    fn settle(&self) {
+        self.answered.send_replace(true);
+    }
+
+    /// The sources once the tracker has answered, or [`TRACKER_WAIT`] has passed.
+    async fn settled(&self) -> Vec<Source> {
+        let mut answered = self.answered.subscribe();
+        if !*answered.borrow() {
+            let _ = tokio::time::timeout(TRACKER_WAIT, answered.wait_for(|done| *done)).await;
+        }
+        self.current()
+    }
+}
+
 /// Grants kept (one per track played recently).
 const GRANTS_MAX: usize = 256;
 
@@ -206,6 +257,9 @@ pub struct Gateway {
     subsonic: crate::subsonic::Subsonic,
     traffic: std::sync::Mutex<Traffic>,
     web: crate::web::WebState,
+    /// Woken when a rendition becomes whole in the cache: peers learn of it from the next
+    /// announce at once, not a third of the tracker's TTL later.
+    held_changed: Arc<tokio::sync::Notify>,
 }
 
 /// Bytes a gateway served for one track, by where it got them (the type listening events
@@ -314,6 +368,7 @@ impl Gateway {
             subsonic: crate::subsonic::Subsonic::default(),
             traffic: std::sync::Mutex::new(Traffic::default()),
             web: crate::web::WebState::default(),
+            held_changed: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -376,10 +431,7 @@ impl Gateway {
     /// Serves `grant` (a download's, say) as [`Gateway::stream_as`] would, its chunks from
     /// the cache first.
     pub(crate) fn stream_grant(self: &Arc<Self>, grant: Grant, headers: &HeaderMap) -> Response {
-        let sources: Sources = Arc::new(std::sync::Mutex::new(vec![Source {
-            node: grant.origin.node,
-            addr: grant.origin.addr,
-        }]));
+        let sources = SourceList::origin(&grant, true);
         stream_response(self.clone(), grant, sources, headers)
     }
 
@@ -448,6 +500,7 @@ impl Gateway {
             return;
         };
         let gateway = Arc::downgrade(self);
+        let held_changed = self.held_changed.clone();
         tokio::spawn(async move {
             loop {
                 let Some(gateway) = gateway.upgrade() else {
@@ -482,7 +535,8 @@ impl Gateway {
                     }
                 }
                 drop(gateway);
-                tokio::time::sleep(wait).await;
+                // Until the wait ends or a rendition becomes whole.
+                let _ = tokio::time::timeout(wait, held_changed.notified()).await;
             }
         });
     }
@@ -594,10 +648,7 @@ impl Gateway {
                 .from_grant
                 .insert(track.to_string(), (0..grant.opening.len() as u32).collect());
         }
-        let sources: Sources = Arc::new(std::sync::Mutex::new(vec![Source {
-            node: grant.origin.node,
-            addr: grant.origin.addr,
-        }]));
+        let sources = SourceList::origin(&grant, grant.tracker.is_none());
         if let Some(tracker) = grant.tracker {
             let query = Request::PeerQuery(PeerQuery {
                 rendition: grant.manifest.id(),
@@ -632,10 +683,9 @@ impl Gateway {
                             addr: *addr,
                         })
                     });
-                    let mut sources = filled.lock().unwrap_or_else(|poison| poison.into_inner());
-                    let origin = sources.clone();
-                    *sources = peers.chain(origin).collect();
+                    filled.put_first(peers);
                 }
+                filled.settle();
             });
         }
         let mut grants = self.grants.lock().await;
@@ -723,6 +773,10 @@ impl Gateway {
                 if let Some(slot) = ciphertext.get_mut((index - first) as usize) {
                     *slot = Some(data);
                 }
+            }
+            let count = manifest.chunk_count();
+            if hi == count && self.cache.held_prefix(&manifest.id()) == count {
+                self.held_changed.notify_one();
             }
             let mut traffic = self
                 .traffic
@@ -853,12 +907,14 @@ fn stream_response(
             if next > last_chunk {
                 return None;
             }
-            let step = if next == first_chunk { 1 } else { STEP_CHUNKS };
+            // The first step leaves at once; the rest come from the peers the tracker names.
+            let (step, known) = if next == first_chunk {
+                (1, sources.current())
+            } else {
+                (STEP_CHUNKS, sources.settled().await)
+            };
             let stop = (next + step).min(last_chunk + 1);
-            let item = match gateway
-                .plaintext(&grant, &current(&sources), next, stop)
-                .await
-            {
+            let item = match gateway.plaintext(&grant, &known, next, stop).await {
                 Ok(pieces) => {
                     let mut out = Vec::new();
                     for (offset, piece) in pieces.iter().enumerate() {

@@ -1,6 +1,7 @@
 //! The world the Subsonic tests share: real origin and gateway processes, three songs (two on
 //! an album, one with synced lyrics, one single), a listener with an app password and an API
-//! key, and a small Subsonic client of the gateway.
+//! key, and a small Subsonic client of the gateway. [`world_with_a_peer`] adds a tracker and
+//! another listener's gateway that holds "First Light" whole and shares it.
 #![allow(dead_code)]
 
 use std::process::Command;
@@ -121,6 +122,10 @@ pub struct World {
     pub single: String,
     /// The album's id (it has a cover).
     pub album: String,
+    /// With a peer: the tracker, and the gateway of the listener "sharer", which holds
+    /// "First Light" whole and is listed for it.
+    pub tracker: Option<testkit::process::Process>,
+    pub sharer: Option<testkit::process::Process>,
 }
 
 impl World {
@@ -157,9 +162,44 @@ impl World {
 
 /// Starts the world.
 pub fn world() -> World {
+    build(false)
+}
+
+/// Starts the world with a tracker and a second listener's gateway sharing "First Light":
+/// the tracker lists it for that song before this returns.
+pub fn world_with_a_peer() -> World {
+    build(true)
+}
+
+fn build(with_peer: bool) -> World {
     let dir = tempfile::tempdir().unwrap();
-    let origin = OriginProcess::new(env!("CARGO_BIN_EXE_chorus"), &dir.path().join("origin"))
-        .config("artist_signup = true\n")
+    let chorus = std::path::Path::new(env!("CARGO_BIN_EXE_chorus"));
+    let mut config = "artist_signup = true\n".to_string();
+    let tracker = with_peer.then(|| {
+        // The origin's key is made first, so the tracker can trust it before the origin runs.
+        let origin_id = origin::server::origin_identity(&dir.path().join("origin"))
+            .unwrap()
+            .node_id();
+        let mut tracker = testkit::chorus::command(chorus);
+        tracker
+            .args([
+                "tracker",
+                "--listen",
+                "127.0.0.1:0",
+                "--status-every-s",
+                "0",
+            ])
+            .args(["--issuer", &origin_id.to_hex(), "--data"])
+            .arg(dir.path().join("tracker"));
+        let tracker = testkit::process::start(tracker, testkit::chorus::READY_WAIT).unwrap();
+        config.push_str(&format!(
+            "tracker = \"{}\"\n",
+            tracker.field("address").unwrap()
+        ));
+        tracker
+    });
+    let origin = OriginProcess::new(chorus, &dir.path().join("origin"))
+        .config(&config)
         .tls()
         .admin("operator")
         .start()
@@ -242,6 +282,14 @@ pub fn world() -> World {
         .env("CHORUS_CA_CERT", origin.ca_path());
     let gateway = testkit::process::start(gateway, testkit::chorus::READY_WAIT).unwrap();
     let gateway_base = gateway.field("http").unwrap();
+    let sharer = with_peer.then(|| {
+        let sharer = share(&dir, &http, base, origin.ca_path(), &first);
+        let listed = tracker
+            .as_ref()
+            .map(|tracker| listed_for(&http, base, &listener, &first, tracker));
+        assert!(listed.is_some());
+        sharer
+    });
     World {
         gateway_base: gateway_base.to_string(),
         base: base.to_string(),
@@ -256,5 +304,93 @@ pub fn world() -> World {
         gateway,
         origin,
         dir,
+        tracker,
+        sharer,
     }
+}
+
+/// The gateway of a new listener "sharer", after it fetched `track` whole.
+fn share(
+    dir: &tempfile::TempDir,
+    http: &reqwest::blocking::Client,
+    base: &str,
+    ca: &std::path::Path,
+    track: &str,
+) -> testkit::process::Process {
+    sign_up(http, base, "sharer", None);
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_chorus"));
+    gateway
+        .args(["gateway", "--listen", "127.0.0.1:0", "--origin", base])
+        .args(["--user", "sharer"])
+        .env("CHORUS_CONFIG_DIR", dir.path().join("sharer"))
+        .env("CHORUS_PASSWORD", PASSWORD)
+        .env("CHORUS_LOG", "error")
+        .env("CHORUS_CA_CERT", ca);
+    let gateway = testkit::process::start(gateway, testkit::chorus::READY_WAIT).unwrap();
+    let song = reqwest::blocking::get(format!("{}/tracks/{track}", gateway.field("http").unwrap()))
+        .unwrap();
+    assert_eq!(song.status(), 200);
+    assert!(!song.bytes().unwrap().is_empty());
+    gateway
+}
+
+/// Waits (at most 30 s) until `tracker` lists a whole holder of `track`'s default rendition, asked
+/// with a license the listener `token` was granted for a node of its own.
+fn listed_for(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    token: &str,
+    track: &str,
+    tracker: &testkit::process::Process,
+) {
+    use protocol::wire::{PeerQuery, Request, Response};
+    let me = protocol::Identity::from_secret_bytes(&[0x77; 32]);
+    let grant: Value = http
+        .post(format!("{base}/v1/tracks/{track}/play"))
+        .bearer_auth(token)
+        .json(&json!({"node_id": me.node_id().to_hex()}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let license = protocol::LicenseToken::from_bytes(
+        &hex::decode(grant["license"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let rendition = grant["rendition_id"].as_str().unwrap().parse().unwrap();
+    let address = tracker.field("address").unwrap();
+    let (id, addr) = address.split_once('@').unwrap();
+    let (id, addr): (protocol::NodeId, std::net::SocketAddr) =
+        (id.parse().unwrap(), addr.parse().unwrap());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let endpoint = transport::Endpoint::bind(
+            &me,
+            "127.0.0.1:0".parse().unwrap(),
+            transport::Limits::default(),
+        )
+        .unwrap();
+        let peer = endpoint.connect(id, addr).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let query = Request::PeerQuery(PeerQuery {
+                rendition,
+                want: 10,
+                license: license.clone(),
+            });
+            match peer.request_one(&query).await.unwrap() {
+                // Whole: the sharer announced it as soon as it held the last chunk.
+                Response::PeerList(list) if list.peers.iter().any(|p| p.holding.is_none()) => {
+                    return;
+                }
+                Response::PeerList(_) => {}
+                other => panic!("{other:?}"),
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sharer was never listed for {track}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
 }

@@ -123,7 +123,19 @@ try {
     timeout: 15000,
   });
   check((await page.textContent("#now-title")) === "First Light", "the player shows the song");
+  // Another listener's gateway holds this song: past the opening chunks (the origin's, with
+  // the grant), its bytes come from that peer, and the page shows them while it plays.
   await page.waitForFunction(() => document.getElementById("src-origin").textContent !== "0 B");
+  await page.waitForFunction(() => Number(document.body.dataset.peerBytes || 0) > 0, null, {
+    timeout: 15000,
+  });
+  const playedAt = await page.evaluate(() => document.getElementById("audio").currentTime);
+  await page.waitForFunction(
+    (t) => document.getElementById("audio").currentTime > t + 0.5,
+    playedAt,
+    { timeout: 15000 },
+  );
+  measured.peer_bytes = await page.evaluate(() => Number(document.body.dataset.peerBytes));
   measured.sources = await page.evaluate(() => ({
     cache: document.getElementById("src-cache").textContent,
     peers: document.getElementById("src-peers").textContent,

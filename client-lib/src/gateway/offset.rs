@@ -12,7 +12,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use protocol::ogg::seek::{Cutter, Found, Headers, PAGE_BYTES_MAX, Scan};
 
-use super::{Gateway, STEP_CHUNKS, Sources, current};
+use super::{Gateway, STEP_CHUNKS, Sources};
 use api::client::Grant;
 
 /// Chunks fetched per step while looking for the cut.
@@ -47,7 +47,7 @@ pub(super) async fn offset_response(
     loop {
         anyhow::ensure!(next < chunks, "the song ends inside its codec headers");
         let pieces = gateway
-            .plaintext(&grant, &current(&sources), next, next + 1)
+            .plaintext(&grant, &sources.current(), next, next + 1)
             .await?;
         next += 1;
         let piece = pieces.first().map(|piece| &piece[..]).unwrap_or_default();
@@ -70,7 +70,7 @@ pub(super) async fn offset_response(
         while index < chunks {
             let stop = (index + SCAN_STEP).min(chunks);
             let pieces = gateway
-                .plaintext(&grant, &current(&sources), index, stop)
+                .plaintext(&grant, &sources.current(), index, stop)
                 .await?;
             for piece in &pieces {
                 match scan.push(piece) {
@@ -98,7 +98,7 @@ pub(super) async fn offset_response(
     let mut skip = (at % chunk_bytes) as usize;
     while !cutter.settled() && next < chunks {
         let pieces = gateway
-            .plaintext(&grant, &current(&sources), next, next + 1)
+            .plaintext(&grant, &sources.current(), next, next + 1)
             .await?;
         let piece = pieces.first().map(|piece| &piece[..]).unwrap_or_default();
         cutter
@@ -168,10 +168,13 @@ impl Cut {
                 Err(error) => Some((Err(std::io::Error::other(error.to_string())), self)),
             };
         }
-        let step = if self.started { STEP_CHUNKS } else { 1 };
+        let (step, sources) = if self.started {
+            (STEP_CHUNKS, self.sources.settled().await)
+        } else {
+            (1, self.sources.current())
+        };
         self.started = true;
         let stop = (self.next + step).min(self.chunks);
-        let sources = current(&self.sources);
         let pieces = match self
             .gateway
             .plaintext(&self.grant, &sources, self.next, stop)
