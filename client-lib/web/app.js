@@ -100,6 +100,20 @@ function show(...children) {
   main.replaceChildren(...children);
 }
 
+// Every navigation (a route, a keystroke in the search box) takes the page: a view still
+// loading for an earlier one shows nothing when its answer arrives.
+let page = 0;
+
+function takePage() {
+  const mine = ++page;
+  if (searching) searching.abort();
+  const out = (...children) => {
+    if (mine === page) show(...children);
+  };
+  out.stale = () => mine !== page;
+  return out;
+}
+
 function failed(error) {
   show(h("p", { class: "error", role: "alert" }, `Could not load this: ${error.message}`));
 }
@@ -275,30 +289,30 @@ function draggable(row, index, playlist) {
 // Views
 
 const views = {
-  async home() {
+  async home(_params, _id, out) {
     const albums = await api("browse/albums?sort=added&limit=24");
-    show(
+    out(
       h("h2", {}, "New albums"),
       albumGrid(albums.items),
       h("p", {}, h("a", { href: "#/albums" }, "All albums →")),
     );
   },
 
-  async albums(params) {
+  async albums(params, _id, out) {
     const offset = Number(params.get("offset") || 0);
     const albums = await api(`browse/albums?sort=name&limit=60&offset=${offset}`);
     const more = offset + albums.items.length < albums.total;
-    show(
+    out(
       h("h2", {}, "Albums"),
       albumGrid(albums.items),
       more ? h("p", {}, h("a", { href: `#/albums?offset=${offset + 60}` }, "More →")) : "",
     );
   },
 
-  async album(params, id) {
+  async album(params, id, out) {
     const album = await api(`albums/${id}?limit=50`);
     const tracks = album.tracks.items;
-    show(
+    out(
       h(
         "div",
         { class: "head" },
@@ -317,10 +331,10 @@ const views = {
     );
   },
 
-  async artists(params) {
+  async artists(params, _id, out) {
     const offset = Number(params.get("offset") || 0);
     const artists = await api(`browse/artists?sort=name&limit=100&offset=${offset}`);
-    show(
+    out(
       h("h2", {}, "Artists"),
       h("ul", { class: "grid" }, artists.items.map((artist) =>
         h("li", {}, h("a", { class: "tile", href: `#/artist/${artist.id}` },
@@ -333,12 +347,12 @@ const views = {
     );
   },
 
-  async artist(params, id) {
+  async artist(params, id, out) {
     const [artist, tracks] = await Promise.all([
       api(`artists/${id}`),
       api(`artists/${id}/tracks?limit=50`),
     ]);
-    show(
+    out(
       h("div", { class: "head" },
         cover("ar", artist.id, 300, ""),
         h("div", {}, h("h2", {}, artist.name),
@@ -355,10 +369,10 @@ const views = {
     );
   },
 
-  async liked() {
+  async liked(_params, _id, out) {
     const list = await api("me/tracks?limit=50");
     const tracks = list.items.map((item) => item.track).filter(Boolean);
-    show(
+    out(
       h("h2", {}, "Liked songs"),
       h("div", { class: "actions" },
         h("button", { type: "button", onclick: () => player.playList(tracks, 0) }, "▶ Play")),
@@ -366,7 +380,7 @@ const views = {
     );
   },
 
-  async playlists() {
+  async playlists(_params, _id, out) {
     await loadPlaylists();
     const name = h("input", { id: "new-playlist", required: true, placeholder: "New playlist" });
     const form = h("form", { class: "actions" },
@@ -380,7 +394,7 @@ const views = {
       await loadPlaylists().catch(() => {});
       location.hash = `#/playlist/${made.id}`;
     });
-    show(
+    out(
       h("h2", {}, "Playlists"),
       form,
       h("ul", { class: "tracks", "aria-label": "Your playlists" }, playlists.map((playlist) =>
@@ -389,7 +403,7 @@ const views = {
     );
   },
 
-  async playlist(params, id) {
+  async playlist(params, id, out) {
     const view = await api(`playlists/${id}?limit=100`);
     let snapshot = view.snapshot_id;
     const tracks = view.tracks.items.map((item) => item.track);
@@ -402,7 +416,7 @@ const views = {
         }).catch(failed);
         if (changed) {
           snapshot = changed.snapshot_id;
-          await views.playlist(params, id);
+          await views.playlist(params, id, out);
           main.querySelector(`[data-index="${to}"] .title`)?.focus();
         }
       },
@@ -411,10 +425,10 @@ const views = {
           method: "DELETE",
           body: { positions: [at], snapshot_id: snapshot },
         }).catch(failed);
-        if (changed) await views.playlist(params, id);
+        if (changed) await views.playlist(params, id, out);
       },
     };
-    show(
+    out(
       h("h2", {}, view.name),
       h("p", { class: "muted" }, view.description || "", ` ${view.tracks.total} songs · drag a song, or use ↑ ↓, to reorder`),
       h("div", { class: "actions" },
@@ -424,7 +438,7 @@ const views = {
     );
   },
 
-  async downloads() {
+  async downloads(params, id, out) {
     const list = await call("/web/downloads");
     const tracks = list.map((entry) => ({
       ...(entry.track || {}),
@@ -444,22 +458,22 @@ const views = {
         "aria-label": `Remove the download of ${tracks[index].title}`,
         onclick: async () => {
           await call(`/web/downloads/${entry.track_id}`, { method: "DELETE" }).catch(failed);
-          views.downloads();
+          views.downloads(params, id, out);
         },
       }, "✕"));
     });
-    show(h("h2", {}, "Downloads"), rows);
+    out(h("h2", {}, "Downloads"), rows);
   },
 
-  async queue() {
-    show(
+  async queue(_params, _id, out) {
+    out(
       h("h2", {}, "Queue"),
       h("p", { class: "muted" }, `Shuffle ${player.shuffle ? "on" : "off"} · repeat ${player.repeat}`),
       trackList(player.upcoming(), { label: "Queue", empty: "Play something to fill the queue." }),
     );
   },
 
-  async search(params) {
+  async search(params, _id, out) {
     const q = params.get("q") || "";
     $("search").value = q;
     await searchFor(q);
@@ -478,13 +492,11 @@ function albumGrid(albums) {
 // Search as you type: each keystroke asks at once and cancels the question before it.
 
 let searching = null;
-let searchSeq = 0;
 
 async function searchFor(q) {
-  if (searching) searching.abort();
-  const seq = ++searchSeq;
+  const out = takePage();
   if (!q.trim()) {
-    show(h("p", { class: "muted" }, "Type to search songs, albums and artists."));
+    out(h("p", { class: "muted" }, "Type to search songs, albums and artists."));
     document.body.dataset.searched = "";
     return;
   }
@@ -496,7 +508,7 @@ async function searchFor(q) {
     if (error.name === "AbortError") return;
     throw error;
   }
-  if (seq !== searchSeq) return;
+  if (out.stale()) return;
   const groups = { track: [], album: [], artist: [], playlist: [] };
   for (const hit of results.items) (groups[hit.type] || []).push(hit);
   const link = (hit) => {
@@ -524,7 +536,7 @@ async function searchFor(q) {
   const section = (title, hits) => hits.length
     ? h("section", { class: "hits" }, h("h3", {}, title), hits.map(link))
     : "";
-  show(
+  out(
     h("h2", {}, `Results for “${q}”`),
     results.items.length ? "" : h("p", { class: "muted" }, "Nothing found."),
     section("Songs", groups.track),
@@ -855,14 +867,15 @@ async function route() {
     link.toggleAttribute("aria-current", link.getAttribute("href") === `#/${name}`);
     if (link.hasAttribute("aria-current")) link.setAttribute("aria-current", "page");
   }
+  const out = takePage();
   if (!view || (id !== undefined && !/^[0-9a-f]{32}$/.test(id))) {
-    show(h("p", {}, "No such page. ", h("a", { href: "#/" }, "Home")));
+    out(h("p", {}, "No such page. ", h("a", { href: "#/" }, "Home")));
     return;
   }
   try {
-    await view(params, id);
+    await view(params, id, out);
   } catch (error) {
-    if (error.status !== 401) failed(error);
+    if (error.status !== 401 && !out.stale()) failed(error);
   }
 }
 

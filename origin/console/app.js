@@ -110,6 +110,19 @@ function show(...children) {
   main.replaceChildren(...children);
 }
 
+// Every route takes the page: a view still loading for an earlier one shows nothing when its
+// answer arrives.
+let page = 0;
+
+function takePage() {
+  const mine = ++page;
+  const out = (...children) => {
+    if (mine === page) show(...children);
+  };
+  out.stale = () => mine !== page;
+  return out;
+}
+
 function failed(error) {
   show(h("p", { class: "error", role: "alert" }, `Could not load this: ${error.message}`));
 }
@@ -135,10 +148,10 @@ function table(caption, head, rows, numeric = []) {
 let refresh = null;
 
 const views = {
-  async overview() {
+  async overview(_params, out) {
     const o = await api("/v1/admin/overview");
     const up = Math.round((o.at_ms - o.started_at_ms) / 60000);
-    show(
+    out(
       h("h2", {}, "Overview"),
       h("p", { class: "muted" }, `Since this origin started, ${up} min ago.`),
       h("div", { class: "cards" },
@@ -151,7 +164,7 @@ const views = {
     );
   },
 
-  async accounts(params) {
+  async accounts(params, out) {
     const q = params.get("q") || "";
     const input = h("input", { id: "account-q", type: "search", value: q, placeholder: "username", required: true, pattern: "[A-Za-z0-9_.\\-]+", maxlength: 32 });
     const form = h("form", { class: "row", role: "search" },
@@ -160,7 +173,7 @@ const views = {
       event.preventDefault();
       location.hash = `#/accounts?q=${encodeURIComponent(input.value.trim())}`;
     });
-    show(h("h2", {}, "Accounts"), form);
+    out(h("h2", {}, "Accounts"), form);
     if (!q) return;
     const list = await api(`/v1/admin/accounts?q=${encodeURIComponent(q)}&limit=50`);
     const status = h("p", { role: "status", class: "muted" });
@@ -194,9 +207,9 @@ const views = {
     );
   },
 
-  async network() {
+  async network(_params, out) {
     const [o, traffic] = await Promise.all([api("/v1/admin/overview"), api("/v1/admin/traffic")]);
-    show(
+    out(
       h("h2", {}, "Network"),
       h("h3", {}, "Origin egress and what listeners got from peers, per minute"),
       plot(traffic.minutes),
@@ -207,10 +220,10 @@ const views = {
       table("Super-nodes", ["node", "account", "region", "token until"],
         o.super_nodes.map((n) => [`${n.node_id.slice(0, 16)}…`, n.username, n.region, new Date(n.expires_at_ms).toLocaleString()])),
     );
-    refresh = setTimeout(() => route(), 10000);
+    if (!out.stale()) refresh = setTimeout(() => route(), 10000);
   },
 
-  async royalties(params) {
+  async royalties(params, out) {
     const asked = params.get("month") || "";
     const month = /^\d{4}-\d{2}$/.test(asked) ? asked : new Date().toISOString().slice(0, 7);
     const input = h("input", { id: "month", type: "month", value: month, required: true });
@@ -235,7 +248,7 @@ const views = {
       link.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10000);
     });
-    show(h("h2", {}, "Royalties"), form);
+    out(h("h2", {}, "Royalties"), form);
     const report = await api(`/v1/royalties?month=${month}&limit=100`);
     main.append(
       h("div", { class: "row" },
@@ -310,14 +323,15 @@ async function route() {
     else link.removeAttribute("aria-current");
   }
   const view = views[name];
+  const out = takePage();
   if (!view) {
-    show(h("p", {}, "No such page."));
+    out(h("p", {}, "No such page."));
     return;
   }
   try {
-    await view(new URLSearchParams(query));
+    await view(new URLSearchParams(query), out);
   } catch (error) {
-    if (error.status !== 401) failed(error);
+    if (error.status !== 401 && !out.stale()) failed(error);
   }
 }
 

@@ -166,6 +166,22 @@ try {
   await page.goto(`${base}/#/liked`);
   await page.waitForSelector('.track .title >> text="Second Light"');
 
+  // A page still loading when another is opened never replaces it: the album answers late,
+  // after the liked songs are shown.
+  await page.route("**/web/api/v1/albums/**", async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await route.continue();
+  });
+  await page.evaluate((album) => { location.hash = `#/album/${album}`; }, env.CHORUS_WEB_ALBUM);
+  await page.evaluate(() => { location.hash = "#/liked"; });
+  await page.waitForSelector('main h2 >> text="Liked songs"');
+  await page.waitForTimeout(1200);
+  check(
+    (await page.textContent("main h2")) === "Liked songs",
+    "a late answer for an earlier page does not replace the page shown",
+  );
+  await page.unroute("**/web/api/v1/albums/**");
+
   // A playlist: made, filled from the album and the single, reordered by drag and by
   // keyboard; the order holds after a reload.
   await page.goto(`${base}/#/playlists`);
