@@ -162,19 +162,24 @@ impl World {
 
 /// Starts the world.
 pub fn world() -> World {
-    build(false)
+    build(false, "")
+}
+
+/// Starts the world with more lines in the origin's TOML config.
+pub fn world_configured(extra: &str) -> World {
+    build(false, extra)
 }
 
 /// Starts the world with a tracker and a second listener's gateway sharing "First Light":
 /// the tracker lists it for that song before this returns.
 pub fn world_with_a_peer() -> World {
-    build(true)
+    build(true, "")
 }
 
-fn build(with_peer: bool) -> World {
+fn build(with_peer: bool, extra: &str) -> World {
     let dir = tempfile::tempdir().unwrap();
     let chorus = std::path::Path::new(env!("CARGO_BIN_EXE_chorus"));
-    let mut config = "artist_signup = true\n".to_string();
+    let mut config = format!("artist_signup = true\n{extra}");
     let tracker = with_peer.then(|| {
         // The origin's key is made first, so the tracker can trust it before the origin runs.
         let origin_id = origin::server::origin_identity(&dir.path().join("origin"))
@@ -207,7 +212,8 @@ fn build(with_peer: bool) -> World {
     let (base, http) = (&origin.base.clone(), origin.client());
     sign_up(&http, base, "artist", Some(Role::Artist));
     sign_up(&http, base, "listener", None);
-    let artist = login(&http, base, "artist");
+    // Logged in for each step: a world may run with access tokens of a few seconds.
+    let artist = || login(&http, base, "artist");
     let upload = |seed, title: &str, album: Option<&str>, number, genre: &str, year, lyrics| {
         let metadata = TrackMetadata {
             title: Some(title.into()),
@@ -219,7 +225,7 @@ fn build(with_peer: bool) -> World {
             lyrics,
             ..TrackMetadata::default()
         };
-        let track = upload_synth(&http, base, &artist, seed, 40.0, &metadata);
+        let track = upload_synth(&http, base, &artist(), seed, 40.0, &metadata);
         track["id"].as_str().unwrap().to_string()
     };
     // Uploaded out of order: the album lists them by number.
@@ -252,7 +258,7 @@ fn build(with_peer: bool) -> World {
     let album = track["album_id"].as_str().unwrap().to_string();
     let cover = http
         .put(format!("{base}/v1/albums/{album}/image"))
-        .bearer_auth(&artist)
+        .bearer_auth(artist())
         .body(testkit::picture::bmp(700, 90))
         .send()
         .unwrap();
