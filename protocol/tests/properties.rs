@@ -411,7 +411,9 @@ proptest! {
                 at as usize
             }
             Found::Earlier => {
-                prop_assert!(from > headers_end);
+                // From the headers' end on, clean bytes always reach a page ending at or
+                // before the offset; a broken page there can hide it.
+                prop_assert!(!clean || from > headers_end);
                 return Ok(());
             }
         };
