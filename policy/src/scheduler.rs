@@ -317,6 +317,15 @@ pub struct Scheduler {
     sources: HashMap<NodeId, Source, Fixed>,
     plan: Option<TrackPlan>,
     chunks: Vec<Chunk>,
+    /// Chunks held (of `chunks`): "all held" without a walk.
+    held: u32,
+    /// Chunks held from the first without a gap (held chunks never go back to missing
+    /// within a track, so this only grows).
+    prefix: u32,
+    /// No chunk in `missing_from .. missing_at` is missing: where the search for the first
+    /// missing chunk resumes (lowered when a chunk goes back to the pool).
+    missing_from: std::cell::Cell<u32>,
+    missing_at: std::cell::Cell<u32>,
     /// Where each chunk starts playing (ms): the end of the one before. Chunks inside one
     /// long Ogg page span no time and share their start with the chunk after them.
     starts: Vec<u32>,
@@ -365,6 +374,10 @@ impl Scheduler {
             sources,
             plan: None,
             chunks: Vec::new(),
+            held: 0,
+            prefix: 0,
+            missing_from: std::cell::Cell::new(0),
+            missing_at: std::cell::Cell::new(0),
             starts: Vec::new(),
             urgent: Vec::new(),
             requests: HashMap::with_hasher(Fixed::default()),
@@ -452,15 +465,65 @@ impl Scheduler {
     /// Chunks held from the first without a gap: what a partial holder of this track
     /// announces and tells a peer whose chunk it lacks.
     pub fn held_prefix(&self) -> u32 {
-        self.chunks
-            .iter()
-            .position(|chunk| *chunk != Chunk::Held)
-            .unwrap_or(self.chunks.len()) as u32
+        self.prefix
     }
 
     /// True when every chunk of the track is held (nothing left to fetch).
     pub fn all_held(&self) -> bool {
-        !self.chunks.is_empty() && self.chunks.iter().all(|chunk| *chunk == Chunk::Held)
+        !self.chunks.is_empty() && self.held as usize == self.chunks.len()
+    }
+
+    /// Marks chunk `index` held; true when it already was (a duplicate).
+    fn mark_held(&mut self, index: u32) -> bool {
+        let Some(chunk) = self.chunks.get_mut(index as usize) else {
+            return false;
+        };
+        if *chunk == Chunk::Held {
+            return true;
+        }
+        *chunk = Chunk::Held;
+        self.held += 1;
+        while self.chunks.get(self.prefix as usize) == Some(&Chunk::Held) {
+            self.prefix += 1;
+        }
+        false
+    }
+
+    /// Puts chunk `index` back in the pool (it was requested and did not come).
+    fn mark_missing(&mut self, index: u32) {
+        if let Some(chunk) = self.chunks.get_mut(index as usize) {
+            *chunk = Chunk::Missing;
+            if (self.missing_from.get()..self.missing_at.get()).contains(&index) {
+                self.missing_at.set(index);
+            }
+        }
+    }
+
+    /// The first missing chunk at or after `from`, resuming the last search when it covers
+    /// `from` (the play head only moves on, and chunks rarely go back to the pool).
+    fn first_missing(&self, from: u32) -> Option<u32> {
+        let chunks = self.chunks.len() as u32;
+        let (base, at) = (self.missing_from.get(), self.missing_at.get());
+        let (base, start) = if base <= from && from <= at {
+            (base, at)
+        } else {
+            (from, from)
+        };
+        let found = (start..chunks).find(|&i| self.chunks[i as usize] == Chunk::Missing);
+        self.missing_from.set(base);
+        self.missing_at.set(found.unwrap_or(chunks));
+        found
+    }
+
+    /// The first chunk not held at or after `from` (chunks past the end count as not held).
+    fn first_unheld(&self, from: u32) -> u32 {
+        if from <= self.prefix {
+            self.prefix
+        } else {
+            (from..self.chunks.len() as u32)
+                .find(|&i| !self.holds(i))
+                .unwrap_or(self.chunks.len() as u32)
+        }
     }
 
     /// Player events since the last call.
@@ -481,6 +544,14 @@ impl Scheduler {
                 }
             })
             .collect();
+        self.held = self.chunks.iter().filter(|c| **c == Chunk::Held).count() as u32;
+        self.prefix = self
+            .chunks
+            .iter()
+            .position(|chunk| *chunk != Chunk::Held)
+            .unwrap_or(chunks) as u32;
+        self.missing_from.set(0);
+        self.missing_at.set(0);
         self.urgent = vec![None; chunks];
         self.starts = chunk_starts(&plan);
         // Held once, as the starts.
@@ -735,11 +806,8 @@ impl Scheduler {
             };
             *counter += bytes;
         }
-        if let Some(chunk) = self.chunks.get_mut(index as usize) {
-            if *chunk == Chunk::Held {
-                self.stats.bytes_duplicate += bytes;
-            }
-            *chunk = Chunk::Held;
+        if self.mark_held(index) {
+            self.stats.bytes_duplicate += bytes;
         }
         if done {
             self.finish_request(id);
@@ -788,15 +856,8 @@ impl Scheduler {
             *counter += bytes;
         }
         for index in first..end {
-            if let Some(chunk) = self.chunks.get_mut(index as usize) {
-                if *chunk == Chunk::Held {
-                    self.stats.bytes_duplicate += self
-                        .plan
-                        .as_ref()
-                        .and_then(|plan| plan.chunk_bytes.get(index as usize))
-                        .map_or(0, |bytes| u64::from(*bytes));
-                }
-                *chunk = Chunk::Held;
+            if self.mark_held(index) {
+                self.stats.bytes_duplicate += self.chunk_bytes(index);
             }
         }
         if done {
@@ -832,10 +893,8 @@ impl Scheduler {
             }
             // Whatever this request was carrying and did not bring goes back to the pool.
             for index in request.first..request.first + request.count {
-                if let Some(chunk) = self.chunks.get_mut(index as usize)
-                    && *chunk == (Chunk::Requested { request: id })
-                {
-                    *chunk = Chunk::Missing;
+                if self.chunks.get(index as usize) == Some(&Chunk::Requested { request: id }) {
+                    self.mark_missing(index);
                 }
                 if let Some(urgent) = self.urgent.get_mut(index as usize)
                     && *urgent == Some(id)
@@ -982,8 +1041,45 @@ impl Scheduler {
                     }
                 }
             }
-            Head::Playing => {
-                // Walk the head forward chunk by chunk; stop at the first one not held.
+            Head::Playing if !self.chunks.is_empty() => {
+                // The head moves on until the first chunk group that cannot play (the one
+                // holding the first chunk not held), or the end. Exactly what walking it
+                // chunk by chunk does (`walk`, which a test compares against).
+                let from = self.chunk_at(self.position_ms);
+                let unheld = self.first_unheld(from);
+                let stop = (unheld < self.chunks.len() as u32).then(|| {
+                    let start = self.chunk_start(unheld);
+                    // The first chunk of its group (a group starts where its first does).
+                    start.max(self.position_ms)
+                });
+                let target = self.position_ms + elapsed;
+                match stop {
+                    Some(stop) if stop < duration && target > stop && elapsed > 0 => {
+                        self.position_ms = stop;
+                        self.head = Head::Buffering;
+                        self.stall_started_ms = now - (target - stop);
+                        self.stats.stutters += 1;
+                        self.events.push(PlayerEvent::Stalled {
+                            position_ms: self.position_ms,
+                        });
+                    }
+                    _ => self.position_ms = target.min(duration),
+                }
+                if self.position_ms >= duration {
+                    self.position_ms = duration;
+                    self.head = Head::Finished;
+                    self.events.push(PlayerEvent::Finished);
+                }
+            }
+            Head::Playing => self.walk(now, elapsed, duration),
+        }
+    }
+
+    /// The play head walked forward chunk by chunk for `elapsed` ms, stopping at the first
+    /// chunk that cannot play: the model [`Scheduler::advance`] computes in one step.
+    fn walk(&mut self, now: u64, elapsed: u64, duration: u64) {
+        {
+            {
                 let mut left = elapsed;
                 while left > 0 {
                     if self.position_ms >= duration {
@@ -1134,7 +1230,7 @@ impl Scheduler {
 
         // 3. Everything else: peers by expected completion; the origin within its lead when
         //    it would be sooner, or for everything when there are no peers.
-        let mut index = from;
+        let mut index = self.first_missing(from).unwrap_or(chunks);
         while index < chunks {
             if self.chunks[index as usize] != Chunk::Missing {
                 index += 1;
@@ -1190,6 +1286,11 @@ impl Scheduler {
             if let Some(peer) = choice.filter(|source| *source != self.origin) {
                 end = end.min(u32::try_from(self.held_by(&peer, now)).unwrap_or(u32::MAX));
             }
+            // Past the origin's lead with no peer free that holds this range, no later range
+            // finds one either (a partial holder holds less of later chunks): done.
+            if choice.is_none() && best_peer.is_none() && !within_lead && !peers.is_empty() {
+                break;
+            }
             match choice {
                 Some(source) => {
                     let action = self.new_request(now, source, index, end - index);
@@ -1216,7 +1317,7 @@ impl Scheduler {
         if peers.is_empty()
             && self.search_done
             && self.requests.is_empty()
-            && self.chunks[from as usize..].contains(&Chunk::Missing)
+            && self.first_missing(from).is_some()
         {
             self.peers_asked = false;
         }
@@ -1262,7 +1363,7 @@ impl Scheduler {
             .unwrap_or(u64::MAX);
         let chunks = self.chunks.len() as u32;
         let from = self.chunk_at(self.position_ms);
-        let first_missing = (from..chunks).find(|&i| self.chunks[i as usize] == Chunk::Missing);
+        let first_missing = self.first_missing(from);
         match self.head {
             Head::Buffering if self.playable(from) => return Some(now),
             Head::Playing => {
@@ -1271,7 +1372,8 @@ impl Scheduler {
                     self.head_at_ms + self.chunk_start(index).saturating_sub(self.position_ms)
                 };
                 // It stops one millisecond into the first chunk not held, or at the end.
-                wake = wake.min(match (from..chunks).find(|&i| !self.holds(i)) {
+                let unheld = Some(self.first_unheld(from)).filter(|&index| index < chunks);
+                wake = wake.min(match unheld {
                     Some(index) if index < self.group_end(from) => self.head_at_ms + 1,
                     Some(index) => reach(index) + 1,
                     None => self.head_at_ms + plan.duration_ms.saturating_sub(self.position_ms),
@@ -1390,5 +1492,95 @@ fn chunk_starts(plan: &TrackPlan) -> Vec<u32> {
         (0..chunks)
             .map(|index| ((index as f64 * chunk_ms).ceil() as u32).min(duration))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator (no dependency): xorshift64*.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+    }
+
+    /// A scheduler playing a random plan (chunks that span no time among them), some
+    /// chunks held, the head playing somewhere in it.
+    fn random_playing(seed: u64) -> (Scheduler, u64) {
+        let mut g = Gen(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let chunks = 1 + g.below(40) as u32;
+        let mut ends = Vec::new();
+        let mut reached = 0u32;
+        for _ in 0..chunks {
+            // A third of the chunks span no time.
+            if g.below(3) != 0 {
+                reached += 1 + g.below(900) as u32;
+            }
+            ends.push(reached);
+        }
+        let duration_ms = u64::from(reached) + g.below(3) * g.below(500);
+        let held: Vec<bool> = (0..chunks).map(|_| g.below(4) != 0).collect();
+        let plan = TrackPlan {
+            chunks,
+            chunk_bytes: vec![16_384; chunks as usize],
+            duration_ms,
+            chunk_end_ms: ends,
+            cached: held,
+            start_ms: 0,
+        };
+        let mut scheduler = Scheduler::new(SchedulerConfig::default(), NodeId([0; 32]));
+        let _ = scheduler.play(0, plan);
+        scheduler.position_ms = g.below(duration_ms + 1);
+        scheduler.head = Head::Playing;
+        scheduler.head_at_ms = 1_000;
+        // Playing inside a chunk means that chunk could play: only its start otherwise.
+        let from = scheduler.chunk_at(scheduler.position_ms);
+        if !scheduler.playable(from) {
+            scheduler.position_ms = scheduler.chunk_start(from).min(duration_ms);
+        }
+        let elapsed = match g.below(4) {
+            0 => 0,
+            1 => g.below(5),
+            _ => g.below(duration_ms + 2_000),
+        };
+        (scheduler, 1_000 + elapsed)
+    }
+
+    #[test]
+    fn the_head_moved_in_one_step_lands_where_walking_it_chunk_by_chunk_does() {
+        let mut stalls = 0;
+        let mut finishes = 0;
+        for seed in 0..20_000 {
+            let (mut stepped, now) = random_playing(seed);
+            let (mut walked, _) = random_playing(seed);
+            stepped.advance(now);
+            let duration = walked.plan.as_ref().map_or(0, |plan| plan.duration_ms);
+            let elapsed = now - walked.head_at_ms;
+            walked.head_at_ms = now;
+            walked.walk(now, elapsed, duration);
+            assert_eq!(stepped.position_ms, walked.position_ms, "seed {seed}");
+            assert_eq!(stepped.head, walked.head, "seed {seed}");
+            assert_eq!(stepped.stats.stutters, walked.stats.stutters, "seed {seed}");
+            assert_eq!(
+                stepped.stall_started_ms, walked.stall_started_ms,
+                "seed {seed}"
+            );
+            assert_eq!(stepped.events, walked.events, "seed {seed}");
+            stalls += usize::from(walked.head == Head::Buffering);
+            finishes += usize::from(walked.head == Head::Finished);
+        }
+        // Both outcomes are common among the cases.
+        assert!(stalls > 1_000 && finishes > 1_000, "{stalls} {finishes}");
     }
 }
