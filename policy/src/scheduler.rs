@@ -1406,7 +1406,17 @@ impl Scheduler {
                     enters.push(self.enters_window(index, self.config.origin_lead_ms));
                     enters.push(self.enters_window(index, self.config.search_lead_ms));
                 }
-                let out_with_peer = (from..chunks).find(|&i| {
+                // Only chunks inside a request to a peer can be out with one, and none that
+                // is held.
+                let peer_end = self
+                    .requests
+                    .values()
+                    .filter(|request| request.source != self.origin)
+                    .map(|request| request.first + request.count)
+                    .max()
+                    .unwrap_or(0)
+                    .min(chunks);
+                let out_with_peer = (self.first_unheld(from)..peer_end).find(|&i| {
                     self.urgent[i as usize].is_none()
                         && matches!(self.chunks[i as usize], Chunk::Requested { request }
                             if self.requests.get(&request).is_some_and(|r| r.source != self.origin))

@@ -50,8 +50,6 @@
 //! track's markets, a serving peer asked for a track outside the asker's markets, and every
 //! bound (event queue, transfers per node, requests per play, cache budgets, tracker size).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 
 use policy::cache::CachePolicy;
 use policy::fill::{self, FillConfig, FillPlanner};
@@ -71,6 +69,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::Scenario;
+use crate::queue::EventQueue;
 use crate::report::{Checks, Outcome, PlayRecord, Sample, Summary, Totals};
 use crate::workload::{Zipf, diurnal, weibull};
 
@@ -387,10 +386,7 @@ pub struct Engine {
     now: u64,
     end_ms: u64,
     measure_from_ms: u64,
-    queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
-    slots: Vec<Ev>,
-    free_slots: Vec<usize>,
-    seq: u64,
+    queue: EventQueue<Ev>,
     events: u64,
     listeners: Vec<Listener>,
     supers: Vec<SuperNode>,
@@ -560,10 +556,7 @@ impl Engine {
             now: 0,
             end_ms,
             measure_from_ms: scenario.measure_from_s * 1_000,
-            queue: BinaryHeap::new(),
-            slots: Vec::new(),
-            free_slots: Vec::new(),
-            seq: 0,
+            queue: EventQueue::new(),
             events: 0,
             listeners: Vec::new(),
             supers: Vec::new(),
@@ -855,18 +848,7 @@ impl Engine {
     // ---- events --------------------------------------------------------------------------
 
     fn push_at(&mut self, at: u64, event: Ev) {
-        let slot = match self.free_slots.pop() {
-            Some(slot) => {
-                self.slots[slot] = event;
-                slot
-            }
-            None => {
-                self.slots.push(event);
-                self.slots.len() - 1
-            }
-        };
-        self.seq += 1;
-        self.queue.push(Reverse((at.max(self.now), self.seq, slot)));
+        self.queue.push(at.max(self.now), event);
     }
 
     fn check(&mut self, ok: bool, what: impl FnOnce() -> String) -> Result<(), SimError> {
@@ -884,13 +866,11 @@ impl Engine {
     pub fn run(mut self, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, SimError> {
         let nodes = self.listeners.len() + self.supers.len();
         let events_max = EVENTS_PER_NODE_MAX * nodes + 1_000_000;
-        while let Some(Reverse((at, _, slot))) = self.queue.pop() {
+        while let Some((at, event)) = self.queue.pop() {
             if at > self.end_ms {
                 break;
             }
             self.now = at;
-            let event = self.slots[slot];
-            self.free_slots.push(slot);
             self.events += 1;
             self.handle(event)?;
             if self.events.is_multiple_of(8_192) {

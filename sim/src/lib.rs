@@ -6,6 +6,7 @@
 //!
 //! - [`config`]: scenarios (TOML, `sim/scenarios/`), `--set` overrides and sweeps.
 //! - [`workload`]: Zipf popularity, Weibull sessions and gaps, the diurnal curve.
+//! - [`queue`]: the event queue (a timing wheel with a heap for far-off events).
 //! - [`engine`]: the event loop, the drivers around the real state machines, the network
 //!   model and the checkers.
 //! - [`report`]: the summary, time series, per-play records, CSV and SVG output.
@@ -19,6 +20,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod queue;
 pub mod report;
 pub mod svg;
 pub mod workload;

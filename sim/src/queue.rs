@@ -1,0 +1,249 @@
+//! The event queue: events in order of (time, push order), as a binary heap of
+//! `(time, sequence)` would give them, for less.
+//!
+//! A timing wheel of one-millisecond buckets covers the next [`WHEEL_MS`]; each bucket is a
+//! FIFO, so events due at the same millisecond come out in the order they were pushed. A
+//! bitmap of non-empty buckets finds the next one without walking empty ones. Events further
+//! off wait in a heap keyed by `(time, sequence)` and move into their bucket when the wheel
+//! first covers their millisecond, before anything can be pushed there directly, so the
+//! bucket's order is still the push order. Buckets keep their allocations.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+/// Milliseconds the wheel covers (a power of two).
+pub const WHEEL_MS: u64 = 1 << 16;
+const MASK: u64 = WHEEL_MS - 1;
+const WORDS: usize = (WHEEL_MS / 64) as usize;
+
+/// Events of type `T`, each due at a millisecond.
+#[derive(Debug)]
+pub struct EventQueue<T> {
+    /// The wheel's buckets, indexed by time modulo [`WHEEL_MS`].
+    buckets: Vec<VecDeque<T>>,
+    /// Bit `t & MASK` set when bucket `t` holds events.
+    occupied: Vec<u64>,
+    /// The earliest time the wheel holds (every event in the wheel is at or after it, and
+    /// before `now + WHEEL_MS`).
+    now: u64,
+    /// Events at or after `now + WHEEL_MS`: `(time, sequence, event)`.
+    far: BinaryHeap<Reverse<(u64, u64, Slot<T>)>>,
+    sequence: u64,
+    len: usize,
+}
+
+/// An event in the far heap, ordered only by the key beside it.
+#[derive(Debug)]
+struct Slot<T>(T);
+
+impl<T> PartialEq for Slot<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl<T> Eq for Slot<T> {}
+impl<T> PartialOrd for Slot<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Slot<T> {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
+impl<T> Default for EventQueue<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> EventQueue<T> {
+    /// An empty queue at time 0.
+    pub fn new() -> Self {
+        Self {
+            buckets: (0..WHEEL_MS).map(|_| VecDeque::new()).collect(),
+            occupied: vec![0; WORDS],
+            now: 0,
+            far: BinaryHeap::new(),
+            sequence: 0,
+            len: 0,
+        }
+    }
+
+    /// Events waiting.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when none wait.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Queues `event` at `at` (a time before the last one popped counts as that time).
+    pub fn push(&mut self, at: u64, event: T) {
+        let at = at.max(self.now);
+        self.len += 1;
+        if at - self.now < WHEEL_MS {
+            self.put(at, event);
+        } else {
+            self.sequence += 1;
+            self.far.push(Reverse((at, self.sequence, Slot(event))));
+        }
+    }
+
+    fn put(&mut self, at: u64, event: T) {
+        let index = (at & MASK) as usize;
+        self.buckets[index].push_back(event);
+        self.occupied[index / 64] |= 1 << (index % 64);
+    }
+
+    /// The next event and its time: the earliest, and of those the first pushed.
+    pub fn pop(&mut self) -> Option<(u64, T)> {
+        if self.len == 0 {
+            return None;
+        }
+        loop {
+            if let Some(at) = self.next_occupied() {
+                // Far events whose millisecond the wheel now reaches join their buckets
+                // first: they were pushed before anything that went there directly.
+                if self.advance_to(at) {
+                    continue;
+                }
+                let index = (at & MASK) as usize;
+                let bucket = &mut self.buckets[index];
+                let event = bucket.pop_front().expect("an occupied bucket holds an event");
+                if bucket.is_empty() {
+                    self.occupied[index / 64] &= !(1 << (index % 64));
+                }
+                self.len -= 1;
+                return Some((at, event));
+            }
+            // The wheel is empty: jump to the earliest far event.
+            let Some(Reverse((at, ..))) = self.far.peek() else {
+                return None;
+            };
+            let at = *at;
+            self.advance_to(at);
+        }
+    }
+
+    /// Moves the wheel's start to `at`, bringing in far events it now covers; true when any
+    /// came in at or before `at` (the caller looks again).
+    fn advance_to(&mut self, at: u64) -> bool {
+        self.now = at;
+        let mut earlier = false;
+        while let Some(Reverse((time, ..))) = self.far.peek() {
+            if time - self.now >= WHEEL_MS {
+                break;
+            }
+            let Some(Reverse((time, _, Slot(event)))) = self.far.pop() else {
+                break;
+            };
+            earlier |= time <= at;
+            self.put(time, event);
+        }
+        earlier
+    }
+
+    /// The time of the earliest event in the wheel, if any.
+    fn next_occupied(&self) -> Option<u64> {
+        let start = (self.now & MASK) as usize;
+        let (word, bit) = (start / 64, start % 64);
+        // From `now` to the end of the ring, then from its start back to `now`.
+        let first = self.occupied[word] & (!0u64 << bit);
+        let found = if first != 0 {
+            Some(word * 64 + first.trailing_zeros() as usize)
+        } else {
+            (1..=WORDS).find_map(|step| {
+                let w = (word + step) % WORDS;
+                let bits = if w == word {
+                    self.occupied[w] & !(!0u64 << bit)
+                } else {
+                    self.occupied[w]
+                };
+                (bits != 0).then(|| w * 64 + bits.trailing_zeros() as usize)
+            })
+        }?;
+        let offset = (found as u64).wrapping_sub(start as u64) & MASK;
+        Some(self.now + offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference: a heap of (time, sequence).
+    #[derive(Default)]
+    struct Reference {
+        heap: BinaryHeap<Reverse<(u64, u64, u32)>>,
+        sequence: u64,
+        now: u64,
+    }
+
+    impl Reference {
+        fn push(&mut self, at: u64, event: u32) {
+            self.sequence += 1;
+            self.heap
+                .push(Reverse((at.max(self.now), self.sequence, event)));
+        }
+
+        fn pop(&mut self) -> Option<(u64, u32)> {
+            let Reverse((at, _, event)) = self.heap.pop()?;
+            self.now = at;
+            Some((at, event))
+        }
+    }
+
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn events_come_out_as_from_a_heap_of_time_and_push_order() {
+        for seed in 1..40u64 {
+            let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            let mut queue = EventQueue::new();
+            let mut reference = Reference::default();
+            let mut now = 0u64;
+            let mut event = 0u32;
+            for step in 0..20_000 {
+                // Mostly pushes near now (often at now exactly), some far off, some in the
+                // past; pops in between.
+                let pushes = next(&mut state) % 4;
+                for _ in 0..pushes {
+                    let r = next(&mut state);
+                    let at = match r % 10 {
+                        0 => now,
+                        1 => now.saturating_sub(r % 50),
+                        2 => now + WHEEL_MS - 1 + r % 3,
+                        3 => now + (r >> 8) % (8 * WHEEL_MS),
+                        4 if seed % 3 == 0 => now + 3 * WHEEL_MS + (r >> 8) % 5,
+                        _ => now + (r >> 8) % 2_000,
+                    };
+                    event += 1;
+                    queue.push(at, event);
+                    reference.push(at, event);
+                }
+                if step % 3 != 0 || pushes == 0 {
+                    let got = queue.pop();
+                    assert_eq!(got, reference.pop(), "seed {seed} step {step}");
+                    if let Some((at, _)) = got {
+                        now = at;
+                    }
+                }
+                assert_eq!(queue.len(), reference.heap.len());
+            }
+            while let Some(expected) = reference.pop() {
+                assert_eq!(queue.pop(), Some(expected), "seed {seed} draining");
+            }
+            assert_eq!(queue.pop(), None);
+        }
+    }
+}
