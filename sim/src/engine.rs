@@ -50,7 +50,6 @@
 //! track's markets, a serving peer asked for a track outside the asker's markets, and every
 //! bound (event queue, transfers per node, requests per play, cache budgets, tracker size).
 
-
 use policy::cache::CachePolicy;
 use policy::fill::{self, FillConfig, FillPlanner};
 use policy::scheduler::{
@@ -387,6 +386,9 @@ pub struct Engine {
     end_ms: u64,
     measure_from_ms: u64,
     queue: EventQueue<Ev>,
+    /// Reused lists of the flow re-rating (it runs whenever a transfer starts or ends).
+    scratch_nodes: Vec<u32>,
+    scratch_limits: Vec<(f64, u32)>,
     events: u64,
     listeners: Vec<Listener>,
     supers: Vec<SuperNode>,
@@ -557,6 +559,8 @@ impl Engine {
             end_ms,
             measure_from_ms: scenario.measure_from_s * 1_000,
             queue: EventQueue::new(),
+            scratch_nodes: Vec::new(),
+            scratch_limits: Vec::new(),
             events: 0,
             listeners: Vec::new(),
             supers: Vec::new(),
@@ -2776,7 +2780,10 @@ impl Engine {
     /// source's upload share changed, so every destination it sends to divides its download
     /// again, and so does `dst`.
     fn rerate_around(&mut self, src: u32, dst: u32) {
-        let mut destinations = vec![dst];
+        // A reused list: this runs whenever a transfer starts or ends.
+        let mut destinations = std::mem::take(&mut self.scratch_nodes);
+        destinations.clear();
+        destinations.push(dst);
         if let Some(net) = self.attach_ref(src) {
             for &id in &net.flows {
                 let flow = &self.flows[id as usize];
@@ -2785,32 +2792,36 @@ impl Engine {
                 }
             }
         }
-        for node in destinations {
+        for &node in &destinations {
             self.refill(node);
         }
+        self.scratch_nodes = destinations;
     }
 
     /// Divides `node`'s download among its transfers max-min fairly: a transfer held back
     /// by its source (or its path's loss) gets what it can take, the rest share the
     /// remainder equally.
     fn refill(&mut self, node: u32) {
+        let mut limits = std::mem::take(&mut self.scratch_limits);
+        limits.clear();
         let Some(net) = self.attach_ref(node) else {
+            self.scratch_limits = limits;
             return;
         };
-        let mut limits: Vec<(f64, u32)> = net
-            .flows
-            .iter()
-            .copied()
-            .filter(|&id| self.flows[id as usize].dst == node)
-            .map(|id| {
-                let flow = &self.flows[id as usize];
-                (self.up_rate(flow.src).min(flow.loss_cap), id)
-            })
-            .collect();
+        limits.extend(
+            net.flows
+                .iter()
+                .copied()
+                .filter(|&id| self.flows[id as usize].dst == node)
+                .map(|id| {
+                    let flow = &self.flows[id as usize];
+                    (self.up_rate(flow.src).min(flow.loss_cap), id)
+                }),
+        );
         limits.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let mut remaining = self.down_capacity(node);
         let count = limits.len();
-        for (index, (limit, id)) in limits.into_iter().enumerate() {
+        for (index, &(limit, id)) in limits.iter().enumerate() {
             let fair = remaining / (count - index) as f64;
             let rate = limit.min(fair).max(1e-6);
             remaining = (remaining - rate).max(0.0);
@@ -2821,6 +2832,7 @@ impl Engine {
                 self.reschedule(id);
             }
         }
+        self.scratch_limits = limits;
     }
 
     fn detach(&mut self, id: u32) {

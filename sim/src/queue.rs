@@ -114,7 +114,9 @@ impl<T> EventQueue<T> {
                 }
                 let index = (at & MASK) as usize;
                 let bucket = &mut self.buckets[index];
-                let event = bucket.pop_front().expect("an occupied bucket holds an event");
+                let event = bucket
+                    .pop_front()
+                    .expect("an occupied bucket holds an event");
                 if bucket.is_empty() {
                     self.occupied[index / 64] &= !(1 << (index % 64));
                 }
