@@ -86,7 +86,7 @@ impl<T> EventQueue<T> {
     pub fn push(&mut self, at: u64, event: T) {
         let at = at.max(self.now);
         self.len += 1;
-        if at - self.now < WHEEL_MS {
+        if at.saturating_sub(self.now) < WHEEL_MS {
             self.put(at, event);
         } else {
             self.sequence += 1;
@@ -114,19 +114,17 @@ impl<T> EventQueue<T> {
                 }
                 let index = (at & MASK) as usize;
                 let bucket = &mut self.buckets[index];
-                let event = bucket
-                    .pop_front()
-                    .expect("an occupied bucket holds an event");
+                let event = bucket.pop_front();
                 if bucket.is_empty() {
                     self.occupied[index / 64] &= !(1 << (index % 64));
                 }
-                self.len -= 1;
-                return Some((at, event));
+                if let Some(event) = event {
+                    self.len -= 1;
+                    return Some((at, event));
+                }
             }
             // The wheel is empty: jump to the earliest far event.
-            let Some(Reverse((at, ..))) = self.far.peek() else {
-                return None;
-            };
+            let Reverse((at, ..)) = self.far.peek()?;
             let at = *at;
             self.advance_to(at);
         }
@@ -138,7 +136,7 @@ impl<T> EventQueue<T> {
         self.now = at;
         let mut earlier = false;
         while let Some(Reverse((time, ..))) = self.far.peek() {
-            if time - self.now >= WHEEL_MS {
+            if time.saturating_sub(self.now) >= WHEEL_MS {
                 break;
             }
             let Some(Reverse((time, _, Slot(event)))) = self.far.pop() else {
