@@ -143,6 +143,25 @@ fn the_web_endpoints_sign_in_proxy_only_what_the_page_needs_renew_and_sign_out()
         .unwrap();
     assert!(traffic["origin"].as_u64().unwrap() > 0, "{traffic}");
     // What another browser's streams moved is not told to this one.
+    let other = sign_in(&http, &base, "listener", testkit::PASSWORD);
+    let other = Tab {
+        http: http.clone(),
+        base: base.clone(),
+        cookie: other.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string(),
+    };
+    let streamed = other.get(&format!("/web/stream/{}", world.first));
+    assert_eq!(streamed.status(), StatusCode::OK);
+    assert!(!streamed.bytes().unwrap().is_empty());
+    assert_eq!(
+        other.get(&format!("/web/traffic/{}", world.first)).status(),
+        StatusCode::OK
+    );
     assert_eq!(
         tab.get(&format!("/web/traffic/{}", world.first)).status(),
         StatusCode::NOT_FOUND

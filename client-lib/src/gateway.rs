@@ -194,6 +194,17 @@ pub(crate) type Sources = Arc<SourceList>;
 pub(crate) struct SourceList {
     list: std::sync::Mutex<Vec<Source>>,
     answered: tokio::sync::watch::Sender<bool>,
+    /// Past this, nothing waits for the tracker any more.
+    patience: tokio::time::Instant,
+}
+
+/// Settles a [`SourceList`] when dropped.
+struct Settle(Sources);
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        self.0.settle();
+    }
 }
 
 impl SourceList {
@@ -205,6 +216,7 @@ impl SourceList {
                 addr: grant.origin.addr,
             }]),
             answered: tokio::sync::watch::Sender::new(answered),
+            patience: tokio::time::Instant::now() + TRACKER_WAIT,
         })
     }
 
@@ -231,11 +243,12 @@ impl SourceList {
         self.answered.send_replace(true);
     }
 
-    /// The sources once the tracker has answered, or [`TRACKER_WAIT`] has passed.
+    /// The sources once the tracker has answered, or [`TRACKER_WAIT`] after the grant
+    /// (once that has passed, at once).
     async fn settled(&self) -> Vec<Source> {
         let mut answered = self.answered.subscribe();
         if !*answered.borrow() {
-            let _ = tokio::time::timeout(TRACKER_WAIT, answered.wait_for(|done| *done)).await;
+            let _ = tokio::time::timeout_at(self.patience, answered.wait_for(|done| *done)).await;
         }
         self.current()
     }
@@ -426,6 +439,15 @@ impl Gateway {
     /// The chunk cache.
     pub(crate) fn cache(&self) -> &Arc<ClientCache> {
         &self.cache
+    }
+
+    /// Chunks of `manifest`'s rendition went into the cache: when it is whole now, the
+    /// announce loop tells the tracker at once.
+    pub(crate) fn note_held(&self, manifest: &protocol::Manifest) {
+        let count = manifest.chunk_count();
+        if count > 0 && self.cache.held_prefix(&manifest.id()) == count {
+            self.held_changed.notify_one();
+        }
     }
 
     /// Serves `grant` (a download's, say) as [`Gateway::stream_as`] would, its chunks from
@@ -658,6 +680,8 @@ impl Gateway {
             let (endpoint, filled) = (self.endpoint.clone(), sources.clone());
             let gateway = Arc::downgrade(self);
             tokio::spawn(async move {
+                // Settled however the task ends (answer, error, timeout, or dropped).
+                let _settle = Settle(filled.clone());
                 let asked = async {
                     let peer = endpoint.connect(tracker.node, tracker.addr).await?;
                     peer.request_one(&query).await
@@ -685,7 +709,6 @@ impl Gateway {
                     });
                     filled.put_first(peers);
                 }
-                filled.settle();
             });
         }
         let mut grants = self.grants.lock().await;
@@ -702,9 +725,10 @@ impl Gateway {
     async fn plaintext(
         &self,
         grant: &Grant,
-        sources: &[Source],
+        sources: &SourceList,
         first: u32,
         end: u32,
+        wait_for_peers: bool,
     ) -> anyhow::Result<Vec<Bytes>> {
         let manifest = &grant.manifest;
         // Cache reads (files, hashed) stay off the async workers.
@@ -745,7 +769,14 @@ impl Gateway {
             entry.origin += origin;
         }
         // Each run of missing chunks is fetched by itself: chunks already held are neither
-        // fetched again nor counted twice.
+        // fetched again nor counted twice. Only a fetch waits for the tracker's peers.
+        let missing = ciphertext.iter().any(Option::is_none);
+        let sources = match (missing, wait_for_peers) {
+            (false, _) => Vec::new(),
+            (true, true) => sources.settled().await,
+            (true, false) => sources.current(),
+        };
+        let sources = &sources[..];
         let mut at = 0;
         while let Some(start) = (at..ciphertext.len()).find(|&i| ciphertext[i].is_none()) {
             let end = (start..ciphertext.len())
@@ -774,10 +805,7 @@ impl Gateway {
                     *slot = Some(data);
                 }
             }
-            let count = manifest.chunk_count();
-            if hi == count && self.cache.held_prefix(&manifest.id()) == count {
-                self.held_changed.notify_one();
-            }
+
             let mut traffic = self
                 .traffic
                 .lock()
@@ -800,6 +828,9 @@ impl Gateway {
             entry.origin += by_role.origin;
             entry.super_nodes += by_role.super_nodes;
             entry.peers += by_role.peers;
+        }
+        if missing {
+            self.note_held(manifest);
         }
         let cipher = ChunkCipher::new(
             &grant.content_key,
@@ -908,13 +939,10 @@ fn stream_response(
                 return None;
             }
             // The first step leaves at once; the rest come from the peers the tracker names.
-            let (step, known) = if next == first_chunk {
-                (1, sources.current())
-            } else {
-                (STEP_CHUNKS, sources.settled().await)
-            };
+            let later = next != first_chunk;
+            let step = if later { STEP_CHUNKS } else { 1 };
             let stop = (next + step).min(last_chunk + 1);
-            let item = match gateway.plaintext(&grant, &known, next, stop).await {
+            let item = match gateway.plaintext(&grant, &sources, next, stop, later).await {
                 Ok(pieces) => {
                     let mut out = Vec::new();
                     for (offset, piece) in pieces.iter().enumerate() {

@@ -476,7 +476,7 @@ const views = {
   async search(params, _id, out) {
     const q = params.get("q") || "";
     $("search").value = q;
-    await searchFor(q);
+    await searchFor(q, out);
   },
 };
 
@@ -493,8 +493,7 @@ function albumGrid(albums) {
 
 let searching = null;
 
-async function searchFor(q) {
-  const out = takePage();
+async function searchFor(q, out = takePage()) {
   if (!q.trim()) {
     out(h("p", { class: "muted" }, "Type to search songs, albums and artists."));
     document.body.dataset.searched = "";

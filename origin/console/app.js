@@ -200,6 +200,7 @@ const views = {
       });
       return [account.username, role, tier, region, save];
     });
+    if (out.stale()) return;
     main.append(
       table("Accounts found", ["username", "role", "tier", "region", ""], rows),
       list.truncated ? h("p", { class: "muted" }, "More accounts match: refine the search.") : "",
@@ -250,6 +251,7 @@ const views = {
     });
     out(h("h2", {}, "Royalties"), form);
     const report = await api(`/v1/royalties?month=${month}&limit=100`);
+    if (out.stale()) return;
     main.append(
       h("div", { class: "row" },
         h("span", {}, `${number(report.counted)} streams counted of ${number(report.streams)}; flagged: ${number(report.flagged.looping)} looping, ${number(report.flagged.impossible_travel)} impossible travel, ${number(report.flagged.burst)} bursts.`),

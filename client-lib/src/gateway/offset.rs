@@ -47,7 +47,7 @@ pub(super) async fn offset_response(
     loop {
         anyhow::ensure!(next < chunks, "the song ends inside its codec headers");
         let pieces = gateway
-            .plaintext(&grant, &sources.current(), next, next + 1)
+            .plaintext(&grant, &sources, next, next + 1, false)
             .await?;
         next += 1;
         let piece = pieces.first().map(|piece| &piece[..]).unwrap_or_default();
@@ -70,7 +70,7 @@ pub(super) async fn offset_response(
         while index < chunks {
             let stop = (index + SCAN_STEP).min(chunks);
             let pieces = gateway
-                .plaintext(&grant, &sources.current(), index, stop)
+                .plaintext(&grant, &sources, index, stop, false)
                 .await?;
             for piece in &pieces {
                 match scan.push(piece) {
@@ -98,7 +98,7 @@ pub(super) async fn offset_response(
     let mut skip = (at % chunk_bytes) as usize;
     while !cutter.settled() && next < chunks {
         let pieces = gateway
-            .plaintext(&grant, &sources.current(), next, next + 1)
+            .plaintext(&grant, &sources, next, next + 1, false)
             .await?;
         let piece = pieces.first().map(|piece| &piece[..]).unwrap_or_default();
         cutter
@@ -168,16 +168,13 @@ impl Cut {
                 Err(error) => Some((Err(std::io::Error::other(error.to_string())), self)),
             };
         }
-        let (step, sources) = if self.started {
-            (STEP_CHUNKS, self.sources.settled().await)
-        } else {
-            (1, self.sources.current())
-        };
+        let later = self.started;
+        let step = if later { STEP_CHUNKS } else { 1 };
         self.started = true;
         let stop = (self.next + step).min(self.chunks);
         let pieces = match self
             .gateway
-            .plaintext(&self.grant, &sources, self.next, stop)
+            .plaintext(&self.grant, &self.sources, self.next, stop, later)
             .await
         {
             Ok(pieces) => pieces,

@@ -567,6 +567,7 @@ async fn stream(
                 }
             })
             .await;
+            gateway.note_held(&grant.manifest);
             return gateway.stream_grant(grant, &headers);
         }
     }
