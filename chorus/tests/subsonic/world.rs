@@ -278,15 +278,12 @@ fn build(with_peer: bool, extra: &str) -> World {
     let password = made(json!({"name": "test app"}));
     let key = made(json!({"name": "web", "kind": "api_key"}));
 
-    let mut gateway = Command::new(env!("CARGO_BIN_EXE_chorus"));
-    gateway
-        .args(["gateway", "--listen", "127.0.0.1:0", "--origin", base])
-        .args(["--user", "listener"])
-        .env("CHORUS_CONFIG_DIR", dir.path().join("config"))
-        .env("CHORUS_PASSWORD", PASSWORD)
-        .env("CHORUS_LOG", "error")
-        .env("CHORUS_CA_CERT", origin.ca_path());
-    let gateway = testkit::process::start(gateway, testkit::chorus::READY_WAIT).unwrap();
+    let gateway = gateway(
+        base,
+        "listener",
+        &dir.path().join("config"),
+        origin.ca_path(),
+    );
     let gateway_base = gateway.field("http").unwrap();
     let sharer = with_peer.then(|| {
         let sharer = share(&dir, &http, base, origin.ca_path(), &first);
@@ -315,6 +312,25 @@ fn build(with_peer: bool, extra: &str) -> World {
     }
 }
 
+/// `chorus gateway` for `user` of the origin at `base` (whose CA is `ca`), its configuration in
+/// `config`.
+fn gateway(
+    base: &str,
+    user: &str,
+    config: &std::path::Path,
+    ca: &std::path::Path,
+) -> testkit::process::Process {
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_chorus"));
+    gateway
+        .args(["gateway", "--listen", "127.0.0.1:0", "--origin", base])
+        .args(["--user", user])
+        .env("CHORUS_CONFIG_DIR", config)
+        .env("CHORUS_PASSWORD", PASSWORD)
+        .env("CHORUS_LOG", "error")
+        .env("CHORUS_CA_CERT", ca);
+    testkit::process::start(gateway, testkit::chorus::READY_WAIT).unwrap()
+}
+
 /// The gateway of a new listener "sharer", after it fetched `track` whole.
 fn share(
     dir: &tempfile::TempDir,
@@ -324,15 +340,7 @@ fn share(
     track: &str,
 ) -> testkit::process::Process {
     sign_up(http, base, "sharer", None);
-    let mut gateway = Command::new(env!("CARGO_BIN_EXE_chorus"));
-    gateway
-        .args(["gateway", "--listen", "127.0.0.1:0", "--origin", base])
-        .args(["--user", "sharer"])
-        .env("CHORUS_CONFIG_DIR", dir.path().join("sharer"))
-        .env("CHORUS_PASSWORD", PASSWORD)
-        .env("CHORUS_LOG", "error")
-        .env("CHORUS_CA_CERT", ca);
-    let gateway = testkit::process::start(gateway, testkit::chorus::READY_WAIT).unwrap();
+    let gateway = gateway(base, "sharer", &dir.path().join("sharer"), ca);
     let song = reqwest::blocking::get(format!("{}/tracks/{track}", gateway.field("http").unwrap()))
         .unwrap();
     assert_eq!(song.status(), 200);
