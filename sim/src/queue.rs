@@ -108,10 +108,10 @@ impl<T> EventQueue<T> {
         loop {
             if let Some(at) = self.next_occupied() {
                 // Far events whose millisecond the wheel now reaches join their buckets
-                // first: they were pushed before anything that went there directly.
-                if self.advance_to(at) {
-                    continue;
-                }
+                // first: they were pushed before anything that went there directly. (All
+                // are later than `at`: a far event is at least `WHEEL_MS` after the time
+                // the wheel had when it was pushed, and the wheel held everything before.)
+                self.advance_to(at);
                 let index = (at & MASK) as usize;
                 let bucket = &mut self.buckets[index];
                 let event = bucket.pop_front();
@@ -122,6 +122,7 @@ impl<T> EventQueue<T> {
                     self.len -= 1;
                     return Some((at, event));
                 }
+                continue;
             }
             // The wheel is empty: jump to the earliest far event.
             let Reverse((at, ..)) = self.far.peek()?;
@@ -130,11 +131,9 @@ impl<T> EventQueue<T> {
         }
     }
 
-    /// Moves the wheel's start to `at`, bringing in far events it now covers; true when any
-    /// came in at or before `at` (the caller looks again).
-    fn advance_to(&mut self, at: u64) -> bool {
+    /// Moves the wheel's start to `at`, bringing in far events it now covers.
+    fn advance_to(&mut self, at: u64) {
         self.now = at;
-        let mut earlier = false;
         while let Some(Reverse((time, ..))) = self.far.peek() {
             if time.saturating_sub(self.now) >= WHEEL_MS {
                 break;
@@ -142,10 +141,8 @@ impl<T> EventQueue<T> {
             let Some(Reverse((time, _, Slot(event)))) = self.far.pop() else {
                 break;
             };
-            earlier |= time <= at;
             self.put(time, event);
         }
-        earlier
     }
 
     /// The time of the earliest event in the wheel, if any.
