@@ -25,7 +25,8 @@ pub struct SimArgs {
     /// Simulated hours (overrides `duration_s`).
     #[arg(long)]
     pub hours: Option<f64>,
-    /// Override a scenario key, e.g. `sessions.skip_chance=0.3` or `classes.0.up_mbps=1`.
+    /// Override a scenario key, e.g. `sessions.skip_chance=0.3`, `classes.0.up_mbps=1` or
+    /// `duration=24h` (`duration` and `measure_from` take `24h`, `1h30m`, `90m`, `45s`).
     /// A list (`key=a,b,c`) or a range (`key=start..end:step`) sweeps: one run per value,
     /// the cartesian product over several swept keys. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]

@@ -830,9 +830,68 @@ impl Scenario {
     }
 }
 
+/// Keys set with a duration (`24h`, `90m`, `1h30m`, `45s`, `2d`, or plain seconds) that
+/// stand for the scenario's field of the same name in seconds.
+const DURATION_KEYS: [(&str, &str); 2] = [
+    ("duration", "duration_s"),
+    ("measure_from", "measure_from_s"),
+];
+
+/// Seconds in a duration such as `24h`, `1h30m`, `90m`, `2d`, `45s` or `3600` (seconds):
+/// whole or decimal numbers, each with a unit, largest first or in any order, summed.
+pub fn parse_duration_s(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("an empty duration".into());
+    }
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(seconds);
+    }
+    let mut total = 0.0_f64;
+    let mut number = String::new();
+    for character in text.chars() {
+        if character.is_ascii_digit() || character == '.' {
+            number.push(character);
+            continue;
+        }
+        let unit = match character {
+            's' => 1.0,
+            'm' => 60.0,
+            'h' => 3_600.0,
+            'd' => 86_400.0,
+            _ => {
+                return Err(format!(
+                    "{text:?}: {character:?} is not a unit (s, m, h, d)"
+                ));
+            }
+        };
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("{text:?}: a unit without a number before it"))?;
+        total += value * unit;
+        number.clear();
+    }
+    if !number.is_empty() {
+        return Err(format!("{text:?}: {number} has no unit (s, m, h, d)"));
+    }
+    // Bounded well past any scenario's limit, so the cast cannot saturate unnoticed.
+    if !(total.is_finite() && total < 1e12) {
+        return Err(format!("{text:?}: too long"));
+    }
+    Ok(total.round() as u64)
+}
+
 /// Sets `key` (a dotted path such as `sessions.skip_chance` or `classes.0.up_mbps`) to `raw`,
-/// parsed as a TOML value (a bare word that is not one becomes a string).
+/// parsed as a TOML value (a bare word that is not one becomes a string). `duration` and
+/// `measure_from` take a duration (`24h`) and set `duration_s` and `measure_from_s`.
 fn apply_set(root: &mut toml::Value, key: &str, raw: &str) -> Result<(), ScenarioError> {
+    if let Some((_, field)) = DURATION_KEYS.iter().find(|(name, _)| *name == key) {
+        let seconds =
+            parse_duration_s(raw).map_err(|why| ScenarioError::Set(format!("{key}: {why}")))?;
+        let seconds = i64::try_from(seconds)
+            .map_err(|_| ScenarioError::Set(format!("{key}: {raw:?} is too long")))?;
+        return apply_set(root, field, &seconds.to_string());
+    }
     let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
         .and_then(|mut table| table.remove("v"))
@@ -1006,6 +1065,35 @@ pub fn builtin(name: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        for (text, seconds) in [
+            ("24h", 86_400),
+            ("1h30m", 5_400),
+            ("90m", 5_400),
+            ("45s", 45),
+            ("2d", 172_800),
+            ("3600", 3_600),
+            ("0.5h", 1_800),
+        ] {
+            assert_eq!(parse_duration_s(text), Ok(seconds), "{text}");
+        }
+        for bad in ["", "h", "10x", "1h30", "1e400h", "99999999999999d"] {
+            assert!(parse_duration_s(bad).is_err(), "{bad:?}");
+        }
+        let day = Scenario::from_toml(
+            "",
+            &[
+                ("duration".into(), "24h".into()),
+                ("measure_from".into(), "30m".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!((day.duration_s, day.measure_from_s), (86_400, 1_800));
+        let err = Scenario::from_toml("", &[("duration".into(), "soon".into())]).unwrap_err();
+        assert!(err.to_string().contains("duration"), "{err}");
+    }
 
     #[test]
     fn defaults_validate_and_sets_apply() {
