@@ -16,6 +16,7 @@ mod network_cmd;
 mod origin_cmd;
 mod play_cmd;
 mod sim_cmd;
+mod sim_scaling;
 mod validate_cmd;
 
 /// Chorus: peer-assisted music streaming.

@@ -44,6 +44,17 @@ pub struct SimArgs {
     /// List the built-in scenarios and exit.
     #[arg(long)]
     pub list: bool,
+    /// Run the scenario at each of these listener counts, each in a process of its own, and
+    /// print how wall time, events per second and per play, and peak memory grow with it
+    /// (with `--out`: `scaling.csv`, `scaling.svg` and each run's files); with `--json` the
+    /// curve on the last line. E.g. `--scaling 10000,100000,1000000`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "PEERS,...",
+        conflicts_with = "peers"
+    )]
+    pub scaling: Vec<u32>,
 }
 
 /// Runs `chorus sim`.
@@ -90,6 +101,9 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     }
     fixed.extend(args.sets.iter().cloned());
     let runs = sim::expand_sets(&fixed)?;
+    if !args.scaling.is_empty() {
+        return scaling(&args, name, &text, &fixed, &runs);
+    }
     let sweep = runs.len() > 1;
     let mut failed = false;
     for (index, sets) in runs.iter().enumerate() {
@@ -129,6 +143,45 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `--scaling`: one process per size, each running the scenario with the same flags.
+fn scaling(
+    args: &SimArgs,
+    name: &str,
+    text: &str,
+    fixed: &[String],
+    runs: &[Vec<(String, String)>],
+) -> anyhow::Result<ExitCode> {
+    let [sets] = runs else {
+        bail!("--scaling runs one scenario at several sizes: it does not combine with a sweep");
+    };
+    if let Some(&zero) = args.scaling.iter().find(|&&peers| peers == 0) {
+        bail!("--scaling: {zero} listeners");
+    }
+    // Checked here, so that a bad key or size fails before the first (perhaps long) run.
+    for &peers in &args.scaling {
+        let mut sets = sets.clone();
+        sets.push(("peers".into(), peers.to_string()));
+        sim::Scenario::from_toml(text, &sets)?;
+    }
+    let mut child = vec![name.to_string()];
+    for set in fixed {
+        child.push("--set".into());
+        child.push(set.clone());
+    }
+    let curve = crate::sim_scaling::run(&args.scaling, &child, args.quiet, args.out.as_deref())?;
+    print!("{}", crate::sim_scaling::table(&curve));
+    if let Some(dir) = &args.out {
+        println!(
+            "files in {} (scaling.csv, scaling.svg, peers-N/ per run)",
+            dir.display()
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&curve)?);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_one(

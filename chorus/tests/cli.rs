@@ -294,3 +294,71 @@ fn sim_runs_a_scenario_writes_files_and_sweeps() {
     let output = chorus(&["sim", "no-such-scenario"]);
     assert!(!output.status.success());
 }
+
+#[test]
+fn sim_scaling_runs_each_size_in_its_own_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("curve");
+    let output = chorus(&[
+        "sim",
+        "devnet-validation",
+        "--scaling",
+        "24,12",
+        "--set",
+        "duration=90s",
+        "--quiet",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let json = last_json_line(&output);
+    let points = json["points"].as_array().unwrap();
+    // Smallest first, whatever the order asked.
+    let peers: Vec<u64> = points
+        .iter()
+        .map(|p| p["peers"].as_u64().unwrap())
+        .collect();
+    assert_eq!(peers, [12, 24]);
+    for point in points {
+        assert!(point["events"].as_u64().unwrap() > 0, "{point}");
+        assert!(point["peak_rss_mib"].as_u64().unwrap() > 0, "{point}");
+    }
+    assert!(json["bytes_per_listener"].is_number(), "{json}");
+    for file in [
+        "scaling.csv",
+        "scaling.svg",
+        "peers-12/summary.json",
+        "peers-24/summary.json",
+    ] {
+        assert!(out.join(file).exists(), "{file}");
+    }
+    // `duration=90s` reached each run.
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("peers-12/summary.json")).unwrap()).unwrap();
+    assert_eq!(run["sim_seconds"], 90, "{run}");
+    let csv = std::fs::read_to_string(out.join("scaling.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+
+    // With a sweep, or with --peers: a clear error.
+    let output = chorus(&[
+        "sim",
+        "devnet-validation",
+        "--scaling",
+        "12,24",
+        "--set",
+        "seed=1,2",
+    ]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("sweep"));
+    let output = chorus(&[
+        "sim",
+        "devnet-validation",
+        "--scaling",
+        "12",
+        "--peers",
+        "5",
+    ]);
+    assert!(!output.status.success());
+    let output = chorus(&["sim", "devnet-validation", "--scaling", "0,12"]);
+    assert!(!output.status.success());
+}

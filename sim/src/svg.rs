@@ -41,8 +41,10 @@ pub struct Chart {
     pub log_x: bool,
 }
 
-const WIDTH: f64 = 800.0;
-const HEIGHT: f64 = 450.0;
+/// Width of a chart, px.
+pub const WIDTH: f64 = 800.0;
+/// Height of a chart, px.
+pub const HEIGHT: f64 = 450.0;
 const LEFT: f64 = 70.0;
 const RIGHT: f64 = 20.0;
 const TOP: f64 = 40.0;
