@@ -90,6 +90,8 @@ const MSS_BYTES: f64 = 1_200.0;
 const NEAR_MS: f64 = 20_000.0;
 /// How often the tracker's expiry walk runs.
 const EXPIRE_EVERY_MS: u64 = 300_000;
+/// Slots of the memo of chunk ends (a power of two).
+const ENDS_MEMO: usize = 4_096;
 
 /// Why a run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -389,6 +391,10 @@ pub struct Engine {
     /// Reused lists of the flow re-rating (it runs whenever a transfer starts or ends).
     scratch_nodes: Vec<u32>,
     scratch_limits: Vec<(f64, u32)>,
+    /// The chunk ends of tracks computed lately, by track modulo [`ENDS_MEMO`]: a play needs
+    /// them up to three times (its grant's delay, the grant, the plan), and popular tracks
+    /// come back often.
+    ends_memo: std::cell::RefCell<Vec<(u32, std::sync::Arc<[u32]>)>>,
     events: u64,
     listeners: Vec<Listener>,
     supers: Vec<SuperNode>,
@@ -561,6 +567,7 @@ impl Engine {
             queue: EventQueue::new(),
             scratch_nodes: Vec::new(),
             scratch_limits: Vec::new(),
+            ends_memo: std::cell::RefCell::new(Vec::new()),
             events: 0,
             listeners: Vec::new(),
             supers: Vec::new(),
@@ -721,6 +728,28 @@ impl Engine {
     /// stream headers) at a rate that varies by stretches of 8 chunks and a little chunk by
     /// chunk (`catalog.vbr_spread`), scaled so the whole plays for the track's duration.
     fn chunk_ends(&self, track: u32, chunks: u32) -> Vec<u32> {
+        self.chunk_ends_shared(track, chunks).to_vec()
+    }
+
+    /// [`Engine::chunk_ends`], from the memo when the track's slot holds it.
+    fn chunk_ends_shared(&self, track: u32, chunks: u32) -> std::sync::Arc<[u32]> {
+        let slot = track as usize & (ENDS_MEMO - 1);
+        if let Some((held, ends)) = self.ends_memo.borrow().get(slot)
+            && *held == track
+            && ends.len() == chunks as usize
+        {
+            return ends.clone();
+        }
+        let ends: std::sync::Arc<[u32]> = self.compute_chunk_ends(track, chunks).into();
+        let mut memo = self.ends_memo.borrow_mut();
+        if memo.is_empty() {
+            memo.resize(ENDS_MEMO, (u32::MAX, std::sync::Arc::from(Vec::new())));
+        }
+        memo[slot] = (track, ends.clone());
+        ends
+    }
+
+    fn compute_chunk_ends(&self, track: u32, chunks: u32) -> Vec<u32> {
         let catalog = &self.scenario.catalog;
         let duration = self.track_seconds(track) * 1_000;
         let chunk = self.chunk_plain();
@@ -766,11 +795,18 @@ impl Engine {
         self.track_plain_bytes(track) + u64::from(self.track_chunks(track)) * u64::from(TAG_BYTES)
     }
 
+    /// Bytes of chunks `first .. first + count` (those that exist): every chunk but the last
+    /// is `chunk_bytes` of audio, and each carries its tag. The sum of `chunk_size` over the
+    /// range, in closed form (a test compares them).
     fn range_bytes(&self, track: u32, first: u32, count: u32) -> u64 {
         let chunks = self.track_chunks(track);
-        (first..(first + count).min(chunks))
-            .map(|index| u64::from(self.chunk_size(track, index)))
-            .sum()
+        let end = first.saturating_add(count).min(chunks);
+        if first >= end {
+            return 0;
+        }
+        let (plain, chunk) = (self.track_plain_bytes(track), self.chunk_plain());
+        let audio = (u64::from(end) * chunk).min(plain) - u64::from(first) * chunk;
+        audio + u64::from(end - first) * u64::from(TAG_BYTES)
     }
 
     /// Licensed only in the first region. Track 0 (the most popular) never is.
@@ -1150,8 +1186,10 @@ impl Engine {
             return 0;
         }
         let chunks = self.track_chunks(track);
-        let reaching =
-            protocol::ogg::chunks_reaching(&self.chunk_ends(track, chunks), client.opening_ms);
+        let reaching = protocol::ogg::chunks_reaching(
+            &self.chunk_ends_shared(track, chunks),
+            client.opening_ms,
+        );
         client
             .opening_chunks
             .max(reaching)
@@ -2729,19 +2767,34 @@ impl Engine {
         flow.at_ms + (remaining / flow.rate).ceil() as u64
     }
 
-    /// Makes sure an event comes no later than the flow's target. An event already queued
-    /// for an earlier time stays (it reschedules itself when it finds the flow not done):
-    /// rates change often, and a new event each time would flood the queue.
+    /// Moves the flow's event to the moment it reaches its target at its current rate. The
+    /// event queued before is taken back (one beyond the wheel's reach stays and is ignored
+    /// for its old version), so a flow whose rate keeps changing has one event, at the right
+    /// time, rather than a trail of early and stale ones.
     fn reschedule(&mut self, id: u32) {
-        let flow = &mut self.flows[id as usize];
+        let flow = &self.flows[id as usize];
         let at = Self::due_at(flow).max(self.now);
-        if flow.version != 0 && flow.scheduled_at <= at && flow.scheduled_at >= self.now {
-            return;
+        if flow.version != 0 {
+            if flow.scheduled_at == at {
+                return;
+            }
+            self.cancel_flow_event(id);
         }
+        let flow = &mut self.flows[id as usize];
         flow.version = flow.version.wrapping_add(1);
         flow.scheduled_at = at;
         let version = flow.version;
         self.push_at(at, Ev::Flow { flow: id, version });
+    }
+
+    /// Takes the flow's queued event back, if the queue still holds it.
+    fn cancel_flow_event(&mut self, id: u32) {
+        let flow = &self.flows[id as usize];
+        let (at, version) = (flow.scheduled_at, flow.version);
+        self.queue.cancel(
+            at,
+            |event| matches!(event, Ev::Flow { flow, version: v } if *flow == id && *v == version),
+        );
     }
 
     /// An early event: pushes the real one.
@@ -2836,11 +2889,12 @@ impl Engine {
     }
 
     fn detach(&mut self, id: u32) {
+        if !self.flows[id as usize].live {
+            return;
+        }
+        self.cancel_flow_event(id);
         let (src, dst) = {
             let flow = &mut self.flows[id as usize];
-            if !flow.live {
-                return;
-            }
             flow.live = false;
             flow.version = flow.version.wrapping_add(1);
             (flow.src, flow.dst)
@@ -3222,6 +3276,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn range_bytes_is_the_sum_of_its_chunks() {
+        let engine = tiny();
+        for track in [0, 1, 7, 99] {
+            let chunks = engine.track_chunks(track);
+            for first in [
+                0,
+                1,
+                chunks / 2,
+                chunks.saturating_sub(1),
+                chunks,
+                chunks + 3,
+            ] {
+                for count in [0, 1, 2, 5, chunks, u32::MAX] {
+                    let end = first.saturating_add(count).min(chunks);
+                    let summed: u64 = (first..end)
+                        .map(|index| u64::from(engine.chunk_size(track, index)))
+                        .sum();
+                    assert_eq!(
+                        engine.range_bytes(track, first, count),
+                        summed,
+                        "track {track} first {first} count {count}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn ids_round_trip() {
         for node in [0, 1, 999_999, ORIGIN] {
             assert_eq!(node_of(&node_id(node)), Some(node));
@@ -3337,6 +3419,8 @@ mod tests {
         }
         engine.scenario.catalog.vbr_spread = 0.0;
         engine.scenario.catalog.header_bytes = 0;
+        // The memo holds ends of the catalog as it was (a running engine's never changes).
+        engine.ends_memo.borrow_mut().clear();
         let chunks = engine.track_chunks(3);
         let ends = engine.chunk_ends(3, chunks);
         let even = f64::from(ends[0]);

@@ -6,7 +6,9 @@
 //! bitmap of non-empty buckets finds the next one without walking empty ones. Events further
 //! off wait in a heap keyed by `(time, sequence)` and move into their bucket when the wheel
 //! first covers their millisecond, before anything can be pushed there directly, so the
-//! bucket's order is still the push order. Buckets keep their allocations.
+//! bucket's order is still the push order. Buckets keep their allocations. An event the wheel
+//! holds can be taken back ([`EventQueue::cancel`]), so a rescheduled one need not come out
+//! only to be ignored.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -92,6 +94,27 @@ impl<T> EventQueue<T> {
             self.sequence += 1;
             self.far.push(Reverse((at, self.sequence, Slot(event))));
         }
+    }
+
+    /// Takes back the first event queued at `at` that `matches`, when the wheel holds it,
+    /// and says whether it did. An event further off than the wheel reaches stays queued
+    /// (its handler must know it for stale: a version number, say); so does one not found.
+    pub fn cancel(&mut self, at: u64, matches: impl Fn(&T) -> bool) -> bool {
+        if at < self.now || at - self.now >= WHEEL_MS {
+            return false;
+        }
+        let index = (at & MASK) as usize;
+        let bucket = &mut self.buckets[index];
+        let Some(position) = bucket.iter().position(matches) else {
+            return false;
+        };
+        // `remove` keeps the others in push order.
+        bucket.remove(position);
+        if bucket.is_empty() {
+            self.occupied[index / 64] &= !(1 << (index % 64));
+        }
+        self.len -= 1;
+        true
     }
 
     fn put(&mut self, at: u64, event: T) {
@@ -227,6 +250,22 @@ mod tests {
                     event += 1;
                     queue.push(at, event);
                     reference.push(at, event);
+                }
+                // Now and then, take back an event still waiting: found exactly when the
+                // wheel holds it (not beyond its reach).
+                if step % 7 == 0
+                    && let Some(&Reverse((at, sequence, victim))) =
+                        reference.heap.iter().nth((next(&mut state) % 16) as usize)
+                {
+                    let taken = queue.cancel(at, |event| *event == victim);
+                    assert_eq!(
+                        taken,
+                        at < now.max(queue.now) + WHEEL_MS,
+                        "seed {seed} step {step}"
+                    );
+                    if taken {
+                        reference.heap.retain(|Reverse(entry)| entry.1 != sequence);
+                    }
                 }
                 if step % 3 != 0 || pushes == 0 {
                     let got = queue.pop();
