@@ -657,9 +657,10 @@ impl Tracker {
                 .map(|partial| (&partial.rendition, Some(partial)));
             // Partial first: a rendition named in both is held whole, and the later pair wins.
             let named: Vec<_> = partials.chain(wholes).collect();
+            let licensed = Licensed::new(node, claims, proofs);
             let proven: Vec<bool> = named
                 .iter()
-                .map(|(rendition, _)| self.covered(node, slot, born, claims, proofs, rendition))
+                .map(|(rendition, _)| self.covered(slot, born, &licensed, rendition))
                 .collect();
             self.seq += 1;
             let seq = self.seq;
@@ -699,23 +700,17 @@ impl Tracker {
     /// Whether `node` (in `slot`, created at sequence `born`) may announce `rendition`: its
     /// credential covers it, a proof does (bound to it, its markets including the node's
     /// region), or the peer proved it before (a pair of its own).
+    ///
+    /// `licensed` gathers the credential's and proofs' renditions in one set, so an announce
+    /// of n renditions with proofs of m costs n + m look-ups, not n × m comparisons.
     fn covered(
         &self,
-        node: &NodeId,
         slot: u32,
         born: u64,
-        claims: &LicenseClaims,
-        proofs: &[LicenseClaims],
+        licensed: &Licensed<'_>,
         rendition: &RenditionId,
     ) -> bool {
-        claims.permits(rendition)
-            || proofs.iter().any(|proof| {
-                proof.node == *node
-                    && matches!(proof.scope, LicenseScope::Play { .. })
-                    && proof.issuer == claims.issuer
-                    && proof.permits(rendition)
-                    && proof.market_includes(&claims.region)
-            })
+        licensed.permits(rendition)
             || self.renditions.get(rendition).is_some_and(|entry| {
                 entry
                     .holders
@@ -1222,4 +1217,45 @@ fn decayed(entry: &RenditionEntry, now_ms: u64, half_life_ms: u64) -> f32 {
 fn bump(entry: &mut RenditionEntry, now_ms: u64, half_life_ms: u64) {
     entry.score = decayed(entry, now_ms, half_life_ms) + 1.0;
     entry.score_at_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
+}
+
+/// What an announce's credential and proofs license, gathered once per announce: the
+/// credential's own renditions (or everything, for a super-node's), and those of every proof
+/// bound to the announcing node, from the credential's issuer, in a play scope whose markets
+/// include the node's region.
+struct Licensed<'a> {
+    everything: bool,
+    renditions: std::collections::HashSet<&'a RenditionId, Hasher>,
+}
+
+impl<'a> Licensed<'a> {
+    fn new(node: &NodeId, claims: &'a LicenseClaims, proofs: &'a [LicenseClaims]) -> Self {
+        let mut renditions = std::collections::HashSet::with_hasher(Hasher::default());
+        let everything = match &claims.scope {
+            LicenseScope::SuperNode => true,
+            LicenseScope::Play { renditions: own } => {
+                renditions.extend(own.iter());
+                false
+            }
+        };
+        for proof in proofs {
+            if let LicenseScope::Play { renditions: proved } = &proof.scope
+                && proof.node == *node
+                && proof.issuer == claims.issuer
+                && proof.market_includes(&claims.region)
+            {
+                renditions.extend(proved.iter());
+            }
+        }
+        Self {
+            everything,
+            renditions,
+        }
+    }
+
+    /// Whether the credential or a proof covers `rendition` (as [`LicenseClaims::permits`]
+    /// on each would say).
+    fn permits(&self, rendition: &RenditionId) -> bool {
+        self.everything || self.renditions.contains(rendition)
+    }
 }
