@@ -44,6 +44,10 @@ pub struct SimArgs {
     /// List the built-in scenarios and exit.
     #[arg(long)]
     pub list: bool,
+    /// Threads to run on (default: two, or one on a one-core machine). With two or more the
+    /// tracker runs on a thread of its own; the results are the same for any number.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Run the scenario at each of these listener counts, each in a process of its own, and
     /// print how wall time, events per second and per play, and peak memory grow with it
     /// (with `--out`: `scaling.csv`, `scaling.svg` and each run's files); with `--json` the
@@ -166,6 +170,9 @@ fn scaling(
         sim::Scenario::from_toml(text, &sets)?;
     }
     let mut child = vec![name.to_string()];
+    if let Some(threads) = args.threads {
+        child.push(format!("--threads={threads}"));
+    }
     for set in fixed {
         child.push("--set".into());
         child.push(set.clone());
@@ -209,7 +216,7 @@ fn run_one(
     if !args.quiet {
         eprintln!("setting up {peers} listeners (warm caches, super-nodes, tracker)…");
     }
-    let engine = sim::Engine::new(scenario)?;
+    let engine = sim::Engine::with_threads(scenario, threads(args))?;
     let setup_s = started.elapsed().as_secs_f64();
     let mut last_status = Instant::now();
     let plain = !args.quiet && !std::io::stderr().is_terminal();
@@ -272,6 +279,15 @@ fn run_one(
     summary.setup_seconds = Some((setup_s * 10.0).round() / 10.0);
     summary.peak_rss_mib = peak_rss_mib();
     Ok(summary)
+}
+
+/// `--threads`, or two where the machine has two cores or more.
+fn threads(args: &SimArgs) -> usize {
+    args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|cores| cores.get().min(2))
+            .unwrap_or(1)
+    })
 }
 
 /// Peak resident memory of this process (Linux), MiB.

@@ -267,6 +267,23 @@ fn sim_runs_a_scenario_writes_files_and_sweeps() {
     let output = chorus(&["sim", "devnet-validation", "--quiet", "--out", out_text]);
     assert!(output.status.success());
     assert_eq!(first, std::fs::read(out.join("summary.json")).unwrap());
+    // On one thread and on two (the tracker on its own): the same again.
+    for threads in ["--threads=1", "--threads=2"] {
+        let output = chorus(&[
+            "sim",
+            "devnet-validation",
+            "--quiet",
+            threads,
+            "--out",
+            out_text,
+        ]);
+        assert!(output.status.success());
+        assert_eq!(
+            first,
+            std::fs::read(out.join("summary.json")).unwrap(),
+            "{threads}"
+        );
+    }
 
     // A sweep: one summary line per value, each naming its setting.
     let output = chorus(&[

@@ -57,6 +57,8 @@ use policy::scheduler::{
     TrackPlan,
 };
 use policy::tracker::{Tracker, TrackerConfig};
+
+use crate::tracker_link::TrackerLink;
 use policy::upload::Admission;
 use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope, LicenseToken};
 use protocol::wire::{
@@ -401,7 +403,7 @@ pub struct Engine {
     flows: Vec<Flow>,
     free_flows: Vec<u32>,
     origin_uploads: u32,
-    tracker: Tracker,
+    tracker: TrackerLink,
     popularity: Zipf,
     playlist_popularity: Zipf,
     catalog_tracks: u32,
@@ -492,6 +494,12 @@ fn pick_weighted(rng: &mut ChaCha8Rng, weights: &[f64]) -> usize {
 impl Engine {
     /// Sets up a run: the catalog, listeners with warm caches, super-nodes, the tracker.
     pub fn new(scenario: Scenario) -> Result<Self, SimError> {
+        Self::with_threads(scenario, 1)
+    }
+
+    /// [`Engine::new`], on `threads` threads: with two or more, the tracker runs on a thread
+    /// of its own (`sim::tracker_link`). The results are the same for any number.
+    pub fn with_threads(scenario: Scenario, threads: usize) -> Result<Self, SimError> {
         scenario.validate()?;
         let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed);
         let regions: Vec<Region> = scenario
@@ -543,6 +551,10 @@ impl Engine {
             hash_seed: scenario.seed,
             ..TrackerConfig::default()
         });
+        let tracker = TrackerLink::new(tracker, threads >= 2).map_err(|error| SimError::Check {
+            at_ms: 0,
+            what: format!("no thread for the tracker: {error}"),
+        })?;
         let end_ms = scenario.duration_s * 1_000;
         let mut engine = Self {
             popularity: Zipf::new(scenario.catalog.tracks, scenario.catalog.zipf_alpha),
@@ -1615,9 +1627,8 @@ impl Engine {
                         reason,
                         license: self.token.clone(),
                     };
-                    let _ =
-                        self.tracker
-                            .report(UnixMillis(self.now), &node_id(peer), &claims, &report);
+                    self.tracker
+                        .report(UnixMillis(self.now), node_id(peer), claims, report);
                 }
                 Ok(())
             }
@@ -1676,9 +1687,9 @@ impl Engine {
                 .tracker
                 .query_into(
                     UnixMillis(self.now),
-                    &node_id(peer),
+                    node_id(peer),
                     &claims,
-                    &query,
+                    query,
                     &mut list,
                 )
                 .is_ok()
@@ -2193,11 +2204,7 @@ impl Engine {
             }
             return self.announce_super(node);
         }
-        let tracked = self.tracker.peers();
-        let bound = self.tracker.config().peers_max;
-        self.check(tracked <= bound, || {
-            format!("tracker holds {tracked} peers, over {bound}")
-        })
+        Ok(())
     }
 
     /// Announces what super-node `node` holds, as `node::supernode` does.
@@ -2220,15 +2227,10 @@ impl Engine {
             proofs: Vec::new(),
         };
         let claims = self.super_claims(node);
-        let _ = self
-            .tracker
-            .announce(now, &node_id(node), &claims, &[], &announce);
+        self.tracker
+            .announce(now, node_id(node), claims, Vec::new(), announce);
         self.supers[index].announced_ms = Some(self.now);
-        let tracked = self.tracker.peers();
-        let bound = self.tracker.config().peers_max;
-        self.check(tracked <= bound, || {
-            format!("tracker holds {tracked} peers, over {bound}")
-        })
+        Ok(())
     }
 
     /// Announces for listener `node` now, or the announce gap after its last announce (as
@@ -2298,9 +2300,8 @@ impl Engine {
         claims.scope = LicenseScope::Play {
             renditions: Vec::new(),
         };
-        let _ = self
-            .tracker
-            .announce(now, &node_id(node), &claims, &[proof], &announce);
+        self.tracker
+            .announce(now, node_id(node), claims, vec![proof], announce);
         self.listeners[node as usize].announced_ms = Some(self.now);
     }
 
@@ -2327,7 +2328,7 @@ impl Engine {
             let claims = self.super_claims(node);
             let want = self.scenario.super_nodes.popular_want as usize;
             self.tracker
-                .popular(UnixMillis(now), &node_id(node), &claims, want)
+                .popular(UnixMillis(now), node_id(node), &claims, want)
                 .ok()
         } else {
             None
@@ -2379,9 +2380,9 @@ impl Engine {
         };
         match self.tracker.query_into(
             UnixMillis(self.now),
-            &node_id(node),
+            node_id(node),
             claims,
-            &query,
+            query,
             &mut list,
         ) {
             Ok(()) => list.peers,
@@ -3208,6 +3209,7 @@ impl Engine {
     // ---- statistics ----------------------------------------------------------------------
 
     fn sample(&mut self) -> Result<(), SimError> {
+        let sizes = self.tracker.sizes();
         let interval = std::mem::take(&mut self.interval);
         let seconds = self.scenario.output.sample_s as f64;
         self.series.push(Sample {
@@ -3222,11 +3224,16 @@ impl Engine {
             bytes_cache: interval.bytes_cache,
             origin_mbps: interval.origin_egress as f64 * 8.0 / seconds / 1e6,
             origin_transfers: self.origin_uploads,
-            tracker_peers: self.tracker.peers() as u64,
+            tracker_peers: sizes.peers as u64,
         });
-        // Bounds that are cheap to check once a sample.
-        let entries = self.tracker.entries();
-        let bound = self.tracker.renditions() * self.scenario.tracker.peers_per_track as usize;
+        // Bounds that are cheap to check once a sample (the tracker's on its own thread
+        // would otherwise have to answer after every announce).
+        let (tracked, bound) = (sizes.peers, self.tracker.config().peers_max);
+        self.check(tracked <= bound, || {
+            format!("tracker holds {tracked} peers, over {bound}")
+        })?;
+        let entries = sizes.entries;
+        let bound = sizes.renditions * self.scenario.tracker.peers_per_track as usize;
         self.check(entries <= bound, || {
             format!("tracker holds {entries} holder pairs, over {bound}")
         })?;
@@ -3251,7 +3258,7 @@ impl Engine {
     }
 
     fn finish(self) -> Outcome {
-        let stats = self.tracker.stats();
+        let stats = self.tracker.finish().stats();
         let summary = Summary::new(
             &self.scenario,
             &self.totals,

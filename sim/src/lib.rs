@@ -23,6 +23,7 @@ pub mod engine;
 pub mod queue;
 pub mod report;
 pub mod svg;
+pub mod tracker_link;
 pub mod workload;
 
 pub use config::{Scenario, ScenarioError, expand_sets};

@@ -27,6 +27,36 @@ const SMALL: &[(&str, &str)] = &[
 ];
 
 #[test]
+fn the_tracker_on_its_own_thread_changes_nothing() {
+    for name in ["spotify-2010", "churn-heavy", "flash-crowd"] {
+        let text = sim::config::builtin(name).expect("a built-in scenario");
+        let mut sets: Vec<(String, String)> = SMALL
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        // Super-nodes too, for their announces and popular lists.
+        sets.push(("super_nodes.per_region".into(), "1".into()));
+        let outcome = |threads: usize| {
+            let scenario = Scenario::from_toml(text, &sets).expect("valid scenario");
+            Engine::with_threads(scenario, threads)
+                .expect("set up")
+                .run(&mut |_| {})
+                .unwrap_or_else(|error| panic!("{name}: {error}"))
+        };
+        let (one, two) = (outcome(1), outcome(2));
+        assert!(one.summary.plays > 100, "{name}: {:?}", one.summary);
+        assert!(one.summary.tracker.announces > 1_000, "{name}");
+        assert_eq!(
+            one.summary.deterministic_json(),
+            two.summary.deterministic_json(),
+            "{name}"
+        );
+        assert_eq!(one.plays, two.plays, "{name}");
+        assert_eq!(one.series, two.series, "{name}");
+    }
+}
+
+#[test]
 fn the_same_seed_gives_the_same_summary_and_another_seed_does_not() {
     let first = run("spotify-2010", SMALL);
     let second = run("spotify-2010", SMALL);

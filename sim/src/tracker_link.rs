@@ -1,0 +1,422 @@
+//! The engine's tracker, in line or on a thread of its own.
+//!
+//! The tracker is one real [`Tracker`] that every listener and super-node talks to. Most of
+//! what the engine tells it wants no answer (announces, reports, the expiry walk); a peer
+//! lookup or a super-node's popular list does. On its own thread the tracker takes the calls
+//! in the order the engine makes them: those without an answer are queued and the engine goes
+//! on; one with an answer waits until every call before it is done. The tracker therefore
+//! sees exactly the calls it would see in line, in the same order, with the same times, and
+//! answers exactly the same: a run gives the same results on one thread or two (a test
+//! compares them).
+//!
+//! Each call goes over at once, so the tracker works while the engine goes on; each side
+//! spins briefly before it sleeps, so a busy run pays for neither a wake-up per call nor a
+//! round trip through the kernel per lookup.
+
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use policy::tracker::{Tracker, TrackerConfig};
+use protocol::license::LicenseClaims;
+use protocol::wire::{Announce, PeerList, PeerQuery, PeerReport, PopularList, WireError};
+use protocol::{NodeId, UnixMillis};
+
+/// How long a side spins for the other before it sleeps.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// A call to the tracker.
+enum Call {
+    Announce {
+        now: UnixMillis,
+        node: NodeId,
+        claims: LicenseClaims,
+        proofs: Vec<LicenseClaims>,
+        announce: Box<Announce>,
+    },
+    Report {
+        now: UnixMillis,
+        node: NodeId,
+        claims: LicenseClaims,
+        report: Box<PeerReport>,
+    },
+    Expire {
+        now: UnixMillis,
+    },
+    Query {
+        now: UnixMillis,
+        node: NodeId,
+        claims: LicenseClaims,
+        query: Box<PeerQuery>,
+        list: PeerList,
+    },
+    Popular {
+        now: UnixMillis,
+        node: NodeId,
+        claims: LicenseClaims,
+        want: usize,
+    },
+    Sizes,
+    Finish,
+}
+
+/// An answer, to the one call waiting for it.
+enum Answer {
+    Query(Result<(), WireError>, PeerList),
+    Popular(Result<PopularList, WireError>),
+    Sizes(Sizes),
+}
+
+/// How much the tracker holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    /// [`Tracker::peers`].
+    pub peers: usize,
+    /// [`Tracker::entries`].
+    pub entries: usize,
+    /// [`Tracker::renditions`].
+    pub renditions: usize,
+}
+
+fn sizes(tracker: &Tracker) -> Sizes {
+    Sizes {
+        peers: tracker.peers(),
+        entries: tracker.entries(),
+        renditions: tracker.renditions(),
+    }
+}
+
+/// The engine's end of the tracker.
+pub struct TrackerLink {
+    mode: Mode,
+}
+
+enum Mode {
+    /// Taken by [`TrackerLink::finish`].
+    Done,
+    Inline(Box<Tracker>),
+    Thread {
+        calls: Sender<Call>,
+        answers: Receiver<Answer>,
+        worker: Option<JoinHandle<Tracker>>,
+        config: TrackerConfig,
+    },
+}
+
+impl TrackerLink {
+    /// `tracker`, called in line (`threaded` false) or on a thread of its own (an error when
+    /// the system gives no thread).
+    pub fn new(tracker: Tracker, threaded: bool) -> std::io::Result<Self> {
+        if !threaded {
+            return Ok(Self {
+                mode: Mode::Inline(Box::new(tracker)),
+            });
+        }
+        let config = tracker.config().clone();
+        let (calls, inbox) = mpsc::channel::<Call>();
+        let (outbox, answers) = mpsc::channel::<Answer>();
+        let worker = std::thread::Builder::new()
+            .name("sim-tracker".into())
+            .spawn(move || serve(tracker, &inbox, &outbox))?;
+        Ok(Self {
+            mode: Mode::Thread {
+                calls,
+                answers,
+                worker: Some(worker),
+                config,
+            },
+        })
+    }
+
+    /// Whether the tracker runs on a thread of its own.
+    pub fn threaded(&self) -> bool {
+        matches!(self.mode, Mode::Thread { .. })
+    }
+
+    /// The tracker's settings.
+    pub fn config(&self) -> &TrackerConfig {
+        match &self.mode {
+            Mode::Inline(tracker) => tracker.config(),
+            Mode::Thread { config, .. } => config,
+            Mode::Done => unreachable_tracker(),
+        }
+    }
+
+    /// [`Tracker::announce`], whose answer the engine does not use.
+    pub fn announce(
+        &mut self,
+        now: UnixMillis,
+        node: NodeId,
+        claims: LicenseClaims,
+        proofs: Vec<LicenseClaims>,
+        announce: Announce,
+    ) {
+        match &mut self.mode {
+            Mode::Inline(tracker) => {
+                let _ = tracker.announce(now, &node, &claims, &proofs, &announce);
+            }
+            Mode::Done => unreachable_tracker(),
+            Mode::Thread { .. } => self.queue(Call::Announce {
+                now,
+                node,
+                claims,
+                proofs,
+                announce: Box::new(announce),
+            }),
+        }
+    }
+
+    /// [`Tracker::report`], whose answer the engine does not use.
+    pub fn report(
+        &mut self,
+        now: UnixMillis,
+        node: NodeId,
+        claims: LicenseClaims,
+        report: PeerReport,
+    ) {
+        match &mut self.mode {
+            Mode::Inline(tracker) => {
+                let _ = tracker.report(now, &node, &claims, &report);
+            }
+            Mode::Done => unreachable_tracker(),
+            Mode::Thread { .. } => self.queue(Call::Report {
+                now,
+                node,
+                claims,
+                report: Box::new(report),
+            }),
+        }
+    }
+
+    /// [`Tracker::expire`].
+    pub fn expire(&mut self, now: UnixMillis) {
+        match &mut self.mode {
+            Mode::Inline(tracker) => {
+                tracker.expire(now);
+            }
+            Mode::Thread { .. } => self.queue(Call::Expire { now }),
+            Mode::Done => unreachable_tracker(),
+        }
+    }
+
+    /// [`Tracker::query_into`], into `list`.
+    pub fn query_into(
+        &mut self,
+        now: UnixMillis,
+        node: NodeId,
+        claims: &LicenseClaims,
+        query: PeerQuery,
+        list: &mut PeerList,
+    ) -> Result<(), WireError> {
+        match &mut self.mode {
+            Mode::Inline(tracker) => tracker.query_into(now, &node, claims, &query, list),
+            Mode::Done => unreachable_tracker(),
+            Mode::Thread { .. } => {
+                // The list's buffers go with the call and come back with the answer.
+                let lent = PeerList {
+                    rendition: list.rendition,
+                    peers: std::mem::take(&mut list.peers),
+                };
+                let call = Call::Query {
+                    now,
+                    node,
+                    claims: claims.clone(),
+                    query: Box::new(query),
+                    list: lent,
+                };
+                match self.ask(call) {
+                    Answer::Query(result, answered) => {
+                        *list = answered;
+                        result
+                    }
+                    _ => unreachable_tracker(),
+                }
+            }
+        }
+    }
+
+    /// [`Tracker::popular`].
+    pub fn popular(
+        &mut self,
+        now: UnixMillis,
+        node: NodeId,
+        claims: &LicenseClaims,
+        want: usize,
+    ) -> Result<PopularList, WireError> {
+        match &mut self.mode {
+            Mode::Inline(tracker) => tracker.popular(now, &node, claims, want),
+            Mode::Done => unreachable_tracker(),
+            Mode::Thread { .. } => match self.ask(Call::Popular {
+                now,
+                node,
+                claims: claims.clone(),
+                want,
+            }) {
+                Answer::Popular(result) => result,
+                _ => unreachable_tracker(),
+            },
+        }
+    }
+
+    /// How much the tracker holds, once every call before has been taken.
+    pub fn sizes(&mut self) -> Sizes {
+        match &mut self.mode {
+            Mode::Inline(tracker) => sizes(tracker),
+            Mode::Thread { .. } => match self.ask(Call::Sizes) {
+                Answer::Sizes(sizes) => sizes,
+                _ => unreachable_tracker(),
+            },
+            Mode::Done => unreachable_tracker(),
+        }
+    }
+
+    /// The tracker itself, every call taken (the thread ends).
+    pub fn finish(mut self) -> Tracker {
+        match std::mem::replace(&mut self.mode, Mode::Done) {
+            Mode::Inline(tracker) => *tracker,
+            Mode::Thread {
+                calls, mut worker, ..
+            } => {
+                send(&calls, Call::Finish);
+                join(worker.take())
+            }
+            Mode::Done => unreachable_tracker(),
+        }
+    }
+
+    /// Hands over a call that wants no answer.
+    fn queue(&mut self, call: Call) {
+        if let Mode::Thread { calls, .. } = &mut self.mode {
+            send(calls, call);
+        }
+    }
+
+    /// Hands over `call`, and waits for its answer (every call before it is done by then).
+    fn ask(&mut self, call: Call) -> Answer {
+        let Mode::Thread {
+            calls,
+            answers,
+            worker,
+            ..
+        } = &mut self.mode
+        else {
+            return unreachable_tracker();
+        };
+        send(calls, call);
+        match receive(answers) {
+            Some(answer) => answer,
+            // The thread is gone: it panicked, and so does the run, as it would in line.
+            None => {
+                join(worker.take());
+                unreachable_tracker()
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for TrackerLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrackerLink")
+            .field("threaded", &self.threaded())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for TrackerLink {
+    fn drop(&mut self) {
+        if let Mode::Thread { calls, worker, .. } = &mut self.mode {
+            // An engine dropped before its end (an error stopped the run): let the thread go.
+            let _ = calls.send(Call::Finish);
+            if let Some(worker) = worker.take() {
+                let _ = worker.join();
+            }
+        }
+    }
+}
+
+fn send(calls: &Sender<Call>, call: Call) {
+    // Refused only when the thread is gone, which the next answer (or `finish`) tells.
+    let _ = calls.send(call);
+}
+
+/// Waits for the tracker's thread and hands back its tracker; its panic, if it panicked.
+fn join(worker: Option<JoinHandle<Tracker>>) -> Tracker {
+    match worker.map(JoinHandle::join) {
+        Some(Ok(tracker)) => tracker,
+        Some(Err(panic)) => std::panic::resume_unwind(panic),
+        None => unreachable_tracker(),
+    }
+}
+
+/// The next message, spinning for [`SPIN`] before sleeping on it; none once the other side
+/// is gone.
+fn receive<T>(from: &Receiver<T>) -> Option<T> {
+    let started = Instant::now();
+    loop {
+        match from.try_recv() {
+            Ok(message) => return Some(message),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) if started.elapsed() < SPIN => std::hint::spin_loop(),
+            Err(TryRecvError::Empty) => return from.recv().ok(),
+        }
+    }
+}
+
+/// The tracker's thread: every call in order, answers to those that want one.
+fn serve(mut tracker: Tracker, inbox: &Receiver<Call>, outbox: &Sender<Answer>) -> Tracker {
+    while let Some(call) = receive(inbox) {
+        let answer = match call {
+            Call::Announce {
+                now,
+                node,
+                claims,
+                proofs,
+                announce,
+            } => {
+                let _ = tracker.announce(now, &node, &claims, &proofs, &announce);
+                continue;
+            }
+            Call::Report {
+                now,
+                node,
+                claims,
+                report,
+            } => {
+                let _ = tracker.report(now, &node, &claims, &report);
+                continue;
+            }
+            Call::Expire { now } => {
+                tracker.expire(now);
+                continue;
+            }
+            Call::Query {
+                now,
+                node,
+                claims,
+                query,
+                mut list,
+            } => {
+                let result = tracker.query_into(now, &node, &claims, &query, &mut list);
+                Answer::Query(result, list)
+            }
+            Call::Popular {
+                now,
+                node,
+                claims,
+                want,
+            } => Answer::Popular(tracker.popular(now, &node, &claims, want)),
+            Call::Sizes => Answer::Sizes(sizes(&tracker)),
+            Call::Finish => return tracker,
+        };
+        if outbox.send(answer).is_err() {
+            return tracker;
+        }
+    }
+    tracker
+}
+
+/// A state the link never reaches: each call is answered with its own kind, and nothing is
+/// called after `finish`.
+fn unreachable_tracker<T>() -> T {
+    unreachable!("the tracker link answers each call with its own kind")
+}
