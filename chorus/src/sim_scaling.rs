@@ -218,82 +218,87 @@ pub fn table(scaling: &Scaling) -> String {
     text
 }
 
-/// Three charts over the listener count (log scale), stacked in one SVG: wall time, events
-/// per second and per play, and peak resident size.
+/// Five charts over the listener count (log scale) in one SVG, two to a row: wall time,
+/// events per second, events per play, peak resident size, and that size per listener.
 pub fn svg(scaling: &Scaling) -> String {
     use sim::svg::{Chart, Series};
-    let along = |value: fn(&Point) -> f64| -> Vec<(f64, f64)> {
+    let along = |value: fn(&Point) -> Option<f64>| -> Vec<(f64, f64)> {
         scaling
             .points
             .iter()
-            .map(|point| (f64::from(point.peers), value(point)))
+            .filter_map(|point| Some((f64::from(point.peers), value(point)?)))
             .collect()
     };
+    let chart = |title: &str, y_label: &str, series: Vec<Series>| Chart {
+        title: title.into(),
+        x_label: "listeners".into(),
+        y_label: y_label.into(),
+        y_max: None,
+        series,
+        log_x: true,
+    };
     let charts = [
-        Chart {
-            title: "Wall time".into(),
-            x_label: "listeners".into(),
-            y_label: "seconds".into(),
-            y_max: None,
-            series: vec![
-                Series::new("wall", "#1f77b4", along(|p| p.wall_seconds)),
-                Series::new("set-up", "#aec7e8", along(|p| p.setup_seconds)),
+        chart(
+            "Wall time",
+            "seconds",
+            vec![
+                Series::new("wall", "#1f77b4", along(|p| Some(p.wall_seconds))),
+                Series::new("set-up", "#aec7e8", along(|p| Some(p.setup_seconds))),
             ],
-            log_x: true,
-        },
-        Chart {
-            title: "Engine speed".into(),
-            x_label: "listeners".into(),
-            y_label: "thousand events/s; events per play".into(),
-            y_max: None,
-            series: vec![
-                Series::new(
-                    "thousand events/s",
-                    "#2ca02c",
-                    along(|p| p.events_per_second / 1e3),
-                ),
-                Series::new(
-                    "events per play",
-                    "#ff7f0e",
-                    scaling
-                        .points
-                        .iter()
-                        .filter_map(|p| Some((f64::from(p.peers), p.events_per_play?)))
-                        .collect(),
-                ),
-            ],
-            log_x: true,
-        },
-        Chart {
-            title: "Peak resident size".into(),
-            x_label: "listeners".into(),
-            y_label: "MiB; KiB per listener".into(),
-            y_max: None,
-            series: vec![
-                Series::new("MiB", "#9467bd", along(|p| p.peak_rss_mib as f64)),
-                Series::new(
-                    "KiB per listener",
-                    "#8c564b",
-                    along(|p| p.peak_rss_mib as f64 * 1_024.0 / f64::from(p.peers.max(1))),
-                ),
-            ],
-            log_x: true,
-        },
+        ),
+        chart(
+            "Engine speed",
+            "thousand events per second",
+            vec![Series::new(
+                "events/s (set-up excluded)",
+                "#2ca02c",
+                along(|p| Some(p.events_per_second / 1e3)),
+            )],
+        ),
+        chart(
+            "Events per play",
+            "events",
+            vec![Series::new(
+                "events per play",
+                "#ff7f0e",
+                along(|p| p.events_per_play),
+            )],
+        ),
+        chart(
+            "Peak resident size",
+            "MiB",
+            vec![Series::new(
+                "peak RSS",
+                "#9467bd",
+                along(|p| Some(p.peak_rss_mib as f64)),
+            )],
+        ),
+        chart(
+            "Peak resident size per listener",
+            "KiB",
+            vec![Series::new(
+                "peak RSS / listeners",
+                "#8c564b",
+                along(|p| Some(p.peak_rss_mib as f64 * 1_024.0 / f64::from(p.peers.max(1)))),
+            )],
+        ),
     ];
     let (width, height) = (sim::svg::WIDTH, sim::svg::HEIGHT);
+    let rows = charts.len().div_ceil(2) as f64;
     let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{}" viewBox="0 0 {width} {}">"#,
-        height * 3.0,
-        height * 3.0
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" viewBox="0 0 {} {}">"#,
+        width * 2.0,
+        height * rows,
+        width * 2.0,
+        height * rows
     );
-    svg.push('\n');
+    svg.push_str("\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
     for (index, chart) in charts.iter().enumerate() {
-        // Each chart is a document of its own; nested, it sits at its offset.
-        let inner = chart.render().replacen(
-            "<svg ",
-            &format!(r#"<svg x="0" y="{}" "#, height * index as f64),
-            1,
-        );
+        // Each chart is a document of its own; nested, it sits in its cell.
+        let (x, y) = ((index % 2) as f64 * width, (index / 2) as f64 * height);
+        let inner = chart
+            .render()
+            .replacen("<svg ", &format!(r#"<svg x="{x}" y="{y}" "#), 1);
         svg.push_str(&inner);
     }
     svg.push_str("</svg>\n");
@@ -350,10 +355,12 @@ mod tests {
         assert_eq!(csv.lines().count(), 4);
         assert!(csv.lines().nth(3).unwrap().starts_with("1000000,"));
         let svg = svg(&scaling);
-        assert_eq!(
-            svg.matches("<svg ").count(),
-            4,
-            "one outer and three charts"
+        assert_eq!(svg.matches("<svg ").count(), 6, "one outer and five charts");
+        // Three measured points in each of the six series, each marked.
+        assert_eq!(svg.matches("<circle").count(), 18);
+        assert!(
+            svg.contains(">1M<") && svg.contains(">10k<"),
+            "decade labels"
         );
         assert!(svg.contains("Peak resident size"));
         let table = table(&scaling);

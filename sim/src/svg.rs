@@ -140,7 +140,7 @@ impl Chart {
                         r##"<line x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{:.1}" stroke="#eee"/><text x="{px:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
                         TOP + plot_h,
                         TOP + plot_h + 18.0,
-                        trim(value)
+                        decade_label(value)
                     );
                 }
                 decade += 1.0;
@@ -191,6 +191,18 @@ impl Chart {
                     escape(&series.color),
                     path.join(" ")
                 );
+                // A few measured points: each marked, so the line is not taken for data.
+                if series.points.len() <= MARKED_POINTS_MAX {
+                    for &(x, y) in &series.points {
+                        let _ = writeln!(
+                            svg,
+                            r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{}"/>"#,
+                            sx(x),
+                            sy(y),
+                            escape(&series.color)
+                        );
+                    }
+                }
             }
             let ly = TOP + 14.0 + index as f64 * 16.0;
             let _ = writeln!(
@@ -206,6 +218,19 @@ impl Chart {
         }
         svg.push_str("</svg>\n");
         svg
+    }
+}
+
+/// Series with at most this many points have each point marked.
+const MARKED_POINTS_MAX: usize = 20;
+
+/// A power of ten as people write it on an axis: 1, 10, 100, 1k, 10k, 100k, 1M, 10M.
+fn decade_label(value: f64) -> String {
+    match value {
+        v if v >= 1e9 => format!("{}G", trim(v / 1e9)),
+        v if v >= 1e6 => format!("{}M", trim(v / 1e6)),
+        v if v >= 1e3 => format!("{}k", trim(v / 1e3)),
+        v => trim(v),
     }
 }
 
@@ -242,5 +267,9 @@ mod tests {
             ..chart
         };
         assert!(empty.render().contains("</svg>"));
+        assert_eq!(
+            [1.0, 10.0, 1e3, 1e5, 1e6, 1e7, 0.1].map(decade_label),
+            ["1", "10", "1k", "100k", "1M", "10M", "0.1"]
+        );
     }
 }
