@@ -160,6 +160,9 @@ fn scaling(
     let [sets] = runs else {
         bail!("--scaling runs one scenario at several sizes: it does not combine with a sweep");
     };
+    if sets.iter().any(|(key, _)| key == "peers") {
+        bail!("--scaling sets the listener count of each run: drop `peers` from --set");
+    }
     if let Some(&zero) = args.scaling.iter().find(|&&peers| peers == 0) {
         bail!("--scaling: {zero} listeners");
     }
@@ -169,7 +172,7 @@ fn scaling(
         sets.push(("peers".into(), peers.to_string()));
         sim::Scenario::from_toml(text, &sets)?;
     }
-    let mut child = vec![name.to_string()];
+    let mut child = Vec::new();
     if let Some(threads) = args.threads {
         child.push(format!("--threads={threads}"));
     }
@@ -177,7 +180,8 @@ fn scaling(
         child.push("--set".into());
         child.push(set.clone());
     }
-    let curve = crate::sim_scaling::run(&args.scaling, &child, args.quiet, args.out.as_deref())?;
+    let curve =
+        crate::sim_scaling::run(&args.scaling, name, &child, args.quiet, args.out.as_deref())?;
     print!("{}", crate::sim_scaling::table(&curve));
     if let Some(dir) = &args.out {
         println!(

@@ -27,8 +27,11 @@ pub struct Point {
     pub setup_seconds: f64,
     /// Events per wall second, set-up excluded.
     pub events_per_second: f64,
-    /// Peak resident size of the run's process, MiB.
-    pub peak_rss_mib: u64,
+    /// Peak resident size of the run's process, MiB (none where the system does not say).
+    pub peak_rss_mib: Option<u64>,
+    /// Listeners the run reported it simulated.
+    #[serde(skip)]
+    ran_peers: u64,
     /// Origin share of the bytes listeners received.
     pub origin_share: f64,
     /// Plays that stuttered.
@@ -49,11 +52,12 @@ pub struct Scaling {
     pub projected_rss_mib_10m: Option<f64>,
 }
 
-/// Runs the scenario at each size in `sizes` by calling this executable once per size with
-/// `args` (the scenario and its other flags) plus `--peers N --json`.
+/// Runs `scenario` at each size in `sizes` by calling this executable once per size with
+/// `flags` (its other flags) plus `--peers N --json`.
 pub fn run(
     sizes: &[u32],
-    args: &[String],
+    scenario: &str,
+    flags: &[String],
     quiet: bool,
     out: Option<&Path>,
 ) -> anyhow::Result<Scaling> {
@@ -72,7 +76,7 @@ pub fn run(
         let mut command = Command::new(&exe);
         command
             .arg("sim")
-            .args(args)
+            .args(flags)
             .args(["--peers", &peers.to_string(), "--json"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -83,6 +87,8 @@ pub fn run(
         if let Some(dir) = out {
             command.arg("--out").arg(dir.join(format!("peers-{peers}")));
         }
+        // Last, after `--`: a scenario path may start with a dash.
+        command.arg("--").arg(scenario);
         let output = command
             .output()
             .with_context(|| format!("running the {peers}-listener simulation"))?;
@@ -95,19 +101,29 @@ pub fn run(
             .rev()
             .find(|line| line.starts_with('{'))
             .with_context(|| format!("the {peers}-listener simulation printed no summary"))?;
-        points.push(point(peers, line)?);
+        let point = point(peers, line)?;
+        if point.ran_peers != u64::from(peers) {
+            bail!(
+                "the {peers}-listener run simulated {} listeners",
+                point.ran_peers
+            );
+        }
+        points.push(point);
     }
     let bytes_per_listener = match points.as_slice() {
-        [.., small, large] if large.peers > small.peers => Some(
-            (large.peak_rss_mib as f64 - small.peak_rss_mib as f64) * 1_048_576.0
-                / f64::from(large.peers - small.peers),
-        ),
+        [.., small, large] if large.peers > small.peers => small
+            .peak_rss_mib
+            .zip(large.peak_rss_mib)
+            .map(|(small_rss, large_rss)| {
+                (large_rss as f64 - small_rss as f64) * 1_048_576.0
+                    / f64::from(large.peers - small.peers)
+            }),
         _ => None,
     };
     let projected_rss_mib_10m = bytes_per_listener.and_then(|bytes| {
         let largest = points.last()?;
         Some(
-            largest.peak_rss_mib as f64
+            largest.peak_rss_mib? as f64
                 + bytes * (10_000_000.0 - f64::from(largest.peers)) / 1_048_576.0,
         )
     });
@@ -150,11 +166,17 @@ fn point(peers: u32, line: &str) -> anyhow::Result<Point> {
         wall_seconds: number(&["wall_seconds"])?,
         setup_seconds: number(&["setup_seconds"])?,
         events_per_second: number(&["events_per_second"])?,
-        peak_rss_mib: number(&["peak_rss_mib"])? as u64,
+        peak_rss_mib: value["peak_rss_mib"].as_u64(),
+        ran_peers: number(&["peers"])? as u64,
         origin_share: number(&["origin_share"])?,
         stutter_rate: number(&["stutter_rate"])?,
         start_p50_ms: number(&["first_audio_ms", "p50"])? as u64,
     })
+}
+
+/// Peak resident size per listener, KiB.
+fn per_listener_kib(point: &Point) -> Option<f64> {
+    Some(point.peak_rss_mib? as f64 * 1_024.0 / f64::from(point.peers.max(1)))
 }
 
 /// The curve as CSV, one line per size.
@@ -164,7 +186,7 @@ pub fn csv(scaling: &Scaling) -> String {
     );
     for point in &scaling.points {
         text.push_str(&format!(
-            "{},{},{},{},{:.1},{:.1},{:.0},{},{:.2},{:.4},{:.4},{}\n",
+            "{},{},{},{},{:.1},{:.1},{:.0},{},{},{:.4},{:.4},{}\n",
             point.peers,
             point.plays,
             point.events,
@@ -175,8 +197,13 @@ pub fn csv(scaling: &Scaling) -> String {
             point.wall_seconds,
             point.setup_seconds,
             point.events_per_second,
-            point.peak_rss_mib,
-            point.peak_rss_mib as f64 * 1_024.0 / f64::from(point.peers.max(1)),
+            point
+                .peak_rss_mib
+                .map(|mib| mib.to_string())
+                .unwrap_or_default(),
+            per_listener_kib(point)
+                .map(|kib| format!("{kib:.2}"))
+                .unwrap_or_default(),
             point.origin_share,
             point.stutter_rate,
             point.start_p50_ms,
@@ -193,7 +220,7 @@ pub fn table(scaling: &Scaling) -> String {
     );
     for point in &scaling.points {
         text.push_str(&format!(
-            "{:>10} {:>10} {:>13} {:>8} {:>9.1} {:>11.0} {:>9} {:>10.2}\n",
+            "{:>10} {:>10} {:>13} {:>8} {:>9.1} {:>11.0} {:>9} {:>10}\n",
             point.peers,
             point.plays,
             point.events,
@@ -203,8 +230,13 @@ pub fn table(scaling: &Scaling) -> String {
                 .unwrap_or_else(|| "-".into()),
             point.wall_seconds,
             point.events_per_second,
-            point.peak_rss_mib,
-            point.peak_rss_mib as f64 * 1_024.0 / f64::from(point.peers.max(1)),
+            point
+                .peak_rss_mib
+                .map(|mib| mib.to_string())
+                .unwrap_or_default(),
+            per_listener_kib(point)
+                .map(|kib| format!("{kib:.2}"))
+                .unwrap_or_default(),
         ));
     }
     match (scaling.bytes_per_listener, scaling.projected_rss_mib_10m) {
@@ -270,7 +302,7 @@ pub fn svg(scaling: &Scaling) -> String {
             vec![Series::new(
                 "peak RSS",
                 "#9467bd",
-                along(|p| Some(p.peak_rss_mib as f64)),
+                along(|p| Some(p.peak_rss_mib? as f64)),
             )],
         ),
         chart(
@@ -279,7 +311,7 @@ pub fn svg(scaling: &Scaling) -> String {
             vec![Series::new(
                 "peak RSS / listeners",
                 "#8c564b",
-                along(|p| Some(p.peak_rss_mib as f64 * 1_024.0 / f64::from(p.peers.max(1)))),
+                along(per_listener_kib),
             )],
         ),
     ];
@@ -318,7 +350,8 @@ mod tests {
             wall_seconds: f64::from(peers) / 5_000.0,
             setup_seconds: 0.1,
             events_per_second: 500_000.0,
-            peak_rss_mib: rss,
+            peak_rss_mib: Some(rss),
+            ran_peers: u64::from(peers),
             origin_share: 0.1,
             stutter_rate: 0.01,
             start_p50_ms: 250,
@@ -327,14 +360,17 @@ mod tests {
 
     #[test]
     fn a_summary_line_reads_into_a_point() {
-        let line = r#"{"plays":1000,"events":85000,"wall_seconds":3.5,"setup_seconds":0.4,"events_per_second":700000.0,"peak_rss_mib":105,"origin_share":0.091,"stutter_rate":0.012,"first_audio_ms":{"p50":240,"p75":300}}"#;
+        let line = r#"{"peers":20000,"plays":1000,"events":85000,"wall_seconds":3.5,"setup_seconds":0.4,"events_per_second":700000.0,"peak_rss_mib":105,"origin_share":0.091,"stutter_rate":0.012,"first_audio_ms":{"p50":240,"p75":300}}"#;
         let point = super::point(20_000, line).unwrap();
         assert_eq!(
             (point.plays, point.events, point.peak_rss_mib),
-            (1_000, 85_000, 105)
+            (1_000, 85_000, Some(105))
         );
         assert_eq!(point.events_per_play, Some(85.0));
         assert_eq!(point.start_p50_ms, 240);
+        // A system that does not say its peak resident size: the rest still reads.
+        let no_rss = line.replace(r#""peak_rss_mib":105,"#, "");
+        assert_eq!(super::point(20_000, &no_rss).unwrap().peak_rss_mib, None);
         let missing = super::point(20_000, r#"{"plays":1}"#).unwrap_err();
         assert!(missing.to_string().contains("events"), "{missing}");
         assert!(super::point(1, "not json").is_err());

@@ -378,4 +378,15 @@ fn sim_scaling_runs_each_size_in_its_own_process() {
     assert!(!output.status.success());
     let output = chorus(&["sim", "devnet-validation", "--scaling", "0,12"]);
     assert!(!output.status.success());
+    // `peers` is what --scaling sets: a `--set peers=` would quietly override every run.
+    let output = chorus(&[
+        "sim",
+        "devnet-validation",
+        "--scaling",
+        "12,24",
+        "--set",
+        "peers=5",
+    ]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("peers"));
 }

@@ -570,6 +570,12 @@ impl Scenario {
                 self.duration_s
             )));
         }
+        if self.measure_from_s > DURATION_S_MAX {
+            return Err(invalid(format!(
+                "measure_from_s = {}: at most {DURATION_S_MAX}",
+                self.measure_from_s
+            )));
+        }
         if !(0.0..24.0).contains(&self.start_utc_h) {
             return Err(invalid("start_utc_h: 0..24"));
         }
@@ -844,8 +850,15 @@ pub fn parse_duration_s(text: &str) -> Result<u64, String> {
     if text.is_empty() {
         return Err("an empty duration".into());
     }
+    // Bounded well past any scenario's limit (which `validate` checks), so that no later
+    // product in milliseconds can overflow.
+    const SECONDS_MAX: u64 = 1_000_000_000_000;
     if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(seconds);
+        return if seconds < SECONDS_MAX {
+            Ok(seconds)
+        } else {
+            Err(format!("{text:?}: too long"))
+        };
     }
     let mut total = 0.0_f64;
     let mut number = String::new();
@@ -874,8 +887,7 @@ pub fn parse_duration_s(text: &str) -> Result<u64, String> {
     if !number.is_empty() {
         return Err(format!("{text:?}: {number} has no unit (s, m, h, d)"));
     }
-    // Bounded well past any scenario's limit, so the cast cannot saturate unnoticed.
-    if !(total.is_finite() && total < 1e12) {
+    if !(total.is_finite() && total < SECONDS_MAX as f64) {
         return Err(format!("{text:?}: too long"));
     }
     Ok(total.round() as u64)
@@ -1079,7 +1091,15 @@ mod tests {
         ] {
             assert_eq!(parse_duration_s(text), Ok(seconds), "{text}");
         }
-        for bad in ["", "h", "10x", "1h30", "1e400h", "99999999999999d"] {
+        for bad in [
+            "",
+            "h",
+            "10x",
+            "1h30",
+            "1e400h",
+            "99999999999999d",
+            "9000000000000000000",
+        ] {
             assert!(parse_duration_s(bad).is_err(), "{bad:?}");
         }
         let day = Scenario::from_toml(
@@ -1093,6 +1113,9 @@ mod tests {
         assert_eq!((day.duration_s, day.measure_from_s), (86_400, 1_800));
         let err = Scenario::from_toml("", &[("duration".into(), "soon".into())]).unwrap_err();
         assert!(err.to_string().contains("duration"), "{err}");
+        // Far past any run: refused, not multiplied into milliseconds.
+        let err = Scenario::from_toml("", &[("measure_from".into(), "999999999".into())]);
+        assert!(err.unwrap_err().to_string().contains("measure_from_s"));
     }
 
     #[test]
