@@ -156,8 +156,9 @@ async fn status_lines(service: Arc<TrackerService>, every_s: u64) {
         ticks.tick().await;
         let (stats, peers, renditions) = service.snapshot();
         eprintln!(
-            "peers {peers:>8}  renditions {renditions:>8}  announces/s {:>7.1}  queries/s {:>7.1}  refused {:>6}  quarantined {:>4}  addresses replaced {:>6}  unproven {:>6}  rates reported {:>6}",
+            "peers {peers:>8}  renditions {renditions:>8}  announces/s {:>7.1}  refreshes/s {:>7.1}  queries/s {:>7.1}  refused {:>6}  quarantined {:>4}  addresses replaced {:>6}  unproven {:>6}  rates reported {:>6}",
             (stats.announces - last.announces) as f64 / every_s as f64,
+            (stats.refreshes - last.refreshes) as f64 / every_s as f64,
             (stats.queries - last.queries) as f64 / every_s as f64,
             stats.refused,
             stats.quarantined,

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use protocol::wire::{
     ANNOUNCE_PARTIAL_MAX, ANNOUNCE_PROOFS_MAX, ANNOUNCE_RENDITIONS_MAX, Announce, NodeRole,
-    Partial, Request, Response,
+    Partial, Refresh, Request, Response, announce_set,
 };
 use protocol::{LicenseClaims, LicenseToken, NodeId, Region, RenditionId, codec};
 use tokio::task::JoinHandle;
@@ -74,6 +74,9 @@ impl ServeConfig {
 pub const ANNOUNCE_GAP: std::time::Duration =
     std::time::Duration::from_millis(policy::announce::GAP_MS);
 
+/// Tracker shards whose accepted set a client remembers for refreshing.
+const SETS_KEPT: usize = 64;
+
 /// How long an announce waits for one tracker shard's answer.
 pub const ANNOUNCE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -96,6 +99,10 @@ pub struct Serving {
     /// seen ([`Serving::downloading`] or the first announce naming it): the base of the
     /// growth rate announced, and the play rate claimed until it is measured.
     progress: std::sync::Mutex<HashMap<RenditionId, (u32, std::time::Instant, u32)>>,
+    /// Per tracker shard, [`protocol::wire::announce_set`] of the last announce it accepted
+    /// whole (nothing unproven): while the shard's part of the cache is that set, a
+    /// [`Refresh`] keeps it alive instead of the set going over again.
+    sets: std::sync::Mutex<HashMap<NodeId, [u8; 16]>>,
     /// When the last announce went out; held for the whole announce, so announces go out one
     /// at a time, [`ANNOUNCE_GAP`] apart.
     announcing: tokio::sync::Mutex<Option<std::time::Instant>>,
@@ -143,6 +150,7 @@ impl Serving {
             catching_up: AtomicBool::new(false),
             progress: std::sync::Mutex::new(HashMap::new()),
             announcing: tokio::sync::Mutex::new(None),
+            sets: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -319,7 +327,9 @@ impl Serving {
 
     /// One shard's announce of `held` (renditions whole, renditions in part): (TTL,
     /// renditions it accepted, whether some left unproven may be proved by a kept license
-    /// not sent yet).
+    /// not sent yet). When the shard accepted this very set last time, a [`Refresh`] goes
+    /// instead; if the shard no longer knows the set (`set_unknown`, or a tracker without
+    /// refreshes), the announce in full follows.
     async fn announce_to(
         &self,
         endpoint: &Endpoint,
@@ -331,6 +341,30 @@ impl Serving {
     ) -> anyhow::Result<(u32, Vec<RenditionId>, bool)> {
         let mut named = renditions.clone();
         named.extend(partial.iter().map(|held| held.rendition));
+        let set = announce_set(
+            renditions.iter(),
+            partial.iter().map(|held| &held.rendition),
+        );
+        let peer = endpoint.connect(tracker.node, tracker.addr).await?;
+        if lock(&self.sets).get(&tracker.node) == Some(&set) {
+            let refresh = Request::Refresh(Refresh {
+                set,
+                region: self.region,
+                role: NodeRole::Client,
+                addrs: vec![addr],
+                partial: partial.clone(),
+                upload_spare_kbps: self.spare_kbps(),
+                credential: credential.clone(),
+            });
+            match peer.request_one(&refresh).await? {
+                Response::AnnounceAck { ttl_ms, .. } => return Ok((ttl_ms, named, false)),
+                Response::Error(error) => {
+                    tracing::debug!(%error, "refresh not taken: announcing in full");
+                    lock(&self.sets).remove(&tracker.node);
+                }
+                other => anyhow::bail!("unexpected tracker answer {other:?}"),
+            }
+        }
         let (proofs, proved) = self.proofs(credential, cache, &named);
         let request = Request::Announce(Announce {
             partial,
@@ -342,9 +376,19 @@ impl Serving {
             credential: credential.clone(),
             proofs,
         });
-        let peer = endpoint.connect(tracker.node, tracker.addr).await?;
         match peer.request_one(&request).await? {
             Response::AnnounceAck { ttl_ms, unproven } => {
+                let mut sets = lock(&self.sets);
+                if unproven.is_empty() {
+                    // Shards come from grants; a client that met many forgets them all.
+                    if sets.len() >= SETS_KEPT && !sets.contains_key(&tracker.node) {
+                        sets.clear();
+                    }
+                    sets.insert(tracker.node, set);
+                } else {
+                    sets.remove(&tracker.node);
+                }
+                drop(sets);
                 let unproven: HashSet<RenditionId> = unproven.into_iter().collect();
                 let mut pending = false;
                 {
@@ -371,7 +415,10 @@ impl Serving {
                     .collect();
                 Ok((ttl_ms, taken, pending))
             }
-            Response::Error(error) => anyhow::bail!("tracker refused the announce: {error}"),
+            Response::Error(error) => {
+                lock(&self.sets).remove(&tracker.node);
+                anyhow::bail!("tracker refused the announce: {error}")
+            }
             other => anyhow::bail!("unexpected tracker answer {other:?}"),
         }
     }

@@ -12,7 +12,7 @@ use anyhow::Context;
 use policy::fill::{FillConfig, FillPlanner, Outcome};
 use protocol::wire::{
     ANNOUNCE_RENDITIONS_MAX, Announce, NodeRole, PeerQuery, PeerReport, PopularQuery, Priority,
-    Request, Response,
+    Refresh, Request, Response, announce_set,
 };
 use protocol::{LicenseToken, NodeId, Region, RenditionId};
 use tokio::sync::Notify;
@@ -97,8 +97,10 @@ impl SuperNodeConfig {
 /// Counters of a running super-node.
 #[derive(Debug, Default)]
 pub struct SuperNodeStats {
-    /// Announces acknowledged by the tracker.
+    /// Announces acknowledged by the tracker (in full or refreshed).
     pub announces: AtomicU64,
+    /// Of those, refreshes: an unchanged set kept alive by its digest.
+    pub refreshes: AtomicU64,
     /// Renditions fetched into the cache.
     pub fills: AtomicU64,
     /// Fetches that failed.
@@ -123,6 +125,9 @@ struct Shared {
     announce_addr: SocketAddr,
     discovery: Option<discovery::Discovery>,
     fills: Arc<Fills>,
+    /// Per tracker shard, [`protocol::wire::announce_set`] of the last announce it accepted:
+    /// refreshed while the shard's part of the cache stays that set.
+    sets: Mutex<HashMap<NodeId, [u8; 16]>>,
 }
 
 /// The fill policy and the wake-up a pull-through fill sends the fill loop. Shared with the
@@ -274,6 +279,7 @@ impl SuperNode {
             announce_addr,
             discovery,
             fills,
+            sets: Mutex::new(HashMap::new()),
         });
         let announce_addr = shared.announce_addr;
         let mut tasks = vec![
@@ -409,6 +415,9 @@ async fn publish(shared: &Shared) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Tracker shards whose accepted set a super-node remembers for refreshing.
+const SETS_KEPT: usize = 64;
+
 /// Announces the held renditions, each to its tracker shard (every shard hears of this node,
 /// with an empty list when it holds none of its renditions). Returns the shortest TTL of the
 /// shards that took it; fails only when none did.
@@ -427,6 +436,16 @@ async fn announce(shared: &Shared) -> anyhow::Result<u32> {
     let answers =
         futures_util::future::join_all(groups.into_iter().map(|(shard, mut renditions)| {
             renditions.truncate(ANNOUNCE_RENDITIONS_MAX);
+            let set = announce_set(renditions.iter(), std::iter::empty());
+            let refresh = Request::Refresh(Refresh {
+                set,
+                region: role.region,
+                role: NodeRole::SuperNode,
+                addrs: advertised_addrs(shared),
+                partial: Vec::new(),
+                upload_spare_kbps: spare_kbps(shared),
+                credential: role.license.clone(),
+            });
             let request = Request::Announce(Announce {
                 partial: Vec::new(),
                 region: role.region,
@@ -438,7 +457,40 @@ async fn announce(shared: &Shared) -> anyhow::Result<u32> {
                 // The role token covers every rendition.
                 proofs: Vec::new(),
             });
-            async move { (shard, tracker_request(shared, shard, &request).await) }
+            async move {
+                let sets = || {
+                    shared
+                        .sets
+                        .lock()
+                        .unwrap_or_else(|poison| poison.into_inner())
+                };
+                if sets().get(&shard.node) == Some(&set) {
+                    // The shard took this very set last time: keep it alive by its digest.
+                    match tracker_request(shared, shard, &refresh).await {
+                        Ok(ack @ Response::AnnounceAck { .. }) => {
+                            shared.stats.refreshes.fetch_add(1, Ordering::Relaxed);
+                            return (shard, Ok(ack));
+                        }
+                        Ok(other) => {
+                            tracing::debug!(?other, "refresh not taken: announcing in full");
+                            sets().remove(&shard.node);
+                        }
+                        // Unreachable: an announce would fare no better; the next one tries.
+                        Err(error) => return (shard, Err(error)),
+                    }
+                }
+                let answer = tracker_request(shared, shard, &request).await;
+                if let Ok(Response::AnnounceAck { unproven, .. }) = &answer
+                    && unproven.is_empty()
+                {
+                    let mut sets = sets();
+                    if sets.len() >= SETS_KEPT && !sets.contains_key(&shard.node) {
+                        sets.clear();
+                    }
+                    sets.insert(shard.node, set);
+                }
+                (shard, answer)
+            }
         }))
         .await;
     for (shard, answer) in answers {

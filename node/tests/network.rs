@@ -39,6 +39,8 @@ struct Net {
     tracker_addr: SocketAddr,
     tracker_endpoint: Option<Endpoint>,
     tracker_config: TrackerConfig,
+    /// The first tracker's service (its counters), when the test started one.
+    tracker_service: Option<Arc<TrackerService>>,
 }
 
 async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Value {
@@ -58,7 +60,7 @@ fn start_tracker(
     addr: SocketAddr,
     config: TrackerConfig,
     issuer: NodeId,
-) -> Endpoint {
+) -> (Endpoint, Arc<TrackerService>) {
     // A restarted tracker may find its port still held for a moment by the closing one.
     let deadline = Instant::now() + Duration::from_secs(10);
     let endpoint = loop {
@@ -72,8 +74,8 @@ fn start_tracker(
         }
     };
     let service = Arc::new(TrackerService::new(config, issuer, system_clock()));
-    tokio::spawn(transport::serve(endpoint.clone(), service));
-    endpoint
+    tokio::spawn(transport::serve(endpoint.clone(), service.clone()));
+    (endpoint, service)
 }
 
 impl Net {
@@ -92,7 +94,7 @@ impl Net {
             popular_refresh_ms: 0,
             ..TrackerConfig::default()
         };
-        let tracker_endpoint = start_tracker(
+        let (tracker_endpoint, tracker_service) = start_tracker(
             &tracker_identity,
             "127.0.0.1:0".parse().unwrap(),
             tracker_config.clone(),
@@ -105,6 +107,7 @@ impl Net {
             tracker_addr,
             tracker_endpoint: Some(tracker_endpoint),
             tracker_config,
+            tracker_service: Some(tracker_service),
         }
     }
 
@@ -622,7 +625,7 @@ async fn super_nodes_fill_from_each_other_and_serve_licensed_listeners() {
     old.close();
     old.wait_idle().await;
     drop(old);
-    let restarted = start_tracker(
+    let (restarted, _) = start_tracker(
         &net.tracker_identity,
         net.tracker_addr,
         net.tracker_config.clone(),
@@ -649,6 +652,15 @@ async fn super_nodes_fill_from_each_other_and_serve_licensed_listeners() {
             Instant::now() < deadline,
             "announces did not rebuild the tracker: {nodes:?}"
         );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The restarted tracker answered the super-nodes' refreshes `set_unknown`, so they
+    // announced in full; from then on their unchanged sets are refreshed by digest again.
+    let refreshes = || a.stats().refreshes.load(Ordering::Relaxed);
+    let before = refreshes();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while refreshes() == before {
+        assert!(Instant::now() < deadline, "no refresh after the restart");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     restarted.close();
@@ -1007,16 +1019,23 @@ async fn listeners_share_their_cache_with_licensed_peers() {
         cache.license(&grant.manifest.id()),
         Some(grant.license.clone())
     );
-    serving
-        .announce(
+    let trackers = Trackers::new(vec![net.tracker()]);
+    let announce = || {
+        serving.announce(
             &a_endpoint,
-            &Trackers::new(vec![net.tracker()]),
+            &trackers,
             &other_grant.license,
             &cache,
             a_endpoint.local_addr().unwrap(),
         )
-        .await
-        .unwrap();
+    };
+    announce().await.unwrap();
+    // The same cache again: the tracker accepted that set whole, so it is refreshed by its
+    // digest rather than sent again.
+    let counts = || net.tracker_service.as_ref().unwrap().snapshot().0;
+    assert_eq!((counts().announces, counts().refreshes), (1, 0));
+    announce().await.unwrap();
+    assert_eq!((counts().announces, counts().refreshes), (1, 1));
 
     // A node without a license for the rendition cannot announce it: the tracker leaves it
     // out and says so.
@@ -1363,6 +1382,7 @@ async fn tracker_shards_split_renditions_and_a_lost_shard_fails_no_play() {
         tracker_addr: shards[0].addr,
         tracker_endpoint: None,
         tracker_config,
+        tracker_service: None,
     };
     let artist = net.account("shard_artist", "SE", "artist").await;
     let listener = net.account("shard_listener", "SE", "listener").await;

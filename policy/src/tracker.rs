@@ -76,7 +76,6 @@
 //! tracker`).
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::net::SocketAddr;
 
 /// Keyed by [`TrackerConfig::hash_seed`], so announced ids cannot be chosen to collide.
@@ -84,8 +83,8 @@ type Hasher = foldhash::fast::FixedState;
 
 use protocol::license::{LicenseClaims, LicenseScope};
 use protocol::wire::{
-    Announce, ErrorCode, Holding, NodeRole, PeerInfo, PeerList, PeerQuery, PeerReport,
-    PopularEntry, PopularList, ReportReason, WireError,
+    Announce, ErrorCode, Holding, NodeRole, Partial, PeerInfo, PeerList, PeerQuery, PeerReport,
+    PopularEntry, PopularList, Refresh, ReportReason, WireError,
 };
 use protocol::{NodeId, Region, RenditionId, UnixMillis};
 
@@ -229,8 +228,9 @@ struct PeerCold {
     /// The first advertised address, inline; the others in `more_addrs`.
     addr: Option<SocketAddr>,
     more_addrs: Box<[SocketAddr]>,
-    /// Order-insensitive fingerprint of the announced rendition set.
-    fingerprint: u64,
+    /// [`set_key`] of the last announce, whose pairs are current (zero once a report
+    /// invalidated them): what a [`Refresh`] must name, with the rank it must keep.
+    set: u64,
     last_announce_ms: u64,
     reporters: [u32; REPORTERS_KEPT],
     strikes: u8,
@@ -275,7 +275,7 @@ impl PeerCold {
 /// One (peer, rendition) entry: 24 bytes. Besides the peer's slot and the sequence number of
 /// the announce that listed the rendition, it carries the peer's rank inputs as of that
 /// announce (region, role, spare capacity by powers of two). These are part of the announced
-/// set's fingerprint, so a change of any of them is a new announce sequence that rewrites the
+/// set's identity (its digest, the region and the rank), so a change of any of them is a new announce sequence that rewrites the
 /// pairs: a valid pair's snapshot is exact, and a query ranks holders without reading a
 /// single peer record, then reads only the records of the few it returns.
 #[derive(Debug, Clone, Copy)]
@@ -326,6 +326,17 @@ const COMPLETE_BIT: u8 = 1 << 6;
 /// Bits of the rank key below the region bit: super-node first, then holding the whole
 /// rendition, then spare capacity by powers of two (0 for none, 1 for 1 kbps, …, 32 for
 /// ≥ 2^31 kbps).
+/// What a peer record keeps of an announce's set: the first 56 bits of its
+/// [`protocol::wire::announce_set`] digest, and above them the [`rank_bits`] its pairs were
+/// written with (never zero: a whole holder's rank has [`COMPLETE_BIT`]; zero marks pairs a
+/// report invalidated). A peer's next set agreeing in 56 bits by chance is a 2^-56 event; one
+/// built to collide would only keep the peer's own listing.
+fn set_key(set: &[u8; 16], rank: u8) -> u64 {
+    let mut key = [0; 8];
+    key.copy_from_slice(&set[..8]);
+    (u64::from_le_bytes(key) & ((1 << 56) - 1)) | (u64::from(rank) << 56)
+}
+
 fn rank_bits(role: NodeRole, spare_kbps: u32, complete: bool) -> u8 {
     (u8::from(role == NodeRole::SuperNode) << 7)
         | if complete { COMPLETE_BIT } else { 0 }
@@ -348,6 +359,10 @@ struct RenditionEntry {
 pub struct TrackerStats {
     /// Announces accepted.
     pub announces: u64,
+    /// Refreshes accepted ([`Tracker::refresh`]).
+    pub refreshes: u64,
+    /// Refreshes answered `set_unknown` (the node then announces in full).
+    pub refreshes_unknown: u64,
     /// Queries answered.
     pub queries: u64,
     /// Requests refused (any reason).
@@ -553,7 +568,7 @@ impl Tracker {
                             node: *node,
                             addr: None,
                             more_addrs: Box::new([]),
-                            fingerprint: 0,
+                            set: 0,
                             last_announce_ms: 0,
                             reporters: [0; REPORTERS_KEPT],
                             strikes: 0,
@@ -576,7 +591,7 @@ impl Tracker {
                 cold.reporters = [0; REPORTERS_KEPT];
                 cold.strikes = 0;
                 cold.last_announce_ms = 0;
-                cold.fingerprint = 0;
+                cold.set = 0;
                 cold.unproven = 0;
                 cold.born_seq = self.seq;
                 cold.rates = [(0, 0, 0); RATES_KEPT];
@@ -588,65 +603,30 @@ impl Tracker {
         if let Err(error) = self.check_record(slot, now_ms) {
             return self.refused(error);
         }
-        let (hot, cold) = (&mut self.hot[slot as usize], &mut self.cold[slot as usize]);
         // A live peer re-announcing the same set only refreshes its soft state: its holder
         // pairs stay valid (their sequence number is the set's), so the maps are not touched.
-        let hasher = self.renditions.hasher();
-        let declared = announce.upload_spare_kbps.min(match announce.role {
-            NodeRole::SuperNode => self.config.super_node_spare_kbps_max,
-            _ => self.config.client_spare_kbps_max,
-        });
-        cold.account = fingerprint(&claims.account);
-        let spare_kbps = cold
-            .delivered_kbps(self.config.rates_to_rank, now_ms)
-            .map_or(declared, |delivered| delivered.min(declared));
-        let rank = rank_bits(announce.role, spare_kbps, true);
+        let (spare_kbps, rank) =
+            self.spare_and_rank(slot, announce.role, announce.upload_spare_kbps, now_ms);
+        let set = set_key(&announce.set(), rank);
+        let unchanged = self.holds_set(slot, claims, set, now_ms);
         let partial_rank = rank_bits(announce.role, spare_kbps, false);
-        // The sets, not the partial holders' progress: that is updated in place.
-        let fingerprint = announce.partial.iter().fold(
-            announce.renditions.iter().fold(
-                hasher.hash_one((announce.renditions.len(), claims.region, rank)),
-                |sum, rendition| sum.wrapping_add(hasher.hash_one(rendition)),
-            ),
-            |sum, partial| sum.wrapping_add(hasher.hash_one((partial.rendition, COMPLETE_BIT))),
+        let at_s = self.soft_state(
+            slot,
+            now_ms,
+            claims,
+            announce.role,
+            spare_kbps,
+            &announce.addrs,
         );
-        let at_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
-        let unchanged = hot.seq != 0
-            && hot.expires_ms > now_ms
-            && cold.fingerprint == fingerprint
-            && cold.unproven == 0;
-        // The signed region, not the claimed one (they were checked equal).
-        hot.region = claims.region;
-        hot.role = announce.role;
-        hot.spare_kbps = spare_kbps;
-        hot.expires_ms = now_ms.saturating_add(self.config.announce_ttl_ms);
-        cold.addr = announce.addrs.first().copied();
-        let more = announce.addrs.get(1..).unwrap_or_default();
-        if *cold.more_addrs != *more {
-            cold.more_addrs = more.into();
-        }
-        hot.more_addrs = !more.is_empty();
-        cold.last_announce_ms = now_ms;
-        cold.fingerprint = fingerprint;
+        let cold = &mut self.cold[slot as usize];
+        cold.set = set;
         let mut unproven = Vec::new();
         if unchanged {
-            let seq = hot.seq;
-            for partial in &announce.partial {
-                if let Some(entry) = self.renditions.get_mut(&partial.rendition)
-                    && let Some(pair) = entry
-                        .holders
-                        .iter_mut()
-                        .find(|held| held.slot == slot && held.seq == seq && !held.complete())
-                {
-                    pair.held = u16::try_from(partial.held).unwrap_or(u16::MAX);
-                    pair.per_min = u16::try_from(partial.per_min).unwrap_or(u16::MAX);
-                    pair.at_s = at_s;
-                }
-            }
+            self.partial_progress(slot, &announce.partial, at_s);
         } else {
             // Every rendition is checked before any pair is rewritten: the peer's current
             // pairs are part of what proves it.
-            let born = cold.born_seq;
+            let born = self.cold[slot as usize].born_seq;
             let wholes = announce
                 .renditions
                 .iter()
@@ -697,6 +677,136 @@ impl Tracker {
         })
     }
 
+    /// Keeps alive the set `node` announced last, as named by `refresh.set`
+    /// ([`protocol::wire::Refresh`]): what an announce of the same set would do, without
+    /// reading the set. `claims` are the verified credential's. Refused with
+    /// [`ErrorCode::SetUnknown`] unless the node's record is live, its current pairs are of
+    /// that set (no report has invalidated them), all of it was proven, and its region and
+    /// rank (role and spare capacity by powers of two) are those the pairs carry: the node
+    /// then announces in full.
+    pub fn refresh(
+        &mut self,
+        now: UnixMillis,
+        node: &NodeId,
+        claims: &LicenseClaims,
+        refresh: &Refresh,
+    ) -> Result<Announced, WireError> {
+        if let Err(error) = self.check_node(now, node, claims, refresh.role, refresh.region) {
+            return self.refused(error);
+        }
+        let now_ms = now.0;
+        let Some(&slot) = self.by_node.get(node) else {
+            return self.set_unknown();
+        };
+        if let Err(error) = self.check_record(slot, now_ms) {
+            return self.refused(error);
+        }
+        let (spare_kbps, rank) =
+            self.spare_and_rank(slot, refresh.role, refresh.upload_spare_kbps, now_ms);
+        if !self.holds_set(slot, claims, set_key(&refresh.set, rank), now_ms) {
+            return self.set_unknown();
+        }
+        let at_s = self.soft_state(
+            slot,
+            now_ms,
+            claims,
+            refresh.role,
+            spare_kbps,
+            &refresh.addrs,
+        );
+        self.partial_progress(slot, &refresh.partial, at_s);
+        self.stats.refreshes += 1;
+        Ok(Announced {
+            ttl_ms: u32::try_from(self.config.announce_ttl_ms).unwrap_or(u32::MAX),
+            unproven: Vec::new(),
+        })
+    }
+
+    fn set_unknown<T>(&mut self) -> Result<T, WireError> {
+        self.stats.refreshes_unknown += 1;
+        Err(refuse(
+            ErrorCode::SetUnknown,
+            "no such set held for this node: announce in full",
+        ))
+    }
+
+    /// The spare capacity a peer in `slot` is ranked by (what it declares, capped, and no
+    /// more than its reporters measured) and its [`rank_bits`] as a whole holder.
+    fn spare_and_rank(
+        &self,
+        slot: u32,
+        role: NodeRole,
+        declared_kbps: u32,
+        now_ms: u64,
+    ) -> (u32, u8) {
+        let declared = declared_kbps.min(match role {
+            NodeRole::SuperNode => self.config.super_node_spare_kbps_max,
+            _ => self.config.client_spare_kbps_max,
+        });
+        let spare_kbps = self.cold[slot as usize]
+            .delivered_kbps(self.config.rates_to_rank, now_ms)
+            .map_or(declared, |delivered| delivered.min(declared));
+        (spare_kbps, rank_bits(role, spare_kbps, true))
+    }
+
+    /// Whether the pairs of the peer in `slot` are current and are those of `set` (a
+    /// [`set_key`]: the set and the rank it was announced with) from the claims' region, all
+    /// proven.
+    fn holds_set(&self, slot: u32, claims: &LicenseClaims, set: u64, now_ms: u64) -> bool {
+        let (hot, cold) = (&self.hot[slot as usize], &self.cold[slot as usize]);
+        hot.seq != 0
+            && hot.expires_ms > now_ms
+            && cold.set == set
+            && set != 0
+            && hot.region == claims.region
+            && cold.unproven == 0
+    }
+
+    /// Updates what every announce refreshes (expiry, spare capacity, addresses, account),
+    /// returning the second partial progress is stamped with.
+    fn soft_state(
+        &mut self,
+        slot: u32,
+        now_ms: u64,
+        claims: &LicenseClaims,
+        role: NodeRole,
+        spare_kbps: u32,
+        addrs: &[SocketAddr],
+    ) -> u32 {
+        let (hot, cold) = (&mut self.hot[slot as usize], &mut self.cold[slot as usize]);
+        cold.account = fingerprint(&claims.account);
+        // The signed region, not the claimed one (they were checked equal).
+        hot.region = claims.region;
+        hot.role = role;
+        hot.spare_kbps = spare_kbps;
+        hot.expires_ms = now_ms.saturating_add(self.config.announce_ttl_ms);
+        cold.addr = addrs.first().copied();
+        let more = addrs.get(1..).unwrap_or_default();
+        if *cold.more_addrs != *more {
+            cold.more_addrs = more.into();
+        }
+        hot.more_addrs = !more.is_empty();
+        cold.last_announce_ms = now_ms;
+        u32::try_from(now_ms / 1000).unwrap_or(u32::MAX)
+    }
+
+    /// Updates in place the progress of the peer's current partial pairs named in `partial`.
+    fn partial_progress(&mut self, slot: u32, partial: &[Partial], at_s: u32) {
+        let seq = self.hot[slot as usize].seq;
+        for partial in partial {
+            if let Some(entry) = self.renditions.get_mut(&partial.rendition)
+                && let Some(pair) = entry
+                    .holders
+                    .iter_mut()
+                    .find(|held| held.slot == slot && held.seq == seq && !held.complete())
+            {
+                pair.held = u16::try_from(partial.held).unwrap_or(u16::MAX);
+                pair.per_min = u16::try_from(partial.per_min).unwrap_or(u16::MAX);
+                pair.at_s = at_s;
+            }
+        }
+    }
+
     /// Whether `node` (in `slot`, created at sequence `born`) may announce `rendition`: its
     /// credential covers it, a proof does (bound to it, its markets including the node's
     /// region), or the peer proved it before (a pair of its own).
@@ -726,8 +836,21 @@ impl Tracker {
         claims: &LicenseClaims,
         announce: &Announce,
     ) -> Result<(), WireError> {
+        self.check_node(now, node, claims, announce.role, announce.region)
+    }
+
+    /// The claims bind `node` and are current, the role is one they allow to announce, and
+    /// the region said is the licensed one.
+    fn check_node(
+        &self,
+        now: UnixMillis,
+        node: &NodeId,
+        claims: &LicenseClaims,
+        role: NodeRole,
+        region: Region,
+    ) -> Result<(), WireError> {
         check_claims(node, claims, now)?;
-        match (announce.role, &claims.scope) {
+        match (role, &claims.scope) {
             (NodeRole::SuperNode, LicenseScope::SuperNode) | (NodeRole::Client, _) => {}
             (NodeRole::SuperNode, _) => {
                 return Err(refuse(
@@ -742,12 +865,12 @@ impl Tracker {
                 ));
             }
         }
-        if announce.region != claims.region {
+        if region != claims.region {
             return Err(refuse(
                 ErrorCode::NotInRegion,
                 format!(
                     "announced region {} differs from the licensed region {}",
-                    announce.region, claims.region
+                    region, claims.region
                 ),
             ));
         }
@@ -1026,7 +1149,7 @@ impl Tracker {
         }
         let (hot, cold) = (&mut self.hot[slot as usize], &mut self.cold[slot as usize]);
         // Its next announce rewrites its pairs, the reported one included.
-        cold.fingerprint = 0;
+        cold.set = 0;
         if !cold.reporters.contains(&mark) {
             cold.reporters.rotate_right(1);
             cold.reporters[0] = mark;

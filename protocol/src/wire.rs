@@ -26,6 +26,7 @@
 //! | `Ping` | `Pong` |
 //! | `Popular` | `Popular`, or `Error` |
 //! | `Report` | `Reported`, or `Error` |
+//! | `Refresh` | `AnnounceAck`, or `Error` (`set_unknown`: announce in full) |
 //!
 //! **Limits.** Frame body ≤ [`crate::codec::FRAME_BYTES_MAX`]; a range asks for at most
 //! [`RANGE_CHUNKS_MAX`] chunks; announces carry at most [`ANNOUNCE_RENDITIONS_MAX`] renditions,
@@ -46,6 +47,15 @@
 //! **Chunk timing** (`chorus/4`). Manifests are version 2: they carry, for each chunk, how far
 //! playback reaches once it and the chunks before it are held (from the Ogg granule positions,
 //! [`crate::ogg`]). A `chorus/3` node would refuse them, so the ALPN changed with them.
+//!
+//! **Refresh.** An announce names everything a node holds (up to
+//! [`ANNOUNCE_RENDITIONS_MAX`] renditions), yet most announces repeat the last one to keep it
+//! alive. A node whose set has not changed since its last accepted announce sends a
+//! [`Refresh`] instead: the set's [`announce_set`] digest, its addresses, spare upload and
+//! partial progress, and its credential. A tracker that holds that set for the node, live,
+//! fully proven and with the node's rank unchanged, refreshes it and acks as for an announce;
+//! otherwise it answers `Error` with [`ErrorCode::SetUnknown`] and the node announces in full.
+//! A tracker that predates `Refresh` fails to decode it, and the node announces in full too.
 //!
 //! **Verification.** A sender checks a chunk against its id before sending it; a receiver
 //! checks it against the manifest before using or storing it. License tokens are checked by
@@ -157,6 +167,85 @@ pub struct Announce {
     /// [`ANNOUNCE_PROOFS_MAX`]; a tracker remembers what a node proved, so only renditions
     /// new since the last announce, or named `unproven` in the last ack, need one.
     pub proofs: Vec<LicenseToken>,
+}
+
+/// Keep the set of a node's last accepted [`Announce`] alive without naming it again (see
+/// the module's **Refresh**): what an announce says besides the set.
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct Refresh {
+    /// [`announce_set`] of the announce this refreshes.
+    pub set: [u8; 16],
+    /// The node's region.
+    pub region: Region,
+    /// What kind of node it is.
+    pub role: NodeRole,
+    /// Where it accepts QUIC connections now.
+    pub addrs: Vec<SocketAddr>,
+    /// Progress of the partial holdings the set names (by rendition; others are ignored).
+    pub partial: Vec<Partial>,
+    /// Upload capacity it has to spare now, kbit/s.
+    pub upload_spare_kbps: u32,
+    /// A token bound to the node (role token for super-nodes), as in an announce.
+    pub credential: LicenseToken,
+}
+
+/// The digest a [`Refresh`] names an announce's set by: order-insensitive, and cheap on the
+/// node and the tracker alike (a few nanoseconds a rendition). Two 64-bit lanes start at 0.
+/// For each rendition held whole, `h` starts at the seed `0x243f6a8885a308d3` and takes each
+/// of the id's four little-endian 64-bit words in turn as `h = set_mix(h ^ word)`; then
+/// `lane0 += h` and `lane1 += set_mix(h ^ C)`, with `C = 0xa4093822299f31d0`. After the list,
+/// `lane0 += n × (C ^ seed)` and `lane1 += n × seed` for its length `n`. The renditions held
+/// in part follow the same way with the seed `0x13198a2e03707344`. The digest is lane 0 then
+/// lane 1, little-endian; arithmetic wraps. Rendition ids are BLAKE3 digests, so two sets
+/// agree by chance with a probability of about 2^-64; a set built to collide with another
+/// of the same node's only keeps that node's own listing.
+pub fn announce_set<'a>(
+    renditions: impl Iterator<Item = &'a RenditionId>,
+    partial: impl Iterator<Item = &'a RenditionId>,
+) -> [u8; 16] {
+    let mut lanes = [0u64; 2];
+    add_to_lanes(&mut lanes, renditions, 0x243f_6a88_85a3_08d3);
+    add_to_lanes(&mut lanes, partial, 0x1319_8a2e_0370_7344);
+    let mut set = [0; 16];
+    set[..8].copy_from_slice(&lanes[0].to_le_bytes());
+    set[8..].copy_from_slice(&lanes[1].to_le_bytes());
+    set
+}
+
+/// One list's share of [`announce_set`]'s lanes, its renditions mixed from `seed`.
+fn add_to_lanes<'a>(lanes: &mut [u64; 2], list: impl Iterator<Item = &'a RenditionId>, seed: u64) {
+    const COUNT: u64 = 0xa409_3822_299f_31d0;
+    let mut count = 0u64;
+    for rendition in list {
+        let mut h = seed;
+        for word in rendition.0.chunks_exact(8) {
+            let mut bytes = [0; 8];
+            bytes.copy_from_slice(word);
+            h = set_mix(h ^ u64::from_le_bytes(bytes));
+        }
+        lanes[0] = lanes[0].wrapping_add(h);
+        lanes[1] = lanes[1].wrapping_add(set_mix(h ^ COUNT));
+        count += 1;
+    }
+    lanes[0] = lanes[0].wrapping_add(count.wrapping_mul(COUNT ^ seed));
+    lanes[1] = lanes[1].wrapping_add(count.wrapping_mul(seed));
+}
+
+/// The mix of [`announce_set`]: SplitMix64's finalizer.
+pub fn set_mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+impl Announce {
+    /// [`announce_set`] of this announce.
+    pub fn set(&self) -> [u8; 16] {
+        announce_set(
+            self.renditions.iter(),
+            self.partial.iter().map(|partial| &partial.rendition),
+        )
+    }
 }
 
 /// A rendition a node is still downloading: what it holds and how fast that grows.
@@ -298,6 +387,9 @@ pub enum ErrorCode {
     Overloaded,
     /// Something failed on the server; details are in its log.
     Internal,
+    /// A [`Refresh`] named a set the tracker does not hold for the node (or no longer as it
+    /// was): announce in full.
+    SetUnknown,
 }
 
 impl ErrorCode {
@@ -313,6 +405,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",
+            ErrorCode::SetUnknown => "set_unknown",
         }
     }
 }
@@ -375,6 +468,8 @@ pub enum Request {
     Popular(PopularQuery),
     /// Tracker: a listed peer failed to serve.
     Report(PeerReport),
+    /// Tracker: I still hold what I announced last.
+    Refresh(Refresh),
 }
 
 /// Every response frame a node can send.
@@ -493,6 +588,18 @@ impl Validate for Request {
                 query.credential.validate()
             }
             Request::Report(report) => report.license.validate(),
+            Request::Refresh(refresh) => {
+                check(
+                    refresh.region.is_valid(),
+                    "refresh region is not a region code",
+                )?;
+                check_addrs(&refresh.addrs)?;
+                check(
+                    refresh.partial.len() <= ANNOUNCE_PARTIAL_MAX,
+                    "too many partial holdings",
+                )?;
+                refresh.credential.validate()
+            }
         }
     }
 }
@@ -620,6 +727,58 @@ fn varint(value: u64, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use crate::codec;
+
+    #[test]
+    fn an_announce_set_digest_is_the_set_not_its_order() {
+        let ids: Vec<RenditionId> = (0u8..5).map(|n| RenditionId([n; 32])).collect();
+        let set = |whole: &[usize], part: &[usize]| {
+            announce_set(
+                whole.iter().map(|&i| &ids[i]),
+                part.iter().map(|&i| &ids[i]),
+            )
+        };
+        assert_eq!(set(&[0, 1, 2], &[3]), set(&[2, 0, 1], &[3]));
+        let others = [
+            set(&[0, 1], &[3]),
+            set(&[0, 1, 2], &[]),
+            set(&[0, 1, 2, 3], &[]),
+            set(&[0, 1], &[2, 3]),
+            set(&[0, 1, 2, 2], &[3]),
+            set(&[0, 1, 4], &[3]),
+            set(&[], &[]),
+        ];
+        for (at, other) in others.iter().enumerate() {
+            assert_ne!(set(&[0, 1, 2], &[3]), *other, "{at}");
+        }
+        // As its documentation says, step by step (nodes and trackers compute it apart).
+        let mut lanes = [0u64; 2];
+        for (list, seed) in [
+            (&ids[..3], 0x243f_6a88_85a3_08d3_u64),
+            (&ids[3..4], 0x1319_8a2e_0370_7344),
+        ] {
+            for id in list {
+                let mut h = seed;
+                for word in 0..4 {
+                    let bytes: [u8; 8] = id.0[word * 8..word * 8 + 8].try_into().unwrap();
+                    h = set_mix(h ^ u64::from_le_bytes(bytes));
+                }
+                lanes[0] = lanes[0].wrapping_add(h);
+                lanes[1] = lanes[1].wrapping_add(set_mix(h ^ 0xa409_3822_299f_31d0));
+            }
+            let n = list.len() as u64;
+            lanes[0] = lanes[0].wrapping_add(n.wrapping_mul(0xa409_3822_299f_31d0 ^ seed));
+            lanes[1] = lanes[1].wrapping_add(n.wrapping_mul(seed));
+        }
+        let mut documented = lanes[0].to_le_bytes().to_vec();
+        documented.extend(lanes[1].to_le_bytes());
+        assert_eq!(set(&[0, 1, 2], &[3]).to_vec(), documented);
+        // Pinned, so a change to it is a deliberate protocol change.
+        assert_eq!(
+            hex::encode(set(&[0, 1, 2], &[3])),
+            "81b88c3267ea5f4e08a6a70366d271bb"
+        );
+        assert_eq!(set_mix(1), 0x5692_161d_100b_05e5);
+    }
 
     #[test]
     fn chunk_prefix_matches_codec() {

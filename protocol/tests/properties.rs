@@ -129,6 +129,38 @@ fn request() -> impl Strategy<Value = Request> {
             })
         }),
         any::<u64>().prop_map(|nonce| Request::Ping { nonce }),
+        (
+            any::<[u8; 16]>(),
+            region(),
+            role(),
+            addrs(),
+            prop::collection::vec(
+                (rendition(), any::<u32>(), any::<u32>()),
+                0..=ANNOUNCE_PARTIAL_MAX
+            ),
+            any::<u32>(),
+            token()
+        )
+            .prop_map(
+                |(set, region, role, addrs, partial, upload_spare_kbps, credential)| {
+                    Request::Refresh(Refresh {
+                        set,
+                        region,
+                        role,
+                        addrs,
+                        partial: partial
+                            .into_iter()
+                            .map(|(rendition, held, per_min)| Partial {
+                                rendition,
+                                held,
+                                per_min,
+                            })
+                            .collect(),
+                        upload_spare_kbps,
+                        credential,
+                    })
+                }
+            ),
         (1..=POPULAR_LIST_MAX as u16, token())
             .prop_map(|(want, credential)| { Request::Popular(PopularQuery { want, credential }) }),
         (rendition(), rendition(), 0..4u8, any::<u32>(), token()).prop_map(
@@ -181,6 +213,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         Just(ErrorCode::NotFound),
         Just(ErrorCode::Overloaded),
         Just(ErrorCode::Internal),
+        Just(ErrorCode::SetUnknown),
     ]
 }
 

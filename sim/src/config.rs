@@ -437,6 +437,11 @@ pub struct Client {
     pub announce_every_s: u64,
     /// Most renditions in a listener's announce (its most recently played).
     pub announce_max: u32,
+    /// Keep an unchanged set alive with a `Refresh` (its digest, not the set), announcing in
+    /// full only when the set changed or the tracker answers `set_unknown`, as `client-lib`
+    /// does (default `true`). `false` announces in full every time: the tracker then hashes
+    /// every set it is sent, and the results are the same.
+    pub refresh: bool,
     /// Announce the track being downloaded as a partial holder (what it holds from the
     /// first, and how fast that grows) from its first audio, as the client does
     /// (`ServeConfig::partial`, default `true`); `false` announces whole tracks only, as
@@ -476,6 +481,7 @@ impl Default for Client {
             decoder_ms: 10,
             announce_every_s: policy::announce::REFRESH_MS / 1_000,
             announce_max: 100,
+            refresh: true,
             partial_holders: true,
             lookup_timeout_ms: 2_000,
             prefetch_from_peers: true,

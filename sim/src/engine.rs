@@ -58,12 +58,12 @@ use policy::scheduler::{
 };
 use policy::tracker::{Tracker, TrackerConfig};
 
-use crate::tracker_link::TrackerLink;
+use crate::tracker_link::{FullAnnounce, TrackerLink};
 use policy::upload::Admission;
 use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope, LicenseToken};
 use protocol::wire::{
     Announce, Holding, NodeRole, Partial, PeerInfo, PeerList, PeerQuery, PeerReport, Priority,
-    ReportReason,
+    Refresh, ReportReason,
 };
 use protocol::{AccountId, NodeId, Region, RenditionId, UnixMillis};
 use rand::{Rng, SeedableRng};
@@ -304,7 +304,93 @@ struct Listener {
     announced_ms: Option<u64>,
     /// An [`Ev::AnnounceSoon`] is queued.
     announce_due: bool,
+    /// The last announce sent in full: its [`Holdings::key`] and its set's digest, what a
+    /// refresh names while the key is the same.
+    announced_set: Option<(u64, [u8; 16])>,
 }
+
+/// What a listener announces, gathered once: the announce in full is built from it only when
+/// it is sent (or a refresh is answered `set_unknown`).
+struct Holdings {
+    /// Whole tracks, most recently played first.
+    tracks: Vec<u32>,
+    /// The track downloading, as a partial holder.
+    partial: Option<(u32, Holding)>,
+    region: Region,
+    spare_kbps: u32,
+    credential: LicenseToken,
+    /// The listener's play claims (their scope is replaced).
+    claims: LicenseClaims,
+}
+
+impl Holdings {
+    /// Identifies the set announced (the tracks, in order, and the partial track; not the
+    /// partial's progress), so an unchanged set is refreshed rather than sent again.
+    fn key(&self) -> u64 {
+        let mut key = 0xcbf2_9ce4_8422_2325_u64;
+        let partial = self.partial.map_or(u32::MAX, |(track, _)| track);
+        for value in self.tracks.iter().chain(std::iter::once(&partial)) {
+            key = (key ^ u64::from(*value)).wrapping_mul(0x0000_0100_0000_01b3);
+            key ^= key >> 29;
+        }
+        key ^ self.tracks.len() as u64
+    }
+
+    fn partial(&self) -> Vec<Partial> {
+        self.partial
+            .map(|(track, holding)| Partial {
+                rendition: rendition_id(track),
+                held: holding.held,
+                per_min: holding.per_min,
+            })
+            .into_iter()
+            .collect()
+    }
+
+    /// The credential's claims, covering nothing by themselves.
+    fn credential_claims(&self) -> LicenseClaims {
+        let mut claims = self.claims.clone();
+        claims.scope = LicenseScope::Play {
+            renditions: Vec::new(),
+        };
+        claims
+    }
+
+    /// The announce in full: claims, proofs and the announce.
+    fn announce(self) -> FullAnnounce {
+        let renditions: Vec<RenditionId> = self
+            .tracks
+            .iter()
+            .map(|&track| rendition_id(track))
+            .collect();
+        // The licenses the listener played these under, as one proof (the tracker checks
+        // coverage, not how many tokens carry it; signatures are the driver's business).
+        let mut proof = self.claims.clone();
+        let mut covered = renditions.clone();
+        covered.extend(self.partial.map(|(track, _)| rendition_id(track)));
+        proof.scope = LicenseScope::Play {
+            renditions: covered,
+        };
+        proof.markets = Vec::new();
+        let announce = Announce {
+            partial: self.partial(),
+            region: self.region,
+            role: NodeRole::Client,
+            addrs: vec![LISTENER_ADDR],
+            renditions,
+            upload_spare_kbps: self.spare_kbps,
+            credential: self.credential.clone(),
+            proofs: Vec::new(),
+        };
+        (self.credential_claims(), vec![proof], announce)
+    }
+}
+
+/// The address listeners announce (the simulator's network model has no addresses).
+const LISTENER_ADDR: std::net::SocketAddr = std::net::SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)),
+    4433,
+);
 
 #[derive(Debug)]
 struct SuperNode {
@@ -628,6 +714,7 @@ impl Engine {
                 active: None,
                 announced_ms: None,
                 announce_due: false,
+                announced_set: None,
             };
             warm.clear();
             for _ in 0..spec.warm_tracks {
@@ -2154,6 +2241,7 @@ impl Engine {
                 active: None,
                 announced_ms: None,
                 announce_due: false,
+                announced_set: None,
             },
         );
         self.cache_insert_into(&mut listener, track);
@@ -2251,58 +2339,56 @@ impl Engine {
     }
 
     /// Announces what listener `node` holds in full (its most recently played first), and
-    /// the track it is downloading as a partial holder.
+    /// the track it is downloading as a partial holder; or, when that set is the one it last
+    /// announced in full, refreshes it (as `client-lib` does, unless `client.refresh` is off).
     fn announce_listener(&mut self, node: u32) {
         let now = UnixMillis(self.now);
         let listener = &self.listeners[node as usize];
         if !listener.reachable || !listener.online || !self.tracker_up() {
             return;
         }
-        let partial = self.partial_holding(node);
         let max = self.scenario.client.announce_max as usize;
-        let renditions: Vec<RenditionId> = listener
-            .cache
-            .iter()
-            .rev()
-            .take(max)
-            .map(|&track| rendition_id(track))
-            .collect();
         let class = &self.scenario.classes[listener.class as usize];
         let free = class.upload_slots.saturating_sub(listener.net.uploads) as f64
             / class.upload_slots.max(1) as f64;
-        // The licenses the listener played these under, as one proof (the tracker checks
-        // coverage, not how many tokens carry it; signatures are the driver's business).
-        let mut proof = self.play_claims(node, 0);
-        let mut covered = renditions.clone();
-        covered.extend(partial.map(|(track, _)| rendition_id(track)));
-        proof.scope = LicenseScope::Play {
-            renditions: covered,
-        };
-        proof.markets = Vec::new();
-        let announce = Announce {
-            partial: partial
-                .map(|(track, holding)| Partial {
-                    rendition: rendition_id(track),
-                    held: holding.held,
-                    per_min: holding.per_min,
-                })
-                .into_iter()
-                .collect(),
+        let holdings = Holdings {
+            tracks: listener.cache.iter().rev().take(max).copied().collect(),
+            partial: self.partial_holding(node),
             region: self.regions[listener.region as usize],
-            role: NodeRole::Client,
-            addrs: vec![std::net::SocketAddr::from(([10, 0, 0, 1], 4433))],
-            renditions,
-            upload_spare_kbps: (class.up_mbps * 1_000.0 * free) as u32,
+            spare_kbps: (class.up_mbps * 1_000.0 * free) as u32,
             credential: self.token.clone(),
-            proofs: Vec::new(),
+            claims: self.play_claims(node, 0),
         };
-        let mut claims = proof.clone();
-        claims.scope = LicenseScope::Play {
-            renditions: Vec::new(),
-        };
-        self.tracker
-            .announce(now, node_id(node), claims, vec![proof], announce);
-        self.listeners[node as usize].announced_ms = Some(self.now);
+        let key = holdings.key();
+        let listener = &mut self.listeners[node as usize];
+        listener.announced_ms = Some(self.now);
+        match listener.announced_set {
+            Some((announced, set)) if announced == key && self.scenario.client.refresh => {
+                let refresh = Refresh {
+                    set,
+                    region: holdings.region,
+                    role: NodeRole::Client,
+                    addrs: vec![LISTENER_ADDR],
+                    partial: holdings.partial(),
+                    upload_spare_kbps: holdings.spare_kbps,
+                    credential: holdings.credential.clone(),
+                };
+                let claims = holdings.credential_claims();
+                self.tracker.refresh(
+                    now,
+                    node_id(node),
+                    claims,
+                    refresh,
+                    Box::new(move || holdings.announce()),
+                );
+            }
+            _ => {
+                let (claims, proofs, announce) = holdings.announce();
+                listener.announced_set = Some((key, announce.set()));
+                self.tracker
+                    .announce(now, node_id(node), claims, proofs, announce);
+            }
+        }
     }
 
     fn super_claims(&self, node: u32) -> LicenseClaims {

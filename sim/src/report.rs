@@ -241,6 +241,10 @@ pub struct Wasted {
 pub struct TrackerCounts {
     /// Announces accepted.
     pub announces: u64,
+    /// Refreshes accepted (an unchanged set kept alive by its digest).
+    pub refreshes: u64,
+    /// Refreshes answered `set_unknown`, each followed by an announce in full.
+    pub refreshes_unknown: u64,
     /// Queries answered.
     pub queries: u64,
     /// Requests refused.
@@ -426,6 +430,8 @@ impl Summary {
             checks,
             tracker: TrackerCounts {
                 announces: tracker.announces,
+                refreshes: tracker.refreshes,
+                refreshes_unknown: tracker.refreshes_unknown,
                 queries: tracker.queries,
                 refused: tracker.refused,
                 quarantined: tracker.quarantined,

@@ -19,14 +19,29 @@ use std::time::{Duration, Instant};
 
 use policy::tracker::{Tracker, TrackerConfig};
 use protocol::license::LicenseClaims;
-use protocol::wire::{Announce, PeerList, PeerQuery, PeerReport, PopularList, WireError};
+use protocol::wire::{
+    Announce, ErrorCode, PeerList, PeerQuery, PeerReport, PopularList, Refresh, WireError,
+};
 use protocol::{NodeId, UnixMillis};
 
 /// How long a side spins for the other before it sleeps.
 const SPIN: Duration = Duration::from_micros(50);
 
+/// What a node announces in full: claims, proofs and the announce.
+pub type FullAnnounce = (LicenseClaims, Vec<LicenseClaims>, Announce);
+
+/// Builds a node's full announce, for when its refresh is answered `set_unknown`.
+pub type Fallback = Box<dyn FnOnce() -> FullAnnounce + Send>;
+
 /// A call to the tracker.
 enum Call {
+    Refresh {
+        now: UnixMillis,
+        node: NodeId,
+        claims: LicenseClaims,
+        refresh: Box<Refresh>,
+        fallback: Fallback,
+    },
     Announce {
         now: UnixMillis,
         node: NodeId,
@@ -162,6 +177,32 @@ impl TrackerLink {
                 claims,
                 proofs,
                 announce: Box::new(announce),
+            }),
+        }
+    }
+
+    /// [`Tracker::refresh`], and when it answers `set_unknown` the node's announce in full,
+    /// built by `fallback`, at the same time (as `client-lib` announces in full on that
+    /// answer). Neither answer is used further.
+    pub fn refresh(
+        &mut self,
+        now: UnixMillis,
+        node: NodeId,
+        claims: LicenseClaims,
+        refresh: Refresh,
+        fallback: Fallback,
+    ) {
+        match &mut self.mode {
+            Mode::Inline(tracker) => {
+                refresh_or_announce(tracker, now, node, &claims, &refresh, fallback)
+            }
+            Mode::Done => unreachable_tracker(),
+            Mode::Thread { .. } => self.queue(Call::Refresh {
+                now,
+                node,
+                claims,
+                refresh: Box::new(refresh),
+                fallback,
             }),
         }
     }
@@ -363,6 +404,23 @@ fn receive<T>(from: &Receiver<T>) -> Option<T> {
 }
 
 /// The tracker's thread: every call in order, answers to those that want one.
+/// A refresh, and on `set_unknown` the announce in full.
+fn refresh_or_announce(
+    tracker: &mut Tracker,
+    now: UnixMillis,
+    node: NodeId,
+    claims: &LicenseClaims,
+    refresh: &Refresh,
+    fallback: Fallback,
+) {
+    if let Err(error) = tracker.refresh(now, &node, claims, refresh)
+        && error.code == ErrorCode::SetUnknown
+    {
+        let (claims, proofs, announce) = fallback();
+        let _ = tracker.announce(now, &node, &claims, &proofs, &announce);
+    }
+}
+
 fn serve(mut tracker: Tracker, inbox: &Receiver<Call>, outbox: &Sender<Answer>) -> Tracker {
     while let Some(call) = receive(inbox) {
         let answer = match call {
@@ -383,6 +441,16 @@ fn serve(mut tracker: Tracker, inbox: &Receiver<Call>, outbox: &Sender<Answer>) 
                 report,
             } => {
                 let _ = tracker.report(now, &node, &claims, &report);
+                continue;
+            }
+            Call::Refresh {
+                now,
+                node,
+                claims,
+                refresh,
+                fallback,
+            } => {
+                refresh_or_announce(&mut tracker, now, node, &claims, &refresh, fallback);
                 continue;
             }
             Call::Expire { now } => {

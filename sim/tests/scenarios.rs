@@ -57,6 +57,46 @@ fn the_tracker_on_its_own_thread_changes_nothing() {
 }
 
 #[test]
+fn refreshing_unchanged_sets_changes_only_what_the_tracker_is_sent() {
+    for name in ["spotify-2010", "churn-heavy", "tracker-outage"] {
+        let text = sim::config::builtin(name).expect("a built-in scenario");
+        let outcome = |refresh: bool, threads: usize| {
+            let mut sets: Vec<(String, String)> = SMALL
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect();
+            sets.push(("client.refresh".into(), refresh.to_string()));
+            let scenario = Scenario::from_toml(text, &sets).expect("valid scenario");
+            Engine::with_threads(scenario, threads)
+                .expect("set up")
+                .run(&mut |_| {})
+                .unwrap_or_else(|error| panic!("{name}: {error}"))
+        };
+        let (full, refreshed) = (outcome(false, 1), outcome(true, 2));
+        let (sent, kept) = (full.summary.tracker, refreshed.summary.tracker);
+        assert_eq!(sent.refreshes, 0, "{name}");
+        assert!(
+            kept.refreshes > sent.announces / 4,
+            "{name}: {sent:?} {kept:?}"
+        );
+        assert!(kept.refreshes_unknown > 0, "{name}: {kept:?}");
+        // Every announce either went in full or was refreshed; one whose refresh was not
+        // taken went in full after it.
+        assert_eq!(kept.announces + kept.refreshes, sent.announces, "{name}");
+        assert!(kept.refreshes_unknown <= kept.announces, "{name}");
+        let mut same = refreshed.summary.clone();
+        same.tracker = full.summary.tracker;
+        assert_eq!(
+            full.summary.deterministic_json(),
+            same.deterministic_json(),
+            "{name}"
+        );
+        assert_eq!(full.plays, refreshed.plays, "{name}");
+        assert_eq!(full.series, refreshed.series, "{name}");
+    }
+}
+
+#[test]
 fn the_same_seed_gives_the_same_summary_and_another_seed_does_not() {
     let first = run("spotify-2010", SMALL);
     let second = run("spotify-2010", SMALL);

@@ -1,12 +1,11 @@
 //! The tracker's QUIC driver: verifies license signatures (with a cache), reads the clock, and
 //! hands each request to the sans-IO [`Tracker`] core behind a mutex.
 
-use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use protocol::wire::{Announce, ErrorCode, Request, Response};
+use protocol::wire::{Announce, ErrorCode, Refresh, Request, Response};
 use protocol::{LicenseClaims, LicenseToken, NodeId, UnixMillis};
 use transport::chunks::{Clock, LicenseCache};
 use transport::{Responder, Service, TransportError};
@@ -64,47 +63,65 @@ impl TrackerService {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// `announce` with only the addresses the connection proves: an announced address must be
-    /// the observed one (`remote`), unless `remote` is a trusted relay. When none is, the
-    /// observed address stands in (a QUIC node answers on the socket it dials from, so behind
-    /// an endpoint-independent NAT that is where peers reach it).
-    pub fn checked_addresses<'a>(
+    /// The addresses of `addrs` the connection proves, or `None` when all are: an announced
+    /// address must be the observed one (`remote`), unless `remote` is a trusted relay. When
+    /// none is, the observed address stands in (a QUIC node answers on the socket it dials
+    /// from, so behind an endpoint-independent NAT that is where peers reach it).
+    pub fn checked_addresses(
         &self,
-        announce: &'a Announce,
+        addrs: &[SocketAddr],
         remote: SocketAddr,
-    ) -> Cow<'a, Announce> {
+    ) -> Option<Vec<SocketAddr>> {
         let observed = SocketAddr::new(remote.ip().to_canonical(), remote.port());
         if self
             .relays
             .iter()
             .any(|network| network.contains(&observed.ip()))
         {
-            return Cow::Borrowed(announce);
+            return None;
         }
-        let same = |addr: &SocketAddr| {
+        let same = |addr: &&SocketAddr| {
             addr.ip().to_canonical() == observed.ip() && addr.port() == observed.port()
         };
-        if announce.addrs.iter().all(same) {
-            return Cow::Borrowed(announce);
+        if addrs.iter().all(|addr| same(&addr)) {
+            return None;
         }
         self.addresses_replaced
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut checked = announce.clone();
-        checked.addrs.retain(same);
-        if checked.addrs.is_empty() {
-            checked.addrs.push(observed);
+        let mut checked: Vec<SocketAddr> = addrs.iter().filter(same).copied().collect();
+        if checked.is_empty() {
+            checked.push(observed);
         }
-        Cow::Owned(checked)
+        Some(checked)
     }
 
-    /// [`TrackerService::answer`] for a request whose connection comes from `remote`: an
-    /// announce's addresses are checked against it first ([`TrackerService::checked_addresses`]).
+    /// [`TrackerService::answer`] for a request whose connection comes from `remote`: the
+    /// addresses of an announce or a refresh are checked against it first
+    /// ([`TrackerService::checked_addresses`]).
     pub fn answer_from(&self, peer: NodeId, remote: SocketAddr, request: &Request) -> Response {
         match request {
             Request::Announce(announce) if !announce.addrs.is_empty() => {
-                match self.checked_addresses(announce, remote) {
-                    Cow::Borrowed(_) => self.answer(peer, request),
-                    Cow::Owned(checked) => self.answer(peer, &Request::Announce(checked)),
+                match self.checked_addresses(&announce.addrs, remote) {
+                    None => self.answer(peer, request),
+                    Some(addrs) => self.answer(
+                        peer,
+                        &Request::Announce(Announce {
+                            addrs,
+                            ..announce.clone()
+                        }),
+                    ),
+                }
+            }
+            Request::Refresh(refresh) if !refresh.addrs.is_empty() => {
+                match self.checked_addresses(&refresh.addrs, remote) {
+                    None => self.answer(peer, request),
+                    Some(addrs) => self.answer(
+                        peer,
+                        &Request::Refresh(Refresh {
+                            addrs,
+                            ..refresh.clone()
+                        }),
+                    ),
                 }
             }
             _ => self.answer(peer, request),
@@ -212,6 +229,13 @@ impl TrackerService {
                     };
                     self.core().announce(now, &peer, &claims, &proofs, announce)
                 })
+                .map(|announced| Response::AnnounceAck {
+                    ttl_ms: announced.ttl_ms,
+                    unproven: announced.unproven,
+                }),
+            Request::Refresh(refresh) => self
+                .verify(&peer, &refresh.credential, now)
+                .and_then(|claims| self.core().refresh(now, &peer, &claims, refresh))
                 .map(|announced| Response::AnnounceAck {
                     ttl_ms: announced.ttl_ms,
                     unproven: announced.unproven,

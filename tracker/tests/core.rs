@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope, LicenseToken};
 use protocol::wire::{
     Announce, ErrorCode, Holding, NodeRole, Partial, PeerList, PeerQuery, PeerReport, PopularQuery,
-    ReportReason, Request, Response,
+    Refresh, ReportReason, Request, Response, announce_set,
 };
 use protocol::{AccountId, Identity, NodeId, Region, RenditionId, UnixMillis};
 use rand::SeedableRng;
@@ -175,6 +175,31 @@ impl World {
                 upload_spare_kbps: spare,
                 credential,
                 proofs: Vec::new(),
+            }),
+        )
+    }
+
+    /// A client's refresh of the set `whole` + `partial` (by its digest), its credential
+    /// covering rendition 0 only.
+    fn refresh(
+        &self,
+        node: &Identity,
+        region_code: &str,
+        whole: &[RenditionId],
+        partial: &[Partial],
+        spare: u32,
+    ) -> Response {
+        let credential = self.play(node.node_id(), region_code, &[], rendition(0));
+        self.tracker.answer(
+            node.node_id(),
+            &Request::Refresh(Refresh {
+                set: announce_set(whole.iter(), partial.iter().map(|p| &p.rendition)),
+                region: region(region_code),
+                role: NodeRole::Client,
+                addrs: vec![SocketAddr::from(([127, 0, 0, 1], 4000))],
+                partial: partial.to_vec(),
+                upload_spare_kbps: spare,
+                credential,
             }),
         )
     }
@@ -1431,4 +1456,170 @@ fn proofs_cost_signatures_only_when_they_can_prove_something() {
         )
         .is_empty()
     );
+}
+
+#[test]
+fn a_refresh_keeps_an_unchanged_set_listed_without_naming_it() {
+    let mut world = World::new(TrackerConfig::default());
+    let ttl = TrackerConfig::default().announce_ttl_ms;
+    let (a, b) = (rendition(60), rendition(61));
+    let holder = world.node();
+    let asker = world.node();
+    // Nothing announced yet: no set to refresh.
+    assert_eq!(
+        error_code(world.refresh(&holder, "SE", &[a, b], &[], 100)),
+        ErrorCode::SetUnknown
+    );
+    acked(world.announce(&holder, "SE", NodeRole::Client, &[a, b], 100));
+    // Refreshes (in any order of the set) keep it listed past the first announce's TTL.
+    for _ in 0..3 {
+        world.advance(ttl / 2);
+        acked(world.refresh(&holder, "SE", &[b, a], &[], 100));
+    }
+    assert!(world.now() > T0 + ttl);
+    assert_eq!(world.query(&asker, "SE", &[], a).peers.len(), 1);
+    assert_eq!(world.query(&asker, "SE", &[], b).peers.len(), 1);
+    let (stats, _, _) = world.tracker.snapshot();
+    assert_eq!((stats.announces, stats.refreshes), (1, 3));
+
+    // Another set, a smaller one or one with a rendition held in part instead: unknown.
+    world.advance(2_000);
+    for (whole, partial) in [
+        (vec![a], vec![]),
+        (vec![a, b, rendition(62)], vec![]),
+        (
+            vec![a],
+            vec![Partial {
+                rendition: b,
+                held: 1,
+                per_min: 1,
+            }],
+        ),
+    ] {
+        assert_eq!(
+            error_code(world.refresh(&holder, "SE", &whole, &partial, 100)),
+            ErrorCode::SetUnknown
+        );
+    }
+    // Unknown refreshes cost the node nothing: the set it announced is still listed and
+    // refreshable.
+    acked(world.refresh(&holder, "SE", &[a, b], &[], 100));
+
+    // A capacity in another power of two ranks the pairs differently: announce in full.
+    world.advance(2_000);
+    assert_eq!(
+        error_code(world.refresh(&holder, "SE", &[a, b], &[], 5_000)),
+        ErrorCode::SetUnknown
+    );
+    acked(world.announce(&holder, "SE", NodeRole::Client, &[a, b], 5_000));
+    world.advance(2_000);
+    acked(world.refresh(&holder, "SE", &[a, b], &[], 5_000));
+
+    // Refreshes are announces for the rate limit.
+    world.advance(10);
+    assert_eq!(
+        error_code(world.refresh(&holder, "SE", &[a, b], &[], 5_000)),
+        ErrorCode::Overloaded
+    );
+
+    // Expired: the set is gone, a refresh cannot bring it back.
+    world.advance(ttl + 1);
+    assert_eq!(
+        error_code(world.refresh(&holder, "SE", &[a, b], &[], 5_000)),
+        ErrorCode::SetUnknown
+    );
+    assert!(world.query(&asker, "SE", &[], a).peers.is_empty());
+}
+
+#[test]
+fn a_refresh_cannot_revive_a_reported_entry_or_speak_for_another_node() {
+    let mut world = World::new(TrackerConfig::default());
+    let r = rendition(70);
+    let holder = world.node();
+    acked(world.announce(&holder, "SE", NodeRole::Client, &[r], 100));
+    let reporter = world.node();
+    assert_eq!(
+        report_as(&world, &reporter, AccountId([1; 16]), holder.node_id(), r),
+        Response::Reported
+    );
+    // The report dropped the entry; only an announce in full lists it again.
+    world.advance(2_000);
+    assert_eq!(
+        error_code(world.refresh(&holder, "SE", &[r], &[], 100)),
+        ErrorCode::SetUnknown
+    );
+    let asker = world.node();
+    assert!(world.query(&asker, "SE", &[], r).peers.is_empty());
+    acked(world.announce(&holder, "SE", NodeRole::Client, &[r], 100));
+    assert_eq!(world.query(&asker, "SE", &[], r).peers.len(), 1);
+
+    // Another node presenting the holder's set digest has no such set; nor may it present
+    // the holder's credential.
+    world.advance(2_000);
+    let other = world.node();
+    assert_eq!(
+        error_code(world.refresh(&other, "SE", &[r], &[], 100)),
+        ErrorCode::SetUnknown
+    );
+    let stolen = world.play(holder.node_id(), "SE", &[], rendition(0));
+    let answer = world.tracker.answer(
+        other.node_id(),
+        &Request::Refresh(Refresh {
+            set: announce_set([r].iter(), std::iter::empty()),
+            region: region("SE"),
+            role: NodeRole::Client,
+            addrs: Vec::new(),
+            partial: Vec::new(),
+            upload_spare_kbps: 100,
+            credential: stolen,
+        }),
+    );
+    assert_eq!(error_code(answer), ErrorCode::LicenseWrongNode);
+    // A refresh in another region than the credential's is refused like an announce.
+    assert_eq!(
+        error_code(world.tracker.answer(
+            holder.node_id(),
+            &Request::Refresh(Refresh {
+                set: announce_set([r].iter(), std::iter::empty()),
+                region: region("US"),
+                role: NodeRole::Client,
+                addrs: Vec::new(),
+                partial: Vec::new(),
+                upload_spare_kbps: 100,
+                credential: world.play(holder.node_id(), "SE", &[], rendition(0)),
+            }),
+        )),
+        ErrorCode::NotInRegion
+    );
+}
+
+#[test]
+fn a_refresh_carries_a_partial_holders_progress() {
+    let mut world = World::new(TrackerConfig::default());
+    let r = rendition(80);
+    let holder = world.node();
+    let asker = world.node();
+    let partial = |held| Partial {
+        rendition: r,
+        held,
+        per_min: 0,
+    };
+    acked(world.announce_holding(&holder, "SE", NodeRole::Client, &[], &[partial(3)], 100));
+    let held = |world: &World| {
+        world.query(&asker, "SE", &[], r).peers[0]
+            .holding
+            .map(|holding| holding.held)
+    };
+    assert_eq!(held(&world), Some(3));
+    world.advance(2_000);
+    acked(world.refresh(&holder, "SE", &[], &[partial(9)], 100));
+    assert_eq!(held(&world), Some(9));
+    // Whole now: the set changed, so the refresh is refused and the announce goes in full.
+    world.advance(2_000);
+    assert_eq!(
+        error_code(world.refresh(&holder, "SE", &[r], &[], 100)),
+        ErrorCode::SetUnknown
+    );
+    acked(world.announce(&holder, "SE", NodeRole::Client, &[r], 100));
+    assert_eq!(held(&world), None);
 }

@@ -376,7 +376,8 @@ impl<S: ChunkSource> Service for ChunkService<S> {
             Request::Announce(_)
             | Request::PeerQuery(_)
             | Request::Popular(_)
-            | Request::Report(_) => {
+            | Request::Report(_)
+            | Request::Refresh(_) => {
                 responder
                     .send_error(ErrorCode::BadRequest, "this node is not a tracker")
                     .await

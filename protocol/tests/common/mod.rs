@@ -104,6 +104,25 @@ pub fn requests() -> Vec<(&'static str, Request)> {
             }),
         ),
         (
+            "request_refresh",
+            Request::Refresh(Refresh {
+                set: announce_set(
+                    [rendition, RenditionId([0x77; 32])].iter(),
+                    [RenditionId([0x78; 32])].iter(),
+                ),
+                region: "SE".parse().unwrap(),
+                role: NodeRole::Client,
+                addrs: vec![addr("198.51.100.2:9000")],
+                partial: vec![Partial {
+                    rendition: RenditionId([0x78; 32]),
+                    held: 20,
+                    per_min: 480,
+                }],
+                upload_spare_kbps: 1_000,
+                credential: license(),
+            }),
+        ),
+        (
             "request_peer_query",
             Request::PeerQuery(PeerQuery {
                 rendition,
