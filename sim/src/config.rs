@@ -849,54 +849,61 @@ const DURATION_KEYS: [(&str, &str); 2] = [
     ("measure_from", "measure_from_s"),
 ];
 
-/// Seconds in a duration such as `24h`, `1h30m`, `90m`, `2d`, `45s` or `3600` (seconds):
-/// whole or decimal numbers, each with a unit, largest first or in any order, summed.
+/// Seconds in a duration such as `24h`, `1h30m`, `90m`, `2d`, `45s` or `3600` (seconds),
+/// rounded to the second ([`parse_duration`]).
 pub fn parse_duration_s(text: &str) -> Result<u64, String> {
+    parse_duration(text).map(|duration| duration.as_secs_f64().round() as u64)
+}
+
+/// A duration as people write it, for every flag and key of the project that takes one:
+/// `24h`, `1h30m`, `90m`, `2d`, `45s`, `500ms`, `0.5h`, or a plain number of seconds
+/// (`3600`, `1.5`). Whole or decimal numbers, each with a unit (`ms`, `s`, `m` or `min`, `h`,
+/// `d`), summed in any order. At most 10^12 seconds, so no product in milliseconds
+/// overflows; callers bound it further (a scenario at 7 days).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
     if text.is_empty() {
         return Err("an empty duration".into());
     }
-    // Bounded well past any scenario's limit (which `validate` checks), so that no later
-    // product in milliseconds can overflow.
-    const SECONDS_MAX: u64 = 1_000_000_000_000;
-    if let Ok(seconds) = text.parse::<u64>() {
-        return if seconds < SECONDS_MAX {
-            Ok(seconds)
-        } else {
-            Err(format!("{text:?}: too long"))
-        };
-    }
+    const SECONDS_MAX: f64 = 1e12;
     let mut total = 0.0_f64;
-    let mut number = String::new();
-    for character in text.chars() {
-        if character.is_ascii_digit() || character == '.' {
-            number.push(character);
-            continue;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, after) = rest.split_at(digits);
+        let letters = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(letters);
+        if number.is_empty() {
+            return Err(format!(
+                "{text:?} is not a duration such as 120s, 5m, 1h30m or 500ms"
+            ));
         }
-        let unit = match character {
-            's' => 1.0,
-            'm' => 60.0,
-            'h' => 3_600.0,
-            'd' => 86_400.0,
-            _ => {
-                return Err(format!(
-                    "{text:?}: {character:?} is not a unit (s, m, h, d)"
-                ));
-            }
-        };
         let value: f64 = number
             .parse()
-            .map_err(|_| format!("{text:?}: a unit without a number before it"))?;
-        total += value * unit;
-        number.clear();
+            .map_err(|_| format!("{text:?}: {number:?} is not a number"))?;
+        let scale = match unit {
+            "" if digits == text.len() => 1.0,
+            "" => return Err(format!("{text:?}: {number} has no unit (ms, s, m, h, d)")),
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3_600.0,
+            "d" => 86_400.0,
+            _ => {
+                return Err(format!("{text:?}: {unit:?} is not a unit (ms, s, m, h, d)"));
+            }
+        };
+        total += value * scale;
+        rest = after;
     }
-    if !number.is_empty() {
-        return Err(format!("{text:?}: {number} has no unit (s, m, h, d)"));
-    }
-    if !(total.is_finite() && total < SECONDS_MAX as f64) {
+    if !(total.is_finite() && total < SECONDS_MAX) {
         return Err(format!("{text:?}: too long"));
     }
-    Ok(total.round() as u64)
+    Ok(std::time::Duration::from_secs_f64(total))
 }
 
 /// Sets `key` (a dotted path such as `sessions.skip_chance` or `classes.0.up_mbps`) to `raw`,
@@ -1094,6 +1101,9 @@ mod tests {
             ("2d", 172_800),
             ("3600", 3_600),
             ("0.5h", 1_800),
+            ("2min", 120),
+            (" 1d12h ", 129_600),
+            ("1500ms", 2),
         ] {
             assert_eq!(parse_duration_s(text), Ok(seconds), "{text}");
         }
@@ -1105,6 +1115,11 @@ mod tests {
             "1e400h",
             "99999999999999d",
             "9000000000000000000",
+            "3 weeks",
+            "1h 30m",
+            "1..5s",
+            "soon",
+            "-5s",
         ] {
             assert!(parse_duration_s(bad).is_err(), "{bad:?}");
         }

@@ -155,29 +155,17 @@ pub struct DevnetArgs {
     pub web: Option<SocketAddr>,
 }
 
-/// Parses `90`, `90s`, `2m`, `1h`, `500ms`.
+/// A devnet duration: what [`sim::config::parse_duration`] reads (`90`, `90s`, `2m`, `1h30m`,
+/// `500ms`), positive and at most a week.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 120s or 5m"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("unknown unit in {text:?}: use ms, s, m or h")),
-    };
-    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 7.0 * 86_400.0) {
+    let duration = sim::config::parse_duration(text)?;
+    if duration.is_zero() || duration > Duration::from_secs(7 * 86_400) {
         return Err(format!(
-            "{text:?}: durations are positive and at most a week"
+            "{:?}: durations are positive and at most a week",
+            text.trim()
         ));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Ok(duration)
 }
 
 /// One region pair's link settings.
