@@ -179,31 +179,32 @@ fn per_listener_kib(point: &Point) -> Option<f64> {
     Some(point.peak_rss_mib? as f64 * 1_024.0 / f64::from(point.peers.max(1)))
 }
 
+/// The figures a system may not give (events per play, peak RSS and RSS per listener) as
+/// text, `missing` where absent.
+fn optional_cells(point: &Point, missing: &str) -> [String; 3] {
+    let or = |cell: Option<String>| cell.unwrap_or_else(|| missing.to_string());
+    [
+        or(point.events_per_play.map(|value| format!("{value:.1}"))),
+        or(point.peak_rss_mib.map(|mib| mib.to_string())),
+        or(per_listener_kib(point).map(|kib| format!("{kib:.2}"))),
+    ]
+}
+
 /// The curve as CSV, one line per size.
 pub fn csv(scaling: &Scaling) -> String {
     let mut text = String::from(
         "peers,plays,events,events_per_play,wall_s,setup_s,events_per_s,peak_rss_mib,rss_kib_per_listener,origin_share,stutter_rate,start_p50_ms\n",
     );
     for point in &scaling.points {
+        let [per_play, rss, per_listener] = optional_cells(point, "");
         text.push_str(&format!(
-            "{},{},{},{},{:.1},{:.1},{:.0},{},{},{:.4},{:.4},{}\n",
+            "{},{},{},{per_play},{:.1},{:.1},{:.0},{rss},{per_listener},{:.4},{:.4},{}\n",
             point.peers,
             point.plays,
             point.events,
-            point
-                .events_per_play
-                .map(|value| format!("{value:.1}"))
-                .unwrap_or_default(),
             point.wall_seconds,
             point.setup_seconds,
             point.events_per_second,
-            point
-                .peak_rss_mib
-                .map(|mib| mib.to_string())
-                .unwrap_or_default(),
-            per_listener_kib(point)
-                .map(|kib| format!("{kib:.2}"))
-                .unwrap_or_default(),
             point.origin_share,
             point.stutter_rate,
             point.start_p50_ms,
@@ -219,24 +220,10 @@ pub fn table(scaling: &Scaling) -> String {
         "listeners", "plays", "events", "ev/play", "wall s", "events/s", "RSS MiB", "KiB/lstnr"
     );
     for point in &scaling.points {
+        let [per_play, rss, per_listener] = optional_cells(point, "-");
         text.push_str(&format!(
-            "{:>10} {:>10} {:>13} {:>8} {:>9.1} {:>11.0} {:>9} {:>10}\n",
-            point.peers,
-            point.plays,
-            point.events,
-            point
-                .events_per_play
-                .map(|value| format!("{value:.1}"))
-                .unwrap_or_else(|| "-".into()),
-            point.wall_seconds,
-            point.events_per_second,
-            point
-                .peak_rss_mib
-                .map(|mib| mib.to_string())
-                .unwrap_or_default(),
-            per_listener_kib(point)
-                .map(|kib| format!("{kib:.2}"))
-                .unwrap_or_default(),
+            "{:>10} {:>10} {:>13} {per_play:>8} {:>9.1} {:>11.0} {rss:>9} {per_listener:>10}\n",
+            point.peers, point.plays, point.events, point.wall_seconds, point.events_per_second,
         ));
     }
     match (scaling.bytes_per_listener, scaling.projected_rss_mib_10m) {
