@@ -15,15 +15,16 @@ use std::sync::Arc;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use anyhow::Context;
 use protocol::wire::{
-    ANNOUNCE_PARTIAL_MAX, ANNOUNCE_PROOFS_MAX, ANNOUNCE_RENDITIONS_MAX, Announce, NodeRole,
-    Partial, Refresh, Request, Response, announce_set,
+    ANNOUNCE_PARTIAL_MAX, ANNOUNCE_PROOFS_MAX, ANNOUNCE_RENDITIONS_MAX, Announce, ErrorCode,
+    NodeRole, Partial, Refresh, Request, Response, announce_set,
 };
 use protocol::{LicenseClaims, LicenseToken, NodeId, Region, RenditionId, codec};
 use tokio::task::JoinHandle;
-use transport::Endpoint;
 use transport::chunks::{ChunkService, system_clock};
 use transport::upload::UploadGate;
+use transport::{Endpoint, TransportError};
 
 use crate::cache::ClientCache;
 use api::client::{NodeAddr, Trackers};
@@ -356,13 +357,20 @@ impl Serving {
                 upload_spare_kbps: self.spare_kbps(),
                 credential: credential.clone(),
             });
-            match peer.request_one(&refresh).await? {
-                Response::AnnounceAck { ttl_ms, .. } => return Ok((ttl_ms, named, false)),
-                Response::Error(error) => {
+            match peer.request_one(&refresh).await {
+                Ok(Response::AnnounceAck { ttl_ms, .. }) => return Ok((ttl_ms, named, false)),
+                Ok(other) => anyhow::bail!("unexpected tracker answer {other:?}"),
+                // The shard no longer holds the set (restarted, reported, expired, ranked
+                // anew) or predates refreshes: the set goes in full.
+                Err(TransportError::Remote(error))
+                    if matches!(error.code, ErrorCode::SetUnknown | ErrorCode::BadRequest) =>
+                {
                     tracing::debug!(%error, "refresh not taken: announcing in full");
                     lock(&self.sets).remove(&tracker.node);
                 }
-                other => anyhow::bail!("unexpected tracker answer {other:?}"),
+                // Refused for the node's own standing (too soon, quarantined): so would an
+                // announce be.
+                Err(error) => return Err(error.into()),
             }
         }
         let (proofs, proved) = self.proofs(credential, cache, &named);
@@ -376,7 +384,10 @@ impl Serving {
             credential: credential.clone(),
             proofs,
         });
-        match peer.request_one(&request).await? {
+        let answer = peer.request_one(&request).await.inspect_err(|_| {
+            lock(&self.sets).remove(&tracker.node);
+        });
+        match answer.context("tracker refused the announce")? {
             Response::AnnounceAck { ttl_ms, unproven } => {
                 let mut sets = lock(&self.sets);
                 if unproven.is_empty() {
@@ -414,10 +425,6 @@ impl Serving {
                     .filter(|rendition| !unproven.contains(rendition))
                     .collect();
                 Ok((ttl_ms, taken, pending))
-            }
-            Response::Error(error) => {
-                lock(&self.sets).remove(&tracker.node);
-                anyhow::bail!("tracker refused the announce: {error}")
             }
             other => anyhow::bail!("unexpected tracker answer {other:?}"),
         }

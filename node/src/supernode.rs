@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::Context;
 use policy::fill::{FillConfig, FillPlanner, Outcome};
 use protocol::wire::{
-    ANNOUNCE_RENDITIONS_MAX, Announce, NodeRole, PeerQuery, PeerReport, PopularQuery, Priority,
-    Refresh, Request, Response, announce_set,
+    ANNOUNCE_RENDITIONS_MAX, Announce, ErrorCode, NodeRole, PeerQuery, PeerReport, PopularQuery,
+    Priority, Refresh, Request, Response, announce_set,
 };
 use protocol::{LicenseToken, NodeId, Region, RenditionId};
 use tokio::sync::Notify;
@@ -418,6 +418,16 @@ async fn publish(shared: &Shared) -> anyhow::Result<()> {
 /// Tracker shards whose accepted set a super-node remembers for refreshing.
 const SETS_KEPT: usize = 64;
 
+/// Whether a refresh failed because the shard does not hold the set (`set_unknown`) or does
+/// not know refreshes (`bad_request` from a tracker that predates them).
+fn set_unknown(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<transport::TransportError>(),
+        Some(transport::TransportError::Remote(refused))
+            if matches!(refused.code, ErrorCode::SetUnknown | ErrorCode::BadRequest)
+    )
+}
+
 /// Announces the held renditions, each to its tracker shard (every shard hears of this node,
 /// with an empty list when it holds none of its renditions). Returns the shortest TTL of the
 /// shards that took it; fails only when none did.
@@ -472,10 +482,19 @@ async fn announce(shared: &Shared) -> anyhow::Result<u32> {
                             return (shard, Ok(ack));
                         }
                         Ok(other) => {
-                            tracing::debug!(?other, "refresh not taken: announcing in full");
+                            return (
+                                shard,
+                                Err(anyhow::anyhow!("unexpected tracker answer {other:?}")),
+                            );
+                        }
+                        // The shard no longer holds the set (restarted, reported, expired,
+                        // ranked anew) or predates refreshes: the set goes in full.
+                        Err(error) if set_unknown(&error) => {
+                            tracing::debug!(%error, "refresh not taken: announcing in full");
                             sets().remove(&shard.node);
                         }
-                        // Unreachable: an announce would fare no better; the next one tries.
+                        // Unreachable, or refused for the node's own standing: an announce
+                        // would fare no better; the next one tries.
                         Err(error) => return (shard, Err(error)),
                     }
                 }

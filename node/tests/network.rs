@@ -1036,6 +1036,20 @@ async fn listeners_share_their_cache_with_licensed_peers() {
     assert_eq!((counts().announces, counts().refreshes), (1, 0));
     announce().await.unwrap();
     assert_eq!((counts().announces, counts().refreshes), (1, 1));
+    // Once the shard no longer holds the set (here its record expired), the refresh is
+    // answered `set_unknown` and the set goes in full; then it is refreshed again.
+    tokio::time::sleep(Duration::from_millis(
+        net.tracker_config.announce_ttl_ms + 500,
+    ))
+    .await;
+    announce().await.unwrap();
+    let after = counts();
+    assert_eq!(
+        (after.announces, after.refreshes, after.refreshes_unknown),
+        (2, 1, 1)
+    );
+    announce().await.unwrap();
+    assert_eq!((counts().announces, counts().refreshes), (2, 2));
 
     // A node without a license for the rendition cannot announce it: the tracker leaves it
     // out and says so.

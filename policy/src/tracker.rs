@@ -323,9 +323,6 @@ impl Holder {
 /// Set in a pair's rank when the peer holds the whole rendition.
 const COMPLETE_BIT: u8 = 1 << 6;
 
-/// Bits of the rank key below the region bit: super-node first, then holding the whole
-/// rendition, then spare capacity by powers of two (0 for none, 1 for 1 kbps, …, 32 for
-/// ≥ 2^31 kbps).
 /// What a peer record keeps of an announce's set: the first 56 bits of its
 /// [`protocol::wire::announce_set`] digest, and above them the [`rank_bits`] its pairs were
 /// written with (never zero: a whole holder's rank has [`COMPLETE_BIT`]; zero marks pairs a
@@ -337,6 +334,9 @@ fn set_key(set: &[u8; 16], rank: u8) -> u64 {
     (u64::from_le_bytes(key) & ((1 << 56) - 1)) | (u64::from(rank) << 56)
 }
 
+/// Bits of the rank key below the region bit: super-node first, then holding the whole
+/// rendition, then spare capacity by powers of two (0 for none, 1 for 1 kbps, …, 32 for
+/// ≥ 2^31 kbps).
 fn rank_bits(role: NodeRole, spare_kbps: u32, complete: bool) -> u8 {
     (u8::from(role == NodeRole::SuperNode) << 7)
         | if complete { COMPLETE_BIT } else { 0 }

@@ -196,9 +196,11 @@ pub struct Refresh {
 /// `lane0 += h` and `lane1 += set_mix(h ^ C)`, with `C = 0xa4093822299f31d0`. After the list,
 /// `lane0 += n × (C ^ seed)` and `lane1 += n × seed` for its length `n`. The renditions held
 /// in part follow the same way with the seed `0x13198a2e03707344`. The digest is lane 0 then
-/// lane 1, little-endian; arithmetic wraps. Rendition ids are BLAKE3 digests, so two sets
-/// agree by chance with a probability of about 2^-64; a set built to collide with another
-/// of the same node's only keeps that node's own listing.
+/// lane 1, little-endian; arithmetic wraps. For content-addressed ids two different sets
+/// agree by chance with a probability of about 2^-64 (a tracker compares 56 bits of it:
+/// 2^-56). The digest is not keyed: ids chosen to make sets collide are possible, and gain
+/// the node nothing, since a tracker only ever matches a digest against that node's own
+/// accepted, already proven set.
 pub fn announce_set<'a>(
     renditions: impl Iterator<Item = &'a RenditionId>,
     partial: impl Iterator<Item = &'a RenditionId>,
