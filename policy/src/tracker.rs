@@ -22,10 +22,12 @@
 //!   without a rendition, an expiry or a slot reuse invalidates old pairs in O(1), and they
 //!   are pruned when next touched or by [`Tracker::expire`].
 //!
-//! - **Report budgets**: at most [`REPORT_ACCOUNTS_MAX`] accounts' hourly counts (~2.6 MiB).
+//! - **Report budgets**: at most [`TrackerConfig::report_accounts_max`] accounts' hourly
+//!   counts (~40 bytes each with the map's overhead).
 //!
-//! Worst case: `peers_max × (~270 + 7 × 32) + renditions_max × (~80 + 20 × 24)` bytes; with
-//! the defaults (1 M peers, 2 M renditions) about 1.6 GiB, far above what a real swarm
+//! Worst case: `peers_max × (~270 + 7 × 32) + renditions_max × (~80 + 20 × 24) +
+//! report_accounts_max × ~40` bytes; with the defaults (1 M peers, 2 M renditions, 1 M
+//! reporting accounts) about 1.7 GiB, far above what a real swarm
 //! reaches, and typical load is measured by `chorus bench tracker` (bytes per
 //! (peer, rendition) entry).
 //!
@@ -116,6 +118,13 @@ pub struct TrackerConfig {
     /// Delivered-rate reports one account may file per hour (a budget of their own, so
     /// ranking honest peers never uses up the failure reports).
     pub rate_reports_per_account_per_hour: u32,
+    /// Accounts whose hourly report budgets are kept at once (~40 bytes each). When full,
+    /// reports from accounts not yet kept are refused (`Overloaded`) until
+    /// [`Tracker::expire`] drops the budgets whose hour is over. Every listener of a busy
+    /// swarm reports the rates it got, so this is sized like `peers_max`: at a sixteenth of
+    /// a million, a million-listener swarm (simulated) had a fifth of its rate reports
+    /// refused.
+    pub report_accounts_max: usize,
     /// The highest spare upload capacity a client may claim for ranking (kbps); more ranks
     /// as this. Self-declared figures are never taken uncapped.
     pub client_spare_kbps_max: u32,
@@ -146,6 +155,7 @@ impl Default for TrackerConfig {
             popular_refresh_ms: 10_000,
             reports_per_account_per_hour: 60,
             rate_reports_per_account_per_hour: 120,
+            report_accounts_max: 1_000_000,
             client_spare_kbps_max: 20_000,
             super_node_spare_kbps_max: 10_000_000,
             rates_to_rank: RATES_TO_RANK,
@@ -175,11 +185,6 @@ pub struct Announced {
     /// Announced renditions left out: no license of the node's covered them.
     pub unproven: Vec<RenditionId>,
 }
-
-/// Accounts whose report budget is tracked at once (~40 bytes each with the map's overhead:
-/// ~2.6 MiB). When full, finished windows are dropped; if none has finished, reports from
-/// accounts not yet tracked are refused until one does.
-pub const REPORT_ACCOUNTS_MAX: usize = 65_536;
 
 /// Peer records a query reads up front: the default `peers_returned_max` (10), one more in
 /// case the asker is among the best, and a few spares for pairs gone stale. Past this window
@@ -1173,17 +1178,15 @@ impl Tracker {
         delivered: bool,
     ) -> Result<(), WireError> {
         const HOUR_MS: u64 = 3_600_000;
+        // Full: refused at once. Finished windows are dropped by `expire`, which drivers
+        // run every few seconds; sweeping here would walk the whole map on every refusal.
         if !self.report_budgets.contains_key(account)
-            && self.report_budgets.len() >= REPORT_ACCOUNTS_MAX
+            && self.report_budgets.len() >= self.config.report_accounts_max
         {
-            self.report_budgets
-                .retain(|_, (start, _, _)| now_ms.saturating_sub(*start) < HOUR_MS);
-            if self.report_budgets.len() >= REPORT_ACCOUNTS_MAX {
-                return Err(refuse(
-                    ErrorCode::Overloaded,
-                    "too many reporters: retry later",
-                ));
-            }
+            return Err(refuse(
+                ErrorCode::Overloaded,
+                "too many reporters: retry later",
+            ));
         }
         let (start, failures, rates) = self
             .report_budgets

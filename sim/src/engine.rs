@@ -627,6 +627,7 @@ impl Engine {
             peers_returned_max: scenario.tracker.peers_returned as usize,
             peers_per_rendition_max: scenario.tracker.peers_per_track as usize,
             peers_max: scenario.peers as usize + supers_total + 16,
+            report_accounts_max: scenario.peers as usize + supers_total + 16,
             renditions_max: (scenario.catalog.tracks + release_tracks) as usize + 16,
             announce_ttl_ms: scenario.tracker.announce_ttl_s * 1_000,
             rates_to_rank: if scenario.tracker.rank_by_delivered {

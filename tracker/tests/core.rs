@@ -794,6 +794,37 @@ fn reports_against_non_holders_count_for_nothing_and_are_budgeted() {
 }
 
 #[test]
+fn report_budgets_are_bounded_and_freed_by_the_expiry_walk() {
+    let mut world = World::new(TrackerConfig {
+        report_accounts_max: 3,
+        ..TrackerConfig::default()
+    });
+    let holder = world.node();
+    acked(world.announce(&holder, "SE", NodeRole::Client, &[rendition(90)], 100));
+    let report = |world: &World, account: u8| {
+        let reporter = Identity::from_secret_bytes(&[account; 32]);
+        report_as(
+            world,
+            &reporter,
+            AccountId([account; 16]),
+            holder.node_id(),
+            rendition(91),
+        )
+    };
+    for account in 1..=3 {
+        assert_eq!(report(&world, account), Response::Reported);
+    }
+    // A fourth account does not fit; the three kept still report.
+    assert_eq!(error_code(report(&world, 4)), ErrorCode::Overloaded);
+    assert_eq!(report(&world, 2), Response::Reported);
+    // Their hour over, the expiry walk frees the budgets (a refused report does not sweep).
+    world.advance(3_600_000);
+    assert_eq!(error_code(report(&world, 4)), ErrorCode::Overloaded);
+    world.tracker.expire();
+    assert_eq!(report(&world, 4), Response::Reported);
+}
+
+#[test]
 fn self_declared_spare_capacity_is_capped() {
     let mut world = World::new(TrackerConfig::default());
     let r = rendition(30);
