@@ -27,7 +27,7 @@
 //!
 //! Worst case: `peers_max × (~270 + 7 × 32) + renditions_max × (~80 + 20 × 24) +
 //! report_accounts_max × ~40` bytes; with the defaults (1 M peers, 2 M renditions, 1 M
-//! reporting accounts) about 1.7 GiB, far above what a real swarm
+//! reporting accounts) about 1.6 GiB, far above what a real swarm
 //! reaches, and typical load is measured by `chorus bench tracker` (bytes per
 //! (peer, rendition) entry).
 //!

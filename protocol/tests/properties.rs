@@ -55,6 +55,18 @@ fn role() -> impl Strategy<Value = NodeRole> {
     ]
 }
 
+/// Up to [`ANNOUNCE_PARTIAL_MAX`] partial holdings, as an announce or a refresh carries.
+fn partials() -> impl Strategy<Value = Vec<Partial>> {
+    prop::collection::vec(
+        (rendition(), any::<u32>(), any::<u32>()).prop_map(|(rendition, held, per_min)| Partial {
+            rendition,
+            held,
+            per_min,
+        }),
+        0..=ANNOUNCE_PARTIAL_MAX,
+    )
+}
+
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
         (
@@ -86,10 +98,7 @@ fn request() -> impl Strategy<Value = Request> {
             any::<u32>(),
             token(),
             prop::collection::vec(token(), 0..=ANNOUNCE_PROOFS_MAX),
-            prop::collection::vec(
-                (rendition(), any::<u32>(), any::<u32>()),
-                0..=ANNOUNCE_PARTIAL_MAX
-            )
+            partials()
         )
             .prop_map(
                 |(
@@ -103,14 +112,7 @@ fn request() -> impl Strategy<Value = Request> {
                     partial,
                 )| {
                     Request::Announce(Announce {
-                        partial: partial
-                            .into_iter()
-                            .map(|(rendition, held, per_min)| Partial {
-                                rendition,
-                                held,
-                                per_min,
-                            })
-                            .collect(),
+                        partial,
                         region,
                         role,
                         addrs,
@@ -134,10 +136,7 @@ fn request() -> impl Strategy<Value = Request> {
             region(),
             role(),
             addrs(),
-            prop::collection::vec(
-                (rendition(), any::<u32>(), any::<u32>()),
-                0..=ANNOUNCE_PARTIAL_MAX
-            ),
+            partials(),
             any::<u32>(),
             token()
         )
@@ -148,14 +147,7 @@ fn request() -> impl Strategy<Value = Request> {
                         region,
                         role,
                         addrs,
-                        partial: partial
-                            .into_iter()
-                            .map(|(rendition, held, per_min)| Partial {
-                                rendition,
-                                held,
-                                per_min,
-                            })
-                            .collect(),
+                        partial,
                         upload_spare_kbps,
                         credential,
                     })
