@@ -15,9 +15,56 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 
-/// A loopback TCP port free now (the caller binds it soon after).
+/// A port on 127.0.0.1 free now for both TCP and UDP; the caller binds it soon after.
+///
+/// The port is chosen outside the kernel's ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`): every socket bound to port 0 (a QUIC client,
+/// an outgoing TCP connection) gets its port from that range, so a port chosen inside it can
+/// be taken by any of them in the moment between this check and the caller's bind, and a
+/// busy test run does exactly that. Outside it, only another explicit bind can collide, and
+/// the port is drawn at random and never handed out twice by one process.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+
+    static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let (low, high) = outside_ephemeral_range();
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let handed_out = handed_out.get_or_insert_with(HashSet::new);
+    for _ in 0..200 {
+        let port = rand::Rng::gen_range(&mut rand::thread_rng(), low..=high);
+        if handed_out.contains(&port) {
+            continue;
+        }
+        let free = TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            handed_out.insert(port);
+            return Ok(port);
+        }
+    }
+    bail!("no free port on 127.0.0.1 between {low} and {high}")
+}
+
+/// The widest run of ports outside the kernel's ephemeral range, above 1024.
+fn outside_ephemeral_range() -> (u16, u16) {
+    let (first, last) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut fields = text.split_whitespace().map(|field| field.parse::<u16>());
+            Some((fields.next()?.ok()?, fields.next()?.ok()?))
+        })
+        .unwrap_or((32768, 60999));
+    let below = (1025, first.saturating_sub(1));
+    let above = (last.saturating_add(1), u16::MAX);
+    let width = |(low, high): (u16, u16)| high.saturating_sub(low);
+    if width(below) >= width(above) {
+        below
+    } else {
+        above
+    }
 }
 
 fn wait_for_port(port: u16, within: Duration) -> anyhow::Result<()> {
@@ -794,6 +841,29 @@ impl Cdn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_ports_are_distinct_bindable_and_outside_the_ephemeral_range() {
+        let (low, high) = outside_ephemeral_range();
+        assert!(1024 < low && low < high, "{low}..{high}");
+        let ports: Vec<u16> = (0..64).map(|_| free_port().unwrap()).collect();
+        let distinct: std::collections::HashSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len());
+        // Ports the kernel hands to sockets bound to port 0 never land in the chosen run.
+        let ephemeral: Vec<u16> = (0..64)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .map(|socket| socket.local_addr().unwrap().port())
+            .collect();
+        for port in &ports {
+            assert!((low..=high).contains(port), "{port} outside {low}..{high}");
+            assert!(!ephemeral.contains(port));
+            TcpListener::bind(("127.0.0.1", *port)).unwrap();
+            std::net::UdpSocket::bind(("127.0.0.1", *port)).unwrap();
+        }
+        for port in ephemeral {
+            assert!(!(low..=high).contains(&port), "the kernel chose {port}");
+        }
+    }
 
     #[test]
     fn edge_log_lines_are_counted_by_cache_result_and_origin() {

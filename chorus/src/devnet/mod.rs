@@ -35,7 +35,8 @@ use protocol::{NodeId, Quality, Region};
 use serde_json::{Value, json};
 
 use crate::bench::percentile;
-use procs::{Role, free_port};
+use procs::Role;
+use testkit::services::free_port;
 use workload::WorkloadConfig;
 
 /// Region codes given to regions in order.

@@ -187,16 +187,3 @@ impl Drop for Role {
         }
     }
 }
-
-/// A free port on 127.0.0.1 for UDP and TCP (bound and released; loopback only, so the
-/// window in which another program could take it is tiny).
-pub fn free_port() -> anyhow::Result<u16> {
-    for _ in 0..50 {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
-        let port = udp.local_addr()?.port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    anyhow::bail!("no free port on 127.0.0.1")
-}
