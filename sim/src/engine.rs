@@ -58,7 +58,7 @@ use policy::scheduler::{
 };
 use policy::tracker::{Tracker, TrackerConfig};
 
-use crate::tracker_link::{FullAnnounce, TrackerLink};
+use crate::tracker_link::{FullAnnounce, Ticket, TrackerLink};
 use policy::upload::Admission;
 use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope, LicenseToken};
 use protocol::wire::{
@@ -138,10 +138,17 @@ enum Ev {
         peer: u32,
         round: u32,
     },
+    /// The tracker's answer to a prefetch's lookup arrives; `None`: the lookup timed out.
+    PrefetchPeers {
+        peer: u32,
+        round: u32,
+        lookup: Option<Ticket>,
+    },
+    /// The tracker's answer to a lookup reaches the listener; `None`: the lookup timed out.
     Peers {
         peer: u32,
         round: u32,
-        answered: bool,
+        lookup: Option<Ticket>,
     },
     Failure {
         peer: u32,
@@ -201,6 +208,58 @@ enum Ev {
     },
     Sample,
     Expire,
+}
+
+impl Ev {
+    /// The kinds' names, as the summary's `events_by_kind` lists them, in [`Ev::kind`] order.
+    const KINDS: [&'static str; 20] = [
+        "session_start",
+        "grant",
+        "prefetch_grant",
+        "peers",
+        "failure",
+        "flow",
+        "tick",
+        "skip",
+        "next",
+        "offline",
+        "crash",
+        "kill",
+        "announce",
+        "super_refresh",
+        "super_fill",
+        "announce_soon",
+        "super_announce",
+        "sample",
+        "expire",
+        "prefetch_peers",
+    ];
+
+    /// This event's index in [`Ev::KINDS`].
+    fn kind(&self) -> usize {
+        match self {
+            Ev::SessionStart { .. } => 0,
+            Ev::Grant { .. } => 1,
+            Ev::PrefetchGrant { .. } => 2,
+            Ev::Peers { .. } => 3,
+            Ev::Failure { .. } => 4,
+            Ev::Flow { .. } => 5,
+            Ev::Tick { .. } => 6,
+            Ev::Skip { .. } => 7,
+            Ev::Next { .. } => 8,
+            Ev::Offline { .. } => 9,
+            Ev::Crash { .. } => 10,
+            Ev::Kill { .. } => 11,
+            Ev::Announce { .. } => 12,
+            Ev::SuperRefresh { .. } => 13,
+            Ev::SuperFill { .. } => 14,
+            Ev::AnnounceSoon { .. } => 15,
+            Ev::SuperAnnounce { .. } => 16,
+            Ev::Sample => 17,
+            Ev::Expire => 18,
+            Ev::PrefetchPeers { .. } => 19,
+        }
+    }
 }
 
 impl FlowKind {
@@ -484,6 +543,8 @@ pub struct Engine {
     /// come back often.
     ends_memo: std::cell::RefCell<Vec<(u32, std::sync::Arc<[u32]>)>>,
     events: u64,
+    /// Events handled, by kind ([`Ev::KINDS`]).
+    events_by_kind: [u64; Ev::KINDS.len()],
     listeners: Vec<Listener>,
     supers: Vec<SuperNode>,
     flows: Vec<Flow>,
@@ -668,6 +729,7 @@ impl Engine {
             scratch_limits: Vec::new(),
             ends_memo: std::cell::RefCell::new(Vec::new()),
             events: 0,
+            events_by_kind: [0; Ev::KINDS.len()],
             listeners: Vec::new(),
             supers: Vec::new(),
             flows: Vec::new(),
@@ -1012,6 +1074,7 @@ impl Engine {
             }
             self.now = at;
             self.events += 1;
+            self.events_by_kind[event.kind()] += 1;
             self.handle(event)?;
             if self.events.is_multiple_of(8_192) {
                 let pending = self.queue.len();
@@ -1047,11 +1110,16 @@ impl Engine {
             Ev::SessionStart { peer } => self.session_start(peer),
             Ev::Grant { peer, round } => self.granted(peer, round),
             Ev::PrefetchGrant { peer, round } => self.prefetch_granted(peer, round),
+            Ev::PrefetchPeers {
+                peer,
+                round,
+                lookup,
+            } => self.prefetch_peers(peer, round, lookup),
             Ev::Peers {
                 peer,
                 round,
-                answered,
-            } => self.peers_found(peer, round, answered),
+                lookup,
+            } => self.peers_found(peer, round, lookup),
             Ev::Failure {
                 peer,
                 round,
@@ -1665,16 +1733,29 @@ impl Engine {
             Action::FindPeers => {
                 let region = self.listeners[peer as usize].region as usize;
                 let round = self.current_gen(peer).unwrap_or(0);
-                if self.tracker_up() {
+                let track = self.current_track(peer);
+                if let (true, Some(track)) = (self.tracker_up(), track) {
+                    // The tracker takes the lookup now and its answer arrives a round trip
+                    // (and the tracker's service time) later; the tracker's thread works on
+                    // it meanwhile.
                     let rtt = self.rtt[region][self.tracker_region];
                     let at = self.now
                         + (rtt + self.scenario.network.tracker_service_ms as f64).ceil() as u64;
+                    let query = PeerQuery {
+                        rendition: rendition_id(track),
+                        want: self.scenario.tracker.peers_returned as u16,
+                        license: self.token.clone(),
+                    };
+                    let claims = self.play_claims(peer, track);
+                    let ticket =
+                        self.tracker
+                            .query_send(UnixMillis(self.now), node_id(peer), claims, query);
                     self.push_at(
                         at,
                         Ev::Peers {
                             peer,
                             round,
-                            answered: true,
+                            lookup: Some(ticket),
                         },
                     );
                 } else {
@@ -1684,7 +1765,7 @@ impl Engine {
                         Ev::Peers {
                             peer,
                             round,
-                            answered: false,
+                            lookup: None,
                         },
                     );
                 }
@@ -1752,7 +1833,14 @@ impl Engine {
         }
     }
 
-    fn peers_found(&mut self, peer: u32, round: u32, answered: bool) -> Result<(), SimError> {
+    fn peers_found(
+        &mut self,
+        peer: u32,
+        round: u32,
+        lookup: Option<Ticket>,
+    ) -> Result<(), SimError> {
+        // Taken whatever became of the play, so no answer waits for ever.
+        let answer = lookup.map(|ticket| self.tracker.query_take(ticket));
         if self.current_gen(peer) != Some(round) {
             return Ok(());
         }
@@ -1760,46 +1848,26 @@ impl Engine {
             return Ok(());
         };
         let mut found: Vec<(NodeId, SourceKind, Option<Holding>)> = Vec::new();
-        if answered && self.tracker_up() {
+        // The answer is lost when the tracker went down while it was on its way.
+        if let (Some(Ok(list)), true) = (answer, self.tracker_up()) {
             let claims = self.play_claims(peer, track);
-            let query = PeerQuery {
-                rendition: rendition_id(track),
-                want: self.scenario.tracker.peers_returned as u16,
-                license: self.token.clone(),
-            };
-            let mut list = PeerList {
-                rendition: query.rendition,
-                peers: Vec::new(),
-            };
-            if self
-                .tracker
-                .query_into(
-                    UnixMillis(self.now),
-                    node_id(peer),
-                    &claims,
-                    query,
-                    &mut list,
-                )
-                .is_ok()
-            {
-                self.checks.peer_lists += 1;
-                for info in &list.peers {
-                    let node = node_of(&info.node);
-                    let region = node.and_then(|node| self.region_of(node));
-                    let allowed = region.is_some_and(|region| {
-                        claims.market_includes(&self.regions[region as usize])
-                    });
-                    let what = format!(
+            self.checks.peer_lists += 1;
+            for info in &list.peers {
+                let node = node_of(&info.node);
+                let region = node.and_then(|node| self.region_of(node));
+                let allowed = region
+                    .is_some_and(|region| claims.market_includes(&self.regions[region as usize]));
+                self.check(node.is_some() && node != Some(peer) && allowed, || {
+                    format!(
                         "the tracker listed {} for track {track} (markets {:?}) to listener {peer}",
                         info.node, claims.markets
-                    );
-                    self.check(node.is_some() && node != Some(peer) && allowed, || what)?;
-                    let kind = match info.role {
-                        NodeRole::SuperNode => SourceKind::SuperNode,
-                        _ => SourceKind::Peer,
-                    };
-                    found.push((info.node, kind, info.holding));
-                }
+                    )
+                })?;
+                let kind = match info.role {
+                    NodeRole::SuperNode => SourceKind::SuperNode,
+                    _ => SourceKind::Peer,
+                };
+                found.push((info.node, kind, info.holding));
             }
         }
         let active = self.listeners[peer as usize]
@@ -2075,38 +2143,112 @@ impl Engine {
             prefetch.ready = true;
             return Ok(());
         }
-        let (track, chunks) = (prefetch.track, prefetch.chunks);
+        let track = prefetch.track;
         // What `client_lib::listener` does (DESIGN §6, peers first): the holders the tracker
         // lists with the whole opening, for at most `PEERS_WAIT_MS`, then the origin. The
         // what-if `prefetch_from_peers = false` goes to the origin at once.
-        let (source, first_byte) = if self.scenario.client.prefetch_from_peers {
-            // The lookup first: a round trip to the tracker, or its time-out while it is down.
-            let lookup = if self.tracker_up() {
-                self.rtt[region][self.tracker_region]
-                    + self.scenario.network.tracker_service_ms as f64
-            } else {
-                self.scenario.client.lookup_timeout_ms as f64
+        if !self.scenario.client.prefetch_from_peers {
+            return self.start_prefetch_flow(peer, round, ORIGIN, rtt);
+        }
+        // The lookup first: the tracker takes it now and its answer arrives a round trip
+        // later; while the tracker is down, the lookup times out.
+        if self.tracker_up() {
+            let lookup = self.rtt[region][self.tracker_region]
+                + self.scenario.network.tracker_service_ms as f64;
+            let query = PeerQuery {
+                rendition: rendition_id(track),
+                want: 10,
+                license: self.token.clone(),
             };
             let claims = self.play_claims(peer, track);
-            let listed = self.listed(peer, track, &claims);
-            let me = node_id(peer);
-            let candidates: Vec<NodeId> = policy::prefetch::holders(&listed, &me, chunks)
-                .map(|holder| holder.node)
-                .collect();
-            let wait = policy::prefetch::PEERS_WAIT_MS as f64 - lookup;
-            match self.try_holders(
+            let ticket =
+                self.tracker
+                    .query_send(UnixMillis(self.now), node_id(peer), claims, query);
+            let event = Ev::PrefetchPeers {
                 peer,
-                track,
-                chunks,
-                &candidates,
-                wait.max(0.0),
-                Priority::Prefetch,
-            ) {
-                Ok((holder, first_byte)) => (holder, lookup + first_byte),
-                Err(spent) => (ORIGIN, lookup + spent + rtt),
-            }
+                round,
+                lookup: Some(ticket),
+            };
+            self.push_at(self.now + lookup.ceil() as u64, event);
         } else {
-            (ORIGIN, rtt)
+            let event = Ev::PrefetchPeers {
+                peer,
+                round,
+                lookup: None,
+            };
+            self.push_at(self.now + self.scenario.client.lookup_timeout_ms, event);
+        }
+        Ok(())
+    }
+
+    /// The tracker's answer to a prefetch's lookup arrived (`None`: the lookup timed out): the
+    /// listed holders of the whole opening are tried for what is left of `PEERS_WAIT_MS`,
+    /// then the origin.
+    fn prefetch_peers(
+        &mut self,
+        peer: u32,
+        round: u32,
+        lookup: Option<Ticket>,
+    ) -> Result<(), SimError> {
+        // Taken whatever became of the play, so no answer waits for ever.
+        let answer = lookup.map(|ticket| self.tracker.query_take(ticket));
+        if self.current_gen(peer) != Some(round) {
+            return Ok(());
+        }
+        let Some((track, chunks)) = self.listeners[peer as usize]
+            .active
+            .as_ref()
+            .and_then(|active| active.prefetch.as_ref())
+            .map(|prefetch| (prefetch.track, prefetch.chunks))
+        else {
+            return Ok(());
+        };
+        let region = self.listeners[peer as usize].region as usize;
+        let rtt = self.rtt[region][self.origin_region];
+        let lookup = if lookup.is_some() {
+            self.rtt[region][self.tracker_region] + self.scenario.network.tracker_service_ms as f64
+        } else {
+            self.scenario.client.lookup_timeout_ms as f64
+        };
+        // The answer is lost when the tracker went down while it was on its way.
+        let listed = match answer {
+            Some(Ok(list)) if self.tracker_up() => list.peers,
+            _ => Vec::new(),
+        };
+        let me = node_id(peer);
+        let candidates: Vec<NodeId> = policy::prefetch::holders(&listed, &me, chunks)
+            .map(|holder| holder.node)
+            .collect();
+        let wait = policy::prefetch::PEERS_WAIT_MS as f64 - lookup;
+        let (source, first_byte) = match self.try_holders(
+            peer,
+            track,
+            chunks,
+            &candidates,
+            wait.max(0.0),
+            Priority::Prefetch,
+        ) {
+            Ok((holder, first_byte)) => (holder, first_byte),
+            Err(spent) => (ORIGIN, spent + rtt),
+        };
+        self.start_prefetch_flow(peer, round, source, first_byte)
+    }
+
+    /// The prefetch's transfer from `source`, its first byte `first_byte` ms from now.
+    fn start_prefetch_flow(
+        &mut self,
+        peer: u32,
+        round: u32,
+        source: u32,
+        first_byte: f64,
+    ) -> Result<(), SimError> {
+        let Some((track, chunks)) = self.listeners[peer as usize]
+            .active
+            .as_ref()
+            .and_then(|active| active.prefetch.as_ref())
+            .map(|prefetch| (prefetch.track, prefetch.chunks))
+        else {
+            return Ok(());
         };
         let flow = self.start_flow(
             source,
@@ -2451,7 +2593,8 @@ impl Engine {
     }
 
     /// The holders of `track` the tracker lists to `node` (with `claims`), best first; none
-    /// while the tracker is down or refuses.
+    /// while the tracker is down or refuses. Asked and answered at once (a super-node's fill
+    /// lookup; a listener's lookups are sent and taken a round trip apart).
     fn listed(&mut self, node: u32, track: u32, claims: &LicenseClaims) -> Vec<PeerInfo> {
         if !self.tracker_up() {
             return Vec::new();
@@ -3352,6 +3495,11 @@ impl Engine {
             &self.start_histogram,
             &self.steps_histograms,
             self.events,
+            Ev::KINDS
+                .iter()
+                .zip(self.events_by_kind)
+                .map(|(kind, count)| (kind.to_string(), count))
+                .collect(),
             self.supers.len() as u32,
             stats,
             self.checks,

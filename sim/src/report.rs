@@ -287,6 +287,9 @@ pub struct Summary {
     pub sim_seconds: u64,
     /// Events handled.
     pub events: u64,
+    /// Events handled, by kind (`flow`: a transfer reaching a chunk or its end; `tick`: a
+    /// scheduler's `poll_timeout`; the rest as named), every kind listed.
+    pub events_by_kind: std::collections::BTreeMap<String, u64>,
     /// Byte counts.
     pub bytes: Bytes,
     /// Bytes received for nothing.
@@ -352,6 +355,7 @@ impl Summary {
         start_histogram: &[u64],
         steps_histograms: &[Vec<u64>; 3],
         events: u64,
+        events_by_kind: std::collections::BTreeMap<String, u64>,
         super_nodes: u32,
         tracker: policy::tracker::TrackerStats,
         checks: Checks,
@@ -410,6 +414,7 @@ impl Summary {
             super_nodes,
             sim_seconds: scenario.duration_s,
             events,
+            events_by_kind,
             bytes: Bytes {
                 origin: totals.bytes_origin,
                 super_nodes: totals.bytes_super_nodes,

@@ -12,6 +12,12 @@
 //! Each call goes over at once, so the tracker works while the engine goes on; each side
 //! spins briefly before it sleeps, so a busy run pays for neither a wake-up per call nor a
 //! round trip through the kernel per lookup.
+//!
+//! A listener's peer lookup is sent when the listener asks ([`TrackerLink::query_send`]) and
+//! its answer taken when it arrives, a round trip later in simulated time
+//! ([`TrackerLink::query_take`]): by then the tracker's thread has long answered it, so the
+//! engine rarely waits. Answers come back in the order of their calls; one taken out of turn
+//! waits, by its ticket, in [`TrackerLink`] until it is taken.
 
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
@@ -101,9 +107,20 @@ fn sizes(tracker: &Tracker) -> Sizes {
     }
 }
 
+/// A peer lookup sent and not yet taken: [`TrackerLink::query_take`] takes its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ticket(u32);
+
 /// The engine's end of the tracker.
 pub struct TrackerLink {
     mode: Mode,
+    /// The next ticket handed out.
+    next_ticket: u32,
+    /// Tickets of calls whose answers are still on their way from the thread, in call order.
+    on_the_way: std::collections::VecDeque<u32>,
+    /// Answers received (or, in line, computed) and not yet taken, by ticket: at most one per
+    /// lookup in flight, and the engine takes every one it sends.
+    arrived: std::collections::HashMap<u32, Answer>,
 }
 
 enum Mode {
@@ -122,10 +139,14 @@ impl TrackerLink {
     /// `tracker`, called in line (`threaded` false) or on a thread of its own (an error when
     /// the system gives no thread).
     pub fn new(tracker: Tracker, threaded: bool) -> std::io::Result<Self> {
+        let link = |mode| Self {
+            mode,
+            next_ticket: 0,
+            on_the_way: std::collections::VecDeque::new(),
+            arrived: std::collections::HashMap::new(),
+        };
         if !threaded {
-            return Ok(Self {
-                mode: Mode::Inline(Box::new(tracker)),
-            });
+            return Ok(link(Mode::Inline(Box::new(tracker))));
         }
         let config = tracker.config().clone();
         let (calls, inbox) = mpsc::channel::<Call>();
@@ -133,14 +154,12 @@ impl TrackerLink {
         let worker = std::thread::Builder::new()
             .name("sim-tracker".into())
             .spawn(move || serve(tracker, &inbox, &outbox))?;
-        Ok(Self {
-            mode: Mode::Thread {
-                calls,
-                answers,
-                worker: Some(worker),
-                config,
-            },
-        })
+        Ok(link(Mode::Thread {
+            calls,
+            answers,
+            worker: Some(worker),
+            config,
+        }))
     }
 
     /// Whether the tracker runs on a thread of its own.
@@ -276,6 +295,83 @@ impl TrackerLink {
         }
     }
 
+    /// Sends a peer lookup, [`Tracker::query_into`] at `now`, whose answer
+    /// [`TrackerLink::query_take`] takes later. The tracker answers it after every call made
+    /// before it and before any made after, so the answer is the same on one thread or two.
+    pub fn query_send(
+        &mut self,
+        now: UnixMillis,
+        node: NodeId,
+        claims: LicenseClaims,
+        query: PeerQuery,
+    ) -> Ticket {
+        let ticket = self.next_ticket;
+        self.next_ticket = self.next_ticket.wrapping_add(1);
+        let list = PeerList {
+            rendition: query.rendition,
+            peers: Vec::new(),
+        };
+        match &mut self.mode {
+            Mode::Inline(tracker) => {
+                let mut list = list;
+                let result = tracker.query_into(now, &node, &claims, &query, &mut list);
+                self.arrived.insert(ticket, Answer::Query(result, list));
+            }
+            Mode::Done => unreachable_tracker(),
+            Mode::Thread { calls, .. } => {
+                send(
+                    calls,
+                    Call::Query {
+                        now,
+                        node,
+                        claims,
+                        query: Box::new(query),
+                        list,
+                    },
+                );
+                self.on_the_way.push_back(ticket);
+            }
+        }
+        Ticket(ticket)
+    }
+
+    /// The answer to the lookup `ticket` stands for; waits for it if the tracker's thread has
+    /// not answered yet.
+    pub fn query_take(&mut self, ticket: Ticket) -> Result<PeerList, WireError> {
+        match self.take(ticket.0) {
+            Answer::Query(result, list) => result.map(|()| list),
+            _ => unreachable_tracker(),
+        }
+    }
+
+    /// The answer to call `ticket`: arrived already, or the next ones on the way until it.
+    fn take(&mut self, ticket: u32) -> Answer {
+        loop {
+            if let Some(answer) = self.arrived.remove(&ticket) {
+                return answer;
+            }
+            let Mode::Thread {
+                answers, worker, ..
+            } = &mut self.mode
+            else {
+                return unreachable_tracker();
+            };
+            let Some(next) = self.on_the_way.pop_front() else {
+                return unreachable_tracker();
+            };
+            match receive(answers) {
+                Some(answer) => {
+                    self.arrived.insert(next, answer);
+                }
+                // The thread is gone: it panicked, and so does the run, as it would in line.
+                None => {
+                    join(worker.take());
+                    return unreachable_tracker();
+                }
+            }
+        }
+    }
+
     /// [`Tracker::popular`].
     pub fn popular(
         &mut self,
@@ -334,24 +430,14 @@ impl TrackerLink {
 
     /// Hands over `call`, and waits for its answer (every call before it is done by then).
     fn ask(&mut self, call: Call) -> Answer {
-        let Mode::Thread {
-            calls,
-            answers,
-            worker,
-            ..
-        } = &mut self.mode
-        else {
+        let Mode::Thread { calls, .. } = &mut self.mode else {
             return unreachable_tracker();
         };
         send(calls, call);
-        match receive(answers) {
-            Some(answer) => answer,
-            // The thread is gone: it panicked, and so does the run, as it would in line.
-            None => {
-                join(worker.take());
-                unreachable_tracker()
-            }
-        }
+        let ticket = self.next_ticket;
+        self.next_ticket = self.next_ticket.wrapping_add(1);
+        self.on_the_way.push_back(ticket);
+        self.take(ticket)
     }
 }
 

@@ -46,6 +46,12 @@ fn the_tracker_on_its_own_thread_changes_nothing() {
         let (one, two) = (outcome(1), outcome(2));
         assert!(one.summary.plays > 100, "{name}: {:?}", one.summary);
         assert!(one.summary.tracker.announces > 1_000, "{name}");
+        // Lookups sent on one event and taken on another, a round trip later: a play's and a
+        // prefetch's.
+        assert!(one.summary.tracker.queries > 100, "{name}");
+        for kind in ["peers", "prefetch_peers"] {
+            assert!(one.summary.events_by_kind[kind] > 100, "{name}: {kind}");
+        }
         assert_eq!(
             one.summary.deterministic_json(),
             two.summary.deterministic_json(),
