@@ -144,7 +144,8 @@ enum Ev {
         round: u32,
         lookup: Option<Ticket>,
     },
-    /// The tracker's answer to a lookup reaches the listener; `None`: the lookup timed out.
+    /// The tracker's answer to a lookup reaches the listener; `None`: no lookup was sent (the
+    /// tracker is down: it timed out).
     Peers {
         peer: u32,
         round: u32,
@@ -503,6 +504,7 @@ struct Prefetch {
 #[derive(Debug)]
 struct Active {
     sched: Scheduler,
+    /// The play's number: an event carries it and is void once another play started.
     round: u32,
     session_end_ms: u64,
     playlist: Option<(u32, u32)>,
@@ -1244,7 +1246,9 @@ impl Engine {
         let epoch = listener.epoch;
         listener.active = Some(Box::new(Active {
             sched: Scheduler::new(self.sched_config.clone(), node_id(ORIGIN)),
-            round: 0,
+            // Rounds are numbered on from the session's epoch, so an event of the last
+            // session's play (a lookup's answer, a grant) never matches a play of this one.
+            round: epoch.wrapping_shl(16),
             session_end_ms: now + (length * 1_000.0) as u64,
             playlist,
             next_track: None,

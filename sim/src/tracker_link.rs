@@ -4,7 +4,8 @@
 //! what the engine tells it wants no answer (announces, reports, the expiry walk); a peer
 //! lookup or a super-node's popular list does. On its own thread the tracker takes the calls
 //! in the order the engine makes them: those without an answer are queued and the engine goes
-//! on; one with an answer waits until every call before it is done. The tracker therefore
+//! on; a listener's lookup is answered while the engine goes on (below); any other call with
+//! an answer waits until every call before it is done. The tracker therefore
 //! sees exactly the calls it would see in line, in the same order, with the same times, and
 //! answers exactly the same: a run gives the same results on one thread or two (a test
 //! compares them).
@@ -119,7 +120,8 @@ pub struct TrackerLink {
     /// Tickets of calls whose answers are still on their way from the thread, in call order.
     on_the_way: std::collections::VecDeque<u32>,
     /// Answers received (or, in line, computed) and not yet taken, by ticket: at most one per
-    /// lookup in flight, and the engine takes every one it sends.
+    /// lookup in flight (the engine takes each when its answer is due; those due after the
+    /// run's end go with the link).
     arrived: std::collections::HashMap<u32, Answer>,
 }
 
@@ -354,10 +356,10 @@ impl TrackerLink {
                 answers, worker, ..
             } = &mut self.mode
             else {
-                return unreachable_tracker();
+                unreachable!("ticket {ticket} taken twice, or never sent");
             };
             let Some(next) = self.on_the_way.pop_front() else {
-                return unreachable_tracker();
+                unreachable!("ticket {ticket} taken twice, or never sent");
             };
             match receive(answers) {
                 Some(answer) => {

@@ -28,7 +28,12 @@ const SMALL: &[(&str, &str)] = &[
 
 #[test]
 fn the_tracker_on_its_own_thread_changes_nothing() {
-    for name in ["spotify-2010", "churn-heavy", "flash-crowd"] {
+    for name in [
+        "spotify-2010",
+        "churn-heavy",
+        "flash-crowd",
+        "tracker-outage",
+    ] {
         let text = sim::config::builtin(name).expect("a built-in scenario");
         let mut sets: Vec<(String, String)> = SMALL
             .iter()
@@ -36,6 +41,10 @@ fn the_tracker_on_its_own_thread_changes_nothing() {
             .collect();
         // Super-nodes too, for their announces and popular lists.
         sets.push(("super_nodes.per_region".into(), "1".into()));
+        if name == "tracker-outage" {
+            // The outage inside the run: lookups that time out, answers lost on their way.
+            sets.push(("tracker.outages".into(), "[[1200, 2400]]".into()));
+        }
         let outcome = |threads: usize| {
             let scenario = Scenario::from_toml(text, &sets).expect("valid scenario");
             Engine::with_threads(scenario, threads)
