@@ -1745,15 +1745,8 @@ impl Engine {
                     let rtt = self.rtt[region][self.tracker_region];
                     let at = self.now
                         + (rtt + self.scenario.network.tracker_service_ms as f64).ceil() as u64;
-                    let query = PeerQuery {
-                        rendition: rendition_id(track),
-                        want: self.scenario.tracker.peers_returned as u16,
-                        license: self.token.clone(),
-                    };
-                    let claims = self.play_claims(peer, track);
-                    let ticket =
-                        self.tracker
-                            .query_send(UnixMillis(self.now), node_id(peer), claims, query);
+                    let want = self.scenario.tracker.peers_returned as u16;
+                    let ticket = self.send_lookup(peer, track, want);
                     self.push_at(
                         at,
                         Ev::Peers {
@@ -1837,23 +1830,50 @@ impl Engine {
         }
     }
 
+    /// Sends listener `peer`'s lookup of `track`'s holders (at most `want`) to the tracker,
+    /// which takes it now; its answer is taken by the ticket when it arrives.
+    fn send_lookup(&mut self, peer: u32, track: u32, want: u16) -> Ticket {
+        let query = PeerQuery {
+            rendition: rendition_id(track),
+            want,
+            license: self.token.clone(),
+        };
+        let claims = self.play_claims(peer, track);
+        self.tracker
+            .query_send(UnixMillis(self.now), node_id(peer), claims, query)
+    }
+
+    /// A lookup's answer reaches listener `peer`: `None` when its play `round` is over (the
+    /// answer is taken all the same, so none waits for ever); else the list, if there is one.
+    /// An answer is lost when the tracker went down while it was on its way.
+    fn lookup_arrived(
+        &mut self,
+        peer: u32,
+        round: u32,
+        lookup: Option<Ticket>,
+    ) -> Option<Option<PeerList>> {
+        let answer = lookup.map(|ticket| self.tracker.query_take(ticket));
+        if self.current_gen(peer) != Some(round) {
+            return None;
+        }
+        let up = self.tracker_up();
+        Some(answer.and_then(Result::ok).filter(|_| up))
+    }
+
     fn peers_found(
         &mut self,
         peer: u32,
         round: u32,
         lookup: Option<Ticket>,
     ) -> Result<(), SimError> {
-        // Taken whatever became of the play, so no answer waits for ever.
-        let answer = lookup.map(|ticket| self.tracker.query_take(ticket));
-        if self.current_gen(peer) != Some(round) {
+        let Some(answer) = self.lookup_arrived(peer, round, lookup) else {
             return Ok(());
-        }
+        };
         let Some(track) = self.current_track(peer) else {
             return Ok(());
         };
         let mut found: Vec<(NodeId, SourceKind, Option<Holding>)> = Vec::new();
-        // The answer is lost when the tracker went down while it was on its way.
-        if let (Some(Ok(list)), true) = (answer, self.tracker_up()) {
+        if let Some(list) = answer {
             let claims = self.play_claims(peer, track);
             self.checks.peer_lists += 1;
             for info in &list.peers {
@@ -2159,15 +2179,7 @@ impl Engine {
         if self.tracker_up() {
             let lookup = self.rtt[region][self.tracker_region]
                 + self.scenario.network.tracker_service_ms as f64;
-            let query = PeerQuery {
-                rendition: rendition_id(track),
-                want: 10,
-                license: self.token.clone(),
-            };
-            let claims = self.play_claims(peer, track);
-            let ticket =
-                self.tracker
-                    .query_send(UnixMillis(self.now), node_id(peer), claims, query);
+            let ticket = self.send_lookup(peer, track, 10);
             let event = Ev::PrefetchPeers {
                 peer,
                 round,
@@ -2194,11 +2206,9 @@ impl Engine {
         round: u32,
         lookup: Option<Ticket>,
     ) -> Result<(), SimError> {
-        // Taken whatever became of the play, so no answer waits for ever.
-        let answer = lookup.map(|ticket| self.tracker.query_take(ticket));
-        if self.current_gen(peer) != Some(round) {
+        let Some(answer) = self.lookup_arrived(peer, round, lookup) else {
             return Ok(());
-        }
+        };
         let Some((track, chunks)) = self.listeners[peer as usize]
             .active
             .as_ref()
@@ -2214,11 +2224,7 @@ impl Engine {
         } else {
             self.scenario.client.lookup_timeout_ms as f64
         };
-        // The answer is lost when the tracker went down while it was on its way.
-        let listed = match answer {
-            Some(Ok(list)) if self.tracker_up() => list.peers,
-            _ => Vec::new(),
-        };
+        let listed = answer.map(|list| list.peers).unwrap_or_default();
         let me = node_id(peer);
         let candidates: Vec<NodeId> = policy::prefetch::holders(&listed, &me, chunks)
             .map(|holder| holder.node)
