@@ -315,6 +315,9 @@ pub struct Scheduler {
     config: SchedulerConfig,
     origin: NodeId,
     sources: HashMap<NodeId, Source, Fixed>,
+    /// The sources that are peers or super-nodes and not banned, in order: what a poll
+    /// weighs, kept sorted as sources come and are banned rather than gathered per poll.
+    peers: Vec<NodeId>,
     plan: Option<TrackPlan>,
     chunks: Vec<Chunk>,
     /// Chunks held (of `chunks`): "all held" without a walk.
@@ -372,6 +375,7 @@ impl Scheduler {
             config,
             origin,
             sources,
+            peers: Vec::new(),
             plan: None,
             chunks: Vec::new(),
             held: 0,
@@ -691,6 +695,9 @@ impl Scheduler {
                     received: 0,
                 },
             );
+            if let Err(at) = self.peers.binary_search(&node) {
+                self.peers.insert(at, node);
+            }
         }
         self.poll(now)
     }
@@ -948,6 +955,7 @@ impl Scheduler {
             // it holds: dropped for this track, still not reported.
             if source.misses > 2 * self.config.failures_max && !source.banned {
                 source.banned = true;
+                self.drop_peer(&node);
                 actions = self.cancel_requests_of(node);
             }
         }
@@ -979,6 +987,7 @@ impl Scheduler {
             && !source.banned
         {
             source.banned = true;
+            self.drop_peer(&node);
             // A refusal is a busy (or rule-abiding) peer, not a faulty one: it is dropped for
             // this track but not reported, or busy honest peers would be quarantined by the
             // crowd they serve (the simulator showed a third of a swarm quarantined that way).
@@ -991,6 +1000,13 @@ impl Scheduler {
             actions.extend(self.cancel_requests_of(node));
         }
         actions
+    }
+
+    /// Takes a banned source out of the peers a poll weighs.
+    fn drop_peer(&mut self, node: &NodeId) {
+        if let Ok(at) = self.peers.binary_search(node) {
+            self.peers.remove(at);
+        }
     }
 
     /// Cancels what is still out with `node`.
@@ -1191,16 +1207,8 @@ impl Scheduler {
         let from = self.chunk_at(self.position_ms);
         let lead_chunks = self.chunks_within(from, self.config.origin_lead_ms);
         let search_chunks = self.chunks_within(from, self.config.search_lead_ms);
-        let peers: Vec<NodeId> = {
-            let mut peers: Vec<NodeId> = self
-                .sources
-                .iter()
-                .filter(|(_, source)| source.kind != SourceKind::Origin && !source.banned)
-                .map(|(node, _)| *node)
-                .collect();
-            peers.sort();
-            peers
-        };
+        // Lent out for the assignment below, which bans nobody; back before the end.
+        let peers = std::mem::take(&mut self.peers);
 
         // 1. The opening chunks, from the origin, at once.
         let opening_end = (from + self.config.opening_chunks).min(chunks);
@@ -1311,10 +1319,12 @@ impl Scheduler {
                 }
             }
         }
+        let no_peers = peers.is_empty();
+        self.peers = peers;
         // Peers ran out (all banned or none found) with chunks still to come: look again.
         // (Only once the previous lookup has answered: one lookup in flight at a time.
         // Chunks behind the play head, skipped by a seek or a later start, are no reason.)
-        if peers.is_empty()
+        if no_peers
             && self.search_done
             && self.requests.is_empty()
             && self.first_missing(from).is_some()
