@@ -58,7 +58,7 @@ use policy::scheduler::{
 };
 use policy::tracker::{Tracker, TrackerConfig};
 
-use crate::tracker_link::{FullAnnounce, Ticket, TrackerLink};
+use crate::tracker_link::{Announcement, FullAnnounce, Ticket, TrackerLink};
 use policy::upload::Admission;
 use protocol::license::{LICENSE_VERSION, LicenseClaims, LicenseScope, LicenseToken};
 use protocol::wire::{
@@ -92,8 +92,10 @@ const MSS_BYTES: f64 = 1_200.0;
 const NEAR_MS: f64 = 20_000.0;
 /// How often the tracker's expiry walk runs.
 const EXPIRE_EVERY_MS: u64 = 300_000;
-/// Slots of the memo of chunk ends (a power of two).
-const ENDS_MEMO: usize = 4_096;
+/// Fewest and most slots of the memo of chunk ends (powers of two): one per 16 listeners
+/// between the two, so the popular tracks of a large run stay in it (at most ~80 MB).
+const ENDS_MEMO_MIN: usize = 4_096;
+const ENDS_MEMO_MAX: usize = 65_536;
 
 /// Why a run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -364,13 +366,14 @@ struct Listener {
     announced_ms: Option<u64>,
     /// An [`Ev::AnnounceSoon`] is queued.
     announce_due: bool,
-    /// The last announce sent in full: its [`Holdings::key`] and its set's digest, what a
-    /// refresh names while the key is the same.
-    announced_set: Option<(u64, [u8; 16])>,
+    /// The [`Holdings::key`] of the last announce sent in full: while the key is the same,
+    /// a refresh names that set.
+    announced_set: Option<u64>,
 }
 
-/// What a listener announces, gathered once: the announce in full is built from it only when
-/// it is sent (or a refresh is answered `set_unknown`).
+/// What a listener announces, gathered on the engine's thread; the announce in full or the
+/// refresh (and its set's digest) is built from it where the tracker runs
+/// ([`TrackerLink::announce_built`]).
 struct Holdings {
     /// Whole tracks, most recently played first.
     tracks: Vec<u32>,
@@ -415,9 +418,11 @@ impl Holdings {
         };
         claims
     }
+}
 
+impl Announcement for Holdings {
     /// The announce in full: claims, proofs and the announce.
-    fn announce(self) -> FullAnnounce {
+    fn full(self: Box<Self>) -> FullAnnounce {
         let renditions: Vec<RenditionId> = self
             .tracks
             .iter()
@@ -443,6 +448,30 @@ impl Holdings {
             proofs: Vec::new(),
         };
         (self.credential_claims(), vec![proof], announce)
+    }
+
+    /// The refresh: the set named by the digest the announce in full would carry.
+    fn refresh(&self) -> (LicenseClaims, Refresh) {
+        let renditions: Vec<RenditionId> = self
+            .tracks
+            .iter()
+            .map(|&track| rendition_id(track))
+            .collect();
+        let partial = self.partial();
+        let set = protocol::wire::announce_set(
+            renditions.iter(),
+            partial.iter().map(|partial| &partial.rendition),
+        );
+        let refresh = Refresh {
+            set,
+            region: self.region,
+            role: NodeRole::Client,
+            addrs: vec![LISTENER_ADDR],
+            partial,
+            upload_spare_kbps: self.spare_kbps,
+            credential: self.credential.clone(),
+        };
+        (self.credential_claims(), refresh)
     }
 }
 
@@ -540,10 +569,12 @@ pub struct Engine {
     /// Reused lists of the flow re-rating (it runs whenever a transfer starts or ends).
     scratch_nodes: Vec<u32>,
     scratch_limits: Vec<(f64, u32)>,
-    /// The chunk ends of tracks computed lately, by track modulo [`ENDS_MEMO`]: a play needs
+    /// The chunk ends of tracks computed lately, by track modulo its length (a power of two
+    /// from [`ENDS_MEMO_MIN`] to [`ENDS_MEMO_MAX`], by the listeners): a play needs
     /// them up to three times (its grant's delay, the grant, the plan), and popular tracks
     /// come back often.
     ends_memo: std::cell::RefCell<Vec<(u32, std::sync::Arc<[u32]>)>>,
+    ends_memo_slots: usize,
     events: u64,
     /// Events handled, by kind ([`Ev::KINDS`]).
     events_by_kind: [u64; Ev::KINDS.len()],
@@ -730,6 +761,9 @@ impl Engine {
             scratch_nodes: Vec::new(),
             scratch_limits: Vec::new(),
             ends_memo: std::cell::RefCell::new(Vec::new()),
+            ends_memo_slots: (scenario.peers as usize / 16)
+                .next_power_of_two()
+                .clamp(ENDS_MEMO_MIN, ENDS_MEMO_MAX),
             events: 0,
             events_by_kind: [0; Ev::KINDS.len()],
             listeners: Vec::new(),
@@ -897,7 +931,7 @@ impl Engine {
 
     /// [`Engine::chunk_ends`], from the memo when the track's slot holds it.
     fn chunk_ends_shared(&self, track: u32, chunks: u32) -> std::sync::Arc<[u32]> {
-        let slot = track as usize & (ENDS_MEMO - 1);
+        let slot = track as usize & (self.ends_memo_slots - 1);
         if let Some((held, ends)) = self.ends_memo.borrow().get(slot)
             && *held == track
             && ends.len() == chunks as usize
@@ -907,7 +941,10 @@ impl Engine {
         let ends: std::sync::Arc<[u32]> = self.compute_chunk_ends(track, chunks).into();
         let mut memo = self.ends_memo.borrow_mut();
         if memo.is_empty() {
-            memo.resize(ENDS_MEMO, (u32::MAX, std::sync::Arc::from(Vec::new())));
+            memo.resize(
+                self.ends_memo_slots,
+                (u32::MAX, std::sync::Arc::from(Vec::new())),
+            );
         }
         memo[slot] = (track, ends.clone());
         ends
@@ -2515,33 +2552,12 @@ impl Engine {
         let key = holdings.key();
         let listener = &mut self.listeners[node as usize];
         listener.announced_ms = Some(self.now);
-        match listener.announced_set {
-            Some((announced, set)) if announced == key && self.scenario.client.refresh => {
-                let refresh = Refresh {
-                    set,
-                    region: holdings.region,
-                    role: NodeRole::Client,
-                    addrs: vec![LISTENER_ADDR],
-                    partial: holdings.partial(),
-                    upload_spare_kbps: holdings.spare_kbps,
-                    credential: holdings.credential.clone(),
-                };
-                let claims = holdings.credential_claims();
-                self.tracker.refresh(
-                    now,
-                    node_id(node),
-                    claims,
-                    refresh,
-                    Box::new(move || holdings.announce()),
-                );
-            }
-            _ => {
-                let (claims, proofs, announce) = holdings.announce();
-                listener.announced_set = Some((key, announce.set()));
-                self.tracker
-                    .announce(now, node_id(node), claims, proofs, announce);
-            }
+        let refresh = listener.announced_set == Some(key) && self.scenario.client.refresh;
+        if !refresh {
+            listener.announced_set = Some(key);
         }
+        self.tracker
+            .announce_built(now, node_id(node), Box::new(holdings), refresh);
     }
 
     fn super_claims(&self, node: u32) -> LicenseClaims {

@@ -37,17 +37,23 @@ const SPIN: Duration = Duration::from_micros(50);
 /// What a node announces in full: claims, proofs and the announce.
 pub type FullAnnounce = (LicenseClaims, Vec<LicenseClaims>, Announce);
 
-/// Builds a node's full announce, for when its refresh is answered `set_unknown`.
-pub type Fallback = Box<dyn FnOnce() -> FullAnnounce + Send>;
+/// What a node announces, handed to the tracker as it stands and built into messages where
+/// the tracker runs (on its thread, when it has one): the engine pays for gathering it, not
+/// for the announce's lists or the set's digest.
+pub trait Announcement: Send {
+    /// The announce in full.
+    fn full(self: Box<Self>) -> FullAnnounce;
+    /// The refresh that names the same set, and the claims it goes with.
+    fn refresh(&self) -> (LicenseClaims, Refresh);
+}
 
 /// A call to the tracker.
 enum Call {
-    Refresh {
+    Announcement {
         now: UnixMillis,
         node: NodeId,
-        claims: LicenseClaims,
-        refresh: Box<Refresh>,
-        fallback: Fallback,
+        announcement: Box<dyn Announcement>,
+        refresh: bool,
     },
     Announce {
         now: UnixMillis,
@@ -202,28 +208,25 @@ impl TrackerLink {
         }
     }
 
-    /// [`Tracker::refresh`], and when it answers `set_unknown` the node's announce in full,
-    /// built by `fallback`, at the same time (as `client-lib` announces in full on that
-    /// answer). Neither answer is used further.
-    pub fn refresh(
+    /// `announcement` in full ([`Tracker::announce`]) or, when `refresh`, its refresh
+    /// ([`Tracker::refresh`]) and, should that be answered `set_unknown`, the announce in
+    /// full at the same time (as `client-lib` announces in full on that answer). Neither
+    /// answer is used further.
+    pub fn announce_built(
         &mut self,
         now: UnixMillis,
         node: NodeId,
-        claims: LicenseClaims,
-        refresh: Refresh,
-        fallback: Fallback,
+        announcement: Box<dyn Announcement>,
+        refresh: bool,
     ) {
         match &mut self.mode {
-            Mode::Inline(tracker) => {
-                refresh_or_announce(tracker, now, node, &claims, &refresh, fallback)
-            }
+            Mode::Inline(tracker) => announce_built(tracker, now, node, announcement, refresh),
             Mode::Done => unreachable_tracker(),
-            Mode::Thread { .. } => self.queue(Call::Refresh {
+            Mode::Thread { .. } => self.queue(Call::Announcement {
                 now,
                 node,
-                claims,
-                refresh: Box::new(refresh),
-                fallback,
+                announcement,
+                refresh,
             }),
         }
     }
@@ -492,21 +495,23 @@ fn receive<T>(from: &Receiver<T>) -> Option<T> {
 }
 
 /// The tracker's thread: every call in order, answers to those that want one.
-/// A refresh, and on `set_unknown` the announce in full.
-fn refresh_or_announce(
+/// An announcement in full, or its refresh and on `set_unknown` the announce in full.
+fn announce_built(
     tracker: &mut Tracker,
     now: UnixMillis,
     node: NodeId,
-    claims: &LicenseClaims,
-    refresh: &Refresh,
-    fallback: Fallback,
+    announcement: Box<dyn Announcement>,
+    refresh: bool,
 ) {
-    if let Err(error) = tracker.refresh(now, &node, claims, refresh)
-        && error.code == ErrorCode::SetUnknown
-    {
-        let (claims, proofs, announce) = fallback();
-        let _ = tracker.announce(now, &node, &claims, &proofs, &announce);
+    if refresh {
+        let (claims, refresh) = announcement.refresh();
+        match tracker.refresh(now, &node, &claims, &refresh) {
+            Err(error) if error.code == ErrorCode::SetUnknown => {}
+            _ => return,
+        }
     }
+    let (claims, proofs, announce) = announcement.full();
+    let _ = tracker.announce(now, &node, &claims, &proofs, &announce);
 }
 
 fn serve(mut tracker: Tracker, inbox: &Receiver<Call>, outbox: &Sender<Answer>) -> Tracker {
@@ -531,14 +536,13 @@ fn serve(mut tracker: Tracker, inbox: &Receiver<Call>, outbox: &Sender<Answer>) 
                 let _ = tracker.report(now, &node, &claims, &report);
                 continue;
             }
-            Call::Refresh {
+            Call::Announcement {
                 now,
                 node,
-                claims,
+                announcement,
                 refresh,
-                fallback,
             } => {
-                refresh_or_announce(&mut tracker, now, node, &claims, &refresh, fallback);
+                announce_built(&mut tracker, now, node, announcement, refresh);
                 continue;
             }
             Call::Expire { now } => {
