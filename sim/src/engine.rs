@@ -399,6 +399,14 @@ impl Holdings {
         key ^ self.tracks.len() as u64
     }
 
+    /// The whole tracks' renditions, most recently played first.
+    fn renditions(&self) -> Vec<RenditionId> {
+        self.tracks
+            .iter()
+            .map(|&track| rendition_id(track))
+            .collect()
+    }
+
     fn partial(&self) -> Vec<Partial> {
         self.partial
             .map(|(track, holding)| Partial {
@@ -423,11 +431,7 @@ impl Holdings {
 impl Announcement for Holdings {
     /// The announce in full: claims, proofs and the announce.
     fn full(self: Box<Self>) -> FullAnnounce {
-        let renditions: Vec<RenditionId> = self
-            .tracks
-            .iter()
-            .map(|&track| rendition_id(track))
-            .collect();
+        let renditions = self.renditions();
         // The licenses the listener played these under, as one proof (the tracker checks
         // coverage, not how many tokens carry it; signatures are the driver's business).
         let mut proof = self.claims.clone();
@@ -452,11 +456,7 @@ impl Announcement for Holdings {
 
     /// The refresh: the set named by the digest the announce in full would carry.
     fn refresh(&self) -> (LicenseClaims, Refresh) {
-        let renditions: Vec<RenditionId> = self
-            .tracks
-            .iter()
-            .map(|&track| rendition_id(track))
-            .collect();
+        let renditions = self.renditions();
         let partial = self.partial();
         let set = protocol::wire::announce_set(
             renditions.iter(),

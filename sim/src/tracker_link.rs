@@ -494,7 +494,6 @@ fn receive<T>(from: &Receiver<T>) -> Option<T> {
     }
 }
 
-/// The tracker's thread: every call in order, answers to those that want one.
 /// An announcement in full, or its refresh and on `set_unknown` the announce in full.
 fn announce_built(
     tracker: &mut Tracker,
@@ -514,6 +513,7 @@ fn announce_built(
     let _ = tracker.announce(now, &node, &claims, &proofs, &announce);
 }
 
+/// The tracker's thread: every call in order, answers to those that want one.
 fn serve(mut tracker: Tracker, inbox: &Receiver<Call>, outbox: &Sender<Answer>) -> Tracker {
     while let Some(call) = receive(inbox) {
         let answer = match call {
