@@ -783,9 +783,22 @@ impl Scheduler {
 
     /// A chunk arrived from `source` for `id`, verified by the driver.
     pub fn on_chunk(&mut self, now: u64, id: RequestId, index: u32) -> Vec<Action> {
+        self.arrived(now, id, index);
+        self.poll(now)
+    }
+
+    /// Chunk `index` of `id` arrived at `at`, verified: [`Scheduler::on_chunk`] without its
+    /// decision round. A driver that learns of arrivals after the fact (the simulator, which
+    /// works out when each chunk of a transfer lands) hands them over in order, each with its
+    /// own time, so the rate estimate and stall clock are those of chunk-by-chunk delivery;
+    /// it must [`Scheduler::poll`] before anything else reads a decision, and at the arrival
+    /// itself whenever the play head may be waiting for the chunk
+    /// ([`Scheduler::earliest_reach_ms`]) or it is the last one not held.
+    pub fn arrived(&mut self, at: u64, id: RequestId, index: u32) {
+        let now = at;
         let bytes = self.chunk_bytes(index);
         let Some(request) = self.requests.get_mut(&id) else {
-            return Vec::new();
+            return;
         };
         let source_node = request.source;
         request.received += 1;
@@ -819,67 +832,19 @@ impl Scheduler {
         if done {
             self.finish_request(id);
         }
-        self.poll(now)
     }
 
-    /// Chunks `first .. first + count` of `id` arrived together (a driver that hands over a
-    /// whole response at once, or the simulator's flow-level network): like calling
-    /// [`Scheduler::on_chunk`] for each, with one rate sample for the lot and one decision
-    /// round at the end.
-    pub fn on_range(&mut self, now: u64, id: RequestId, first: u32, count: u32) -> Vec<Action> {
-        let Some(request) = self.requests.get_mut(&id) else {
-            return Vec::new();
-        };
-        let source_node = request.source;
-        let end = (first.saturating_add(count)).min(request.first + request.count);
-        let first = first.max(request.first);
-        if first >= end {
-            return Vec::new();
+    /// The earliest moment the play head can be at chunk `index`: it moves no faster than
+    /// real time from where the last poll left it. `u64::MAX` when no track plays or it has
+    /// finished. A chunk that lands before this can end no stall, so a driver may hand it over
+    /// with [`Scheduler::arrived`] after the fact.
+    pub fn earliest_reach_ms(&self, index: u32) -> u64 {
+        if self.plan.is_none() || matches!(self.head, Head::Idle | Head::Finished) {
+            return u64::MAX;
         }
-        let arrived = end - first;
-        request.received = (request.received + arrived).min(request.count);
-        let elapsed = now.saturating_sub(request.last_progress_ms).max(1);
-        request.last_progress_ms = now;
-        let done = request.received >= request.count;
-        let bytes: u64 = (first..end).map(|index| self.chunk_bytes(index)).sum();
-        if let Some(source) = self.sources.get_mut(&source_node) {
-            source.outstanding = source.outstanding.saturating_sub(bytes);
-            let sample = bytes as f64 / elapsed as f64;
-            source.rate = 0.7 * source.rate + 0.3 * sample;
-            let kbps = sample * 8.0;
-            self.stats.rate_kbps = if self.stats.rate_kbps == 0 {
-                kbps as u32
-            } else {
-                (f64::from(self.stats.rate_kbps) * 0.8 + kbps * 0.2) as u32
-            }
-            .max(1);
-            source.failures = 0;
-            source.received += bytes;
-            let counter = match source.kind {
-                SourceKind::Origin => &mut self.stats.bytes_origin,
-                SourceKind::SuperNode => &mut self.stats.bytes_super_nodes,
-                SourceKind::Peer => &mut self.stats.bytes_peers,
-            };
-            *counter += bytes;
-        }
-        for index in first..end {
-            if self.mark_held(index) {
-                self.stats.bytes_duplicate += self.chunk_bytes(index);
-            }
-        }
-        if done {
-            self.finish_request(id);
-        }
-        self.poll(now)
-    }
-
-    /// Bytes of `id` are arriving, though no whole chunk has yet: a driver that sees a
-    /// response's bytes flow (or the simulator, for a transfer whose rate delivers a chunk
-    /// within `stall_ms`) says so, so the request is not given up as stalled.
-    pub fn on_progress(&mut self, now: u64, id: RequestId) {
-        if let Some(request) = self.requests.get_mut(&id) {
-            request.last_progress_ms = request.last_progress_ms.max(now);
-        }
+        let start = self.chunk_start(index);
+        self.head_at_ms
+            .saturating_add(start.saturating_sub(self.position_ms))
     }
 
     /// The requests still out, with their sources and chunk ranges, in id order.

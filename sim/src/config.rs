@@ -290,6 +290,24 @@ pub struct Network {
     pub tracker_region: String,
     /// The tracker's time to answer, ms.
     pub tracker_service_ms: u64,
+    /// How a transfer's chunks reach the scheduler: `analytic` (the default) or `chunks`.
+    /// Both hand each chunk over at the moment it lands; `chunks` gives every chunk its own
+    /// event and decision round, as a client sees them, while `analytic` has events only for
+    /// the chunks whose arrival can change a decision (one the play head may be waiting for,
+    /// the last one not held, the end of the transfer) and hands the others over when anything
+    /// next looks. Same seed, same results: a test runs both and compares every play.
+    pub delivery: Delivery,
+}
+
+/// How the engine hands a transfer's chunks to the scheduler ([`Network::delivery`]).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    /// An event only where a chunk's arrival can change a decision; the rest are worked out.
+    #[default]
+    Analytic,
+    /// An event per chunk: the reference the analytic model is tested against.
+    Chunks,
 }
 
 impl Default for Network {
@@ -306,6 +324,7 @@ impl Default for Network {
             origin_service_ms: 5,
             tracker_region: String::new(),
             tracker_service_ms: 1,
+            delivery: Delivery::Analytic,
         }
     }
 }

@@ -29,10 +29,15 @@
 //!   their transfers, and of the path's loss-limited throughput (Mathis: 1.22·MSS/(RTT·√p)).
 //!   When a transfer starts or ends, the other transfers of both ends are re-rated. The
 //!   origin's capacity is shared likewise, except that origin transfers are re-rated only
-//!   through their destination. The first chunk of a range is handed over when it has
-//!   arrived, the rest when the range completes ([`Scheduler::on_range`]); while a transfer
-//!   moves fast enough to deliver a chunk within `stall_ms`, the scheduler is told it
-//!   progresses ([`Scheduler::on_progress`]), as a driver seeing bytes arrive would.
+//!   through their destination. Each chunk is handed to the scheduler at the millisecond it
+//!   lands, with its own rate sample and stall clock ([`Scheduler::arrived`]). With
+//!   `network.delivery = "analytic"` (the default) only the chunks whose arrival can change a
+//!   decision have an event of their own (one the play head may be waiting for, the last one
+//!   not held, a transfer's end); the others are handed over, at their own times, when
+//!   anything next looks at the listener. Same seed, same results as an event per chunk
+//!   (`"chunks"`), play for play: a test compares them. (The client hands a range over when
+//!   it completes; on the access links of the shipped scenarios a range of 8 chunks takes a
+//!   fraction of a second.)
 //! - **Not modelled**: priorities between transfers of one node, TCP/QUIC slow start,
 //!   partial caching of skipped tracks (a local cache holds whole tracks), and signatures
 //!   (the tracker core takes verified claims; the engine builds them directly).
@@ -40,8 +45,9 @@
 //! # Determinism
 //!
 //! One ChaCha8 RNG seeded from the scenario, drawn in event order; events ordered by (time,
-//! insertion sequence); no iteration over hash maps whose order could leak into results. A
-//! seed and a commit replay a run exactly.
+//! [`Ev::order_key`], insertion sequence), so a millisecond's order is that of what its
+//! events are, not of when each was queued; no iteration over hash maps whose order could
+//! leak into results. A seed and a commit replay a run exactly.
 //!
 //! # Checkers
 //!
@@ -88,8 +94,6 @@ const CONNECTIONS_MAX: usize = 64;
 const EVENTS_PER_NODE_MAX: usize = 64;
 /// Bytes of one QUIC packet's payload, for the loss-limited rate.
 const MSS_BYTES: f64 = 1_200.0;
-/// Chunks that play within this of now arrive one by one; later ones with their range.
-const NEAR_MS: f64 = 20_000.0;
 /// How often the tracker's expiry walk runs.
 const EXPIRE_EVERY_MS: u64 = 300_000;
 /// Fewest and most slots of the memo of chunk ends (powers of two): one per 16 listeners
@@ -159,9 +163,11 @@ enum Ev {
         request: u64,
         failure: u8,
     },
+    /// A transfer's next chunks are in (`end`: all of them).
     Flow {
         flow: u32,
         version: u32,
+        end: bool,
     },
     Tick {
         peer: u32,
@@ -237,6 +243,44 @@ impl Ev {
         "expire",
         "prefetch_peers",
     ];
+
+    /// Where the event comes among those of its millisecond: by kind, then whom it concerns,
+    /// then which of theirs (a round, an epoch, a request), never by when it was queued. So
+    /// the order does not depend on how often an event was moved, and the chunk-by-chunk and
+    /// analytic deliveries, which move transfers' events differently, handle the events they
+    /// share in the same order.
+    fn order_key(&self) -> u64 {
+        let (who, which) = match *self {
+            Ev::SessionStart { peer } => (peer, 0),
+            Ev::Grant { peer, round }
+            | Ev::PrefetchGrant { peer, round }
+            | Ev::PrefetchPeers { peer, round, .. }
+            | Ev::Peers { peer, round, .. }
+            | Ev::Tick { peer, round }
+            | Ev::Skip { peer, round }
+            | Ev::Next { peer, round } => (peer, u64::from(round)),
+            Ev::Failure { peer, request, .. } => (peer, request),
+            Ev::Flow {
+                flow, end: true, ..
+            } => {
+                // Transfers end first: what a transfer's end frees (its source's upload
+                // slot, its destination's share) is free for every decision of the
+                // millisecond, and no decision sees the last chunk without the end.
+                return u64::from(flow) << 27;
+            }
+            Ev::Flow { flow, .. } => (flow, 0),
+            Ev::Offline { peer, epoch }
+            | Ev::Crash { peer, epoch }
+            | Ev::Kill { peer, epoch }
+            | Ev::AnnounceSoon { peer, epoch } => (peer, u64::from(epoch)),
+            Ev::Announce { node, epoch } => (node, u64::from(epoch)),
+            Ev::SuperRefresh { node } | Ev::SuperFill { node } | Ev::SuperAnnounce { node } => {
+                (node, 0)
+            }
+            Ev::Sample | Ev::Expire => (0, 0),
+        };
+        (self.kind() as u64 + 1) << 59 | u64::from(who) << 27 | (which & ((1 << 27) - 1))
+    }
 
     /// This event's index in [`Ev::KINDS`].
     fn kind(&self) -> usize {
@@ -327,12 +371,15 @@ struct Flow {
     loss_cap: f64,
     /// Chunks handed over so far.
     delivered: u32,
-    /// Bytes at which the next event is due (the next chunk, or the whole range).
-    target: f64,
+    /// Chunks in by the next event: `count` for the end of the transfer, fewer for a chunk
+    /// whose arrival may change a decision ([`Engine::next_until`]).
+    until: u32,
     track: u32,
     version: u32,
     /// Time of the queued event that carries `version`.
     scheduled_at: u64,
+    /// The event carrying `version` is in the queue.
+    queued: bool,
     corrupt: bool,
     live: bool,
     /// Holds one of its source's upload slots.
@@ -569,6 +616,10 @@ pub struct Engine {
     /// Reused lists of the flow re-rating (it runs whenever a transfer starts or ends).
     scratch_nodes: Vec<u32>,
     scratch_limits: Vec<(f64, u32)>,
+    /// A reused list of a listener's transfers, for handing over what has arrived.
+    scratch_flows: Vec<u32>,
+    /// Every chunk of a play's transfer has its own event (`network.delivery = "chunks"`).
+    chunk_events: bool,
     /// The chunk ends of tracks computed lately, by track modulo its length (a power of two
     /// from [`ENDS_MEMO_MIN`] to [`ENDS_MEMO_MAX`], by the listeners): a play needs
     /// them up to three times (its grant's delay, the grant, the plan), and popular tracks
@@ -760,6 +811,8 @@ impl Engine {
             queue: EventQueue::new(),
             scratch_nodes: Vec::new(),
             scratch_limits: Vec::new(),
+            scratch_flows: Vec::new(),
+            chunk_events: scenario.network.delivery == crate::config::Delivery::Chunks,
             ends_memo: std::cell::RefCell::new(Vec::new()),
             ends_memo_slots: (scenario.peers as usize / 16)
                 .next_power_of_two()
@@ -1089,7 +1142,7 @@ impl Engine {
     // ---- events --------------------------------------------------------------------------
 
     fn push_at(&mut self, at: u64, event: Ev) {
-        self.queue.push(at.max(self.now), event);
+        self.queue.push(at.max(self.now), event.order_key(), event);
     }
 
     fn check(&mut self, ok: bool, what: impl FnOnce() -> String) -> Result<(), SimError> {
@@ -1165,7 +1218,7 @@ impl Engine {
                 request,
                 failure,
             } => self.request_failed(peer, round, request, failure),
-            Ev::Flow { flow, version } => self.flow_event(flow, version),
+            Ev::Flow { flow, version, .. } => self.flow_event(flow, version),
             Ev::Tick { peer, round } => self.tick(peer, round),
             Ev::Skip { peer, round } => {
                 if self.current_gen(peer) == Some(round) {
@@ -1525,6 +1578,7 @@ impl Engine {
     fn end_session(&mut self, peer: u32) -> Result<(), SimError> {
         let now = self.now;
         let linger = self.scenario.sessions.linger_s * 1_000;
+        self.catch_up_listener(peer);
         let listener = &mut self.listeners[peer as usize];
         let epoch = listener.epoch;
         if let Some(mut active) = listener.active.take() {
@@ -1547,6 +1601,7 @@ impl Engine {
         if crashed && self.listeners[peer as usize].active.is_some() {
             self.end_play(peer, End::Crashed)?;
         }
+        self.catch_up_listener(peer);
         let listener = &mut self.listeners[peer as usize];
         if !listener.online {
             return Ok(false);
@@ -1718,34 +1773,17 @@ impl Engine {
             return Ok(());
         }
         let now = self.now;
-        let stall_ms = self.scenario.client.stall_ms.max(1) as f64;
-        let chunk = self.chunk_plain() as f64;
-        let moving: Vec<RequestId> = {
-            let active = self.listeners[peer as usize]
-                .active
-                .as_ref()
-                .expect("checked");
-            if active.tick_at != now {
-                return Ok(());
-            }
-            active
-                .requests
-                .iter()
-                .filter(|(_, flow)| {
-                    let flow = &self.flows[*flow as usize];
-                    flow.live && now >= flow.at_ms && flow.rate * stall_ms >= chunk
-                })
-                .map(|(id, _)| *id)
-                .collect()
+        let Some(active) = self.listeners[peer as usize].active.as_mut() else {
+            return Ok(());
         };
-        let active = self.listeners[peer as usize]
-            .active
-            .as_mut()
-            .expect("checked");
-        active.tick_at = u64::MAX;
-        for id in moving {
-            active.sched.on_progress(now, id);
+        if active.tick_at != now {
+            return Ok(());
         }
+        active.tick_at = u64::MAX;
+        self.catch_up_listener(peer);
+        let Some(active) = self.listeners[peer as usize].active.as_mut() else {
+            return Ok(());
+        };
         let actions = active.sched.poll(now);
         self.after(peer, actions)
     }
@@ -1931,6 +1969,7 @@ impl Engine {
                 found.push((info.node, kind, info.holding));
             }
         }
+        self.catch_up_listener(peer);
         let active = self.listeners[peer as usize]
             .active
             .as_mut()
@@ -1970,6 +2009,7 @@ impl Engine {
             _ => Failure::Refused,
         };
         let id = RequestId(request);
+        self.catch_up_listener(peer);
         let active = self.listeners[peer as usize]
             .active
             .as_mut()
@@ -2073,6 +2113,7 @@ impl Engine {
         let peers = self.listeners.len() as u32;
         let timeout = self.scenario.network.connect_timeout_ms as f64;
         let asker_region = self.regions[region];
+        self.catch_up_listener(src);
         let (online, held, busy, corrupt) = if src < peers {
             let other = &self.listeners[src as usize];
             (
@@ -2326,6 +2367,7 @@ impl Engine {
 
     fn end_play(&mut self, peer: u32, how: End) -> Result<(), SimError> {
         let now = self.now;
+        self.catch_up_listener(peer);
         let Some(active) = self.listeners[peer as usize].active.as_mut() else {
             return Ok(());
         };
@@ -2533,6 +2575,7 @@ impl Engine {
     /// announced in full, refreshes it (as `client-lib` does, unless `client.refresh` is off).
     fn announce_listener(&mut self, node: u32) {
         let now = UnixMillis(self.now);
+        self.catch_up_listener(node);
         let listener = &self.listeners[node as usize];
         if !listener.reachable || !listener.online || !self.tracker_up() {
             return;
@@ -2678,6 +2721,7 @@ impl Engine {
             };
             let source_region = self.region_of(source).unwrap_or(0) as usize;
             let handshake = 2.0 * self.rtt[region][source_region];
+            self.catch_up_listener(source);
             let (up, holds, free, corrupt) = if source < peers {
                 let other = &self.listeners[source as usize];
                 (
@@ -2934,10 +2978,11 @@ impl Engine {
             at_ms: self.now + (first_byte_ms + retransmit).ceil() as u64,
             loss_cap,
             delivered: 0,
-            target: 0.0,
+            until: count,
             track,
             version: 0,
             scheduled_at: 0,
+            queued: false,
             corrupt,
             live: true,
             admitted: false,
@@ -2952,7 +2997,6 @@ impl Engine {
                 (self.flows.len() - 1) as u32
             }
         };
-        self.flows[id as usize].target = self.next_target(id);
         if src == ORIGIN {
             self.origin_uploads += 1;
         }
@@ -2976,7 +3020,13 @@ impl Engine {
         id
     }
 
+    /// Brings the transfer's progress to now (where its rate is about to change, or it is
+    /// dropped): first the chunks that landed on the way are handed over.
     fn settle(&mut self, id: u32) {
+        let flow = &self.flows[id as usize];
+        if let FlowKind::Play { .. } = flow.kind {
+            self.catch_up_listener(flow.dst);
+        }
         let now = self.now;
         let flow = &mut self.flows[id as usize];
         if now > flow.at_ms {
@@ -2985,53 +3035,135 @@ impl Engine {
         }
     }
 
-    /// Bytes the flow must reach for its next event: the next chunk while it plays within
-    /// [`NEAR_MS`] (counted from the grant, as if playback never stalled, which errs towards
-    /// chunk-by-chunk), else the whole range.
-    fn next_target(&self, id: u32) -> f64 {
+    /// When the first `n` chunks of the transfer's range are in at its current rate: the
+    /// first whole millisecond its bytes reach theirs. Computed from the point its rate last
+    /// changed, never from a later one, so it is the same however often it is asked.
+    fn arrival(&self, flow: &Flow, n: u32) -> u64 {
+        let bytes = self.range_bytes(flow.track, flow.first, n) as f64;
+        let remaining = (bytes - flow.done).max(0.0);
+        flow.at_ms
+            .saturating_add((remaining / flow.rate).ceil() as u64)
+    }
+
+    /// Hands `peer`'s scheduler the chunks of its play's transfers that have landed by now,
+    /// in the order they landed (ties in the order of the play's requests), each at its own
+    /// time, as their own events would have: all but each transfer's last, and none of a
+    /// corrupt source's (the first one's event fails it). State only: the next event decides.
+    /// Every event that asks the scheduler anything, or reads what `peer` holds, or changes a
+    /// transfer's rate, calls this first, so the scheduler never sees a moment with a landed
+    /// chunk missing. (A transfer's last chunk is never pending here: transfers end before
+    /// anything else of their millisecond, [`Ev::order_key`].)
+    fn catch_up_listener(&mut self, peer: u32) {
+        let Some(active) = self
+            .listeners
+            .get(peer as usize)
+            .and_then(|listener| listener.active.as_ref())
+        else {
+            return;
+        };
+        if active.requests.is_empty() {
+            return;
+        }
+        let round = active.round;
+        let mut ids = std::mem::take(&mut self.scratch_flows);
+        ids.clear();
+        ids.extend(active.requests.iter().map(|(_, flow)| *flow).filter(|&id| {
+            let flow = &self.flows[id as usize];
+            flow.live
+                && !flow.corrupt
+                && flow.rate > 0.0
+                && flow.delivered + 1 < flow.count
+                && matches!(flow.kind, FlowKind::Play { round: r, .. } if r == round)
+        }));
+        let now = self.now;
+        loop {
+            let mut next: Option<(u64, u32)> = None;
+            for &id in &ids {
+                let flow = &self.flows[id as usize];
+                if flow.delivered + 1 >= flow.count {
+                    continue;
+                }
+                let at = self.arrival(flow, flow.delivered + 1);
+                if at <= now && next.is_none_or(|(first, _)| at < first) {
+                    next = Some((at, id));
+                }
+            }
+            let Some((at, id)) = next else {
+                break;
+            };
+            let flow = &mut self.flows[id as usize];
+            let index = flow.first + flow.delivered;
+            flow.delivered += 1;
+            let FlowKind::Play { request, .. } = flow.kind else {
+                break;
+            };
+            if let Some(active) = self.listeners[peer as usize].active.as_mut() {
+                active.sched.arrived(at, RequestId(request), index);
+            }
+            self.checks.chunks_delivered += 1;
+        }
+        self.scratch_flows = ids;
+    }
+
+    /// Chunks of the transfer that must be in by its next event. Every chunk with
+    /// `network.delivery = "chunks"`; otherwise the first chunk whose arrival can change a
+    /// decision, else the end of the range. A chunk not yet held can, when the play head may
+    /// be waiting for it as it lands (the head moves no faster than real time, so it cannot be
+    /// before [`Scheduler::earliest_reach_ms`]), or when it is the last not held (the track
+    /// may then be whole). Any other chunk only updates the scheduler's estimates, which
+    /// [`Engine::catch_up_listener`] sets as chunk-by-chunk delivery would; a test runs both models and
+    /// compares every play.
+    fn next_until(&self, id: u32) -> u32 {
         let flow = &self.flows[id as usize];
         let FlowKind::Play { round, .. } = flow.kind else {
-            return flow.bytes_total;
+            return flow.count;
         };
-        let granted_at = self
-            .listeners
-            .get(flow.dst as usize)
-            .and_then(|listener| listener.active.as_ref())
-            .filter(|active| active.round == round)
-            .and_then(|active| active.play.as_ref())
-            .map(|play| play.granted_ms);
-        let Some(granted_at) = granted_at else {
-            return flow.bytes_total;
-        };
-        let chunks = self.track_chunks(flow.track).max(1);
-        let chunk_ms = (self.track_seconds(flow.track) * 1_000) as f64 / f64::from(chunks);
-        let next = flow.first + flow.delivered;
-        let plays_at = granted_at as f64 + f64::from(next) * chunk_ms;
-        if plays_at < self.now as f64 + NEAR_MS {
-            self.range_bytes(flow.track, flow.first, flow.delivered + 1) as f64
-        } else {
-            flow.bytes_total
+        if flow.corrupt || self.chunk_events {
+            return (flow.delivered + 1).min(flow.count);
         }
+        let Some(active) = self.listeners[flow.dst as usize]
+            .active
+            .as_ref()
+            .filter(|active| active.round == round)
+        else {
+            return flow.count;
+        };
+        let sched = &active.sched;
+        let last = flow.count.saturating_sub(1);
+        // When the range ends with chunks held already (sent twice), the last one it still
+        // brings may complete the track.
+        let last_unheld = if sched.holds(flow.first + last) {
+            (flow.delivered..last)
+                .rev()
+                .find(|&k| !sched.holds(flow.first + k))
+        } else {
+            None
+        };
+        (flow.delivered..last)
+            .find(|&k| {
+                !sched.holds(flow.first + k)
+                    && (Some(k) == last_unheld
+                        || sched.earliest_reach_ms(flow.first + k) <= self.arrival(flow, k + 1))
+            })
+            .map_or(flow.count, |k| k + 1)
     }
 
-    fn target(flow: &Flow) -> f64 {
-        flow.target
-    }
-
-    /// When the flow reaches its target at its current rate.
-    fn due_at(flow: &Flow) -> u64 {
-        let remaining = (Self::target(flow) - flow.done).max(0.0);
-        flow.at_ms + (remaining / flow.rate).ceil() as u64
-    }
-
-    /// Moves the flow's event to the moment it reaches its target at its current rate. The
-    /// event queued before is taken back (one beyond the wheel's reach stays and is ignored
-    /// for its old version), so a flow whose rate keeps changing has one event, at the right
-    /// time, rather than a trail of early and stale ones.
+    /// Moves the flow's event to the moment its next chunks ([`Engine::next_until`]) are in
+    /// at its current rate. The event queued before is taken back (one beyond the wheel's
+    /// reach stays and is ignored for its old version), so a flow whose rate keeps changing
+    /// has one event, at the right time, rather than a trail of early and stale ones.
     fn reschedule(&mut self, id: u32) {
         let flow = &self.flows[id as usize];
-        let at = Self::due_at(flow).max(self.now);
-        if flow.version != 0 {
+        if flow.queued && flow.delivered >= flow.until {
+            // The chunk its event waits for was handed over early (a rate change at the
+            // moment it landed): the event still comes, now, for the decision it is owed.
+            return;
+        }
+        let until = self.next_until(id);
+        self.flows[id as usize].until = until;
+        let flow = &self.flows[id as usize];
+        let at = self.arrival(flow, until).max(self.now);
+        if flow.queued {
             if flow.scheduled_at == at {
                 return;
             }
@@ -3040,28 +3172,31 @@ impl Engine {
         let flow = &mut self.flows[id as usize];
         flow.version = flow.version.wrapping_add(1);
         flow.scheduled_at = at;
+        flow.queued = true;
         let version = flow.version;
-        self.push_at(at, Ev::Flow { flow: id, version });
+        let end = flow.until == flow.count;
+        self.push_at(
+            at,
+            Ev::Flow {
+                flow: id,
+                version,
+                end,
+            },
+        );
     }
 
     /// Takes the flow's queued event back, if the queue still holds it.
     fn cancel_flow_event(&mut self, id: u32) {
         let flow = &self.flows[id as usize];
+        if !flow.queued {
+            return;
+        }
         let (at, version) = (flow.scheduled_at, flow.version);
         self.queue.cancel(
             at,
-            |event| matches!(event, Ev::Flow { flow, version: v } if *flow == id && *v == version),
+            |event| matches!(event, Ev::Flow { flow, version: v, .. } if *flow == id && *v == version),
         );
-    }
-
-    /// An early event: pushes the real one.
-    fn reschedule_forced(&mut self, id: u32) {
-        let flow = &mut self.flows[id as usize];
-        let at = Self::due_at(flow).max(self.now + 1);
-        flow.version = flow.version.wrapping_add(1);
-        flow.scheduled_at = at;
-        let version = flow.version;
-        self.push_at(at, Ev::Flow { flow: id, version });
+        self.flows[id as usize].queued = false;
     }
 
     fn attach_ref(&self, node: u32) -> Option<&Attach> {
@@ -3135,10 +3270,15 @@ impl Engine {
             let fair = remaining / (count - index) as f64;
             let rate = limit.min(fair).max(1e-6);
             remaining = (remaining - rate).max(0.0);
-            self.settle(id);
-            let flow = &mut self.flows[id as usize];
-            if (rate - flow.rate).abs() > flow.rate * 1e-9 || flow.version == 0 {
-                flow.rate = rate;
+            // A change within rounding is none: the transfer keeps its rate and the point its
+            // progress is counted from, so its chunks' times do not move by a rounding.
+            let flow = &self.flows[id as usize];
+            let changed = (rate - flow.rate).abs() > flow.rate * 1e-9;
+            if changed {
+                self.settle(id);
+                self.flows[id as usize].rate = rate;
+            }
+            if changed || !self.flows[id as usize].queued {
                 self.reschedule(id);
             }
         }
@@ -3186,25 +3326,18 @@ impl Engine {
             return;
         }
         let (src, kind, done) = (flow.src, flow.kind, flow.done as u64);
-        let (track, first, delivered, count) = (flow.track, flow.first, flow.delivered, flow.count);
+        let (track, first, delivered) = (flow.track, flow.first, flow.delivered);
         if src == ORIGIN {
             self.egress(done);
         }
-        // What the downloader received and throws away: the whole chunks of a play's range
-        // that had arrived but not been handed over (the client counts verified chunks). A
-        // prefetch cut short is not counted, as the client cannot count its own.
+        // What the downloader received and throws away: the bytes of a play's range that
+        // had arrived and not been handed over. Chunks are handed over as they land, so that
+        // is the chunk under way (the client, which hands a range over when it completes,
+        // counts the whole chunks it holds back). A prefetch cut short is not counted, as the
+        // client cannot count its own.
         if let FlowKind::Play { .. } = kind {
-            let mut arrived = self.range_bytes(track, first, delivered);
-            let mut wasted = 0;
-            for index in first + delivered..first + count {
-                let size = u64::from(self.chunk_size(track, index));
-                if arrived + size > done {
-                    break;
-                }
-                arrived += size;
-                wasted += size;
-            }
-            self.waste(Waste::Cancelled, wasted);
+            let handed = self.range_bytes(track, first, delivered);
+            self.waste(Waste::Cancelled, done.saturating_sub(handed));
         }
         self.detach(id);
     }
@@ -3304,31 +3437,35 @@ impl Engine {
         if !flow.live || flow.version != version {
             return Ok(());
         }
-        self.settle(id);
-        let flow = self.flows[id as usize].clone();
+        self.flows[id as usize].queued = false;
+        let flow = &self.flows[id as usize];
         // Not there yet (the rate fell since this event was queued): wait for it.
-        if flow.done + 0.5 < Self::target(&flow) {
-            self.reschedule_forced(id);
+        if flow.delivered < flow.until && self.arrival(flow, flow.until) > self.now {
+            self.reschedule(id);
             return Ok(());
         }
-        // Chunks that have arrived in full.
-        let mut arrived = flow.delivered;
-        while arrived < flow.count
-            && self.range_bytes(flow.track, flow.first, arrived + 1) as f64 <= flow.done + 0.5
-        {
-            arrived += 1;
-        }
-        if arrived < flow.count {
-            let from = flow.first + flow.delivered;
-            let fresh = arrived - flow.delivered;
-            self.flows[id as usize].delivered = arrived;
-            self.flows[id as usize].target = self.next_target(id);
-            self.reschedule_forced(id);
-            if fresh == 0 {
-                return Ok(());
+        if flow.until < flow.count {
+            // A chunk whose arrival may change a decision: it and everything else landed by
+            // now are handed over, then the scheduler decides.
+            let (peer, corrupt) = (flow.dst, flow.corrupt);
+            if corrupt {
+                let flow = flow.clone();
+                return self.deliver(&flow, false);
             }
-            return self.deliver(&flow, from, fresh, false);
+            self.catch_up_listener(peer);
+            if let Some(active) = self.listeners[peer as usize].active.as_mut() {
+                let actions = active.sched.poll(self.now);
+                self.after(peer, actions)?;
+            }
+            if self.flows[id as usize].live && !self.flows[id as usize].queued {
+                self.reschedule(id);
+            }
+            return Ok(());
         }
+        if let FlowKind::Play { .. } = self.flows[id as usize].kind {
+            self.catch_up_listener(self.flows[id as usize].dst);
+        }
+        let flow = self.flows[id as usize].clone();
         // Complete.
         if flow.src == ORIGIN {
             self.egress(flow.bytes_total as u64);
@@ -3336,12 +3473,7 @@ impl Engine {
         }
         self.detach(id);
         match flow.kind {
-            FlowKind::Play { .. } => self.deliver(
-                &flow,
-                flow.first + flow.delivered,
-                flow.count - flow.delivered,
-                true,
-            ),
+            FlowKind::Play { .. } => self.deliver(&flow, true),
             FlowKind::Prefetch { round } => {
                 if self.current_gen(flow.dst) == Some(round)
                     && let Some(prefetch) = self.listeners[flow.dst as usize]
@@ -3399,8 +3531,10 @@ impl Engine {
         }
     }
 
-    /// Hands chunks of a play transfer to the scheduler, after verifying them.
-    fn deliver(&mut self, flow: &Flow, first: u32, count: u32, last: bool) -> Result<(), SimError> {
+    /// A chunk of a play transfer whose arrival may change a decision: the first of a
+    /// corrupt source's, which fails verification, or the transfer's last (`last`), which
+    /// ends it. Then the scheduler decides.
+    fn deliver(&mut self, flow: &Flow, last: bool) -> Result<(), SimError> {
         let FlowKind::Play { round, request, .. } = flow.kind else {
             return Ok(());
         };
@@ -3410,23 +3544,21 @@ impl Engine {
         }
         let id = RequestId(request);
         let track = self.current_track(peer).unwrap_or(u32::MAX);
+        self.catch_up_listener(peer);
         // Verification: each chunk's hash against the manifest. A corrupt peer's chunks fail;
         // the request fails with BadChunk and nothing reaches the player.
-        let verified = !flow.corrupt;
-        if !verified {
+        if flow.corrupt {
             self.checks.bad_chunks_caught += 1;
-            let active = self.listeners[peer as usize]
-                .active
-                .as_mut()
-                .expect("checked");
+            let Some(active) = self.listeners[peer as usize].active.as_mut() else {
+                return Ok(());
+            };
             if let Some(at) = active.requests.iter().position(|(req, _)| *req == id) {
                 let (_, flow_id) = active.requests.swap_remove(at);
                 self.remove_flow(flow_id);
             }
-            let active = self.listeners[peer as usize]
-                .active
-                .as_mut()
-                .expect("checked");
+            let Some(active) = self.listeners[peer as usize].active.as_mut() else {
+                return Ok(());
+            };
             let actions = active.sched.on_failure(self.now, id, Failure::BadChunk);
             return self.after(peer, actions);
         }
@@ -3440,26 +3572,49 @@ impl Engine {
                 flow.src
             )
         })?;
-        self.checks.chunks_delivered += u64::from(count);
         let now = self.now;
-        let active = self.listeners[peer as usize]
-            .active
-            .as_mut()
-            .expect("checked");
+        // The others were handed over as they landed (the event's own catch-up at the
+        // latest): the last one ends the transfer.
+        debug_assert_eq!(flow.delivered + 1, if last { flow.count } else { 1 });
+        let Some(active) = self.listeners[peer as usize].active.as_mut() else {
+            return Ok(());
+        };
         if last {
             active.requests.retain(|(req, _)| *req != id);
+            active.sched.arrived(now, id, flow.first + flow.count - 1);
+            self.checks.chunks_delivered += 1;
         }
-        let mut actions = if count == 1 {
-            active.sched.on_chunk(now, id, first)
-        } else {
-            active.sched.on_range(now, id, first, count)
-        };
+        let mut actions = active.sched.poll(now);
         // What it held has arrived: then the holder's word on the rest.
         if last && let Some(at) = active.misses.iter().position(|(req, ..)| *req == id) {
             let (_, index, held) = active.misses.swap_remove(at);
             actions.extend(active.sched.on_missing(now, id, index, held));
         }
-        self.after(peer, actions)
+        self.after(peer, actions)?;
+        if last {
+            self.rearm_held_tails(peer);
+        }
+        Ok(())
+    }
+
+    /// A transfer ended, and the chunk it brought may have been one another transfer also
+    /// carries (an urgent chunk asked of the origin too): a transfer whose range now ends
+    /// with held chunks has its last one not held as a chunk that matters
+    /// ([`Engine::next_until`]).
+    fn rearm_held_tails(&mut self, peer: u32) {
+        let Some(active) = self.listeners[peer as usize].active.as_ref() else {
+            return;
+        };
+        let mut ids = std::mem::take(&mut self.scratch_flows);
+        ids.clear();
+        ids.extend(active.requests.iter().map(|(_, flow)| *flow).filter(|&id| {
+            let flow = &self.flows[id as usize];
+            flow.live && flow.count > 1 && active.sched.holds(flow.first + flow.count - 1)
+        }));
+        for &id in &ids {
+            self.reschedule(id);
+        }
+        self.scratch_flows = ids;
     }
 
     // ---- statistics ----------------------------------------------------------------------

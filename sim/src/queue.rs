@@ -1,14 +1,19 @@
-//! The event queue: events in order of (time, push order), as a binary heap of
-//! `(time, sequence)` would give them, for less.
+//! The event queue: events in order of (time, key, push order), as a binary heap of
+//! `(time, key, sequence)` would give them, for less.
 //!
-//! A timing wheel of one-millisecond buckets covers the next [`WHEEL_MS`]; each bucket is a
-//! FIFO, so events due at the same millisecond come out in the order they were pushed. A
-//! bitmap of non-empty buckets finds the next one without walking empty ones. Events further
-//! off wait in a heap keyed by `(time, sequence)` and move into their bucket when the wheel
-//! first covers their millisecond, before anything can be pushed there directly, so the
-//! bucket's order is still the push order. Buckets keep their allocations. An event the wheel
-//! holds can be taken back ([`EventQueue::cancel`]), so a rescheduled one need not come out
-//! only to be ignored.
+//! Events due at the same millisecond come out in the order of a key the caller gives each
+//! (what the event is and whom it concerns), and only events with equal keys in the order
+//! they were pushed. So the order within a millisecond does not depend on when each event
+//! was queued: two runs that queue the same events at different moments (one that moves an
+//! event more often than the other, say) handle them in the same order.
+//!
+//! A timing wheel of one-millisecond buckets covers the next [`WHEEL_MS`]; each bucket is
+//! kept sorted by key, equal keys in push order. A bitmap of non-empty buckets finds the next
+//! one without walking empty ones. Events further off wait in a heap keyed by `(time, key,
+//! sequence)` and move into their bucket when the wheel first covers their millisecond,
+//! before anything can be pushed there directly, so equal keys keep their push order. Buckets
+//! keep their allocations. An event the wheel holds can be taken back
+//! ([`EventQueue::cancel`]), so a rescheduled one need not come out only to be ignored.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -21,18 +26,21 @@ const WORDS: usize = (WHEEL_MS / 64) as usize;
 /// Events of type `T`, each due at a millisecond.
 #[derive(Debug)]
 pub struct EventQueue<T> {
-    /// The wheel's buckets, indexed by time modulo [`WHEEL_MS`].
-    buckets: Vec<VecDeque<T>>,
+    /// The wheel's buckets, indexed by time modulo [`WHEEL_MS`], each sorted by key.
+    buckets: Vec<VecDeque<(u64, T)>>,
     /// Bit `t & MASK` set when bucket `t` holds events.
     occupied: Vec<u64>,
     /// The earliest time the wheel holds (every event in the wheel is at or after it, and
     /// before `now + WHEEL_MS`).
     now: u64,
-    /// Events at or after `now + WHEEL_MS`: `(time, sequence, event)`.
-    far: BinaryHeap<Reverse<(u64, u64, Slot<T>)>>,
+    /// Events at or after `now + WHEEL_MS`.
+    far: BinaryHeap<Reverse<Far<T>>>,
     sequence: u64,
     len: usize,
 }
+
+/// An event in the far heap: `(time, key, sequence, event)`, ordered by the first three.
+type Far<T> = (u64, u64, u64, Slot<T>);
 
 /// An event in the far heap, ordered only by the key beside it.
 #[derive(Debug)]
@@ -84,15 +92,17 @@ impl<T> EventQueue<T> {
         self.len == 0
     }
 
-    /// Queues `event` at `at` (a time before the last one popped counts as that time).
-    pub fn push(&mut self, at: u64, event: T) {
+    /// Queues `event` at `at` (a time before the last one popped counts as that time), to
+    /// come out among the events of its millisecond in the order of `key`.
+    pub fn push(&mut self, at: u64, key: u64, event: T) {
         let at = at.max(self.now);
         self.len += 1;
         if at.saturating_sub(self.now) < WHEEL_MS {
-            self.put(at, event);
+            self.put(at, key, event);
         } else {
             self.sequence += 1;
-            self.far.push(Reverse((at, self.sequence, Slot(event))));
+            self.far
+                .push(Reverse((at, key, self.sequence, Slot(event))));
         }
     }
 
@@ -105,7 +115,7 @@ impl<T> EventQueue<T> {
         }
         let index = (at & MASK) as usize;
         let bucket = &mut self.buckets[index];
-        let Some(position) = bucket.iter().position(matches) else {
+        let Some(position) = bucket.iter().position(|(_, event)| matches(event)) else {
             return false;
         };
         // `remove` keeps the others in push order.
@@ -117,13 +127,21 @@ impl<T> EventQueue<T> {
         true
     }
 
-    fn put(&mut self, at: u64, event: T) {
+    fn put(&mut self, at: u64, key: u64, event: T) {
         let index = (at & MASK) as usize;
-        self.buckets[index].push_back(event);
+        let bucket = &mut self.buckets[index];
+        // After every event with a key up to this one: equal keys in push order.
+        if bucket.back().is_none_or(|(last, _)| *last <= key) {
+            bucket.push_back((key, event));
+        } else {
+            let position = bucket.partition_point(|(other, _)| *other <= key);
+            bucket.insert(position, (key, event));
+        }
         self.occupied[index / 64] |= 1 << (index % 64);
     }
 
-    /// The next event and its time: the earliest, and of those the first pushed.
+    /// The next event and its time: the earliest, of those the one with the least key, and
+    /// of those the first pushed.
     pub fn pop(&mut self) -> Option<(u64, T)> {
         if self.len == 0 {
             return None;
@@ -141,7 +159,7 @@ impl<T> EventQueue<T> {
                 if bucket.is_empty() {
                     self.occupied[index / 64] &= !(1 << (index % 64));
                 }
-                if let Some(event) = event {
+                if let Some((_, event)) = event {
                     self.len -= 1;
                     return Some((at, event));
                 }
@@ -161,10 +179,10 @@ impl<T> EventQueue<T> {
             if time.saturating_sub(self.now) >= WHEEL_MS {
                 break;
             }
-            let Some(Reverse((time, _, Slot(event)))) = self.far.pop() else {
+            let Some(Reverse((time, key, _, Slot(event)))) = self.far.pop() else {
                 break;
             };
-            self.put(time, event);
+            self.put(time, key, event);
         }
     }
 
@@ -196,23 +214,23 @@ impl<T> EventQueue<T> {
 mod tests {
     use super::*;
 
-    /// The reference: a heap of (time, sequence).
+    /// The reference: a heap of (time, key, sequence).
     #[derive(Default)]
     struct Reference {
-        heap: BinaryHeap<Reverse<(u64, u64, u32)>>,
+        heap: BinaryHeap<Reverse<(u64, u64, u64, u32)>>,
         sequence: u64,
         now: u64,
     }
 
     impl Reference {
-        fn push(&mut self, at: u64, event: u32) {
+        fn push(&mut self, at: u64, key: u64, event: u32) {
             self.sequence += 1;
             self.heap
-                .push(Reverse((at.max(self.now), self.sequence, event)));
+                .push(Reverse((at.max(self.now), key, self.sequence, event)));
         }
 
         fn pop(&mut self) -> Option<(u64, u32)> {
-            let Reverse((at, _, event)) = self.heap.pop()?;
+            let Reverse((at, _, _, event)) = self.heap.pop()?;
             self.now = at;
             Some((at, event))
         }
@@ -226,7 +244,7 @@ mod tests {
     }
 
     #[test]
-    fn events_come_out_as_from_a_heap_of_time_and_push_order() {
+    fn events_come_out_as_from_a_heap_of_time_key_and_push_order() {
         for seed in 1..40u64 {
             let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
             let mut queue = EventQueue::new();
@@ -248,13 +266,15 @@ mod tests {
                         _ => now + (r >> 8) % 2_000,
                     };
                     event += 1;
-                    queue.push(at, event);
-                    reference.push(at, event);
+                    // Few keys, so that many are equal and push order decides those.
+                    let key = next(&mut state) % 4;
+                    queue.push(at, key, event);
+                    reference.push(at, key, event);
                 }
                 // Now and then, take back an event still waiting: found exactly when the
                 // wheel holds it (not beyond its reach).
                 if step % 7 == 0
-                    && let Some(&Reverse((at, sequence, victim))) =
+                    && let Some(&Reverse((at, _, sequence, victim))) =
                         reference.heap.iter().nth((next(&mut state) % 16) as usize)
                 {
                     let taken = queue.cancel(at, |event| *event == victim);
@@ -264,7 +284,7 @@ mod tests {
                         "seed {seed} step {step}"
                     );
                     if taken {
-                        reference.heap.retain(|Reverse(entry)| entry.1 != sequence);
+                        reference.heap.retain(|Reverse(entry)| entry.2 != sequence);
                     }
                 }
                 if step % 3 != 0 || pushes == 0 {

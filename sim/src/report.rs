@@ -228,9 +228,10 @@ pub struct Wasted {
     /// Prefetched openings, ready, whose track was not played next (a prefetch cut short
     /// under way, and one still ready when the run ends, are not counted).
     pub prefetch: u64,
-    /// Whole chunks received on play transfers abandoned before they handed them over
-    /// (skips, stops, requests the scheduler gave up on, a source that vanished); not a
-    /// crashed listener's own, whose counters die with it.
+    /// Bytes received on play transfers abandoned and not handed over (skips, stops,
+    /// requests the scheduler gave up on, a source that vanished): chunks are handed over as
+    /// they land, so the chunk under way; not a crashed listener's own, whose counters die
+    /// with it.
     pub cancelled: u64,
     /// Chunks received twice (an urgent re-request raced a peer).
     pub duplicate: u64,

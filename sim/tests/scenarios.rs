@@ -71,6 +71,82 @@ fn the_tracker_on_its_own_thread_changes_nothing() {
     }
 }
 
+/// Half the listeners on links barely faster than the music, so that plays stall often.
+const SLOW_HALF: &str = "[{name = \"slow\", share = 0.5, down_mbps = 0.35, up_mbps = 0.3, \
+    upload_slots = 4, reachable = 0.8}, {name = \"adsl\", share = 0.5, down_mbps = 8.0, \
+    up_mbps = 0.8, upload_slots = 4, reachable = 0.5}]";
+
+#[test]
+fn analytic_delivery_stalls_and_starts_exactly_as_chunk_by_chunk_delivery() {
+    // Every chunk its own event and decision round (the reference), against events only
+    // where a chunk can change a decision: the same seed must give the same plays, stall
+    // for stall and millisecond for millisecond, and the same everything else.
+    let mut stalled_plays = 0;
+    for (name, extra) in [
+        ("spotify-2010", vec![]),
+        (
+            "spotify-2010",
+            vec![("classes", SLOW_HALF), ("faults.corrupt_peers", "0.05")],
+        ),
+        ("churn-heavy", vec![("classes", SLOW_HALF)]),
+        ("flash-crowd", vec![("classes", SLOW_HALF)]),
+        (
+            "tracker-outage",
+            vec![
+                ("classes", SLOW_HALF),
+                ("tracker.outages", "[[1200, 2400]]"),
+            ],
+        ),
+    ] {
+        let text = sim::config::builtin(name).expect("a built-in scenario");
+        let outcome = |delivery: &str| {
+            let mut sets: Vec<(String, String)> = SMALL
+                .iter()
+                .chain(&[("super_nodes.per_region", "1")])
+                .chain(&extra)
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect();
+            sets.push(("network.delivery".into(), delivery.into()));
+            let scenario = Scenario::from_toml(text, &sets).expect("valid scenario");
+            Engine::new(scenario)
+                .expect("set up")
+                .run(&mut |_| {})
+                .unwrap_or_else(|error| panic!("{name}: {error}"))
+        };
+        let (chunks, analytic) = (outcome("chunks"), outcome("analytic"));
+        assert!(chunks.summary.plays > 100, "{name}: {:?}", chunks.summary);
+        // The analytic model saves events: most chunks land without one.
+        let flow_events = |outcome: &Outcome| outcome.summary.events_by_kind["flow"];
+        assert!(
+            flow_events(&analytic) * 4 < flow_events(&chunks),
+            "{name}: {} flow events against {}",
+            flow_events(&analytic),
+            flow_events(&chunks)
+        );
+        assert_eq!(chunks.plays.len(), analytic.plays.len(), "{name}");
+        for (one, other) in chunks.plays.iter().zip(&analytic.plays) {
+            assert_eq!(
+                (one.first_audio_ms, one.stutters, one.stalled_ms),
+                (other.first_audio_ms, other.stutters, other.stalled_ms),
+                "{name}: {one:?} against {other:?}"
+            );
+        }
+        stalled_plays += chunks.plays.iter().filter(|play| play.stutters > 0).count();
+        assert_eq!(chunks.plays, analytic.plays, "{name}");
+        let mut same = analytic.summary.clone();
+        same.events = chunks.summary.events;
+        same.events_by_kind = chunks.summary.events_by_kind.clone();
+        assert_eq!(
+            chunks.summary.deterministic_json(),
+            same.deterministic_json(),
+            "{name}"
+        );
+        assert_eq!(chunks.series, analytic.series, "{name}");
+    }
+    // Enough stalls that "the same stalls" says something.
+    assert!(stalled_plays > 300, "{stalled_plays} plays stalled");
+}
+
 #[test]
 fn refreshing_unchanged_sets_changes_only_what_the_tracker_is_sent() {
     for name in ["spotify-2010", "churn-heavy", "tracker-outage"] {
