@@ -380,6 +380,9 @@ struct Flow {
     scheduled_at: u64,
     /// The event carrying `version` is in the queue.
     queued: bool,
+    /// When the next chunk to hand over lands (`arrival(delivered + 1)`, for a play's
+    /// transfer with more than that chunk to come; else `u64::MAX`): kept with the rate.
+    next_at: u64,
     corrupt: bool,
     live: bool,
     /// Holds one of its source's upload slots.
@@ -593,6 +596,9 @@ struct Active {
     misses: Vec<(RequestId, u32, u32)>,
     connected: Vec<u32>,
     tick_at: u64,
+    /// No chunk of the play's transfers lands before this ([`Engine::catch_up_listener`]
+    /// has nothing to do until then): at most the least of their `next_at`.
+    catch_up_at: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1348,6 +1354,7 @@ impl Engine {
             misses: Vec::new(),
             connected: Vec::new(),
             tick_at: u64::MAX,
+            catch_up_at: u64::MAX,
         }));
         self.online += 1;
         self.listening += 1;
@@ -2983,6 +2990,7 @@ impl Engine {
             version: 0,
             scheduled_at: 0,
             queued: false,
+            next_at: u64::MAX,
             corrupt,
             live: true,
             admitted: false,
@@ -3039,7 +3047,13 @@ impl Engine {
     /// first whole millisecond its bytes reach theirs. Computed from the point its rate last
     /// changed, never from a later one, so it is the same however often it is asked.
     fn arrival(&self, flow: &Flow, n: u32) -> u64 {
-        let bytes = self.range_bytes(flow.track, flow.first, n) as f64;
+        // Every chunk before a range's last is a whole one (only a track's last chunk is
+        // short): `range_bytes` without its look-ups.
+        let bytes = if n >= flow.count {
+            flow.bytes_total
+        } else {
+            (u64::from(n) * (self.chunk_plain() + u64::from(TAG_BYTES))) as f64
+        };
         let remaining = (bytes - flow.done).max(0.0);
         flow.at_ms
             .saturating_add((remaining / flow.rate).ceil() as u64)
@@ -3054,6 +3068,7 @@ impl Engine {
     /// chunk missing. (A transfer's last chunk is never pending here: transfers end before
     /// anything else of their millisecond, [`Ev::order_key`].)
     fn catch_up_listener(&mut self, peer: u32) {
+        let now = self.now;
         let Some(active) = self
             .listeners
             .get(peer as usize)
@@ -3061,7 +3076,7 @@ impl Engine {
         else {
             return;
         };
-        if active.requests.is_empty() {
+        if active.catch_up_at > now || active.requests.is_empty() {
             return;
         }
         let round = active.round;
@@ -3071,19 +3086,12 @@ impl Engine {
             let flow = &self.flows[id as usize];
             flow.live
                 && !flow.corrupt
-                && flow.rate > 0.0
-                && flow.delivered + 1 < flow.count
                 && matches!(flow.kind, FlowKind::Play { round: r, .. } if r == round)
         }));
-        let now = self.now;
         loop {
             let mut next: Option<(u64, u32)> = None;
             for &id in &ids {
-                let flow = &self.flows[id as usize];
-                if flow.delivered + 1 >= flow.count {
-                    continue;
-                }
-                let at = self.arrival(flow, flow.delivered + 1);
+                let at = self.flows[id as usize].next_at;
                 if at <= now && next.is_none_or(|(first, _)| at < first) {
                     next = Some((at, id));
                 }
@@ -3097,12 +3105,37 @@ impl Engine {
             let FlowKind::Play { request, .. } = flow.kind else {
                 break;
             };
+            self.flows[id as usize].next_at = self.next_arrival(&self.flows[id as usize]);
             if let Some(active) = self.listeners[peer as usize].active.as_mut() {
                 active.sched.arrived(at, RequestId(request), index);
             }
             self.checks.chunks_delivered += 1;
         }
+        let due = ids
+            .iter()
+            .map(|&id| self.flows[id as usize].next_at)
+            .min()
+            .unwrap_or(u64::MAX);
+        if let Some(active) = self.listeners[peer as usize].active.as_mut() {
+            active.catch_up_at = due;
+        }
         self.scratch_flows = ids;
+    }
+
+    /// When the next chunk [`Engine::catch_up_listener`] would hand over lands: `u64::MAX`
+    /// for a transfer that has none (not a play's, a corrupt source's, not yet rated, or only
+    /// its last chunk to come).
+    fn next_arrival(&self, flow: &Flow) -> u64 {
+        let eligible = matches!(flow.kind, FlowKind::Play { .. })
+            && flow.live
+            && !flow.corrupt
+            && flow.rate > 0.0
+            && flow.delivered + 1 < flow.count;
+        if eligible {
+            self.arrival(flow, flow.delivered + 1)
+        } else {
+            u64::MAX
+        }
     }
 
     /// Chunks of the transfer that must be in by its next event. Every chunk with
@@ -3130,6 +3163,9 @@ impl Engine {
         };
         let sched = &active.sched;
         let last = flow.count.saturating_sub(1);
+        if flow.delivered >= last {
+            return flow.count;
+        }
         // When the range ends with chunks held already (sent twice), the last one it still
         // brings may complete the track.
         let last_unheld = if sched.holds(flow.first + last) {
@@ -3139,6 +3175,13 @@ impl Engine {
         } else {
             None
         };
+        // The usual case, in two look-ups: the head cannot reach even the first chunk to
+        // come before the whole range is in (later chunks play later, and are in by then).
+        if last_unheld.is_none()
+            && sched.earliest_reach_ms(flow.first + flow.delivered) > self.arrival(flow, flow.count)
+        {
+            return flow.count;
+        }
         (flow.delivered..last)
             .find(|&k| {
                 !sched.holds(flow.first + k)
@@ -3153,6 +3196,17 @@ impl Engine {
     /// reach stays and is ignored for its old version), so a flow whose rate keeps changing
     /// has one event, at the right time, rather than a trail of early and stale ones.
     fn reschedule(&mut self, id: u32) {
+        // Its rate or progress point may have changed: so may its next chunk's time.
+        let next_at = self.next_arrival(&self.flows[id as usize]);
+        self.flows[id as usize].next_at = next_at;
+        let dst = self.flows[id as usize].dst as usize;
+        if let Some(active) = self
+            .listeners
+            .get_mut(dst)
+            .and_then(|listener| listener.active.as_mut())
+        {
+            active.catch_up_at = active.catch_up_at.min(next_at);
+        }
         let flow = &self.flows[id as usize];
         if flow.queued && flow.delivered >= flow.until {
             // The chunk its event waits for was handed over early (a rate change at the

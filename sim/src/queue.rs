@@ -7,9 +7,10 @@
 //! was queued: two runs that queue the same events at different moments (one that moves an
 //! event more often than the other, say) handle them in the same order.
 //!
-//! A timing wheel of one-millisecond buckets covers the next [`WHEEL_MS`]; each bucket is
-//! kept sorted by key, equal keys in push order. A bitmap of non-empty buckets finds the next
-//! one without walking empty ones. Events further off wait in a heap keyed by `(time, key,
+//! A timing wheel of one-millisecond buckets covers the next [`WHEEL_MS`]; a bucket takes
+//! its events in push order and is sorted by key (a stable sort: equal keys stay in push
+//! order) when its millisecond comes, after which events pushed into it are put in their
+//! place. A bitmap of non-empty buckets finds the next one without walking empty ones. Events further off wait in a heap keyed by `(time, key,
 //! sequence)` and move into their bucket when the wheel first covers their millisecond,
 //! before anything can be pushed there directly, so equal keys keep their push order. Buckets
 //! keep their allocations. An event the wheel holds can be taken back
@@ -26,8 +27,11 @@ const WORDS: usize = (WHEEL_MS / 64) as usize;
 /// Events of type `T`, each due at a millisecond.
 #[derive(Debug)]
 pub struct EventQueue<T> {
-    /// The wheel's buckets, indexed by time modulo [`WHEEL_MS`], each sorted by key.
+    /// The wheel's buckets, indexed by time modulo [`WHEEL_MS`], in push order until their
+    /// millisecond comes, then sorted by key.
     buckets: Vec<VecDeque<(u64, T)>>,
+    /// The millisecond whose bucket is sorted (the one being taken from), if any.
+    sorted: Option<u64>,
     /// Bit `t & MASK` set when bucket `t` holds events.
     occupied: Vec<u64>,
     /// The earliest time the wheel holds (every event in the wheel is at or after it, and
@@ -77,6 +81,7 @@ impl<T> EventQueue<T> {
             occupied: vec![0; WORDS],
             now: 0,
             far: BinaryHeap::new(),
+            sorted: None,
             sequence: 0,
             len: 0,
         }
@@ -118,7 +123,7 @@ impl<T> EventQueue<T> {
         let Some(position) = bucket.iter().position(|(_, event)| matches(event)) else {
             return false;
         };
-        // `remove` keeps the others in push order.
+        // `remove` keeps the others in their order.
         bucket.remove(position);
         if bucket.is_empty() {
             self.occupied[index / 64] &= !(1 << (index % 64));
@@ -130,12 +135,13 @@ impl<T> EventQueue<T> {
     fn put(&mut self, at: u64, key: u64, event: T) {
         let index = (at & MASK) as usize;
         let bucket = &mut self.buckets[index];
-        // After every event with a key up to this one: equal keys in push order.
-        if bucket.back().is_none_or(|(last, _)| *last <= key) {
-            bucket.push_back((key, event));
-        } else {
+        if self.sorted == Some(at) && bucket.back().is_some_and(|(last, _)| *last > key) {
+            // Into the bucket being taken from: after every event with a key up to this
+            // one, so equal keys stay in push order.
             let position = bucket.partition_point(|(other, _)| *other <= key);
             bucket.insert(position, (key, event));
+        } else {
+            bucket.push_back((key, event));
         }
         self.occupied[index / 64] |= 1 << (index % 64);
     }
@@ -155,6 +161,12 @@ impl<T> EventQueue<T> {
                 self.advance_to(at);
                 let index = (at & MASK) as usize;
                 let bucket = &mut self.buckets[index];
+                if self.sorted != Some(at) {
+                    // Its millisecond has come: nothing more is pushed before it, so sort
+                    // it once (stable: equal keys keep their push order).
+                    bucket.make_contiguous().sort_by_key(|(key, _)| *key);
+                    self.sorted = Some(at);
+                }
                 let event = bucket.pop_front();
                 if bucket.is_empty() {
                     self.occupied[index / 64] &= !(1 << (index % 64));
