@@ -1338,6 +1338,9 @@ impl Scheduler {
             .unwrap_or(u64::MAX);
         let chunks = self.chunks.len() as u32;
         let from = self.chunk_at(self.position_ms);
+        if self.urgent_due(from) {
+            return Some(now);
+        }
         let first_missing = self.first_missing(from);
         match self.head {
             Head::Buffering if self.playable(from) => return Some(now),
@@ -1429,6 +1432,27 @@ impl Scheduler {
             }
         }
         (wake != u64::MAX).then_some(wake.max(now))
+    }
+
+    /// True when a poll now would ask the origin too for an urgent chunk (step 2 of
+    /// [`Scheduler::poll`]): one within `urgent_ms` of the play head is out with a peer, not
+    /// yet asked of the origin, and the origin takes another request. A poll that hands such
+    /// a chunk to a peer (step 3 comes after step 2) leaves this true, whatever the head
+    /// does, buffering included.
+    fn urgent_due(&self, from: u32) -> bool {
+        let Some(origin) = self.sources.get(&self.origin) else {
+            return false;
+        };
+        if origin.in_flight >= self.config.requests_origin + 2 {
+            return false;
+        }
+        let chunks = self.chunks.len() as u32;
+        let urgent_end = (from + self.chunks_within(from, self.config.urgent_ms)).min(chunks);
+        (from..urgent_end).any(|index| {
+            self.urgent[index as usize].is_none()
+                && matches!(self.chunks[index as usize], Chunk::Requested { request }
+                    if self.requests.get(&request).is_some_and(|r| r.source != self.origin))
+        })
     }
 
     fn assign_origin(&mut self, now: u64, from: u32, end: u32, actions: &mut Vec<Action>) {

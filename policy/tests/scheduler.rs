@@ -846,6 +846,21 @@ fn polling_on_the_timeout_does_what_polling_every_millisecond_does() {
             }),
         ),
         (
+            "an opening that stalls at the origin, with peers busy",
+            Box::new(|net: &mut Net| {
+                // The origin's first requests stall and are given up, then it recovers.
+                net.behaviour.insert(ORIGIN, Behaviour::Stalls);
+                for n in 1..=3 {
+                    net.behaviour.insert(node(n), good(30, 1_500));
+                }
+                let found: Vec<_> = (1..=3).map(|n| (node(n), SourceKind::Peer)).collect();
+                start(net, uneven_plan(), &found);
+                net.run_until(2_500);
+                net.behaviour.insert(ORIGIN, good(20, 5));
+                net.run_until(300_000);
+            }),
+        ),
+        (
             "a lookup that answers late, a pause, a seek",
             Box::new(|net: &mut Net| {
                 net.behaviour.insert(node(4), good(25, 60));

@@ -163,10 +163,11 @@ enum Ev {
         request: u64,
         failure: u8,
     },
-    /// A transfer's next chunks are in (`end`: all of them).
+    /// A transfer's next chunks are in (`end`: all of them); `dst` its destination.
     Flow {
         flow: u32,
         version: u32,
+        dst: u32,
         end: bool,
     },
     Tick {
@@ -244,42 +245,47 @@ impl Ev {
         "prefetch_peers",
     ];
 
-    /// Where the event comes among those of its millisecond: by kind, then whom it concerns,
-    /// then which of theirs (a round, an epoch, a request), never by when it was queued. So
-    /// the order does not depend on how often an event was moved, and the chunk-by-chunk and
-    /// analytic deliveries, which move transfers' events differently, handle the events they
-    /// share in the same order.
+    /// Where the event comes among those of its millisecond: by the node it concerns (a
+    /// transfer's by its destination), then by kind (a transfer's end first), then which of
+    /// the node's (a transfer, a round, an epoch, a request); never by when it was queued.
+    /// So a node's events at a millisecond come together, and what it does then happens at
+    /// the same point of the millisecond however its work is split among them: the
+    /// chunk-by-chunk and analytic deliveries, which give a transfer different events, handle
+    /// the rest in the same order and draw the same randomness.
     fn order_key(&self) -> u64 {
-        let (who, which) = match *self {
-            Ev::SessionStart { peer } => (peer, 0),
+        let kind = self.kind() as u64 + 1;
+        let (who, class, which) = match *self {
+            Ev::SessionStart { peer } => (peer, kind, 0),
             Ev::Grant { peer, round }
             | Ev::PrefetchGrant { peer, round }
             | Ev::PrefetchPeers { peer, round, .. }
             | Ev::Peers { peer, round, .. }
             | Ev::Tick { peer, round }
             | Ev::Skip { peer, round }
-            | Ev::Next { peer, round } => (peer, u64::from(round)),
-            Ev::Failure { peer, request, .. } => (peer, request),
+            | Ev::Next { peer, round } => (peer, kind, u64::from(round)),
+            Ev::Failure { peer, request, .. } => (peer, kind, request),
+            // A transfer's end comes before its destination's other events: no decision of
+            // the node sees the last chunk without the end, or the end's effects (a freed
+            // upload slot, a larger share) without the chunk.
             Ev::Flow {
-                flow, end: true, ..
-            } => {
-                // Transfers end first: what a transfer's end frees (its source's upload
-                // slot, its destination's share) is free for every decision of the
-                // millisecond, and no decision sees the last chunk without the end.
-                return u64::from(flow) << 27;
-            }
-            Ev::Flow { flow, .. } => (flow, 0),
+                flow,
+                dst,
+                end: true,
+                ..
+            } => (dst, 0, u64::from(flow)),
+            Ev::Flow { flow, dst, .. } => (dst, kind, u64::from(flow)),
             Ev::Offline { peer, epoch }
             | Ev::Crash { peer, epoch }
             | Ev::Kill { peer, epoch }
-            | Ev::AnnounceSoon { peer, epoch } => (peer, u64::from(epoch)),
-            Ev::Announce { node, epoch } => (node, u64::from(epoch)),
+            | Ev::AnnounceSoon { peer, epoch } => (peer, kind, u64::from(epoch)),
+            Ev::Announce { node, epoch } => (node, kind, u64::from(epoch)),
             Ev::SuperRefresh { node } | Ev::SuperFill { node } | Ev::SuperAnnounce { node } => {
-                (node, 0)
+                (node, kind, 0)
             }
-            Ev::Sample | Ev::Expire => (0, 0),
+            // The run's own: after every node's.
+            Ev::Sample | Ev::Expire => (u32::MAX, kind, 0),
         };
-        (self.kind() as u64 + 1) << 59 | u64::from(who) << 27 | (which & ((1 << 27) - 1))
+        u64::from(who) << 32 | class << 27 | (which & ((1 << 27) - 1))
     }
 
     /// This event's index in [`Ev::KINDS`].
@@ -2105,6 +2111,7 @@ impl Engine {
                 .expect("active")
                 .requests
                 .push((id, flow));
+            self.watch_transfer(peer, flow);
             return Ok(());
         }
         let active = self.listeners[peer as usize]
@@ -2197,7 +2204,18 @@ impl Engine {
             .expect("active")
             .requests
             .push((id, flow));
+        self.watch_transfer(peer, flow);
         Ok(())
+    }
+
+    /// A play's new transfer, now among its requests: its first chunk's time counts for
+    /// [`Engine::catch_up_listener`] (it was rated, and may have been caught up without it,
+    /// before it was listed).
+    fn watch_transfer(&mut self, peer: u32, flow: u32) {
+        let next_at = self.flows[flow as usize].next_at;
+        if let Some(active) = self.listeners[peer as usize].active.as_mut() {
+            active.catch_up_at = active.catch_up_at.min(next_at);
+        }
     }
 
     fn start_prefetch(&mut self, peer: u32) -> Result<(), SimError> {
@@ -3065,8 +3083,8 @@ impl Engine {
     /// corrupt source's (the first one's event fails it). State only: the next event decides.
     /// Every event that asks the scheduler anything, or reads what `peer` holds, or changes a
     /// transfer's rate, calls this first, so the scheduler never sees a moment with a landed
-    /// chunk missing. (A transfer's last chunk is never pending here: transfers end before
-    /// anything else of their millisecond, [`Ev::order_key`].)
+    /// chunk missing. (A transfer's last chunk is never pending here: a transfer's end comes
+    /// before its destination's other events of the millisecond, [`Ev::order_key`].)
     fn catch_up_listener(&mut self, peer: u32) {
         let now = self.now;
         let Some(active) = self
@@ -3143,9 +3161,13 @@ impl Engine {
     /// decision, else the end of the range. A chunk not yet held can, when the play head may
     /// be waiting for it as it lands (the head moves no faster than real time, so it cannot be
     /// before [`Scheduler::earliest_reach_ms`]), or when it is the last not held (the track
-    /// may then be whole). Any other chunk only updates the scheduler's estimates, which
-    /// [`Engine::catch_up_listener`] sets as chunk-by-chunk delivery would; a test runs both models and
-    /// compares every play.
+    /// may then be whole). Any other chunk only updates the scheduler's estimates and its
+    /// stall clock, which [`Engine::catch_up_listener`] sets as chunk-by-chunk delivery would,
+    /// and the decision round its own event gives it in `"chunks"` does only what the
+    /// node's next event would do at the same point of the millisecond (a node's events of
+    /// a millisecond come together, [`Ev::order_key`]); a
+    /// test runs both models and compares every play. A chunk landing in the same
+    /// millisecond as the range's last is left to the end's event ([`Engine::reschedule`]).
     fn next_until(&self, id: u32) -> u32 {
         let flow = &self.flows[id as usize];
         let FlowKind::Play { round, .. } = flow.kind else {
@@ -3213,12 +3235,19 @@ impl Engine {
             // moment it landed): the event still comes, now, for the decision it is owed.
             return;
         }
-        let until = self.next_until(id);
+        let was_end = flow.until == flow.count;
+        let mut until = self.next_until(id);
+        if until < flow.count && self.arrival(flow, until) == self.arrival(flow, flow.count) {
+            // In with the last chunk, in the same millisecond: the end's event is theirs
+            // (one transfer, one event at a millisecond, in either delivery).
+            until = flow.count;
+        }
         self.flows[id as usize].until = until;
         let flow = &self.flows[id as usize];
         let at = self.arrival(flow, until).max(self.now);
         if flow.queued {
-            if flow.scheduled_at == at {
+            // Kept only if it is the same event: an end is ordered apart from a chunk.
+            if flow.scheduled_at == at && was_end == (until == flow.count) {
                 return;
             }
             self.cancel_flow_event(id);
@@ -3228,12 +3257,13 @@ impl Engine {
         flow.scheduled_at = at;
         flow.queued = true;
         let version = flow.version;
-        let end = flow.until == flow.count;
+        let (end, dst) = (flow.until == flow.count, flow.dst);
         self.push_at(
             at,
             Ev::Flow {
                 flow: id,
                 version,
+                dst,
                 end,
             },
         );
