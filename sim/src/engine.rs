@@ -2208,12 +2208,16 @@ impl Engine {
         Ok(())
     }
 
-    /// A play's new transfer, now among its requests: its first chunk's time counts for
-    /// [`Engine::catch_up_listener`] (it was rated, and may have been caught up without it,
-    /// before it was listed).
+    /// The time of `flow`'s next chunk counts for [`Engine::catch_up_listener`] of `peer`,
+    /// its destination: when it changes, and when a play's new transfer is listed among its
+    /// requests (it was rated, and the play may have been caught up without it, before).
     fn watch_transfer(&mut self, peer: u32, flow: u32) {
         let next_at = self.flows[flow as usize].next_at;
-        if let Some(active) = self.listeners[peer as usize].active.as_mut() {
+        if let Some(active) = self
+            .listeners
+            .get_mut(peer as usize)
+            .and_then(|listener| listener.active.as_mut())
+        {
             active.catch_up_at = active.catch_up_at.min(next_at);
         }
     }
@@ -3219,16 +3223,8 @@ impl Engine {
     /// has one event, at the right time, rather than a trail of early and stale ones.
     fn reschedule(&mut self, id: u32) {
         // Its rate or progress point may have changed: so may its next chunk's time.
-        let next_at = self.next_arrival(&self.flows[id as usize]);
-        self.flows[id as usize].next_at = next_at;
-        let dst = self.flows[id as usize].dst as usize;
-        if let Some(active) = self
-            .listeners
-            .get_mut(dst)
-            .and_then(|listener| listener.active.as_mut())
-        {
-            active.catch_up_at = active.catch_up_at.min(next_at);
-        }
+        self.flows[id as usize].next_at = self.next_arrival(&self.flows[id as usize]);
+        self.watch_transfer(self.flows[id as usize].dst, id);
         let flow = &self.flows[id as usize];
         if flow.queued && flow.delivered >= flow.until {
             // The chunk its event waits for was handed over early (a rate change at the
