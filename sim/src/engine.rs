@@ -375,6 +375,10 @@ struct Flow {
     /// Progress is `done` at this time; before the first byte, the first byte's time.
     at_ms: u64,
     loss_cap: f64,
+    /// What its source lets it take (its upload share, capped by `loss_cap`), for a source
+    /// other than the origin: kept with the source's upload count by
+    /// [`Engine::rerate_around`], so dividing a download does not visit every source.
+    limit: f64,
     /// Chunks handed over so far.
     delivered: u32,
     /// Chunks in by the next event: `count` for the end of the transfer, fewer for a chunk
@@ -398,7 +402,10 @@ struct Flow {
 /// Network attachment of a node: its transfers and their counts.
 #[derive(Debug, Default)]
 struct Attach {
-    flows: Vec<u32>,
+    /// The transfers it sends, in the order they started.
+    ups: Vec<u32>,
+    /// The transfers it receives, in the order they started.
+    downs: Vec<u32>,
     uploads: u32,
     downloads: u32,
     /// Who holds its upload slots (`policy::upload`), while any is held.
@@ -1647,13 +1654,7 @@ impl Engine {
         }
         self.online -= 1;
         // Its uploads break: each downloader learns it when the connection drops.
-        let uploads: Vec<u32> = self.listeners[peer as usize]
-            .net
-            .flows
-            .iter()
-            .copied()
-            .filter(|&flow| self.flows[flow as usize].src == peer)
-            .collect();
+        let uploads = self.listeners[peer as usize].net.ups.clone();
         for flow in uploads {
             self.break_flow(flow, Failure::Unreachable);
         }
@@ -3006,6 +3007,7 @@ impl Engine {
             rate: 0.0,
             at_ms: self.now + (first_byte_ms + retransmit).ceil() as u64,
             loss_cap,
+            limit: loss_cap,
             delivered: 0,
             until: count,
             track,
@@ -3033,7 +3035,7 @@ impl Engine {
         let slots = self.upload_slots(src);
         if let Some(net) = self.attach(src) {
             net.uploads += 1;
-            net.flows.push(id);
+            net.ups.push(id);
             // A serving node admits the transfer as `transport::upload::UploadGate` does;
             // its driver asked `admits` first.
             let admitted = net
@@ -3044,7 +3046,7 @@ impl Engine {
         }
         if let Some(net) = self.attach(dst) {
             net.downloads += 1;
-            net.flows.push(id);
+            net.downs.push(id);
         }
         self.rerate_around(src, dst);
         id
@@ -3309,12 +3311,22 @@ impl Engine {
         let mut destinations = std::mem::take(&mut self.scratch_nodes);
         destinations.clear();
         destinations.push(dst);
-        if let Some(net) = self.attach_ref(src) {
-            for &id in &net.flows {
-                let flow = &self.flows[id as usize];
-                if flow.src == src && !destinations.contains(&flow.dst) {
+        if src != ORIGIN {
+            // Its upload share changed: so did what each of its transfers may take.
+            let share = self.up_rate(src);
+            let ups = self
+                .attach(src)
+                .map(|net| std::mem::take(&mut net.ups))
+                .unwrap_or_default();
+            for &id in &ups {
+                let flow = &mut self.flows[id as usize];
+                flow.limit = share.min(flow.loss_cap);
+                if !destinations.contains(&flow.dst) {
                     destinations.push(flow.dst);
                 }
+            }
+            if let Some(net) = self.attach(src) {
+                net.ups = ups;
             }
         }
         for &node in &destinations {
@@ -3333,16 +3345,18 @@ impl Engine {
             self.scratch_limits = limits;
             return;
         };
-        limits.extend(
-            net.flows
-                .iter()
-                .copied()
-                .filter(|&id| self.flows[id as usize].dst == node)
-                .map(|id| {
-                    let flow = &self.flows[id as usize];
-                    (self.up_rate(flow.src).min(flow.loss_cap), id)
-                }),
-        );
+        let origin = self.up_rate(ORIGIN);
+        limits.extend(net.downs.iter().map(|&id| {
+            let flow = &self.flows[id as usize];
+            // The origin's share is read as it stands: its transfers are not re-rated when
+            // its upload count changes.
+            let limit = if flow.src == ORIGIN {
+                origin.min(flow.loss_cap)
+            } else {
+                flow.limit
+            };
+            (limit, id)
+        }));
         limits.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let mut remaining = self.down_capacity(node);
         let count = limits.len();
@@ -3382,7 +3396,7 @@ impl Engine {
         let admitted = std::mem::take(&mut self.flows[id as usize].admitted);
         if let Some(net) = self.attach(src) {
             net.uploads -= 1;
-            net.flows.retain(|&flow| flow != id);
+            net.ups.retain(|&flow| flow != id);
             if admitted && let Some(admission) = net.admission.as_mut() {
                 admission.release(&dst);
                 if admission.slots_free() == admission.slots_total() {
@@ -3392,7 +3406,7 @@ impl Engine {
         }
         if let Some(net) = self.attach(dst) {
             net.downloads -= 1;
-            net.flows.retain(|&flow| flow != id);
+            net.downs.retain(|&flow| flow != id);
         }
         self.free_flows.push(id);
         self.rerate_around(src, dst);
