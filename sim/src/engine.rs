@@ -27,7 +27,9 @@
 //!   connection, plus a retransmission timeout with the path's loss chance); its rate is the
 //!   smaller of the source's upload and the destination's download, each shared equally among
 //!   their transfers, and of the path's loss-limited throughput (Mathis: 1.22·MSS/(RTT·√p)).
-//!   When a transfer starts or ends, the other transfers of both ends are re-rated. The
+//!   When a transfer starts or ends, the other transfers of both ends are re-rated, once
+//!   per node when the millisecond's events are done (no time passes within it, so a
+//!   transfer that ends and one that starts in its place move the others' rates once). The
 //!   origin's capacity is shared likewise, except that origin transfers are re-rated only
 //!   through their destination. Each chunk is handed to the scheduler at the millisecond it
 //!   lands, with its own rate sample and stall clock ([`Scheduler::arrived`]). With
@@ -408,6 +410,9 @@ struct Attach {
     downs: Vec<u32>,
     uploads: u32,
     downloads: u32,
+    /// Listed in [`Engine::unsettled`]: its download is divided again when the millisecond's
+    /// events are done.
+    unsettled: bool,
     /// Who holds its upload slots (`policy::upload`), while any is held.
     admission: Option<Box<Admission<u32>>>,
 }
@@ -632,8 +637,11 @@ pub struct Engine {
     end_ms: u64,
     measure_from_ms: u64,
     queue: EventQueue<Ev>,
-    /// Reused lists of the flow re-rating (it runs whenever a transfer starts or ends).
-    scratch_nodes: Vec<u32>,
+    /// Nodes whose transfers' shares changed this millisecond, in the order they changed:
+    /// each divides its download once, when the millisecond's events are done
+    /// ([`Engine::divide_downloads`]).
+    unsettled: Vec<u32>,
+    /// A reused list of the flow re-rating.
     scratch_limits: Vec<(f64, u32)>,
     /// A reused list of a listener's transfers, for handing over what has arrived.
     scratch_flows: Vec<u32>,
@@ -828,7 +836,7 @@ impl Engine {
             end_ms,
             measure_from_ms: scenario.measure_from_s * 1_000,
             queue: EventQueue::new(),
-            scratch_nodes: Vec::new(),
+            unsettled: Vec::new(),
             scratch_limits: Vec::new(),
             scratch_flows: Vec::new(),
             chunk_events: scenario.network.delivery == crate::config::Delivery::Chunks,
@@ -1179,7 +1187,14 @@ impl Engine {
     pub fn run(mut self, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, SimError> {
         let nodes = self.listeners.len() + self.supers.len();
         let events_max = EVENTS_PER_NODE_MAX * nodes + 1_000_000;
-        while let Some((at, event)) = self.queue.pop() {
+        loop {
+            if !self.unsettled.is_empty() && self.queue.peek_time() != Some(self.now) {
+                // The millisecond's events are done: the downloads they changed are divided.
+                self.divide_downloads();
+            }
+            let Some((at, event)) = self.queue.pop() else {
+                break;
+            };
             if at > self.end_ms {
                 break;
             }
@@ -3305,34 +3320,57 @@ impl Engine {
 
     /// Re-rates around a transfer that started or ended between `src` and `dst`: the
     /// source's upload share changed, so every destination it sends to divides its download
-    /// again, and so does `dst`.
+    /// again, and so does `dst`, when the millisecond's events are done
+    /// ([`Engine::divide_downloads`]).
     fn rerate_around(&mut self, src: u32, dst: u32) {
-        // A reused list: this runs whenever a transfer starts or ends.
-        let mut destinations = std::mem::take(&mut self.scratch_nodes);
-        destinations.clear();
-        destinations.push(dst);
-        if src != ORIGIN {
-            // Its upload share changed: so did what each of its transfers may take.
-            let share = self.up_rate(src);
-            let ups = self
-                .attach(src)
-                .map(|net| std::mem::take(&mut net.ups))
-                .unwrap_or_default();
-            for &id in &ups {
-                let flow = &mut self.flows[id as usize];
-                flow.limit = share.min(flow.loss_cap);
-                if !destinations.contains(&flow.dst) {
-                    destinations.push(flow.dst);
-                }
-            }
-            if let Some(net) = self.attach(src) {
-                net.ups = ups;
-            }
+        self.unsettle(dst);
+        if src == ORIGIN {
+            return;
         }
-        for &node in &destinations {
+        // Its upload share changed: so did what each of its transfers may take.
+        let share = self.up_rate(src);
+        let ups = self
+            .attach(src)
+            .map(|net| std::mem::take(&mut net.ups))
+            .unwrap_or_default();
+        for &id in &ups {
+            let flow = &mut self.flows[id as usize];
+            flow.limit = share.min(flow.loss_cap);
+            let dst = flow.dst;
+            self.unsettle(dst);
+        }
+        if let Some(net) = self.attach(src) {
+            net.ups = ups;
+        }
+    }
+
+    /// Lists `node` for [`Engine::divide_downloads`], once.
+    fn unsettle(&mut self, node: u32) {
+        if let Some(net) = self.attach(node)
+            && !net.unsettled
+        {
+            net.unsettled = true;
+            self.unsettled.push(node);
+        }
+    }
+
+    /// Divides the download of every node whose transfers' shares changed this millisecond
+    /// ([`Engine::refill`]), once each, after the millisecond's events. Nothing moves in
+    /// between (time does not pass within a millisecond), so a transfer that ends and one
+    /// that starts to the same node in its place change the other transfers' rates once,
+    /// or not at all, rather than up and back down.
+    fn divide_downloads(&mut self) {
+        let mut nodes = std::mem::take(&mut self.unsettled);
+        for &node in &nodes {
+            if let Some(net) = self.attach(node) {
+                net.unsettled = false;
+            }
             self.refill(node);
         }
-        self.scratch_nodes = destinations;
+        nodes.clear();
+        // A division starts and ends no transfer: nothing was listed meanwhile.
+        debug_assert!(self.unsettled.is_empty());
+        self.unsettled = nodes;
     }
 
     /// Divides `node`'s download among its transfers max-min fairly: a transfer held back

@@ -111,6 +111,16 @@ impl<T> EventQueue<T> {
         }
     }
 
+    /// The time of the next event [`EventQueue::pop`] would give, if any.
+    pub fn peek_time(&self) -> Option<u64> {
+        if self.len == 0 {
+            return None;
+        }
+        // Everything in the far heap is later than everything in the wheel.
+        self.next_occupied()
+            .or_else(|| self.far.peek().map(|Reverse((at, ..))| *at))
+    }
+
     /// Takes back the first event queued at `at` that `matches`, when the wheel holds it,
     /// and says whether it did. An event further off than the wheel reaches stays queued
     /// (its handler must know it for stale: a version number, say); so does one not found.
@@ -256,7 +266,7 @@ mod tests {
     }
 
     #[test]
-    fn events_come_out_as_from_a_heap_of_time_key_and_push_order() {
+    fn events_come_out_and_peek_as_from_a_heap_of_time_key_and_push_order() {
         for seed in 1..40u64 {
             let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
             let mut queue = EventQueue::new();
@@ -300,7 +310,14 @@ mod tests {
                     }
                 }
                 if step % 3 != 0 || pushes == 0 {
+                    let peeked = queue.peek_time();
+                    assert_eq!(
+                        peeked,
+                        reference.heap.peek().map(|Reverse(entry)| entry.0),
+                        "seed {seed} step {step}"
+                    );
                     let got = queue.pop();
+                    assert_eq!(got.map(|(at, _)| at), peeked);
                     assert_eq!(got, reference.pop(), "seed {seed} step {step}");
                     if let Some((at, _)) = got {
                         now = at;
