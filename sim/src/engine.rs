@@ -401,20 +401,30 @@ struct Flow {
     admitted: bool,
 }
 
-/// Network attachment of a node: its transfers and their counts.
+/// Network attachment of a node: the transfers it sends and receives.
 #[derive(Debug, Default)]
 struct Attach {
     /// The transfers it sends, in the order they started.
     ups: Vec<u32>,
     /// The transfers it receives, in the order they started.
     downs: Vec<u32>,
-    uploads: u32,
-    downloads: u32,
     /// Listed in [`Engine::unsettled`]: its download is divided again when the millisecond's
     /// events are done.
     unsettled: bool,
     /// Who holds its upload slots (`policy::upload`), while any is held.
     admission: Option<Box<Admission<u32>>>,
+}
+
+impl Attach {
+    /// Transfers it sends.
+    fn uploads(&self) -> u32 {
+        self.ups.len() as u32
+    }
+
+    /// Transfers it receives.
+    fn downloads(&self) -> u32 {
+        self.downs.len() as u32
+    }
 }
 
 #[derive(Debug)]
@@ -2627,7 +2637,7 @@ impl Engine {
         }
         let max = self.scenario.client.announce_max as usize;
         let class = &self.scenario.classes[listener.class as usize];
-        let free = class.upload_slots.saturating_sub(listener.net.uploads) as f64
+        let free = class.upload_slots.saturating_sub(listener.net.uploads()) as f64
             / class.upload_slots.max(1) as f64;
         let holdings = Holdings {
             tracks: listener.cache.iter().rev().take(max).copied().collect(),
@@ -2924,10 +2934,10 @@ impl Engine {
         } else if node < peers {
             let listener = &self.listeners[node as usize];
             self.scenario.classes[listener.class as usize].up_mbps * 125.0
-                / f64::from(listener.net.uploads.max(1))
+                / f64::from(listener.net.uploads().max(1))
         } else {
             let node = &self.supers[(node - peers) as usize];
-            self.scenario.super_nodes.up_mbps * 125.0 / f64::from(node.net.uploads.max(1))
+            self.scenario.super_nodes.up_mbps * 125.0 / f64::from(node.net.uploads().max(1))
         }
     }
 
@@ -2936,10 +2946,10 @@ impl Engine {
         if node < peers {
             let listener = &self.listeners[node as usize];
             self.scenario.classes[listener.class as usize].down_mbps * 125.0
-                / f64::from(listener.net.downloads.max(1))
+                / f64::from(listener.net.downloads().max(1))
         } else {
             let node = &self.supers[(node - peers) as usize];
-            self.scenario.super_nodes.down_mbps * 125.0 / f64::from(node.net.downloads.max(1))
+            self.scenario.super_nodes.down_mbps * 125.0 / f64::from(node.net.downloads().max(1))
         }
     }
 
@@ -3049,7 +3059,6 @@ impl Engine {
         }
         let slots = self.upload_slots(src);
         if let Some(net) = self.attach(src) {
-            net.uploads += 1;
             net.ups.push(id);
             // A serving node admits the transfer as `transport::upload::UploadGate` does;
             // its driver asked `admits` first.
@@ -3060,7 +3069,6 @@ impl Engine {
             self.flows[id as usize].admitted = admitted.is_ok();
         }
         if let Some(net) = self.attach(dst) {
-            net.downloads += 1;
             net.downs.push(id);
         }
         self.rerate_around(src, dst);
@@ -3433,7 +3441,6 @@ impl Engine {
         }
         let admitted = std::mem::take(&mut self.flows[id as usize].admitted);
         if let Some(net) = self.attach(src) {
-            net.uploads -= 1;
             net.ups.retain(|&flow| flow != id);
             if admitted && let Some(admission) = net.admission.as_mut() {
                 admission.release(&dst);
@@ -3443,7 +3450,6 @@ impl Engine {
             }
         }
         if let Some(net) = self.attach(dst) {
-            net.downloads -= 1;
             net.downs.retain(|&flow| flow != id);
         }
         self.free_flows.push(id);
@@ -3783,7 +3789,7 @@ impl Engine {
         for (index, listener) in self.listeners.iter().enumerate() {
             let class = &self.scenario.classes[listener.class as usize];
             if listener.cache_bytes > class.cache_mib << 20
-                || listener.net.uploads > class.upload_slots
+                || listener.net.uploads() > class.upload_slots
             {
                 return Err(SimError::Check {
                     at_ms: self.now,
@@ -3791,7 +3797,7 @@ impl Engine {
                         "listener {index}: cache {} bytes (budget {} MiB), {} uploads (slots {})",
                         listener.cache_bytes,
                         class.cache_mib,
-                        listener.net.uploads,
+                        listener.net.uploads(),
                         class.upload_slots
                     ),
                 });
