@@ -1801,9 +1801,29 @@ impl Engine {
         // Called after the scheduler was polled at `now`: nothing more is due at `now`.
         let at = at.max(now + 1);
         if active.tick_at <= now || at < active.tick_at {
+            // The later wake is taken back: it would come only to be ignored.
+            self.cancel_tick(peer);
+            let Some(active) = self.listeners[peer as usize].active.as_mut() else {
+                return;
+            };
             active.tick_at = at;
             let round = active.round;
             self.push_at(at, Ev::Tick { peer, round });
+        }
+    }
+
+    /// Takes back `peer`'s queued wake, if the queue holds it, and clears `tick_at`.
+    fn cancel_tick(&mut self, peer: u32) {
+        let now = self.now;
+        let Some(active) = self.listeners[peer as usize].active.as_mut() else {
+            return;
+        };
+        let (at, round) = (active.tick_at, active.round);
+        active.tick_at = u64::MAX;
+        if at != u64::MAX && at > now {
+            self.queue.cancel(at, |event| {
+                matches!(event, Ev::Tick { peer: p, round: r } if *p == peer && *r == round)
+            });
         }
     }
 
@@ -2442,9 +2462,9 @@ impl Engine {
         };
         let _ = active.sched.take_events();
         let _ = active.sched.stop();
-        active.tick_at = u64::MAX;
         let flows: Vec<u32> = active.requests.drain(..).map(|(_, flow)| flow).collect();
         active.misses.clear();
+        self.cancel_tick(peer);
         for flow in flows {
             self.remove_flow(flow);
         }
