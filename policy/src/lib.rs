@@ -27,5 +27,6 @@ pub mod fill;
 pub mod prefetch;
 pub mod queue;
 pub mod scheduler;
+mod small_map;
 pub mod tracker;
 pub mod upload;

@@ -31,16 +31,11 @@
 //! time ([`TrackPlan::chunk_end_ms`], from the Ogg granule positions), and stops (a stutter)
 //! when it is not, until that chunk arrives.
 
-use std::collections::HashMap;
+use crate::small_map::SmallMap;
 
 use protocol::NodeId;
 use protocol::wire::Holding;
 
-/// A fixed-seed hasher: the maps are small and bounded (`sources_max`, requests in flight),
-/// so flooding them is not a concern, and a fixed seed keeps a simulated run replayable
-/// (the standard hasher's per-process keys would not). SipHash was a fifth of the
-/// simulator's time.
-type Fixed = foldhash::fast::FixedState;
 use protocol::wire::Priority;
 
 /// Audio the opening a play authorization carries should hold, ms: playback starts on it and
@@ -314,7 +309,7 @@ pub const DELIVERED_REPORTS_MAX: usize = 2;
 pub struct Scheduler {
     config: SchedulerConfig,
     origin: NodeId,
-    sources: HashMap<NodeId, Source, Fixed>,
+    sources: SmallMap<NodeId, Source>,
     /// The sources that are peers or super-nodes and not banned, in order: what a poll
     /// weighs, kept sorted as sources come and are banned rather than gathered per poll.
     peers: Vec<NodeId>,
@@ -334,7 +329,7 @@ pub struct Scheduler {
     starts: Vec<u32>,
     /// A second request for an urgent chunk, to the origin.
     urgent: Vec<Option<RequestId>>,
-    requests: HashMap<RequestId, Request, Fixed>,
+    requests: SmallMap<RequestId, Request>,
     next_request: u64,
     head: Head,
     position_ms: u64,
@@ -356,7 +351,7 @@ pub struct Scheduler {
 impl Scheduler {
     /// A scheduler whose origin is `origin`.
     pub fn new(config: SchedulerConfig, origin: NodeId) -> Self {
-        let mut sources = HashMap::with_hasher(Fixed::default());
+        let mut sources = SmallMap::default();
         sources.insert(
             origin,
             Source {
@@ -384,7 +379,7 @@ impl Scheduler {
             missing_at: std::cell::Cell::new(0),
             starts: Vec::new(),
             urgent: Vec::new(),
-            requests: HashMap::with_hasher(Fixed::default()),
+            requests: SmallMap::default(),
             next_request: 1,
             head: Head::Idle,
             position_ms: 0,
@@ -834,6 +829,11 @@ impl Scheduler {
         }
     }
 
+    /// Requests out to `node` (none for a node that is not a source).
+    fn in_flight(&self, node: &NodeId) -> usize {
+        self.sources.get(node).map_or(0, |source| source.in_flight)
+    }
+
     /// The earliest moment the play head can be at chunk `index`: it moves no faster than
     /// real time from where the last poll left it. `u64::MAX` when no track plays or it has
     /// finished. A chunk that lands before this can end no stall, so a driver may hand it over
@@ -1190,7 +1190,7 @@ impl Scheduler {
                 _ => false,
             };
             if out_with_peer && self.urgent[index as usize].is_none() {
-                if self.sources[&self.origin].in_flight >= self.config.requests_origin + 2 {
+                if self.in_flight(&self.origin) >= self.config.requests_origin + 2 {
                     break;
                 }
                 let action = self.new_request(now, self.origin, index, 1);
@@ -1219,7 +1219,7 @@ impl Scheduler {
             let bytes: u64 = (index..end).map(|i| self.chunk_bytes(i)).sum();
             let best_peer = peers
                 .iter()
-                .filter(|node| self.sources[*node].in_flight < self.config.requests_per_peer)
+                .filter(|node| self.in_flight(node) < self.config.requests_per_peer)
                 .filter(|node| self.held_by(node, now) > u64::from(index))
                 .min_by(|a, b| {
                     self.expected_ms(a, bytes)
@@ -1227,7 +1227,7 @@ impl Scheduler {
                 })
                 .copied();
             let within_lead = index < from + lead_chunks;
-            let origin_free = self.sources[&self.origin].in_flight < self.config.requests_origin;
+            let origin_free = self.in_flight(&self.origin) < self.config.requests_origin;
             // The origin only when the best peer would be late: its expected completion, plus
             // a safety margin, past the moment the range starts playing.
             let origin_sooner = best_peer.is_none_or(|peer| {
