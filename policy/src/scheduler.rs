@@ -982,7 +982,7 @@ impl Scheduler {
             .filter(|(_, request)| request.source == node)
             .map(|(id, _)| *id)
             .collect();
-        // Map order is per process: sorted, so a seeded run replays exactly.
+        // In id order, whatever order the requests were made in.
         ids.sort();
         ids.into_iter()
             .map(|id| {

@@ -1,7 +1,7 @@
-//! A map for the handful of entries a scheduler keeps per track (its sources, its requests
-//! out): a vector searched in order. For a few entries a scan of one allocation beats
-//! hashing a 32-byte node id and probing a table, and the entries stay in the order they were
-//! inserted.
+//! A map for the few entries a scheduler keeps per track (its sources, at most
+//! `sources_max` and usually a handful; its requests out): a vector searched in order. For
+//! so few entries a scan of one allocation beats hashing a 32-byte node id and probing a
+//! table, and the entries stay in the order they were inserted.
 
 /// Entries in insertion order; each key at most once.
 #[derive(Debug, Clone)]

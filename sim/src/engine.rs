@@ -2157,7 +2157,6 @@ impl Engine {
                 .expect("active")
                 .requests
                 .push((id, flow));
-            self.watch_transfer(peer, flow);
             return Ok(());
         }
         let active = self.listeners[peer as usize]
@@ -2250,13 +2249,13 @@ impl Engine {
             .expect("active")
             .requests
             .push((id, flow));
-        self.watch_transfer(peer, flow);
         Ok(())
     }
 
     /// The time of `flow`'s next chunk counts for [`Engine::catch_up_listener`] of `peer`,
-    /// its destination: when it changes, and when a play's new transfer is listed among its
-    /// requests (it was rated, and the play may have been caught up without it, before).
+    /// its destination, whenever it changes. (A new transfer has none until it is rated, when
+    /// the millisecond's events are done, [`Engine::divide_downloads`]: by then it is listed
+    /// among its play's requests.)
     fn watch_transfer(&mut self, peer: u32, flow: u32) {
         let next_at = self.flows[flow as usize].next_at;
         if let Some(active) = self
@@ -3267,6 +3266,10 @@ impl Engine {
     /// reach stays and is ignored for its old version), so a flow whose rate keeps changing
     /// has one event, at the right time, rather than a trail of early and stale ones.
     fn reschedule(&mut self, id: u32) {
+        if self.flows[id as usize].rate == 0.0 {
+            // Not rated yet: the millisecond's division rates it and queues its event.
+            return;
+        }
         // Its rate or progress point may have changed: so may its next chunk's time.
         self.flows[id as usize].next_at = self.next_arrival(&self.flows[id as usize]);
         self.watch_transfer(self.flows[id as usize].dst, id);
@@ -3388,17 +3391,17 @@ impl Engine {
     /// that starts to the same node in its place change the other transfers' rates once,
     /// or not at all, rather than up and back down.
     fn divide_downloads(&mut self) {
-        let mut nodes = std::mem::take(&mut self.unsettled);
-        for &node in &nodes {
+        // A division starts and ends no transfer, so nothing is listed meanwhile; were
+        // anything listed, it would be divided too, by index, before the list is cleared.
+        let mut index = 0;
+        while let Some(&node) = self.unsettled.get(index) {
             if let Some(net) = self.attach(node) {
                 net.unsettled = false;
             }
             self.refill(node);
+            index += 1;
         }
-        nodes.clear();
-        // A division starts and ends no transfer: nothing was listed meanwhile.
-        debug_assert!(self.unsettled.is_empty());
-        self.unsettled = nodes;
+        self.unsettled.clear();
     }
 
     /// Divides `node`'s download among its transfers max-min fairly: a transfer held back
