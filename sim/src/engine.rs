@@ -651,7 +651,7 @@ pub struct Engine {
     /// each divides its download once, when the millisecond's events are done
     /// ([`Engine::divide_downloads`]).
     unsettled: Vec<u32>,
-    /// A reused list of the flow re-rating.
+    /// A reused list for dividing a download ([`Engine::refill`]).
     scratch_limits: Vec<(f64, u32)>,
     /// A reused list of a listener's transfers, for handing over what has arrived.
     scratch_flows: Vec<u32>,
