@@ -21,7 +21,8 @@
 //!   rest of a range with what it holds (the prefix as at the request; the client also
 //!   announces the prefixes of skipped tracks and prefetched openings, which the simulator's
 //!   whole-track cache does not keep). A listener announces the renditions it holds in full (its
-//!   `announce_max` most recently played) every `announce_every_s` while online.
+//!   `announce_max` most recently played) every `announce_every_s` while online; one that
+//!   others cannot dial (`classes.reachable`) announces nothing, as it can serve no one.
 //! - **Flow-level network.** A request for a range of chunks is one transfer. Its first
 //!   byte arrives a round trip after the request (two for the first request on a new peer
 //!   connection, plus a retransmission timeout with the path's loss chance); its rate is the
@@ -1378,6 +1379,7 @@ impl Engine {
         // An announce queued in the last session is void (its epoch is past).
         listener.announce_due = false;
         let epoch = listener.epoch;
+        let reachable = listener.reachable;
         listener.active = Some(Box::new(Active {
             sched: Scheduler::new(self.sched_config.clone(), node_id(ORIGIN)),
             // Rounds are numbered on from the session's epoch, so an event of the last
@@ -1407,9 +1409,12 @@ impl Engine {
             self.push_at(at, Ev::Kill { peer, epoch });
         }
         // The client announces when a track is whole and after each track; this refresh
-        // keeps a listener that lingers (or plays a long track) on the tracker's lists.
-        let every = self.scenario.client.announce_every_s * 1_000;
-        self.push_at(now + every, Ev::Announce { node: peer, epoch });
+        // keeps a listener that lingers (or plays a long track) on the tracker's lists. A
+        // listener no one can dial never announces, so it has no refresh to wait for.
+        if reachable {
+            let every = self.scenario.client.announce_every_s * 1_000;
+            self.push_at(now + every, Ev::Announce { node: peer, epoch });
+        }
         self.next_play(peer)
     }
 
@@ -2632,6 +2637,10 @@ impl Engine {
     fn announce_soon(&mut self, node: u32) {
         let now = self.now;
         let listener = &mut self.listeners[node as usize];
+        if !listener.reachable {
+            // It would not announce ([`Engine::announce_listener`]): no wake for it.
+            return;
+        }
         let next = listener
             .announced_ms
             .map_or(now, |last| last + policy::announce::GAP_MS);
