@@ -278,9 +278,24 @@ struct Source {
     received: u64,
 }
 
+impl Source {
+    /// How many chunks from the first it holds at `now`, by its own account (all of them
+    /// unless it is a partial holder).
+    fn held_at(&self, now: u64) -> u64 {
+        self.partial.map_or(u64::MAX, |prefix| prefix.held_at(now))
+    }
+
+    /// Expected time until `bytes` more would arrive from it.
+    fn expected_ms(&self, bytes: u64) -> f64 {
+        (self.outstanding + bytes) as f64 / self.rate.max(1e-3)
+    }
+}
+
 #[derive(Debug)]
 struct Request {
     source: NodeId,
+    /// The source's place in [`Scheduler::sources`].
+    slot: usize,
     first: u32,
     count: u32,
     received: u32,
@@ -310,9 +325,12 @@ pub struct Scheduler {
     config: SchedulerConfig,
     origin: NodeId,
     sources: SmallMap<NodeId, Source>,
-    /// The sources that are peers or super-nodes and not banned, in order: what a poll
-    /// weighs, kept sorted as sources come and are banned rather than gathered per poll.
-    peers: Vec<NodeId>,
+    /// The sources that are peers or super-nodes and not banned, as their places in
+    /// `sources` (which never loses an entry: only [`Scheduler::renew`] empties both), in
+    /// node id order: what a poll weighs, kept
+    /// sorted as sources come and are banned rather than gathered per poll, and read without
+    /// searching `sources` for each.
+    peers: Vec<usize>,
     plan: Option<TrackPlan>,
     chunks: Vec<Chunk>,
     /// Chunks held (of `chunks`): "all held" without a walk.
@@ -690,21 +708,12 @@ impl Scheduler {
                     received: 0,
                 },
             );
-            if let Err(at) = self.peers.binary_search(&node) {
-                self.peers.insert(at, node);
+            let slot = self.sources.len() - 1;
+            if let Err(at) = self.peer_place(&node) {
+                self.peers.insert(at, slot);
             }
         }
         self.poll(now)
-    }
-
-    /// How many chunks from the first `node` holds at `now`, by its own account (all of
-    /// them unless it is a partial holder).
-    fn held_by(&self, node: &NodeId, now: u64) -> u64 {
-        self.sources.get(node).map_or(0, |source| {
-            source
-                .partial
-                .map_or(u64::MAX, |prefix| prefix.held_at(now))
-        })
     }
 
     fn chunk_bytes(&self, index: u32) -> u64 {
@@ -795,12 +804,12 @@ impl Scheduler {
         let Some(request) = self.requests.get_mut(&id) else {
             return;
         };
-        let source_node = request.source;
+        let slot = request.slot;
         request.received += 1;
         let elapsed = now.saturating_sub(request.last_progress_ms).max(1);
         request.last_progress_ms = now;
         let done = request.received >= request.count;
-        if let Some(source) = self.sources.get_mut(&source_node) {
+        if let Some(source) = self.sources.get_at_mut(slot) {
             source.outstanding = source.outstanding.saturating_sub(bytes);
             let sample = bytes as f64 / elapsed as f64;
             source.rate = 0.7 * source.rate + 0.3 * sample;
@@ -860,7 +869,7 @@ impl Scheduler {
 
     fn finish_request(&mut self, id: RequestId) {
         if let Some(request) = self.requests.remove(&id) {
-            if let Some(source) = self.sources.get_mut(&request.source) {
+            if let Some(source) = self.sources.get_at_mut(request.slot) {
                 source.in_flight = source.in_flight.saturating_sub(1);
             }
             // Whatever this request was carrying and did not bring goes back to the pool.
@@ -969,9 +978,16 @@ impl Scheduler {
 
     /// Takes a banned source out of the peers a poll weighs.
     fn drop_peer(&mut self, node: &NodeId) {
-        if let Ok(at) = self.peers.binary_search(node) {
+        if let Ok(at) = self.peer_place(node) {
             self.peers.remove(at);
         }
+    }
+
+    /// Where `node` is in `peers` (`Err`: where it would go), as `binary_search` answers.
+    fn peer_place(&self, node: &NodeId) -> Result<usize, usize> {
+        let sources = &self.sources;
+        self.peers
+            .binary_search_by(|&slot| sources.get_at(slot).map(|(key, _)| key).cmp(&Some(node)))
     }
 
     /// Cancels what is still out with `node`.
@@ -1096,7 +1112,9 @@ impl Scheduler {
         let bytes: u64 = (first..first + count)
             .map(|index| self.chunk_bytes(index))
             .sum();
-        if let Some(state) = self.sources.get_mut(&source) {
+        // Every request goes to a source; `usize::MAX` (no place) would only count nothing.
+        let slot = self.sources.position(&source).unwrap_or(usize::MAX);
+        if let Some(state) = self.sources.get_at_mut(slot) {
             state.in_flight += 1;
             state.outstanding += bytes;
         }
@@ -1104,6 +1122,7 @@ impl Scheduler {
             id,
             Request {
                 source,
+                slot,
                 first,
                 count,
                 received: 0,
@@ -1126,9 +1145,9 @@ impl Scheduler {
 
     /// Expected time until `bytes` more would arrive from `node`.
     fn expected_ms(&self, node: &NodeId, bytes: u64) -> f64 {
-        self.sources.get(node).map_or(f64::INFINITY, |source| {
-            (source.outstanding + bytes) as f64 / source.rate.max(1e-3)
-        })
+        self.sources
+            .get(node)
+            .map_or(f64::INFINITY, |source| source.expected_ms(bytes))
     }
 
     /// Decides what to ask for now. Call after every event and when
@@ -1217,21 +1236,21 @@ impl Scheduler {
                 end += 1;
             }
             let bytes: u64 = (index..end).map(|i| self.chunk_bytes(i)).sum();
-            let best_peer = peers
+            // The first of the least expected completion, in node id order.
+            let best = peers
                 .iter()
-                .filter(|node| self.in_flight(node) < self.config.requests_per_peer)
-                .filter(|node| self.held_by(node, now) > u64::from(index))
-                .min_by(|a, b| {
-                    self.expected_ms(a, bytes)
-                        .total_cmp(&self.expected_ms(b, bytes))
-                })
-                .copied();
+                .filter_map(|&slot| self.sources.get_at(slot))
+                .filter(|(_, source)| source.in_flight < self.config.requests_per_peer)
+                .filter(|(_, source)| source.held_at(now) > u64::from(index))
+                .min_by(|(_, a), (_, b)| a.expected_ms(bytes).total_cmp(&b.expected_ms(bytes)));
+            let best_peer = best.map(|(node, _)| *node);
+            let best_held = best.map_or(0, |(_, source)| source.held_at(now));
+            let best_ms = best.map(|(_, source)| source.expected_ms(bytes));
             let within_lead = index < from + lead_chunks;
             let origin_free = self.in_flight(&self.origin) < self.config.requests_origin;
             // The origin only when the best peer would be late: its expected completion, plus
             // a safety margin, past the moment the range starts playing.
-            let origin_sooner = best_peer.is_none_or(|peer| {
-                let peer_ms = self.expected_ms(&peer, bytes);
+            let origin_sooner = best_ms.is_none_or(|peer_ms| {
                 self.expected_ms(&self.origin, bytes) < peer_ms
                     && self.due_in_ms(index) < peer_ms + self.config.peer_margin_ms as f64
             });
@@ -1255,9 +1274,10 @@ impl Scheduler {
                 };
                 end = end.min(limit.max(index + 1));
             }
-            // A partial holder is asked for no more than it holds.
-            if let Some(peer) = choice.filter(|source| *source != self.origin) {
-                end = end.min(u32::try_from(self.held_by(&peer, now)).unwrap_or(u32::MAX));
+            // A partial holder is asked for no more than it holds (the choice, when not the
+            // origin, is the best peer).
+            if choice.is_some_and(|source| source != self.origin) {
+                end = end.min(u32::try_from(best_held).unwrap_or(u32::MAX));
             }
             // Past the origin's lead with no peer free that holds this range, no later range
             // finds one either (a partial holder holds less of later chunks): done.

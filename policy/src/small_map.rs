@@ -45,10 +45,27 @@ impl<K: Eq, V> SmallMap<K, V> {
         }
     }
 
-    /// Takes `key`'s value out (the others keep their order).
+    /// Takes `key`'s value out (the others keep their order, and those after it move one
+    /// place down: a map whose places are kept elsewhere must not lose entries).
     pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
         let at = self.entries.iter().position(|(k, _)| k == key)?;
         Some(self.entries.remove(at).1)
+    }
+
+    /// Where `key` is in insertion order: its place for [`SmallMap::get_at`], which holds
+    /// for as long as nothing is removed.
+    pub(crate) fn position(&self, key: &K) -> Option<usize> {
+        self.entries.iter().position(|(k, _)| k == key)
+    }
+
+    /// The entry at `at` in insertion order.
+    pub(crate) fn get_at(&self, at: usize) -> Option<(&K, &V)> {
+        self.entries.get(at).map(|(key, value)| (key, value))
+    }
+
+    /// The value at `at` in insertion order, to change.
+    pub(crate) fn get_at_mut(&mut self, at: usize) -> Option<&mut V> {
+        self.entries.get_mut(at).map(|(_, value)| value)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -131,5 +148,11 @@ mod tests {
         map.remove(&1);
         map.insert(9, ());
         assert_eq!(map.keys().copied().collect::<Vec<_>>(), vec![5, 9, 3]);
+        // Places follow the order, and reach the same entries as the keys.
+        assert_eq!(map.position(&3), Some(2));
+        assert_eq!(map.position(&1), None);
+        assert_eq!(map.get_at(1), Some((&9, &())));
+        assert_eq!(map.get_at(3), None);
+        assert!(map.get_at_mut(0).is_some() && map.get_at_mut(7).is_none());
     }
 }
