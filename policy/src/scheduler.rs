@@ -326,8 +326,7 @@ pub struct Scheduler {
     origin: NodeId,
     sources: SmallMap<NodeId, Source>,
     /// The sources that are peers or super-nodes and not banned, as their places in
-    /// `sources` (which never loses an entry: only [`Scheduler::renew`] empties both), in
-    /// node id order: what a poll weighs, kept
+    /// `sources` (which never loses an entry), in node id order: what a poll weighs, kept
     /// sorted as sources come and are banned rather than gathered per poll, and read without
     /// searching `sources` for each.
     peers: Vec<usize>,
@@ -1388,7 +1387,7 @@ impl Scheduler {
                 }
                 // A window reaching a chunk still to be asked for, or one out with a peer.
                 // Each is the chunk whose entry brings it into the window.
-                let mut enters = Vec::with_capacity(4);
+                let mut enters = [None; 4];
                 if let Some(index) = first_missing {
                     // Counted in chunks from `from`, which is always the first of the chunks
                     // sharing a start: the window reaches `index` when the head enters the
@@ -1400,9 +1399,9 @@ impl Scheduler {
                     {
                         opening = self.group_end(opening);
                     }
-                    enters.push(opening);
-                    enters.push(self.enters_window(index, self.config.origin_lead_ms));
-                    enters.push(self.enters_window(index, self.config.search_lead_ms));
+                    enters[0] = Some(opening);
+                    enters[1] = Some(self.enters_window(index, self.config.origin_lead_ms));
+                    enters[2] = Some(self.enters_window(index, self.config.search_lead_ms));
                 }
                 // Only chunks inside a request to a peer can be out with one, and none that
                 // is held.
@@ -1420,9 +1419,9 @@ impl Scheduler {
                             if self.requests.get(&request).is_some_and(|r| r.source != self.origin))
                 });
                 if let Some(index) = out_with_peer {
-                    enters.push(self.enters_window(index, self.config.urgent_ms));
+                    enters[3] = Some(self.enters_window(index, self.config.urgent_ms));
                 }
-                for enter in enters {
+                for enter in enters.into_iter().flatten() {
                     if enter > from {
                         wake = wake.min(reach(enter));
                     }
