@@ -48,7 +48,7 @@ impl<K: Eq, V> SmallMap<K, V> {
     /// Takes `key`'s value out (the others keep their order, and those after it move one
     /// place down: a map whose places are kept elsewhere must not lose entries).
     pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
-        let at = self.entries.iter().position(|(k, _)| k == key)?;
+        let at = self.position(key)?;
         Some(self.entries.remove(at).1)
     }
 
