@@ -48,9 +48,10 @@
 //! # Determinism
 //!
 //! One ChaCha8 RNG seeded from the scenario, drawn in event order; events ordered by (time,
-//! [`Ev::order_key`], insertion sequence), so a millisecond's order is that of what its
-//! events are, not of when each was queued; no iteration over hash maps whose order could
-//! leak into results. A seed and a commit replay a run exactly.
+//! the event's node, kind and round, epoch or transfer (`Ev::order_key`), insertion
+//! sequence), so a millisecond's order is that of what its events are, not of when each was
+//! queued; no iteration over hash maps whose order could leak into results. A seed and a
+//! commit replay a run exactly.
 //!
 //! # Checkers
 //!
